@@ -1,0 +1,128 @@
+/* test_golden.c: the engine's networks equal the reference PyTorch DARTS network on the golden
+ * fixtures made by tests/fixtures/gen_golden.py: eval logits within 1e-4 relative, and one
+ * training step (loss, logits, every weight gradient, BN running statistics) within 1e-3. */
+#include "ev_internal.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+
+static const float *tensor(const ev_safetensors *st, const char *name, size_t *numel)
+{
+    const ev_st_tensor *t = ev_safetensors_find(st, name);
+    if (!t || t->dtype != EV_DTYPE_F32)
+        return NULL;
+    if (numel)
+        *numel = (t->end - t->begin) / 4;
+    return (const float *)(st->data + t->begin);
+}
+
+static void check_fixture(const char *dir)
+{
+    char path[4096];
+    ev_error err = {0};
+    ev_model *model = NULL;
+    ev_safetensors io = {0};
+    ev_plan *plan = NULL;
+    ev_net *train = NULL;
+    int rc = ev_model_load(dir, &model, &err);
+    CHECK(rc == 0, "%s: load model (%s)", dir, rc ? err.message : "ok");
+    if (rc)
+        return;
+    snprintf(path, sizeof path, "%s/io.safetensors", dir);
+    rc = ev_safetensors_read(path, &io, &err);
+    CHECK(rc == 0, "%s: read io (%s)", dir, rc ? err.message : "ok");
+    if (rc)
+        goto out;
+    size_t n_in = 0, n_logits = 0;
+    const float *input = tensor(&io, "input", &n_in);
+    const float *want = tensor(&io, "logits", &n_logits);
+    int k = ev_model_num_classes(model);
+    int batch = (int)(n_logits / (size_t)k);
+    ev_plan_options opt = {.backend = EV_BACKEND_REFERENCE, .batch = batch};
+    rc = ev_plan_create(model, &opt, &plan, &err);
+    CHECK(rc == 0, "%s: plan (%s)", dir, rc ? err.message : "ok");
+    if (rc)
+        goto out;
+    float got[64 * EV_MAX_CLASSES];
+    rc = ev_plan_run(plan, input, got, &err);
+    double e = rel_error(got, want, n_logits);
+    CHECK(rc == 0 && e <= 1e-4, "%s: eval logits (batch %d) rel error %.2e <= 1e-4", dir, batch, e);
+
+    /* one training step */
+    size_t n_train = 0, n_labels = 0;
+    const float *train_input = tensor(&io, "train_input", &n_train);
+    const float *labels_f = tensor(&io, "train_labels", &n_labels);
+    int32_t labels[64];
+    for (size_t i = 0; i < n_labels; i++)
+        labels[i] = (int32_t)labels_f[i];
+    rc = ev_net_create(&model->cfg, (int)n_labels, true, &train, &err);
+    if (!rc)
+        rc = ev_net_copy_params(train, model->net, &err);
+    CHECK(rc == 0, "%s: training net (%s)", dir, rc ? err.message : "ok");
+    if (rc)
+        goto out;
+    ev_net_zero_grad(train);
+    float loss = 0;
+    rc = ev_net_forward(train, train_input, true, &err);
+    if (!rc)
+        rc = ev_net_backward(train, labels, 0.0f, &loss, &err);
+    CHECK(rc == 0, "%s: train step (%s)", dir, rc ? err.message : "ok");
+    e = rel_error(ev_net_logits(train), tensor(&io, "train_logits", NULL), n_labels * (size_t)k);
+    CHECK(e <= 1e-4, "%s: train-mode logits rel error %.2e <= 1e-4", dir, e);
+    const float *want_loss = tensor(&io, "train_loss", NULL);
+    CHECK(fabs(loss - want_loss[0]) <= 1e-4 * fabs(want_loss[0]), "%s: loss %.7f vs %.7f", dir,
+          loss, want_loss[0]);
+    int grads = 0, bad = 0;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < train->num_params; i++) {
+        ev_param *p = &train->params[i];
+        if (!p->grad)
+            continue;
+        char name[160];
+        snprintf(name, sizeof name, "grad.%s", p->name);
+        size_t n;
+        const float *g = tensor(&io, name, &n);
+        if (!g || n != p->numel) {
+            bad++;
+            printf("  missing or mis-sized %s\n", name);
+            continue;
+        }
+        grads++;
+        double ge = rel_error(p->grad, g, n);
+        if (ge > worst) {
+            worst = ge;
+            worst_name = p->name;
+        }
+        if (ge > 1e-3)
+            bad++;
+    }
+    CHECK(bad == 0 && grads > 0, "%s: %d weight gradients, worst rel error %.2e (%s) <= 1e-3", dir,
+          grads, worst, worst_name);
+    ev_param *rm = ev_net_find_param(train, "stem.1.running_mean");
+    ev_param *rv = ev_net_find_param(train, "stem.1.running_var");
+    double em = rel_error(rm->data, tensor(&io, "running_mean_after.stem.1", NULL), rm->numel);
+    double ev = rel_error(rv->data, tensor(&io, "running_var_after.stem.1", NULL), rv->numel);
+    CHECK(em <= 1e-4 && ev <= 1e-4, "%s: stem BN running stats after a step (%.1e, %.1e)", dir,
+          em, ev);
+out:
+    ev_net_free(train);
+    ev_plan_free(plan);
+    ev_safetensors_free(&io);
+    ev_model_free(model);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const names[] = {
+        "darts_v2_nrnr_g1", "darts_v2_nrnr_rgb", "darts_v2_l3_g1",  "darts_v2_l8_rgb",
+        "paper128_nrnr_g1", "paper128_nrnr_rgb", "paper128_l3_rgb", "paper128_l8_g1",
+    };
+    const char *root = argc > 1 ? argv[1] : "tests/fixtures";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char dir[2048];
+        snprintf(dir, sizeof dir, "%s/golden/%s", root, names[i]);
+        check_fixture(dir);
+    }
+    return test_finish();
+}
