@@ -117,6 +117,7 @@ int main(int argc, char **argv)
     static const char *const names[] = {
         "darts_v2_nrnr_g1", "darts_v2_nrnr_rgb", "darts_v2_l3_g1",  "darts_v2_l8_rgb",
         "paper128_nrnr_g1", "paper128_nrnr_rgb", "paper128_l3_rgb", "paper128_l8_g1",
+        "darts_v1_nrnr_g1", "coverage_nrnr_rgb",
     };
     const char *root = argc > 1 ? argv[1] : "tests/fixtures";
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

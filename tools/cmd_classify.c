@@ -1,0 +1,155 @@
+/* cmd_classify.c: `echoview classify`: frames from image files through the one preprocessing
+ * path (crop, area resize, luma, normalisation) into the network; one JSON object per file. */
+#include "media.h"
+#include "tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: echoview classify --model DIR|model.yaml [--backend auto|cpu|reference|cuda]\n"
+    "                         [--threads N] [--roi X,Y,W,H | --auto-roi] FILE...\n"
+    "  Classifies PNG or PGM/PPM images (8- or 16-bit, gray or colour). An image of exactly the\n"
+    "  model's input size is used as is; others are area-resized (after the optional crop to the\n"
+    "  ultrasound region). Prints one JSON object per file:\n"
+    "    {\"file\", \"label\", \"label_id\", \"confidence\", \"probabilities\"}\n"
+    "  A file that cannot be read gives {\"file\", \"error\"}; the others are still classified\n"
+    "  and the exit status is 1.\n";
+
+static int parse_roi(const char *s, ev_rect *roi)
+{
+    char extra;
+    return sscanf(s, "%d,%d,%d,%d%c", &roi->x, &roi->y, &roi->width, &roi->height, &extra) == 4 &&
+                   roi->width > 0 && roi->height > 0 && roi->x >= 0 && roi->y >= 0
+               ? 0
+               : -1;
+}
+
+static json_t *classify_file(const ev_model *m, ev_plan *plan, const char *file, const ev_rect *roi,
+                             bool auto_roi, float *input, float *logits, ev_error *err)
+{
+    media_image img = {0}, gray = {0};
+    json_t *out = NULL;
+    ev_frame frame;
+    ev_rect found, *use = (ev_rect *)roi;
+    if (media_image_read(file, &img, err))
+        goto out;
+    if (img.channels == 2) { /* gray + alpha: drop alpha */
+        if (media_image_to_gray8(&img, &gray, err))
+            goto out;
+        if (media_image_as_frame(&gray, &frame, err))
+            goto out;
+    } else if (media_image_as_frame(&img, &frame, err)) {
+        goto out;
+    }
+    if (auto_roi)
+        use = ev_detect_roi(&frame, &found) == EV_OK ? &found : NULL;
+    if (ev_preprocess_frame(m, &frame, use, input, err) || ev_plan_run(plan, input, logits, err)) {
+        ev_fail_prefix(err, "%s: ", file);
+        goto out;
+    }
+    int k = ev_model_num_classes(m), best = 0;
+    float prob[EV_MAX_CLASSES];
+    ev_softmax(logits, prob, k);
+    for (int i = 1; i < k; i++)
+        if (prob[i] > prob[best])
+            best = i;
+    json_t *probs = json_object();
+    for (int i = 0; i < k; i++)
+        json_object_set_new(probs, ev_model_class_name(m, i), json_real(prob[i]));
+    out = json_pack("{s:s, s:s, s:i, s:f, s:o}", "file", file, "label",
+                    ev_model_class_name(m, best), "label_id", best, "confidence",
+                    (double)prob[best], "probabilities", probs);
+out:
+    media_image_free(&gray);
+    media_image_free(&img);
+    return out;
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    const char *model_path = NULL;
+    ev_plan_options opt = {.backend = EV_BACKEND_AUTO, .batch = 1, .threads = 1};
+    ev_rect roi;
+    bool have_roi = false, auto_roi = false;
+    int first_file = argc;
+    long v;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return TOOL_OK;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
+            model_path = argv[++i];
+        } else if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
+            if (ev_backend_parse(argv[++i], &opt.backend)) {
+                fprintf(stderr, "echoview classify: unknown backend '%s' (auto, cpu, reference, cuda)\n",
+                        argv[i]);
+                return TOOL_USAGE;
+            }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (!tool_parse_int("classify", "--threads", argv[++i], 1, 256, &v))
+                return TOOL_USAGE;
+            opt.threads = (int)v;
+        } else if (!strcmp(argv[i], "--roi") && i + 1 < argc) {
+            if (parse_roi(argv[++i], &roi)) {
+                fprintf(stderr, "echoview classify: --roi needs X,Y,W,H with W,H > 0, got '%s'\n",
+                        argv[i]);
+                return TOOL_USAGE;
+            }
+            have_roi = true;
+        } else if (!strcmp(argv[i], "--auto-roi")) {
+            auto_roi = true;
+        } else if (!strcmp(argv[i], "--")) {
+            first_file = i + 1;
+            break;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "echoview classify: unknown option '%s'\n%s", argv[i], usage);
+            return TOOL_USAGE;
+        } else {
+            first_file = i;
+            break;
+        }
+    }
+    if (first_file >= argc) {
+        fprintf(stderr, "echoview classify: no input files\n%s", usage);
+        return TOOL_USAGE;
+    }
+    if (have_roi && auto_roi) {
+        fprintf(stderr, "echoview classify: give --roi or --auto-roi, not both\n");
+        return TOOL_USAGE;
+    }
+    ev_model *m = tool_load_model("classify", model_path);
+    if (!m)
+        return model_path ? TOOL_FAILED : TOOL_USAGE;
+    ev_error err = {0};
+    ev_plan *plan = NULL;
+    if (ev_plan_create(m, &opt, &plan, &err)) {
+        fprintf(stderr, "echoview classify: %s\n", err.message);
+        ev_model_free(m);
+        return TOOL_FAILED;
+    }
+    int w, h, c;
+    ev_model_input_shape(m, &w, &h, &c);
+    float *input = malloc((size_t)w * h * c * sizeof(float));
+    float logits[EV_MAX_CLASSES];
+    int failures = 0;
+    for (int i = first_file; input && i < argc; i++) {
+        json_t *result = classify_file(m, plan, argv[i], have_roi ? &roi : NULL, auto_roi, input,
+                                       logits, &err);
+        if (!result) {
+            failures++;
+            fprintf(stderr, "echoview classify: %s\n", err.message);
+            result = json_pack("{s:s, s:s}", "file", argv[i], "error", err.message);
+        }
+        tool_print_json(result, false);
+    }
+    if (!input) {
+        fprintf(stderr, "echoview classify: out of memory\n");
+        failures++;
+    }
+    free(input);
+    ev_plan_free(plan);
+    ev_model_free(m);
+    return failures ? TOOL_FAILED : TOOL_OK;
+}

@@ -1,0 +1,92 @@
+/* cmd_inspect.c: `echoview inspect`: the network summary of a model bundle: layout, channels
+ * and feature-map size per cell, trainable parameters and multiply-adds at the model's input. */
+#include "tools.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: echoview inspect --model DIR|model.yaml [--json]\n"
+    "  Prints the layout, the channels and feature-map size of every cell, the trainable\n"
+    "  parameter count (auxiliary head excluded, as the reference counts) and the multiply-adds\n"
+    "  for one frame at the model's input size.\n";
+
+int cmd_inspect(int argc, char **argv)
+{
+    const char *model_path = NULL;
+    bool as_json = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model_path = argv[++i];
+        else if (!strcmp(argv[i], "--json"))
+            as_json = true;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return TOOL_OK;
+        } else {
+            fprintf(stderr, "echoview inspect: unknown argument '%s'\n%s", argv[i], usage);
+            return TOOL_USAGE;
+        }
+    }
+    ev_model *m = tool_load_model("inspect", model_path);
+    if (!m)
+        return model_path ? TOOL_FAILED : TOOL_USAGE;
+    const ev_net *net = m->net;
+    const ev_graph *g = &net->graph;
+    char *genotype = ev_genotype_to_string(&m->cfg.genotype);
+    json_t *cells = json_array();
+    for (int i = 0; i < g->num_nodes; i++) {
+        const ev_node *n = &g->nodes[i];
+        int cell;
+        char rest;
+        if (n->op != EV_OP_CONCAT || sscanf(n->tag, "cells.%d%c", &cell, &rest) != 1)
+            continue;
+        /* C of the cell: its output concatenates num_concat states of C channels each */
+        const ev_cell_genotype *cg =
+            m->cfg.reduction[cell] ? &m->cfg.genotype.reduce : &m->cfg.genotype.normal;
+        json_array_append_new(cells, json_pack("{s:i, s:s, s:i, s:i, s:i, s:i}", "index", cell,
+                                               "type", m->cfg.reduction[cell] ? "reduce" : "normal",
+                                               "channels", n->shape.c / cg->num_concat,
+                                               "out_channels", n->shape.c,
+                                               "height", n->shape.h, "width", n->shape.w));
+    }
+    size_t idx;
+    json_t *c;
+    json_t *classes = json_array();
+    for (int i = 0; i < m->num_classes; i++)
+        json_array_append_new(classes, json_string(m->class_names[i]));
+    json_t *out = json_pack("{s:s, s:{s:i, s:i, s:i}, s:i, s:o, s:s, s:i, s:i, s:o, s:I, s:I}",
+                            "name", m->name, "input", "width", m->input_width, "height",
+                            m->input_height, "channels", m->input_channels, "num_classes",
+                            m->num_classes, "classes", classes, "genotype",
+                            genotype ? genotype : "", "init_channels", m->cfg.init_channels,
+                            "stem_channels", 3 * m->cfg.init_channels, "cells", cells,
+                            "params", (json_int_t)m->params, "macs", (json_int_t)m->macs);
+    if (as_json) {
+        tool_print_json(out, true);
+    } else {
+        printf("model        %s\n", m->name);
+        printf("input        %dx%d, %d channel%s\n", m->input_width, m->input_height,
+               m->input_channels, m->input_channels > 1 ? "s" : "");
+        printf("classes      %d\n", m->num_classes);
+        printf("genotype     %s\n", genotype ? genotype : "?");
+        printf("stem         conv3x3 -> %d channels, %dx%d\n", 3 * m->cfg.init_channels,
+               m->input_width, m->input_height);
+        json_array_foreach(cells, idx, c)
+            printf("cell %-7d %-6s C=%-4lld out %lld channels, %lldx%lld\n",
+                   (int)json_integer_value(json_object_get(c, "index")),
+                   json_string_value(json_object_get(c, "type")),
+                   (long long)json_integer_value(json_object_get(c, "channels")),
+                   (long long)json_integer_value(json_object_get(c, "out_channels")),
+                   (long long)json_integer_value(json_object_get(c, "width")),
+                   (long long)json_integer_value(json_object_get(c, "height")));
+        printf("head         global average pool -> linear %d\n", m->num_classes);
+        printf("params       %lld\n", (long long)m->params);
+        printf("macs         %lld\n", (long long)m->macs);
+        json_decref(out);
+    }
+    free(genotype);
+    ev_model_free(m);
+    return TOOL_OK;
+}

@@ -1,0 +1,38 @@
+/* tools.h: the subcommands of the `echoview` command line and the small helpers they share
+ * (option parsing, model loading with a message, JSON printing). */
+#ifndef ECHOVIEW_TOOLS_H
+#define ECHOVIEW_TOOLS_H
+
+#include "ev_internal.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct tool_command {
+    const char *name;
+    const char *help;
+    int (*run)(int argc, char **argv);
+} tool_command;
+
+int cmd_inspect(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_genotype(int argc, char **argv);
+
+/* Subcommands added by later modules (phantom, train, eval, search, export, ...) */
+#ifndef TOOLS_EXTRA_COMMANDS
+#define TOOLS_EXTRA_COMMANDS
+#endif
+
+/* Exit codes: 0 ok, 1 the work failed (bad input file, ...), 2 usage error. */
+enum { TOOL_OK = 0, TOOL_FAILED = 1, TOOL_USAGE = 2 };
+
+/* Parses a positive integer option value; prints the error and returns false when invalid. */
+bool tool_parse_int(const char *cmd, const char *option, const char *value, long min, long max,
+                    long *out);
+/* Loads a model or prints "echoview CMD: <message>" and returns NULL. */
+ev_model *tool_load_model(const char *cmd, const char *path);
+/* Prints a JSON value on one line (or indented) followed by a newline, and releases it. */
+void tool_print_json(json_t *value, bool pretty);
+
+#endif
