@@ -10,7 +10,6 @@ static const tool_command commands[] = {
     {"classify", "classify image files (PNG/PGM) with a model; one JSON object per file", cmd_classify},
     {"bench", "time inference on a backend (the paper's method: 100 frames after warm-up)", cmd_bench},
     {"genotype", "parse, validate and convert a genotype (one-line form or YAML)", cmd_genotype},
-    TOOLS_EXTRA_COMMANDS
 };
 
 static void usage(FILE *f)

@@ -19,10 +19,6 @@ int cmd_classify(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_genotype(int argc, char **argv);
 
-/* Subcommands added by later modules (phantom, train, eval, search, export, ...) */
-#ifndef TOOLS_EXTRA_COMMANDS
-#define TOOLS_EXTRA_COMMANDS
-#endif
 
 /* Exit codes: 0 ok, 1 the work failed (bad input file, ...), 2 usage error. */
 enum { TOOL_OK = 0, TOOL_FAILED = 1, TOOL_USAGE = 2 };

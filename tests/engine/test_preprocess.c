@@ -484,9 +484,13 @@ static void draw_scanner_frame(uint8_t *img, fan *f, bool textured)
         for (int k = y; k < 575; k++) /* the spike's stroke back to the baseline */
             set(img, x, k, 180);
     }
-    /* thin lines: 1 px across the frame above the apex, 3 px vertical at the far left */
-    for (int x = 0; x < FW; x++)
+    /* thin lines: 1 px across the frame above the apex, 2 px across the whole frame through the
+     * fan (a caliper), 3 px vertical at the far left */
+    for (int x = 0; x < FW; x++) {
         set(img, x, (int)f->cy - 15, 255);
+        set(img, x, (int)(f->cy + 0.4 * f->radius), 255);
+        set(img, x, (int)(f->cy + 0.4 * f->radius) + 1, 255);
+    }
     for (int y = 0; y < FH; y++)
         for (int w = 0; w < 3; w++)
             set(img, 8 + w, y, 255);

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""test_cli.py ECHOVIEW SOURCE_ROOT: the `echoview` command line contract (ARCHITECTURE.md):
+inspect's counts and JSON, classify's one JSON object per file (and its answers to bad files),
+bench's JSON fields, genotype conversion, and exit codes (0 ok, 1 failed work, 2 usage).
+Standard library only, so CI needs no extra Python packages."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+ECHOVIEW, ROOT = sys.argv[1], sys.argv[2]
+FIXTURE = os.path.join(ROOT, "tests/fixtures/golden/darts_v2_nrnr_g1")
+checks = failures = 0
+
+
+def check(cond, what):
+    global checks, failures
+    checks += 1
+    if not cond:
+        failures += 1
+    print(("ok   " if cond else "FAIL ") + what)
+
+
+def run(*args):
+    p = subprocess.run([ECHOVIEW, *args], capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def write_pgm(path, w, h, pixels, maxval=255):
+    with open(path, "wb") as f:
+        f.write(b"P5\n%d %d\n%d\n" % (w, h, maxval))
+        if maxval > 255:
+            f.write(b"".join(struct.pack(">H", p) for p in pixels))
+        else:
+            f.write(bytes(pixels))
+
+
+def write_png_rgb(path, w, h, pixels):
+    raw = b"".join(b"\x00" + bytes(pixels[y * w * 3:(y + 1) * w * 3]) for y in range(h))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+tmp = tempfile.mkdtemp(prefix="ev_cli_")
+
+# inspect
+rc, out, err = run("inspect", "--model", FIXTURE, "--json")
+info = json.loads(out) if rc == 0 else {}
+check(rc == 0 and info.get("params") == 5246 and info.get("macs") == 442752,
+      f"inspect --json: params {info.get('params')} (PyTorch count 5246), macs {info.get('macs')}")
+check([c["type"] for c in info.get("cells", [])] == ["normal", "reduce", "normal", "reduce"]
+      and [c["channels"] for c in info["cells"]] == [4, 8, 8, 16]
+      and [c["height"] for c in info["cells"]] == [16, 8, 8, 4],
+      "inspect --json: layout, channels per cell and feature-map sizes")
+rc, out, err = run("inspect", "--model", os.path.join(FIXTURE, "model.yaml"))
+check(rc == 0 and "params       5246" in out, "inspect takes model.yaml and prints a summary")
+rc, out, err = run("inspect", "--model", "/nonexistent")
+check(rc == 1 and "/nonexistent" in err, f"inspect on a missing model: exit 1, names the path ({err.strip()})")
+rc, out, err = run("inspect")
+check(rc == 2 and "--model" in err, "inspect without --model: usage error")
+
+# classify: exact-size gray PGM, 16-bit PGM, larger RGB PNG, a corrupt file, a missing file
+g8 = os.path.join(tmp, "frame8.pgm")
+write_pgm(g8, 16, 16, [(x * 16 + y * 7) % 256 for y in range(16) for x in range(16)])
+g16 = os.path.join(tmp, "frame16.pgm")
+write_pgm(g16, 16, 16, [((x * 16 + y * 7) % 256) * 257 for y in range(16) for x in range(16)], 65535)
+rgb = os.path.join(tmp, "frame.png")
+write_png_rgb(rgb, 32, 32, [((x // 2) * 16 + (y // 2) * 7) % 256 for y in range(32) for x in range(32) for _ in range(3)])
+bad = os.path.join(tmp, "corrupt.png")
+with open(bad, "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n garbage")
+rc, out, err = run("classify", "--model", FIXTURE, "--backend", "reference", g8, g16, rgb, bad, "/nonexistent.pgm")
+lines = [json.loads(l) for l in out.splitlines()]
+check(rc == 1 and len(lines) == 5, f"classify: one JSON object per file, exit 1 with bad files (rc {rc}, {len(lines)} lines)")
+good = lines[:3]
+check(all(set(o) == {"file", "label", "label_id", "confidence", "probabilities"} for o in good),
+      "classify: fields file, label, label_id, confidence, probabilities")
+check(all(abs(sum(o["probabilities"].values()) - 1) < 1e-4 and len(o["probabilities"]) == 14
+          and o["probabilities"][o["label"]] == o["confidence"]
+          and o["confidence"] == max(o["probabilities"].values()) for o in good),
+      "classify: probabilities over the 14 views sum to 1, label is the argmax")
+check(good[0]["label"] == good[1]["label"]
+      and all(abs(good[0]["probabilities"][k] - good[1]["probabilities"][k]) < 1e-5 for k in good[0]["probabilities"]),
+      "classify: 8-bit and 16-bit versions of the same frame agree")
+check(good[0]["label"] == good[2]["label"]
+      and all(abs(good[0]["probabilities"][k] - good[2]["probabilities"][k]) < 1e-5 for k in good[0]["probabilities"]),
+      "classify: a 2x larger RGB PNG of the same frame (area resize, luma) agrees")
+check("error" in lines[3] and "corrupt.png" in lines[3]["error"], f"classify: corrupt PNG named in its error ({lines[3].get('error')})")
+check("error" in lines[4] and "No such file" in lines[4]["error"], f"classify: missing file ({lines[4].get('error')})")
+rc, out, err = run("classify", "--model", FIXTURE, "--roi", "0,0,8,8", g8)
+o = json.loads(out) if rc == 0 else {}
+check(rc == 0 and o.get("label") is not None, "classify --roi crops before resizing")
+rc, out, err = run("classify", "--model", FIXTURE, "--roi", "10,10,8,8", g8)
+check(rc == 1 and "roi" in out.lower(), f"classify --roi outside the frame is an error ({out.strip()[:120]})")
+rc, out, err = run("classify", "--model", FIXTURE, "--backend", "warp", g8)
+check(rc == 2 and "unknown backend 'warp'" in err, "classify: unknown backend is a usage error")
+rc, out, err = run("classify", "--model", FIXTURE)
+check(rc == 2 and "no input files" in err, "classify without files: usage error")
+
+# bench
+rc, out, err = run("bench", "--model", FIXTURE, "--backend", "reference", "--iterations", "20", "--warmup", "2")
+b = json.loads(out) if rc == 0 else {}
+check(rc == 0 and b.get("backend") == "reference" and b.get("threads") == 1 and b.get("params") == 5246
+      and set(b.get("latency_ms", {})) >= {"mean", "p50", "p99"} and b["fps"] > 0
+      and b["latency_ms"]["p50"] <= b["latency_ms"]["p99"],
+      "bench: JSON with params, macs, backend, threads, latency_ms {mean,p50,p99}, fps")
+rc, out, err = run("bench", "--model", FIXTURE, "--iterations", "0")
+check(rc == 2 and "--iterations" in err, "bench --iterations 0: usage error")
+
+# genotype
+rc, out, err = run("genotype", os.path.join(ROOT, "models/genotypes/DARTS_V2.yaml"), "--line")
+check(rc == 0 and out.startswith("Genotype(normal=[('sep_conv_3x3', 0)"), "genotype: YAML to the one-line form")
+rc, out, err = run("genotype", "--string", "Genotype(normal=[('conv_9x9', 0)])")
+check(rc == 1 and "unknown op 'conv_9x9'" in err, "genotype: unknown op reported")
+
+# command dispatch
+rc, out, err = run("frobnicate")
+check(rc == 2 and "unknown command" in err, "unknown subcommand: exit 2")
+rc, out, err = run("--help")
+check(rc == 0 and "classify" in out and "inspect" in out and "bench" in out, "--help lists the subcommands")
+
+print(f"{checks} checks, {failures} failed")
+sys.exit(1 if failures else 0)
