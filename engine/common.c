@@ -28,7 +28,11 @@ int ev_fail_prefix(ev_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s%s", prefix, old);
+    size_t n = strnlen(prefix, sizeof prefix - 1);
+    memcpy(err->message, prefix, n);
+    size_t room = sizeof err->message - 1 - n, m = strnlen(old, room);
+    memcpy(err->message + n, old, m);
+    err->message[n + m] = 0;
     return err->code ? err->code : EV_ERR_INVALID;
 }
 

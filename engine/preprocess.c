@@ -271,11 +271,14 @@ int ev_preprocess_frame(const ev_model *model, const ev_frame *frame, const ev_r
  *  3. The largest 4-connected component of active blocks, plus any other large component that
  *     touches its box (a dark chamber can split a fan), is the coarse region; it must cover at
  *     least 2% of the frame.
- *  4. The edges are refined in pixels: foreground opened with a 5 x 5 square (erases lines and
- *     dots up to 4 px) in a window around the coarse box; starting at the coarse box, each edge
- *     moves outward while the neighbouring row/column still holds opened foreground, or inward
- *     past empty ones. The fan's apex narrower than 5 px is lost (a few pixels).
- * Limits: an overlay thicker than 4 px that touches the fan with no empty row or column between
+ *  4. The edges are refined in pixels, in a window of 3 blocks around the coarse box: the
+ *     foreground goes through a speckle-tolerant opening (keep pixels with at least 16 of their
+ *     5 x 5 neighbours in the foreground, then grow by 1 px), which erases lines up to 3 px and
+ *     small dots but not a speckled fan with dark holes. Starting at the coarse box, each edge
+ *     moves outward while the next row/column still holds such pixels, or inward past empty
+ *     ones. A sharp apex or corner loses a pixel or two; a 3 px line crossing the fan's edge
+ *     can add one or two.
+ * Limits: an overlay thicker than 3 px that touches the fan with no empty row or column between
  * them is taken as part of it; a fan that is not brighter than its surround is not found.
  */
 
@@ -302,9 +305,9 @@ static uint8_t luma8(const uint8_t *p, const pixel_layout *l)
     return (uint8_t)((299u * p[l->r] + 587u * p[l->g] + 114u * p[l->b] + 500u) / 1000u);
 }
 
-/* Labels 4-connected active blocks and returns the merged box of the main region in blocks,
- * or false when nothing large enough stands out. */
-static bool find_region(const uint8_t *active, int nbx, int nby, int *label, int *queue,
+/* Labels 4-connected active blocks and sets the merged box of the main region in blocks.
+ * Returns EV_OK, EV_ERR_INVALID when nothing large enough stands out, or EV_ERR_NOMEM. */
+static int find_region(const uint8_t *active, int nbx, int nby, int *label, int *queue,
                         roi_box *out)
 {
     const int nb = nbx * nby;
@@ -316,7 +319,7 @@ static bool find_region(const uint8_t *active, int nbx, int nby, int *label, int
     } component;
     component *comps = malloc(sizeof *comps * MAX_COMPONENTS);
     if (!comps)
-        return false;
+        return EV_ERR_NOMEM;
     int count = 0;
     for (int i = 0; i < nb; i++)
         label[i] = -1;
@@ -361,7 +364,7 @@ static bool find_region(const uint8_t *active, int nbx, int nby, int *label, int
     if (main < 0 || comps[main].size < (int)ceil(ROI_MIN_AREA_FRACTION * nb) ||
         comps[main].size < 4) {
         free(comps);
-        return false;
+        return EV_ERR_INVALID;
     }
     roi_box box = comps[main].box;
     int main_size = comps[main].size;
@@ -372,7 +375,7 @@ static bool find_region(const uint8_t *active, int nbx, int nby, int *label, int
             const component *c = &comps[i];
             if (c->size == 0 || c->size * 10 < main_size)
                 continue;
-            /* within one block of the region's box */
+            /* within two blocks of the region's box */
             if (c->box.x0 > box.x1 + 2 || c->box.x1 < box.x0 - 2 || c->box.y0 > box.y1 + 2 ||
                 c->box.y1 < box.y0 - 2)
                 continue;
@@ -386,7 +389,7 @@ static bool find_region(const uint8_t *active, int nbx, int nby, int *label, int
     }
     free(comps);
     *out = box;
-    return true;
+    return EV_OK;
 }
 
 /* Sums of a w x h array of small counts over a sliding window of 2r+1 along rows
@@ -549,8 +552,7 @@ int ev_detect_roi(const ev_frame *frame, ev_rect *out)
 
     rc = EV_ERR_INVALID;
     roi_box box;
-    bool found = false;
-    for (int pass = 0; pass < 2 && !found; pass++) {
+    for (int pass = 0; pass < 2 && rc == EV_ERR_INVALID; pass++) {
         for (int by = 0; by < nby; by++)
             for (int bx = 0; bx < nbx; bx++) {
                 int bw = (bx + 1) * block > w ? w - bx * block : block;
@@ -560,9 +562,9 @@ int ev_detect_roi(const ev_frame *frame, ev_rect *out)
                 bool texture = 4 * textured[i] >= bw * bh;
                 active[i] = covered && (pass == 1 || texture);
             }
-        found = find_region(active, nbx, nby, label, queue, &box);
+        rc = find_region(active, nbx, nby, label, queue, &box);
     }
-    if (!found)
+    if (rc != EV_OK)
         goto out;
     roi_box pixels_box = {box.x0 * block, box.y0 * block,
                           (box.x1 + 1) * block > w ? w - 1 : (box.x1 + 1) * block - 1,
