@@ -1,8 +1,8 @@
 /* phantom_sheet.c: writes the phantom's contact sheet and measures its generation speed.
  *
- *   phantom_sheet OUT.pgm [EXAMPLE_800x600.pgm]
+ *   phantom_sheet OUT.png|OUT.pgm [EXAMPLE_800x600.png]
  *
- * OUT.pgm: a binary PGM grid of 128x128 sector-cropped frames, 7 columns x 4 rows:
+ * OUT: a PNG (or binary PGM) grid of 128x128 sector-cropped frames, 7 columns x 4 rows:
  * rows 1-2 hold views 0..6 and 7..13 at quality 5, rows 3-4 the same views at quality 2
  * (one patient, end-diastole, nominal probe pose). The optional second file gets one 800x600
  * scanner-framed A4CH-LV frame with overlays. Prints frames/s at 128x128 on one thread,
@@ -15,25 +15,24 @@
 #include <string.h>
 #include <time.h>
 
+#include "media.h"
+
 #define TILE 128
 #define GAP 2
 #define COLS 7
 #define ROWS 4
 
+/* Writes PNG when the name ends in .png, else binary PGM. */
 static int write_pgm(const char *path, const uint8_t *pix, int w, int h)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    fprintf(f, "P5\n%d %d\n255\n", w, h);
-    size_t n = (size_t)w * (size_t)h;
-    int ok = fwrite(pix, 1, n, f) == n;
-    ok &= fclose(f) == 0;
-    if (!ok)
-        fprintf(stderr, "%s: write failed\n", path);
-    return ok ? 0 : -1;
+    media_image img = {w, h, 1, 8, (size_t)w, (uint8_t *)pix};
+    ev_error err = {0};
+    size_t n = strlen(path);
+    int rc = n > 4 && !strcmp(path + n - 4, ".png") ? media_image_write_png(path, &img, &err)
+                                                    : media_image_write_pgm(path, &img, &err);
+    if (rc)
+        fprintf(stderr, "%s\n", err.message);
+    return rc ? -1 : 0;
 }
 
 static double now_s(void)
@@ -46,7 +45,7 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: %s OUT.pgm [EXAMPLE_800x600.pgm]\n", argv[0]);
+        fprintf(stderr, "usage: %s OUT.png|OUT.pgm [EXAMPLE_800x600.png|.pgm]\n", argv[0]);
         return 2;
     }
     int rc = 1;

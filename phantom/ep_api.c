@@ -1,0 +1,157 @@
+/* ep_api.c: view names, patients and acquisitions drawn from seeds, argument checking. */
+#include "ep_internal.h"
+
+#include <math.h>
+#include <stddef.h>
+
+static const char *const view_names[EP_VIEW_COUNT] = {
+    "A2CH",     "A3CH",      "A4CH-LV",     "A4CH-RV", "A5CH",          "Apical-LA/MV", "PLAX-TV",
+    "PLAX-full", "PLAX-valves", "PSAX-AV", "PSAX-LV", "Subcostal-IVC", "Subcostal",    "Suprasternal",
+};
+
+int ep_view_count(void)
+{
+    return EP_VIEW_COUNT;
+}
+
+const char *ep_view_name(int view)
+{
+    if (view < 0 || view >= EP_VIEW_COUNT)
+        return NULL;
+    return view_names[view];
+}
+
+static int ascii_lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+int ep_view_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int v = 0; v < EP_VIEW_COUNT; v++) {
+        const char *a = view_names[v], *b = name;
+        while (*a && *b && ascii_lower((unsigned char)*a) == ascii_lower((unsigned char)*b))
+            a++, b++;
+        if (!*a && !*b)
+            return v;
+    }
+    return -1;
+}
+
+const char *ep_strerror(int code)
+{
+    switch (code) {
+    case EP_OK:
+        return "success";
+    case EP_ERR_INVALID:
+        return "invalid argument";
+    case EP_ERR_NOMEM:
+        return "out of memory";
+    default:
+        return "unknown error";
+    }
+}
+
+int ep_patient_init(ep_patient *p, uint64_t seed)
+{
+    if (!p)
+        return EP_ERR_INVALID;
+    ep_rng g = ep_rng_make(seed, 0x70A7);
+    /* correlated sizes: a big heart is big everywhere */
+    float size = ep_rng_range(&g, -1.0f, 1.0f);
+    p->seed = seed;
+    p->lv_length_mm = 85.0f + 9.0f * size + ep_rng_range(&g, -6.0f, 6.0f);
+    p->lv_width_mm = 47.0f + 6.0f * size + ep_rng_range(&g, -4.0f, 4.0f);
+    p->wall_mm = ep_rng_range(&g, 7.5f, 12.5f);
+    p->rv_scale = ep_rng_range(&g, 0.8f, 1.2f);
+    p->la_scale = ep_rng_range(&g, 0.85f, 1.25f);
+    p->ra_scale = ep_rng_range(&g, 0.85f, 1.2f);
+    p->aorta_mm = 29.0f + 3.0f * size + ep_rng_range(&g, -2.5f, 2.5f);
+    p->ivc_mm = ep_rng_range(&g, 14.0f, 23.0f);
+    p->heart_tilt_deg = ep_rng_range(&g, -10.0f, 10.0f);
+    p->heart_shift_mm = ep_rng_range(&g, -6.0f, 6.0f);
+    p->chest_wall_mm = ep_rng_range(&g, 11.0f, 26.0f);
+    p->liver_mm = ep_rng_range(&g, 55.0f, 85.0f);
+    p->contraction = ep_rng_range(&g, 0.2f, 0.4f);
+    p->heart_rate_bpm = ep_rng_range(&g, 55.0f, 100.0f);
+    p->attenuation_db_cm = ep_rng_range(&g, 2.0f, 3.0f);
+    p->myocardium_echo = ep_rng_range(&g, 0.75f, 1.25f);
+    for (int i = 0; i < 6; i++)
+        p->shape[i] = ep_rng_range(&g, -1.0f, 1.0f);
+    return EP_OK;
+}
+
+int ep_scan_default(ep_scan *s, int view)
+{
+    if (!s || view < 0 || view >= EP_VIEW_COUNT)
+        return EP_ERR_INVALID;
+    s->view = view;
+    ep_view_nominal(view, &s->depth_mm, &s->sector_deg);
+    s->probe_shift_mm = 0.0f;
+    s->probe_depth_mm = 0.0f;
+    s->probe_tilt_deg = 0.0f;
+    s->gain_db = 0.0f;
+    s->dynamic_range_db = 55.0f;
+    s->tgc = 1.0f;
+    s->quality = 5;
+    s->overlays = 0;
+    s->framing = EP_FRAMING_SCANNER;
+    s->flags = 0;
+    s->seed = 0;
+    s->noise_seed = 0;
+    return EP_OK;
+}
+
+int ep_scan_init(ep_scan *s, int view, uint64_t seed)
+{
+    int rc = ep_scan_default(s, view);
+    if (rc != EP_OK)
+        return rc;
+    ep_rng g = ep_rng_make(seed, 0x5CA7);
+    /* grades as a busy echo lab sees them: most fair to good, some poor */
+    static const float grade_cdf[5] = {0.08f, 0.25f, 0.55f, 0.83f, 1.0f};
+    float u = ep_rng_uniform(&g);
+    int q = 1;
+    while (q < 5 && u >= grade_cdf[q - 1])
+        q++;
+    float bad = (float)(5 - q) * 0.25f;
+    s->quality = q;
+    s->depth_mm *= ep_rng_range(&g, 0.9f, 1.12f);
+    s->sector_deg = ep_clampf(s->sector_deg + ep_rng_range(&g, -12.0f, 8.0f), 50.0f, 95.0f);
+    s->probe_shift_mm = ep_rng_range(&g, -7.0f, 7.0f);
+    s->probe_depth_mm = ep_rng_range(&g, -5.0f, 5.0f);
+    s->probe_tilt_deg = ep_rng_range(&g, -7.0f, 7.0f);
+    s->gain_db = ep_rng_range(&g, -3.0f - 5.0f * bad, 3.0f + 5.0f * bad);
+    s->dynamic_range_db = ep_rng_range(&g, 48.0f, 62.0f);
+    s->tgc = ep_rng_range(&g, 0.92f, 1.06f);
+    s->seed = ep_rng_next(&g);
+    s->noise_seed = ep_rng_next(&g);
+    return EP_OK;
+}
+
+static int finite_in(float v, float lo, float hi)
+{
+    return isfinite(v) && v >= lo && v <= hi;
+}
+
+int ep_scan_validate(const ep_scan *s)
+{
+    if (!s)
+        return EP_ERR_INVALID;
+    if (s->view < 0 || s->view >= EP_VIEW_COUNT)
+        return EP_ERR_INVALID;
+    if (!finite_in(s->depth_mm, 40.0f, 300.0f) || !finite_in(s->sector_deg, 30.0f, 100.0f) ||
+        !finite_in(s->probe_shift_mm, -60.0f, 60.0f) || !finite_in(s->probe_depth_mm, -40.0f, 40.0f) ||
+        !finite_in(s->probe_tilt_deg, -45.0f, 45.0f) || !finite_in(s->gain_db, -30.0f, 30.0f) ||
+        !finite_in(s->dynamic_range_db, 20.0f, 90.0f) || !finite_in(s->tgc, 0.0f, 1.5f))
+        return EP_ERR_INVALID;
+    if (s->quality < 1 || s->quality > 5)
+        return EP_ERR_INVALID;
+    if ((s->overlays & ~(unsigned)EP_OVERLAY_ALL) != 0 || (s->flags & ~(unsigned)EP_FLAG_UNIFORM_PHANTOM) != 0)
+        return EP_ERR_INVALID;
+    if (s->framing != EP_FRAMING_SCANNER && s->framing != EP_FRAMING_SECTOR)
+        return EP_ERR_INVALID;
+    return EP_OK;
+}

@@ -1,0 +1,94 @@
+/* ep_internal.h: what the phantom's own files share: the random number helpers, the anatomy
+ * primitives a view scene is made of, and the scene builder the renderer calls per frame. */
+#ifndef EP_INTERNAL_H
+#define EP_INTERNAL_H
+
+#include "echophantom.h"
+
+#include <stdint.h>
+
+#define EP_PI 3.14159265358979323846f
+#define EP_DEG (EP_PI / 180.0f)
+
+/* ---- random numbers (splitmix64: small, fast, identical everywhere) ---------------------------- */
+
+typedef struct ep_rng {
+    uint64_t state;
+} ep_rng;
+
+static inline uint64_t ep_rng_next(ep_rng *g)
+{
+    uint64_t z = (g->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0,1). */
+static inline float ep_rng_uniform(ep_rng *g)
+{
+    return (float)(ep_rng_next(g) >> 40) * (1.0f / 16777216.0f);
+}
+
+static inline float ep_rng_range(ep_rng *g, float lo, float hi)
+{
+    return lo + (hi - lo) * ep_rng_uniform(g);
+}
+
+/* Mixes a seed and a stream tag into a fresh generator state. */
+static inline ep_rng ep_rng_make(uint64_t seed, uint64_t stream)
+{
+    ep_rng g = {seed ^ (stream * 0xD1B54A32D192ED03ull)};
+    (void)ep_rng_next(&g);
+    return g;
+}
+
+static inline float ep_clampf(float v, float lo, float hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* ---- anatomy primitives ---------------------------------------------------------------------- */
+
+enum { EP_PRIM_ELLIPSE = 0, EP_PRIM_CAPSULE = 1 };
+
+/* A filled shape with an echogenicity, painted over what lies below with an anti-aliased edge.
+ * Coordinates are image millimetres: x lateral (+ = screen right), z depth from the probe. */
+typedef struct ep_prim {
+    int type;
+    int tissue;     /* EP_TISSUE_* */
+    float echo;     /* scatterer amplitude (echogenicity), pericardium ~1 */
+    float soft;     /* edge width, mm */
+    float cx, cz;   /* ellipse centre */
+    float a, b;     /* ellipse semi-axes (a along the rotated x axis) */
+    float cs, sn;   /* ellipse rotation: cos, sin */
+    float x0, z0, x1, z1, radius; /* capsule: segment and radius */
+} ep_prim;
+
+#define EP_MAX_PRIMS 160
+
+/* A scene: the primitives of one view at one phase, plus what the renderer needs to move the
+ * speckle with the tissue. */
+typedef struct ep_scene {
+    int count;
+    ep_prim prims[EP_MAX_PRIMS];
+    float background_echo; /* echogenicity of tissue no primitive covers */
+    float motion_cx, motion_cz; /* centre of cardiac contraction (image mm) */
+    float motion_radius;        /* its extent */
+    float motion_amount;        /* relative contraction at this phase (speckle displacement) */
+    /* Inverse probe pose: image mm -> scene mm (for the scatterer field). */
+    float pose_cs, pose_sn, pose_tx, pose_tz;
+} ep_scene;
+
+/* Builds the scene of s->view for patient p at phase in [0,1). */
+void ep_scene_build(ep_scene *scene, const ep_patient *p, const ep_scan *s, float phase);
+
+/* Cardiac timing shared by anatomy and overlays. */
+float ep_contraction_at(float phase);  /* 0 at end-diastole .. 1 at end-systole */
+float ep_av_opening_at(float phase);   /* semilunar (aortic, pulmonic) valves: 0 closed .. 1 open */
+float ep_mv_opening_at(float phase);   /* atrioventricular (mitral, tricuspid) valves */
+
+/* Nominal depth and sector of a view. */
+void ep_view_nominal(int view, float *depth_mm, float *sector_deg);
+
+#endif /* EP_INTERNAL_H */
