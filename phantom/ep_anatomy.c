@@ -81,9 +81,9 @@ float ep_mv_opening_at(float phase)
 void ep_view_nominal(int view, float *depth_mm, float *sector_deg)
 {
     static const float depth[EP_VIEW_COUNT] = {160, 160, 160, 160, 160, 150, 150,
-                                               160, 115, 140, 140, 170, 190, 140};
+                                               160, 140, 140, 140, 170, 190, 140};
     static const float sector[EP_VIEW_COUNT] = {80, 80, 80, 80, 80, 75, 75,
-                                                80, 70, 75, 75, 80, 85, 75};
+                                                80, 78, 75, 75, 80, 85, 75};
     int v = (view >= 0 && view < EP_VIEW_COUNT) ? view : 0;
     *depth_mm = depth[v];
     *sector_deg = sector[v];
@@ -204,16 +204,18 @@ enum { FOUR_PLAIN = 0, FOUR_LVOT = 1, FOUR_RV = 2, FOUR_ATRIA = 3 };
 
 /* Apical four-chamber heart in frame f: origin at the end-diastolic crux, +u towards the LV,
  * +v from the apex towards the atria. Variants add the LVOT (A5CH), enlarge the RV (RV-focused)
- * or the atria (LA/MV view). */
-static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant)
+ * or the atria (LA/MV view). lvot in [0,1] is how much of the LVOT lies in the plane: a
+ * vessel cut obliquely shows a narrower lumen, so a plain four-chamber plane angled slightly
+ * anteriorly shows a hint of it and a poorly angled five-chamber plane barely opens it. */
+static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant, float lvot)
 {
     const float k = 0.72f; /* the mitral plane cuts the LV ellipse this far past its centre */
     float descent = 0.13f * h->L * h->c; /* base moves towards the apex in systole */
     float vb = -descent;
     float s_half = 0.5f * h->wall_t;
-    float lv_scale_u = variant == FOUR_RV ? 0.88f : 1.0f;
-    float rv_boost = variant == FOUR_RV ? 1.25f : 1.0f;
-    float atria_scale = variant == FOUR_LVOT ? 0.86f : (variant == FOUR_ATRIA ? 1.12f : 1.0f);
+    float lv_scale_u = variant == FOUR_RV ? 0.94f : 1.0f;
+    float rv_boost = variant == FOUR_RV ? 1.14f : 1.0f;
+    float atria_scale = variant == FOUR_ATRIA ? 1.12f : 1.0f - 0.14f * lvot;
 
     /* LV */
     float lv_a = 0.5f * h->W * lv_scale_u * (1.0f - h->fs * h->c) * (1.0f + 0.05f * h->shape[0]);
@@ -224,7 +226,7 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
     float base_half = lv_a * sqrtf(1.0f - k * k);
     /* RV: shorter, narrower, thin free wall */
     float rv_a = 0.5f * h->W * 0.72f * h->rv * rv_boost * (1.0f - 0.6f * h->fs * h->c);
-    float rv_len = (variant == FOUR_RV ? 0.86f : 0.76f) * (vb - v_endo) * (1.0f + 0.04f * h->shape[1]);
+    float rv_len = (variant == FOUR_RV ? 0.82f : 0.76f) * (vb - v_endo) * (1.0f + 0.04f * h->shape[1]);
     float rv_b = rv_len / (1.0f + k);
     float rv_u = -s_half - rv_a;
     float rv_v = vb - 4.0f - k * rv_b;
@@ -282,10 +284,10 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
     float tv_v = vb - 4.0f; /* tricuspid insertion sits more apical than the mitral */
     float tv_len = tv_u0 - tv_u1;
 
-    if (variant == FOUR_LVOT) {
+    if (lvot > 0.2f) {
         /* LVOT and aortic root: leaves the LV between the septum and the anterior leaflet and
          * runs towards the atria, covering the interatrial septum */
-        float r = 0.5f * h->ao;
+        float r = 0.5f * h->ao * lvot;
         float au = s_half + r + 0.5f, av0 = vb - 16.0f;
         float pts[6] = {au, av0, au - 2.0f, vb + 8.0f, au - 5.0f, vb + 34.0f};
         tube(sc, f, pts, 3, r, 2.2f);
@@ -316,7 +318,8 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
 /* Apical two/three-chamber heart: LV on the long axis (v), LA below; the three-chamber view
  * adds the LVOT and aortic root on the right, the two-chamber view the LA appendage there and
  * the coronary sinus on the left. */
-static void heart_two(ep_scene *sc, const frame *f, const heart *h, int with_aorta)
+/* aorta in [0,1]: how much of the LVOT and root lie in the plane (0: two-chamber view). */
+static void heart_two(ep_scene *sc, const frame *f, const heart *h, float aorta)
 {
     const float k = 0.72f;
     float descent = 0.13f * h->L * h->c;
@@ -326,7 +329,7 @@ static void heart_two(ep_scene *sc, const frame *f, const heart *h, int with_aor
     float lv_b = (vb - v_endo) / (1.0f + k);
     float lv_v = v_endo + lv_b;
     float base_half = lv_a * sqrtf(1.0f - k * k);
-    float la_shift = with_aorta ? -0.22f * h->W : 0.0f;
+    float la_shift = -0.22f * h->W * aorta;
     float la_a = 0.5f * 0.9f * h->W * h->la * (1.0f + 0.08f * h->c);
     float la_b = 20.0f * h->la * (1.0f + 0.06f * h->c) + 0.5f * descent;
     float la_v = vb + la_b * 0.92f;
@@ -345,9 +348,9 @@ static void heart_two(ep_scene *sc, const frame *f, const heart *h, int with_aor
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 0, lv_v, lv_a, lv_b, 0, 1.0f);
 
     float mv_u0 = -base_half - 0.5f, mv_u1 = base_half + 0.5f;
-    if (with_aorta) {
+    if (aorta > 0.2f) {
         /* LVOT and aortic root leave the base on the right (anteroseptal side) */
-        float r = 0.5f * h->ao;
+        float r = 0.5f * h->ao * aorta;
         float au = base_half - r + 1.0f;
         float pts[6] = {au - 2.0f, vb - 14.0f, au + 3.0f, vb + 6.0f, au + 14.0f, vb + 34.0f};
         tube(sc, f, pts, 3, r, 2.2f);
@@ -657,6 +660,18 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
     float lv_tip_u = 0.5f * h.wall + 0.5f * h.W;
     float tip_v = -h.L - h.wall;
 
+    /* elevational aim of the acquisition: how squarely the plane cuts the structure that tells
+     * a view from its neighbour (LVOT of the A5CH, aortic root of the A3CH). Drawn from the
+     * scan seed; poor windows (low quality) tend to miss it. 1 for a perfect plane; the
+     * neighbour uses the complement so it sometimes catches a hint of the same structure. */
+    float in_plane;
+    {
+        ep_rng g = ep_rng_make(s->seed, 0xE1E7);
+        float u = ep_rng_uniform(&g);
+        float poor = 0.07f * (float)(5 - s->quality);
+        in_plane = ep_clampf(1.0f - 0.55f * u * u - poor, 0.3f, 1.0f);
+    }
+
     if (s->flags & EP_FLAG_UNIFORM_PHANTOM) {
         sc->background_echo = 0.3f;
         sc->motion_amount = 0.0f;
@@ -672,22 +687,21 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         /* the LV tip under the probe, a little right of centre: the crux falls near the
          * centre line, LV on the right, RV on the left */
         float ox = shift + 5.0f - (lv_tip_u * cs - tip_v * sn), oz = apex_z - (lv_tip_u * sn + tip_v * cs);
-        if (s->view == EP_VIEW_A5CH) /* anterior angulation brings the base a little closer */
-            oz -= 4.0f;
+        float lvot = s->view == EP_VIEW_A5CH ? in_plane : 0.45f * (1.0f - in_plane);
+        oz -= 4.0f * lvot; /* anterior angulation brings the base a little closer */
         f = frame_make(ox, oz, ang);
-        heart_four(sc, &f, &h, s->view == EP_VIEW_A5CH ? FOUR_LVOT : FOUR_PLAIN);
+        heart_four(sc, &f, &h, s->view == EP_VIEW_A5CH ? FOUR_LVOT : FOUR_PLAIN, lvot);
         break;
     }
     case EP_VIEW_A4CH_RV: {
-        float ang = -3.0f * EP_DEG + tilt;
+        /* the A4CH-LV heart with the probe slid laterally towards the RV and angled a little
+         * medially: RV nearer the centre line and somewhat larger, LV still in the fan */
+        float ang = -17.0f * EP_DEG + tilt;
         float cs = cosf(ang), sn = sinf(ang);
-        /* the RV cavity centre on the centre line, the LV pushed towards the right edge */
-        float rv_u = -0.5f * h.wall - 0.5f * h.W * 0.72f * h.rv * 1.25f;
-        float rv_v = -0.55f * h.L;
-        float ox = shift - (rv_u * cs - rv_v * sn);
-        float oz = apex_z + 0.72f * h.L - (rv_u * sn + rv_v * cs) - 0.25f * h.L;
+        float slide = 0.42f * h.W * 0.72f * h.rv;
+        float ox = shift + 5.0f + slide - (lv_tip_u * cs - tip_v * sn), oz = apex_z - (lv_tip_u * sn + tip_v * cs);
         f = frame_make(ox, oz, ang);
-        heart_four(sc, &f, &h, FOUR_RV);
+        heart_four(sc, &f, &h, FOUR_RV, 0.0f);
         break;
     }
     case EP_VIEW_APICAL_LA_MV: {
@@ -695,7 +709,7 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         float la_u = 1.6f + 0.5f * 0.85f * h.W * h.la * 1.12f;
         /* probe aimed at the LA: LA centred, the ventricles crowd the near field */
         f = frame_make(shift - la_u * cosf(ang), cw + 0.62f * h.L + 8.0f, ang);
-        heart_four(sc, &f, &h, FOUR_ATRIA);
+        heart_four(sc, &f, &h, FOUR_ATRIA, 0.0f);
         break;
     }
     case EP_VIEW_A2CH:
@@ -703,7 +717,7 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         float ang = (s->view == EP_VIEW_A3CH ? -5.0f : -2.0f) * EP_DEG + tilt;
         float cs = cosf(ang), sn = sinf(ang);
         f = frame_make(shift + tip_v * sn, apex_z - tip_v * cs, ang);
-        heart_two(sc, &f, &h, s->view == EP_VIEW_A3CH);
+        heart_two(sc, &f, &h, s->view == EP_VIEW_A3CH ? in_plane : 0.45f * (1.0f - in_plane));
         break;
     }
     case EP_VIEW_PLAX_FULL:
@@ -714,7 +728,7 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         if (s->view == EP_VIEW_PLAX_FULL)
             f = frame_make(shift + 14.0f, cw + 36.0f + 0.5f * h.ao, 2.0f * EP_DEG + 0.5f * tilt);
         else
-            f = frame_make(shift - 2.0f, cw + 30.0f + 0.5f * h.ao, 2.0f * EP_DEG + 0.5f * tilt);
+            f = frame_make(shift + 7.0f, cw + 28.0f + 0.5f * h.ao, 2.0f * EP_DEG + 0.5f * tilt);
         heart_plax(sc, &f, &h);
         break;
     case EP_VIEW_PLAX_TV:
@@ -744,7 +758,7 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         liver(sc, &fl, -25.0f, cw + 0.45f * lv, 120.0f, 0.5f * lv + 8.0f, 0.18f);
         float ang = 68.0f * EP_DEG + 0.5f * tilt;
         f = frame_make(shift - 32.0f, cw + 0.72f * lv + 52.0f, ang);
-        heart_four(sc, &f, &h, FOUR_PLAIN);
+        heart_four(sc, &f, &h, FOUR_PLAIN, 0.0f);
         break;
     }
     case EP_VIEW_SUPRASTERNAL:

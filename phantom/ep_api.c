@@ -118,11 +118,11 @@ int ep_scan_init(ep_scan *s, int view, uint64_t seed)
         q++;
     float bad = (float)(5 - q) * 0.25f;
     s->quality = q;
-    s->depth_mm *= ep_rng_range(&g, 0.9f, 1.12f);
+    s->depth_mm *= ep_rng_range(&g, 0.88f, 1.14f);
     s->sector_deg = ep_clampf(s->sector_deg + ep_rng_range(&g, -12.0f, 8.0f), 50.0f, 95.0f);
-    s->probe_shift_mm = ep_rng_range(&g, -7.0f, 7.0f);
-    s->probe_depth_mm = ep_rng_range(&g, -5.0f, 5.0f);
-    s->probe_tilt_deg = ep_rng_range(&g, -7.0f, 7.0f);
+    s->probe_shift_mm = ep_rng_range(&g, -9.0f, 9.0f);
+    s->probe_depth_mm = ep_rng_range(&g, -6.0f, 6.0f);
+    s->probe_tilt_deg = ep_rng_range(&g, -9.0f, 9.0f);
     s->gain_db = ep_rng_range(&g, -3.0f - 5.0f * bad, 3.0f + 5.0f * bad);
     s->dynamic_range_db = ep_rng_range(&g, 48.0f, 62.0f);
     s->tgc = ep_rng_range(&g, 0.92f, 1.06f);
