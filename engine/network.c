@@ -524,34 +524,6 @@ int ev_net_create(const ev_net_config *cfg, int batch, bool with_grads, ev_net *
             n->params[k] = n->param_index[k] >= 0 ? &net->params[n->param_index[k]] : NULL;
     }
 
-    /* activations for the reference executor */
-    size_t act = 0;
-    for (int i = 0; i < net->graph.num_nodes; i++) {
-        ev_node *n = &net->graph.nodes[i];
-        size_t numel = ev_shape_numel(n->shape), extra = 0;
-        if (n->op == EV_OP_BATCHNORM)
-            extra = 2 * (size_t)n->shape.c;
-        else if (n->op == EV_OP_DROP_PATH)
-            extra = (size_t)n->shape.n;
-        size_t need = ((numel + 15) & ~(size_t)15) * 4 + ((extra + 15) & ~(size_t)15) * 4 + 128;
-        if (!ev_add_size(act, need, &act)) {
-            rc = ev_fail(err, EV_ERR_NOMEM, "network: activations overflow");
-            goto fail;
-        }
-    }
-    if ((rc = ev_arena_init(&net->activations, act))) {
-        rc = ev_fail(err, EV_ERR_NOMEM, "network: out of memory for %zu bytes of activations",
-                     act);
-        goto fail;
-    }
-    for (int i = 0; i < net->graph.num_nodes; i++) {
-        ev_node *n = &net->graph.nodes[i];
-        n->out = ev_arena_alloc(&net->activations, ev_shape_numel(n->shape) * sizeof(float));
-        if (n->op == EV_OP_BATCHNORM)
-            n->saved = ev_arena_alloc(&net->activations, 2 * (size_t)n->shape.c * sizeof(float));
-        else if (n->op == EV_OP_DROP_PATH)
-            n->saved = ev_arena_alloc(&net->activations, (size_t)n->shape.n * sizeof(float));
-    }
     net->graph.drop_path_prob = cfg->drop_path_prob;
     net->graph.rng_state = 0x5eed;
     *out = net;
@@ -661,9 +633,44 @@ static ev_conv_desc conv_desc(const ev_node *n)
     return (ev_conv_desc){n->kernel, n->kernel, n->stride, n->pad, n->dilation, n->groups};
 }
 
+/* Node outputs for the reference executor, allocated on the first forward: a model loaded
+ * only to be compiled by the cpu or cuda backend never pays for them. */
+static int alloc_activations(ev_net *net, ev_error *err)
+{
+    size_t act = 0;
+    for (int i = 0; i < net->graph.num_nodes; i++) {
+        ev_node *n = &net->graph.nodes[i];
+        size_t numel = ev_shape_numel(n->shape), extra = 0;
+        if (n->op == EV_OP_BATCHNORM)
+            extra = 2 * (size_t)n->shape.c;
+        else if (n->op == EV_OP_DROP_PATH)
+            extra = (size_t)n->shape.n;
+        size_t need = ((numel + 15) & ~(size_t)15) * 4 + ((extra + 15) & ~(size_t)15) * 4 + 128;
+        if (!ev_add_size(act, need, &act))
+            return ev_fail(err, EV_ERR_NOMEM, "network: activations overflow");
+    }
+    if (ev_arena_init(&net->activations, act))
+        return ev_fail(err, EV_ERR_NOMEM, "network: out of memory for %zu bytes of activations",
+                       act);
+    for (int i = 0; i < net->graph.num_nodes; i++) {
+        ev_node *n = &net->graph.nodes[i];
+        n->out = ev_arena_alloc(&net->activations, ev_shape_numel(n->shape) * sizeof(float));
+        if (n->op == EV_OP_BATCHNORM)
+            n->saved = ev_arena_alloc(&net->activations, 2 * (size_t)n->shape.c * sizeof(float));
+        else if (n->op == EV_OP_DROP_PATH)
+            n->saved = ev_arena_alloc(&net->activations, (size_t)n->shape.n * sizeof(float));
+    }
+    return EV_OK;
+}
+
 int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err)
 {
     ev_graph *g = &net->graph;
+    if (!net->activations.base) {
+        int rc = alloc_activations(net, err);
+        if (rc)
+            return rc;
+    }
     g->training = training;
     for (int i = 0; i < g->num_nodes; i++) {
         ev_node *n = &g->nodes[i];
@@ -767,6 +774,8 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
     ev_graph *g = &net->graph;
     if (!net->grad_storage)
         return ev_fail(err, EV_ERR_INVALID, "network: created without gradients");
+    if (!net->activations.base)
+        return ev_fail(err, EV_ERR_INVALID, "network: backward needs a forward first");
     int k = net->cfg.num_classes;
     for (int s = 0; s < net->batch; s++)
         if (labels[s] < 0 || labels[s] >= k)

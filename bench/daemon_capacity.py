@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""daemon_capacity.py BUILD MODEL [N...]: how many 30 fps 800x600 RTP raw streams echoviewd
+sustains (CPU backend) with nothing skipped, dropped or lost.
+
+For each N (default 1 2 3 4 6): N gst-launch senders (videotestsrc 800x600 I420 30 fps !
+rtpvrawpay ! udpsink 127.0.0.1) and echoviewd with N rtp-raw streams; 8 s warm-up, then 20 s
+measured. Prints one JSON line per N: per-stream fps (min), dropped, skipped, packets lost in
+the window, p99 latency, and the CPU seconds per second of the daemon and of the senders
+(the senders share the same cores: on a 2-core machine they are part of the bill).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+build, model = sys.argv[1], os.path.abspath(sys.argv[2])
+counts = [int(a) for a in sys.argv[3:]] or [1, 2, 3, 4, 6]
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(root, build, 'plugins'))
+TICK = os.sysconf('SC_CLK_TCK')
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(('127.0.0.1', 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_seconds(pid):
+    try:
+        f = open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()
+        return (int(f[11]) + int(f[12])) / TICK
+    except OSError:
+        return 0.0
+
+
+def get(port, path):
+    with urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, path), timeout=10) as r:
+        return json.loads(r.read())
+
+
+def run(n):
+    http = free_port()
+    ports = [free_port() for _ in range(n)]
+    cfg = ['http: {port: %d}' % http,
+           'supervision: {stall-timeout: 3}',
+           'classifier: {model-file: %s, backend: cpu, threads: 1}' % model, 'streams:']
+    for i, p in enumerate(ports):
+        cfg.append('  - {id: s%d, source: {type: rtp-raw, port: %d, width: 800, height: 600}}'
+                   % (i, p))
+    tmp = tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False)
+    tmp.write('\n'.join(cfg) + '\n')
+    tmp.close()
+    daemon = subprocess.Popen([os.path.join(root, build, 'daemon', 'echoviewd'), '--config',
+                               tmp.name], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    senders = [subprocess.Popen(
+        ['gst-launch-1.0', '-q', 'videotestsrc', 'is-live=true', 'pattern=ball', '!',
+         'video/x-raw,width=800,height=600,format=I420,framerate=30/1', '!', 'rtpvrawpay', '!',
+         'udpsink', 'host=127.0.0.1', 'port=%d' % p], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) for p in ports]
+    try:
+        time.sleep(8)
+        a = get(http, '/api/v1/streams')['streams']
+        c0 = cpu_seconds(daemon.pid), sum(cpu_seconds(s.pid) for s in senders)
+        t0 = time.monotonic()
+        time.sleep(20)
+        b = get(http, '/api/v1/streams')['streams']
+        dt = time.monotonic() - t0
+        c1 = cpu_seconds(daemon.pid), sum(cpu_seconds(s.pid) for s in senders)
+        res = {'streams': n, 'window_s': round(dt, 1)}
+        fps = [(y['frames'] - x['frames']) / dt for x, y in zip(a, b)]
+        res['fps_min'] = round(min(fps), 2)
+        res['fps_mean'] = round(sum(fps) / n, 2)
+        res['dropped'] = sum(y['dropped'] - x['dropped'] for x, y in zip(a, b))
+        res['skipped'] = sum(y['skipped'] - x['skipped'] for x, y in zip(a, b))
+        res['packets_lost'] = sum(y['packets']['lost'] - x['packets']['lost'] for x, y in zip(a, b))
+        res['latency_p99_ms'] = round(max(y['latency_ms']['p99'] for y in b), 2)
+        res['states'] = sorted(set(y['state'] for y in b))
+        res['daemon_cpu'] = round((c1[0] - c0[0]) / dt, 2)
+        res['senders_cpu'] = round((c1[1] - c0[1]) / dt, 2)
+        res['sustained'] = (res['fps_min'] >= 29.0 and res['dropped'] == 0
+                            and res['skipped'] == 0 and res['packets_lost'] == 0)
+        print(json.dumps(res), flush=True)
+    finally:
+        for s in senders:
+            s.terminate()
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(20)
+        for s in senders:
+            s.wait(10)
+        os.unlink(tmp.name)
+
+
+print(json.dumps({'machine': os.uname().nodename, 'cpus': os.cpu_count(),
+                  'loadavg_before': os.getloadavg(), 'model': model}))
+for n in counts:
+    run(n)

@@ -1,0 +1,114 @@
+/* cpu_internal.h: the fast cpu backend's inner pieces, shared by its plan compiler, its kernels
+ * (one copy per instruction set, chosen at run time) and the kernel tests.
+ *
+ * Layout: every activation is channels-last (NHWC) with a pixel stride `ld` that may exceed the
+ * channel count, so a tensor can be a channel slice of a wider one (the cell's concat buffer).
+ * Kernels vectorise over channels in vectors of `vl` floats; stores are masked at the channel
+ * tail, loads may read up to vl-1 floats past the last channel (every buffer has that slack).
+ */
+#ifndef EV_CPU_INTERNAL_H
+#define EV_CPU_INTERNAL_H
+
+#include "ev_internal.h"
+
+#include <stddef.h>
+
+#define EV_CPU_SLACK_FLOATS 64 /* readable floats after every buffer (unmasked channel loads) */
+
+/* A 1x1 convolution (or the pointwise half of a separable block) with BN folded in: weights are
+ * packed in panels of vl output channels, panel p = [cin][vl], zero-padded past cout. */
+typedef struct ev_cpu_pw {
+    int cin, cout, npanels;
+    const float *w;    /* npanels * cin * vl */
+    const float *bias; /* npanels * vl */
+} ev_cpu_pw;
+
+/* A depthwise k x k convolution: weights [k*k][cpad], cpad = channels rounded up to vl. */
+typedef struct ev_cpu_dw {
+    int c, cpad, k, stride, pad, dilation;
+    const float *w;
+} ev_cpu_dw;
+
+/* The stem: a dense 3x3 (any k) convolution from NCHW input with cin 1..4 channels; weights in
+ * panels of vl output channels, panel p = [cin*k*k][vl]. */
+typedef struct ev_cpu_stem {
+    int cin, cout, npanels, k, stride, pad;
+    const float *w;
+    const float *bias;
+} ev_cpu_stem;
+
+/* A channels-last image: pixel (y, x) channel c at base[(y*w + x)*ld + c]. */
+typedef struct ev_cpu_image {
+    const float *base;
+    int h, w, c, ld;
+} ev_cpu_image;
+
+typedef enum ev_cpu_isa {
+    EV_CPU_ISA_GENERIC = 0,
+    EV_CPU_ISA_AVX2,
+    EV_CPU_ISA_AVX512,
+    EV_CPU_NUM_ISA
+} ev_cpu_isa;
+
+/* Kernel table of one instruction set. Rows are runs of output pixels; `acc` adds into y instead
+ * of overwriting it (node sums accumulated in place). */
+typedef struct ev_cpu_kernels {
+    const char *name;
+    int vl; /* floats per vector: panel width and channel padding */
+    /* y[p, :cout] (+)= bias + sum_ci relu?(x[p*xs + ci]) * W[ci, :]  for p < npix */
+    void (*pointwise)(const float *x, ptrdiff_t xs, int npix, int relu, const ev_cpu_pw *pw,
+                      float *y, ptrdiff_t ys, int acc);
+    /* out[i*os + c] = sum_taps relu?(x) * w  for output pixels (oy, ox0 + i), i < n; c < cpad */
+    void (*depthwise_row)(const ev_cpu_image *x, int relu, const ev_cpu_dw *dw, int oy, int ox0,
+                          int n, float *out, ptrdiff_t os);
+    /* max (avg = 0) or average (avg = 1) pool, k x k, stride, pad; padding excluded */
+    void (*pool_row)(const ev_cpu_image *x, int avg, int k, int stride, int pad, int oy, int ox0,
+                     int n, float *y, ptrdiff_t ys, int acc);
+    /* stem on an NCHW image (planes of h*w floats) */
+    void (*stem_row)(const float *x, int h, int w, const ev_cpu_stem *st, int oy, int ox0, int n,
+                     float *y, ptrdiff_t ys);
+    /* y (+)= x over npix pixels of c channels; zero: y = 0 (x unused) */
+    void (*copy)(const float *x, ptrdiff_t xs, int npix, int c, float *y, ptrdiff_t ys, int acc);
+    void (*zero)(float *y, ptrdiff_t ys, int npix, int c);
+} ev_cpu_kernels;
+
+/* The kernels of an instruction set, or NULL when this build or machine lacks it. */
+const ev_cpu_kernels *ev_cpu_kernels_for(ev_cpu_isa isa);
+/* The best available set; the environment variable EV_CPU_ISA (generic|avx2|avx512) caps it. */
+const ev_cpu_kernels *ev_cpu_kernels_best(void);
+
+const ev_cpu_kernels *ev_cpu_kernels_generic(void);
+const ev_cpu_kernels *ev_cpu_kernels_avx2(void);
+const ev_cpu_kernels *ev_cpu_kernels_avx512(void);
+
+/* Packing helpers (weights in, packed out; `out` sized by the *_size helpers, in floats). */
+size_t ev_cpu_pw_size(int cin, int cout, int vl);
+/* w: (cout, cin) row-major (PyTorch's (cout, cin, 1, 1)); scale/shift: folded BN per output
+ * channel (NULL scale = 1, NULL shift = 0). Writes panels then bias into out. */
+void ev_cpu_pw_pack(ev_cpu_pw *pw, const float *w, int cin, int cout, const double *scale,
+                    const double *shift, int vl, float *out);
+size_t ev_cpu_dw_size(int c, int k, int vl);
+void ev_cpu_dw_pack(ev_cpu_dw *dw, const float *w, int c, int k, int stride, int pad,
+                    int dilation, int vl, float *out);
+size_t ev_cpu_stem_size(int cin, int cout, int k, int vl);
+void ev_cpu_stem_pack(ev_cpu_stem *st, const float *w, int cin, int cout, int k, int stride,
+                      int pad, const double *scale, const double *shift, int vl, float *out);
+
+/* For tests and benchmarks: a cpu plan's kernel set, arena size and number of fused steps. */
+const char *ev_cpu_plan_kernels(const ev_plan *plan);
+size_t ev_cpu_plan_arena_bytes(const ev_plan *plan);
+int ev_cpu_plan_num_steps(const ev_plan *plan);
+
+/* ---- thread pool: the caller and the workers claim chunks of a job from one atomic ticket;
+ * idle workers sleep on a condition variable after a short spin */
+
+typedef struct ev_cpu_pool ev_cpu_pool;
+typedef void (*ev_cpu_job)(void *arg, int chunk, int chunks, int thread);
+int ev_cpu_pool_create(int threads, ev_cpu_pool **out);
+int ev_cpu_pool_threads(const ev_cpu_pool *pool);
+/* Runs job(arg, i, chunks, thread) once for every i < chunks, spread over the threads (thread
+ * 0 is the caller, 1.. the workers); returns when all are done. */
+void ev_cpu_pool_run(ev_cpu_pool *pool, ev_cpu_job job, void *arg, int chunks);
+void ev_cpu_pool_free(ev_cpu_pool *pool);
+
+#endif

@@ -1,0 +1,18 @@
+/* ev_onnx.h: export a model to ONNX (opset 13), so other runtimes (ONNX Runtime, TensorRT)
+ * can run the same network: standard ops only, BN folded into the convolutions, input "input"
+ * (N x C x H x W, N symbolic), output "logits" (N x classes). Built only when protobuf-c is. */
+#ifndef EV_ONNX_H
+#define EV_ONNX_H
+
+#include "echoview.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

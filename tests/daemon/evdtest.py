@@ -1,0 +1,226 @@
+"""evdtest.py: helpers for the echoviewd integration tests (Python 3 stdlib only).
+
+Daemon: writes a config, starts echoviewd on free loopback ports, waits for /healthz, answers
+HTTP requests, stops it (SIGTERM) and checks that it exited with status 0.
+RtpRawSender: an RFC 4175 sender (RGB, one line per packet) on a thread, whose colour, frame
+size and pace the test controls, plus garbage packets.
+Every wait is bounded in time; skips exit 77.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(predicate, timeout, interval=0.1, what='condition'):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, http.client.HTTPException, ValueError, AssertionError, KeyError) as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError('timed out after %.1f s waiting for %s (last: %r)' % (timeout, what, last))
+
+
+class Env:
+    """Paths from the command line: echoviewd, the plugin folder, the source root."""
+
+    def __init__(self, argv):
+        self.echoviewd, self.plugin_dir, self.source_root = map(os.path.abspath, argv[1:4])
+        self.args = argv[4:]
+        real = os.path.join(self.source_root, 'models', 'echo-2cell-96')
+        fixture = os.path.join(self.source_root, 'tests', 'fixtures', 'golden', 'darts_v2_nrnr_g1')
+        self.model = fixture
+        self.real_model = real if os.path.exists(os.path.join(real, 'model.yaml')) else None
+        self.env = dict(os.environ, GST_PLUGIN_PATH=self.plugin_dir,
+                        GST_REGISTRY=os.path.join(tempfile.gettempdir(),
+                                                  'echoviewd-test-registry-%d.bin' % os.getuid()))
+        self.env.pop('NOTIFY_SOCKET', None)
+        self.env.pop('LISTEN_FDS', None)
+
+
+class Daemon:
+    running = set()
+    logs = []
+
+    def __init__(self, env, config_text, token=None):
+        self.env = env
+        self.dir = tempfile.TemporaryDirectory(prefix='echoviewd-test-')
+        self.config = os.path.join(self.dir.name, 'echoviewd.yaml')
+        self.port = free_port()
+        self.token = token
+        self.write_config(config_text)
+        self.log = open(os.path.join(self.dir.name, 'log'), 'w+')
+        self.proc = subprocess.Popen([env.echoviewd, '--config', self.config], env=env.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        Daemon.running.add(self)
+        try:
+            wait_until(lambda: self.get('/healthz')[0] == 200, 20, what='/healthz')
+        except AssertionError:
+            self.stop(check=False)
+            print(self.log_text())
+            raise
+
+    def write_config(self, text):
+        with open(self.config, 'w') as f:
+            f.write(text.replace('@HTTP_PORT@', str(self.port)).replace('@MODEL@', self.env.model))
+
+    def reload(self, text):
+        self.write_config(text)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def request(self, method, path, headers=None, token=True, timeout=10):
+        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
+        h = dict(headers or {})
+        if token and self.token:
+            h['Authorization'] = 'Bearer ' + self.token
+        conn.request(method, path, headers=h)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), body
+
+    def get(self, path, **kw):
+        status, headers, body = self.request('GET', path, **kw)
+        return status, headers, body
+
+    def json(self, path, expect=200, **kw):
+        status, headers, body = self.get(path, **kw)
+        assert status == expect, '%s: status %d, want %d: %r' % (path, status, expect, body[:300])
+        assert headers['content-type'].startswith('application/json'), headers
+        return json.loads(body)
+
+    def stream(self, sid):
+        return self.json('/api/v1/streams/' + sid)
+
+    def wait_state(self, sid, state, timeout):
+        return wait_until(lambda: self.stream(sid)['state'] == state and self.stream(sid), timeout,
+                          what='stream %s %s' % (sid, state))
+
+    def log_text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, check=True):
+        Daemon.running.discard(self)
+        try:
+            Daemon.logs.append(self.log_text())
+        except ValueError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError('echoviewd did not stop within 15 s of SIGTERM')
+        if check:
+            assert self.proc.returncode == 0, 'echoviewd exited with %d:\n%s' % (
+                self.proc.returncode, self.log_text()[-3000:])
+        self.log.close()
+        self.dir.cleanup()
+
+
+class RtpRawSender:
+    """RFC 4175 RGB frames of one colour, one line per packet, to 127.0.0.1:port."""
+
+    def __init__(self, port, width=64, height=48, fps=30, colour=(255, 255, 255)):
+        self.port, self.width, self.height, self.fps, self.colour = port, width, height, fps, colour
+        self.paused = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.seq = 0
+        self.frames = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def packets(self):
+        w, h = self.width, self.height
+        line = bytes(self.colour) * w
+        ts = (self.frames * 90000 // self.fps) & 0xffffffff
+        for y in range(h):
+            marker = 0x80 if y == h - 1 else 0
+            hdr = struct.pack('!BBHII', 0x80, marker | 96, self.seq & 0xffff, ts, 0x4543484f)
+            ext = struct.pack('!H', (self.seq >> 16) & 0xffff)
+            self.seq += 1
+            yield hdr + ext + struct.pack('!HHH', len(line), y & 0x7fff, 0) + line
+
+    def run(self):
+        t0 = time.monotonic()
+        while not self.stopping.is_set():
+            if not self.paused:
+                for p in self.packets():
+                    self.sock.sendto(p, ('127.0.0.1', self.port))
+                self.frames += 1
+            else:
+                t0 = time.monotonic() - self.frames / self.fps
+            delay = t0 + self.frames / self.fps - time.monotonic()
+            self.stopping.wait(max(delay, 0.001))
+
+    def garbage(self, count=200):
+        rnd = open('/dev/urandom', 'rb')
+        for i in range(count):
+            n = [0, 1, 11, 12, 14, 20, 600, 1400][i % 8]
+            data = rnd.read(n)
+            if i % 3 == 0 and n >= 20:   # a valid RTP header with a hostile payload header
+                data = struct.pack('!BBHII', 0x80, 96, i, i, 1) + data[12:]
+            self.sock.sendto(data, ('127.0.0.1', self.port))
+        rnd.close()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def run_main(tests, argv):
+    """Runs the named test functions (all when none named); prints a line per test."""
+    env = Env(argv)
+    if not os.access(env.echoviewd, os.X_OK):
+        print('echoviewd not built')
+        return SKIP
+    names = env.args or list(tests)
+    failed = 0
+    for name in names:
+        t0 = time.monotonic()
+        Daemon.logs = []
+        try:
+            r = tests[name](env)
+            print('%s: %s (%.1f s)' % (name, 'skipped' if r == SKIP else 'ok',
+                                       time.monotonic() - t0), flush=True)
+            if r == SKIP and len(names) == 1:
+                return SKIP
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            for log in Daemon.logs:
+                print('--- echoviewd log (last 4000 bytes) ---\n' + log[-4000:])
+            print('%s: FAILED: %s' % (name, e), flush=True)
+            failed += 1
+    return 1 if failed else 0
