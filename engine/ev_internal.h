@@ -232,6 +232,10 @@ void ev_net_init_weights(ev_net *net, uint64_t seed);
 /* Copies the parameter values of src into dst (same config). */
 int ev_net_copy_params(ev_net *dst, const ev_net *src, ev_error *err);
 
+/* Node outputs (one buffer per graph node, the reference executor's memory), allocated on the
+ * first forward so that a model compiled by the cpu or cuda backend never pays for them;
+ * executors over the same graph (search/) call it before writing node outputs. */
+int ev_net_alloc_activations(ev_net *net, ev_error *err);
 /* Reference execution. training: batch statistics for BN (running stats updated), drop-path and
  * the auxiliary head active. input: batch x in_channels x H x W. */
 int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err);

@@ -633,10 +633,10 @@ static ev_conv_desc conv_desc(const ev_node *n)
     return (ev_conv_desc){n->kernel, n->kernel, n->stride, n->pad, n->dilation, n->groups};
 }
 
-/* Node outputs for the reference executor, allocated on the first forward: a model loaded
- * only to be compiled by the cpu or cuda backend never pays for them. */
-static int alloc_activations(ev_net *net, ev_error *err)
+int ev_net_alloc_activations(ev_net *net, ev_error *err)
 {
+    if (net->activations.base)
+        return EV_OK;
     size_t act = 0;
     for (int i = 0; i < net->graph.num_nodes; i++) {
         ev_node *n = &net->graph.nodes[i];
@@ -666,11 +666,9 @@ static int alloc_activations(ev_net *net, ev_error *err)
 int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err)
 {
     ev_graph *g = &net->graph;
-    if (!net->activations.base) {
-        int rc = alloc_activations(net, err);
-        if (rc)
-            return rc;
-    }
+    int rc = ev_net_alloc_activations(net, err);
+    if (rc)
+        return rc;
     g->training = training;
     for (int i = 0; i < g->num_nodes; i++) {
         ev_node *n = &g->nodes[i];

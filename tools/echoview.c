@@ -10,6 +10,10 @@ static const tool_command commands[] = {
     {"classify", "classify image files (PNG/PGM) with a model; one JSON object per file", cmd_classify},
     {"bench", "time inference on a backend (the paper's method: 100 frames after warm-up)", cmd_bench},
     {"genotype", "parse, validate and convert a genotype (one-line form or YAML)", cmd_genotype},
+    {"phantom", "render a synthetic echo dataset (frames + manifest.csv) with the phantom scanner", cmd_phantom},
+    {"train", "train a DARTS network from scratch on a dataset; writes a model bundle", cmd_train},
+    {"eval", "evaluate a model on a dataset: metrics, per-view table, confusion matrix", cmd_eval},
+    {"experiment", "the paper's studies: accuracy vs input size, data fraction, views, quality", cmd_experiment},
 };
 
 static void usage(FILE *f)

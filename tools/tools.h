@@ -18,6 +18,15 @@ int cmd_inspect(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_genotype(int argc, char **argv);
+int cmd_phantom(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
+/* Genotype from a file, a published name (models/genotypes/NAME.yaml) or the one-line form;
+ * layouts like "normal,reduce,normal,reduce". Print the error and return -1 on failure. */
+int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char *name,
+                       size_t name_size);
+int tool_parse_layout(const char *cmd, const char *s, int *num_cells, bool *reduction);
 
 
 /* Exit codes: 0 ok, 1 the work failed (bad input file, ...), 2 usage error. */

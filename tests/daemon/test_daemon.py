@@ -364,10 +364,12 @@ def test_config(env):
     rc, out = check_config(env, BASE.replace('@HTTP_PORT@', '0') + 'streams:\n'
                            + phantom_stream('a') + rtp_stream('b', 5004))
     assert rc == 0 and 'ok (2 streams' in out, out
-    # the reference config, with the test model when the shipped one is absent
+    # the reference config (checked from a temporary folder, so its model path, relative to
+    # conf/, is made absolute), with the test model when the shipped one is absent
     ref = open(os.path.join(env.source_root, 'conf', 'echoviewd.yaml')).read()
-    if not env.real_model:
-        ref = ref.replace('../models/echo-2cell-96', env.model)
+    ref = ref.replace('../models/echo-2cell-96',
+                      os.path.join(env.source_root, 'models', 'echo-2cell-96') if env.real_model
+                      else env.model)
     rc, out = check_config(env, ref)
     assert rc == 0, out
     # a missing file and starting on a bad config

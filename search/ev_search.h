@@ -1,0 +1,235 @@
+/* ev_search.h: the offline side of echoview (library echoviewsearch): datasets and their loaders,
+ * ultrasound augmentation, balanced batch sampling, the fast multi-threaded training executor,
+ * optimisers, the training loop with checkpoints, and evaluation metrics and reports.
+ *
+ * Nothing online links this library (ARCHITECTURE.md): the GStreamer element and the daemon only
+ * read the model bundles it writes.
+ */
+#ifndef EV_SEARCH_H
+#define EV_SEARCH_H
+
+#include "ev_internal.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- datasets ------------------------------------------------------------------------------ */
+
+typedef enum search_split {
+    SEARCH_SPLIT_TRAIN = 0,
+    SEARCH_SPLIT_VAL = 1,
+    SEARCH_SPLIT_TEST = 2,
+    SEARCH_SPLIT_COUNT = 3,
+} search_split;
+
+const char *search_split_name(int split); /* "train", "val", "test" */
+int search_split_parse(const char *name); /* train|val|validation|test -> id, -1 unknown */
+
+/* Default share of unreadable frames above which loading fails (5%): a few corrupt files in a
+ * large export are skipped with a warning, a broken export stops training before it starts. */
+#define SEARCH_DEFAULT_MAX_BAD_FRACTION 0.05
+
+typedef struct search_dataset_options {
+    int width, height, channels;     /* model input: frames are stored at this size as uint8 */
+    int num_classes;                 /* 0: the 14 echo views */
+    const char *const *class_names;  /* NULL: ev_echo_views */
+    uint64_t seed;                   /* patient-level split when the data has none */
+    double max_bad_fraction;         /* < 0: SEARCH_DEFAULT_MAX_BAD_FRACTION */
+    bool auto_roi;                   /* crop each frame to its detected sector (ev_detect_roi) */
+    int threads;                     /* decoding threads, 0: all cores */
+    int only_split;                  /* -1: keep all; else drop frames of other splits */
+    bool quiet;                      /* no warnings on stderr (they are still counted) */
+} search_dataset_options;
+
+typedef struct search_dataset {
+    int count;
+    int width, height, channels;
+    uint8_t *pixels;  /* count x channels x height x width, model-input size (ev_preprocess) */
+    int32_t *labels;
+    int8_t *split;    /* search_split */
+    int32_t *patient; /* patient id (dense, 0..num_patients-1) */
+    int8_t *quality;  /* 1..5, 0 when unknown */
+    char **paths;
+    int num_patients;
+    int num_classes;
+    char **class_names;
+    int num_bad;      /* frames skipped because they could not be read */
+    int num_listed;   /* frames listed before skipping */
+} search_dataset;
+
+/* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h]; paths
+ * relative to the manifest), a folder containing manifest.csv, or an image folder
+ * (DIR/CLASS/IMAGE or DIR/{train,val,test}/CLASS/IMAGE). Frames go through ev_preprocess
+ * (crop, area resize, luma) to the model input and are kept as uint8. */
+int search_dataset_load(const char *path, const search_dataset_options *options,
+                        search_dataset **out, ev_error *err);
+void search_dataset_free(search_dataset *ds);
+/* A new dataset holding only the frames of the listed classes (ids into ds's classes), relabelled
+ * 0..count-1 in the order given (the accuracy-vs-number-of-views study). */
+int search_dataset_select_classes(const search_dataset *ds, const int *classes, int count,
+                                  search_dataset **out, ev_error *err);
+/* Class id for a label: exact, else ASCII case-insensitive with '/', '-', '_' and ' ' equal
+ * (so a folder "Apical-LA_MV" names "Apical-LA/MV"). -1 when unknown. */
+int search_class_lookup(char *const *names, int count, const char *label);
+
+/* ---- augmentation -------------------------------------------------------------------------- */
+
+typedef struct search_augment {
+    bool enabled;
+    float rotate_deg;   /* uniform in +-rotate_deg (5) */
+    float scale;        /* zoom uniform in 1 +- scale (0.08) */
+    float translate;    /* shift uniform in +- translate x size (0.05) */
+    float gain;         /* brightness gain uniform in 1 +- gain (0.15) */
+    float contrast;     /* gamma uniform in 1 +- contrast (0.15) */
+    float speckle;      /* multiplicative noise: x * (1 + speckle * N(0,1)) (0.08) */
+} search_augment;
+
+void search_augment_defaults(search_augment *a);
+/* Frame (uint8, c x h x w) -> network input floats: optional augmentation drawn from rng, then
+ * x = (pixel * scale - mean) / std. */
+void search_frame_to_input(const uint8_t *src, int w, int h, int c, const search_augment *aug,
+                           uint64_t *rng, float scale, const float *mean, const float *std,
+                           float *out);
+
+/* ---- balanced online batch selection ------------------------------------------------------------ */
+
+typedef struct search_sampler search_sampler;
+/* indices: the training frames; labels of the whole dataset. Every class with frames gets
+ * batch / classes frames per batch; the remainder goes to classes in rotation, so over `classes`
+ * consecutive batches each class gets exactly the same number. Small classes are oversampled
+ * (their shuffled list restarts when exhausted). */
+int search_sampler_create(const int *indices, int count, const int32_t *labels, int num_classes,
+                          int batch, search_sampler **out, ev_error *err);
+/* Reseeds (deterministic per seed and epoch): the sampler's state is a function of them. */
+void search_sampler_reset(search_sampler *s, uint64_t seed);
+void search_sampler_next(search_sampler *s, int *batch_indices);
+int search_sampler_classes_present(const search_sampler *s);
+void search_sampler_free(search_sampler *s);
+
+/* ---- fast training executor ------------------------------------------------------------------- */
+
+/* Runs an ev_net's graph forward and backward with the fast kernels (train_kernels.c) and
+ * threads splitting the batch. Uses the net's parameters and node output buffers; keeps its own
+ * gradient buffers. Results do not depend on the thread count (fixed work chunks, reductions in
+ * a fixed order). */
+typedef struct search_exec search_exec;
+int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *err);
+void search_exec_free(search_exec *e);
+int search_exec_forward(search_exec *e, const float *input, bool training, ev_error *err);
+const float *search_exec_logits(const search_exec *e);
+/* Fills parameter gradients (zeroed first, unlike ev_net_backward which accumulates). */
+int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight, float *loss,
+                         ev_error *err);
+/* Name of the kernel set in use ("avx2" or "generic"); EV_CPU_ISA=generic forces the latter. */
+const char *search_kernels_name(void);
+
+/* ---- metrics ----------------------------------------------------------------------------------- */
+
+typedef struct search_metrics {
+    int num_classes;
+    int64_t total, correct;
+    double accuracy, macro_precision, macro_recall, macro_f1, weighted_f1;
+    double precision[EV_MAX_CLASSES], recall[EV_MAX_CLASSES], f1[EV_MAX_CLASSES];
+    int64_t support[EV_MAX_CLASSES];
+    int classes_present; /* classes with support > 0 (macro averages run over these) */
+} search_metrics;
+
+/* confusion: k x k counts, row = true class, column = predicted. Macro averages are over the
+ * classes that occur in the ground truth (support > 0); a class never predicted has precision
+ * 0 (sklearn's zero_division=0). */
+void search_metrics_compute(const int64_t *confusion, int k, search_metrics *out);
+
+/* ---- training ---------------------------------------------------------------------------------- */
+
+typedef enum search_optimizer { SEARCH_OPT_ADAM = 0, SEARCH_OPT_SGD = 1 } search_optimizer;
+
+typedef struct search_train_options {
+    const char *data;        /* dataset path (search_dataset_load) */
+    const char *out_dir;     /* model bundle + checkpoint */
+    const char *name;        /* bundle name (default: basename of out_dir) */
+    ev_genotype genotype;
+    char genotype_name[64];
+    int num_cells;
+    bool reduction[EV_MAX_CELLS];
+    int init_channels;
+    int size;                /* input width = height */
+    int epochs;              /* <= 800 */
+    int batch;
+    search_optimizer optimizer;
+    float lr, weight_decay, momentum;
+    bool cosine;
+    float grad_clip;         /* 0: off */
+    float auxiliary_weight;  /* 0: no auxiliary head */
+    float drop_path;
+    int patience;            /* epochs without validation-loss improvement; 0: off */
+    int threads;
+    uint64_t seed;
+    bool resume;
+    const char *log_path;    /* JSONL per epoch; NULL: OUT/train.jsonl */
+    bool augment;
+    bool auto_roi;
+    double max_bad_fraction;
+    double train_fraction;   /* use this share of the training patients (1: all) */
+    int num_classes;         /* 0: 14 views */
+    char **class_names;      /* NULL: ev_echo_views */
+    int stop_after;          /* stop (as if interrupted) after this many epochs in this run; 0 */
+    int max_steps;           /* cap steps per epoch (0: ceil(train frames / batch)) */
+    int max_val_frames;      /* validate on an evenly spaced subset of this many frames (0: all) */
+    bool quiet;
+    search_dataset *dataset; /* optional preloaded dataset (not freed); data ignored then */
+    const char *init_from;   /* start from this bundle's weights (same network, any input size) */
+} search_train_options;
+
+void search_train_defaults(search_train_options *o);
+
+typedef struct search_train_result {
+    int epochs_run;
+    int best_epoch;
+    double best_val_loss, best_val_accuracy;
+    double frames_per_second; /* training throughput (forward + backward + update) */
+    bool early_stopped;
+} search_train_result;
+
+int search_train(const search_train_options *o, search_train_result *result, ev_error *err);
+
+/* Training throughput of o's network on random frames: `steps` timed steps (forward, backward,
+ * Adam update) after `warmup` untimed ones, batch o->batch, o->threads threads. Writes the mean
+ * seconds per step and frames per second. */
+int search_train_benchmark(const search_train_options *o, int warmup, int steps,
+                           double *seconds_per_step, double *frames_per_second, ev_error *err);
+
+/* ---- evaluation ------------------------------------------------------------------------------ */
+
+typedef struct search_eval_result {
+    search_metrics metrics;
+    int64_t *confusion;       /* k x k */
+    int32_t *predicted;       /* per dataset frame (-1 when not evaluated) */
+    float *confidence;
+    int k;
+} search_eval_result;
+
+/* Evaluates model on the frames of split (-1: all) of ds. */
+int search_evaluate(const ev_model *model, const search_dataset *ds, int split, int threads,
+                    search_eval_result *out, ev_error *err);
+void search_eval_result_free(search_eval_result *r);
+
+/* Writes report.json, report.md, confusion.png and misclassified.png into dir. */
+int search_write_report(const char *dir, const ev_model *model, const search_dataset *ds,
+                        const search_eval_result *r, int split, ev_error *err);
+/* The report as JSON (jansson json_t *, caller decrefs): accuracy, macro_precision,
+ * macro_recall, macro_f1, weighted_f1, per_class, confusion. */
+void *search_eval_json(const ev_model *model, const search_eval_result *r);
+
+/* ---- small raster plots (PNG via media) ------------------------------------------------------- */
+
+typedef struct search_plot_series {
+    const char *name;
+    int count;
+    const double *x, *y;
+} search_plot_series;
+
+int search_plot_lines(const char *path, const char *title, const char *x_label,
+                      const char *y_label, const search_plot_series *series, int num_series,
+                      ev_error *err);
+
+#endif

@@ -1,0 +1,385 @@
+/* report.c: evaluation metrics (accuracy, macro precision/recall/F1, weighted F1, per view), the
+ * evaluation report (JSON, markdown, a confusion-matrix heat map and a sheet of misclassified
+ * frames as PNG) and small line plots, drawn with a tiny raster canvas and a 3x5 pixel font into
+ * PNGs written by media (no plotting dependency). */
+#include "ev_search.h"
+#include "media.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void search_metrics_compute(const int64_t *cm, int k, search_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    m->num_classes = k;
+    int64_t col[EV_MAX_CLASSES] = {0};
+    for (int t = 0; t < k; t++)
+        for (int p = 0; p < k; p++) {
+            m->support[t] += cm[(size_t)t * k + p];
+            col[p] += cm[(size_t)t * k + p];
+            m->total += cm[(size_t)t * k + p];
+        }
+    for (int c = 0; c < k; c++) {
+        const int64_t tp = cm[(size_t)c * k + c];
+        m->correct += tp;
+        m->precision[c] = col[c] ? (double)tp / col[c] : 0.0;
+        m->recall[c] = m->support[c] ? (double)tp / m->support[c] : 0.0;
+        const double s = m->precision[c] + m->recall[c];
+        m->f1[c] = s > 0 ? 2.0 * m->precision[c] * m->recall[c] / s : 0.0;
+        if (m->support[c] > 0) {
+            m->classes_present++;
+            m->macro_precision += m->precision[c];
+            m->macro_recall += m->recall[c];
+            m->macro_f1 += m->f1[c];
+            m->weighted_f1 += m->f1[c] * m->support[c];
+        }
+    }
+    m->accuracy = m->total ? (double)m->correct / m->total : 0.0;
+    if (m->classes_present) {
+        m->macro_precision /= m->classes_present;
+        m->macro_recall /= m->classes_present;
+        m->macro_f1 /= m->classes_present;
+    }
+    m->weighted_f1 = m->total ? m->weighted_f1 / m->total : 0.0;
+}
+
+void *search_eval_json(const ev_model *model, const search_eval_result *r)
+{
+    const search_metrics *m = &r->metrics;
+    const int k = r->k;
+    json_t *per = json_object(), *conf = json_array(), *names = json_array();
+    for (int c = 0; c < k; c++) {
+        const char *name = ev_model_class_name(model, c);
+        json_array_append_new(names, json_string(name));
+        json_object_set_new(per, name,
+                            json_pack("{s:f, s:f, s:f, s:I}", "precision", m->precision[c],
+                                      "recall", m->recall[c], "f1", m->f1[c], "support",
+                                      (json_int_t)m->support[c]));
+        json_t *row = json_array();
+        for (int p = 0; p < k; p++)
+            json_array_append_new(row, json_integer(r->confusion[(size_t)c * k + p]));
+        json_array_append_new(conf, row);
+    }
+    return json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o}", "model",
+                     ev_model_name(model), "frames", (json_int_t)m->total, "accuracy",
+                     m->accuracy, "macro_precision", m->macro_precision, "macro_recall",
+                     m->macro_recall, "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1,
+                     "classes", names, "per_class", per, "confusion", conf);
+}
+
+/* ---- raster canvas ------------------------------------------------------------------------ */
+
+typedef struct canvas {
+    media_image img; /* RGB 8-bit */
+} canvas;
+
+static int canvas_init(canvas *c, int w, int h, ev_error *err)
+{
+    int rc = media_image_alloc(&c->img, w, h, 3, 8, err);
+    if (!rc)
+        memset(c->img.data, 255, c->img.stride * (size_t)h);
+    return rc;
+}
+
+static void put(canvas *c, int x, int y, uint32_t rgb)
+{
+    if (x < 0 || y < 0 || x >= c->img.width || y >= c->img.height)
+        return;
+    uint8_t *p = c->img.data + (size_t)y * c->img.stride + (size_t)x * 3;
+    p[0] = rgb >> 16, p[1] = rgb >> 8, p[2] = rgb;
+}
+
+static void fill_rect(canvas *c, int x, int y, int w, int h, uint32_t rgb)
+{
+    for (int j = y; j < y + h; j++)
+        for (int i = x; i < x + w; i++)
+            put(c, i, j, rgb);
+}
+
+static void line(canvas *c, int x0, int y0, int x1, int y1, uint32_t rgb, int thick)
+{
+    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
+    int e = dx + dy;
+    for (;;) {
+        fill_rect(c, x0 - thick / 2, y0 - thick / 2, thick, thick, rgb);
+        if (x0 == x1 && y0 == y1)
+            break;
+        int e2 = 2 * e;
+        if (e2 >= dy)
+            e += dy, x0 += sx;
+        if (e2 <= dx)
+            e += dx, y0 += sy;
+    }
+}
+
+/* 3x5 glyphs, rows top to bottom, 3 bits each (MSB left). */
+static unsigned glyph(int ch)
+{
+    static const unsigned digits[10] = {
+        075557, 026227, 071747, 071717, 055711, 074717, 074757, 071111, 075757, 075717};
+    static const unsigned letters[26] = {
+        025755, 065656, 034443, 065556, 074647, 074644, 034553, 055755, 072227, 011152,
+        055655, 044447, 057755, 065555, 025552, 065644, 025563, 065655, 034216, 072222,
+        055557, 055552, 055775, 055255, 055222, 071247};
+    ch = toupper(ch);
+    if (ch >= '0' && ch <= '9')
+        return digits[ch - '0'];
+    if (ch >= 'A' && ch <= 'Z')
+        return letters[ch - 'A'];
+    switch (ch) {
+    case '-': return 000700;
+    case '.': return 000002;
+    case '/': return 011244;
+    case '%': return 051245;
+    case ':': return 002020;
+    case '(': return 024442;
+    case ')': return 021112;
+    case '>': return 042124;
+    case '=': return 007070;
+    case '+': return 002720;
+    case ',': return 000024;
+    default: return 0;
+    }
+}
+
+static int text(canvas *c, int x, int y, const char *s, uint32_t rgb, int scale)
+{
+    for (; *s; s++, x += 4 * scale) {
+        unsigned g = glyph((unsigned char)*s);
+        for (int r = 0; r < 5; r++)
+            for (int b = 0; b < 3; b++)
+                if (g >> ((4 - r) * 3 + (2 - b)) & 1)
+                    fill_rect(c, x + b * scale, y + r * scale, scale, scale, rgb);
+    }
+    return x;
+}
+
+static int text_width(const char *s, int scale) { return (int)strlen(s) * 4 * scale; }
+
+/* white -> dark blue */
+static uint32_t heat(double v)
+{
+    if (v < 0)
+        v = 0;
+    if (v > 1)
+        v = 1;
+    int r = (int)(255 - v * (255 - 8)), g = (int)(255 - v * (255 - 48)),
+        b = (int)(255 - v * (255 - 107));
+    return (uint32_t)r << 16 | (uint32_t)g << 8 | (uint32_t)b;
+}
+
+static int write_confusion_png(const char *path, const ev_model *model,
+                               const search_eval_result *r, ev_error *err)
+{
+    const int k = r->k, cell = 30, scale = 2;
+    int label_w = 0;
+    for (int c = 0; c < k; c++) {
+        int w = text_width(ev_model_class_name(model, c), scale);
+        if (w > label_w)
+            label_w = w;
+    }
+    const char *title = "CONFUSION (ROWS TRUE, COLUMNS PREDICTED, ROW-NORMALISED)";
+    const int left = label_w + 16, top = 40, title_w = 8 + text_width(title, 2) + 8;
+    const int w = left + k * cell + 20 > title_w ? left + k * cell + 20 : title_w,
+              h = top + k * cell + 24 + 12;
+    canvas cv;
+    int rc = canvas_init(&cv, w, h, err);
+    if (rc)
+        return rc;
+    text(&cv, 8, 8, title, 0x202020, 2);
+    for (int t = 0; t < k; t++) {
+        int64_t row = r->metrics.support[t];
+        text(&cv, 6, top + t * cell + cell / 2 - 5, ev_model_class_name(model, t), 0x202020, scale);
+        char num[8];
+        snprintf(num, sizeof num, "%d", t);
+        text(&cv, left + t * cell + cell / 2 - text_width(num, 1) / 2, top + k * cell + 6, num,
+             0x202020, 2);
+        for (int p = 0; p < k; p++) {
+            int64_t n = r->confusion[(size_t)t * k + p];
+            double v = row ? (double)n / row : 0.0;
+            fill_rect(&cv, left + p * cell, top + t * cell, cell - 1, cell - 1, heat(v));
+            if (n) {
+                char s[24];
+                snprintf(s, sizeof s, "%lld", (long long)n);
+                int sc = text_width(s, 1) * 1 + 4 < cell - 2 ? 1 : 1;
+                text(&cv, left + p * cell + (cell - text_width(s, sc)) / 2,
+                     top + t * cell + cell / 2 - 3, s, v > 0.5 ? 0xffffff : 0x202020, sc);
+            }
+        }
+    }
+    rc = media_image_write_png(path, &cv.img, err);
+    media_image_free(&cv.img);
+    return rc;
+}
+
+static int write_misclassified_png(const char *path, const ev_model *model,
+                                   const search_dataset *ds, const search_eval_result *r,
+                                   int split, ev_error *err)
+{
+    enum { MAX_TILES = 48, COLS = 8 };
+    int idx[MAX_TILES], n = 0, total = 0;
+    for (int i = 0; i < ds->count; i++)
+        if ((split < 0 || ds->split[i] == split) && r->predicted[i] >= 0 &&
+            r->predicted[i] != ds->labels[i]) {
+            if (n < MAX_TILES)
+                idx[n++] = i;
+            total++;
+        }
+    const int tw = ds->width < 64 ? 64 : ds->width, th = ds->height < 64 ? 64 : ds->height;
+    const int zoom = ds->width < 64 ? (64 + ds->width - 1) / ds->width : 1;
+    const int cols = n < COLS ? (n ? n : 1) : COLS, rows = (n + COLS - 1) / COLS;
+    const int cw = tw + 60 > 120 ? tw + 60 : 120, ch = th + 26;
+    canvas cv;
+    int rc = canvas_init(&cv, cols * cw + 8, 24 + (rows ? rows : 1) * ch, err);
+    if (rc)
+        return rc;
+    char title[96];
+    snprintf(title, sizeof title, "MISCLASSIFIED: %d (FIRST %d SHOWN)", total, n);
+    text(&cv, 6, 6, title, 0x202020, 2);
+    const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
+    for (int t = 0; t < n; t++) {
+        int x0 = 4 + (t % COLS) * cw, y0 = 24 + (t / COLS) * ch;
+        const uint8_t *px = ds->pixels + (size_t)idx[t] * fsz;
+        for (int y = 0; y < ds->height * zoom && y < th; y++)
+            for (int x = 0; x < ds->width * zoom && x < tw; x++) {
+                uint8_t v = px[(size_t)(y / zoom) * ds->width + x / zoom];
+                put(&cv, x0 + x, y0 + y, (uint32_t)v << 16 | (uint32_t)v << 8 | v);
+            }
+        char s[128];
+        snprintf(s, sizeof s, "%s", ev_model_class_name(model, ds->labels[idx[t]]));
+        text(&cv, x0, y0 + th + 2, s, 0x107010, 1);
+        snprintf(s, sizeof s, "> %s", ev_model_class_name(model, r->predicted[idx[t]]));
+        text(&cv, x0, y0 + th + 10, s, 0xb01010, 1);
+    }
+    rc = media_image_write_png(path, &cv.img, err);
+    media_image_free(&cv.img);
+    return rc;
+}
+
+int search_write_report(const char *dir, const ev_model *model, const search_dataset *ds,
+                        const search_eval_result *r, int split, ev_error *err)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return ev_fail(err, EV_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    char path[PATH_MAX];
+    json_t *j = search_eval_json(model, r);
+    json_object_set_new(j, "split", json_string(split < 0 ? "all" : search_split_name(split)));
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    if (json_dump_file(j, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))) {
+        json_decref(j);
+        return ev_fail(err, EV_ERR_IO, "%s: cannot write", path);
+    }
+    json_decref(j);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
+    const search_metrics *m = &r->metrics;
+    fprintf(f, "# Evaluation of %s (%s split, %lld frames)\n\n", ev_model_name(model),
+            split < 0 ? "all" : search_split_name(split), (long long)m->total);
+    fprintf(f, "| accuracy | macro precision | macro recall | macro F1 | weighted F1 |\n"
+               "|---|---|---|---|---|\n| %.2f | %.2f | %.2f | %.2f | %.2f |\n\n",
+            100 * m->accuracy, 100 * m->macro_precision, 100 * m->macro_recall,
+            100 * m->macro_f1, 100 * m->weighted_f1);
+    fprintf(f, "| view | precision | recall | F1 | frames |\n|---|---|---|---|---|\n");
+    for (int c = 0; c < r->k; c++)
+        fprintf(f, "| %s | %.1f | %.1f | %.1f | %lld |\n", ev_model_class_name(model, c),
+                100 * m->precision[c], 100 * m->recall[c], 100 * m->f1[c],
+                (long long)m->support[c]);
+    fprintf(f, "\nConfusion (rows true, columns predicted, columns in the same order):\n\n```\n");
+    for (int t = 0; t < r->k; t++) {
+        fprintf(f, "%-14s", ev_model_class_name(model, t));
+        for (int p = 0; p < r->k; p++)
+            fprintf(f, " %5lld", (long long)r->confusion[(size_t)t * r->k + p]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "```\n");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/confusion.png", dir);
+    int rc = write_confusion_png(path, model, r, err);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof path, "%s/misclassified.png", dir);
+    return write_misclassified_png(path, model, ds, r, split, err);
+}
+
+/* ---- line plots ------------------------------------------------------------------------------ */
+
+static const uint32_t palette[] = {0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x9467bd, 0x8c564b};
+
+static double nice_step(double range)
+{
+    double e = pow(10, floor(log10(range / 5)));
+    double f = range / 5 / e;
+    return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * e;
+}
+
+int search_plot_lines(const char *path, const char *title, const char *x_label,
+                      const char *y_label, const search_plot_series *series, int num_series,
+                      ev_error *err)
+{
+    const int W = 720, H = 460, L = 80, R = 190, T = 40, B = 60;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int s = 0; s < num_series; s++)
+        for (int i = 0; i < series[s].count; i++) {
+            x0 = fmin(x0, series[s].x[i]), x1 = fmax(x1, series[s].x[i]);
+            y0 = fmin(y0, series[s].y[i]), y1 = fmax(y1, series[s].y[i]);
+        }
+    if (!isfinite(x0)) {
+        x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+    }
+    if (x1 - x0 < 1e-9)
+        x0 -= 1, x1 += 1;
+    if (y1 - y0 < 1e-9)
+        y0 -= 1, y1 += 1;
+    double ys = nice_step(y1 - y0);
+    y0 = floor(y0 / ys) * ys, y1 = ceil(y1 / ys) * ys;
+    canvas cv;
+    int rc = canvas_init(&cv, W, H, err);
+    if (rc)
+        return rc;
+    const int pw = W - L - R, ph = H - T - B;
+#define PX(v) (L + (int)lround(((v) - x0) / (x1 - x0) * pw))
+#define PY(v) (T + ph - (int)lround(((v) - y0) / (y1 - y0) * ph))
+    text(&cv, L, 12, title, 0x101010, 2);
+    for (double v = y0; v <= y1 + ys * 0.01; v += ys) {
+        line(&cv, L, PY(v), L + pw, PY(v), 0xdddddd, 1);
+        char s[32];
+        snprintf(s, sizeof s, "%g", fabs(v) < ys * 1e-6 ? 0.0 : v);
+        text(&cv, L - 8 - text_width(s, 2), PY(v) - 5, s, 0x303030, 2);
+    }
+    double xs = nice_step(x1 - x0);
+    for (double v = ceil(x0 / xs) * xs; v <= x1 + xs * 0.01; v += xs) {
+        line(&cv, PX(v), T + ph, PX(v), T + ph + 4, 0x303030, 1);
+        char s[32];
+        snprintf(s, sizeof s, "%g", v);
+        text(&cv, PX(v) - text_width(s, 2) / 2, T + ph + 10, s, 0x303030, 2);
+    }
+    line(&cv, L, T, L, T + ph, 0x303030, 1);
+    line(&cv, L, T + ph, L + pw, T + ph, 0x303030, 1);
+    text(&cv, L + pw / 2 - text_width(x_label, 2) / 2, H - 22, x_label, 0x101010, 2);
+    text(&cv, 6, T - 14, y_label, 0x101010, 2);
+    for (int s = 0; s < num_series; s++) {
+        uint32_t col = palette[s % 6];
+        for (int i = 0; i < series[s].count; i++) {
+            int px = PX(series[s].x[i]), py = PY(series[s].y[i]);
+            if (i)
+                line(&cv, PX(series[s].x[i - 1]), PY(series[s].y[i - 1]), px, py, col, 3);
+            fill_rect(&cv, px - 4, py - 4, 9, 9, col);
+        }
+        fill_rect(&cv, L + pw + 16, T + 10 + s * 20, 14, 10, col);
+        text(&cv, L + pw + 36, T + 10 + s * 20, series[s].name ? series[s].name : "", 0x101010, 2);
+    }
+#undef PX
+#undef PY
+    rc = media_image_write_png(path, &cv.img, err);
+    media_image_free(&cv.img);
+    return rc;
+}

@@ -1,0 +1,788 @@
+/* train.c: retraining a DARTS network from scratch (the paper's recipe): balanced online batch
+ * selection, Adam (lr 1e-4) or SGD with momentum and a cosine schedule, weight decay, gradient
+ * clipping, optional auxiliary head and drop-path, early stopping on a validation-loss plateau,
+ * a checkpoint every epoch and an exact resume.
+ *
+ * Exact resume: everything random in an epoch (sampler order, augmentation, drop-path masks) is
+ * drawn from generators seeded by (seed, epoch[, step, frame]); the checkpoint holds the
+ * parameters (BN running statistics included), the optimiser state and the epoch counters, so an
+ * interrupted run that resumes produces the same bytes as one that never stopped (with the same
+ * thread-count-independent executor).
+ */
+#include "ev_search.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void search_train_defaults(search_train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->num_cells = 4;
+    o->reduction[1] = o->reduction[3] = true;
+    o->init_channels = 16;
+    o->size = 96;
+    o->epochs = 800;
+    o->batch = 64;
+    o->optimizer = SEARCH_OPT_ADAM;
+    o->lr = 1e-4f;
+    o->momentum = 0.9f;
+    o->patience = 20;
+    o->seed = 1;
+    o->augment = true;
+    o->max_bad_fraction = -1;
+    o->train_fraction = 1.0;
+}
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+    uint64_t s = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
+    return ev_rng_next(&s);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- optimiser --------------------------------------------------------------------------------- */
+
+typedef struct optimiser {
+    search_optimizer kind;
+    float *m, *v;  /* per trainable parameter element (adam: first/second moment; sgd: m only) */
+    size_t total;
+    int64_t step;  /* adam's t */
+} optimiser;
+
+static bool updatable(const ev_param *p, bool aux)
+{
+    return ev_param_trainable(p) && p->grad && (!p->auxiliary || aux);
+}
+
+static size_t trainable_total(const ev_net *net)
+{
+    size_t t = 0;
+    for (int i = 0; i < net->num_params; i++)
+        if (ev_param_trainable(&net->params[i]))
+            t += net->params[i].numel;
+    return t;
+}
+
+static void clip_gradients(ev_net *net, float max_norm, bool aux)
+{
+    double sq = 0.0;
+    for (int i = 0; i < net->num_params; i++) {
+        const ev_param *p = &net->params[i];
+        if (!updatable(p, aux))
+            continue;
+        for (size_t j = 0; j < p->numel; j++)
+            sq += (double)p->grad[j] * p->grad[j];
+    }
+    double norm = sqrt(sq);
+    if (norm > max_norm) { /* PyTorch clip_grad_norm_: scale by max / (norm + 1e-6) */
+        float f = (float)(max_norm / (norm + 1e-6));
+        for (int i = 0; i < net->num_params; i++) {
+            ev_param *p = &net->params[i];
+            if (updatable(p, aux))
+                for (size_t j = 0; j < p->numel; j++)
+                    p->grad[j] *= f;
+        }
+    }
+}
+
+/* PyTorch semantics: weight decay adds wd * p to the gradient (L2, not AdamW); Adam betas
+ * (0.9, 0.999), eps 1e-8; SGD: buf = momentum * buf + g, p -= lr * buf. */
+static void optimiser_step(optimiser *opt, ev_net *net, float lr, float wd, float momentum,
+                           bool aux)
+{
+    opt->step++;
+    const double b1 = 0.9, b2 = 0.999;
+    const double bc1 = 1.0 - pow(b1, (double)opt->step), bc2 = 1.0 - pow(b2, (double)opt->step);
+    size_t off = 0;
+    for (int i = 0; i < net->num_params; i++) {
+        ev_param *p = &net->params[i];
+        if (!ev_param_trainable(p))
+            continue;
+        if (updatable(p, aux)) {
+            float *m = opt->m + off, *v = opt->v + off;
+            for (size_t j = 0; j < p->numel; j++) {
+                float g = p->grad[j] + wd * p->data[j];
+                if (opt->kind == SEARCH_OPT_ADAM) {
+                    m[j] = (float)(b1 * m[j] + (1.0 - b1) * g);
+                    v[j] = (float)(b2 * v[j] + (1.0 - b2) * (double)g * g);
+                    double denom = sqrt(v[j] / bc2) + 1e-8;
+                    p->data[j] -= (float)(lr * (m[j] / bc1) / denom);
+                } else {
+                    m[j] = opt->step == 1 ? g : momentum * m[j] + g;
+                    p->data[j] -= lr * m[j];
+                }
+            }
+        }
+        off += p->numel;
+    }
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+
+typedef struct train_state {
+    int epoch; /* epochs completed */
+    double best_val_loss, best_val_acc;
+    int best_epoch, bad_epochs;
+} train_state;
+
+static char *config_fingerprint(const search_train_options *o, const ev_net *net)
+{
+    char *g = ev_genotype_to_string(&net->cfg.genotype);
+    char *out = malloc(8192);
+    if (out) {
+        int n = snprintf(out, 8192, "%s|C%d|S%d|B%d|K%d|opt%d|aux%g|", g ? g : "",
+                         net->cfg.init_channels, o->size, o->batch, net->cfg.num_classes,
+                         (int)o->optimizer, (double)o->auxiliary_weight);
+        for (int i = 0; i < net->cfg.num_cells && n < 8000; i++)
+            n += snprintf(out + n, 8192 - n, "%c", net->cfg.reduction[i] ? 'R' : 'N');
+    }
+    free(g);
+    return out;
+}
+
+static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *opt,
+                           const train_state *st, const char *fingerprint, ev_error *err)
+{
+    int n = net->num_params, count = 0;
+    ev_st_entry *entries = calloc((size_t)3 * n, sizeof *entries);
+    char (*names)[EV_PARAM_NAME_MAX + 16] = calloc((size_t)3 * n, sizeof *names);
+    int64_t (*shapes)[4] = calloc((size_t)3 * n, sizeof *shapes);
+    if (!entries || !names || !shapes) {
+        free(entries);
+        free(names);
+        free(shapes);
+        return ev_fail(err, EV_ERR_NOMEM, "checkpoint: out of memory");
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const ev_param *p = &net->params[i];
+        for (int kind = 0; kind < 3; kind++) {
+            if (kind > 0 && !ev_param_trainable(p))
+                break;
+            snprintf(names[count], sizeof names[count], "%s.%s",
+                     kind == 0 ? "param" : kind == 1 ? "opt_m" : "opt_v", p->name);
+            for (int d = 0; d < p->ndim; d++)
+                shapes[count][d] = p->shape[d];
+            entries[count] = (ev_st_entry){names[count], p->ndim, shapes[count],
+                                           kind == 0 ? p->data : kind == 1 ? opt->m + off
+                                                                           : opt->v + off};
+            count++;
+        }
+        if (ev_param_trainable(p))
+            off += p->numel;
+    }
+    char epoch[32], step[32], best[64], acc[64], best_epoch[32], bad[32];
+    snprintf(epoch, sizeof epoch, "%d", st->epoch);
+    snprintf(step, sizeof step, "%lld", (long long)opt->step);
+    snprintf(best, sizeof best, "%a", st->best_val_loss);
+    snprintf(acc, sizeof acc, "%a", st->best_val_acc);
+    snprintf(best_epoch, sizeof best_epoch, "%d", st->best_epoch);
+    snprintf(bad, sizeof bad, "%d", st->bad_epochs);
+    const char *meta[] = {"epoch", epoch, "optimizer_step", step, "best_val_loss", best,
+                          "best_val_accuracy", acc, "best_epoch", best_epoch, "bad_epochs", bad,
+                          "config", fingerprint};
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = ev_safetensors_write(tmp, entries, count, meta, 7, err);
+    if (!rc && rename(tmp, path) != 0)
+        rc = ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
+    free(entries);
+    free(names);
+    free(shapes);
+    return rc;
+}
+
+/* Reads the metadata pairs of a safetensors header (not kept by ev_safetensors_read). */
+static json_t *read_metadata(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char len8[8];
+    json_t *meta = NULL;
+    if (fread(len8, 1, 8, f) == 8) {
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; i--)
+            n = n << 8 | len8[i];
+        if (n > 0 && n < EV_SAFETENSORS_MAX_HEADER) {
+            char *h = malloc(n + 1);
+            if (h && fread(h, 1, n, f) == n) {
+                h[n] = 0;
+                json_t *root = json_loads(h, 0, NULL);
+                if (root) {
+                    meta = json_incref(json_object_get(root, "__metadata__"));
+                    json_decref(root);
+                }
+            }
+            free(h);
+        }
+    }
+    fclose(f);
+    return meta;
+}
+
+static const char *meta_str(json_t *meta, const char *key)
+{
+    const char *s = json_string_value(json_object_get(meta, key));
+    return s ? s : "";
+}
+
+static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_state *st,
+                           const char *fingerprint, ev_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    json_t *meta = read_metadata(path);
+    if (!meta)
+        return ev_fail(err, EV_ERR_IO, "%s: no readable checkpoint to resume from", path);
+    int rc = EV_OK;
+    if (strcmp(meta_str(meta, "config"), fingerprint)) {
+        rc = ev_fail(err, EV_ERR_INVALID,
+                     "%s: the checkpoint was made with another network or options (%s); resume "
+                     "with the same --genotype/--layout/--init-channels/--size/--batch/"
+                     "--optimizer/--auxiliary",
+                     path, meta_str(meta, "config"));
+        json_decref(meta);
+        return rc;
+    }
+    st->epoch = atoi(meta_str(meta, "epoch"));
+    opt->step = atoll(meta_str(meta, "optimizer_step"));
+    st->best_val_loss = strtod(meta_str(meta, "best_val_loss"), NULL);
+    st->best_val_acc = strtod(meta_str(meta, "best_val_accuracy"), NULL);
+    st->best_epoch = atoi(meta_str(meta, "best_epoch"));
+    st->bad_epochs = atoi(meta_str(meta, "bad_epochs"));
+    json_decref(meta);
+    ev_safetensors sf = {0};
+    if ((rc = ev_safetensors_read(path, &sf, err)))
+        return rc;
+    size_t off = 0;
+    for (int i = 0; i < net->num_params && !rc; i++) {
+        ev_param *p = &net->params[i];
+        for (int kind = 0; kind < 3 && !rc; kind++) {
+            if (kind > 0 && !ev_param_trainable(p))
+                break;
+            char name[EV_PARAM_NAME_MAX + 16];
+            snprintf(name, sizeof name, "%s.%s",
+                     kind == 0 ? "param" : kind == 1 ? "opt_m" : "opt_v", p->name);
+            const ev_st_tensor *t = ev_safetensors_find(&sf, name);
+            if (!t || t->dtype != EV_DTYPE_F32 || t->end - t->begin != p->numel * 4) {
+                rc = ev_fail(err, EV_ERR_FORMAT, "%s: tensor %s missing or mis-sized", path, name);
+                break;
+            }
+            float *dst = kind == 0 ? p->data : kind == 1 ? opt->m + off : opt->v + off;
+            memcpy(dst, sf.data + t->begin, p->numel * 4);
+        }
+        if (ev_param_trainable(p))
+            off += p->numel;
+    }
+    ev_safetensors_free(&sf);
+    return rc;
+}
+
+/* ---- progress ------------------------------------------------------------------------------ */
+
+static void progress(bool tty, int epoch, int epochs, int step, int steps, double loss,
+                     double acc, double fps, double eta)
+{
+    if (!tty)
+        return;
+    char bar[21];
+    int filled = steps ? step * 20 / steps : 0;
+    for (int i = 0; i < 20; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[20] = 0;
+    int e = (int)(eta + 0.5);
+    fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f acc %5.1f%% %.0f frames/s ETA %d:%02d:%02d ",
+            epoch, epochs, bar, step, steps, loss, 100.0 * acc, fps, e / 3600, e / 60 % 60, e % 60);
+    fflush(stderr);
+}
+
+/* ---- evaluation over a frame list (eval mode) ---------------------------------------------------- */
+
+static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, const int *idx,
+                    int count, float scale, const float *mean, const float *std, float *input,
+                    int threads, double *loss_out, double *acc_out, int32_t *pred,
+                    float *conf, ev_error *err)
+{
+    const int B = net->batch, k = net->cfg.num_classes;
+    const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
+    double loss = 0.0;
+    int64_t correct = 0;
+    for (int b0 = 0; b0 < count; b0 += B) {
+        int nb = count - b0 < B ? count - b0 : B;
+        for (int i = 0; i < B; i++) {
+            int f = idx[b0 + (i < nb ? i : nb - 1)];
+            search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height,
+                                  ds->channels, NULL, NULL, scale, mean, std,
+                                  input + (size_t)i * fsz);
+        }
+        int rc = search_exec_forward(ex, input, false, err);
+        if (rc)
+            return rc;
+        const float *logits = search_exec_logits(ex);
+        for (int i = 0; i < nb; i++) {
+            int32_t label = ds->labels[idx[b0 + i]];
+            const float *row = logits + (size_t)i * k;
+            if (label >= 0 && label < k)
+                loss += ev_ref_cross_entropy_forward(row, 1, k, &label);
+            int best = 0;
+            for (int j = 1; j < k; j++)
+                if (row[j] > row[best])
+                    best = j;
+            correct += best == label;
+            if (pred)
+                pred[idx[b0 + i]] = best;
+            if (conf) {
+                float p[EV_MAX_CLASSES];
+                ev_softmax(row, p, k);
+                conf[idx[b0 + i]] = p[best];
+            }
+        }
+    }
+    if (loss_out)
+        *loss_out = count ? loss / count : 0.0;
+    if (acc_out)
+        *acc_out = count ? (double)correct / count : 0.0;
+    return EV_OK;
+}
+
+static int default_threads(int t)
+{
+    if (t > 0)
+        return t;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int search_evaluate(const ev_model *model, const search_dataset *ds, int split, int threads,
+                    search_eval_result *out, ev_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const int k = model->num_classes;
+    if (ds->width != model->input_width || ds->height != model->input_height ||
+        ds->channels != model->input_channels)
+        return ev_fail(err, EV_ERR_INVALID, "evaluate: dataset frames are %dx%dx%d, model input %dx%dx%d",
+                       ds->width, ds->height, ds->channels, model->input_width,
+                       model->input_height, model->input_channels);
+    int *idx = malloc((size_t)(ds->count ? ds->count : 1) * sizeof *idx);
+    int count = 0;
+    if (!idx)
+        return ev_fail(err, EV_ERR_NOMEM, "evaluate: out of memory");
+    for (int i = 0; i < ds->count; i++)
+        if (split < 0 || ds->split[i] == split)
+            idx[count++] = i;
+    if (!count) {
+        free(idx);
+        return ev_fail(err, EV_ERR_INVALID, "evaluate: no frames in split '%s'",
+                       search_split_name(split));
+    }
+    threads = default_threads(threads);
+    int B = count < 32 ? count : 32;
+    ev_net *net = NULL;
+    search_exec *ex = NULL;
+    float *input = NULL;
+    int rc = ev_net_create(&model->cfg, B, false, &net, err);
+    if (!rc)
+        rc = ev_net_copy_params(net, model->net, err);
+    if (!rc)
+        rc = search_exec_create(net, threads, &ex, err);
+    out->k = k;
+    out->confusion = calloc((size_t)k * k, sizeof *out->confusion);
+    out->predicted = malloc((size_t)ds->count * sizeof *out->predicted);
+    out->confidence = calloc((size_t)ds->count, sizeof *out->confidence);
+    input = malloc((size_t)B * ds->width * ds->height * ds->channels * sizeof(float));
+    if (!rc && (!out->confusion || !out->predicted || !out->confidence || !input))
+        rc = ev_fail(err, EV_ERR_NOMEM, "evaluate: out of memory");
+    if (!rc) {
+        for (int i = 0; i < ds->count; i++)
+            out->predicted[i] = -1;
+        rc = run_eval(ex, net, ds, idx, count, model->scale, model->mean, model->std, input,
+                      threads, NULL, NULL, out->predicted, out->confidence, err);
+    }
+    if (!rc) {
+        for (int j = 0; j < count; j++) {
+            int i = idx[j];
+            if (ds->labels[i] < k)
+                out->confusion[(size_t)ds->labels[i] * k + out->predicted[i]]++;
+        }
+        search_metrics_compute(out->confusion, k, &out->metrics);
+    }
+    free(input);
+    free(idx);
+    search_exec_free(ex);
+    ev_net_free(net);
+    if (rc)
+        search_eval_result_free(out);
+    return rc;
+}
+
+void search_eval_result_free(search_eval_result *r)
+{
+    free(r->confusion);
+    free(r->predicted);
+    free(r->confidence);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- the training loop ---------------------------------------------------------------------- */
+
+int search_train(const search_train_options *o, search_train_result *result, ev_error *err)
+{
+    search_train_result res_local;
+    search_train_result *res = result ? result : &res_local;
+    memset(res, 0, sizeof *res);
+    if (o->epochs < 1 || o->epochs > 800)
+        return ev_fail(err, EV_ERR_INVALID, "train: epochs %d outside 1..800", o->epochs);
+    if (o->batch < 2 || o->batch > 4096)
+        return ev_fail(err, EV_ERR_INVALID, "train: batch %d outside 2..4096", o->batch);
+    if (!o->out_dir)
+        return ev_fail(err, EV_ERR_INVALID, "train: no output folder");
+    const int threads = default_threads(o->threads);
+    const int k = o->num_classes > 0 ? o->num_classes : 14;
+    char *const *classes = o->class_names ? o->class_names : (char *const *)ev_echo_views;
+    search_dataset *ds = o->dataset;
+    ev_net *net = NULL;
+    search_exec *ex = NULL;
+    search_sampler *sampler = NULL;
+    optimiser opt = {.kind = o->optimizer};
+    int *train_idx = NULL, *val_idx = NULL, *batch_idx = NULL;
+    int32_t *labels = NULL;
+    float *input = NULL;
+    char *fingerprint = NULL;
+    FILE *log = NULL;
+    int rc = EV_OK;
+
+    if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST)
+        return ev_fail(err, EV_ERR_IO, "%s: cannot create: %s", o->out_dir, strerror(errno));
+    if (!ds) {
+        search_dataset_options dso = {.width = o->size, .height = o->size, .channels = 1,
+                                      .num_classes = k, .class_names = (const char *const *)classes,
+                                      .seed = o->seed, .max_bad_fraction = o->max_bad_fraction,
+                                      .auto_roi = o->auto_roi, .threads = threads,
+                                      .only_split = -1, .quiet = o->quiet};
+        if ((rc = search_dataset_load(o->data, &dso, &ds, err)))
+            return rc;
+    } else if (ds->width != o->size || ds->height != o->size) {
+        return ev_fail(err, EV_ERR_INVALID, "train: dataset frames %dx%d, network input %d",
+                       ds->width, ds->height, o->size);
+    }
+    const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
+
+    /* frames of each split; a share of the training patients when asked */
+    train_idx = malloc((size_t)ds->count * sizeof *train_idx);
+    val_idx = malloc((size_t)ds->count * sizeof *val_idx);
+    if (!train_idx || !val_idx) {
+        rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
+        goto out;
+    }
+    int ntrain = 0, nval = 0;
+    for (int i = 0; i < ds->count; i++) {
+        if (ds->split[i] == SEARCH_SPLIT_TRAIN) {
+            if (o->train_fraction < 1.0) {
+                uint64_t h = mix(o->seed ^ 0xf7ac, (uint64_t)ds->patient[i]);
+                if ((double)(h >> 11) * 0x1.0p-53 >= o->train_fraction)
+                    continue;
+            }
+            train_idx[ntrain++] = i;
+        } else if (ds->split[i] == SEARCH_SPLIT_VAL) {
+            val_idx[nval++] = i;
+        }
+    }
+    if (!ntrain || !nval) {
+        rc = ev_fail(err, EV_ERR_INVALID,
+                     "%s: %d training and %d validation frames; both splits are needed (early "
+                     "stopping watches the validation loss)",
+                     o->data ? o->data : "dataset", ntrain, nval);
+        goto out;
+    }
+    if (o->max_val_frames > 0 && nval > o->max_val_frames) { /* evenly spaced, deterministic */
+        for (int i = 0; i < o->max_val_frames; i++)
+            val_idx[i] = val_idx[(int)((int64_t)i * nval / o->max_val_frames)];
+        nval = o->max_val_frames;
+    }
+    if ((rc = search_sampler_create(train_idx, ntrain, ds->labels, k, o->batch, &sampler, err)))
+        goto out;
+    if (!o->quiet && search_sampler_classes_present(sampler) < k)
+        fprintf(stderr, "warning: %d of %d classes have training frames; batches balance over "
+                        "those\n", search_sampler_classes_present(sampler), k);
+
+    ev_net_config cfg = {0};
+    cfg.genotype = o->genotype;
+    cfg.init_channels = o->init_channels;
+    cfg.num_cells = o->num_cells;
+    memcpy(cfg.reduction, o->reduction, sizeof cfg.reduction);
+    cfg.in_channels = ds->channels;
+    cfg.num_classes = k;
+    cfg.input_height = cfg.input_width = o->size;
+    cfg.auxiliary = o->auxiliary_weight > 0.0f;
+    cfg.drop_path_prob = o->drop_path;
+    if ((rc = ev_net_create(&cfg, o->batch, true, &net, err)))
+        goto out;
+    ev_net_init_weights(net, o->seed);
+    if (o->init_from) { /* e.g. a model trained at a smaller input size: the same tensors */
+        ev_model *init = NULL;
+        if ((rc = ev_model_load(o->init_from, &init, err)))
+            goto out;
+        rc = ev_net_copy_params(net, init->net, err);
+        ev_model_free(init);
+        if (rc) {
+            ev_fail_prefix(err, "--init-from %s: ", o->init_from);
+            goto out;
+        }
+    }
+    if ((rc = search_exec_create(net, threads, &ex, err)))
+        goto out;
+    opt.total = trainable_total(net);
+    opt.m = calloc(opt.total ? opt.total : 1, sizeof(float));
+    opt.v = calloc(opt.total ? opt.total : 1, sizeof(float));
+    batch_idx = malloc((size_t)o->batch * sizeof *batch_idx);
+    labels = malloc((size_t)o->batch * sizeof *labels);
+    input = ev_aligned_alloc((size_t)o->batch * fsz * sizeof(float));
+    fingerprint = config_fingerprint(o, net);
+    if (!opt.m || !opt.v || !batch_idx || !labels || !input || !fingerprint) {
+        rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
+        goto out;
+    }
+    train_state st = {.best_val_loss = INFINITY, .best_epoch = -1};
+    if (o->resume) {
+        if ((rc = load_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
+            goto out;
+        if (!o->quiet)
+            fprintf(stderr, "resuming %s after epoch %d (best val loss %.4f at epoch %d)\n",
+                    o->out_dir, st.epoch, st.best_val_loss, st.best_epoch + 1);
+    }
+    char log_path[PATH_MAX];
+    snprintf(log_path, sizeof log_path, "%s", o->log_path ? o->log_path : "");
+    if (!o->log_path)
+        snprintf(log_path, sizeof log_path, "%s/train.jsonl", o->out_dir);
+    if (!(log = fopen(log_path, o->resume ? "a" : "w"))) {
+        rc = ev_fail(err, EV_ERR_IO, "%s: %s", log_path, strerror(errno));
+        goto out;
+    }
+    const char *name = o->name;
+    if (!name) {
+        name = strrchr(o->out_dir, '/');
+        name = name && name[1] ? name + 1 : o->out_dir;
+    }
+    const bool tty = !o->quiet && isatty(2);
+    const int steps = o->max_steps > 0 ? o->max_steps : (ntrain + o->batch - 1) / o->batch;
+    const float scale = 1.0f / 255.0f, mean[3] = {0, 0, 0}, stdv[3] = {1, 1, 1};
+    search_augment aug;
+    search_augment_defaults(&aug);
+    aug.enabled = o->augment;
+    const bool use_aux = o->auxiliary_weight > 0.0f;
+    if (!o->quiet)
+        fprintf(stderr,
+                "training %s: %lld parameters, %d train / %d val frames, %d classes, %d steps of "
+                "%d per epoch, %d threads, %s kernels\n",
+                name, (long long)ev_net_count_params(net), ntrain, nval, k, steps, o->batch,
+                threads, search_kernels_name());
+    double train_time = 0.0;
+    int64_t train_frames = 0;
+    int epochs_this_run = 0;
+    for (int epoch = st.epoch; epoch < o->epochs; epoch++) {
+        const double t0 = now_s();
+        float lr = o->lr;
+        if (o->cosine)
+            lr = (float)(0.5 * o->lr * (1.0 + cos(M_PI * epoch / o->epochs)));
+        net->graph.drop_path_prob = o->drop_path * epoch / o->epochs;
+        net->graph.rng_state = mix(o->seed, 0xd20900000ull + (uint64_t)epoch);
+        search_sampler_reset(sampler, mix(o->seed, 0x5a3900000ull + (uint64_t)epoch));
+        double loss_sum = 0.0;
+        int64_t correct = 0, seen = 0;
+        for (int step = 0; step < steps; step++) {
+            search_sampler_next(sampler, batch_idx);
+            for (int i = 0; i < o->batch; i++) {
+                uint64_t rng = mix(mix(o->seed, (uint64_t)epoch), (uint64_t)step * 65536u + i);
+                int f = batch_idx[i];
+                search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height,
+                                      ds->channels, &aug, &rng, scale, mean, stdv,
+                                      input + (size_t)i * fsz);
+            }
+            for (int i = 0; i < o->batch; i++)
+                labels[i] = ds->labels[batch_idx[i]];
+            float loss = 0.0f;
+            if ((rc = search_exec_forward(ex, input, true, err)) ||
+                (rc = search_exec_backward(ex, labels, o->auxiliary_weight, &loss, err)))
+                goto out;
+            if (!isfinite(loss)) {
+                rc = ev_fail(err, EV_ERR_INVALID,
+                             "train: the loss became %g at epoch %d step %d; lower --lr", loss,
+                             epoch + 1, step + 1);
+                goto out;
+            }
+            if (o->grad_clip > 0.0f)
+                clip_gradients(net, o->grad_clip, use_aux);
+            optimiser_step(&opt, net, lr, o->weight_decay, o->momentum, use_aux);
+            const float *logits = search_exec_logits(ex);
+            for (int i = 0; i < o->batch; i++) {
+                const float *row = logits + (size_t)i * k;
+                int best = 0;
+                for (int j = 1; j < k; j++)
+                    if (row[j] > row[best])
+                        best = j;
+                correct += best == labels[i];
+            }
+            seen += o->batch;
+            loss_sum += loss;
+            double el = now_s() - t0;
+            progress(tty, epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
+                     (double)correct / seen, seen / el,
+                     el / (step + 1) * (steps - step - 1) +
+                         el / (step + 1) * steps * (o->epochs - epoch - 1));
+        }
+        const double t_train = now_s() - t0;
+        train_time += t_train;
+        train_frames += seen;
+        double val_loss = 0, val_acc = 0;
+        if ((rc = run_eval(ex, net, ds, val_idx, nval, scale, mean, stdv, input, threads,
+                           &val_loss, &val_acc, NULL, NULL, err)))
+            goto out;
+        bool improved = val_loss < st.best_val_loss;
+        st.epoch = epoch + 1;
+        if (improved) {
+            st.best_val_loss = val_loss;
+            st.best_val_acc = val_acc;
+            st.best_epoch = epoch;
+            st.bad_epochs = 0;
+            if ((rc = ev_model_save_bundle(o->out_dir, name, net, classes, scale, mean, stdv,
+                                           err)))
+                goto out;
+        } else {
+            st.bad_epochs++;
+        }
+        if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
+            goto out;
+        const double secs = now_s() - t0;
+        json_t *line = json_pack(
+            "{s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f}", "epoch", epoch + 1, "lr", (double)lr,
+            "train_loss", loss_sum / steps, "train_accuracy", (double)correct / seen, "val_loss",
+            val_loss, "val_accuracy", val_acc, "best", improved, "seconds", secs,
+            "train_frames_per_second", seen / t_train);
+        char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
+        if (s) {
+            fprintf(log, "%s\n", s);
+            fflush(log);
+        }
+        free(s);
+        json_decref(line);
+        if (tty)
+            fprintf(stderr, "\r\033[K");
+        if (!o->quiet)
+            fprintf(stderr,
+                    "epoch %d/%d: train loss %.4f acc %.1f%%, val loss %.4f acc %.1f%%%s, "
+                    "%.0f frames/s, %.1f s\n",
+                    epoch + 1, o->epochs, loss_sum / steps, 100.0 * correct / seen, val_loss,
+                    100.0 * val_acc, improved ? " (best)" : "", seen / t_train, secs);
+        epochs_this_run++;
+        if (o->patience > 0 && st.bad_epochs >= o->patience) {
+            res->early_stopped = true;
+            if (!o->quiet)
+                fprintf(stderr, "early stop: no validation-loss improvement for %d epochs\n",
+                        o->patience);
+            break;
+        }
+        if (o->stop_after > 0 && epochs_this_run >= o->stop_after)
+            break;
+    }
+    res->epochs_run = st.epoch;
+    res->best_epoch = st.best_epoch + 1;
+    res->best_val_loss = st.best_val_loss;
+    res->best_val_accuracy = st.best_val_acc;
+    res->frames_per_second = train_time > 0 ? train_frames / train_time : 0;
+out:
+    if (log)
+        fclose(log);
+    free(fingerprint);
+    ev_aligned_free(input);
+    free(labels);
+    free(batch_idx);
+    free(opt.m);
+    free(opt.v);
+    free(train_idx);
+    free(val_idx);
+    search_sampler_free(sampler);
+    search_exec_free(ex);
+    ev_net_free(net);
+    if (ds != o->dataset)
+        search_dataset_free(ds);
+    return rc;
+}
+
+int search_train_benchmark(const search_train_options *o, int warmup, int steps,
+                           double *seconds_per_step, double *frames_per_second, ev_error *err)
+{
+    ev_net_config cfg = {0};
+    cfg.genotype = o->genotype;
+    cfg.init_channels = o->init_channels;
+    cfg.num_cells = o->num_cells;
+    memcpy(cfg.reduction, o->reduction, sizeof cfg.reduction);
+    cfg.in_channels = 1;
+    cfg.num_classes = o->num_classes > 0 ? o->num_classes : 14;
+    cfg.input_height = cfg.input_width = o->size;
+    ev_net *net = NULL;
+    search_exec *ex = NULL;
+    optimiser opt = {.kind = o->optimizer};
+    const size_t fsz = (size_t)o->size * o->size;
+    float *input = NULL;
+    int32_t *labels = NULL;
+    int rc = ev_net_create(&cfg, o->batch, true, &net, err);
+    if (!rc)
+        rc = search_exec_create(net, default_threads(o->threads), &ex, err);
+    if (rc)
+        goto out;
+    ev_net_init_weights(net, o->seed);
+    opt.total = trainable_total(net);
+    opt.m = calloc(opt.total, sizeof(float));
+    opt.v = calloc(opt.total, sizeof(float));
+    input = malloc((size_t)o->batch * fsz * sizeof(float));
+    labels = malloc((size_t)o->batch * sizeof *labels);
+    if (!opt.m || !opt.v || !input || !labels) {
+        rc = ev_fail(err, EV_ERR_NOMEM, "benchmark: out of memory");
+        goto out;
+    }
+    uint64_t rng = o->seed;
+    for (size_t i = 0; i < (size_t)o->batch * fsz; i++)
+        input[i] = ev_rng_uniform(&rng);
+    for (int i = 0; i < o->batch; i++)
+        labels[i] = i % cfg.num_classes;
+    double t0 = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup)
+            t0 = now_s();
+        float loss;
+        if ((rc = search_exec_forward(ex, input, true, err)) ||
+            (rc = search_exec_backward(ex, labels, 0.0f, &loss, err)))
+            goto out;
+        optimiser_step(&opt, net, o->lr, o->weight_decay, o->momentum, false);
+    }
+    double dt = (now_s() - t0) / steps;
+    *seconds_per_step = dt;
+    *frames_per_second = o->batch / dt;
+out:
+    free(input);
+    free(labels);
+    free(opt.m);
+    free(opt.v);
+    search_exec_free(ex);
+    ev_net_free(net);
+    return rc;
+}

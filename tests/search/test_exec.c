@@ -1,0 +1,180 @@
+/* test_exec.c: the fast training executor equals PyTorch (the golden fixtures' training step:
+ * logits, loss, every weight gradient, BN running statistics) and equals the reference executor
+ * on the same network, and its results do not depend on the thread count. */
+#include "ev_search.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+
+static const float *tensor(const ev_safetensors *st, const char *name, size_t *numel)
+{
+    const ev_st_tensor *t = ev_safetensors_find(st, name);
+    if (!t || t->dtype != EV_DTYPE_F32)
+        return NULL;
+    if (numel)
+        *numel = (t->end - t->begin) / 4;
+    return (const float *)(st->data + t->begin);
+}
+
+static void check_fixture(const char *root, const char *name, int threads)
+{
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/golden/%s", root, name);
+    ev_error err = {0};
+    ev_model *model = NULL;
+    ev_safetensors io = {0};
+    ev_net *net = NULL;
+    search_exec *ex = NULL;
+    int rc = ev_model_load(dir, &model, &err);
+    CHECK(rc == 0, "%s: load (%s)", name, rc ? err.message : "ok");
+    if (rc)
+        return;
+    snprintf(path, sizeof path, "%s/io.safetensors", dir);
+    if ((rc = ev_safetensors_read(path, &io, &err)))
+        goto out;
+    size_t n_labels = 0;
+    const float *x = tensor(&io, "train_input", NULL);
+    const float *lf = tensor(&io, "train_labels", &n_labels);
+    int32_t labels[64];
+    for (size_t i = 0; i < n_labels; i++)
+        labels[i] = (int32_t)lf[i];
+    rc = ev_net_create(&model->cfg, (int)n_labels, true, &net, &err);
+    if (!rc)
+        rc = ev_net_copy_params(net, model->net, &err);
+    if (!rc)
+        rc = search_exec_create(net, threads, &ex, &err);
+    CHECK(rc == 0, "%s: executor (%s)", name, rc ? err.message : "ok");
+    if (rc)
+        goto out;
+    float loss = 0;
+    rc = search_exec_forward(ex, x, true, &err);
+    if (!rc)
+        rc = search_exec_backward(ex, labels, 0.0f, &loss, &err);
+    CHECK(rc == 0, "%s: step (%s)", name, rc ? err.message : "ok");
+    int k = model->num_classes;
+    double e = rel_error(search_exec_logits(ex), tensor(&io, "train_logits", NULL), n_labels * k);
+    CHECK(e <= 1e-4, "%s (%d threads): train logits rel error %.2e <= 1e-4", name, threads, e);
+    const float *want = tensor(&io, "train_loss", NULL);
+    CHECK(fabs(loss - want[0]) <= 1e-4 * fabs(want[0]), "%s: loss %.7f vs %.7f", name, loss,
+          want[0]);
+    double worst = 0;
+    int bad = 0, grads = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < net->num_params; i++) {
+        ev_param *p = &net->params[i];
+        if (!p->grad)
+            continue;
+        char gname[160];
+        snprintf(gname, sizeof gname, "grad.%s", p->name);
+        size_t n;
+        const float *g = tensor(&io, gname, &n);
+        if (!g || n != p->numel) {
+            bad++;
+            continue;
+        }
+        grads++;
+        double ge = rel_error(p->grad, g, n);
+        if (ge > worst)
+            worst = ge, worst_name = p->name;
+        bad += ge > 1e-3;
+    }
+    CHECK(bad == 0 && grads > 0, "%s: %d gradients, worst rel error %.2e (%s) <= 1e-3", name,
+          grads, worst, worst_name);
+    ev_param *rm = ev_net_find_param(net, "stem.1.running_mean");
+    ev_param *rv = ev_net_find_param(net, "stem.1.running_var");
+    double em = rel_error(rm->data, tensor(&io, "running_mean_after.stem.1", NULL), rm->numel);
+    double ev = rel_error(rv->data, tensor(&io, "running_var_after.stem.1", NULL), rv->numel);
+    CHECK(em <= 1e-4 && ev <= 1e-4, "%s: running stats after a step (%.1e, %.1e)", name, em, ev);
+out:
+    search_exec_free(ex);
+    ev_net_free(net);
+    ev_safetensors_free(&io);
+    ev_model_free(model);
+}
+
+/* Same network, same random batch: executor vs reference executor, and 1 vs 3 threads give
+ * identical bytes. Drop-path and the auxiliary head are on. */
+static void check_vs_reference(void)
+{
+    ev_error err = {0};
+    ev_net_config cfg = {0};
+    ev_genotype_parse("Genotype(normal=[('sep_conv_5x5', 0), ('avg_pool_3x3', 1), ('none', 0), "
+                      "('skip_connect', 2), ('dil_conv_5x5', 3), ('max_pool_3x3', 2), "
+                      "('sep_conv_3x3', 4), ('dil_conv_3x3', 1)], normal_concat=[2, 3, 4, 5], "
+                      "reduce=[('skip_connect', 0), ('avg_pool_3x3', 1), ('none', 0), "
+                      "('sep_conv_5x5', 1), ('skip_connect', 1), ('avg_pool_3x3', 2), "
+                      "('dil_conv_5x5', 0), ('max_pool_3x3', 4)], reduce_concat=[2, 3, 4, 5])",
+                      &cfg.genotype, &err);
+    cfg.init_channels = 4;
+    cfg.num_cells = 3;
+    ev_layout_from_layers(3, cfg.reduction);
+    cfg.in_channels = 1;
+    cfg.num_classes = 14;
+    cfg.input_height = cfg.input_width = 40;
+    cfg.auxiliary = true;
+    cfg.drop_path_prob = 0.2f;
+    const int batch = 11;
+    ev_net *ref = NULL, *a = NULL, *b = NULL;
+    search_exec *ea = NULL, *eb = NULL;
+    int rc = ev_net_create(&cfg, batch, true, &ref, &err);
+    if (!rc)
+        rc = ev_net_create(&cfg, batch, true, &a, &err);
+    if (!rc)
+        rc = ev_net_create(&cfg, batch, true, &b, &err);
+    CHECK(rc == 0, "aux + drop-path network (%s)", rc ? err.message : "ok");
+    if (rc)
+        goto out;
+    ev_net_init_weights(ref, 5);
+    ev_net_copy_params(a, ref, &err);
+    ev_net_copy_params(b, ref, &err);
+    search_exec_create(a, 1, &ea, &err);
+    search_exec_create(b, 3, &eb, &err);
+    float *x = malloc(sizeof(float) * batch * 40 * 40);
+    int32_t labels[11];
+    uint64_t rng = 9;
+    for (int i = 0; i < batch * 40 * 40; i++)
+        x[i] = ev_rng_normal(&rng);
+    for (int i = 0; i < batch; i++)
+        labels[i] = (i * 5) % 14;
+    float lr = 0, la = 0, lb = 0;
+    ev_net_zero_grad(ref);
+    rc = ev_net_forward(ref, x, true, &err) || ev_net_backward(ref, labels, 0.4f, &lr, &err);
+    rc |= search_exec_forward(ea, x, true, &err) || search_exec_backward(ea, labels, 0.4f, &la, &err);
+    rc |= search_exec_forward(eb, x, true, &err) || search_exec_backward(eb, labels, 0.4f, &lb, &err);
+    CHECK(rc == 0, "three training steps ran (%s)", err.message);
+    CHECK(fabs(lr - la) <= 1e-5 * fabs(lr), "loss with aux head and drop-path: %.7f vs reference %.7f", la, lr);
+    double worst = 0, fwd = rel_error(ev_net_logits(a), ev_net_logits(ref), (size_t)batch * 14);
+    int identical = 1;
+    for (int i = 0; i < a->num_params; i++) {
+        ev_param *p = &a->params[i], *q = &ref->params[i], *r = &b->params[i];
+        if (!p->grad)
+            continue;
+        double e = rel_error(p->grad, q->grad, p->numel);
+        worst = e > worst ? e : worst;
+        identical &= memcmp(p->grad, r->grad, p->numel * sizeof(float)) == 0;
+    }
+    CHECK(fwd <= 1e-5, "logits vs reference executor: rel error %.2e <= 1e-5", fwd);
+    CHECK(worst <= 1e-4, "every gradient vs reference executor: worst rel error %.2e <= 1e-4", worst);
+    CHECK(identical, "1 and 3 threads give bit-identical gradients");
+    free(x);
+out:
+    search_exec_free(ea);
+    search_exec_free(eb);
+    ev_net_free(ref);
+    ev_net_free(a);
+    ev_net_free(b);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const names[] = {
+        "darts_v2_nrnr_g1", "darts_v2_nrnr_rgb", "darts_v2_l3_g1",  "darts_v2_l8_rgb",
+        "paper128_nrnr_g1", "paper128_nrnr_rgb", "paper128_l3_rgb", "paper128_l8_g1",
+        "darts_v1_nrnr_g1", "coverage_nrnr_rgb",
+    };
+    const char *root = argc > 1 ? argv[1] : "tests/fixtures";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        check_fixture(root, names[i], i % 2 ? 2 : 1);
+    check_vs_reference();
+    return test_finish();
+}

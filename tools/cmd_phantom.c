@@ -1,0 +1,329 @@
+/* cmd_phantom.c: `echoview phantom`: renders a synthetic image-folder dataset with the phantom
+ * scanner: DIR/<view>/pNNNN_fFF.png plus DIR/manifest.csv (path,label,split,patient,quality),
+ * split by patient 60/20/20 (deterministic per seed), one acquisition per patient and view.
+ * Threads render (patient, view) jobs, each with its own ep_renderer. */
+#include "echophantom.h"
+#include "media.h"
+#include "tools.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *usage =
+    "usage: echoview phantom --out DIR [--size PX] [--patients N] [--frames-per-patient N]\n"
+    "                        [--views LIST] [--seed N] [--full-frame WxH] [--quality-range A-B]\n"
+    "                        [--format png|pgm] [--sequence] [--threads N]\n"
+    "  Renders a synthetic echo dataset: DIR/<view>/pNNNN_fFF.png and DIR/manifest.csv with\n"
+    "  columns path,label,split,patient,quality (plus roi_x,roi_y,roi_w,roi_h for full frames and\n"
+    "  sequence,frame with --sequence). Patients are split 60/20/20 into train/val/test.\n"
+    "  --size PX             frames cropped to the sector and resized to PX x PX (default 128)\n"
+    "  --patients N          number of patients (default 50)\n"
+    "  --frames-per-patient N frames per patient and view (default 4), random cardiac phases\n"
+    "  --views LIST          comma-separated view names or ids (default: all 14)\n"
+    "  --full-frame WxH      scanner-size frames with overlays instead (e.g. 800x600); the\n"
+    "                        manifest gives each frame's sector box, which training crops to\n"
+    "  --quality-range A-B   image-quality grades to draw from (1 very poor .. 5 excellent)\n"
+    "  --sequence            cine loops: N consecutive frames at 30 frames/s per patient/view\n"
+    "  --seed N              everything is deterministic per seed (default 1)\n";
+
+typedef struct job_ctx {
+    const char *out;
+    int size, width, height, full;
+    int patients, frames, nviews, views[EP_VIEW_COUNT];
+    uint64_t seed;
+    int qlo, qhi;
+    bool pgm, sequence;
+    const int *split_of;
+    atomic_int next;
+    atomic_long written;
+    atomic_int failed;
+    char **rows; /* per job: manifest lines */
+    char err[4800];
+    pthread_mutex_t lock;
+} job_ctx;
+
+static uint64_t mix64(uint64_t a, uint64_t b)
+{
+    uint64_t z = a * 0x9e3779b97f4a7c15ull ^ (b + 0x7f4a7c159e3779b9ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void safe_name(const char *label, char *out, size_t n)
+{
+    snprintf(out, n, "%s", label);
+    for (char *p = out; *p; p++)
+        if (*p == '/')
+            *p = '-';
+}
+
+static void *worker(void *arg)
+{
+    job_ctx *c = arg;
+    ep_renderer *r = ep_renderer_create(c->width, c->height);
+    uint8_t *pix = malloc((size_t)c->width * c->height);
+    media_image img = {.width = c->width, .height = c->height, .channels = 1, .bit_depth = 8,
+                       .stride = (size_t)c->width, .data = pix};
+    if (!r || !pix) {
+        atomic_store(&c->failed, 1);
+        goto out;
+    }
+    const int jobs = c->patients * c->nviews;
+    for (;;) {
+        int j = atomic_fetch_add(&c->next, 1);
+        if (j >= jobs || atomic_load(&c->failed))
+            break;
+        int p = j / c->nviews, view = c->views[j % c->nviews];
+        ep_patient pat;
+        ep_scan scan;
+        ep_patient_init(&pat, mix64(c->seed, 1000003u + (uint64_t)p));
+        ep_scan_init(&scan, view, mix64(c->seed, ((uint64_t)p << 8 | (uint64_t)view) + 77));
+        if (c->qlo > 0) {
+            uint64_t h = mix64(c->seed ^ 0x51, (uint64_t)j);
+            scan.quality = c->qlo + (int)(h % (uint64_t)(c->qhi - c->qlo + 1));
+        }
+        scan.framing = c->full ? EP_FRAMING_SCANNER : EP_FRAMING_SECTOR;
+        scan.overlays = c->full ? EP_OVERLAY_ALL : 0;
+        ep_rect roi = {0, 0, c->width, c->height};
+        if (c->full)
+            ep_sector_roi(&scan, c->width, c->height, &roi);
+        char label[64], dir[PATH_MAX];
+        safe_name(ep_view_name(view), label, sizeof label);
+        snprintf(dir, sizeof dir, "%s/%s", c->out, label);
+        size_t cap = (size_t)c->frames * 200 + 1;
+        char *rows = malloc(cap);
+        size_t used = 0;
+        if (!rows) {
+            atomic_store(&c->failed, 1);
+            break;
+        }
+        rows[0] = 0;
+        double phase0 = (double)(mix64(c->seed, (uint64_t)j * 31 + 5) >> 11) * 0x1.0p-53;
+        for (int f = 0; f < c->frames; f++) {
+            scan.noise_seed = mix64(c->seed, (uint64_t)j * 4096 + (uint64_t)f);
+            int rc;
+            if (c->sequence) {
+                rc = ep_render_time(r, &pat, &scan, phase0 + f / 30.0, pix, (size_t)c->width);
+            } else {
+                double phase = (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
+                               0x1.0p-53;
+                rc = ep_render(r, &pat, &scan, phase, pix, (size_t)c->width);
+            }
+            char rel[PATH_MAX], path[PATH_MAX + 8];
+            snprintf(rel, sizeof rel, "%s/p%04d_f%02d.%s", label, p, f, c->pgm ? "pgm" : "png");
+            snprintf(path, sizeof path, "%s/%s", c->out, rel);
+            ev_error e = {0};
+            if (rc != EP_OK ||
+                (c->pgm ? media_image_write_pgm(path, &img, &e) : media_image_write_png(path, &img, &e))) {
+                pthread_mutex_lock(&c->lock);
+                snprintf(c->err, sizeof c->err, "%s: %s", path,
+                         rc != EP_OK ? ep_strerror(rc) : e.message);
+                pthread_mutex_unlock(&c->lock);
+                atomic_store(&c->failed, 1);
+                break;
+            }
+            const char *split = c->split_of[p] == 0 ? "train" : c->split_of[p] == 1 ? "val" : "test";
+            used += (size_t)snprintf(rows + used, cap - used, "%s,%s,%s,p%04d,%d", rel,
+                                     ep_view_name(view), split, p, scan.quality);
+            if (c->full)
+                used += (size_t)snprintf(rows + used, cap - used, ",%d,%d,%d,%d", roi.x, roi.y,
+                                         roi.width, roi.height);
+            if (c->sequence)
+                used += (size_t)snprintf(rows + used, cap - used, ",p%04d_v%02d,%d", p, view, f);
+            used += (size_t)snprintf(rows + used, cap - used, "\n");
+            atomic_fetch_add(&c->written, 1);
+        }
+        c->rows[j] = rows;
+    }
+out:
+    free(pix);
+    ep_renderer_free(r);
+    return NULL;
+}
+
+static int parse_views(const char *s, int *views)
+{
+    int n = 0;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        char *end;
+        long id = strtol(tok, &end, 10);
+        int v = *end == 0 && end != tok ? (int)id : ep_view_parse(tok);
+        if (v < 0 || v >= EP_VIEW_COUNT || n >= EP_VIEW_COUNT) {
+            fprintf(stderr, "echoview phantom: unknown view '%s'\n", tok);
+            return -1;
+        }
+        views[n++] = v;
+    }
+    return n;
+}
+
+int cmd_phantom(int argc, char **argv)
+{
+    job_ctx c = {.size = 128, .patients = 50, .frames = 4, .seed = 1, .nviews = EP_VIEW_COUNT};
+    const char *format = "png";
+    long v, threads = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 0; i < EP_VIEW_COUNT; i++)
+        c.views[i] = i;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return TOOL_OK;
+        } else if (!strcmp(a, "--sequence")) {
+            c.sequence = true;
+            continue;
+        } else if (!val) {
+            fprintf(stderr, "echoview phantom: %s needs a value\n%s", a, usage);
+            return TOOL_USAGE;
+        }
+        i++;
+        if (!strcmp(a, "--out")) {
+            c.out = val;
+        } else if (!strcmp(a, "--size")) {
+            if (!tool_parse_int("phantom", a, val, 8, 4096, &v))
+                return TOOL_USAGE;
+            c.size = (int)v;
+        } else if (!strcmp(a, "--patients")) {
+            if (!tool_parse_int("phantom", a, val, 1, 1000000, &v))
+                return TOOL_USAGE;
+            c.patients = (int)v;
+        } else if (!strcmp(a, "--frames-per-patient")) {
+            if (!tool_parse_int("phantom", a, val, 1, 4096, &v))
+                return TOOL_USAGE;
+            c.frames = (int)v;
+        } else if (!strcmp(a, "--views")) {
+            if ((c.nviews = parse_views(val, c.views)) <= 0)
+                return TOOL_USAGE;
+        } else if (!strcmp(a, "--seed")) {
+            c.seed = strtoull(val, NULL, 10);
+        } else if (!strcmp(a, "--threads")) {
+            if (!tool_parse_int("phantom", a, val, 1, 256, &threads))
+                return TOOL_USAGE;
+        } else if (!strcmp(a, "--full-frame")) {
+            char x;
+            if (sscanf(val, "%dx%d%c", &c.width, &c.height, &x) != 2 || c.width < 8 ||
+                c.height < 8 || c.width > 4096 || c.height > 4096) {
+                fprintf(stderr, "echoview phantom: --full-frame needs WxH (8..4096), got '%s'\n",
+                        val);
+                return TOOL_USAGE;
+            }
+            c.full = 1;
+        } else if (!strcmp(a, "--quality-range")) {
+            char x;
+            if (sscanf(val, "%d-%d%c", &c.qlo, &c.qhi, &x) != 2 || c.qlo < 1 || c.qhi > 5 ||
+                c.qlo > c.qhi) {
+                fprintf(stderr, "echoview phantom: --quality-range needs A-B within 1-5, got '%s'\n",
+                        val);
+                return TOOL_USAGE;
+            }
+        } else if (!strcmp(a, "--format")) {
+            format = val;
+            if (strcmp(format, "png") && strcmp(format, "pgm")) {
+                fprintf(stderr, "echoview phantom: --format png or pgm, got '%s'\n", val);
+                return TOOL_USAGE;
+            }
+        } else {
+            fprintf(stderr, "echoview phantom: unknown option '%s'\n%s", a, usage);
+            return TOOL_USAGE;
+        }
+    }
+    if (!c.out) {
+        fprintf(stderr, "echoview phantom: --out DIR is required\n%s", usage);
+        return TOOL_USAGE;
+    }
+    c.pgm = !strcmp(format, "pgm");
+    if (!c.full)
+        c.width = c.height = c.size;
+    if (mkdir(c.out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "echoview phantom: %s: %s\n", c.out, strerror(errno));
+        return TOOL_FAILED;
+    }
+    for (int i = 0; i < c.nviews; i++) {
+        char label[64], dir[PATH_MAX];
+        safe_name(ep_view_name(c.views[i]), label, sizeof label);
+        snprintf(dir, sizeof dir, "%s/%s", c.out, label);
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "echoview phantom: %s: %s\n", dir, strerror(errno));
+            return TOOL_FAILED;
+        }
+    }
+    /* patient split: a seeded shuffle, first 60% train, next 20% val, rest test */
+    int *order = malloc((size_t)c.patients * sizeof *order);
+    int *split_of = malloc((size_t)c.patients * sizeof *split_of);
+    c.rows = calloc((size_t)c.patients * c.nviews, sizeof *c.rows);
+    if (!order || !split_of || !c.rows) {
+        fprintf(stderr, "echoview phantom: out of memory\n");
+        return TOOL_FAILED;
+    }
+    for (int i = 0; i < c.patients; i++)
+        order[i] = i;
+    uint64_t s = c.seed ^ 0x5e11;
+    for (int i = c.patients - 1; i > 0; i--) {
+        s = mix64(s, (uint64_t)i);
+        int j = (int)(s % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int n_train = (int)(c.patients * 0.6 + 0.5), n_val = (int)(c.patients * 0.2 + 0.5);
+    for (int r = 0; r < c.patients; r++)
+        split_of[order[r]] = r < n_train ? 0 : r < n_train + n_val ? 1 : 2;
+    c.split_of = split_of;
+    pthread_mutex_init(&c.lock, NULL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_t tids[256];
+    int started = 0;
+    for (int t = 0; t < threads; t++)
+        if (pthread_create(&tids[t], NULL, worker, &c) == 0)
+            started++;
+    for (int t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    int rc = TOOL_OK;
+    if (atomic_load(&c.failed) || !started) {
+        fprintf(stderr, "echoview phantom: %s\n", c.err[0] ? c.err : "out of memory");
+        rc = TOOL_FAILED;
+    } else {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/manifest.csv", c.out);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            fprintf(stderr, "echoview phantom: %s: %s\n", path, strerror(errno));
+            rc = TOOL_FAILED;
+        } else {
+            fprintf(f, "path,label,split,patient,quality%s%s\n",
+                    c.full ? ",roi_x,roi_y,roi_w,roi_h" : "", c.sequence ? ",sequence,frame" : "");
+            for (int j = 0; j < c.patients * c.nviews; j++)
+                if (c.rows[j])
+                    fputs(c.rows[j], f);
+            if (fclose(f) != 0) {
+                fprintf(stderr, "echoview phantom: %s: write failed\n", path);
+                rc = TOOL_FAILED;
+            }
+        }
+        long n = atomic_load(&c.written);
+        printf("phantom: %ld frames (%d patients x %d views x %d) of %dx%d in %.2f s: %.1f "
+               "frames/s on %d threads -> %s/manifest.csv\n",
+               n, c.patients, c.nviews, c.frames, c.width, c.height, secs,
+               secs > 0 ? n / secs : 0.0, started, c.out);
+    }
+    for (int j = 0; j < c.patients * c.nviews; j++)
+        free(c.rows[j]);
+    free(c.rows);
+    free(order);
+    free(split_of);
+    pthread_mutex_destroy(&c.lock);
+    return rc;
+}
