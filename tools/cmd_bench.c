@@ -42,22 +42,16 @@ int cmd_bench(int argc, char **argv)
     const char *model_path = NULL;
     ev_plan_options opt = {.backend = EV_BACKEND_AUTO, .batch = 1, .threads = 1};
     long iterations = 100, warmup = 10, v;
+    int consumed;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return TOOL_OK;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             model_path = argv[++i];
-        } else if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
-            if (ev_backend_parse(argv[++i], &opt.backend)) {
-                fprintf(stderr, "echoview bench: unknown backend '%s' (auto, cpu, reference, cuda)\n",
-                        argv[i]);
+        } else if ((consumed = tool_parse_plan_option("bench", argc, argv, &i, &opt)) != 0) {
+            if (consumed < 0)
                 return TOOL_USAGE;
-            }
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            if (!tool_parse_int("bench", "--threads", argv[++i], 1, 256, &v))
-                return TOOL_USAGE;
-            opt.threads = (int)v;
         } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
             if (!tool_parse_int("bench", "--batch", argv[++i], 1, 4096, &v))
                 return TOOL_USAGE;

@@ -74,23 +74,16 @@ int cmd_classify(int argc, char **argv)
     ev_rect roi;
     bool have_roi = false, auto_roi = false;
     int first_file = argc;
-    long v;
+    int consumed;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return TOOL_OK;
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             model_path = argv[++i];
-        } else if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
-            if (ev_backend_parse(argv[++i], &opt.backend)) {
-                fprintf(stderr, "echoview classify: unknown backend '%s' (auto, cpu, reference, cuda)\n",
-                        argv[i]);
+        } else if ((consumed = tool_parse_plan_option("classify", argc, argv, &i, &opt)) != 0) {
+            if (consumed < 0)
                 return TOOL_USAGE;
-            }
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            if (!tool_parse_int("classify", "--threads", argv[++i], 1, 256, &v))
-                return TOOL_USAGE;
-            opt.threads = (int)v;
         } else if (!strcmp(argv[i], "--roi") && i + 1 < argc) {
             if (parse_roi(argv[++i], &roi)) {
                 fprintf(stderr, "echoview classify: --roi needs X,Y,W,H with W,H > 0, got '%s'\n",

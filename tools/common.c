@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool tool_parse_int(const char *cmd, const char *option, const char *value, long min, long max,
                     long *out)
@@ -45,4 +46,26 @@ void tool_print_json(json_t *value, bool pretty)
     }
     json_decref(value);
     fflush(stdout);
+}
+
+int tool_parse_plan_option(const char *cmd, int argc, char **argv, int *i, ev_plan_options *opt)
+{
+    long v;
+    if (*i + 1 >= argc)
+        return 0;
+    if (!strcmp(argv[*i], "--backend")) {
+        if (ev_backend_parse(argv[++*i], &opt->backend)) {
+            fprintf(stderr, "echoview %s: unknown backend '%s' (auto, cpu, reference, cuda)\n", cmd,
+                    argv[*i]);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(argv[*i], "--threads")) {
+        if (!tool_parse_int(cmd, "--threads", argv[++*i], 1, 256, &v))
+            return -1;
+        opt->threads = (int)v;
+        return 1;
+    }
+    return 0;
 }

@@ -35,6 +35,9 @@ enum { TOOL_OK = 0, TOOL_FAILED = 1, TOOL_USAGE = 2 };
 /* Parses a positive integer option value; prints the error and returns false when invalid. */
 bool tool_parse_int(const char *cmd, const char *option, const char *value, long min, long max,
                     long *out);
+/* Consumes --backend B or --threads N at argv[*i] into opt: 1 consumed, 0 not a plan option,
+ * -1 bad value (the message is printed). */
+int tool_parse_plan_option(const char *cmd, int argc, char **argv, int *i, ev_plan_options *opt);
 /* Loads a model or prints "echoview CMD: <message>" and returns NULL. */
 ev_model *tool_load_model(const char *cmd, const char *path);
 /* Prints a JSON value on one line (or indented) followed by a newline, and releases it. */
