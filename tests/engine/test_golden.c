@@ -3,18 +3,9 @@
  * training step (loss, logits, every weight gradient, BN running statistics) within 1e-3. */
 #include "ev_internal.h"
 #include "test_util.h"
+#include "golden_util.h"
 
 #include <stdlib.h>
-
-static const float *tensor(const ev_safetensors *st, const char *name, size_t *numel)
-{
-    const ev_st_tensor *t = ev_safetensors_find(st, name);
-    if (!t || t->dtype != EV_DTYPE_F32)
-        return NULL;
-    if (numel)
-        *numel = (t->end - t->begin) / 4;
-    return (const float *)(st->data + t->begin);
-}
 
 static void check_fixture(const char *dir)
 {
@@ -34,8 +25,8 @@ static void check_fixture(const char *dir)
     if (rc)
         goto out;
     size_t n_in = 0, n_logits = 0;
-    const float *input = tensor(&io, "input", &n_in);
-    const float *want = tensor(&io, "logits", &n_logits);
+    const float *input = golden_tensor(&io, "input", &n_in);
+    const float *want = golden_tensor(&io, "logits", &n_logits);
     int k = ev_model_num_classes(model);
     int batch = (int)(n_logits / (size_t)k);
     ev_plan_options opt = {.backend = EV_BACKEND_REFERENCE, .batch = batch};
@@ -50,8 +41,8 @@ static void check_fixture(const char *dir)
 
     /* one training step */
     size_t n_train = 0, n_labels = 0;
-    const float *train_input = tensor(&io, "train_input", &n_train);
-    const float *labels_f = tensor(&io, "train_labels", &n_labels);
+    const float *train_input = golden_tensor(&io, "train_input", &n_train);
+    const float *labels_f = golden_tensor(&io, "train_labels", &n_labels);
     int32_t labels[64];
     for (size_t i = 0; i < n_labels; i++)
         labels[i] = (int32_t)labels_f[i];
@@ -67,44 +58,7 @@ static void check_fixture(const char *dir)
     if (!rc)
         rc = ev_net_backward(train, labels, 0.0f, &loss, &err);
     CHECK(rc == 0, "%s: train step (%s)", dir, rc ? err.message : "ok");
-    e = rel_error(ev_net_logits(train), tensor(&io, "train_logits", NULL), n_labels * (size_t)k);
-    CHECK(e <= 1e-4, "%s: train-mode logits rel error %.2e <= 1e-4", dir, e);
-    const float *want_loss = tensor(&io, "train_loss", NULL);
-    CHECK(fabs(loss - want_loss[0]) <= 1e-4 * fabs(want_loss[0]), "%s: loss %.7f vs %.7f", dir,
-          loss, want_loss[0]);
-    int grads = 0, bad = 0;
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < train->num_params; i++) {
-        ev_param *p = &train->params[i];
-        if (!p->grad)
-            continue;
-        char name[160];
-        snprintf(name, sizeof name, "grad.%s", p->name);
-        size_t n;
-        const float *g = tensor(&io, name, &n);
-        if (!g || n != p->numel) {
-            bad++;
-            printf("  missing or mis-sized %s\n", name);
-            continue;
-        }
-        grads++;
-        double ge = rel_error(p->grad, g, n);
-        if (ge > worst) {
-            worst = ge;
-            worst_name = p->name;
-        }
-        if (ge > 1e-3)
-            bad++;
-    }
-    CHECK(bad == 0 && grads > 0, "%s: %d weight gradients, worst rel error %.2e (%s) <= 1e-3", dir,
-          grads, worst, worst_name);
-    ev_param *rm = ev_net_find_param(train, "stem.1.running_mean");
-    ev_param *rv = ev_net_find_param(train, "stem.1.running_var");
-    double em = rel_error(rm->data, tensor(&io, "running_mean_after.stem.1", NULL), rm->numel);
-    double ev = rel_error(rv->data, tensor(&io, "running_var_after.stem.1", NULL), rv->numel);
-    CHECK(em <= 1e-4 && ev <= 1e-4, "%s: stem BN running stats after a step (%.1e, %.1e)", dir,
-          em, ev);
+    golden_check_step(dir, &io, train, ev_net_logits(train), loss, n_labels * (size_t)k);
 out:
     ev_net_free(train);
     ev_plan_free(plan);

@@ -3,18 +3,9 @@
  * on the same network, and its results do not depend on the thread count. */
 #include "ev_search.h"
 #include "test_util.h"
+#include "golden_util.h"
 
 #include <stdlib.h>
-
-static const float *tensor(const ev_safetensors *st, const char *name, size_t *numel)
-{
-    const ev_st_tensor *t = ev_safetensors_find(st, name);
-    if (!t || t->dtype != EV_DTYPE_F32)
-        return NULL;
-    if (numel)
-        *numel = (t->end - t->begin) / 4;
-    return (const float *)(st->data + t->begin);
-}
 
 static void check_fixture(const char *root, const char *name, int threads)
 {
@@ -33,8 +24,8 @@ static void check_fixture(const char *root, const char *name, int threads)
     if ((rc = ev_safetensors_read(path, &io, &err)))
         goto out;
     size_t n_labels = 0;
-    const float *x = tensor(&io, "train_input", NULL);
-    const float *lf = tensor(&io, "train_labels", &n_labels);
+    const float *x = golden_tensor(&io, "train_input", NULL);
+    const float *lf = golden_tensor(&io, "train_labels", &n_labels);
     int32_t labels[64];
     for (size_t i = 0; i < n_labels; i++)
         labels[i] = (int32_t)lf[i];
@@ -52,39 +43,9 @@ static void check_fixture(const char *root, const char *name, int threads)
         rc = search_exec_backward(ex, labels, 0.0f, &loss, &err);
     CHECK(rc == 0, "%s: step (%s)", name, rc ? err.message : "ok");
     int k = model->num_classes;
-    double e = rel_error(search_exec_logits(ex), tensor(&io, "train_logits", NULL), n_labels * k);
-    CHECK(e <= 1e-4, "%s (%d threads): train logits rel error %.2e <= 1e-4", name, threads, e);
-    const float *want = tensor(&io, "train_loss", NULL);
-    CHECK(fabs(loss - want[0]) <= 1e-4 * fabs(want[0]), "%s: loss %.7f vs %.7f", name, loss,
-          want[0]);
-    double worst = 0;
-    int bad = 0, grads = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < net->num_params; i++) {
-        ev_param *p = &net->params[i];
-        if (!p->grad)
-            continue;
-        char gname[160];
-        snprintf(gname, sizeof gname, "grad.%s", p->name);
-        size_t n;
-        const float *g = tensor(&io, gname, &n);
-        if (!g || n != p->numel) {
-            bad++;
-            continue;
-        }
-        grads++;
-        double ge = rel_error(p->grad, g, n);
-        if (ge > worst)
-            worst = ge, worst_name = p->name;
-        bad += ge > 1e-3;
-    }
-    CHECK(bad == 0 && grads > 0, "%s: %d gradients, worst rel error %.2e (%s) <= 1e-3", name,
-          grads, worst, worst_name);
-    ev_param *rm = ev_net_find_param(net, "stem.1.running_mean");
-    ev_param *rv = ev_net_find_param(net, "stem.1.running_var");
-    double em = rel_error(rm->data, tensor(&io, "running_mean_after.stem.1", NULL), rm->numel);
-    double ev = rel_error(rv->data, tensor(&io, "running_var_after.stem.1", NULL), rv->numel);
-    CHECK(em <= 1e-4 && ev <= 1e-4, "%s: running stats after a step (%.1e, %.1e)", name, em, ev);
+    char label[96];
+    snprintf(label, sizeof label, "%s (%d threads)", name, threads);
+    golden_check_step(label, &io, net, search_exec_logits(ex), loss, n_labels * (size_t)k);
 out:
     search_exec_free(ex);
     ev_net_free(net);

@@ -1,0 +1,61 @@
+/* golden_util.h: reading the golden PyTorch fixtures (tests/fixtures/gen_golden.py) and
+ * checking one training step against them; shared by the engine's reference executor test and
+ * the training executor's test. Include after test_util.h and ev_internal.h. */
+#ifndef EV_GOLDEN_UTIL_H
+#define EV_GOLDEN_UTIL_H
+
+static inline const float *golden_tensor(const ev_safetensors *st, const char *name, size_t *numel)
+{
+    const ev_st_tensor *t = ev_safetensors_find(st, name);
+    if (!t || t->dtype != EV_DTYPE_F32)
+        return NULL;
+    if (numel)
+        *numel = (t->end - t->begin) / 4;
+    return (const float *)(st->data + t->begin);
+}
+
+/* The training step of a fixture: logits and loss (<= 1e-4), every weight gradient (<= 1e-3),
+ * the stem BN's running statistics after the step (<= 1e-4). net holds the gradients. */
+static inline void golden_check_step(const char *name, const ev_safetensors *io, ev_net *net,
+                                     const float *logits, float loss, size_t n_logits)
+{
+    double e = rel_error(logits, golden_tensor(io, "train_logits", NULL), n_logits);
+    CHECK(e <= 1e-4, "%s: train-mode logits rel error %.2e <= 1e-4", name, e);
+    const float *want_loss = golden_tensor(io, "train_loss", NULL);
+    CHECK(fabs(loss - want_loss[0]) <= 1e-4 * fabs(want_loss[0]), "%s: loss %.7f vs %.7f", name,
+          loss, want_loss[0]);
+    int grads = 0, bad = 0;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < net->num_params; i++) {
+        ev_param *p = &net->params[i];
+        if (!p->grad)
+            continue;
+        char gname[160];
+        snprintf(gname, sizeof gname, "grad.%s", p->name);
+        size_t n;
+        const float *g = golden_tensor(io, gname, &n);
+        if (!g || n != p->numel) {
+            bad++;
+            printf("  missing or mis-sized %s\n", gname);
+            continue;
+        }
+        grads++;
+        double ge = rel_error(p->grad, g, n);
+        if (ge > worst) {
+            worst = ge;
+            worst_name = p->name;
+        }
+        bad += ge > 1e-3;
+    }
+    CHECK(bad == 0 && grads > 0, "%s: %d weight gradients, worst rel error %.2e (%s) <= 1e-3",
+          name, grads, worst, worst_name);
+    ev_param *rm = ev_net_find_param(net, "stem.1.running_mean");
+    ev_param *rv = ev_net_find_param(net, "stem.1.running_var");
+    double em = rel_error(rm->data, golden_tensor(io, "running_mean_after.stem.1", NULL), rm->numel);
+    double ev = rel_error(rv->data, golden_tensor(io, "running_var_after.stem.1", NULL), rv->numel);
+    CHECK(em <= 1e-4 && ev <= 1e-4, "%s: stem BN running stats after a step (%.1e, %.1e)", name,
+          em, ev);
+}
+
+#endif
