@@ -40,6 +40,12 @@ c96="--size 96 --init-channels 16 --threads $threads --val-frames 560 --steps-pe
     --steps-per-epoch 30 --val-frames 700 --threads "$threads" --seed 2 \
     --init-from "$work/stage1-2cell-96"
 
+# stage 3 (a later session, idle machine): 25 more short epochs on ph300
+mv "$work/echo-2cell-96" "$work/stage2-2cell-96"
+"$ev" train --data "$work/ph300" --out "$work/echo-2cell-96" --name echo-2cell-96 --size 96 \
+    --init-channels 16 --layout normal,reduce,normal,reduce --epochs 25 --lr 3e-4 --cosine \
+    --patience 6 --steps-per-epoch 30 --val-frames 700 --threads "$threads" --seed 3 \
+    --init-from "$work/stage2-2cell-96"
 for m in echo-1cell-32 echo-2cell-32 echo-1cell-96 echo-2cell-96; do
     "$ev" eval --model "$work/$m" --data "$work/ph100" --split test --out "$work/$m"
 done
