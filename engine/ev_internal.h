@@ -224,6 +224,9 @@ int ev_net_create(const ev_net_config *cfg, int batch, bool with_grads, ev_net *
                   ev_error *err);
 void ev_net_free(ev_net *net);
 ev_param *ev_net_find_param(ev_net *net, const char *name);
+/* Marks (1) the nodes the classifier logits depend on, so inference backends skip the
+ * auxiliary head; calloc'ed mask of num_nodes bytes, NULL when out of memory. */
+unsigned char *ev_graph_logits_closure(const ev_graph *g);
 /* Trainable parameter count (auxiliary head excluded, like the reference's count) and MACs. */
 int64_t ev_net_count_params(const ev_net *net);
 int64_t ev_net_count_macs(const ev_net *net);

@@ -554,6 +554,31 @@ ev_param *ev_net_find_param(ev_net *net, const char *name)
     return NULL;
 }
 
+unsigned char *ev_graph_logits_closure(const ev_graph *g)
+{
+    int nn = g->num_nodes;
+    int *stack = malloc((size_t)nn * sizeof *stack);
+    unsigned char *needed = calloc((size_t)nn, 1);
+    if (!stack || !needed) {
+        free(stack);
+        free(needed);
+        return NULL;
+    }
+    int top = 0;
+    stack[top++] = g->logits;
+    needed[g->logits] = 1;
+    while (top) {
+        const ev_node *n = &g->nodes[stack[--top]];
+        for (int i = 0; i < n->num_inputs; i++)
+            if (!needed[n->inputs[i]]) {
+                needed[n->inputs[i]] = 1;
+                stack[top++] = n->inputs[i];
+            }
+    }
+    free(stack);
+    return needed;
+}
+
 int64_t ev_net_count_params(const ev_net *net)
 {
     int64_t total = 0;

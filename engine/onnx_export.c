@@ -284,25 +284,9 @@ static int export_graph(exporter *x, double *scale, double *shift)
 {
     const ev_graph *g = x->g;
     const int nn = g->num_nodes;
-    unsigned char *needed = calloc((size_t)nn, 1);
-    int *stack = malloc((size_t)nn * sizeof *stack);
-    if (!needed || !stack) {
-        free(needed);
-        free(stack);
+    unsigned char *needed = ev_graph_logits_closure(g);
+    if (!needed)
         return ev_fail(x->err, EV_ERR_NOMEM, "onnx: out of memory");
-    }
-    int top = 0;
-    stack[top++] = g->logits;
-    needed[g->logits] = 1;
-    while (top) {
-        const ev_node *n = &g->nodes[stack[--top]];
-        for (int i = 0; i < n->num_inputs; i++)
-            if (!needed[n->inputs[i]]) {
-                needed[n->inputs[i]] = 1;
-                stack[top++] = n->inputs[i];
-            }
-    }
-    free(stack);
     for (int i = 0; i < nn; i++)
         if (needed[i] && g->nodes[i].op != EV_OP_DROP_PATH)
             for (int j = 0; j < g->nodes[i].num_inputs; j++) {

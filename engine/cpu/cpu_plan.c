@@ -365,25 +365,9 @@ static int compile_graph(compiler *cc)
     const int nn = g->num_nodes;
 
     /* nodes the logits depend on (the auxiliary head is skipped) */
-    int *stack = malloc((size_t)nn * sizeof *stack);
-    unsigned char *needed = calloc((size_t)nn, 1);
-    if (!stack || !needed) {
-        free(stack);
-        free(needed);
+    unsigned char *needed = ev_graph_logits_closure(g);
+    if (!needed)
         return ev_fail(cc->err, EV_ERR_NOMEM, "cpu backend: out of memory");
-    }
-    int top = 0;
-    stack[top++] = g->logits;
-    needed[g->logits] = 1;
-    while (top) {
-        const ev_node *n = &g->nodes[stack[--top]];
-        for (int i = 0; i < n->num_inputs; i++)
-            if (!needed[n->inputs[i]]) {
-                needed[n->inputs[i]] = 1;
-                stack[top++] = n->inputs[i];
-            }
-    }
-    free(stack);
 
     for (int i = 0; i < nn; i++) {
         const ev_node *n = &g->nodes[i];
