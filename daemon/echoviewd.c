@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
 #include "echoview.h"
@@ -219,11 +220,21 @@ main (int argc, char **argv)
     fprintf (stderr, "echoviewd: expected one socket from systemd, got %d\n", n_fds);
     goto out;
   }
-  if (n_fds == 1)
+  if (n_fds == 1) {
     listen_fd = SD_LISTEN_FDS_START;
+    if (sd_is_socket (listen_fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+      fprintf (stderr, "echoviewd: the socket from systemd is not a listening stream socket "
+          "(echoviewd.socket needs ListenStream=)\n");
+      goto out;
+    }
+  }
 
   d.loop = g_main_loop_new (NULL, FALSE);
   d.sup = evd_supervisor_new (on_event, &d);
+  /* Streams first (setting a pipeline to PLAYING does not wait), then the server: with socket
+   * activation connections are already queued on the inherited socket, and the first of them
+   * must see the configured streams, not an empty supervisor. */
+  evd_supervisor_apply (d.sup, d.config_view);
   d.http = evd_http_new (d.config_view, d.sup, listen_fd, &err);
   if (!d.http) {
     fprintf (stderr, "echoviewd: %s\n", err->message);
@@ -233,7 +244,6 @@ main (int argc, char **argv)
   g_message ("listening on http://%s:%u/%s", listen_fd >= 0 ? "(socket activation)" :
       d.config_view->http_address, evd_http_port (d.http),
       d.config_view->http_token ? " (bearer token required for the API)" : "");
-  evd_supervisor_apply (d.sup, d.config_view);
 
   hup_id = g_unix_signal_add (SIGHUP, on_sighup, &d);
   term_id = g_unix_signal_add (SIGTERM, on_sigterm, &d);

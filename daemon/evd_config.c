@@ -3,14 +3,19 @@
 #include "evd_config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define EVD_CONFIG_MAX_BYTES (1024 * 1024)
 #define EVD_CONFIG_MAX_STREAMS 256
 #define EVD_CONFIG_MAX_NODES 100000
+#define EVD_TOKEN_FILE_MAX_BYTES 65536
 
 G_DEFINE_QUARK (evd-config-error-quark, evd_config_error)
 
@@ -102,8 +107,12 @@ get_nonempty_string (Parser * p, const yaml_node_t * node, const gchar * key, gc
 {
   if (!get_string (p, node, key, out))
     return FALSE;
-  if (**out == '\0')
+  if (**out == '\0') {
+    /* callers hold the string in a local on some paths: leave nothing to free on failure
+     * (an empty token-file leaked; found by tests/fuzz/fuzz_daemon_config.c) */
+    g_clear_pointer (out, g_free);
     return fail_at (p, node, "'%s' must not be empty", key);
+  }
   return TRUE;
 }
 
@@ -163,6 +172,52 @@ get_bool (Parser * p, const yaml_node_t * node, const gchar * key, gboolean * ou
   else
     return fail_at (p, node, "'%s' must be true or false, not '%s'", key, s);
   return TRUE;
+}
+
+/* A regular file of at most max bytes, NUL-terminated. Opened without blocking and checked
+ * before reading, so that a FIFO or a device named by mistake (/dev/zero) can neither hang the
+ * daemon nor fill its memory. */
+static gchar *
+read_small_file (const gchar * path, gsize max, gsize * len, GError ** err)
+{
+  struct stat st;
+  gchar *buf = NULL;
+  gssize n;
+  int fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
+
+  if (fd < 0) {
+    int e = errno;
+    g_set_error (err, G_FILE_ERROR, g_file_error_from_errno (e), "%s: %s", path, g_strerror (e));
+    return NULL;
+  }
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
+    g_set_error (err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: not a regular file", path);
+    goto out;
+  }
+  buf = g_malloc (max + 2);
+  *len = 0;
+  /* read one byte past max to tell "exactly max" from "larger" */
+  while (*len <= max && (n = read (fd, buf + *len, max + 1 - *len)) != 0) {
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      g_set_error (err, G_FILE_ERROR, g_file_error_from_errno (e), "%s: %s", path,
+          g_strerror (e));
+      g_clear_pointer (&buf, g_free);
+      goto out;
+    }
+    *len += n;
+  }
+  if (*len > max) {
+    g_set_error (err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: larger than %zu bytes", path, max);
+    g_clear_pointer (&buf, g_free);
+    goto out;
+  }
+  buf[*len] = '\0';
+out:
+  close (fd);
+  return buf;
 }
 
 static gchar *
@@ -371,13 +426,17 @@ handle_http (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t 
       return FALSE;
     resolved = resolve_path (p, file);
     g_free (file);
-    if (!g_file_get_contents (resolved, &contents, &len, &io)) {
+    contents = read_small_file (resolved, EVD_TOKEN_FILE_MAX_BYTES, &len, &io);
+    g_free (resolved);
+    if (!contents) {
       fail_at (p, value, "cannot read token-file: %s", io->message);
       g_error_free (io);
-      g_free (resolved);
       return FALSE;
     }
-    g_free (resolved);
+    if (memchr (contents, '\0', len)) {
+      g_free (contents);
+      return fail_at (p, value, "token-file must hold printable ASCII without spaces");
+    }
     g_strstrip (contents);
     if (contents[0] == '\0' || strlen (contents) > 4096) {
       g_free (contents);
@@ -855,25 +914,36 @@ evd_config_free (EvdConfig * c)
 EvdConfig *
 evd_config_load (const gchar * path, GError ** err)
 {
-  gchar *text = NULL, *abs = NULL;
+  gchar *text = NULL;
   gsize len = 0;
-  yaml_parser_t parser;
-  yaml_document_t doc;
-  gboolean parser_ok = FALSE, doc_ok = FALSE, ok = FALSE;
-  Parser p = { 0 };
-  ConfigCtx cc = { 0 };
-  yaml_node_t *root;
   GError *io = NULL;
+  EvdConfig *config;
 
   if (!g_file_get_contents (path, &text, &len, &io)) {
     g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: %s", path, io->message);
     g_error_free (io);
     return NULL;
   }
+  config = evd_config_parse (text, len, path, err);
+  g_free (text);
+  return config;
+}
+
+EvdConfig *
+evd_config_parse (const gchar * text, gsize len, const gchar * path, GError ** err)
+{
+  gchar *abs = NULL;
+  yaml_parser_t parser;
+  yaml_document_t doc;
+  gboolean parser_ok = FALSE, doc_ok = FALSE, ok = FALSE;
+  Parser p = { 0 };
+  ConfigCtx cc = { 0 };
+  yaml_node_t *root;
+
   if (len > EVD_CONFIG_MAX_BYTES) {
     g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: larger than %d bytes", path,
         EVD_CONFIG_MAX_BYTES);
-    goto out;
+    return NULL;
   }
   abs = g_canonicalize_filename (path, NULL);
   p.path = path;
@@ -948,7 +1018,6 @@ out:
   g_free (p.visited);
   g_free (p.dir);
   g_free (abs);
-  g_free (text);
   if (!ok) {
     evd_config_free (cc.config);
     return NULL;
@@ -1009,7 +1078,7 @@ evd_stream_config_describe (const EvdStreamConfig * stream)
           "height=(string)%u,colorimetry=(string)BT601-5,payload=(int)%u", src->sampling,
           src->depth, src->width, src->height, src->payload);
       append_udpsrc (s, src, caps, timeout_ns);
-      g_string_append (s, "rtpvrawdepay");
+      g_string_append (s, "rtpvrawdepay name=depay");
       g_free (caps);
       break;
     case EVD_SOURCE_RTP_H264:

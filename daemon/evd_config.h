@@ -89,12 +89,16 @@ typedef struct {
 
 /* Parses path. On error returns NULL with "FILE:LINE:COLUMN: message" in err. */
 EvdConfig *evd_config_load (const gchar * path, GError ** err);
+/* Parses len bytes of YAML text as if read from path (which names the file in messages and
+ * anchors relative paths; it is not opened, though a `token-file` it names is read). */
+EvdConfig *evd_config_parse (const gchar * text, gsize len, const gchar * path, GError ** err);
 void evd_config_free (EvdConfig * config);
 
 const gchar *evd_source_type_name (EvdSourceType type);
 
 /* The gst-launch description of the stream's pipeline. Named elements: `classify`
- * (echoviewclassify), `src` (udpsrc, rtp sources), `jitter` (rtpjitterbuffer, rtp sources). */
+ * (echoviewclassify), `src` (udpsrc, rtp sources), `jitter` (rtpjitterbuffer, rtp sources),
+ * `depay` (rtpvrawdepay, rtp-raw), `frames` (the leaky queue). */
 gchar *evd_stream_config_describe (const EvdStreamConfig * stream);
 /* The sender's pipeline description. */
 gchar *evd_sender_config_describe (const EvdSenderConfig * sender);

@@ -291,7 +291,7 @@ append_double (GString * out, gdouble v)
 }
 
 typedef enum { COL_FRAMES, COL_INFERRED, COL_SKIPPED, COL_DROPPED, COL_RECEIVED, COL_RESTARTS,
-  COL_CHANGES
+  COL_CHANGES, COL_PACKETS_RECEIVED, COL_PACKETS_LOST
 } CounterColumn;
 
 static guint64
@@ -305,6 +305,20 @@ snapshot_counter (const EvdStreamSnapshot * s, CounterColumn col)
     case COL_RECEIVED: return s->received;
     case COL_RESTARTS: return s->restarts;
     case COL_CHANGES: return s->view_changes;
+    case COL_PACKETS_RECEIVED: return s->packets_pushed;
+    case COL_PACKETS_LOST: return s->packets_lost;
+  }
+  return 0;
+}
+
+typedef enum { GAUGE_FPS, GAUGE_CONFIDENCE } GaugeColumn;
+
+static gdouble
+snapshot_gauge (const EvdStreamSnapshot * s, GaugeColumn col)
+{
+  switch (col) {
+    case GAUGE_FPS: return s->fps;
+    case GAUGE_CONFIDENCE: return s->confidence;
   }
   return 0;
 }
@@ -322,6 +336,17 @@ metrics_text (EvdHttp * http, gsize * len)
     {"echoviewd_stream_received_frames_total", COL_RECEIVED, "Frames out of the source."},
     {"echoviewd_stream_restarts_total", COL_RESTARTS, "Pipeline restarts."},
     {"echoviewd_stream_view_changes_total", COL_CHANGES, "Changes of the stable view."},
+    /* RTP sources only (the others have no jitter buffer, so no sample) */
+    {"echoviewd_stream_rtp_packets_received_total", COL_PACKETS_RECEIVED,
+        "RTP packets out of the jitter buffer."},
+    {"echoviewd_stream_rtp_packets_lost_total", COL_PACKETS_LOST,
+        "RTP packets the jitter buffer declared lost."},
+  };
+  static const struct { const gchar *name; GaugeColumn col; const gchar *help; } gauges[] = {
+    {"echoviewd_stream_frames_per_second", GAUGE_FPS,
+        "Frames per second through the classifier over the last second."},
+    {"echoviewd_stream_view_confidence_ratio", GAUGE_CONFIDENCE,
+        "Probability of the top view of the latest inference."},
   };
   GPtrArray *snaps = evd_supervisor_snapshot (http->sup, FALSE);
   EvdSupervisorStatus st;
@@ -371,54 +396,30 @@ metrics_text (EvdHttp * http, gsize * len)
     }
   }
   for (gsize c = 0; c < G_N_ELEMENTS (counters); c++) {
+    gboolean rtp_only = counters[c].col == COL_PACKETS_RECEIVED
+        || counters[c].col == COL_PACKETS_LOST;
+
     metric_header (out, counters[c].name, "counter", counters[c].help);
     for (guint i = 0; i < snaps->len; i++) {
       EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
+      if (rtp_only && !s->has_packets)
+        continue;
       g_string_append_printf (out, "%s{stream=\"", counters[c].name);
       append_label_value (out, s->id);
       g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n",
           snapshot_counter (s, counters[c].col));
     }
   }
-  metric_header (out, "echoviewd_stream_rtp_packets_received_total", "counter",
-      "RTP packets out of the jitter buffer.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    if (!s->has_packets)
-      continue;
-    g_string_append (out, "echoviewd_stream_rtp_packets_received_total{stream=\"");
-    append_label_value (out, s->id);
-    g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n", s->packets_pushed);
-  }
-  metric_header (out, "echoviewd_stream_rtp_packets_lost_total", "counter",
-      "RTP packets the jitter buffer declared lost.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    if (!s->has_packets)
-      continue;
-    g_string_append (out, "echoviewd_stream_rtp_packets_lost_total{stream=\"");
-    append_label_value (out, s->id);
-    g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n", s->packets_lost);
-  }
-  metric_header (out, "echoviewd_stream_frames_per_second", "gauge",
-      "Frames per second through the classifier over the last second.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    g_string_append (out, "echoviewd_stream_frames_per_second{stream=\"");
-    append_label_value (out, s->id);
-    g_string_append (out, "\"} ");
-    append_double (out, s->fps);
-    g_string_append_c (out, '\n');
-  }
-  metric_header (out, "echoviewd_stream_view_confidence_ratio", "gauge",
-      "Probability of the top view of the latest inference.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    g_string_append (out, "echoviewd_stream_view_confidence_ratio{stream=\"");
-    append_label_value (out, s->id);
-    g_string_append (out, "\"} ");
-    append_double (out, s->confidence);
-    g_string_append_c (out, '\n');
+  for (gsize g = 0; g < G_N_ELEMENTS (gauges); g++) {
+    metric_header (out, gauges[g].name, "gauge", gauges[g].help);
+    for (guint i = 0; i < snaps->len; i++) {
+      EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
+      g_string_append_printf (out, "%s{stream=\"", gauges[g].name);
+      append_label_value (out, s->id);
+      g_string_append (out, "\"} ");
+      append_double (out, snapshot_gauge (s, gauges[g].col));
+      g_string_append_c (out, '\n');
+    }
   }
   metric_header (out, "echoviewd_stream_view_probability_ratio", "gauge",
       "Probability of each view in the latest inference.");

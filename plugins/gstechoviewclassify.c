@@ -245,6 +245,26 @@ latency_stat_p99 (const LatencyStat * s)
   return sorted[MIN (n - 1, (guint) ceil (0.99 * n) - 1)];
 }
 
+/* The read-only timing properties: which statistic of which LatencyStat each one reports. */
+static gdouble
+timing_property_value (GstEchoViewClassify * self, guint prop_id)
+{
+  static const struct { guint prop_id; gsize stat_offset; gboolean p99; } timings[] = {
+    {PROP_LATENCY_MEAN, G_STRUCT_OFFSET (GstEchoViewClassify, latency_stat), FALSE},
+    {PROP_LATENCY_P99, G_STRUCT_OFFSET (GstEchoViewClassify, latency_stat), TRUE},
+    {PROP_PROCESS_MEAN, G_STRUCT_OFFSET (GstEchoViewClassify, process_stat), FALSE},
+    {PROP_PROCESS_P99, G_STRUCT_OFFSET (GstEchoViewClassify, process_stat), TRUE},
+    {PROP_ENGINE_MEAN, G_STRUCT_OFFSET (GstEchoViewClassify, engine_stat), FALSE},
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (timings); i++)
+    if (timings[i].prop_id == prop_id) {
+      const LatencyStat *stat = G_STRUCT_MEMBER_P (self, timings[i].stat_offset);
+      return timings[i].p99 ? latency_stat_p99 (stat) : latency_stat_mean (stat);
+    }
+  return 0.0;
+}
+
 /* "auto", "full" or "x,y,w,h" with w,h > 0 and x,y >= 0. */
 static gboolean
 parse_roi (const gchar * text, RoiMode * mode, ev_rect * rect)
@@ -1016,19 +1036,11 @@ gst_echo_view_classify_get_property (GObject * object, guint prop_id, GValue * v
       g_value_set_uint64 (value, self->n_skipped);
       break;
     case PROP_LATENCY_MEAN:
-      g_value_set_double (value, latency_stat_mean (&self->latency_stat));
-      break;
     case PROP_LATENCY_P99:
-      g_value_set_double (value, latency_stat_p99 (&self->latency_stat));
-      break;
     case PROP_PROCESS_MEAN:
-      g_value_set_double (value, latency_stat_mean (&self->process_stat));
-      break;
     case PROP_PROCESS_P99:
-      g_value_set_double (value, latency_stat_p99 (&self->process_stat));
-      break;
     case PROP_ENGINE_MEAN:
-      g_value_set_double (value, latency_stat_mean (&self->engine_stat));
+      g_value_set_double (value, timing_property_value (self, prop_id));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);

@@ -156,6 +156,18 @@ static char *trim(char *s)
     return s;
 }
 
+/* atoi without its undefined behaviour: a value outside int is clamped (and so rejected by any
+ * range check), text after the number is ignored as atoi does. */
+static int field_int(const char *s)
+{
+    long v = strtol(s, NULL, 10);
+    if (v > INT_MAX)
+        return INT_MAX;
+    if (v < INT_MIN)
+        return INT_MIN;
+    return (int)v;
+}
+
 static char *join_path(const char *dir, const char *name)
 {
     if (name[0] == '/' || !dir || !*dir)
@@ -172,19 +184,11 @@ enum { COL_PATH, COL_LABEL, COL_SPLIT, COL_PATIENT, COL_QUALITY, COL_RX, COL_RY,
 static const char *const col_names[NUM_COLS] = {"path",   "label", "split", "patient", "quality",
                                                 "roi_x", "roi_y", "roi_w", "roi_h"};
 
-static int read_manifest(const char *path, char *const *classes, int k, entry_list *list,
-                         ev_error *err)
+/* Reads manifest lines from f; path names it in messages, and listed paths are relative to dir.
+ * (Separate from the file handling so that tests/fuzz/fuzz_manifest.c can feed it memory.) */
+static int read_manifest_stream(FILE *f, const char *path, const char *dir, char *const *classes,
+                                int k, entry_list *list, ev_error *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return ev_fail(err, EV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    else
-        snprintf(dir, sizeof dir, ".");
     int col[NUM_COLS];
     for (int i = 0; i < NUM_COLS; i++)
         col[i] = -1;
@@ -249,19 +253,23 @@ static int read_manifest(const char *path, char *const *classes, int k, entry_li
         }
         if (col[COL_QUALITY] >= 0 && col[COL_QUALITY] < nf) {
             const char *q = trim(fields[col[COL_QUALITY]]);
-            e.quality = *q ? atoi(q) : 0;
+            e.quality = *q ? field_int(q) : 0;
             if (e.quality < 0 || e.quality > 5) {
                 rc = ev_fail(err, EV_ERR_FORMAT, "%s:%d: quality '%s' outside 1..5", path, lineno,
                              q);
                 break;
             }
         }
-        if (col[COL_RX] >= 0 && col[COL_RH] < nf && col[COL_RY] >= 0 && col[COL_RW] >= 0 &&
-            col[COL_RH] >= 0 && *trim(fields[col[COL_RX]])) {
-            e.roi.x = atoi(fields[col[COL_RX]]);
-            e.roi.y = atoi(fields[col[COL_RY]]);
-            e.roi.width = atoi(fields[col[COL_RW]]);
-            e.roi.height = atoi(fields[col[COL_RH]]);
+        /* all four ROI columns must be on this line: fields[] past nf hold stale pointers into
+         * an earlier line (found by tests/fuzz/fuzz_manifest.c) */
+        bool roi_cols = true;
+        for (int c = COL_RX; c <= COL_RH; c++)
+            roi_cols &= col[c] >= 0 && col[c] < nf;
+        if (roi_cols && *trim(fields[col[COL_RX]])) {
+            e.roi.x = field_int(fields[col[COL_RX]]);
+            e.roi.y = field_int(fields[col[COL_RY]]);
+            e.roi.width = field_int(fields[col[COL_RW]]);
+            e.roi.height = field_int(fields[col[COL_RH]]);
             e.has_roi = e.roi.width > 0 && e.roi.height > 0;
         }
         const char *pat = col[COL_PATIENT] >= 0 && col[COL_PATIENT] < nf
@@ -277,9 +285,26 @@ static int read_manifest(const char *path, char *const *classes, int k, entry_li
         }
     }
     free(line);
-    fclose(f);
     if (!rc && !header)
         rc = ev_fail(err, EV_ERR_FORMAT, "%s: empty manifest (no header line)", path);
+    return rc;
+}
+
+static int read_manifest(const char *path, char *const *classes, int k, entry_list *list,
+                         ev_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return ev_fail(err, EV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    int rc = read_manifest_stream(f, path, dir, classes, k, list, err);
+    fclose(f);
     return rc;
 }
 

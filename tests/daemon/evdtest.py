@@ -1,7 +1,9 @@
 """evdtest.py: helpers for the echoviewd integration tests (Python 3 stdlib only).
 
 Daemon: writes a config, starts echoviewd on free loopback ports, waits for /healthz, answers
-HTTP requests, stops it (SIGTERM) and checks that it exited with status 0.
+HTTP requests, stops it (SIGTERM) and checks that it exited with status 0. With
+socket_activation, systemd-socket-activate listens on the port and hands the socket over
+(LISTEN_FDS), while the config names another port that must stay closed.
 RtpRawSender: an RFC 4175 sender (RGB, one line per packet) on a thread, whose colour, frame
 size and pace the test controls, plus garbage packets.
 Every wait is bounded in time; skips exit 77.
@@ -19,6 +21,7 @@ import threading
 import time
 
 SKIP = 77
+SOCKET_ACTIVATE = '/usr/bin/systemd-socket-activate'
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -64,16 +67,24 @@ class Daemon:
     running = set()
     logs = []
 
-    def __init__(self, env, config_text, token=None):
+    def __init__(self, env, config_text, token=None, socket_activation=False):
         self.env = env
         self.dir = tempfile.TemporaryDirectory(prefix='echoviewd-test-')
         self.config = os.path.join(self.dir.name, 'echoviewd.yaml')
         self.port = free_port()
+        # the port the config names: the served one, unless the socket comes from systemd
+        self.config_port = free_port() if socket_activation else self.port
         self.token = token
         self.write_config(config_text)
         self.log = open(os.path.join(self.dir.name, 'log'), 'w+')
-        self.proc = subprocess.Popen([env.echoviewd, '--config', self.config], env=env.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        argv = [env.echoviewd, '--config', self.config]
+        if socket_activation:
+            # systemd-socket-activate passes on only the variables named with -E
+            names = [k for k in env.env if k.startswith(('GST_', 'G_', 'ASAN_', 'UBSAN_', 'LSAN_',
+                                                          'LD_', 'ORC_'))]
+            argv = ([SOCKET_ACTIVATE, '--listen=127.0.0.1:%d' % self.port]
+                    + ['--setenv=' + k for k in sorted(names)] + argv)
+        self.proc = subprocess.Popen(argv, env=env.env, stdout=self.log, stderr=subprocess.STDOUT)
         Daemon.running.add(self)
         try:
             wait_until(lambda: self.get('/healthz')[0] == 200, 20, what='/healthz')
@@ -84,7 +95,8 @@ class Daemon:
 
     def write_config(self, text):
         with open(self.config, 'w') as f:
-            f.write(text.replace('@HTTP_PORT@', str(self.port)).replace('@MODEL@', self.env.model))
+            f.write(text.replace('@HTTP_PORT@', str(self.config_port))
+                    .replace('@MODEL@', self.env.model))
 
     def reload(self, text):
         self.write_config(text)

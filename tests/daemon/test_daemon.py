@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evdtest import SKIP, Daemon, RtpRawSender, free_port, run_main, wait_until  # noqa: E402
+from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, free_port, run_main,  # noqa: E402
+                     wait_until)
 
 BASE = """\
 http:
@@ -346,6 +347,11 @@ BAD_CONFIGS = [
     ('supervision: {restart-delay: 5, restart-delay-max: 1}\n',
      'F: supervision.restart-delay-max is below restart-delay'),
     ('http: {token: "has space"}\n', 'F:1:15: \'token\' must be printable ASCII without spaces'),
+    # found by tests/fuzz/fuzz_daemon_config.c: an empty token-file leaked its name
+    ('http: {token-file: ""}\n', 'F:1:20: \'token-file\' must not be empty'),
+    # a device is refused before anything is read from it (it would never end)
+    ('http: {token-file: /dev/zero}\n',
+     'F:1:20: cannot read token-file: /dev/zero: not a regular file'),
     ('', 'F:1:1: the file is empty'),
 ]
 
@@ -456,6 +462,56 @@ def test_reload(env):
         d.stop()
 
 
+def test_socket_activation(env):
+    """Under systemd-socket-activate the API answers on the inherited socket, not the config's."""
+    if not os.access(SOCKET_ACTIVATE, os.X_OK):
+        print('%s not found (Debian package systemd)' % SOCKET_ACTIVATE)
+        return SKIP
+    d = Daemon(env, BASE + 'streams:\n' + phantom_stream('local'), socket_activation=True)
+    try:
+        assert d.json('/healthz') == {'status': 'ok'}
+        status = d.json('/api/v1/status')
+        assert status['streams']['configured'] == 1 and status['model']['loaded'], status
+        d.wait_state('local', 'running', 20)
+        assert [s['id'] for s in d.json('/api/v1/streams')['streams']] == ['local']
+        assert d.get('/nope')[0] == 404
+        # http.port of the config is not opened when the socket comes from systemd
+        probe = socket.socket()
+        try:
+            assert probe.connect_ex(('127.0.0.1', d.config_port)) != 0, 'config port is open'
+        finally:
+            probe.close()
+        assert 'http://(socket activation):%d/' % d.port in d.log_text(), d.log_text()
+    finally:
+        d.stop()
+    # a datagram socket (ListenDatagram= by mistake) is refused with a message, exit 1
+    import tempfile
+    port = free_port(socket.SOCK_DGRAM)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, 'echoviewd.yaml')
+        with open(config, 'w') as f:
+            f.write((BASE + 'streams:\n' + phantom_stream('local'))
+                    .replace('@HTTP_PORT@', str(free_port())).replace('@MODEL@', env.model))
+        proc = subprocess.Popen([SOCKET_ACTIVATE, '--datagram', '--listen=127.0.0.1:%d' % port,
+                                 '--setenv=GST_PLUGIN_PATH', env.echoviewd, '--config', config],
+                                env=env.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        try:
+            # it execs echoviewd on the first datagram
+            def exited():
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.sendto(b'x', ('127.0.0.1', port))
+                return proc.poll() is not None
+            wait_until(exited, 20, interval=0.5, what='echoviewd to refuse a datagram socket')
+            out = proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        assert proc.returncode == 1 and 'not a listening stream socket' in out, (proc.returncode,
+                                                                                 out)
+
+
 TESTS = {
     'config': test_config,
     'endpoints': test_endpoints,
@@ -464,6 +520,7 @@ TESTS = {
     'hostile': test_hostile_input,
     'bad-requests': test_bad_requests,
     'reload': test_reload,
+    'socket-activation': test_socket_activation,
 }
 
 if __name__ == '__main__':
