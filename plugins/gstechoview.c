@@ -1,10 +1,13 @@
-/* gstechoview.c: the `echoview` plugin: echoviewclassify and echophantomsrc. */
+/* gstechoview.c: the `echoview` plugin: echoviewclassify, echophantomsrc and (with DCMTK) dicomsrc. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include "gstechophantomsrc.h"
 #include "gstechoviewclassify.h"
+#ifdef ECHOVIEW_HAVE_DICOM
+#include "gstdicomsrc.h"
+#endif
 
 #include "echoview.h"
 
@@ -15,6 +18,9 @@ plugin_init (GstPlugin * plugin)
 
   ok |= GST_ELEMENT_REGISTER (echoviewclassify, plugin);
   ok |= GST_ELEMENT_REGISTER (echophantomsrc, plugin);
+#ifdef ECHOVIEW_HAVE_DICOM
+  ok |= GST_ELEMENT_REGISTER (dicomsrc, plugin);
+#endif
   return ok;
 }
 

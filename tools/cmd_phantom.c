@@ -1,9 +1,14 @@
 /* cmd_phantom.c: `echoview phantom`: renders a synthetic image-folder dataset with the phantom
  * scanner: DIR/<view>/pNNNN_fFF.png plus DIR/manifest.csv (path,label,split,patient,quality),
  * split by patient 60/20/20 (deterministic per seed), one acquisition per patient and view.
- * Threads render (patient, view) jobs, each with its own ep_renderer. */
+ * Threads render (patient, view) jobs, each with its own ep_renderer. With --format dicom each
+ * job is one cine loop: DIR/<view>/pNNNN.dcm, a multi-frame US DICOM file (media/dicom.h) at
+ * 30 frames/s whose ultrasound region is the sector box (the whole frame without --full-frame). */
 #include "echophantom.h"
 #include "media.h"
+#ifdef ECHOVIEW_HAVE_DICOM
+#include "dicom.h"
+#endif
 #include "tools.h"
 
 #include <errno.h>
@@ -20,7 +25,7 @@
 static const char *usage =
     "usage: echoview phantom --out DIR [--size PX] [--patients N] [--frames-per-patient N]\n"
     "                        [--views LIST] [--seed N] [--full-frame WxH] [--quality-range A-B]\n"
-    "                        [--format png|pgm] [--sequence] [--threads N]\n"
+    "                        [--format png|pgm|dicom] [--sequence] [--threads N]\n"
     "  Renders a synthetic echo dataset: DIR/<view>/pNNNN_fFF.png and DIR/manifest.csv with\n"
     "  columns path,label,split,patient,quality (plus roi_x,roi_y,roi_w,roi_h for full frames and\n"
     "  sequence,frame with --sequence). Patients are split 60/20/20 into train/val/test.\n"
@@ -32,6 +37,9 @@ static const char *usage =
     "                        manifest gives each frame's sector box, which training crops to\n"
     "  --quality-range A-B   image-quality grades to draw from (1 very poor .. 5 excellent)\n"
     "  --sequence            cine loops: N consecutive frames at 30 frames/s per patient/view\n"
+    "  --format dicom        one multi-frame US DICOM cine loop per patient and view\n"
+    "                        (DIR/<view>/pNNNN.dcm, N frames at 30 frames/s, Frame Time and\n"
+    "                        the ultrasound region set; the manifest has one row per loop)\n"
     "  --seed N              everything is deterministic per seed (default 1)\n";
 
 typedef struct job_ctx {
@@ -40,7 +48,7 @@ typedef struct job_ctx {
     int patients, frames, nviews, views[EP_VIEW_COUNT];
     uint64_t seed;
     int qlo, qhi;
-    bool pgm, sequence;
+    bool pgm, sequence, dicom;
     const int *split_of;
     atomic_int next;
     atomic_long written;
@@ -66,14 +74,39 @@ static void safe_name(const char *label, char *out, size_t n)
             *p = '-';
 }
 
+/* One PNG/PGM frame, or (DICOM) the whole loop once its last frame is rendered. */
+static int write_frame(const job_ctx *c, const char *path, const media_image *img,
+                       const uint8_t *loop, int view, int patient, const ep_rect *roi,
+                       ev_error *e)
+{
+    if (!c->dicom)
+        return c->pgm ? media_image_write_pgm(path, img, e) : media_image_write_png(path, img, e);
+#ifdef ECHOVIEW_HAVE_DICOM
+    char patient_id[32];
+    snprintf(patient_id, sizeof patient_id, "PHANTOM-%04d", patient);
+    media_dicom_cine cine = {.width = c->width, .height = c->height, .frames = (unsigned)c->frames,
+                             .pixels = loop, .frame_time_ms = 1000.0 / 30.0,
+                             .region_x = roi->x, .region_y = roi->y, .region_width = roi->width,
+                             .region_height = roi->height, .patient_id = patient_id,
+                             .series_description = ep_view_name(view)};
+    return media_dicom_write_cine(path, &cine, e);
+#else
+    (void)loop, (void)view, (void)patient, (void)roi;
+    snprintf(e->message, sizeof e->message, "built without DICOM support (DCMTK)");
+    return EV_ERR_UNSUPPORTED;
+#endif
+}
+
 static void *worker(void *arg)
 {
     job_ctx *c = arg;
     ep_renderer *r = ep_renderer_create(c->width, c->height);
+    /* DICOM loops keep every frame of the job: they are written as one file at the end. */
+    uint8_t *loop = c->dicom ? malloc((size_t)c->width * c->height * c->frames) : NULL;
     uint8_t *pix = malloc((size_t)c->width * c->height);
     media_image img = {.width = c->width, .height = c->height, .channels = 1, .bit_depth = 8,
                        .stride = (size_t)c->width, .data = pix};
-    if (!r || !pix) {
+    if (!r || !pix || (c->dicom && !loop)) {
         atomic_store(&c->failed, 1);
         goto out;
     }
@@ -111,7 +144,13 @@ static void *worker(void *arg)
         for (int f = 0; f < c->frames; f++) {
             scan.noise_seed = mix64(c->seed, (uint64_t)j * 4096 + (uint64_t)f);
             int rc;
-            if (c->sequence) {
+            if (c->dicom) {
+                size_t size = (size_t)c->width * c->height;
+                rc = ep_render_time(r, &pat, &scan, phase0 + f / 30.0, loop + size * f,
+                                    (size_t)c->width);
+                if (rc == EP_OK && f + 1 < c->frames)
+                    continue;
+            } else if (c->sequence) {
                 rc = ep_render_time(r, &pat, &scan, phase0 + f / 30.0, pix, (size_t)c->width);
             } else {
                 double phase = (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
@@ -119,11 +158,13 @@ static void *worker(void *arg)
                 rc = ep_render(r, &pat, &scan, phase, pix, (size_t)c->width);
             }
             char rel[PATH_MAX], path[PATH_MAX + 8];
-            snprintf(rel, sizeof rel, "%s/p%04d_f%02d.%s", label, p, f, c->pgm ? "pgm" : "png");
+            if (c->dicom)
+                snprintf(rel, sizeof rel, "%s/p%04d.dcm", label, p);
+            else
+                snprintf(rel, sizeof rel, "%s/p%04d_f%02d.%s", label, p, f, c->pgm ? "pgm" : "png");
             snprintf(path, sizeof path, "%s/%s", c->out, rel);
             ev_error e = {0};
-            if (rc != EP_OK ||
-                (c->pgm ? media_image_write_pgm(path, &img, &e) : media_image_write_png(path, &img, &e))) {
+            if (rc != EP_OK || write_frame(c, path, &img, loop, view, p, &roi, &e)) {
                 pthread_mutex_lock(&c->lock);
                 snprintf(c->err, sizeof c->err, "%s: %s", path,
                          rc != EP_OK ? ep_strerror(rc) : e.message);
@@ -138,13 +179,15 @@ static void *worker(void *arg)
                 used += (size_t)snprintf(rows + used, cap - used, ",%d,%d,%d,%d", roi.x, roi.y,
                                          roi.width, roi.height);
             if (c->sequence)
-                used += (size_t)snprintf(rows + used, cap - used, ",p%04d_v%02d,%d", p, view, f);
+                used += (size_t)snprintf(rows + used, cap - used, ",p%04d_v%02d,%d", p, view,
+                                         c->dicom ? 0 : f);
             used += (size_t)snprintf(rows + used, cap - used, "\n");
-            atomic_fetch_add(&c->written, 1);
+            atomic_fetch_add(&c->written, c->dicom ? c->frames : 1);
         }
         c->rows[j] = rows;
     }
 out:
+    free(loop);
     free(pix);
     ep_renderer_free(r);
     return NULL;
@@ -229,10 +272,16 @@ int cmd_phantom(int argc, char **argv)
             }
         } else if (!strcmp(a, "--format")) {
             format = val;
-            if (strcmp(format, "png") && strcmp(format, "pgm")) {
-                fprintf(stderr, "echoview phantom: --format png or pgm, got '%s'\n", val);
+            if (strcmp(format, "png") && strcmp(format, "pgm") && strcmp(format, "dicom")) {
+                fprintf(stderr, "echoview phantom: --format png, pgm or dicom, got '%s'\n", val);
                 return TOOL_USAGE;
             }
+#ifndef ECHOVIEW_HAVE_DICOM
+            if (!strcmp(format, "dicom")) {
+                fprintf(stderr, "echoview phantom: this build has no DICOM support (DCMTK)\n");
+                return TOOL_USAGE;
+            }
+#endif
         } else {
             fprintf(stderr, "echoview phantom: unknown option '%s'\n%s", a, usage);
             return TOOL_USAGE;
@@ -243,6 +292,7 @@ int cmd_phantom(int argc, char **argv)
         return TOOL_USAGE;
     }
     c.pgm = !strcmp(format, "pgm");
+    c.dicom = !strcmp(format, "dicom");
     if (!c.full)
         c.width = c.height = c.size;
     if (mkdir(c.out, 0755) != 0 && errno != EEXIST) {

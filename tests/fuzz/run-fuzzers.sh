@@ -8,7 +8,7 @@ src=${1:?source dir}
 seconds=${2:-10}
 shift 2 || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(genotype model image)
+[ ${#targets[@]} -gt 0 ] || targets=(genotype model image manifest daemon_config dicom)
 
 command -v clang >/dev/null || { echo "clang not found: skipping"; exit 77; }
 work=$(mktemp -d /tmp/ev_fuzz.XXXXXX)
@@ -25,10 +25,43 @@ flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sa
 status=0
 for t in "${targets[@]}"; do
   srcs=("$src/tests/fuzz/fuzz_$t.c")
-  for e in "${engine[@]}"; do srcs+=("$src/engine/$e.c"); done
+  extra=()
   libs=(-lyaml -ljansson -lm -lpthread)
-  if [ "$t" = image ]; then srcs+=("$src/media/image.c"); libs+=(-lpng); fi
-  if ! clang "${flags[@]}" "${srcs[@]}" "${libs[@]}" -o "$work/fuzz_$t" 2>"$work/build_$t.log"; then
+  case $t in
+    image) srcs+=("$src/media/image.c"); libs+=(-lpng) ;;
+    # fuzz_manifest.c compiles search/dataset.c in (its parser is static)
+    manifest) srcs+=("$src/media/image.c"); extra+=(-I"$src/search"); libs+=(-lpng) ;;
+  esac
+  if [ "$t" = daemon_config ]; then
+    # the daemon's parser needs GLib and libyaml only, not the engine
+    if ! pkg-config --exists glib-2.0 yaml-0.1; then
+      echo "fuzz_$t: glib-2.0 or yaml-0.1 development files missing: skipped"
+      continue
+    fi
+    srcs+=("$src/daemon/evd_config.c")
+    extra+=(-I"$src/daemon" $(pkg-config --cflags glib-2.0 yaml-0.1))
+    libs=($(pkg-config --libs glib-2.0 yaml-0.1) -lm)
+  else
+    for e in "${engine[@]}"; do srcs+=("$src/engine/$e.c"); done
+  fi
+  if [ "$t" = dicom ]; then
+    # the DICOM shim is C++ on DCMTK (DCMTK itself is not instrumented, the shim is)
+    if [ ! -f /usr/include/dcmtk/dcmdata/dctk.h ] || ! command -v clang++ >/dev/null; then
+      echo "fuzz_$t: DCMTK development files or clang++ missing: skipped"
+      continue
+    fi
+    if ! { clang "${flags[@]}" -c "$src/tests/fuzz/fuzz_dicom.c" -o "$work/fuzz_dicom.o" &&
+           clang++ -g -O1 -std=c++17 -fsanitize=fuzzer,address,undefined -I"$src/engine" \
+             -I"$src/media" -c "$src/media/dicom_shim.cpp" -o "$work/dicom_shim.o" &&
+           clang++ -fsanitize=fuzzer,address,undefined "$work/fuzz_dicom.o" "$work/dicom_shim.o" \
+             -ldcmnet -ldcmjpeg -ldcmimage -ldcmimgle -ldcmdata -loflog -lofstd \
+             -o "$work/fuzz_dicom"; } 2>"$work/build_$t.log"; then
+      cat "$work/build_$t.log"
+      echo "fuzz_$t: build failed"
+      status=1
+      continue
+    fi
+  elif ! clang "${flags[@]}" "${extra[@]}" "${srcs[@]}" "${libs[@]}" -o "$work/fuzz_$t" 2>"$work/build_$t.log"; then
     cat "$work/build_$t.log"
     echo "fuzz_$t: build failed"
     status=1

@@ -1,0 +1,893 @@
+/* dicom_shim.cpp: the one C++ file: DICOM reading, cine writing and the C-STORE SCP on DCMTK,
+ * behind the C interface of dicom.h. Rendering goes through DicomImage with dcm2pnm's defaults
+ * so a frame here is byte for byte what `dcm2pnm +Fa` writes. No exception or DCMTK status
+ * escapes: every failure becomes an ev_error with the file's name in it. */
+#include "dcmtk/config/osconfig.h"
+
+#include "dcmtk/dcmdata/dccodec.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dctk.h"
+#include "dcmtk/dcmimage/diregist.h"
+#include "dcmtk/dcmimgle/dcmimage.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmnet/diutil.h"
+#include "dcmtk/dcmnet/scp.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include "dicom.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace {
+
+int fail(ev_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int fail(ev_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* Codecs and logging are process-wide in DCMTK: set them up once. DCMTK's own warnings would
+ * otherwise go to stderr for every odd file; our errors say what matters. */
+void dicom_global_init()
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+        DcmRLEDecoderRegistration::registerCodecs();
+        DJDecoderRegistration::registerCodecs();
+        /* so leak checkers see a clean exit */
+        atexit([] {
+            DJDecoderRegistration::cleanup();
+            DcmRLEDecoderRegistration::cleanup();
+        });
+    });
+}
+
+struct XferName {
+    const char *uid, *name;
+};
+const XferName xfer_names[] = {
+    {UID_LittleEndianImplicitTransferSyntax, "Implicit VR Little Endian"},
+    {UID_LittleEndianExplicitTransferSyntax, "Explicit VR Little Endian"},
+    {UID_BigEndianExplicitTransferSyntax, "Explicit VR Big Endian"},
+    {UID_DeflatedExplicitVRLittleEndianTransferSyntax, "Deflated Explicit VR Little Endian"},
+    {UID_RLELosslessTransferSyntax, "RLE Lossless"},
+    {UID_JPEGProcess1TransferSyntax, "JPEG Baseline"},
+    {UID_JPEGProcess2_4TransferSyntax, "JPEG Extended"},
+    {UID_JPEGProcess14TransferSyntax, "JPEG Lossless"},
+    {UID_JPEGProcess14SV1TransferSyntax, "JPEG Lossless SV1"},
+    {UID_JPEGLSLosslessTransferSyntax, "JPEG-LS Lossless"},
+    {UID_JPEGLSLossyTransferSyntax, "JPEG-LS Near-Lossless"},
+    {UID_JPEG2000LosslessOnlyTransferSyntax, "JPEG 2000 Lossless"},
+    {UID_JPEG2000TransferSyntax, "JPEG 2000"},
+    {UID_MPEG2MainProfileAtMainLevelTransferSyntax, "MPEG-2"},
+    {UID_MPEG4HighProfileLevel4_1TransferSyntax, "MPEG-4 AVC/H.264"},
+};
+
+} // namespace
+
+extern "C" const char *media_dicom_transfer_syntax_name(const char *uid)
+{
+    for (const XferName &x : xfer_names)
+        if (uid && !strcmp(uid, x.uid))
+            return x.name;
+    return uid ? uid : "(none)";
+}
+
+struct media_dicom {
+    ~media_dicom()
+    {
+        if (memory_fd >= 0)
+            close(memory_fd);
+    }
+    int memory_fd = -1; /* media_dicom_open_memory: the anonymous file DCMTK reads lazily */
+    DcmFileFormat file;
+    E_TransferSyntax xfer = EXS_Unknown;
+    media_dicom_info info{};
+    std::vector<double> durations_ms; /* per frame, only for a Frame Time Vector */
+    std::string name;
+};
+
+namespace {
+
+void copy_string(DcmItem *item, const DcmTagKey &key, char *dst, size_t size)
+{
+    OFString value;
+    dst[0] = 0;
+    if (item->findAndGetOFString(key, value).good())
+        snprintf(dst, size, "%s", value.c_str());
+}
+
+bool positive_finite(double v)
+{
+    return v > 0 && v < 1e9; /* also false for NaN */
+}
+
+/* Frame rate, in the order of precedence of PS3.3 C.7.6.5 (Cine module): the attribute the
+ * Frame Increment Pointer names, then Frame Time, Frame Time Vector, Cine Rate, and the
+ * Recommended Display Frame Rate. Unusable values fall through to the next source. */
+void read_timing(media_dicom *d, DcmDataset *ds)
+{
+    media_dicom_info &in = d->info;
+    Float64 v = 0;
+    bool use_vector = false, use_time = false;
+    DcmElement *fip = nullptr;
+
+    if (ds->findAndGetElement(DCM_FrameIncrementPointer, fip).good() && fip) {
+        DcmAttributeTag *at = OFdynamic_cast(DcmAttributeTag *, fip);
+        for (unsigned long i = 0; at && i < at->getVM(); i++) {
+            DcmTagKey key;
+            if (at->getTagVal(key, i).bad())
+                break;
+            if (key == DCM_FrameTimeVector)
+                use_vector = true;
+            if (key == DCM_FrameTime)
+                use_time = true;
+        }
+    }
+    if (!use_vector && !use_time)
+        use_time = use_vector = true; /* no pointer: take whichever is present */
+    if (use_time && ds->findAndGetFloat64(DCM_FrameTime, v).good() && positive_finite(v)) {
+        in.frame_time_ms = v;
+        in.timing = MEDIA_DICOM_TIMING_FRAME_TIME;
+        return;
+    }
+    DcmElement *vec = nullptr;
+    if (use_vector && in.frames > 1 && ds->findAndGetElement(DCM_FrameTimeVector, vec).good() &&
+        vec && vec->getVM() == in.frames) {
+        /* Entry i is the time from frame i-1 to frame i (entry 0 is 0): frame i is shown for
+         * entry i+1; the last frame gets the mean of the others. */
+        std::vector<double> inc(in.frames);
+        bool ok = true;
+        for (unsigned i = 0; ok && i < in.frames; i++) {
+            Float64 t = 0;
+            ok = vec->getFloat64(t, i).good() && (i == 0 || positive_finite(t));
+            inc[i] = t;
+        }
+        if (ok) {
+            double sum = 0;
+            d->durations_ms.resize(in.frames);
+            for (unsigned i = 0; i + 1 < in.frames; i++) {
+                d->durations_ms[i] = inc[i + 1];
+                sum += inc[i + 1];
+            }
+            in.frame_time_ms = sum / (in.frames - 1);
+            d->durations_ms[in.frames - 1] = in.frame_time_ms;
+            in.timing = MEDIA_DICOM_TIMING_FRAME_TIME_VECTOR;
+            return;
+        }
+    }
+    Sint32 rate = 0;
+    if (ds->findAndGetSint32(DCM_CineRate, rate).good() && rate > 0 && rate <= 10000) {
+        in.frame_time_ms = 1000.0 / rate;
+        in.timing = MEDIA_DICOM_TIMING_CINE_RATE;
+        return;
+    }
+    if (ds->findAndGetSint32(DCM_RecommendedDisplayFrameRate, rate).good() && rate > 0 &&
+        rate <= 10000) {
+        in.frame_time_ms = 1000.0 / rate;
+        in.timing = MEDIA_DICOM_TIMING_DISPLAY_RATE;
+        return;
+    }
+    in.frame_time_ms = MEDIA_DICOM_DEFAULT_FRAME_TIME_MS;
+    in.timing = MEDIA_DICOM_TIMING_DEFAULT;
+}
+
+/* The image region: of the Sequence of Ultrasound Regions, the largest 2D (spatial format 1)
+ * region, else the largest region; clipped to the frame. Regions are where the scanner drew
+ * the B-mode sector, which is what the classifier should see. */
+void read_region(media_dicom *d, DcmDataset *ds)
+{
+    media_dicom_info &in = d->info;
+    long long best_area = -1;
+    bool best_2d = false;
+    for (unsigned long i = 0;; i++) {
+        DcmItem *item = nullptr;
+        if (ds->findAndGetSequenceItem(DCM_SequenceOfUltrasoundRegions, item, (signed long)i)
+                .bad() || !item)
+            break;
+        Uint32 x0, y0, x1, y1;
+        Uint16 format = 0;
+        if (item->findAndGetUint32(DCM_RegionLocationMinX0, x0).bad() ||
+            item->findAndGetUint32(DCM_RegionLocationMinY0, y0).bad() ||
+            item->findAndGetUint32(DCM_RegionLocationMaxX1, x1).bad() ||
+            item->findAndGetUint32(DCM_RegionLocationMaxY1, y1).bad())
+            continue;
+        item->findAndGetUint16(DCM_RegionSpatialFormat, format);
+        if (x0 >= (Uint32)in.width || y0 >= (Uint32)in.height || x1 < x0 || y1 < y0)
+            continue;
+        if (x1 >= (Uint32)in.width)
+            x1 = (Uint32)in.width - 1;
+        if (y1 >= (Uint32)in.height)
+            y1 = (Uint32)in.height - 1;
+        bool is_2d = format == 1;
+        long long area = (long long)(x1 - x0 + 1) * (y1 - y0 + 1);
+        if ((is_2d && !best_2d) || (is_2d == best_2d && area > best_area)) {
+            best_2d = is_2d;
+            best_area = area;
+            in.has_region = 1;
+            in.region_x = (int)x0;
+            in.region_y = (int)y0;
+            in.region_width = (int)(x1 - x0 + 1);
+            in.region_height = (int)(y1 - y0 + 1);
+        }
+    }
+}
+
+/* DCMTK 3.6.7's RLE decoder trusts the segment offsets of each fragment's header and reads
+ * out of bounds on hostile ones (found by fuzz_dicom). PS3.5 G.3: one fragment per frame, a
+ * 64-byte header of little-endian uint32: the segment count (one per byte of a sample, so
+ * samples per pixel x bytes per sample), then the segment offsets, the first 64, increasing,
+ * inside the fragment. */
+int check_rle(DcmPixelSequence *seq, unsigned frames, unsigned segments, const char *name,
+              ev_error *err)
+{
+    unsigned long fragments = seq->card() - 1; /* item 0 is the Basic Offset Table */
+    if (fragments < frames)
+        return fail(err, EV_ERR_FORMAT, "%s: RLE Pixel Data has %lu fragment(s) for %u frame(s)",
+                    name, fragments, frames);
+    for (unsigned long f = 1; f <= fragments; f++) {
+        DcmPixelItem *item = nullptr;
+        Uint8 *bytes = nullptr;
+        if (seq->getItem(item, f).bad() || !item)
+            return fail(err, EV_ERR_FORMAT, "%s: RLE fragment %lu is missing", name, f);
+        Uint32 length = item->getLength();
+        if (length < 64 || item->getUint8Array(bytes).bad() || !bytes)
+            return fail(err, EV_ERR_FORMAT, "%s: RLE fragment %lu is shorter than its header",
+                        name, f);
+        auto u32 = [&](unsigned i) {
+            const Uint8 *b = bytes + 4 * i;
+            return (Uint32)b[0] | (Uint32)b[1] << 8 | (Uint32)b[2] << 16 | (Uint32)b[3] << 24;
+        };
+        Uint32 count = u32(0);
+        if (count != segments)
+            return fail(err, EV_ERR_FORMAT, "%s: RLE fragment %lu has %u segment(s), the image "
+                        "needs %u", name, f, (unsigned)count, segments);
+        for (unsigned i = 0; i < count; i++) {
+            Uint32 offset = u32(1 + i);
+            if ((i == 0 && offset != 64) || (i > 0 && offset < u32(i)) || offset > length)
+                return fail(err, EV_ERR_FORMAT, "%s: RLE fragment %lu: segment %u offset %u is "
+                            "outside the fragment or out of order", name, f, i, (unsigned)offset);
+        }
+    }
+    return EV_OK;
+}
+
+int validate(media_dicom *d, ev_error *err)
+{
+    const char *name = d->name.c_str();
+    DcmDataset *ds = d->file.getDataset();
+    media_dicom_info &in = d->info;
+
+    d->xfer = ds->getOriginalXfer();
+    DcmXfer xfer(d->xfer);
+    snprintf(in.transfer_syntax_uid, sizeof in.transfer_syntax_uid, "%s", xfer.getXferID());
+    copy_string(ds, DCM_SOPClassUID, in.sop_class_uid, sizeof in.sop_class_uid);
+    copy_string(ds, DCM_PhotometricInterpretation, in.photometric, sizeof in.photometric);
+    copy_string(ds, DCM_SeriesDescription, in.series_description, sizeof in.series_description);
+
+    DcmElement *pixels = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, pixels).bad() || !pixels)
+        return fail(err, EV_ERR_FORMAT, "%s: no Pixel Data (SOP class %s)", name,
+                    in.sop_class_uid[0] ? in.sop_class_uid : "missing");
+    if (xfer.isEncapsulated() && !DcmCodecList::canChangeCoding(d->xfer, EXS_LittleEndianExplicit))
+        return fail(err, EV_ERR_UNSUPPORTED, "%s: unsupported transfer syntax %s (%s)", name,
+                    xfer.getXferID(), media_dicom_transfer_syntax_name(xfer.getXferID()));
+
+    Uint16 rows = 0, cols = 0, spp = 0, bits_allocated = 0, bits_stored = 0;
+    if (ds->findAndGetUint16(DCM_Rows, rows).bad() || ds->findAndGetUint16(DCM_Columns, cols).bad())
+        return fail(err, EV_ERR_FORMAT, "%s: missing Rows or Columns", name);
+    if (rows == 0 || cols == 0 || rows > MEDIA_MAX_DIMENSION || cols > MEDIA_MAX_DIMENSION)
+        return fail(err, EV_ERR_FORMAT, "%s: image size %ux%u is out of range (1..%d)", name,
+                    (unsigned)cols, (unsigned)rows, MEDIA_MAX_DIMENSION);
+    if (ds->findAndGetUint16(DCM_SamplesPerPixel, spp).bad() || (spp != 1 && spp != 3))
+        return fail(err, EV_ERR_FORMAT, "%s: Samples per Pixel must be 1 or 3", name);
+    if (ds->findAndGetUint16(DCM_BitsAllocated, bits_allocated).bad() ||
+        (bits_allocated != 1 && bits_allocated % 8) || bits_allocated > 32)
+        return fail(err, EV_ERR_FORMAT, "%s: Bits Allocated must be 1, 8, 16, 24 or 32", name);
+    if (ds->findAndGetUint16(DCM_BitsStored, bits_stored).good() && bits_stored > bits_allocated)
+        return fail(err, EV_ERR_FORMAT, "%s: Bits Stored %u exceeds Bits Allocated %u", name,
+                    (unsigned)bits_stored, (unsigned)bits_allocated);
+    Sint32 frames = 1;
+    OFString frames_text;
+    if (ds->findAndGetOFString(DCM_NumberOfFrames, frames_text).good() && !frames_text.empty() &&
+        (ds->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1 ||
+         frames > MEDIA_DICOM_MAX_FRAMES))
+        return fail(err, EV_ERR_FORMAT, "%s: Number of Frames '%s' is out of range (1..%d)", name,
+                    frames_text.c_str(), MEDIA_DICOM_MAX_FRAMES);
+    in.width = cols;
+    in.height = rows;
+    in.frames = (unsigned)frames;
+    in.channels = spp == 3 ? 3 : 1;
+
+    /* A native Pixel Data shorter than the header promises is a truncated or lying file;
+     * DicomImage would pad it with zeros and carry on. */
+    if (!xfer.isEncapsulated()) {
+        /* 4:2:2 native data carries two samples per pixel (PS3.3 C.7.6.3.1.2). */
+        unsigned samples = spp;
+        if (spp == 3 && !strncmp(in.photometric, "YBR_", 4) && strstr(in.photometric, "_422"))
+            samples = 2;
+        unsigned long long need_bits = (unsigned long long)rows * cols * samples * bits_allocated *
+                                       (unsigned long long)frames;
+        unsigned long long need = (need_bits + 7) / 8;
+        if ((unsigned long long)pixels->getLength() < need)
+            return fail(err, EV_ERR_FORMAT,
+                        "%s: Pixel Data has %lu bytes, %ux%u x %d frame(s) need %llu", name,
+                        (unsigned long)pixels->getLength(), (unsigned)cols, (unsigned)rows,
+                        (int)frames, need);
+    } else {
+        DcmPixelData *pd = OFdynamic_cast(DcmPixelData *, pixels);
+        DcmPixelSequence *seq = nullptr;
+        const DcmRepresentationParameter *param = nullptr;
+        if (!pd || pd->getEncapsulatedRepresentation(d->xfer, param, seq).bad() || !seq ||
+            seq->card() < 2)
+            return fail(err, EV_ERR_FORMAT, "%s: compressed Pixel Data has no fragments", name);
+        if (d->xfer == EXS_RLELossless) {
+            int rc = check_rle(seq, (unsigned)frames, spp * ((bits_allocated + 7) / 8), name, err);
+            if (rc != EV_OK)
+                return rc;
+        }
+    }
+    read_timing(d, ds);
+    read_region(d, ds);
+
+    /* Render frame 0 once: photometric interpretations and depths DCMTK cannot display fail
+     * here, at open, not in the middle of a stream. */
+    DicomImage probe(&d->file, d->xfer, CIF_UsePartialAccessToPixelData, 0, 1);
+    if (probe.getStatus() != EIS_Normal)
+        return fail(err, EV_ERR_FORMAT, "%s: cannot decode the image: %s", name,
+                    DicomImage::getString(probe.getStatus()));
+    in.channels = probe.isMonochrome() ? 1 : 3;
+    if ((int)probe.getWidth() != in.width || (int)probe.getHeight() != in.height)
+        return fail(err, EV_ERR_FORMAT, "%s: decoded size %lux%lu differs from the header", name,
+                    probe.getWidth(), probe.getHeight());
+    return EV_OK;
+}
+
+/* DCMTK checks data set element lengths against the bytes left in a file, but not those of the
+ * file meta group (0002,xxxx): a 200-byte file declaring a 2.7 GB meta element makes it
+ * allocate that much (found by fuzz_dicom). Walk the meta group first; head holds the file's
+ * first bytes (up to the whole file), file_size its length. */
+int check_meta_lengths(const uint8_t *head, size_t head_len, unsigned long long file_size,
+                       const char *name, ev_error *err)
+{
+    if (head_len < 132 || memcmp(head + 128, "DICM", 4) != 0)
+        return EV_OK; /* no Part 10 header: DCMTK reads a bare data set, with its checks */
+    size_t pos = 132;
+    while (pos + 8 <= head_len && head[pos] == 0x02 && head[pos + 1] == 0x00) {
+        unsigned elem = head[pos + 2] | head[pos + 3] << 8;
+        unsigned long long length, header;
+        char vr0 = (char)head[pos + 4], vr1 = (char)head[pos + 5];
+        bool explicit_vr = vr0 >= 'A' && vr0 <= 'Z' && vr1 >= 'A' && vr1 <= 'Z';
+        /* VRs with a 4-byte length in explicit VR (PS3.5 7.1.2) */
+        static const char long_vrs[][3] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+                                           "SV", "UC", "UN", "UR", "UT", "UV"};
+        bool long_form = false;
+        for (const char *v : long_vrs)
+            long_form = long_form || (explicit_vr && v[0] == vr0 && v[1] == vr1);
+        if (!explicit_vr || long_form) {
+            size_t at = explicit_vr ? pos + 8 : pos + 4;
+            if (at + 4 > head_len)
+                break;
+            length = (unsigned long long)head[at] | (unsigned long long)head[at + 1] << 8 |
+                     (unsigned long long)head[at + 2] << 16 | (unsigned long long)head[at + 3] << 24;
+            header = explicit_vr ? 12 : 8;
+        } else {
+            length = head[pos + 6] | head[pos + 7] << 8;
+            header = 8;
+        }
+        if (length == 0xFFFFFFFFull || pos + header + length > file_size)
+            return fail(err, EV_ERR_FORMAT,
+                        "%s: not a readable DICOM file: file meta element (0002,%04X) declares "
+                        "%llu bytes, past the end of the file", name, elem, length);
+        pos += (size_t)(header + length);
+    }
+    return EV_OK;
+}
+
+int check_meta_file(const char *path, const char *name, ev_error *err)
+{
+    uint8_t head[65536];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(err, EV_ERR_IO, "%s: %s", name, strerror(errno));
+    size_t n = fread(head, 1, sizeof head, f);
+    int seek_ok = fseeko(f, 0, SEEK_END) == 0;
+    off_t size = seek_ok ? ftello(f) : -1;
+    fclose(f);
+    if (size < 0)
+        return fail(err, EV_ERR_IO, "%s: cannot tell the file size", name);
+    return check_meta_lengths(head, n, (unsigned long long)size, name, err);
+}
+
+int finish_open(media_dicom *d, OFCondition cond, media_dicom **out, ev_error *err)
+{
+    if (cond.bad()) {
+        int rc = fail(err, EV_ERR_FORMAT, "%s: not a readable DICOM file: %s", d->name.c_str(),
+                      cond.text());
+        delete d;
+        return rc;
+    }
+    int rc = validate(d, err);
+    if (rc != EV_OK) {
+        delete d;
+        return rc;
+    }
+    *out = d;
+    return EV_OK;
+}
+
+} // namespace
+
+extern "C" int media_dicom_open(const char *path, media_dicom **out, ev_error *err)
+{
+    if (!path || !out)
+        return fail(err, EV_ERR_INVALID, "media_dicom_open: NULL argument");
+    *out = nullptr;
+    dicom_global_init();
+    media_dicom *d = new (std::nothrow) media_dicom;
+    if (!d)
+        return fail(err, EV_ERR_NOMEM, "%s: out of memory", path);
+    try {
+        d->name = path;
+        int rc = check_meta_file(path, path, err);
+        if (rc != EV_OK) {
+            delete d;
+            return rc;
+        }
+        OFCondition cond = d->file.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                            ERM_autoDetect);
+        return finish_open(d, cond, out, err);
+    } catch (const std::exception &e) {
+        delete d;
+        return fail(err, EV_ERR_NOMEM, "%s: %s", path, e.what());
+    }
+}
+
+extern "C" int media_dicom_open_memory(const uint8_t *bytes, size_t size, const char *name,
+                                       media_dicom **out, ev_error *err)
+{
+    if (!bytes || !out)
+        return fail(err, EV_ERR_INVALID, "media_dicom_open_memory: NULL argument");
+    *out = nullptr;
+    name = name ? name : "(memory)";
+    /* Through an anonymous file, not DcmInputBufferStream: on a file DCMTK checks the lengths
+     * of large values against the bytes that remain, while from a buffer it allocates whatever
+     * length a hostile header declares (up to 4 GB) before reading. */
+    int fd = memfd_create("echoview-dicom", MFD_CLOEXEC);
+    if (fd < 0)
+        return fail(err, EV_ERR_IO, "%s: memfd_create: %s", name, strerror(errno));
+    for (size_t done = 0; done < size;) {
+        ssize_t n = write(fd, bytes + done, size - done);
+        if (n <= 0) {
+            int rc = fail(err, EV_ERR_IO, "%s: %s", name, strerror(errno));
+            close(fd);
+            return rc;
+        }
+        done += (size_t)n;
+    }
+    int rc = check_meta_lengths(bytes, size, size, name, err);
+    if (rc != EV_OK) {
+        close(fd);
+        return rc;
+    }
+    dicom_global_init();
+    media_dicom *d = new (std::nothrow) media_dicom;
+    if (!d) {
+        close(fd);
+        return fail(err, EV_ERR_NOMEM, "%s: out of memory", name);
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    try {
+        d->name = name;
+        /* Values over DCM_MaxReadLength are loaded when used, from the path, so the
+         * descriptor lives as long as d. Loading them all now would also skip DCMTK's check of
+         * a deferred value's length against the bytes left (found by fuzz_dicom). */
+        d->memory_fd = fd;
+        OFCondition cond = d->file.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                            ERM_autoDetect);
+        return finish_open(d, cond, out, err);
+    } catch (const std::exception &e) {
+        delete d;
+        return fail(err, EV_ERR_NOMEM, "%s: %s", name, e.what());
+    }
+}
+
+extern "C" const media_dicom_info *media_dicom_get_info(const media_dicom *dicom)
+{
+    return dicom ? &dicom->info : nullptr;
+}
+
+extern "C" double media_dicom_frame_duration_ms(const media_dicom *dicom, unsigned index)
+{
+    if (!dicom)
+        return MEDIA_DICOM_DEFAULT_FRAME_TIME_MS;
+    if (index < dicom->durations_ms.size() && positive_finite(dicom->durations_ms[index]))
+        return dicom->durations_ms[index];
+    return dicom->info.frame_time_ms;
+}
+
+extern "C" int media_dicom_read_frame(media_dicom *dicom, unsigned index, uint8_t *dst,
+                                      size_t stride, ev_error *err)
+{
+    if (!dicom || !dst)
+        return fail(err, EV_ERR_INVALID, "media_dicom_read_frame: NULL argument");
+    const media_dicom_info &in = dicom->info;
+    const char *name = dicom->name.c_str();
+    if (index >= in.frames)
+        return fail(err, EV_ERR_INVALID, "%s: frame %u of %u does not exist", name, index,
+                    in.frames);
+    size_t row = (size_t)in.width * in.channels;
+    if (stride < row)
+        return fail(err, EV_ERR_INVALID, "%s: stride %zu is below a row of %zu bytes", name,
+                    stride, row);
+    try {
+        DicomImage image(&dicom->file, dicom->xfer, CIF_UsePartialAccessToPixelData, index, 1);
+        if (image.getStatus() != EIS_Normal)
+            return fail(err, EV_ERR_FORMAT, "%s: frame %u: %s", name, index,
+                        DicomImage::getString(image.getStatus()));
+        if ((int)image.getWidth() != in.width || (int)image.getHeight() != in.height ||
+            (image.isMonochrome() ? 1 : 3) != in.channels)
+            return fail(err, EV_ERR_FORMAT, "%s: frame %u differs in size or colour from frame 0",
+                        name, index);
+        const uint8_t *src = (const uint8_t *)image.getOutputData(8, 0, 0);
+        if (!src || image.getOutputDataSize(8) < row * in.height)
+            return fail(err, EV_ERR_FORMAT, "%s: frame %u could not be rendered", name, index);
+        for (int y = 0; y < in.height; y++)
+            memcpy(dst + (size_t)y * stride, src + (size_t)y * row, row);
+        return EV_OK;
+    } catch (const std::exception &e) {
+        return fail(err, EV_ERR_NOMEM, "%s: frame %u: %s", name, index, e.what());
+    }
+}
+
+extern "C" void media_dicom_close(media_dicom *dicom)
+{
+    delete dicom;
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+extern "C" int media_dicom_write_cine(const char *path, const media_dicom_cine *c, ev_error *err)
+{
+    if (!path || !c || !c->pixels)
+        return fail(err, EV_ERR_INVALID, "media_dicom_write_cine: NULL argument");
+    if (c->width < 1 || c->height < 1 || c->width > 65535 || c->height > 65535 || c->frames < 1 ||
+        c->frames > MEDIA_DICOM_MAX_FRAMES || !positive_finite(c->frame_time_ms))
+        return fail(err, EV_ERR_INVALID, "%s: bad cine geometry or frame time", path);
+    if (c->region_x < 0 || c->region_y < 0 || c->region_width < 1 || c->region_height < 1 ||
+        c->region_x + c->region_width > c->width || c->region_y + c->region_height > c->height)
+        return fail(err, EV_ERR_INVALID, "%s: region is outside the frame", path);
+    unsigned long long bytes = (unsigned long long)c->width * c->height * c->frames;
+    if (bytes > 0xFFFFFFF0ull)
+        return fail(err, EV_ERR_INVALID, "%s: %llu bytes of pixels do not fit one element", path,
+                    bytes);
+    dicom_global_init();
+    try {
+        DcmFileFormat file;
+        DcmDataset *ds = file.getDataset();
+        char uid[100], study[100], series[100], text[64];
+        OFCondition s = EC_Normal;
+        dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
+        dcmGenerateUniqueIdentifier(study, SITE_STUDY_UID_ROOT);
+        dcmGenerateUniqueIdentifier(series, SITE_SERIES_UID_ROOT);
+        OFString date, time;
+        DcmDate::getCurrentDate(date);
+        DcmTime::getCurrentTime(time);
+        auto put = [&](const DcmTagKey &k, const char *v) {
+            if (s.good())
+                s = ds->putAndInsertString(k, v);
+        };
+        auto put16 = [&](const DcmTagKey &k, Uint16 v) {
+            if (s.good())
+                s = ds->putAndInsertUint16(k, v);
+        };
+        put(DCM_SpecificCharacterSet, "ISO_IR 100");
+        put(DCM_ImageType, "DERIVED\\SECONDARY");
+        put(DCM_SOPClassUID, UID_UltrasoundMultiframeImageStorage);
+        put(DCM_SOPInstanceUID, uid);
+        put(DCM_StudyDate, date.c_str());
+        put(DCM_ContentDate, date.c_str());
+        put(DCM_StudyTime, time.c_str());
+        put(DCM_ContentTime, time.c_str());
+        put(DCM_AccessionNumber, "");
+        put(DCM_Modality, "US");
+        put(DCM_Manufacturer, "echoview phantom");
+        put(DCM_ReferringPhysicianName, "");
+        put(DCM_StationName, c->station_name ? c->station_name : "ECHOVIEW");
+        put(DCM_SeriesDescription, c->series_description ? c->series_description : "");
+        put(DCM_PatientName, "Phantom^Echo");
+        put(DCM_PatientID, c->patient_id ? c->patient_id : "PHANTOM");
+        put(DCM_PatientBirthDate, "");
+        put(DCM_PatientSex, "O");
+        put(DCM_StudyInstanceUID, study);
+        put(DCM_SeriesInstanceUID, series);
+        put(DCM_StudyID, "1");
+        put(DCM_SeriesNumber, "1");
+        put(DCM_InstanceNumber, "1");
+        put(DCM_PatientOrientation, "");
+        put(DCM_BurnedInAnnotation, "NO");
+        put(DCM_LossyImageCompression, "00");
+        snprintf(text, sizeof text, "%u", c->frames);
+        put(DCM_NumberOfFrames, text);
+        if (s.good())
+            s = ds->putAndInsertTagKey(DCM_FrameIncrementPointer, DCM_FrameTime);
+        snprintf(text, sizeof text, "%.6g", c->frame_time_ms);
+        put(DCM_FrameTime, text);
+        snprintf(text, sizeof text, "%d", (int)(1000.0 / c->frame_time_ms + 0.5));
+        put(DCM_CineRate, text);
+        put(DCM_RecommendedDisplayFrameRate, text);
+        put16(DCM_SamplesPerPixel, 1);
+        put(DCM_PhotometricInterpretation, "MONOCHROME2");
+        put16(DCM_Rows, (Uint16)c->height);
+        put16(DCM_Columns, (Uint16)c->width);
+        put16(DCM_BitsAllocated, 8);
+        put16(DCM_BitsStored, 8);
+        put16(DCM_HighBit, 7);
+        put16(DCM_PixelRepresentation, 0);
+        if (s.good()) {
+            DcmItem *region = nullptr;
+            s = ds->findOrCreateSequenceItem(DCM_SequenceOfUltrasoundRegions, region, 0);
+            if (s.good()) {
+                region->putAndInsertUint16(DCM_RegionSpatialFormat, 1);  /* 2D */
+                region->putAndInsertUint16(DCM_RegionDataType, 1);       /* tissue */
+                region->putAndInsertUint32(DCM_RegionFlags, 0);
+                region->putAndInsertUint32(DCM_RegionLocationMinX0, (Uint32)c->region_x);
+                region->putAndInsertUint32(DCM_RegionLocationMinY0, (Uint32)c->region_y);
+                region->putAndInsertUint32(DCM_RegionLocationMaxX1,
+                                           (Uint32)(c->region_x + c->region_width - 1));
+                region->putAndInsertUint32(DCM_RegionLocationMaxY1,
+                                           (Uint32)(c->region_y + c->region_height - 1));
+                region->putAndInsertUint16(DCM_PhysicalUnitsXDirection, 3); /* cm */
+                region->putAndInsertUint16(DCM_PhysicalUnitsYDirection, 3);
+                region->putAndInsertFloat64(DCM_PhysicalDeltaX, 0.03);
+                region->putAndInsertFloat64(DCM_PhysicalDeltaY, 0.03);
+            }
+        }
+        if (s.good())
+            s = ds->putAndInsertUint8Array(DCM_PixelData, c->pixels, (unsigned long)bytes);
+        if (s.good())
+            s = file.saveFile(path, EXS_LittleEndianExplicit, EET_ExplicitLength, EGL_recalcGL,
+                              EPD_noChange, 0, 0, EWM_fileformat);
+        if (s.bad())
+            return fail(err, EV_ERR_IO, "%s: %s", path, s.text());
+        return EV_OK;
+    } catch (const std::exception &e) {
+        return fail(err, EV_ERR_NOMEM, "%s: %s", path, e.what());
+    }
+}
+
+/* ---- C-STORE SCP ------------------------------------------------------------------------ */
+
+namespace {
+
+const char *const scp_classes[] = {UID_UltrasoundMultiframeImageStorage, UID_UltrasoundImageStorage};
+const char *const scp_transfer_syntaxes[] = {
+    UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
+    UID_BigEndianExplicitTransferSyntax,    UID_RLELosslessTransferSyntax,
+    UID_JPEGProcess1TransferSyntax,         UID_JPEGProcess2_4TransferSyntax,
+    UID_JPEGProcess14TransferSyntax,        UID_JPEGProcess14SV1TransferSyntax,
+};
+
+bool listed(const char *uid, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(uid, list[i]))
+            return true;
+    return false;
+}
+
+class StoreProvider : public DcmSCP {
+  public:
+    explicit StoreProvider(const media_dicom_scp_config &c) : config(c) {}
+
+    void log(bool is_error, const char *fmt, ...) __attribute__((format(printf, 3, 4)))
+    {
+        char line[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        if (config.log)
+            config.log(config.user, is_error, line);
+    }
+
+  protected:
+    OFCondition handleIncomingCommand(T_DIMSE_Message *msg,
+                                      const DcmPresentationContextInfo &pres) override
+    {
+        if (msg->CommandField != DIMSE_C_STORE_RQ)
+            return DcmSCP::handleIncomingCommand(msg, pres);
+        T_DIMSE_C_StoreRQ &req = msg->msg.CStoreRQ;
+        std::string peer = getPeerAETitle().c_str();
+        char path[4096];
+        snprintf(path, sizeof path, "%s/store-%ld-%u.dcm", config.spool_dir, (long)getpid(),
+                 ++counter);
+        OFCondition cond = receiveSTORERequest(req, pres.presentationContextID, OFString(path));
+        if (cond.bad()) {
+            log(true, "C-STORE from %s: receiving %s failed: %s", peer.c_str(),
+                req.AffectedSOPInstanceUID, cond.text());
+            unlink(path);
+            return cond;
+        }
+        media_dicom *d = nullptr;
+        ev_error e = {};
+        Uint16 status = STATUS_Success;
+        if (media_dicom_open(path, &d, &e) != EV_OK) {
+            log(true, "C-STORE from %s: rejected %s: %s", peer.c_str(), req.AffectedSOPInstanceUID,
+                e.message);
+            status = STATUS_STORE_Error_CannotUnderstand;
+        }
+        cond = sendSTOREResponse(pres.presentationContextID, req, status);
+        if (!d) {
+            unlink(path);
+            return cond;
+        }
+        log(false, "C-STORE from %s: %s, %u frame(s) %dx%d, %s", peer.c_str(),
+            req.AffectedSOPInstanceUID, d->info.frames, d->info.width, d->info.height,
+            media_dicom_transfer_syntax_name(d->info.transfer_syntax_uid));
+        media_dicom_info info = d->info;
+        media_dicom_close(d);
+        if (config.on_file)
+            config.on_file(config.user, path, peer.c_str(), &info);
+        else
+            unlink(path);
+        return cond;
+    }
+
+    void notifyAssociationRequest(const T_ASC_Parameters &params,
+                                  DcmSCPActionType &action) override
+    {
+        DcmSCP::notifyAssociationRequest(params, action);
+        log(false, "association request from %s (%s)", params.DULparams.callingAPTitle,
+            params.DULparams.callingPresentationAddress);
+        /* Say which proposals we turn down and why: the scanner's log only says "no
+         * presentation context", the site engineer reads ours. */
+        T_ASC_Parameters *p = const_cast<T_ASC_Parameters *>(&params);
+        refused_xfers.clear();
+        const char *calling = params.DULparams.callingAPTitle;
+        const size_t n_xfers = sizeof scp_transfer_syntaxes / sizeof *scp_transfer_syntaxes;
+        bool acceptable = false;
+        std::vector<std::string> refused_classes;
+        for (int i = 0; i < ASC_countPresentationContexts(p); i++) {
+            T_ASC_PresentationContext pc;
+            if (ASC_getPresentationContext(p, i, &pc).bad() ||
+                !strcmp(pc.abstractSyntax, UID_VerificationSOPClass))
+                continue;
+            if (!listed(pc.abstractSyntax, scp_classes, 2)) {
+                refused_classes.push_back(pc.abstractSyntax);
+                continue;
+            }
+            bool any = false;
+            for (int t = 0; t < pc.transferSyntaxCount; t++) {
+                const char *uid = pc.proposedTransferSyntaxes[t];
+                bool ok = listed(uid, scp_transfer_syntaxes, n_xfers);
+                any = any || ok;
+                std::string named = std::string(uid) + " (" +
+                                    media_dicom_transfer_syntax_name(uid) + ")";
+                if (!ok && refused_xfers.find(named) == std::string::npos)
+                    refused_xfers += (refused_xfers.empty() ? "" : ", ") + named;
+            }
+            acceptable = acceptable || any;
+            if (!any && pc.transferSyntaxCount > 0)
+                log(true, "refusing transfer syntax %s (%s) from %s: not decodable here",
+                    pc.proposedTransferSyntaxes[0],
+                    media_dicom_transfer_syntax_name(pc.proposedTransferSyntaxes[0]), calling);
+        }
+        /* Storage SCUs often propose every class they know: only an association with nothing
+         * we take is worth a line per class. */
+        if (!acceptable)
+            for (size_t i = 0; i < refused_classes.size(); i++)
+                if (std::find(refused_classes.begin(), refused_classes.begin() + i,
+                              refused_classes[i]) == refused_classes.begin() + i)
+                    log(true, "refusing SOP class %s from %s: only US Multi-frame and US Image "
+                        "Storage are accepted", refused_classes[i].c_str(), calling);
+    }
+    OFBool checkCalledAETitleAccepted(const OFString &called) override
+    {
+        if (called == getConfig().getAETitle())
+            return OFTrue;
+        log(true, "association refused: called AE title '%s' is not ours ('%s')", called.c_str(),
+            getConfig().getAETitle().c_str());
+        return OFFalse;
+    }
+    OFBool checkCallingAETitleAccepted(const OFString &calling) override
+    {
+        if (!config.accept_calling_ae || config.accept_calling_ae(config.user, calling.c_str()))
+            return OFTrue;
+        log(true, "association refused: no destination for calling AE title '%s'",
+            calling.c_str());
+        return OFFalse;
+    }
+    void notifyAbortRequest() override
+    {
+        /* A sender that cannot convert its file to what we accept aborts: say why. */
+        if (!refused_xfers.empty())
+            log(true, "association aborted by %s (it proposed transfer syntaxes this bridge "
+                "does not decode: %s)", getPeerAETitle().c_str(), refused_xfers.c_str());
+        else
+            log(true, "association aborted by %s", getPeerAETitle().c_str());
+    }
+    void notifyDIMSEError(const OFCondition &cond) override
+    {
+        log(true, "DIMSE error from %s: %s", getPeerAETitle().c_str(), cond.text());
+    }
+    OFBool stopAfterConnectionTimeout() override
+    {
+        return config.should_stop && config.should_stop(config.user);
+    }
+    OFBool stopAfterCurrentAssociation() override
+    {
+        return config.should_stop && config.should_stop(config.user);
+    }
+
+  private:
+    const media_dicom_scp_config &config;
+    unsigned counter = 0;
+    std::string refused_xfers; /* of the current association, for the log */
+};
+
+} // namespace
+
+extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_error *err)
+{
+    if (!config || !config->spool_dir || config->port < 1 || config->port > 65535)
+        return fail(err, EV_ERR_INVALID, "media_dicom_scp_run: bad configuration");
+    dicom_global_init();
+    try {
+        StoreProvider scp(*config);
+        scp.setPort((Uint16)config->port);
+        scp.setAETitle(config->ae_title && *config->ae_title ? config->ae_title : "ECHOVIEW");
+        scp.setACSETimeout(config->acse_timeout_s > 0 ? config->acse_timeout_s : 30);
+        scp.setDIMSETimeout(config->dimse_timeout_s > 0 ? config->dimse_timeout_s : 30);
+        scp.setConnectionBlockingMode(DUL_NOBLOCK);
+        scp.setConnectionTimeout(1);
+        scp.setHostLookupEnabled(OFFalse);
+        OFList<OFString> xfers;
+        for (const char *uid : scp_transfer_syntaxes)
+            xfers.push_back(uid);
+        OFCondition cond = EC_Normal;
+        for (const char *sop : scp_classes)
+            if (cond.good())
+                cond = scp.addPresentationContext(sop, xfers);
+        OFList<OFString> native;
+        native.push_back(UID_LittleEndianExplicitTransferSyntax);
+        native.push_back(UID_LittleEndianImplicitTransferSyntax);
+        if (cond.good())
+            cond = scp.addPresentationContext(UID_VerificationSOPClass, native);
+        /* Open the port first, so "listening" is only said once connections are accepted. */
+        if (cond.good())
+            cond = scp.openListenPort();
+        if (cond.good()) {
+            scp.log(false, "listening on port %d as %s", config->port,
+                    scp.getConfig().getAETitle().c_str());
+            cond = scp.acceptAssociations();
+        }
+        if (cond.bad())
+            return fail(err, EV_ERR_IO, "DICOM listener on port %d: %s", config->port, cond.text());
+        return EV_OK;
+    } catch (const std::exception &e) {
+        return fail(err, EV_ERR_NOMEM, "DICOM listener: %s", e.what());
+    }
+}

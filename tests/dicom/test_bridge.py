@@ -1,0 +1,330 @@
+"""test_bridge.py: echoview-dicom-bridge, the C-STORE receiver (suite dicom), and the whole chain
+(suite e2e). Cases:
+  config   --check-config: the reference config passes; bad files fail with file:line:column
+  bridge   routing by calling AE title; refused AE titles, SOP classes and transfer syntaxes;
+           lying lengths, a truncated data set, an A-ABORT and a dropped connection mid-transfer:
+           each answered and logged, no file left in the spool; then a good loop still arrives
+           over RTP pixel for pixel; SIGTERM stops it with status 0
+  e2e      phantom DICOM -> storescu -> bridge -> RTP on loopback -> echoviewd (sdp source) ->
+           /api/v1/streams/{id} reports the loop's ground-truth view
+Usage: test_bridge.py TEST_DICOMSRC ECHOVIEW BRIDGE SOURCE_ROOT CASE [ECHOVIEWD PLUGIN_DIR]."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dul  # noqa: E402
+
+SKIP = 77
+PYDICOM = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
+test_bin, echoview, bridge_bin, root, case = \
+    [os.path.abspath(a) for a in sys.argv[1:5]] + [sys.argv[5]]
+extra = sys.argv[6:]
+
+
+def tool(name):
+    path = shutil.which(name)
+    if not path:
+        print('skip: %s not installed (apt-get install dcmtk)' % name)
+        sys.exit(SKIP)
+    return path
+
+
+def run(*args, check=True):
+    r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError('%s failed (%d): %s%s' % (' '.join(map(str, args)), r.returncode,
+                                                       r.stdout, r.stderr))
+    return r
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError('timed out after %.0f s waiting for %s' % (timeout, what))
+
+
+def phantom_loop(tmp, view, frames=6, size='160x120', seed=3):
+    out = os.path.join(tmp, 'ph-' + view.replace('/', '-'))
+    run(echoview, 'phantom', '--format', 'dicom', '--out', out, '--patients', '1', '--views',
+        view, '--frames-per-patient', str(frames), '--full-frame', size, '--seed', str(seed))
+    rows = open(os.path.join(out, 'manifest.csv')).read().split()
+    rel, label, _, _, _, x, y, w, h = rows[1].split(',')
+    return os.path.join(out, rel), label, '%s,%s,%s,%s' % (x, y, w, h)
+
+
+class Bridge:
+    def __init__(self, tmp, destinations, port=None):
+        self.port = port or free_port()
+        self.spool = os.path.join(tmp, 'spool')
+        self.config = os.path.join(tmp, 'bridge.yaml')
+        with open(self.config, 'w') as f:
+            f.write('listen: {port: %d, ae-title: ECHOVIEW, acse-timeout: 5, dimse-timeout: 5}\n'
+                    'spool: %s\ndestinations:\n%s' % (self.port, self.spool, destinations))
+        self.log_path = os.path.join(tmp, 'bridge.log')
+        self.log = open(self.log_path, 'w+')
+        self.proc = subprocess.Popen([bridge_bin, '--config', self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_until(lambda: 'listening on port %d' % self.port in self.text(), 20, 'the bridge')
+
+    def text(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def expect(self, line, timeout=10):
+        wait_until(lambda: line in self.text(), timeout, 'bridge log line %r' % line)
+        print('bridge logged: %s' % line)
+
+    def spool_files(self):
+        return sorted(os.listdir(self.spool)) if os.path.isdir(self.spool) else []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError('the bridge did not stop within 10 s of SIGTERM')
+        return self.proc.returncode
+
+
+def storescu(port, path, calling='SCANNER1', called='ECHOVIEW'):
+    # -R: propose only the file's SOP class, as a scanner sending one loop does.
+    return run(tool('storescu'), '-R', '-aet', calling, '-aec', called, '127.0.0.1', port, path,
+               check=False)
+
+
+def receiver(sdp, reference, frames, tolerance):
+    rx = subprocess.Popen([test_bin, 'receive', sdp, reference, str(frames), str(tolerance)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = rx.stdout.readline().strip()
+    if line != 'ready':
+        rx.kill()
+        raise AssertionError('receiver: %s %s' % (line, rx.communicate()[0]))
+    return rx
+
+
+def finish(rx):
+    try:
+        out = rx.communicate(timeout=90)[0]
+    finally:
+        if rx.poll() is None:
+            rx.kill()
+            rx.wait()
+    print(out, end='')
+    assert rx.returncode == 0, out
+
+
+def config_case(tmp):
+    r = run(bridge_bin, '--check-config', os.path.join(root, 'conf', 'echoview-dicom-bridge.yaml'))
+    assert r.stdout.strip().endswith(': ok (2 destination(s))'), r.stdout
+    bad = [('destinations:\n  - {calling-ae: A, port: 0}\n',
+            "bad.yaml:2:27: 'port' must be an integer in 1..65535, got '0'"),
+           ('destinations:\n  - {calling-ae: A, port: 5004, encoding: vp9}\n',
+            "bad.yaml:2:43: 'encoding' must be raw, h264 or jpeg, got 'vp9'"),
+           ('destinations:\n  - {calling-ae: A, port: 5004}\n  - {calling-ae: A, port: 5006}\n',
+            "bad.yaml:3:5: calling-ae 'A' has two destinations"),
+           ('listen: {port: 104, colour: red}\ndestinations: []\n',
+            "bad.yaml:1:21: unknown key 'colour' in 'listen'"),
+           ('listen: {ae-title: THIS-TITLE-IS-TOO-LONG}\n',
+            "bad.yaml:1:20: 'ae-title' must be at most 16 characters, without '\\'"),
+           ('spool: /tmp\n', 'bad.yaml: no destinations: nothing would be streamed'),
+           ('spool: &s /tmp\ndestinations:\n  - {calling-ae: *s, port: 1}\n',
+            'bad.yaml:1:8: aliases are not supported'),
+           ('destinations: [\n', 'bad.yaml:2:1: did not find expected node content'),
+           ('', 'bad.yaml:1:1: the file is empty')]
+    for text, want in bad:
+        path = os.path.join(tmp, 'bad.yaml')
+        with open(path, 'w') as f:
+            f.write(text)
+        r = run(bridge_bin, '--check-config', path, check=False)
+        got = r.stderr.strip().replace(tmp + '/', '')
+        assert r.returncode == 1 and got == 'echoview-dicom-bridge: ' + want, (got, want)
+        print('refused: %s' % want)
+
+
+def bridge_case(tmp):
+    tool('storescu')
+    loop, _, _ = phantom_loop(tmp, 'A4CH-LV')
+    rtp_port = free_port(socket.SOCK_DGRAM)
+    sdp = os.path.join(tmp, 'scanner1.sdp')
+    b = Bridge(tmp, '  - {calling-ae: SCANNER1, port: %d, width: 160, height: 120, sdp: %s}\n'
+               % (rtp_port, sdp))
+    try:
+        # Refused at association: unknown station, wrong called AE, wrong SOP class, a
+        # transfer syntax we cannot decode.
+        r = storescu(b.port, loop, calling='OTHER')
+        assert r.returncode != 0 and 'Calling AE Title Not Recognized' in r.stderr, r.stderr
+        b.expect("association refused: no destination for calling AE title 'OTHER'")
+        r = storescu(b.port, loop, called='PACS')
+        assert r.returncode != 0 and 'Called AE Title Not Recognized' in r.stderr, r.stderr
+        b.expect("association refused: called AE title 'PACS' is not ours ('ECHOVIEW')")
+        if os.path.isdir(PYDICOM):
+            r = storescu(b.port, os.path.join(PYDICOM, 'CT_small.dcm'))
+            assert r.returncode != 0 and 'Association Rejected' in r.stderr, r.stderr
+            b.expect('refusing SOP class 1.2.840.10008.5.1.4.1.1.2 from SCANNER1: only US '
+                     'Multi-frame and US Image Storage are accepted')
+            j2k = os.path.join(tmp, 'j2k_us.dcm')
+            shutil.copy(os.path.join(PYDICOM, 'JPEG2000.dcm'), j2k)
+            run(tool('dcmodify'), '-nb', '-m', '(0008,0016)=1.2.840.10008.5.1.4.1.1.6.1', j2k)
+            # -xw: propose the file's own JPEG 2000 (storescu cannot convert it to ours).
+            r = run(tool('storescu'), '-R', '-xw', '-aet', 'SCANNER1', '-aec', 'ECHOVIEW',
+                    '127.0.0.1', b.port, j2k, check=False)
+            assert 'Store SCU Failed' in r.stderr, r.stderr
+            b.expect('refusing transfer syntax 1.2.840.10008.1.2.4.91 (JPEG 2000) from SCANNER1: '
+                     'not decodable here')
+            b.expect('association aborted by SCANNER1 (it proposed transfer syntaxes this bridge '
+                     'does not decode: 1.2.840.10008.1.2.4.91 (JPEG 2000))')
+        # Accepted, then refused: a file whose header promises 60 frames of 6.
+        lying = os.path.join(tmp, 'lying.dcm')
+        shutil.copy(loop, lying)
+        run(tool('dcmodify'), '-nb', '-m', '(0028,0008)=60', lying)
+        r = storescu(b.port, lying)
+        assert 'Cannot understand' in r.stderr or r.returncode != 0, (r.returncode, r.stderr)
+        b.expect('Pixel Data has 115200 bytes, 160x120 x 60 frame(s) need 1152000')
+        # A data set cut in half but sent as complete: answered with a failure status.
+        data = dul.dataset_of(loop)
+        a = dul.Association(b.port)
+        a.store_begin('1.2.826.0.1.3680043.9.7.1')
+        a.send_data(data[:len(data) // 2 & ~1], last=True)  # PDV fragments have even lengths
+        status = a.response_status()
+        a.release()
+        assert status == 0xC000, hex(status)
+        b.expect('rejected 1.2.826.0.1.3680043.9.7.1: ')
+        # Mid-transfer: an A-ABORT, then a connection dropped with a reset.
+        a = dul.Association(b.port)
+        a.store_begin('1.2.826.0.1.3680043.9.7.2')
+        a.send_data(data[:len(data) // 3 & ~1], last=False)
+        a.abort()
+        b.expect('receiving 1.2.826.0.1.3680043.9.7.2 failed')
+        a = dul.Association(b.port)
+        a.store_begin('1.2.826.0.1.3680043.9.7.3')
+        a.send_data(data[:len(data) // 3 & ~1], last=False)
+        a.drop()
+        b.expect('receiving 1.2.826.0.1.3680043.9.7.3 failed')
+        assert b.spool_files() == [], b.spool_files()
+        assert b.proc.poll() is None, 'the bridge died'
+        # Still serving: a good loop arrives over RTP, pixel for pixel.
+        rx = receiver(sdp, loop, 12, 0)
+        r = storescu(b.port, loop)
+        assert r.returncode == 0, r.stderr
+        b.expect('SCANNER1: queued 6 frame(s) for 127.0.0.1:%d' % rtp_port)
+        finish(rx)
+        assert len(b.spool_files()) == 1, b.spool_files()  # the loop being repeated
+    finally:
+        rc = b.stop()
+        print(b.text(), end='')
+    assert rc == 0, rc
+    assert 'echoview-dicom-bridge: stopped' in b.text()
+    assert b.spool_files() == [], b.spool_files()
+
+
+def e2e_case(tmp):
+    tool('storescu')
+    if len(extra) < 2:
+        print('skip: no echoviewd')
+        sys.exit(SKIP)
+    echoviewd, plugin_dir = extra[:2]
+    model = os.path.join(root, 'models', 'echo-2cell-32')
+    if not os.path.exists(os.path.join(model, 'model.yaml')):
+        print('skip: models/echo-2cell-32 is not there')
+        sys.exit(SKIP)
+    # A view the shipped 32 px model gets right on this phantom patient (ground truth from the
+    # phantom's manifest, carried in the file's Series Description).
+    # 160x120 RGB is 57.6 kB a frame: well inside the default UDP receive buffer, so a loaded
+    # machine does not lose packets (each loss marks the next frame DISCONT, which resets the
+    # classifier's stable label).
+    loop, view, region = phantom_loop(tmp, 'PSAX-LV', frames=30, size='160x120', seed=5)
+    rtp_port = free_port(socket.SOCK_DGRAM)
+    sdp = os.path.join(tmp, 'cart1.sdp')
+    b = Bridge(tmp, '  - {calling-ae: CART1, port: %d, width: 160, height: 120, sdp: %s}\n'
+               % (rtp_port, sdp))
+    http_port = free_port()
+    config = os.path.join(tmp, 'echoviewd.yaml')
+    with open(config, 'w') as f:
+        f.write('http: {port: %d}\nsupervision: {stall-timeout: 2, restart-delay: 0.2, '
+                'restart-delay-max: 1}\nclassifier: {model-file: %s, backend: cpu, roi: "%s"}\n'
+                'streams:\n  - id: cart1\n    source: {type: sdp, location: %s}\n'
+                % (http_port, model, region, sdp))
+    env = dict(os.environ, GST_PLUGIN_PATH=plugin_dir)
+    env.pop('NOTIFY_SOCKET', None)
+    dlog = open(os.path.join(tmp, 'echoviewd.log'), 'w+')
+    d = subprocess.Popen([echoviewd, '--config', config], env=env, stdout=dlog,
+                         stderr=subprocess.STDOUT)
+    import http.client
+    import json
+
+    def stream():
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', http_port, timeout=5)
+            c.request('GET', '/api/v1/streams/cart1')
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return json.loads(body) if r.status == 200 else None
+        except (OSError, ValueError):
+            return None
+    try:
+        wait_until(lambda: d.poll() is not None or stream(), 30, 'echoviewd')
+        assert d.poll() is None, 'echoviewd exited with %s' % d.returncode
+        r = storescu(b.port, loop, calling='CART1')
+        assert r.returncode == 0, r.stderr
+        b.expect('CART1: queued 30 frame(s) for 127.0.0.1:%d' % rtp_port)
+        # The latest loop repeats, so the smoothed (stable) label settles; 'unknown' is the
+        # label before it has.
+        last = {}
+
+        def settled():
+            s = stream()
+            last['stream'] = s
+            return s if s and s.get('frames', 0) >= 30 and s.get('view') and \
+                s['view'].get('stable_label') not in (None, 'unknown') else None
+        try:
+            s = wait_until(settled, 90, 'cart1 frames and a stable view')
+        except AssertionError:
+            print('last /api/v1/streams/cart1: %s' % json.dumps(last.get('stream'))[:1500])
+            raise
+        print('echoviewd: stream cart1 %s, %d frames, view %s' % (
+            s['state'], s['frames'], json.dumps(s['view'])[:200]))
+        assert s['view']['stable_label'] == view, (s['view'], view)
+        print('ground truth %s == reported %s' % (view, s['view']['stable_label']))
+    finally:
+        if d.poll() is None:
+            d.send_signal(signal.SIGTERM)
+            d.wait(15)
+        b.stop()
+        dlog.seek(0)
+        print(dlog.read()[-3000:], end='')
+        print(b.text()[-2000:], end='')
+    assert d.returncode == 0, d.returncode
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix='echoview-bridge-')
+    try:
+        {'config': config_case, 'bridge': bridge_case, 'e2e': e2e_case}[case](tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+main()
