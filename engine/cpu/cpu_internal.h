@@ -43,6 +43,16 @@ typedef struct ev_cpu_image {
     int h, w, c, ld;
 } ev_cpu_image;
 
+/* One destination of a kernel that can write several: y[i*ys + c] = result (acc: +=). A node
+ * computed once but summed into several nodes (the same pool of the same input in a cell)
+ * writes all of them from one computation. */
+typedef struct ev_cpu_dest {
+    float *y;
+    ptrdiff_t ys;
+    int acc;
+} ev_cpu_dest;
+#define EV_CPU_MAX_DESTS 4
+
 typedef enum ev_cpu_isa {
     EV_CPU_ISA_GENERIC = 0,
     EV_CPU_ISA_AVX2,
@@ -61,9 +71,10 @@ typedef struct ev_cpu_kernels {
     /* out[i*os + c] = sum_taps relu?(x) * w  for output pixels (oy, ox0 + i), i < n; c < cpad */
     void (*depthwise_row)(const ev_cpu_image *x, int relu, const ev_cpu_dw *dw, int oy, int ox0,
                           int n, float *out, ptrdiff_t os);
-    /* max (avg = 0) or average (avg = 1) pool, k x k, stride, pad; padding excluded */
+    /* max (avg = 0) or average (avg = 1) pool, k x k, stride, pad; padding excluded; the row
+     * of results goes to each of ndst (1..EV_CPU_MAX_DESTS) destinations */
     void (*pool_row)(const ev_cpu_image *x, int avg, int k, int stride, int pad, int oy, int ox0,
-                     int n, float *y, ptrdiff_t ys, int acc);
+                     int n, const ev_cpu_dest *dst, int ndst);
     /* stem on an NCHW image (planes of h*w floats) */
     void (*stem_row)(const float *x, int h, int w, const ev_cpu_stem *st, int oy, int ox0, int n,
                      float *y, ptrdiff_t ys);

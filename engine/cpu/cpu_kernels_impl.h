@@ -7,8 +7,21 @@
  * Vocabulary the includer defines: VL, vf, V_ZERO(), V_SET1(s), V_LOAD(p), V_STORE(p, v),
  * V_LOAD_N(p, n), V_STORE_N(p, v, n) (n < VL lanes), V_FMA(a, b, c) = a*b + c, V_ADD, V_MUL,
  * V_MAX, V_MIN_INF (a vector of -inf); KFN(name), KTARGET; NR_MAX (panels per pointwise
- * register tile) and MR_1..MR_4 (pixels per tile for 1..4 panels); KERNELS_NAME.
+ * register tile) and MR_1..MR_4 (pixels per tile for 1..4 panels); KERNELS_NAME. Optional:
+ * STEM_PX x STEM_NP (pixels x panels of the stem's register tile; default 4 x 4 for 32
+ * registers, set 2 x 3 for 16).
  */
+
+/* V_KEEP(v): keeps a loaded vector in a register, so the compiler does not fold the load into
+ * every instruction that uses it (one load per use); a no-op where loads do not fold. */
+#ifndef V_KEEP
+#define V_KEEP(v) ((void)0)
+#endif
+
+#ifndef STEM_PX
+#define STEM_PX 4
+#define STEM_NP 4
+#endif
 
 #define KINLINE static inline __attribute__((always_inline)) KTARGET
 
@@ -250,10 +263,92 @@ KINLINE void KFN(tap_range)(int base, int d, int k, int size, int *t0, int *t1)
     *t1 = hi;
 }
 
-KINLINE void KFN(dw_row_impl)(const ev_cpu_image *x, const ev_cpu_dw *dw, int oy, int ox0, int n,
-                              float *out, ptrdiff_t os, const int RELU, const int KC)
+/* Output pixels per block of the sliding-window path: each input vector of a kernel row is
+ * loaded (and rectified) once and feeds every output of the block that uses it, so for 3x3
+ * stride 1 a block costs 10 loads per row for 24 FMAs instead of 24 + 24. */
+#define DW_NB 8
+
+/* One kernel row of a block of DW_NB interior output pixels for one channel vector: q points at
+ * the block's first input pixel in that row, wr at the row's weights (stride cpad per tap). All
+ * of KC, S, D are compile-time constants, so the tap selection below folds away. */
+KINLINE void KFN(dw_block_row)(const float *q, ptrdiff_t ld, const float *wr, ptrdiff_t cpad,
+                               vf *acc, const int RELU, const int KC, const int S, const int D)
 {
-    /* KC: the kernel size as a compile-time constant (3 or 5: tap loops unrolled), 0: any */
+    const int span = (DW_NB - 1) * S + (KC - 1) * D + 1;
+    vf wv[5];
+#pragma GCC unroll 5
+    for (int t = 0; t < KC; t++)
+        wv[t] = V_LOAD(wr + (ptrdiff_t)t * cpad);
+#pragma GCC unroll 32
+    for (int j = 0; j < span; j++) {
+        vf v = V_LOAD(q + (ptrdiff_t)j * ld);
+        if (RELU)
+            v = V_MAX(v, V_ZERO());
+        else
+            V_KEEP(v); /* one load, not one memory operand per FMA */
+#pragma GCC unroll 8
+        for (int i = 0; i < DW_NB; i++) {
+            const int t = j - i * S;
+            if (t >= 0 && t % D == 0 && t / D < KC)
+                acc[i] = V_FMA(v, wv[t / D], acc[i]);
+        }
+    }
+}
+
+/* One block of DW_NB interior outputs whose first input pixel in x is ix0, into o */
+KINLINE void KFN(dw_block)(const ev_cpu_image *x, const ev_cpu_dw *dw, int iy0, int ky0, int ky1,
+                           int ix0, float *o, ptrdiff_t os, const int RELU, const int KC,
+                           const int S, const int D)
+{
+    const ptrdiff_t ld = x->ld, cpad = dw->cpad;
+    for (int c = 0; c < cpad; c += VL) {
+        vf acc[DW_NB];
+#pragma GCC unroll 8
+        for (int b = 0; b < DW_NB; b++)
+            acc[b] = V_ZERO();
+        for (int ky = ky0; ky < ky1; ky++) {
+            const float *q = x->base + ((ptrdiff_t)(iy0 + ky * D) * x->w + ix0) * ld + c;
+            KFN(dw_block_row)(q, ld, dw->w + (ptrdiff_t)ky * KC * cpad + c, cpad, acc, RELU, KC,
+                              S, D);
+        }
+#pragma GCC unroll 8
+        for (int b = 0; b < DW_NB; b++)
+            V_STORE(o + (ptrdiff_t)b * os + c, acc[b]);
+    }
+}
+
+/* Interior blocks of DW_NB outputs starting at output i (every tap inside the image in x);
+ * returns the number of outputs done. A last partial block is computed as a whole block ending
+ * at output n - 1 that recomputes (identically) outputs already written. */
+KINLINE int KFN(dw_blocks)(const ev_cpu_image *x, const ev_cpu_dw *dw, int iy0, int ky0, int ky1,
+                           int ox0, int i, int n, float *out, ptrdiff_t os, const int RELU,
+                           const int KC, const int S, const int D)
+{
+    int done = 0;
+    for (; i + done + DW_NB <= n; done += DW_NB) {
+        const int ix0 = (ox0 + i + done) * S - dw->pad;
+        if (ix0 < 0 || ix0 + (DW_NB - 1) * S + (KC - 1) * D >= x->w)
+            return done;
+        KFN(dw_block)(x, dw, iy0, ky0, ky1, ix0, out + (ptrdiff_t)(i + done) * os, os, RELU, KC,
+                      S, D);
+    }
+    if (done && i + done < n) {
+        const int first = n - DW_NB, ix0 = (ox0 + first) * S - dw->pad;
+        if (ix0 + (DW_NB - 1) * S + (KC - 1) * D < x->w) {
+            KFN(dw_block)(x, dw, iy0, ky0, ky1, ix0, out + (ptrdiff_t)first * os, os, RELU, KC,
+                          S, D);
+            done = n - i;
+        }
+    }
+    return done;
+}
+
+KINLINE void KFN(dw_row_impl)(const ev_cpu_image *x, const ev_cpu_dw *dw, int oy, int ox0, int n,
+                              float *out, ptrdiff_t os, const int RELU, const int KC,
+                              const int SC, const int DC)
+{
+    /* KC: the kernel size as a compile-time constant (3 or 5: tap loops unrolled), 0: any;
+     * SC, DC: stride and dilation as constants (sliding-window blocks), 0: from dw */
     const int k = KC ? KC : dw->k, s = dw->stride, d = dw->dilation, cpad = dw->cpad;
     const ptrdiff_t ld = x->ld;
     const int iy0 = oy * s - dw->pad;
@@ -261,6 +356,14 @@ KINLINE void KFN(dw_row_impl)(const ev_cpu_image *x, const ev_cpu_dw *dw, int oy
     KFN(tap_range)(iy0, d, k, x->h, &ky0, &ky1);
     for (int i = 0; i < n; i++) {
         const int ix0 = (ox0 + i) * s - dw->pad;
+        if (KC && SC && DC && i + DW_NB <= n && ix0 >= 0) {
+            const int done =
+                KFN(dw_blocks)(x, dw, iy0, ky0, ky1, ox0, i, n, out, os, RELU, KC, SC, DC);
+            if (done) {
+                i += done - 1;
+                continue;
+            }
+        }
         if (i + 4 <= n && ix0 >= 0 && ix0 + 3 * s + (k - 1) * d < x->w) {
             /* four interior pixels: every tap valid, one weight load feeds four FMAs */
             const ptrdiff_t step = (ptrdiff_t)s * ld;
@@ -339,62 +442,160 @@ KINLINE void KFN(dw_row_impl)(const ev_cpu_image *x, const ev_cpu_dw *dw, int oy
     }
 }
 
+#define DW_SD(RELU, KC)                                                                        \
+    do {                                                                                       \
+        if (dw->stride == 1 && dw->dilation == 1)                                              \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 1, 1);                      \
+        else if (dw->stride == 1 && dw->dilation == 2)                                         \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 1, 2);                      \
+        else if (dw->stride == 2 && dw->dilation == 1)                                         \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 2, 1);                      \
+        else if (dw->stride == 2 && dw->dilation == 2)                                         \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 2, 2);                      \
+        else                                                                                   \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 0, 0);                      \
+    } while (0)
+
 static KTARGET void KFN(depthwise_row)(const ev_cpu_image *x, int relu, const ev_cpu_dw *dw,
                                        int oy, int ox0, int n, float *out, ptrdiff_t os)
 {
     if (dw->k == 3) {
         if (relu)
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 1, 3);
+            DW_SD(1, 3);
         else
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 0, 3);
+            DW_SD(0, 3);
     } else if (dw->k == 5) {
         if (relu)
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 1, 5);
+            DW_SD(1, 5);
         else
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 0, 5);
+            DW_SD(0, 5);
     } else {
         if (relu)
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 1, 0);
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 1, 0, 0, 0);
         else
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 0, 0);
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, 0, 0, 0, 0);
     }
 }
+#undef DW_SD
 
 /* ---- pooling: padding never wins the max and is not counted in the average ------------------- */
 
-static KTARGET void KFN(pool_row)(const ev_cpu_image *x, int avg, int k, int stride, int pad,
-                                  int oy, int ox0, int n, float *y, ptrdiff_t ys, int acc)
+/* One kernel row of a block of DW_NB interior outputs of a k x k pool, one channel vector */
+KINLINE void KFN(pool_block_row)(const float *q, ptrdiff_t ld, vf *r, const int AVG, const int KC,
+                                 const int S)
 {
+    const int span = (DW_NB - 1) * S + KC;
+#pragma GCC unroll 32
+    for (int j = 0; j < span; j++) {
+        vf v = V_LOAD(q + (ptrdiff_t)j * ld);
+        V_KEEP(v);
+#pragma GCC unroll 8
+        for (int i = 0; i < DW_NB; i++) {
+            const int t = j - i * S;
+            if (t >= 0 && t < KC)
+                r[i] = AVG ? V_ADD(r[i], v) : V_MAX(r[i], v);
+        }
+    }
+}
+
+/* AVG, KC, S: compile-time average flag, kernel size and stride (KC = 0: any k and stride, no
+ * multi-pixel blocks) */
+/* writes (or adds) the c-channel vector v of output pixel i to every destination; ONE: a single
+ * destination known at compile time */
+KINLINE void KFN(store_dests)(const ev_cpu_dest *dst, int ndst, int i, int c, int left, vf v,
+                              const int ONE)
+{
+    for (int d = 0; d < (ONE ? 1 : ndst); d++) {
+        float *yp = dst[d].y + (ptrdiff_t)i * dst[d].ys + c;
+        vf r = v;
+        if (dst[d].acc)
+            r = V_ADD(r, KFN(load_part)(yp, left));
+        KFN(store_part)(yp, r, left);
+    }
+}
+
+KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, int oy, int ox0,
+                                int n, const ev_cpu_dest *dst, int ndst, const int AVG,
+                                const int KC, const int S, const int ONE)
+{
+    const int k = KC ? KC : kr, stride = KC ? S : sr;
     const ptrdiff_t ld = x->ld;
     const int iy0 = oy * stride - pad;
     int ky0, ky1;
     KFN(tap_range)(iy0, 1, k, x->h, &ky0, &ky1);
     for (int i = 0; i < n; i++) {
         const int ix0 = (ox0 + i) * stride - pad;
+        if (KC && i + DW_NB <= n && ix0 >= 0 && ix0 + (DW_NB - 1) * S + KC <= x->w) {
+            /* DW_NB interior pixels: each input vector of a row is loaded once */
+            const int count = (ky1 - ky0) * KC;
+            const vf inv = V_SET1(count > 0 ? 1.0f / (float)count : 0.0f);
+            const float *px = x->base + ((ptrdiff_t)iy0 * x->w + ix0) * ld;
+            for (int c = 0; c < x->c; c += VL) {
+                vf r[DW_NB];
+#pragma GCC unroll 8
+                for (int b = 0; b < DW_NB; b++)
+                    r[b] = AVG ? V_ZERO() : V_MIN_INF();
+                for (int ky = ky0; ky < ky1; ky++)
+                    KFN(pool_block_row)(px + (ptrdiff_t)ky * x->w * ld + c, ld, r, AVG, KC, S);
+                const int left = x->c - c;
+#pragma GCC unroll 8
+                for (int b = 0; b < DW_NB; b++)
+                    KFN(store_dests)(dst, ndst, i + b, c, left, AVG ? V_MUL(r[b], inv) : r[b],
+                                     ONE);
+            }
+            i += DW_NB - 1;
+            continue;
+        }
         int kx0, kx1;
         KFN(tap_range)(ix0, 1, k, x->w, &kx0, &kx1);
         const float *px = x->base + ((ptrdiff_t)iy0 * x->w + ix0) * ld;
-        float *yp = y + (ptrdiff_t)i * ys;
         const int count = (ky1 - ky0) * (kx1 - kx0);
         const vf inv = V_SET1(count > 0 ? 1.0f / (float)count : 0.0f);
         for (int c = 0; c < x->c; c += VL) {
-            vf r = avg ? V_ZERO() : V_MIN_INF();
+            vf r = AVG ? V_ZERO() : V_MIN_INF();
             for (int ky = ky0; ky < ky1; ky++) {
                 const float *row = px + (ptrdiff_t)ky * x->w * ld + c;
                 for (int kx = kx0; kx < kx1; kx++) {
                     vf v = V_LOAD(row + (ptrdiff_t)kx * ld);
-                    r = avg ? V_ADD(r, v) : V_MAX(r, v);
+                    r = AVG ? V_ADD(r, v) : V_MAX(r, v);
                 }
             }
-            if (avg)
+            if (AVG)
                 r = V_MUL(r, inv);
-            const int left = x->c - c;
-            if (acc)
-                r = V_ADD(r, KFN(load_part)(yp + c, left));
-            KFN(store_part)(yp + c, r, left);
+            KFN(store_dests)(dst, ndst, i, c, x->c - c, r, ONE);
         }
     }
 }
+
+#define POOL_ONE(AVG, KC, S)                                                                   \
+    do {                                                                                       \
+        if (ndst == 1)                                                                         \
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, 1, AVG, KC, S, 1);          \
+        else                                                                                   \
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, AVG, KC, S, 0);       \
+    } while (0)
+
+static KTARGET void KFN(pool_row)(const ev_cpu_image *x, int avg, int k, int stride, int pad,
+                                  int oy, int ox0, int n, const ev_cpu_dest *dst, int ndst)
+{
+    if (k == 3 && stride == 1) {
+        if (avg)
+            POOL_ONE(1, 3, 1);
+        else
+            POOL_ONE(0, 3, 1);
+    } else if (k == 3 && stride == 2) {
+        if (avg)
+            POOL_ONE(1, 3, 2);
+        else
+            POOL_ONE(0, 3, 2);
+    } else {
+        if (avg)
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 1, 0, 0, 0);
+        else
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 0, 0, 0, 0);
+    }
+}
+#undef POOL_ONE
 
 /* ---- stem: dense conv from the NCHW input, few input channels ------------------------------ */
 
@@ -429,6 +630,50 @@ KINLINE void KFN(stem_tile)(const float *x, int h, int w, const ev_cpu_stem *st,
     }
 }
 
+/* STEM_PX interior pixels (every tap inside the image) x NP panels at once: independent
+ * accumulators instead of NP chains of cin*k*k dependent FMAs per pixel. */
+KINLINE void KFN(stem_tile_px)(const float *x, int h, int w, const ev_cpu_stem *st, int iy0,
+                               int ix0, int ky0, int ky1, int p0, float *y, ptrdiff_t ys,
+                               const int NP)
+{
+    const int k = st->k, kk = k * k, s = st->stride;
+    const ptrdiff_t pstride = (ptrdiff_t)st->cin * kk * VL;
+    const float *wp = st->w + p0 * pstride;
+    vf a[STEM_PX][4];
+#pragma GCC unroll 4
+    for (int q = 0; q < STEM_PX; q++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+            a[q][j] = V_LOAD(st->bias + (p0 + j) * VL);
+    for (int ci = 0; ci < st->cin; ci++) {
+        const float *plane = x + (ptrdiff_t)ci * h * w;
+        for (int ky = ky0; ky < ky1; ky++) {
+            const float *row = plane + (ptrdiff_t)(iy0 + ky) * w + ix0;
+            for (int kx = 0; kx < k; kx++) {
+                const float *wt = wp + ((ptrdiff_t)ci * kk + ky * k + kx) * VL;
+                vf wv[4];
+#pragma GCC unroll 4
+                for (int j = 0; j < NP; j++)
+                    wv[j] = V_LOAD(wt + j * pstride);
+#pragma GCC unroll 4
+                for (int q = 0; q < STEM_PX; q++) {
+                    const vf v = V_SET1(row[q * s + kx]);
+#pragma GCC unroll 4
+                    for (int j = 0; j < NP; j++)
+                        a[q][j] = V_FMA(v, wv[j], a[q][j]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < STEM_PX; q++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++) {
+            int left = st->cout - (p0 + j) * VL;
+            KFN(store_part)(y + q * ys + (p0 + j) * VL, a[q][j], left);
+        }
+}
+
 static KTARGET void KFN(stem_row)(const float *x, int h, int w, const ev_cpu_stem *st, int oy,
                                   int ox0, int n, float *y, ptrdiff_t ys)
 {
@@ -437,9 +682,33 @@ static KTARGET void KFN(stem_row)(const float *x, int h, int w, const ev_cpu_ste
     KFN(tap_range)(iy0, 1, st->k, h, &ky0, &ky1);
     for (int i = 0; i < n; i++) {
         const int ix0 = (ox0 + i) * st->stride - st->pad;
+        float *yp = y + (ptrdiff_t)i * ys;
+        if (i + STEM_PX <= n && ix0 >= 0 && ix0 + (STEM_PX - 1) * st->stride + st->k <= w) {
+            for (int p0 = 0; p0 < st->npanels; p0 += STEM_NP) {
+                switch (st->npanels - p0 < STEM_NP ? st->npanels - p0 : STEM_NP) {
+                case 1:
+                    KFN(stem_tile_px)(x, h, w, st, iy0, ix0, ky0, ky1, p0, yp, ys, 1);
+                    break;
+                case 2:
+                    KFN(stem_tile_px)(x, h, w, st, iy0, ix0, ky0, ky1, p0, yp, ys, 2);
+                    break;
+#if STEM_NP >= 3
+                case 3:
+                    KFN(stem_tile_px)(x, h, w, st, iy0, ix0, ky0, ky1, p0, yp, ys, 3);
+                    break;
+#endif
+#if STEM_NP >= 4
+                default:
+                    KFN(stem_tile_px)(x, h, w, st, iy0, ix0, ky0, ky1, p0, yp, ys, 4);
+                    break;
+#endif
+                }
+            }
+            i += STEM_PX - 1;
+            continue;
+        }
         int kx0, kx1;
         KFN(tap_range)(ix0, 1, st->k, w, &kx0, &kx1);
-        float *yp = y + (ptrdiff_t)i * ys;
         for (int p0 = 0; p0 < st->npanels; p0 += 4) {
             switch (st->npanels - p0 < 4 ? st->npanels - p0 : 4) {
             case 1:

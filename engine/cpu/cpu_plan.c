@@ -10,7 +10,8 @@
  *    depthwise conv feeding a pointwise conv becomes one fused step that keeps the depthwise
  *    output in a per-thread tile; FactorizedReduce's two convs write the two channel halves.
  *  - Node sums are accumulated in place: the first contribution to a node writes, the others
- *    add; `none` contributes nothing. Nodes a cell concatenates live in channel slices of the
+ *    add; `none` contributes nothing. A pool that several nodes of a cell take of the same
+ *    tensor is computed once and written into all of them. Nodes a cell concatenates live in channel slices of the
  *    concat buffer (channels-last with a pixel stride), so CONCAT copies nothing.
  *  - Buffers get arena offsets from their live ranges (first writer .. last reader), largest
  *    first, so buffers whose lives do not overlap share memory. One allocation holds every
@@ -45,6 +46,12 @@ typedef struct step {
     step_kind kind;
     view in, out;
     int relu, acc;
+    /* pool: more destinations written from the same computation (num_extra of them) */
+    int num_extra;
+    view extra[EV_CPU_MAX_DESTS - 1];
+    int extra_acc[EV_CPU_MAX_DESTS - 1];
+    float *extra_base[EV_CPU_MAX_DESTS - 1];
+    size_t extra_image[EV_CPU_MAX_DESTS - 1];
     int stride, offset;  /* pointwise: input pixel (stride*o + offset) */
     int avg, k, pad;     /* pool */
     ev_cpu_pw pw;
@@ -108,6 +115,8 @@ typedef struct compiler {
     role *roles;
     view *storage;
     unsigned char *copy_in; /* per concat node: inputs that need a copy (bit i) */
+    unsigned char *written; /* per sum node: some contribution has been written */
+    unsigned char *done;    /* per pool node: already summed into its node by an earlier step */
     double *scale, *shift;
 } compiler;
 
@@ -287,6 +296,40 @@ static int emit_conv(compiler *cc, int ci, view dest, int acc, const double *sca
     return unsupported(cc, ci, "conv pattern the cpu backend does not fuse");
 }
 
+/* The same pool of the same tensor summed into later nodes of the cell (DARTS_V2's reduction
+ * cell pools each input two or three times): the step also writes those nodes, and their sums
+ * skip it later. Two-term sums come out bit-identical in either order; longer ones may round
+ * differently, far inside the 1e-4 tolerance against the reference. */
+static void add_pool_twins(compiler *cc, int ni, step *s)
+{
+    const ev_graph *g = cc->g;
+    const ev_node *n = &g->nodes[ni];
+    const int base = resolve(g, n->inputs[0]).base;
+    for (int i = cc->consumer[ni] + 1; i < g->num_nodes && s->num_extra < EV_CPU_MAX_DESTS - 1;
+         i++) {
+        const ev_node *sum = &g->nodes[i];
+        if (cc->roles[i] != ROLE_STORED || sum->op != EV_OP_ADD)
+            continue;
+        for (int j = 0; j < sum->num_inputs; j++) {
+            value v = resolve(g, sum->inputs[j]);
+            const ev_node *q = &g->nodes[v.base];
+            if (v.relu || v.crop || cc->roles[v.base] != ROLE_INTO || cc->done[v.base] ||
+                q->op != n->op || q->kernel != n->kernel || q->stride != n->stride ||
+                q->pad != n->pad)
+                continue;
+            value qx = resolve(g, q->inputs[0]);
+            if (qx.base != base || qx.relu || qx.crop)
+                continue;
+            s->extra[s->num_extra] = cc->storage[i];
+            s->extra_acc[s->num_extra] = cc->written[i];
+            s->num_extra++;
+            cc->written[i] = 1;
+            cc->done[v.base] = 1;
+            break;
+        }
+    }
+}
+
 /* computes node n (BN, pool or zero) into dest, writing (acc = 0) or adding (acc = 1) */
 static int emit_compute(compiler *cc, int ni, view dest, int acc)
 {
@@ -332,6 +375,8 @@ static int emit_compute(compiler *cc, int ni, view dest, int acc)
         s->k = n->kernel;
         s->stride = n->stride;
         s->pad = n->pad;
+        if (cc->roles[ni] == ROLE_INTO)
+            add_pool_twins(cc, ni, s);
         return EV_OK;
     }
     case EV_OP_ZERO:
@@ -469,24 +514,23 @@ static int compile_graph(compiler *cc)
         const ev_node *n = &g->nodes[i];
         int rc = EV_OK;
         if (cc->roles[i] == ROLE_STORED && n->op == EV_OP_ADD) {
-            int written = 0;
             for (int j = 0; j < n->num_inputs && !rc; j++) {
                 value v = resolve(g, n->inputs[j]);
                 if (v.relu || v.crop)
                     return unsupported(cc, i, "sum of a rectified or cropped tensor");
                 const ev_node *in = &g->nodes[v.base];
                 if (cc->roles[v.base] == ROLE_INTO) {
-                    if (in->op == EV_OP_ZERO)
+                    if (in->op == EV_OP_ZERO || cc->done[v.base])
                         continue;
-                    rc = emit_compute(cc, v.base, cc->storage[i], written);
+                    rc = emit_compute(cc, v.base, cc->storage[i], cc->written[i]);
                 } else if (cc->roles[v.base] == ROLE_STORED) {
-                    rc = emit_copy(cc, v.base, cc->storage[i], written);
+                    rc = emit_copy(cc, v.base, cc->storage[i], cc->written[i]);
                 } else {
                     return unsupported(cc, i, "sum input is not computable");
                 }
-                written = 1;
+                cc->written[i] = 1;
             }
-            if (!rc && !written)
+            if (!rc && !cc->written[i])
                 rc = emit_compute(cc, resolve(g, n->inputs[0]).base, cc->storage[i], 0);
         } else if (cc->roles[i] == ROLE_STORED && n->op == EV_OP_CONCAT) {
             int off = 0;
@@ -542,6 +586,8 @@ static int plan_memory(cpu_plan *p, ev_error *err)
     for (int i = 0; i < p->num_steps; i++) {
         touch(p, p->steps[i].in.buf, i);
         touch(p, p->steps[i].out.buf, i);
+        for (int e = 0; e < p->steps[i].num_extra; e++)
+            touch(p, p->steps[i].extra[e].buf, i);
     }
     /* place largest first at the lowest offset free during its whole life */
     int *order = malloc((size_t)(p->num_bufs ? p->num_bufs : 1) * sizeof *order);
@@ -596,7 +642,7 @@ static int plan_memory(cpu_plan *p, ev_error *err)
             max_head = s->in.c;
     }
     p->tile = 4096 / max_cpad;
-    p->tile = p->tile < 8 ? 8 : p->tile > 48 ? 48 : p->tile / 8 * 8;
+    p->tile = p->tile < 8 ? 8 : p->tile > 128 ? 128 : p->tile / 8 * 8;
     p->scratch_stride = ((size_t)p->tile * (size_t)max_cpad + EV_CPU_SLACK_FLOATS + 15) &
                         ~(size_t)15;
     size_t scratch = p->scratch_stride * (size_t)p->threads;
@@ -633,6 +679,11 @@ static int plan_memory(cpu_plan *p, ev_error *err)
         if (s->out.buf >= 0) {
             s->out_base = p->arena + p->bufs[s->out.buf].offset + s->out.c_off;
             s->out_image = (size_t)s->out.h * (size_t)s->out.w * (size_t)s->out.ld;
+        }
+        for (int e = 0; e < s->num_extra; e++) {
+            const view *v = &s->extra[e];
+            s->extra_base[e] = p->arena + p->bufs[v->buf].offset + v->c_off;
+            s->extra_image[e] = (size_t)v->h * (size_t)v->w * (size_t)v->ld;
         }
     }
     return EV_OK;
@@ -678,11 +729,23 @@ static void run_rows(cpu_plan *p, const step *s, int thread, int r0, int r1)
                 }
             break;
         }
-        case STEP_POOL:
-            for (int j = 0; j < rows; j++)
-                k->pool_row(&img, s->avg, s->k, s->stride, s->pad, oy + j, 0, ow,
-                            y + (size_t)j * ow * ldy, ldy, s->acc);
+        case STEP_POOL: {
+            ev_cpu_dest dst[EV_CPU_MAX_DESTS];
+            dst[0] = (ev_cpu_dest){y, ldy, s->acc};
+            for (int e = 0; e < s->num_extra; e++) {
+                const ptrdiff_t ld = s->extra[e].ld;
+                dst[e + 1] = (ev_cpu_dest){s->extra_base[e] + (size_t)n * s->extra_image[e] +
+                                               (size_t)oy * (size_t)ow * (size_t)ld,
+                                           ld, s->extra_acc[e]};
+            }
+            for (int j = 0; j < rows; j++) {
+                k->pool_row(&img, s->avg, s->k, s->stride, s->pad, oy + j, 0, ow, dst,
+                            1 + s->num_extra);
+                for (int d = 0; d <= s->num_extra; d++)
+                    dst[d].y += (size_t)ow * (size_t)dst[d].ys;
+            }
             break;
+        }
         case STEP_STEM: {
             const float *x = p->input + (size_t)n * s->in_image;
             for (int j = 0; j < rows; j++)
@@ -710,13 +773,10 @@ static void run_head(cpu_plan *p, const step *s)
     for (int n = 0; n < p->batch; n++) {
         float *pooled = p->pooled + (size_t)n * (size_t)c;
         const float *x = s->in_base + (size_t)n * s->in_image;
-        for (int j = 0; j < c; j++)
-            pooled[j] = 0.0f;
-        for (int q = 0; q < hw; q++) {
-            const float *xp = x + (size_t)q * (size_t)s->in.ld;
-            for (int j = 0; j < c; j++)
-                pooled[j] += xp[j];
-        }
+        /* channel sums with the vector kernels: one pixel at a time into the same row */
+        p->k->zero(pooled, 0, 1, c);
+        for (int q = 0; q < hw; q++)
+            p->k->copy(x + (size_t)q * (size_t)s->in.ld, 0, 1, c, pooled, 0, 1);
         const float inv = 1.0f / (float)hw;
         for (int cls = 0; cls < s->classes; cls++) {
             const float *w = s->lin_w + (size_t)cls * (size_t)c;
@@ -841,11 +901,13 @@ static int cpu_create(ev_plan *plan, ev_error *err)
     cc.roles = calloc(nn, sizeof *cc.roles);
     cc.storage = calloc(nn, sizeof *cc.storage);
     cc.copy_in = calloc(nn * EV_NODE_MAX_INPUTS, 1);
+    cc.written = calloc(nn, 1);
+    cc.done = calloc(nn, 1);
     cc.scale = calloc((size_t)maxc, sizeof *cc.scale);
     cc.shift = calloc((size_t)maxc, sizeof *cc.shift);
     int rc;
-    if (!cc.uses || !cc.consumer || !cc.roles || !cc.storage || !cc.copy_in || !cc.scale ||
-        !cc.shift)
+    if (!cc.uses || !cc.consumer || !cc.roles || !cc.storage || !cc.copy_in || !cc.written ||
+        !cc.done || !cc.scale || !cc.shift)
         rc = ev_fail(err, EV_ERR_NOMEM, "cpu backend: out of memory");
     else
         rc = compile_graph(&cc);
@@ -854,6 +916,8 @@ static int cpu_create(ev_plan *plan, ev_error *err)
     free(cc.roles);
     free(cc.storage);
     free(cc.copy_in);
+    free(cc.written);
+    free(cc.done);
     free(cc.scale);
     free(cc.shift);
     if (!rc)

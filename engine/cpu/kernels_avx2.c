@@ -21,6 +21,7 @@ typedef __m256 vf;
 #define V_ADD(a, b) _mm256_add_ps((a), (b))
 #define V_MUL(a, b) _mm256_mul_ps((a), (b))
 #define V_MAX(a, b) _mm256_max_ps((a), (b))
+#define V_KEEP(v) __asm__("" : "+x"(v))
 #define V_MIN_INF() _mm256_set1_ps(-__builtin_inff())
 #define KFN(name) avx2_##name
 #define KTARGET __attribute__((target("avx2,fma")))
@@ -30,6 +31,8 @@ typedef __m256 vf;
 #define MR_2 6
 #define MR_3 4
 #define MR_4 3
+#define STEM_PX 2
+#define STEM_NP 3
 
 #include "cpu_kernels_impl.h"
 

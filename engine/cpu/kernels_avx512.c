@@ -18,6 +18,7 @@ typedef __m512 vf;
 #define V_ADD(a, b) _mm512_add_ps((a), (b))
 #define V_MUL(a, b) _mm512_mul_ps((a), (b))
 #define V_MAX(a, b) _mm512_max_ps((a), (b))
+#define V_KEEP(v) __asm__("" : "+v"(v))
 #define V_MIN_INF() _mm512_set1_ps(-__builtin_inff())
 #define KFN(name) avx512_##name
 #define KTARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))

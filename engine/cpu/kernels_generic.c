@@ -50,6 +50,8 @@ static inline vf generic_max(vf a, vf b)
 #define MR_2 4
 #define MR_3 4
 #define MR_4 4
+#define STEM_PX 2
+#define STEM_NP 3
 
 #include "cpu_kernels_impl.h"
 

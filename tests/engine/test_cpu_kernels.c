@@ -2,8 +2,10 @@
  * machine has (generic, AVX2+FMA, AVX-512), against the double-precision reference ops within
  * 1e-5 relative: pointwise conv (ReLU on load, folded BN, stride 2 with the FactorizedReduce
  * offset, accumulate), depthwise+pointwise (k 3/5, stride 1/2, dilation 1/2), max/avg pool
- * (padding never wins / not counted), the stem (1..3 input channels), copy and zero. Shapes are
- * random with odd sizes (7x9, 13x11, ...) and channel counts that are not multiples of the
+ * (padding never wins / not counted; 1..3 destinations, each writing or adding), the stem (1..3
+ * input channels), copy and zero. Shapes are random with odd sizes (7x9, 13x11, ...) and, for
+ * the kernels with multi-pixel interior blocks, wide rows (5x41, 3x64, ...) cut into odd row
+ * tiles, so blocks, leftovers and borders all run; channel counts are not multiples of the
  * vector width; tensors are channel slices of wider buffers (pixel stride > channels) so stores
  * must not touch the neighbours.
  */
@@ -20,6 +22,9 @@ static int irand(int lo, int hi) { return lo + (int)(ev_rng_uniform(&rng) * (hi 
 
 static const int sizes[][2] = {{7, 9}, {13, 11}, {8, 8}, {5, 3}, {1, 1}, {16, 12}, {9, 17}};
 #define NUM_SIZES (int)(sizeof sizes / sizeof sizes[0])
+/* wide rows for the depthwise kernels' multi-pixel interior blocks (and their leftovers) */
+static const int wide_sizes[][2] = {{5, 41}, {6, 30}, {3, 64}, {7, 53}, {4, 37}};
+#define NUM_WIDE_SIZES (int)(sizeof wide_sizes / sizeof wide_sizes[0])
 
 /* an NHWC float buffer holding a c-channel slice at channel offset `off` of `ld` channels, with
  * the neighbours and the slack filled with a sentinel */
@@ -183,9 +188,12 @@ static void test_pointwise(const ev_cpu_kernels *k, int trial)
     free(want), free(shift_r), free(xs.mem), free(ys.mem), free(packed);
 }
 
+/* trials 0..23: small images, row tiles of 5 pixels; 24..47: wide rows, tiles of a whole row,
+ * 16 or 13 pixels */
 static void test_separable(const ev_cpu_kernels *k, int trial)
 {
-    const int *hw = sizes[trial % NUM_SIZES];
+    const int wide = trial >= 24;
+    const int *hw = wide ? wide_sizes[trial % NUM_WIDE_SIZES] : sizes[trial % NUM_SIZES];
     int h = hw[0], w = hw[1];
     int kk = trial % 2 ? 5 : 3, dil = (trial / 2) % 2 ? 2 : 1, stride = (trial / 4) % 2 ? 2 : 1;
     int pad = dil * (kk - 1) / 2, c = irand(1, 70), cout = irand(1, 70);
@@ -224,7 +232,8 @@ static void test_separable(const ev_cpu_kernels *k, int trial)
     ev_cpu_pw pw;
     ev_cpu_dw_pack(&dw, wdf, c, kk, stride, pad, dil, k->vl, pdw);
     ev_cpu_pw_pack(&pw, wpf, c, cout, scale, shift, k->vl, ppw);
-    const int tile = 5; /* odd tile: rows split into several pieces */
+    /* odd tiles: rows split into several pieces */
+    const int tile = !wide ? 5 : trial % 3 == 0 ? ow : trial % 3 == 1 ? 16 : 13;
     float *scratch = malloc(((size_t)tile * dw.cpad + EV_CPU_SLACK_FLOATS) * sizeof(float));
     ev_cpu_image img = {at(&xs, 0, 0, 0), h, w, c, xs.ld};
     for (int oy = 0; oy < oh; oy++)
@@ -244,9 +253,10 @@ static void test_separable(const ev_cpu_kernels *k, int trial)
     free(ys.mem), free(pdw), free(ppw), free(scratch);
 }
 
+/* trials 24..47: wide rows (the multi-pixel interior blocks) */
 static void test_pool(const ev_cpu_kernels *k, int trial)
 {
-    const int *hw = sizes[trial % NUM_SIZES];
+    const int *hw = trial >= 24 ? wide_sizes[trial % NUM_WIDE_SIZES] : sizes[trial % NUM_SIZES];
     int h = hw[0], w = hw[1], avg = trial % 2, stride = (trial / 2) % 2 ? 2 : 1;
     int acc = (trial / 4) % 2, c = irand(1, 70);
     int oh = ev_conv2d_out_size(h, 3, stride, 1, 1), ow = ev_conv2d_out_size(w, 3, stride, 1, 1);
@@ -262,26 +272,43 @@ static void test_pool(const ev_cpu_kernels *k, int trial)
     else
         ev_ref64_maxpool_forward(xr, (ev_shape){1, c, h, w}, 3, stride, 1, want,
                                  (ev_shape){1, c, oh, ow});
-    if (acc)
-        for (size_t i = 0; i < (size_t)c * oh * ow; i++)
-            want[i] += (double)(float)prior[i];
-    slice xs = slice_new(h, w, c), ys = slice_new(oh, ow, c);
+    /* 1..3 destinations (one computation summed into several nodes), the first one adding
+     * when acc, the others alternating */
+    const int ndst = 1 + trial % 3;
+    double *want_acc = malloc((size_t)c * oh * ow * sizeof *want_acc);
+    for (size_t i = 0; i < (size_t)c * oh * ow; i++)
+        want_acc[i] = want[i] + (double)(float)prior[i];
+    slice xs = slice_new(h, w, c), ys[3];
+    int dacc[3];
     slice_fill(&xs, x);
-    if (acc)
-        slice_fill(&ys, prior);
+    for (int d = 0; d < ndst; d++) {
+        ys[d] = slice_new(oh, ow, c);
+        dacc[d] = d == 0 ? acc : (acc + d) % 2;
+        if (dacc[d])
+            slice_fill(&ys[d], prior);
+    }
     ev_cpu_image img = {at(&xs, 0, 0, 0), h, w, c, xs.ld};
-    for (int oy = 0; oy < oh; oy++)
-        k->pool_row(&img, avg, 3, stride, 1, oy, 0, ow, at(&ys, oy, 0, 0), ys.ld, acc);
-    int clobbered;
-    double e = slice_error(&ys, want, &clobbered);
-    CHECK(e <= 1e-5 && !clobbered, "%s %s pool 3x3 %dx%d c %d stride %d acc %d: rel error %.2e",
-          k->name, avg ? "avg" : "max", h, w, c, stride, acc, e);
-    free(x), free(prior), free(xr), free(want), free(xs.mem), free(ys.mem);
+    for (int oy = 0; oy < oh; oy++) {
+        ev_cpu_dest dst[3];
+        for (int d = 0; d < ndst; d++)
+            dst[d] = (ev_cpu_dest){at(&ys[d], oy, 0, 0), ys[d].ld, dacc[d]};
+        k->pool_row(&img, avg, 3, stride, 1, oy, 0, ow, dst, ndst);
+    }
+    for (int d = 0; d < ndst; d++) {
+        int clobbered;
+        double e = slice_error(&ys[d], dacc[d] ? want_acc : want, &clobbered);
+        CHECK(e <= 1e-5 && !clobbered,
+              "%s %s pool 3x3 %dx%d c %d stride %d destination %d of %d acc %d: rel error %.2e",
+              k->name, avg ? "avg" : "max", h, w, c, stride, d + 1, ndst, dacc[d], e);
+        free(ys[d].mem);
+    }
+    free(x), free(prior), free(xr), free(want), free(want_acc), free(xs.mem);
 }
 
+/* trials 24..47: wide rows (the multi-pixel interior tiles) */
 static void test_stem(const ev_cpu_kernels *k, int trial)
 {
-    const int *hw = sizes[trial % NUM_SIZES];
+    const int *hw = trial >= 24 ? wide_sizes[trial % NUM_WIDE_SIZES] : sizes[trial % NUM_SIZES];
     int h = hw[0], w = hw[1], cin = 1 + trial % 3, cout = irand(1, 120);
     int kk = trial % 4 == 3 ? 5 : 3, pad = kk / 2, stride = trial % 5 == 4 ? 2 : 1;
     int oh = ev_conv2d_out_size(h, kk, stride, pad, 1), ow = ev_conv2d_out_size(w, kk, stride, pad, 1);
@@ -354,6 +381,11 @@ int main(void)
             test_pool(k, t);
             test_stem(k, t);
             test_copy_zero(k, t);
+        }
+        for (int t = 24; t < 48; t++) {
+            test_separable(k, t);
+            test_pool(k, t);
+            test_stem(k, t);
         }
     }
     CHECK(ev_cpu_kernels_best() != NULL, "best kernels: %s", ev_cpu_kernels_best()->name);
