@@ -120,6 +120,16 @@ const float *search_exec_logits(const search_exec *e);
 /* Fills parameter gradients (zeroed first, unlike ev_net_backward which accumulates). */
 int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight, float *loss,
                          ev_error *err);
+/* Makes ADD node `node` a weighted sum (the DARTS mixed op): forward sum_k weights[k] * x_k,
+ * backward dx_k += weights[k] * dy and grad[k] = sum(dy . x_k) (zero when the loss does not reach
+ * the node). weights and grad have one entry per input and stay owned by the caller, who may
+ * change the weights between steps. */
+int search_exec_set_weighted_add(search_exec *e, int node, const float *weights, double *grad,
+                                 ev_error *err);
+/* Makes CONCAT node `node` a channel selection: output channel o is channel map[o] of the
+ * concatenation of its inputs (shape.c entries, injective; PC-DARTS's partial channels and
+ * channel shuffle). map stays owned by the caller. */
+int search_exec_set_channel_map(search_exec *e, int node, const int *map, ev_error *err);
 /* Name of the kernel set in use ("avx2" or "generic"); EV_CPU_ISA=generic forces the latter. */
 const char *search_kernels_name(void);
 

@@ -45,6 +45,11 @@ struct search_exec {
     float *scratch;        /* nchunks x scratch_size */
     size_t scratch_size;
     bool use_aux;
+    /* weighted ADD nodes (the supernet's mixed ops, search_exec_set_weighted_add) */
+    const float **mix_w;   /* per node: NULL, or one weight per input */
+    double **mix_grad;     /* per node: dL/dweight per input, written by backward */
+    double *mix_part;      /* nchunks x EV_NODE_MAX_INPUTS partial dot products */
+    const int **chan_map;  /* per CONCAT node: NULL, or the source channel of each output */
 };
 
 const search_kernels *search_kernels_get(void)
@@ -79,6 +84,10 @@ void search_exec_free(search_exec *e)
         for (int i = 0; i < e->net->graph.num_nodes; i++)
             free(e->argmax[i]);
     free(e->argmax);
+    free(e->mix_w);
+    free(e->mix_grad);
+    free(e->mix_part);
+    free(e->chan_map);
     free(e->grad);
     free(e->wt);
     free(e->touched);
@@ -171,6 +180,43 @@ nomem:
 
 const float *search_exec_logits(const search_exec *e) { return ev_net_logits(e->net); }
 
+int search_exec_set_channel_map(search_exec *e, int node, const int *map, ev_error *err)
+{
+    ev_graph *g = &e->net->graph;
+    if (node < 0 || node >= g->num_nodes || g->nodes[node].op != EV_OP_CONCAT)
+        return ev_fail(err, EV_ERR_INVALID, "executor: node %d is not a concat", node);
+    const ev_node *n = &g->nodes[node];
+    int total = 0;
+    for (int k = 0; k < n->num_inputs; k++)
+        total += g->nodes[n->inputs[k]].shape.c;
+    for (int o = 0; o < n->shape.c; o++)
+        if (map[o] < 0 || map[o] >= total)
+            return ev_fail(err, EV_ERR_INVALID, "executor: channel map entry %d out of range",
+                           map[o]);
+    if (!e->chan_map && !(e->chan_map = calloc((size_t)g->num_nodes, sizeof *e->chan_map)))
+        return ev_fail(err, EV_ERR_NOMEM, "executor: out of memory");
+    e->chan_map[node] = map;
+    return EV_OK;
+}
+
+int search_exec_set_weighted_add(search_exec *e, int node, const float *weights, double *grad,
+                                 ev_error *err)
+{
+    ev_graph *g = &e->net->graph;
+    if (node < 0 || node >= g->num_nodes || g->nodes[node].op != EV_OP_ADD)
+        return ev_fail(err, EV_ERR_INVALID, "executor: node %d is not an add", node);
+    if (!e->mix_w) {
+        e->mix_w = calloc((size_t)g->num_nodes, sizeof *e->mix_w);
+        e->mix_grad = calloc((size_t)g->num_nodes, sizeof *e->mix_grad);
+        e->mix_part = calloc((size_t)e->nchunks * EV_NODE_MAX_INPUTS, sizeof *e->mix_part);
+        if (!e->mix_w || !e->mix_grad || !e->mix_part)
+            return ev_fail(err, EV_ERR_NOMEM, "executor: out of memory");
+    }
+    e->mix_w[node] = weights;
+    e->mix_grad[node] = grad;
+    return EV_OK;
+}
+
 /* ---- helpers ------------------------------------------------------------------------------- */
 
 static size_t sample_size(ev_shape s) { return (size_t)s.c * s.h * s.w; }
@@ -247,6 +293,48 @@ static void add_into(float *restrict d, const float *restrict src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         d[i] += src[i];
+}
+
+/* Output channel o of a mapped CONCAT node is channel map[o] of its inputs' concatenation;
+ * the input and channel of it within that input. */
+static int map_source(const ev_graph *g, const ev_node *n, int src, int *channel)
+{
+    int k = 0;
+    while (k < n->num_inputs - 1 && src >= g->nodes[n->inputs[k]].shape.c)
+        src -= g->nodes[n->inputs[k++]].shape.c;
+    *channel = src;
+    return k;
+}
+
+/* d = (accumulate ? d : 0) + a * src */
+static void scale_into(float *restrict d, const float *restrict src, size_t n, float a,
+                       bool accumulate)
+{
+    if (accumulate)
+        for (size_t i = 0; i < n; i++)
+            d[i] += a * src[i];
+    else
+        for (size_t i = 0; i < n; i++)
+            d[i] = a * src[i];
+}
+
+/* sum of dy . x, float lanes per block of 256, blocks added in double */
+static double dot_floats(const float *dy, const float *x, size_t n)
+{
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += 256) {
+        size_t m = n - b < 256 ? n - b : 256;
+        float s[8] = {0};
+        size_t i = 0;
+        for (; i + 8 <= m; i += 8)
+            for (int l = 0; l < 8; l++)
+                s[l] += dy[b + i + l] * x[b + i + l];
+        float t = 0;
+        for (; i < m; i++)
+            t += dy[b + i] * x[b + i];
+        total += (double)((((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + t);
+    }
+    return total;
 }
 
 static void relu_forward(const float *restrict x, float *restrict y, size_t n)
@@ -602,6 +690,13 @@ static void node_forward_chunk(search_exec *e, ev_node *n, int n0, int n1, const
     case EV_OP_ADD: {
         float *yp = n->out + off;
         const size_t m = (size_t)cs.n * ysz;
+        const float *mw = e->mix_w ? e->mix_w[n - g->nodes] : NULL;
+        if (mw) { /* mixed op: sum of weights[k] * inputs[k] */
+            scale_into(yp, g->nodes[n->inputs[0]].out + off, m, mw[0], false);
+            for (int k = 1; k < n->num_inputs; k++)
+                scale_into(yp, g->nodes[n->inputs[k]].out + off, m, mw[k], true);
+            break;
+        }
         memcpy(yp, g->nodes[n->inputs[0]].out + off, m * sizeof(float));
         for (int k = 1; k < n->num_inputs; k++)
             add_into(yp, g->nodes[n->inputs[k]].out + off, m);
@@ -614,6 +709,17 @@ static void node_forward_chunk(search_exec *e, ev_node *n, int n0, int n1, const
             const ev_node *in = &g->nodes[n->inputs[k]];
             srcs[k] = in->out + (size_t)n0 * sample_size(in->shape);
             channels[k] = in->shape.c;
+        }
+        const int *map = e->chan_map ? e->chan_map[n - g->nodes] : NULL;
+        if (map) { /* channel selection / permutation */
+            const size_t P = (size_t)cs.h * cs.w;
+            for (int sm = 0; sm < cs.n; sm++)
+                for (int o = 0; o < cs.c; o++) {
+                    int c, k = map_source(g, n, map[o], &c);
+                    memcpy(n->out + off + ((size_t)sm * cs.c + o) * P,
+                           srcs[k] + ((size_t)sm * channels[k] + c) * P, P * sizeof(float));
+                }
+            break;
         }
         ev_ref_concat_forward(srcs, channels, n->num_inputs, cs, n->out + off);
         break;
@@ -758,13 +864,21 @@ static void node_backward_chunk(search_exec *e, int node, int ch)
         if (dx)
             ev_ref_avgpool_backward(xcs, n->kernel, n->stride, n->pad, dy, cs, dx + xoff);
         break;
-    case EV_OP_ADD:
+    case EV_OP_ADD: {
+        const float *mw = e->mix_w ? e->mix_w[node] : NULL;
         for (int j = 0; j < n->num_inputs; j++) {
             float *d = e->grad[n->inputs[j]];
-            if (d)
+            if (mw) { /* mixed op: dx_j += w_j dy; dL/dw_j = sum dy . x_j (per chunk) */
+                e->mix_part[(size_t)ch * EV_NODE_MAX_INPUTS + j] =
+                    dot_floats(dy, g->nodes[n->inputs[j]].out + off, (size_t)cs.n * ysz);
+                if (d)
+                    scale_into(d + off, dy, (size_t)cs.n * ysz, mw[j], true);
+            } else if (d) {
                 add_into(d + off, dy, (size_t)cs.n * ysz);
+            }
         }
         break;
+    }
     case EV_OP_CONCAT: {
         float *dxs[EV_NODE_MAX_INPUTS];
         int channels[EV_NODE_MAX_INPUTS];
@@ -773,6 +887,18 @@ static void node_backward_chunk(search_exec *e, int node, int ch)
             float *d = e->grad[n->inputs[j]];
             dxs[j] = d ? d + (size_t)n0 * sample_size(in->shape) : NULL;
             channels[j] = in->shape.c;
+        }
+        const int *map = e->chan_map ? e->chan_map[node] : NULL;
+        if (map) { /* a map is injective: each output channel adds into its one source */
+            const size_t P = (size_t)cs.h * cs.w;
+            for (int sm = 0; sm < cs.n; sm++)
+                for (int o = 0; o < cs.c; o++) {
+                    int c, k = map_source(g, n, map[o], &c);
+                    if (dxs[k])
+                        add_into(dxs[k] + ((size_t)sm * channels[k] + c) * P,
+                                 dy + ((size_t)sm * cs.c + o) * P, P);
+                }
+            break;
         }
         ev_ref_concat_backward(dy, cs, channels, n->num_inputs, dxs);
         break;
@@ -864,6 +990,10 @@ int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight
         *loss = l;
 
     memset(e->partial, 0, (size_t)e->nchunks * e->partial_size * sizeof(double));
+    if (e->mix_w) /* mixed ops the loss does not reach keep zero weight gradients */
+        for (int i = 0; i < g->num_nodes; i++)
+            if (e->mix_w[i] && e->mix_grad[i])
+                memset(e->mix_grad[i], 0, (size_t)g->nodes[i].num_inputs * sizeof(double));
     for (int i = 0; i < net->num_params; i++)
         if (net->params[i].grad)
             memset(net->params[i].grad, 0, net->params[i].numel * sizeof(float));
@@ -896,6 +1026,13 @@ int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight
         }
         backward_task t = {e, i};
         search_pool_run(e->pool, e->nchunks, backward_chunk, &t);
+        if (e->mix_w && e->mix_w[i] && e->mix_grad[i]) /* chunk partials summed in order */
+            for (int j = 0; j < n->num_inputs; j++) {
+                double sum = 0.0;
+                for (int ch = 0; ch < e->nchunks; ch++)
+                    sum += e->mix_part[(size_t)ch * EV_NODE_MAX_INPUTS + j];
+                e->mix_grad[i][j] = sum;
+            }
     }
 
     /* weight gradients: chunk partials summed in order */

@@ -312,7 +312,8 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
 
 /* ---- line plots ------------------------------------------------------------------------------ */
 
-static const uint32_t palette[] = {0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x9467bd, 0x8c564b};
+static const uint32_t palette[] = {0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x9467bd, 0x8c564b,
+                                   0xe377c2, 0x17becf};
 
 static double nice_step(double range)
 {
@@ -367,7 +368,7 @@ int search_plot_lines(const char *path, const char *title, const char *x_label,
     text(&cv, L + pw / 2 - text_width(x_label, 2) / 2, H - 22, x_label, 0x101010, 2);
     text(&cv, 6, T - 14, y_label, 0x101010, 2);
     for (int s = 0; s < num_series; s++) {
-        uint32_t col = palette[s % 6];
+        uint32_t col = palette[s % (int)(sizeof palette / sizeof palette[0])];
         for (int i = 0; i < series[s].count; i++) {
             int px = PX(series[s].x[i]), py = PY(series[s].y[i]);
             if (i)

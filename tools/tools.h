@@ -22,6 +22,8 @@ int cmd_phantom(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_dicom2rtp(int argc, char **argv); /* with ECHOVIEW_HAVE_BRIDGE */
 /* Genotype from a file, a published name (models/genotypes/NAME.yaml) or the one-line form;
  * layouts like "normal,reduce,normal,reduce". Print the error and return -1 on failure. */
 int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char *name,
