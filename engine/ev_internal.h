@@ -230,6 +230,9 @@ unsigned char *ev_graph_logits_closure(const ev_graph *g);
 /* Trainable parameter count (auxiliary head excluded, like the reference's count) and MACs. */
 int64_t ev_net_count_params(const ev_net *net);
 int64_t ev_net_count_macs(const ev_net *net);
+/* Receptive field (input pixels, one side) of one unit of a node's output: how much of the
+ * frame one position of the last cell sees before the global average pool. -1 on error. */
+int ev_graph_receptive_field(const ev_graph *g, int node);
 /* Reference (PyTorch default-like) initialisation: Kaiming-uniform conv/linear, BN gamma=1. */
 void ev_net_init_weights(ev_net *net, uint64_t seed);
 /* Copies the parameter values of src into dst (same config). */

@@ -606,6 +606,47 @@ int64_t ev_net_count_macs(const ev_net *net)
     return total;
 }
 
+int ev_graph_receptive_field(const ev_graph *g, int node)
+{
+    /* extent r (input pixels one unit sees) and jump j (input pixels between neighbouring
+     * units) per node, in topological order; a sum or concatenation sees the union of its
+     * inputs, and the shifted path of a FactorizedReduce widens that union by one step */
+    if (node < 0 || node >= g->num_nodes)
+        return -1;
+    int *r = malloc((size_t)(node + 1) * 2 * sizeof *r);
+    if (!r)
+        return -1;
+    int *j = r + node + 1;
+    for (int i = 0; i <= node; i++) {
+        const ev_node *n = &g->nodes[i];
+        int ri = 1, ji = 1;
+        for (int k = 0; k < n->num_inputs; k++) {
+            ri = k ? (r[n->inputs[k]] > ri ? r[n->inputs[k]] : ri) : r[n->inputs[k]];
+            ji = k ? (j[n->inputs[k]] > ji ? j[n->inputs[k]] : ji) : j[n->inputs[k]];
+        }
+        switch (n->op) {
+        case EV_OP_CONV2D:
+        case EV_OP_MAXPOOL:
+        case EV_OP_AVGPOOL:
+            ri += (n->kernel - 1) * (n->dilation > 1 ? n->dilation : 1) * ji;
+            ji *= n->stride > 1 ? n->stride : 1;
+            break;
+        case EV_OP_ZERO:
+            ji *= n->stride > 1 ? n->stride : 1;
+            break;
+        case EV_OP_CROP:
+            ri += n->crop * ji;
+            break;
+        default:
+            break;
+        }
+        r[i] = ri, j[i] = ji;
+    }
+    int out = r[node];
+    free(r);
+    return out;
+}
+
 void ev_net_init_weights(ev_net *net, uint64_t seed)
 {
     uint64_t rng = seed ^ 0xd1b54a32d192ed03ull;

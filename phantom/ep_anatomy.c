@@ -80,10 +80,12 @@ float ep_mv_opening_at(float phase)
 
 void ep_view_nominal(int view, float *depth_mm, float *sector_deg)
 {
+    /* PLAX-valves is the valve-centred view: shallower (13.5 cm against the 16 cm of the full
+     * long axis) and a little narrower; deeper zooms would no longer look like the full view */
     static const float depth[EP_VIEW_COUNT] = {160, 160, 160, 160, 160, 150, 150,
-                                               160, 140, 140, 140, 170, 190, 140};
+                                               160, 135, 140, 140, 170, 190, 140};
     static const float sector[EP_VIEW_COUNT] = {80, 80, 80, 80, 80, 75, 75,
-                                                80, 78, 75, 75, 80, 85, 75};
+                                                80, 76, 75, 75, 80, 85, 75};
     int v = (view >= 0 && view < EP_VIEW_COUNT) ? view : 0;
     *depth_mm = depth[v];
     *sector_deg = sector[v];
@@ -213,8 +215,8 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
     float descent = 0.13f * h->L * h->c; /* base moves towards the apex in systole */
     float vb = -descent;
     float s_half = 0.5f * h->wall_t;
-    float lv_scale_u = variant == FOUR_RV ? 0.94f : 1.0f;
-    float rv_boost = variant == FOUR_RV ? 1.14f : 1.0f;
+    float lv_scale_u = variant == FOUR_RV ? 0.92f : 1.0f;
+    float rv_boost = variant == FOUR_RV ? 1.2f : 1.0f;
     float atria_scale = variant == FOUR_ATRIA ? 1.12f : 1.0f - 0.14f * lvot;
 
     /* LV */
@@ -695,10 +697,13 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
     }
     case EP_VIEW_A4CH_RV: {
         /* the A4CH-LV heart with the probe slid laterally towards the RV and angled a little
-         * medially: RV nearer the centre line and somewhat larger, LV still in the fan */
+         * medially (ASE 2015 RV-focused view): the RV apex near the centre line and the RV at
+         * its widest, the LV narrower towards the edge of the fan. The slide (about 14-20 mm)
+         * exceeds the random probe placement (+-9 mm), as it does when a sonographer
+         * deliberately moves to this window. */
         float ang = -17.0f * EP_DEG + tilt;
         float cs = cosf(ang), sn = sinf(ang);
-        float slide = 0.42f * h.W * 0.72f * h.rv;
+        float slide = 0.5f * h.W * 0.72f * h.rv;
         float ox = shift + 5.0f + slide - (lv_tip_u * cs - tip_v * sn), oz = apex_z - (lv_tip_u * sn + tip_v * cs);
         f = frame_make(ox, oz, ang);
         heart_four(sc, &f, &h, FOUR_RV, 0.0f);

@@ -118,7 +118,8 @@ int ep_scan_init(ep_scan *s, int view, uint64_t seed)
         q++;
     float bad = (float)(5 - q) * 0.25f;
     s->quality = q;
-    s->depth_mm *= ep_rng_range(&g, 0.88f, 1.14f);
+    /* sonographers set depth per window, varying it by about +-10% with the patient */
+    s->depth_mm *= ep_rng_range(&g, 0.92f, 1.10f);
     s->sector_deg = ep_clampf(s->sector_deg + ep_rng_range(&g, -12.0f, 8.0f), 50.0f, 95.0f);
     s->probe_shift_mm = ep_rng_range(&g, -9.0f, 9.0f);
     s->probe_depth_mm = ep_rng_range(&g, -6.0f, 6.0f);

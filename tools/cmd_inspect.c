@@ -1,5 +1,6 @@
 /* cmd_inspect.c: `echoview inspect`: the network summary of a model bundle: layout, channels
- * and feature-map size per cell, trainable parameters and multiply-adds at the model's input. */
+ * feature-map size and receptive field per cell, trainable parameters and multiply-adds at the
+ * model's input. */
 #include "tools.h"
 
 #include <stdio.h>
@@ -8,9 +9,11 @@
 
 static const char *usage =
     "usage: echoview inspect --model DIR|model.yaml [--json]\n"
-    "  Prints the layout, the channels and feature-map size of every cell, the trainable\n"
-    "  parameter count (auxiliary head excluded, as the reference counts) and the multiply-adds\n"
-    "  for one frame at the model's input size.\n";
+    "  Prints the layout, the channels, feature-map size and receptive field (input pixels one\n"
+    "  output position sees) of every cell, the trainable parameter count (auxiliary head\n"
+    "  excluded, as the reference counts) and the multiply-adds for one frame at the model's\n"
+    "  input size. A last cell whose receptive field is much smaller than the input only sees\n"
+    "  local texture before the global average pool.\n";
 
 int cmd_inspect(int argc, char **argv)
 {
@@ -45,11 +48,12 @@ int cmd_inspect(int argc, char **argv)
         /* C of the cell: its output concatenates num_concat states of C channels each */
         const ev_cell_genotype *cg =
             m->cfg.reduction[cell] ? &m->cfg.genotype.reduce : &m->cfg.genotype.normal;
-        json_array_append_new(cells, json_pack("{s:i, s:s, s:i, s:i, s:i, s:i}", "index", cell,
+        json_array_append_new(cells, json_pack("{s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "index", cell,
                                                "type", m->cfg.reduction[cell] ? "reduce" : "normal",
                                                "channels", n->shape.c / cg->num_concat,
                                                "out_channels", n->shape.c,
-                                               "height", n->shape.h, "width", n->shape.w));
+                                               "height", n->shape.h, "width", n->shape.w,
+                                               "receptive_field", ev_graph_receptive_field(g, i)));
     }
     size_t idx;
     json_t *c;
@@ -74,13 +78,14 @@ int cmd_inspect(int argc, char **argv)
         printf("stem         conv3x3 -> %d channels, %dx%d\n", 3 * m->cfg.init_channels,
                m->input_width, m->input_height);
         json_array_foreach(cells, idx, c)
-            printf("cell %-7d %-6s C=%-4lld out %lld channels, %lldx%lld\n",
+            printf("cell %-7d %-6s C=%-4lld out %lld channels, %lldx%lld, receptive field %lld px\n",
                    (int)json_integer_value(json_object_get(c, "index")),
                    json_string_value(json_object_get(c, "type")),
                    (long long)json_integer_value(json_object_get(c, "channels")),
                    (long long)json_integer_value(json_object_get(c, "out_channels")),
                    (long long)json_integer_value(json_object_get(c, "width")),
-                   (long long)json_integer_value(json_object_get(c, "height")));
+                   (long long)json_integer_value(json_object_get(c, "height")),
+                   (long long)json_integer_value(json_object_get(c, "receptive_field")));
         printf("head         global average pool -> linear %d\n", m->num_classes);
         printf("params       %lld\n", (long long)m->params);
         printf("macs         %lld\n", (long long)m->macs);

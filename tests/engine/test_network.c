@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static const char *root;
@@ -85,6 +86,55 @@ static void base_config(ev_net_config *cfg, int size)
     cfg->in_channels = 1;
     cfg->num_classes = 14;
     cfg->input_width = cfg->input_height = size;
+}
+
+static int last_cell_rf(const char *genotype_text, int cells, int size)
+{
+    ev_net_config cfg;
+    base_config(&cfg, size);
+    ev_error err = {0};
+    if (genotype_text && ev_genotype_parse(genotype_text, &cfg.genotype, &err) != EV_OK)
+        return -2;
+    cfg.num_cells = cells;
+    memset(cfg.reduction, 0, sizeof cfg.reduction);
+    for (int c = 0; c < cells; c++)
+        cfg.reduction[c] = c % 2 == 1;
+    ev_net *net = NULL;
+    if (ev_net_create(&cfg, 1, false, &net, &err) != EV_OK)
+        return -3;
+    int rf = -4;
+    for (int i = 0; i < net->graph.num_nodes; i++)
+        if (net->graph.nodes[i].op == EV_OP_GAP)
+            rf = ev_graph_receptive_field(&net->graph, net->graph.nodes[i].inputs[0]);
+    ev_net_free(net);
+    return rf;
+}
+
+/* Receptive fields worked out by hand (extent r, step j between neighbouring units):
+ * - skip-only normal cell after the 3x3 stem: r = 3.
+ * - dil_conv_5x5 chain (node 2 = dil5(s1), node k+1 = dil5(node k)): each op adds
+ *   (5-1) * dilation 2 = 8 at j = 1, so nodes 2..5 reach 11, 19, 27, 35: r = 35.
+ * - DARTS_V2 [normal, reduce, normal, reduce]: cell 0 ends at 11 (two sep 3x3 = +4, then a
+ *   dil 3x3 = +4), the reduce cell's stride-2 3x3 max pool gives 13 at j = 2, cell 2 adds
+ *   sep 3x3 (+8 at j = 2) and dil 3x3 (+8): 29, the last reduce cell's pool: 33. */
+static void check_receptive_field(void)
+{
+    const char *skips = "Genotype(normal=[('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+                        "('skip_connect', 1)], normal_concat=[2, 3, 4, 5], reduce=[('skip_connect', 0), "
+                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2, 3, 4, 5])";
+    const char *chain = "Genotype(normal=[('dil_conv_5x5', 1), ('skip_connect', 0), ('dil_conv_5x5', 2), "
+                        "('skip_connect', 0), ('dil_conv_5x5', 3), ('skip_connect', 0), ('dil_conv_5x5', 4), "
+                        "('skip_connect', 0)], normal_concat=[2, 3, 4, 5], reduce=[('skip_connect', 0), "
+                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2, 3, 4, 5])";
+    int rf = last_cell_rf(skips, 1, 32);
+    CHECK(rf == 3, "skip-only normal cell: receptive field %d, want 3", rf);
+    rf = last_cell_rf(chain, 1, 32);
+    CHECK(rf == 35, "dil_conv_5x5 chain: receptive field %d, want 35", rf);
+    rf = last_cell_rf(NULL, 4, 96);
+    CHECK(rf == 33, "DARTS_V2 NRNR: receptive field %d, want 33", rf);
 }
 
 static void check_layout_rule(void)
@@ -210,5 +260,6 @@ int main(int argc, char **argv)
     check_odd_sizes();
     check_auxiliary();
     check_small_aux_rejected();
+    check_receptive_field();
     return test_finish();
 }
