@@ -118,6 +118,26 @@ rc, out, err = run("genotype", os.path.join(ROOT, "models/genotypes/DARTS_V2.yam
 check(rc == 0 and out.startswith("Genotype(normal=[('sep_conv_3x3', 0)"), "genotype: YAML to the one-line form")
 rc, out, err = run("genotype", "--string", "Genotype(normal=[('conv_9x9', 0)])")
 check(rc == 1 and "unknown op 'conv_9x9'" in err, "genotype: unknown op reported")
+# the random-search baseline: deterministic per seed, the DARTS shape, never `none`
+import ast
+rc, out1, err = run("genotype", "--random", "7", "--line")
+rc2, out2, _ = run("genotype", "--random", "7", "--line")
+rc3, out3, _ = run("genotype", "--random", "8", "--line")
+check(rc == 0 and rc2 == 0 and rc3 == 0 and out1 == out2 and out1 != out3,
+      "genotype --random: same seed same genotype, another seed another")
+body = out1.strip()[len("Genotype("):-1]
+fields = dict((k, ast.literal_eval(v)) for k, v in
+              (part.split("=", 1) for part in body.replace("], ", "]|").split("|")))
+ok = True
+for cell in ("normal", "reduce"):
+    edges = fields[cell]
+    ok &= len(edges) == 8 and fields[cell + "_concat"] == [2, 3, 4, 5]
+    for node in range(4):
+        (op_a, in_a), (op_b, in_b) = edges[2 * node], edges[2 * node + 1]
+        ok &= in_a != in_b and max(in_a, in_b) < node + 2 and "none" not in (op_a, op_b)
+check(ok, "genotype --random: 4 nodes, 2 distinct earlier predecessors each, no none: " + out1.strip())
+rc, out, err = run("genotype", "--random", "-3")
+check(rc == 2 and "non-negative integer seed" in err, "genotype --random: a bad seed is a usage error")
 
 # command dispatch
 rc, out, err = run("frobnicate")
