@@ -5,10 +5,15 @@
 #
 #   bench/train_models.sh [BUILD_DIR] [WORK_DIR] [THREADS]
 #
-# The 96 px networks start from the weights of their 32 px versions (progressive resizing: the
-# DARTS networks are fully convolutional, so the tensors are the same at any input size), and
-# the 2-cell 96 px network continues on a second, larger phantom set; this was what the 2-core
-# shared development machine allowed in the time given (about 40 minutes per 96 px network).
+# Data: 200 phantom patients (120 train / 40 val / 40 test), 14 views, 4 frames per patient
+# and view, rendered as 640x480 scanner frames (sector, overlays, ECG, text), exactly what
+# `echophantomsrc` sends down a pipeline. Training and evaluation crop them with the engine's
+# automatic sector detection (--auto-roi; the manifest's ground-truth boxes are dropped), which
+# is what `echoviewclassify roi=auto` and `echoview classify --auto-roi` do live.
+#
+# Progressive resizing: the DARTS networks are fully convolutional, so a network trained at
+# 32 px continues at 64 and 96 px with the same tensors; this is what a 2-core machine allows
+# in about an hour per 96 px network. Run from the repository root.
 set -eu
 build=${1:-build}
 work=${2:-/tmp/echoview-models}
@@ -16,36 +21,48 @@ threads=${3:-2}
 ev="$build/tools/echoview"
 mkdir -p "$work"
 
-# data: 100 patients (60 train / 20 val / 20 test), 14 views, 6 frames per patient and view,
-# rendered at 128 px (sector framing) and area-resized by the loader to each model's input.
-# ph300: 300 other patients (seed 8), 3 frames each, for the second 96 px stage.
-"$ev" phantom --out "$work/ph100" --patients 100 --frames-per-patient 6 --seed 7
-"$ev" phantom --out "$work/ph300" --patients 300 --frames-per-patient 3 --seed 8
+"$ev" phantom --out "$work/ff200" --patients 200 --frames-per-patient 4 --seed 11 \
+    --full-frame 640x480 --threads "$threads"
+# the same manifest without the roi_* columns, so the loader detects the sector itself
+awk -F, 'BEGIN { OFS = "," } { print $1, $2, $3, $4, $5 }' "$work/ff200/manifest.csv" \
+    > "$work/ff200/manifest-auto.csv"
+d="$work/ff200/manifest-auto.csv"
+L2=normal,reduce,normal,reduce
+L1=normal,reduce
+common="--data $d --auto-roi --init-channels 16 --threads $threads --quiet"
 
-c32="--data $work/ph100 --size 32 --init-channels 16 --epochs 30 --lr 1e-3 --cosine --patience 8
-     --steps-per-epoch 40 --seed 1 --threads $threads"
-"$ev" train $c32 --out "$work/echo-2cell-32" --layout normal,reduce,normal,reduce  # stopped early (epoch 22)
-"$ev" train $c32 --out "$work/echo-1cell-32" --layout normal,reduce --stop-after 15
-"$ev" train $c32 --out "$work/init-2cell-32" --name echo-2cell-32 --layout normal,reduce,normal,reduce \
-    --stop-after 10
-
-c96="--size 96 --init-channels 16 --threads $threads --val-frames 560 --steps-per-epoch 20
-     --epochs 15 --lr 5e-4 --cosine --patience 5 --seed 1"
-"$ev" train $c96 --data "$work/ph100" --out "$work/echo-1cell-96" --layout normal,reduce \
-    --init-from "$work/echo-1cell-32"
-"$ev" train $c96 --data "$work/ph100" --out "$work/stage1-2cell-96" --name echo-2cell-96 \
-    --layout normal,reduce,normal,reduce --init-from "$work/init-2cell-32" --stop-after 11
-"$ev" train --data "$work/ph300" --out "$work/echo-2cell-96" --size 96 --init-channels 16 \
-    --layout normal,reduce,normal,reduce --epochs 12 --lr 3e-4 --cosine --patience 4 \
-    --steps-per-epoch 30 --val-frames 700 --threads "$threads" --seed 2 \
-    --init-from "$work/stage1-2cell-96"
-
-# stage 3 (a later session, idle machine): 25 more short epochs on ph300
-mv "$work/echo-2cell-96" "$work/stage2-2cell-96"
-"$ev" train --data "$work/ph300" --out "$work/echo-2cell-96" --name echo-2cell-96 --size 96 \
-    --init-channels 16 --layout normal,reduce,normal,reduce --epochs 25 --lr 3e-4 --cosine \
-    --patience 6 --steps-per-epoch 30 --val-frames 700 --threads "$threads" --seed 3 \
-    --init-from "$work/stage2-2cell-96"
+"$ev" train $common --out "$work/echo-2cell-32" --name echo-2cell-32 --size 32 --layout $L2 \
+    --epochs 30 --lr 1e-3 --cosine --patience 8 --steps-per-epoch 60 --seed 1
+# 96 px: the paper's 128 px cell (PAPER128; DARTS_V2's 2-cell receptive field is 33 px, a third
+# of a 96 px frame: docs/ACCURACY.md), trained 32 -> 64 -> 96 px
+g=models/genotypes/PAPER128.yaml
+"$ev" train $common --genotype $g --out "$work/p128-2cell-32" --name echo-2cell-96 --size 32 \
+    --layout $L2 --epochs 20 --lr 1e-3 --cosine --patience 6 --steps-per-epoch 60 --seed 1
+"$ev" train $common --genotype $g --out "$work/p128-2cell-64" --name echo-2cell-96 --size 64 \
+    --layout $L2 --epochs 10 --lr 5e-4 --cosine --patience 4 --steps-per-epoch 40 --val-frames 700 \
+    --seed 2 --init-from "$work/p128-2cell-32"
+"$ev" train $common --genotype $g --out "$work/echo-2cell-96" --name echo-2cell-96 --size 96 \
+    --layout $L2 --epochs 10 --lr 3e-4 --cosine --patience 4 --steps-per-epoch 40 --val-frames 700 \
+    --seed 3 --init-from "$work/p128-2cell-64"
+"$ev" train $common --out "$work/echo-1cell-32" --name echo-1cell-32 --size 32 --layout $L1 \
+    --epochs 15 --lr 1e-3 --cosine --patience 6 --steps-per-epoch 40 --seed 1
+"$ev" train $common --genotype $g --out "$work/p128-1cell-32" --name echo-1cell-96 --size 32 \
+    --layout $L1 --epochs 10 --lr 1e-3 --cosine --patience 6 --steps-per-epoch 40 --seed 1
+"$ev" train $common --genotype $g --out "$work/echo-1cell-96" --name echo-1cell-96 --size 96 \
+    --layout $L1 --epochs 5 --lr 3e-4 --cosine --patience 3 --steps-per-epoch 30 --val-frames 700 \
+    --seed 3 --init-from "$work/p128-1cell-32"
 for m in echo-1cell-32 echo-2cell-32 echo-1cell-96 echo-2cell-96; do
-    "$ev" eval --model "$work/$m" --data "$work/ph100" --split test --out "$work/$m"
+    "$ev" eval --model "$work/$m" --data "$d" --auto-roi --split test --out "$work/$m"
+done
+
+# the architecture search at 32 px and the equal-budget comparison (docs/ACCURACY.md)
+"$ev" search --data "$d" --auto-roi --out "$work/search-32" --size 32 \
+    --layout $L2 --init-channels 8 --epochs 10 --steps-per-epoch 30 --batch 64 \
+    --partial-channels 4 --edge-norm --val-frames 512 --threads "$threads" --seed 2
+"$ev" genotype --random 1 --name RANDOM1 > "$work/random1.yaml"
+for g in DARTS_V2 "$work/search-32/genotype.yaml" "$work/random1.yaml"; do
+    n=$(basename "$g" .yaml); [ "$n" = genotype ] && n=searched
+    "$ev" train $common --genotype "$g" --out "$work/cmp-$n" --name "cmp-$n" --size 32 \
+        --layout $L2 --epochs 15 --lr 1e-3 --cosine --patience 6 --steps-per-epoch 40 --seed 1
+    "$ev" eval --model "$work/cmp-$n" --data "$d" --auto-roi --split test --out "$work/cmp-$n"
 done
