@@ -141,6 +141,22 @@ static void manifests(void)
         search_dataset_free(ds);
     }
 
+    /* a manifest with roi columns where a later line is shorter than the header (the fuzzer's
+     * use-after-free: the roi fields of the short line pointed into the previous line): the
+     * short line has no box and is read whole, the other is cropped */
+    write_text("m/roi.csv", "path,label,split,patient,quality,roi_x,roi_y,roi_w,roi_h\n"
+                            "3.png,A2CH,train,p1,3,2,2,8,8\n"
+                            "5.png,A3CH,train,p2,3\n");
+    snprintf(path, sizeof path, "%s/m/roi.csv", root);
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK(rc == 0 && ds && ds->count == 2, "manifest with roi columns and a short line: 2 frames (%s)",
+          rc ? err.message : "ok");
+    if (!rc) {
+        CHECK(ds->pixels[0] == 30 && ds->pixels[64] == 50,
+              "roi manifest: frame values %d and %d (want 30 and 50)", ds->pixels[0], ds->pixels[64]);
+        search_dataset_free(ds);
+    }
+
     write_text("m/unknown.csv", "path,label,split\n0.png,A2CH,train\n1.png,A7CH,train\n");
     snprintf(path, sizeof path, "%s/m/unknown.csv", root);
     rc = search_dataset_load(path, &o, &ds, &err);
