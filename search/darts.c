@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "supernet.h"
+#include "search_util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -43,19 +44,6 @@ void search_darts_defaults(search_darts_options *o)
     search_arch_defaults(&o->arch);
     o->max_skips = 2;
     o->augment = true;
-}
-
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    uint64_t s = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
-    return ev_rng_next(&s);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static int threads_or_all(int t)
@@ -458,7 +446,7 @@ static int split_halves(const search_dataset *ds, uint64_t seed, search_data *d,
     }
     int listed = 0;
     for (int p = 0; p < np; p++) {
-        key[p] = mix(seed ^ 0x5ea2c4ull, (uint64_t)p);
+        key[p] = search_seed_mix(seed ^ 0x5ea2c4ull, (uint64_t)p);
         if (seen[p])
             order[listed++] = p;
     }
@@ -502,7 +490,7 @@ static void fill_batch(const search_dataset *ds, const int *idx, int n, const se
     const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
     const float mean[3] = {0, 0, 0}, stdv[3] = {1, 1, 1};
     for (int i = 0; i < n; i++) {
-        uint64_t rng = mix(seed, (uint64_t)i);
+        uint64_t rng = search_seed_mix(seed, (uint64_t)i);
         search_frame_to_input(ds->pixels + (size_t)idx[i] * fsz, ds->width, ds->height,
                               ds->channels, aug, &rng, 1.0f / 255.0f, mean, stdv, x + i * fsz);
         y[i] = ds->labels[idx[i]];
@@ -695,13 +683,14 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
     int this_run = 0;
     ev_genotype g;
     for (int epoch = first_epoch; epoch < o->epochs; epoch++) {
-        const double t0 = now_s();
+        const double t0 = search_now_s();
         const float lr = cosine_lr(o, epoch);
-        search_sampler_reset(st, mix(o->seed, 0x7a1700000ull + (uint64_t)epoch));
-        search_sampler_reset(sv, mix(o->seed, 0x7a1900000ull + (uint64_t)epoch));
+        search_sampler_reset(st, search_seed_mix(o->seed, 0x7a1700000ull + (uint64_t)epoch));
+        search_sampler_reset(sv, search_seed_mix(o->seed, 0x7a1900000ull + (uint64_t)epoch));
         double loss_sum = 0.0, acc_sum = 0.0, vloss_sum = 0.0;
         for (int step = 0; step < steps; step++) {
-            const uint64_t bs = mix(mix(o->seed, (uint64_t)epoch), (uint64_t)step);
+            const uint64_t bs =
+                search_seed_mix(search_seed_mix(o->seed, (uint64_t)epoch), (uint64_t)step);
             search_sampler_next(st, bt);
             search_sampler_next(sv, bv);
             fill_batch(ds, bt, B, &aug, bs ^ 0x11, xt, yt);
@@ -722,13 +711,13 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
             acc_sum += acc;
             vloss_sum += vloss;
             if (tty) {
-                double el = now_s() - t0;
+                double el = search_now_s() - t0;
                 progress(epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
                          acc_sum / (step + 1), (step + 1) * (double)B / el,
                          el / (step + 1) * ((double)steps * (o->epochs - epoch) - step - 1));
             }
         }
-        const double t_search = now_s() - t0;
+        const double t_search = search_now_s() - t0;
         search_time += t_search;
         images += (int64_t)steps * B;
         double val_loss = 0.0, val_acc = 0.0;
@@ -742,7 +731,7 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
         for (int t = 0; t < 2; t++)
             search_arch_weights(arch, t, o->edge_norm, w[t], bw[t]);
         char *line = ev_genotype_to_string(&g);
-        const double secs = now_s() - t0;
+        const double secs = search_now_s() - t0;
         json_t *j = json_pack(
             "{s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:o, s:o, s:o, s:o}", "epoch",
             epoch + 1, "lr", (double)lr, "train_loss", loss_sum / steps, "train_accuracy",
@@ -852,7 +841,7 @@ int search_darts_benchmark(const search_darts_options *o, int warmup, int steps,
     double t0 = 0.0;
     for (int i = 0; i < warmup + steps && !rc; i++) {
         if (i == warmup)
-            t0 = now_s();
+            t0 = search_now_s();
         float l;
         rc = search_supernet_arch_step(s, &o->arch, o->lr, xt, yt, xv, yv, &l, err);
         if (!rc)
@@ -860,7 +849,7 @@ int search_darts_benchmark(const search_darts_options *o, int warmup, int steps,
                                              o->grad_clip, xt, yt, &l, NULL, err);
     }
     if (!rc) {
-        double t = (now_s() - t0) / (steps > 0 ? steps : 1);
+        double t = (search_now_s() - t0) / (steps > 0 ? steps : 1);
         *seconds_per_step = t;
         *images_per_second = B / t;
     }
@@ -930,10 +919,10 @@ int search_latency_measure(const search_darts_options *o, int threads, int itera
             rc = ev_plan_run(plan, x, logits, err);
         double best = INFINITY;
         for (int rep = 0; rep < 3 && !rc; rep++) { /* the best of three means */
-            double t0 = now_s();
+            double t0 = search_now_s();
             for (int i = 0; i < iterations && !rc; i++)
                 rc = ev_plan_run(plan, x, logits, err);
-            best = fmin(best, (now_s() - t0) * 1e3 / iterations);
+            best = fmin(best, (search_now_s() - t0) * 1e3 / iterations);
         }
         ms[p] = best;
         ev_plan_free(plan);

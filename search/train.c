@@ -10,6 +10,7 @@
  * thread-count-independent executor).
  */
 #include "ev_search.h"
+#include "search_util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -42,19 +43,6 @@ void search_train_defaults(search_train_options *o)
     o->augment = true;
     o->max_bad_fraction = -1;
     o->train_fraction = 1.0;
-}
-
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    uint64_t s = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
-    return ev_rng_next(&s);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---- optimiser --------------------------------------------------------------------------------- */
@@ -497,7 +485,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     for (int i = 0; i < ds->count; i++) {
         if (ds->split[i] == SEARCH_SPLIT_TRAIN) {
             if (o->train_fraction < 1.0) {
-                uint64_t h = mix(o->seed ^ 0xf7ac, (uint64_t)ds->patient[i]);
+                uint64_t h = search_seed_mix(o->seed ^ 0xf7ac, (uint64_t)ds->patient[i]);
                 if ((double)(h >> 11) * 0x1.0p-53 >= o->train_fraction)
                     continue;
             }
@@ -599,19 +587,20 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     int64_t train_frames = 0;
     int epochs_this_run = 0;
     for (int epoch = st.epoch; epoch < o->epochs; epoch++) {
-        const double t0 = now_s();
+        const double t0 = search_now_s();
         float lr = o->lr;
         if (o->cosine)
             lr = (float)(0.5 * o->lr * (1.0 + cos(M_PI * epoch / o->epochs)));
         net->graph.drop_path_prob = o->drop_path * epoch / o->epochs;
-        net->graph.rng_state = mix(o->seed, 0xd20900000ull + (uint64_t)epoch);
-        search_sampler_reset(sampler, mix(o->seed, 0x5a3900000ull + (uint64_t)epoch));
+        net->graph.rng_state = search_seed_mix(o->seed, 0xd20900000ull + (uint64_t)epoch);
+        search_sampler_reset(sampler, search_seed_mix(o->seed, 0x5a3900000ull + (uint64_t)epoch));
         double loss_sum = 0.0;
         int64_t correct = 0, seen = 0;
         for (int step = 0; step < steps; step++) {
             search_sampler_next(sampler, batch_idx);
             for (int i = 0; i < o->batch; i++) {
-                uint64_t rng = mix(mix(o->seed, (uint64_t)epoch), (uint64_t)step * 65536u + i);
+                uint64_t rng = search_seed_mix(search_seed_mix(o->seed, (uint64_t)epoch),
+                                               (uint64_t)step * 65536u + i);
                 int f = batch_idx[i];
                 search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height,
                                       ds->channels, &aug, &rng, scale, mean, stdv,
@@ -643,13 +632,13 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             }
             seen += o->batch;
             loss_sum += loss;
-            double el = now_s() - t0;
+            double el = search_now_s() - t0;
             progress(tty, epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
                      (double)correct / seen, seen / el,
                      el / (step + 1) * (steps - step - 1) +
                          el / (step + 1) * steps * (o->epochs - epoch - 1));
         }
-        const double t_train = now_s() - t0;
+        const double t_train = search_now_s() - t0;
         train_time += t_train;
         train_frames += seen;
         double val_loss = 0, val_acc = 0;
@@ -671,7 +660,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         }
         if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
             goto out;
-        const double secs = now_s() - t0;
+        const double secs = search_now_s() - t0;
         json_t *line = json_pack(
             "{s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f}", "epoch", epoch + 1, "lr", (double)lr,
             "train_loss", loss_sum / steps, "train_accuracy", (double)correct / seen, "val_loss",
@@ -767,14 +756,14 @@ int search_train_benchmark(const search_train_options *o, int warmup, int steps,
     double t0 = 0;
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup)
-            t0 = now_s();
+            t0 = search_now_s();
         float loss;
         if ((rc = search_exec_forward(ex, input, true, err)) ||
             (rc = search_exec_backward(ex, labels, 0.0f, &loss, err)))
             goto out;
         optimiser_step(&opt, net, o->lr, o->weight_decay, o->momentum, false);
     }
-    double dt = (now_s() - t0) / steps;
+    double dt = (search_now_s() - t0) / steps;
     *seconds_per_step = dt;
     *frames_per_second = o->batch / dt;
 out:
