@@ -5,7 +5,6 @@
 #include "ev_internal.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,247 +86,48 @@ int ev_net_config_check(const ev_net_config *cfg, ev_error *err)
     return EV_OK;
 }
 
-/* ---- builder ------------------------------------------------------------------------------- */
-
-typedef struct builder {
-    ev_net *net;
-    ev_error *err;
-    int rc;
-    bool aux; /* parameters being created belong to the auxiliary head */
-} builder;
-
-static int fail_build(builder *b, int code, const char *msg)
-{
-    if (!b->rc)
-        b->rc = ev_fail(b->err, code, "network: %s", msg);
-    return -1;
-}
-
-static int add_param(builder *b, ev_param_kind kind, int ndim, const int *shape, const char *fmt,
-                     ...) EV_PRINTF(5, 6);
-static int add_param(builder *b, ev_param_kind kind, int ndim, const int *shape, const char *fmt,
-                     ...)
-{
-    ev_net *net = b->net;
-    if (b->rc)
-        return -1;
-    if (net->num_params == net->cap_params) {
-        int cap = net->cap_params ? net->cap_params * 2 : 256;
-        ev_param *p = realloc(net->params, (size_t)cap * sizeof *p);
-        if (!p)
-            return fail_build(b, EV_ERR_NOMEM, "out of memory");
-        net->params = p;
-        net->cap_params = cap;
-    }
-    ev_param *p = &net->params[net->num_params];
-    memset(p, 0, sizeof *p);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->name, sizeof p->name, fmt, ap);
-    va_end(ap);
-    p->kind = kind;
-    p->ndim = ndim;
-    p->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        p->shape[i] = shape[i];
-        if (!ev_mul_size(p->numel, (size_t)shape[i], &p->numel))
-            return fail_build(b, EV_ERR_NOMEM, "parameter size overflows");
-    }
-    p->auxiliary = b->aux;
-    return net->num_params++;
-}
-
-static int add_node(builder *b, ev_op op, ev_shape shape, int num_inputs, const int *inputs,
-                    int cell, const char *tag)
-{
-    ev_graph *g = &b->net->graph;
-    if (b->rc)
-        return -1;
-    if (shape.c < 1 || shape.h < 1 || shape.w < 1)
-        return fail_build(b, EV_ERR_INVALID, "a feature map shrank to nothing");
-    if (g->num_nodes == g->cap_nodes) {
-        int cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
-        ev_node *n = realloc(g->nodes, (size_t)cap * sizeof *n);
-        if (!n)
-            return fail_build(b, EV_ERR_NOMEM, "out of memory");
-        g->nodes = n;
-        g->cap_nodes = cap;
-    }
-    ev_node *n = &g->nodes[g->num_nodes];
-    memset(n, 0, sizeof *n);
-    n->op = op;
-    n->shape = shape;
-    n->num_inputs = num_inputs;
-    for (int i = 0; i < num_inputs; i++)
-        n->inputs[i] = inputs[i];
-    for (int i = 0; i < 4; i++)
-        n->param_index[i] = -1;
-    n->cell = cell;
-    snprintf(n->tag, sizeof n->tag, "%s", tag ? tag : "");
-    return g->num_nodes++;
-}
-
-static ev_shape node_shape(builder *b, int node) { return b->net->graph.nodes[node].shape; }
-
-static int conv(builder *b, int x, int cout, int k, int stride, int pad, int dil, int groups,
-                int cell, const char *name)
-{
-    if (b->rc)
-        return -1;
-    ev_shape xs = node_shape(b, x);
-    ev_shape ys = {xs.n, cout, ev_conv2d_out_size(xs.h, k, stride, pad, dil),
-                   ev_conv2d_out_size(xs.w, k, stride, pad, dil)};
-    int node = add_node(b, EV_OP_CONV2D, ys, 1, &x, cell, name);
-    int shape[4] = {cout, xs.c / groups, k, k};
-    int p = add_param(b, EV_PARAM_WEIGHT, 4, shape, "%s.weight", name);
-    if (node < 0 || p < 0)
-        return -1;
-    ev_node *n = &b->net->graph.nodes[node];
-    n->kernel = k;
-    n->stride = stride;
-    n->pad = pad;
-    n->dilation = dil;
-    n->groups = groups;
-    n->param_index[0] = p;
-    return node;
-}
-
-static int batchnorm(builder *b, int x, bool affine, int cell, const char *name)
-{
-    if (b->rc)
-        return -1;
-    ev_shape xs = node_shape(b, x);
-    int node = add_node(b, EV_OP_BATCHNORM, xs, 1, &x, cell, name);
-    int c = xs.c;
-    int pw = affine ? add_param(b, EV_PARAM_BN_WEIGHT, 1, &c, "%s.weight", name) : -1;
-    int pb = affine ? add_param(b, EV_PARAM_BN_BIAS, 1, &c, "%s.bias", name) : -1;
-    int pm = add_param(b, EV_PARAM_RUNNING_MEAN, 1, &c, "%s.running_mean", name);
-    int pv = add_param(b, EV_PARAM_RUNNING_VAR, 1, &c, "%s.running_var", name);
-    if (node < 0 || pm < 0 || pv < 0)
-        return -1;
-    ev_node *n = &b->net->graph.nodes[node];
-    n->param_index[0] = pw;
-    n->param_index[1] = pb;
-    n->param_index[2] = pm;
-    n->param_index[3] = pv;
-    return node;
-}
-
-static int unary(builder *b, ev_op op, int x, int cell, const char *tag)
-{
-    if (b->rc)
-        return -1;
-    return add_node(b, op, node_shape(b, x), 1, &x, cell, tag);
-}
-
-static int pool(builder *b, ev_op op, int x, int k, int stride, int pad, int cell,
-                const char *tag)
-{
-    if (b->rc)
-        return -1;
-    ev_shape xs = node_shape(b, x);
-    ev_shape ys = {xs.n, xs.c, ev_conv2d_out_size(xs.h, k, stride, pad, 1),
-                   ev_conv2d_out_size(xs.w, k, stride, pad, 1)};
-    int node = add_node(b, op, ys, 1, &x, cell, tag);
-    if (node >= 0) {
-        ev_node *n = &b->net->graph.nodes[node];
-        n->kernel = k;
-        n->stride = stride;
-        n->pad = pad;
-    }
-    return node;
-}
-
-static int binary(builder *b, ev_op op, int x, int y, int cell, const char *tag)
-{
-    if (b->rc)
-        return -1;
-    ev_shape xs = node_shape(b, x), ys = node_shape(b, y);
-    if (xs.h != ys.h || xs.w != ys.w || (op == EV_OP_ADD && xs.c != ys.c))
-        return fail_build(b, EV_ERR_INVALID, "shape mismatch inside a cell");
-    ev_shape s = xs;
-    if (op == EV_OP_CONCAT)
-        s.c = xs.c + ys.c;
-    int in[2] = {x, y};
-    return add_node(b, op, s, 2, in, cell, tag);
-}
-
-static int relu_conv_bn(builder *b, int x, int cout, int cell, const char *prefix)
-{
-    char name[EV_PARAM_NAME_MAX];
-    int r = unary(b, EV_OP_RELU, x, cell, prefix);
-    snprintf(name, sizeof name, "%s.op.1", prefix);
-    int c = conv(b, r, cout, 1, 1, 0, 1, 1, cell, name);
-    snprintf(name, sizeof name, "%s.op.2", prefix);
-    return batchnorm(b, c, true, cell, name);
-}
-
-static int factorized_reduce(builder *b, int x, int cout, int cell, const char *prefix)
-{
-    char name[EV_PARAM_NAME_MAX];
-    if (cout % 2)
-        return fail_build(b, EV_ERR_INVALID, "FactorizedReduce needs an even channel count");
-    ev_shape xs = node_shape(b, x);
-    if (xs.h % 2 || xs.w % 2)
-        return fail_build(b, EV_ERR_INVALID, "FactorizedReduce needs even feature-map sizes");
-    int r = unary(b, EV_OP_RELU, x, cell, prefix);
-    snprintf(name, sizeof name, "%s.conv_1", prefix);
-    int a = conv(b, r, cout / 2, 1, 2, 0, 1, 1, cell, name);
-    int shifted = unary(b, EV_OP_CROP, r, cell, prefix);
-    if (shifted >= 0) {
-        ev_node *n = &b->net->graph.nodes[shifted];
-        n->crop = 1;
-        n->shape.h = xs.h - 1;
-        n->shape.w = xs.w - 1;
-    }
-    snprintf(name, sizeof name, "%s.conv_2", prefix);
-    int c = conv(b, shifted, cout / 2, 1, 2, 0, 1, 1, cell, name);
-    int cat = binary(b, EV_OP_CONCAT, a, c, cell, prefix);
-    snprintf(name, sizeof name, "%s.bn", prefix);
-    return batchnorm(b, cat, true, cell, name);
-}
+/* ---- builder: the shared steps (net_builder.c) with affine BN -------------------------------- */
 
 /* One sep/dil conv block: ReLU, depthwise k x k, pointwise 1x1, BN; layer indices first..first+2 */
-static int dw_pw_bn(builder *b, int x, int k, int stride, int pad, int dil, int cell,
+static int dw_pw_bn(ev_builder *b, int x, int k, int stride, int pad, int dil, int cell,
                     const char *prefix, int first)
 {
-    char name[EV_PARAM_NAME_MAX];
-    int c = node_shape(b, x).c;
-    int r = unary(b, EV_OP_RELU, x, cell, prefix);
-    snprintf(name, sizeof name, "%s.op.%d", prefix, first);
-    int dw = conv(b, r, c, k, stride, pad, dil, c, cell, name);
-    snprintf(name, sizeof name, "%s.op.%d", prefix, first + 1);
-    int pw = conv(b, dw, c, 1, 1, 0, 1, 1, cell, name);
-    snprintf(name, sizeof name, "%s.op.%d", prefix, first + 2);
-    return batchnorm(b, pw, true, cell, name);
+    int r = ev_builder_unary(b, EV_OP_RELU, x, cell, prefix);
+    return ev_builder_dw_pw_bn(b, r, k, stride, pad, dil, true, cell, prefix, first);
+}
+
+static int factorized_reduce(ev_builder *b, int x, int cout, int cell, const char *prefix)
+{
+    int r = ev_builder_unary(b, EV_OP_RELU, x, cell, prefix);
+    return ev_builder_factorized_reduce(b, r, cout, true, cell, prefix);
 }
 
 /* Builds primitive p on input x; returns its output node and whether it is the identity. */
-static int primitive(builder *b, ev_primitive p, int x, int stride, int cell, const char *prefix,
-                     bool *identity)
+static int primitive(ev_builder *b, ev_primitive p, int x, int stride, int cell,
+                     const char *prefix, bool *identity)
 {
     *identity = false;
     switch (p) {
     case EV_PRIM_NONE: {
         if (b->rc)
             return -1;
-        ev_shape xs = node_shape(b, x);
+        ev_shape xs = ev_builder_shape(b, x);
         ev_shape ys = {xs.n, xs.c, (xs.h + stride - 1) / stride, (xs.w + stride - 1) / stride};
-        int node = add_node(b, EV_OP_ZERO, ys, 1, &x, cell, prefix);
+        int node = ev_builder_node(b, EV_OP_ZERO, ys, 1, &x, cell, prefix);
         if (node >= 0)
             b->net->graph.nodes[node].stride = stride;
         return node;
     }
     case EV_PRIM_MAX_POOL_3X3:
-        return pool(b, EV_OP_MAXPOOL, x, 3, stride, 1, cell, prefix);
+        return ev_builder_pool(b, EV_OP_MAXPOOL, x, 3, stride, 1, cell, prefix);
     case EV_PRIM_AVG_POOL_3X3:
-        return pool(b, EV_OP_AVGPOOL, x, 3, stride, 1, cell, prefix);
+        return ev_builder_pool(b, EV_OP_AVGPOOL, x, 3, stride, 1, cell, prefix);
     case EV_PRIM_SKIP_CONNECT:
         if (stride == 1) {
             *identity = true;
             return x;
         }
-        return factorized_reduce(b, x, node_shape(b, x).c, cell, prefix);
+        return factorized_reduce(b, x, ev_builder_shape(b, x).c, cell, prefix);
     case EV_PRIM_SEP_CONV_3X3:
     case EV_PRIM_SEP_CONV_5X5: {
         int k = p == EV_PRIM_SEP_CONV_3X3 ? 3 : 5;
@@ -339,22 +139,16 @@ static int primitive(builder *b, ev_primitive p, int x, int stride, int cell, co
     case EV_PRIM_DIL_CONV_5X5:
         return dw_pw_bn(b, x, 5, stride, 4, 2, cell, prefix, 1);
     default:
-        return fail_build(b, EV_ERR_INVALID, "unknown primitive");
+        return ev_builder_fail(b, EV_ERR_INVALID, "unknown primitive");
     }
 }
 
-static int build_cell(builder *b, int cell, const ev_cell_genotype *g, bool reduction,
+static int build_cell(ev_builder *b, int cell, const ev_cell_genotype *g, bool reduction,
                       bool reduction_prev, int s0, int s1, int c)
 {
     char prefix[EV_PARAM_NAME_MAX];
-    snprintf(prefix, sizeof prefix, "cells.%d.preprocess0", cell);
-    int p0 = reduction_prev ? factorized_reduce(b, s0, c, cell, prefix)
-                            : relu_conv_bn(b, s0, c, cell, prefix);
-    snprintf(prefix, sizeof prefix, "cells.%d.preprocess1", cell);
-    int p1 = relu_conv_bn(b, s1, c, cell, prefix);
     int states[EV_GENOTYPE_MAX_NODES + 2];
-    states[0] = p0;
-    states[1] = p1;
+    ev_builder_preprocess(b, cell, s0, s1, c, reduction_prev, true, &states[0], &states[1]);
     bool drop = b->net->cfg.drop_path_prob > 0.0f;
     for (int node = 0; node < g->num_nodes; node++) {
         int h[2];
@@ -366,52 +160,54 @@ static int build_cell(builder *b, int cell, const ev_cell_genotype *g, bool redu
             snprintf(prefix, sizeof prefix, "cells.%d._ops.%d", cell, e);
             h[j] = primitive(b, g->edges[e].op, states[input], stride, cell, prefix, &identity);
             if (drop && !identity)
-                h[j] = unary(b, EV_OP_DROP_PATH, h[j], cell, prefix);
+                h[j] = ev_builder_unary(b, EV_OP_DROP_PATH, h[j], cell, prefix);
         }
         snprintf(prefix, sizeof prefix, "cells.%d.node%d", cell, node + 2);
-        states[node + 2] = binary(b, EV_OP_ADD, h[0], h[1], cell, prefix);
+        states[node + 2] = ev_builder_sum(b, EV_OP_ADD, h, 2, cell, prefix);
     }
     if (b->rc)
         return -1;
     /* concatenation of the chosen states, in order */
     int in[EV_NODE_MAX_INPUTS];
-    ev_shape s = node_shape(b, states[g->concat[0]]);
+    ev_shape s = ev_builder_shape(b, states[g->concat[0]]);
     s.c = 0;
     for (int i = 0; i < g->num_concat; i++) {
         in[i] = states[g->concat[i]];
-        ev_shape si = node_shape(b, in[i]);
+        ev_shape si = ev_builder_shape(b, in[i]);
         if (si.h != s.h || si.w != s.w)
-            return fail_build(b, EV_ERR_INVALID,
-                              "a reduction cell concatenates one of its inputs (concat index "
-                              "0 or 1 at a different resolution)");
+            return ev_builder_fail(b, EV_ERR_INVALID,
+                                   "a reduction cell concatenates one of its inputs (concat "
+                                   "index 0 or 1 at a different resolution)");
         s.c += si.c;
     }
     if (g->num_concat > EV_NODE_MAX_INPUTS)
-        return fail_build(b, EV_ERR_INVALID, "concat has too many states");
+        return ev_builder_fail(b, EV_ERR_INVALID, "concat has too many states");
     snprintf(prefix, sizeof prefix, "cells.%d", cell);
-    return add_node(b, EV_OP_CONCAT, s, g->num_concat, in, cell, prefix);
+    return ev_builder_node(b, EV_OP_CONCAT, s, g->num_concat, in, cell, prefix);
 }
 
-static int build_aux_head(builder *b, int x)
+static int build_aux_head(ev_builder *b, int x)
 {
     b->aux = true;
-    int r = unary(b, EV_OP_RELU, x, -1, "auxiliary_head");
-    int p = pool(b, EV_OP_AVGPOOL, r, 5, 3, 0, -1, "auxiliary_head.features.1");
-    int c1 = conv(b, p, 128, 1, 1, 0, 1, 1, -1, "auxiliary_head.features.2");
-    int n1 = batchnorm(b, c1, true, -1, "auxiliary_head.features.3");
-    int r1 = unary(b, EV_OP_RELU, n1, -1, "auxiliary_head.features.4");
-    int c2 = conv(b, r1, 768, 2, 1, 0, 1, 1, -1, "auxiliary_head.features.5");
-    int n2 = batchnorm(b, c2, true, -1, "auxiliary_head.features.6");
-    int r2 = unary(b, EV_OP_RELU, n2, -1, "auxiliary_head.features.7");
-    int gap = unary(b, EV_OP_GAP, r2, -1, "auxiliary_head");
+    int r = ev_builder_unary(b, EV_OP_RELU, x, -1, "auxiliary_head");
+    int p = ev_builder_pool(b, EV_OP_AVGPOOL, r, 5, 3, 0, -1, "auxiliary_head.features.1");
+    int c1 = ev_builder_conv(b, p, 128, 1, 1, 0, 1, 1, -1, "auxiliary_head.features.2");
+    int n1 = ev_builder_batchnorm(b, c1, true, -1, "auxiliary_head.features.3");
+    int r1 = ev_builder_unary(b, EV_OP_RELU, n1, -1, "auxiliary_head.features.4");
+    int c2 = ev_builder_conv(b, r1, 768, 2, 1, 0, 1, 1, -1, "auxiliary_head.features.5");
+    int n2 = ev_builder_batchnorm(b, c2, true, -1, "auxiliary_head.features.6");
+    int r2 = ev_builder_unary(b, EV_OP_RELU, n2, -1, "auxiliary_head.features.7");
+    int gap = ev_builder_unary(b, EV_OP_GAP, r2, -1, "auxiliary_head");
     int logits = -1;
     if (gap >= 0) {
         b->net->graph.nodes[gap].shape.h = b->net->graph.nodes[gap].shape.w = 1;
-        ev_shape ls = {node_shape(b, gap).n, b->net->cfg.num_classes, 1, 1};
-        logits = add_node(b, EV_OP_LINEAR, ls, 1, &gap, -1, "auxiliary_head.classifier");
+        ev_shape ls = {ev_builder_shape(b, gap).n, b->net->cfg.num_classes, 1, 1};
+        logits = ev_builder_node(b, EV_OP_LINEAR, ls, 1, &gap, -1, "auxiliary_head.classifier");
         int wshape[2] = {b->net->cfg.num_classes, 768};
-        int pw = add_param(b, EV_PARAM_WEIGHT, 2, wshape, "auxiliary_head.classifier.weight");
-        int pb = add_param(b, EV_PARAM_BIAS, 1, wshape, "auxiliary_head.classifier.bias");
+        int pw = ev_builder_param(b, EV_PARAM_WEIGHT, 2, wshape,
+                                  "auxiliary_head.classifier.weight");
+        int pb =
+            ev_builder_param(b, EV_PARAM_BIAS, 1, wshape, "auxiliary_head.classifier.bias");
         if (logits >= 0) {
             b->net->graph.nodes[logits].param_index[0] = pw;
             b->net->graph.nodes[logits].param_index[1] = pb;
@@ -421,18 +217,14 @@ static int build_aux_head(builder *b, int x)
     return logits;
 }
 
-static int build_network(builder *b, int batch)
+static int build_network(ev_builder *b, int batch)
 {
     const ev_net_config *cfg = &b->net->cfg;
     ev_graph *g = &b->net->graph;
-    g->aux_logits = -1;
     ev_shape in = {batch, cfg->in_channels, cfg->input_height, cfg->input_width};
-    g->input = add_node(b, EV_OP_INPUT, in, 0, NULL, -1, "input");
-    int c = cfg->init_channels;
-    int stem = conv(b, g->input, 3 * c, 3, 1, 1, 1, 1, -1, "stem.0");
-    stem = batchnorm(b, stem, true, -1, "stem.1");
+    int stem = ev_builder_stem(b, in, cfg->init_channels);
     int s0 = stem, s1 = stem;
-    int c_curr = c;
+    int c_curr = cfg->init_channels;
     bool reduction_prev = false;
     for (int i = 0; i < cfg->num_cells; i++) {
         bool reduction = cfg->reduction[i];
@@ -446,20 +238,7 @@ static int build_network(builder *b, int batch)
         if (cfg->auxiliary && i == aux_cell_index(cfg))
             g->aux_logits = build_aux_head(b, s1);
     }
-    int gap = unary(b, EV_OP_GAP, s1, -1, "global_pooling");
-    if (gap < 0)
-        return b->rc;
-    g->nodes[gap].shape.h = g->nodes[gap].shape.w = 1;
-    ev_shape ls = {batch, cfg->num_classes, 1, 1};
-    g->logits = add_node(b, EV_OP_LINEAR, ls, 1, &gap, -1, "classifier");
-    int wshape[2] = {cfg->num_classes, node_shape(b, gap).c};
-    int pw = add_param(b, EV_PARAM_WEIGHT, 2, wshape, "classifier.weight");
-    int pb = add_param(b, EV_PARAM_BIAS, 1, wshape, "classifier.bias");
-    if (g->logits >= 0) {
-        g->nodes[g->logits].param_index[0] = pw;
-        g->nodes[g->logits].param_index[1] = pb;
-    }
-    return b->rc;
+    return ev_builder_classifier(b, s1, cfg->num_classes, batch);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
@@ -478,52 +257,12 @@ int ev_net_create(const ev_net_config *cfg, int batch, bool with_grads, ev_net *
         return ev_fail(err, EV_ERR_NOMEM, "network: out of memory");
     net->cfg = *cfg;
     net->batch = batch;
-    builder b = {.net = net, .err = err};
+    ev_builder b = {.net = net, .err = err, .who = "network"};
     rc = build_network(&b, batch);
+    if (!rc)
+        rc = ev_net_alloc_params(net, with_grads, "network", err);
     if (rc)
         goto fail;
-
-    /* parameter storage: one block, 16-float aligned per tensor */
-    size_t total = 0, grad_total = 0;
-    for (int i = 0; i < net->num_params; i++) {
-        size_t padded = (net->params[i].numel + 15) & ~(size_t)15;
-        if (!ev_add_size(total, padded, &total)) {
-            rc = ev_fail(err, EV_ERR_NOMEM, "network: parameters overflow");
-            goto fail;
-        }
-        if (ev_param_trainable(&net->params[i]))
-            grad_total += padded;
-    }
-    size_t bytes;
-    if (!ev_mul_size(total, sizeof(float), &bytes) ||
-        !(net->param_storage = ev_aligned_alloc(bytes))) {
-        rc = ev_fail(err, EV_ERR_NOMEM, "network: out of memory for %zu parameters", total);
-        goto fail;
-    }
-    if (with_grads && !(net->grad_storage = ev_aligned_alloc(grad_total * sizeof(float) + 64))) {
-        rc = ev_fail(err, EV_ERR_NOMEM, "network: out of memory for gradients");
-        goto fail;
-    }
-    size_t off = 0, goff = 0;
-    for (int i = 0; i < net->num_params; i++) {
-        ev_param *p = &net->params[i];
-        size_t padded = (p->numel + 15) & ~(size_t)15;
-        p->data = net->param_storage + off;
-        off += padded;
-        if (with_grads && ev_param_trainable(p)) {
-            p->grad = net->grad_storage + goff;
-            goff += padded;
-        }
-        if (p->kind == EV_PARAM_BN_WEIGHT || p->kind == EV_PARAM_RUNNING_VAR)
-            for (size_t j = 0; j < p->numel; j++)
-                p->data[j] = 1.0f;
-    }
-    for (int i = 0; i < net->graph.num_nodes; i++) {
-        ev_node *n = &net->graph.nodes[i];
-        for (int k = 0; k < 4; k++)
-            n->params[k] = n->param_index[k] >= 0 ? &net->params[n->param_index[k]] : NULL;
-    }
-
     net->graph.drop_path_prob = cfg->drop_path_prob;
     net->graph.rng_state = 0x5eed;
     *out = net;

@@ -232,6 +232,34 @@ out:
     return rc;
 }
 
+struct json_t *ev_safetensors_read_metadata(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char len8[8];
+    json_t *meta = NULL;
+    if (fread(len8, 1, 8, f) == 8) {
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; i--)
+            n = n << 8 | len8[i];
+        if (n > 0 && n < EV_SAFETENSORS_MAX_HEADER) {
+            char *h = malloc(n + 1);
+            if (h && fread(h, 1, n, f) == n) {
+                h[n] = 0;
+                json_t *root = json_loads(h, 0, NULL);
+                if (root) {
+                    meta = json_incref(json_object_get(root, "__metadata__"));
+                    json_decref(root);
+                }
+            }
+            free(h);
+        }
+    }
+    fclose(f);
+    return meta;
+}
+
 static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
 
 int ev_safetensors_write(const char *path, const ev_st_entry *entries, int count,

@@ -137,27 +137,10 @@ static const float *tensor(const ev_safetensors *st, const char *name, size_t nu
 /* Reads the config fingerprint from the safetensors header's metadata. */
 static char *read_fingerprint(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char len8[8];
-    char *out = NULL;
-    if (fread(len8, 1, 8, f) == 8) {
-        uint64_t n = 0;
-        for (int i = 7; i >= 0; i--)
-            n = n << 8 | len8[i];
-        char *h = n > 0 && n < EV_SAFETENSORS_MAX_HEADER ? malloc(n + 1) : NULL;
-        if (h && fread(h, 1, n, f) == n) {
-            h[n] = 0;
-            json_t *root = json_loads(h, 0, NULL);
-            const char *s = json_string_value(
-                json_object_get(json_object_get(root, "__metadata__"), "config"));
-            out = s ? strdup(s) : NULL;
-            json_decref(root);
-        }
-        free(h);
-    }
-    fclose(f);
+    json_t *meta = ev_safetensors_read_metadata(path);
+    const char *s = json_string_value(json_object_get(meta, "config"));
+    char *out = s ? strdup(s) : NULL;
+    json_decref(meta);
     return out;
 }
 

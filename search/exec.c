@@ -221,42 +221,45 @@ int search_exec_set_weighted_add(search_exec *e, int node, const float *weights,
 
 static size_t sample_size(ev_shape s) { return (size_t)s.c * s.h * s.w; }
 
-/* Sum of a row of floats: float lanes per block of 256, blocks added in double. */
+/* The executor's reductions all add in one order, so that a value does not depend on which loop
+ * made it: float lanes of 8 within blocks of 256 (the lanes added pairwise, then the tail), the
+ * blocks added in double. BLOCKED_SUM adds TERM(k) for k < n into total; a macro, so that each
+ * reduction still compiles to its own loop. */
+static inline float lanes_sum(const float s[8], float tail)
+{
+    return (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + tail;
+}
+
+#define BLOCKED_SUM(n, TERM, total)                                                            \
+    for (size_t blk_ = 0; blk_ < (n); blk_ += 256) {                                            \
+        const size_t m_ = (n) - blk_ < 256 ? (n) - blk_ : 256;                                  \
+        float s_[8] = {0};                                                                      \
+        size_t i_ = 0;                                                                          \
+        for (; i_ + 8 <= m_; i_ += 8)                                                           \
+            for (int l_ = 0; l_ < 8; l_++)                                                      \
+                s_[l_] += TERM(blk_ + i_ + l_);                                                 \
+        float t_ = 0;                                                                           \
+        for (; i_ < m_; i_++)                                                                   \
+            t_ += TERM(blk_ + i_);                                                              \
+        (total) += (double)lanes_sum(s_, t_);                                                   \
+    }
+
+/* Sum of a row of floats. */
 static double sum_floats(const float *x, size_t n)
 {
     double total = 0.0;
-    for (size_t b = 0; b < n; b += 256) {
-        size_t m = n - b < 256 ? n - b : 256;
-        float s[8] = {0};
-        size_t i = 0;
-        for (; i + 8 <= m; i += 8)
-            for (int l = 0; l < 8; l++)
-                s[l] += x[b + i + l];
-        float t = 0;
-        for (; i < m; i++)
-            t += x[b + i];
-        total += (double)((((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + t);
-    }
+#define SUM_TERM(k) x[k]
+    BLOCKED_SUM(n, SUM_TERM, total)
+#undef SUM_TERM
     return total;
 }
 
 static double sum_sq_dev(const float *x, size_t n, float mean)
 {
     double total = 0.0;
-    for (size_t b = 0; b < n; b += 256) {
-        size_t m = n - b < 256 ? n - b : 256;
-        float s[8] = {0};
-        size_t i = 0;
-        for (; i + 8 <= m; i += 8)
-            for (int l = 0; l < 8; l++) {
-                float d = x[b + i + l] - mean;
-                s[l] += d * d;
-            }
-        float t = 0;
-        for (; i < m; i++)
-            t += (x[b + i] - mean) * (x[b + i] - mean);
-        total += (double)((((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + t);
-    }
+#define SQ_DEV_TERM(k) ((x[k] - mean) * (x[k] - mean))
+    BLOCKED_SUM(n, SQ_DEV_TERM, total)
+#undef SQ_DEV_TERM
     return total;
 }
 
@@ -280,8 +283,8 @@ static void sum_dy_dev(const float *dy, const float *x, size_t n, float mean, do
             s1 += dy[blk + i];
             t1 += dy[blk + i] * (x[blk + i] - mean);
         }
-        a += (double)((((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + s1);
-        b += (double)((((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))) + t1);
+        a += (double)lanes_sum(s, s1);
+        b += (double)lanes_sum(t, t1);
     }
     *sd += a;
     *sdx += b;
@@ -318,22 +321,13 @@ static void scale_into(float *restrict d, const float *restrict src, size_t n, f
             d[i] = a * src[i];
 }
 
-/* sum of dy . x, float lanes per block of 256, blocks added in double */
+/* sum of dy . x */
 static double dot_floats(const float *dy, const float *x, size_t n)
 {
     double total = 0.0;
-    for (size_t b = 0; b < n; b += 256) {
-        size_t m = n - b < 256 ? n - b : 256;
-        float s[8] = {0};
-        size_t i = 0;
-        for (; i + 8 <= m; i += 8)
-            for (int l = 0; l < 8; l++)
-                s[l] += dy[b + i + l] * x[b + i + l];
-        float t = 0;
-        for (; i < m; i++)
-            t += dy[b + i] * x[b + i];
-        total += (double)((((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + t);
-    }
+#define DOT_TERM(k) (dy[k] * x[k])
+    BLOCKED_SUM(n, DOT_TERM, total)
+#undef DOT_TERM
     return total;
 }
 

@@ -1,7 +1,9 @@
 /* supernet.c: the DARTS search network and its bilevel optimiser.
  *
- * The supernet is an ordinary ev_net graph (so the fast training executor, its kernels, its
- * threads and its determinism all apply unchanged): every edge's 7 non-none primitives are
+ * The supernet is an ordinary ev_net graph, built with the engine's graph builder (so the fast
+ * training executor, its kernels, its threads and its determinism all apply unchanged, and its
+ * stem, preprocessing, FactorizedReduce and conv blocks are the evaluation network's, with BN
+ * affine off): every edge's 7 non-none primitives are
  * nodes, and the edge's output is an ADD node that the executor weights by softmax(alpha)
  * (search_exec_set_weighted_add) and for which it returns d loss / d weight. `none` contributes
  * zeros, so it has no node; its weight still takes part in the softmax. The ReLU that starts
@@ -15,7 +17,6 @@
 #include "supernet.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,10 +55,9 @@ struct search_supernet {
 
 /* ---- building the graph ------------------------------------------------------------------ */
 
+/* The engine's graph builder (net_builder.c) with BN affine off, plus PC-DARTS channel maps. */
 typedef struct sn_builder {
-    ev_net *net;
-    ev_error *err;
-    int rc;
+    ev_builder base;
     int *maps;                /* channel-map storage (PC-DARTS) */
     int maps_used;
     int map_node[4 * SEARCH_EDGES * EV_MAX_CELLS]; /* CONCAT node of each map */
@@ -65,175 +65,23 @@ typedef struct sn_builder {
     int num_maps;
 } sn_builder;
 
-static int sn_fail(sn_builder *b, int code, const char *msg)
-{
-    if (!b->rc)
-        b->rc = ev_fail(b->err, code, "supernet: %s", msg);
-    return -1;
-}
-
-static int sn_param(sn_builder *b, ev_param_kind kind, int ndim, const int *shape, const char *fmt,
-                    ...) EV_PRINTF(5, 6);
-static int sn_param(sn_builder *b, ev_param_kind kind, int ndim, const int *shape, const char *fmt,
-                    ...)
-{
-    ev_net *net = b->net;
-    if (b->rc)
-        return -1;
-    if (net->num_params == net->cap_params) {
-        int cap = net->cap_params ? net->cap_params * 2 : 1024;
-        ev_param *p = realloc(net->params, (size_t)cap * sizeof *p);
-        if (!p)
-            return sn_fail(b, EV_ERR_NOMEM, "out of memory");
-        net->params = p;
-        net->cap_params = cap;
-    }
-    ev_param *p = &net->params[net->num_params];
-    memset(p, 0, sizeof *p);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->name, sizeof p->name, fmt, ap);
-    va_end(ap);
-    p->kind = kind;
-    p->ndim = ndim;
-    p->numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        p->shape[i] = shape[i];
-        if (!ev_mul_size(p->numel, (size_t)shape[i], &p->numel))
-            return sn_fail(b, EV_ERR_NOMEM, "parameter size overflows");
-    }
-    return net->num_params++;
-}
-
-static int sn_node(sn_builder *b, ev_op op, ev_shape shape, int num_inputs, const int *inputs,
-                   int cell, const char *tag)
-{
-    ev_graph *g = &b->net->graph;
-    if (b->rc)
-        return -1;
-    if (shape.c < 1 || shape.h < 1 || shape.w < 1)
-        return sn_fail(b, EV_ERR_INVALID, "a feature map shrank to nothing (input too small)");
-    if (g->num_nodes == g->cap_nodes) {
-        int cap = g->cap_nodes ? g->cap_nodes * 2 : 1024;
-        ev_node *n = realloc(g->nodes, (size_t)cap * sizeof *n);
-        if (!n)
-            return sn_fail(b, EV_ERR_NOMEM, "out of memory");
-        g->nodes = n;
-        g->cap_nodes = cap;
-    }
-    ev_node *n = &g->nodes[g->num_nodes];
-    memset(n, 0, sizeof *n);
-    n->op = op;
-    n->shape = shape;
-    n->num_inputs = num_inputs;
-    for (int i = 0; i < num_inputs; i++)
-        n->inputs[i] = inputs[i];
-    for (int i = 0; i < 4; i++)
-        n->param_index[i] = -1;
-    n->cell = cell;
-    snprintf(n->tag, sizeof n->tag, "%s", tag ? tag : "");
-    return g->num_nodes++;
-}
-
-/* After a failure node indices may be -1; callers stop at b->rc, this keeps them in bounds. */
-static ev_shape sn_shape(sn_builder *b, int node)
-{
-    if (b->rc || node < 0 || node >= b->net->graph.num_nodes)
-        return (ev_shape){1, 2, 2, 2};
-    return b->net->graph.nodes[node].shape;
-}
-
-static int sn_conv(sn_builder *b, int x, int cout, int k, int stride, int pad, int dil, int groups,
-                   int cell, const char *name)
-{
-    if (b->rc)
-        return -1;
-    ev_shape xs = sn_shape(b, x);
-    ev_shape ys = {xs.n, cout, ev_conv2d_out_size(xs.h, k, stride, pad, dil),
-                   ev_conv2d_out_size(xs.w, k, stride, pad, dil)};
-    int node = sn_node(b, EV_OP_CONV2D, ys, 1, &x, cell, name);
-    int shape[4] = {cout, xs.c / groups, k, k};
-    int p = sn_param(b, EV_PARAM_WEIGHT, 4, shape, "%s.weight", name);
-    if (node < 0 || p < 0)
-        return -1;
-    ev_node *n = &b->net->graph.nodes[node];
-    n->kernel = k;
-    n->stride = stride;
-    n->pad = pad;
-    n->dilation = dil;
-    n->groups = groups;
-    n->param_index[0] = p;
-    return node;
-}
-
-static int sn_bn(sn_builder *b, int x, bool affine, int cell, const char *name)
-{
-    if (b->rc)
-        return -1;
-    ev_shape xs = sn_shape(b, x);
-    int node = sn_node(b, EV_OP_BATCHNORM, xs, 1, &x, cell, name);
-    int c = xs.c;
-    int pw = affine ? sn_param(b, EV_PARAM_BN_WEIGHT, 1, &c, "%s.weight", name) : -1;
-    int pb = affine ? sn_param(b, EV_PARAM_BN_BIAS, 1, &c, "%s.bias", name) : -1;
-    int pm = sn_param(b, EV_PARAM_RUNNING_MEAN, 1, &c, "%s.running_mean", name);
-    int pv = sn_param(b, EV_PARAM_RUNNING_VAR, 1, &c, "%s.running_var", name);
-    if (node < 0 || pm < 0 || pv < 0)
-        return -1;
-    ev_node *n = &b->net->graph.nodes[node];
-    n->param_index[0] = pw;
-    n->param_index[1] = pb;
-    n->param_index[2] = pm;
-    n->param_index[3] = pv;
-    return node;
-}
-
-static int sn_unary(sn_builder *b, ev_op op, int x, int cell, const char *tag)
-{
-    if (b->rc)
-        return -1;
-    return sn_node(b, op, sn_shape(b, x), 1, &x, cell, tag);
-}
-
-static int sn_pool_k(sn_builder *b, ev_op op, int x, int k, int stride, int pad, int cell,
-                     const char *tag)
-{
-    if (b->rc)
-        return -1;
-    ev_shape xs = sn_shape(b, x);
-    ev_shape ys = {xs.n, xs.c, ev_conv2d_out_size(xs.h, k, stride, pad, 1),
-                   ev_conv2d_out_size(xs.w, k, stride, pad, 1)};
-    int node = sn_node(b, op, ys, 1, &x, cell, tag);
-    if (node >= 0) {
-        ev_node *n = &b->net->graph.nodes[node];
-        n->kernel = k;
-        n->stride = stride;
-        n->pad = pad;
-    }
-    return node;
-}
-
-static int sn_pool(sn_builder *b, ev_op op, int x, int stride, int cell, const char *tag)
-{
-    return sn_pool_k(b, op, x, 3, stride, 1, cell, tag);
-}
-
 /* A CONCAT node whose output channels are picked from its inputs by a map (the executor's
  * channel-map hook): fill(map, channels) writes the map; the node has `channels` outputs. */
 static int sn_mapped(sn_builder *b, const int *in, int count, int channels, int cell,
                      const char *tag, int **map)
 {
-    if (b->rc)
+    if (b->base.rc)
         return -1;
     if (b->num_maps == (int)(sizeof b->map_node / sizeof b->map_node[0]))
-        return sn_fail(b, EV_ERR_INVALID, "too many channel maps");
-    ev_shape s = sn_shape(b, in[0]);
+        return ev_builder_fail(&b->base, EV_ERR_INVALID, "too many channel maps");
+    ev_shape s = ev_builder_shape(&b->base, in[0]);
     s.c = channels;
-    int node = sn_node(b, EV_OP_CONCAT, s, count, in, cell, tag);
+    int node = ev_builder_node(&b->base, EV_OP_CONCAT, s, count, in, cell, tag);
     if (node < 0)
         return -1;
     int *m = realloc(b->maps, (size_t)(b->maps_used + channels) * sizeof *m);
     if (!m)
-        return sn_fail(b, EV_ERR_NOMEM, "out of memory");
+        return ev_builder_fail(&b->base, EV_ERR_NOMEM, "out of memory");
     b->maps = m;
     b->map_node[b->num_maps] = node;
     b->map_at[b->num_maps++] = b->maps_used;
@@ -251,81 +99,24 @@ static int sn_slice(sn_builder *b, int x, int c0, int c1, int cell, const char *
     return node;
 }
 
-static int sn_sum(sn_builder *b, ev_op op, const int *in, int count, int cell, const char *tag)
-{
-    if (b->rc)
-        return -1;
-    ev_shape s = sn_shape(b, in[0]);
-    if (op == EV_OP_CONCAT)
-        s.c = 0;
-    for (int i = 0; i < count; i++) {
-        ev_shape si = sn_shape(b, in[i]);
-        if (si.h != s.h || si.w != s.w || (op == EV_OP_ADD && si.c != s.c))
-            return sn_fail(b, EV_ERR_INVALID, "shape mismatch inside a cell");
-        if (op == EV_OP_CONCAT)
-            s.c += si.c;
-    }
-    return sn_node(b, op, s, count, in, cell, tag);
-}
-
-/* ReLU already applied (r); conv_1 on r, conv_2 on r shifted by one pixel, concat, BN. */
-static int sn_factorized_reduce(sn_builder *b, int r, int cout, bool affine, int cell,
-                                const char *prefix)
-{
-    char name[2 * EV_PARAM_NAME_MAX];
-    ev_shape xs = sn_shape(b, r);
-    if (cout % 2 || xs.h % 2 || xs.w % 2)
-        return sn_fail(b, EV_ERR_INVALID,
-                       "FactorizedReduce needs even channels and feature-map sizes (use an "
-                       "input size that is a multiple of 2^reductions)");
-    snprintf(name, sizeof name, "%s.conv_1", prefix);
-    int a = sn_conv(b, r, cout / 2, 1, 2, 0, 1, 1, cell, name);
-    int shifted = sn_unary(b, EV_OP_CROP, r, cell, prefix);
-    if (shifted >= 0) {
-        ev_node *n = &b->net->graph.nodes[shifted];
-        n->crop = 1;
-        n->shape.h = xs.h - 1;
-        n->shape.w = xs.w - 1;
-    }
-    snprintf(name, sizeof name, "%s.conv_2", prefix);
-    int c = sn_conv(b, shifted, cout / 2, 1, 2, 0, 1, 1, cell, name);
-    int in[2] = {a, c};
-    int cat = sn_sum(b, EV_OP_CONCAT, in, 2, cell, prefix);
-    snprintf(name, sizeof name, "%s.bn", prefix);
-    return sn_bn(b, cat, affine, cell, name);
-}
-
-/* depthwise k x k (stride, pad, dilation), pointwise, BN(affine off): layers first..first+2 */
-static int sn_dw_pw_bn(sn_builder *b, int r, int k, int stride, int pad, int dil, int cell,
-                       const char *prefix, int first)
-{
-    char name[2 * EV_PARAM_NAME_MAX];
-    int c = sn_shape(b, r).c;
-    snprintf(name, sizeof name, "%s.op.%d", prefix, first);
-    int dw = sn_conv(b, r, c, k, stride, pad, dil, c, cell, name);
-    snprintf(name, sizeof name, "%s.op.%d", prefix, first + 1);
-    int pw = sn_conv(b, dw, c, 1, 1, 0, 1, 1, cell, name);
-    snprintf(name, sizeof name, "%s.op.%d", prefix, first + 2);
-    return sn_bn(b, pw, false, cell, name);
-}
-
-/* The mixed op of one edge: the 7 non-none primitives of x (r = ReLU(x)), summed by an ADD. */
 /* Max and average pooling + BN(affine off) of a state: the same function on every edge that
  * leaves the state (same input, same stride, no parameters), so one node pair serves them all;
  * their running statistics would be equal too. */
-static void sn_state_pools(sn_builder *b, int x, int stride, int cell, int state, int *pools)
+static void sn_state_pools(ev_builder *b, int x, int stride, int cell, int state, int *pools)
 {
     char prefix[EV_PARAM_NAME_MAX], name[2 * EV_PARAM_NAME_MAX];
     for (int k = 0; k < 2; k++) {
         snprintf(prefix, sizeof prefix, "cells.%d.state%d.%s", cell, state,
                  k ? "avg_pool_3x3" : "max_pool_3x3");
-        int y = sn_pool(b, k ? EV_OP_AVGPOOL : EV_OP_MAXPOOL, x, stride, cell, prefix);
+        int y =
+            ev_builder_pool(b, k ? EV_OP_AVGPOOL : EV_OP_MAXPOOL, x, 3, stride, 1, cell, prefix);
         snprintf(name, sizeof name, "%s.1", prefix);
-        pools[k] = sn_bn(b, y, false, cell, name);
+        pools[k] = ev_builder_batchnorm(b, y, false, cell, name);
     }
 }
 
-static int sn_mixed_op(sn_builder *b, int x, int r, const int *pools, int stride, int cell,
+/* The mixed op of one edge: the 7 non-none primitives of x (r = ReLU(x)), summed by an ADD. */
+static int sn_mixed_op(ev_builder *b, int x, int r, const int *pools, int stride, int cell,
                        int edge)
 {
     char prefix[EV_PARAM_NAME_MAX];
@@ -340,27 +131,28 @@ static int sn_mixed_op(sn_builder *b, int x, int r, const int *pools, int stride
             break;
         case EV_PRIM_SKIP_CONNECT:
             y = stride == 1 ? x
-                            : sn_factorized_reduce(b, r, sn_shape(b, x).c, false, cell, prefix);
+                            : ev_builder_factorized_reduce(b, r, ev_builder_shape(b, x).c, false,
+                                                           cell, prefix);
             break;
         case EV_PRIM_SEP_CONV_3X3:
         case EV_PRIM_SEP_CONV_5X5: {
             int k = p == EV_PRIM_SEP_CONV_3X3 ? 3 : 5;
-            y = sn_dw_pw_bn(b, r, k, stride, k / 2, 1, cell, prefix, 1);
-            y = sn_unary(b, EV_OP_RELU, y, cell, prefix);
-            y = sn_dw_pw_bn(b, y, k, 1, k / 2, 1, cell, prefix, 5);
+            y = ev_builder_dw_pw_bn(b, r, k, stride, k / 2, 1, false, cell, prefix, 1);
+            y = ev_builder_unary(b, EV_OP_RELU, y, cell, prefix);
+            y = ev_builder_dw_pw_bn(b, y, k, 1, k / 2, 1, false, cell, prefix, 5);
             break;
         }
         case EV_PRIM_DIL_CONV_3X3:
-            y = sn_dw_pw_bn(b, r, 3, stride, 2, 2, cell, prefix, 1);
+            y = ev_builder_dw_pw_bn(b, r, 3, stride, 2, 2, false, cell, prefix, 1);
             break;
         case EV_PRIM_DIL_CONV_5X5:
-            y = sn_dw_pw_bn(b, r, 5, stride, 4, 2, cell, prefix, 1);
+            y = ev_builder_dw_pw_bn(b, r, 5, stride, 4, 2, false, cell, prefix, 1);
             break;
         }
         outs[p - 1] = y;
     }
     snprintf(prefix, sizeof prefix, "cells.%d._ops.%d", cell, edge);
-    return sn_sum(b, EV_OP_ADD, outs, SEARCH_OPS - 1, cell, prefix);
+    return ev_builder_sum(b, EV_OP_ADD, outs, SEARCH_OPS - 1, cell, prefix);
 }
 
 /* PC-DARTS's mixed op: the primitives see the first C/K channels of x; the rest pass by (max
@@ -370,10 +162,11 @@ static int sn_partial_mixed_op(sn_builder *b, int xs, int rs, const int *pools, 
                                int stride, int K, int cell, int edge, int *mix)
 {
     char prefix[EV_PARAM_NAME_MAX];
-    *mix = sn_mixed_op(b, xs, rs, pools, stride, cell, edge);
-    if (b->rc)
+    *mix = sn_mixed_op(&b->base, xs, rs, pools, stride, cell, edge);
+    if (b->base.rc)
         return -1;
-    const int part = sn_shape(b, *mix).c, C = part + sn_shape(b, rest).c, per = C / K;
+    const int C = ev_builder_shape(&b->base, *mix).c + ev_builder_shape(&b->base, rest).c;
+    const int per = C / K;
     int in[2] = {*mix, rest}, *map;
     snprintf(prefix, sizeof prefix, "cells.%d._ops.%d.shuffle", cell, edge);
     int node = sn_mapped(b, in, 2, C, cell, prefix, &map);
@@ -383,44 +176,22 @@ static int sn_partial_mixed_op(sn_builder *b, int xs, int rs, const int *pools, 
     return node;
 }
 
-static int sn_relu_conv_bn(sn_builder *b, int x, int cout, int cell, const char *prefix)
-{
-    char name[2 * EV_PARAM_NAME_MAX];
-    int r = sn_unary(b, EV_OP_RELU, x, cell, prefix);
-    snprintf(name, sizeof name, "%s.op.1", prefix);
-    int c = sn_conv(b, r, cout, 1, 1, 0, 1, 1, cell, name);
-    snprintf(name, sizeof name, "%s.op.2", prefix);
-    return sn_bn(b, c, false, cell, name);
-}
-
 /* Builds the graph; mixed[cell][edge] and nodes[cell][node] receive the ADD node indices. */
-static int sn_build(sn_builder *b, const search_supernet_config *cfg, int batch,
+static int sn_build(sn_builder *sb, const search_supernet_config *cfg, int batch,
                     int (*mixed)[SEARCH_EDGES], int (*nodes)[SEARCH_STEPS])
 {
-    ev_graph *g = &b->net->graph;
-    g->aux_logits = -1;
+    ev_builder *b = &sb->base;
     ev_shape in = {batch, cfg->in_channels, cfg->size, cfg->size};
-    g->input = sn_node(b, EV_OP_INPUT, in, 0, NULL, -1, "input");
-    const int C = cfg->init_channels;
-    int stem = sn_conv(b, g->input, 3 * C, 3, 1, 1, 1, 1, -1, "stem.0");
-    stem = sn_bn(b, stem, true, -1, "stem.1");
-    int s0 = stem, s1 = stem, c_curr = C;
+    int stem = ev_builder_stem(b, in, cfg->init_channels);
+    int s0 = stem, s1 = stem, c_curr = cfg->init_channels;
     bool reduction_prev = false;
     char prefix[EV_PARAM_NAME_MAX];
     for (int cell = 0; cell < cfg->num_cells && !b->rc; cell++) {
         bool reduction = cfg->reduction[cell];
         if (reduction)
             c_curr *= 2;
-        snprintf(prefix, sizeof prefix, "cells.%d.preprocess0", cell);
-        int p0;
-        if (reduction_prev) {
-            int r = sn_unary(b, EV_OP_RELU, s0, cell, prefix);
-            p0 = sn_factorized_reduce(b, r, c_curr, false, cell, prefix);
-        } else {
-            p0 = sn_relu_conv_bn(b, s0, c_curr, cell, prefix);
-        }
-        snprintf(prefix, sizeof prefix, "cells.%d.preprocess1", cell);
-        int p1 = sn_relu_conv_bn(b, s1, c_curr, cell, prefix);
+        int p0, p1;
+        ev_builder_preprocess(b, cell, s0, s1, c_curr, reduction_prev, false, &p0, &p1);
         int states[SEARCH_STEPS + 2] = {p0, p1}, relus[SEARCH_STEPS + 2];
         int xs_of[SEARCH_STEPS + 2], rs_of[SEARCH_STEPS + 2], rest_of[SEARCH_STEPS + 2];
         int pools_of[SEARCH_STEPS + 2][2];
@@ -429,21 +200,21 @@ static int sn_build(sn_builder *b, const search_supernet_config *cfg, int batch,
             const int K = cfg->partial_channels > 1 ? cfg->partial_channels : 1;
             if (K == 1) {
                 snprintf(prefix, sizeof prefix, "cells.%d.relu%d", cell, i + 1);
-                relus[i + 1] = sn_unary(b, EV_OP_RELU, states[i + 1], cell, prefix);
+                relus[i + 1] = ev_builder_unary(b, EV_OP_RELU, states[i + 1], cell, prefix);
                 if (i == 0) {
                     snprintf(prefix, sizeof prefix, "cells.%d.relu0", cell);
-                    relus[0] = sn_unary(b, EV_OP_RELU, states[0], cell, prefix);
+                    relus[0] = ev_builder_unary(b, EV_OP_RELU, states[0], cell, prefix);
                 }
             }
             if (K > 1) { /* the partial views of the new state(s) */
                 for (int j = i == 0 ? 0 : i + 1; j < i + 2 && !b->rc; j++) {
                     snprintf(prefix, sizeof prefix, "cells.%d.partial%d", cell, j);
-                    xs_of[j] = sn_slice(b, states[j], 0, c_curr / K, cell, prefix);
-                    rs_of[j] = sn_unary(b, EV_OP_RELU, xs_of[j], cell, prefix);
-                    rest_of[j] = sn_slice(b, states[j], c_curr / K, c_curr, cell, prefix);
+                    xs_of[j] = sn_slice(sb, states[j], 0, c_curr / K, cell, prefix);
+                    rs_of[j] = ev_builder_unary(b, EV_OP_RELU, xs_of[j], cell, prefix);
+                    rest_of[j] = sn_slice(sb, states[j], c_curr / K, c_curr, cell, prefix);
                     if (reduction && j < 2)
-                        rest_of[j] = sn_pool_k(b, EV_OP_MAXPOOL, rest_of[j], 2, 2, 0, cell,
-                                               prefix);
+                        rest_of[j] = ev_builder_pool(b, EV_OP_MAXPOOL, rest_of[j], 2, 2, 0,
+                                                     cell, prefix);
                 }
             }
             for (int j = i == 0 ? 0 : i + 1; j < i + 2 && !b->rc; j++)
@@ -453,7 +224,7 @@ static int sn_build(sn_builder *b, const search_supernet_config *cfg, int batch,
             for (int j = 0; j < i + 2; j++) {
                 int stride = reduction && j < 2 ? 2 : 1;
                 if (K > 1)
-                    edges[j] = sn_partial_mixed_op(b, xs_of[j], rs_of[j], pools_of[j],
+                    edges[j] = sn_partial_mixed_op(sb, xs_of[j], rs_of[j], pools_of[j],
                                                    rest_of[j], stride, K, cell, offset + j,
                                                    &mixed[cell][offset + j]);
                 else
@@ -461,63 +232,17 @@ static int sn_build(sn_builder *b, const search_supernet_config *cfg, int batch,
                         b, states[j], relus[j], pools_of[j], stride, cell, offset + j);
             }
             snprintf(prefix, sizeof prefix, "cells.%d.node%d", cell, i + 2);
-            states[i + 2] = sn_sum(b, EV_OP_ADD, edges, i + 2, cell, prefix);
+            states[i + 2] = ev_builder_sum(b, EV_OP_ADD, edges, i + 2, cell, prefix);
             nodes[cell][i] = states[i + 2];
             offset += i + 2;
         }
         snprintf(prefix, sizeof prefix, "cells.%d", cell);
-        int out = sn_sum(b, EV_OP_CONCAT, states + 2, SEARCH_STEPS, cell, prefix);
+        int out = ev_builder_sum(b, EV_OP_CONCAT, states + 2, SEARCH_STEPS, cell, prefix);
         s0 = s1;
         s1 = out;
         reduction_prev = reduction;
     }
-    int gap = sn_unary(b, EV_OP_GAP, s1, -1, "global_pooling");
-    if (gap < 0)
-        return b->rc;
-    g->nodes[gap].shape.h = g->nodes[gap].shape.w = 1;
-    ev_shape ls = {batch, cfg->num_classes, 1, 1};
-    g->logits = sn_node(b, EV_OP_LINEAR, ls, 1, &gap, -1, "classifier");
-    int wshape[2] = {cfg->num_classes, sn_shape(b, gap).c};
-    int pw = sn_param(b, EV_PARAM_WEIGHT, 2, wshape, "classifier.weight");
-    int pb = sn_param(b, EV_PARAM_BIAS, 1, wshape, "classifier.bias");
-    if (g->logits >= 0) {
-        g->nodes[g->logits].param_index[0] = pw;
-        g->nodes[g->logits].param_index[1] = pb;
-    }
-    return b->rc;
-}
-
-/* Parameter and gradient storage, as ev_net_create lays it out. */
-static int sn_storage(ev_net *net, ev_error *err)
-{
-    size_t total = 0, grad_total = 0;
-    for (int i = 0; i < net->num_params; i++) {
-        size_t padded = (net->params[i].numel + 15) & ~(size_t)15;
-        if (!ev_add_size(total, padded, &total))
-            return ev_fail(err, EV_ERR_NOMEM, "supernet: parameters overflow");
-        if (ev_param_trainable(&net->params[i]))
-            grad_total += padded;
-    }
-    if (!(net->param_storage = ev_aligned_alloc(total * sizeof(float) + 64)) ||
-        !(net->grad_storage = ev_aligned_alloc(grad_total * sizeof(float) + 64)))
-        return ev_fail(err, EV_ERR_NOMEM, "supernet: out of memory for %zu parameters", total);
-    size_t off = 0, goff = 0;
-    for (int i = 0; i < net->num_params; i++) {
-        ev_param *p = &net->params[i];
-        size_t padded = (p->numel + 15) & ~(size_t)15;
-        p->data = net->param_storage + off;
-        off += padded;
-        if (ev_param_trainable(p)) {
-            p->grad = net->grad_storage + goff;
-            goff += padded;
-        }
-    }
-    for (int i = 0; i < net->graph.num_nodes; i++) {
-        ev_node *n = &net->graph.nodes[i];
-        for (int k = 0; k < 4; k++)
-            n->params[k] = n->param_index[k] >= 0 ? &net->params[n->param_index[k]] : NULL;
-    }
-    return EV_OK;
+    return ev_builder_classifier(b, s1, cfg->num_classes, batch);
 }
 
 void search_supernet_free(search_supernet *s)
@@ -581,8 +306,7 @@ int search_supernet_create(const search_supernet_config *cfg, int batch, int thr
         rc = ev_fail(err, EV_ERR_NOMEM, "supernet: out of memory");
         goto fail;
     }
-    bp->net = net;
-    bp->err = err;
+    bp->base = (ev_builder){.net = net, .err = err, .who = "supernet"};
     rc = sn_build(bp, cfg, batch, mixed, nodes);
     s->maps = bp->maps;
     int num_maps = bp->num_maps;
@@ -595,7 +319,7 @@ int search_supernet_create(const search_supernet_config *cfg, int batch, int thr
         rc = ev_fail(err, EV_ERR_NOMEM, "supernet: out of memory");
     }
     free(bp);
-    if (rc || (rc = sn_storage(net, err))) {
+    if (rc || (rc = ev_net_alloc_params(net, true, "supernet", err))) {
         free(map_node);
         free(map_at);
         goto fail;

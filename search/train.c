@@ -198,35 +198,6 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
     return rc;
 }
 
-/* Reads the metadata pairs of a safetensors header (not kept by ev_safetensors_read). */
-static json_t *read_metadata(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char len8[8];
-    json_t *meta = NULL;
-    if (fread(len8, 1, 8, f) == 8) {
-        uint64_t n = 0;
-        for (int i = 7; i >= 0; i--)
-            n = n << 8 | len8[i];
-        if (n > 0 && n < EV_SAFETENSORS_MAX_HEADER) {
-            char *h = malloc(n + 1);
-            if (h && fread(h, 1, n, f) == n) {
-                h[n] = 0;
-                json_t *root = json_loads(h, 0, NULL);
-                if (root) {
-                    meta = json_incref(json_object_get(root, "__metadata__"));
-                    json_decref(root);
-                }
-            }
-            free(h);
-        }
-    }
-    fclose(f);
-    return meta;
-}
-
 static const char *meta_str(json_t *meta, const char *key)
 {
     const char *s = json_string_value(json_object_get(meta, key));
@@ -238,7 +209,7 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
-    json_t *meta = read_metadata(path);
+    json_t *meta = ev_safetensors_read_metadata(path);
     if (!meta)
         return ev_fail(err, EV_ERR_IO, "%s: no readable checkpoint to resume from", path);
     int rc = EV_OK;

@@ -79,9 +79,8 @@ int cmd_classify(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return TOOL_OK;
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
-            model_path = argv[++i];
-        } else if ((consumed = tool_parse_plan_option("classify", argc, argv, &i, &opt)) != 0) {
+        } else if ((consumed = tool_parse_plan_option("classify", argc, argv, &i, &model_path,
+                                                      &opt)) != 0) {
             if (consumed < 0)
                 return TOOL_USAGE;
         } else if (!strcmp(argv[i], "--roi") && i + 1 < argc) {

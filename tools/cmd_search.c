@@ -37,17 +37,35 @@ static const char *usage =
     "  DIR/alpha_history.jsonl, DIR/alpha_{normal,reduce}.png, DIR/cell_{normal,reduce}.{dot,png}\n"
     "  and DIR/search_checkpoint.safetensors, which --resume continues exactly.\n";
 
-static bool parse_float(const char *opt, const char *v, double lo, double hi, float *out)
+/* The options that set more than one field or take a 64-bit seed. */
+static int parse_other_option(void *ctx, const char *a, const char *val)
 {
-    char *end;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || *end || end == v || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "echoview search: %s needs a number in %g..%g, got '%s'\n", opt, lo, hi,
-                v ? v : "(nothing)");
-        return false;
+    search_darts_options *o = ctx;
+    long v;
+    int consumed;
+    if (!val) {
+        fprintf(stderr, "echoview search: %s needs a value (or is unknown; see --help)\n", a);
+        return -1;
     }
-    *out = (float)d;
-    return true;
+    if ((consumed = tool_parse_layout_option("search", a, val, &o->num_cells, o->reduction)))
+        return consumed < 0 ? -1 : 0;
+    if (!strcmp(a, "--seed")) {
+        if (!tool_parse_int("search", a, val, 0, 0x7fffffffL, &v))
+            return -1;
+        o->seed = (uint64_t)v;
+    } else if (!strcmp(a, "--momentum")) {
+        if (!tool_parse_float("search", a, val, 0, 0.999, &o->momentum))
+            return -1;
+        o->arch.momentum = o->momentum;
+    } else if (!strcmp(a, "--weight-decay")) {
+        if (!tool_parse_float("search", a, val, 0, 1, &o->weight_decay))
+            return -1;
+        o->arch.weight_decay = o->weight_decay;
+    } else {
+        fprintf(stderr, "echoview search: unknown option %s (see --help)\n", a);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_search(int argc, char **argv)
@@ -56,144 +74,40 @@ int cmd_search(int argc, char **argv)
     search_darts_defaults(&o);
     const char *latency_file = NULL, *latency_table = NULL;
     int bench_steps = 0;
-    long v;
-    float f;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        }
-        if (!strcmp(a, "--resume")) {
-            o.resume = true;
-            continue;
-        }
-        if (!strcmp(a, "--edge-norm")) {
-            o.edge_norm = true;
-            continue;
-        }
-        if (!strcmp(a, "--no-augment")) {
-            o.augment = false;
-            continue;
-        }
-        if (!strcmp(a, "--auto-roi")) {
-            o.auto_roi = true;
-            continue;
-        }
-        if (!strcmp(a, "--quiet")) {
-            o.quiet = true;
-            continue;
-        }
-        if (!val) {
-            fprintf(stderr, "echoview search: %s needs a value (or is unknown; see --help)\n", a);
-            return TOOL_USAGE;
-        }
-        i++;
-        if (!strcmp(a, "--data")) {
-            o.data = val;
-        } else if (!strcmp(a, "--out")) {
-            o.out_dir = val;
-        } else if (!strcmp(a, "--latency")) {
-            latency_file = val;
-        } else if (!strcmp(a, "--latency-table")) {
-            latency_table = val;
-        } else if (!strcmp(a, "--layout")) {
-            if (tool_parse_layout("search", val, &o.num_cells, o.reduction))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--layers")) {
-            if (!tool_parse_int("search", a, val, 1, EV_MAX_CELLS, &v))
-                return TOOL_USAGE;
-            o.num_cells = (int)v;
-            memset(o.reduction, 0, sizeof o.reduction);
-            ev_layout_from_layers(o.num_cells, o.reduction);
-        } else if (!strcmp(a, "--size")) {
-            if (!tool_parse_int("search", a, val, 8, 1024, &v))
-                return TOOL_USAGE;
-            o.size = (int)v;
-        } else if (!strcmp(a, "--init-channels")) {
-            if (!tool_parse_int("search", a, val, 2, 256, &v))
-                return TOOL_USAGE;
-            o.init_channels = (int)v;
-        } else if (!strcmp(a, "--epochs")) {
-            if (!tool_parse_int("search", a, val, 1, 1000, &v))
-                return TOOL_USAGE;
-            o.epochs = (int)v;
-        } else if (!strcmp(a, "--batch")) {
-            if (!tool_parse_int("search", a, val, 2, 4096, &v))
-                return TOOL_USAGE;
-            o.batch = (int)v;
-        } else if (!strcmp(a, "--order")) {
-            if (!tool_parse_int("search", a, val, 1, 2, &v))
-                return TOOL_USAGE;
-            o.arch.order = (int)v;
-        } else if (!strcmp(a, "--threads")) {
-            if (!tool_parse_int("search", a, val, 1, 256, &v))
-                return TOOL_USAGE;
-            o.threads = (int)v;
-        } else if (!strcmp(a, "--seed")) {
-            if (!tool_parse_int("search", a, val, 0, 0x7fffffffL, &v))
-                return TOOL_USAGE;
-            o.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--max-skips")) {
-            if (!tool_parse_int("search", a, val, -1, 8, &v))
-                return TOOL_USAGE;
-            o.max_skips = (int)v;
-        } else if (!strcmp(a, "--partial-channels")) {
-            if (!tool_parse_int("search", a, val, 1, 64, &v))
-                return TOOL_USAGE;
-            o.partial_channels = (int)v;
-        } else if (!strcmp(a, "--warmup-epochs")) {
-            if (!tool_parse_int("search", a, val, 0, 1000, &v))
-                return TOOL_USAGE;
-            o.arch_warmup = (int)v;
-        } else if (!strcmp(a, "--stop-after")) {
-            if (!tool_parse_int("search", a, val, 1, 1000, &v))
-                return TOOL_USAGE;
-            o.stop_after = (int)v;
-        } else if (!strcmp(a, "--steps-per-epoch")) {
-            if (!tool_parse_int("search", a, val, 1, 1000000, &v))
-                return TOOL_USAGE;
-            o.max_steps = (int)v;
-        } else if (!strcmp(a, "--val-frames")) {
-            if (!tool_parse_int("search", a, val, 1, 100000000, &v))
-                return TOOL_USAGE;
-            o.max_val_frames = (int)v;
-        } else if (!strcmp(a, "--benchmark")) {
-            if (!tool_parse_int("search", a, val, 1, 100000, &v))
-                return TOOL_USAGE;
-            bench_steps = (int)v;
-        } else if (!strcmp(a, "--lr")) {
-            if (!parse_float(a, val, 1e-6, 10, &o.lr))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--lr-min")) {
-            if (!parse_float(a, val, 0, 10, &o.lr_min))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--momentum")) {
-            if (!parse_float(a, val, 0, 0.999, &o.momentum))
-                return TOOL_USAGE;
-            o.arch.momentum = o.momentum;
-        } else if (!strcmp(a, "--weight-decay")) {
-            if (!parse_float(a, val, 0, 1, &o.weight_decay))
-                return TOOL_USAGE;
-            o.arch.weight_decay = o.weight_decay;
-        } else if (!strcmp(a, "--grad-clip")) {
-            if (!parse_float(a, val, 0, 1e6, &o.grad_clip))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--arch-lr")) {
-            if (!parse_float(a, val, 0, 1, &o.arch.arch_lr))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--arch-weight-decay")) {
-            if (!parse_float(a, val, 0, 1, &o.arch.arch_weight_decay))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--latency-weight")) {
-            if (!parse_float(a, val, 0, 1e6, &f))
-                return TOOL_USAGE;
-            o.arch.latency_weight = f;
-        } else {
-            fprintf(stderr, "echoview search: unknown option %s (see --help)\n", a);
-            return TOOL_USAGE;
-        }
-    }
+    const tool_option options[] = {
+        TOOL_FLAG("--resume", &o.resume),
+        TOOL_FLAG("--edge-norm", &o.edge_norm),
+        TOOL_FLAG_OFF("--no-augment", &o.augment),
+        TOOL_FLAG("--auto-roi", &o.auto_roi),
+        TOOL_FLAG("--quiet", &o.quiet),
+        TOOL_STRING("--data", &o.data),
+        TOOL_STRING("--out", &o.out_dir),
+        TOOL_STRING("--latency", &latency_file),
+        TOOL_STRING("--latency-table", &latency_table),
+        TOOL_INT("--size", &o.size, 8, 1024),
+        TOOL_INT("--init-channels", &o.init_channels, 2, 256),
+        TOOL_INT("--epochs", &o.epochs, 1, 1000),
+        TOOL_INT("--batch", &o.batch, 2, 4096),
+        TOOL_INT("--order", &o.arch.order, 1, 2),
+        TOOL_INT("--threads", &o.threads, 1, 256),
+        TOOL_INT("--max-skips", &o.max_skips, -1, 8),
+        TOOL_INT("--partial-channels", &o.partial_channels, 1, 64),
+        TOOL_INT("--warmup-epochs", &o.arch_warmup, 0, 1000),
+        TOOL_INT("--stop-after", &o.stop_after, 1, 1000),
+        TOOL_INT("--steps-per-epoch", &o.max_steps, 1, 1000000),
+        TOOL_INT("--val-frames", &o.max_val_frames, 1, 100000000),
+        TOOL_INT("--benchmark", &bench_steps, 1, 100000),
+        TOOL_FLOAT("--lr", &o.lr, 1e-6, 10, NULL),
+        TOOL_FLOAT("--lr-min", &o.lr_min, 0, 10, NULL),
+        TOOL_FLOAT("--grad-clip", &o.grad_clip, 0, 1e6, NULL),
+        TOOL_FLOAT("--arch-lr", &o.arch.arch_lr, 0, 1, NULL),
+        TOOL_FLOAT("--arch-weight-decay", &o.arch.arch_weight_decay, 0, 1, NULL),
+        TOOL_FLOAT("--latency-weight", &o.arch.latency_weight, 0, 1e6, NULL),
+    };
+    int rc = tool_parse_args("search", usage, options, (int)(sizeof options / sizeof *options),
+                             argc, argv, parse_other_option, &o);
+    if (rc != TOOL_CONTINUE)
+        return rc;
     ev_error err = {0};
     if (latency_table) {
         float lat[SEARCH_OPS];

@@ -89,17 +89,42 @@ int tool_parse_layout(const char *cmd, const char *s, int *num_cells, bool *redu
     return 0;
 }
 
-static bool parse_float(const char *opt, const char *v, double lo, double hi, float *out)
+/* The options that are not numbers or strings, and the fractions (doubles). */
+static int parse_other_option(void *ctx, const char *a, const char *val)
 {
-    char *end;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || *end || end == v || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "echoview train: %s needs a number in %g..%g, got '%s'\n", opt, lo, hi,
-                v ? v : "(nothing)");
-        return false;
+    search_train_options *o = ctx;
+    float f;
+    int consumed;
+    if (!val) {
+        fprintf(stderr, "echoview train: unknown option or missing value '%s'\n%s", a, usage);
+        return -1;
     }
-    *out = (float)d;
-    return true;
+    if ((consumed = tool_parse_layout_option("train", a, val, &o->num_cells, o->reduction)))
+        return consumed < 0 ? -1 : 0;
+    if (!strcmp(a, "--optimizer")) {
+        if (!strcmp(val, "adam"))
+            o->optimizer = SEARCH_OPT_ADAM;
+        else if (!strcmp(val, "sgd"))
+            o->optimizer = SEARCH_OPT_SGD;
+        else {
+            fprintf(stderr, "echoview train: --optimizer adam or sgd, got '%s'\n", val);
+            return -1;
+        }
+    } else if (!strcmp(a, "--seed")) {
+        o->seed = strtoull(val, NULL, 10);
+    } else if (!strcmp(a, "--max-bad-fraction")) {
+        if (!tool_parse_float("train", a, val, 0, 1, &f))
+            return -1;
+        o->max_bad_fraction = f;
+    } else if (!strcmp(a, "--train-fraction")) {
+        if (!tool_parse_float("train", a, val, 0.001, 1, &f))
+            return -1;
+        o->train_fraction = f;
+    } else {
+        fprintf(stderr, "echoview train: unknown option '%s'\n%s", a, usage);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_train(int argc, char **argv)
@@ -108,146 +133,40 @@ int cmd_train(int argc, char **argv)
     search_train_defaults(&o);
     const char *genotype = "DARTS_V2";
     bool lr_set = false, wd_set = false, clip_set = false;
-    long v;
-    float f;
     int bench_steps = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        }
-        if (!strcmp(a, "--cosine")) {
-            o.cosine = true;
-            continue;
-        }
-        if (!strcmp(a, "--resume")) {
-            o.resume = true;
-            continue;
-        }
-        if (!strcmp(a, "--no-augment")) {
-            o.augment = false;
-            continue;
-        }
-        if (!strcmp(a, "--auto-roi")) {
-            o.auto_roi = true;
-            continue;
-        }
-        if (!strcmp(a, "--quiet")) {
-            o.quiet = true;
-            continue;
-        }
-        if (!val) {
-            fprintf(stderr, "echoview train: unknown option or missing value '%s'\n%s", a, usage);
-            return TOOL_USAGE;
-        }
-        i++;
-        if (!strcmp(a, "--data"))
-            o.data = val;
-        else if (!strcmp(a, "--out"))
-            o.out_dir = val;
-        else if (!strcmp(a, "--name"))
-            o.name = val;
-        else if (!strcmp(a, "--init-from"))
-            o.init_from = val;
-        else if (!strcmp(a, "--genotype"))
-            genotype = val;
-        else if (!strcmp(a, "--layout")) {
-            if (tool_parse_layout("train", val, &o.num_cells, o.reduction))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--layers")) {
-            if (!tool_parse_int("train", a, val, 1, EV_MAX_CELLS, &v))
-                return TOOL_USAGE;
-            o.num_cells = (int)v;
-            memset(o.reduction, 0, sizeof o.reduction);
-            ev_layout_from_layers(o.num_cells, o.reduction);
-        } else if (!strcmp(a, "--init-channels")) {
-            if (!tool_parse_int("train", a, val, 2, 1024, &v))
-                return TOOL_USAGE;
-            o.init_channels = (int)v;
-        } else if (!strcmp(a, "--size")) {
-            if (!tool_parse_int("train", a, val, 8, 1024, &v))
-                return TOOL_USAGE;
-            o.size = (int)v;
-        } else if (!strcmp(a, "--epochs")) {
-            if (!tool_parse_int("train", a, val, 1, 800, &v))
-                return TOOL_USAGE;
-            o.epochs = (int)v;
-        } else if (!strcmp(a, "--batch")) {
-            if (!tool_parse_int("train", a, val, 2, 4096, &v))
-                return TOOL_USAGE;
-            o.batch = (int)v;
-        } else if (!strcmp(a, "--patience")) {
-            if (!tool_parse_int("train", a, val, 0, 800, &v))
-                return TOOL_USAGE;
-            o.patience = (int)v;
-        } else if (!strcmp(a, "--optimizer")) {
-            if (!strcmp(val, "adam"))
-                o.optimizer = SEARCH_OPT_ADAM;
-            else if (!strcmp(val, "sgd"))
-                o.optimizer = SEARCH_OPT_SGD;
-            else {
-                fprintf(stderr, "echoview train: --optimizer adam or sgd, got '%s'\n", val);
-                return TOOL_USAGE;
-            }
-        } else if (!strcmp(a, "--lr")) {
-            if (!parse_float(a, val, 1e-8, 10, &o.lr))
-                return TOOL_USAGE;
-            lr_set = true;
-        } else if (!strcmp(a, "--weight-decay")) {
-            if (!parse_float(a, val, 0, 1, &o.weight_decay))
-                return TOOL_USAGE;
-            wd_set = true;
-        } else if (!strcmp(a, "--momentum")) {
-            if (!parse_float(a, val, 0, 0.9999, &o.momentum))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--grad-clip")) {
-            if (!parse_float(a, val, 0, 1e6, &o.grad_clip))
-                return TOOL_USAGE;
-            clip_set = true;
-        } else if (!strcmp(a, "--auxiliary")) {
-            if (!parse_float(a, val, 0, 10, &o.auxiliary_weight))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--drop-path")) {
-            if (!parse_float(a, val, 0, 0.9, &o.drop_path))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--threads")) {
-            if (!tool_parse_int("train", a, val, 1, 256, &v))
-                return TOOL_USAGE;
-            o.threads = (int)v;
-        } else if (!strcmp(a, "--seed")) {
-            o.seed = strtoull(val, NULL, 10);
-        } else if (!strcmp(a, "--log")) {
-            o.log_path = val;
-        } else if (!strcmp(a, "--max-bad-fraction")) {
-            if (!parse_float(a, val, 0, 1, &f))
-                return TOOL_USAGE;
-            o.max_bad_fraction = f;
-        } else if (!strcmp(a, "--train-fraction")) {
-            if (!parse_float(a, val, 0.001, 1, &f))
-                return TOOL_USAGE;
-            o.train_fraction = f;
-        } else if (!strcmp(a, "--stop-after")) {
-            if (!tool_parse_int("train", a, val, 1, 800, &v))
-                return TOOL_USAGE;
-            o.stop_after = (int)v;
-        } else if (!strcmp(a, "--benchmark")) {
-            if (!tool_parse_int("train", a, val, 1, 100000, &v))
-                return TOOL_USAGE;
-            bench_steps = (int)v;
-        } else if (!strcmp(a, "--val-frames")) {
-            if (!tool_parse_int("train", a, val, 1, 100000000, &v))
-                return TOOL_USAGE;
-            o.max_val_frames = (int)v;
-        } else if (!strcmp(a, "--steps-per-epoch")) {
-            if (!tool_parse_int("train", a, val, 1, 1000000, &v))
-                return TOOL_USAGE;
-            o.max_steps = (int)v;
-        } else {
-            fprintf(stderr, "echoview train: unknown option '%s'\n%s", a, usage);
-            return TOOL_USAGE;
-        }
-    }
+    const tool_option options[] = {
+        TOOL_FLAG("--cosine", &o.cosine),
+        TOOL_FLAG("--resume", &o.resume),
+        TOOL_FLAG_OFF("--no-augment", &o.augment),
+        TOOL_FLAG("--auto-roi", &o.auto_roi),
+        TOOL_FLAG("--quiet", &o.quiet),
+        TOOL_STRING("--data", &o.data),
+        TOOL_STRING("--out", &o.out_dir),
+        TOOL_STRING("--name", &o.name),
+        TOOL_STRING("--init-from", &o.init_from),
+        TOOL_STRING("--genotype", &genotype),
+        TOOL_STRING("--log", &o.log_path),
+        TOOL_INT("--init-channels", &o.init_channels, 2, 1024),
+        TOOL_INT("--size", &o.size, 8, 1024),
+        TOOL_INT("--epochs", &o.epochs, 1, 800),
+        TOOL_INT("--batch", &o.batch, 2, 4096),
+        TOOL_INT("--patience", &o.patience, 0, 800),
+        TOOL_INT("--threads", &o.threads, 1, 256),
+        TOOL_INT("--stop-after", &o.stop_after, 1, 800),
+        TOOL_INT("--benchmark", &bench_steps, 1, 100000),
+        TOOL_INT("--val-frames", &o.max_val_frames, 1, 100000000),
+        TOOL_INT("--steps-per-epoch", &o.max_steps, 1, 1000000),
+        TOOL_FLOAT("--lr", &o.lr, 1e-8, 10, &lr_set),
+        TOOL_FLOAT("--weight-decay", &o.weight_decay, 0, 1, &wd_set),
+        TOOL_FLOAT("--momentum", &o.momentum, 0, 0.9999, NULL),
+        TOOL_FLOAT("--grad-clip", &o.grad_clip, 0, 1e6, &clip_set),
+        TOOL_FLOAT("--auxiliary", &o.auxiliary_weight, 0, 10, NULL),
+        TOOL_FLOAT("--drop-path", &o.drop_path, 0, 0.9, NULL),
+    };
+    int rc = tool_parse_args("train", usage, options, (int)(sizeof options / sizeof *options),
+                             argc, argv, parse_other_option, &o);
+    if (rc != TOOL_CONTINUE)
+        return rc;
     if (bench_steps) { /* training throughput on random frames, no data needed */
         if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name,
                                sizeof o.genotype_name))

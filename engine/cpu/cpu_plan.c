@@ -171,6 +171,19 @@ static int new_buffer(cpu_plan *p, size_t floats)
     return p->num_bufs++;
 }
 
+/* A buffer of its own for node i's output, the whole batch; -1 when out of memory. */
+static int store_node(compiler *cc, int i)
+{
+    const ev_node *n = &cc->g->nodes[i];
+    size_t floats = ev_shape_numel((ev_shape){1, n->shape.c, n->shape.h, n->shape.w});
+    int b = ev_mul_size(floats, (size_t)cc->p->batch, &floats) ? new_buffer(cc->p, floats) : -1;
+    if (b >= 0) {
+        cc->storage[i].buf = b;
+        cc->storage[i].ld = n->shape.c;
+    }
+    return b;
+}
+
 static step *new_step(compiler *cc, step_kind kind)
 {
     cpu_plan *p = cc->p;
@@ -406,7 +419,6 @@ static int emit_copy(compiler *cc, int from, view dest, int acc)
 static int compile_graph(compiler *cc)
 {
     const ev_graph *g = cc->g;
-    cpu_plan *p = cc->p;
     const int nn = g->num_nodes;
 
     /* nodes the logits depend on (the auxiliary head is skipped) */
@@ -468,17 +480,13 @@ static int compile_graph(compiler *cc)
     free(needed);
 
     /* storage: concat buffers first, their inputs as channel slices */
-    const size_t batch = (size_t)p->batch;
     for (int i = 0; i < nn; i++) {
         const ev_node *n = &g->nodes[i];
         if (cc->roles[i] != ROLE_STORED || n->op != EV_OP_CONCAT)
             continue;
-        size_t floats = ev_shape_numel((ev_shape){1, n->shape.c, n->shape.h, n->shape.w});
-        int b = ev_mul_size(floats, batch, &floats) ? new_buffer(p, floats) : -1;
+        int b = store_node(cc, i);
         if (b < 0)
             return ev_fail(cc->err, EV_ERR_NOMEM, "cpu backend: out of memory");
-        cc->storage[i].buf = b;
-        cc->storage[i].ld = n->shape.c;
         int off = 0;
         for (int j = 0; j < n->num_inputs; j++) {
             value v = resolve(g, n->inputs[j]);
@@ -497,17 +505,9 @@ static int compile_graph(compiler *cc)
             off += in->shape.c;
         }
     }
-    for (int i = 0; i < nn; i++) {
-        const ev_node *n = &g->nodes[i];
-        if (cc->roles[i] != ROLE_STORED || cc->storage[i].buf != -2)
-            continue;
-        size_t floats = ev_shape_numel((ev_shape){1, n->shape.c, n->shape.h, n->shape.w});
-        int b = ev_mul_size(floats, batch, &floats) ? new_buffer(p, floats) : -1;
-        if (b < 0)
+    for (int i = 0; i < nn; i++)
+        if (cc->roles[i] == ROLE_STORED && cc->storage[i].buf == -2 && store_node(cc, i) < 0)
             return ev_fail(cc->err, EV_ERR_NOMEM, "cpu backend: out of memory");
-        cc->storage[i].buf = b;
-        cc->storage[i].ld = n->shape.c;
-    }
 
     /* steps, in graph order */
     for (int i = 0; i < nn; i++) {

@@ -4,6 +4,14 @@
 #ifndef EV_GOLDEN_UTIL_H
 #define EV_GOLDEN_UTIL_H
 
+/* Every fixture gen_golden.py writes, as tests/fixtures/golden/<name>. */
+static const char *const golden_fixture_names[] = {
+    "darts_v2_nrnr_g1", "darts_v2_nrnr_rgb", "darts_v2_l3_g1",  "darts_v2_l8_rgb",
+    "paper128_nrnr_g1", "paper128_nrnr_rgb", "paper128_l3_rgb", "paper128_l8_g1",
+    "darts_v1_nrnr_g1", "coverage_nrnr_rgb",
+};
+#define GOLDEN_FIXTURE_COUNT (sizeof golden_fixture_names / sizeof golden_fixture_names[0])
+
 static inline const float *golden_tensor(const ev_safetensors *st, const char *name, size_t *numel)
 {
     const ev_st_tensor *t = ev_safetensors_find(st, name);
@@ -12,6 +20,33 @@ static inline const float *golden_tensor(const ev_safetensors *st, const char *n
     if (numel)
         *numel = (t->end - t->begin) / 4;
     return (const float *)(st->data + t->begin);
+}
+
+/* The fixture's model and its io tensors, checked; nonzero when either did not load (the caller
+ * frees whatever did). */
+static inline int golden_load(const char *dir, ev_model **model, ev_safetensors *io)
+{
+    char path[4200];
+    ev_error err = {0};
+    int rc = ev_model_load(dir, model, &err);
+    CHECK(rc == 0, "%s: load model (%s)", dir, rc ? err.message : "ok");
+    if (rc)
+        return rc;
+    snprintf(path, sizeof path, "%s/io.safetensors", dir);
+    rc = ev_safetensors_read(path, io, &err);
+    CHECK(rc == 0, "%s: read io (%s)", dir, rc ? err.message : "ok");
+    return rc;
+}
+
+/* The training step's labels (stored as floats) as int32, at most 64; returns how many. */
+static inline size_t golden_train_labels(const ev_safetensors *io, int32_t labels[64])
+{
+    size_t n = 0;
+    const float *f = golden_tensor(io, "train_labels", &n);
+    n = f && n <= 64 ? n : 0;
+    for (size_t i = 0; i < n; i++)
+        labels[i] = (int32_t)f[i];
+    return n;
 }
 
 /* The training step of a fixture: logits and loss (<= 1e-4), every weight gradient (<= 1e-3),

@@ -9,19 +9,12 @@
 
 static void check_fixture(const char *dir)
 {
-    char path[4096];
     ev_error err = {0};
     ev_model *model = NULL;
     ev_safetensors io = {0};
     ev_plan *plan = NULL;
     ev_net *train = NULL;
-    int rc = ev_model_load(dir, &model, &err);
-    CHECK(rc == 0, "%s: load model (%s)", dir, rc ? err.message : "ok");
-    if (rc)
-        return;
-    snprintf(path, sizeof path, "%s/io.safetensors", dir);
-    rc = ev_safetensors_read(path, &io, &err);
-    CHECK(rc == 0, "%s: read io (%s)", dir, rc ? err.message : "ok");
+    int rc = golden_load(dir, &model, &io);
     if (rc)
         goto out;
     size_t n_in = 0, n_logits = 0;
@@ -40,12 +33,10 @@ static void check_fixture(const char *dir)
     CHECK(rc == 0 && e <= 1e-4, "%s: eval logits (batch %d) rel error %.2e <= 1e-4", dir, batch, e);
 
     /* one training step */
-    size_t n_train = 0, n_labels = 0;
+    size_t n_train = 0;
     const float *train_input = golden_tensor(&io, "train_input", &n_train);
-    const float *labels_f = golden_tensor(&io, "train_labels", &n_labels);
     int32_t labels[64];
-    for (size_t i = 0; i < n_labels; i++)
-        labels[i] = (int32_t)labels_f[i];
+    size_t n_labels = golden_train_labels(&io, labels);
     rc = ev_net_create(&model->cfg, (int)n_labels, true, &train, &err);
     if (!rc)
         rc = ev_net_copy_params(train, model->net, &err);
@@ -68,15 +59,10 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const char *const names[] = {
-        "darts_v2_nrnr_g1", "darts_v2_nrnr_rgb", "darts_v2_l3_g1",  "darts_v2_l8_rgb",
-        "paper128_nrnr_g1", "paper128_nrnr_rgb", "paper128_l3_rgb", "paper128_l8_g1",
-        "darts_v1_nrnr_g1", "coverage_nrnr_rgb",
-    };
     const char *root = argc > 1 ? argv[1] : "tests/fixtures";
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    for (size_t i = 0; i < GOLDEN_FIXTURE_COUNT; i++) {
         char dir[2048];
-        snprintf(dir, sizeof dir, "%s/golden/%s", root, names[i]);
+        snprintf(dir, sizeof dir, "%s/golden/%s", root, golden_fixture_names[i]);
         check_fixture(dir);
     }
     return test_finish();

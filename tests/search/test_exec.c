@@ -9,26 +9,19 @@
 
 static void check_fixture(const char *root, const char *name, int threads)
 {
-    char dir[4096], path[4200];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s/golden/%s", root, name);
     ev_error err = {0};
     ev_model *model = NULL;
     ev_safetensors io = {0};
     ev_net *net = NULL;
     search_exec *ex = NULL;
-    int rc = ev_model_load(dir, &model, &err);
-    CHECK(rc == 0, "%s: load (%s)", name, rc ? err.message : "ok");
+    int rc = golden_load(dir, &model, &io);
     if (rc)
-        return;
-    snprintf(path, sizeof path, "%s/io.safetensors", dir);
-    if ((rc = ev_safetensors_read(path, &io, &err)))
         goto out;
-    size_t n_labels = 0;
     const float *x = golden_tensor(&io, "train_input", NULL);
-    const float *lf = golden_tensor(&io, "train_labels", &n_labels);
     int32_t labels[64];
-    for (size_t i = 0; i < n_labels; i++)
-        labels[i] = (int32_t)lf[i];
+    size_t n_labels = golden_train_labels(&io, labels);
     rc = ev_net_create(&model->cfg, (int)n_labels, true, &net, &err);
     if (!rc)
         rc = ev_net_copy_params(net, model->net, &err);
@@ -128,14 +121,9 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const char *const names[] = {
-        "darts_v2_nrnr_g1", "darts_v2_nrnr_rgb", "darts_v2_l3_g1",  "darts_v2_l8_rgb",
-        "paper128_nrnr_g1", "paper128_nrnr_rgb", "paper128_l3_rgb", "paper128_l8_g1",
-        "darts_v1_nrnr_g1", "coverage_nrnr_rgb",
-    };
     const char *root = argc > 1 ? argv[1] : "tests/fixtures";
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        check_fixture(root, names[i], i % 2 ? 2 : 1);
+    for (size_t i = 0; i < GOLDEN_FIXTURE_COUNT; i++)
+        check_fixture(root, golden_fixture_names[i], i % 2 ? 2 : 1);
     check_vs_reference();
     return test_finish();
 }
