@@ -187,6 +187,7 @@ typedef struct ev_node {
     /* where this node belongs, for names in messages and for backends that fuse by structure */
     int cell;   /* -1 for stem and head */
     char tag[EV_PARAM_NAME_MAX];
+    bool auxiliary; /* part of the auxiliary head: run only in training, never at inference */
     /* reference execution state */
     float *out;   /* forward value */
     float *grad;  /* dLoss/dout, allocated when backward runs */
@@ -225,7 +226,8 @@ int ev_net_create(const ev_net_config *cfg, int batch, bool with_grads, ev_net *
 void ev_net_free(ev_net *net);
 ev_param *ev_net_find_param(ev_net *net, const char *name);
 /* Marks (1) the nodes the classifier logits depend on, so inference backends skip the
- * auxiliary head; calloc'ed mask of num_nodes bytes, NULL when out of memory. */
+ * auxiliary head (and any other node the logits do not need); calloc'ed mask of num_nodes
+ * bytes, NULL when out of memory. */
 unsigned char *ev_graph_logits_closure(const ev_graph *g);
 /* Trainable parameter count (auxiliary head excluded, like the reference's count) and MACs. */
 int64_t ev_net_count_params(const ev_net *net);
@@ -243,7 +245,8 @@ int ev_net_copy_params(ev_net *dst, const ev_net *src, ev_error *err);
  * executors over the same graph (search/) call it before writing node outputs. */
 int ev_net_alloc_activations(ev_net *net, ev_error *err);
 /* Reference execution. training: batch statistics for BN (running stats updated), drop-path and
- * the auxiliary head active. input: batch x in_channels x H x W. */
+ * the auxiliary head active; in eval mode the auxiliary head is not run (its outputs keep
+ * whatever the last training forward left). input: batch x in_channels x H x W. */
 int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err);
 const float *ev_net_logits(const ev_net *net);
 /* Mean cross-entropy of the last forward against labels (plus aux_weight x auxiliary loss when

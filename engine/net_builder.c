@@ -76,6 +76,7 @@ int ev_builder_node(ev_builder *b, ev_op op, ev_shape shape, int num_inputs, con
         n->param_index[i] = -1;
     n->cell = cell;
     snprintf(n->tag, sizeof n->tag, "%s", tag ? tag : "");
+    n->auxiliary = b->aux;
     return g->num_nodes++;
 }
 

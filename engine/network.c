@@ -477,6 +477,8 @@ int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err
     g->training = training;
     for (int i = 0; i < g->num_nodes; i++) {
         ev_node *n = &g->nodes[i];
+        if (n->auxiliary && !training)
+            continue; /* training-only, as in the reference: eval logits never depend on it */
         const ev_node *x = n->num_inputs ? &g->nodes[n->inputs[0]] : NULL;
         size_t numel = ev_shape_numel(n->shape);
         switch (n->op) {
@@ -614,7 +616,7 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
         ev_node *n = &g->nodes[i];
         if (n->op == EV_OP_INPUT)
             continue;
-        if (!use_aux && n->params[0] && n->params[0]->auxiliary)
+        if (!use_aux && n->auxiliary)
             continue;
         ev_node *x = n->num_inputs ? &g->nodes[n->inputs[0]] : NULL;
         float *dx = n->num_inputs ? grad_of(g, n->inputs[0]) : NULL;

@@ -146,7 +146,7 @@ int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *er
     size_t scratch = 0;
     for (int i = 0; i < nn; i++) {
         ev_node *n = &g->nodes[i];
-        e->aux_node[i] = strncmp(n->tag, "auxiliary_head", 14) == 0;
+        e->aux_node[i] = n->auxiliary;
         if (n->shape.c > e->max_channels)
             e->max_channels = n->shape.c;
         if (n->op == EV_OP_MAXPOOL &&

@@ -545,7 +545,7 @@ static int compile_graph(compiler *cc)
             }
         } else if (cc->roles[i] == ROLE_STORED) {
             rc = emit_compute(cc, i, cc->storage[i], 0);
-        } else if (n->op == EV_OP_LINEAR) {
+        } else if (cc->roles[i] == ROLE_HEAD && n->op == EV_OP_LINEAR) {
             value gv = resolve(g, n->inputs[0]);
             const ev_node *gap = &g->nodes[gv.base];
             if (gv.relu || gv.crop || gap->op != EV_OP_GAP)
