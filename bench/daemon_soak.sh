@@ -2,13 +2,17 @@
 # daemon_soak.sh BUILD [SECONDS]: resident memory of echoviewd over a soak (default 1800 s)
 # with a steady simulated RTP stream, a phantom stream, and a stream whose sender is cut every
 # few seconds (stall -> restart), plus periodic HTTP and event clients. Prints "t_s rss_kib
-# restarts" every 15 s.
+# restarts anon_kib" every 15 s (anon_kib: RssAnon, the heap and stacks without the mapped
+# libraries, whose pages the kernel may drop and re-read under memory pressure), then the least-squares slope of RSS and of RssAnon over the last two thirds of
+# the run in KiB per hour, the restarts of the flaky stream in that window and bytes per
+# restart: "flat" is a slope near zero there, not a feeling.
 set -euo pipefail
 build=$1; secs=${2:-1800}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export GST_PLUGIN_PATH=$root/$build/plugins
 model=${MODEL:-$root/tests/fixtures/golden/darts_v2_nrnr_g1}
 tmp=$(mktemp -d); pid=
+samples=$tmp/samples
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 cat > "$tmp/c.yaml" <<YAML
 http: {port: 18333}
@@ -32,8 +36,27 @@ while [ $((SECONDS - start)) -lt $secs ]; do
   t=$((SECONDS - start))
   if [ $t -ge $next ]; then
     rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-    r=$(curl -s -m 5 http://127.0.0.1:18333/api/v1/streams/flaky | python3 -c 'import json,sys; print(json.load(sys.stdin)["restarts"])')
-    echo "$t $rss $r"
+    anon=$(awk '/RssAnon/ {print $2}' /proc/$pid/status)
+    r=$(curl -s -m 5 http://127.0.0.1:18333/api/v1/streams/flaky \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["restarts"])' 2>/dev/null || echo -)
+    echo "$t $rss $r $anon" | tee -a "$samples"
     next=$((next + 15))
   fi
 done
+# Slope over the samples of the last two thirds (the first third holds the warm-up: pools,
+# caches, arenas reaching their working size).
+awk -v from=$((secs / 3)) '
+  $1 >= from && $3 != "-" {
+    n++; sx += $1; sy += $2; sa += $4; sxx += $1 * $1; sxy += $1 * $2; sxa += $1 * $4
+    if (n == 1) { t0 = $1; rss0 = $2; r0 = $3 } t1 = $1; rss1 = $2; r1 = $3 }
+  END {
+    if (n < 3) { print "too few samples for a slope"; exit 1 }
+    d = n * sxx - sx * sx
+    rss_slope = (n * sxy - sx * sy) / d * 3600; anon_slope = (n * sxa - sx * sa) / d * 3600
+    printf "window %d..%d s: RSS %d -> %d KiB, slope %+.0f KiB/h (RssAnon %+.0f KiB/h); ",
+      t0, t1, rss0, rss1, rss_slope, anon_slope
+    printf "%d restarts of the flaky stream in the window (%d in all)", r1 - r0, r1
+    if (r1 > r0)
+      printf ", %+.0f bytes per restart (RssAnon %+.0f)", rss_slope * (t1 - t0) / 3.6 * 1.024 \
+        / (r1 - r0), anon_slope * (t1 - t0) / 3.6 * 1.024 / (r1 - r0)
+    printf "\n" }' "$samples"

@@ -14,6 +14,10 @@
 #include "evd_model.h"
 #include "gstechoviewmeta.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 GST_DEBUG_CATEGORY_STATIC (evd_stream_debug);
 #define GST_CAT_DEFAULT evd_stream_debug
 
@@ -516,6 +520,19 @@ stream_teardown (EvdStream * st)
   gst_bus_remove_watch (GST_ELEMENT_BUS (pipeline));
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (pipeline);
+  /* A pipeline's buffers, pools and thread-local allocations are freed into whichever glibc
+   * arena its streaming threads used, and glibc keeps the free pages resident (a running
+   * daemon gave back 212 KiB to one malloc_trim). Giving them back after each teardown keeps
+   * resident memory 0.3-0.5 MiB lower in the soak, for ~0.1 ms per teardown; it does not stop
+   * the slow drift that remains (docs/PERFORMANCE.md). */
+#ifdef __GLIBC__
+  {
+    gint64 t0 = g_get_monotonic_time ();
+    malloc_trim (0);
+    GST_DEBUG ("stream %s: malloc_trim after teardown took %" G_GINT64_FORMAT " us", st->id,
+        g_get_monotonic_time () - t0);
+  }
+#endif
 }
 
 static void
