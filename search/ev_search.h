@@ -110,7 +110,9 @@ void search_sampler_free(search_sampler *s);
 
 /* Runs an ev_net's graph forward and backward with the fast kernels (train_kernels.c) and
  * threads splitting the batch. Uses the net's parameters and node output buffers; keeps its own
- * gradient buffers. Results do not depend on the thread count (fixed work chunks, reductions in
+ * gradient buffers. For a network with gradients it lays out the node outputs itself on the first
+ * forward, sharing the buffers of outputs backward does not read: after a step only the logits
+ * and those outputs hold their values, and the reference ev_net_backward must not run on it. Results do not depend on the thread count (fixed work chunks, reductions in
  * a fixed order). */
 typedef struct search_exec search_exec;
 int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *err);
@@ -130,6 +132,15 @@ int search_exec_set_weighted_add(search_exec *e, int node, const float *weights,
  * concatenation of its inputs (shape.c entries, injective; PC-DARTS's partial channels and
  * channel shuffle). map stays owned by the caller. */
 int search_exec_set_channel_map(search_exec *e, int node, const int *map, ev_error *err);
+/* Bytes an executor holds for training steps, all proportional to batch x input pixels except
+ * the weight-gradient partials: every node's forward output (kept for backward), the node
+ * gradients (buffers shared by nodes never live at once; allocated on the first backward, zero
+ * for a network without gradients) and the rest (max-pool indices, per-chunk weight-gradient
+ * partials and scratch). */
+typedef struct search_exec_memory {
+    size_t activations, gradients, other;
+} search_exec_memory;
+void search_exec_memory_use(const search_exec *e, search_exec_memory *m);
 /* Name of the kernel set in use ("avx2" or "generic"); EV_CPU_ISA=generic forces the latter. */
 const char *search_kernels_name(void);
 

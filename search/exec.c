@@ -9,6 +9,15 @@
  * Gradient buffers are not zeroed up front (that would cost a full pass over gigabytes per step):
  * the first consumer (in backward order) of a node zeroes the node's gradient rows of its chunk
  * right before accumulating into them, and a node nobody propagated into is skipped.
+ *
+ * Gradient buffers are shared between nodes whose gradients are never live at once. A node's
+ * gradient is live in backward from its last consumer (highest index) down to the node itself;
+ * most of a DARTS graph is chains (relu, conv, conv, bn), so a handful of buffers the size of the
+ * largest activations serve hundreds of nodes. One buffer per node cost as much memory as the
+ * forward activations themselves (gigabytes at batch 64 x 96 px). Likewise a node output that
+ * no backward step reads (a batch-norm output feeding a ReLU or an add, a cell's concat) only
+ * lives until its last consumer has run forward, in buffers shared the same way. The
+ * arithmetic is unchanged, so results are bit-identical to separate buffers.
  */
 #include "ev_search.h"
 #include "pool.h"
@@ -28,7 +37,11 @@ struct search_exec {
     int threads;
     int nchunks;
     int chunk_lo[MAX_CHUNKS + 1];
-    float **grad;          /* per node */
+    bool planned;          /* the node outputs were laid out by plan_activations */
+    float **grad;          /* per node: points into grad_block (shared by liveness) */
+    size_t *grad_off;      /* per node: offset in grad_block in floats; SIZE_MAX for none */
+    size_t grad_floats;    /* size of grad_block in floats */
+    float *grad_block;     /* every node gradient, allocated on the first backward */
     bool *touched;         /* per node: some consumer wrote its gradient this backward */
     bool *first;           /* per node x input slot: this consumer zeroes the input's rows */
     bool *skip;            /* per node: not run (auxiliary head outside training) */
@@ -74,9 +87,8 @@ void search_exec_free(search_exec *e)
 {
     if (!e)
         return;
-    if (e->grad)
-        for (int i = 0; i < e->net->graph.num_nodes; i++)
-            ev_aligned_free(e->grad[i]);
+    ev_aligned_free(e->grad_block);
+    free(e->grad_off);
     if (e->wt)
         for (int i = 0; i < e->net->graph.num_nodes; i++)
             free(e->wt[i]);
@@ -103,12 +115,218 @@ void search_exec_free(search_exec *e)
     free(e);
 }
 
+/* Whether backward reads node i's forward output: its own backward (ReLU), or a consumer's
+ * (convolution, batch-norm, linear, a weighted add); the logits and graph outputs are read
+ * after the step. Max-pool keeps indices, drop-path its mask; add, concat, crop, pooling and
+ * global pooling backward need only shapes. */
+static bool output_kept(const search_exec *e, int i)
+{
+    const ev_graph *g = &e->net->graph;
+    const ev_node *n = &g->nodes[i];
+    if (i == g->logits || i == g->aux_logits || n->op == EV_OP_INPUT || n->op == EV_OP_RELU)
+        return true;
+    bool consumed = false;
+    for (int j = i + 1; j < g->num_nodes; j++) {
+        const ev_node *c = &g->nodes[j];
+        for (int k = 0; k < c->num_inputs; k++) {
+            if (c->inputs[k] != i)
+                continue;
+            consumed = true;
+            switch (c->op) {
+            case EV_OP_MAXPOOL: case EV_OP_AVGPOOL: case EV_OP_ZERO: case EV_OP_CONCAT:
+            case EV_OP_CROP: case EV_OP_GAP: case EV_OP_DROP_PATH:
+                break;
+            case EV_OP_ADD:
+                if (e->mix_w && e->mix_w[j])
+                    return true;
+                break;
+            default:
+                return true;
+            }
+        }
+    }
+    return !consumed;
+}
+
+/* Lays out the node outputs of a training network in one block: outputs backward reads each
+ * have their own place; the others share places by forward liveness (a node's output is live
+ * from the node to its last consumer), taken best-fit like the gradients'. Sets n->out and
+ * n->saved and hands the block to the net (net->activations), which frees it. With dry_run only
+ * the size is computed. */
+static int plan_activations(const search_exec *e, bool dry_run, size_t *bytes_out)
+{
+    ev_net *net = e->net;
+    ev_graph *g = &net->graph;
+    const int nn = g->num_nodes;
+    int *live_to = malloc((size_t)(nn ? nn : 1) * sizeof *live_to);
+    int *slot_of = malloc((size_t)(nn ? nn : 1) * sizeof *slot_of);
+    size_t *slot_cap = calloc((size_t)(nn ? nn : 1), sizeof *slot_cap);
+    size_t *node_off = malloc((size_t)(nn ? nn : 1) * sizeof *node_off);
+    size_t *saved_off = malloc((size_t)(nn ? nn : 1) * sizeof *saved_off);
+    bool *slot_busy = calloc((size_t)(nn ? nn : 1), sizeof *slot_busy);
+    int nslots = 0, rc = EV_ERR_NOMEM;
+    if (!live_to || !slot_of || !slot_cap || !node_off || !saved_off || !slot_busy)
+        goto out;
+    size_t total = 0; /* in floats, 64-byte aligned pieces */
+    for (int i = 0; i < nn; i++) {
+        const ev_node *n = &g->nodes[i];
+        size_t extra = n->op == EV_OP_BATCHNORM ? 2 * (size_t)n->shape.c
+                       : n->op == EV_OP_DROP_PATH ? (size_t)n->shape.n : 0;
+        saved_off[i] = SIZE_MAX;
+        if (extra) {
+            saved_off[i] = total;
+            total += (extra + 15) & ~(size_t)15;
+        }
+        live_to[i] = i;
+        slot_of[i] = -1;
+        node_off[i] = SIZE_MAX;
+        if (output_kept(e, i)) { /* 64-byte aligned, 64 bytes of slack as in the net's arena */
+            node_off[i] = total;
+            total += ((ev_shape_numel(n->shape) + 15) & ~(size_t)15) + 16;
+        }
+    }
+    for (int j = 0; j < nn; j++)
+        for (int k = 0; k < g->nodes[j].num_inputs; k++) {
+            int in = g->nodes[j].inputs[k];
+            if (in >= 0 && in < nn && j > live_to[in])
+                live_to[in] = j;
+        }
+    for (int t = 0; t < nn; t++) {
+        if (node_off[t] == SIZE_MAX) { /* node t writes a shared place */
+            const size_t need = ((ev_shape_numel(g->nodes[t].shape) + 15) & ~(size_t)15) + 16;
+            int best = -1, largest = -1;
+            for (int s = 0; s < nslots; s++) {
+                if (slot_busy[s])
+                    continue;
+                if (slot_cap[s] >= need && (best < 0 || slot_cap[s] < slot_cap[best]))
+                    best = s;
+                if (largest < 0 || slot_cap[s] > slot_cap[largest])
+                    largest = s;
+            }
+            if (best < 0)
+                best = largest >= 0 ? largest : nslots++;
+            if (slot_cap[best] < need)
+                slot_cap[best] = need;
+            slot_busy[best] = true;
+            slot_of[t] = best;
+        }
+        for (int i = 0; i <= t; i++) /* outputs whose last consumer was node t */
+            if (slot_of[i] >= 0 && live_to[i] == t)
+                slot_busy[slot_of[i]] = false;
+    }
+    for (int s = 0; s < nslots; s++) {
+        size_t cap = slot_cap[s];
+        slot_cap[s] = total; /* now the slot's offset */
+        total += cap;
+    }
+    *bytes_out = total * sizeof(float) + 64;
+    rc = EV_OK;
+    if (dry_run)
+        goto out;
+    float *block = ev_aligned_alloc(total * sizeof(float) + 64);
+    if (!block) {
+        rc = EV_ERR_NOMEM;
+        goto out;
+    }
+    memset(block, 0, total * sizeof(float) + 64);
+    for (int i = 0; i < nn; i++) {
+        ev_node *n = &g->nodes[i];
+        n->out = block + (node_off[i] != SIZE_MAX ? node_off[i] : slot_cap[slot_of[i]]);
+        n->saved = saved_off[i] != SIZE_MAX ? block + saved_off[i] : NULL;
+    }
+    net->activations = (ev_arena){(unsigned char *)block, *bytes_out, *bytes_out};
+out:
+    free(live_to);
+    free(slot_of);
+    free(slot_cap);
+    free(node_off);
+    free(saved_off);
+    free(slot_busy);
+    return rc;
+}
+
+/* Places every node gradient in one block, sharing space between nodes whose gradients are
+ * never live at the same time (see the header comment). Backward visits nodes from the last to
+ * the first; node i's gradient is written first by its highest-numbered consumer and read last
+ * by node i itself, so it is live over the closed interval [i, last consumer] (the logits from
+ * the start, where the loss writes them). Slots are taken best-fit when a gradient becomes live
+ * and freed once its node has run; a slot grows when no free one is large enough. */
+static int plan_gradients(search_exec *e)
+{
+    const ev_graph *g = &e->net->graph;
+    const int nn = g->num_nodes;
+    int *live_from = malloc((size_t)nn * sizeof *live_from);
+    int *slot_of = malloc((size_t)nn * sizeof *slot_of);
+    size_t *slot_cap = calloc((size_t)nn, sizeof *slot_cap), *slot_off = NULL;
+    bool *slot_busy = calloc((size_t)nn, sizeof *slot_busy);
+    int nslots = 0, rc = -1;
+    if (!live_from || !slot_of || !slot_cap || !slot_busy || !(e->grad_off = malloc((size_t)nn * sizeof *e->grad_off)))
+        goto out;
+    for (int i = 0; i < nn; i++) {
+        live_from[i] = i == g->logits || i == g->aux_logits ? nn : i;
+        slot_of[i] = -1;
+    }
+    for (int i = 0; i < nn; i++)
+        for (int j = 0; j < g->nodes[i].num_inputs; j++) {
+            int in = g->nodes[i].inputs[j];
+            if (in >= 0 && in < nn && i > live_from[in])
+                live_from[in] = i;
+        }
+    for (int t = nn; t >= 0; t--) {
+        for (int i = t < nn ? t : nn - 1; i >= 0; i--) { /* gradients that become live at t */
+            if (live_from[i] != t || g->nodes[i].op == EV_OP_INPUT)
+                continue;
+            /* 64-byte aligned, with the 64 bytes of slack a buffer of its own had */
+            const size_t need = ((ev_shape_numel(g->nodes[i].shape) + 15) & ~(size_t)15) + 16;
+            int best = -1, largest = -1;
+            for (int s = 0; s < nslots; s++) {
+                if (slot_busy[s])
+                    continue;
+                if (slot_cap[s] >= need && (best < 0 || slot_cap[s] < slot_cap[best]))
+                    best = s;
+                if (largest < 0 || slot_cap[s] > slot_cap[largest])
+                    largest = s;
+            }
+            if (best < 0)
+                best = largest >= 0 ? largest : nslots++;
+            if (slot_cap[best] < need)
+                slot_cap[best] = need;
+            slot_busy[best] = true;
+            slot_of[i] = best;
+        }
+        if (t < nn && slot_of[t] >= 0) /* node t has run: its gradient is dead */
+            slot_busy[slot_of[t]] = false;
+    }
+    if (!(slot_off = malloc((size_t)(nslots ? nslots : 1) * sizeof *slot_off)))
+        goto out;
+    size_t total = 0;
+    for (int s = 0; s < nslots; s++) {
+        slot_off[s] = total;
+        total += slot_cap[s];
+    }
+    for (int i = 0; i < nn; i++)
+        e->grad_off[i] = slot_of[i] >= 0 ? slot_off[slot_of[i]] : SIZE_MAX;
+    e->grad_floats = total;
+    rc = 0;
+out:
+    free(live_from);
+    free(slot_of);
+    free(slot_cap);
+    free(slot_off);
+    free(slot_busy);
+    return rc;
+}
+
 int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *err)
 {
     *out = NULL;
-    int rc = ev_net_alloc_activations(net, err);
-    if (rc)
-        return rc;
+    /* a training network's outputs are laid out by plan_activations on the first forward (once
+     * the weighted adds, whose inputs backward reads, are known) */
+    if (!net->grad_storage) {
+        int rc = ev_net_alloc_activations(net, err);
+        if (rc)
+            return rc;
+    }
     search_exec *e = calloc(1, sizeof *e);
     if (!e)
         return ev_fail(err, EV_ERR_NOMEM, "executor: out of memory");
@@ -130,7 +348,7 @@ int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *er
     e->aux_node = calloc((size_t)nn, sizeof *e->aux_node);
     e->param_off = calloc((size_t)net->num_params, sizeof *e->param_off);
     if (!e->grad || !e->wt || !e->argmax || !e->touched || !e->first || !e->skip || !e->aux_node ||
-        !e->param_off)
+        !e->param_off || (net->grad_storage && plan_gradients(e)))
         goto nomem;
     size_t off = 0;
     for (int i = 0; i < net->num_params; i++) {
@@ -180,6 +398,25 @@ nomem:
 
 const float *search_exec_logits(const search_exec *e) { return ev_net_logits(e->net); }
 
+void search_exec_memory_use(const search_exec *e, search_exec_memory *m)
+{
+    const ev_graph *g = &e->net->graph;
+    memset(m, 0, sizeof *m);
+    m->activations = e->net->activations.size;
+    if (!e->net->activations.base && plan_activations(e, true, &m->activations))
+        m->activations = 0;
+    m->gradients = e->grad_floats * sizeof(float);
+    m->other = (size_t)e->nchunks * e->partial_size * sizeof(double) +
+               (size_t)e->nchunks * e->scratch_size * sizeof(float);
+    for (int i = 0; i < g->num_nodes; i++) {
+        const ev_node *n = &g->nodes[i];
+        if (e->argmax[i])
+            m->other += ev_shape_numel(n->shape) * sizeof(int32_t);
+        if (e->wt[i])
+            m->other += (size_t)g->nodes[n->inputs[0]].shape.c * n->shape.c * sizeof(float);
+    }
+}
+
 int search_exec_set_channel_map(search_exec *e, int node, const int *map, ev_error *err)
 {
     ev_graph *g = &e->net->graph;
@@ -205,6 +442,9 @@ int search_exec_set_weighted_add(search_exec *e, int node, const float *weights,
     ev_graph *g = &e->net->graph;
     if (node < 0 || node >= g->num_nodes || g->nodes[node].op != EV_OP_ADD)
         return ev_fail(err, EV_ERR_INVALID, "executor: node %d is not an add", node);
+    if (e->planned && !(e->mix_w && e->mix_w[node]))
+        return ev_fail(err, EV_ERR_INVALID,
+                       "executor: weighted adds are set before the first forward (node %d)", node);
     if (!e->mix_w) {
         e->mix_w = calloc((size_t)g->num_nodes, sizeof *e->mix_w);
         e->mix_grad = calloc((size_t)g->num_nodes, sizeof *e->mix_grad);
@@ -753,6 +993,13 @@ static void forward_chunk(void *ctx, int ch)
 int search_exec_forward(search_exec *e, const float *input, bool training, ev_error *err)
 {
     ev_graph *g = &e->net->graph;
+    if (!e->net->activations.base) {
+        size_t bytes;
+        if (plan_activations(e, false, &bytes))
+            return ev_fail(err, EV_ERR_NOMEM, "executor: out of memory for %zu MiB of activations",
+                           bytes >> 20);
+        e->planned = true;
+    }
     g->training = training;
     for (int i = 0; i < g->num_nodes; i++) {
         ev_node *n = &g->nodes[i];
@@ -848,7 +1095,9 @@ static void node_backward_chunk(search_exec *e, int node, int ch)
         break;
     case EV_OP_RELU:
         if (dx)
-            relu_backward(x->out + xoff, dy, dx + xoff, (size_t)cs.n * ysz, first[0]);
+            /* y > 0 exactly where x > 0 (y = x > 0 ? x : 0), so the mask comes from the output
+             * and the input need not be kept for backward (plan_activations) */
+            relu_backward(n->out + off, dy, dx + xoff, (size_t)cs.n * ysz, first[0]);
         break;
     case EV_OP_MAXPOOL:
         if (dx)
@@ -960,10 +1209,15 @@ int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight
         return ev_fail(err, EV_ERR_INVALID, "executor: backward needs a training forward");
     if (!net->grad_storage)
         return ev_fail(err, EV_ERR_INVALID, "executor: the network was created without gradients");
-    for (int i = 0; i < g->num_nodes; i++) /* gradient buffers on the first backward */
-        if (!e->grad[i] && g->nodes[i].op != EV_OP_INPUT &&
-            !(e->grad[i] = ev_aligned_alloc(ev_shape_numel(g->nodes[i].shape) * sizeof(float) + 64)))
-            return ev_fail(err, EV_ERR_NOMEM, "executor: out of memory for gradients");
+    if (!e->grad_block) { /* gradient buffers on the first backward */
+        if (!e->grad_off)
+            return ev_fail(err, EV_ERR_INVALID, "executor: no gradient plan");
+        if (!(e->grad_block = ev_aligned_alloc(e->grad_floats * sizeof(float) + 64)))
+            return ev_fail(err, EV_ERR_NOMEM, "executor: out of memory for %zu MiB of gradients",
+                           e->grad_floats * sizeof(float) >> 20);
+        for (int i = 0; i < g->num_nodes; i++)
+            e->grad[i] = e->grad_off[i] != SIZE_MAX ? e->grad_block + e->grad_off[i] : NULL;
+    }
     e->use_aux = g->aux_logits >= 0 && aux_weight > 0.0f;
     memset(e->touched, 0, (size_t)g->num_nodes * sizeof *e->touched);
     memset(e->first, 0, (size_t)g->num_nodes * EV_NODE_MAX_INPUTS * sizeof *e->first);

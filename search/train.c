@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,6 +324,27 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
     return EV_OK;
 }
 
+/* One line for whoever sizes the machine: training memory is mostly the executor's, every
+ * node's activation and a gradient per live node for the whole batch, so it grows with
+ * batch x size^2 and not with the number of frames. */
+static void print_memory(const search_exec *ex, const ev_net *net, const search_dataset *ds,
+                         const optimiser *opt, int batch, size_t fsz)
+{
+    search_exec_memory m;
+    search_exec_memory_use(ex, &m);
+    const double mib = 1.0 / (1024.0 * 1024.0);
+    const double frames = ((double)ds->count * fsz + (double)batch * fsz * sizeof(float)) * mib;
+    const double params = ((double)ev_net_count_params(net) + 3.0 * opt->total) * sizeof(float) * mib;
+    const double total = (m.activations + m.gradients + m.other) * mib + frames + params;
+    struct rusage ru;
+    double peak = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
+    fprintf(stderr,
+            "memory: about %.0f MiB: activations %.0f + gradients %.0f MiB (batch %d at %dx%d), "
+            "frames %.0f, parameters and optimiser %.0f, other %.0f MiB; peak so far %.0f MiB\n",
+            total, m.activations * mib, m.gradients * mib, batch, ds->width, ds->height, frames,
+            params, m.other * mib, peak);
+}
+
 static int default_threads(int t)
 {
     if (t > 0)
@@ -554,6 +576,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 "%d per epoch, %d threads, %s kernels\n",
                 name, (long long)ev_net_count_params(net), ntrain, nval, k, steps, o->batch,
                 threads, search_kernels_name());
+    if (!o->quiet)
+        print_memory(ex, net, ds, &opt, o->batch, fsz);
     double train_time = 0.0;
     int64_t train_frames = 0;
     int epochs_this_run = 0;

@@ -110,6 +110,40 @@ static void check_vs_reference(void)
     CHECK(fwd <= 1e-5, "logits vs reference executor: rel error %.2e <= 1e-5", fwd);
     CHECK(worst <= 1e-4, "every gradient vs reference executor: worst rel error %.2e <= 1e-4", worst);
     CHECK(identical, "1 and 3 threads give bit-identical gradients");
+    /* buffers shared by liveness: gradients need far less than a buffer per node, activations
+     * less than every output, and the estimate given before the first forward is what was used */
+    search_exec_memory m;
+    search_exec_memory_use(ea, &m);
+    size_t every = 0;
+    for (int i = 0; i < a->graph.num_nodes; i++)
+        every += ev_shape_numel(a->graph.nodes[i].shape) * sizeof(float);
+    CHECK(m.gradients > 0 && m.gradients < every / 2,
+          "shared gradient buffers: %zu bytes < half of one per node (%zu)", m.gradients, every);
+    CHECK(m.activations > 0 && m.activations < every,
+          "shared activation buffers: %zu bytes < every output (%zu)", m.activations, every);
+    search_exec_memory before;
+    search_exec *ec = NULL;
+    ev_net *c = NULL;
+    rc = ev_net_create(&cfg, batch, true, &c, &err) || search_exec_create(c, 1, &ec, &err);
+    if (!rc) {
+        search_exec_memory_use(ec, &before);
+        CHECK(before.activations == m.activations && before.gradients == m.gradients,
+              "memory estimate before the first step equals the allocation (%zu, %zu bytes)",
+              before.activations, before.gradients);
+        /* outputs were laid out assuming plain adds: a weighted add now would be read wrong */
+        int add = -1;
+        for (int i = 0; i < c->graph.num_nodes && add < 0; i++)
+            if (c->graph.nodes[i].op == EV_OP_ADD)
+                add = i;
+        float w[EV_NODE_MAX_INPUTS] = {1, 1, 1, 1};
+        double gw[EV_NODE_MAX_INPUTS];
+        rc = search_exec_forward(ec, x, true, &err);
+        CHECK(rc == 0 && add >= 0 && search_exec_set_weighted_add(ec, add, w, gw, &err) ==
+                                          EV_ERR_INVALID,
+              "a weighted add set after the first forward is refused (%s)", err.message);
+    }
+    search_exec_free(ec);
+    ev_net_free(c);
     free(x);
 out:
     search_exec_free(ea);
