@@ -27,11 +27,19 @@ mkdir -p "$work"
 awk -F, 'BEGIN { OFS = "," } { print $1, $2, $3, $4, $5 }' "$work/ff200/manifest.csv" \
     > "$work/ff200/manifest-auto.csv"
 d="$work/ff200/manifest-auto.csv"
+# 480 more training patients (another seed, 2 frames per view each), added to ff200's training
+# split for the 2-cell models: validation and test stay ff200's 40 + 40 patients
+"$ev" phantom --out "$work/ffx" --patients 480 --frames-per-patient 2 --seed 12 \
+    --full-frame 640x480 --threads "$threads"
+{ cat "$d"; awk -F, 'BEGIN { OFS = "," } NR > 1 { print "../ffx/" $1, $2, "train", "x" $4, $5 }' \
+    "$work/ffx/manifest.csv"; } > "$work/ff200/manifest-big.csv"
+big="$work/ff200/manifest-big.csv"
 L2=normal,reduce,normal,reduce
 L1=normal,reduce
 common="--data $d --auto-roi --init-channels 16 --threads $threads --quiet"
 
-"$ev" train $common --out "$work/echo-2cell-32" --name echo-2cell-32 --size 32 --layout $L2 \
+"$ev" train --data "$big" --auto-roi --init-channels 16 --threads "$threads" --quiet \
+    --genotype DARTS_V2 --out "$work/echo-2cell-32" --name echo-2cell-32 --size 32 --layout $L2 \
     --epochs 30 --lr 1e-3 --cosine --patience 8 --steps-per-epoch 60 --seed 1
 # 96 px: the paper's 128 px cell (PAPER128; DARTS_V2's 2-cell receptive field is 33 px, a third
 # of a 96 px frame: docs/ACCURACY.md), trained 32 -> 64 -> 96 px
@@ -41,9 +49,14 @@ g=models/genotypes/PAPER128.yaml
 "$ev" train $common --genotype $g --out "$work/p128-2cell-64" --name echo-2cell-96 --size 64 \
     --layout $L2 --epochs 10 --lr 5e-4 --cosine --patience 4 --steps-per-epoch 40 --val-frames 700 \
     --seed 2 --init-from "$work/p128-2cell-32"
-"$ev" train $common --genotype $g --out "$work/echo-2cell-96" --name echo-2cell-96 --size 96 \
+"$ev" train $common --genotype $g --out "$work/p128-2cell-96" --name echo-2cell-96 --size 96 \
     --layout $L2 --epochs 10 --lr 3e-4 --cosine --patience 4 --steps-per-epoch 40 --val-frames 700 \
     --seed 3 --init-from "$work/p128-2cell-64"
+# then 24 more epochs at 96 px with the 480 extra training patients
+"$ev" train --data "$big" --auto-roi --init-channels 16 --threads "$threads" --quiet \
+    --genotype $g --out "$work/echo-2cell-96" --name echo-2cell-96 --size 96 --layout $L2 \
+    --epochs 24 --lr 3e-4 --cosine --patience 0 --steps-per-epoch 40 --val-frames 700 --seed 4 \
+    --init-from "$work/p128-2cell-96"
 "$ev" train $common --out "$work/echo-1cell-32" --name echo-1cell-32 --size 32 --layout $L1 \
     --epochs 15 --lr 1e-3 --cosine --patience 6 --steps-per-epoch 40 --seed 1
 "$ev" train $common --genotype $g --out "$work/p128-1cell-32" --name echo-1cell-96 --size 32 \
@@ -65,4 +78,20 @@ for g in DARTS_V2 "$work/search-32/genotype.yaml" "$work/random1.yaml"; do
     "$ev" train $common --genotype "$g" --out "$work/cmp-$n" --name "cmp-$n" --size 32 \
         --layout $L2 --epochs 15 --lr 1e-3 --cosine --patience 6 --steps-per-epoch 40 --seed 1
     "$ev" eval --model "$work/cmp-$n" --data "$d" --auto-roi --split test --out "$work/cmp-$n"
+done
+
+# the architecture search at 96 px and its equal-budget comparison (docs/ACCURACY.md): the
+# 32 px networks above continue 5 epochs of 20 steps at 96 px
+"$ev" search --data "$d" --auto-roi --out "$work/search-96" --size 96 \
+    --layout $L2 --init-channels 8 --epochs 10 --steps-per-epoch 30 --batch 32 \
+    --partial-channels 4 --edge-norm --val-frames 256 --threads "$threads" --seed 2
+"$ev" train $common --genotype "$work/search-96/genotype.yaml" --out "$work/cmp-searched96" \
+    --name cmp32-searched96 --size 32 --layout $L2 --epochs 15 --lr 1e-3 --cosine --patience 6 \
+    --steps-per-epoch 40 --seed 1
+for n in DARTS_V2:DARTS_V2 random1:"$work/random1.yaml" searched96:"$work/search-96/genotype.yaml"; do
+    g=${n#*:}; n=${n%%:*}
+    "$ev" train $common --genotype "$g" --out "$work/cmp96-$n" --name "cmp96-$n" --size 96 \
+        --layout $L2 --epochs 5 --steps-per-epoch 20 --lr 3e-4 --cosine --patience 0 \
+        --val-frames 700 --seed 3 --init-from "$work/cmp-$n"
+    "$ev" eval --model "$work/cmp96-$n" --data "$d" --auto-roi --split test --out "$work/cmp96-$n"
 done

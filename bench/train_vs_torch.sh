@@ -20,7 +20,7 @@ echo "{\"machine\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed '
 for size in $sizes; do
     r=0
     while [ "$r" -lt "$reps" ]; do
-        "$build/tools/echoview" train --benchmark "$steps" --size "$size" --init-channels 16 \
+        "$build/tools/echoview" train --benchmark "$steps" --genotype DARTS_V2 --size "$size" --init-channels 16 \
             --layout normal,reduce,normal,reduce --batch 64 --threads "$threads"
         /usr/bin/python3 "$here/train_torch.py" --size "$size" --init-channels 16 \
             --layout normal,reduce,normal,reduce --batch 64 --threads "$threads" --steps "$steps"
