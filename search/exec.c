@@ -148,6 +148,34 @@ static bool output_kept(const search_exec *e, int i)
     return !consumed;
 }
 
+/* Floats a node's buffer takes: 64-byte aligned, with the 64 bytes of slack a buffer of its
+ * own had. */
+static size_t node_floats(const ev_node *n)
+{
+    return ((ev_shape_numel(n->shape) + 15) & ~(size_t)15) + 16;
+}
+
+/* Best-fit choice of a free slot for a buffer of need floats: the smallest free slot that is
+ * large enough, else the largest free one grown to need, else a new slot. Marks it busy. */
+static int take_slot(size_t *slot_cap, bool *slot_busy, int *nslots, size_t need)
+{
+    int best = -1, largest = -1;
+    for (int s = 0; s < *nslots; s++) {
+        if (slot_busy[s])
+            continue;
+        if (slot_cap[s] >= need && (best < 0 || slot_cap[s] < slot_cap[best]))
+            best = s;
+        if (largest < 0 || slot_cap[s] > slot_cap[largest])
+            largest = s;
+    }
+    if (best < 0)
+        best = largest >= 0 ? largest : (*nslots)++;
+    if (slot_cap[best] < need)
+        slot_cap[best] = need;
+    slot_busy[best] = true;
+    return best;
+}
+
 /* Lays out the node outputs of a training network in one block: outputs backward reads each
  * have their own place; the others share places by forward liveness (a node's output is live
  * from the node to its last consumer), taken best-fit like the gradients'. Sets n->out and
@@ -182,7 +210,7 @@ static int plan_activations(const search_exec *e, bool dry_run, size_t *bytes_ou
         node_off[i] = SIZE_MAX;
         if (output_kept(e, i)) { /* 64-byte aligned, 64 bytes of slack as in the net's arena */
             node_off[i] = total;
-            total += ((ev_shape_numel(n->shape) + 15) & ~(size_t)15) + 16;
+            total += node_floats(n);
         }
     }
     for (int j = 0; j < nn; j++)
@@ -193,22 +221,7 @@ static int plan_activations(const search_exec *e, bool dry_run, size_t *bytes_ou
         }
     for (int t = 0; t < nn; t++) {
         if (node_off[t] == SIZE_MAX) { /* node t writes a shared place */
-            const size_t need = ((ev_shape_numel(g->nodes[t].shape) + 15) & ~(size_t)15) + 16;
-            int best = -1, largest = -1;
-            for (int s = 0; s < nslots; s++) {
-                if (slot_busy[s])
-                    continue;
-                if (slot_cap[s] >= need && (best < 0 || slot_cap[s] < slot_cap[best]))
-                    best = s;
-                if (largest < 0 || slot_cap[s] > slot_cap[largest])
-                    largest = s;
-            }
-            if (best < 0)
-                best = largest >= 0 ? largest : nslots++;
-            if (slot_cap[best] < need)
-                slot_cap[best] = need;
-            slot_busy[best] = true;
-            slot_of[t] = best;
+            slot_of[t] = take_slot(slot_cap, slot_busy, &nslots, node_floats(&g->nodes[t]));
         }
         for (int i = 0; i <= t; i++) /* outputs whose last consumer was node t */
             if (slot_of[i] >= 0 && live_to[i] == t)
@@ -276,23 +289,7 @@ static int plan_gradients(search_exec *e)
         for (int i = t < nn ? t : nn - 1; i >= 0; i--) { /* gradients that become live at t */
             if (live_from[i] != t || g->nodes[i].op == EV_OP_INPUT)
                 continue;
-            /* 64-byte aligned, with the 64 bytes of slack a buffer of its own had */
-            const size_t need = ((ev_shape_numel(g->nodes[i].shape) + 15) & ~(size_t)15) + 16;
-            int best = -1, largest = -1;
-            for (int s = 0; s < nslots; s++) {
-                if (slot_busy[s])
-                    continue;
-                if (slot_cap[s] >= need && (best < 0 || slot_cap[s] < slot_cap[best]))
-                    best = s;
-                if (largest < 0 || slot_cap[s] > slot_cap[largest])
-                    largest = s;
-            }
-            if (best < 0)
-                best = largest >= 0 ? largest : nslots++;
-            if (slot_cap[best] < need)
-                slot_cap[best] = need;
-            slot_busy[best] = true;
-            slot_of[i] = best;
+            slot_of[i] = take_slot(slot_cap, slot_busy, &nslots, node_floats(&g->nodes[i]));
         }
         if (t < nn && slot_of[t] >= 0) /* node t has run: its gradient is dead */
             slot_busy[slot_of[t]] = false;
