@@ -19,7 +19,7 @@ if ! clang -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>/dev/null; then
   exit 77
 fi
 
-engine=(common genotype model network ops_ref plan preprocess safetensors yaml_util backend_none)
+engine=(common genotype model net_builder network ops_ref plan preprocess safetensors yaml_util backend_none)
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$src/engine" -I"$src/media")
 status=0
