@@ -549,22 +549,6 @@ static void supernet_config(const search_darts_options *o, int classes, int chan
     cfg->partial_channels = o->partial_channels;
 }
 
-static void progress(int epoch, int epochs, int step, int steps, double loss, double acc,
-                     double ips, double eta)
-{
-    char bar[21];
-    int filled = steps ? step * 20 / steps : 0;
-    for (int i = 0; i < 20; i++)
-        bar[i] = i < filled ? '#' : '.';
-    bar[20] = 0;
-    int e = (int)(eta + 0.5);
-    fprintf(stderr, "\rsearch epoch %d/%d [%s] %d/%d loss %.4f acc %5.1f%% %.1f img/s ETA "
-                    "%d:%02d:%02d ",
-            epoch, epochs, bar, step, steps, loss, 100.0 * acc, ips, e / 3600, e / 60 % 60,
-            e % 60);
-    fflush(stderr);
-}
-
 int search_darts_run(const search_darts_options *o, search_darts_result *result, ev_error *err)
 {
     search_darts_result local;
@@ -695,9 +679,10 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
             vloss_sum += vloss;
             if (tty) {
                 double el = search_now_s() - t0;
-                progress(epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
-                         acc_sum / (step + 1), (step + 1) * (double)B / el,
-                         el / (step + 1) * ((double)steps * (o->epochs - epoch) - step - 1));
+                search_progress("search ", epoch + 1, o->epochs, step + 1, steps,
+                                loss_sum / (step + 1), acc_sum / (step + 1),
+                                (step + 1) * (double)B / el, 1, "img/s",
+                                el / (step + 1) * ((double)steps * (o->epochs - epoch) - step - 1));
             }
         }
         const double t_search = search_now_s() - t0;

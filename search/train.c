@@ -257,24 +257,6 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
     return rc;
 }
 
-/* ---- progress ------------------------------------------------------------------------------ */
-
-static void progress(bool tty, int epoch, int epochs, int step, int steps, double loss,
-                     double acc, double fps, double eta)
-{
-    if (!tty)
-        return;
-    char bar[21];
-    int filled = steps ? step * 20 / steps : 0;
-    for (int i = 0; i < 20; i++)
-        bar[i] = i < filled ? '#' : '.';
-    bar[20] = 0;
-    int e = (int)(eta + 0.5);
-    fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f acc %5.1f%% %.0f frames/s ETA %d:%02d:%02d ",
-            epoch, epochs, bar, step, steps, loss, 100.0 * acc, fps, e / 3600, e / 60 % 60, e % 60);
-    fflush(stderr);
-}
-
 /* ---- evaluation over a frame list (eval mode) ---------------------------------------------------- */
 
 static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, const int *idx,
@@ -628,10 +610,11 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             seen += o->batch;
             loss_sum += loss;
             double el = search_now_s() - t0;
-            progress(tty, epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
-                     (double)correct / seen, seen / el,
-                     el / (step + 1) * (steps - step - 1) +
-                         el / (step + 1) * steps * (o->epochs - epoch - 1));
+            if (tty)
+                search_progress("", epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
+                                (double)correct / seen, seen / el, 0, "frames/s",
+                                el / (step + 1) * (steps - step - 1) +
+                                    el / (step + 1) * steps * (o->epochs - epoch - 1));
         }
         const double t_train = search_now_s() - t0;
         train_time += t_train;
