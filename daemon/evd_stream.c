@@ -523,8 +523,9 @@ stream_teardown (EvdStream * st)
   /* A pipeline's buffers, pools and thread-local allocations are freed into whichever glibc
    * arena its streaming threads used, and glibc keeps the free pages resident (a running
    * daemon gave back 212 KiB to one malloc_trim). Giving them back after each teardown keeps
-   * resident memory 0.3-0.5 MiB lower in the soak, for ~0.1 ms per teardown; it does not stop
-   * the slow drift that remains (docs/PERFORMANCE.md). */
+   * resident memory 0.3-0.5 MiB lower in the soak, for ~0.1 ms per teardown. The drift across
+   * restarts itself is stopped by capping the arenas (mallopt in echoviewd.c, GLIBC_TUNABLES in
+   * the unit; docs/PERFORMANCE.md). */
 #ifdef __GLIBC__
   {
     gint64 t0 = g_get_monotonic_time ();
