@@ -151,8 +151,8 @@ static int run(int argc, char **argv)
            argv[2], (long long)ev_model_num_params(model), (long long)macs,
            ev_backend_name(ev_plan_backend(plan)),
            ev_plan_backend(plan) == EV_BACKEND_CPU ? ev_cpu_plan_kernels(plan) : "-",
-           opt.threads ? opt.threads : 1, batch, w, mean, p50, p99, times[0],
-           1000.0 * batch / p50, 2.0 * (double)macs * batch / (p50 * 1e6),
+           opt.threads ? opt.threads : 1, batch, w, mean, p50, p99, times[0], 1000.0 * batch / p50,
+           2.0 * (double)macs * batch / (p50 * 1e6),
            ev_plan_backend(plan) == EV_BACKEND_CPU ? ev_cpu_plan_arena_bytes(plan) : 0,
            ru.ru_maxrss);
     free(times);

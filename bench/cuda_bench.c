@@ -114,7 +114,7 @@ static int latency(ev_plan *plan, const float *in, float *out, int runs, double 
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
     *median = t[runs / 2];
     *p99 = t[(size_t)((double)runs * 0.99) < (size_t)runs ? (size_t)((double)runs * 0.99)
-                                                           : (size_t)runs - 1];
+                                                          : (size_t)runs - 1];
     free(t);
     return 0;
 }
@@ -153,8 +153,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
             csv_path = argv[++i];
         } else {
-            fprintf(stderr, "usage: %s [--runs N] [--sizes 32,64,96,128] [--csv FILE]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--runs N] [--sizes 32,64,96,128] [--csv FILE]\n", argv[0]);
             return 2;
         }
     }
@@ -168,11 +167,10 @@ int main(int argc, char **argv)
     if (csv)
         fprintf(csv, "network,size,precision,params,macs,lat_graph_p50_ms,lat_graph_p99_ms,"
                      "lat_nograph_p50_ms,lat_nograph_p99_ms,fps_b64,fps_b256,fps_b256_own\n");
-    printf("%-9s %4s %4s %8s %9s | %-15s %-15s | %9s %9s %9s\n", "network", "px", "prec",
-           "params", "MMACs", "b1 graph ms", "b1 no-graph ms", "fps b64", "fps b256",
-           "b256 own");
-    printf("%-9s %4s %4s %8s %9s | %-15s %-15s | %9s %9s %9s\n", "", "", "", "", "",
-           "p50 / p99", "p50 / p99", "", "", "");
+    printf("%-9s %4s %4s %8s %9s | %-15s %-15s | %9s %9s %9s\n", "network", "px", "prec", "params",
+           "MMACs", "b1 graph ms", "b1 no-graph ms", "fps b64", "fps b256", "b256 own");
+    printf("%-9s %4s %4s %8s %9s | %-15s %-15s | %9s %9s %9s\n", "", "", "", "", "", "p50 / p99",
+           "p50 / p99", "", "", "");
     int status = 0;
     for (int g = 0; g < 2; g++)
         for (int s = 0; s < num_sizes; s++)
@@ -223,9 +221,8 @@ int main(int argc, char **argv)
                 fflush(stdout);
                 if (csv)
                     fprintf(csv, "%s,%d,%s,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f\n",
-                            genotypes[g][0], sizes[s], fp16 ? "fp16" : "fp32",
-                            (long long)m->params, (long long)m->macs, g50, g99, n50, n99, fps64,
-                            fps256, own256);
+                            genotypes[g][0], sizes[s], fp16 ? "fp16" : "fp32", (long long)m->params,
+                            (long long)m->macs, g50, g99, n50, n99, fps64, fps256, own256);
                 free(in);
                 free(out);
                 free_model(m);

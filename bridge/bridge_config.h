@@ -14,30 +14,29 @@ G_BEGIN_DECLS
 #define BRIDGE_MAX_DESTINATIONS 256
 
 typedef struct {
-  gchar *calling_ae;            /* exact AE title, or "*" */
-  gchar *host;
-  guint port, payload, width, height;
-  BridgeEncoding encoding;
-  gboolean raw_i420;
-  gboolean loop;                /* repeat the latest loop until a newer one arrives */
-  gchar *sdp;                   /* optional SDP file to write */
+    gchar *calling_ae; /* exact AE title, or "*" */
+    gchar *host;
+    guint port, payload, width, height;
+    BridgeEncoding encoding;
+    gboolean raw_i420;
+    gboolean loop; /* repeat the latest loop until a newer one arrives */
+    gchar *sdp;    /* optional SDP file to write */
 } BridgeDestination;
 
 typedef struct {
-  guint port;                   /* DICOM listener port */
-  gchar *ae_title;              /* called AE title we answer to */
-  gchar *spool;                 /* where received files wait until played */
-  guint acse_timeout, dimse_timeout;
-  GPtrArray *destinations;      /* BridgeDestination* */
+    guint port;      /* DICOM listener port */
+    gchar *ae_title; /* called AE title we answer to */
+    gchar *spool;    /* where received files wait until played */
+    guint acse_timeout, dimse_timeout;
+    GPtrArray *destinations; /* BridgeDestination* */
 } BridgeConfig;
 
-BridgeConfig *bridge_config_load (const gchar * path, GError ** error);
-BridgeConfig *bridge_config_parse (const gchar * path, const gchar * text, gsize length,
-    GError ** error);
-void bridge_config_free (BridgeConfig * config);
+BridgeConfig *bridge_config_load(const gchar *path, GError **error);
+BridgeConfig *bridge_config_parse(const gchar *path, const gchar *text, gsize length,
+                                  GError **error);
+void bridge_config_free(BridgeConfig *config);
 /* The destination for a calling AE title (exact match first, then "*"), or NULL. */
-const BridgeDestination *bridge_config_route (const BridgeConfig * config,
-    const gchar * calling_ae);
+const BridgeDestination *bridge_config_route(const BridgeConfig *config, const gchar *calling_ae);
 
 G_END_DECLS
 

@@ -18,57 +18,53 @@
 static volatile sig_atomic_t stop_requested;
 
 typedef struct {
-  BridgeConfig *config;
-  BridgeSender **senders;       /* one per destination, same order */
+    BridgeConfig *config;
+    BridgeSender **senders; /* one per destination, same order */
 } Bridge;
 
-static void
-on_signal (int sig)
+static void on_signal(int sig)
 {
-  (void) sig;
-  stop_requested = 1;
+    (void)sig;
+    stop_requested = 1;
 }
 
-static int
-should_stop (void *user)
+static int should_stop(void *user)
 {
-  (void) user;
-  return stop_requested;
+    (void)user;
+    return stop_requested;
 }
 
-static void
-log_line (void *user, int is_error, const char *line)
+static void log_line(void *user, int is_error, const char *line)
 {
-  (void) user;
-  g_printerr ("echoview-dicom-bridge: %s%s\n", is_error ? "error: " : "", line);
+    (void)user;
+    g_printerr("echoview-dicom-bridge: %s%s\n", is_error ? "error: " : "", line);
 }
 
-static int
-accept_calling_ae (void *user, const char *calling_ae)
+static int accept_calling_ae(void *user, const char *calling_ae)
 {
-  Bridge *b = user;
-  return bridge_config_route (b->config, calling_ae) != NULL;
+    Bridge *b = user;
+    return bridge_config_route(b->config, calling_ae) != NULL;
 }
 
-static void
-on_file (void *user, const char *path, const char *calling_ae, const media_dicom_info *info)
+static void on_file(void *user, const char *path, const char *calling_ae,
+                    const media_dicom_info *info)
 {
-  Bridge *b = user;
-  const BridgeDestination *d = bridge_config_route (b->config, calling_ae);
+    Bridge *b = user;
+    const BridgeDestination *d = bridge_config_route(b->config, calling_ae);
 
-  if (!d) {                     /* refused at association; a config reload could get here */
-    g_printerr ("echoview-dicom-bridge: error: no destination for %s, dropping %s\n",
-        calling_ae, path);
-    g_unlink (path);
-    return;
-  }
-  for (guint i = 0; i < b->config->destinations->len; i++)
-    if (g_ptr_array_index (b->config->destinations, i) == d) {
-      g_printerr ("echoview-dicom-bridge: %s: queued %u frame(s) for %s:%u\n", calling_ae,
-          info->frames, d->host, d->port);
-      bridge_sender_push (b->senders[i], path, TRUE);
-      return;
+    if (!d) { /* refused at association; a config reload could get here */
+        g_printerr("echoview-dicom-bridge: error: no destination for %s, dropping %s\n", calling_ae,
+                   path);
+        g_unlink(path);
+        return;
     }
+    for (guint i = 0; i < b->config->destinations->len; i++)
+        if (g_ptr_array_index(b->config->destinations, i) == d) {
+            g_printerr("echoview-dicom-bridge: %s: queued %u frame(s) for %s:%u\n", calling_ae,
+                       info->frames, d->host, d->port);
+            bridge_sender_push(b->senders[i], path, TRUE);
+            return;
+        }
 }
 
 static const char *usage =
@@ -77,96 +73,107 @@ static const char *usage =
     "  loop it receives as RTP to the destination configured for the sending AE title.\n"
     "  The configuration is documented in conf/echoview-dicom-bridge.yaml.\n";
 
-int
-main (int argc, char **argv)
+int main(int argc, char **argv)
 {
-  const char *config_path = NULL;
-  gboolean check_only = FALSE;
-  GError *error = NULL;
-  Bridge b = { 0 };
-  int rc = 1;
+    const char *config_path = NULL;
+    gboolean check_only = FALSE;
+    GError *error = NULL;
+    Bridge b = {0};
+    int rc = 1;
 
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
-      fputs (usage, stdout);
-      return 0;
-    } else if ((!strcmp (argv[i], "--config") || !strcmp (argv[i], "--check-config")) &&
-        i + 1 < argc) {
-      check_only = !strcmp (argv[i], "--check-config");
-      config_path = argv[++i];
-    } else {
-      fprintf (stderr, "echoview-dicom-bridge: unknown argument '%s'\n%s", argv[i], usage);
-      return 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "--check-config")) &&
+                   i + 1 < argc) {
+            check_only = !strcmp(argv[i], "--check-config");
+            config_path = argv[++i];
+        } else {
+            fprintf(stderr, "echoview-dicom-bridge: unknown argument '%s'\n%s", argv[i], usage);
+            return 2;
+        }
     }
-  }
-  if (!config_path) {
-    fputs (usage, stderr);
-    return 2;
-  }
-  b.config = bridge_config_load (config_path, &error);
-  if (!b.config) {
-    fprintf (stderr, "echoview-dicom-bridge: %s\n", error->message);
-    g_error_free (error);
-    return 1;
-  }
-  if (check_only) {
-    printf ("%s: ok (%u destination(s))\n", config_path, b.config->destinations->len);
-    bridge_config_free (b.config);
-    return 0;
-  }
-  gst_init (NULL, NULL);
-  if (g_mkdir_with_parents (b.config->spool, 0700) != 0) {
-    fprintf (stderr, "echoview-dicom-bridge: spool %s: %s\n", b.config->spool,
-        g_strerror (errno));
-    goto out;
-  }
-  b.senders = g_new0 (BridgeSender *, b.config->destinations->len);
-  for (guint i = 0; i < b.config->destinations->len; i++) {
-    const BridgeDestination *d = g_ptr_array_index (b.config->destinations, i);
-    BridgeSenderConfig sc = {
-      .host = d->host, .port = d->port, .payload = d->payload, .encoding = d->encoding,
-      .raw_i420 = d->raw_i420, .width = d->width, .height = d->height,
-      .loop = d->loop ? BRIDGE_LOOP_LATEST : BRIDGE_LOOP_NONE, .sdp_path = d->sdp,
-      .name = d->calling_ae,
+    if (!config_path) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    b.config = bridge_config_load(config_path, &error);
+    if (!b.config) {
+        fprintf(stderr, "echoview-dicom-bridge: %s\n", error->message);
+        g_error_free(error);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: ok (%u destination(s))\n", config_path, b.config->destinations->len);
+        bridge_config_free(b.config);
+        return 0;
+    }
+    gst_init(NULL, NULL);
+    if (g_mkdir_with_parents(b.config->spool, 0700) != 0) {
+        fprintf(stderr, "echoview-dicom-bridge: spool %s: %s\n", b.config->spool,
+                g_strerror(errno));
+        goto out;
+    }
+    b.senders = g_new0(BridgeSender *, b.config->destinations->len);
+    for (guint i = 0; i < b.config->destinations->len; i++) {
+        const BridgeDestination *d = g_ptr_array_index(b.config->destinations, i);
+        BridgeSenderConfig sc = {
+            .host = d->host,
+            .port = d->port,
+            .payload = d->payload,
+            .encoding = d->encoding,
+            .raw_i420 = d->raw_i420,
+            .width = d->width,
+            .height = d->height,
+            .loop = d->loop ? BRIDGE_LOOP_LATEST : BRIDGE_LOOP_NONE,
+            .sdp_path = d->sdp,
+            .name = d->calling_ae,
+        };
+        gchar *prefix = g_strdup_printf("echoview-dicom-bridge: %s", d->calling_ae);
+        sc.log_prefix = prefix;
+        b.senders[i] = bridge_sender_new(&sc, &error);
+        g_free(prefix);
+        if (!b.senders[i]) {
+            fprintf(stderr, "echoview-dicom-bridge: destination %s: %s\n", d->calling_ae,
+                    error->message);
+            g_clear_error(&error);
+            goto out;
+        }
+        g_printerr("echoview-dicom-bridge: %s -> %s:%u (%s %ux%u)%s%s\n", d->calling_ae, d->host,
+                   d->port, bridge_encoding_name(d->encoding), d->width & ~1u, d->height & ~1u,
+                   d->sdp ? ", SDP " : "", d->sdp ? d->sdp : "");
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    media_dicom_scp_config scp = {
+        .port = (int)b.config->port,
+        .ae_title = b.config->ae_title,
+        .spool_dir = b.config->spool,
+        .acse_timeout_s = (int)b.config->acse_timeout,
+        .dimse_timeout_s = (int)b.config->dimse_timeout,
+        .on_file = on_file,
+        .log = log_line,
+        .should_stop = should_stop,
+        .accept_calling_ae = accept_calling_ae,
+        .user = &b,
     };
-    gchar *prefix = g_strdup_printf ("echoview-dicom-bridge: %s", d->calling_ae);
-    sc.log_prefix = prefix;
-    b.senders[i] = bridge_sender_new (&sc, &error);
-    g_free (prefix);
-    if (!b.senders[i]) {
-      fprintf (stderr, "echoview-dicom-bridge: destination %s: %s\n", d->calling_ae,
-          error->message);
-      g_clear_error (&error);
-      goto out;
+    ev_error err = {0};
+    if (media_dicom_scp_run(&scp, &err) != EV_OK) {
+        fprintf(stderr, "echoview-dicom-bridge: %s\n", err.message);
+        goto out;
     }
-    g_printerr ("echoview-dicom-bridge: %s -> %s:%u (%s %ux%u)%s%s\n", d->calling_ae, d->host,
-        d->port, bridge_encoding_name (d->encoding), d->width & ~1u, d->height & ~1u,
-        d->sdp ? ", SDP " : "", d->sdp ? d->sdp : "");
-  }
-
-  struct sigaction sa = { 0 };
-  sa.sa_handler = on_signal;
-  sigaction (SIGTERM, &sa, NULL);
-  sigaction (SIGINT, &sa, NULL);
-  signal (SIGPIPE, SIG_IGN);
-
-  media_dicom_scp_config scp = {
-    .port = (int) b.config->port, .ae_title = b.config->ae_title,
-    .spool_dir = b.config->spool, .acse_timeout_s = (int) b.config->acse_timeout,
-    .dimse_timeout_s = (int) b.config->dimse_timeout, .on_file = on_file, .log = log_line,
-    .should_stop = should_stop, .accept_calling_ae = accept_calling_ae, .user = &b,
-  };
-  ev_error err = { 0 };
-  if (media_dicom_scp_run (&scp, &err) != EV_OK) {
-    fprintf (stderr, "echoview-dicom-bridge: %s\n", err.message);
-    goto out;
-  }
-  g_printerr ("echoview-dicom-bridge: stopped\n");
-  rc = 0;
+    g_printerr("echoview-dicom-bridge: stopped\n");
+    rc = 0;
 out:
-  for (guint i = 0; b.senders && i < b.config->destinations->len; i++)
-    bridge_sender_free (b.senders[i]);
-  g_free (b.senders);
-  bridge_config_free (b.config);
-  return rc;
+    for (guint i = 0; b.senders && i < b.config->destinations->len; i++)
+        bridge_sender_free(b.senders[i]);
+    g_free(b.senders);
+    bridge_config_free(b.config);
+    return rc;
 }

@@ -17,1155 +17,1125 @@
 #define EVD_CONFIG_MAX_NODES 100000
 #define EVD_TOKEN_FILE_MAX_BYTES 65536
 
-G_DEFINE_QUARK (evd-config-error-quark, evd_config_error)
+G_DEFINE_QUARK(evd - config - error - quark, evd_config_error)
 
 typedef struct {
-  const gchar *path;
-  gchar *dir;                     /* relative paths are resolved against it */
-  yaml_document_t *doc;
-  guint8 *visited;                /* node index -> seen, to refuse aliases (shared nodes) */
-  gsize n_nodes;
-  GError **err;
+    const gchar *path;
+    gchar *dir; /* relative paths are resolved against it */
+    yaml_document_t *doc;
+    guint8 *visited; /* node index -> seen, to refuse aliases (shared nodes) */
+    gsize n_nodes;
+    GError **err;
 } Parser;
 
-static gboolean
-fail_at (Parser * p, const yaml_node_t * node, const gchar * fmt, ...) G_GNUC_PRINTF (3, 4);
+static gboolean fail_at(Parser *p, const yaml_node_t *node, const gchar *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
 
-static gboolean
-fail_at (Parser * p, const yaml_node_t * node, const gchar * fmt, ...)
+static gboolean fail_at(Parser *p, const yaml_node_t *node, const gchar *fmt, ...)
 {
-  va_list ap;
-  gchar *msg;
+    va_list ap;
+    gchar *msg;
 
-  va_start (ap, fmt);
-  msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  g_set_error (p->err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s:%zu:%zu: %s", p->path,
-      node ? node->start_mark.line + 1 : 0, node ? node->start_mark.column + 1 : 0, msg);
-  g_free (msg);
-  return FALSE;
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(p->err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s:%zu:%zu: %s", p->path,
+                node ? node->start_mark.line + 1 : 0, node ? node->start_mark.column + 1 : 0, msg);
+    g_free(msg);
+    return FALSE;
 }
 
 /* Every node is reached once; a second visit means an alias, which we refuse (it is the
  * "billion laughs" amplifier and no key of ours needs it). */
-static yaml_node_t *
-node_get (Parser * p, const yaml_node_t * parent, int index)
+static yaml_node_t *node_get(Parser *p, const yaml_node_t *parent, int index)
 {
-  yaml_node_t *node = yaml_document_get_node (p->doc, index);
+    yaml_node_t *node = yaml_document_get_node(p->doc, index);
 
-  if (!node || index < 1 || (gsize) index > p->n_nodes) {
-    fail_at (p, parent, "malformed document");
-    return NULL;
-  }
-  if (p->visited[index - 1]) {
-    fail_at (p, node, "aliases are not supported");
-    return NULL;
-  }
-  p->visited[index - 1] = 1;
-  return node;
+    if (!node || index < 1 || (gsize)index > p->n_nodes) {
+        fail_at(p, parent, "malformed document");
+        return NULL;
+    }
+    if (p->visited[index - 1]) {
+        fail_at(p, node, "aliases are not supported");
+        return NULL;
+    }
+    p->visited[index - 1] = 1;
+    return node;
 }
 
-static const gchar *
-scalar_text (const yaml_node_t * node)
+static const gchar *scalar_text(const yaml_node_t *node)
 {
-  return (const gchar *) node->data.scalar.value;
+    return (const gchar *)node->data.scalar.value;
 }
 
-static gboolean
-scalar_is_null (const yaml_node_t * node)
+static gboolean scalar_is_null(const yaml_node_t *node)
 {
-  const gchar *s;
+    const gchar *s;
 
-  if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-    return FALSE;
-  s = scalar_text (node);
-  return s[0] == '\0' || strcmp (s, "~") == 0 || strcmp (s, "null") == 0;
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return FALSE;
+    s = scalar_text(node);
+    return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
 }
 
-static gboolean
-get_string (Parser * p, const yaml_node_t * node, const gchar * key, gchar ** out)
+static gboolean get_string(Parser *p, const yaml_node_t *node, const gchar *key, gchar **out)
 {
-  const gchar *s;
+    const gchar *s;
 
-  if (node->type != YAML_SCALAR_NODE)
-    return fail_at (p, node, "'%s' must be a string", key);
-  s = scalar_text (node);
-  if (node->data.scalar.length != strlen (s))
-    return fail_at (p, node, "'%s' contains a NUL byte", key);
-  if (!g_utf8_validate (s, -1, NULL))
-    return fail_at (p, node, "'%s' is not valid UTF-8", key);
-  for (const gchar * c = s; *c; c++)
-    if ((guchar) * c < 0x20 || *c == 0x7f)
-      return fail_at (p, node, "'%s' contains a control character", key);
-  g_free (*out);
-  *out = g_strdup (s);
-  return TRUE;
+    if (node->type != YAML_SCALAR_NODE)
+        return fail_at(p, node, "'%s' must be a string", key);
+    s = scalar_text(node);
+    if (node->data.scalar.length != strlen(s))
+        return fail_at(p, node, "'%s' contains a NUL byte", key);
+    if (!g_utf8_validate(s, -1, NULL))
+        return fail_at(p, node, "'%s' is not valid UTF-8", key);
+    for (const gchar *c = s; *c; c++)
+        if ((guchar)*c < 0x20 || *c == 0x7f)
+            return fail_at(p, node, "'%s' contains a control character", key);
+    g_free(*out);
+    *out = g_strdup(s);
+    return TRUE;
 }
 
-static gboolean
-get_nonempty_string (Parser * p, const yaml_node_t * node, const gchar * key, gchar ** out)
+static gboolean get_nonempty_string(Parser *p, const yaml_node_t *node, const gchar *key,
+                                    gchar **out)
 {
-  if (!get_string (p, node, key, out))
-    return FALSE;
-  if (**out == '\0') {
-    /* callers hold the string in a local on some paths: leave nothing to free on failure
+    if (!get_string(p, node, key, out))
+        return FALSE;
+    if (**out == '\0') {
+        /* callers hold the string in a local on some paths: leave nothing to free on failure
      * (an empty token-file leaked; found by tests/fuzz/fuzz_daemon_config.c) */
-    g_clear_pointer (out, g_free);
-    return fail_at (p, node, "'%s' must not be empty", key);
-  }
-  return TRUE;
+        g_clear_pointer(out, g_free);
+        return fail_at(p, node, "'%s' must not be empty", key);
+    }
+    return TRUE;
 }
 
-static gboolean
-get_uint (Parser * p, const yaml_node_t * node, const gchar * key, guint min, guint max,
-    guint * out)
+static gboolean get_uint(Parser *p, const yaml_node_t *node, const gchar *key, guint min, guint max,
+                         guint *out)
 {
-  guint64 v;
-  gchar *end = NULL;
-  const gchar *s;
+    guint64 v;
+    gchar *end = NULL;
+    const gchar *s;
 
-  if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-    return fail_at (p, node, "'%s' must be an integer", key);
-  s = scalar_text (node);
-  errno = 0;
-  if (!g_ascii_isdigit (s[0]) || (v = g_ascii_strtoull (s, &end, 10), errno) || *end)
-    return fail_at (p, node, "'%s' must be an integer, not '%s'", key, s);
-  if (v < min || v > max)
-    return fail_at (p, node, "'%s' must be between %u and %u, not %s", key, min, max, s);
-  *out = (guint) v;
-  return TRUE;
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return fail_at(p, node, "'%s' must be an integer", key);
+    s = scalar_text(node);
+    errno = 0;
+    if (!g_ascii_isdigit(s[0]) || (v = g_ascii_strtoull(s, &end, 10), errno) || *end)
+        return fail_at(p, node, "'%s' must be an integer, not '%s'", key, s);
+    if (v < min || v > max)
+        return fail_at(p, node, "'%s' must be between %u and %u, not %s", key, min, max, s);
+    *out = (guint)v;
+    return TRUE;
 }
 
-static gboolean
-get_double (Parser * p, const yaml_node_t * node, const gchar * key, gdouble min, gdouble max,
-    gdouble * out)
+static gboolean get_double(Parser *p, const yaml_node_t *node, const gchar *key, gdouble min,
+                           gdouble max, gdouble *out)
 {
-  gdouble v;
-  gchar *end = NULL;
-  const gchar *s;
+    gdouble v;
+    gchar *end = NULL;
+    const gchar *s;
 
-  if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-    return fail_at (p, node, "'%s' must be a number", key);
-  s = scalar_text (node);
-  errno = 0;
-  v = g_ascii_strtod (s, &end);
-  if (s[0] == '\0' || errno || *end || !isfinite (v))
-    return fail_at (p, node, "'%s' must be a number, not '%s'", key, s);
-  if (v < min || v > max)
-    return fail_at (p, node, "'%s' must be between %g and %g, not %s", key, min, max, s);
-  *out = v;
-  return TRUE;
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return fail_at(p, node, "'%s' must be a number", key);
+    s = scalar_text(node);
+    errno = 0;
+    v = g_ascii_strtod(s, &end);
+    if (s[0] == '\0' || errno || *end || !isfinite(v))
+        return fail_at(p, node, "'%s' must be a number, not '%s'", key, s);
+    if (v < min || v > max)
+        return fail_at(p, node, "'%s' must be between %g and %g, not %s", key, min, max, s);
+    *out = v;
+    return TRUE;
 }
 
-static gboolean
-get_bool (Parser * p, const yaml_node_t * node, const gchar * key, gboolean * out)
+static gboolean get_bool(Parser *p, const yaml_node_t *node, const gchar *key, gboolean *out)
 {
-  const gchar *s;
+    const gchar *s;
 
-  if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-    return fail_at (p, node, "'%s' must be true or false", key);
-  s = scalar_text (node);
-  if (strcmp (s, "true") == 0)
-    *out = TRUE;
-  else if (strcmp (s, "false") == 0)
-    *out = FALSE;
-  else
-    return fail_at (p, node, "'%s' must be true or false, not '%s'", key, s);
-  return TRUE;
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return fail_at(p, node, "'%s' must be true or false", key);
+    s = scalar_text(node);
+    if (strcmp(s, "true") == 0)
+        *out = TRUE;
+    else if (strcmp(s, "false") == 0)
+        *out = FALSE;
+    else
+        return fail_at(p, node, "'%s' must be true or false, not '%s'", key, s);
+    return TRUE;
 }
 
 /* A regular file of at most max bytes, NUL-terminated. Opened without blocking and checked
  * before reading, so that a FIFO or a device named by mistake (/dev/zero) can neither hang the
  * daemon nor fill its memory. */
-static gchar *
-read_small_file (const gchar * path, gsize max, gsize * len, GError ** err)
+static gchar *read_small_file(const gchar *path, gsize max, gsize *len, GError **err)
 {
-  struct stat st;
-  gchar *buf = NULL;
-  gssize n;
-  int fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
+    struct stat st;
+    gchar *buf = NULL;
+    gssize n;
+    int fd = g_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
 
-  if (fd < 0) {
-    int e = errno;
-    g_set_error (err, G_FILE_ERROR, g_file_error_from_errno (e), "%s: %s", path, g_strerror (e));
-    return NULL;
-  }
-  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
-    g_set_error (err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: not a regular file", path);
-    goto out;
-  }
-  buf = g_malloc (max + 2);
-  *len = 0;
-  /* read one byte past max to tell "exactly max" from "larger" */
-  while (*len <= max && (n = read (fd, buf + *len, max + 1 - *len)) != 0) {
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int e = errno;
-      g_set_error (err, G_FILE_ERROR, g_file_error_from_errno (e), "%s: %s", path,
-          g_strerror (e));
-      g_clear_pointer (&buf, g_free);
-      goto out;
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path, g_strerror(e));
+        return NULL;
     }
-    *len += n;
-  }
-  if (*len > max) {
-    g_set_error (err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: larger than %zu bytes", path, max);
-    g_clear_pointer (&buf, g_free);
-    goto out;
-  }
-  buf[*len] = '\0';
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: not a regular file", path);
+        goto out;
+    }
+    buf = g_malloc(max + 2);
+    *len = 0;
+    /* read one byte past max to tell "exactly max" from "larger" */
+    while (*len <= max && (n = read(fd, buf + *len, max + 1 - *len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path,
+                        g_strerror(e));
+            g_clear_pointer(&buf, g_free);
+            goto out;
+        }
+        *len += n;
+    }
+    if (*len > max) {
+        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: larger than %zu bytes", path, max);
+        g_clear_pointer(&buf, g_free);
+        goto out;
+    }
+    buf[*len] = '\0';
 out:
-  close (fd);
-  return buf;
+    close(fd);
+    return buf;
 }
 
-static gchar *
-resolve_path (Parser * p, const gchar * path)
+static gchar *resolve_path(Parser *p, const gchar *path)
 {
-  if (g_path_is_absolute (path))
-    return g_strdup (path);
-  return g_build_filename (p->dir, path, NULL);
+    if (g_path_is_absolute(path))
+        return g_strdup(path);
+    return g_build_filename(p->dir, path, NULL);
 }
 
 /* Walks a mapping: calls handle for every key; duplicate keys are errors. */
-typedef gboolean (*KeyHandler) (Parser * p, const gchar * key, yaml_node_t * key_node,
-    yaml_node_t * value, gpointer data);
+typedef gboolean (*KeyHandler)(Parser *p, const gchar *key, yaml_node_t *key_node,
+                               yaml_node_t *value, gpointer data);
 
-static gboolean
-walk_mapping (Parser * p, yaml_node_t * node, const gchar * what, KeyHandler handle,
-    gpointer data)
+static gboolean walk_mapping(Parser *p, yaml_node_t *node, const gchar *what, KeyHandler handle,
+                             gpointer data)
 {
-  GHashTable *seen;
-  gboolean ok = TRUE;
+    GHashTable *seen;
+    gboolean ok = TRUE;
 
-  if (node->type != YAML_MAPPING_NODE)
-    return fail_at (p, node, "%s must be a mapping", what);
-  seen = g_hash_table_new (g_str_hash, g_str_equal);
-  for (yaml_node_pair_t * pair = node->data.mapping.pairs.start;
-      ok && pair < node->data.mapping.pairs.top; pair++) {
-    yaml_node_t *k = node_get (p, node, pair->key);
-    yaml_node_t *v = k ? node_get (p, node, pair->value) : NULL;
+    if (node->type != YAML_MAPPING_NODE)
+        return fail_at(p, node, "%s must be a mapping", what);
+    seen = g_hash_table_new(g_str_hash, g_str_equal);
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         ok && pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *k = node_get(p, node, pair->key);
+        yaml_node_t *v = k ? node_get(p, node, pair->value) : NULL;
 
-    if (!k || !v) {
-      ok = FALSE;
-      break;
+        if (!k || !v) {
+            ok = FALSE;
+            break;
+        }
+        if (k->type != YAML_SCALAR_NODE) {
+            ok = fail_at(p, k, "keys of %s must be strings", what);
+            break;
+        }
+        if (g_hash_table_contains(seen, scalar_text(k))) {
+            ok = fail_at(p, k, "duplicate key '%s' in %s", scalar_text(k), what);
+            break;
+        }
+        g_hash_table_add(seen, (gpointer)scalar_text(k));
+        ok = handle(p, scalar_text(k), k, v, data);
     }
-    if (k->type != YAML_SCALAR_NODE) {
-      ok = fail_at (p, k, "keys of %s must be strings", what);
-      break;
-    }
-    if (g_hash_table_contains (seen, scalar_text (k))) {
-      ok = fail_at (p, k, "duplicate key '%s' in %s", scalar_text (k), what);
-      break;
-    }
-    g_hash_table_add (seen, (gpointer) scalar_text (k));
-    ok = handle (p, scalar_text (k), k, v, data);
-  }
-  g_hash_table_unref (seen);
-  return ok;
+    g_hash_table_unref(seen);
+    return ok;
 }
 
-static gboolean
-unknown_key (Parser * p, yaml_node_t * key_node, const gchar * key, const gchar * what)
+static gboolean unknown_key(Parser *p, yaml_node_t *key_node, const gchar *key, const gchar *what)
 {
-  return fail_at (p, key_node, "unknown key '%s' in %s", key, what);
+    return fail_at(p, key_node, "unknown key '%s' in %s", key, what);
 }
 
 /* ---- element properties ---------------------------------------------------------------- */
 
-static void
-property_free (gpointer data)
+static void property_free(gpointer data)
 {
-  EvdProperty *prop = data;
+    EvdProperty *prop = data;
 
-  g_free (prop->name);
-  g_free (prop->value);
-  g_free (prop);
+    g_free(prop->name);
+    g_free(prop->value);
+    g_free(prop);
 }
 
-const EvdProperty *
-evd_properties_find (const GPtrArray * properties, const gchar * name)
+const EvdProperty *evd_properties_find(const GPtrArray *properties, const gchar *name)
 {
-  for (guint i = 0; properties && i < properties->len; i++) {
-    const EvdProperty *prop = g_ptr_array_index (properties, i);
-    if (strcmp (prop->name, name) == 0)
-      return prop;
-  }
-  return NULL;
+    for (guint i = 0; properties && i < properties->len; i++) {
+        const EvdProperty *prop = g_ptr_array_index(properties, i);
+        if (strcmp(prop->name, name) == 0)
+            return prop;
+    }
+    return NULL;
 }
 
-static void
-properties_set (GPtrArray * properties, const gchar * name, const gchar * value, gint line,
-    gint column)
+static void properties_set(GPtrArray *properties, const gchar *name, const gchar *value, gint line,
+                           gint column)
 {
-  EvdProperty *prop = (EvdProperty *) evd_properties_find (properties, name);
+    EvdProperty *prop = (EvdProperty *)evd_properties_find(properties, name);
 
-  if (!prop) {
-    prop = g_new0 (EvdProperty, 1);
-    prop->name = g_strdup (name);
-    g_ptr_array_add (properties, prop);
-  }
-  g_free (prop->value);
-  prop->value = g_strdup (value);
-  prop->line = line;
-  prop->column = column;
+    if (!prop) {
+        prop = g_new0(EvdProperty, 1);
+        prop->name = g_strdup(name);
+        g_ptr_array_add(properties, prop);
+    }
+    g_free(prop->value);
+    prop->value = g_strdup(value);
+    prop->line = line;
+    prop->column = column;
 }
 
 typedef struct {
-  GPtrArray *properties;
-  const gchar *what;
-  const gchar *const *reserved;   /* names the daemon sets itself */
+    GPtrArray *properties;
+    const gchar *what;
+    const gchar *const *reserved; /* names the daemon sets itself */
 } PropertiesCtx;
 
-static gboolean
-property_name_ok (const gchar * name)
+static gboolean property_name_ok(const gchar *name)
 {
-  if (!g_ascii_isalpha (name[0]))
-    return FALSE;
-  for (const gchar * c = name; *c; c++)
-    if (!g_ascii_isalnum (*c) && *c != '-' && *c != '_')
-      return FALSE;
-  return TRUE;
-}
-
-static gboolean
-handle_property (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t * value,
-    gpointer data)
-{
-  PropertiesCtx *ctx = data;
-  gchar *text = NULL;
-
-  if (!property_name_ok (key))
-    return fail_at (p, key_node, "'%s' is not a property name", key);
-  for (guint i = 0; ctx->reserved && ctx->reserved[i]; i++)
-    if (strcmp (key, ctx->reserved[i]) == 0)
-      return fail_at (p, key_node, "'%s' is set by echoviewd and cannot be configured in %s",
-          key, ctx->what);
-  if (value->type != YAML_SCALAR_NODE)
-    return fail_at (p, value, "%s.%s must be a scalar", ctx->what, key);
-  if (!get_string (p, value, key, &text))
-    return FALSE;
-  if (strcmp (key, "model-file") == 0) {
-    gchar *resolved = resolve_path (p, text);
-    g_free (text);
-    text = resolved;
-  }
-  properties_set (ctx->properties, key, text, value->start_mark.line + 1,
-      value->start_mark.column + 1);
-  g_free (text);
-  return TRUE;
-}
-
-static const gchar *const classifier_reserved[] = { "name", "updates", "parent", NULL };
-static const gchar *const phantom_reserved[] = { "name", "parent", NULL };
-
-static gboolean
-parse_properties (Parser * p, yaml_node_t * node, const gchar * what,
-    const gchar * const *reserved, GPtrArray * into)
-{
-  PropertiesCtx ctx = { into, what, reserved };
-
-  if (scalar_is_null (node))
+    if (!g_ascii_isalpha(name[0]))
+        return FALSE;
+    for (const gchar *c = name; *c; c++)
+        if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_')
+            return FALSE;
     return TRUE;
-  return walk_mapping (p, node, what, handle_property, &ctx);
 }
 
-static GPtrArray *
-properties_new (void)
+static gboolean handle_property(Parser *p, const gchar *key, yaml_node_t *key_node,
+                                yaml_node_t *value, gpointer data)
 {
-  return g_ptr_array_new_with_free_func (property_free);
+    PropertiesCtx *ctx = data;
+    gchar *text = NULL;
+
+    if (!property_name_ok(key))
+        return fail_at(p, key_node, "'%s' is not a property name", key);
+    for (guint i = 0; ctx->reserved && ctx->reserved[i]; i++)
+        if (strcmp(key, ctx->reserved[i]) == 0)
+            return fail_at(p, key_node, "'%s' is set by echoviewd and cannot be configured in %s",
+                           key, ctx->what);
+    if (value->type != YAML_SCALAR_NODE)
+        return fail_at(p, value, "%s.%s must be a scalar", ctx->what, key);
+    if (!get_string(p, value, key, &text))
+        return FALSE;
+    if (strcmp(key, "model-file") == 0) {
+        gchar *resolved = resolve_path(p, text);
+        g_free(text);
+        text = resolved;
+    }
+    properties_set(ctx->properties, key, text, value->start_mark.line + 1,
+                   value->start_mark.column + 1);
+    g_free(text);
+    return TRUE;
 }
 
-static GPtrArray *
-properties_copy (const GPtrArray * from)
-{
-  GPtrArray *to = properties_new ();
+static const gchar *const classifier_reserved[] = {"name", "updates", "parent", NULL};
+static const gchar *const phantom_reserved[] = {"name", "parent", NULL};
 
-  for (guint i = 0; from && i < from->len; i++) {
-    const EvdProperty *prop = g_ptr_array_index (from, i);
-    properties_set (to, prop->name, prop->value, prop->line, prop->column);
-  }
-  return to;
+static gboolean parse_properties(Parser *p, yaml_node_t *node, const gchar *what,
+                                 const gchar *const *reserved, GPtrArray *into)
+{
+    PropertiesCtx ctx = {into, what, reserved};
+
+    if (scalar_is_null(node))
+        return TRUE;
+    return walk_mapping(p, node, what, handle_property, &ctx);
+}
+
+static GPtrArray *properties_new(void) { return g_ptr_array_new_with_free_func(property_free); }
+
+static GPtrArray *properties_copy(const GPtrArray *from)
+{
+    GPtrArray *to = properties_new();
+
+    for (guint i = 0; from && i < from->len; i++) {
+        const EvdProperty *prop = g_ptr_array_index(from, i);
+        properties_set(to, prop->name, prop->value, prop->line, prop->column);
+    }
+    return to;
 }
 
 /* ---- sections ---------------------------------------------------------------------------- */
 
 typedef struct {
-  EvdConfig *config;
-  GPtrArray *classifier_defaults;
+    EvdConfig *config;
+    GPtrArray *classifier_defaults;
 } ConfigCtx;
 
-static gboolean
-handle_http (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t * value,
-    gpointer data)
+static gboolean handle_http(Parser *p, const gchar *key, yaml_node_t *key_node, yaml_node_t *value,
+                            gpointer data)
 {
-  EvdConfig *c = data;
+    EvdConfig *c = data;
 
-  if (strcmp (key, "address") == 0)
-    return get_nonempty_string (p, value, key, &c->http_address);
-  if (strcmp (key, "port") == 0)
-    return get_uint (p, value, key, 0, 65535, &c->http_port);
-  if (strcmp (key, "token") == 0) {
-    if (scalar_is_null (value)) {
-      g_clear_pointer (&c->http_token, g_free);
-      return TRUE;
-    }
-    if (!get_nonempty_string (p, value, key, &c->http_token))
-      return FALSE;
-    for (const gchar * s = c->http_token; *s; s++)
-      if (!g_ascii_isgraph (*s))
-        return fail_at (p, value, "'token' must be printable ASCII without spaces");
-    return TRUE;
-  }
-  if (strcmp (key, "token-file") == 0) {
-    gchar *file = NULL, *resolved, *contents = NULL;
-    gsize len = 0;
-    GError *io = NULL;
-    if (!get_nonempty_string (p, value, key, &file))
-      return FALSE;
-    resolved = resolve_path (p, file);
-    g_free (file);
-    contents = read_small_file (resolved, EVD_TOKEN_FILE_MAX_BYTES, &len, &io);
-    g_free (resolved);
-    if (!contents) {
-      fail_at (p, value, "cannot read token-file: %s", io->message);
-      g_error_free (io);
-      return FALSE;
-    }
-    if (memchr (contents, '\0', len)) {
-      g_free (contents);
-      return fail_at (p, value, "token-file must hold printable ASCII without spaces");
-    }
-    g_strstrip (contents);
-    if (contents[0] == '\0' || strlen (contents) > 4096) {
-      g_free (contents);
-      return fail_at (p, value, "token-file must hold one token of 1 to 4096 bytes");
-    }
-    for (const gchar * s = contents; *s; s++)
-      if (!g_ascii_isgraph (*s)) {
-        g_free (contents);
-        return fail_at (p, value, "token-file must hold printable ASCII without spaces");
-      }
-    g_free (c->http_token);
-    c->http_token = contents;
-    return TRUE;
-  }
-  if (strcmp (key, "connection-limit") == 0)
-    return get_uint (p, value, key, 1, 4096, &c->http_connection_limit);
-  if (strcmp (key, "connection-timeout") == 0)
-    return get_uint (p, value, key, 1, 3600, &c->http_connection_timeout);
-  if (strcmp (key, "request-size-limit") == 0)
-    return get_uint (p, value, key, 1024, 1024 * 1024, &c->http_request_size_limit);
-  if (strcmp (key, "event-clients") == 0)
-    return get_uint (p, value, key, 1, 1024, &c->http_event_clients);
-  return unknown_key (p, key_node, key, "http");
-}
-
-static gboolean
-handle_supervision (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t * value,
-    gpointer data)
-{
-  EvdConfig *c = data;
-
-  if (strcmp (key, "stall-timeout") == 0)
-    return get_double (p, value, key, 0.1, 3600, &c->stall_timeout);
-  if (strcmp (key, "restart-delay") == 0)
-    return get_double (p, value, key, 0.05, 3600, &c->restart_delay);
-  if (strcmp (key, "restart-delay-max") == 0)
-    return get_double (p, value, key, 0.05, 86400, &c->restart_delay_max);
-  return unknown_key (p, key_node, key, "supervision");
-}
-
-static gboolean
-parse_source_type (Parser * p, yaml_node_t * value, EvdSourceType * out)
-{
-  static const struct { const gchar *name; EvdSourceType type; } types[] = {
-    {"rtp-raw", EVD_SOURCE_RTP_RAW}, {"rtp-h264", EVD_SOURCE_RTP_H264},
-    {"rtp-jpeg", EVD_SOURCE_RTP_JPEG}, {"sdp", EVD_SOURCE_SDP}, {"uri", EVD_SOURCE_URI},
-    {"phantom", EVD_SOURCE_PHANTOM}, {"pipeline", EVD_SOURCE_PIPELINE},
-  };
-
-  if (value->type == YAML_SCALAR_NODE)
-    for (gsize i = 0; i < G_N_ELEMENTS (types); i++)
-      if (strcmp (scalar_text (value), types[i].name) == 0) {
-        *out = types[i].type;
+    if (strcmp(key, "address") == 0)
+        return get_nonempty_string(p, value, key, &c->http_address);
+    if (strcmp(key, "port") == 0)
+        return get_uint(p, value, key, 0, 65535, &c->http_port);
+    if (strcmp(key, "token") == 0) {
+        if (scalar_is_null(value)) {
+            g_clear_pointer(&c->http_token, g_free);
+            return TRUE;
+        }
+        if (!get_nonempty_string(p, value, key, &c->http_token))
+            return FALSE;
+        for (const gchar *s = c->http_token; *s; s++)
+            if (!g_ascii_isgraph(*s))
+                return fail_at(p, value, "'token' must be printable ASCII without spaces");
         return TRUE;
-      }
-  return fail_at (p, value, "source type must be one of rtp-raw, rtp-h264, rtp-jpeg, sdp, uri, "
-      "phantom, pipeline");
+    }
+    if (strcmp(key, "token-file") == 0) {
+        gchar *file = NULL, *resolved, *contents = NULL;
+        gsize len = 0;
+        GError *io = NULL;
+        if (!get_nonempty_string(p, value, key, &file))
+            return FALSE;
+        resolved = resolve_path(p, file);
+        g_free(file);
+        contents = read_small_file(resolved, EVD_TOKEN_FILE_MAX_BYTES, &len, &io);
+        g_free(resolved);
+        if (!contents) {
+            fail_at(p, value, "cannot read token-file: %s", io->message);
+            g_error_free(io);
+            return FALSE;
+        }
+        if (memchr(contents, '\0', len)) {
+            g_free(contents);
+            return fail_at(p, value, "token-file must hold printable ASCII without spaces");
+        }
+        g_strstrip(contents);
+        if (contents[0] == '\0' || strlen(contents) > 4096) {
+            g_free(contents);
+            return fail_at(p, value, "token-file must hold one token of 1 to 4096 bytes");
+        }
+        for (const gchar *s = contents; *s; s++)
+            if (!g_ascii_isgraph(*s)) {
+                g_free(contents);
+                return fail_at(p, value, "token-file must hold printable ASCII without spaces");
+            }
+        g_free(c->http_token);
+        c->http_token = contents;
+        return TRUE;
+    }
+    if (strcmp(key, "connection-limit") == 0)
+        return get_uint(p, value, key, 1, 4096, &c->http_connection_limit);
+    if (strcmp(key, "connection-timeout") == 0)
+        return get_uint(p, value, key, 1, 3600, &c->http_connection_timeout);
+    if (strcmp(key, "request-size-limit") == 0)
+        return get_uint(p, value, key, 1024, 1024 * 1024, &c->http_request_size_limit);
+    if (strcmp(key, "event-clients") == 0)
+        return get_uint(p, value, key, 1, 1024, &c->http_event_clients);
+    return unknown_key(p, key_node, key, "http");
 }
 
-const gchar *
-evd_source_type_name (EvdSourceType type)
+static gboolean handle_supervision(Parser *p, const gchar *key, yaml_node_t *key_node,
+                                   yaml_node_t *value, gpointer data)
 {
-  static const gchar *names[] = { "rtp-raw", "rtp-h264", "rtp-jpeg", "sdp", "uri", "phantom",
-    "pipeline"
-  };
-  return (guint) type < G_N_ELEMENTS (names) ? names[type] : "?";
+    EvdConfig *c = data;
+
+    if (strcmp(key, "stall-timeout") == 0)
+        return get_double(p, value, key, 0.1, 3600, &c->stall_timeout);
+    if (strcmp(key, "restart-delay") == 0)
+        return get_double(p, value, key, 0.05, 3600, &c->restart_delay);
+    if (strcmp(key, "restart-delay-max") == 0)
+        return get_double(p, value, key, 0.05, 86400, &c->restart_delay_max);
+    return unknown_key(p, key_node, key, "supervision");
+}
+
+static gboolean parse_source_type(Parser *p, yaml_node_t *value, EvdSourceType *out)
+{
+    static const struct {
+        const gchar *name;
+        EvdSourceType type;
+    } types[] = {
+        {"rtp-raw", EVD_SOURCE_RTP_RAW},   {"rtp-h264", EVD_SOURCE_RTP_H264},
+        {"rtp-jpeg", EVD_SOURCE_RTP_JPEG}, {"sdp", EVD_SOURCE_SDP},
+        {"uri", EVD_SOURCE_URI},           {"phantom", EVD_SOURCE_PHANTOM},
+        {"pipeline", EVD_SOURCE_PIPELINE},
+    };
+
+    if (value->type == YAML_SCALAR_NODE)
+        for (gsize i = 0; i < G_N_ELEMENTS(types); i++)
+            if (strcmp(scalar_text(value), types[i].name) == 0) {
+                *out = types[i].type;
+                return TRUE;
+            }
+    return fail_at(p, value,
+                   "source type must be one of rtp-raw, rtp-h264, rtp-jpeg, sdp, uri, "
+                   "phantom, pipeline");
+}
+
+const gchar *evd_source_type_name(EvdSourceType type)
+{
+    static const gchar *names[] = {"rtp-raw", "rtp-h264", "rtp-jpeg", "sdp",
+                                   "uri",     "phantom",  "pipeline"};
+    return (guint)type < G_N_ELEMENTS(names) ? names[type] : "?";
 }
 
 /* Which source keys each type accepts. */
-static gboolean
-source_key_allowed (EvdSourceType type, const gchar * key)
+static gboolean source_key_allowed(EvdSourceType type, const gchar *key)
 {
-  gboolean rtp = type == EVD_SOURCE_RTP_RAW || type == EVD_SOURCE_RTP_H264
-      || type == EVD_SOURCE_RTP_JPEG;
+    gboolean rtp =
+        type == EVD_SOURCE_RTP_RAW || type == EVD_SOURCE_RTP_H264 || type == EVD_SOURCE_RTP_JPEG;
 
-  if (strcmp (key, "type") == 0)
-    return TRUE;
-  if (strcmp (key, "address") == 0 || strcmp (key, "port") == 0 || strcmp (key, "payload") == 0)
-    return rtp;
-  if (strcmp (key, "jitter-latency") == 0)
-    return rtp || type == EVD_SOURCE_SDP;
-  if (strcmp (key, "sampling") == 0 || strcmp (key, "depth") == 0)
-    return type == EVD_SOURCE_RTP_RAW;
-  if (strcmp (key, "width") == 0 || strcmp (key, "height") == 0)
-    return type == EVD_SOURCE_RTP_RAW || type == EVD_SOURCE_PHANTOM;
-  if (strcmp (key, "framerate") == 0 || strcmp (key, "properties") == 0)
-    return type == EVD_SOURCE_PHANTOM;
-  if (strcmp (key, "location") == 0)
-    return type == EVD_SOURCE_SDP;
-  if (strcmp (key, "uri") == 0)
-    return type == EVD_SOURCE_URI;
-  if (strcmp (key, "pipeline") == 0)
-    return type == EVD_SOURCE_PIPELINE;
-  return FALSE;
+    if (strcmp(key, "type") == 0)
+        return TRUE;
+    if (strcmp(key, "address") == 0 || strcmp(key, "port") == 0 || strcmp(key, "payload") == 0)
+        return rtp;
+    if (strcmp(key, "jitter-latency") == 0)
+        return rtp || type == EVD_SOURCE_SDP;
+    if (strcmp(key, "sampling") == 0 || strcmp(key, "depth") == 0)
+        return type == EVD_SOURCE_RTP_RAW;
+    if (strcmp(key, "width") == 0 || strcmp(key, "height") == 0)
+        return type == EVD_SOURCE_RTP_RAW || type == EVD_SOURCE_PHANTOM;
+    if (strcmp(key, "framerate") == 0 || strcmp(key, "properties") == 0)
+        return type == EVD_SOURCE_PHANTOM;
+    if (strcmp(key, "location") == 0)
+        return type == EVD_SOURCE_SDP;
+    if (strcmp(key, "uri") == 0)
+        return type == EVD_SOURCE_URI;
+    if (strcmp(key, "pipeline") == 0)
+        return type == EVD_SOURCE_PIPELINE;
+    return FALSE;
 }
 
-static gboolean
-handle_source (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t * value,
-    gpointer data)
+static gboolean handle_source(Parser *p, const gchar *key, yaml_node_t *key_node,
+                              yaml_node_t *value, gpointer data)
 {
-  EvdSourceConfig *s = data;
-  static const gchar *const known[] = { "type", "address", "port", "payload", "jitter-latency",
-    "sampling", "depth", "width", "height", "framerate", "properties", "location", "uri",
-    "pipeline", NULL
-  };
+    EvdSourceConfig *s = data;
+    static const gchar *const known[] = {
+        "type",       "address",  "port",  "payload",  "jitter-latency",
+        "sampling",   "depth",    "width", "height",   "framerate",
+        "properties", "location", "uri",   "pipeline", NULL};
 
-  if (strcmp (key, "type") == 0)
-    return TRUE;                  /* read before the walk */
-  if (!source_key_allowed (s->type, key)) {
-    if (g_strv_contains (known, key))
-      return fail_at (p, key_node, "key '%s' does not apply to a source of type %s", key,
-          evd_source_type_name (s->type));
-    return unknown_key (p, key_node, key, "source");
-  }
-  if (strcmp (key, "address") == 0)
-    return get_nonempty_string (p, value, key, &s->address);
-  if (strcmp (key, "port") == 0)
-    return get_uint (p, value, key, 1, 65535, &s->port);
-  if (strcmp (key, "payload") == 0)
-    return get_uint (p, value, key, 0, 127, &s->payload);
-  if (strcmp (key, "jitter-latency") == 0)
-    return get_uint (p, value, key, 0, 10000, &s->jitter_latency_ms);
-  if (strcmp (key, "depth") == 0)
-    return get_uint (p, value, key, 8, 16, &s->depth);
-  if (strcmp (key, "width") == 0)
-    return get_uint (p, value, key, 16, 16384, &s->width);
-  if (strcmp (key, "height") == 0)
-    return get_uint (p, value, key, 16, 16384, &s->height);
-  if (strcmp (key, "framerate") == 0)
-    return get_uint (p, value, key, 1, 1000, &s->framerate);
-  if (strcmp (key, "sampling") == 0) {
-    static const gchar *const samplings[] = { "YCbCr-4:2:0", "YCbCr-4:2:2", "YCbCr-4:4:4",
-      "RGB", "RGBA", "BGR", "BGRA", NULL
-    };
-    if (!get_string (p, value, key, &s->sampling))
-      return FALSE;
-    if (!g_strv_contains (samplings, s->sampling))
-      return fail_at (p, value, "sampling must be one of YCbCr-4:2:0, YCbCr-4:2:2, "
-          "YCbCr-4:4:4, RGB, RGBA, BGR, BGRA (RFC 4175; grayscale is not payloadable)");
-    return TRUE;
-  }
-  if (strcmp (key, "properties") == 0)
-    return parse_properties (p, value, "source.properties", phantom_reserved, s->properties);
-  if (strcmp (key, "location") == 0) {
-    gchar *loc = NULL;
-    if (!get_nonempty_string (p, value, key, &loc))
-      return FALSE;
-    g_free (s->location);
-    s->location = resolve_path (p, loc);
-    g_free (loc);
-    return TRUE;
-  }
-  if (strcmp (key, "uri") == 0) {
-    if (!get_nonempty_string (p, value, key, &s->uri))
-      return FALSE;
-    if (!g_uri_is_valid (s->uri, G_URI_FLAGS_NONE, NULL))
-      return fail_at (p, value, "'%s' is not a valid URI", s->uri);
-    return TRUE;
-  }
-  if (strcmp (key, "pipeline") == 0)
-    return get_nonempty_string (p, value, key, &s->pipeline);
-  return unknown_key (p, key_node, key, "source");
+    if (strcmp(key, "type") == 0)
+        return TRUE; /* read before the walk */
+    if (!source_key_allowed(s->type, key)) {
+        if (g_strv_contains(known, key))
+            return fail_at(p, key_node, "key '%s' does not apply to a source of type %s", key,
+                           evd_source_type_name(s->type));
+        return unknown_key(p, key_node, key, "source");
+    }
+    if (strcmp(key, "address") == 0)
+        return get_nonempty_string(p, value, key, &s->address);
+    if (strcmp(key, "port") == 0)
+        return get_uint(p, value, key, 1, 65535, &s->port);
+    if (strcmp(key, "payload") == 0)
+        return get_uint(p, value, key, 0, 127, &s->payload);
+    if (strcmp(key, "jitter-latency") == 0)
+        return get_uint(p, value, key, 0, 10000, &s->jitter_latency_ms);
+    if (strcmp(key, "depth") == 0)
+        return get_uint(p, value, key, 8, 16, &s->depth);
+    if (strcmp(key, "width") == 0)
+        return get_uint(p, value, key, 16, 16384, &s->width);
+    if (strcmp(key, "height") == 0)
+        return get_uint(p, value, key, 16, 16384, &s->height);
+    if (strcmp(key, "framerate") == 0)
+        return get_uint(p, value, key, 1, 1000, &s->framerate);
+    if (strcmp(key, "sampling") == 0) {
+        static const gchar *const samplings[] = {"YCbCr-4:2:0", "YCbCr-4:2:2", "YCbCr-4:4:4", "RGB",
+                                                 "RGBA",        "BGR",         "BGRA",        NULL};
+        if (!get_string(p, value, key, &s->sampling))
+            return FALSE;
+        if (!g_strv_contains(samplings, s->sampling))
+            return fail_at(
+                p, value,
+                "sampling must be one of YCbCr-4:2:0, YCbCr-4:2:2, "
+                "YCbCr-4:4:4, RGB, RGBA, BGR, BGRA (RFC 4175; grayscale is not payloadable)");
+        return TRUE;
+    }
+    if (strcmp(key, "properties") == 0)
+        return parse_properties(p, value, "source.properties", phantom_reserved, s->properties);
+    if (strcmp(key, "location") == 0) {
+        gchar *loc = NULL;
+        if (!get_nonempty_string(p, value, key, &loc))
+            return FALSE;
+        g_free(s->location);
+        s->location = resolve_path(p, loc);
+        g_free(loc);
+        return TRUE;
+    }
+    if (strcmp(key, "uri") == 0) {
+        if (!get_nonempty_string(p, value, key, &s->uri))
+            return FALSE;
+        if (!g_uri_is_valid(s->uri, G_URI_FLAGS_NONE, NULL))
+            return fail_at(p, value, "'%s' is not a valid URI", s->uri);
+        return TRUE;
+    }
+    if (strcmp(key, "pipeline") == 0)
+        return get_nonempty_string(p, value, key, &s->pipeline);
+    return unknown_key(p, key_node, key, "source");
 }
 
-static gboolean
-parse_source (Parser * p, yaml_node_t * node, EvdSourceConfig * s)
+static gboolean parse_source(Parser *p, yaml_node_t *node, EvdSourceConfig *s)
 {
-  yaml_node_t *type_node = NULL;
+    yaml_node_t *type_node = NULL;
 
-  if (node->type != YAML_MAPPING_NODE)
-    return fail_at (p, node, "source must be a mapping");
-  /* The type decides which keys are valid, so find it first (without marking it visited). */
-  for (yaml_node_pair_t * pair = node->data.mapping.pairs.start;
-      pair < node->data.mapping.pairs.top; pair++) {
-    yaml_node_t *k = yaml_document_get_node (p->doc, pair->key);
-    if (k && k->type == YAML_SCALAR_NODE && strcmp (scalar_text (k), "type") == 0)
-      type_node = yaml_document_get_node (p->doc, pair->value);
-  }
-  if (!type_node)
-    return fail_at (p, node, "source needs a 'type'");
-  if (!parse_source_type (p, type_node, &s->type))
-    return FALSE;
-  if (!walk_mapping (p, node, "source", handle_source, s))
-    return FALSE;
+    if (node->type != YAML_MAPPING_NODE)
+        return fail_at(p, node, "source must be a mapping");
+    /* The type decides which keys are valid, so find it first (without marking it visited). */
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
+        if (k && k->type == YAML_SCALAR_NODE && strcmp(scalar_text(k), "type") == 0)
+            type_node = yaml_document_get_node(p->doc, pair->value);
+    }
+    if (!type_node)
+        return fail_at(p, node, "source needs a 'type'");
+    if (!parse_source_type(p, type_node, &s->type))
+        return FALSE;
+    if (!walk_mapping(p, node, "source", handle_source, s))
+        return FALSE;
 
-  switch (s->type) {
+    switch (s->type) {
     case EVD_SOURCE_RTP_RAW:
-      if (!s->width || !s->height)
-        return fail_at (p, node, "an rtp-raw source needs 'width' and 'height' (RFC 4175 carries "
-            "no frame size in band)");
-      /* fallthrough */
+        if (!s->width || !s->height)
+            return fail_at(p, node,
+                           "an rtp-raw source needs 'width' and 'height' (RFC 4175 carries "
+                           "no frame size in band)");
+        /* fallthrough */
     case EVD_SOURCE_RTP_H264:
     case EVD_SOURCE_RTP_JPEG:
-      if (!s->port)
-        return fail_at (p, node, "an %s source needs a 'port'", evd_source_type_name (s->type));
-      break;
+        if (!s->port)
+            return fail_at(p, node, "an %s source needs a 'port'", evd_source_type_name(s->type));
+        break;
     case EVD_SOURCE_SDP:
-      if (!s->location)
-        return fail_at (p, node, "an sdp source needs a 'location'");
-      break;
+        if (!s->location)
+            return fail_at(p, node, "an sdp source needs a 'location'");
+        break;
     case EVD_SOURCE_URI:
-      if (!s->uri)
-        return fail_at (p, node, "a uri source needs a 'uri'");
-      break;
+        if (!s->uri)
+            return fail_at(p, node, "a uri source needs a 'uri'");
+        break;
     case EVD_SOURCE_PIPELINE:
-      if (!s->pipeline)
-        return fail_at (p, node, "a pipeline source needs a 'pipeline'");
-      break;
+        if (!s->pipeline)
+            return fail_at(p, node, "a pipeline source needs a 'pipeline'");
+        break;
     case EVD_SOURCE_PHANTOM:
-      break;
-  }
-  return TRUE;
+        break;
+    }
+    return TRUE;
 }
 
 typedef struct {
-  ConfigCtx *cc;
-  EvdStreamConfig *stream;
-  gboolean has_source;
+    ConfigCtx *cc;
+    EvdStreamConfig *stream;
+    gboolean has_source;
 } StreamCtx;
 
-static gboolean
-id_ok (const gchar * id)
+static gboolean id_ok(const gchar *id)
 {
-  gsize n = strlen (id);
+    gsize n = strlen(id);
 
-  if (n == 0 || n > 64)
-    return FALSE;
-  for (const gchar * c = id; *c; c++)
-    if (!g_ascii_isalnum (*c) && *c != '-' && *c != '_' && *c != '.')
-      return FALSE;
-  return TRUE;
-}
-
-static gboolean
-handle_stream (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t * value,
-    gpointer data)
-{
-  StreamCtx *ctx = data;
-  EvdStreamConfig *s = ctx->stream;
-
-  if (strcmp (key, "id") == 0) {
-    if (!get_nonempty_string (p, value, key, &s->id))
-      return FALSE;
-    if (!id_ok (s->id))
-      return fail_at (p, value, "stream id '%s' must be 1 to 64 of [A-Za-z0-9._-]", s->id);
+    if (n == 0 || n > 64)
+        return FALSE;
+    for (const gchar *c = id; *c; c++)
+        if (!g_ascii_isalnum(*c) && *c != '-' && *c != '_' && *c != '.')
+            return FALSE;
     return TRUE;
-  }
-  if (strcmp (key, "enabled") == 0)
-    return get_bool (p, value, key, &s->enabled);
-  if (strcmp (key, "stall-timeout") == 0)
-    return get_double (p, value, key, 0.1, 3600, &s->stall_timeout);
-  if (strcmp (key, "source") == 0) {
-    ctx->has_source = TRUE;
-    return parse_source (p, value, &s->source);
-  }
-  if (strcmp (key, "classifier") == 0)
-    return parse_properties (p, value, "classifier", classifier_reserved, s->classifier);
-  return unknown_key (p, key_node, key, "stream");
 }
 
-static void
-source_clear (EvdSourceConfig * s)
+static gboolean handle_stream(Parser *p, const gchar *key, yaml_node_t *key_node,
+                              yaml_node_t *value, gpointer data)
 {
-  g_free (s->address);
-  g_free (s->sampling);
-  g_free (s->location);
-  g_free (s->uri);
-  g_free (s->pipeline);
-  if (s->properties)
-    g_ptr_array_unref (s->properties);
-}
+    StreamCtx *ctx = data;
+    EvdStreamConfig *s = ctx->stream;
 
-static void
-stream_free (gpointer data)
-{
-  EvdStreamConfig *s = data;
-
-  g_free (s->id);
-  source_clear (&s->source);
-  if (s->classifier)
-    g_ptr_array_unref (s->classifier);
-  g_free (s);
-}
-
-static void
-sender_free (gpointer data)
-{
-  EvdSenderConfig *s = data;
-
-  g_free (s->id);
-  g_free (s->host);
-  g_free (s->format);
-  if (s->properties)
-    g_ptr_array_unref (s->properties);
-  g_free (s);
-}
-
-static gboolean
-parse_streams (Parser * p, yaml_node_t * node, ConfigCtx * cc)
-{
-  EvdConfig *c = cc->config;
-
-  if (scalar_is_null (node))
-    return TRUE;
-  if (node->type != YAML_SEQUENCE_NODE)
-    return fail_at (p, node, "streams must be a list");
-  for (yaml_node_item_t * item = node->data.sequence.items.start;
-      item < node->data.sequence.items.top; item++) {
-    yaml_node_t *entry = node_get (p, node, *item);
-    StreamCtx ctx = { cc, NULL, FALSE };
-    EvdStreamConfig *s;
-
-    if (!entry)
-      return FALSE;
-    if (c->streams->len >= EVD_CONFIG_MAX_STREAMS)
-      return fail_at (p, entry, "at most %d streams", EVD_CONFIG_MAX_STREAMS);
-    s = g_new0 (EvdStreamConfig, 1);
-    s->enabled = TRUE;
-    s->stall_timeout = -1;
-    s->source.properties = properties_new ();
-    s->source.jitter_latency_ms = 50;
-    s->source.payload = 96;
-    s->source.depth = 8;
-    s->source.address = g_strdup ("127.0.0.1");
-    s->source.sampling = g_strdup ("YCbCr-4:2:0");
-    s->classifier = properties_new ();
-    s->line = entry->start_mark.line + 1;
-    s->column = entry->start_mark.column + 1;
-    g_ptr_array_add (c->streams, s);
-    ctx.stream = s;
-    if (!walk_mapping (p, entry, "stream", handle_stream, &ctx))
-      return FALSE;
-    if (!s->id)
-      return fail_at (p, entry, "stream needs an 'id'");
-    if (!ctx.has_source)
-      return fail_at (p, entry, "stream '%s' needs a 'source'", s->id);
-    for (guint i = 0; i + 1 < c->streams->len; i++)
-      if (strcmp (((EvdStreamConfig *) g_ptr_array_index (c->streams, i))->id, s->id) == 0)
-        return fail_at (p, entry, "duplicate stream id '%s'", s->id);
-  }
-  return TRUE;
-}
-
-static gboolean
-handle_sender (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t * value,
-    gpointer data)
-{
-  EvdSenderConfig *s = data;
-
-  if (strcmp (key, "id") == 0) {
-    if (!get_nonempty_string (p, value, key, &s->id))
-      return FALSE;
-    if (!id_ok (s->id))
-      return fail_at (p, value, "sender id '%s' must be 1 to 64 of [A-Za-z0-9._-]", s->id);
-    return TRUE;
-  }
-  if (strcmp (key, "host") == 0)
-    return get_nonempty_string (p, value, key, &s->host);
-  if (strcmp (key, "port") == 0)
-    return get_uint (p, value, key, 1, 65535, &s->port);
-  if (strcmp (key, "payload") == 0)
-    return get_uint (p, value, key, 0, 127, &s->payload);
-  if (strcmp (key, "width") == 0)
-    return get_uint (p, value, key, 16, 16384, &s->width);
-  if (strcmp (key, "height") == 0)
-    return get_uint (p, value, key, 16, 16384, &s->height);
-  if (strcmp (key, "framerate") == 0)
-    return get_uint (p, value, key, 1, 240, &s->framerate);
-  if (strcmp (key, "format") == 0) {
-    if (!get_string (p, value, key, &s->format))
-      return FALSE;
-    if (strcmp (s->format, "I420") != 0 && strcmp (s->format, "RGB") != 0)
-      return fail_at (p, value, "format must be I420 or RGB (grayscale is not payloadable in "
-          "RFC 4175)");
-    return TRUE;
-  }
-  if (strcmp (key, "properties") == 0)
-    return parse_properties (p, value, "simulate.properties", phantom_reserved, s->properties);
-  return unknown_key (p, key_node, key, "simulate entry");
-}
-
-static gboolean
-parse_senders (Parser * p, yaml_node_t * node, EvdConfig * c)
-{
-  if (scalar_is_null (node))
-    return TRUE;
-  if (node->type != YAML_SEQUENCE_NODE)
-    return fail_at (p, node, "simulate must be a list");
-  for (yaml_node_item_t * item = node->data.sequence.items.start;
-      item < node->data.sequence.items.top; item++) {
-    yaml_node_t *entry = node_get (p, node, *item);
-    EvdSenderConfig *s;
-
-    if (!entry)
-      return FALSE;
-    if (c->senders->len >= EVD_CONFIG_MAX_STREAMS)
-      return fail_at (p, entry, "at most %d senders", EVD_CONFIG_MAX_STREAMS);
-    s = g_new0 (EvdSenderConfig, 1);
-    s->host = g_strdup ("127.0.0.1");
-    s->payload = 96;
-    s->width = 800;
-    s->height = 600;
-    s->framerate = 30;
-    s->format = g_strdup ("I420");
-    s->properties = properties_new ();
-    s->line = entry->start_mark.line + 1;
-    s->column = entry->start_mark.column + 1;
-    g_ptr_array_add (c->senders, s);
-    if (!walk_mapping (p, entry, "simulate entry", handle_sender, s))
-      return FALSE;
-    if (!s->id)
-      return fail_at (p, entry, "simulate entry needs an 'id'");
-    if (!s->port)
-      return fail_at (p, entry, "simulate entry '%s' needs a 'port'", s->id);
-    for (guint i = 0; i + 1 < c->senders->len; i++)
-      if (strcmp (((EvdSenderConfig *) g_ptr_array_index (c->senders, i))->id, s->id) == 0)
-        return fail_at (p, entry, "duplicate simulate id '%s'", s->id);
-  }
-  return TRUE;
-}
-
-static gboolean
-handle_top (Parser * p, const gchar * key, yaml_node_t * key_node, yaml_node_t * value,
-    gpointer data)
-{
-  ConfigCtx *cc = data;
-
-  if (strcmp (key, "http") == 0)
-    return scalar_is_null (value) || walk_mapping (p, value, "http", handle_http, cc->config);
-  if (strcmp (key, "supervision") == 0)
-    return scalar_is_null (value)
-        || walk_mapping (p, value, "supervision", handle_supervision, cc->config);
-  if (strcmp (key, "classifier") == 0)
-    return parse_properties (p, value, "classifier", classifier_reserved,
-        cc->classifier_defaults);
-  if (strcmp (key, "streams") == 0)
-    return parse_streams (p, value, cc);
-  if (strcmp (key, "simulate") == 0)
-    return parse_senders (p, value, cc->config);
-  return unknown_key (p, key_node, key, "the top level");
-}
-
-static EvdConfig *
-config_new (void)
-{
-  EvdConfig *c = g_new0 (EvdConfig, 1);
-
-  c->http_address = g_strdup ("127.0.0.1");
-  c->http_port = 8088;
-  c->http_connection_limit = 64;
-  c->http_connection_timeout = 30;
-  c->http_request_size_limit = 16384;
-  c->http_event_clients = 32;
-  c->restart_delay = 0.5;
-  c->restart_delay_max = 30;
-  c->stall_timeout = 3;
-  c->streams = g_ptr_array_new_with_free_func (stream_free);
-  c->senders = g_ptr_array_new_with_free_func (sender_free);
-  return c;
-}
-
-void
-evd_config_free (EvdConfig * c)
-{
-  if (!c)
-    return;
-  g_free (c->path);
-  g_free (c->http_address);
-  g_free (c->http_token);
-  g_ptr_array_unref (c->streams);
-  g_ptr_array_unref (c->senders);
-  g_free (c);
-}
-
-EvdConfig *
-evd_config_load (const gchar * path, GError ** err)
-{
-  gchar *text = NULL;
-  gsize len = 0;
-  GError *io = NULL;
-  EvdConfig *config;
-
-  if (!g_file_get_contents (path, &text, &len, &io)) {
-    g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: %s", path, io->message);
-    g_error_free (io);
-    return NULL;
-  }
-  config = evd_config_parse (text, len, path, err);
-  g_free (text);
-  return config;
-}
-
-EvdConfig *
-evd_config_parse (const gchar * text, gsize len, const gchar * path, GError ** err)
-{
-  gchar *abs = NULL;
-  yaml_parser_t parser;
-  yaml_document_t doc;
-  gboolean parser_ok = FALSE, doc_ok = FALSE, ok = FALSE;
-  Parser p = { 0 };
-  ConfigCtx cc = { 0 };
-  yaml_node_t *root;
-
-  if (len > EVD_CONFIG_MAX_BYTES) {
-    g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: larger than %d bytes", path,
-        EVD_CONFIG_MAX_BYTES);
-    return NULL;
-  }
-  abs = g_canonicalize_filename (path, NULL);
-  p.path = path;
-  p.dir = g_path_get_dirname (abs);
-  p.err = err;
-  cc.config = config_new ();
-  cc.config->path = g_strdup (abs);
-  cc.classifier_defaults = properties_new ();
-
-  if (!yaml_parser_initialize (&parser))
-    goto out;
-  parser_ok = TRUE;
-  yaml_parser_set_input_string (&parser, (const guchar *) text, len);
-  if (!yaml_parser_load (&parser, &doc)) {
-    g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SYNTAX, "%s:%zu:%zu: %s%s%s", path,
-        parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-        parser.problem ? parser.problem : "syntax error",
-        parser.context ? " " : "", parser.context ? parser.context : "");
-    goto out;
-  }
-  doc_ok = TRUE;
-  p.doc = &doc;
-  p.n_nodes = doc.nodes.top - doc.nodes.start;
-  if (p.n_nodes > EVD_CONFIG_MAX_NODES) {
-    g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s: too many YAML nodes", path);
-    goto out;
-  }
-  p.visited = g_malloc0 (p.n_nodes + 1);
-  root = yaml_document_get_root_node (&doc);
-  if (!root) {
-    g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s:1:1: the file is empty",
-        path);
-    goto out;
-  }
-  p.visited[0] = 1;
-  if (!walk_mapping (&p, root, "the top level", handle_top, &cc))
-    goto out;
-  if (cc.config->restart_delay_max < cc.config->restart_delay) {
-    g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
-        "%s: supervision.restart-delay-max is below restart-delay", path);
-    goto out;
-  }
-  /* Defaults under each stream's own settings; the stream's value wins. */
-  for (guint i = 0; i < cc.config->streams->len; i++) {
-    EvdStreamConfig *s = g_ptr_array_index (cc.config->streams, i);
-    GPtrArray *merged = properties_copy (cc.classifier_defaults);
-
-    for (guint j = 0; j < s->classifier->len; j++) {
-      const EvdProperty *prop = g_ptr_array_index (s->classifier, j);
-      properties_set (merged, prop->name, prop->value, prop->line, prop->column);
+    if (strcmp(key, "id") == 0) {
+        if (!get_nonempty_string(p, value, key, &s->id))
+            return FALSE;
+        if (!id_ok(s->id))
+            return fail_at(p, value, "stream id '%s' must be 1 to 64 of [A-Za-z0-9._-]", s->id);
+        return TRUE;
     }
-    g_ptr_array_unref (s->classifier);
-    s->classifier = merged;
-    if (s->stall_timeout < 0)
-      s->stall_timeout = cc.config->stall_timeout;
-    if (!evd_properties_find (s->classifier, "model-file")) {
-      g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
-          "%s:%d:%d: stream '%s' has no classifier model-file (set classifier.model-file at the "
-          "top level or in the stream)", path, s->line, s->column, s->id);
-      goto out;
+    if (strcmp(key, "enabled") == 0)
+        return get_bool(p, value, key, &s->enabled);
+    if (strcmp(key, "stall-timeout") == 0)
+        return get_double(p, value, key, 0.1, 3600, &s->stall_timeout);
+    if (strcmp(key, "source") == 0) {
+        ctx->has_source = TRUE;
+        return parse_source(p, value, &s->source);
     }
-  }
-  ok = TRUE;
+    if (strcmp(key, "classifier") == 0)
+        return parse_properties(p, value, "classifier", classifier_reserved, s->classifier);
+    return unknown_key(p, key_node, key, "stream");
+}
+
+static void source_clear(EvdSourceConfig *s)
+{
+    g_free(s->address);
+    g_free(s->sampling);
+    g_free(s->location);
+    g_free(s->uri);
+    g_free(s->pipeline);
+    if (s->properties)
+        g_ptr_array_unref(s->properties);
+}
+
+static void stream_free(gpointer data)
+{
+    EvdStreamConfig *s = data;
+
+    g_free(s->id);
+    source_clear(&s->source);
+    if (s->classifier)
+        g_ptr_array_unref(s->classifier);
+    g_free(s);
+}
+
+static void sender_free(gpointer data)
+{
+    EvdSenderConfig *s = data;
+
+    g_free(s->id);
+    g_free(s->host);
+    g_free(s->format);
+    if (s->properties)
+        g_ptr_array_unref(s->properties);
+    g_free(s);
+}
+
+static gboolean parse_streams(Parser *p, yaml_node_t *node, ConfigCtx *cc)
+{
+    EvdConfig *c = cc->config;
+
+    if (scalar_is_null(node))
+        return TRUE;
+    if (node->type != YAML_SEQUENCE_NODE)
+        return fail_at(p, node, "streams must be a list");
+    for (yaml_node_item_t *item = node->data.sequence.items.start;
+         item < node->data.sequence.items.top; item++) {
+        yaml_node_t *entry = node_get(p, node, *item);
+        StreamCtx ctx = {cc, NULL, FALSE};
+        EvdStreamConfig *s;
+
+        if (!entry)
+            return FALSE;
+        if (c->streams->len >= EVD_CONFIG_MAX_STREAMS)
+            return fail_at(p, entry, "at most %d streams", EVD_CONFIG_MAX_STREAMS);
+        s = g_new0(EvdStreamConfig, 1);
+        s->enabled = TRUE;
+        s->stall_timeout = -1;
+        s->source.properties = properties_new();
+        s->source.jitter_latency_ms = 50;
+        s->source.payload = 96;
+        s->source.depth = 8;
+        s->source.address = g_strdup("127.0.0.1");
+        s->source.sampling = g_strdup("YCbCr-4:2:0");
+        s->classifier = properties_new();
+        s->line = entry->start_mark.line + 1;
+        s->column = entry->start_mark.column + 1;
+        g_ptr_array_add(c->streams, s);
+        ctx.stream = s;
+        if (!walk_mapping(p, entry, "stream", handle_stream, &ctx))
+            return FALSE;
+        if (!s->id)
+            return fail_at(p, entry, "stream needs an 'id'");
+        if (!ctx.has_source)
+            return fail_at(p, entry, "stream '%s' needs a 'source'", s->id);
+        for (guint i = 0; i + 1 < c->streams->len; i++)
+            if (strcmp(((EvdStreamConfig *)g_ptr_array_index(c->streams, i))->id, s->id) == 0)
+                return fail_at(p, entry, "duplicate stream id '%s'", s->id);
+    }
+    return TRUE;
+}
+
+static gboolean handle_sender(Parser *p, const gchar *key, yaml_node_t *key_node,
+                              yaml_node_t *value, gpointer data)
+{
+    EvdSenderConfig *s = data;
+
+    if (strcmp(key, "id") == 0) {
+        if (!get_nonempty_string(p, value, key, &s->id))
+            return FALSE;
+        if (!id_ok(s->id))
+            return fail_at(p, value, "sender id '%s' must be 1 to 64 of [A-Za-z0-9._-]", s->id);
+        return TRUE;
+    }
+    if (strcmp(key, "host") == 0)
+        return get_nonempty_string(p, value, key, &s->host);
+    if (strcmp(key, "port") == 0)
+        return get_uint(p, value, key, 1, 65535, &s->port);
+    if (strcmp(key, "payload") == 0)
+        return get_uint(p, value, key, 0, 127, &s->payload);
+    if (strcmp(key, "width") == 0)
+        return get_uint(p, value, key, 16, 16384, &s->width);
+    if (strcmp(key, "height") == 0)
+        return get_uint(p, value, key, 16, 16384, &s->height);
+    if (strcmp(key, "framerate") == 0)
+        return get_uint(p, value, key, 1, 240, &s->framerate);
+    if (strcmp(key, "format") == 0) {
+        if (!get_string(p, value, key, &s->format))
+            return FALSE;
+        if (strcmp(s->format, "I420") != 0 && strcmp(s->format, "RGB") != 0)
+            return fail_at(p, value,
+                           "format must be I420 or RGB (grayscale is not payloadable in "
+                           "RFC 4175)");
+        return TRUE;
+    }
+    if (strcmp(key, "properties") == 0)
+        return parse_properties(p, value, "simulate.properties", phantom_reserved, s->properties);
+    return unknown_key(p, key_node, key, "simulate entry");
+}
+
+static gboolean parse_senders(Parser *p, yaml_node_t *node, EvdConfig *c)
+{
+    if (scalar_is_null(node))
+        return TRUE;
+    if (node->type != YAML_SEQUENCE_NODE)
+        return fail_at(p, node, "simulate must be a list");
+    for (yaml_node_item_t *item = node->data.sequence.items.start;
+         item < node->data.sequence.items.top; item++) {
+        yaml_node_t *entry = node_get(p, node, *item);
+        EvdSenderConfig *s;
+
+        if (!entry)
+            return FALSE;
+        if (c->senders->len >= EVD_CONFIG_MAX_STREAMS)
+            return fail_at(p, entry, "at most %d senders", EVD_CONFIG_MAX_STREAMS);
+        s = g_new0(EvdSenderConfig, 1);
+        s->host = g_strdup("127.0.0.1");
+        s->payload = 96;
+        s->width = 800;
+        s->height = 600;
+        s->framerate = 30;
+        s->format = g_strdup("I420");
+        s->properties = properties_new();
+        s->line = entry->start_mark.line + 1;
+        s->column = entry->start_mark.column + 1;
+        g_ptr_array_add(c->senders, s);
+        if (!walk_mapping(p, entry, "simulate entry", handle_sender, s))
+            return FALSE;
+        if (!s->id)
+            return fail_at(p, entry, "simulate entry needs an 'id'");
+        if (!s->port)
+            return fail_at(p, entry, "simulate entry '%s' needs a 'port'", s->id);
+        for (guint i = 0; i + 1 < c->senders->len; i++)
+            if (strcmp(((EvdSenderConfig *)g_ptr_array_index(c->senders, i))->id, s->id) == 0)
+                return fail_at(p, entry, "duplicate simulate id '%s'", s->id);
+    }
+    return TRUE;
+}
+
+static gboolean handle_top(Parser *p, const gchar *key, yaml_node_t *key_node, yaml_node_t *value,
+                           gpointer data)
+{
+    ConfigCtx *cc = data;
+
+    if (strcmp(key, "http") == 0)
+        return scalar_is_null(value) || walk_mapping(p, value, "http", handle_http, cc->config);
+    if (strcmp(key, "supervision") == 0)
+        return scalar_is_null(value) ||
+               walk_mapping(p, value, "supervision", handle_supervision, cc->config);
+    if (strcmp(key, "classifier") == 0)
+        return parse_properties(p, value, "classifier", classifier_reserved,
+                                cc->classifier_defaults);
+    if (strcmp(key, "streams") == 0)
+        return parse_streams(p, value, cc);
+    if (strcmp(key, "simulate") == 0)
+        return parse_senders(p, value, cc->config);
+    return unknown_key(p, key_node, key, "the top level");
+}
+
+static EvdConfig *config_new(void)
+{
+    EvdConfig *c = g_new0(EvdConfig, 1);
+
+    c->http_address = g_strdup("127.0.0.1");
+    c->http_port = 8088;
+    c->http_connection_limit = 64;
+    c->http_connection_timeout = 30;
+    c->http_request_size_limit = 16384;
+    c->http_event_clients = 32;
+    c->restart_delay = 0.5;
+    c->restart_delay_max = 30;
+    c->stall_timeout = 3;
+    c->streams = g_ptr_array_new_with_free_func(stream_free);
+    c->senders = g_ptr_array_new_with_free_func(sender_free);
+    return c;
+}
+
+void evd_config_free(EvdConfig *c)
+{
+    if (!c)
+        return;
+    g_free(c->path);
+    g_free(c->http_address);
+    g_free(c->http_token);
+    g_ptr_array_unref(c->streams);
+    g_ptr_array_unref(c->senders);
+    g_free(c);
+}
+
+EvdConfig *evd_config_load(const gchar *path, GError **err)
+{
+    gchar *text = NULL;
+    gsize len = 0;
+    GError *io = NULL;
+    EvdConfig *config;
+
+    if (!g_file_get_contents(path, &text, &len, &io)) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: %s", path, io->message);
+        g_error_free(io);
+        return NULL;
+    }
+    config = evd_config_parse(text, len, path, err);
+    g_free(text);
+    return config;
+}
+
+EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GError **err)
+{
+    gchar *abs = NULL;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    gboolean parser_ok = FALSE, doc_ok = FALSE, ok = FALSE;
+    Parser p = {0};
+    ConfigCtx cc = {0};
+    yaml_node_t *root;
+
+    if (len > EVD_CONFIG_MAX_BYTES) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: larger than %d bytes", path,
+                    EVD_CONFIG_MAX_BYTES);
+        return NULL;
+    }
+    abs = g_canonicalize_filename(path, NULL);
+    p.path = path;
+    p.dir = g_path_get_dirname(abs);
+    p.err = err;
+    cc.config = config_new();
+    cc.config->path = g_strdup(abs);
+    cc.classifier_defaults = properties_new();
+
+    if (!yaml_parser_initialize(&parser))
+        goto out;
+    parser_ok = TRUE;
+    yaml_parser_set_input_string(&parser, (const guchar *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SYNTAX, "%s:%zu:%zu: %s%s%s", path,
+                    parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                    parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                    parser.context ? parser.context : "");
+        goto out;
+    }
+    doc_ok = TRUE;
+    p.doc = &doc;
+    p.n_nodes = doc.nodes.top - doc.nodes.start;
+    if (p.n_nodes > EVD_CONFIG_MAX_NODES) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s: too many YAML nodes",
+                    path);
+        goto out;
+    }
+    p.visited = g_malloc0(p.n_nodes + 1);
+    root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s:1:1: the file is empty",
+                    path);
+        goto out;
+    }
+    p.visited[0] = 1;
+    if (!walk_mapping(&p, root, "the top level", handle_top, &cc))
+        goto out;
+    if (cc.config->restart_delay_max < cc.config->restart_delay) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                    "%s: supervision.restart-delay-max is below restart-delay", path);
+        goto out;
+    }
+    /* Defaults under each stream's own settings; the stream's value wins. */
+    for (guint i = 0; i < cc.config->streams->len; i++) {
+        EvdStreamConfig *s = g_ptr_array_index(cc.config->streams, i);
+        GPtrArray *merged = properties_copy(cc.classifier_defaults);
+
+        for (guint j = 0; j < s->classifier->len; j++) {
+            const EvdProperty *prop = g_ptr_array_index(s->classifier, j);
+            properties_set(merged, prop->name, prop->value, prop->line, prop->column);
+        }
+        g_ptr_array_unref(s->classifier);
+        s->classifier = merged;
+        if (s->stall_timeout < 0)
+            s->stall_timeout = cc.config->stall_timeout;
+        if (!evd_properties_find(s->classifier, "model-file")) {
+            g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                        "%s:%d:%d: stream '%s' has no classifier model-file (set "
+                        "classifier.model-file at the "
+                        "top level or in the stream)",
+                        path, s->line, s->column, s->id);
+            goto out;
+        }
+    }
+    ok = TRUE;
 
 out:
-  if (doc_ok)
-    yaml_document_delete (&doc);
-  if (parser_ok)
-    yaml_parser_delete (&parser);
-  if (cc.classifier_defaults)
-    g_ptr_array_unref (cc.classifier_defaults);
-  g_free (p.visited);
-  g_free (p.dir);
-  g_free (abs);
-  if (!ok) {
-    evd_config_free (cc.config);
-    return NULL;
-  }
-  return cc.config;
+    if (doc_ok)
+        yaml_document_delete(&doc);
+    if (parser_ok)
+        yaml_parser_delete(&parser);
+    if (cc.classifier_defaults)
+        g_ptr_array_unref(cc.classifier_defaults);
+    g_free(p.visited);
+    g_free(p.dir);
+    g_free(abs);
+    if (!ok) {
+        evd_config_free(cc.config);
+        return NULL;
+    }
+    return cc.config;
 }
 
 /* ---- pipeline descriptions --------------------------------------------------------------- */
 
 /* A gst-launch property value in double quotes. */
-static void
-append_quoted (GString * s, const gchar * value)
+static void append_quoted(GString *s, const gchar *value)
 {
-  g_string_append_c (s, '"');
-  for (const gchar * c = value; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      g_string_append_c (s, '\\');
-    g_string_append_c (s, *c);
-  }
-  g_string_append_c (s, '"');
+    g_string_append_c(s, '"');
+    for (const gchar *c = value; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            g_string_append_c(s, '\\');
+        g_string_append_c(s, *c);
+    }
+    g_string_append_c(s, '"');
 }
 
-static void
-append_properties (GString * s, const GPtrArray * properties)
+static void append_properties(GString *s, const GPtrArray *properties)
 {
-  for (guint i = 0; properties && i < properties->len; i++) {
-    const EvdProperty *prop = g_ptr_array_index (properties, i);
-    g_string_append_printf (s, " %s=", prop->name);
-    append_quoted (s, prop->value);
-  }
+    for (guint i = 0; properties && i < properties->len; i++) {
+        const EvdProperty *prop = g_ptr_array_index(properties, i);
+        g_string_append_printf(s, " %s=", prop->name);
+        append_quoted(s, prop->value);
+    }
 }
 
-static void
-append_udpsrc (GString * s, const EvdSourceConfig * src, const gchar * caps, guint64 timeout_ns)
+static void append_udpsrc(GString *s, const EvdSourceConfig *src, const gchar *caps,
+                          guint64 timeout_ns)
 {
-  g_string_append (s, "udpsrc name=src address=");
-  append_quoted (s, src->address);
-  g_string_append_printf (s, " port=%u buffer-size=4194304 timeout=%" G_GUINT64_FORMAT " caps=",
-      src->port, timeout_ns);
-  append_quoted (s, caps);
-  g_string_append_printf (s, " ! rtpjitterbuffer name=jitter latency=%u ! ",
-      src->jitter_latency_ms);
+    g_string_append(s, "udpsrc name=src address=");
+    append_quoted(s, src->address);
+    g_string_append_printf(s, " port=%u buffer-size=4194304 timeout=%" G_GUINT64_FORMAT " caps=",
+                           src->port, timeout_ns);
+    append_quoted(s, caps);
+    g_string_append_printf(s, " ! rtpjitterbuffer name=jitter latency=%u ! ",
+                           src->jitter_latency_ms);
 }
 
-gchar *
-evd_stream_config_describe (const EvdStreamConfig * stream)
+gchar *evd_stream_config_describe(const EvdStreamConfig *stream)
 {
-  const EvdSourceConfig *src = &stream->source;
-  GString *s = g_string_new (NULL);
-  guint64 timeout_ns = (guint64) (stream->stall_timeout * 1e9);
-  gchar *caps;
+    const EvdSourceConfig *src = &stream->source;
+    GString *s = g_string_new(NULL);
+    guint64 timeout_ns = (guint64)(stream->stall_timeout * 1e9);
+    gchar *caps;
 
-  switch (src->type) {
+    switch (src->type) {
     case EVD_SOURCE_RTP_RAW:
-      /* 1.22's rtpvrawdepay wants width, height and depth as strings (RFC 4175 SDP form). */
-      caps = g_strdup_printf ("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-          "encoding-name=(string)RAW,sampling=(string)%s,depth=(string)%u,width=(string)%u,"
-          "height=(string)%u,colorimetry=(string)BT601-5,payload=(int)%u", src->sampling,
-          src->depth, src->width, src->height, src->payload);
-      append_udpsrc (s, src, caps, timeout_ns);
-      g_string_append (s, "rtpvrawdepay name=depay");
-      g_free (caps);
-      break;
+        /* 1.22's rtpvrawdepay wants width, height and depth as strings (RFC 4175 SDP form). */
+        caps = g_strdup_printf(
+            "application/x-rtp,media=(string)video,clock-rate=(int)90000,"
+            "encoding-name=(string)RAW,sampling=(string)%s,depth=(string)%u,width=(string)%u,"
+            "height=(string)%u,colorimetry=(string)BT601-5,payload=(int)%u",
+            src->sampling, src->depth, src->width, src->height, src->payload);
+        append_udpsrc(s, src, caps, timeout_ns);
+        g_string_append(s, "rtpvrawdepay name=depay");
+        g_free(caps);
+        break;
     case EVD_SOURCE_RTP_H264:
-      caps = g_strdup_printf ("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-          "encoding-name=(string)H264,payload=(int)%u", src->payload);
-      append_udpsrc (s, src, caps, timeout_ns);
-      g_string_append (s, "rtph264depay ! h264parse ! decodebin");
-      g_free (caps);
-      break;
+        caps = g_strdup_printf("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
+                               "encoding-name=(string)H264,payload=(int)%u",
+                               src->payload);
+        append_udpsrc(s, src, caps, timeout_ns);
+        g_string_append(s, "rtph264depay ! h264parse ! decodebin");
+        g_free(caps);
+        break;
     case EVD_SOURCE_RTP_JPEG:
-      caps = g_strdup_printf ("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-          "encoding-name=(string)JPEG,payload=(int)%u", src->payload);
-      append_udpsrc (s, src, caps, timeout_ns);
-      g_string_append (s, "rtpjpegdepay ! jpegdec");
-      g_free (caps);
-      break;
+        caps = g_strdup_printf("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
+                               "encoding-name=(string)JPEG,payload=(int)%u",
+                               src->payload);
+        append_udpsrc(s, src, caps, timeout_ns);
+        g_string_append(s, "rtpjpegdepay ! jpegdec");
+        g_free(caps);
+        break;
     case EVD_SOURCE_SDP:
-      g_string_append (s, "filesrc location=");
-      append_quoted (s, src->location);
-      g_string_append_printf (s, " ! sdpdemux name=sdp latency=%u timeout=%" G_GUINT64_FORMAT
-          " ! decodebin", src->jitter_latency_ms, timeout_ns / 1000);
-      break;
+        g_string_append(s, "filesrc location=");
+        append_quoted(s, src->location);
+        g_string_append_printf(
+            s, " ! sdpdemux name=sdp latency=%u timeout=%" G_GUINT64_FORMAT " ! decodebin",
+            src->jitter_latency_ms, timeout_ns / 1000);
+        break;
     case EVD_SOURCE_URI:
-      g_string_append (s, "uridecodebin uri=");
-      append_quoted (s, src->uri);
-      break;
+        g_string_append(s, "uridecodebin uri=");
+        append_quoted(s, src->uri);
+        break;
     case EVD_SOURCE_PHANTOM:
-      g_string_append (s, "echophantomsrc name=phantom");
-      append_properties (s, src->properties);
-      if (src->width || src->height || src->framerate) {
-        g_string_append (s, " ! video/x-raw");
-        if (src->width)
-          g_string_append_printf (s, ",width=%u", src->width);
-        if (src->height)
-          g_string_append_printf (s, ",height=%u", src->height);
-        if (src->framerate)
-          g_string_append_printf (s, ",framerate=%u/1", src->framerate);
-      }
-      break;
+        g_string_append(s, "echophantomsrc name=phantom");
+        append_properties(s, src->properties);
+        if (src->width || src->height || src->framerate) {
+            g_string_append(s, " ! video/x-raw");
+            if (src->width)
+                g_string_append_printf(s, ",width=%u", src->width);
+            if (src->height)
+                g_string_append_printf(s, ",height=%u", src->height);
+            if (src->framerate)
+                g_string_append_printf(s, ",framerate=%u/1", src->framerate);
+        }
+        break;
     case EVD_SOURCE_PIPELINE:
-      g_string_append (s, src->pipeline);
-      break;
-  }
-  /* The queue decouples the network thread from inference: when the classifier falls behind,
+        g_string_append(s, src->pipeline);
+        break;
+    }
+    /* The queue decouples the network thread from inference: when the classifier falls behind,
    * old frames are dropped here (counted as `dropped`) rather than packets in the socket. */
-  g_string_append (s, " ! queue name=frames leaky=downstream max-size-buffers=2 "
-      "max-size-bytes=0 max-size-time=0 ! videoconvert ! echoviewclassify name=classify "
-      "updates=on-change");
-  /* Streams share one loaded model per file (the weights are read-only at inference). */
-  if (!evd_properties_find (stream->classifier, "model-instance-id")) {
-    g_string_append (s, " model-instance-id=");
-    append_quoted (s, evd_properties_find (stream->classifier, "model-file")->value);
-  }
-  append_properties (s, stream->classifier);
-  /* Network sources are paced by the sender; local ones (phantom, files) by the clock. */
-  g_string_append_printf (s, " ! fakesink name=sink sync=%s async=false enable-last-sample=false",
-      src->type == EVD_SOURCE_RTP_RAW || src->type == EVD_SOURCE_RTP_H264
-      || src->type == EVD_SOURCE_RTP_JPEG || src->type == EVD_SOURCE_SDP ? "false" : "true");
-  return g_string_free (s, FALSE);
+    g_string_append(
+        s, " ! queue name=frames leaky=downstream max-size-buffers=2 "
+           "max-size-bytes=0 max-size-time=0 ! videoconvert ! echoviewclassify name=classify "
+           "updates=on-change");
+    /* Streams share one loaded model per file (the weights are read-only at inference). */
+    if (!evd_properties_find(stream->classifier, "model-instance-id")) {
+        g_string_append(s, " model-instance-id=");
+        append_quoted(s, evd_properties_find(stream->classifier, "model-file")->value);
+    }
+    append_properties(s, stream->classifier);
+    /* Network sources are paced by the sender; local ones (phantom, files) by the clock. */
+    g_string_append_printf(s, " ! fakesink name=sink sync=%s async=false enable-last-sample=false",
+                           src->type == EVD_SOURCE_RTP_RAW || src->type == EVD_SOURCE_RTP_H264 ||
+                                   src->type == EVD_SOURCE_RTP_JPEG || src->type == EVD_SOURCE_SDP
+                               ? "false"
+                               : "true");
+    return g_string_free(s, FALSE);
 }
 
-gchar *
-evd_sender_config_describe (const EvdSenderConfig * sender)
+gchar *evd_sender_config_describe(const EvdSenderConfig *sender)
 {
-  GString *s = g_string_new ("echophantomsrc name=phantom");
+    GString *s = g_string_new("echophantomsrc name=phantom");
 
-  append_properties (s, sender->properties);
-  g_string_append_printf (s, " ! video/x-raw,width=%u,height=%u,framerate=%u/1 ! videoconvert ! "
-      "video/x-raw,format=%s ! rtpvrawpay pt=%u mtu=1400 ! udpsink name=sink host=",
-      sender->width, sender->height, sender->framerate, sender->format, sender->payload);
-  append_quoted (s, sender->host);
-  g_string_append_printf (s, " port=%u sync=false async=false", sender->port);
-  return g_string_free (s, FALSE);
+    append_properties(s, sender->properties);
+    g_string_append_printf(
+        s,
+        " ! video/x-raw,width=%u,height=%u,framerate=%u/1 ! videoconvert ! "
+        "video/x-raw,format=%s ! rtpvrawpay pt=%u mtu=1400 ! udpsink name=sink host=",
+        sender->width, sender->height, sender->framerate, sender->format, sender->payload);
+    append_quoted(s, sender->host);
+    g_string_append_printf(s, " port=%u sync=false async=false", sender->port);
+    return g_string_free(s, FALSE);
 }
 
-gchar *
-evd_stream_config_fingerprint (const EvdStreamConfig * stream)
+gchar *evd_stream_config_fingerprint(const EvdStreamConfig *stream)
 {
-  gchar *pipeline = evd_stream_config_describe (stream);
-  gchar *fp = g_strdup_printf ("%d|%s", stream->enabled, pipeline);
+    gchar *pipeline = evd_stream_config_describe(stream);
+    gchar *fp = g_strdup_printf("%d|%s", stream->enabled, pipeline);
 
-  g_free (pipeline);
-  return fp;
+    g_free(pipeline);
+    return fp;
 }
 
-gchar *
-evd_sender_config_fingerprint (const EvdSenderConfig * sender)
+gchar *evd_sender_config_fingerprint(const EvdSenderConfig *sender)
 {
-  return evd_sender_config_describe (sender);
+    return evd_sender_config_describe(sender);
 }

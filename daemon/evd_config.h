@@ -8,106 +8,106 @@
 
 G_BEGIN_DECLS
 
-#define EVD_CONFIG_ERROR (evd_config_error_quark ())
-GQuark evd_config_error_quark (void);
+#define EVD_CONFIG_ERROR (evd_config_error_quark())
+GQuark evd_config_error_quark(void);
 
 typedef enum {
-  EVD_CONFIG_ERROR_IO,
-  EVD_CONFIG_ERROR_SYNTAX,
-  EVD_CONFIG_ERROR_SCHEMA,
+    EVD_CONFIG_ERROR_IO,
+    EVD_CONFIG_ERROR_SYNTAX,
+    EVD_CONFIG_ERROR_SCHEMA,
 } EvdConfigErrorCode;
 
 typedef enum {
-  EVD_SOURCE_RTP_RAW,
-  EVD_SOURCE_RTP_H264,
-  EVD_SOURCE_RTP_JPEG,
-  EVD_SOURCE_SDP,
-  EVD_SOURCE_URI,
-  EVD_SOURCE_PHANTOM,
-  EVD_SOURCE_PIPELINE,
+    EVD_SOURCE_RTP_RAW,
+    EVD_SOURCE_RTP_H264,
+    EVD_SOURCE_RTP_JPEG,
+    EVD_SOURCE_SDP,
+    EVD_SOURCE_URI,
+    EVD_SOURCE_PHANTOM,
+    EVD_SOURCE_PIPELINE,
 } EvdSourceType;
 
 /* One `name: value` element property from the config, applied with gst_util_set_object_arg(). */
 typedef struct {
-  gchar *name;
-  gchar *value;
-  gint line, column;              /* 1-based position of the value, for error messages */
+    gchar *name;
+    gchar *value;
+    gint line, column; /* 1-based position of the value, for error messages */
 } EvdProperty;
 
 typedef struct {
-  EvdSourceType type;
-  gchar *address;                 /* rtp-*: local address (or multicast group) to bind */
-  guint port;                     /* rtp-*: UDP port */
-  guint payload;                  /* rtp-*: RTP payload type */
-  guint width, height;            /* rtp-raw: frame size; phantom: output size (0 = default) */
-  gchar *sampling;                /* rtp-raw: RFC 4175 sampling (YCbCr-4:2:0, RGB, ...) */
-  guint depth;                    /* rtp-raw: bits per sample */
-  guint framerate;                /* phantom: frames per second (0 = element default) */
-  guint jitter_latency_ms;        /* rtp-*: jitter buffer latency */
-  gchar *location;                /* sdp: the SDP file (absolute) */
-  gchar *uri;                     /* uri */
-  gchar *pipeline;                /* pipeline: a gst-launch fragment ending in raw video */
-  GPtrArray *properties;          /* phantom: EvdProperty of echophantomsrc */
+    EvdSourceType type;
+    gchar *address;          /* rtp-*: local address (or multicast group) to bind */
+    guint port;              /* rtp-*: UDP port */
+    guint payload;           /* rtp-*: RTP payload type */
+    guint width, height;     /* rtp-raw: frame size; phantom: output size (0 = default) */
+    gchar *sampling;         /* rtp-raw: RFC 4175 sampling (YCbCr-4:2:0, RGB, ...) */
+    guint depth;             /* rtp-raw: bits per sample */
+    guint framerate;         /* phantom: frames per second (0 = element default) */
+    guint jitter_latency_ms; /* rtp-*: jitter buffer latency */
+    gchar *location;         /* sdp: the SDP file (absolute) */
+    gchar *uri;              /* uri */
+    gchar *pipeline;         /* pipeline: a gst-launch fragment ending in raw video */
+    GPtrArray *properties;   /* phantom: EvdProperty of echophantomsrc */
 } EvdSourceConfig;
 
 typedef struct {
-  gchar *id;
-  gboolean enabled;
-  gdouble stall_timeout;          /* seconds without a frame before `stalled` */
-  EvdSourceConfig source;
-  GPtrArray *classifier;          /* EvdProperty of echoviewclassify, defaults merged in */
-  gint line, column;              /* where the stream is defined */
+    gchar *id;
+    gboolean enabled;
+    gdouble stall_timeout; /* seconds without a frame before `stalled` */
+    EvdSourceConfig source;
+    GPtrArray *classifier; /* EvdProperty of echoviewclassify, defaults merged in */
+    gint line, column;     /* where the stream is defined */
 } EvdStreamConfig;
 
 /* A built-in synthetic scanner: echophantomsrc frames sent as RFC 4175 RTP over UDP. */
 typedef struct {
-  gchar *id;
-  gchar *host;
-  guint port;
-  guint payload;
-  guint width, height, framerate;
-  gchar *format;                  /* I420 or RGB (GRAY8 is not payloadable) */
-  GPtrArray *properties;          /* EvdProperty of echophantomsrc */
-  gint line, column;
+    gchar *id;
+    gchar *host;
+    guint port;
+    guint payload;
+    guint width, height, framerate;
+    gchar *format;         /* I420 or RGB (GRAY8 is not payloadable) */
+    GPtrArray *properties; /* EvdProperty of echophantomsrc */
+    gint line, column;
 } EvdSenderConfig;
 
 typedef struct {
-  gchar *path;                    /* the file it came from (absolute) */
-  gchar *http_address;
-  guint http_port;
-  gchar *http_token;              /* NULL when no token is configured */
-  guint http_connection_limit;
-  guint http_connection_timeout;  /* seconds of idleness before a connection is closed */
-  guint http_request_size_limit;  /* bytes of request line + headers */
-  guint http_event_clients;       /* most concurrent /api/v1/events clients */
-  gdouble restart_delay;          /* first restart delay, seconds */
-  gdouble restart_delay_max;      /* cap of the exponential backoff, seconds */
-  gdouble stall_timeout;          /* default for streams */
-  GPtrArray *streams;             /* EvdStreamConfig */
-  GPtrArray *senders;             /* EvdSenderConfig */
+    gchar *path; /* the file it came from (absolute) */
+    gchar *http_address;
+    guint http_port;
+    gchar *http_token; /* NULL when no token is configured */
+    guint http_connection_limit;
+    guint http_connection_timeout; /* seconds of idleness before a connection is closed */
+    guint http_request_size_limit; /* bytes of request line + headers */
+    guint http_event_clients;      /* most concurrent /api/v1/events clients */
+    gdouble restart_delay;         /* first restart delay, seconds */
+    gdouble restart_delay_max;     /* cap of the exponential backoff, seconds */
+    gdouble stall_timeout;         /* default for streams */
+    GPtrArray *streams;            /* EvdStreamConfig */
+    GPtrArray *senders;            /* EvdSenderConfig */
 } EvdConfig;
 
 /* Parses path. On error returns NULL with "FILE:LINE:COLUMN: message" in err. */
-EvdConfig *evd_config_load (const gchar * path, GError ** err);
+EvdConfig *evd_config_load(const gchar *path, GError **err);
 /* Parses len bytes of YAML text as if read from path (which names the file in messages and
  * anchors relative paths; it is not opened, though a `token-file` it names is read). */
-EvdConfig *evd_config_parse (const gchar * text, gsize len, const gchar * path, GError ** err);
-void evd_config_free (EvdConfig * config);
+EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GError **err);
+void evd_config_free(EvdConfig *config);
 
-const gchar *evd_source_type_name (EvdSourceType type);
+const gchar *evd_source_type_name(EvdSourceType type);
 
 /* The gst-launch description of the stream's pipeline. Named elements: `classify`
  * (echoviewclassify), `src` (udpsrc, rtp sources), `jitter` (rtpjitterbuffer, rtp sources),
  * `depay` (rtpvrawdepay, rtp-raw), `frames` (the leaky queue). */
-gchar *evd_stream_config_describe (const EvdStreamConfig * stream);
+gchar *evd_stream_config_describe(const EvdStreamConfig *stream);
 /* The sender's pipeline description. */
-gchar *evd_sender_config_describe (const EvdSenderConfig * sender);
+gchar *evd_sender_config_describe(const EvdSenderConfig *sender);
 /* A canonical text of everything that shapes the pipeline; equal fingerprints mean that a
  * reload leaves the stream alone. */
-gchar *evd_stream_config_fingerprint (const EvdStreamConfig * stream);
-gchar *evd_sender_config_fingerprint (const EvdSenderConfig * sender);
+gchar *evd_stream_config_fingerprint(const EvdStreamConfig *stream);
+gchar *evd_sender_config_fingerprint(const EvdSenderConfig *sender);
 
-const EvdProperty *evd_properties_find (const GPtrArray * properties, const gchar * name);
+const EvdProperty *evd_properties_find(const GPtrArray *properties, const gchar *name);
 
 G_END_DECLS
 

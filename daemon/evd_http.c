@@ -14,845 +14,840 @@
 
 #include "echoview.h"
 
-#define EVD_EVENT_BUFFER_MAX (1024 * 1024)  /* a client further behind than this is dropped */
+#define EVD_EVENT_BUFFER_MAX (1024 * 1024) /* a client further behind than this is dropped */
 #define EVD_EVENT_BLOCK 16384
 
 extern const char evd_page_html[];
 extern const size_t evd_page_html_len;
 
 typedef struct {
-  EvdHttp *http;
-  struct MHD_Connection *connection;
-  GString *pending;
-  gboolean suspended;
-  gboolean overflowed;
+    EvdHttp *http;
+    struct MHD_Connection *connection;
+    GString *pending;
+    gboolean suspended;
+    gboolean overflowed;
 } EventClient;
 
 struct _EvdHttp {
-  struct MHD_Daemon *daemon;
-  EvdSupervisor *sup;
-  guint port;
-  GMutex lock;                    /* token, clients */
-  gchar *token;
-  guint max_event_clients;
-  GList *clients;                 /* EventClient */
-  guint64 next_event_id;
-  gboolean stopping;
-  guint64 requests_total;
-  guint64 responses_by_class[6];  /* index = status / 100 */
+    struct MHD_Daemon *daemon;
+    EvdSupervisor *sup;
+    guint port;
+    GMutex lock; /* token, clients */
+    gchar *token;
+    guint max_event_clients;
+    GList *clients; /* EventClient */
+    guint64 next_event_id;
+    gboolean stopping;
+    guint64 requests_total;
+    guint64 responses_by_class[6]; /* index = status / 100 */
 };
 
 static gint64 start_time_us;
 
-void
-evd_http_set_start_time (gint64 monotonic_us)
-{
-  start_time_us = monotonic_us;
-}
+void evd_http_set_start_time(gint64 monotonic_us) { start_time_us = monotonic_us; }
 
 /* ---- responses --------------------------------------------------------------------------- */
 
-static enum MHD_Result
-queue (EvdHttp * http, struct MHD_Connection *connection, guint status, const gchar * type,
-    gchar * body, gsize len)
+static enum MHD_Result queue(EvdHttp *http, struct MHD_Connection *connection, guint status,
+                             const gchar *type, gchar *body, gsize len)
 {
-  struct MHD_Response *response =
-      MHD_create_response_from_buffer (len, body, MHD_RESPMEM_MUST_FREE);
-  enum MHD_Result ret;
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
 
-  MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-  MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
-  if (status == MHD_HTTP_UNAUTHORIZED)
-    MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-        "Bearer realm=\"echoviewd\"");
-  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-    MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-  if (strncmp (type, "text/html", 9) == 0)
-    MHD_add_response_header (response, "Content-Security-Policy", "default-src 'none'; "
-        "script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
-        "frame-ancestors 'none'");
-  ret = MHD_queue_response (connection, status, response);
-  MHD_destroy_response (response);
-  g_mutex_lock (&http->lock);
-  http->responses_by_class[MIN (status / 100, 5u)]++;
-  g_mutex_unlock (&http->lock);
-  return ret;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"echoviewd\"");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    if (strncmp(type, "text/html", 9) == 0)
+        MHD_add_response_header(
+            response, "Content-Security-Policy",
+            "default-src 'none'; "
+            "script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+            "frame-ancestors 'none'");
+    ret = MHD_queue_response(connection, status, response);
+    MHD_destroy_response(response);
+    g_mutex_lock(&http->lock);
+    http->responses_by_class[MIN(status / 100, 5u)]++;
+    g_mutex_unlock(&http->lock);
+    return ret;
 }
 
-static enum MHD_Result
-queue_json (EvdHttp * http, struct MHD_Connection *connection, guint status, json_t * body)
+static enum MHD_Result queue_json(EvdHttp *http, struct MHD_Connection *connection, guint status,
+                                  json_t *body)
 {
-  gchar *text = json_dumps (body, JSON_COMPACT | JSON_ENSURE_ASCII);
-  gchar *owned;
-  gsize len;
+    gchar *text = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    gchar *owned;
+    gsize len;
 
-  json_decref (body);
-  if (!text)
-    return MHD_NO;
-  /* json_dumps uses malloc; MHD_RESPMEM_MUST_FREE frees with free(), so hand it over as is,
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    /* json_dumps uses malloc; MHD_RESPMEM_MUST_FREE frees with free(), so hand it over as is,
    * with a trailing newline for curl users. */
-  len = strlen (text);
-  owned = realloc (text, len + 2);
-  if (!owned) {
-    free (text);
-    return MHD_NO;
-  }
-  owned[len] = '\n';
-  owned[len + 1] = '\0';
-  return queue (http, connection, status, "application/json", owned, len + 1);
+    len = strlen(text);
+    owned = realloc(text, len + 2);
+    if (!owned) {
+        free(text);
+        return MHD_NO;
+    }
+    owned[len] = '\n';
+    owned[len + 1] = '\0';
+    return queue(http, connection, status, "application/json", owned, len + 1);
 }
 
-static enum MHD_Result
-queue_error (EvdHttp * http, struct MHD_Connection *connection, guint status,
-    const gchar * message)
+static enum MHD_Result queue_error(EvdHttp *http, struct MHD_Connection *connection, guint status,
+                                   const gchar *message)
 {
-  return queue_json (http, connection, status, json_pack ("{s:s, s:i}", "error", message,
-          "status", status));
+    return queue_json(http, connection, status,
+                      json_pack("{s:s, s:i}", "error", message, "status", status));
 }
 
 /* ---- JSON views -------------------------------------------------------------------------- */
 
-static json_t *
-json_time (gint64 wall_us)
+static json_t *json_time(gint64 wall_us)
 {
-  GDateTime *dt = g_date_time_new_from_unix_utc (wall_us / G_USEC_PER_SEC);
-  gchar *s;
-  json_t *j;
+    GDateTime *dt = g_date_time_new_from_unix_utc(wall_us / G_USEC_PER_SEC);
+    gchar *s;
+    json_t *j;
 
-  if (!dt || wall_us == 0) {
-    if (dt)
-      g_date_time_unref (dt);
-    return json_null ();
-  }
-  s = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
-  j = json_sprintf ("%s.%03dZ", s, (int) ((wall_us / 1000) % 1000));
-  g_free (s);
-  g_date_time_unref (dt);
-  return j;
-}
-
-static json_t *
-stream_json (const EvdStreamSnapshot * s, gboolean detail)
-{
-  json_t *probabilities = json_object (), *o;
-  gdouble loss = 0;
-
-  for (guint i = 0; i < s->n_probabilities; i++) {
-    gchar fallback[16];
-    const gchar *name = s->classes ? s->classes[i] : NULL;
-    if (!name) {
-      g_snprintf (fallback, sizeof fallback, "%u", i);
-      name = fallback;
+    if (!dt || wall_us == 0) {
+        if (dt)
+            g_date_time_unref(dt);
+        return json_null();
     }
-    json_object_set_new (probabilities, name, json_real (s->probabilities[i]));
-  }
-  if (s->packets_pushed + s->packets_lost > 0)
-    loss = (gdouble) s->packets_lost / (gdouble) (s->packets_pushed + s->packets_lost);
-  o = json_pack ("{s:s, s:s, s:b, s:s, s:o, s:{s:s?, s:i, s:f, s:s?, s:i, s:o}, s:s?, s:s?, "
-      "s:I, s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f, s:i}, s:I, s:I, s:s?, s:o}",
-      "id", s->id, "source", s->source_type, "enabled", s->enabled,
-      "state", evd_stream_state_name (s->state), "state_since", json_time (s->state_since),
-      "view", "label", s->label, "label_id", s->label_id, "confidence", s->confidence,
-      "stable_label", s->stable_label, "stable_label_id", s->stable_label_id,
-      "probabilities", probabilities,
-      "model", s->model_name, "backend", s->backend,
-      "frames", (json_int_t) s->frames, "inferred", (json_int_t) s->inferred,
-      "skipped", (json_int_t) s->skipped, "received", (json_int_t) s->received,
-      "dropped", (json_int_t) s->dropped, "fps", s->fps,
-      "latency_ms", "mean", s->latency_mean_ms, "p50", s->latency_p50_ms, "p99",
-      s->latency_p99_ms, "window", (int) s->latency_window,
-      "view_changes", (json_int_t) s->view_changes, "restarts", (json_int_t) s->restarts,
-      "last_error", s->last_error, "last_error_time", json_time (s->last_error_time));
-  if (s->has_packets)
-    json_object_set_new (o, "packets", json_pack ("{s:I, s:I, s:I, s:I, s:f}",
-            "received", (json_int_t) s->packets_pushed, "lost", (json_int_t) s->packets_lost,
-            "late", (json_int_t) s->packets_late, "duplicates",
-            (json_int_t) s->packets_duplicates, "loss_ratio", loss));
-  else
-    json_object_set_new (o, "packets", json_null ());
-  if (detail) {
-    json_object_set_new (o, "pipeline", json_string (s->pipeline));
-    json_object_set_new (o, "model_file", s->model_file ? json_string (s->model_file) :
-        json_null ());
-  }
-  return o;
+    s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+    j = json_sprintf("%s.%03dZ", s, (int)((wall_us / 1000) % 1000));
+    g_free(s);
+    g_date_time_unref(dt);
+    return j;
 }
 
-static json_t *
-streams_json (EvdHttp * http)
+static json_t *stream_json(const EvdStreamSnapshot *s, gboolean detail)
 {
-  GPtrArray *snaps = evd_supervisor_snapshot (http->sup, FALSE);
-  json_t *list = json_array ();
+    json_t *probabilities = json_object(), *o;
+    gdouble loss = 0;
 
-  for (guint i = 0; i < snaps->len; i++)
-    json_array_append_new (list, stream_json (g_ptr_array_index (snaps, i), FALSE));
-  g_ptr_array_unref (snaps);
-  return json_pack ("{s:o}", "streams", list);
+    for (guint i = 0; i < s->n_probabilities; i++) {
+        gchar fallback[16];
+        const gchar *name = s->classes ? s->classes[i] : NULL;
+        if (!name) {
+            g_snprintf(fallback, sizeof fallback, "%u", i);
+            name = fallback;
+        }
+        json_object_set_new(probabilities, name, json_real(s->probabilities[i]));
+    }
+    if (s->packets_pushed + s->packets_lost > 0)
+        loss = (gdouble)s->packets_lost / (gdouble)(s->packets_pushed + s->packets_lost);
+    o = json_pack("{s:s, s:s, s:b, s:s, s:o, s:{s:s?, s:i, s:f, s:s?, s:i, s:o}, s:s?, s:s?, "
+                  "s:I, s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f, s:i}, s:I, s:I, s:s?, s:o}",
+                  "id", s->id, "source", s->source_type, "enabled", s->enabled, "state",
+                  evd_stream_state_name(s->state), "state_since", json_time(s->state_since), "view",
+                  "label", s->label, "label_id", s->label_id, "confidence", s->confidence,
+                  "stable_label", s->stable_label, "stable_label_id", s->stable_label_id,
+                  "probabilities", probabilities, "model", s->model_name, "backend", s->backend,
+                  "frames", (json_int_t)s->frames, "inferred", (json_int_t)s->inferred, "skipped",
+                  (json_int_t)s->skipped, "received", (json_int_t)s->received, "dropped",
+                  (json_int_t)s->dropped, "fps", s->fps, "latency_ms", "mean", s->latency_mean_ms,
+                  "p50", s->latency_p50_ms, "p99", s->latency_p99_ms, "window",
+                  (int)s->latency_window, "view_changes", (json_int_t)s->view_changes, "restarts",
+                  (json_int_t)s->restarts, "last_error", s->last_error, "last_error_time",
+                  json_time(s->last_error_time));
+    if (s->has_packets)
+        json_object_set_new(
+            o, "packets",
+            json_pack("{s:I, s:I, s:I, s:I, s:f}", "received", (json_int_t)s->packets_pushed,
+                      "lost", (json_int_t)s->packets_lost, "late", (json_int_t)s->packets_late,
+                      "duplicates", (json_int_t)s->packets_duplicates, "loss_ratio", loss));
+    else
+        json_object_set_new(o, "packets", json_null());
+    if (detail) {
+        json_object_set_new(o, "pipeline", json_string(s->pipeline));
+        json_object_set_new(o, "model_file",
+                            s->model_file ? json_string(s->model_file) : json_null());
+    }
+    return o;
 }
 
-static json_t *
-status_json (EvdHttp * http)
+static json_t *streams_json(EvdHttp *http)
 {
-  EvdSupervisorStatus st;
-  GPtrArray *snaps = evd_supervisor_snapshot (http->sup, FALSE);
-  GPtrArray *senders = evd_supervisor_snapshot (http->sup, TRUE);
-  guint64 frames = 0, inferred = 0, skipped = 0, dropped = 0, restarts = 0, changes = 0;
-  json_t *states = json_object (), *sender_list = json_array (), *o;
+    GPtrArray *snaps = evd_supervisor_snapshot(http->sup, FALSE);
+    json_t *list = json_array();
 
-  evd_supervisor_status (http->sup, &st);
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    frames += s->frames;
-    inferred += s->inferred;
-    skipped += s->skipped;
-    dropped += s->dropped;
-    restarts += s->restarts;
-    changes += s->view_changes;
-  }
-  for (guint i = 0; i < EVD_STATE_COUNT; i++)
-    json_object_set_new (states, evd_stream_state_name (i), json_integer (st.n_state[i]));
-  for (guint i = 0; i < senders->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (senders, i);
-    json_array_append_new (sender_list, json_pack ("{s:s, s:s, s:I, s:s?}", "id", s->id,
-            "state", evd_stream_state_name (s->state), "restarts", (json_int_t) s->restarts,
-            "last_error", s->last_error));
-  }
-  o = json_pack ("{s:s, s:f, s:{s:b, s:s?, s:s?, s:s?}, s:s?, s:{s:i, s:i, s:i, s:o}, "
-      "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
-      "version", EV_VERSION,
-      "uptime_seconds", (g_get_monotonic_time () - start_time_us) / 1e6,
-      "model", "loaded", st.model_loaded, "name", st.model_name, "file", st.model_file,
-      "error", st.model_error, "backend", st.backend,
-      "streams", "configured", st.n_streams, "enabled", st.n_enabled, "running", st.n_running,
-      "by_state", states,
-      "totals", "frames", (json_int_t) frames, "inferred", (json_int_t) inferred,
-      "skipped", (json_int_t) skipped, "dropped", (json_int_t) dropped,
-      "restarts", (json_int_t) restarts, "view_changes", (json_int_t) changes,
-      "senders", sender_list);
-  evd_supervisor_status_clear (&st);
-  g_ptr_array_unref (snaps);
-  g_ptr_array_unref (senders);
-  return o;
+    for (guint i = 0; i < snaps->len; i++)
+        json_array_append_new(list, stream_json(g_ptr_array_index(snaps, i), FALSE));
+    g_ptr_array_unref(snaps);
+    return json_pack("{s:o}", "streams", list);
 }
 
-static enum MHD_Result
-handle_readyz (EvdHttp * http, struct MHD_Connection *connection)
+static json_t *status_json(EvdHttp *http)
 {
-  EvdSupervisorStatus st;
-  GPtrArray *snaps = evd_supervisor_snapshot (http->sup, FALSE);
-  json_t *reasons = json_array ();
-  gboolean ready;
+    EvdSupervisorStatus st;
+    GPtrArray *snaps = evd_supervisor_snapshot(http->sup, FALSE);
+    GPtrArray *senders = evd_supervisor_snapshot(http->sup, TRUE);
+    guint64 frames = 0, inferred = 0, skipped = 0, dropped = 0, restarts = 0, changes = 0;
+    json_t *states = json_object(), *sender_list = json_array(), *o;
 
-  evd_supervisor_status (http->sup, &st);
-  if (!st.model_loaded)
-    json_array_append_new (reasons, json_sprintf ("model not loaded: %s",
-            st.model_error ? st.model_error : "not yet"));
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    if (s->enabled && s->state != EVD_STATE_RUNNING)
-      json_array_append_new (reasons, json_sprintf ("stream %s is %s", s->id,
-              evd_stream_state_name (s->state)));
-  }
-  ready = json_array_size (reasons) == 0;
-  evd_supervisor_status_clear (&st);
-  g_ptr_array_unref (snaps);
-  return queue_json (http, connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-      json_pack ("{s:b, s:o}", "ready", ready, "reasons", reasons));
+    evd_supervisor_status(http->sup, &st);
+    for (guint i = 0; i < snaps->len; i++) {
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        frames += s->frames;
+        inferred += s->inferred;
+        skipped += s->skipped;
+        dropped += s->dropped;
+        restarts += s->restarts;
+        changes += s->view_changes;
+    }
+    for (guint i = 0; i < EVD_STATE_COUNT; i++)
+        json_object_set_new(states, evd_stream_state_name(i), json_integer(st.n_state[i]));
+    for (guint i = 0; i < senders->len; i++) {
+        EvdStreamSnapshot *s = g_ptr_array_index(senders, i);
+        json_array_append_new(sender_list,
+                              json_pack("{s:s, s:s, s:I, s:s?}", "id", s->id, "state",
+                                        evd_stream_state_name(s->state), "restarts",
+                                        (json_int_t)s->restarts, "last_error", s->last_error));
+    }
+    o = json_pack(
+        "{s:s, s:f, s:{s:b, s:s?, s:s?, s:s?}, s:s?, s:{s:i, s:i, s:i, s:o}, "
+        "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
+        "version", EV_VERSION, "uptime_seconds", (g_get_monotonic_time() - start_time_us) / 1e6,
+        "model", "loaded", st.model_loaded, "name", st.model_name, "file", st.model_file, "error",
+        st.model_error, "backend", st.backend, "streams", "configured", st.n_streams, "enabled",
+        st.n_enabled, "running", st.n_running, "by_state", states, "totals", "frames",
+        (json_int_t)frames, "inferred", (json_int_t)inferred, "skipped", (json_int_t)skipped,
+        "dropped", (json_int_t)dropped, "restarts", (json_int_t)restarts, "view_changes",
+        (json_int_t)changes, "senders", sender_list);
+    evd_supervisor_status_clear(&st);
+    g_ptr_array_unref(snaps);
+    g_ptr_array_unref(senders);
+    return o;
+}
+
+static enum MHD_Result handle_readyz(EvdHttp *http, struct MHD_Connection *connection)
+{
+    EvdSupervisorStatus st;
+    GPtrArray *snaps = evd_supervisor_snapshot(http->sup, FALSE);
+    json_t *reasons = json_array();
+    gboolean ready;
+
+    evd_supervisor_status(http->sup, &st);
+    if (!st.model_loaded)
+        json_array_append_new(reasons, json_sprintf("model not loaded: %s",
+                                                    st.model_error ? st.model_error : "not yet"));
+    for (guint i = 0; i < snaps->len; i++) {
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        if (s->enabled && s->state != EVD_STATE_RUNNING)
+            json_array_append_new(
+                reasons, json_sprintf("stream %s is %s", s->id, evd_stream_state_name(s->state)));
+    }
+    ready = json_array_size(reasons) == 0;
+    evd_supervisor_status_clear(&st);
+    g_ptr_array_unref(snaps);
+    return queue_json(http, connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                      json_pack("{s:b, s:o}", "ready", ready, "reasons", reasons));
 }
 
 /* ---- Prometheus -------------------------------------------------------------------------- */
 
-static void
-metric_header (GString * out, const gchar * name, const gchar * type, const gchar * help)
+static void metric_header(GString *out, const gchar *name, const gchar *type, const gchar *help)
 {
-  g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Label values escape backslash, double quote and newline. */
-static void
-append_label_value (GString * out, const gchar * value)
+static void append_label_value(GString *out, const gchar *value)
 {
-  for (const gchar * c = value; *c; c++) {
-    if (*c == '\\' || *c == '"')
-      g_string_append_c (out, '\\');
-    if (*c == '\n')
-      g_string_append (out, "\\n");
-    else
-      g_string_append_c (out, *c);
-  }
+    for (const gchar *c = value; *c; c++) {
+        if (*c == '\\' || *c == '"')
+            g_string_append_c(out, '\\');
+        if (*c == '\n')
+            g_string_append(out, "\\n");
+        else
+            g_string_append_c(out, *c);
+    }
 }
 
-static void
-append_double (GString * out, gdouble v)
+static void append_double(GString *out, gdouble v)
 {
-  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
-  g_string_append (out, g_ascii_dtostr (buf, sizeof buf, v));
+    gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+    g_string_append(out, g_ascii_dtostr(buf, sizeof buf, v));
 }
 
-typedef enum { COL_FRAMES, COL_INFERRED, COL_SKIPPED, COL_DROPPED, COL_RECEIVED, COL_RESTARTS,
-  COL_CHANGES, COL_PACKETS_RECEIVED, COL_PACKETS_LOST
+typedef enum {
+    COL_FRAMES,
+    COL_INFERRED,
+    COL_SKIPPED,
+    COL_DROPPED,
+    COL_RECEIVED,
+    COL_RESTARTS,
+    COL_CHANGES,
+    COL_PACKETS_RECEIVED,
+    COL_PACKETS_LOST
 } CounterColumn;
 
-static guint64
-snapshot_counter (const EvdStreamSnapshot * s, CounterColumn col)
+static guint64 snapshot_counter(const EvdStreamSnapshot *s, CounterColumn col)
 {
-  switch (col) {
-    case COL_FRAMES: return s->frames;
-    case COL_INFERRED: return s->inferred;
-    case COL_SKIPPED: return s->skipped;
-    case COL_DROPPED: return s->dropped;
-    case COL_RECEIVED: return s->received;
-    case COL_RESTARTS: return s->restarts;
-    case COL_CHANGES: return s->view_changes;
-    case COL_PACKETS_RECEIVED: return s->packets_pushed;
-    case COL_PACKETS_LOST: return s->packets_lost;
-  }
-  return 0;
+    switch (col) {
+    case COL_FRAMES:
+        return s->frames;
+    case COL_INFERRED:
+        return s->inferred;
+    case COL_SKIPPED:
+        return s->skipped;
+    case COL_DROPPED:
+        return s->dropped;
+    case COL_RECEIVED:
+        return s->received;
+    case COL_RESTARTS:
+        return s->restarts;
+    case COL_CHANGES:
+        return s->view_changes;
+    case COL_PACKETS_RECEIVED:
+        return s->packets_pushed;
+    case COL_PACKETS_LOST:
+        return s->packets_lost;
+    }
+    return 0;
 }
 
 typedef enum { GAUGE_FPS, GAUGE_CONFIDENCE } GaugeColumn;
 
-static gdouble
-snapshot_gauge (const EvdStreamSnapshot * s, GaugeColumn col)
+static gdouble snapshot_gauge(const EvdStreamSnapshot *s, GaugeColumn col)
 {
-  switch (col) {
-    case GAUGE_FPS: return s->fps;
-    case GAUGE_CONFIDENCE: return s->confidence;
-  }
-  return 0;
+    switch (col) {
+    case GAUGE_FPS:
+        return s->fps;
+    case GAUGE_CONFIDENCE:
+        return s->confidence;
+    }
+    return 0;
 }
 
-static gchar *
-metrics_text (EvdHttp * http, gsize * len)
+static gchar *metrics_text(EvdHttp *http, gsize *len)
 {
-  static const struct { const gchar *name; CounterColumn col; const gchar *help; } counters[] = {
-    {"echoviewd_stream_frames_total", COL_FRAMES, "Frames that went through the classifier."},
-    {"echoviewd_stream_inferences_total", COL_INFERRED, "Inferences completed."},
-    {"echoviewd_stream_skipped_inferences_total", COL_SKIPPED,
-        "Scheduled inferences the classifier skipped (async mode, a newer frame won)."},
-    {"echoviewd_stream_dropped_frames_total", COL_DROPPED,
-        "Frames dropped before the classifier because it fell behind."},
-    {"echoviewd_stream_received_frames_total", COL_RECEIVED, "Frames out of the source."},
-    {"echoviewd_stream_restarts_total", COL_RESTARTS, "Pipeline restarts."},
-    {"echoviewd_stream_view_changes_total", COL_CHANGES, "Changes of the stable view."},
-    /* RTP sources only (the others have no jitter buffer, so no sample) */
-    {"echoviewd_stream_rtp_packets_received_total", COL_PACKETS_RECEIVED,
-        "RTP packets out of the jitter buffer."},
-    {"echoviewd_stream_rtp_packets_lost_total", COL_PACKETS_LOST,
-        "RTP packets the jitter buffer declared lost."},
-  };
-  static const struct { const gchar *name; GaugeColumn col; const gchar *help; } gauges[] = {
-    {"echoviewd_stream_frames_per_second", GAUGE_FPS,
-        "Frames per second through the classifier over the last second."},
-    {"echoviewd_stream_view_confidence_ratio", GAUGE_CONFIDENCE,
-        "Probability of the top view of the latest inference."},
-  };
-  GPtrArray *snaps = evd_supervisor_snapshot (http->sup, FALSE);
-  EvdSupervisorStatus st;
-  GString *out = g_string_sized_new (8192);
-  guint64 requests, by_class[6];
+    static const struct {
+        const gchar *name;
+        CounterColumn col;
+        const gchar *help;
+    } counters[] = {
+        {"echoviewd_stream_frames_total", COL_FRAMES, "Frames that went through the classifier."},
+        {"echoviewd_stream_inferences_total", COL_INFERRED, "Inferences completed."},
+        {"echoviewd_stream_skipped_inferences_total", COL_SKIPPED,
+         "Scheduled inferences the classifier skipped (async mode, a newer frame won)."},
+        {"echoviewd_stream_dropped_frames_total", COL_DROPPED,
+         "Frames dropped before the classifier because it fell behind."},
+        {"echoviewd_stream_received_frames_total", COL_RECEIVED, "Frames out of the source."},
+        {"echoviewd_stream_restarts_total", COL_RESTARTS, "Pipeline restarts."},
+        {"echoviewd_stream_view_changes_total", COL_CHANGES, "Changes of the stable view."},
+        /* RTP sources only (the others have no jitter buffer, so no sample) */
+        {"echoviewd_stream_rtp_packets_received_total", COL_PACKETS_RECEIVED,
+         "RTP packets out of the jitter buffer."},
+        {"echoviewd_stream_rtp_packets_lost_total", COL_PACKETS_LOST,
+         "RTP packets the jitter buffer declared lost."},
+    };
+    static const struct {
+        const gchar *name;
+        GaugeColumn col;
+        const gchar *help;
+    } gauges[] = {
+        {"echoviewd_stream_frames_per_second", GAUGE_FPS,
+         "Frames per second through the classifier over the last second."},
+        {"echoviewd_stream_view_confidence_ratio", GAUGE_CONFIDENCE,
+         "Probability of the top view of the latest inference."},
+    };
+    GPtrArray *snaps = evd_supervisor_snapshot(http->sup, FALSE);
+    EvdSupervisorStatus st;
+    GString *out = g_string_sized_new(8192);
+    guint64 requests, by_class[6];
 
-  evd_supervisor_status (http->sup, &st);
-  g_mutex_lock (&http->lock);
-  requests = http->requests_total;
-  memcpy (by_class, http->responses_by_class, sizeof by_class);
-  g_mutex_unlock (&http->lock);
+    evd_supervisor_status(http->sup, &st);
+    g_mutex_lock(&http->lock);
+    requests = http->requests_total;
+    memcpy(by_class, http->responses_by_class, sizeof by_class);
+    g_mutex_unlock(&http->lock);
 
-  metric_header (out, "echoviewd_build_info", "gauge", "Version of echoviewd (always 1).");
-  g_string_append_printf (out, "echoviewd_build_info{version=\"%s\"} 1\n", EV_VERSION);
-  metric_header (out, "echoviewd_uptime_seconds", "gauge", "Seconds since echoviewd started.");
-  g_string_append (out, "echoviewd_uptime_seconds ");
-  append_double (out, (g_get_monotonic_time () - start_time_us) / 1e6);
-  g_string_append_c (out, '\n');
-  metric_header (out, "echoviewd_model_loaded", "gauge",
-      "1 when every configured model is loaded.");
-  g_string_append_printf (out, "echoviewd_model_loaded %d\n", st.model_loaded ? 1 : 0);
-  metric_header (out, "echoviewd_http_requests_total", "counter", "HTTP requests answered.");
-  g_string_append_printf (out, "echoviewd_http_requests_total %" G_GUINT64_FORMAT "\n",
-      requests);
-  metric_header (out, "echoviewd_http_responses_total", "counter",
-      "HTTP responses by status class.");
-  for (guint i = 1; i < 6; i++)
-    g_string_append_printf (out, "echoviewd_http_responses_total{code=\"%uxx\"} %"
-        G_GUINT64_FORMAT "\n", i, by_class[i]);
+    metric_header(out, "echoviewd_build_info", "gauge", "Version of echoviewd (always 1).");
+    g_string_append_printf(out, "echoviewd_build_info{version=\"%s\"} 1\n", EV_VERSION);
+    metric_header(out, "echoviewd_uptime_seconds", "gauge", "Seconds since echoviewd started.");
+    g_string_append(out, "echoviewd_uptime_seconds ");
+    append_double(out, (g_get_monotonic_time() - start_time_us) / 1e6);
+    g_string_append_c(out, '\n');
+    metric_header(out, "echoviewd_model_loaded", "gauge",
+                  "1 when every configured model is loaded.");
+    g_string_append_printf(out, "echoviewd_model_loaded %d\n", st.model_loaded ? 1 : 0);
+    metric_header(out, "echoviewd_http_requests_total", "counter", "HTTP requests answered.");
+    g_string_append_printf(out, "echoviewd_http_requests_total %" G_GUINT64_FORMAT "\n", requests);
+    metric_header(out, "echoviewd_http_responses_total", "counter",
+                  "HTTP responses by status class.");
+    for (guint i = 1; i < 6; i++)
+        g_string_append_printf(
+            out, "echoviewd_http_responses_total{code=\"%uxx\"} %" G_GUINT64_FORMAT "\n", i,
+            by_class[i]);
 
-  metric_header (out, "echoviewd_stream_up", "gauge", "1 when the stream is running.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    g_string_append (out, "echoviewd_stream_up{stream=\"");
-    append_label_value (out, s->id);
-    g_string_append_printf (out, "\"} %d\n", s->state == EVD_STATE_RUNNING);
-  }
-  metric_header (out, "echoviewd_stream_state", "gauge",
-      "1 for the state the stream is in, 0 for the others.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    for (guint k = 0; k < EVD_STATE_COUNT; k++) {
-      g_string_append (out, "echoviewd_stream_state{stream=\"");
-      append_label_value (out, s->id);
-      g_string_append_printf (out, "\",state=\"%s\"} %d\n", evd_stream_state_name (k),
-          s->state == k);
-    }
-  }
-  for (gsize c = 0; c < G_N_ELEMENTS (counters); c++) {
-    gboolean rtp_only = counters[c].col == COL_PACKETS_RECEIVED
-        || counters[c].col == COL_PACKETS_LOST;
-
-    metric_header (out, counters[c].name, "counter", counters[c].help);
+    metric_header(out, "echoviewd_stream_up", "gauge", "1 when the stream is running.");
     for (guint i = 0; i < snaps->len; i++) {
-      EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-      if (rtp_only && !s->has_packets)
-        continue;
-      g_string_append_printf (out, "%s{stream=\"", counters[c].name);
-      append_label_value (out, s->id);
-      g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n",
-          snapshot_counter (s, counters[c].col));
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        g_string_append(out, "echoviewd_stream_up{stream=\"");
+        append_label_value(out, s->id);
+        g_string_append_printf(out, "\"} %d\n", s->state == EVD_STATE_RUNNING);
     }
-  }
-  for (gsize g = 0; g < G_N_ELEMENTS (gauges); g++) {
-    metric_header (out, gauges[g].name, "gauge", gauges[g].help);
+    metric_header(out, "echoviewd_stream_state", "gauge",
+                  "1 for the state the stream is in, 0 for the others.");
     for (guint i = 0; i < snaps->len; i++) {
-      EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-      g_string_append_printf (out, "%s{stream=\"", gauges[g].name);
-      append_label_value (out, s->id);
-      g_string_append (out, "\"} ");
-      append_double (out, snapshot_gauge (s, gauges[g].col));
-      g_string_append_c (out, '\n');
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        for (guint k = 0; k < EVD_STATE_COUNT; k++) {
+            g_string_append(out, "echoviewd_stream_state{stream=\"");
+            append_label_value(out, s->id);
+            g_string_append_printf(out, "\",state=\"%s\"} %d\n", evd_stream_state_name(k),
+                                   s->state == k);
+        }
     }
-  }
-  metric_header (out, "echoviewd_stream_view_probability_ratio", "gauge",
-      "Probability of each view in the latest inference.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    for (guint k = 0; k < s->n_probabilities && s->classes; k++) {
-      g_string_append (out, "echoviewd_stream_view_probability_ratio{stream=\"");
-      append_label_value (out, s->id);
-      g_string_append (out, "\",view=\"");
-      append_label_value (out, s->classes[k]);
-      g_string_append (out, "\"} ");
-      append_double (out, s->probabilities[k]);
-      g_string_append_c (out, '\n');
+    for (gsize c = 0; c < G_N_ELEMENTS(counters); c++) {
+        gboolean rtp_only =
+            counters[c].col == COL_PACKETS_RECEIVED || counters[c].col == COL_PACKETS_LOST;
+
+        metric_header(out, counters[c].name, "counter", counters[c].help);
+        for (guint i = 0; i < snaps->len; i++) {
+            EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+            if (rtp_only && !s->has_packets)
+                continue;
+            g_string_append_printf(out, "%s{stream=\"", counters[c].name);
+            append_label_value(out, s->id);
+            g_string_append_printf(out, "\"} %" G_GUINT64_FORMAT "\n",
+                                   snapshot_counter(s, counters[c].col));
+        }
     }
-  }
-  metric_header (out, "echoviewd_stream_inference_latency_seconds", "histogram",
-      "Time from a frame entering the classifier to its result.");
-  for (guint i = 0; i < snaps->len; i++) {
-    EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-    guint64 cumulative = 0;
-    for (guint b = 0; b <= EVD_LATENCY_BUCKETS; b++) {
-      cumulative += s->latency_buckets[b];
-      g_string_append (out, "echoviewd_stream_inference_latency_seconds_bucket{stream=\"");
-      append_label_value (out, s->id);
-      g_string_append (out, "\",le=\"");
-      if (b < EVD_LATENCY_BUCKETS)
-        append_double (out, evd_latency_bucket_bounds[b]);
-      else
-        g_string_append (out, "+Inf");
-      g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n", cumulative);
+    for (gsize g = 0; g < G_N_ELEMENTS(gauges); g++) {
+        metric_header(out, gauges[g].name, "gauge", gauges[g].help);
+        for (guint i = 0; i < snaps->len; i++) {
+            EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+            g_string_append_printf(out, "%s{stream=\"", gauges[g].name);
+            append_label_value(out, s->id);
+            g_string_append(out, "\"} ");
+            append_double(out, snapshot_gauge(s, gauges[g].col));
+            g_string_append_c(out, '\n');
+        }
     }
-    g_string_append (out, "echoviewd_stream_inference_latency_seconds_sum{stream=\"");
-    append_label_value (out, s->id);
-    g_string_append (out, "\"} ");
-    append_double (out, s->latency_sum_s);
-    g_string_append_c (out, '\n');
-    g_string_append (out, "echoviewd_stream_inference_latency_seconds_count{stream=\"");
-    append_label_value (out, s->id);
-    g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n", s->latency_count);
-  }
-  evd_supervisor_status_clear (&st);
-  g_ptr_array_unref (snaps);
-  *len = out->len;
-  return g_string_free (out, FALSE);
+    metric_header(out, "echoviewd_stream_view_probability_ratio", "gauge",
+                  "Probability of each view in the latest inference.");
+    for (guint i = 0; i < snaps->len; i++) {
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        for (guint k = 0; k < s->n_probabilities && s->classes; k++) {
+            g_string_append(out, "echoviewd_stream_view_probability_ratio{stream=\"");
+            append_label_value(out, s->id);
+            g_string_append(out, "\",view=\"");
+            append_label_value(out, s->classes[k]);
+            g_string_append(out, "\"} ");
+            append_double(out, s->probabilities[k]);
+            g_string_append_c(out, '\n');
+        }
+    }
+    metric_header(out, "echoviewd_stream_inference_latency_seconds", "histogram",
+                  "Time from a frame entering the classifier to its result.");
+    for (guint i = 0; i < snaps->len; i++) {
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        guint64 cumulative = 0;
+        for (guint b = 0; b <= EVD_LATENCY_BUCKETS; b++) {
+            cumulative += s->latency_buckets[b];
+            g_string_append(out, "echoviewd_stream_inference_latency_seconds_bucket{stream=\"");
+            append_label_value(out, s->id);
+            g_string_append(out, "\",le=\"");
+            if (b < EVD_LATENCY_BUCKETS)
+                append_double(out, evd_latency_bucket_bounds[b]);
+            else
+                g_string_append(out, "+Inf");
+            g_string_append_printf(out, "\"} %" G_GUINT64_FORMAT "\n", cumulative);
+        }
+        g_string_append(out, "echoviewd_stream_inference_latency_seconds_sum{stream=\"");
+        append_label_value(out, s->id);
+        g_string_append(out, "\"} ");
+        append_double(out, s->latency_sum_s);
+        g_string_append_c(out, '\n');
+        g_string_append(out, "echoviewd_stream_inference_latency_seconds_count{stream=\"");
+        append_label_value(out, s->id);
+        g_string_append_printf(out, "\"} %" G_GUINT64_FORMAT "\n", s->latency_count);
+    }
+    evd_supervisor_status_clear(&st);
+    g_ptr_array_unref(snaps);
+    *len = out->len;
+    return g_string_free(out, FALSE);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
 
-static void
-client_free (void *cls)
+static void client_free(void *cls)
 {
-  EventClient *client = cls;
-  EvdHttp *http = client->http;
+    EventClient *client = cls;
+    EvdHttp *http = client->http;
 
-  g_mutex_lock (&http->lock);
-  http->clients = g_list_remove (http->clients, client);
-  g_mutex_unlock (&http->lock);
-  g_string_free (client->pending, TRUE);
-  g_free (client);
+    g_mutex_lock(&http->lock);
+    http->clients = g_list_remove(http->clients, client);
+    g_mutex_unlock(&http->lock);
+    g_string_free(client->pending, TRUE);
+    g_free(client);
 }
 
-static ssize_t
-client_read (void *cls, uint64_t pos, char *buf, size_t max)
+static ssize_t client_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-  EventClient *client = cls;
-  EvdHttp *http = client->http;
-  ssize_t n;
+    EventClient *client = cls;
+    EvdHttp *http = client->http;
+    ssize_t n;
 
-  g_mutex_lock (&http->lock);
-  if (client->overflowed) {
-    g_mutex_unlock (&http->lock);
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-  }
-  if (client->pending->len > 0) {
-    n = MIN (max, client->pending->len);
-    memcpy (buf, client->pending->str, n);
-    g_string_erase (client->pending, 0, n);
-    g_mutex_unlock (&http->lock);
-    return n;
-  }
-  if (http->stopping) {
-    g_mutex_unlock (&http->lock);
-    return MHD_CONTENT_READER_END_OF_STREAM;
-  }
-  /* Nothing to send: park the connection until evd_http_publish() resumes it. */
-  client->suspended = TRUE;
-  MHD_suspend_connection (client->connection);
-  g_mutex_unlock (&http->lock);
-  return 0;
+    g_mutex_lock(&http->lock);
+    if (client->overflowed) {
+        g_mutex_unlock(&http->lock);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (client->pending->len > 0) {
+        n = MIN(max, client->pending->len);
+        memcpy(buf, client->pending->str, n);
+        g_string_erase(client->pending, 0, n);
+        g_mutex_unlock(&http->lock);
+        return n;
+    }
+    if (http->stopping) {
+        g_mutex_unlock(&http->lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Nothing to send: park the connection until evd_http_publish() resumes it. */
+    client->suspended = TRUE;
+    MHD_suspend_connection(client->connection);
+    g_mutex_unlock(&http->lock);
+    return 0;
 }
 
 /* Appends text to every client; returns the connections to resume (after unlocking: a
  * suspended connection cannot close, so it stays valid until we resume it). */
-static GPtrArray *
-clients_append (EvdHttp * http, const gchar * text)
+static GPtrArray *clients_append(EvdHttp *http, const gchar *text)
 {
-  GPtrArray *resume = g_ptr_array_new ();
+    GPtrArray *resume = g_ptr_array_new();
 
-  for (GList * l = http->clients; l; l = l->next) {
-    EventClient *client = l->data;
-    if (client->pending->len + strlen (text) > EVD_EVENT_BUFFER_MAX)
-      client->overflowed = TRUE;
-    else
-      g_string_append (client->pending, text);
-    if (client->suspended) {
-      client->suspended = FALSE;
-      g_ptr_array_add (resume, client->connection);
+    for (GList *l = http->clients; l; l = l->next) {
+        EventClient *client = l->data;
+        if (client->pending->len + strlen(text) > EVD_EVENT_BUFFER_MAX)
+            client->overflowed = TRUE;
+        else
+            g_string_append(client->pending, text);
+        if (client->suspended) {
+            client->suspended = FALSE;
+            g_ptr_array_add(resume, client->connection);
+        }
     }
-  }
-  return resume;
+    return resume;
 }
 
-static void
-resume_all (GPtrArray * resume)
+static void resume_all(GPtrArray *resume)
 {
-  for (guint i = 0; i < resume->len; i++)
-    MHD_resume_connection (g_ptr_array_index (resume, i));
-  g_ptr_array_unref (resume);
+    for (guint i = 0; i < resume->len; i++)
+        MHD_resume_connection(g_ptr_array_index(resume, i));
+    g_ptr_array_unref(resume);
 }
 
-void
-evd_http_publish (EvdHttp * http, const gchar * event, json_t * data)
+void evd_http_publish(EvdHttp *http, const gchar *event, json_t *data)
 {
-  gchar *json = json_dumps (data, JSON_COMPACT | JSON_ENSURE_ASCII);
-  gchar *text;
-  GPtrArray *resume;
+    gchar *json = json_dumps(data, JSON_COMPACT | JSON_ENSURE_ASCII);
+    gchar *text;
+    GPtrArray *resume;
 
-  json_decref (data);
-  if (!json)
-    return;
-  g_mutex_lock (&http->lock);
-  text = g_strdup_printf ("event: %s\nid: %" G_GUINT64_FORMAT "\ndata: %s\n\n", event,
-      ++http->next_event_id, json);
-  resume = clients_append (http, text);
-  g_mutex_unlock (&http->lock);
-  resume_all (resume);
-  g_free (text);
-  free (json);
+    json_decref(data);
+    if (!json)
+        return;
+    g_mutex_lock(&http->lock);
+    text = g_strdup_printf("event: %s\nid: %" G_GUINT64_FORMAT "\ndata: %s\n\n", event,
+                           ++http->next_event_id, json);
+    resume = clients_append(http, text);
+    g_mutex_unlock(&http->lock);
+    resume_all(resume);
+    g_free(text);
+    free(json);
 }
 
-void
-evd_http_keepalive (EvdHttp * http)
+void evd_http_keepalive(EvdHttp *http)
 {
-  GPtrArray *resume;
+    GPtrArray *resume;
 
-  g_mutex_lock (&http->lock);
-  resume = clients_append (http, ": keepalive\n\n");
-  g_mutex_unlock (&http->lock);
-  resume_all (resume);
+    g_mutex_lock(&http->lock);
+    resume = clients_append(http, ": keepalive\n\n");
+    g_mutex_unlock(&http->lock);
+    resume_all(resume);
 }
 
-static enum MHD_Result
-handle_events (EvdHttp * http, struct MHD_Connection *connection)
+static enum MHD_Result handle_events(EvdHttp *http, struct MHD_Connection *connection)
 {
-  EventClient *client;
-  struct MHD_Response *response;
-  enum MHD_Result ret;
-  GPtrArray *snaps;
+    EventClient *client;
+    struct MHD_Response *response;
+    enum MHD_Result ret;
+    GPtrArray *snaps;
 
-  g_mutex_lock (&http->lock);
-  if (g_list_length (http->clients) >= http->max_event_clients || http->stopping) {
-    g_mutex_unlock (&http->lock);
-    return queue_error (http, connection, MHD_HTTP_SERVICE_UNAVAILABLE,
-        "too many event clients");
-  }
-  client = g_new0 (EventClient, 1);
-  client->http = http;
-  client->connection = connection;
-  client->pending = g_string_new ("retry: 2000\n\n");
-  http->clients = g_list_prepend (http->clients, client);
-  g_mutex_unlock (&http->lock);
-
-  /* A first `hello` with every stream's state, so a client needs no second request. */
-  snaps = evd_supervisor_snapshot (http->sup, FALSE);
-  {
-    json_t *list = json_array ();
-    gchar *json, *text;
-    for (guint i = 0; i < snaps->len; i++) {
-      EvdStreamSnapshot *s = g_ptr_array_index (snaps, i);
-      json_array_append_new (list, json_pack ("{s:s, s:s, s:s?, s:f}", "stream", s->id,
-              "state", evd_stream_state_name (s->state), "view", s->stable_label,
-              "confidence", s->confidence));
+    g_mutex_lock(&http->lock);
+    if (g_list_length(http->clients) >= http->max_event_clients || http->stopping) {
+        g_mutex_unlock(&http->lock);
+        return queue_error(http, connection, MHD_HTTP_SERVICE_UNAVAILABLE,
+                           "too many event clients");
     }
-    json = json_dumps (list, JSON_COMPACT | JSON_ENSURE_ASCII);
-    json_decref (list);
-    text = g_strdup_printf ("event: hello\ndata: {\"streams\":%s}\n\n", json);
-    g_mutex_lock (&http->lock);
-    g_string_append (client->pending, text);
-    g_mutex_unlock (&http->lock);
-    free (json);
-    g_free (text);
-  }
-  g_ptr_array_unref (snaps);
+    client = g_new0(EventClient, 1);
+    client->http = http;
+    client->connection = connection;
+    client->pending = g_string_new("retry: 2000\n\n");
+    http->clients = g_list_prepend(http->clients, client);
+    g_mutex_unlock(&http->lock);
 
-  response = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, EVD_EVENT_BLOCK, client_read,
-      client, client_free);
-  MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-  MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  MHD_add_response_header (response, "X-Accel-Buffering", "no");
-  ret = MHD_queue_response (connection, MHD_HTTP_OK, response);
-  MHD_destroy_response (response);
-  g_mutex_lock (&http->lock);
-  http->responses_by_class[2]++;
-  g_mutex_unlock (&http->lock);
-  return ret;
+    /* A first `hello` with every stream's state, so a client needs no second request. */
+    snaps = evd_supervisor_snapshot(http->sup, FALSE);
+    {
+        json_t *list = json_array();
+        gchar *json, *text;
+        for (guint i = 0; i < snaps->len; i++) {
+            EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s?, s:f}", "stream", s->id, "state",
+                                                  evd_stream_state_name(s->state), "view",
+                                                  s->stable_label, "confidence", s->confidence));
+        }
+        json = json_dumps(list, JSON_COMPACT | JSON_ENSURE_ASCII);
+        json_decref(list);
+        text = g_strdup_printf("event: hello\ndata: {\"streams\":%s}\n\n", json);
+        g_mutex_lock(&http->lock);
+        g_string_append(client->pending, text);
+        g_mutex_unlock(&http->lock);
+        free(json);
+        g_free(text);
+    }
+    g_ptr_array_unref(snaps);
+
+    response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, EVD_EVENT_BLOCK, client_read,
+                                                 client, client_free);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(response, "X-Accel-Buffering", "no");
+    ret = MHD_queue_response(connection, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    g_mutex_lock(&http->lock);
+    http->responses_by_class[2]++;
+    g_mutex_unlock(&http->lock);
+    return ret;
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
 
 /* Constant-time comparison, so response timing does not reveal the token's prefix. */
-static gboolean
-token_matches (const gchar * expected, const gchar * header)
+static gboolean token_matches(const gchar *expected, const gchar *header)
 {
-  gsize n, m;
-  guint diff;
+    gsize n, m;
+    guint diff;
 
-  if (!header || g_ascii_strncasecmp (header, "Bearer ", 7) != 0)
-    return FALSE;
-  header += 7;
-  n = strlen (expected);
-  m = strlen (header);
-  diff = n ^ m;
-  for (gsize i = 0; i < n; i++)
-    diff |= (guchar) expected[i] ^ (guchar) (i < m ? header[i] : 0);
-  return diff == 0;
+    if (!header || g_ascii_strncasecmp(header, "Bearer ", 7) != 0)
+        return FALSE;
+    header += 7;
+    n = strlen(expected);
+    m = strlen(header);
+    diff = n ^ m;
+    for (gsize i = 0; i < n; i++)
+        diff |= (guchar)expected[i] ^ (guchar)(i < m ? header[i] : 0);
+    return diff == 0;
 }
 
-static enum MHD_Result
-on_request (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
-    const char *version, const char *upload_data, size_t *upload_data_size, void **state)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **state)
 {
-  EvdHttp *http = cls;
-  static int first_call_marker;
-  const gchar *length, *encoding;
-  gboolean authorized;
+    EvdHttp *http = cls;
+    static int first_call_marker;
+    const gchar *length, *encoding;
+    gboolean authorized;
 
-  if (*state == NULL) {
-    *state = &first_call_marker;
-    g_mutex_lock (&http->lock);
-    http->requests_total++;
-    g_mutex_unlock (&http->lock);
-    if (strcmp (method, MHD_HTTP_METHOD_GET) != 0 && strcmp (method, MHD_HTTP_METHOD_HEAD) != 0)
-      return queue_error (http, connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
-    length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-        MHD_HTTP_HEADER_CONTENT_LENGTH);
-    encoding = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-        MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    if ((length && strcmp (length, "0") != 0) || encoding)
-      return queue_error (http, connection, MHD_HTTP_CONTENT_TOO_LARGE,
-          "requests take no body");
-    /* Answer on the first call: GET and HEAD have no body to wait for. */
-  } else if (*upload_data_size > 0) {
-    *upload_data_size = 0;
-    return MHD_YES;
-  }
-
-  if (strcmp (url, "/healthz") == 0)
-    return queue_json (http, connection, MHD_HTTP_OK, json_pack ("{s:s}", "status", "ok"));
-  if (strcmp (url, "/readyz") == 0)
-    return handle_readyz (http, connection);
-  if (strcmp (url, "/") == 0)
-    return queue (http, connection, MHD_HTTP_OK, "text/html; charset=utf-8",
-        g_memdup2 (evd_page_html, evd_page_html_len), evd_page_html_len);
-
-  g_mutex_lock (&http->lock);
-  authorized = !http->token || token_matches (http->token,
-      MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
-  g_mutex_unlock (&http->lock);
-  if (!authorized)
-    return queue_error (http, connection, MHD_HTTP_UNAUTHORIZED,
-        "missing or wrong bearer token");
-
-  if (strcmp (url, "/api/v1/status") == 0)
-    return queue_json (http, connection, MHD_HTTP_OK, status_json (http));
-  if (strcmp (url, "/api/v1/streams") == 0 || strcmp (url, "/api/v1/streams/") == 0)
-    return queue_json (http, connection, MHD_HTTP_OK, streams_json (http));
-  if (g_str_has_prefix (url, "/api/v1/streams/")) {
-    EvdStreamSnapshot *snap = evd_supervisor_snapshot_one (http->sup,
-        url + strlen ("/api/v1/streams/"));
-    json_t *body;
-    if (!snap)
-      return queue_error (http, connection, MHD_HTTP_NOT_FOUND, "no such stream");
-    body = stream_json (snap, TRUE);
-    evd_stream_snapshot_free (snap);
-    return queue_json (http, connection, MHD_HTTP_OK, body);
-  }
-  if (strcmp (url, "/api/v1/events") == 0)
-    return handle_events (http, connection);
-  if (strcmp (url, "/metrics") == 0) {
-    gsize len;
-    gchar *text = metrics_text (http, &len);
-    /* g_string memory is malloc-compatible with GLib >= 2.46 (g_malloc is malloc). */
-    return queue (http, connection, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-        text, len);
-  }
-  return queue_error (http, connection, MHD_HTTP_NOT_FOUND, "no such path");
-}
-
-static void
-on_mhd_log (void *cls, const char *fmt, va_list ap)
-{
-  gchar *msg = g_strdup_vprintf (fmt, ap);
-  g_message ("http: %s", g_strchomp (msg));
-  g_free (msg);
-}
-
-EvdHttp *
-evd_http_new (const EvdConfig * config, EvdSupervisor * sup, int listen_fd, GError ** err)
-{
-  EvdHttp *http = g_new0 (EvdHttp, 1);
-  struct sockaddr_storage addr = { 0 };
-  socklen_t addr_len = 0;
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-  const union MHD_DaemonInfo *info;
-
-  g_mutex_init (&http->lock);
-  http->sup = sup;
-  http->token = g_strdup (config->http_token);
-  http->max_event_clients = config->http_event_clients;
-
-  if (listen_fd < 0) {
-    struct sockaddr_in *in4 = (struct sockaddr_in *) &addr;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &addr;
-    const gchar *address = config->http_address;
-
-    if (strcmp (address, "localhost") == 0)
-      address = "127.0.0.1";
-    if (inet_pton (AF_INET, address, &in4->sin_addr) == 1) {
-      in4->sin_family = AF_INET;
-      in4->sin_port = htons (config->http_port);
-      addr_len = sizeof *in4;
-    } else if (inet_pton (AF_INET6, address, &in6->sin6_addr) == 1) {
-      in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons (config->http_port);
-      addr_len = sizeof *in6;
-      flags |= MHD_USE_IPv6;
-    } else {
-      g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
-          "%s: http.address '%s' is not a numeric IPv4 or IPv6 address", config->path,
-          config->http_address);
-      goto fail;
+    if (*state == NULL) {
+        *state = &first_call_marker;
+        g_mutex_lock(&http->lock);
+        http->requests_total++;
+        g_mutex_unlock(&http->lock);
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+            return queue_error(http, connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+        length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+        encoding = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                               MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if ((length && strcmp(length, "0") != 0) || encoding)
+            return queue_error(http, connection, MHD_HTTP_CONTENT_TOO_LARGE,
+                               "requests take no body");
+        /* Answer on the first call: GET and HEAD have no body to wait for. */
+    } else if (*upload_data_size > 0) {
+        *upload_data_size = 0;
+        return MHD_YES;
     }
-  }
-  if (listen_fd >= 0)
-    http->daemon = MHD_start_daemon (flags, 0, NULL, NULL, on_request, http,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket) listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->http_connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->http_connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) config->http_request_size_limit,
-        MHD_OPTION_END);
-  else
-    http->daemon = MHD_start_daemon (flags, 0, NULL, NULL, on_request, http,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->http_connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->http_connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) config->http_request_size_limit,
-        MHD_OPTION_END);
-  (void) addr_len;
-  if (!http->daemon) {
-    g_set_error (err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO,
-        "cannot listen on %s port %u: %s", listen_fd >= 0 ? "the inherited socket" :
-        config->http_address, config->http_port, g_strerror (errno));
-    goto fail;
-  }
-  info = MHD_get_daemon_info (http->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  http->port = info ? info->port : config->http_port;
-  return http;
+
+    if (strcmp(url, "/healthz") == 0)
+        return queue_json(http, connection, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0)
+        return handle_readyz(http, connection);
+    if (strcmp(url, "/") == 0)
+        return queue(http, connection, MHD_HTTP_OK, "text/html; charset=utf-8",
+                     g_memdup2(evd_page_html, evd_page_html_len), evd_page_html_len);
+
+    g_mutex_lock(&http->lock);
+    authorized =
+        !http->token ||
+        token_matches(http->token, MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                               MHD_HTTP_HEADER_AUTHORIZATION));
+    g_mutex_unlock(&http->lock);
+    if (!authorized)
+        return queue_error(http, connection, MHD_HTTP_UNAUTHORIZED,
+                           "missing or wrong bearer token");
+
+    if (strcmp(url, "/api/v1/status") == 0)
+        return queue_json(http, connection, MHD_HTTP_OK, status_json(http));
+    if (strcmp(url, "/api/v1/streams") == 0 || strcmp(url, "/api/v1/streams/") == 0)
+        return queue_json(http, connection, MHD_HTTP_OK, streams_json(http));
+    if (g_str_has_prefix(url, "/api/v1/streams/")) {
+        EvdStreamSnapshot *snap =
+            evd_supervisor_snapshot_one(http->sup, url + strlen("/api/v1/streams/"));
+        json_t *body;
+        if (!snap)
+            return queue_error(http, connection, MHD_HTTP_NOT_FOUND, "no such stream");
+        body = stream_json(snap, TRUE);
+        evd_stream_snapshot_free(snap);
+        return queue_json(http, connection, MHD_HTTP_OK, body);
+    }
+    if (strcmp(url, "/api/v1/events") == 0)
+        return handle_events(http, connection);
+    if (strcmp(url, "/metrics") == 0) {
+        gsize len;
+        gchar *text = metrics_text(http, &len);
+        /* g_string memory is malloc-compatible with GLib >= 2.46 (g_malloc is malloc). */
+        return queue(http, connection, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+                     text, len);
+    }
+    return queue_error(http, connection, MHD_HTTP_NOT_FOUND, "no such path");
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    gchar *msg = g_strdup_vprintf(fmt, ap);
+    g_message("http: %s", g_strchomp(msg));
+    g_free(msg);
+}
+
+EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd, GError **err)
+{
+    EvdHttp *http = g_new0(EvdHttp, 1);
+    struct sockaddr_storage addr = {0};
+    socklen_t addr_len = 0;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    const union MHD_DaemonInfo *info;
+
+    g_mutex_init(&http->lock);
+    http->sup = sup;
+    http->token = g_strdup(config->http_token);
+    http->max_event_clients = config->http_event_clients;
+
+    if (listen_fd < 0) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+        const gchar *address = config->http_address;
+
+        if (strcmp(address, "localhost") == 0)
+            address = "127.0.0.1";
+        if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
+            in4->sin_family = AF_INET;
+            in4->sin_port = htons(config->http_port);
+            addr_len = sizeof *in4;
+        } else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(config->http_port);
+            addr_len = sizeof *in6;
+            flags |= MHD_USE_IPv6;
+        } else {
+            g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                        "%s: http.address '%s' is not a numeric IPv4 or IPv6 address", config->path,
+                        config->http_address);
+            goto fail;
+        }
+    }
+    if (listen_fd >= 0)
+        http->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned int)config->http_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned int)config->http_connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)config->http_request_size_limit, MHD_OPTION_END);
+    else
+        http->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+            (unsigned int)1, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned int)config->http_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned int)config->http_connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)config->http_request_size_limit, MHD_OPTION_END);
+    (void)addr_len;
+    if (!http->daemon) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "cannot listen on %s port %u: %s",
+                    listen_fd >= 0 ? "the inherited socket" : config->http_address,
+                    config->http_port, g_strerror(errno));
+        goto fail;
+    }
+    info = MHD_get_daemon_info(http->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    http->port = info ? info->port : config->http_port;
+    return http;
 
 fail:
-  g_free (http->token);
-  g_mutex_clear (&http->lock);
-  g_free (http);
-  return NULL;
+    g_free(http->token);
+    g_mutex_clear(&http->lock);
+    g_free(http);
+    return NULL;
 }
 
-guint
-evd_http_port (EvdHttp * http)
+guint evd_http_port(EvdHttp *http) { return http->port; }
+
+void evd_http_reconfigure(EvdHttp *http, const EvdConfig *config)
 {
-  return http->port;
+    g_mutex_lock(&http->lock);
+    g_free(http->token);
+    http->token = g_strdup(config->http_token);
+    http->max_event_clients = config->http_event_clients;
+    g_mutex_unlock(&http->lock);
 }
 
-void
-evd_http_reconfigure (EvdHttp * http, const EvdConfig * config)
+void evd_http_free(EvdHttp *http)
 {
-  g_mutex_lock (&http->lock);
-  g_free (http->token);
-  http->token = g_strdup (config->http_token);
-  http->max_event_clients = config->http_event_clients;
-  g_mutex_unlock (&http->lock);
-}
+    GPtrArray *resume = g_ptr_array_new();
+    gint64 deadline;
 
-void
-evd_http_free (EvdHttp * http)
-{
-  GPtrArray *resume = g_ptr_array_new ();
-  gint64 deadline;
-
-  if (!http)
-    return;
-  /* Suspended connections must be resumed before MHD_stop_daemon(); resumed, their reader
+    if (!http)
+        return;
+    /* Suspended connections must be resumed before MHD_stop_daemon(); resumed, their reader
    * sees `stopping` and ends the stream. */
-  {
-    MHD_socket listener = MHD_quiesce_daemon (http->daemon);
-    if (listener != MHD_INVALID_SOCKET)
-      close (listener);
-  }
-  g_mutex_lock (&http->lock);
-  http->stopping = TRUE;
-  for (GList * l = http->clients; l; l = l->next) {
-    EventClient *client = l->data;
-    if (client->suspended) {
-      client->suspended = FALSE;
-      g_ptr_array_add (resume, client->connection);
+    {
+        MHD_socket listener = MHD_quiesce_daemon(http->daemon);
+        if (listener != MHD_INVALID_SOCKET)
+            close(listener);
     }
-  }
-  g_mutex_unlock (&http->lock);
-  resume_all (resume);
-  deadline = g_get_monotonic_time () + G_USEC_PER_SEC;
-  for (;;) {
-    gboolean empty;
-    g_mutex_lock (&http->lock);
-    empty = http->clients == NULL;
-    g_mutex_unlock (&http->lock);
-    if (empty || g_get_monotonic_time () > deadline)
-      break;
-    g_usleep (10000);
-  }
-  MHD_stop_daemon (http->daemon);
-  g_free (http->token);
-  g_mutex_clear (&http->lock);
-  g_free (http);
+    g_mutex_lock(&http->lock);
+    http->stopping = TRUE;
+    for (GList *l = http->clients; l; l = l->next) {
+        EventClient *client = l->data;
+        if (client->suspended) {
+            client->suspended = FALSE;
+            g_ptr_array_add(resume, client->connection);
+        }
+    }
+    g_mutex_unlock(&http->lock);
+    resume_all(resume);
+    deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    for (;;) {
+        gboolean empty;
+        g_mutex_lock(&http->lock);
+        empty = http->clients == NULL;
+        g_mutex_unlock(&http->lock);
+        if (empty || g_get_monotonic_time() > deadline)
+            break;
+        g_usleep(10000);
+    }
+    MHD_stop_daemon(http->daemon);
+    g_free(http->token);
+    g_mutex_clear(&http->lock);
+    g_free(http);
 }

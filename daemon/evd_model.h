@@ -9,15 +9,15 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  gchar *file;                    /* the model-file property value */
-  gchar *name;
-  gchar **classes;                /* NULL-terminated, in logits order */
-  guint n_classes;
+    gchar *file; /* the model-file property value */
+    gchar *name;
+    gchar **classes; /* NULL-terminated, in logits order */
+    guint n_classes;
 } EvdModelInfo;
 
 /* path: a bundle folder or its model.yaml. */
-EvdModelInfo *evd_model_info_load (const gchar * path, GError ** err);
-void evd_model_info_free (EvdModelInfo * info);
+EvdModelInfo *evd_model_info_load(const gchar *path, GError **err);
+void evd_model_info_free(EvdModelInfo *info);
 
 G_END_DECLS
 

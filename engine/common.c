@@ -131,6 +131,7 @@ void ev_softmax(const float *logits, float *probabilities, int n)
 }
 
 const char *const ev_echo_views[14] = {
-    "A2CH",    "A3CH",      "A4CH-LV",     "A4CH-RV", "A5CH",    "Apical-LA/MV",  "PLAX-TV",
-    "PLAX-full", "PLAX-valves", "PSAX-AV", "PSAX-LV", "Subcostal-IVC", "Subcostal", "Suprasternal",
+    "A2CH",         "A3CH",          "A4CH-LV",   "A4CH-RV",      "A5CH",
+    "Apical-LA/MV", "PLAX-TV",       "PLAX-full", "PLAX-valves",  "PSAX-AV",
+    "PSAX-LV",      "Subcostal-IVC", "Subcostal", "Suprasternal",
 };

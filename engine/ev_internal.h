@@ -98,14 +98,14 @@ bool ev_genotype_equal(const ev_genotype *a, const ev_genotype *b);
 
 typedef struct ev_net_config {
     ev_genotype genotype;
-    int init_channels;       /* C */
-    int num_cells;           /* layout length */
+    int init_channels; /* C */
+    int num_cells;     /* layout length */
     bool reduction[EV_MAX_CELLS];
-    int in_channels;         /* 1 (gray) or 3 (RGB) */
+    int in_channels; /* 1 (gray) or 3 (RGB) */
     int num_classes;
     int input_height, input_width;
-    bool auxiliary;          /* training-only head after cell 2L/3 (reference rule) */
-    float drop_path_prob;    /* training-only; 0 disables */
+    bool auxiliary;       /* training-only head after cell 2L/3 (reference rule) */
+    float drop_path_prob; /* training-only; 0 disables */
 } ev_net_config;
 
 /* The reference layout rule for `layers: L`: reduction cells at L/3 and 2L/3. */
@@ -133,7 +133,7 @@ typedef struct ev_param {
     int shape[4];
     size_t numel;
     float *data;
-    float *grad; /* NULL unless trainable and gradients were requested */
+    float *grad;    /* NULL unless trainable and gradients were requested */
     bool auxiliary; /* part of the auxiliary head (excluded from the parameter count) */
 } ev_param;
 
@@ -146,18 +146,18 @@ static inline bool ev_param_trainable(const ev_param *p)
 
 typedef enum ev_op {
     EV_OP_INPUT = 0,
-    EV_OP_CONV2D,     /* params[0] weight (Cout, Cin/groups, kh, kw); no bias */
-    EV_OP_BATCHNORM,  /* params: weight, bias (NULL if affine off), running_mean, running_var */
+    EV_OP_CONV2D,    /* params[0] weight (Cout, Cin/groups, kh, kw); no bias */
+    EV_OP_BATCHNORM, /* params: weight, bias (NULL if affine off), running_mean, running_var */
     EV_OP_RELU,
-    EV_OP_MAXPOOL,    /* k, stride, pad; padding never wins */
-    EV_OP_AVGPOOL,    /* k, stride, pad; padded cells not counted in the divisor */
-    EV_OP_ZERO,       /* zeros of the strided shape (the `none` primitive) */
-    EV_OP_ADD,        /* sum of inputs[0..n) */
-    EV_OP_CONCAT,     /* along channels */
-    EV_OP_CROP,       /* x[:, :, crop:, crop:] */
-    EV_OP_GAP,        /* global average pool: (N,C,H,W) -> (N,C,1,1) */
-    EV_OP_LINEAR,     /* params: weight (out,in), bias (out); input flattened */
-    EV_OP_DROP_PATH,  /* training only: per-sample keep mask / keep_prob */
+    EV_OP_MAXPOOL,   /* k, stride, pad; padding never wins */
+    EV_OP_AVGPOOL,   /* k, stride, pad; padded cells not counted in the divisor */
+    EV_OP_ZERO,      /* zeros of the strided shape (the `none` primitive) */
+    EV_OP_ADD,       /* sum of inputs[0..n) */
+    EV_OP_CONCAT,    /* along channels */
+    EV_OP_CROP,      /* x[:, :, crop:, crop:] */
+    EV_OP_GAP,       /* global average pool: (N,C,H,W) -> (N,C,1,1) */
+    EV_OP_LINEAR,    /* params: weight (out,in), bias (out); input flattened */
+    EV_OP_DROP_PATH, /* training only: per-sample keep mask / keep_prob */
     EV_NUM_OPS
 } ev_op;
 
@@ -185,22 +185,23 @@ typedef struct ev_node {
     ev_param *params[4];
     int param_index[4]; /* indices into ev_net.params, -1 when unused */
     /* where this node belongs, for names in messages and for backends that fuse by structure */
-    int cell;   /* -1 for stem and head */
+    int cell; /* -1 for stem and head */
     char tag[EV_PARAM_NAME_MAX];
     bool auxiliary; /* part of the auxiliary head: run only in training, never at inference */
     /* reference execution state */
-    float *out;   /* forward value */
-    float *grad;  /* dLoss/dout, allocated when backward runs */
-    float *saved; /* op-specific forward state (BN: mean and invstd; drop-path: mask; pool: argmax) */
+    float *out;  /* forward value */
+    float *grad; /* dLoss/dout, allocated when backward runs */
+    float
+        *saved; /* op-specific forward state (BN: mean and invstd; drop-path: mask; pool: argmax) */
 } ev_node;
 
 typedef struct ev_graph {
     ev_node *nodes;
     int num_nodes, cap_nodes;
-    int input;      /* node index of the image input */
-    int logits;     /* node index of the classifier logits */
-    int aux_logits; /* -1 when no auxiliary head */
-    bool training;  /* mode of the last forward */
+    int input;            /* node index of the image input */
+    int logits;           /* node index of the classifier logits */
+    int aux_logits;       /* -1 when no auxiliary head */
+    bool training;        /* mode of the last forward */
     float drop_path_prob; /* current drop-path probability (training sets it per epoch) */
     uint64_t rng_state;   /* drop-path masks */
 } ev_graph;
@@ -269,14 +270,14 @@ typedef struct ev_builder {
 } ev_builder;
 
 int ev_builder_fail(ev_builder *b, int code, const char *msg);
-int ev_builder_param(ev_builder *b, ev_param_kind kind, int ndim, const int *shape,
-                     const char *fmt, ...) EV_PRINTF(5, 6);
+int ev_builder_param(ev_builder *b, ev_param_kind kind, int ndim, const int *shape, const char *fmt,
+                     ...) EV_PRINTF(5, 6);
 int ev_builder_node(ev_builder *b, ev_op op, ev_shape shape, int num_inputs, const int *inputs,
                     int cell, const char *tag);
 ev_shape ev_builder_shape(const ev_builder *b, int node);
 /* Conv2d without bias; parameter <name>.weight. */
-int ev_builder_conv(ev_builder *b, int x, int cout, int k, int stride, int pad, int dil,
-                    int groups, int cell, const char *name);
+int ev_builder_conv(ev_builder *b, int x, int cout, int k, int stride, int pad, int dil, int groups,
+                    int cell, const char *name);
 /* BatchNorm; affine adds <name>.weight and .bias before the running statistics. */
 int ev_builder_batchnorm(ev_builder *b, int x, bool affine, int cell, const char *name);
 int ev_builder_unary(ev_builder *b, ev_op op, int x, int cell, const char *tag);
@@ -327,10 +328,9 @@ void ev_ref_conv2d_backward(const float *x, ev_shape xs, const float *w, int cou
 void ev_ref_batchnorm_forward(const float *x, ev_shape s, const float *gamma, const float *beta,
                               float *running_mean, float *running_var, bool training,
                               float momentum, float eps, float *saved, float *y);
-void ev_ref_batchnorm_backward(const float *x, ev_shape s, const float *gamma,
-                               const float *saved, bool training, const float *running_var,
-                               float eps, const float *dy, float *dx, float *dgamma,
-                               float *dbeta);
+void ev_ref_batchnorm_backward(const float *x, ev_shape s, const float *gamma, const float *saved,
+                               bool training, const float *running_var, float eps, const float *dy,
+                               float *dx, float *dgamma, float *dbeta);
 
 void ev_ref_relu_forward(const float *x, size_t n, float *y);
 void ev_ref_relu_backward(const float *x, size_t n, const float *dy, float *dx);
@@ -341,8 +341,8 @@ void ev_ref_maxpool_backward(const float *x, ev_shape xs, int k, int stride, int
                              const float *dy, ev_shape ys, float *dx);
 void ev_ref_avgpool_forward(const float *x, ev_shape xs, int k, int stride, int pad, float *y,
                             ev_shape ys);
-void ev_ref_avgpool_backward(ev_shape xs, int k, int stride, int pad, const float *dy,
-                             ev_shape ys, float *dx);
+void ev_ref_avgpool_backward(ev_shape xs, int k, int stride, int pad, const float *dy, ev_shape ys,
+                             float *dx);
 
 /* channel concat of inputs (each n x c_i x h x w) into y; backward splits dy */
 void ev_ref_concat_forward(const float *const *xs, const int *channels, int count, ev_shape ys,
@@ -359,8 +359,8 @@ void ev_ref_gap_backward(ev_shape xs, const float *dy, float *dx);
 /* y[n, out] = x[n, in] . w[out, in] + b[out] */
 void ev_ref_linear_forward(const float *x, int n, int in, const float *w, const float *b, int out,
                            float *y);
-void ev_ref_linear_backward(const float *x, int n, int in, const float *w, int out,
-                            const float *dy, float *dx, float *dw, float *db);
+void ev_ref_linear_backward(const float *x, int n, int in, const float *w, int out, const float *dy,
+                            float *dx, float *dw, float *db);
 
 /* mean over the batch of -log softmax(logits)[label]; dlogits = (softmax - onehot)/n * scale */
 float ev_ref_cross_entropy_forward(const float *logits, int n, int k, const int32_t *labels);
@@ -373,9 +373,9 @@ void ev_ref_drop_path_backward(ev_shape s, const float *mask, const float *dy, f
 
 /* ---- random numbers: deterministic per seed ------------------------------------------------- */
 
-uint64_t ev_rng_next(uint64_t *state);      /* splitmix64 */
-float ev_rng_uniform(uint64_t *state);      /* [0, 1) */
-float ev_rng_normal(uint64_t *state);       /* N(0, 1) */
+uint64_t ev_rng_next(uint64_t *state); /* splitmix64 */
+float ev_rng_uniform(uint64_t *state); /* [0, 1) */
+float ev_rng_normal(uint64_t *state);  /* N(0, 1) */
 
 /* ---- safetensors ----------------------------------------------------------------------------- */
 
@@ -446,8 +446,8 @@ int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_
                         ev_error *err);
 /* Writes a bundle: model.yaml + weights.safetensors into dir (created if missing). */
 int ev_model_save_bundle(const char *dir, const char *name, const ev_net *net,
-                         char *const *class_names, float scale, const float *mean,
-                         const float *std, ev_error *err);
+                         char *const *class_names, float scale, const float *mean, const float *std,
+                         ev_error *err);
 
 /* The 14 echo views in the paper's order. */
 extern const char *const ev_echo_views[14];

@@ -37,8 +37,10 @@ static int fail_unknown_op(ev_error *err, const char *where, const char *name)
 static int validate_cell(const ev_cell_genotype *c, const char *which, ev_error *err)
 {
     if (c->num_nodes < 1 || c->num_nodes > EV_GENOTYPE_MAX_NODES)
-        return ev_fail(err, EV_ERR_INVALID, "genotype: %s cell has %d nodes (%d edges); need 1..%d nodes, two edges each",
-                       which, c->num_nodes, 2 * c->num_nodes, EV_GENOTYPE_MAX_NODES);
+        return ev_fail(
+            err, EV_ERR_INVALID,
+            "genotype: %s cell has %d nodes (%d edges); need 1..%d nodes, two edges each", which,
+            c->num_nodes, 2 * c->num_nodes, EV_GENOTYPE_MAX_NODES);
     for (int e = 0; e < 2 * c->num_nodes; e++) {
         int node = e / 2;
         if ((unsigned)c->edges[e].op >= EV_NUM_PRIMITIVES)
@@ -131,8 +133,7 @@ static int lex_next(lexer *lx, ev_error *err)
             return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: unterminated string",
                            lx->column);
         if (n - 1 >= sizeof lx->value)
-            return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: string too long",
-                           lx->column);
+            return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: string too long", lx->column);
         memcpy(lx->value, s + 1, n - 1);
         lx->value[n - 1] = 0;
         lx->p = s + n + 1;
@@ -192,7 +193,8 @@ static int parse_edge_list(lexer *lx, ev_cell_genotype *cell, const char *which,
         if ((rc = lex_expect(lx, '(', "to open an edge ('op', input)", err)))
             break;
         if (lx->kind != TOK_STRING && lx->kind != TOK_IDENT)
-            return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: %s edge %d: expected an op name, found '%s'",
+            return ev_fail(err, EV_ERR_INVALID,
+                           "genotype: column %d: %s edge %d: expected an op name, found '%s'",
                            lx->column, which, count, lx->value);
         int op = ev_primitive_parse(lx->value);
         if (op < 0) {
@@ -244,8 +246,8 @@ static int parse_concat(lexer *lx, ev_cell_genotype *cell, const char *which, ev
         if ((rc = lex_next(lx, err)) || (rc = lex_expect(lx, ')', "to close range", err)))
             return rc;
         if (b - a < 1 || b - a > EV_GENOTYPE_MAX_NODES + 2)
-            return ev_fail(err, EV_ERR_INVALID, "genotype: %s_concat range(%ld, %ld) is empty or too long",
-                           which, a, b);
+            return ev_fail(err, EV_ERR_INVALID,
+                           "genotype: %s_concat range(%ld, %ld) is empty or too long", which, a, b);
         for (long v = a; v < b; v++)
             cell->concat[cell->num_concat++] = (int)v;
         return EV_OK;
@@ -258,7 +260,8 @@ static int parse_concat(lexer *lx, ev_cell_genotype *cell, const char *which, ev
         if (lex_is(lx, ']'))
             break;
         if (lx->kind != TOK_INT)
-            return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: %s_concat: expected an integer, found '%s'",
+            return ev_fail(err, EV_ERR_INVALID,
+                           "genotype: column %d: %s_concat: expected an integer, found '%s'",
                            lx->column, which, lx->value);
         if (cell->num_concat >= EV_GENOTYPE_MAX_NODES + 2)
             return ev_fail(err, EV_ERR_INVALID, "genotype: %s_concat is too long", which);
@@ -277,7 +280,8 @@ static int parse_published(const char *text, ev_genotype *g, ev_error *err)
         return rc;
     /* optional "NAME =" prefix, as in the reference genotypes.py */
     if (lx.kind == TOK_IDENT && strcmp(lx.value, "Genotype") != 0) {
-        if ((rc = lex_next(&lx, err)) || (rc = lex_expect(&lx, '=', "after the genotype's name", err)))
+        if ((rc = lex_next(&lx, err)) ||
+            (rc = lex_expect(&lx, '=', "after the genotype's name", err)))
             return rc;
     }
     if (lx.kind != TOK_IDENT || strcmp(lx.value, "Genotype") != 0)
@@ -294,15 +298,17 @@ static int parse_published(const char *text, ev_genotype *g, ev_error *err)
         if (lex_is(&lx, ')'))
             break;
         if (lx.kind != TOK_IDENT)
-            return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: expected a field name, found '%s'",
-                           lx.column, lx.value);
+            return ev_fail(err, EV_ERR_INVALID,
+                           "genotype: column %d: expected a field name, found '%s'", lx.column,
+                           lx.value);
         int key = -1;
         for (int k = 0; k < 4; k++)
             if (strcmp(lx.value, keys[k]) == 0)
                 key = k;
         if (key < 0)
             return ev_fail(err, EV_ERR_INVALID,
-                           "genotype: column %d: unknown field '%s' (expected normal, normal_concat, reduce, reduce_concat)",
+                           "genotype: column %d: unknown field '%s' (expected normal, "
+                           "normal_concat, reduce, reduce_concat)",
                            lx.column, lx.value);
         if (seen[key])
             return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: field '%s' given twice",
@@ -321,8 +327,9 @@ static int parse_published(const char *text, ev_genotype *g, ev_error *err)
     if ((rc = lex_next(&lx, err)))
         return rc;
     if (lx.kind != TOK_END)
-        return ev_fail(err, EV_ERR_INVALID, "genotype: column %d: unexpected '%s' after the closing ')'",
-                       lx.column, lx.value);
+        return ev_fail(err, EV_ERR_INVALID,
+                       "genotype: column %d: unexpected '%s' after the closing ')'", lx.column,
+                       lx.value);
     for (int k = 0; k < 4; k++)
         if (!seen[k])
             return ev_fail(err, EV_ERR_INVALID, "genotype: field '%s' is missing", keys[k]);
@@ -401,8 +408,8 @@ static int yaml_concat(yaml_document_t *doc, yaml_node_t *node, const char *sour
     if (node->type != YAML_SEQUENCE_NODE)
         return ev_yaml_fail(err, source, node, "genotype: %s_concat must be a list of node indices",
                             which);
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+         it++) {
         if (cell->num_concat >= EV_GENOTYPE_MAX_NODES + 2)
             return ev_yaml_fail(err, source, node, "genotype: %s_concat is too long", which);
         long v;
@@ -432,14 +439,15 @@ int ev_genotype_from_yaml_node(yaml_document_t *doc, yaml_node_t *node, const ch
         yaml_node_t *genotype = ev_yaml_map_get(doc, node, "genotype");
         if (genotype) /* a genotype file may wrap the mapping: {name: ..., genotype: {...}} */
             return ev_genotype_from_yaml_node(doc, genotype, source, out, err);
-        for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
-             p < node->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+             p++) {
             const char *key = ev_yaml_scalar(yaml_document_get_node(doc, p->key));
-            if (!key || (strcmp(key, "normal") && strcmp(key, "normal_concat") &&
-                         strcmp(key, "reduce") && strcmp(key, "reduce_concat") &&
-                         strcmp(key, "name") && strcmp(key, "source")))
+            if (!key ||
+                (strcmp(key, "normal") && strcmp(key, "normal_concat") && strcmp(key, "reduce") &&
+                 strcmp(key, "reduce_concat") && strcmp(key, "name") && strcmp(key, "source")))
                 return ev_yaml_fail(err, source, yaml_document_get_node(doc, p->key),
-                                    "genotype: unknown key '%s' (expected normal, normal_concat, reduce, reduce_concat, name, source)",
+                                    "genotype: unknown key '%s' (expected normal, normal_concat, "
+                                    "reduce, reduce_concat, name, source)",
                                     key ? key : "?");
         }
         static const char *const keys[4] = {"normal", "normal_concat", "reduce", "reduce_concat"};

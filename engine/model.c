@@ -46,8 +46,8 @@ static int check_keys(yaml_document_t *doc, yaml_node_t *map, const char *source
             for (int i = 0; allowed[i]; i++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
                          allowed[i]);
-            return ev_yaml_fail(err, source, k, "%sunknown key '%s' (expected one of: %s)",
-                                section, key ? key : "?", list);
+            return ev_yaml_fail(err, source, k, "%sunknown key '%s' (expected one of: %s)", section,
+                                key ? key : "?", list);
         }
     }
     return EV_OK;
@@ -60,11 +60,12 @@ static int parse_float_list(yaml_document_t *doc, yaml_node_t *node, const char 
         return ev_yaml_fail(err, source, node, "%s must be a list", what);
     int n = (int)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (n != count && n != 1)
-        return ev_yaml_fail(err, source, node, "%s has %d entries; the input has %d channels",
-                            what, n, count);
+        return ev_yaml_fail(err, source, node, "%s has %d entries; the input has %d channels", what,
+                            n, count);
     for (int i = 0; i < count; i++) {
         double v;
-        yaml_node_t *item = yaml_document_get_node(doc, node->data.sequence.items.start[n == 1 ? 0 : i]);
+        yaml_node_t *item =
+            yaml_document_get_node(doc, node->data.sequence.items.start[n == 1 ? 0 : i]);
         int rc = ev_yaml_float(item, what, source, &v, err);
         if (rc)
             return rc;
@@ -85,7 +86,7 @@ static void free_classes(ev_model *m)
 static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *source,
                          const char *dir, ev_model *m, ev_error *err)
 {
-    static const char *const keys[] = {"init_channels", "layout", "layers", "genotype",
+    static const char *const keys[] = {"init_channels", "layout",        "layers",    "genotype",
                                        "genotype_file", "genotype_name", "auxiliary", NULL};
     if (net->type != YAML_MAPPING_NODE)
         return ev_yaml_fail(err, source, net, "network must be a mapping");
@@ -111,7 +112,8 @@ static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *sou
         ev_layout_from_layers(cfg->num_cells, cfg->reduction);
     } else {
         if (layout->type != YAML_SEQUENCE_NODE)
-            return ev_yaml_fail(err, source, layout, "network: layout must be a list of normal/reduce");
+            return ev_yaml_fail(err, source, layout,
+                                "network: layout must be a list of normal/reduce");
         cfg->num_cells = 0;
         for (yaml_node_item_t *it = layout->data.sequence.items.start;
              it < layout->data.sequence.items.top; it++) {
@@ -125,7 +127,8 @@ static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *sou
             else if (s && (!strcmp(s, "reduce") || !strcmp(s, "reduction") || !strcmp(s, "R")))
                 cfg->reduction[cfg->num_cells++] = true;
             else
-                return ev_yaml_fail(err, source, c, "network: layout entry '%s' is not normal or reduce",
+                return ev_yaml_fail(err, source, c,
+                                    "network: layout entry '%s' is not normal or reduce",
                                     s ? s : "?");
         }
         if (cfg->num_cells == 0)
@@ -134,7 +137,8 @@ static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *sou
     yaml_node_t *g = ev_yaml_map_get(doc, net, "genotype");
     yaml_node_t *gf = ev_yaml_map_get(doc, net, "genotype_file");
     if (!!g == !!gf)
-        return ev_yaml_fail(err, source, net, "network: give exactly one of genotype or genotype_file");
+        return ev_yaml_fail(err, source, net,
+                            "network: give exactly one of genotype or genotype_file");
     if (g) {
         if ((rc = ev_genotype_from_yaml_node(doc, g, source, &cfg->genotype, err)))
             return rc;
@@ -164,9 +168,9 @@ static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *sou
 int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_t weights_size,
                         ev_error *err)
 {
-    static const char *const top_keys[] = {"name", "classes", "input", "preprocess", "network",
-                                           "weights", "description", "training", "metrics",
-                                           NULL};
+    static const char *const top_keys[] = {"name",    "classes", "input",       "preprocess",
+                                           "network", "weights", "description", "training",
+                                           "metrics", NULL};
     static const char *const input_keys[] = {"width", "height", "channels", NULL};
     static const char *const pre_keys[] = {"scale", "mean", "std", NULL};
     char *text = NULL;
@@ -284,9 +288,10 @@ int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_
                 goto out;
             m->scale = (float)d;
         }
-        yaml_node_t *mean = ev_yaml_map_get(&doc, n, "mean"), *std = ev_yaml_map_get(&doc, n, "std");
-        if (mean && (rc = parse_float_list(&doc, mean, "preprocess: mean", path,
-                                           m->input_channels, m->mean, err)))
+        yaml_node_t *mean = ev_yaml_map_get(&doc, n, "mean"),
+                    *std = ev_yaml_map_get(&doc, n, "std");
+        if (mean && (rc = parse_float_list(&doc, mean, "preprocess: mean", path, m->input_channels,
+                                           m->mean, err)))
             goto out;
         if (std && (rc = parse_float_list(&doc, std, "preprocess: std", path, m->input_channels,
                                           m->std, err)))
@@ -414,8 +419,8 @@ static void yaml_quote(FILE *f, const char *s)
 }
 
 int ev_model_save_bundle(const char *dir, const char *name, const ev_net *net,
-                         char *const *class_names, float scale, const float *mean,
-                         const float *std, ev_error *err)
+                         char *const *class_names, float scale, const float *mean, const float *std,
+                         ev_error *err)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return ev_fail(err, EV_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));

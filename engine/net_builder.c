@@ -16,8 +16,8 @@ int ev_builder_fail(ev_builder *b, int code, const char *msg)
     return -1;
 }
 
-int ev_builder_param(ev_builder *b, ev_param_kind kind, int ndim, const int *shape,
-                     const char *fmt, ...)
+int ev_builder_param(ev_builder *b, ev_param_kind kind, int ndim, const int *shape, const char *fmt,
+                     ...)
 {
     ev_net *net = b->net;
     if (b->rc)
@@ -88,8 +88,8 @@ ev_shape ev_builder_shape(const ev_builder *b, int node)
     return b->net->graph.nodes[node].shape;
 }
 
-int ev_builder_conv(ev_builder *b, int x, int cout, int k, int stride, int pad, int dil,
-                    int groups, int cell, const char *name)
+int ev_builder_conv(ev_builder *b, int x, int cout, int k, int stride, int pad, int dil, int groups,
+                    int cell, const char *name)
 {
     if (b->rc)
         return -1;

@@ -103,8 +103,8 @@ static int factorized_reduce(ev_builder *b, int x, int cout, int cell, const cha
 }
 
 /* Builds primitive p on input x; returns its output node and whether it is the identity. */
-static int primitive(ev_builder *b, ev_primitive p, int x, int stride, int cell,
-                     const char *prefix, bool *identity)
+static int primitive(ev_builder *b, ev_primitive p, int x, int stride, int cell, const char *prefix,
+                     bool *identity)
 {
     *identity = false;
     switch (p) {
@@ -204,10 +204,9 @@ static int build_aux_head(ev_builder *b, int x)
         ev_shape ls = {ev_builder_shape(b, gap).n, b->net->cfg.num_classes, 1, 1};
         logits = ev_builder_node(b, EV_OP_LINEAR, ls, 1, &gap, -1, "auxiliary_head.classifier");
         int wshape[2] = {b->net->cfg.num_classes, 768};
-        int pw = ev_builder_param(b, EV_PARAM_WEIGHT, 2, wshape,
-                                  "auxiliary_head.classifier.weight");
-        int pb =
-            ev_builder_param(b, EV_PARAM_BIAS, 1, wshape, "auxiliary_head.classifier.bias");
+        int pw =
+            ev_builder_param(b, EV_PARAM_WEIGHT, 2, wshape, "auxiliary_head.classifier.weight");
+        int pb = ev_builder_param(b, EV_PARAM_BIAS, 1, wshape, "auxiliary_head.classifier.bias");
         if (logits >= 0) {
             b->net->graph.nodes[logits].param_index[0] = pw;
             b->net->graph.nodes[logits].param_index[1] = pb;
@@ -243,8 +242,7 @@ static int build_network(ev_builder *b, int batch)
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
-int ev_net_create(const ev_net_config *cfg, int batch, bool with_grads, ev_net **out,
-                  ev_error *err)
+int ev_net_create(const ev_net_config *cfg, int batch, bool with_grads, ev_net **out, ev_error *err)
 {
     *out = NULL;
     int rc = ev_net_config_check(cfg, err);
@@ -391,8 +389,8 @@ void ev_net_init_weights(ev_net *net, uint64_t seed)
     uint64_t rng = seed ^ 0xd1b54a32d192ed03ull;
     for (int i = 0; i < net->num_params; i++) {
         ev_param *p = &net->params[i];
-        float fill = (p->kind == EV_PARAM_BN_WEIGHT || p->kind == EV_PARAM_RUNNING_VAR) ? 1.0f
-                                                                                         : 0.0f;
+        float fill =
+            (p->kind == EV_PARAM_BN_WEIGHT || p->kind == EV_PARAM_RUNNING_VAR) ? 1.0f : 0.0f;
         if (p->kind == EV_PARAM_WEIGHT || p->kind == EV_PARAM_BIAS) {
             /* PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
              * and the same bound for the linear bias. */
@@ -427,7 +425,7 @@ int ev_net_copy_params(ev_net *dst, const ev_net *src, ev_error *err)
 /* ---- reference execution -------------------------------------------------------------------- */
 
 static const char *const op_names[EV_NUM_OPS] = {
-    "input", "conv2d", "batchnorm", "relu", "maxpool", "avgpool", "zero",
+    "input", "conv2d", "batchnorm", "relu", "maxpool", "avgpool",   "zero",
     "add",   "concat", "crop",      "gap",  "linear",  "drop_path",
 };
 
@@ -493,9 +491,9 @@ int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err
         }
         case EV_OP_BATCHNORM:
             ev_ref_batchnorm_forward(x->out, x->shape, n->params[0] ? n->params[0]->data : NULL,
-                                     n->params[1] ? n->params[1]->data : NULL,
-                                     n->params[2]->data, n->params[3]->data, training,
-                                     BN_MOMENTUM, BN_EPS, n->saved, n->out);
+                                     n->params[1] ? n->params[1]->data : NULL, n->params[2]->data,
+                                     n->params[3]->data, training, BN_MOMENTUM, BN_EPS, n->saved,
+                                     n->out);
             break;
         case EV_OP_RELU:
             ev_ref_relu_forward(x->out, numel, n->out);
@@ -545,7 +543,7 @@ int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err
         case EV_OP_DROP_PATH: {
             float prob = training ? g->drop_path_prob : 0.0f;
             for (int s = 0; s < n->shape.n; s++)
-                n->saved[s] = prob <= 0.0f ? 1.0f
+                n->saved[s] = prob <= 0.0f                                  ? 1.0f
                               : ev_rng_uniform(&g->rng_state) < 1.0f - prob ? 1.0f / (1.0f - prob)
                                                                             : 0.0f;
             ev_ref_drop_path_forward(x->out, n->shape, n->saved, n->out);
@@ -593,8 +591,8 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
         if (ev_arena_init(&net->gradients, total))
             return ev_fail(err, EV_ERR_NOMEM, "network: out of memory for gradients");
         for (int i = 0; i < g->num_nodes; i++)
-            g->nodes[i].grad = ev_arena_alloc(&net->gradients,
-                                              ev_shape_numel(g->nodes[i].shape) * sizeof(float));
+            g->nodes[i].grad =
+                ev_arena_alloc(&net->gradients, ev_shape_numel(g->nodes[i].shape) * sizeof(float));
     }
     for (int i = 0; i < g->num_nodes; i++)
         memset(g->nodes[i].grad, 0, ev_shape_numel(g->nodes[i].shape) * sizeof(float));
@@ -624,8 +622,8 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
         switch (n->op) {
         case EV_OP_CONV2D: {
             ev_conv_desc d = conv_desc(n);
-            ev_ref_conv2d_backward(x->out, x->shape, n->params[0]->data, n->shape.c, &d,
-                                   n->grad, n->shape, dx, n->params[0]->grad);
+            ev_ref_conv2d_backward(x->out, x->shape, n->params[0]->data, n->shape.c, &d, n->grad,
+                                   n->shape, dx, n->params[0]->grad);
             break;
         }
         case EV_OP_BATCHNORM:
@@ -678,8 +676,8 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
             break;
         case EV_OP_LINEAR:
             ev_ref_linear_backward(x->out, n->shape.n, x->shape.c * x->shape.h * x->shape.w,
-                                   n->params[0]->data, n->shape.c, n->grad, dx,
-                                   n->params[0]->grad, n->params[1] ? n->params[1]->grad : NULL);
+                                   n->params[0]->data, n->shape.c, n->grad, dx, n->params[0]->grad,
+                                   n->params[1] ? n->params[1]->grad : NULL);
             break;
         case EV_OP_DROP_PATH:
             if (dx)

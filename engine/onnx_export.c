@@ -231,12 +231,10 @@ static void emit_conv(exporter *x, int ci, const char *out, const double *scale,
     const int64_t k[2] = {c->kernel, c->kernel}, s[2] = {c->stride, c->stride};
     const int64_t d[2] = {c->dilation, c->dilation};
     const int64_t p[4] = {c->pad, c->pad, c->pad, c->pad};
-    Onnx__AttributeProto *attrs[] = {attr_ints(x, "kernel_shape", k, 2),
-                                     attr_ints(x, "strides", s, 2),
-                                     attr_ints(x, "dilations", d, 2),
-                                     attr_ints(x, "pads", p, 4),
-                                     attr_int(x, "group", c->groups),
-                                     NULL};
+    Onnx__AttributeProto *attrs[] = {
+        attr_ints(x, "kernel_shape", k, 2), attr_ints(x, "strides", s, 2),
+        attr_ints(x, "dilations", d, 2),    attr_ints(x, "pads", p, 4),
+        attr_int(x, "group", c->groups),    NULL};
     const char *in[3] = {x->names[resolve(x->g, c->inputs[0])], wname, bname};
     add_node(x, "Conv", in, bias ? 3 : 2, out, attrs);
 }
@@ -261,8 +259,7 @@ static void emit_zero(exporter *x, int ni, const char *out)
     if (n->stride > 1) {
         char names[4][48];
         const char *kinds[4] = {"starts", "ends", "axes", "steps"};
-        const int64_t vals[4][2] = {{0, 0}, {INT64_MAX, INT64_MAX}, {2, 3},
-                                    {n->stride, n->stride}};
+        const int64_t vals[4][2] = {{0, 0}, {INT64_MAX, INT64_MAX}, {2, 3}, {n->stride, n->stride}};
         for (int i = 0; i < 4; i++) {
             snprintf(names[i], sizeof names[i], "%s%d", kinds[i], ni);
             add_int64_init(x, names[i], vals[i], 2);
@@ -376,10 +373,9 @@ static int export_graph(exporter *x, double *scale, double *shift)
                                                  attr_ints(x, "pads", p, 4), NULL};
                 add_node(x, "MaxPool", in, 1, x->names[i], attrs);
             } else {
-                Onnx__AttributeProto *attrs[] = {attr_ints(x, "kernel_shape", k, 2),
-                                                 attr_ints(x, "strides", s, 2),
-                                                 attr_ints(x, "pads", p, 4),
-                                                 attr_int(x, "count_include_pad", 0), NULL};
+                Onnx__AttributeProto *attrs[] = {
+                    attr_ints(x, "kernel_shape", k, 2), attr_ints(x, "strides", s, 2),
+                    attr_ints(x, "pads", p, 4), attr_int(x, "count_include_pad", 0), NULL};
                 add_node(x, "AveragePool", in, 1, x->names[i], attrs);
             }
             break;

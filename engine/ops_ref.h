@@ -27,17 +27,17 @@ void ev_ref64_batchnorm_backward(const double *x, ev_shape s, const double *gamm
 void ev_ref64_relu_forward(const double *x, size_t n, double *y);
 void ev_ref64_relu_backward(const double *x, size_t n, const double *dy, double *dx);
 
-void ev_ref64_maxpool_forward(const double *x, ev_shape xs, int k, int stride, int pad,
-                              double *y, ev_shape ys);
+void ev_ref64_maxpool_forward(const double *x, ev_shape xs, int k, int stride, int pad, double *y,
+                              ev_shape ys);
 void ev_ref64_maxpool_backward(const double *x, ev_shape xs, int k, int stride, int pad,
                                const double *dy, ev_shape ys, double *dx);
-void ev_ref64_avgpool_forward(const double *x, ev_shape xs, int k, int stride, int pad,
-                              double *y, ev_shape ys);
+void ev_ref64_avgpool_forward(const double *x, ev_shape xs, int k, int stride, int pad, double *y,
+                              ev_shape ys);
 void ev_ref64_avgpool_backward(ev_shape xs, int k, int stride, int pad, const double *dy,
                                ev_shape ys, double *dx);
 
-void ev_ref64_concat_forward(const double *const *xs, const int *channels, int count,
-                             ev_shape ys, double *y);
+void ev_ref64_concat_forward(const double *const *xs, const int *channels, int count, ev_shape ys,
+                             double *y);
 void ev_ref64_concat_backward(const double *dy, ev_shape ys, const int *channels, int count,
                               double *const *dxs);
 
@@ -52,8 +52,7 @@ void ev_ref64_linear_forward(const double *x, int n, int in, const double *w, co
 void ev_ref64_linear_backward(const double *x, int n, int in, const double *w, int out,
                               const double *dy, double *dx, double *dw, double *db);
 
-double ev_ref64_cross_entropy_forward(const double *logits, int n, int k,
-                                      const int32_t *labels);
+double ev_ref64_cross_entropy_forward(const double *logits, int n, int k, const int32_t *labels);
 void ev_ref64_cross_entropy_backward(const double *logits, int n, int k, const int32_t *labels,
                                      double scale, double *dlogits);
 

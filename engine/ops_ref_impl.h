@@ -31,10 +31,7 @@
 static inline int ev_ref_min(int a, int b) { return a < b ? a : b; }
 
 /* ceil(a / b) for b > 0 and any sign of a (C division truncates toward zero). */
-static inline int ev_ref_ceil_div(int a, int b)
-{
-    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
-}
+static inline int ev_ref_ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 /* The output indices o in [out_lo, out_hi) whose input index o * stride + offset falls in
  * [in_lo, in_hi): written to [*lo, *hi), empty when *lo == *hi. This is how the loops below skip
@@ -122,8 +119,8 @@ void EV_REF_FN(conv2d_forward)(const EV_REAL *x, ev_shape xs, const EV_REAL *w, 
 }
 
 void EV_REF_FN(conv2d_backward)(const EV_REAL *x, ev_shape xs, const EV_REAL *w, int cout,
-                                const ev_conv_desc *d, const EV_REAL *dy, ev_shape ys,
-                                EV_REAL *dx, EV_REAL *dw)
+                                const ev_conv_desc *d, const EV_REAL *dy, ev_shape ys, EV_REAL *dx,
+                                EV_REAL *dw)
 {
     const int groups = d->groups, stride = d->stride, pad = d->pad, dil = d->dilation;
     const int kh = d->kernel_h, kw = d->kernel_w;
@@ -160,8 +157,7 @@ void EV_REF_FN(conv2d_backward)(const EV_REAL *x, ev_shape xs, const EV_REAL *w,
                                     const int offw = j * dil - pad;
                                     const double wv = wo[(size_t)i * kw + j];
                                     int w_lo, w_hi;
-                                    ev_ref_out_range(iw0, iw1, offw, stride, 0, ys.w, &w_lo,
-                                                     &w_hi);
+                                    ev_ref_out_range(iw0, iw1, offw, stride, 0, ys.w, &w_lo, &w_hi);
                                     for (int oh = h_lo; oh < h_hi; oh++) {
                                         const EV_REAL *dyr = dyp + (size_t)oh * (size_t)ys.w;
                                         double *ar =
@@ -198,8 +194,8 @@ void EV_REF_FN(conv2d_backward)(const EV_REAL *x, ev_shape xs, const EV_REAL *w,
                         double a = 0.0;
                         for (int n = 0; n < xs.n; n++) {
                             const EV_REAL *xp =
-                                x + ((size_t)n * (size_t)xs.c + (size_t)(g * cin_g + ic)) *
-                                        in_plane;
+                                x +
+                                ((size_t)n * (size_t)xs.c + (size_t)(g * cin_g + ic)) * in_plane;
                             const EV_REAL *dyp =
                                 dy + ((size_t)n * (size_t)cout + (size_t)oc) * out_plane;
                             for (int oh = h_lo; oh < h_hi; oh++) {
@@ -221,9 +217,9 @@ void EV_REF_FN(conv2d_backward)(const EV_REAL *x, ev_shape xs, const EV_REAL *w,
 /* ---- batch norm ----------------------------------------------------------------------------- */
 
 void EV_REF_FN(batchnorm_forward)(const EV_REAL *x, ev_shape s, const EV_REAL *gamma,
-                                  const EV_REAL *beta, EV_REAL *running_mean,
-                                  EV_REAL *running_var, bool training, EV_REAL momentum,
-                                  EV_REAL eps, EV_REAL *saved, EV_REAL *y)
+                                  const EV_REAL *beta, EV_REAL *running_mean, EV_REAL *running_var,
+                                  bool training, EV_REAL momentum, EV_REAL eps, EV_REAL *saved,
+                                  EV_REAL *y)
 {
     const size_t plane = (size_t)s.h * (size_t)s.w;
     const size_t count = (size_t)s.n * plane;
@@ -253,8 +249,8 @@ void EV_REF_FN(batchnorm_forward)(const EV_REAL *x, ev_shape s, const EV_REAL *g
                 saved[s.c + c] = (EV_REAL)invstd;
             }
             if (running_mean)
-                running_mean[c] = (EV_REAL)((1.0 - (double)momentum) * running_mean[c] +
-                                            (double)momentum * mean);
+                running_mean[c] =
+                    (EV_REAL)((1.0 - (double)momentum) * running_mean[c] + (double)momentum * mean);
             if (running_var) {
                 const double unbiased = count > 1 ? sq / (double)(count - 1) : var;
                 running_var[c] = (EV_REAL)((1.0 - (double)momentum) * running_var[c] +
@@ -280,9 +276,9 @@ void EV_REF_FN(batchnorm_forward)(const EV_REAL *x, ev_shape s, const EV_REAL *g
 }
 
 void EV_REF_FN(batchnorm_backward)(const EV_REAL *x, ev_shape s, const EV_REAL *gamma,
-                                   const EV_REAL *saved, bool training,
-                                   const EV_REAL *running_var, EV_REAL eps, const EV_REAL *dy,
-                                   EV_REAL *dx, EV_REAL *dgamma, EV_REAL *dbeta)
+                                   const EV_REAL *saved, bool training, const EV_REAL *running_var,
+                                   EV_REAL eps, const EV_REAL *dy, EV_REAL *dx, EV_REAL *dgamma,
+                                   EV_REAL *dbeta)
 {
     const size_t plane = (size_t)s.h * (size_t)s.w;
     const size_t count = (size_t)s.n * plane;
@@ -534,8 +530,8 @@ void EV_REF_FN(gap_backward)(ev_shape xs, const EV_REAL *dy, EV_REAL *dx)
 
 /* ---- linear ----------------------------------------------------------------------------------- */
 
-void EV_REF_FN(linear_forward)(const EV_REAL *x, int n, int in, const EV_REAL *w,
-                               const EV_REAL *b, int out, EV_REAL *y)
+void EV_REF_FN(linear_forward)(const EV_REAL *x, int n, int in, const EV_REAL *w, const EV_REAL *b,
+                               int out, EV_REAL *y)
 {
     for (int s = 0; s < n; s++)
         for (int o = 0; o < out; o++) {
@@ -593,8 +589,7 @@ static inline double EV_REF_FN(log_sum_exp)(const EV_REAL *row, int k, double *m
 
 /* A label outside [0, k) makes the loss NaN (loud) and its sample gets no gradient: the oracle
  * must not read out of bounds, and must not hide the bad label either. */
-EV_REAL EV_REF_FN(cross_entropy_forward)(const EV_REAL *logits, int n, int k,
-                                         const int32_t *labels)
+EV_REAL EV_REF_FN(cross_entropy_forward)(const EV_REAL *logits, int n, int k, const int32_t *labels)
 {
     if (n <= 0 || k <= 0)
         return (EV_REAL)0;
@@ -609,8 +604,8 @@ EV_REAL EV_REF_FN(cross_entropy_forward)(const EV_REAL *logits, int n, int k,
     return (EV_REAL)(total / n);
 }
 
-void EV_REF_FN(cross_entropy_backward)(const EV_REAL *logits, int n, int k,
-                                       const int32_t *labels, EV_REAL scale, EV_REAL *dlogits)
+void EV_REF_FN(cross_entropy_backward)(const EV_REAL *logits, int n, int k, const int32_t *labels,
+                                       EV_REAL scale, EV_REAL *dlogits)
 {
     if (n <= 0 || k <= 0)
         return;
@@ -639,8 +634,7 @@ void EV_REF_FN(drop_path_forward)(const EV_REAL *x, ev_shape s, const EV_REAL *m
             y[(size_t)n * sample + i] = x[(size_t)n * sample + i] * mask[n];
 }
 
-void EV_REF_FN(drop_path_backward)(ev_shape s, const EV_REAL *mask, const EV_REAL *dy,
-                                   EV_REAL *dx)
+void EV_REF_FN(drop_path_backward)(ev_shape s, const EV_REAL *mask, const EV_REAL *dy, EV_REAL *dx)
 {
     const size_t sample = (size_t)s.c * (size_t)s.h * (size_t)s.w;
     for (int n = 0; n < s.n; n++)

@@ -55,8 +55,8 @@ int ev_plan_create(const ev_model *model, const ev_plan_options *options, ev_pla
     if (opt.threads <= 0)
         opt.threads = 1;
     if (opt.batch > 65536 || opt.threads > 1024)
-        return ev_fail(err, EV_ERR_INVALID, "plan: batch %d or threads %d out of range",
-                       opt.batch, opt.threads);
+        return ev_fail(err, EV_ERR_INVALID, "plan: batch %d or threads %d out of range", opt.batch,
+                       opt.threads);
     ev_backend_kind kind = opt.backend;
     const ev_backend_vtable *vt = NULL;
     if (kind == EV_BACKEND_AUTO) {

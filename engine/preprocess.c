@@ -94,12 +94,12 @@ static int check_frame(const ev_frame *frame, const char *who, ev_error *err)
                        frame->height);
     int bytes = ev_pixel_format_bytes(frame->format);
     if (bytes == 0)
-        return ev_fail(err, EV_ERR_INVALID, "%s: unknown pixel format %d", who,
-                       (int)frame->format);
+        return ev_fail(err, EV_ERR_INVALID, "%s: unknown pixel format %d", who, (int)frame->format);
     if ((int64_t)frame->stride < (int64_t)frame->width * bytes)
-        return ev_fail(err, EV_ERR_INVALID, "%s: stride %d is smaller than a row of %d pixels "
-                       "(%lld bytes)", who, frame->stride, frame->width,
-                       (long long)frame->width * bytes);
+        return ev_fail(err, EV_ERR_INVALID,
+                       "%s: stride %d is smaller than a row of %d pixels "
+                       "(%lld bytes)",
+                       who, frame->stride, frame->width, (long long)frame->width * bytes);
     return EV_OK;
 }
 
@@ -157,19 +157,19 @@ int ev_preprocess(const ev_preprocess_params *params, const ev_frame *frame, con
         return ev_fail(err, EV_ERR_INVALID, "%s: output size %dx%d is out of range (1..%d)", who,
                        dw, dh, PREPROCESS_MAX_SIDE);
     if (channels != 1 && channels != 3)
-        return ev_fail(err, EV_ERR_INVALID, "%s: %d channels (models take 1 or 3)", who,
-                       channels);
+        return ev_fail(err, EV_ERR_INVALID, "%s: %d channels (models take 1 or 3)", who, channels);
     size_t plane, total;
     if (!ev_mul_size((size_t)dw, (size_t)dh, &plane) ||
         !ev_mul_size(plane, (size_t)channels, &total) || total > SIZE_MAX / sizeof(float))
-        return ev_fail(err, EV_ERR_NOMEM, "%s: output %dx%dx%d overflows", who, dw, dh,
-                       channels);
+        return ev_fail(err, EV_ERR_NOMEM, "%s: output %dx%dx%d overflows", who, dw, dh, channels);
     if (!isfinite(params->scale))
         return ev_fail(err, EV_ERR_INVALID, "%s: scale is not finite", who);
     for (int c = 0; c < channels; c++)
         if (!isfinite(params->mean[c]) || !isfinite(params->std[c]) || params->std[c] == 0.0f)
-            return ev_fail(err, EV_ERR_INVALID, "%s: channel %d: mean %g / std %g (std must be "
-                           "finite and non-zero)", who, c, params->mean[c], params->std[c]);
+            return ev_fail(err, EV_ERR_INVALID,
+                           "%s: channel %d: mean %g / std %g (std must be "
+                           "finite and non-zero)",
+                           who, c, params->mean[c], params->std[c]);
 
     ev_rect area = {0, 0, frame->width, frame->height};
     if (roi) {
@@ -308,7 +308,7 @@ static uint8_t luma8(const uint8_t *p, const pixel_layout *l)
 /* Labels 4-connected active blocks and sets the merged box of the main region in blocks.
  * Returns EV_OK, EV_ERR_INVALID when nothing large enough stands out, or EV_ERR_NOMEM. */
 static int find_region(const uint8_t *active, int nbx, int nby, int *label, int *queue,
-                        roi_box *out)
+                       roi_box *out)
 {
     const int nb = nbx * nby;
     enum { MAX_COMPONENTS = 4096 };
@@ -340,10 +340,14 @@ static int find_region(const uint8_t *active, int nbx, int nby, int *label, int 
             int b = queue[head++];
             int bx = b % nbx, by = b / nbx;
             c->size++;
-            if (bx < c->box.x0) c->box.x0 = bx;
-            if (bx > c->box.x1) c->box.x1 = bx;
-            if (by < c->box.y0) c->box.y0 = by;
-            if (by > c->box.y1) c->box.y1 = by;
+            if (bx < c->box.x0)
+                c->box.x0 = bx;
+            if (bx > c->box.x1)
+                c->box.x1 = bx;
+            if (by < c->box.y0)
+                c->box.y0 = by;
+            if (by > c->box.y1)
+                c->box.y1 = by;
             for (int k = 0; k < 4; k++) {
                 int nx = bx + dx[k], ny = by + dy[k];
                 if (nx < 0 || ny < 0 || nx >= nbx || ny >= nby)
@@ -379,10 +383,14 @@ static int find_region(const uint8_t *active, int nbx, int nby, int *label, int 
             if (c->box.x0 > box.x1 + 2 || c->box.x1 < box.x0 - 2 || c->box.y0 > box.y1 + 2 ||
                 c->box.y1 < box.y0 - 2)
                 continue;
-            if (c->box.x0 < box.x0) box.x0 = c->box.x0;
-            if (c->box.x1 > box.x1) box.x1 = c->box.x1;
-            if (c->box.y0 < box.y0) box.y0 = c->box.y0;
-            if (c->box.y1 > box.y1) box.y1 = c->box.y1;
+            if (c->box.x0 < box.x0)
+                box.x0 = c->box.x0;
+            if (c->box.x1 > box.x1)
+                box.x1 = c->box.x1;
+            if (c->box.y0 < box.y0)
+                box.y0 = c->box.y0;
+            if (c->box.y1 > box.y1)
+                box.y1 = c->box.y1;
             comps[i].size = 0;
             merged = true;
         }
@@ -440,8 +448,7 @@ static int walk_edge(const int *profile, int edge, int limit, int inner, int dir
 }
 
 /* Pixel-accurate edges around the coarse box (pixels, inclusive); false if nothing is left. */
-static bool refine_box(const uint8_t *luma, int w, int h, int threshold, int block,
-                       roi_box *box)
+static bool refine_box(const uint8_t *luma, int w, int h, int threshold, int block, roi_box *box)
 {
     const int margin = 3 * block;
     const int wx0 = box->x0 - margin < 0 ? 0 : box->x0 - margin;

@@ -36,9 +36,9 @@ static int dtype_size(const char *name, ev_dtype *dtype)
         int size;
         ev_dtype dtype;
     } table[] = {
-        {"F32", 4, EV_DTYPE_F32},   {"I64", 8, EV_DTYPE_I64},   {"I32", 4, EV_DTYPE_I32},
-        {"F64", 8, EV_DTYPE_OTHER}, {"F16", 2, EV_DTYPE_OTHER}, {"BF16", 2, EV_DTYPE_OTHER},
-        {"I16", 2, EV_DTYPE_OTHER}, {"I8", 1, EV_DTYPE_OTHER},  {"U8", 1, EV_DTYPE_OTHER},
+        {"F32", 4, EV_DTYPE_F32},    {"I64", 8, EV_DTYPE_I64},   {"I32", 4, EV_DTYPE_I32},
+        {"F64", 8, EV_DTYPE_OTHER},  {"F16", 2, EV_DTYPE_OTHER}, {"BF16", 2, EV_DTYPE_OTHER},
+        {"I16", 2, EV_DTYPE_OTHER},  {"I8", 1, EV_DTYPE_OTHER},  {"U8", 1, EV_DTYPE_OTHER},
         {"BOOL", 1, EV_DTYPE_OTHER}, {"U16", 2, EV_DTYPE_OTHER}, {"U32", 4, EV_DTYPE_OTHER},
         {"U64", 8, EV_DTYPE_OTHER},
     };
@@ -61,8 +61,8 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
 {
     memset(out, 0, sizeof *out);
     if (size < 8)
-        return ev_fail(err, EV_ERR_FORMAT, "truncated: %zu bytes, the 8-byte header length is missing",
-                       size);
+        return ev_fail(err, EV_ERR_FORMAT,
+                       "truncated: %zu bytes, the 8-byte header length is missing", size);
     uint64_t header_len = 0;
     for (int i = 7; i >= 0; i--)
         header_len = (header_len << 8) | bytes[i];
@@ -70,11 +70,12 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
         return ev_fail(err, EV_ERR_FORMAT, "header length %llu exceeds the %u-byte limit",
                        (unsigned long long)header_len, EV_SAFETENSORS_MAX_HEADER);
     if (header_len < 2 || header_len > size - 8)
-        return ev_fail(err, EV_ERR_FORMAT, "truncated: header length %llu but only %zu bytes follow",
+        return ev_fail(err, EV_ERR_FORMAT,
+                       "truncated: header length %llu but only %zu bytes follow",
                        (unsigned long long)header_len, size - 8);
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)bytes + 8, (size_t)header_len, JSON_REJECT_DUPLICATES,
-                              &jerr);
+    json_t *root =
+        json_loadb((const char *)bytes + 8, (size_t)header_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return ev_fail(err, EV_ERR_FORMAT, "header is not valid JSON: %s (at byte %d)", jerr.text,
                        jerr.position);
@@ -93,7 +94,8 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
     }
     const char *key;
     json_t *value;
-    json_object_foreach(root, key, value) {
+    json_object_foreach(root, key, value)
+    {
         if (strcmp(key, "__metadata__") == 0)
             continue;
         ev_st_tensor *t = &out->tensors[out->count];
@@ -116,8 +118,7 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
         snprintf(t->dtype_name, sizeof t->dtype_name, "%s", json_string_value(dtype));
         int elem = dtype_size(t->dtype_name, &t->dtype);
         if (!elem) {
-            rc = ev_fail(err, EV_ERR_FORMAT, "tensor '%s': unknown dtype '%s'", key,
-                         t->dtype_name);
+            rc = ev_fail(err, EV_ERR_FORMAT, "tensor '%s': unknown dtype '%s'", key, t->dtype_name);
             goto out;
         }
         if (json_array_size(shape) > 8) {
@@ -130,12 +131,13 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
         for (int d = 0; d < t->ndim; d++) {
             json_t *dim = json_array_get(shape, (size_t)d);
             if (!json_is_integer(dim) || json_integer_value(dim) < 0) {
-                rc = ev_fail(err, EV_ERR_FORMAT, "tensor '%s': shape entry %d is not a non-negative integer",
-                             key, d);
+                rc = ev_fail(err, EV_ERR_FORMAT,
+                             "tensor '%s': shape entry %d is not a non-negative integer", key, d);
                 goto out;
             }
             t->shape[d] = json_integer_value(dim);
-            if ((uint64_t)t->shape[d] > SIZE_MAX || !ev_mul_size(numel, (size_t)t->shape[d], &numel)) {
+            if ((uint64_t)t->shape[d] > SIZE_MAX ||
+                !ev_mul_size(numel, (size_t)t->shape[d], &numel)) {
                 rc = ev_fail(err, EV_ERR_FORMAT, "tensor '%s': shape overflows", key);
                 goto out;
             }
@@ -143,7 +145,8 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
         json_t *b = json_array_get(offsets, 0), *e = json_array_get(offsets, 1);
         if (!json_is_integer(b) || !json_is_integer(e) || json_integer_value(b) < 0 ||
             json_integer_value(e) < json_integer_value(b)) {
-            rc = ev_fail(err, EV_ERR_FORMAT, "tensor '%s': data_offsets must be [begin, end] with 0 <= begin <= end",
+            rc = ev_fail(err, EV_ERR_FORMAT,
+                         "tensor '%s': data_offsets must be [begin, end] with 0 <= begin <= end",
                          key);
             goto out;
         }
@@ -289,8 +292,9 @@ int ev_safetensors_write(const char *path, const ev_st_entry *entries, int count
         json_t *t = json_object();
         json_object_set_new(t, "dtype", json_string("F32"));
         json_object_set_new(t, "shape", shape);
-        json_object_set_new(t, "data_offsets",
-                            json_pack("[II]", (json_int_t)offset, (json_int_t)(offset + 4 * numel)));
+        json_object_set_new(
+            t, "data_offsets",
+            json_pack("[II]", (json_int_t)offset, (json_int_t)(offset + 4 * numel)));
         json_object_set_new(root, entries[i].name, t);
         offset += 4 * numel;
     }
@@ -402,8 +406,8 @@ int ev_net_save_weights(const ev_net *net, const char *path, ev_error *err)
     for (int i = 0; i < net->num_params; i++) {
         for (int d = 0; d < net->params[i].ndim; d++)
             shapes[i][d] = net->params[i].shape[d];
-        entries[i] = (ev_st_entry){net->params[i].name, net->params[i].ndim, shapes[i],
-                                   net->params[i].data};
+        entries[i] =
+            (ev_st_entry){net->params[i].name, net->params[i].ndim, shapes[i], net->params[i].data};
     }
     const char *meta[] = {"format", "pt", "producer", "echoview " EV_VERSION};
     int rc = ev_safetensors_write(path, entries, net->num_params, meta, 2, err);

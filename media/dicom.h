@@ -30,20 +30,20 @@ extern "C" {
 #define MEDIA_DICOM_SOP_US_IMAGE "1.2.840.10008.5.1.4.1.1.6.1"
 
 typedef enum media_dicom_timing {
-    MEDIA_DICOM_TIMING_DEFAULT = 0,  /* none in the file: MEDIA_DICOM_DEFAULT_FRAME_TIME_MS */
-    MEDIA_DICOM_TIMING_FRAME_TIME,   /* (0018,1063) */
+    MEDIA_DICOM_TIMING_DEFAULT = 0,       /* none in the file: MEDIA_DICOM_DEFAULT_FRAME_TIME_MS */
+    MEDIA_DICOM_TIMING_FRAME_TIME,        /* (0018,1063) */
     MEDIA_DICOM_TIMING_FRAME_TIME_VECTOR, /* (0018,1065), through the Frame Increment Pointer */
-    MEDIA_DICOM_TIMING_CINE_RATE,    /* (0018,0040) */
-    MEDIA_DICOM_TIMING_DISPLAY_RATE, /* Recommended Display Frame Rate (0008,2144) */
+    MEDIA_DICOM_TIMING_CINE_RATE,         /* (0018,0040) */
+    MEDIA_DICOM_TIMING_DISPLAY_RATE,      /* Recommended Display Frame Rate (0008,2144) */
 } media_dicom_timing;
 
 typedef struct media_dicom_info {
     int width, height;
-    int channels;        /* 1 (gray) or 3 (RGB) after rendering */
+    int channels; /* 1 (gray) or 3 (RGB) after rendering */
     unsigned frames;
     double frame_time_ms; /* nominal (mean for a Frame Time Vector) */
     media_dicom_timing timing;
-    int has_region;       /* the ultrasound region, clipped to the frame, in pixels */
+    int has_region; /* the ultrasound region, clipped to the frame, in pixels */
     int region_x, region_y, region_width, region_height;
     char sop_class_uid[MEDIA_DICOM_UID_SIZE];
     char transfer_syntax_uid[MEDIA_DICOM_UID_SIZE];
@@ -58,8 +58,8 @@ typedef struct media_dicom media_dicom;
  * problem, e.g. "x.dcm: unsupported transfer syntax 1.2.840.10008.1.2.4.90 (JPEG 2000 ...)". */
 int media_dicom_open(const char *path, media_dicom **out, ev_error *err);
 /* Same from memory (the bytes must outlive the call only); name is used in messages. */
-int media_dicom_open_memory(const uint8_t *bytes, size_t size, const char *name,
-                            media_dicom **out, ev_error *err);
+int media_dicom_open_memory(const uint8_t *bytes, size_t size, const char *name, media_dicom **out,
+                            ev_error *err);
 const media_dicom_info *media_dicom_get_info(const media_dicom *dicom);
 /* Display duration of frame index in milliseconds (> 0). */
 double media_dicom_frame_duration_ms(const media_dicom *dicom, unsigned index);
@@ -74,10 +74,10 @@ void media_dicom_close(media_dicom *dicom);
 typedef struct media_dicom_cine {
     int width, height;
     unsigned frames;
-    const uint8_t *pixels;   /* frames * height * width bytes, frame after frame */
+    const uint8_t *pixels; /* frames * height * width bytes, frame after frame */
     double frame_time_ms;
     int region_x, region_y, region_width, region_height;
-    const char *patient_id;  /* optional */
+    const char *patient_id;         /* optional */
     const char *series_description; /* optional: the phantom writes the view name here */
     const char *station_name;       /* optional */
 } media_dicom_cine;
@@ -92,7 +92,7 @@ int media_dicom_write_cine(const char *path, const media_dicom_cine *cine, ev_er
  * and handed to on_file, which owns the file from then on. log receives one line per event. */
 typedef struct media_dicom_scp_config {
     int port;
-    const char *ae_title;   /* called AE title we answer to */
+    const char *ae_title; /* called AE title we answer to */
     const char *spool_dir;
     int acse_timeout_s, dimse_timeout_s;
     void (*on_file)(void *user, const char *path, const char *calling_ae,

@@ -40,8 +40,8 @@ static bool host_is_little_endian(void)
     return first == 1;
 }
 
-static int check_dimensions(const char *name, const char *format, long long width,
-                            long long height, ev_error *err)
+static int check_dimensions(const char *name, const char *format, long long width, long long height,
+                            ev_error *err)
 {
     if (width < 1 || width > MEDIA_MAX_DIMENSION)
         return ev_fail(err, EV_ERR_FORMAT, "%s: %s width %lld is out of range (1..%d)", name,
@@ -53,8 +53,7 @@ static int check_dimensions(const char *name, const char *format, long long widt
 }
 
 /* Validates an image description and returns its row size in bytes (packed). */
-static int image_check(const media_image *img, const char *what, size_t *row_bytes,
-                       ev_error *err)
+static int image_check(const media_image *img, const char *what, size_t *row_bytes, ev_error *err)
 {
     if (!img)
         return ev_fail(err, EV_ERR_INVALID, "%s: image is NULL", what);
@@ -97,12 +96,11 @@ int media_image_alloc(media_image *img, int width, int height, int channels, int
     size_t stride, total;
     if (!ev_mul_size((size_t)width, (size_t)channels * (size_t)(bit_depth / 8), &stride) ||
         !ev_mul_size(stride, (size_t)height, &total))
-        return ev_fail(err, EV_ERR_NOMEM, "media_image_alloc: %dx%d image size overflows",
-                       width, height);
+        return ev_fail(err, EV_ERR_NOMEM, "media_image_alloc: %dx%d image size overflows", width,
+                       height);
     uint8_t *data = calloc(1, total);
     if (!data)
-        return ev_fail(err, EV_ERR_NOMEM, "media_image_alloc: out of memory for %zu bytes",
-                       total);
+        return ev_fail(err, EV_ERR_NOMEM, "media_image_alloc: out of memory for %zu bytes", total);
     img->width = width;
     img->height = height;
     img->channels = channels;
@@ -192,9 +190,8 @@ static size_t png_idat_bytes(const uint8_t *bytes, size_t size)
 
 static int png_decode(png_reader *reader, media_image *out, ev_error *err)
 {
-    png_structp png =
-        png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader->messages, png_on_error,
-                               png_on_warning);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader->messages, png_on_error,
+                                             png_on_warning);
     if (!png)
         return ev_fail(err, EV_ERR_NOMEM, "%s: cannot create a PNG reader", reader->name);
     png_infop info = png_create_info_struct(png);
@@ -211,8 +208,7 @@ static int png_decode(png_reader *reader, media_image *out, ev_error *err)
         reader->rows = NULL;
         reader->data = NULL;
         memset(out, 0, sizeof *out);
-        return ev_fail(err, EV_ERR_FORMAT, "%s: bad PNG: %s", reader->name,
-                       reader->messages.error);
+        return ev_fail(err, EV_ERR_FORMAT, "%s: bad PNG: %s", reader->name, reader->messages.error);
     }
 #ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
     /* let the fuzzer reach the decoder instead of stopping at checksums */
@@ -347,7 +343,8 @@ static int pnm_decode(const char *name, const uint8_t *bytes, size_t size, media
 
     if (!pnm_read_number(&c, &width))
         return ev_fail(err, EV_ERR_FORMAT, "%s: bad %s header: %s", name, format,
-                       c.pos >= size ? "file is truncated before the width" : "width is not a number");
+                       c.pos >= size ? "file is truncated before the width"
+                                     : "width is not a number");
     if (!pnm_read_number(&c, &height))
         return ev_fail(err, EV_ERR_FORMAT, "%s: bad %s header: %s", name, format,
                        c.pos >= size ? "file is truncated before the height"
@@ -360,8 +357,9 @@ static int pnm_decode(const char *name, const uint8_t *bytes, size_t size, media
                        c.pos >= size ? "file is truncated before the maxval"
                                      : "maxval is not a number");
     if (maxval < 1 || maxval > 65535)
-        return ev_fail(err, EV_ERR_FORMAT, "%s: bad %s header: maxval %lld is out of range (1..65535)",
-                       name, format, maxval);
+        return ev_fail(err, EV_ERR_FORMAT,
+                       "%s: bad %s header: maxval %lld is out of range (1..65535)", name, format,
+                       maxval);
     int bit_depth = maxval < 256 ? 8 : 16;
     size_t bytes_per_sample = (size_t)bit_depth / 8;
     /* bounded: 16384 * 16384 * 3 * 2 < 2^31 */
@@ -383,8 +381,8 @@ static int pnm_decode(const char *name, const uint8_t *bytes, size_t size, media
     } else if (size - c.pos < 2 * samples - 1) {
         /* each ASCII sample takes at least one digit and one separator */
         return ev_fail(err, EV_ERR_FORMAT,
-                       "%s: truncated %s: %lldx%lld needs %zu samples, the file is too short",
-                       name, format, width, height, samples);
+                       "%s: truncated %s: %lldx%lld needs %zu samples, the file is too short", name,
+                       format, width, height, samples);
     }
 
     rc = media_image_alloc(out, (int)width, (int)height, channels, bit_depth, err);
@@ -437,9 +435,13 @@ static int decode_any(const char *name, const uint8_t *bytes, size_t size, media
     }
     if (size >= 2 && bytes[0] == 'P') {
         switch (bytes[1]) {
-        case '2': case '3': case '5': case '6':
+        case '2':
+        case '3':
+        case '5':
+        case '6':
             return pnm_decode(name, bytes, size, out, err);
-        case '1': case '4':
+        case '1':
+        case '4':
             return ev_fail(err, EV_ERR_UNSUPPORTED,
                            "%s: PBM bitmaps (P1/P4) are not supported; use PGM or PNG", name);
         case '7':
@@ -487,7 +489,8 @@ int media_image_read(const char *path, media_image *out, ev_error *err)
                              (size_t)MEDIA_MAX_FILE_BYTES);
                 goto out;
             }
-            size_t grown = capacity * 2 < MEDIA_MAX_FILE_BYTES ? capacity * 2 : MEDIA_MAX_FILE_BYTES;
+            size_t grown =
+                capacity * 2 < MEDIA_MAX_FILE_BYTES ? capacity * 2 : MEDIA_MAX_FILE_BYTES;
             uint8_t *bigger = realloc(buffer, grown);
             if (!bigger) {
                 rc = ev_fail(err, EV_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, grown);
@@ -522,9 +525,8 @@ typedef struct png_writer {
 
 static int png_encode(png_writer *writer, FILE *file, const media_image *img, ev_error *err)
 {
-    png_structp png =
-        png_create_write_struct(PNG_LIBPNG_VER_STRING, &writer->messages, png_on_error,
-                                png_on_warning);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &writer->messages,
+                                              png_on_error, png_on_warning);
     if (!png)
         return ev_fail(err, EV_ERR_NOMEM, "%s: cannot create a PNG writer", writer->path);
     png_infop info = png_create_info_struct(png);
@@ -604,8 +606,8 @@ int media_image_write_pgm(const char *path, const media_image *img, ev_error *er
         free(row);
         return ev_fail(err, EV_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     }
-    if (fprintf(file, "P%c\n%d %d\n%d\n", img->channels == 3 ? '6' : '5', img->width,
-                img->height, img->bit_depth == 16 ? 65535 : 255) < 0)
+    if (fprintf(file, "P%c\n%d %d\n%d\n", img->channels == 3 ? '6' : '5', img->width, img->height,
+                img->bit_depth == 16 ? 65535 : 255) < 0)
         rc = ev_fail(err, EV_ERR_IO, "%s: write error: %s", path, strerror(errno));
     for (int y = 0; y < img->height && rc == EV_OK; y++) {
         const uint8_t *src = img->data + (size_t)y * img->stride;

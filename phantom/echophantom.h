@@ -72,7 +72,8 @@ enum {
 enum {
     EP_OVERLAY_RULER = 1u << 0, /* depth marks every 1 cm beside the fan */
     EP_OVERLAY_ECG = 1u << 1,   /* ECG trace with the current-phase marker (scanner framing) */
-    EP_OVERLAY_TEXT = 1u << 2,  /* acquisition text: depth, frequency, frame rate (scanner framing) */
+    EP_OVERLAY_TEXT =
+        1u << 2, /* acquisition text: depth, frequency, frame rate (scanner framing) */
     EP_OVERLAY_ALL = 7u
 };
 

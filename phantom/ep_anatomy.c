@@ -171,10 +171,7 @@ static void leaflet(ep_scene *sc, const frame *f, float u, float v, float length
             0.9f, 0.7f);
 }
 
-static float angle_to(float u0, float v0, float u1, float v1)
-{
-    return atan2f(v1 - v0, u1 - u0);
-}
+static float angle_to(float u0, float v0, float u1, float v1) { return atan2f(v1 - v0, u1 - u0); }
 
 /* Shared per-frame state of the heart. */
 typedef struct heart {
@@ -228,7 +225,8 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
     float base_half = lv_a * sqrtf(1.0f - k * k);
     /* RV: shorter, narrower, thin free wall */
     float rv_a = 0.5f * h->W * 0.72f * h->rv * rv_boost * (1.0f - 0.6f * h->fs * h->c);
-    float rv_len = (variant == FOUR_RV ? 0.82f : 0.76f) * (vb - v_endo) * (1.0f + 0.04f * h->shape[1]);
+    float rv_len =
+        (variant == FOUR_RV ? 0.82f : 0.76f) * (vb - v_endo) * (1.0f + 0.04f * h->shape[1]);
     float rv_b = rv_len / (1.0f + k);
     float rv_u = -s_half - rv_a;
     float rv_v = vb - 4.0f - k * rv_b;
@@ -246,7 +244,8 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
     {
         float left = rv_u - rv_a - 4.0f, right = lv_u + lv_a + h->wall_t;
         float cu = 0.5f * (left + right), au = 0.5f * (right - left) + 3.5f;
-        float top = -h->L - h->wall, cv = 0.5f * (top + vb + 10.0f), av = 0.5f * (vb + 10.0f - top) + 3.0f;
+        float top = -h->L - h->wall, cv = 0.5f * (top + vb + 10.0f),
+              av = 0.5f * (vb + 10.0f - top) + 3.0f;
         ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, cu, cv, au + 2.2f, av + 2.2f, 0.0f, 1.2f);
         ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, cu, cv, au, av, 0.0f, 1.2f);
     }
@@ -254,13 +253,17 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
     capsule(sc, f, EP_TISSUE_PERICARDIUM, 0.8f, ra_u - ra_a * 0.6f, ra_v + ra_b + 4.0f,
             la_u + la_a * 0.8f, la_v + la_b + 5.0f, 2.0f, 1.5f);
     {
-        float da[4] = {la_u + la_a * 0.9f, la_v + la_b + 10.0f, la_u + la_a * 1.1f, la_v + la_b + 14.0f};
+        float da[4] = {la_u + la_a * 0.9f, la_v + la_b + 10.0f, la_u + la_a * 1.1f,
+                       la_v + la_b + 14.0f};
         tube(sc, f, da, 2, 8.0f, 2.0f);
     }
     /* walls */
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, la_u, la_v, la_a + 2.5f, la_b + 2.5f, 0, 1.0f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, ra_u, ra_v, ra_a + 2.5f, ra_b + 2.5f, 0, 1.0f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, rv_u, rv_v, rv_a + 4.0f, rv_b + 4.0f, 0.04f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, la_u, la_v, la_a + 2.5f, la_b + 2.5f, 0,
+            1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, ra_u, ra_v, ra_a + 2.5f, ra_b + 2.5f, 0,
+            1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, rv_u, rv_v, rv_a + 4.0f, rv_b + 4.0f, 0.04f,
+            1.0f);
     ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, lv_u, lv_v, lv_a + h->wall_t, lv_b + h->wall_t,
             0.0f, 1.0f);
     /* cavities */
@@ -273,8 +276,10 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
             -s_half, rv_v - rv_b * 0.45f, 1.3f, 1.0f);
 
     if (variant == FOUR_ATRIA) { /* pulmonary veins entering the LA floor */
-        float pv1[4] = {la_u - la_a * 0.5f, la_v + la_b + 12.0f, la_u - la_a * 0.35f, la_v + la_b * 0.7f};
-        float pv2[4] = {la_u + la_a * 0.7f, la_v + la_b + 10.0f, la_u + la_a * 0.45f, la_v + la_b * 0.7f};
+        float pv1[4] = {la_u - la_a * 0.5f, la_v + la_b + 12.0f, la_u - la_a * 0.35f,
+                        la_v + la_b * 0.7f};
+        float pv2[4] = {la_u + la_a * 0.7f, la_v + la_b + 10.0f, la_u + la_a * 0.45f,
+                        la_v + la_b * 0.7f};
         tube(sc, f, pv1, 2, 4.5f, 1.2f);
         tube(sc, f, pv2, 2, 4.5f, 1.2f);
     }
@@ -294,7 +299,8 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
         float pts[6] = {au, av0, au - 2.0f, vb + 8.0f, au - 5.0f, vb + 34.0f};
         tube(sc, f, pts, 3, r, 2.2f);
         /* sinuses of Valsalva */
-        ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, au - 2.0f, vb + 12.0f, r + 5.0f, 8.0f, 0, 1.0f);
+        ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, au - 2.0f, vb + 12.0f, r + 5.0f, 8.0f, 0,
+                1.0f);
         ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, au - 2.0f, vb + 12.0f, r + 3.0f, 6.5f, 0, 1.0f);
         capsule(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, au, av0 - 4.0f, au - 2.0f, vb + 14.0f, r, 0.8f);
         /* aortic cusps at the sinus: closed they meet in the middle, open they lie on the wall */
@@ -337,15 +343,18 @@ static void heart_two(ep_scene *sc, const frame *f, const heart *h, float aorta)
     float la_v = vb + la_b * 0.92f;
 
     {
-        float top = -h->L - h->wall, cv = 0.5f * (top + vb + 8.0f), av = 0.5f * (vb + 8.0f - top) + 3.0f;
+        float top = -h->L - h->wall, cv = 0.5f * (top + vb + 8.0f),
+              av = 0.5f * (vb + 8.0f - top) + 3.0f;
         float au = lv_a + h->wall_t + 4.0f;
         ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, 0, cv, au + 2.2f, av + 2.2f, 0, 1.2f);
         ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, 0, cv, au, av, 0, 1.2f);
     }
     capsule(sc, f, EP_TISSUE_PERICARDIUM, 0.8f, la_shift - la_a, la_v + la_b + 4.0f,
             la_shift + la_a, la_v + la_b + 5.0f, 2.0f, 1.5f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, la_shift, la_v, la_a + 2.5f, la_b + 2.5f, 0, 1.0f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, 0, lv_v, lv_a + h->wall_t, lv_b + h->wall_t, 0, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, la_shift, la_v, la_a + 2.5f, la_b + 2.5f, 0,
+            1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, 0, lv_v, lv_a + h->wall_t, lv_b + h->wall_t, 0,
+            1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, la_shift, la_v, la_a, la_b, 0, 1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 0, lv_v, lv_a, lv_b, 0, 1.0f);
 
@@ -356,9 +365,12 @@ static void heart_two(ep_scene *sc, const frame *f, const heart *h, float aorta)
         float au = base_half - r + 1.0f;
         float pts[6] = {au - 2.0f, vb - 14.0f, au + 3.0f, vb + 6.0f, au + 14.0f, vb + 34.0f};
         tube(sc, f, pts, 3, r, 2.2f);
-        ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, au + 4.0f, vb + 11.0f, r + 5.0f, 8.0f, 0.35f, 1.0f);
-        ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, au + 4.0f, vb + 11.0f, r + 3.0f, 6.5f, 0.35f, 1.0f);
-        capsule(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, au - 2.0f, vb - 18.0f, au + 4.0f, vb + 13.0f, r, 0.8f);
+        ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, au + 4.0f, vb + 11.0f, r + 5.0f, 8.0f,
+                0.35f, 1.0f);
+        ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, au + 4.0f, vb + 11.0f, r + 3.0f, 6.5f, 0.35f,
+                1.0f);
+        capsule(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, au - 2.0f, vb - 18.0f, au + 4.0f, vb + 13.0f, r,
+                0.8f);
         float cv = vb + 6.0f;
         leaflet(sc, f, au + 2.0f - r, cv, r * 0.98f, 0.2f, 1.35f, h->av);
         leaflet(sc, f, au + 5.0f + r, cv + 2.0f, r * 0.98f, EP_PI - 0.05f, EP_PI - 1.5f, h->av);
@@ -368,8 +380,10 @@ static void heart_two(ep_scene *sc, const frame *f, const heart *h, float aorta)
         float laa[6] = {la_a * 0.75f, vb + 5.0f, la_a + 6.0f, vb + 2.0f, la_a + 11.0f, vb - 3.0f};
         tube(sc, f, laa, 3, 4.5f, 1.5f);
         /* coronary sinus in the posterior AV groove on the left */
-        ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, -base_half - 8.0f, vb + 6.0f, 6.0f, 5.0f, 0, 1.0f);
-        ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, -base_half - 8.0f, vb + 6.0f, 4.0f, 3.2f, 0, 1.0f);
+        ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, -base_half - 8.0f, vb + 6.0f, 6.0f, 5.0f,
+                0, 1.0f);
+        ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, -base_half - 8.0f, vb + 6.0f, 4.0f, 3.2f, 0,
+                1.0f);
     }
     float mv_len = mv_u1 - mv_u0;
     ellipse(sc, f, EP_TISSUE_VALVE, ECHO_ANNULUS, mv_u0, vb, 2.3f, 2.0f, 0, 1.0f);
@@ -390,27 +404,34 @@ static void heart_plax(ep_scene *sc, const frame *f, const heart *h)
     float lv_b = 21.0f * sw * (1.0f - h->fs * h->c);
     float rot = -0.10f + 0.04f * h->shape[2];
     float wt = h->wall_t;
-    float lv_top = -r + 4.0f + wt;          /* endocardial septum under the aortic anterior wall */
+    float lv_top = -r + 4.0f + wt; /* endocardial septum under the aortic anterior wall */
     float lv_u = -46.0f * sl, lv_v = lv_top + lv_b + 3.0f;
     float in_u = -12.0f, in_v = r + 16.0f, in_a = 13.0f, in_b = 16.0f * (1.0f - 0.3f * h->c);
-    float la_a = 21.0f * h->la * (1.0f + 0.08f * h->c), la_b = 16.0f * h->la * (1.0f + 0.08f * h->c);
+    float la_a = 21.0f * h->la * (1.0f + 0.08f * h->c),
+          la_b = 16.0f * h->la * (1.0f + 0.08f * h->c);
     float la_u = 22.0f, la_v = r + 4.5f + la_b;
     float rv_b = 11.0f * h->rv;
     float groove_v = in_v + in_b; /* posterior mitral annulus */
     float peri_v = fmaxf(lv_v + lv_b + wt + 3.0f, groove_v + wt);
 
     /* pericardium behind the posterior wall, running on under the LA */
-    ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, lv_u, lv_v, lv_a + wt + 3.5f, lv_b + wt + 3.5f, rot, 1.2f);
-    ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, lv_u, lv_v, lv_a + wt + 1.8f, lv_b + wt + 1.8f, rot, 1.2f);
-    capsule(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, in_u - 10.0f, peri_v, la_u + la_a, la_v + la_b + 6.0f, 1.8f, 1.5f);
+    ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, lv_u, lv_v, lv_a + wt + 3.5f, lv_b + wt + 3.5f,
+            rot, 1.2f);
+    ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, lv_u, lv_v, lv_a + wt + 1.8f,
+            lv_b + wt + 1.8f, rot, 1.2f);
+    capsule(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, in_u - 10.0f, peri_v, la_u + la_a,
+            la_v + la_b + 6.0f, 1.8f, 1.5f);
     /* descending aorta in cross-section behind the AV groove */
-    ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, 6.0f, la_v + la_b + 17.0f, 10.5f, 10.0f, 0, 1.0f);
+    ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, 6.0f, la_v + la_b + 17.0f, 10.5f, 10.0f, 0,
+            1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 6.0f, la_v + la_b + 17.0f, 8.5f, 8.0f, 0, 1.0f);
     /* RV and RVOT under the anterior RV wall */
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -28.0f, -r - 3.0f - rv_b, 64.0f, rv_b + 5.0f, 0.06f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -28.0f, -r - 3.0f - rv_b, 64.0f, rv_b + 5.0f,
+            0.06f, 1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, -28.0f, -r - 3.0f - rv_b, 60.0f, rv_b, 0.06f, 1.0f);
     /* LA */
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, la_u, la_v, la_a + 2.5f, la_b + 2.5f, 0, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, la_u, la_v, la_a + 2.5f, la_b + 2.5f, 0,
+            1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, la_u, la_v, la_a, la_b, 0, 1.0f);
     /* LV: septum above, posterior wall below, inflow towards the mitral annulus */
     ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, lv_u, lv_v, lv_a + wt, lv_b + wt, rot, 1.0f);
@@ -445,20 +466,29 @@ static void heart_plax(ep_scene *sc, const frame *f, const heart *h)
  * IVC entering the RA from below. Frame: +v from the RV towards the RA. */
 static void heart_rv_inflow(ep_scene *sc, const frame *f, const heart *h)
 {
-    float rv_a = 24.0f * h->rv * (1.0f - 0.3f * h->fs * h->c), rv_b = 38.0f * h->rv * (1.0f - 0.08f * h->c);
-    float ra_a = 25.0f * h->ra * (1.0f + 0.06f * h->c), ra_b = 21.0f * h->ra * (1.0f + 0.06f * h->c);
+    float rv_a = 24.0f * h->rv * (1.0f - 0.3f * h->fs * h->c),
+          rv_b = 38.0f * h->rv * (1.0f - 0.08f * h->c);
+    float ra_a = 25.0f * h->ra * (1.0f + 0.06f * h->c),
+          ra_b = 21.0f * h->ra * (1.0f + 0.06f * h->c);
     float rv_v = -rv_b * 0.8f, ra_v = 1.0f + ra_b * 0.9f;
-    ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, 0.0f, ra_v + 3.0f, ra_a + 8.0f, ra_b + 7.0f, 0, 1.2f);
-    ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, 0.0f, ra_v + 2.0f, ra_a + 6.0f, ra_b + 5.0f, 0, 1.2f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -2.0f, rv_v, rv_a + 5.0f, rv_b + 5.0f, 0.12f, 1.0f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, 2.0f, ra_v, ra_a + 2.5f, ra_b + 2.5f, 0.1f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, 0.0f, ra_v + 3.0f, ra_a + 8.0f, ra_b + 7.0f, 0,
+            1.2f);
+    ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, 0.0f, ra_v + 2.0f, ra_a + 6.0f,
+            ra_b + 5.0f, 0, 1.2f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -2.0f, rv_v, rv_a + 5.0f, rv_b + 5.0f, 0.12f,
+            1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, 2.0f, ra_v, ra_a + 2.5f, ra_b + 2.5f, 0.1f,
+            1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, -2.0f, rv_v, rv_a, rv_b, 0.12f, 1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 2.0f, ra_v, ra_a, ra_b, 0.1f, 1.0f);
     /* trabeculations and the moderator band towards the apex */
-    capsule(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO * 1.2f, -rv_a + 2.0f, rv_v - 8.0f, rv_a - 4.0f, rv_v - 22.0f, 1.5f, 1.0f);
-    capsule(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -rv_a + 1.0f, rv_v + 6.0f, -rv_a + 10.0f, rv_v - 4.0f, 1.2f, 1.0f);
+    capsule(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO * 1.2f, -rv_a + 2.0f, rv_v - 8.0f, rv_a - 4.0f,
+            rv_v - 22.0f, 1.5f, 1.0f);
+    capsule(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -rv_a + 1.0f, rv_v + 6.0f, -rv_a + 10.0f,
+            rv_v - 4.0f, 1.2f, 1.0f);
     {
-        float ivc[6] = {-14.0f, ra_v + ra_b + 26.0f, -12.0f, ra_v + ra_b + 8.0f, -9.0f, ra_v + ra_b - 8.0f};
+        float ivc[6] = {-14.0f, ra_v + ra_b + 26.0f, -12.0f, ra_v + ra_b + 8.0f,
+                        -9.0f,  ra_v + ra_b - 8.0f};
         tube(sc, f, ivc, 3, 7.5f, 1.5f);
         float cs[4] = {ra_a + 6.0f, ra_v - 4.0f, ra_a - 8.0f, ra_v - 6.0f}; /* coronary sinus */
         tube(sc, f, cs, 2, 4.0f, 1.2f);
@@ -476,15 +506,18 @@ static void heart_rv_inflow(ep_scene *sc, const frame *f, const heart *h)
 static void heart_psax_av(ep_scene *sc, const frame *f, const heart *h)
 {
     float r = 0.5f * h->ao * (1.0f + 0.03f * h->c);
-    float la_a = 28.0f * h->la * (1.0f + 0.08f * h->c), la_b = 17.0f * h->la * (1.0f + 0.08f * h->c);
+    float la_a = 28.0f * h->la * (1.0f + 0.08f * h->c),
+          la_b = 17.0f * h->la * (1.0f + 0.08f * h->c);
     float la_v = r + 4.0f + la_b;
     float ra_a = 17.0f * h->ra, ra_b = 21.0f * h->ra;
     float ra_u = -r - 4.0f - ra_a, ra_v = 10.0f;
     float rvot_r = r + 15.0f * h->rv, rvot_w = 10.0f * h->rv * (1.0f - 0.2f * h->c);
 
-    capsule(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, -la_a, la_v + la_b + 5.0f, la_a, la_v + la_b + 6.0f, 2.0f, 1.5f);
+    capsule(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, -la_a, la_v + la_b + 5.0f, la_a,
+            la_v + la_b + 6.0f, 2.0f, 1.5f);
     ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, 0, la_v, la_a + 2.5f, la_b + 2.5f, 0, 1.0f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, ra_u, ra_v, ra_a + 2.5f, ra_b + 2.5f, 0, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, ra_u, ra_v, ra_a + 2.5f, ra_b + 2.5f, 0,
+            1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 0, la_v, la_a, la_b, 0, 1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, ra_u, ra_v, ra_a, ra_b, 0, 1.0f);
     /* RVOT: an arc of RV myocardium then blood over the aorta, from the tricuspid valve on the
@@ -498,12 +531,13 @@ static void heart_psax_av(ep_scene *sc, const frame *f, const heart *h)
             pts[2 * i + 1] = rvot_r * sinf(a);
         }
         for (int i = 0; i + 1 < n; i++)
-            capsule(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, pts[2 * i], pts[2 * i + 1], pts[2 * i + 2],
-                    pts[2 * i + 3], rvot_w + 4.0f, 1.0f);
+            capsule(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, pts[2 * i], pts[2 * i + 1],
+                    pts[2 * i + 2], pts[2 * i + 3], rvot_w + 4.0f, 1.0f);
         for (int i = 0; i + 1 < n; i++)
             capsule(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, pts[2 * i], pts[2 * i + 1], pts[2 * i + 2],
                     pts[2 * i + 3], rvot_w, 1.0f);
-        float pa[6] = {pts[12], pts[13], pts[12] + 12.0f, pts[13] + 16.0f, pts[12] + 14.0f, pts[13] + 40.0f};
+        float pa[6] = {pts[12],         pts[13],         pts[12] + 12.0f,
+                       pts[13] + 16.0f, pts[12] + 14.0f, pts[13] + 40.0f};
         tube(sc, f, pa, 3, 10.0f * h->rv, 1.8f);
         /* pulmonic cusps at the RVOT end */
         leaflet(sc, f, pts[12] - 8.0f, pts[13] + 2.0f, 8.0f, 0.6f, 1.3f, h->av);
@@ -522,7 +556,8 @@ static void heart_psax_av(ep_scene *sc, const frame *f, const heart *h)
         } else { /* open: cusps against the wall leave a triangular orifice */
             float b = a + 120.0f * EP_DEG;
             float ri = r * 0.85f;
-            capsule(sc, f, EP_TISSUE_VALVE, ECHO_VALVE, ri * ca, ri * sa, ri * cosf(b), ri * sinf(b), 0.8f, 0.7f);
+            capsule(sc, f, EP_TISSUE_VALVE, ECHO_VALVE, ri * ca, ri * sa, ri * cosf(b),
+                    ri * sinf(b), 0.8f, 0.7f);
         }
     }
 }
@@ -535,15 +570,20 @@ static void heart_psax_lv(ep_scene *sc, const frame *f, const heart *h)
     float rv_a = 1.45f * (0.5f * h->W) * h->rv, rv_b = 11.0f * h->rv * (1.0f - 0.3f * h->c);
     float ecc = 1.0f + 0.05f * h->shape[4];
     ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, 0, 2.0f, ro * ecc + 4.5f, ro + 4.5f, 0, 1.2f);
-    ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, 0, 1.0f, ro * ecc + 2.3f, ro + 2.3f, 0, 1.2f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -0.45f * ro, -ro + 2.0f, rv_a + 4.0f, rv_b + 4.0f + ro * 0.25f, 0.35f, 1.0f);
-    ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, -0.45f * ro, -ro + 2.0f, rv_a, rv_b + ro * 0.25f, 0.35f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, 0, 1.0f, ro * ecc + 2.3f, ro + 2.3f,
+            0, 1.2f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, -0.45f * ro, -ro + 2.0f, rv_a + 4.0f,
+            rv_b + 4.0f + ro * 0.25f, 0.35f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, -0.45f * ro, -ro + 2.0f, rv_a, rv_b + ro * 0.25f,
+            0.35f, 1.0f);
     ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO, 0, 0, ro * ecc, ro, 0, 1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 0, 0, rc * ecc, rc, 0, 1.0f);
     /* papillary muscles at about 4 and 8 o'clock */
     float pr = 5.5f * (1.0f + 0.25f * h->c);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO * 1.1f, 0.62f * rc * 0.87f, 0.62f * rc * 0.5f, pr, pr * 0.85f, 0.4f, 1.0f);
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO * 1.1f, -0.62f * rc * 0.8f, 0.62f * rc * 0.6f, pr, pr * 0.85f, -0.4f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO * 1.1f, 0.62f * rc * 0.87f, 0.62f * rc * 0.5f, pr,
+            pr * 0.85f, 0.4f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_MYO * 1.1f, -0.62f * rc * 0.8f, 0.62f * rc * 0.6f, pr,
+            pr * 0.85f, -0.4f, 1.0f);
 }
 
 /* Liver with the diaphragm behind it (subcostal windows). */
@@ -559,10 +599,13 @@ static void scene_subcostal_ivc(ep_scene *sc, const frame *f, const ep_patient *
     float r = 0.5f * p->ivc_mm * (1.0f - 0.12f * h->c);
     liver(sc, f, -20.0f, cw + 0.55f * lv + 10.0f, 150.0f, 0.55f * lv + 28.0f, 0.12f);
     /* right atrium at the cranial (right) end */
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, 62.0f, cw + lv + 28.0f, 27.0f * h->ra, 24.0f * h->ra, 0.2f, 1.0f);
-    ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 62.0f, cw + lv + 28.0f, 24.0f * h->ra, 21.0f * h->ra, 0.2f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, 62.0f, cw + lv + 28.0f, 27.0f * h->ra,
+            24.0f * h->ra, 0.2f, 1.0f);
+    ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 62.0f, cw + lv + 28.0f, 24.0f * h->ra,
+            21.0f * h->ra, 0.2f, 1.0f);
     float z0 = cw + 0.75f * lv;
-    float ivc[8] = {-110.0f, z0 + 20.0f, -50.0f, z0 + 12.0f, 0.0f, z0 + 10.0f, 45.0f, cw + lv + 24.0f};
+    float ivc[8] = {-110.0f, z0 + 20.0f, -50.0f, z0 + 12.0f,
+                    0.0f,    z0 + 10.0f, 45.0f,  cw + lv + 24.0f};
     tube(sc, f, ivc, 4, r, 1.6f);
     float hv[6] = {-50.0f, cw + 0.2f * lv, -28.0f, z0 - 6.0f, -12.0f, z0 + 8.0f};
     tube(sc, f, hv, 3, 4.5f, 1.2f);
@@ -584,7 +627,8 @@ static void scene_suprasternal(ep_scene *sc, const frame *f, const heart *h)
     float asc[4] = {-44.0f, 40.0f, pts[0], pts[1]};
     float desc[4] = {pts[2 * n - 2], pts[2 * n - 1], 44.0f, 80.0f};
     /* right pulmonary artery under the arch, left atrium deeper */
-    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, 0, 60.0f, 30.0f * h->la, 15.0f * h->la, 0, 1.0f);
+    ellipse(sc, f, EP_TISSUE_MYOCARDIUM, ECHO_ATRIAL, 0, 60.0f, 30.0f * h->la, 15.0f * h->la, 0,
+            1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 0, 60.0f, 27.5f * h->la, 12.5f * h->la, 0, 1.0f);
     ellipse(sc, f, EP_TISSUE_VESSEL_WALL, ECHO_VWALL, 0, 22.0f, 12.5f, 11.5f, 0, 1.0f);
     ellipse(sc, f, EP_TISSUE_BLOOD, ECHO_BLOOD, 0, 22.0f, 10.5f, 9.5f, 0, 1.0f);
@@ -688,7 +732,8 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         float cs = cosf(ang), sn = sinf(ang);
         /* the LV tip under the probe, a little right of centre: the crux falls near the
          * centre line, LV on the right, RV on the left */
-        float ox = shift + 5.0f - (lv_tip_u * cs - tip_v * sn), oz = apex_z - (lv_tip_u * sn + tip_v * cs);
+        float ox = shift + 5.0f - (lv_tip_u * cs - tip_v * sn),
+              oz = apex_z - (lv_tip_u * sn + tip_v * cs);
         float lvot = s->view == EP_VIEW_A5CH ? in_plane : 0.45f * (1.0f - in_plane);
         oz -= 4.0f * lvot; /* anterior angulation brings the base a little closer */
         f = frame_make(ox, oz, ang);
@@ -704,7 +749,8 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         float ang = -17.0f * EP_DEG + tilt;
         float cs = cosf(ang), sn = sinf(ang);
         float slide = 0.5f * h.W * 0.72f * h.rv;
-        float ox = shift + 5.0f + slide - (lv_tip_u * cs - tip_v * sn), oz = apex_z - (lv_tip_u * sn + tip_v * cs);
+        float ox = shift + 5.0f + slide - (lv_tip_u * cs - tip_v * sn),
+              oz = apex_z - (lv_tip_u * sn + tip_v * cs);
         f = frame_make(ox, oz, ang);
         heart_four(sc, &f, &h, FOUR_RV, 0.0f);
         break;

@@ -5,14 +5,12 @@
 #include <stddef.h>
 
 static const char *const view_names[EP_VIEW_COUNT] = {
-    "A2CH",     "A3CH",      "A4CH-LV",     "A4CH-RV", "A5CH",          "Apical-LA/MV", "PLAX-TV",
-    "PLAX-full", "PLAX-valves", "PSAX-AV", "PSAX-LV", "Subcostal-IVC", "Subcostal",    "Suprasternal",
+    "A2CH",         "A3CH",          "A4CH-LV",   "A4CH-RV",      "A5CH",
+    "Apical-LA/MV", "PLAX-TV",       "PLAX-full", "PLAX-valves",  "PSAX-AV",
+    "PSAX-LV",      "Subcostal-IVC", "Subcostal", "Suprasternal",
 };
 
-int ep_view_count(void)
-{
-    return EP_VIEW_COUNT;
-}
+int ep_view_count(void) { return EP_VIEW_COUNT; }
 
 const char *ep_view_name(int view)
 {
@@ -21,10 +19,7 @@ const char *ep_view_name(int view)
     return view_names[view];
 }
 
-static int ascii_lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
+static int ascii_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
 
 int ep_view_parse(const char *name)
 {
@@ -132,10 +127,7 @@ int ep_scan_init(ep_scan *s, int view, uint64_t seed)
     return EP_OK;
 }
 
-static int finite_in(float v, float lo, float hi)
-{
-    return isfinite(v) && v >= lo && v <= hi;
-}
+static int finite_in(float v, float lo, float hi) { return isfinite(v) && v >= lo && v <= hi; }
 
 int ep_scan_validate(const ep_scan *s)
 {
@@ -144,13 +136,15 @@ int ep_scan_validate(const ep_scan *s)
     if (s->view < 0 || s->view >= EP_VIEW_COUNT)
         return EP_ERR_INVALID;
     if (!finite_in(s->depth_mm, 40.0f, 300.0f) || !finite_in(s->sector_deg, 30.0f, 100.0f) ||
-        !finite_in(s->probe_shift_mm, -60.0f, 60.0f) || !finite_in(s->probe_depth_mm, -40.0f, 40.0f) ||
+        !finite_in(s->probe_shift_mm, -60.0f, 60.0f) ||
+        !finite_in(s->probe_depth_mm, -40.0f, 40.0f) ||
         !finite_in(s->probe_tilt_deg, -45.0f, 45.0f) || !finite_in(s->gain_db, -30.0f, 30.0f) ||
         !finite_in(s->dynamic_range_db, 20.0f, 90.0f) || !finite_in(s->tgc, 0.0f, 1.5f))
         return EP_ERR_INVALID;
     if (s->quality < 1 || s->quality > 5)
         return EP_ERR_INVALID;
-    if ((s->overlays & ~(unsigned)EP_OVERLAY_ALL) != 0 || (s->flags & ~(unsigned)EP_FLAG_UNIFORM_PHANTOM) != 0)
+    if ((s->overlays & ~(unsigned)EP_OVERLAY_ALL) != 0 ||
+        (s->flags & ~(unsigned)EP_FLAG_UNIFORM_PHANTOM) != 0)
         return EP_ERR_INVALID;
     if (s->framing != EP_FRAMING_SCANNER && s->framing != EP_FRAMING_SECTOR)
         return EP_ERR_INVALID;

@@ -56,12 +56,12 @@ enum { EP_PRIM_ELLIPSE = 0, EP_PRIM_CAPSULE = 1 };
  * Coordinates are image millimetres: x lateral (+ = screen right), z depth from the probe. */
 typedef struct ep_prim {
     int type;
-    int tissue;     /* EP_TISSUE_* */
-    float echo;     /* scatterer amplitude (echogenicity), pericardium ~1 */
-    float soft;     /* edge width, mm */
-    float cx, cz;   /* ellipse centre */
-    float a, b;     /* ellipse semi-axes (a along the rotated x axis) */
-    float cs, sn;   /* ellipse rotation: cos, sin */
+    int tissue;                   /* EP_TISSUE_* */
+    float echo;                   /* scatterer amplitude (echogenicity), pericardium ~1 */
+    float soft;                   /* edge width, mm */
+    float cx, cz;                 /* ellipse centre */
+    float a, b;                   /* ellipse semi-axes (a along the rotated x axis) */
+    float cs, sn;                 /* ellipse rotation: cos, sin */
     float x0, z0, x1, z1, radius; /* capsule: segment and radius */
 } ep_prim;
 
@@ -72,7 +72,7 @@ typedef struct ep_prim {
 typedef struct ep_scene {
     int count;
     ep_prim prims[EP_MAX_PRIMS];
-    float background_echo; /* echogenicity of tissue no primitive covers */
+    float background_echo;      /* echogenicity of tissue no primitive covers */
     float motion_cx, motion_cz; /* centre of cardiac contraction (image mm) */
     float motion_radius;        /* its extent */
     float motion_amount;        /* relative contraction at this phase (speckle displacement) */
@@ -84,9 +84,9 @@ typedef struct ep_scene {
 void ep_scene_build(ep_scene *scene, const ep_patient *p, const ep_scan *s, float phase);
 
 /* Cardiac timing shared by anatomy and overlays. */
-float ep_contraction_at(float phase);  /* 0 at end-diastole .. 1 at end-systole */
-float ep_av_opening_at(float phase);   /* semilunar (aortic, pulmonic) valves: 0 closed .. 1 open */
-float ep_mv_opening_at(float phase);   /* atrioventricular (mitral, tricuspid) valves */
+float ep_contraction_at(float phase); /* 0 at end-diastole .. 1 at end-systole */
+float ep_av_opening_at(float phase);  /* semilunar (aortic, pulmonic) valves: 0 closed .. 1 open */
+float ep_mv_opening_at(float phase);  /* atrioventricular (mitral, tricuspid) valves */
 
 /* Nominal depth and sector of a view. */
 void ep_view_nominal(int view, float *depth_mm, float *sector_deg);

@@ -32,10 +32,10 @@ struct ep_renderer {
     float *echo;
     uint8_t *label;
     float *re, *im, *tre, *tim;
-    float *grey;      /* polar grey levels */
+    float *grey; /* polar grey levels */
     float *sin_b, *cos_b;
     float *row_att, *row_tgc, *row_lat; /* per sample row */
-    float *kernel_lat;                 /* ns x (2*MAX_TAPS+1) */
+    float *kernel_lat;                  /* ns x (2*MAX_TAPS+1) */
     /* scan conversion: per output pixel the polar index of its top-left neighbour, or -1,
      * and the bilinear fractions */
     int32_t *lut_index;
@@ -266,12 +266,14 @@ static void paint_prim(ep_renderer *r, const ep_prim *p, float dr, float half_an
     float rmax = sqrtf(fmaxf(x0 * x0, x1 * x1) + fmaxf(z0 * z0, z1 * z1));
     float tmin = -half_angle, tmax = half_angle;
     if (z0 > 0.0f) {
-        float a00 = atan2f(x0, z0), a01 = atan2f(x0, z1), a10 = atan2f(x1, z0), a11 = atan2f(x1, z1);
+        float a00 = atan2f(x0, z0), a01 = atan2f(x0, z1), a10 = atan2f(x1, z0),
+              a11 = atan2f(x1, z1);
         tmin = fminf(fminf(a00, a01), fminf(a10, a11));
         tmax = fmaxf(fmaxf(a00, a01), fmaxf(a10, a11));
     }
     int j0 = (int)floorf(rmin / dr - 0.5f), j1 = (int)ceilf(rmax / dr - 0.5f);
-    int b0 = (int)floorf((tmin + half_angle) / dth - 0.5f), b1 = (int)ceilf((tmax + half_angle) / dth - 0.5f);
+    int b0 = (int)floorf((tmin + half_angle) / dth - 0.5f),
+        b1 = (int)ceilf((tmax + half_angle) / dth - 0.5f);
     if (j0 < 0)
         j0 = 0;
     if (j1 > r->ns - 1)
@@ -317,7 +319,8 @@ static void paint_prim(ep_renderer *r, const ep_prim *p, float dr, float half_an
                 float nx, nz;
                 if (p->type == EP_PRIM_ELLIPSE) {
                     float dx = x - p->cx, dz = z - p->cz;
-                    float u = (dx * p->cs + dz * p->sn) / (p->a * p->a), v = (-dx * p->sn + dz * p->cs) / (p->b * p->b);
+                    float u = (dx * p->cs + dz * p->sn) / (p->a * p->a),
+                          v = (-dx * p->sn + dz * p->cs) / (p->b * p->b);
                     nx = u * p->cs - v * p->sn;
                     nz = u * p->sn + v * p->cs;
                 } else {
@@ -328,7 +331,8 @@ static void paint_prim(ep_renderer *r, const ep_prim *p, float dr, float half_an
                     nx = x - p->x0 - t * ux, nz = z - p->z0 - t * uz;
                 }
                 float nn = nx * nx + nz * nz;
-                float c = nn > 1e-12f ? fabsf(nx * r->sin_b[b] + nz * r->cos_b[b]) / sqrtf(nn) : 1.0f;
+                float c =
+                    nn > 1e-12f ? fabsf(nx * r->sin_b[b] + nz * r->cos_b[b]) / sqrtf(nn) : 1.0f;
                 echo *= 1.0f - spec + spec * c * c;
             }
             if (alpha >= 1.0f) {
@@ -489,7 +493,8 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
             }
             float qx = sc->pose_cs * x - sc->pose_sn * z + sc->pose_tx;
             float qz = sc->pose_sn * x + sc->pose_cs * z + sc->pose_tz;
-            uint32_t h = hash3((uint32_t)(int32_t)floorf(qx * inv_cell), (uint32_t)(int32_t)floorf(qz * inv_cell), pseed);
+            uint32_t h = hash3((uint32_t)(int32_t)floorf(qx * inv_cell),
+                               (uint32_t)(int32_t)floorf(qz * inv_cell), pseed);
             uint32_t hn = hash3((uint32_t)b, (uint32_t)j, nseed);
             float a = e[b] * att * r->gauss_mag[h & (GAUSS_TABLE - 1)];
             float na = noise_amp * r->gauss_mag[hn & (GAUSS_TABLE - 1)];
@@ -646,8 +651,8 @@ static const struct {
     {'/', {1, 1, 2, 4, 4}}, {':', {0, 2, 0, 2, 0}}, {'-', {0, 0, 7, 0, 0}},
 };
 
-static void put_text(uint8_t *out, size_t stride, int w, int h, int x, int y, int scale, const char *text,
-                     uint8_t v)
+static void put_text(uint8_t *out, size_t stride, int w, int h, int x, int y, int scale,
+                     const char *text, uint8_t v)
 {
     for (; *text; text++, x += 4 * scale) {
         for (size_t g = 0; g < sizeof font / sizeof font[0]; g++) {
@@ -761,25 +766,30 @@ static int patient_ok(const ep_patient *p)
 {
     return isfinite(p->lv_length_mm) && p->lv_length_mm >= 40.0f && p->lv_length_mm <= 150.0f &&
            isfinite(p->lv_width_mm) && p->lv_width_mm >= 20.0f && p->lv_width_mm <= 90.0f &&
-           isfinite(p->wall_mm) && p->wall_mm >= 3.0f && p->wall_mm <= 25.0f && isfinite(p->rv_scale) &&
-           p->rv_scale >= 0.4f && p->rv_scale <= 2.0f && isfinite(p->la_scale) && p->la_scale >= 0.4f &&
-           p->la_scale <= 2.0f && isfinite(p->ra_scale) && p->ra_scale >= 0.4f && p->ra_scale <= 2.0f &&
-           isfinite(p->aorta_mm) && p->aorta_mm >= 10.0f && p->aorta_mm <= 60.0f && isfinite(p->ivc_mm) &&
-           p->ivc_mm >= 5.0f && p->ivc_mm <= 40.0f && isfinite(p->heart_tilt_deg) &&
-           fabsf(p->heart_tilt_deg) <= 45.0f && isfinite(p->heart_shift_mm) &&
-           fabsf(p->heart_shift_mm) <= 40.0f && isfinite(p->chest_wall_mm) && p->chest_wall_mm >= 3.0f &&
-           p->chest_wall_mm <= 60.0f && isfinite(p->liver_mm) && p->liver_mm >= 20.0f &&
-           p->liver_mm <= 150.0f && isfinite(p->contraction) && p->contraction >= 0.0f &&
-           p->contraction <= 0.7f && isfinite(p->heart_rate_bpm) && p->heart_rate_bpm >= 20.0f &&
-           p->heart_rate_bpm <= 250.0f && isfinite(p->attenuation_db_cm) && p->attenuation_db_cm >= 0.0f &&
-           p->attenuation_db_cm <= 10.0f && isfinite(p->myocardium_echo) && p->myocardium_echo >= 0.1f &&
+           isfinite(p->wall_mm) && p->wall_mm >= 3.0f && p->wall_mm <= 25.0f &&
+           isfinite(p->rv_scale) && p->rv_scale >= 0.4f && p->rv_scale <= 2.0f &&
+           isfinite(p->la_scale) && p->la_scale >= 0.4f && p->la_scale <= 2.0f &&
+           isfinite(p->ra_scale) && p->ra_scale >= 0.4f && p->ra_scale <= 2.0f &&
+           isfinite(p->aorta_mm) && p->aorta_mm >= 10.0f && p->aorta_mm <= 60.0f &&
+           isfinite(p->ivc_mm) && p->ivc_mm >= 5.0f && p->ivc_mm <= 40.0f &&
+           isfinite(p->heart_tilt_deg) && fabsf(p->heart_tilt_deg) <= 45.0f &&
+           isfinite(p->heart_shift_mm) && fabsf(p->heart_shift_mm) <= 40.0f &&
+           isfinite(p->chest_wall_mm) && p->chest_wall_mm >= 3.0f && p->chest_wall_mm <= 60.0f &&
+           isfinite(p->liver_mm) && p->liver_mm >= 20.0f && p->liver_mm <= 150.0f &&
+           isfinite(p->contraction) && p->contraction >= 0.0f && p->contraction <= 0.7f &&
+           isfinite(p->heart_rate_bpm) && p->heart_rate_bpm >= 20.0f &&
+           p->heart_rate_bpm <= 250.0f && isfinite(p->attenuation_db_cm) &&
+           p->attenuation_db_cm >= 0.0f && p->attenuation_db_cm <= 10.0f &&
+           isfinite(p->myocardium_echo) && p->myocardium_echo >= 0.1f &&
            p->myocardium_echo <= 3.0f && isfinite(p->shape[0]) && isfinite(p->shape[1]) &&
-           isfinite(p->shape[2]) && isfinite(p->shape[3]) && isfinite(p->shape[4]) && isfinite(p->shape[5]);
+           isfinite(p->shape[2]) && isfinite(p->shape[3]) && isfinite(p->shape[4]) &&
+           isfinite(p->shape[5]);
 }
 
 /* Shared front half: checks, scene, polar geometry, echogenicity map. */
-static int prepare(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, const uint8_t *out,
-                   size_t stride, float *dr, float *half_angle, float *dth, float *ph_out)
+static int prepare(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
+                   const uint8_t *out, size_t stride, float *dr, float *half_angle, float *dth,
+                   float *ph_out)
 {
     if (!r || !p || !s || !out || stride < (size_t)r->width || !isfinite(phase))
         return EP_ERR_INVALID;
@@ -805,7 +815,8 @@ static int prepare(ep_renderer *r, const ep_patient *p, const ep_scan *s, double
     return EP_OK;
 }
 
-int ep_render(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, uint8_t *out, size_t stride)
+int ep_render(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, uint8_t *out,
+              size_t stride)
 {
     float dr, ha, dth, ph;
     int rc = prepare(r, p, s, phase, out, stride, &dr, &ha, &dth, &ph);
@@ -820,8 +831,8 @@ int ep_render(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phas
     return EP_OK;
 }
 
-int ep_render_time(ep_renderer *r, const ep_patient *p, const ep_scan *s, double t_seconds, uint8_t *out,
-                   size_t stride)
+int ep_render_time(ep_renderer *r, const ep_patient *p, const ep_scan *s, double t_seconds,
+                   uint8_t *out, size_t stride)
 {
     if (!p || !isfinite(t_seconds))
         return EP_ERR_INVALID;
@@ -829,8 +840,8 @@ int ep_render_time(ep_renderer *r, const ep_patient *p, const ep_scan *s, double
     return ep_render(r, p, s, phase - floor(phase), out, stride);
 }
 
-int ep_render_labels(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, uint8_t *out,
-                     size_t stride)
+int ep_render_labels(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
+                     uint8_t *out, size_t stride)
 {
     float dr, ha, dth, ph;
     int rc = prepare(r, p, s, phase, out, stride, &dr, &ha, &dth, &ph);

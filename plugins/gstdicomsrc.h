@@ -7,10 +7,10 @@
 
 G_BEGIN_DECLS
 
-#define GST_TYPE_DICOM_SRC (gst_dicom_src_get_type ())
-G_DECLARE_FINAL_TYPE (GstDicomSrc, gst_dicom_src, GST, DICOM_SRC, GstPushSrc)
+#define GST_TYPE_DICOM_SRC (gst_dicom_src_get_type())
+G_DECLARE_FINAL_TYPE(GstDicomSrc, gst_dicom_src, GST, DICOM_SRC, GstPushSrc)
 
-GST_ELEMENT_REGISTER_DECLARE (dicomsrc);
+GST_ELEMENT_REGISTER_DECLARE(dicomsrc);
 
 G_END_DECLS
 

@@ -12,7 +12,7 @@
 #include "echophantom.h"
 #include "gstechoviewmeta.h"
 
-GST_DEBUG_CATEGORY_STATIC (gst_echo_phantom_src_debug);
+GST_DEBUG_CATEGORY_STATIC(gst_echo_phantom_src_debug);
 #define GST_CAT_DEFAULT gst_echo_phantom_src_debug
 
 #define DEFAULT_VIEW "A4CH-LV"
@@ -23,450 +23,457 @@ GST_DEBUG_CATEGORY_STATIC (gst_echo_phantom_src_debug);
 #define MAX_SEGMENTS 256
 
 enum {
-  PROP_0,
-  PROP_VIEW,
-  PROP_SCHEDULE,
-  PROP_SEED,
-  PROP_QUALITY,
-  PROP_OVERLAYS,
-  PROP_IS_LIVE,
+    PROP_0,
+    PROP_VIEW,
+    PROP_SCHEDULE,
+    PROP_SEED,
+    PROP_QUALITY,
+    PROP_OVERLAYS,
+    PROP_IS_LIVE,
 };
 
 typedef struct {
-  gint view;
-  GstClockTime duration;        /* ns: integer time, so segment edges fall on exact frames */
+    gint view;
+    GstClockTime duration; /* ns: integer time, so segment edges fall on exact frames */
 } Segment;
 
 struct _GstEchoPhantomSrc {
-  GstPushSrc parent;
+    GstPushSrc parent;
 
-  /* properties, under the object lock */
-  gchar *view;
-  gchar *schedule;
-  guint64 seed;
-  gint quality;
-  gboolean overlays;
+    /* properties, under the object lock */
+    gchar *view;
+    gchar *schedule;
+    guint64 seed;
+    gint quality;
+    gboolean overlays;
 
-  /* from start() to stop() */
-  Segment segments[MAX_SEGMENTS];
-  guint n_segments;
-  GstClockTime loop_duration;
-  guint64 run_seed;
-  gint run_quality;
-  gboolean run_overlays;
-  ep_patient patient;
+    /* from start() to stop() */
+    Segment segments[MAX_SEGMENTS];
+    guint n_segments;
+    GstClockTime loop_duration;
+    guint64 run_seed;
+    gint run_quality;
+    gboolean run_overlays;
+    ep_patient patient;
 
-  /* from set_caps() */
-  GstVideoInfo info;
-  ep_renderer *renderer;
-  guint8 *gray;                 /* scratch frame for RGB output */
-  guint64 n_frames;
+    /* from set_caps() */
+    GstVideoInfo info;
+    ep_renderer *renderer;
+    guint8 *gray; /* scratch frame for RGB output */
+    guint64 n_frames;
 
-  /* the acquisition on screen */
-  gint64 scan_key;              /* loop * n_segments + segment, -1 before the first frame */
-  ep_scan scan;
+    /* the acquisition on screen */
+    gint64 scan_key; /* loop * n_segments + segment, -1 before the first frame */
+    ep_scan scan;
 };
 
-#define CAPS_STR "video/x-raw, format = (string) { GRAY8, RGB }, " \
-  "width = (int) [ 8, 4096 ], height = (int) [ 8, 4096 ], " \
-  "framerate = (fraction) [ 1/1, 240/1 ]"
+#define CAPS_STR                                              \
+    "video/x-raw, format = (string) { GRAY8, RGB }, "         \
+    "width = (int) [ 8, 4096 ], height = (int) [ 8, 4096 ], " \
+    "framerate = (fraction) [ 1/1, 240/1 ]"
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (CAPS_STR));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE("src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(CAPS_STR));
 
-G_DEFINE_TYPE (GstEchoPhantomSrc, gst_echo_phantom_src, GST_TYPE_PUSH_SRC);
-GST_ELEMENT_REGISTER_DEFINE (echophantomsrc, "echophantomsrc", GST_RANK_NONE,
-    GST_TYPE_ECHO_PHANTOM_SRC);
+G_DEFINE_TYPE(GstEchoPhantomSrc, gst_echo_phantom_src, GST_TYPE_PUSH_SRC);
+GST_ELEMENT_REGISTER_DEFINE(echophantomsrc, "echophantomsrc", GST_RANK_NONE,
+                            GST_TYPE_ECHO_PHANTOM_SRC);
 
 /* "VIEW:SECONDS,VIEW:SECONDS,..." (a bare "VIEW" holds for 5 s). */
-static gboolean
-parse_schedule (const gchar * text, Segment * segments, guint * n, GError ** error)
+static gboolean parse_schedule(const gchar *text, Segment *segments, guint *n, GError **error)
 {
-  gchar **items = g_strsplit (text, ",", -1);
-  gboolean ok = FALSE;
-  guint count = 0;
+    gchar **items = g_strsplit(text, ",", -1);
+    gboolean ok = FALSE;
+    guint count = 0;
 
-  for (gchar ** item = items; *item; item++) {
-    gchar *spec = g_strstrip (*item), *colon, *end;
-    gdouble seconds = 5.0;
-    gint view;
+    for (gchar **item = items; *item; item++) {
+        gchar *spec = g_strstrip(*item), *colon, *end;
+        gdouble seconds = 5.0;
+        gint view;
 
-    if (!*spec)
-      continue;
-    if (count == MAX_SEGMENTS) {
-      g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-          "more than %d schedule entries", MAX_SEGMENTS);
-      goto out;
+        if (!*spec)
+            continue;
+        if (count == MAX_SEGMENTS) {
+            g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+                        "more than %d schedule entries", MAX_SEGMENTS);
+            goto out;
+        }
+        colon = strrchr(spec, ':');
+        if (colon) {
+            *colon = '\0';
+            seconds = g_ascii_strtod(colon + 1, &end);
+            if (end == colon + 1 || *end || !(seconds > 0.0 && seconds <= 86400.0)) {
+                g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+                            "'%s': seconds must be a number in (0, 86400]", colon + 1);
+                goto out;
+            }
+        }
+        view = ep_view_parse(spec);
+        if (view < 0) {
+            g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "unknown view '%s'",
+                        spec);
+            goto out;
+        }
+        segments[count].view = view;
+        segments[count].duration = (GstClockTime)(seconds * GST_SECOND + 0.5);
+        count++;
     }
-    colon = strrchr (spec, ':');
-    if (colon) {
-      *colon = '\0';
-      seconds = g_ascii_strtod (colon + 1, &end);
-      if (end == colon + 1 || *end || !(seconds > 0.0 && seconds <= 86400.0)) {
-        g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-            "'%s': seconds must be a number in (0, 86400]", colon + 1);
+    if (!count) {
+        g_set_error(error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "empty schedule");
         goto out;
-      }
     }
-    view = ep_view_parse (spec);
-    if (view < 0) {
-      g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
-          "unknown view '%s'", spec);
-      goto out;
-    }
-    segments[count].view = view;
-    segments[count].duration = (GstClockTime) (seconds * GST_SECOND + 0.5);
-    count++;
-  }
-  if (!count) {
-    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "empty schedule");
-    goto out;
-  }
-  *n = count;
-  ok = TRUE;
+    *n = count;
+    ok = TRUE;
 out:
-  g_strfreev (items);
-  return ok;
+    g_strfreev(items);
+    return ok;
 }
 
-static gboolean
-gst_echo_phantom_src_start (GstBaseSrc * base)
+static gboolean gst_echo_phantom_src_start(GstBaseSrc *base)
 {
-  GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC (base);
-  gchar *text;
-  GError *error = NULL;
-  gboolean ok;
+    GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC(base);
+    gchar *text;
+    GError *error = NULL;
+    gboolean ok;
 
-  GST_OBJECT_LOCK (self);
-  text = g_strdup (self->schedule && *self->schedule ? self->schedule : self->view);
-  self->run_seed = self->seed;
-  self->run_quality = self->quality;
-  self->run_overlays = self->overlays;
-  GST_OBJECT_UNLOCK (self);
+    GST_OBJECT_LOCK(self);
+    text = g_strdup(self->schedule && *self->schedule ? self->schedule : self->view);
+    self->run_seed = self->seed;
+    self->run_quality = self->quality;
+    self->run_overlays = self->overlays;
+    GST_OBJECT_UNLOCK(self);
 
-  ok = text && parse_schedule (text, self->segments, &self->n_segments, &error);
-  if (!ok) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid view or schedule '%s'.",
-            GST_STR_NULL (text)), ("%s", error ? error->message : "no view"));
-    g_clear_error (&error);
-    g_free (text);
-    return FALSE;
-  }
-  g_free (text);
-  self->loop_duration = 0;
-  for (guint i = 0; i < self->n_segments; i++)
-    self->loop_duration += self->segments[i].duration;
-  ep_patient_init (&self->patient, self->run_seed);
-  self->n_frames = 0;
-  self->scan_key = -1;
-  return TRUE;
-}
-
-static gboolean
-gst_echo_phantom_src_stop (GstBaseSrc * base)
-{
-  GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC (base);
-
-  g_clear_pointer (&self->renderer, ep_renderer_free);
-  g_clear_pointer (&self->gray, g_free);
-  return TRUE;
-}
-
-static GstCaps *
-gst_echo_phantom_src_fixate (GstBaseSrc * base, GstCaps * caps)
-{
-  GstStructure *s;
-
-  caps = gst_caps_make_writable (caps);
-  caps = gst_caps_truncate (caps);
-  s = gst_caps_get_structure (caps, 0);
-  /* A scanner's typical output unless downstream asks for something else. */
-  gst_structure_fixate_field_nearest_int (s, "width", 800);
-  gst_structure_fixate_field_nearest_int (s, "height", 600);
-  gst_structure_fixate_field_nearest_fraction (s, "framerate", 30, 1);
-  gst_structure_fixate_field_string (s, "format", "GRAY8");
-  return GST_BASE_SRC_CLASS (gst_echo_phantom_src_parent_class)->fixate (base, caps);
-}
-
-static gboolean
-gst_echo_phantom_src_set_caps (GstBaseSrc * base, GstCaps * caps)
-{
-  GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC (base);
-  GstVideoInfo info;
-
-  if (!gst_video_info_from_caps (&info, caps) || GST_VIDEO_INFO_FPS_N (&info) <= 0) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unsupported caps."),
-        ("%" GST_PTR_FORMAT, caps));
-    return FALSE;
-  }
-  g_clear_pointer (&self->renderer, ep_renderer_free);
-  g_clear_pointer (&self->gray, g_free);
-  self->renderer = ep_renderer_create (GST_VIDEO_INFO_WIDTH (&info),
-      GST_VIDEO_INFO_HEIGHT (&info));
-  if (!self->renderer) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, ("Could not allocate the renderer."),
-        ("%dx%d", GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info)));
-    return FALSE;
-  }
-  if (GST_VIDEO_INFO_FORMAT (&info) != GST_VIDEO_FORMAT_GRAY8)
-    self->gray = g_malloc ((gsize) GST_VIDEO_INFO_WIDTH (&info) *
-        GST_VIDEO_INFO_HEIGHT (&info));
-  self->info = info;
-  /* basesrc allocates blocksize bytes per buffer */
-  gst_base_src_set_blocksize (base, (guint) GST_VIDEO_INFO_SIZE (&info));
-  return TRUE;
-}
-
-static void
-gst_echo_phantom_src_get_times (GstBaseSrc * base, GstBuffer * buffer, GstClockTime * start,
-    GstClockTime * end)
-{
-  /* Live: basesrc waits until each frame's time, like a scanner delivering at its rate. */
-  if (gst_base_src_is_live (base)) {
-    GstClockTime ts = GST_BUFFER_PTS (buffer);
-    if (GST_CLOCK_TIME_IS_VALID (ts)) {
-      *start = ts;
-      if (GST_BUFFER_DURATION_IS_VALID (buffer))
-        *end = ts + GST_BUFFER_DURATION (buffer);
-      return;
+    ok = text && parse_schedule(text, self->segments, &self->n_segments, &error);
+    if (!ok) {
+        GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                          ("Invalid view or schedule '%s'.", GST_STR_NULL(text)),
+                          ("%s", error ? error->message : "no view"));
+        g_clear_error(&error);
+        g_free(text);
+        return FALSE;
     }
-  }
-  *start = *end = GST_CLOCK_TIME_NONE;
+    g_free(text);
+    self->loop_duration = 0;
+    for (guint i = 0; i < self->n_segments; i++)
+        self->loop_duration += self->segments[i].duration;
+    ep_patient_init(&self->patient, self->run_seed);
+    self->n_frames = 0;
+    self->scan_key = -1;
+    return TRUE;
+}
+
+static gboolean gst_echo_phantom_src_stop(GstBaseSrc *base)
+{
+    GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC(base);
+
+    g_clear_pointer(&self->renderer, ep_renderer_free);
+    g_clear_pointer(&self->gray, g_free);
+    return TRUE;
+}
+
+static GstCaps *gst_echo_phantom_src_fixate(GstBaseSrc *base, GstCaps *caps)
+{
+    GstStructure *s;
+
+    caps = gst_caps_make_writable(caps);
+    caps = gst_caps_truncate(caps);
+    s = gst_caps_get_structure(caps, 0);
+    /* A scanner's typical output unless downstream asks for something else. */
+    gst_structure_fixate_field_nearest_int(s, "width", 800);
+    gst_structure_fixate_field_nearest_int(s, "height", 600);
+    gst_structure_fixate_field_nearest_fraction(s, "framerate", 30, 1);
+    gst_structure_fixate_field_string(s, "format", "GRAY8");
+    return GST_BASE_SRC_CLASS(gst_echo_phantom_src_parent_class)->fixate(base, caps);
+}
+
+static gboolean gst_echo_phantom_src_set_caps(GstBaseSrc *base, GstCaps *caps)
+{
+    GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC(base);
+    GstVideoInfo info;
+
+    if (!gst_video_info_from_caps(&info, caps) || GST_VIDEO_INFO_FPS_N(&info) <= 0) {
+        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Unsupported caps."), ("%" GST_PTR_FORMAT, caps));
+        return FALSE;
+    }
+    g_clear_pointer(&self->renderer, ep_renderer_free);
+    g_clear_pointer(&self->gray, g_free);
+    self->renderer = ep_renderer_create(GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info));
+    if (!self->renderer) {
+        GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not allocate the renderer."),
+                          ("%dx%d", GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info)));
+        return FALSE;
+    }
+    if (GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_FORMAT_GRAY8)
+        self->gray = g_malloc((gsize)GST_VIDEO_INFO_WIDTH(&info) * GST_VIDEO_INFO_HEIGHT(&info));
+    self->info = info;
+    /* basesrc allocates blocksize bytes per buffer */
+    gst_base_src_set_blocksize(base, (guint)GST_VIDEO_INFO_SIZE(&info));
+    return TRUE;
+}
+
+static void gst_echo_phantom_src_get_times(GstBaseSrc *base, GstBuffer *buffer, GstClockTime *start,
+                                           GstClockTime *end)
+{
+    /* Live: basesrc waits until each frame's time, like a scanner delivering at its rate. */
+    if (gst_base_src_is_live(base)) {
+        GstClockTime ts = GST_BUFFER_PTS(buffer);
+        if (GST_CLOCK_TIME_IS_VALID(ts)) {
+            *start = ts;
+            if (GST_BUFFER_DURATION_IS_VALID(buffer))
+                *end = ts + GST_BUFFER_DURATION(buffer);
+            return;
+        }
+    }
+    *start = *end = GST_CLOCK_TIME_NONE;
 }
 
 /* The acquisition at time t: the schedule loops; every (loop, segment) pair is a fresh
  * acquisition with its own probe pose and settings, so a loop never repeats frames exactly. */
-static const ep_scan *
-scan_at (GstEchoPhantomSrc * self, GstClockTime t, gdouble * t_in_segment)
+static const ep_scan *scan_at(GstEchoPhantomSrc *self, GstClockTime t, gdouble *t_in_segment)
 {
-  guint64 loop = t / self->loop_duration;
-  GstClockTime r = t - loop * self->loop_duration;
-  guint i = 0;
-  gint64 key;
+    guint64 loop = t / self->loop_duration;
+    GstClockTime r = t - loop * self->loop_duration;
+    guint i = 0;
+    gint64 key;
 
-  while (i + 1 < self->n_segments && r >= self->segments[i].duration) {
-    r -= self->segments[i].duration;
-    i++;
-  }
-  key = (gint64) (loop * self->n_segments + i);
-  if (key != self->scan_key) {
-    ep_scan_init (&self->scan, self->segments[i].view,
-        self->run_seed * 1000003u + (guint64) key * 7919u + 17u);
-    self->scan.framing = EP_FRAMING_SCANNER;
-    self->scan.overlays = self->run_overlays ? EP_OVERLAY_ALL : 0;
-    if (self->run_quality > 0)
-      self->scan.quality = self->run_quality;
-    self->scan_key = key;
-    GST_DEBUG_OBJECT (self, "now showing %s", ep_view_name (self->scan.view));
-  }
-  *t_in_segment = (gdouble) r / GST_SECOND;
-  return &self->scan;
-}
-
-static GstFlowReturn
-gst_echo_phantom_src_fill (GstPushSrc * src, GstBuffer * buffer)
-{
-  GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC (src);
-  const gint fps_n = GST_VIDEO_INFO_FPS_N (&self->info), fps_d = GST_VIDEO_INFO_FPS_D (&self->info);
-  const gint width = GST_VIDEO_INFO_WIDTH (&self->info), height = GST_VIDEO_INFO_HEIGHT (&self->info);
-  GstClockTime pts = gst_util_uint64_scale (self->n_frames, (guint64) fps_d * GST_SECOND, fps_n);
-  GstClockTime next = gst_util_uint64_scale (self->n_frames + 1, (guint64) fps_d * GST_SECOND,
-      fps_n);
-  gdouble t_segment;
-  const ep_scan *scan;
-  ep_scan noisy;
-  GstVideoFrame frame;
-  GstEchoViewMeta *meta;
-  int rc;
-
-  if (!self->renderer) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("No caps negotiated."), (NULL));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-  scan = scan_at (self, pts, &t_segment);
-  noisy = *scan;
-  noisy.noise_seed = self->run_seed ^ (self->n_frames * 0x9E3779B97F4A7C15ull);
-  if (!gst_video_frame_map (&frame, &self->info, buffer, GST_MAP_WRITE)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("Could not map the output buffer."), (NULL));
-    return GST_FLOW_ERROR;
-  }
-  if (self->gray) {
-    guint8 *rows = GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
-    const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
-    rc = ep_render_time (self->renderer, &self->patient, &noisy, t_segment, self->gray, width);
-    for (gint y = 0; rc == EP_OK && y < height; y++) {
-      const guint8 *in = self->gray + (gsize) y * width;
-      guint8 *out = rows + (gsize) y * stride;
-      for (gint x = 0; x < width; x++)
-        out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x];
+    while (i + 1 < self->n_segments && r >= self->segments[i].duration) {
+        r -= self->segments[i].duration;
+        i++;
     }
-  } else {
-    rc = ep_render_time (self->renderer, &self->patient, &noisy, t_segment,
-        GST_VIDEO_FRAME_PLANE_DATA (&frame, 0), GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0));
-  }
-  gst_video_frame_unmap (&frame);
-  if (rc != EP_OK) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("The phantom could not render a frame."),
-        ("%s", ep_strerror (rc)));
-    return GST_FLOW_ERROR;
-  }
-
-  GST_BUFFER_PTS (buffer) = pts;
-  GST_BUFFER_DTS (buffer) = GST_CLOCK_TIME_NONE;
-  GST_BUFFER_DURATION (buffer) = next - pts;
-  GST_BUFFER_OFFSET (buffer) = self->n_frames;
-  GST_BUFFER_OFFSET_END (buffer) = self->n_frames + 1;
-  meta = gst_buffer_ensure_echo_view_meta (buffer);
-  meta->ground_truth_id = scan->view;
-  meta->ground_truth = g_intern_static_string (ep_view_name (scan->view));
-  self->n_frames++;
-  return GST_FLOW_OK;
+    key = (gint64)(loop * self->n_segments + i);
+    if (key != self->scan_key) {
+        ep_scan_init(&self->scan, self->segments[i].view,
+                     self->run_seed * 1000003u + (guint64)key * 7919u + 17u);
+        self->scan.framing = EP_FRAMING_SCANNER;
+        self->scan.overlays = self->run_overlays ? EP_OVERLAY_ALL : 0;
+        if (self->run_quality > 0)
+            self->scan.quality = self->run_quality;
+        self->scan_key = key;
+        GST_DEBUG_OBJECT(self, "now showing %s", ep_view_name(self->scan.view));
+    }
+    *t_in_segment = (gdouble)r / GST_SECOND;
+    return &self->scan;
 }
 
-static void
-gst_echo_phantom_src_set_property (GObject * object, guint prop_id, const GValue * value,
-    GParamSpec * pspec)
+static GstFlowReturn gst_echo_phantom_src_fill(GstPushSrc *src, GstBuffer *buffer)
 {
-  GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC (object);
+    GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC(src);
+    const gint fps_n = GST_VIDEO_INFO_FPS_N(&self->info), fps_d = GST_VIDEO_INFO_FPS_D(&self->info);
+    const gint width = GST_VIDEO_INFO_WIDTH(&self->info),
+               height = GST_VIDEO_INFO_HEIGHT(&self->info);
+    GstClockTime pts = gst_util_uint64_scale(self->n_frames, (guint64)fps_d * GST_SECOND, fps_n);
+    GstClockTime next =
+        gst_util_uint64_scale(self->n_frames + 1, (guint64)fps_d * GST_SECOND, fps_n);
+    gdouble t_segment;
+    const ep_scan *scan;
+    ep_scan noisy;
+    GstVideoFrame frame;
+    GstEchoViewMeta *meta;
+    int rc;
 
-  GST_OBJECT_LOCK (self);
-  switch (prop_id) {
+    if (!self->renderer) {
+        GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("No caps negotiated."), (NULL));
+        return GST_FLOW_NOT_NEGOTIATED;
+    }
+    scan = scan_at(self, pts, &t_segment);
+    noisy = *scan;
+    noisy.noise_seed = self->run_seed ^ (self->n_frames * 0x9E3779B97F4A7C15ull);
+    if (!gst_video_frame_map(&frame, &self->info, buffer, GST_MAP_WRITE)) {
+        GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not map the output buffer."), (NULL));
+        return GST_FLOW_ERROR;
+    }
+    if (self->gray) {
+        guint8 *rows = GST_VIDEO_FRAME_PLANE_DATA(&frame, 0);
+        const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
+        rc = ep_render_time(self->renderer, &self->patient, &noisy, t_segment, self->gray, width);
+        for (gint y = 0; rc == EP_OK && y < height; y++) {
+            const guint8 *in = self->gray + (gsize)y * width;
+            guint8 *out = rows + (gsize)y * stride;
+            for (gint x = 0; x < width; x++)
+                out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x];
+        }
+    } else {
+        rc = ep_render_time(self->renderer, &self->patient, &noisy, t_segment,
+                            GST_VIDEO_FRAME_PLANE_DATA(&frame, 0),
+                            GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0));
+    }
+    gst_video_frame_unmap(&frame);
+    if (rc != EP_OK) {
+        GST_ELEMENT_ERROR(self, LIBRARY, FAILED, ("The phantom could not render a frame."),
+                          ("%s", ep_strerror(rc)));
+        return GST_FLOW_ERROR;
+    }
+
+    GST_BUFFER_PTS(buffer) = pts;
+    GST_BUFFER_DTS(buffer) = GST_CLOCK_TIME_NONE;
+    GST_BUFFER_DURATION(buffer) = next - pts;
+    GST_BUFFER_OFFSET(buffer) = self->n_frames;
+    GST_BUFFER_OFFSET_END(buffer) = self->n_frames + 1;
+    meta = gst_buffer_ensure_echo_view_meta(buffer);
+    meta->ground_truth_id = scan->view;
+    meta->ground_truth = g_intern_static_string(ep_view_name(scan->view));
+    self->n_frames++;
+    return GST_FLOW_OK;
+}
+
+static void gst_echo_phantom_src_set_property(GObject *object, guint prop_id, const GValue *value,
+                                              GParamSpec *pspec)
+{
+    GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC(object);
+
+    GST_OBJECT_LOCK(self);
+    switch (prop_id) {
     case PROP_VIEW:
-      g_free (self->view);
-      self->view = g_value_dup_string (value);
-      break;
+        g_free(self->view);
+        self->view = g_value_dup_string(value);
+        break;
     case PROP_SCHEDULE:
-      g_free (self->schedule);
-      self->schedule = g_value_dup_string (value);
-      break;
+        g_free(self->schedule);
+        self->schedule = g_value_dup_string(value);
+        break;
     case PROP_SEED:
-      self->seed = g_value_get_uint64 (value);
-      break;
+        self->seed = g_value_get_uint64(value);
+        break;
     case PROP_QUALITY:
-      self->quality = g_value_get_int (value);
-      break;
+        self->quality = g_value_get_int(value);
+        break;
     case PROP_OVERLAYS:
-      self->overlays = g_value_get_boolean (value);
-      break;
+        self->overlays = g_value_get_boolean(value);
+        break;
     case PROP_IS_LIVE:
-      GST_OBJECT_UNLOCK (self);
-      gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
-      return;
+        GST_OBJECT_UNLOCK(self);
+        gst_base_src_set_live(GST_BASE_SRC(self), g_value_get_boolean(value));
+        return;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-  GST_OBJECT_UNLOCK (self);
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+        break;
+    }
+    GST_OBJECT_UNLOCK(self);
 }
 
-static void
-gst_echo_phantom_src_get_property (GObject * object, guint prop_id, GValue * value,
-    GParamSpec * pspec)
+static void gst_echo_phantom_src_get_property(GObject *object, guint prop_id, GValue *value,
+                                              GParamSpec *pspec)
 {
-  GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC (object);
+    GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC(object);
 
-  GST_OBJECT_LOCK (self);
-  switch (prop_id) {
+    GST_OBJECT_LOCK(self);
+    switch (prop_id) {
     case PROP_VIEW:
-      g_value_set_string (value, self->view);
-      break;
+        g_value_set_string(value, self->view);
+        break;
     case PROP_SCHEDULE:
-      g_value_set_string (value, self->schedule);
-      break;
+        g_value_set_string(value, self->schedule);
+        break;
     case PROP_SEED:
-      g_value_set_uint64 (value, self->seed);
-      break;
+        g_value_set_uint64(value, self->seed);
+        break;
     case PROP_QUALITY:
-      g_value_set_int (value, self->quality);
-      break;
+        g_value_set_int(value, self->quality);
+        break;
     case PROP_OVERLAYS:
-      g_value_set_boolean (value, self->overlays);
-      break;
+        g_value_set_boolean(value, self->overlays);
+        break;
     case PROP_IS_LIVE:
-      GST_OBJECT_UNLOCK (self);
-      g_value_set_boolean (value, gst_base_src_is_live (GST_BASE_SRC (self)));
-      return;
+        GST_OBJECT_UNLOCK(self);
+        g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self)));
+        return;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-  GST_OBJECT_UNLOCK (self);
+        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+        break;
+    }
+    GST_OBJECT_UNLOCK(self);
 }
 
-static void
-gst_echo_phantom_src_finalize (GObject * object)
+static void gst_echo_phantom_src_finalize(GObject *object)
 {
-  GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC (object);
+    GstEchoPhantomSrc *self = GST_ECHO_PHANTOM_SRC(object);
 
-  g_free (self->view);
-  g_free (self->schedule);
-  G_OBJECT_CLASS (gst_echo_phantom_src_parent_class)->finalize (object);
+    g_free(self->view);
+    g_free(self->schedule);
+    G_OBJECT_CLASS(gst_echo_phantom_src_parent_class)->finalize(object);
 }
 
-static void
-gst_echo_phantom_src_init (GstEchoPhantomSrc * self)
+static void gst_echo_phantom_src_init(GstEchoPhantomSrc *self)
 {
-  self->view = g_strdup (DEFAULT_VIEW);
-  self->seed = DEFAULT_SEED;
-  self->quality = DEFAULT_QUALITY;
-  self->overlays = DEFAULT_OVERLAYS;
-  self->scan_key = -1;
-  gst_base_src_set_live (GST_BASE_SRC (self), DEFAULT_IS_LIVE);
-  gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
+    self->view = g_strdup(DEFAULT_VIEW);
+    self->seed = DEFAULT_SEED;
+    self->quality = DEFAULT_QUALITY;
+    self->overlays = DEFAULT_OVERLAYS;
+    self->scan_key = -1;
+    gst_base_src_set_live(GST_BASE_SRC(self), DEFAULT_IS_LIVE);
+    gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
 }
 
-static void
-gst_echo_phantom_src_class_init (GstEchoPhantomSrcClass * klass)
+static void gst_echo_phantom_src_class_init(GstEchoPhantomSrcClass *klass)
 {
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseSrcClass *base_class = GST_BASE_SRC_CLASS (klass);
-  GstPushSrcClass *push_class = GST_PUSH_SRC_CLASS (klass);
-  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
+    GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+    GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+    GstBaseSrcClass *base_class = GST_BASE_SRC_CLASS(klass);
+    GstPushSrcClass *push_class = GST_PUSH_SRC_CLASS(klass);
+    const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
 
-  GST_DEBUG_CATEGORY_INIT (gst_echo_phantom_src_debug, "echophantomsrc", 0,
-      "synthetic echo scanner source");
+    GST_DEBUG_CATEGORY_INIT(gst_echo_phantom_src_debug, "echophantomsrc", 0,
+                            "synthetic echo scanner source");
 
-  gobject_class->set_property = gst_echo_phantom_src_set_property;
-  gobject_class->get_property = gst_echo_phantom_src_get_property;
-  gobject_class->finalize = gst_echo_phantom_src_finalize;
+    gobject_class->set_property = gst_echo_phantom_src_set_property;
+    gobject_class->get_property = gst_echo_phantom_src_get_property;
+    gobject_class->finalize = gst_echo_phantom_src_finalize;
 
-  g_object_class_install_property (gobject_class, PROP_VIEW,
-      g_param_spec_string ("view", "View",
-          "The one view to show when no schedule is set, spelled like the model's classes "
-          "(e.g. A4CH-LV, PLAX-full, Apical-LA/MV) (default: A4CH-LV)", DEFAULT_VIEW, rw));
-  g_object_class_install_property (gobject_class, PROP_SCHEDULE,
-      g_param_spec_string ("schedule", "Schedule",
-          "Views and how long each is shown, looping: \"VIEW:SECONDS,VIEW:SECONDS,...\" "
-          "(seconds of stream time; overrides view; default: none)", NULL, rw));
-  g_object_class_install_property (gobject_class, PROP_SEED,
-      g_param_spec_uint64 ("seed", "Seed",
-          "Patient and acquisitions are drawn from this seed; the same seed gives the same "
-          "frames (default: 1)", 0, G_MAXUINT64, DEFAULT_SEED, rw));
-  g_object_class_install_property (gobject_class, PROP_QUALITY,
-      g_param_spec_int ("quality", "Quality",
-          "Image-quality grade of every acquisition, 1 (very poor) .. 5 (excellent); 0: drawn "
-          "per acquisition from the seed (default: 0)", 0, 5, DEFAULT_QUALITY, rw));
-  g_object_class_install_property (gobject_class, PROP_OVERLAYS,
-      g_param_spec_boolean ("overlays", "Overlays",
-          "Draw the scanner overlays (depth ruler, ECG trace, acquisition text) beside the "
-          "sector (default: true)", DEFAULT_OVERLAYS, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_VIEW,
+        g_param_spec_string(
+            "view", "View",
+            "The one view to show when no schedule is set, spelled like the model's classes "
+            "(e.g. A4CH-LV, PLAX-full, Apical-LA/MV) (default: A4CH-LV)",
+            DEFAULT_VIEW, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_SCHEDULE,
+        g_param_spec_string(
+            "schedule", "Schedule",
+            "Views and how long each is shown, looping: \"VIEW:SECONDS,VIEW:SECONDS,...\" "
+            "(seconds of stream time; overrides view; default: none)",
+            NULL, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_SEED,
+        g_param_spec_uint64(
+            "seed", "Seed",
+            "Patient and acquisitions are drawn from this seed; the same seed gives the same "
+            "frames (default: 1)",
+            0, G_MAXUINT64, DEFAULT_SEED, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_QUALITY,
+        g_param_spec_int(
+            "quality", "Quality",
+            "Image-quality grade of every acquisition, 1 (very poor) .. 5 (excellent); 0: drawn "
+            "per acquisition from the seed (default: 0)",
+            0, 5, DEFAULT_QUALITY, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_OVERLAYS,
+        g_param_spec_boolean(
+            "overlays", "Overlays",
+            "Draw the scanner overlays (depth ruler, ECG trace, acquisition text) beside the "
+            "sector (default: true)",
+            DEFAULT_OVERLAYS, rw));
 
-  g_object_class_install_property (gobject_class, PROP_IS_LIVE,
-      g_param_spec_boolean ("is-live", "Is live",
-          "Deliver frames in real time at the negotiated frame rate, like a scanner; false: as "
-          "fast as downstream takes them (default: true)", DEFAULT_IS_LIVE, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_IS_LIVE,
+        g_param_spec_boolean(
+            "is-live", "Is live",
+            "Deliver frames in real time at the negotiated frame rate, like a scanner; false: as "
+            "fast as downstream takes them (default: true)",
+            DEFAULT_IS_LIVE, rw));
 
-  gst_element_class_add_static_pad_template (element_class, &src_template);
-  gst_element_class_set_static_metadata (element_class, "Echo phantom source",
-      "Source/Video",
-      "Synthetic echocardiography cine loops of the 14 standard views, with the true view "
-      "in an EchoViewMeta on every buffer", "echoview <echoview@localhost>");
+    gst_element_class_add_static_pad_template(element_class, &src_template);
+    gst_element_class_set_static_metadata(
+        element_class, "Echo phantom source", "Source/Video",
+        "Synthetic echocardiography cine loops of the 14 standard views, with the true view "
+        "in an EchoViewMeta on every buffer",
+        "echoview <echoview@localhost>");
 
-  base_class->start = GST_DEBUG_FUNCPTR (gst_echo_phantom_src_start);
-  base_class->stop = GST_DEBUG_FUNCPTR (gst_echo_phantom_src_stop);
-  base_class->fixate = GST_DEBUG_FUNCPTR (gst_echo_phantom_src_fixate);
-  base_class->set_caps = GST_DEBUG_FUNCPTR (gst_echo_phantom_src_set_caps);
-  base_class->get_times = GST_DEBUG_FUNCPTR (gst_echo_phantom_src_get_times);
-  push_class->fill = GST_DEBUG_FUNCPTR (gst_echo_phantom_src_fill);
+    base_class->start = GST_DEBUG_FUNCPTR(gst_echo_phantom_src_start);
+    base_class->stop = GST_DEBUG_FUNCPTR(gst_echo_phantom_src_stop);
+    base_class->fixate = GST_DEBUG_FUNCPTR(gst_echo_phantom_src_fixate);
+    base_class->set_caps = GST_DEBUG_FUNCPTR(gst_echo_phantom_src_set_caps);
+    base_class->get_times = GST_DEBUG_FUNCPTR(gst_echo_phantom_src_get_times);
+    push_class->fill = GST_DEBUG_FUNCPTR(gst_echo_phantom_src_fill);
 }

@@ -7,10 +7,10 @@
 
 G_BEGIN_DECLS
 
-#define GST_TYPE_ECHO_PHANTOM_SRC (gst_echo_phantom_src_get_type ())
-G_DECLARE_FINAL_TYPE (GstEchoPhantomSrc, gst_echo_phantom_src, GST, ECHO_PHANTOM_SRC, GstPushSrc)
+#define GST_TYPE_ECHO_PHANTOM_SRC (gst_echo_phantom_src_get_type())
+G_DECLARE_FINAL_TYPE(GstEchoPhantomSrc, gst_echo_phantom_src, GST, ECHO_PHANTOM_SRC, GstPushSrc)
 
-GST_ELEMENT_REGISTER_DECLARE (echophantomsrc);
+GST_ELEMENT_REGISTER_DECLARE(echophantomsrc);
 
 G_END_DECLS
 

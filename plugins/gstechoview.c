@@ -11,20 +11,20 @@
 
 #include "echoview.h"
 
-static gboolean
-plugin_init (GstPlugin * plugin)
+static gboolean plugin_init(GstPlugin *plugin)
 {
-  gboolean ok = FALSE;
+    gboolean ok = FALSE;
 
-  ok |= GST_ELEMENT_REGISTER (echoviewclassify, plugin);
-  ok |= GST_ELEMENT_REGISTER (echophantomsrc, plugin);
+    ok |= GST_ELEMENT_REGISTER(echoviewclassify, plugin);
+    ok |= GST_ELEMENT_REGISTER(echophantomsrc, plugin);
 #ifdef ECHOVIEW_HAVE_DICOM
-  ok |= GST_ELEMENT_REGISTER (dicomsrc, plugin);
+    ok |= GST_ELEMENT_REGISTER(dicomsrc, plugin);
 #endif
-  return ok;
+    return ok;
 }
 
 #define PACKAGE "echoview"
-GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, echoview,
-    "Echocardiography view classification (DARTS CNN) and a synthetic echo scanner",
-    plugin_init, EV_VERSION, "MIT", "echoview", "https://github.com/echoview/echoview")
+GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, echoview,
+                  "Echocardiography view classification (DARTS CNN) and a synthetic echo scanner",
+                  plugin_init, EV_VERSION, "MIT", "echoview",
+                  "https://github.com/echoview/echoview")

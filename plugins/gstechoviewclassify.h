@@ -7,24 +7,24 @@
 
 G_BEGIN_DECLS
 
-#define GST_TYPE_ECHO_VIEW_CLASSIFY (gst_echo_view_classify_get_type ())
-G_DECLARE_FINAL_TYPE (GstEchoViewClassify, gst_echo_view_classify, GST, ECHO_VIEW_CLASSIFY,
-    GstBaseTransform)
+#define GST_TYPE_ECHO_VIEW_CLASSIFY (gst_echo_view_classify_get_type())
+G_DECLARE_FINAL_TYPE(GstEchoViewClassify, gst_echo_view_classify, GST, ECHO_VIEW_CLASSIFY,
+                     GstBaseTransform)
 
 typedef enum {
-  GST_ECHO_VIEW_BACKEND_AUTO,
-  GST_ECHO_VIEW_BACKEND_CPU,
-  GST_ECHO_VIEW_BACKEND_CUDA,
-  GST_ECHO_VIEW_BACKEND_REFERENCE,
+    GST_ECHO_VIEW_BACKEND_AUTO,
+    GST_ECHO_VIEW_BACKEND_CPU,
+    GST_ECHO_VIEW_BACKEND_CUDA,
+    GST_ECHO_VIEW_BACKEND_REFERENCE,
 } GstEchoViewBackend;
 
 typedef enum {
-  GST_ECHO_VIEW_UPDATES_EVERY_FRAME,
-  GST_ECHO_VIEW_UPDATES_ON_CHANGE,
-  GST_ECHO_VIEW_UPDATES_NONE,
+    GST_ECHO_VIEW_UPDATES_EVERY_FRAME,
+    GST_ECHO_VIEW_UPDATES_ON_CHANGE,
+    GST_ECHO_VIEW_UPDATES_NONE,
 } GstEchoViewUpdates;
 
-GST_ELEMENT_REGISTER_DECLARE (echoviewclassify);
+GST_ELEMENT_REGISTER_DECLARE(echoviewclassify);
 
 G_END_DECLS
 

@@ -66,8 +66,7 @@ static char *fingerprint(const search_darts_options *o)
     char *s = malloc(512);
     if (!s)
         return NULL;
-    int n = snprintf(s, 512,
-                     "size %d C %d batch %d order %d edge_norm %d K %d seed %llu layout ",
+    int n = snprintf(s, 512, "size %d C %d batch %d order %d edge_norm %d K %d seed %llu layout ",
                      o->size, o->init_channels, o->batch, o->arch.order, (int)o->edge_norm,
                      o->partial_channels, (unsigned long long)o->seed);
     for (int i = 0; i < o->num_cells && n < 500; i++)
@@ -81,8 +80,8 @@ static int save_checkpoint(const char *dir, search_supernet *s, int epoch, const
     ev_net *net = search_supernet_net(s);
     const int n = net->num_params + 5;
     ev_st_entry *e = calloc((size_t)n, sizeof *e);
-    int64_t (*shapes)[4] = calloc((size_t)n, sizeof *shapes);
-    char (*names)[EV_PARAM_NAME_MAX + 8] = calloc((size_t)n, sizeof *names);
+    int64_t(*shapes)[4] = calloc((size_t)n, sizeof *shapes);
+    char(*names)[EV_PARAM_NAME_MAX + 8] = calloc((size_t)n, sizeof *names);
     float *adam_v;
     int64_t *adam_step;
     float *adam_m = search_supernet_arch_adam(s, &adam_v, &adam_step);
@@ -291,8 +290,9 @@ static int plot_history(const char *dir, ev_error *err)
         for (int p = 0; p < SEARCH_OPS; p++)
             series[p] = (search_plot_series){ev_primitive_name(p), n, x, y[t][p]};
         snprintf(path, sizeof path, "%s/alpha_%s.png", dir, t ? "reduce" : "normal");
-        rc = search_plot_lines(path, t ? "reduce cell: mean softmax(alpha) per op"
-                                       : "normal cell: mean softmax(alpha) per op",
+        rc = search_plot_lines(path,
+                               t ? "reduce cell: mean softmax(alpha) per op"
+                                 : "normal cell: mean softmax(alpha) per op",
                                "epoch", "weight", series, SEARCH_OPS, err);
     }
     free(x);
@@ -309,11 +309,12 @@ int search_cell_dot(const ev_cell_genotype *cell, const char *title, const char 
     if (!f)
         return ev_fail(err, EV_ERR_IO, "%s: %s", dot_path, strerror(errno));
     /* the reference visualize.py's drawing: inputs and the output green, nodes blue */
-    fprintf(f, "digraph cell {\n  rankdir=LR;\n  label=\"%s\";\n  labelloc=t;\n"
-               "  node [style=\"rounded,filled\", shape=rect, fontname=helvetica, "
-               "fontsize=20, height=0.5, width=0.5, penwidth=2];\n"
-               "  edge [fontname=times, fontsize=18];\n"
-               "  \"c_{k-2}\" [fillcolor=darkseagreen2];\n  \"c_{k-1}\" [fillcolor=darkseagreen2];\n",
+    fprintf(f,
+            "digraph cell {\n  rankdir=LR;\n  label=\"%s\";\n  labelloc=t;\n"
+            "  node [style=\"rounded,filled\", shape=rect, fontname=helvetica, "
+            "fontsize=20, height=0.5, width=0.5, penwidth=2];\n"
+            "  edge [fontname=times, fontsize=18];\n"
+            "  \"c_{k-2}\" [fillcolor=darkseagreen2];\n  \"c_{k-1}\" [fillcolor=darkseagreen2];\n",
             title);
     for (int i = 0; i < cell->num_nodes; i++)
         fprintf(f, "  \"%d\" [fillcolor=lightblue];\n", i);
@@ -370,8 +371,9 @@ static int write_genotype(const char *dir, const ev_genotype *g, const char *nam
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%s%s", i ? line : "# genotype found by echoview search, DARTS\n",
-                          i ? "\n" : yaml) < 0 ||
+        if (!f ||
+            fprintf(f, "%s%s", i ? line : "# genotype found by echoview search, DARTS\n",
+                    i ? "\n" : yaml) < 0 ||
             fclose(f) != 0 || rename(tmp, path) != 0)
             rc = ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
     }
@@ -574,11 +576,17 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
     char *fp = NULL;
     FILE *hist = NULL;
     if (!ds) {
-        search_dataset_options dso = {.width = o->size, .height = o->size, .channels = 1,
-                                      .num_classes = k, .class_names = (const char *const *)classes,
-                                      .seed = o->seed, .max_bad_fraction = -1,
-                                      .auto_roi = o->auto_roi, .threads = threads,
-                                      .only_split = SEARCH_SPLIT_TRAIN, .quiet = o->quiet};
+        search_dataset_options dso = {.width = o->size,
+                                      .height = o->size,
+                                      .channels = 1,
+                                      .num_classes = k,
+                                      .class_names = (const char *const *)classes,
+                                      .seed = o->seed,
+                                      .max_bad_fraction = -1,
+                                      .auto_roi = o->auto_roi,
+                                      .threads = threads,
+                                      .only_split = SEARCH_SPLIT_TRAIN,
+                                      .quiet = o->quiet};
         if ((rc = search_dataset_load(o->data, &dso, &ds, err)))
             return rc;
     } else if (ds->width != o->size || ds->height != o->size) {
@@ -612,8 +620,7 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
         if ((rc = load_checkpoint(o->out_dir, s, fp, &first_epoch, err)))
             goto out;
         if (!o->quiet)
-            fprintf(stderr, "resuming the search in %s after epoch %d\n", o->out_dir,
-                    first_epoch);
+            fprintf(stderr, "resuming the search in %s after epoch %d\n", o->out_dir, first_epoch);
     }
     char hist_path[PATH_MAX];
     snprintf(hist_path, sizeof hist_path, "%s/alpha_history.jsonl", o->out_dir);
@@ -623,10 +630,9 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
         rc = ev_fail(err, EV_ERR_IO, "%s: %s", hist_path, strerror(errno));
         goto out;
     }
-    const int steps =
-        o->max_steps > 0 ? o->max_steps : (d.ntrain + B - 1) / B;
-    const int nval_eval = o->max_val_frames > 0 && o->max_val_frames < d.nval ? o->max_val_frames
-                                                                              : d.nval;
+    const int steps = o->max_steps > 0 ? o->max_steps : (d.ntrain + B - 1) / B;
+    const int nval_eval =
+        o->max_val_frames > 0 && o->max_val_frames < d.nval ? o->max_val_frames : d.nval;
     int *val_eval = malloc((size_t)nval_eval * sizeof *val_eval);
     if (!val_eval) {
         rc = ev_fail(err, EV_ERR_NOMEM, "search: out of memory");
@@ -665,8 +671,8 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
             float vloss = 0.0f, loss = 0.0f, acc = 0.0f;
             if ((epoch >= o->arch_warmup &&
                  (rc = search_supernet_arch_step(s, &o->arch, lr, xt, yt, xv, yv, &vloss, err))) ||
-                (rc = search_supernet_weight_step(s, lr, o->momentum, o->weight_decay,
-                                                  o->grad_clip, xt, yt, &loss, &acc, err)))
+                (rc = search_supernet_weight_step(s, lr, o->momentum, o->weight_decay, o->grad_clip,
+                                                  xt, yt, &loss, &acc, err)))
                 goto out_eval;
             if (!isfinite(loss) || !isfinite(vloss)) {
                 rc = ev_fail(err, EV_ERR_INVALID,
@@ -714,8 +720,8 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
             json_object_set_new(j, "beta_normal", float_rows(bw[0], 1, SEARCH_EDGES));
             json_object_set_new(j, "beta_reduce", float_rows(bw[1], 1, SEARCH_EDGES));
         }
-        char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
-                       : NULL;
+        char *text =
+            j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
         if (text) {
             fprintf(hist, "%s\n", text);
             fflush(hist);
@@ -813,8 +819,8 @@ int search_darts_benchmark(const search_darts_options *o, int warmup, int steps,
         float l;
         rc = search_supernet_arch_step(s, &o->arch, o->lr, xt, yt, xv, yv, &l, err);
         if (!rc)
-            rc = search_supernet_weight_step(s, o->lr, o->momentum, o->weight_decay,
-                                             o->grad_clip, xt, yt, &l, NULL, err);
+            rc = search_supernet_weight_step(s, o->lr, o->momentum, o->weight_decay, o->grad_clip,
+                                             xt, yt, &l, NULL, err);
     }
     if (!rc) {
         double t = (search_now_s() - t0) / (steps > 0 ? steps : 1);

@@ -179,9 +179,19 @@ static char *join_path(const char *dir, const char *name)
     return p;
 }
 
-enum { COL_PATH, COL_LABEL, COL_SPLIT, COL_PATIENT, COL_QUALITY, COL_RX, COL_RY, COL_RW, COL_RH,
-       NUM_COLS };
-static const char *const col_names[NUM_COLS] = {"path",   "label", "split", "patient", "quality",
+enum {
+    COL_PATH,
+    COL_LABEL,
+    COL_SPLIT,
+    COL_PATIENT,
+    COL_QUALITY,
+    COL_RX,
+    COL_RY,
+    COL_RW,
+    COL_RH,
+    NUM_COLS
+};
+static const char *const col_names[NUM_COLS] = {"path",  "label", "split", "patient", "quality",
                                                 "roi_x", "roi_y", "roi_w", "roi_h"};
 
 /* Reads manifest lines from f; path names it in messages, and listed paths are relative to dir.
@@ -238,8 +248,9 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
         const char *label = trim(fields[col[COL_LABEL]]);
         e.label = search_class_lookup(classes, k, label);
         if (e.label < 0) {
-            rc = ev_fail(err, EV_ERR_FORMAT, "%s:%d: unknown label '%s' (the model's classes: %s, %s, ...)",
-                         path, lineno, label, classes[0], k > 1 ? classes[1] : "");
+            rc = ev_fail(err, EV_ERR_FORMAT,
+                         "%s:%d: unknown label '%s' (the model's classes: %s, %s, ...)", path,
+                         lineno, label, classes[0], k > 1 ? classes[1] : "");
             break;
         }
         e.split = -1;
@@ -272,9 +283,8 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
             e.roi.height = field_int(fields[col[COL_RH]]);
             e.has_roi = e.roi.width > 0 && e.roi.height > 0;
         }
-        const char *pat = col[COL_PATIENT] >= 0 && col[COL_PATIENT] < nf
-                              ? trim(fields[col[COL_PATIENT]])
-                              : "";
+        const char *pat =
+            col[COL_PATIENT] >= 0 && col[COL_PATIENT] < nf ? trim(fields[col[COL_PATIENT]]) : "";
         e.path = join_path(dir, trim(fields[col[COL_PATH]]));
         e.patient = strdup(*pat ? pat : e.path ? e.path : "");
         if (!e.path || !e.patient || list_add(list, &e)) {
@@ -483,7 +493,7 @@ static int assign_patients(entry_list *l, uint64_t seed, int32_t *patient_ids, i
         if (n_train + n_val >= np && np >= 3)
             n_train = np - n_val - 1;
         for (int r = 0; r < np; r++)
-            split_of[u[r].index] = r < n_train ? SEARCH_SPLIT_TRAIN
+            split_of[u[r].index] = r < n_train           ? SEARCH_SPLIT_TRAIN
                                    : r < n_train + n_val ? SEARCH_SPLIT_VAL
                                                          : SEARCH_SPLIT_TEST;
         for (int i = 0; i < l->count; i++)
@@ -519,9 +529,12 @@ static int load_frame(const entry *e, const search_dataset_options *o, float *tm
         } else if (o->auto_roi && ev_detect_roi(&frame, &roi) == EV_OK) {
             use = &roi;
         }
-        ev_preprocess_params pp = {.width = o->width, .height = o->height,
-                                   .channels = o->channels, .scale = 1.0f,
-                                   .mean = {0, 0, 0}, .std = {1, 1, 1}};
+        ev_preprocess_params pp = {.width = o->width,
+                                   .height = o->height,
+                                   .channels = o->channels,
+                                   .scale = 1.0f,
+                                   .mean = {0, 0, 0},
+                                   .std = {1, 1, 1}};
         rc = ev_preprocess(&pp, &frame, use, tmp, err);
     }
     if (!rc) {
@@ -652,7 +665,7 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         goto fail;
     }
     bool *bad = calloc((size_t)keep, 1);
-    char (*msgs)[EV_ERROR_MESSAGE_SIZE] = calloc((size_t)keep, EV_ERROR_MESSAGE_SIZE);
+    char(*msgs)[EV_ERROR_MESSAGE_SIZE] = calloc((size_t)keep, EV_ERROR_MESSAGE_SIZE);
     if (!bad || !msgs) {
         free(bad);
         free(msgs);

@@ -30,21 +30,21 @@ int search_split_parse(const char *name); /* train|val|validation|test -> id, -1
 #define SEARCH_DEFAULT_MAX_BAD_FRACTION 0.05
 
 typedef struct search_dataset_options {
-    int width, height, channels;     /* model input: frames are stored at this size as uint8 */
-    int num_classes;                 /* 0: the 14 echo views */
-    const char *const *class_names;  /* NULL: ev_echo_views */
-    uint64_t seed;                   /* patient-level split when the data has none */
-    double max_bad_fraction;         /* < 0: SEARCH_DEFAULT_MAX_BAD_FRACTION */
-    bool auto_roi;                   /* crop each frame to its detected sector (ev_detect_roi) */
-    int threads;                     /* decoding threads, 0: all cores */
-    int only_split;                  /* -1: keep all; else drop frames of other splits */
-    bool quiet;                      /* no warnings on stderr (they are still counted) */
+    int width, height, channels;    /* model input: frames are stored at this size as uint8 */
+    int num_classes;                /* 0: the 14 echo views */
+    const char *const *class_names; /* NULL: ev_echo_views */
+    uint64_t seed;                  /* patient-level split when the data has none */
+    double max_bad_fraction;        /* < 0: SEARCH_DEFAULT_MAX_BAD_FRACTION */
+    bool auto_roi;                  /* crop each frame to its detected sector (ev_detect_roi) */
+    int threads;                    /* decoding threads, 0: all cores */
+    int only_split;                 /* -1: keep all; else drop frames of other splits */
+    bool quiet;                     /* no warnings on stderr (they are still counted) */
 } search_dataset_options;
 
 typedef struct search_dataset {
     int count;
     int width, height, channels;
-    uint8_t *pixels;  /* count x channels x height x width, model-input size (ev_preprocess) */
+    uint8_t *pixels; /* count x channels x height x width, model-input size (ev_preprocess) */
     int32_t *labels;
     int8_t *split;    /* search_split */
     int32_t *patient; /* patient id (dense, 0..num_patients-1) */
@@ -53,8 +53,8 @@ typedef struct search_dataset {
     int num_patients;
     int num_classes;
     char **class_names;
-    int num_bad;      /* frames skipped because they could not be read */
-    int num_listed;   /* frames listed before skipping */
+    int num_bad;    /* frames skipped because they could not be read */
+    int num_listed; /* frames listed before skipping */
 } search_dataset;
 
 /* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h]; paths
@@ -76,12 +76,12 @@ int search_class_lookup(char *const *names, int count, const char *label);
 
 typedef struct search_augment {
     bool enabled;
-    float rotate_deg;   /* uniform in +-rotate_deg (5) */
-    float scale;        /* zoom uniform in 1 +- scale (0.08) */
-    float translate;    /* shift uniform in +- translate x size (0.05) */
-    float gain;         /* brightness gain uniform in 1 +- gain (0.15) */
-    float contrast;     /* gamma uniform in 1 +- contrast (0.15) */
-    float speckle;      /* multiplicative noise: x * (1 + speckle * N(0,1)) (0.08) */
+    float rotate_deg; /* uniform in +-rotate_deg (5) */
+    float scale;      /* zoom uniform in 1 +- scale (0.08) */
+    float translate;  /* shift uniform in +- translate x size (0.05) */
+    float gain;       /* brightness gain uniform in 1 +- gain (0.15) */
+    float contrast;   /* gamma uniform in 1 +- contrast (0.15) */
+    float speckle;    /* multiplicative noise: x * (1 + speckle * N(0,1)) (0.08) */
 } search_augment;
 
 void search_augment_defaults(search_augment *a);
@@ -165,37 +165,37 @@ void search_metrics_compute(const int64_t *confusion, int k, search_metrics *out
 typedef enum search_optimizer { SEARCH_OPT_ADAM = 0, SEARCH_OPT_SGD = 1 } search_optimizer;
 
 typedef struct search_train_options {
-    const char *data;        /* dataset path (search_dataset_load) */
-    const char *out_dir;     /* model bundle + checkpoint */
-    const char *name;        /* bundle name (default: basename of out_dir) */
+    const char *data;    /* dataset path (search_dataset_load) */
+    const char *out_dir; /* model bundle + checkpoint */
+    const char *name;    /* bundle name (default: basename of out_dir) */
     ev_genotype genotype;
     char genotype_name[64];
     int num_cells;
     bool reduction[EV_MAX_CELLS];
     int init_channels;
-    int size;                /* input width = height */
-    int epochs;              /* <= 800 */
+    int size;   /* input width = height */
+    int epochs; /* <= 800 */
     int batch;
     search_optimizer optimizer;
     float lr, weight_decay, momentum;
     bool cosine;
-    float grad_clip;         /* 0: off */
-    float auxiliary_weight;  /* 0: no auxiliary head */
+    float grad_clip;        /* 0: off */
+    float auxiliary_weight; /* 0: no auxiliary head */
     float drop_path;
-    int patience;            /* epochs without validation-loss improvement; 0: off */
+    int patience; /* epochs without validation-loss improvement; 0: off */
     int threads;
     uint64_t seed;
     bool resume;
-    const char *log_path;    /* JSONL per epoch; NULL: OUT/train.jsonl */
+    const char *log_path; /* JSONL per epoch; NULL: OUT/train.jsonl */
     bool augment;
     bool auto_roi;
     double max_bad_fraction;
-    double train_fraction;   /* use this share of the training patients (1: all) */
-    int num_classes;         /* 0: 14 views */
-    char **class_names;      /* NULL: ev_echo_views */
-    int stop_after;          /* stop (as if interrupted) after this many epochs in this run; 0 */
-    int max_steps;           /* cap steps per epoch (0: ceil(train frames / batch)) */
-    int max_val_frames;      /* validate on an evenly spaced subset of this many frames (0: all) */
+    double train_fraction; /* use this share of the training patients (1: all) */
+    int num_classes;       /* 0: 14 views */
+    char **class_names;    /* NULL: ev_echo_views */
+    int stop_after;        /* stop (as if interrupted) after this many epochs in this run; 0 */
+    int max_steps;         /* cap steps per epoch (0: ceil(train frames / batch)) */
+    int max_val_frames;    /* validate on an evenly spaced subset of this many frames (0: all) */
     bool quiet;
     search_dataset *dataset; /* optional preloaded dataset (not freed); data ignored then */
     const char *init_from;   /* start from this bundle's weights (same network, any input size) */
@@ -223,8 +223,8 @@ int search_train_benchmark(const search_train_options *o, int warmup, int steps,
 
 typedef struct search_eval_result {
     search_metrics metrics;
-    int64_t *confusion;       /* k x k */
-    int32_t *predicted;       /* per dataset frame (-1 when not evaluated) */
+    int64_t *confusion; /* k x k */
+    int32_t *predicted; /* per dataset frame (-1 when not evaluated) */
     float *confidence;
     int k;
 } search_eval_result;
@@ -249,8 +249,7 @@ typedef struct search_plot_series {
     const double *x, *y;
 } search_plot_series;
 
-int search_plot_lines(const char *path, const char *title, const char *x_label,
-                      const char *y_label, const search_plot_series *series, int num_series,
-                      ev_error *err);
+int search_plot_lines(const char *path, const char *title, const char *x_label, const char *y_label,
+                      const search_plot_series *series, int num_series, ev_error *err);
 
 #endif

@@ -37,32 +37,32 @@ struct search_exec {
     int threads;
     int nchunks;
     int chunk_lo[MAX_CHUNKS + 1];
-    bool planned;          /* the node outputs were laid out by plan_activations */
-    float **grad;          /* per node: points into grad_block (shared by liveness) */
-    size_t *grad_off;      /* per node: offset in grad_block in floats; SIZE_MAX for none */
-    size_t grad_floats;    /* size of grad_block in floats */
-    float *grad_block;     /* every node gradient, allocated on the first backward */
-    bool *touched;         /* per node: some consumer wrote its gradient this backward */
-    bool *first;           /* per node x input slot: this consumer zeroes the input's rows */
-    bool *skip;            /* per node: not run (auxiliary head outside training) */
+    bool planned;       /* the node outputs were laid out by plan_activations */
+    float **grad;       /* per node: points into grad_block (shared by liveness) */
+    size_t *grad_off;   /* per node: offset in grad_block in floats; SIZE_MAX for none */
+    size_t grad_floats; /* size of grad_block in floats */
+    float *grad_block;  /* every node gradient, allocated on the first backward */
+    bool *touched;      /* per node: some consumer wrote its gradient this backward */
+    bool *first;        /* per node x input slot: this consumer zeroes the input's rows */
+    bool *skip;         /* per node: not run (auxiliary head outside training) */
     bool *aux_node;
-    size_t *param_off;     /* offset of each trainable param in a chunk's partial block */
-    size_t partial_size;   /* doubles per chunk */
-    double *partial;       /* nchunks x partial_size weight-gradient partials */
-    double *bn_part;       /* nchunks x 2 x max channels */
-    double *bn_sums;       /* 2 x max channels */
+    size_t *param_off;   /* offset of each trainable param in a chunk's partial block */
+    size_t partial_size; /* doubles per chunk */
+    double *partial;     /* nchunks x partial_size weight-gradient partials */
+    double *bn_part;     /* nchunks x 2 x max channels */
+    double *bn_sums;     /* 2 x max channels */
     search_pool *pool;
     int max_channels;
-    float **wt;            /* per node: transposed 1x1 weight for dx (NULL otherwise) */
-    int32_t **argmax;      /* per max-pool node: the winning input index of every output */
-    float *scratch;        /* nchunks x scratch_size */
+    float **wt;       /* per node: transposed 1x1 weight for dx (NULL otherwise) */
+    int32_t **argmax; /* per max-pool node: the winning input index of every output */
+    float *scratch;   /* nchunks x scratch_size */
     size_t scratch_size;
     bool use_aux;
     /* weighted ADD nodes (the supernet's mixed ops, search_exec_set_weighted_add) */
-    const float **mix_w;   /* per node: NULL, or one weight per input */
-    double **mix_grad;     /* per node: dL/dweight per input, written by backward */
-    double *mix_part;      /* nchunks x EV_NODE_MAX_INPUTS partial dot products */
-    const int **chan_map;  /* per CONCAT node: NULL, or the source channel of each output */
+    const float **mix_w;  /* per node: NULL, or one weight per input */
+    double **mix_grad;    /* per node: dL/dweight per input, written by backward */
+    double *mix_part;     /* nchunks x EV_NODE_MAX_INPUTS partial dot products */
+    const int **chan_map; /* per CONCAT node: NULL, or the source channel of each output */
 };
 
 const search_kernels *search_kernels_get(void)
@@ -133,8 +133,13 @@ static bool output_kept(const search_exec *e, int i)
                 continue;
             consumed = true;
             switch (c->op) {
-            case EV_OP_MAXPOOL: case EV_OP_AVGPOOL: case EV_OP_ZERO: case EV_OP_CONCAT:
-            case EV_OP_CROP: case EV_OP_GAP: case EV_OP_DROP_PATH:
+            case EV_OP_MAXPOOL:
+            case EV_OP_AVGPOOL:
+            case EV_OP_ZERO:
+            case EV_OP_CONCAT:
+            case EV_OP_CROP:
+            case EV_OP_GAP:
+            case EV_OP_DROP_PATH:
                 break;
             case EV_OP_ADD:
                 if (e->mix_w && e->mix_w[j])
@@ -198,8 +203,9 @@ static int plan_activations(const search_exec *e, bool dry_run, size_t *bytes_ou
     size_t total = 0; /* in floats, 64-byte aligned pieces */
     for (int i = 0; i < nn; i++) {
         const ev_node *n = &g->nodes[i];
-        size_t extra = n->op == EV_OP_BATCHNORM ? 2 * (size_t)n->shape.c
-                       : n->op == EV_OP_DROP_PATH ? (size_t)n->shape.n : 0;
+        size_t extra = n->op == EV_OP_BATCHNORM   ? 2 * (size_t)n->shape.c
+                       : n->op == EV_OP_DROP_PATH ? (size_t)n->shape.n
+                                                  : 0;
         saved_off[i] = SIZE_MAX;
         if (extra) {
             saved_off[i] = total;
@@ -273,7 +279,8 @@ static int plan_gradients(search_exec *e)
     size_t *slot_cap = calloc((size_t)nn, sizeof *slot_cap), *slot_off = NULL;
     bool *slot_busy = calloc((size_t)nn, sizeof *slot_busy);
     int nslots = 0, rc = -1;
-    if (!live_from || !slot_of || !slot_cap || !slot_busy || !(e->grad_off = malloc((size_t)nn * sizeof *e->grad_off)))
+    if (!live_from || !slot_of || !slot_cap || !slot_busy ||
+        !(e->grad_off = malloc((size_t)nn * sizeof *e->grad_off)))
         goto out;
     for (int i = 0; i < nn; i++) {
         live_from[i] = i == g->logits || i == g->aux_logits ? nn : i;
@@ -467,18 +474,18 @@ static inline float lanes_sum(const float s[8], float tail)
     return (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))) + tail;
 }
 
-#define BLOCKED_SUM(n, TERM, total)                                                            \
-    for (size_t blk_ = 0; blk_ < (n); blk_ += 256) {                                            \
-        const size_t m_ = (n) - blk_ < 256 ? (n) - blk_ : 256;                                  \
-        float s_[8] = {0};                                                                      \
-        size_t i_ = 0;                                                                          \
-        for (; i_ + 8 <= m_; i_ += 8)                                                           \
-            for (int l_ = 0; l_ < 8; l_++)                                                      \
-                s_[l_] += TERM(blk_ + i_ + l_);                                                 \
-        float t_ = 0;                                                                           \
-        for (; i_ < m_; i_++)                                                                   \
-            t_ += TERM(blk_ + i_);                                                              \
-        (total) += (double)lanes_sum(s_, t_);                                                   \
+#define BLOCKED_SUM(n, TERM, total)                        \
+    for (size_t blk_ = 0; blk_ < (n); blk_ += 256) {       \
+        const size_t m_ = (n)-blk_ < 256 ? (n)-blk_ : 256; \
+        float s_[8] = {0};                                 \
+        size_t i_ = 0;                                     \
+        for (; i_ + 8 <= m_; i_ += 8)                      \
+            for (int l_ = 0; l_ < 8; l_++)                 \
+                s_[l_] += TERM(blk_ + i_ + l_);            \
+        float t_ = 0;                                      \
+        for (; i_ < m_; i_++)                              \
+            t_ += TERM(blk_ + i_);                         \
+        (total) += (double)lanes_sum(s_, t_);              \
     }
 
 /* Sum of a row of floats. */
@@ -841,8 +848,14 @@ static void bn_forward(search_exec *e, ev_node *n, const ev_node *x, bool traini
     const int C = s.c, nch = e->nchunks;
     float *running_mean = n->params[2]->data, *running_var = n->params[3]->data;
     float *mean = n->saved, *invstd = n->saved + C;
-    bn_task t = {.e = e, .n = n, .x = x, .C = C, .plane = plane, .count = count,
-                 .mean = mean, .invstd = invstd,
+    bn_task t = {.e = e,
+                 .n = n,
+                 .x = x,
+                 .C = C,
+                 .plane = plane,
+                 .count = count,
+                 .mean = mean,
+                 .invstd = invstd,
                  .gamma = n->params[0] ? n->params[0]->data : NULL,
                  .beta = n->params[1] ? n->params[1]->data : NULL};
     if (training) {
@@ -871,11 +884,9 @@ static void bn_forward(search_exec *e, ev_node *n, const ev_node *x, bool traini
             double var = sq / (double)count;
             invstd[c] = (float)(1.0 / sqrt(var + BN_EPS));
             mean[c] = (float)m;
-            running_mean[c] =
-                (float)((1.0 - BN_MOMENTUM) * running_mean[c] + BN_MOMENTUM * m);
+            running_mean[c] = (float)((1.0 - BN_MOMENTUM) * running_mean[c] + BN_MOMENTUM * m);
             double unbiased = count > 1 ? sq / (double)(count - 1) : var;
-            running_var[c] =
-                (float)((1.0 - BN_MOMENTUM) * running_var[c] + BN_MOMENTUM * unbiased);
+            running_var[c] = (float)((1.0 - BN_MOMENTUM) * running_var[c] + BN_MOMENTUM * unbiased);
         }
     } else {
         for (int c = 0; c < C; c++) {
@@ -1013,7 +1024,7 @@ int search_exec_forward(search_exec *e, const float *input, bool training, ev_er
         if (n->op == EV_OP_DROP_PATH) { /* masks drawn in sample order, as the reference does */
             float prob = training ? g->drop_path_prob : 0.0f;
             for (int s = 0; s < n->shape.n; s++)
-                n->saved[s] = prob <= 0.0f ? 1.0f
+                n->saved[s] = prob <= 0.0f                                  ? 1.0f
                               : ev_rng_uniform(&g->rng_state) < 1.0f - prob ? 1.0f / (1.0f - prob)
                                                                             : 0.0f;
         }
@@ -1034,10 +1045,20 @@ static void bn_backward(search_exec *e, int node)
     const size_t plane = (size_t)s.h * s.w, count = (size_t)s.n * plane;
     const int C = s.c, nch = e->nchunks;
     double *sd = e->bn_sums, *sdx = e->bn_sums + C;
-    bn_task t = {.e = e, .n = n, .x = x, .node = node, .C = C, .plane = plane, .count = count,
-                 .mean = n->saved, .invstd = n->saved + C,
-                 .gamma = n->params[0] ? n->params[0]->data : NULL, .dy = e->grad[node],
-                 .dx = e->grad[n->inputs[0]], .sd = sd, .sdx = sdx,
+    bn_task t = {.e = e,
+                 .n = n,
+                 .x = x,
+                 .node = node,
+                 .C = C,
+                 .plane = plane,
+                 .count = count,
+                 .mean = n->saved,
+                 .invstd = n->saved + C,
+                 .gamma = n->params[0] ? n->params[0]->data : NULL,
+                 .dy = e->grad[node],
+                 .dx = e->grad[n->inputs[0]],
+                 .sd = sd,
+                 .sdx = sdx,
                  .first = e->first[(size_t)node * EV_NODE_MAX_INPUTS]};
     t.kind = BN_GRAD_SUMS;
     search_pool_run(e->pool, nch, bn_chunk, &t);
@@ -1154,8 +1175,8 @@ static void node_backward_chunk(search_exec *e, int node, int ch)
     case EV_OP_LINEAR: {
         const int in = (int)sample_size(x->shape), out = n->shape.c;
         if (dx)
-            ev_ref_linear_backward(x->out + xoff, cs.n, in, n->params[0]->data, out, dy,
-                                   dx + xoff, NULL, NULL);
+            ev_ref_linear_backward(x->out + xoff, cs.n, in, n->params[0]->data, out, dy, dx + xoff,
+                                   NULL, NULL);
         double *dw = partial + e->param_off[n->param_index[0]];
         for (int s = 0; s < cs.n; s++)
             for (int o = 0; o < out; o++) {
@@ -1200,8 +1221,9 @@ int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight
     const int k = net->cfg.num_classes, batch = net->batch;
     for (int s = 0; s < batch; s++)
         if (labels[s] < 0 || labels[s] >= k)
-            return ev_fail(err, EV_ERR_INVALID, "executor: label %d of sample %d out of range 0..%d",
-                           labels[s], s, k - 1);
+            return ev_fail(err, EV_ERR_INVALID,
+                           "executor: label %d of sample %d out of range 0..%d", labels[s], s,
+                           k - 1);
     if (!g->training)
         return ev_fail(err, EV_ERR_INVALID, "executor: backward needs a training forward");
     if (!net->grad_storage)

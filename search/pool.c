@@ -70,7 +70,8 @@ search_pool *search_pool_create(int threads)
     }
     for (int i = 1; i < p->threads; i++) {
         worker_arg *w = malloc(sizeof *w);
-        if (!w || pthread_create(&p->tids[i], NULL, worker_main, w ? (w->pool = p, w->index = i, w) : NULL)) {
+        if (!w || pthread_create(&p->tids[i], NULL, worker_main,
+                                 w ? (w->pool = p, w->index = i, w) : NULL)) {
             free(w);
             p->threads = i; /* run with the workers that started */
             break;

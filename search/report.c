@@ -68,10 +68,10 @@ void *search_eval_json(const ev_model *model, const search_eval_result *r)
         json_array_append_new(conf, row);
     }
     return json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o}", "model",
-                     ev_model_name(model), "frames", (json_int_t)m->total, "accuracy",
-                     m->accuracy, "macro_precision", m->macro_precision, "macro_recall",
-                     m->macro_recall, "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1,
-                     "classes", names, "per_class", per, "confusion", conf);
+                     ev_model_name(model), "frames", (json_int_t)m->total, "accuracy", m->accuracy,
+                     "macro_precision", m->macro_precision, "macro_recall", m->macro_recall,
+                     "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1, "classes", names,
+                     "per_class", per, "confusion", conf);
 }
 
 /* ---- raster canvas ------------------------------------------------------------------------ */
@@ -122,30 +122,42 @@ static void line(canvas *c, int x0, int y0, int x1, int y1, uint32_t rgb, int th
 /* 3x5 glyphs, rows top to bottom, 3 bits each (MSB left). */
 static unsigned glyph(int ch)
 {
-    static const unsigned digits[10] = {
-        075557, 026227, 071747, 071717, 055711, 074717, 074757, 071111, 075757, 075717};
-    static const unsigned letters[26] = {
-        025755, 065656, 034443, 065556, 074647, 074644, 034553, 055755, 072227, 011152,
-        055655, 044447, 057755, 065555, 025552, 065644, 025563, 065655, 034216, 072222,
-        055557, 055552, 055775, 055255, 055222, 071247};
+    static const unsigned digits[10] = {075557, 026227, 071747, 071717, 055711,
+                                        074717, 074757, 071111, 075757, 075717};
+    static const unsigned letters[26] = {025755, 065656, 034443, 065556, 074647, 074644, 034553,
+                                         055755, 072227, 011152, 055655, 044447, 057755, 065555,
+                                         025552, 065644, 025563, 065655, 034216, 072222, 055557,
+                                         055552, 055775, 055255, 055222, 071247};
     ch = toupper(ch);
     if (ch >= '0' && ch <= '9')
         return digits[ch - '0'];
     if (ch >= 'A' && ch <= 'Z')
         return letters[ch - 'A'];
     switch (ch) {
-    case '-': return 000700;
-    case '.': return 000002;
-    case '/': return 011244;
-    case '%': return 051245;
-    case ':': return 002020;
-    case '(': return 024442;
-    case ')': return 021112;
-    case '>': return 042124;
-    case '=': return 007070;
-    case '+': return 002720;
-    case ',': return 000024;
-    default: return 0;
+    case '-':
+        return 000700;
+    case '.':
+        return 000002;
+    case '/':
+        return 011244;
+    case '%':
+        return 051245;
+    case ':':
+        return 002020;
+    case '(':
+        return 024442;
+    case ')':
+        return 021112;
+    case '>':
+        return 042124;
+    case '=':
+        return 007070;
+    case '+':
+        return 002720;
+    case ',':
+        return 000024;
+    default:
+        return 0;
     }
 }
 
@@ -175,8 +187,8 @@ static uint32_t heat(double v)
     return (uint32_t)r << 16 | (uint32_t)g << 8 | (uint32_t)b;
 }
 
-static int write_confusion_png(const char *path, const ev_model *model,
-                               const search_eval_result *r, ev_error *err)
+static int write_confusion_png(const char *path, const ev_model *model, const search_eval_result *r,
+                               ev_error *err)
 {
     const int k = r->k, cell = 30, scale = 2;
     int label_w = 0;
@@ -220,8 +232,8 @@ static int write_confusion_png(const char *path, const ev_model *model,
 }
 
 static int write_misclassified_png(const char *path, const ev_model *model,
-                                   const search_dataset *ds, const search_eval_result *r,
-                                   int split, ev_error *err)
+                                   const search_dataset *ds, const search_eval_result *r, int split,
+                                   ev_error *err)
 {
     enum { MAX_TILES = 48, COLS = 8 };
     int idx[MAX_TILES], n = 0, total = 0;
@@ -284,10 +296,11 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
     const search_metrics *m = &r->metrics;
     fprintf(f, "# Evaluation of %s (%s split, %lld frames)\n\n", ev_model_name(model),
             split < 0 ? "all" : search_split_name(split), (long long)m->total);
-    fprintf(f, "| accuracy | macro precision | macro recall | macro F1 | weighted F1 |\n"
-               "|---|---|---|---|---|\n| %.2f | %.2f | %.2f | %.2f | %.2f |\n\n",
-            100 * m->accuracy, 100 * m->macro_precision, 100 * m->macro_recall,
-            100 * m->macro_f1, 100 * m->weighted_f1);
+    fprintf(f,
+            "| accuracy | macro precision | macro recall | macro F1 | weighted F1 |\n"
+            "|---|---|---|---|---|\n| %.2f | %.2f | %.2f | %.2f | %.2f |\n\n",
+            100 * m->accuracy, 100 * m->macro_precision, 100 * m->macro_recall, 100 * m->macro_f1,
+            100 * m->weighted_f1);
     fprintf(f, "| view | precision | recall | F1 | frames |\n|---|---|---|---|---|\n");
     for (int c = 0; c < r->k; c++)
         fprintf(f, "| %s | %.1f | %.1f | %.1f | %lld |\n", ev_model_class_name(model, c),
@@ -312,8 +325,8 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
 
 /* ---- line plots ------------------------------------------------------------------------------ */
 
-static const uint32_t palette[] = {0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e, 0x9467bd, 0x8c564b,
-                                   0xe377c2, 0x17becf};
+static const uint32_t palette[] = {0x1f77b4, 0xd62728, 0x2ca02c, 0xff7f0e,
+                                   0x9467bd, 0x8c564b, 0xe377c2, 0x17becf};
 
 static double nice_step(double range)
 {
@@ -322,9 +335,8 @@ static double nice_step(double range)
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * e;
 }
 
-int search_plot_lines(const char *path, const char *title, const char *x_label,
-                      const char *y_label, const search_plot_series *series, int num_series,
-                      ev_error *err)
+int search_plot_lines(const char *path, const char *title, const char *x_label, const char *y_label,
+                      const search_plot_series *series, int num_series, ev_error *err)
 {
     const int W = 720, H = 460, L = 80, R = 190, T = 40, B = 60;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -347,8 +359,8 @@ int search_plot_lines(const char *path, const char *title, const char *x_label,
     if (rc)
         return rc;
     const int pw = W - L - R, ph = H - T - B;
-#define PX(v) (L + (int)lround(((v) - x0) / (x1 - x0) * pw))
-#define PY(v) (T + ph - (int)lround(((v) - y0) / (y1 - y0) * ph))
+#define PX(v) (L + (int)lround(((v)-x0) / (x1 - x0) * pw))
+#define PY(v) (T + ph - (int)lround(((v)-y0) / (y1 - y0) * ph))
     text(&cv, L, 12, title, 0x101010, 2);
     for (double v = y0; v <= y1 + ys * 0.01; v += ys) {
         line(&cv, L, PY(v), L + pw, PY(v), 0xdddddd, 1);

@@ -9,10 +9,10 @@
 
 struct search_sampler {
     int batch, num_classes, present;
-    int *class_ids;   /* classes with frames */
-    int **members;    /* per present class: its frame indices (shuffled) */
+    int *class_ids; /* classes with frames */
+    int **members;  /* per present class: its frame indices (shuffled) */
     int *count, *pos;
-    int rotation;     /* where the remainder of batch / present starts */
+    int rotation; /* where the remainder of batch / present starts */
     uint64_t rng;
 };
 
@@ -145,8 +145,13 @@ void search_sampler_next(search_sampler *s, int *out)
 
 void search_augment_defaults(search_augment *a)
 {
-    *a = (search_augment){.enabled = true, .rotate_deg = 5.0f, .scale = 0.08f,
-                          .translate = 0.05f, .gain = 0.15f, .contrast = 0.15f, .speckle = 0.08f};
+    *a = (search_augment){.enabled = true,
+                          .rotate_deg = 5.0f,
+                          .scale = 0.08f,
+                          .translate = 0.05f,
+                          .gain = 0.15f,
+                          .contrast = 0.15f,
+                          .speckle = 0.08f};
 }
 
 static float uniform_pm(uint64_t *rng, float r) { return (2.0f * ev_rng_uniform(rng) - 1.0f) * r; }

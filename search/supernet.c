@@ -38,19 +38,19 @@ struct search_supernet {
     search_exec *ex;
     int batch;
     float arch[SEARCH_ARCH_SIZE];
-    float mixw[2][SEARCH_EDGES][SEARCH_OPS]; /* softmax(alpha); the executor reads [1..7] */
-    float bw[2][SEARCH_EDGES];                /* edge weights (softmax(beta) per node, or 1) */
+    float mixw[2][SEARCH_EDGES][SEARCH_OPS];      /* softmax(alpha); the executor reads [1..7] */
+    float bw[2][SEARCH_EDGES];                    /* edge weights (softmax(beta) per node, or 1) */
     double (*mix_grad)[SEARCH_EDGES][SEARCH_OPS]; /* per cell: d loss / d w[e][1..7] at [0..6] */
     double (*node_grad)[SEARCH_STEPS][EV_NODE_MAX_INPUTS]; /* per cell: d loss / d bw */
     float adam_m[SEARCH_ARCH_SIZE], adam_v[SEARCH_ARCH_SIZE];
     int64_t adam_step;
-    size_t trainable;     /* trainable elements */
-    float *momentum;      /* SGD buffer per trainable element */
+    size_t trainable; /* trainable elements */
+    float *momentum;  /* SGD buffer per trainable element */
     bool has_momentum;
-    size_t all;           /* every parameter element (running statistics included) */
-    float *saved, *vec;   /* snapshot of all parameters; the unrolled step's vector */
-    double *tmp_grad;     /* 2 x SEARCH_ARCH_SIZE */
-    int *maps;            /* PC-DARTS channel maps (slices and shuffles), per cell */
+    size_t all;         /* every parameter element (running statistics included) */
+    float *saved, *vec; /* snapshot of all parameters; the unrolled step's vector */
+    double *tmp_grad;   /* 2 x SEARCH_ARCH_SIZE */
+    int *maps;          /* PC-DARTS channel maps (slices and shuffles), per cell */
 };
 
 /* ---- building the graph ------------------------------------------------------------------ */
@@ -58,7 +58,7 @@ struct search_supernet {
 /* The engine's graph builder (net_builder.c) with BN affine off, plus PC-DARTS channel maps. */
 typedef struct sn_builder {
     ev_builder base;
-    int *maps;                /* channel-map storage (PC-DARTS) */
+    int *maps; /* channel-map storage (PC-DARTS) */
     int maps_used;
     int map_node[4 * SEARCH_EDGES * EV_MAX_CELLS]; /* CONCAT node of each map */
     int map_at[4 * SEARCH_EDGES * EV_MAX_CELLS];   /* its offset in maps */
@@ -213,23 +213,23 @@ static int sn_build(sn_builder *sb, const search_supernet_config *cfg, int batch
                     rs_of[j] = ev_builder_unary(b, EV_OP_RELU, xs_of[j], cell, prefix);
                     rest_of[j] = sn_slice(sb, states[j], c_curr / K, c_curr, cell, prefix);
                     if (reduction && j < 2)
-                        rest_of[j] = ev_builder_pool(b, EV_OP_MAXPOOL, rest_of[j], 2, 2, 0,
-                                                     cell, prefix);
+                        rest_of[j] =
+                            ev_builder_pool(b, EV_OP_MAXPOOL, rest_of[j], 2, 2, 0, cell, prefix);
                 }
             }
             for (int j = i == 0 ? 0 : i + 1; j < i + 2 && !b->rc; j++)
-                sn_state_pools(b, K > 1 ? xs_of[j] : states[j], reduction && j < 2 ? 2 : 1, cell,
-                               j, pools_of[j]);
+                sn_state_pools(b, K > 1 ? xs_of[j] : states[j], reduction && j < 2 ? 2 : 1, cell, j,
+                               pools_of[j]);
             int edges[SEARCH_STEPS + 2];
             for (int j = 0; j < i + 2; j++) {
                 int stride = reduction && j < 2 ? 2 : 1;
                 if (K > 1)
-                    edges[j] = sn_partial_mixed_op(sb, xs_of[j], rs_of[j], pools_of[j],
-                                                   rest_of[j], stride, K, cell, offset + j,
-                                                   &mixed[cell][offset + j]);
+                    edges[j] =
+                        sn_partial_mixed_op(sb, xs_of[j], rs_of[j], pools_of[j], rest_of[j], stride,
+                                            K, cell, offset + j, &mixed[cell][offset + j]);
                 else
-                    edges[j] = mixed[cell][offset + j] = sn_mixed_op(
-                        b, states[j], relus[j], pools_of[j], stride, cell, offset + j);
+                    edges[j] = mixed[cell][offset + j] =
+                        sn_mixed_op(b, states[j], relus[j], pools_of[j], stride, cell, offset + j);
             }
             snprintf(prefix, sizeof prefix, "cells.%d.node%d", cell, i + 2);
             states[i + 2] = ev_builder_sum(b, EV_OP_ADD, edges, i + 2, cell, prefix);
@@ -261,8 +261,8 @@ void search_supernet_free(search_supernet *s)
     free(s);
 }
 
-int search_supernet_create(const search_supernet_config *cfg, int batch, int threads,
-                           uint64_t seed, search_supernet **out, ev_error *err)
+int search_supernet_create(const search_supernet_config *cfg, int batch, int threads, uint64_t seed,
+                           search_supernet **out, ev_error *err)
 {
     *out = NULL;
     if (cfg->num_cells < 1 || cfg->num_cells > EV_MAX_CELLS)
@@ -284,8 +284,8 @@ int search_supernet_create(const search_supernet_config *cfg, int batch, int thr
                        "2K (the ops' FactorizedReduce needs C/K even)",
                        K, cfg->init_channels);
     search_supernet *s = calloc(1, sizeof *s);
-    int (*mixed)[SEARCH_EDGES] = calloc((size_t)cfg->num_cells, sizeof *mixed);
-    int (*nodes)[SEARCH_STEPS] = calloc((size_t)cfg->num_cells, sizeof *nodes);
+    int(*mixed)[SEARCH_EDGES] = calloc((size_t)cfg->num_cells, sizeof *mixed);
+    int(*nodes)[SEARCH_STEPS] = calloc((size_t)cfg->num_cells, sizeof *nodes);
     int rc = EV_OK;
     if (!s || !mixed || !nodes || !(s->net = calloc(1, sizeof *s->net))) {
         rc = ev_fail(err, EV_ERR_NOMEM, "supernet: out of memory");
@@ -480,8 +480,8 @@ static double batch_accuracy(const float *logits, int n, int k, const int32_t *l
     return (double)correct / n;
 }
 
-int search_supernet_loss(search_supernet *s, const float *input, const int32_t *labels,
-                         bool grads, double *grad, float *loss, float *accuracy, ev_error *err)
+int search_supernet_loss(search_supernet *s, const float *input, const int32_t *labels, bool grads,
+                         double *grad, float *loss, float *accuracy, ev_error *err)
 {
     const int k = s->cfg.num_classes;
     for (int i = 0; i < s->batch; i++)
@@ -561,16 +561,15 @@ static void add_latency_grad(search_supernet *s, const search_arch_options *o, d
             for (int p = 0; p < SEARCH_OPS; p++)
                 dot += (double)s->mixw[t][e][p] * o->latency[p];
             for (int p = 0; p < SEARCH_OPS; p++)
-                ga[e * SEARCH_OPS + p] += (double)o->latency_weight * cells * s->mixw[t][e][p] *
-                                          (o->latency[p] - dot);
+                ga[e * SEARCH_OPS + p] +=
+                    (double)o->latency_weight * cells * s->mixw[t][e][p] * (o->latency[p] - dot);
         }
     }
 }
 
 int search_supernet_arch_grad(search_supernet *s, const search_arch_options *o, float eta,
                               const float *train_x, const int32_t *train_y, const float *val_x,
-                              const int32_t *val_y, double *grad, float *val_loss,
-                              ev_error *err)
+                              const int32_t *val_y, double *grad, float *val_loss, ev_error *err)
 {
     int rc;
     if (o->order != 2) {
@@ -636,8 +635,8 @@ int search_supernet_arch_step(search_supernet *s, const search_arch_options *o, 
                               const int32_t *val_y, float *val_loss, ev_error *err)
 {
     double grad[SEARCH_ARCH_SIZE];
-    int rc = search_supernet_arch_grad(s, o, eta, train_x, train_y, val_x, val_y, grad, val_loss,
-                                       err);
+    int rc =
+        search_supernet_arch_grad(s, o, eta, train_x, train_y, val_x, val_y, grad, val_loss, err);
     if (rc)
         return rc;
     /* torch.optim.Adam with L2 weight decay */

@@ -15,36 +15,36 @@
 
 #include "ev_search.h"
 
-#define SEARCH_STEPS 4                       /* intermediate nodes per cell */
-#define SEARCH_EDGES 14                      /* 2 + 3 + 4 + 5 */
-#define SEARCH_OPS EV_NUM_PRIMITIVES         /* 8, `none` first */
+#define SEARCH_STEPS 4               /* intermediate nodes per cell */
+#define SEARCH_EDGES 14              /* 2 + 3 + 4 + 5 */
+#define SEARCH_OPS EV_NUM_PRIMITIVES /* 8, `none` first */
 #define SEARCH_ALPHA_SIZE (2 * SEARCH_EDGES * SEARCH_OPS)
 #define SEARCH_ARCH_SIZE (SEARCH_ALPHA_SIZE + 2 * SEARCH_EDGES) /* alphas, then betas */
 
 typedef struct search_supernet_config {
-    int init_channels;        /* C (16 in the paper) */
-    int num_cells;            /* layout length (8 in the paper) */
+    int init_channels; /* C (16 in the paper) */
+    int num_cells;     /* layout length (8 in the paper) */
     bool reduction[EV_MAX_CELLS];
     int in_channels, num_classes;
-    int size;                 /* input width = height */
-    bool edge_norm;           /* PC-DARTS edge normalisation: node = sum softmax(beta)_j edge_j */
-    int partial_channels;     /* PC-DARTS K: mixed ops see 1/K of the channels (0 or 1: off) */
+    int size;             /* input width = height */
+    bool edge_norm;       /* PC-DARTS edge normalisation: node = sum softmax(beta)_j edge_j */
+    int partial_channels; /* PC-DARTS K: mixed ops see 1/K of the channels (0 or 1: off) */
 } search_supernet_config;
 
 typedef struct search_arch_options {
-    int order;                /* 1: first order, 2: unrolled second order */
+    int order; /* 1: first order, 2: unrolled second order */
     float arch_lr, arch_beta1, arch_beta2, arch_weight_decay;
     float momentum, weight_decay; /* of the weight optimiser (used by the unrolled step) */
-    float latency_weight;     /* lambda (per ms of expected latency); 0: off */
-    float latency[SEARCH_OPS];/* ms per edge per primitive (latency table), none = 0 */
+    float latency_weight;         /* lambda (per ms of expected latency); 0: off */
+    float latency[SEARCH_OPS];    /* ms per edge per primitive (latency table), none = 0 */
 } search_arch_options;
 
 void search_arch_defaults(search_arch_options *o);
 
 typedef struct search_supernet search_supernet;
 
-int search_supernet_create(const search_supernet_config *cfg, int batch, int threads,
-                           uint64_t seed, search_supernet **out, ev_error *err);
+int search_supernet_create(const search_supernet_config *cfg, int batch, int threads, uint64_t seed,
+                           search_supernet **out, ev_error *err);
 void search_supernet_free(search_supernet *s);
 ev_net *search_supernet_net(search_supernet *s);
 /* The architecture parameters: alpha normal [14][8], alpha reduce [14][8], beta normal [14],
@@ -58,8 +58,8 @@ float *search_supernet_momentum(search_supernet *s, size_t *count, bool **has_mo
 
 /* Training-mode forward and cross-entropy; with grads, backward too: parameter gradients in the
  * net and d loss / d arch into grad (SEARCH_ARCH_SIZE doubles, may be NULL). */
-int search_supernet_loss(search_supernet *s, const float *input, const int32_t *labels,
-                         bool grads, double *grad, float *loss, float *accuracy, ev_error *err);
+int search_supernet_loss(search_supernet *s, const float *input, const int32_t *labels, bool grads,
+                         double *grad, float *loss, float *accuracy, ev_error *err);
 /* Eval-mode forward (running BN statistics); logits of the batch. */
 int search_supernet_infer(search_supernet *s, const float *input, const float **logits,
                           ev_error *err);
@@ -69,8 +69,7 @@ int search_supernet_infer(search_supernet *s, const float *input, const float **
  * rate, plus the latency term. Weights and BN statistics are left as they were. */
 int search_supernet_arch_grad(search_supernet *s, const search_arch_options *o, float eta,
                               const float *train_x, const int32_t *train_y, const float *val_x,
-                              const int32_t *val_y, double *grad, float *val_loss,
-                              ev_error *err);
+                              const int32_t *val_y, double *grad, float *val_loss, ev_error *err);
 /* One architecture step: the gradient above, then Adam on the arch parameters. */
 int search_supernet_arch_step(search_supernet *s, const search_arch_options *o, float eta,
                               const float *train_x, const int32_t *train_y, const float *val_x,
@@ -109,15 +108,15 @@ typedef struct search_darts_options {
     float lr, lr_min, momentum, weight_decay, grad_clip;
     search_arch_options arch;
     bool edge_norm;
-    int partial_channels;    /* PC-DARTS K (0: off) */
-    int arch_warmup;         /* epochs of weight steps only before the first arch step (0) */
-    int max_skips;           /* normal cell, at derivation; -1: no cap */
+    int partial_channels; /* PC-DARTS K (0: off) */
+    int arch_warmup;      /* epochs of weight steps only before the first arch step (0) */
+    int max_skips;        /* normal cell, at derivation; -1: no cap */
     bool augment, auto_roi;
     int num_classes;
     char **class_names;
-    int max_steps;           /* cap steps per epoch (0: a pass over the search-train half) */
-    int max_val_frames;      /* cap the end-of-epoch evaluation (0: whole search-val half) */
-    int stop_after;          /* stop after this many epochs in this run (0: no) */
+    int max_steps;      /* cap steps per epoch (0: a pass over the search-train half) */
+    int max_val_frames; /* cap the end-of-epoch evaluation (0: whole search-val half) */
+    int stop_after;     /* stop after this many epochs in this run (0: no) */
     bool quiet;
     search_dataset *dataset; /* optional, preloaded (not freed) */
 } search_darts_options;

@@ -50,9 +50,9 @@ void search_train_defaults(search_train_options *o)
 
 typedef struct optimiser {
     search_optimizer kind;
-    float *m, *v;  /* per trainable parameter element (adam: first/second moment; sgd: m only) */
+    float *m, *v; /* per trainable parameter element (adam: first/second moment; sgd: m only) */
     size_t total;
-    int64_t step;  /* adam's t */
+    int64_t step; /* adam's t */
 } optimiser;
 
 static bool updatable(const ev_param *p, bool aux)
@@ -151,8 +151,8 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
 {
     int n = net->num_params, count = 0;
     ev_st_entry *entries = calloc((size_t)3 * n, sizeof *entries);
-    char (*names)[EV_PARAM_NAME_MAX + 16] = calloc((size_t)3 * n, sizeof *names);
-    int64_t (*shapes)[4] = calloc((size_t)3 * n, sizeof *shapes);
+    char(*names)[EV_PARAM_NAME_MAX + 16] = calloc((size_t)3 * n, sizeof *names);
+    int64_t(*shapes)[4] = calloc((size_t)3 * n, sizeof *shapes);
     if (!entries || !names || !shapes) {
         free(entries);
         free(names);
@@ -166,12 +166,16 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
             if (kind > 0 && !ev_param_trainable(p))
                 break;
             snprintf(names[count], sizeof names[count], "%s.%s",
-                     kind == 0 ? "param" : kind == 1 ? "opt_m" : "opt_v", p->name);
+                     kind == 0   ? "param"
+                     : kind == 1 ? "opt_m"
+                                 : "opt_v",
+                     p->name);
             for (int d = 0; d < p->ndim; d++)
                 shapes[count][d] = p->shape[d];
             entries[count] = (ev_st_entry){names[count], p->ndim, shapes[count],
-                                           kind == 0 ? p->data : kind == 1 ? opt->m + off
-                                                                           : opt->v + off};
+                                           kind == 0   ? p->data
+                                           : kind == 1 ? opt->m + off
+                                                       : opt->v + off};
             count++;
         }
         if (ev_param_trainable(p))
@@ -184,9 +188,10 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
     snprintf(acc, sizeof acc, "%a", st->best_val_acc);
     snprintf(best_epoch, sizeof best_epoch, "%d", st->best_epoch);
     snprintf(bad, sizeof bad, "%d", st->bad_epochs);
-    const char *meta[] = {"epoch", epoch, "optimizer_step", step, "best_val_loss", best,
-                          "best_val_accuracy", acc, "best_epoch", best_epoch, "bad_epochs", bad,
-                          "config", fingerprint};
+    const char *meta[] = {"epoch",         epoch,      "optimizer_step",    step,
+                          "best_val_loss", best,       "best_val_accuracy", acc,
+                          "best_epoch",    best_epoch, "bad_epochs",        bad,
+                          "config",        fingerprint};
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -241,7 +246,10 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
                 break;
             char name[EV_PARAM_NAME_MAX + 16];
             snprintf(name, sizeof name, "%s.%s",
-                     kind == 0 ? "param" : kind == 1 ? "opt_m" : "opt_v", p->name);
+                     kind == 0   ? "param"
+                     : kind == 1 ? "opt_m"
+                                 : "opt_v",
+                     p->name);
             const ev_st_tensor *t = ev_safetensors_find(&sf, name);
             if (!t || t->dtype != EV_DTYPE_F32 || t->end - t->begin != p->numel * 4) {
                 rc = ev_fail(err, EV_ERR_FORMAT, "%s: tensor %s missing or mis-sized", path, name);
@@ -261,8 +269,8 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
 
 static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, const int *idx,
                     int count, float scale, const float *mean, const float *std, float *input,
-                    int threads, double *loss_out, double *acc_out, int32_t *pred,
-                    float *conf, ev_error *err)
+                    int threads, double *loss_out, double *acc_out, int32_t *pred, float *conf,
+                    ev_error *err)
 {
     const int B = net->batch, k = net->cfg.num_classes;
     const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
@@ -272,9 +280,8 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
         int nb = count - b0 < B ? count - b0 : B;
         for (int i = 0; i < B; i++) {
             int f = idx[b0 + (i < nb ? i : nb - 1)];
-            search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height,
-                                  ds->channels, NULL, NULL, scale, mean, std,
-                                  input + (size_t)i * fsz);
+            search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height, ds->channels,
+                                  NULL, NULL, scale, mean, std, input + (size_t)i * fsz);
         }
         int rc = search_exec_forward(ex, input, false, err);
         if (rc)
@@ -316,7 +323,8 @@ static void print_memory(const search_exec *ex, const ev_net *net, const search_
     search_exec_memory_use(ex, &m);
     const double mib = 1.0 / (1024.0 * 1024.0);
     const double frames = ((double)ds->count * fsz + (double)batch * fsz * sizeof(float)) * mib;
-    const double params = ((double)ev_net_count_params(net) + 3.0 * opt->total) * sizeof(float) * mib;
+    const double params =
+        ((double)ev_net_count_params(net) + 3.0 * opt->total) * sizeof(float) * mib;
     const double total = (m.activations + m.gradients + m.other) * mib + frames + params;
     struct rusage ru;
     double peak = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
@@ -342,9 +350,10 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
     const int k = model->num_classes;
     if (ds->width != model->input_width || ds->height != model->input_height ||
         ds->channels != model->input_channels)
-        return ev_fail(err, EV_ERR_INVALID, "evaluate: dataset frames are %dx%dx%d, model input %dx%dx%d",
-                       ds->width, ds->height, ds->channels, model->input_width,
-                       model->input_height, model->input_channels);
+        return ev_fail(err, EV_ERR_INVALID,
+                       "evaluate: dataset frames are %dx%dx%d, model input %dx%dx%d", ds->width,
+                       ds->height, ds->channels, model->input_width, model->input_height,
+                       model->input_channels);
     int *idx = malloc((size_t)(ds->count ? ds->count : 1) * sizeof *idx);
     int count = 0;
     if (!idx)
@@ -436,11 +445,17 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST)
         return ev_fail(err, EV_ERR_IO, "%s: cannot create: %s", o->out_dir, strerror(errno));
     if (!ds) {
-        search_dataset_options dso = {.width = o->size, .height = o->size, .channels = 1,
-                                      .num_classes = k, .class_names = (const char *const *)classes,
-                                      .seed = o->seed, .max_bad_fraction = o->max_bad_fraction,
-                                      .auto_roi = o->auto_roi, .threads = threads,
-                                      .only_split = -1, .quiet = o->quiet};
+        search_dataset_options dso = {.width = o->size,
+                                      .height = o->size,
+                                      .channels = 1,
+                                      .num_classes = k,
+                                      .class_names = (const char *const *)classes,
+                                      .seed = o->seed,
+                                      .max_bad_fraction = o->max_bad_fraction,
+                                      .auto_roi = o->auto_roi,
+                                      .threads = threads,
+                                      .only_split = -1,
+                                      .quiet = o->quiet};
         if ((rc = search_dataset_load(o->data, &dso, &ds, err)))
             return rc;
     } else if (ds->width != o->size || ds->height != o->size) {
@@ -484,8 +499,10 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     if ((rc = search_sampler_create(train_idx, ntrain, ds->labels, k, o->batch, &sampler, err)))
         goto out;
     if (!o->quiet && search_sampler_classes_present(sampler) < k)
-        fprintf(stderr, "warning: %d of %d classes have training frames; batches balance over "
-                        "those\n", search_sampler_classes_present(sampler), k);
+        fprintf(stderr,
+                "warning: %d of %d classes have training frames; batches balance over "
+                "those\n",
+                search_sampler_classes_present(sampler), k);
 
     ev_net_config cfg = {0};
     cfg.genotype = o->genotype;
@@ -620,8 +637,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         train_time += t_train;
         train_frames += seen;
         double val_loss = 0, val_acc = 0;
-        if ((rc = run_eval(ex, net, ds, val_idx, nval, scale, mean, stdv, input, threads,
-                           &val_loss, &val_acc, NULL, NULL, err)))
+        if ((rc = run_eval(ex, net, ds, val_idx, nval, scale, mean, stdv, input, threads, &val_loss,
+                           &val_acc, NULL, NULL, err)))
             goto out;
         bool improved = val_loss < st.best_val_loss;
         st.epoch = epoch + 1;
@@ -630,8 +647,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             st.best_val_acc = val_acc;
             st.best_epoch = epoch;
             st.bad_epochs = 0;
-            if ((rc = ev_model_save_bundle(o->out_dir, name, net, classes, scale, mean, stdv,
-                                           err)))
+            if ((rc = ev_model_save_bundle(o->out_dir, name, net, classes, scale, mean, stdv, err)))
                 goto out;
         } else {
             st.bad_epochs++;
@@ -639,11 +655,11 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
             goto out;
         const double secs = search_now_s() - t0;
-        json_t *line = json_pack(
-            "{s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f}", "epoch", epoch + 1, "lr", (double)lr,
-            "train_loss", loss_sum / steps, "train_accuracy", (double)correct / seen, "val_loss",
-            val_loss, "val_accuracy", val_acc, "best", improved, "seconds", secs,
-            "train_frames_per_second", seen / t_train);
+        json_t *line =
+            json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f}", "epoch", epoch + 1, "lr",
+                      (double)lr, "train_loss", loss_sum / steps, "train_accuracy",
+                      (double)correct / seen, "val_loss", val_loss, "val_accuracy", val_acc, "best",
+                      improved, "seconds", secs, "train_frames_per_second", seen / t_train);
         char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
         if (s) {
             fprintf(log, "%s\n", s);

@@ -15,8 +15,7 @@
 typedef struct search_kernels {
     const char *name;
     /* y[M x P] = (accumulate ? y : 0) + w[M x K] . x[K x P]   (1x1 convolution of one sample) */
-    void (*gemm_nn)(int M, int K, int P, const float *w, const float *x, float *y,
-                    bool accumulate);
+    void (*gemm_nn)(int M, int K, int P, const float *w, const float *x, float *y, bool accumulate);
     /* dw[M x K] += dy[M x P] . x[K x P]^T, summed in float over blocks and in double across them */
     void (*gemm_nt)(int M, int K, int P, const float *dy, const float *x, double *dw);
     /* One input plane into one output plane, k x k taps, accumulated: y += conv(x, w). */

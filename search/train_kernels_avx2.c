@@ -90,8 +90,7 @@ static void avx2_gemm_nt(int M, int K, int P, const float *dy, const float *x, d
             const float *d0 = dy + (size_t)m * P + p0, *d1 = d0 + P;
             int k = 0;
             for (; k + 4 <= K; k += 4) {
-                const float *x0 = x + (size_t)k * P + p0, *x1 = x0 + P, *x2 = x1 + P,
-                            *x3 = x2 + P;
+                const float *x0 = x + (size_t)k * P + p0, *x1 = x0 + P, *x2 = x1 + P, *x3 = x2 + P;
                 __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00,
                        a11 = a00, a12 = a00, a13 = a00;
                 for (int p = 0; p < p8; p += 8) {

@@ -19,8 +19,7 @@ static inline float KERNEL_FN(dot)(const float *a, const float *b, int n)
 }
 
 /* Output indices o in [0, out) whose input o * stride + offset lies in [0, in): [*lo, *hi). */
-static inline void KERNEL_FN(valid_range)(int in, int out, int offset, int stride, int *lo,
-                                          int *hi)
+static inline void KERNEL_FN(valid_range)(int in, int out, int offset, int stride, int *lo, int *hi)
 {
     int a = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
     int last = in - 1 - offset; /* o * stride <= last */

@@ -47,8 +47,8 @@ int cmd_bench(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return TOOL_OK;
-        } else if ((consumed = tool_parse_plan_option("bench", argc, argv, &i, &model_path,
-                                                      &opt)) != 0) {
+        } else if ((consumed =
+                        tool_parse_plan_option("bench", argc, argv, &i, &model_path, &opt)) != 0) {
             if (consumed < 0)
                 return TOOL_USAGE;
         } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
@@ -107,7 +107,8 @@ int cmd_bench(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     json_t *out = json_pack(
-        "{s:s, s:I, s:I, s:s, s:i, s:i, s:{s:i, s:i, s:i}, s:i, s:{s:f, s:f, s:f, s:f}, s:f, s:f, s:I}",
+        "{s:s, s:I, s:I, s:s, s:i, s:i, s:{s:i, s:i, s:i}, s:i, s:{s:f, s:f, s:f, s:f}, s:f, s:f, "
+        "s:I}",
         "model", ev_model_name(m), "params", (json_int_t)ev_model_num_params(m), "macs",
         (json_int_t)ev_model_num_macs(m), "backend", ev_backend_name(ev_plan_backend(plan)),
         "threads", opt.threads, "batch", opt.batch, "input", "width", w, "height", h, "channels", c,

@@ -58,9 +58,9 @@ static json_t *classify_file(const ev_model *m, ev_plan *plan, const char *file,
     json_t *probs = json_object();
     for (int i = 0; i < k; i++)
         json_object_set_new(probs, ev_model_class_name(m, i), json_real(prob[i]));
-    out = json_pack("{s:s, s:s, s:i, s:f, s:o}", "file", file, "label",
-                    ev_model_class_name(m, best), "label_id", best, "confidence",
-                    (double)prob[best], "probabilities", probs);
+    out =
+        json_pack("{s:s, s:s, s:i, s:f, s:o}", "file", file, "label", ev_model_class_name(m, best),
+                  "label_id", best, "confidence", (double)prob[best], "probabilities", probs);
 out:
     media_image_free(&gray);
     media_image_free(&img);
@@ -127,8 +127,8 @@ int cmd_classify(int argc, char **argv)
     float logits[EV_MAX_CLASSES];
     int failures = 0;
     for (int i = first_file; input && i < argc; i++) {
-        json_t *result = classify_file(m, plan, argv[i], have_roi ? &roi : NULL, auto_roi, input,
-                                       logits, &err);
+        json_t *result =
+            classify_file(m, plan, argv[i], have_roi ? &roi : NULL, auto_roi, input, logits, &err);
         if (!result) {
             failures++;
             fprintf(stderr, "echoview classify: %s\n", err.message);

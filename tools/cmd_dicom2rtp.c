@@ -101,7 +101,8 @@ int cmd_dicom2rtp(int argc, char **argv)
             config.payload = (guint)v;
         } else if (!strcmp(a, "--encoding")) {
             if (!bridge_encoding_parse(val, &config.encoding)) {
-                fprintf(stderr, "echoview dicom2rtp: --encoding raw, h264 or jpeg, got '%s'\n", val);
+                fprintf(stderr, "echoview dicom2rtp: --encoding raw, h264 or jpeg, got '%s'\n",
+                        val);
                 goto out;
             }
         } else if (!strcmp(a, "--raw-format")) {
@@ -145,8 +146,10 @@ int cmd_dicom2rtp(int argc, char **argv)
             }
         }
         if (!config.width) {
-            fprintf(stderr, "echoview dicom2rtp: none of the %u file(s) is a readable DICOM "
-                    "image\n", files->len);
+            fprintf(stderr,
+                    "echoview dicom2rtp: none of the %u file(s) is a readable DICOM "
+                    "image\n",
+                    files->len);
             rc = TOOL_FAILED;
             goto out;
         }

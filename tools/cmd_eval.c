@@ -10,7 +10,8 @@
 #include <string.h>
 
 static const char *usage =
-    "usage: echoview eval --model DIR|model.yaml --data DIR|manifest.csv [--split test|val|train|all]\n"
+    "usage: echoview eval --model DIR|model.yaml --data DIR|manifest.csv [--split "
+    "test|val|train|all]\n"
     "                     [--json] [--out REPORT_DIR] [--threads N] [--auto-roi] [--seed S]\n"
     "  Evaluates the model on the frames of a split (default test; 'all' for every frame; data\n"
     "  without splits is split by patient with --seed like training does). Prints a summary and\n"
@@ -68,11 +69,17 @@ int cmd_eval(int argc, char **argv)
     search_dataset *ds = NULL;
     search_eval_result r = {0};
     int rc = TOOL_FAILED;
-    search_dataset_options o = {.width = m->input_width, .height = m->input_height,
-                                .channels = m->input_channels, .num_classes = m->num_classes,
+    search_dataset_options o = {.width = m->input_width,
+                                .height = m->input_height,
+                                .channels = m->input_channels,
+                                .num_classes = m->num_classes,
                                 .class_names = (const char *const *)m->class_names,
-                                .seed = seed, .max_bad_fraction = -1, .auto_roi = auto_roi,
-                                .threads = (int)threads, .only_split = split, .quiet = json};
+                                .seed = seed,
+                                .max_bad_fraction = -1,
+                                .auto_roi = auto_roi,
+                                .threads = (int)threads,
+                                .only_split = split,
+                                .quiet = json};
     if (search_dataset_load(data, &o, &ds, &err) ||
         search_evaluate(m, ds, split, (int)threads, &r, &err) ||
         (out && search_write_report(out, m, ds, &r, split, &err))) {

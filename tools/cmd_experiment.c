@@ -16,14 +16,16 @@
 #include <sys/stat.h>
 
 static const char *usage =
-    "usage: echoview experiment --data DIR|manifest.csv --out DIR [--study all|size|fraction|views|quality]\n"
+    "usage: echoview experiment --data DIR|manifest.csv --out DIR [--study "
+    "all|size|fraction|views|quality]\n"
     "       [--sizes 32,64,96,128] [--size PX (64; fraction/views/quality studies)]\n"
     "       [--fractions 0.08,0.25,0.5,1] [--networks 1cell,2cell] [--genotype NAME|FILE]\n"
     "       [--init-channels C (16)] [--epochs N (30)] [--steps-per-epoch N] [--patience N (6)]\n"
     "       [--lr X (1e-3)] [--batch N (64)] [--val-frames N] [--threads T] [--seed S]\n"
     "  Views study subsets: 14 = all; 7 = A2CH, A3CH, A4CH-LV, PLAX-full, PSAX-AV, PSAX-LV,\n"
     "  Subcostal; 5 = A2CH, A4CH-LV, PLAX-full, PSAX-LV, Subcostal. The quality study evaluates\n"
-    "  the --size networks per grade of the manifest's quality column (1 very poor .. 5 excellent).\n";
+    "  the --size networks per grade of the manifest's quality column (1 very poor .. 5 "
+    "excellent).\n";
 
 /* the view subsets of the number-of-views study (ids into ev_echo_views) */
 static const int views7[7] = {0, 1, 2, 7, 9, 10, 12};
@@ -50,9 +52,14 @@ static int parse_list(const char *s, double *out, int max)
 
 static search_dataset *load(experiment *x, int size, ev_error *err)
 {
-    search_dataset_options o = {.width = size, .height = size, .channels = 1,
-                                .seed = x->base.seed, .max_bad_fraction = -1,
-                                .threads = x->threads, .only_split = -1, .quiet = true};
+    search_dataset_options o = {.width = size,
+                                .height = size,
+                                .channels = 1,
+                                .seed = x->base.seed,
+                                .max_bad_fraction = -1,
+                                .threads = x->threads,
+                                .only_split = -1,
+                                .quiet = true};
     search_dataset *ds = NULL;
     return search_dataset_load(x->data, &o, &ds, err) ? NULL : ds;
 }
@@ -83,7 +90,8 @@ static double run_point(experiment *x, search_dataset *ds, int net, int size, do
         o.reduction[3] = true;
     ev_error err = {0};
     search_train_result tr = {0};
-    fprintf(stderr, "experiment: %s, %d-cell%s\n", tag, net + 1, trained ? " (trained before)" : " ...");
+    fprintf(stderr, "experiment: %s, %d-cell%s\n", tag, net + 1,
+            trained ? " (trained before)" : " ...");
     if (!trained) {
         if (search_train(&o, &tr, &err)) {
             fprintf(stderr, "echoview experiment: %s: %s\n", tag, err.message);
@@ -101,9 +109,9 @@ static double run_point(experiment *x, search_dataset *ds, int net, int size, do
         acc = r.metrics.accuracy;
         json_array_append_new(x->results,
                               json_pack("{s:s, s:i, s:i, s:f, s:i, s:f, s:f, s:i}", "point", tag,
-                                        "cells", net + 1, "size", size, "train_fraction",
-                                        fraction, "views", ds->num_classes, "accuracy", acc,
-                                        "macro_f1", r.metrics.macro_f1, "epochs", tr.epochs_run));
+                                        "cells", net + 1, "size", size, "train_fraction", fraction,
+                                        "views", ds->num_classes, "accuracy", acc, "macro_f1",
+                                        r.metrics.macro_f1, "epochs", tr.epochs_run));
         if (keep)
             *keep = r;
         else
@@ -199,8 +207,7 @@ int cmd_experiment(int argc, char **argv)
             x.nets[1] = strstr(val, "2cell") != NULL;
         } else if (!strcmp(a, "--size") && tool_parse_int("experiment", a, val, 8, 1024, &v))
             size = (int)v;
-        else if (!strcmp(a, "--init-channels") &&
-                 tool_parse_int("experiment", a, val, 2, 512, &v))
+        else if (!strcmp(a, "--init-channels") && tool_parse_int("experiment", a, val, 2, 512, &v))
             x.base.init_channels = (int)v;
         else if (!strcmp(a, "--epochs") && tool_parse_int("experiment", a, val, 1, 800, &v))
             x.base.epochs = (int)v;
@@ -242,9 +249,10 @@ int cmd_experiment(int argc, char **argv)
         return TOOL_FAILED;
     }
     x.results = json_array();
-    fprintf(x.md, "# Experiments on %s\n\nGenotype %s, C = %d, at most %d epochs (patience %d), "
-                  "batch %d, Adam lr %g cosine, seed %llu. Test accuracy (%%) of the best-validation "
-                  "epoch.\n",
+    fprintf(x.md,
+            "# Experiments on %s\n\nGenotype %s, C = %d, at most %d epochs (patience %d), "
+            "batch %d, Adam lr %g cosine, seed %llu. Test accuracy (%%) of the best-validation "
+            "epoch.\n",
             x.data, x.base.genotype_name, x.base.init_channels, x.base.epochs, x.base.patience,
             x.base.batch, (double)x.base.lr, (unsigned long long)x.base.seed);
     bool all = !strcmp(study, "all");
@@ -258,7 +266,8 @@ int cmd_experiment(int argc, char **argv)
             char tag[64];
             snprintf(tag, sizeof tag, "size%d", (int)sizes[i]);
             for (int net = 0; net < 2; net++)
-                acc[net][i] = ds && x.nets[net] ? run_point(&x, ds, net, (int)sizes[i], 1.0, tag, NULL) : -1;
+                acc[net][i] =
+                    ds && x.nets[net] ? run_point(&x, ds, net, (int)sizes[i], 1.0, tag, NULL) : -1;
             if (!ds)
                 fprintf(stderr, "echoview experiment: %s\n", err.message);
             search_dataset_free(ds);
@@ -288,21 +297,25 @@ int cmd_experiment(int argc, char **argv)
             snprintf(tag, sizeof tag, "fraction%g", fractions[i]);
             pct[i] = 100.0 * fractions[i];
             for (int net = 0; net < 2; net++)
-                acc[net][i] = x.nets[net] ? run_point(&x, ds, net, size, fractions[i], tag, NULL) : -1;
+                acc[net][i] =
+                    x.nets[net] ? run_point(&x, ds, net, size, fractions[i], tag, NULL) : -1;
         }
         table(&x, "training patients", "%", pct, acc, nfractions);
         plot(&x, "accuracy_vs_fraction", "ACCURACY VS TRAINING DATA", "TRAINING PATIENTS %", pct,
              acc, nfractions);
     }
     if (all || !strcmp(study, "views")) {
-        fprintf(x.md, "\n## Accuracy vs number of views (%d px)\n\n7 views: A2CH, A3CH, A4CH-LV, "
-                      "PLAX-full, PSAX-AV, PSAX-LV, Subcostal. 5 views: A2CH, A4CH-LV, PLAX-full, "
-                      "PSAX-LV, Subcostal.\n", size);
+        fprintf(x.md,
+                "\n## Accuracy vs number of views (%d px)\n\n7 views: A2CH, A3CH, A4CH-LV, "
+                "PLAX-full, PSAX-AV, PSAX-LV, Subcostal. 5 views: A2CH, A4CH-LV, PLAX-full, "
+                "PSAX-LV, Subcostal.\n",
+                size);
         double counts[3] = {14, 7, 5};
         const int *subsets[3] = {NULL, views7, views5};
         for (int i = 0; i < 3; i++) {
             search_dataset *sub = ds;
-            if (subsets[i] && search_dataset_select_classes(ds, subsets[i], (int)counts[i], &sub, &err)) {
+            if (subsets[i] &&
+                search_dataset_select_classes(ds, subsets[i], (int)counts[i], &sub, &err)) {
                 fprintf(stderr, "echoview experiment: %s\n", err.message);
                 acc[0][i] = acc[1][i] = -1;
                 continue;
@@ -318,7 +331,8 @@ int cmd_experiment(int argc, char **argv)
         plot(&x, "accuracy_vs_views", "ACCURACY VS NUMBER OF VIEWS", "VIEWS", counts, acc, 3);
     }
     if (all || !strcmp(study, "quality")) {
-        fprintf(x.md, "\n## Accuracy vs image-quality grade (%d px, test frames per grade)\n", size);
+        fprintf(x.md, "\n## Accuracy vs image-quality grade (%d px, test frames per grade)\n",
+                size);
         double grades[5] = {1, 2, 3, 4, 5};
         for (int net = 0; net < 2; net++) {
             for (int g = 0; g < 5; g++)
@@ -341,7 +355,8 @@ int cmd_experiment(int argc, char **argv)
             search_eval_result_free(&r);
         }
         table(&x, "quality grade", "", grades, acc, 5);
-        plot(&x, "accuracy_vs_quality", "ACCURACY VS IMAGE QUALITY", "QUALITY GRADE", grades, acc, 5);
+        plot(&x, "accuracy_vs_quality", "ACCURACY VS IMAGE QUALITY", "QUALITY GRADE", grades, acc,
+             5);
     }
 done:
     search_dataset_free(ds);

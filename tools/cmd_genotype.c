@@ -74,7 +74,8 @@ int cmd_genotype(int argc, char **argv)
         char *end;
         unsigned long long seed = strtoull(random_seed, &end, 10);
         if (!*random_seed || *end || random_seed[0] == '-') {
-            fprintf(stderr, "echoview genotype: --random wants a non-negative integer seed, not '%s'\n",
+            fprintf(stderr,
+                    "echoview genotype: --random wants a non-negative integer seed, not '%s'\n",
                     random_seed);
             return TOOL_USAGE;
         }

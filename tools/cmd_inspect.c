@@ -48,25 +48,24 @@ int cmd_inspect(int argc, char **argv)
         /* C of the cell: its output concatenates num_concat states of C channels each */
         const ev_cell_genotype *cg =
             m->cfg.reduction[cell] ? &m->cfg.genotype.reduce : &m->cfg.genotype.normal;
-        json_array_append_new(cells, json_pack("{s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "index", cell,
-                                               "type", m->cfg.reduction[cell] ? "reduce" : "normal",
-                                               "channels", n->shape.c / cg->num_concat,
-                                               "out_channels", n->shape.c,
-                                               "height", n->shape.h, "width", n->shape.w,
-                                               "receptive_field", ev_graph_receptive_field(g, i)));
+        json_array_append_new(cells,
+                              json_pack("{s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "index", cell,
+                                        "type", m->cfg.reduction[cell] ? "reduce" : "normal",
+                                        "channels", n->shape.c / cg->num_concat, "out_channels",
+                                        n->shape.c, "height", n->shape.h, "width", n->shape.w,
+                                        "receptive_field", ev_graph_receptive_field(g, i)));
     }
     size_t idx;
     json_t *c;
     json_t *classes = json_array();
     for (int i = 0; i < m->num_classes; i++)
         json_array_append_new(classes, json_string(m->class_names[i]));
-    json_t *out = json_pack("{s:s, s:{s:i, s:i, s:i}, s:i, s:o, s:s, s:i, s:i, s:o, s:I, s:I}",
-                            "name", m->name, "input", "width", m->input_width, "height",
-                            m->input_height, "channels", m->input_channels, "num_classes",
-                            m->num_classes, "classes", classes, "genotype",
-                            genotype ? genotype : "", "init_channels", m->cfg.init_channels,
-                            "stem_channels", 3 * m->cfg.init_channels, "cells", cells,
-                            "params", (json_int_t)m->params, "macs", (json_int_t)m->macs);
+    json_t *out = json_pack(
+        "{s:s, s:{s:i, s:i, s:i}, s:i, s:o, s:s, s:i, s:i, s:o, s:I, s:I}", "name", m->name,
+        "input", "width", m->input_width, "height", m->input_height, "channels", m->input_channels,
+        "num_classes", m->num_classes, "classes", classes, "genotype", genotype ? genotype : "",
+        "init_channels", m->cfg.init_channels, "stem_channels", 3 * m->cfg.init_channels, "cells",
+        cells, "params", (json_int_t)m->params, "macs", (json_int_t)m->macs);
     if (as_json) {
         tool_print_json(out, true);
     } else {
@@ -77,15 +76,15 @@ int cmd_inspect(int argc, char **argv)
         printf("genotype     %s\n", genotype ? genotype : "?");
         printf("stem         conv3x3 -> %d channels, %dx%d\n", 3 * m->cfg.init_channels,
                m->input_width, m->input_height);
-        json_array_foreach(cells, idx, c)
-            printf("cell %-7d %-6s C=%-4lld out %lld channels, %lldx%lld, receptive field %lld px\n",
-                   (int)json_integer_value(json_object_get(c, "index")),
-                   json_string_value(json_object_get(c, "type")),
-                   (long long)json_integer_value(json_object_get(c, "channels")),
-                   (long long)json_integer_value(json_object_get(c, "out_channels")),
-                   (long long)json_integer_value(json_object_get(c, "width")),
-                   (long long)json_integer_value(json_object_get(c, "height")),
-                   (long long)json_integer_value(json_object_get(c, "receptive_field")));
+        json_array_foreach(cells, idx, c) printf(
+            "cell %-7d %-6s C=%-4lld out %lld channels, %lldx%lld, receptive field %lld px\n",
+            (int)json_integer_value(json_object_get(c, "index")),
+            json_string_value(json_object_get(c, "type")),
+            (long long)json_integer_value(json_object_get(c, "channels")),
+            (long long)json_integer_value(json_object_get(c, "out_channels")),
+            (long long)json_integer_value(json_object_get(c, "width")),
+            (long long)json_integer_value(json_object_get(c, "height")),
+            (long long)json_integer_value(json_object_get(c, "receptive_field")));
         printf("head         global average pool -> linear %d\n", m->num_classes);
         printf("params       %lld\n", (long long)m->params);
         printf("macs         %lld\n", (long long)m->macs);

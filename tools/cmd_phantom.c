@@ -76,18 +76,23 @@ static void safe_name(const char *label, char *out, size_t n)
 
 /* One PNG/PGM frame, or (DICOM) the whole loop once its last frame is rendered. */
 static int write_frame(const job_ctx *c, const char *path, const media_image *img,
-                       const uint8_t *loop, int view, int patient, const ep_rect *roi,
-                       ev_error *e)
+                       const uint8_t *loop, int view, int patient, const ep_rect *roi, ev_error *e)
 {
     if (!c->dicom)
         return c->pgm ? media_image_write_pgm(path, img, e) : media_image_write_png(path, img, e);
 #ifdef ECHOVIEW_HAVE_DICOM
     char patient_id[32];
     snprintf(patient_id, sizeof patient_id, "PHANTOM-%04d", patient);
-    media_dicom_cine cine = {.width = c->width, .height = c->height, .frames = (unsigned)c->frames,
-                             .pixels = loop, .frame_time_ms = 1000.0 / 30.0,
-                             .region_x = roi->x, .region_y = roi->y, .region_width = roi->width,
-                             .region_height = roi->height, .patient_id = patient_id,
+    media_dicom_cine cine = {.width = c->width,
+                             .height = c->height,
+                             .frames = (unsigned)c->frames,
+                             .pixels = loop,
+                             .frame_time_ms = 1000.0 / 30.0,
+                             .region_x = roi->x,
+                             .region_y = roi->y,
+                             .region_width = roi->width,
+                             .region_height = roi->height,
+                             .patient_id = patient_id,
                              .series_description = ep_view_name(view)};
     return media_dicom_write_cine(path, &cine, e);
 #else
@@ -104,8 +109,12 @@ static void *worker(void *arg)
     /* DICOM loops keep every frame of the job: they are written as one file at the end. */
     uint8_t *loop = c->dicom ? malloc((size_t)c->width * c->height * c->frames) : NULL;
     uint8_t *pix = malloc((size_t)c->width * c->height);
-    media_image img = {.width = c->width, .height = c->height, .channels = 1, .bit_depth = 8,
-                       .stride = (size_t)c->width, .data = pix};
+    media_image img = {.width = c->width,
+                       .height = c->height,
+                       .channels = 1,
+                       .bit_depth = 8,
+                       .stride = (size_t)c->width,
+                       .data = pix};
     if (!r || !pix || (c->dicom && !loop)) {
         atomic_store(&c->failed, 1);
         goto out;
@@ -153,8 +162,8 @@ static void *worker(void *arg)
             } else if (c->sequence) {
                 rc = ep_render_time(r, &pat, &scan, phase0 + f / 30.0, pix, (size_t)c->width);
             } else {
-                double phase = (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
-                               0x1.0p-53;
+                double phase =
+                    (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) * 0x1.0p-53;
                 rc = ep_render(r, &pat, &scan, phase, pix, (size_t)c->width);
             }
             char rel[PATH_MAX], path[PATH_MAX + 8];
@@ -172,7 +181,9 @@ static void *worker(void *arg)
                 atomic_store(&c->failed, 1);
                 break;
             }
-            const char *split = c->split_of[p] == 0 ? "train" : c->split_of[p] == 1 ? "val" : "test";
+            const char *split = c->split_of[p] == 0   ? "train"
+                                : c->split_of[p] == 1 ? "val"
+                                                      : "test";
             used += (size_t)snprintf(rows + used, cap - used, "%s,%s,%s,p%04d,%d", rel,
                                      ep_view_name(view), split, p, scan.quality);
             if (c->full)
@@ -266,8 +277,8 @@ int cmd_phantom(int argc, char **argv)
             char x;
             if (sscanf(val, "%d-%d%c", &c.qlo, &c.qhi, &x) != 2 || c.qlo < 1 || c.qhi > 5 ||
                 c.qlo > c.qhi) {
-                fprintf(stderr, "echoview phantom: --quality-range needs A-B within 1-5, got '%s'\n",
-                        val);
+                fprintf(stderr,
+                        "echoview phantom: --quality-range needs A-B within 1-5, got '%s'\n", val);
                 return TOOL_USAGE;
             }
         } else if (!strcmp(a, "--format")) {

@@ -10,7 +10,8 @@
 
 static const char *usage =
     "usage: echoview search --data DIR|manifest.csv --out DIR [options]\n"
-    "  supernet:  --size PX (32)  --layout normal,reduce,... | --layers N (8)  --init-channels C (16)\n"
+    "  supernet:  --size PX (32)  --layout normal,reduce,... | --layers N (8)  --init-channels C "
+    "(16)\n"
     "  schedule:  --epochs N (50)  --batch N (64)  --order 1|2 (1; 2 = unrolled second order)\n"
     "             --lr X (0.025, cosine to --lr-min 0.001)  --momentum X (0.9)\n"
     "             --weight-decay X (3e-4)  --grad-clip X (5)  --arch-lr X (3e-4)\n"
@@ -20,7 +21,8 @@ static const char *usage =
     "             --partial-channels K (PC-DARTS: mixed ops see 1/K of the channels, the rest\n"
     "             pass by, channel shuffle; K = 4 in the paper; use with --edge-norm)\n"
     "             --warmup-epochs N (0: weight steps only for N epochs, PC-DARTS uses 15)\n"
-    "             --max-skips N (2: at most N skip_connect in the derived normal cell; -1 = no cap)\n"
+    "             --max-skips N (2: at most N skip_connect in the derived normal cell; -1 = no "
+    "cap)\n"
     "             --latency FILE --latency-weight L (alpha loss += L x expected latency in ms)\n"
     "             --latency-table FILE: measure the per-op latency table with the cpu backend at\n"
     "             --size/--layout/--init-channels (batch 1, --threads) and exit\n"
@@ -31,7 +33,8 @@ static const char *usage =
     "             --val-frames N (end-of-epoch evaluation on N search-val frames; default all)\n"
     "             --benchmark N: time N search steps on random frames (no --data needed), JSON\n"
     "  The training split is divided by patient into search-train and search-val halves; the\n"
-    "  val and test splits are never read. Each step: one architecture step on a search-val batch,\n"
+    "  val and test splits are never read. Each step: one architecture step on a search-val "
+    "batch,\n"
     "  then one weight step on a search-train batch. Every epoch writes DIR/genotype.yaml (for\n"
     "  `echoview train --genotype DIR/genotype.yaml`), DIR/genotype.txt (the one-line form),\n"
     "  DIR/alpha_history.jsonl, DIR/alpha_{normal,reduce}.png, DIR/cell_{normal,reduce}.{dot,png}\n"
@@ -135,12 +138,13 @@ int cmd_search(int argc, char **argv)
             fprintf(stderr, "echoview search: %s\n", err.message);
             return TOOL_FAILED;
         }
-        printf("{\"size\":%d,\"init_channels\":%d,\"cells\":%d,\"batch\":%d,\"order\":%d,"
-               "\"partial_channels\":%d,\"threads\":%d,\"kernels\":\"%s\",\"seconds_per_step\":%.6f,"
-               "\"images_per_second\":%.3f}\n",
-               o.size, o.init_channels, o.num_cells, o.batch, o.arch.order, o.partial_channels,
-               o.threads > 0 ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN),
-               search_kernels_name(), sps, ips);
+        printf(
+            "{\"size\":%d,\"init_channels\":%d,\"cells\":%d,\"batch\":%d,\"order\":%d,"
+            "\"partial_channels\":%d,\"threads\":%d,\"kernels\":\"%s\",\"seconds_per_step\":%.6f,"
+            "\"images_per_second\":%.3f}\n",
+            o.size, o.init_channels, o.num_cells, o.batch, o.arch.order, o.partial_channels,
+            o.threads > 0 ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN), search_kernels_name(),
+            sps, ips);
         return TOOL_OK;
     }
     if (!o.data || !o.out_dir) {
@@ -154,8 +158,9 @@ int cmd_search(int argc, char **argv)
     }
     char *line = ev_genotype_to_string(&r.genotype);
     if (!o.quiet)
-        fprintf(stderr, "searched %d epochs (%.1f s per epoch, %.1f images/s); genotype in %s/"
-                        "genotype.yaml\n",
+        fprintf(stderr,
+                "searched %d epochs (%.1f s per epoch, %.1f images/s); genotype in %s/"
+                "genotype.yaml\n",
                 r.epochs_run, r.seconds_per_epoch, r.images_per_second, o.out_dir);
     printf("%s\n", line ? line : "");
     free(line);

@@ -14,12 +14,15 @@ static const char *usage =
     "             --layout normal,reduce,normal,reduce | --layers N\n"
     "             --init-channels C (16)  --size PX (96)\n"
     "  schedule:  --epochs N (800, at most 800)  --batch N (64)  --patience N (20; 0 = off)\n"
-    "             --optimizer adam|sgd (adam)  --lr X (adam 1e-4, sgd 0.025)  --weight-decay X (0;\n"
+    "             --optimizer adam|sgd (adam)  --lr X (adam 1e-4, sgd 0.025)  --weight-decay X "
+    "(0;\n"
     "             sgd 3e-4)  --momentum X (0.9)  --cosine  --grad-clip X (0 = off; sgd 5)\n"
     "             --auxiliary W (0 = no head)  --drop-path P (0)\n"
     "  data:      --no-augment  --auto-roi  --max-bad-fraction F (0.05)  --train-fraction F (1)\n"
-    "  run:       --threads T (all cores)  --seed S (1)  --resume  --log FILE (MODEL_DIR/train.jsonl)\n"
-    "             --init-from MODEL (start from a bundle's weights, e.g. trained at a smaller size)\n"
+    "  run:       --threads T (all cores)  --seed S (1)  --resume  --log FILE "
+    "(MODEL_DIR/train.jsonl)\n"
+    "             --init-from MODEL (start from a bundle's weights, e.g. trained at a smaller "
+    "size)\n"
     "             --quiet  --stop-after N (stop after N epochs of this run, as if interrupted)\n"
     "             --steps-per-epoch N (cap; default: training frames / batch)\n"
     "             --val-frames N (validate on N evenly spaced validation frames; default all)\n"
@@ -42,7 +45,9 @@ int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char
     if (dot)
         *dot = 0;
     if (stat(spec, &st) == 0)
-        return ev_genotype_load_file(spec, out, &err) ? (fprintf(stderr, "echoview %s: %s\n", cmd, err.message), -1) : 0;
+        return ev_genotype_load_file(spec, out, &err)
+                   ? (fprintf(stderr, "echoview %s: %s\n", cmd, err.message), -1)
+                   : 0;
     const char *dirs[] = {"models/genotypes", EV_MODELS_DIR "/genotypes"};
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/%s.yaml", dirs[i], spec);
@@ -164,8 +169,8 @@ int cmd_train(int argc, char **argv)
         TOOL_FLOAT("--auxiliary", &o.auxiliary_weight, 0, 10, NULL),
         TOOL_FLOAT("--drop-path", &o.drop_path, 0, 0.9, NULL),
     };
-    int rc = tool_parse_args("train", usage, options, (int)(sizeof options / sizeof *options),
-                             argc, argv, parse_other_option, &o);
+    int rc = tool_parse_args("train", usage, options, (int)(sizeof options / sizeof *options), argc,
+                             argv, parse_other_option, &o);
     if (rc != TOOL_CONTINUE)
         return rc;
     /* Our 96 px search's cell beat DARTS_V2 and a random cell at 96 px on equal budgets
@@ -201,8 +206,7 @@ int cmd_train(int argc, char **argv)
         if (!clip_set)
             o.grad_clip = 5.0f;
     }
-    if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name,
-                           sizeof o.genotype_name))
+    if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name, sizeof o.genotype_name))
         return TOOL_USAGE;
     ev_error err = {0};
     search_train_result r;

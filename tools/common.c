@@ -21,14 +21,14 @@ bool tool_parse_int(const char *cmd, const char *option, const char *value, long
     return true;
 }
 
-bool tool_parse_float(const char *cmd, const char *option, const char *value, double lo,
-                      double hi, float *out)
+bool tool_parse_float(const char *cmd, const char *option, const char *value, double lo, double hi,
+                      float *out)
 {
     char *end;
     double d = value ? strtod(value, &end) : 0;
     if (!value || *end || end == value || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "echoview %s: %s needs a number in %g..%g, got '%s'\n", cmd, option, lo,
-                hi, value ? value : "(nothing)");
+        fprintf(stderr, "echoview %s: %s needs a number in %g..%g, got '%s'\n", cmd, option, lo, hi,
+                value ? value : "(nothing)");
         return false;
     }
     *out = (float)d;
@@ -70,9 +70,8 @@ static int parse_table_option(const char *cmd, const tool_option *options, int c
 }
 
 int tool_parse_args(const char *cmd, const char *usage, const tool_option *options, int count,
-                    int argc, char **argv, int (*other)(void *ctx, const char *option,
-                                                        const char *value),
-                    void *ctx)
+                    int argc, char **argv,
+                    int (*other)(void *ctx, const char *option, const char *value), void *ctx)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -92,8 +91,8 @@ int tool_parse_args(const char *cmd, const char *usage, const tool_option *optio
     return TOOL_CONTINUE;
 }
 
-int tool_parse_layout_option(const char *cmd, const char *option, const char *value,
-                             int *num_cells, bool *reduction)
+int tool_parse_layout_option(const char *cmd, const char *option, const char *value, int *num_cells,
+                             bool *reduction)
 {
     long v;
     if (!strcmp(option, "--layout"))
@@ -135,8 +134,8 @@ void tool_print_json(json_t *value, bool pretty)
     fflush(stdout);
 }
 
-int tool_parse_plan_option(const char *cmd, int argc, char **argv, int *i,
-                           const char **model_path, ev_plan_options *opt)
+int tool_parse_plan_option(const char *cmd, int argc, char **argv, int *i, const char **model_path,
+                           ev_plan_options *opt)
 {
     long v;
     if (*i + 1 >= argc)

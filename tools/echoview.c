@@ -7,16 +7,22 @@
 
 static const tool_command commands[] = {
     {"inspect", "print a model's network summary, parameter count and multiply-adds", cmd_inspect},
-    {"classify", "classify image files (PNG/PGM) with a model; one JSON object per file", cmd_classify},
-    {"bench", "time inference on a backend (the paper's method: 100 frames after warm-up)", cmd_bench},
+    {"classify", "classify image files (PNG/PGM) with a model; one JSON object per file",
+     cmd_classify},
+    {"bench", "time inference on a backend (the paper's method: 100 frames after warm-up)",
+     cmd_bench},
     {"genotype", "parse, validate and convert a genotype (one-line form or YAML)", cmd_genotype},
-    {"phantom", "render a synthetic echo dataset (frames + manifest.csv) with the phantom scanner", cmd_phantom},
+    {"phantom", "render a synthetic echo dataset (frames + manifest.csv) with the phantom scanner",
+     cmd_phantom},
     {"train", "train a DARTS network from scratch on a dataset; writes a model bundle", cmd_train},
-    {"search", "DARTS architecture search: the supernet's cells for a dataset and input size", cmd_search},
+    {"search", "DARTS architecture search: the supernet's cells for a dataset and input size",
+     cmd_search},
     {"eval", "evaluate a model on a dataset: metrics, per-view table, confusion matrix", cmd_eval},
-    {"experiment", "the paper's studies: accuracy vs input size, data fraction, views, quality", cmd_experiment},
+    {"experiment", "the paper's studies: accuracy vs input size, data fraction, views, quality",
+     cmd_experiment},
 #ifdef ECHOVIEW_HAVE_BRIDGE
-    {"dicom2rtp", "play DICOM cine loops in real time as RTP (raw/h264/jpeg) and write the SDP", cmd_dicom2rtp},
+    {"dicom2rtp", "play DICOM cine loops in real time as RTP (raw/h264/jpeg) and write the SDP",
+     cmd_dicom2rtp},
 #endif
 };
 

@@ -71,7 +71,8 @@ int main(int argc, char **argv)
             scan.seed = 1000u + (uint64_t)v;
             scan.noise_seed = 2000u + (uint64_t)v;
             int row = qi * 2 + v / COLS, col = v % COLS;
-            uint8_t *dst = sheet + (size_t)(GAP + row * (TILE + GAP)) * (size_t)sw + (size_t)(GAP + col * (TILE + GAP));
+            uint8_t *dst = sheet + (size_t)(GAP + row * (TILE + GAP)) * (size_t)sw +
+                           (size_t)(GAP + col * (TILE + GAP));
             if (ep_render(r, &pat, &scan, 0.0, dst, (size_t)sw) != EP_OK) {
                 fprintf(stderr, "render failed for %s\n", ep_view_name(v));
                 goto out;
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
         scan.overlays = EP_OVERLAY_ALL;
         scan.seed = 5;
         scan.noise_seed = 6;
-        if (ep_render(rb, &pat, &scan, 0.0, big, 800) != EP_OK || write_pgm(argv[2], big, 800, 600) != 0)
+        if (ep_render(rb, &pat, &scan, 0.0, big, 800) != EP_OK ||
+            write_pgm(argv[2], big, 800, 600) != 0)
             goto out;
     }
 
@@ -108,8 +110,8 @@ int main(int argc, char **argv)
             checksum += frame[(i * 977) % (TILE * TILE)];
         }
         double dt = now_s() - t0;
-        printf("phantom: %d frames of %dx%d in %.3f s: %.1f frames/s (1 thread, checksum %lu)\n", FRAMES,
-               TILE, TILE, dt, FRAMES / dt, checksum);
+        printf("phantom: %d frames of %dx%d in %.3f s: %.1f frames/s (1 thread, checksum %lu)\n",
+               FRAMES, TILE, TILE, dt, FRAMES / dt, checksum);
         t0 = now_s();
         for (int i = 0; i < 40; i++) {
             ep_scan scan;
@@ -119,7 +121,9 @@ int main(int argc, char **argv)
                 goto out;
         }
         dt = now_s() - t0;
-        printf("phantom: 40 frames of 800x600 (scanner framing, overlays) in %.3f s: %.1f frames/s\n", dt, 40 / dt);
+        printf(
+            "phantom: 40 frames of 800x600 (scanner framing, overlays) in %.3f s: %.1f frames/s\n",
+            dt, 40 / dt);
     }
     printf("sheet: rows 1-2 quality 5, rows 3-4 quality 2; left to right, top to bottom:");
     for (int v = 0; v < EP_VIEW_COUNT; v++)

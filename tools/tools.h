@@ -30,7 +30,6 @@ int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char
                        size_t name_size);
 int tool_parse_layout(const char *cmd, const char *s, int *num_cells, bool *reduction);
 
-
 /* Exit codes: 0 ok, 1 the work failed (bad input file, ...), 2 usage error; TOOL_CONTINUE: not
  * an exit code, the option parser's "go on". */
 enum { TOOL_OK = 0, TOOL_FAILED = 1, TOOL_USAGE = 2, TOOL_CONTINUE = -1 };
@@ -39,8 +38,8 @@ enum { TOOL_OK = 0, TOOL_FAILED = 1, TOOL_USAGE = 2, TOOL_CONTINUE = -1 };
 bool tool_parse_int(const char *cmd, const char *option, const char *value, long min, long max,
                     long *out);
 /* Parses a number option value in lo..hi; prints the error and returns false when invalid. */
-bool tool_parse_float(const char *cmd, const char *option, const char *value, double lo,
-                      double hi, float *out);
+bool tool_parse_float(const char *cmd, const char *option, const char *value, double lo, double hi,
+                      float *out);
 
 /* A command's options as a table: flags set (or clear) a bool, numbers are range checked, strings
  * are kept as given. */
@@ -61,12 +60,26 @@ typedef struct tool_option {
 } tool_option;
 
 /* Table rows; the compound literals check the target's type. */
-#define TOOL_FLAG(name, target) {(name), TOOL_OPT_FLAG, (bool *){(target)}, 0, 0, NULL}
-#define TOOL_FLAG_OFF(name, target) {(name), TOOL_OPT_FLAG_OFF, (bool *){(target)}, 0, 0, NULL}
-#define TOOL_INT(name, target, lo, hi) {(name), TOOL_OPT_INT, (int *){(target)}, (lo), (hi), NULL}
-#define TOOL_FLOAT(name, target, lo, hi, seen)                                                    \
-    {(name), TOOL_OPT_FLOAT, (float *){(target)}, (lo), (hi), (seen)}
-#define TOOL_STRING(name, target) {(name), TOOL_OPT_STRING, (const char **){(target)}, 0, 0, NULL}
+#define TOOL_FLAG(name, target)                               \
+    {                                                         \
+        (name), TOOL_OPT_FLAG, (bool *){(target)}, 0, 0, NULL \
+    }
+#define TOOL_FLAG_OFF(name, target)                               \
+    {                                                             \
+        (name), TOOL_OPT_FLAG_OFF, (bool *){(target)}, 0, 0, NULL \
+    }
+#define TOOL_INT(name, target, lo, hi)                            \
+    {                                                             \
+        (name), TOOL_OPT_INT, (int *){(target)}, (lo), (hi), NULL \
+    }
+#define TOOL_FLOAT(name, target, lo, hi, seen)                          \
+    {                                                                   \
+        (name), TOOL_OPT_FLOAT, (float *){(target)}, (lo), (hi), (seen) \
+    }
+#define TOOL_STRING(name, target)                                      \
+    {                                                                  \
+        (name), TOOL_OPT_STRING, (const char **){(target)}, 0, 0, NULL \
+    }
 
 /* Parses argv[1..]: --help/-h prints usage; the table's options are consumed; any other option
  * goes to other(ctx, option, value) (value NULL at the end of argv), which takes the value and
@@ -74,18 +87,17 @@ typedef struct tool_option {
  * TOOL_CONTINUE, or the status the command exits with at once (TOOL_OK after --help,
  * TOOL_USAGE after a bad option). */
 int tool_parse_args(const char *cmd, const char *usage, const tool_option *options, int count,
-                    int argc, char **argv, int (*other)(void *ctx, const char *option,
-                                                        const char *value),
-                    void *ctx);
+                    int argc, char **argv,
+                    int (*other)(void *ctx, const char *option, const char *value), void *ctx);
 /* --layout normal,reduce,... or --layers N (the reference rule) into num_cells and reduction:
  * 1 consumed, 0 neither option, -1 bad value (the message is printed). */
-int tool_parse_layout_option(const char *cmd, const char *option, const char *value,
-                             int *num_cells, bool *reduction);
+int tool_parse_layout_option(const char *cmd, const char *option, const char *value, int *num_cells,
+                             bool *reduction);
 /* Consumes --model PATH, --backend B or --threads N at argv[*i] into model_path and opt (the
  * options of a command that runs a model): 1 consumed, 0 none of them, -1 bad value (the
  * message is printed). */
-int tool_parse_plan_option(const char *cmd, int argc, char **argv, int *i,
-                           const char **model_path, ev_plan_options *opt);
+int tool_parse_plan_option(const char *cmd, int argc, char **argv, int *i, const char **model_path,
+                           ev_plan_options *opt);
 /* Loads a model or prints "echoview CMD: <message>" and returns NULL. */
 ev_model *tool_load_model(const char *cmd, const char *path);
 /* Prints a JSON value on one line (or indented) followed by a newline, and releases it. */

@@ -18,8 +18,7 @@ static int isa_supported(ev_cpu_isa isa)
     case EV_CPU_ISA_AVX512:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma");
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     default:
         return 0;
@@ -93,14 +92,15 @@ size_t ev_cpu_dw_size(int c, int k, int vl)
     return (size_t)k * (size_t)k * (size_t)panels(c, vl) * (size_t)vl;
 }
 
-void ev_cpu_dw_pack(ev_cpu_dw *dw, const float *w, int c, int k, int stride, int pad,
-                    int dilation, int vl, float *out)
+void ev_cpu_dw_pack(ev_cpu_dw *dw, const float *w, int c, int k, int stride, int pad, int dilation,
+                    int vl, float *out)
 {
     const int cpad = panels(c, vl) * vl;
     memset(out, 0, ev_cpu_dw_size(c, k, vl) * sizeof(float));
     for (int ch = 0; ch < c; ch++)
         for (int t = 0; t < k * k; t++)
-            out[(size_t)t * (size_t)cpad + (size_t)ch] = w[(size_t)ch * (size_t)(k * k) + (size_t)t];
+            out[(size_t)t * (size_t)cpad + (size_t)ch] =
+                w[(size_t)ch * (size_t)(k * k) + (size_t)t];
     dw->c = c;
     dw->cpad = cpad;
     dw->k = k;
@@ -126,7 +126,8 @@ void ev_cpu_stem_pack(ev_cpu_stem *st, const float *w, int cin, int cout, int k,
         const double s = scale ? scale[co] : 1.0;
         float *panel = out + (size_t)(co / vl) * taps * (size_t)vl;
         for (size_t t = 0; t < taps; t++)
-            panel[t * (size_t)vl + (size_t)(co % vl)] = (float)((double)w[(size_t)co * taps + t] * s);
+            panel[t * (size_t)vl + (size_t)(co % vl)] =
+                (float)((double)w[(size_t)co * taps + t] * s);
         bias[co] = shift ? (float)shift[co] : 0.0f;
     }
     st->cin = cin;

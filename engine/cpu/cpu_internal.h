@@ -99,8 +99,8 @@ size_t ev_cpu_pw_size(int cin, int cout, int vl);
 void ev_cpu_pw_pack(ev_cpu_pw *pw, const float *w, int cin, int cout, const double *scale,
                     const double *shift, int vl, float *out);
 size_t ev_cpu_dw_size(int c, int k, int vl);
-void ev_cpu_dw_pack(ev_cpu_dw *dw, const float *w, int c, int k, int stride, int pad,
-                    int dilation, int vl, float *out);
+void ev_cpu_dw_pack(ev_cpu_dw *dw, const float *w, int c, int k, int stride, int pad, int dilation,
+                    int vl, float *out);
 size_t ev_cpu_stem_size(int cin, int cout, int k, int vl);
 void ev_cpu_stem_pack(ev_cpu_stem *st, const float *w, int cin, int cout, int k, int stride,
                       int pad, const double *scale, const double *shift, int vl, float *out);

@@ -34,10 +34,7 @@ KINLINE void KFN(store_part)(float *p, vf v, int n)
         V_STORE_N(p, v, n);
 }
 
-KINLINE vf KFN(load_part)(const float *p, int n)
-{
-    return n >= VL ? V_LOAD(p) : V_LOAD_N(p, n);
-}
+KINLINE vf KFN(load_part)(const float *p, int n) { return n >= VL ? V_LOAD(p) : V_LOAD_N(p, n); }
 
 /* ---- pointwise (1x1) convolution: a small GEMM with an MR-pixel x NR-panel register tile ---- */
 
@@ -93,8 +90,8 @@ KINLINE void KFN(pw_tile)(const float *x, ptrdiff_t xs, int m, int cin, const fl
  * half-width vectors: on machines that split wide vectors in two (AMD Zen 4) that halves the
  * cost of the channel tail, e.g. 36 = 16 + 16 + 4 output channels. */
 KINLINE void KFN(pw_tile_half)(const float *x, ptrdiff_t xs, int m, int cin, const float *w,
-                               ptrdiff_t wps, const float *bias, float *y, ptrdiff_t ys,
-                               int ncols, int acc, const int MR, const int NF, const int RELU)
+                               ptrdiff_t wps, const float *bias, float *y, ptrdiff_t ys, int ncols,
+                               int acc, const int MR, const int NF, const int RELU)
 {
     vf c[12][4];
     hv h[12];
@@ -145,27 +142,27 @@ KINLINE void KFN(pw_tile_half)(const float *x, ptrdiff_t xs, int m, int cin, con
     }
 }
 
-#define PW_RUN_HALF(MRV, NFV)                                                                  \
-    for (int i = 0; i < pn; i += MRV) {                                                        \
-        int m = pn - i < MRV ? pn - i : MRV;                                                   \
-        if (rl)                                                                                \
-            KFN(pw_tile_half)(xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols,  \
-                              acc, MRV, NFV, 1);                                               \
-        else                                                                                   \
-            KFN(pw_tile_half)(xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols,  \
-                              acc, MRV, NFV, 0);                                               \
+#define PW_RUN_HALF(MRV, NFV)                                                                   \
+    for (int i = 0; i < pn; i += MRV) {                                                         \
+        int m = pn - i < MRV ? pn - i : MRV;                                                    \
+        if (rl)                                                                                 \
+            KFN(pw_tile_half)                                                                   \
+            (xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols, acc, MRV, NFV, 1); \
+        else                                                                                    \
+            KFN(pw_tile_half)                                                                   \
+            (xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols, acc, MRV, NFV, 0); \
     }
 #endif
 
-#define PW_RUN(MRV, NRV)                                                                       \
-    for (int i = 0; i < pn; i += MRV) {                                                        \
-        int m = pn - i < MRV ? pn - i : MRV;                                                   \
-        if (rl)                                                                                \
-            KFN(pw_tile)(xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols, acc,  \
-                         MRV, NRV, 1);                                                         \
-        else                                                                                   \
-            KFN(pw_tile)(xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols, acc,  \
-                         MRV, NRV, 0);                                                         \
+#define PW_RUN(MRV, NRV)                                                                        \
+    for (int i = 0; i < pn; i += MRV) {                                                         \
+        int m = pn - i < MRV ? pn - i : MRV;                                                    \
+        if (rl)                                                                                 \
+            KFN(pw_tile)                                                                        \
+            (xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols, acc, MRV, NRV, 1); \
+        else                                                                                    \
+            KFN(pw_tile)                                                                        \
+            (xb + i * xbs, xbs, m, cin, wg, wps, bg, yg + i * ys, ys, ncols, acc, MRV, NRV, 0); \
     }
 
 static KTARGET void KFN(pointwise)(const float *x, ptrdiff_t xs, int npix, int relu,
@@ -308,8 +305,8 @@ KINLINE void KFN(dw_block)(const ev_cpu_image *x, const ev_cpu_dw *dw, int iy0, 
             acc[b] = V_ZERO();
         for (int ky = ky0; ky < ky1; ky++) {
             const float *q = x->base + ((ptrdiff_t)(iy0 + ky * D) * x->w + ix0) * ld + c;
-            KFN(dw_block_row)(q, ld, dw->w + (ptrdiff_t)ky * KC * cpad + c, cpad, acc, RELU, KC,
-                              S, D);
+            KFN(dw_block_row)
+            (q, ld, dw->w + (ptrdiff_t)ky * KC * cpad + c, cpad, acc, RELU, KC, S, D);
         }
 #pragma GCC unroll 8
         for (int b = 0; b < DW_NB; b++)
@@ -329,14 +326,14 @@ KINLINE int KFN(dw_blocks)(const ev_cpu_image *x, const ev_cpu_dw *dw, int iy0, 
         const int ix0 = (ox0 + i + done) * S - dw->pad;
         if (ix0 < 0 || ix0 + (DW_NB - 1) * S + (KC - 1) * D >= x->w)
             return done;
-        KFN(dw_block)(x, dw, iy0, ky0, ky1, ix0, out + (ptrdiff_t)(i + done) * os, os, RELU, KC,
-                      S, D);
+        KFN(dw_block)
+        (x, dw, iy0, ky0, ky1, ix0, out + (ptrdiff_t)(i + done) * os, os, RELU, KC, S, D);
     }
     if (done && i + done < n) {
         const int first = n - DW_NB, ix0 = (ox0 + first) * S - dw->pad;
         if (ix0 + (DW_NB - 1) * S + (KC - 1) * D < x->w) {
-            KFN(dw_block)(x, dw, iy0, ky0, ky1, ix0, out + (ptrdiff_t)first * os, os, RELU, KC,
-                          S, D);
+            KFN(dw_block)
+            (x, dw, iy0, ky0, ky1, ix0, out + (ptrdiff_t)first * os, os, RELU, KC, S, D);
             done = n - i;
         }
     }
@@ -344,8 +341,8 @@ KINLINE int KFN(dw_blocks)(const ev_cpu_image *x, const ev_cpu_dw *dw, int iy0, 
 }
 
 KINLINE void KFN(dw_row_impl)(const ev_cpu_image *x, const ev_cpu_dw *dw, int oy, int ox0, int n,
-                              float *out, ptrdiff_t os, const int RELU, const int KC,
-                              const int SC, const int DC)
+                              float *out, ptrdiff_t os, const int RELU, const int KC, const int SC,
+                              const int DC)
 {
     /* KC: the kernel size as a compile-time constant (3 or 5: tap loops unrolled), 0: any;
      * SC, DC: stride and dilation as constants (sliding-window blocks), 0: from dw */
@@ -370,8 +367,7 @@ KINLINE void KFN(dw_row_impl)(const ev_cpu_image *x, const ev_cpu_dw *dw, int oy
             for (int c = 0; c < cpad; c += VL) {
                 vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
                 for (int ky = ky0; ky < ky1; ky++) {
-                    const float *row =
-                        x->base + ((ptrdiff_t)(iy0 + ky * d) * x->w + ix0) * ld + c;
+                    const float *row = x->base + ((ptrdiff_t)(iy0 + ky * d) * x->w + ix0) * ld + c;
                     const float *wr = dw->w + (ptrdiff_t)ky * k * cpad + c;
 #pragma GCC unroll 5
                     for (int kx = 0; kx < k; kx++) {
@@ -442,22 +438,22 @@ KINLINE void KFN(dw_row_impl)(const ev_cpu_image *x, const ev_cpu_dw *dw, int oy
     }
 }
 
-#define DW_SD(RELU, KC)                                                                        \
-    do {                                                                                       \
-        if (dw->stride == 1 && dw->dilation == 1)                                              \
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 1, 1);                      \
-        else if (dw->stride == 1 && dw->dilation == 2)                                         \
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 1, 2);                      \
-        else if (dw->stride == 2 && dw->dilation == 1)                                         \
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 2, 1);                      \
-        else if (dw->stride == 2 && dw->dilation == 2)                                         \
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 2, 2);                      \
-        else                                                                                   \
-            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 0, 0);                      \
+#define DW_SD(RELU, KC)                                                   \
+    do {                                                                  \
+        if (dw->stride == 1 && dw->dilation == 1)                         \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 1, 1); \
+        else if (dw->stride == 1 && dw->dilation == 2)                    \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 1, 2); \
+        else if (dw->stride == 2 && dw->dilation == 1)                    \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 2, 1); \
+        else if (dw->stride == 2 && dw->dilation == 2)                    \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 2, 2); \
+        else                                                              \
+            KFN(dw_row_impl)(x, dw, oy, ox0, n, out, os, RELU, KC, 0, 0); \
     } while (0)
 
-static KTARGET void KFN(depthwise_row)(const ev_cpu_image *x, int relu, const ev_cpu_dw *dw,
-                                       int oy, int ox0, int n, float *out, ptrdiff_t os)
+static KTARGET void KFN(depthwise_row)(const ev_cpu_image *x, int relu, const ev_cpu_dw *dw, int oy,
+                                       int ox0, int n, float *out, ptrdiff_t os)
 {
     if (dw->k == 3) {
         if (relu)
@@ -540,8 +536,7 @@ KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, 
                 const int left = x->c - c;
 #pragma GCC unroll 8
                 for (int b = 0; b < DW_NB; b++)
-                    KFN(store_dests)(dst, ndst, i + b, c, left, AVG ? V_MUL(r[b], inv) : r[b],
-                                     ONE);
+                    KFN(store_dests)(dst, ndst, i + b, c, left, AVG ? V_MUL(r[b], inv) : r[b], ONE);
             }
             i += DW_NB - 1;
             continue;
@@ -567,12 +562,12 @@ KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, 
     }
 }
 
-#define POOL_ONE(AVG, KC, S)                                                                   \
-    do {                                                                                       \
-        if (ndst == 1)                                                                         \
-            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, 1, AVG, KC, S, 1);          \
-        else                                                                                   \
-            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, AVG, KC, S, 0);       \
+#define POOL_ONE(AVG, KC, S)                                                             \
+    do {                                                                                 \
+        if (ndst == 1)                                                                   \
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, 1, AVG, KC, S, 1);    \
+        else                                                                             \
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, AVG, KC, S, 0); \
     } while (0)
 
 static KTARGET void KFN(pool_row)(const ev_cpu_image *x, int avg, int k, int stride, int pad,
@@ -600,8 +595,7 @@ static KTARGET void KFN(pool_row)(const ev_cpu_image *x, int avg, int k, int str
 /* ---- stem: dense conv from the NCHW input, few input channels ------------------------------ */
 
 KINLINE void KFN(stem_tile)(const float *x, int h, int w, const ev_cpu_stem *st, int iy0, int ix0,
-                            int ky0, int ky1, int kx0, int kx1, int p0, float *yp,
-                            const int NP)
+                            int ky0, int ky1, int kx0, int kx1, int p0, float *yp, const int NP)
 {
     const int k = st->k, kk = k * k;
     const ptrdiff_t pstride = (ptrdiff_t)st->cin * kk * VL;
@@ -730,8 +724,8 @@ static KTARGET void KFN(stem_row)(const float *x, int h, int w, const ev_cpu_ste
 
 /* ---- identity edges (copy or accumulate) and zero fill ------------------------------------- */
 
-static KTARGET void KFN(copy)(const float *x, ptrdiff_t xs, int npix, int c, float *y,
-                              ptrdiff_t ys, int acc)
+static KTARGET void KFN(copy)(const float *x, ptrdiff_t xs, int npix, int c, float *y, ptrdiff_t ys,
+                              int acc)
 {
     for (int p = 0; p < npix; p++) {
         const float *xp = x + (ptrdiff_t)p * xs;

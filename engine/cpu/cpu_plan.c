@@ -52,12 +52,12 @@ typedef struct step {
     int extra_acc[EV_CPU_MAX_DESTS - 1];
     float *extra_base[EV_CPU_MAX_DESTS - 1];
     size_t extra_image[EV_CPU_MAX_DESTS - 1];
-    int stride, offset;  /* pointwise: input pixel (stride*o + offset) */
-    int avg, k, pad;     /* pool */
+    int stride, offset; /* pointwise: input pixel (stride*o + offset) */
+    int avg, k, pad;    /* pool */
     ev_cpu_pw pw;
     ev_cpu_dw dw;
     ev_cpu_stem stem;
-    float *packed;       /* owned weights */
+    float *packed; /* owned weights */
     const float *lin_w, *lin_b;
     int classes;
     float *in_base, *out_base; /* resolved at setup */
@@ -82,7 +82,7 @@ typedef struct cpu_plan {
     size_t arena_floats;
     float *scratch; /* threads x scratch_stride */
     size_t scratch_stride;
-    float *pooled;  /* head: batch x channels */
+    float *pooled; /* head: batch x channels */
     ev_cpu_pool *pool;
     /* per run */
     const float *input;
@@ -460,7 +460,7 @@ static int compile_graph(compiler *cc)
             case EV_OP_AVGPOOL:
             case EV_OP_ZERO:
                 r = cc->uses[i] == 1 && g->nodes[cc->consumer[i]].op == EV_OP_ADD ? ROLE_INTO
-                                                                                   : ROLE_STORED;
+                                                                                  : ROLE_STORED;
                 break;
             case EV_OP_ADD:
                 r = ROLE_STORED;
@@ -491,9 +491,9 @@ static int compile_graph(compiler *cc)
         for (int j = 0; j < n->num_inputs; j++) {
             value v = resolve(g, n->inputs[j]);
             const ev_node *in = &g->nodes[v.base];
-            if (!v.relu && !v.crop && cc->roles[v.base] == ROLE_STORED &&
-                in->op != EV_OP_CONCAT && cc->storage[v.base].buf == -2 &&
-                in->shape.h == n->shape.h && in->shape.w == n->shape.w) {
+            if (!v.relu && !v.crop && cc->roles[v.base] == ROLE_STORED && in->op != EV_OP_CONCAT &&
+                cc->storage[v.base].buf == -2 && in->shape.h == n->shape.h &&
+                in->shape.w == n->shape.w) {
                 cc->storage[v.base].buf = b;
                 cc->storage[v.base].c_off = off;
                 cc->storage[v.base].ld = n->shape.c;
@@ -643,8 +643,8 @@ static int plan_memory(cpu_plan *p, ev_error *err)
     }
     p->tile = 4096 / max_cpad;
     p->tile = p->tile < 8 ? 8 : p->tile > 128 ? 128 : p->tile / 8 * 8;
-    p->scratch_stride = ((size_t)p->tile * (size_t)max_cpad + EV_CPU_SLACK_FLOATS + 15) &
-                        ~(size_t)15;
+    p->scratch_stride =
+        ((size_t)p->tile * (size_t)max_cpad + EV_CPU_SLACK_FLOATS + 15) & ~(size_t)15;
     size_t scratch = p->scratch_stride * (size_t)p->threads;
     size_t pooled = ((size_t)p->batch * (size_t)max_head + 15) & ~(size_t)15;
     size_t floats = total, bytes;
@@ -749,8 +749,8 @@ static void run_rows(cpu_plan *p, const step *s, int thread, int r0, int r1)
         case STEP_STEM: {
             const float *x = p->input + (size_t)n * s->in_image;
             for (int j = 0; j < rows; j++)
-                k->stem_row(x, s->in.h, s->in.w, &s->stem, oy + j, 0, ow,
-                            y + (size_t)j * ow * ldy, ldy);
+                k->stem_row(x, s->in.h, s->in.w, &s->stem, oy + j, 0, ow, y + (size_t)j * ow * ldy,
+                            ldy);
             break;
         }
         case STEP_COPY:
@@ -804,7 +804,7 @@ static void step_job(void *arg, int chunk, int chunks, int thread)
 #include <time.h>
 static double profile_ms[STEP_HEAD + 1], profile_flops[STEP_HEAD + 1];
 static const char *const profile_names[] = {"stem", "pointwise", "separable", "pool",
-                                            "copy", "zero", "head"};
+                                            "copy", "zero",      "head"};
 static void profile_print(void)
 {
     for (int i = 0; i <= STEP_HEAD; i++)
@@ -951,7 +951,4 @@ size_t ev_cpu_plan_arena_bytes(const ev_plan *plan)
 {
     return ((const cpu_plan *)plan->impl)->arena_floats * sizeof(float);
 }
-int ev_cpu_plan_num_steps(const ev_plan *plan)
-{
-    return ((const cpu_plan *)plan->impl)->num_steps;
-}
+int ev_cpu_plan_num_steps(const ev_plan *plan) { return ((const cpu_plan *)plan->impl)->num_steps; }

@@ -31,9 +31,9 @@ struct ev_cpu_pool {
     int started;
     pthread_mutex_t mutex;
     pthread_cond_t wake, done;
-    atomic_uint generation;  /* bumped per job; sleeping workers wait for a change */
+    atomic_uint generation; /* bumped per job; sleeping workers wait for a change */
     atomic_ullong ticket;
-    atomic_int finished;     /* chunks of the current job completed */
+    atomic_int finished; /* chunks of the current job completed */
     atomic_int stop;
     ev_cpu_job job;
     void *arg;
@@ -71,8 +71,8 @@ static void *worker_main(void *p)
     ev_cpu_pool *pool = wa->pool;
     unsigned seen = 0;
     for (;;) {
-        for (int i = 0; i < POOL_SPIN && atomic_load(&pool->generation) == seen &&
-                        !atomic_load(&pool->stop);
+        for (int i = 0;
+             i < POOL_SPIN && atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop);
              i++)
             cpu_relax();
         if (atomic_load(&pool->generation) == seen) {

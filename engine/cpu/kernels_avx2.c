@@ -5,8 +5,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-static const int32_t avx2_tail_mask[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                           0,  0,  0,  0,  0,  0,  0,  0};
+static const int32_t avx2_tail_mask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 #define AVX2_MASK(n) _mm256_loadu_si256((const __m256i *)(avx2_tail_mask + 8 - (n)))
 
 #define VL 8

@@ -33,7 +33,7 @@
 #include <string.h>
 
 #define BN_EPS 1e-5
-#define WEIGHT_ALIGN 64                      /* floats: 256-byte aligned tensors on the device */
+#define WEIGHT_ALIGN 64                         /* floats: 256-byte aligned tensors on the device */
 #define CUDNN_WORKSPACE_MAX ((size_t)256 << 20) /* bytes per convolution */
 
 typedef enum step_kind {
@@ -119,11 +119,11 @@ static int cuda_fail(ev_error *err, cudaError_t e, const char *what)
     return ev_fail(err, EV_ERR_UNSUPPORTED, "cuda: %s: %s", what, cudaGetErrorString(e));
 }
 
-#define CUDA_TRY(call, what)                                                                   \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess)                                                                 \
-            return cuda_fail(err, e_, what);                                                   \
+#define CUDA_TRY(call, what)                 \
+    do {                                     \
+        cudaError_t e_ = (call);             \
+        if (e_ != cudaSuccess)               \
+            return cuda_fail(err, e_, what); \
     } while (0)
 
 int ev_cuda_device_count(void)
@@ -436,10 +436,10 @@ static void place(compiler *cc)
             for (int k = 0; k < n->num_inputs; k++) {
                 int src = resolve_alias(cc, n->inputs[k]);
                 const ev_node *s = &g->nodes[src];
-                bool producer = s->op == EV_OP_MAXPOOL || s->op == EV_OP_AVGPOOL ||
-                                (s->op == EV_OP_BATCHNORM &&
-                                 (g->nodes[s->inputs[0]].op == EV_OP_CONV2D ||
-                                  g->nodes[s->inputs[0]].op == EV_OP_CONCAT));
+                bool producer =
+                    s->op == EV_OP_MAXPOOL || s->op == EV_OP_AVGPOOL ||
+                    (s->op == EV_OP_BATCHNORM && (g->nodes[s->inputs[0]].op == EV_OP_CONV2D ||
+                                                  g->nodes[s->inputs[0]].op == EV_OP_CONCAT));
                 if (!producer || info[src].consumers != 1 || info[src].dest >= 0 ||
                     s->shape.c != n->shape.c || s->shape.h != n->shape.h ||
                     s->shape.w != n->shape.w)
@@ -474,8 +474,11 @@ static int compile_node(compiler *cc, int i)
         return EV_OK;
     case EV_OP_RELU:
     case EV_OP_DROP_PATH:
-        *ni = (node_info){.needed = ni->needed, .consumers = ni->consumers,
-                          .consumer = ni->consumer, .dest = -1, .kind = p->info[x].kind,
+        *ni = (node_info){.needed = ni->needed,
+                          .consumers = ni->consumers,
+                          .consumer = ni->consumer,
+                          .dest = -1,
+                          .kind = p->info[x].kind,
                           .view = p->info[x].view};
         if (n->op == EV_OP_RELU)
             ni->view.relu = 1;
@@ -521,8 +524,8 @@ static int compile_node(compiler *cc, int i)
                 size_t w_off, b_off;
                 if ((rc = view_of(cc, conv->inputs[0], &in)) ||
                     (rc = fold_bn(cc, conv, n, coff, &w_off, &b_off)) ||
-                    (rc = emit_conv(cc, conv, in, channel_slice(p, out, coff, conv->shape.c),
-                                    w_off, b_off, ni->accumulate)))
+                    (rc = emit_conv(cc, conv, in, channel_slice(p, out, coff, conv->shape.c), w_off,
+                                    b_off, ni->accumulate)))
                     return rc;
                 coff += conv->shape.c;
             }
@@ -630,12 +633,10 @@ static int compile_node(compiler *cc, int i)
                                cc->err)))
             return rc;
         if (n->params[1] &&
-            (rc = push_weights(p, n->params[1]->data, n->params[1]->numel, &st->bias_off,
-                               cc->err)))
+            (rc = push_weights(p, n->params[1]->data, n->params[1]->numel, &st->bias_off, cc->err)))
             return rc;
         void *gap;
-        if ((rc = device_alloc(p, (size_t)p->batch * (size_t)in.c * sizeof(float), &gap,
-                               cc->err)))
+        if ((rc = device_alloc(p, (size_t)p->batch * (size_t)in.c * sizeof(float), &gap, cc->err)))
             return rc;
         p->dev_gap = gap;
         ni->kernel = "head";
@@ -704,10 +705,10 @@ static bool cudnn_prepare(cuda_plan *p, cuda_step *st)
         cudnnCreateFilterDescriptor(&st->w_desc) ||
         cudnnCreateConvolutionDescriptor(&st->conv_desc))
         goto fail;
-    if (cudnnSetTensor4dDescriptorEx(st->x_desc, type, p->batch, x->c, x->h, x->w,
-                                     (int)x->nstride, (int)x->cstride, (int)x->hstride, 1) ||
-        cudnnSetTensor4dDescriptorEx(st->y_desc, type, p->batch, y->c, y->h, y->w,
-                                     (int)y->nstride, (int)y->cstride, (int)y->hstride, 1) ||
+    if (cudnnSetTensor4dDescriptorEx(st->x_desc, type, p->batch, x->c, x->h, x->w, (int)x->nstride,
+                                     (int)x->cstride, (int)x->hstride, 1) ||
+        cudnnSetTensor4dDescriptorEx(st->y_desc, type, p->batch, y->c, y->h, y->w, (int)y->nstride,
+                                     (int)y->cstride, (int)y->hstride, 1) ||
         cudnnSetFilter4dDescriptor(st->w_desc, type, CUDNN_TENSOR_NCHW, y->c, x->c, st->kernel,
                                    st->kernel) ||
         cudnnSetConvolution2dDescriptor(st->conv_desc, st->pad, st->pad, st->stride, st->stride,
@@ -719,15 +720,15 @@ static bool cudnn_prepare(cuda_plan *p, cuda_step *st)
     if (cudnnSetConvolutionMathType(st->conv_desc, math))
         goto fail;
     int on, oc, oh, ow;
-    if (cudnnGetConvolution2dForwardOutputDim(st->conv_desc, st->x_desc, st->w_desc, &on, &oc,
-                                              &oh, &ow) ||
+    if (cudnnGetConvolution2dForwardOutputDim(st->conv_desc, st->x_desc, st->w_desc, &on, &oc, &oh,
+                                              &ow) ||
         on != p->batch || oc != y->c || oh != y->h || ow != y->w)
         goto fail;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int found = 0;
     if (cudnnGetConvolutionForwardAlgorithm_v7(p->cudnn, st->x_desc, st->w_desc, st->conv_desc,
-                                               st->y_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                               &found, perf))
+                                               st->y_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found,
+                                               perf))
         goto fail;
     for (int k = 0; k < found; k++) {
         if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > CUDNN_WORKSPACE_MAX)
@@ -736,9 +737,8 @@ static bool cudnn_prepare(cuda_plan *p, cuda_step *st)
                          perf[k].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
             continue;
         size_t ws = 0;
-        if (cudnnGetConvolutionForwardWorkspaceSize(p->cudnn, st->x_desc, st->w_desc,
-                                                    st->conv_desc, st->y_desc, perf[k].algo,
-                                                    &ws) ||
+        if (cudnnGetConvolutionForwardWorkspaceSize(p->cudnn, st->x_desc, st->w_desc, st->conv_desc,
+                                                    st->y_desc, perf[k].algo, &ws) ||
             ws > CUDNN_WORKSPACE_MAX)
             continue;
         st->algo = perf[k].algo;
@@ -773,8 +773,8 @@ static int cudnn_setup(cuda_plan *p, ev_error *err)
             continue;
         usable++;
         if (p->fp16) {
-            size_t count = (size_t)st->out.c * (size_t)st->in.c * (size_t)st->kernel *
-                           (size_t)st->kernel;
+            size_t count =
+                (size_t)st->out.c * (size_t)st->in.c * (size_t)st->kernel * (size_t)st->kernel;
             int rc = device_alloc(p, count * 2, &st->weight_half, err);
             if (rc)
                 return rc;
@@ -821,8 +821,8 @@ static int run_step(cuda_plan *p, const cuda_step *st, ev_error *err)
                             st->stride, st->pad, st->dilation, st->groups, st->accumulate);
         break;
     case STEP_DEPTHWISE:
-        e = evk_depthwise(s, half, n, st->in, st->out, st->weight, st->bias, st->kernel,
-                          st->stride, st->pad, st->dilation, st->accumulate);
+        e = evk_depthwise(s, half, n, st->in, st->out, st->weight, st->bias, st->kernel, st->stride,
+                          st->pad, st->dilation, st->accumulate);
         break;
     case STEP_POINTWISE:
         e = evk_pointwise(s, half, n, st->in, st->out, st->weight, st->bias, st->stride,
@@ -1006,12 +1006,12 @@ static int cuda_create(ev_plan *plan, ev_error *err)
     }
     p->in_count = (int)in_count;
 
-#define STEP_TRY(call, what)                                                                   \
-    do {                                                                                       \
-        if ((e = (call)) != cudaSuccess) {                                                     \
-            rc = cuda_fail(err, e, what);                                                      \
-            goto fail;                                                                         \
-        }                                                                                      \
+#define STEP_TRY(call, what)               \
+    do {                                   \
+        if ((e = (call)) != cudaSuccess) { \
+            rc = cuda_fail(err, e, what);  \
+            goto fail;                     \
+        }                                  \
     } while (0)
 
     STEP_TRY(cudaSetDevice(p->device), "selecting the device");

@@ -7,7 +7,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-namespace {
+namespace
+{
 
 const int kThreads = 256;
 
@@ -17,9 +18,14 @@ __device__ __forceinline__ void store(float *p, float v) { *p = v; }
 __device__ __forceinline__ void store(__half *p, float v) { *p = __float2half_rn(v); }
 
 /* ReLU as the reference writes it (x > 0 ? x : 0), so a NaN becomes 0 there as well. */
-__device__ __forceinline__ float relu_if(float v, int relu) { return relu ? (v > 0.0f ? v : 0.0f) : v; }
+__device__ __forceinline__ float relu_if(float v, int relu)
+{
+    return relu ? (v > 0.0f ? v : 0.0f) : v;
+}
 
-template <typename T> __device__ __forceinline__ T *at(const evk_view &v, long long n, long long c, long long h, long long w)
+template <typename T>
+__device__ __forceinline__ T *at(const evk_view &v, long long n, long long c, long long h,
+                                 long long w)
 {
     return static_cast<T *>(v.data) + n * v.nstride + c * v.cstride + h * v.hstride + w;
 }
@@ -221,7 +227,8 @@ __global__ void add_kernel(int n, evk_view x, evk_view y, int accumulate, int ze
     }
 }
 
-template <typename T> __global__ void bias_add_kernel(int n, evk_view y, const float *__restrict__ bias)
+template <typename T>
+__global__ void bias_add_kernel(int n, evk_view y, const float *__restrict__ bias)
 {
     const long long total = (long long)n * y.c * y.h * y.w;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
@@ -271,8 +278,9 @@ template <typename T> __global__ void gap_kernel(int n, evk_view x, float *gap)
     }
 }
 
-__global__ void linear_kernel(int n, int in, const float *__restrict__ x, const float *__restrict__ w,
-                              const float *__restrict__ bias, int classes, float *y)
+__global__ void linear_kernel(int n, int in, const float *__restrict__ x,
+                              const float *__restrict__ w, const float *__restrict__ bias,
+                              int classes, float *y)
 {
     const long long total = (long long)n * classes;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
@@ -318,17 +326,17 @@ int evk_depthwise(cudaStream_t s, int half, int n, evk_view x, evk_view y, const
 {
     const unsigned grid = grid_for(numel(n, y));
     if (k == 3 && half)
-        depthwise_kernel<__half, 3><<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad,
-                                                              dilation, accumulate);
+        depthwise_kernel<__half, 3>
+            <<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad, dilation, accumulate);
     else if (k == 3)
-        depthwise_kernel<float, 3><<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad,
-                                                             dilation, accumulate);
+        depthwise_kernel<float, 3>
+            <<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad, dilation, accumulate);
     else if (k == 5 && half)
-        depthwise_kernel<__half, 5><<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad,
-                                                              dilation, accumulate);
+        depthwise_kernel<__half, 5>
+            <<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad, dilation, accumulate);
     else if (k == 5)
-        depthwise_kernel<float, 5><<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad,
-                                                             dilation, accumulate);
+        depthwise_kernel<float, 5>
+            <<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, pad, dilation, accumulate);
     else
         return evk_conv_direct(s, half, n, x, y, weight, bias, k, stride, pad, dilation, y.c,
                                accumulate);
@@ -341,9 +349,11 @@ int evk_pointwise(cudaStream_t s, int half, int n, evk_view x, evk_view y, const
     const long long total = (long long)n * ((y.c + kTile - 1) / kTile) * y.h * y.w;
     const unsigned grid = grid_for(total);
     if (half)
-        pointwise_kernel<__half><<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, accumulate);
+        pointwise_kernel<__half>
+            <<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, accumulate);
     else
-        pointwise_kernel<float><<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, accumulate);
+        pointwise_kernel<float>
+            <<<grid, kThreads, 0, s>>>(n, x, y, weight, bias, stride, accumulate);
     return launched();
 }
 
@@ -406,7 +416,8 @@ int evk_gap_linear(cudaStream_t s, int half, int n, evk_view x, float *gap, cons
 
 int evk_float_to_half(cudaStream_t s, const float *in, void *out, long long count)
 {
-    float_to_half_kernel<<<grid_for(count), kThreads, 0, s>>>(in, static_cast<__half *>(out), count);
+    float_to_half_kernel<<<grid_for(count), kThreads, 0, s>>>(in, static_cast<__half *>(out),
+                                                              count);
     return launched();
 }
 

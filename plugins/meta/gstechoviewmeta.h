@@ -19,8 +19,8 @@
 
 G_BEGIN_DECLS
 
-#define GST_ECHO_VIEW_META_API_TYPE (gst_echo_view_meta_api_get_type ())
-#define GST_ECHO_VIEW_META_INFO (gst_echo_view_meta_get_info ())
+#define GST_ECHO_VIEW_META_API_TYPE (gst_echo_view_meta_api_get_type())
+#define GST_ECHO_VIEW_META_INFO (gst_echo_view_meta_get_info())
 
 /* Label used when no result exists yet or the confidence is below the threshold. */
 #define GST_ECHO_VIEW_LABEL_UNKNOWN "unknown"
@@ -46,36 +46,35 @@ typedef struct _GstEchoViewMeta GstEchoViewMeta;
  * @ground_truth: the true view's name, or NULL when unknown
  */
 struct _GstEchoViewMeta {
-  GstMeta meta;
+    GstMeta meta;
 
-  const gchar *label;
-  gint label_id;
-  gfloat confidence;
-  guint n_probabilities;
-  gfloat *probabilities;
-  const gchar *stable_label;
-  gint stable_label_id;
-  gboolean inferred;
-  guint64 age;
-  const gchar *model_name;
-  GstClockTime latency;
-  gint ground_truth_id;
-  const gchar *ground_truth;
+    const gchar *label;
+    gint label_id;
+    gfloat confidence;
+    guint n_probabilities;
+    gfloat *probabilities;
+    const gchar *stable_label;
+    gint stable_label_id;
+    gboolean inferred;
+    guint64 age;
+    const gchar *model_name;
+    GstClockTime latency;
+    gint ground_truth_id;
+    const gchar *ground_truth;
 };
 
-GType gst_echo_view_meta_api_get_type (void);
-const GstMetaInfo *gst_echo_view_meta_get_info (void);
+GType gst_echo_view_meta_api_get_type(void);
+const GstMetaInfo *gst_echo_view_meta_get_info(void);
 
 /* Adds a meta with no result: label "unknown", ids -1, no probabilities. */
-GstEchoViewMeta *gst_buffer_add_echo_view_meta (GstBuffer * buffer);
+GstEchoViewMeta *gst_buffer_add_echo_view_meta(GstBuffer *buffer);
 /* The buffer's meta, or NULL. */
-GstEchoViewMeta *gst_buffer_get_echo_view_meta (GstBuffer * buffer);
+GstEchoViewMeta *gst_buffer_get_echo_view_meta(GstBuffer *buffer);
 /* The buffer's meta, adding an empty one when there is none (buffer must be writable). */
-GstEchoViewMeta *gst_buffer_ensure_echo_view_meta (GstBuffer * buffer);
+GstEchoViewMeta *gst_buffer_ensure_echo_view_meta(GstBuffer *buffer);
 
 /* Replaces the probabilities with a copy of n values (n may be 0). */
-void gst_echo_view_meta_set_probabilities (GstEchoViewMeta * meta, const gfloat * values,
-    guint n);
+void gst_echo_view_meta_set_probabilities(GstEchoViewMeta *meta, const gfloat *values, guint n);
 
 G_END_DECLS
 

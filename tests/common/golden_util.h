@@ -83,14 +83,15 @@ static inline void golden_check_step(const char *name, const ev_safetensors *io,
         }
         bad += ge > 1e-3;
     }
-    CHECK(bad == 0 && grads > 0, "%s: %d weight gradients, worst rel error %.2e (%s) <= 1e-3",
-          name, grads, worst, worst_name);
+    CHECK(bad == 0 && grads > 0, "%s: %d weight gradients, worst rel error %.2e (%s) <= 1e-3", name,
+          grads, worst, worst_name);
     ev_param *rm = ev_net_find_param(net, "stem.1.running_mean");
     ev_param *rv = ev_net_find_param(net, "stem.1.running_var");
-    double em = rel_error(rm->data, golden_tensor(io, "running_mean_after.stem.1", NULL), rm->numel);
+    double em =
+        rel_error(rm->data, golden_tensor(io, "running_mean_after.stem.1", NULL), rm->numel);
     double ev = rel_error(rv->data, golden_tensor(io, "running_var_after.stem.1", NULL), rv->numel);
-    CHECK(em <= 1e-4 && ev <= 1e-4, "%s: stem BN running stats after a step (%.1e, %.1e)", name,
-          em, ev);
+    CHECK(em <= 1e-4 && ev <= 1e-4, "%s: stem BN running stats after a step (%.1e, %.1e)", name, em,
+          ev);
 }
 
 #endif

@@ -9,26 +9,26 @@
 
 static int test_failures = 0, test_checks = 0;
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        test_checks++;                                                                         \
-        if (cond) {                                                                            \
-            printf("ok   ");                                                                   \
-        } else {                                                                               \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-            test_failures++;                                                                   \
-        }                                                                                      \
-        printf(__VA_ARGS__);                                                                   \
-        printf("\n");                                                                          \
+#define CHECK(cond, ...)                                \
+    do {                                                \
+        test_checks++;                                  \
+        if (cond) {                                     \
+            printf("ok   ");                            \
+        } else {                                        \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            test_failures++;                            \
+        }                                               \
+        printf(__VA_ARGS__);                            \
+        printf("\n");                                   \
     } while (0)
 
 /* error message must contain needle */
-#define CHECK_ERR(rc, err, needle, ...)                                                        \
-    do {                                                                                       \
-        int rc_ = (rc);                                                                        \
-        CHECK(rc_ != 0 && strstr((err).message, (needle)) != NULL,                             \
-              "%s -> rc %d, error \"%s\" (want \"%s\")", __VA_ARGS__, rc_, (err).message,      \
-              (needle));                                                                       \
+#define CHECK_ERR(rc, err, needle, ...)                                                   \
+    do {                                                                                  \
+        int rc_ = (rc);                                                                   \
+        CHECK(rc_ != 0 && strstr((err).message, (needle)) != NULL,                        \
+              "%s -> rc %d, error \"%s\" (want \"%s\")", __VA_ARGS__, rc_, (err).message, \
+              (needle));                                                                  \
     } while (0)
 
 static inline int test_finish(void)

@@ -118,9 +118,9 @@ static void check_reference_eval_skips_head(const ev_net_config *cfg, const char
     for (int i = 0; i < g->num_nodes; i++)
         head_nodes += g->nodes[i].auxiliary;
     rc = ev_net_forward(net, input, false, &err);
-    CHECK(rc == 0 && g->aux_logits >= 0 && head_nodes == 10 &&
-              g->nodes[g->aux_logits].auxiliary && !g->nodes[g->logits].auxiliary &&
-              all_zero(g->nodes[g->aux_logits].out, k) && !all_zero(ev_net_logits(net), k),
+    CHECK(rc == 0 && g->aux_logits >= 0 && head_nodes == 10 && g->nodes[g->aux_logits].auxiliary &&
+              !g->nodes[g->logits].auxiliary && all_zero(g->nodes[g->aux_logits].out, k) &&
+              !all_zero(ev_net_logits(net), k),
           "%s: eval forward leaves the %d head nodes unrun (auxiliary logits untouched)", label,
           head_nodes);
     rc = ev_net_forward(net, input, true, &err);
@@ -165,8 +165,8 @@ static void check_genotype(const char *name, const char *text, int layers, const
     rc = ev_net_create(&cfg, 1, false, &aux_net, &err);
     if (!rc) {
         randomise(aux_net, 3);
-        rc = ev_model_save_bundle(aux_dir, label, aux_net, class_names, 1.0f / 255, mean, std,
-                                  &err);
+        rc =
+            ev_model_save_bundle(aux_dir, label, aux_net, class_names, 1.0f / 255, mean, std, &err);
     }
     cfg.auxiliary = false;
     if (!rc)
@@ -176,8 +176,8 @@ static void check_genotype(const char *name, const char *text, int layers, const
     if (!rc)
         rc = ev_net_load_weights(plain_net, &st, &err);
     if (!rc)
-        rc = ev_model_save_bundle(plain_dir, label, plain_net, class_names, 1.0f / 255, mean,
-                                  std, &err);
+        rc = ev_model_save_bundle(plain_dir, label, plain_net, class_names, 1.0f / 255, mean, std,
+                                  &err);
     if (!rc)
         rc = ev_model_load(aux_dir, &aux, &err);
     if (!rc)
@@ -203,8 +203,7 @@ static void check_genotype(const char *name, const char *text, int layers, const
         rc = run_plan(aux, EV_BACKEND_REFERENCE, batch, 1, input, ref_aux, NULL);
         rc |= run_plan(plain, EV_BACKEND_REFERENCE, batch, 1, input, ref_plain, NULL);
         CHECK(rc == 0 && memcmp(ref_aux, ref_plain, k * sizeof(float)) == 0,
-              "%s batch %d: reference logits with the head bit-identical to without", label,
-              batch);
+              "%s batch %d: reference logits with the head bit-identical to without", label, batch);
         for (int threads = 1; threads <= 2; threads++) {
             ev_plan *pa = NULL, *pp = NULL;
             rc = run_plan(aux, EV_BACKEND_CPU, batch, threads, input, cpu_aux, &pa);

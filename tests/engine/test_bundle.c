@@ -37,23 +37,26 @@ static void check_parse_errors(void)
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 0,
          "tensor 'a': F32 shape needs 12 bytes but data_offsets span 8"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[2,6]}}", 8, 0, "overlap"},
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[2,6]}}",
+         8, 0, "overlap"},
         {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0,
          "tensor 'a': unknown dtype 'Q4'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, 0,
          "shape entry 0 is not a non-negative integer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4, 0,
          "data_offsets must be [begin, end]"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,4]}}",
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":["
+         "0,4]}}",
          4, 0, "shape overflows"},
-        {"{\"a\":{\"dtype\":\"F32\"}}", 0, 0, "needs dtype (string), shape (array) and data_offsets"},
+        {"{\"a\":{\"dtype\":\"F32\"}}", 0, 0,
+         "needs dtype (string), shape (array) and data_offsets"},
         {"{\"a\":", 0, 0, "header is not valid JSON"},
         {"[1,2]", 0, 0, "header is not a JSON object"},
         {"{}", 0, (uint64_t)1 << 40, "exceeds the"},
         {"{}", 0, 1000, "truncated: header length 1000 but only 2 bytes follow"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0,
-         "header is not valid JSON: duplicate object key"},
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         4, 0, "header is not valid JSON: duplicate object key"},
     };
     unsigned char buf[1024];
     float data[16] = {1, 2, 3, 4};
@@ -108,8 +111,8 @@ static void expect_load_error(const char *dir, const char *want, const char *lab
 }
 
 /* rewrites weights.safetensors with one tensor changed (renamed, reshaped, retyped, dropped) */
-static void rewrite_weights(const char *dir, const char *victim, const char *new_name,
-                            int drop_dim, float poison)
+static void rewrite_weights(const char *dir, const char *victim, const char *new_name, int drop_dim,
+                            float poison)
 {
     char path[2048];
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
@@ -152,13 +155,15 @@ static void check_bundles(void)
     ev_error err = {0};
     const char *dir = copy_bundle("good");
     int rc = ev_model_load(dir, &m, &err);
-    CHECK(rc == 0 && ev_model_num_classes(m) == 14 && !strcmp(ev_model_class_name(m, 5), "Apical-LA/MV"),
+    CHECK(rc == 0 && ev_model_num_classes(m) == 14 &&
+              !strcmp(ev_model_class_name(m, 5), "Apical-LA/MV"),
           "the fixture bundle loads from its folder (%s)", rc ? err.message : "ok");
     /* writer round trip: save, reload, same logits */
     if (!rc) {
         char out[1024];
         snprintf(out, sizeof out, "%s/saved", tmpdir);
-        rc = ev_model_save_bundle(out, "saved", m->net, m->class_names, m->scale, m->mean, m->std, &err);
+        rc = ev_model_save_bundle(out, "saved", m->net, m->class_names, m->scale, m->mean, m->std,
+                                  &err);
         ev_model *m2 = NULL;
         char yaml[1100];
         snprintf(yaml, sizeof yaml, "%s/model.yaml", out);
@@ -172,7 +177,8 @@ static void check_bundles(void)
             rc |= ev_plan_create(m, &opt, &p1, &err) || ev_plan_create(m2, &opt, &p2, &err);
             rc |= ev_plan_run(p1, in, a, &err) || ev_plan_run(p2, in, b, &err);
         }
-        CHECK(rc == 0 && !memcmp(a, b, sizeof a) && !strcmp(ev_model_class_name(m2, 5), "Apical-LA/MV"),
+        CHECK(rc == 0 && !memcmp(a, b, sizeof a) &&
+                  !strcmp(ev_model_class_name(m2, 5), "Apical-LA/MV"),
               "ev_model_save_bundle round-trips (model.yaml path form; same logits) (%s)",
               rc ? err.message : "ok");
         ev_plan_free(p1);
@@ -191,8 +197,9 @@ static void check_bundles(void)
     expect_load_error(dir, "tensor 'classifier.bias' is missing", "renamed tensor");
     dir = copy_bundle("shape");
     rewrite_weights(dir, "stem.0.weight", NULL, 1, 0);
-    expect_load_error(dir, "tensor 'stem.0.weight': shape (11, 1, 3, 3), the network needs (12, 1, 3, 3)",
-                      "shape mismatch");
+    expect_load_error(
+        dir, "tensor 'stem.0.weight': shape (11, 1, 3, 3), the network needs (12, 1, 3, 3)",
+        "shape mismatch");
     dir = copy_bundle("nan");
     rewrite_weights(dir, "stem.1.running_var", NULL, 0, NAN);
     expect_load_error(dir, "tensor 'stem.1.running_var': element 0 is not finite", "NaN weight");
@@ -214,8 +221,9 @@ static void check_bundles(void)
         }
         ev_net_free(net);
         ev_model_free(tmp);
-        expect_load_error(dir, "tensor 'stem.0.weight': shape (18, 1, 3, 3), the network needs (12, 1, 3, 3)",
-                          "weights of another network");
+        expect_load_error(
+            dir, "tensor 'stem.0.weight': shape (18, 1, 3, 3), the network needs (12, 1, 3, 3)",
+            "weights of another network");
     }
     dir = copy_bundle("truncated");
     {
@@ -244,7 +252,8 @@ static void check_bundles(void)
     expect_load_error(dir, "unknown op 'dil_conv_9x9'", "unknown op in model.yaml");
     dir = copy_bundle("bad_layout");
     edit_file(dir, "model.yaml", "'s/layout: \\[normal, reduce/layout: [normal, sideways/'");
-    expect_load_error(dir, "model.yaml:7:20: network: layout entry 'sideways' is not normal or reduce",
+    expect_load_error(dir,
+                      "model.yaml:7:20: network: layout entry 'sideways' is not normal or reduce",
                       "bad layout entry");
     dir = copy_bundle("odd_size");
     edit_file(dir, "model.yaml", "'s/width: 16, height: 16/width: 18, height: 18/'");

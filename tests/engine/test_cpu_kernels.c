@@ -198,7 +198,8 @@ static void test_separable(const ev_cpu_kernels *k, int trial)
     int kk = trial % 2 ? 5 : 3, dil = (trial / 2) % 2 ? 2 : 1, stride = (trial / 4) % 2 ? 2 : 1;
     int pad = dil * (kk - 1) / 2, c = irand(1, 70), cout = irand(1, 70);
     int relu = (trial / 8) % 2 == 0, acc = (trial / 3) % 2;
-    int oh = ev_conv2d_out_size(h, kk, stride, pad, dil), ow = ev_conv2d_out_size(w, kk, stride, pad, dil);
+    int oh = ev_conv2d_out_size(h, kk, stride, pad, dil),
+        ow = ev_conv2d_out_size(w, kk, stride, pad, dil);
     double *x = drand_array((size_t)c * h * w), *wd = drand_array((size_t)c * kk * kk);
     double *wp = drand_array((size_t)c * cout), *scale = drand_array((size_t)cout);
     double *shift = drand_array((size_t)cout), *prior = drand_array((size_t)cout * oh * ow);
@@ -207,7 +208,8 @@ static void test_separable(const ev_cpu_kernels *k, int trial)
     double *wpr = malloc((size_t)c * cout * sizeof *wpr);
     for (int co = 0; co < cout; co++)
         for (int ci = 0; ci < c; ci++)
-            wpr[(size_t)co * c + ci] = (double)(float)((double)wpf[(size_t)co * c + ci] * scale[co]);
+            wpr[(size_t)co * c + ci] =
+                (double)(float)((double)wpf[(size_t)co * c + ci] * scale[co]);
     if (relu)
         rectify(xr, (size_t)c * h * w);
     double *mid = calloc((size_t)c * oh * ow, sizeof *mid);
@@ -311,7 +313,8 @@ static void test_stem(const ev_cpu_kernels *k, int trial)
     const int *hw = trial >= 24 ? wide_sizes[trial % NUM_WIDE_SIZES] : sizes[trial % NUM_SIZES];
     int h = hw[0], w = hw[1], cin = 1 + trial % 3, cout = irand(1, 120);
     int kk = trial % 4 == 3 ? 5 : 3, pad = kk / 2, stride = trial % 5 == 4 ? 2 : 1;
-    int oh = ev_conv2d_out_size(h, kk, stride, pad, 1), ow = ev_conv2d_out_size(w, kk, stride, pad, 1);
+    int oh = ev_conv2d_out_size(h, kk, stride, pad, 1),
+        ow = ev_conv2d_out_size(w, kk, stride, pad, 1);
     size_t nw = (size_t)cout * cin * kk * kk;
     double *x = drand_array((size_t)cin * h * w), *wt = drand_array(nw);
     double *scale = drand_array((size_t)cout), *shift = drand_array((size_t)cout);

@@ -145,8 +145,8 @@ static void check_random(const char *gname, const ev_genotype *g, int size, cons
             worst = e;
     }
     CHECK(rc == 0 && worst <= 1e-4,
-          "%s %dpx %s C=%d in=%d: cpu vs reference, batch 1/3, threads 1/2: rel error %.2e",
-          gname, size, cells == 4 ? "NRNR" : "NR", c, in_channels, worst);
+          "%s %dpx %s C=%d in=%d: cpu vs reference, batch 1/3, threads 1/2: rel error %.2e", gname,
+          size, cells == 4 ? "NRNR" : "NR", c, in_channels, worst);
     free(input);
     free_model(m);
 }
@@ -184,8 +184,8 @@ static void check_fixture(const char *dir)
         for (int threads = 1; threads <= 2; threads++) {
             rc = run_plan(model, EV_BACKEND_CPU, batch, threads, input, got);
             double e = rel_error(got, want, n_logits);
-            CHECK(rc == 0 && e <= 1e-4, "%s: cpu logits (batch %d, threads %d) rel error %.2e",
-                  dir, batch, threads, e);
+            CHECK(rc == 0 && e <= 1e-4, "%s: cpu logits (batch %d, threads %d) rel error %.2e", dir,
+                  batch, threads, e);
         }
         free(got);
     }

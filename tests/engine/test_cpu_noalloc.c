@@ -112,8 +112,8 @@ static void check_model(const char *dir)
             atomic_store(&counting, 0);
             long seen = atomic_load(&calls);
             CHECK(rc == 0 && seen == 0,
-                  "%s: 300 runs at batch %d, threads %d: %ld allocator calls (want 0)", dir,
-                  batch, threads, seen);
+                  "%s: 300 runs at batch %d, threads %d: %ld allocator calls (want 0)", dir, batch,
+                  threads, seen);
             /* the same counters do see allocations (the wrappers are live) */
             atomic_store(&counting, 1);
             void *probe = malloc(16);
@@ -126,8 +126,8 @@ static void check_model(const char *dir)
                 ev_net_forward(ref, input, false, &err) == 0) {
                 size_t arena = ev_cpu_plan_arena_bytes(plan);
                 CHECK(arena < ref->activations.size,
-                      "%s: batch %d: planned arena %zu bytes < %zu bytes of per-node buffers",
-                      dir, batch, arena, ref->activations.size);
+                      "%s: batch %d: planned arena %zu bytes < %zu bytes of per-node buffers", dir,
+                      batch, arena, ref->activations.size);
             }
             ev_net_free(ref);
             __libc_free(input);
@@ -140,8 +140,7 @@ static void check_model(const char *dir)
 int main(int argc, char **argv)
 {
     const char *root = argc > 1 ? argv[1] : "tests/fixtures";
-    static const char *const names[] = {"darts_v2_nrnr_rgb", "paper128_nrnr_g1",
-                                        "darts_v2_l8_rgb"};
+    static const char *const names[] = {"darts_v2_nrnr_rgb", "paper128_nrnr_g1", "darts_v2_l8_rgb"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s/golden/%s", root, names[i]);

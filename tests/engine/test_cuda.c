@@ -138,8 +138,10 @@ static void test_depthwise(int half, int k, int stride, int dil)
     int rc = evk_depthwise(0, half, n, vx, vy, dw, db, k, stride, pad, dil, 0);
     download(vy, n, half, got);
     double e = rel_error(got, want, ny);
-    CHECK(rc == 0 && e <= tolerance(half), "%s depthwise %dx%d stride %d dilation %d, relu on load: "
-          "rel error %.2e", half ? "fp16" : "fp32", k, k, stride, dil, e);
+    CHECK(rc == 0 && e <= tolerance(half),
+          "%s depthwise %dx%d stride %d dilation %d, relu on load: "
+          "rel error %.2e",
+          half ? "fp16" : "fp32", k, k, stride, dil, e);
     cudaFree(dx), cudaFree(dy), cudaFree(dw), cudaFree(db);
     free(x), free(xr), free(wt), free(want), free(got);
 }
@@ -212,8 +214,8 @@ static void test_stem(int half)
         want[i] += bias[(i / ((size_t)h * w)) % cout];
     void *dx = upload(x, nx, half), *dy = upload(want, ny, half);
     float *dw = upload(wt, (size_t)cout * cin * 9, 0), *db = upload(bias, 12, 0);
-    int rc = evk_conv_direct(0, half, n, view_of(dx, cin, h, w), view_of(dy, cout, h, w), dw, db,
-                             3, 1, 1, 1, 1, 0);
+    int rc = evk_conv_direct(0, half, n, view_of(dx, cin, h, w), view_of(dy, cout, h, w), dw, db, 3,
+                             1, 1, 1, 1, 0);
     download(view_of(dy, cout, h, w), n, half, got);
     double e = rel_error(got, want, ny);
     CHECK(rc == 0 && e <= tolerance(half), "%s dense 3x3 conv (stem): rel error %.2e",
@@ -563,7 +565,7 @@ static void test_networks(const char *fixtures)
         free_memory_model(m);
     }
     /* every kernel family the networks use was seen and stayed within tolerance */
-    static const char *const expected[] = {"stem", "depthwise", "depthwise_dilated",
+    static const char *const expected[] = {"stem",         "depthwise",         "depthwise_dilated",
                                            "pointwise_bn", "factorized_reduce", "node_sum",
                                            "concat"};
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
@@ -589,7 +591,8 @@ static void test_errors(const char *fixtures)
         return;
     ev_plan *plan = NULL;
     ev_plan_options opt = {.backend = EV_BACKEND_CUDA, .gpu_id = ev_cuda_device_count()};
-    CHECK_ERR(ev_plan_create(model, &opt, &plan, &err), err, "does not exist", "gpu id past the end");
+    CHECK_ERR(ev_plan_create(model, &opt, &plan, &err), err, "does not exist",
+              "gpu id past the end");
     CHECK(ev_cuda_plan_set_graphs(NULL, 1) == EV_ERR_UNSUPPORTED, "set_graphs on no plan");
     opt = (ev_plan_options){.backend = EV_BACKEND_REFERENCE};
     if (!ev_plan_create(model, &opt, &plan, &err)) {

@@ -41,7 +41,8 @@ static void check_forms(void)
     free(line);
     char *yaml = ev_genotype_to_yaml(&a, "DARTS_V2");
     rc = ev_genotype_parse(yaml, &c, &err);
-    CHECK(rc == 0 && ev_genotype_equal(&a, &c), "YAML writer round-trips (%s)", rc ? err.message : "ok");
+    CHECK(rc == 0 && ev_genotype_equal(&a, &c), "YAML writer round-trips (%s)",
+          rc ? err.message : "ok");
     free(yaml);
     rc = ev_genotype_parse("Genotype(reduce_concat=[2], reduce=[(\"max_pool_3x3\", 0), "
                            "(\"none\", 1),], normal_concat=[2], normal=[('skip_connect', 1), "
@@ -80,7 +81,8 @@ static void check_errors(void)
         {"Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], normal=[], "
          "normal_concat=[2])",
          "field 'normal' given twice"},
-        {"Genotype(normal=[('sep_conv_3x3', 0) ('sep_conv_3x3', 1)])", "expected ',' between edges"},
+        {"Genotype(normal=[('sep_conv_3x3', 0) ('sep_conv_3x3', 1)])",
+         "expected ',' between edges"},
         {"Genotype(normal=[('sep_conv_3x3, 0)])", "unterminated string"},
         {"Genotype(normal=[('sep_conv_3x3', x)])", "expected an input index, found 'x'"},
         {"Genotype(normal=[], normal_concat=[], reduce=[], reduce_concat=[]) trailing",

@@ -31,7 +31,8 @@ static void check_param_counts(void)
     CHECK(json_is_array(list), "param_counts.json loads (%s)", jerr.text);
     size_t i;
     json_t *row;
-    json_array_foreach(list, i, row) {
+    json_array_foreach(list, i, row)
+    {
         ev_net_config cfg = {0};
         const char *gname = json_string_value(json_object_get(row, "genotype"));
         if (load_genotype(gname, &cfg.genotype)) {
@@ -49,7 +50,8 @@ static void check_param_counts(void)
             size_t j;
             json_t *c;
             desc[0] = 0;
-            json_array_foreach(layout, j, c) {
+            json_array_foreach(layout, j, c)
+            {
                 cfg.reduction[j] = !strcmp(json_string_value(c), "reduce");
                 strcat(desc, cfg.reduction[j] ? "R" : "N");
             }
@@ -119,16 +121,20 @@ static int last_cell_rf(const char *genotype_text, int cells, int size)
  *   sep 3x3 (+8 at j = 2) and dil 3x3 (+8): 29, the last reduce cell's pool: 33. */
 static void check_receptive_field(void)
 {
-    const char *skips = "Genotype(normal=[('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
-                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
-                        "('skip_connect', 1)], normal_concat=[2, 3, 4, 5], reduce=[('skip_connect', 0), "
-                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
-                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2, 3, 4, 5])";
-    const char *chain = "Genotype(normal=[('dil_conv_5x5', 1), ('skip_connect', 0), ('dil_conv_5x5', 2), "
-                        "('skip_connect', 0), ('dil_conv_5x5', 3), ('skip_connect', 0), ('dil_conv_5x5', 4), "
-                        "('skip_connect', 0)], normal_concat=[2, 3, 4, 5], reduce=[('skip_connect', 0), "
-                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
-                        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2, 3, 4, 5])";
+    const char *skips =
+        "Genotype(normal=[('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+        "('skip_connect', 1)], normal_concat=[2, 3, 4, 5], reduce=[('skip_connect', 0), "
+        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2, 3, 4, "
+        "5])";
+    const char *chain =
+        "Genotype(normal=[('dil_conv_5x5', 1), ('skip_connect', 0), ('dil_conv_5x5', 2), "
+        "('skip_connect', 0), ('dil_conv_5x5', 3), ('skip_connect', 0), ('dil_conv_5x5', 4), "
+        "('skip_connect', 0)], normal_concat=[2, 3, 4, 5], reduce=[('skip_connect', 0), "
+        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), "
+        "('skip_connect', 1), ('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2, 3, 4, "
+        "5])";
     int rf = last_cell_rf(skips, 1, 32);
     CHECK(rf == 3, "skip-only normal cell: receptive field %d, want 3", rf);
     rf = last_cell_rf(chain, 1, 32);
@@ -160,8 +166,8 @@ static void check_odd_sizes(void)
     ev_net *net = NULL;
     ev_error err = {0};
     base_config(&cfg, 34); /* 34 -> 17 at the second reduction */
-    CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "use sizes that are multiples of 4 (e.g. 36x36)",
-              "input 34x34 with two reductions");
+    CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err,
+              "use sizes that are multiples of 4 (e.g. 36x36)", "input 34x34 with two reductions");
     base_config(&cfg, 33);
     CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "reduction cell 1 sees 33x33",
               "input 33x33");
@@ -196,7 +202,8 @@ static void check_auxiliary(void)
     cfg.auxiliary = true;
     cfg.drop_path_prob = 0.2f;
     rc |= ev_net_create(&cfg, 2, true, &aux, &err);
-    CHECK(rc == 0, "networks with and without the auxiliary head build (%s)", rc ? err.message : "ok");
+    CHECK(rc == 0, "networks with and without the auxiliary head build (%s)",
+          rc ? err.message : "ok");
     if (rc)
         goto out;
     CHECK(ev_net_count_params(plain) == ev_net_count_params(aux),

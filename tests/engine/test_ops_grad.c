@@ -191,8 +191,8 @@ static void naive_conv(const double *x, ev_shape xs, const double *w, int cout,
                                 if (ih < 0 || iw < 0 || ih >= xs.h || iw >= xs.w)
                                     continue;
                                 const int ci = (oc / cout_g) * cin_g + ic;
-                                s += w[((size_t)(oc * cin_g + ic) * d->kernel_h + i) *
-                                           d->kernel_w + j] *
+                                s += w[((size_t)(oc * cin_g + ic) * d->kernel_h + i) * d->kernel_w +
+                                       j] *
                                      x[(((size_t)n * xs.c + ci) * xs.h + ih) * xs.w + iw];
                             }
                     y[(((size_t)n * cout + oc) * ys.h + oh) * ys.w + ow] = s;
@@ -203,8 +203,8 @@ static void naive_conv(const double *x, ev_shape xs, const double *w, int cout,
 static void test_conv_grad(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
                            int dilation, int groups, int every)
 {
-    conv_case c = {.xs = shape(n, cin, h, w), .cout = cout,
-                   .d = {k, k, stride, pad, dilation, groups}};
+    conv_case c = {
+        .xs = shape(n, cin, h, w), .cout = cout, .d = {k, k, stride, pad, dilation, groups}};
     c.ys = shape(n, cout, ev_conv2d_out_size(h, k, stride, pad, dilation),
                  ev_conv2d_out_size(w, k, stride, pad, dilation));
     const size_t nx = ev_shape_numel(c.xs), ny = ev_shape_numel(c.ys);
@@ -251,8 +251,7 @@ static void test_conv_grad(int n, int cin, int h, int w, int cout, int k, int st
         diff = fmax(diff, fabs(dw_only[i] - dw[i]));
     for (size_t i = 0; i < nx; i++)
         diff = fmax(diff, fabs(dx_only[i] - dx[i]));
-    check(diff < 1e-12, "%s: NULL dx or dw skips only that gradient (max diff %.1e)", what,
-          diff);
+    check(diff < 1e-12, "%s: NULL dx or dw skips only that gradient (max diff %.1e)", what, diff);
 }
 
 static void test_conv_forward_hand(void)
@@ -310,9 +309,9 @@ static void test_out_size(void)
     const struct {
         int in, k, s, p, d, want;
     } cases[] = {
-        {7, 3, 1, 1, 1, 7},  {7, 3, 2, 1, 1, 4},  {9, 3, 2, 1, 1, 5},  {9, 5, 2, 4, 2, 5},
-        {7, 5, 3, 0, 1, 1},  {8, 5, 3, 0, 1, 2},  {32, 1, 2, 0, 1, 16}, {7, 1, 2, 0, 1, 4},
-        {2, 3, 1, 0, 1, 0},  {5, 3, 1, 0, 3, 0},  {5, 3, 0, 1, 1, 0},  {0, 1, 1, 0, 1, 0},
+        {7, 3, 1, 1, 1, 7}, {7, 3, 2, 1, 1, 4}, {9, 3, 2, 1, 1, 5},   {9, 5, 2, 4, 2, 5},
+        {7, 5, 3, 0, 1, 1}, {8, 5, 3, 0, 1, 2}, {32, 1, 2, 0, 1, 16}, {7, 1, 2, 0, 1, 4},
+        {2, 3, 1, 0, 1, 0}, {5, 3, 1, 0, 3, 0}, {5, 3, 0, 1, 1, 0},   {0, 1, 1, 0, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int got = ev_conv2d_out_size(cases[i].in, cases[i].k, cases[i].s, cases[i].p, cases[i].d);
@@ -360,8 +359,8 @@ static void test_bn_grad(bool training, bool affine)
     c.r = random_normal(n, 1.0);
     bn_loss(&c);
     double *dx = filled(n, ACC_OFFSET), *dg = filled(ch, ACC_OFFSET), *db = filled(ch, ACC_OFFSET);
-    ev_ref64_batchnorm_backward(c.x, c.s, c.gamma, c.saved, training, c.running_var, 1e-5, c.r,
-                                dx, affine ? dg : NULL, affine ? db : NULL);
+    ev_ref64_batchnorm_backward(c.x, c.s, c.gamma, c.saved, training, c.running_var, 1e-5, c.r, dx,
+                                affine ? dg : NULL, affine ? db : NULL);
     subtract_offset(dx, n);
     subtract_offset(dg, ch);
     subtract_offset(db, ch);
@@ -383,7 +382,8 @@ static void test_bn_forward(void)
 {
     const ev_shape s = shape(2, 3, 3, 5);
     const size_t n = ev_shape_numel(s), plane = 15, count = 30;
-    double *x = random_normal(n, 1.5), *gamma = random_normal(3, 1.0), *beta = random_normal(3, 1.0);
+    double *x = random_normal(n, 1.5), *gamma = random_normal(3, 1.0),
+           *beta = random_normal(3, 1.0);
     double rm[3] = {0.5, -0.25, 1.0}, rv[3] = {2.0, 0.5, 1.0};
     double saved[6], *y = dalloc(n);
     ev_ref64_batchnorm_forward(x, s, gamma, beta, rm, rv, true, 0.1, 1e-5, saved, y);
@@ -419,8 +419,10 @@ static void test_bn_forward(void)
           "batchnorm train forward: running_mean/var = 0.9 old + 0.1 batch (unbiased var), "
           "saved = mean, 1/sqrt(biased var + 1e-5) (max err %.1e)",
           worst_stat);
-    check(worst_y < 1e-12, "batchnorm train forward: y normalised with the biased variance "
-                           "(max err %.1e)", worst_y);
+    check(worst_y < 1e-12,
+          "batchnorm train forward: y normalised with the biased variance "
+          "(max err %.1e)",
+          worst_y);
 
     /* eval: running statistics, which must stay untouched */
     const double rm0[3] = {rm[0], rm[1], rm[2]}, rv0[3] = {rv[0], rv[1], rv[2]};
@@ -572,8 +574,7 @@ static void test_pool_forward(void)
         for (int j = 0; j < 3; j++)
             inner += x[i * 5 + j];
     inner /= 9.0;
-    check(fabs(y[0] - corner) < 1e-14 && fabs(y[1] - edge) < 1e-14 &&
-              fabs(y[6] - inner) < 1e-14,
+    check(fabs(y[0] - corner) < 1e-14 && fabs(y[1] - edge) < 1e-14 && fabs(y[6] - inner) < 1e-14,
           "avgpool k3 s1 p1 forward: corner = mean of 4 real cells, edge = mean of 6, inner = "
           "mean of 9");
     /* the far corner of a strided pool on 5x5: window rows 3..5, cols 3..5, of which 2x2 real */
@@ -722,10 +723,10 @@ static void test_linear_grad(bool bias)
     subtract_offset(dx, 30);
     subtract_offset(dw, 40);
     subtract_offset(db, 4);
-    grad_check(bias ? "linear 3x10->4 with bias dx" : "linear 3x10->4 no bias dx", linear_loss,
-               &c, c.x, dx, 30, NULL);
-    grad_check(bias ? "linear 3x10->4 with bias dw" : "linear 3x10->4 no bias dw", linear_loss,
-               &c, c.w, dw, 40, NULL);
+    grad_check(bias ? "linear 3x10->4 with bias dx" : "linear 3x10->4 no bias dx", linear_loss, &c,
+               c.x, dx, 30, NULL);
+    grad_check(bias ? "linear 3x10->4 with bias dw" : "linear 3x10->4 no bias dw", linear_loss, &c,
+               c.w, dw, 40, NULL);
     if (bias)
         grad_check("linear 3x10->4 with bias db", linear_loss, &c, c.b, db, 4, NULL);
 }
@@ -829,8 +830,8 @@ static void test_float_vs_double(void)
         const ev_shape xs = shape(2, 6, 11, 9);
         const ev_conv_desc d = {3, 3, 2, 2, 2, 3};
         const int cout = 9;
-        const ev_shape ys = shape(2, cout, ev_conv2d_out_size(11, 3, 2, 2, 2),
-                                  ev_conv2d_out_size(9, 3, 2, 2, 2));
+        const ev_shape ys =
+            shape(2, cout, ev_conv2d_out_size(11, 3, 2, 2, 2), ev_conv2d_out_size(9, 3, 2, 2, 2));
         const size_t nx = ev_shape_numel(xs), ny = ev_shape_numel(ys), nw = (size_t)cout * 2 * 9;
         double *x = random_normal(nx, 1.0), *w = random_normal(nw, 0.5), *dy = random_normal(ny, 1);
         double *y = dalloc(ny), *dx = dalloc(nx), *dw = dalloc(nw);

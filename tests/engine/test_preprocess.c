@@ -97,7 +97,7 @@ static void test_identity_and_resize(void)
     check(exact, "identity RGB 13x7 to 3 planes: exact copy");
 
     /* 4x4 -> 2x2: means of 2x2 blocks, by hand */
-    static const uint8_t four[16] = {0, 10, 20, 30, 40, 50, 60, 70,
+    static const uint8_t four[16] = {0,  10, 20,  30,  40,  50,  60,  70,
                                      80, 90, 100, 110, 120, 130, 140, 255};
     frame = (ev_frame){four, 4, 4, 4, EV_PIXEL_GRAY8};
     p = plain(2, 2, 1);
@@ -112,17 +112,16 @@ static void test_identity_and_resize(void)
     frame = (ev_frame){three, 3, 3, 3, EV_PIXEL_GRAY8};
     rc = ev_preprocess(&p, &frame, NULL, out, &err);
     const double a = 10, b = 20, c = 30, d = 40, e = 50, f = 60, g = 70, h = 80, i = 250;
-    double expect3[4] = {(a + 0.5 * b + 0.5 * d + 0.25 * e) / 2.25,
-                         (c + 0.5 * b + 0.5 * f + 0.25 * e) / 2.25,
-                         (g + 0.5 * h + 0.5 * d + 0.25 * e) / 2.25,
-                         (i + 0.5 * h + 0.5 * f + 0.25 * e) / 2.25};
+    double expect3[4] = {
+        (a + 0.5 * b + 0.5 * d + 0.25 * e) / 2.25, (c + 0.5 * b + 0.5 * f + 0.25 * e) / 2.25,
+        (g + 0.5 * h + 0.5 * d + 0.25 * e) / 2.25, (i + 0.5 * h + 0.5 * f + 0.25 * e) / 2.25};
     check(rc == EV_OK && max_abs_diff(out, expect3, 4) < 1e-5,
           "3x3 -> 2x2 fractional area: %.5f %.5f %.5f %.5f (expect %.5f %.5f %.5f %.5f)", out[0],
           out[1], out[2], out[3], expect3[0], expect3[1], expect3[2], expect3[3]);
 
     /* random sizes, down and up, against the real-interval reference */
-    static const int sizes[][4] = {{17, 11, 5, 4}, {3, 2, 7, 5}, {31, 29, 9, 13}, {8, 8, 3, 3},
-                                   {1, 1, 4, 3},   {50, 3, 7, 2}};
+    static const int sizes[][4] = {{17, 11, 5, 4}, {3, 2, 7, 5}, {31, 29, 9, 13},
+                                   {8, 8, 3, 3},   {1, 1, 4, 3}, {50, 3, 7, 2}};
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         int sw = sizes[k][0], sh = sizes[k][1], dw = sizes[k][2], dh = sizes[k][3];
         uint8_t *src = malloc((size_t)sw * sh);
@@ -136,8 +135,8 @@ static void test_identity_and_resize(void)
         p = plain(dw, dh, 1);
         rc = ev_preprocess(&p, &frame, NULL, got, &err);
         double diff = max_abs_diff(got, ref, (size_t)dw * dh);
-        check(rc == EV_OK && diff < 1e-4, "area %dx%d -> %dx%d vs double reference (max |diff| %.2g)",
-              sw, sh, dw, dh, diff);
+        check(rc == EV_OK && diff < 1e-4,
+              "area %dx%d -> %dx%d vs double reference (max |diff| %.2g)", sw, sh, dw, dh, diff);
         free(src);
         free(srcd);
         free(ref);
@@ -154,11 +153,15 @@ static void put_gray(uint8_t *p, ev_pixel_format format, uint8_t v)
         memcpy(p, &v16, 2);
         break;
     }
-    case EV_PIXEL_RGBX: case EV_PIXEL_BGRX: case EV_PIXEL_RGBA: case EV_PIXEL_BGRA:
+    case EV_PIXEL_RGBX:
+    case EV_PIXEL_BGRX:
+    case EV_PIXEL_RGBA:
+    case EV_PIXEL_BGRA:
         p[0] = p[1] = p[2] = v;
         p[3] = 77; /* padding/alpha must be ignored */
         break;
-    case EV_PIXEL_XRGB: case EV_PIXEL_XBGR:
+    case EV_PIXEL_XRGB:
+    case EV_PIXEL_XBGR:
         p[0] = 77;
         p[1] = p[2] = p[3] = v;
         break;
@@ -172,13 +175,28 @@ static void put_gray(uint8_t *p, ev_pixel_format format, uint8_t v)
 static void put_rgb(uint8_t *p, ev_pixel_format format, uint8_t r, uint8_t g, uint8_t b)
 {
     switch (format) {
-    case EV_PIXEL_RGB: p[0] = r, p[1] = g, p[2] = b; break;
-    case EV_PIXEL_BGR: p[0] = b, p[1] = g, p[2] = r; break;
-    case EV_PIXEL_RGBX: case EV_PIXEL_RGBA: p[0] = r, p[1] = g, p[2] = b, p[3] = 99; break;
-    case EV_PIXEL_BGRX: case EV_PIXEL_BGRA: p[0] = b, p[1] = g, p[2] = r, p[3] = 99; break;
-    case EV_PIXEL_XRGB: p[0] = 99, p[1] = r, p[2] = g, p[3] = b; break;
-    case EV_PIXEL_XBGR: p[0] = 99, p[1] = b, p[2] = g, p[3] = r; break;
-    default: break;
+    case EV_PIXEL_RGB:
+        p[0] = r, p[1] = g, p[2] = b;
+        break;
+    case EV_PIXEL_BGR:
+        p[0] = b, p[1] = g, p[2] = r;
+        break;
+    case EV_PIXEL_RGBX:
+    case EV_PIXEL_RGBA:
+        p[0] = r, p[1] = g, p[2] = b, p[3] = 99;
+        break;
+    case EV_PIXEL_BGRX:
+    case EV_PIXEL_BGRA:
+        p[0] = b, p[1] = g, p[2] = r, p[3] = 99;
+        break;
+    case EV_PIXEL_XRGB:
+        p[0] = 99, p[1] = r, p[2] = g, p[3] = b;
+        break;
+    case EV_PIXEL_XBGR:
+        p[0] = 99, p[1] = b, p[2] = g, p[3] = r;
+        break;
+    default:
+        break;
     }
 }
 
@@ -356,29 +374,29 @@ static void test_bad_inputs(void)
                 "no data");
     bad = frame;
     bad.stride = 3;
-    expect_fail(ev_preprocess(&p, &bad, NULL, out, &err), &err, EV_ERR_INVALID,
-                "stride too small", "stride 3 is smaller");
+    expect_fail(ev_preprocess(&p, &bad, NULL, out, &err), &err, EV_ERR_INVALID, "stride too small",
+                "stride 3 is smaller");
     bad = (ev_frame){px, 4, 4, 15, EV_PIXEL_RGBA};
     expect_fail(ev_preprocess(&p, &bad, NULL, out, &err), &err, EV_ERR_INVALID,
                 "RGBA stride 15 for 4 pixels", "(16 bytes)");
     bad = frame;
     bad.format = (ev_pixel_format)42;
-    expect_fail(ev_preprocess(&p, &bad, NULL, out, &err), &err, EV_ERR_INVALID,
-                "unknown format", "unknown pixel format 42");
+    expect_fail(ev_preprocess(&p, &bad, NULL, out, &err), &err, EV_ERR_INVALID, "unknown format",
+                "unknown pixel format 42");
     bad = frame;
     bad.width = 0;
     expect_fail(ev_preprocess(&p, &bad, NULL, out, &err), &err, EV_ERR_INVALID, "width 0",
                 "0x4 is empty");
-    expect_fail(ev_preprocess(NULL, &frame, NULL, out, &err), &err, EV_ERR_INVALID,
-                "NULL params", "params is NULL");
+    expect_fail(ev_preprocess(NULL, &frame, NULL, out, &err), &err, EV_ERR_INVALID, "NULL params",
+                "params is NULL");
     expect_fail(ev_preprocess(&p, &frame, NULL, NULL, &err), &err, EV_ERR_INVALID, "NULL out",
                 "output is NULL");
     ev_preprocess_params q = plain(2, 2, 2);
     expect_fail(ev_preprocess(&q, &frame, NULL, out, &err), &err, EV_ERR_INVALID, "2 channels",
                 "2 channels");
     q = plain(0, 2, 1);
-    expect_fail(ev_preprocess(&q, &frame, NULL, out, &err), &err, EV_ERR_INVALID,
-                "output width 0", "output size 0x2 is out of range");
+    expect_fail(ev_preprocess(&q, &frame, NULL, out, &err), &err, EV_ERR_INVALID, "output width 0",
+                "output size 0x2 is out of range");
     q = plain(2, 2, 1);
     q.std[0] = 0.0f;
     expect_fail(ev_preprocess(&q, &frame, NULL, out, &err), &err, EV_ERR_INVALID, "std 0",
@@ -390,8 +408,9 @@ static void test_bad_inputs(void)
     q = plain(1 << 20, 4, 1);
     expect_fail(ev_preprocess(&q, &frame, NULL, out, &err), &err, EV_ERR_INVALID,
                 "output width 2^20", "output size 1048576x4 is out of range (1..65536)");
-    static const ev_rect rois[] = {{3, 0, 2, 2}, {0, 3, 2, 2}, {-1, 0, 2, 2}, {0, 0, 0, 2},
-                                   {0, 0, 5, 1}, {2147483647, 0, 2, 2}, {1, 1, 2147483647, 1}};
+    static const ev_rect rois[] = {{3, 0, 2, 2},         {0, 3, 2, 2}, {-1, 0, 2, 2},
+                                   {0, 0, 0, 2},         {0, 0, 5, 1}, {2147483647, 0, 2, 2},
+                                   {1, 1, 2147483647, 1}};
     for (size_t k = 0; k < sizeof rois / sizeof rois[0]; k++) {
         char what[96];
         snprintf(what, sizeof what, "roi %dx%d at (%d,%d)", rois[k].width, rois[k].height,
@@ -402,8 +421,9 @@ static void test_bad_inputs(void)
     expect_fail(ev_preprocess_frame(NULL, &frame, NULL, out, &err), &err, EV_ERR_INVALID,
                 "NULL model", "model is NULL");
     ev_rect r;
-    check(ev_detect_roi(NULL, &r) == EV_ERR_INVALID && ev_detect_roi(&frame, NULL) ==
-              EV_ERR_INVALID && ev_detect_roi(&bad, &r) == EV_ERR_INVALID,
+    check(ev_detect_roi(NULL, &r) == EV_ERR_INVALID &&
+              ev_detect_roi(&frame, NULL) == EV_ERR_INVALID &&
+              ev_detect_roi(&bad, &r) == EV_ERR_INVALID,
           "ev_detect_roi rejects NULL frame, NULL output and a bad frame");
 }
 
@@ -452,10 +472,14 @@ static void draw_scanner_frame(uint8_t *img, fan *f, bool textured)
                 v = chamber ? 3.0 : 120.0 - (y - f->cy) * 0.1;
             }
             set(img, x, y, (uint8_t)(v > 255 ? 255 : v));
-            if (x < f->x0) f->x0 = x;
-            if (x > f->x1) f->x1 = x;
-            if (y < f->y0) f->y0 = y;
-            if (y > f->y1) f->y1 = y;
+            if (x < f->x0)
+                f->x0 = x;
+            if (x > f->x1)
+                f->x1 = x;
+            if (y < f->y0)
+                f->y0 = y;
+            if (y > f->y1)
+                f->y1 = y;
         }
     /* text: 2 px strokes in 10 x 14 glyph cells, top left and next to the apex */
     for (int t = 0; t < 2; t++) {
@@ -477,8 +501,7 @@ static void draw_scanner_frame(uint8_t *img, fan *f, bool textured)
     /* ECG trace: a 2 px polyline with a QRS spike, under the fan */
     for (int x = 40; x < FW - 40; x++) {
         int phase = x % 160;
-        int y = 575 + (phase > 60 && phase < 66 ? -(phase - 60) * 5 : 0) +
-                (int)(3 * sin(x * 0.05));
+        int y = 575 + (phase > 60 && phase < 66 ? -(phase - 60) * 5 : 0) + (int)(3 * sin(x * 0.05));
         for (int w = 0; w < 2; w++)
             set(img, x, y + w, 180);
         for (int k = y; k < 575; k++) /* the spike's stroke back to the baseline */
@@ -573,8 +596,7 @@ static void test_detect_roi(void)
     for (int y = 0; y < FH; y += 20)
         for (int x = 0; x < FW; x += 20)
             img[y * FW + x] = 200;
-    check(ev_detect_roi(&frame, &r) == EV_ERR_INVALID,
-          "only a 3 px line and dots: EV_ERR_INVALID");
+    check(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "only a 3 px line and dots: EV_ERR_INVALID");
     frame.width = 16;
     frame.height = 16;
     check(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "16x16 frame is too small: EV_ERR_INVALID");

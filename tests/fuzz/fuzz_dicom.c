@@ -23,10 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in->height > MEDIA_MAX_DIMENSION || (in->channels != 1 && in->channels != 3) ||
         in->frames < 1 || in->frames > MEDIA_DICOM_MAX_FRAMES || !(in->frame_time_ms > 0))
         abort();
-    if (in->has_region &&
-        (in->region_x < 0 || in->region_y < 0 || in->region_width < 1 || in->region_height < 1 ||
-         in->region_x + in->region_width > in->width ||
-         in->region_y + in->region_height > in->height))
+    if (in->has_region && (in->region_x < 0 || in->region_y < 0 || in->region_width < 1 ||
+                           in->region_height < 1 || in->region_x + in->region_width > in->width ||
+                           in->region_y + in->region_height > in->height))
         abort();
     /* Render a few frames of images of a sane size (the fuzzer's memory limit is not ours). */
     size_t row = (size_t)in->width * (size_t)in->channels;

@@ -12,683 +12,677 @@ static ev_model *model;
 static ev_plan *plan;
 static int n_classes;
 
-static GstHarness *
-classify_harness (GstBus ** bus, const char *caps, ...)
+static GstHarness *classify_harness(GstBus **bus, const char *caps, ...)
 {
-  GstElement *e = make_element ("echoviewclassify", "model-file", model_dir, "backend", "cpu",
-      NULL);
-  GstHarness *h;
-  va_list ap;
-  const char *name;
+    GstElement *e =
+        make_element("echoviewclassify", "model-file", model_dir, "backend", "cpu", NULL);
+    GstHarness *h;
+    va_list ap;
+    const char *name;
 
-  va_start (ap, caps);
-  while ((name = va_arg (ap, const char *)))
-    gst_util_set_object_arg (G_OBJECT (e), name, va_arg (ap, const char *));
-  va_end (ap);
-  h = harness_for (e, bus);
-  gst_harness_set_src_caps_str (h, caps);
-  return h;
+    va_start(ap, caps);
+    while ((name = va_arg(ap, const char *)))
+        gst_util_set_object_arg(G_OBJECT(e), name, va_arg(ap, const char *));
+    va_end(ap);
+    h = harness_for(e, bus);
+    gst_harness_set_src_caps_str(h, caps);
+    return h;
 }
 
-static void
-info_from_caps (GstVideoInfo * info, const char *caps)
+static void info_from_caps(GstVideoInfo *info, const char *caps)
 {
-  GstCaps *c = gst_caps_from_string (caps);
-  gst_video_info_from_caps (info, c);
-  gst_caps_unref (c);
+    GstCaps *c = gst_caps_from_string(caps);
+    gst_video_info_from_caps(info, c);
+    gst_caps_unref(c);
 }
 
 /* Pushes a frame, returns the output buffer (caller unrefs). */
-static GstBuffer *
-push_pull (GstHarness * h, GstBuffer * in)
+static GstBuffer *push_pull(GstHarness *h, GstBuffer *in)
 {
-  if (gst_harness_push (h, in) != GST_FLOW_OK)
-    return NULL;
-  return gst_harness_pull (h);
+    if (gst_harness_push(h, in) != GST_FLOW_OK)
+        return NULL;
+    return gst_harness_pull(h);
 }
 
 /* ---- formats, pixels, ROI --------------------------------------------------------------- */
 
-static void
-test_formats (void)
+static void test_formats(void)
 {
-  static const char *formats[] = { "GRAY8", "GRAY16_LE", "RGB", "BGR", "RGBx", "BGRx", "xRGB",
-    "xBGR", "RGBA", "BGRA", "I420", "NV12"
-  };
-  float gray_ref[EV_MAX_CLASSES];
+    static const char *formats[] = {"GRAY8", "GRAY16_LE", "RGB",  "BGR",  "RGBx", "BGRx",
+                                    "xRGB",  "xBGR",      "RGBA", "BGRA", "I420", "NV12"};
+    float gray_ref[EV_MAX_CLASSES];
 
-  for (guint i = 0; i < G_N_ELEMENTS (formats); i++) {
-    /* odd width: rows are padded, so strides differ from width * bytes per pixel */
-    gchar *caps = g_strdup_printf ("video/x-raw,format=%s,width=90,height=70,framerate=30/1",
-        formats[i]);
-    GstBus *bus;
-    GstHarness *h = classify_harness (&bus, caps, "roi", "full", NULL);
-    GstVideoInfo info;
-    GstBuffer *in, *out;
-    GstMapInfo a, b;
-    float ref[EV_MAX_CLASSES];
-    GstEchoViewMeta *meta;
+    for (guint i = 0; i < G_N_ELEMENTS(formats); i++) {
+        /* odd width: rows are padded, so strides differ from width * bytes per pixel */
+        gchar *caps =
+            g_strdup_printf("video/x-raw,format=%s,width=90,height=70,framerate=30/1", formats[i]);
+        GstBus *bus;
+        GstHarness *h = classify_harness(&bus, caps, "roi", "full", NULL);
+        GstVideoInfo info;
+        GstBuffer *in, *out;
+        GstMapInfo a, b;
+        float ref[EV_MAX_CLASSES];
+        GstEchoViewMeta *meta;
 
-    info_from_caps (&info, caps);
-    in = make_frame (&info, 3);
-    CHECK (engine_probabilities (model, plan, &info, in, NULL, FALSE, ref) == 0,
-        "%s: engine runs", formats[i]);
-    if (i == 0)
-      memcpy (gray_ref, ref, sizeof ref);
-    gst_buffer_ref (in);
-    out = push_pull (h, in);
-    CHECK (out != NULL, "%s: frame passes", formats[i]);
-    meta = out ? gst_buffer_get_echo_view_meta (out) : NULL;
-    CHECK (meta && meta->n_probabilities == (guint) n_classes && meta->inferred &&
-        meta->age == 0, "%s: meta with %d probabilities, inferred", formats[i], n_classes);
-    if (meta) {
-      double d = max_abs_diff (meta->probabilities, ref, n_classes);
-      CHECK (d <= 1e-6, "%s: probabilities equal the engine's (max diff %.2g)", formats[i], d);
-      d = max_abs_diff (meta->probabilities, gray_ref, n_classes);
-      CHECK (d <= 2e-3, "%s: same picture as GRAY8 gives the same answer (max diff %.2g)",
-          formats[i], d);
-      CHECK (meta->label_id >= 0 && meta->probabilities[meta->label_id] == meta->confidence,
-          "%s: label is the top class", formats[i]);
+        info_from_caps(&info, caps);
+        in = make_frame(&info, 3);
+        CHECK(engine_probabilities(model, plan, &info, in, NULL, FALSE, ref) == 0,
+              "%s: engine runs", formats[i]);
+        if (i == 0)
+            memcpy(gray_ref, ref, sizeof ref);
+        gst_buffer_ref(in);
+        out = push_pull(h, in);
+        CHECK(out != NULL, "%s: frame passes", formats[i]);
+        meta = out ? gst_buffer_get_echo_view_meta(out) : NULL;
+        CHECK(meta && meta->n_probabilities == (guint)n_classes && meta->inferred && meta->age == 0,
+              "%s: meta with %d probabilities, inferred", formats[i], n_classes);
+        if (meta) {
+            double d = max_abs_diff(meta->probabilities, ref, n_classes);
+            CHECK(d <= 1e-6, "%s: probabilities equal the engine's (max diff %.2g)", formats[i], d);
+            d = max_abs_diff(meta->probabilities, gray_ref, n_classes);
+            CHECK(d <= 2e-3, "%s: same picture as GRAY8 gives the same answer (max diff %.2g)",
+                  formats[i], d);
+            CHECK(meta->label_id >= 0 && meta->probabilities[meta->label_id] == meta->confidence,
+                  "%s: label is the top class", formats[i]);
+        }
+        /* pixels untouched, and not even copied: the output shares the input's memory */
+        if (out) {
+            gst_buffer_map(in, &a, GST_MAP_READ);
+            gst_buffer_map(out, &b, GST_MAP_READ);
+            CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0 && a.data == b.data,
+                  "%s: pixels pass through unchanged and uncopied", formats[i]);
+            gst_buffer_unmap(in, &a);
+            gst_buffer_unmap(out, &b);
+            gst_buffer_unref(out);
+        }
+        gst_buffer_unref(in);
+        gst_harness_teardown(h);
+        gst_object_unref(bus);
+        g_free(caps);
     }
-    /* pixels untouched, and not even copied: the output shares the input's memory */
-    if (out) {
-      gst_buffer_map (in, &a, GST_MAP_READ);
-      gst_buffer_map (out, &b, GST_MAP_READ);
-      CHECK (a.size == b.size && memcmp (a.data, b.data, a.size) == 0 && a.data == b.data,
-          "%s: pixels pass through unchanged and uncopied", formats[i]);
-      gst_buffer_unmap (in, &a);
-      gst_buffer_unmap (out, &b);
-      gst_buffer_unref (out);
-    }
-    gst_buffer_unref (in);
-    gst_harness_teardown (h);
-    gst_object_unref (bus);
-    g_free (caps);
-  }
 }
 
-static void
-test_roi (void)
+static void test_roi(void)
 {
-  const char *caps = "video/x-raw,format=GRAY8,width=120,height=100,framerate=30/1";
-  GstVideoInfo info;
-  GstBus *bus;
-  GstHarness *h;
-  GstBuffer *in, *out;
-  float ref[EV_MAX_CLASSES];
-  ev_rect roi = { 17, 9, 61, 47 };
-  gchar *active = NULL;
+    const char *caps = "video/x-raw,format=GRAY8,width=120,height=100,framerate=30/1";
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h;
+    GstBuffer *in, *out;
+    float ref[EV_MAX_CLASSES];
+    ev_rect roi = {17, 9, 61, 47};
+    gchar *active = NULL;
 
-  info_from_caps (&info, caps);
-  in = make_frame (&info, 7);
+    info_from_caps(&info, caps);
+    in = make_frame(&info, 7);
 
-  h = classify_harness (&bus, caps, "roi", "17,9,61,47", NULL);
-  engine_probabilities (model, plan, &info, in, &roi, FALSE, ref);
-  out = push_pull (h, gst_buffer_ref (in));
-  {
-    GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (out);
-    double d = max_abs_diff (m->probabilities, ref, n_classes);
-    CHECK (d <= 1e-6, "roi=17,9,61,47: crop+resize equal the engine's (max diff %.2g)", d);
-  }
-  g_object_get (h->element, "active-roi", &active, NULL);
-  CHECK (active && !strcmp (active, "17,9,61,47"), "active-roi reports %s", active);
-  g_free (active);
-  /* a different crop gives a different answer: the roi is really used */
-  engine_probabilities (model, plan, &info, in, NULL, FALSE, ref);
-  {
-    GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (out);
-    CHECK (max_abs_diff (m->probabilities, ref, n_classes) > 1e-5,
-        "roi result differs from the full-frame result");
-  }
-  gst_buffer_unref (out);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
+    h = classify_harness(&bus, caps, "roi", "17,9,61,47", NULL);
+    engine_probabilities(model, plan, &info, in, &roi, FALSE, ref);
+    out = push_pull(h, gst_buffer_ref(in));
+    {
+        GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(out);
+        double d = max_abs_diff(m->probabilities, ref, n_classes);
+        CHECK(d <= 1e-6, "roi=17,9,61,47: crop+resize equal the engine's (max diff %.2g)", d);
+    }
+    g_object_get(h->element, "active-roi", &active, NULL);
+    CHECK(active && !strcmp(active, "17,9,61,47"), "active-roi reports %s", active);
+    g_free(active);
+    /* a different crop gives a different answer: the roi is really used */
+    engine_probabilities(model, plan, &info, in, NULL, FALSE, ref);
+    {
+        GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(out);
+        CHECK(max_abs_diff(m->probabilities, ref, n_classes) > 1e-5,
+              "roi result differs from the full-frame result");
+    }
+    gst_buffer_unref(out);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
 
-  h = classify_harness (&bus, caps, "roi", "auto", NULL);
-  engine_probabilities (model, plan, &info, in, NULL, TRUE, ref);
-  out = push_pull (h, gst_buffer_ref (in));
-  {
-    GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (out);
-    double d = max_abs_diff (m->probabilities, ref, n_classes);
-    CHECK (d <= 1e-6, "roi=auto equals ev_detect_roi + engine (max diff %.2g)", d);
-  }
-  gst_buffer_unref (out);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
-  gst_buffer_unref (in);
+    h = classify_harness(&bus, caps, "roi", "auto", NULL);
+    engine_probabilities(model, plan, &info, in, NULL, TRUE, ref);
+    out = push_pull(h, gst_buffer_ref(in));
+    {
+        GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(out);
+        double d = max_abs_diff(m->probabilities, ref, n_classes);
+        CHECK(d <= 1e-6, "roi=auto equals ev_detect_roi + engine (max diff %.2g)", d);
+    }
+    gst_buffer_unref(out);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+    gst_buffer_unref(in);
 }
 
 /* ---- interval, async, smoothing, hysteresis, threshold, updates, resets ------------------- */
 
 #define CAPS_SMALL "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1"
 
-static void
-test_interval (void)
+static void test_interval(void)
 {
-  GstVideoInfo info;
-  GstBus *bus;
-  GstHarness *h = classify_harness (&bus, CAPS_SMALL, "inference-interval", "3", "roi", "full",
-      NULL);
-  float last[EV_MAX_CLASSES];
-  guint64 frames, inferred;
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h =
+        classify_harness(&bus, CAPS_SMALL, "inference-interval", "3", "roi", "full", NULL);
+    float last[EV_MAX_CLASSES];
+    guint64 frames, inferred;
 
-  info_from_caps (&info, CAPS_SMALL);
-  for (int i = 0; i < 7; i++) {
-    GstBuffer *out = push_pull (h, make_frame (&info, i));
-    GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (out);
-    gboolean want_inferred = i % 3 == 0;
-    CHECK (m->inferred == want_inferred && m->age == (guint64) (i % 3),
-        "interval 3, frame %d: inferred %d age %" G_GUINT64_FORMAT, i, m->inferred, m->age);
-    if (want_inferred) {
-      float ref[EV_MAX_CLASSES];
-      GstBuffer *again = make_frame (&info, i);
-      engine_probabilities (model, plan, &info, again, NULL, FALSE, ref);
-      gst_buffer_unref (again);
-      CHECK (max_abs_diff (m->probabilities, ref, n_classes) <= 1e-6,
-          "frame %d inferred from its own pixels", i);
-      memcpy (last, m->probabilities, n_classes * sizeof (float));
-    } else {
-      CHECK (max_abs_diff (m->probabilities, last, n_classes) == 0,
-          "frame %d carries the last result", i);
+    info_from_caps(&info, CAPS_SMALL);
+    for (int i = 0; i < 7; i++) {
+        GstBuffer *out = push_pull(h, make_frame(&info, i));
+        GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(out);
+        gboolean want_inferred = i % 3 == 0;
+        CHECK(m->inferred == want_inferred && m->age == (guint64)(i % 3),
+              "interval 3, frame %d: inferred %d age %" G_GUINT64_FORMAT, i, m->inferred, m->age);
+        if (want_inferred) {
+            float ref[EV_MAX_CLASSES];
+            GstBuffer *again = make_frame(&info, i);
+            engine_probabilities(model, plan, &info, again, NULL, FALSE, ref);
+            gst_buffer_unref(again);
+            CHECK(max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6,
+                  "frame %d inferred from its own pixels", i);
+            memcpy(last, m->probabilities, n_classes * sizeof(float));
+        } else {
+            CHECK(max_abs_diff(m->probabilities, last, n_classes) == 0,
+                  "frame %d carries the last result", i);
+        }
+        gst_buffer_unref(out);
     }
-    gst_buffer_unref (out);
-  }
-  g_object_get (h->element, "frames", &frames, "inferred", &inferred, NULL);
-  CHECK (frames == 7 && inferred == 3, "stats: frames %" G_GUINT64_FORMAT " inferred %"
-      G_GUINT64_FORMAT, frames, inferred);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
+    g_object_get(h->element, "frames", &frames, "inferred", &inferred, NULL);
+    CHECK(frames == 7 && inferred == 3,
+          "stats: frames %" G_GUINT64_FORMAT " inferred %" G_GUINT64_FORMAT, frames, inferred);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
 }
 
-static void
-wait_inferred (GstElement * e, guint64 n)
+static void wait_inferred(GstElement *e, guint64 n)
 {
-  guint64 got = 0;
-  for (int i = 0; i < 500 && got < n; i++) {
-    g_object_get (e, "inferred", &got, NULL);
-    if (got < n)
-      g_usleep (10000);
-  }
+    guint64 got = 0;
+    for (int i = 0; i < 500 && got < n; i++) {
+        g_object_get(e, "inferred", &got, NULL);
+        if (got < n)
+            g_usleep(10000);
+    }
 }
 
-static void
-test_async (void)
+static void test_async(void)
 {
-  GstVideoInfo info;
-  GstBus *bus;
-  GstHarness *h = classify_harness (&bus, CAPS_SMALL, "async", "true", "roi", "full", NULL);
-  GstBuffer *out;
-  GstEchoViewMeta *m;
-  float ref[EV_MAX_CLASSES];
-  GstBuffer *f0;
-  guint64 skipped;
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h = classify_harness(&bus, CAPS_SMALL, "async", "true", "roi", "full", NULL);
+    GstBuffer *out;
+    GstEchoViewMeta *m;
+    float ref[EV_MAX_CLASSES];
+    GstBuffer *f0;
+    guint64 skipped;
 
-  info_from_caps (&info, CAPS_SMALL);
-  f0 = make_frame (&info, 0);
-  engine_probabilities (model, plan, &info, f0, NULL, FALSE, ref);
-  out = push_pull (h, f0);
-  m = gst_buffer_get_echo_view_meta (out);
-  CHECK (m && m->n_probabilities == 0 && m->label_id == -1 && !m->inferred,
-      "async: the first frame goes on before its result exists");
-  gst_buffer_unref (out);
-  wait_inferred (h->element, 1);
-  /* frame 1 is handed to the worker and goes on with the newest result: frame 0's */
-  out = push_pull (h, make_frame (&info, 1));
-  m = gst_buffer_get_echo_view_meta (out);
-  CHECK (m && m->n_probabilities == (guint) n_classes && m->age == 1 && !m->inferred,
-      "async: frame 1 carries frame 0's result with age %" G_GUINT64_FORMAT,
-      m ? m->age : 99);
-  CHECK (m && max_abs_diff (m->probabilities, ref, n_classes) <= 1e-6,
-      "async: the carried result is frame 0's inference");
-  CHECK (m && GST_CLOCK_TIME_IS_VALID (m->latency) && m->latency > 0,
-      "async: result latency %" GST_TIME_FORMAT, GST_TIME_ARGS (m ? m->latency : 0));
-  gst_buffer_unref (out);
-  wait_inferred (h->element, 2);
-  out = push_pull (h, make_frame (&info, 2));
-  m = gst_buffer_get_echo_view_meta (out);
-  CHECK (m && m->age == 1, "async: frame 2 carries frame 1's result (age %" G_GUINT64_FORMAT
-      ")", m ? m->age : 99);
-  gst_buffer_unref (out);
-  /* a burst faster than the worker: newest wins, nothing blocks */
-  for (int i = 0; i < 50; i++)
-    gst_buffer_unref (push_pull (h, make_frame (&info, i)));
-  g_object_get (h->element, "skipped", &skipped, NULL);
-  printf ("     async burst of 50: %" G_GUINT64_FORMAT " inferences skipped\n", skipped);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
+    info_from_caps(&info, CAPS_SMALL);
+    f0 = make_frame(&info, 0);
+    engine_probabilities(model, plan, &info, f0, NULL, FALSE, ref);
+    out = push_pull(h, f0);
+    m = gst_buffer_get_echo_view_meta(out);
+    CHECK(m && m->n_probabilities == 0 && m->label_id == -1 && !m->inferred,
+          "async: the first frame goes on before its result exists");
+    gst_buffer_unref(out);
+    wait_inferred(h->element, 1);
+    /* frame 1 is handed to the worker and goes on with the newest result: frame 0's */
+    out = push_pull(h, make_frame(&info, 1));
+    m = gst_buffer_get_echo_view_meta(out);
+    CHECK(m && m->n_probabilities == (guint)n_classes && m->age == 1 && !m->inferred,
+          "async: frame 1 carries frame 0's result with age %" G_GUINT64_FORMAT, m ? m->age : 99);
+    CHECK(m && max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6,
+          "async: the carried result is frame 0's inference");
+    CHECK(m && GST_CLOCK_TIME_IS_VALID(m->latency) && m->latency > 0,
+          "async: result latency %" GST_TIME_FORMAT, GST_TIME_ARGS(m ? m->latency : 0));
+    gst_buffer_unref(out);
+    wait_inferred(h->element, 2);
+    out = push_pull(h, make_frame(&info, 2));
+    m = gst_buffer_get_echo_view_meta(out);
+    CHECK(m && m->age == 1, "async: frame 2 carries frame 1's result (age %" G_GUINT64_FORMAT ")",
+          m ? m->age : 99);
+    gst_buffer_unref(out);
+    /* a burst faster than the worker: newest wins, nothing blocks */
+    for (int i = 0; i < 50; i++)
+        gst_buffer_unref(push_pull(h, make_frame(&info, i)));
+    g_object_get(h->element, "skipped", &skipped, NULL);
+    printf("     async burst of 50: %" G_GUINT64_FORMAT " inferences skipped\n", skipped);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
 }
 
 /* Two frames the fixture network labels differently (found by search, asserted). */
 static int frame_a = -1, frame_b = -1;
 
-static void
-find_two_labels (void)
+static void find_two_labels(void)
 {
-  GstVideoInfo info;
-  int top[512];
-  float p[EV_MAX_CLASSES];
+    GstVideoInfo info;
+    int top[512];
+    float p[EV_MAX_CLASSES];
 
-  info_from_caps (&info, CAPS_SMALL);
-  for (int v = 0; v < 512 && frame_b < 0; v++) {
-    GstBuffer *b = make_frame (&info, v);
-    engine_probabilities (model, plan, &info, b, NULL, FALSE, p);
-    gst_buffer_unref (b);
-    top[v] = 0;
-    for (int c = 1; c < n_classes; c++)
-      if (p[c] > p[top[v]])
-        top[v] = c;
-    for (int u = 0; u < v; u++)
-      if (top[u] != top[v]) {
-        frame_a = u;
-        frame_b = v;
-        break;
-      }
-  }
-  CHECK (frame_b >= 0, "found two patterns with different labels (%d, %d)", frame_a, frame_b);
+    info_from_caps(&info, CAPS_SMALL);
+    for (int v = 0; v < 512 && frame_b < 0; v++) {
+        GstBuffer *b = make_frame(&info, v);
+        engine_probabilities(model, plan, &info, b, NULL, FALSE, p);
+        gst_buffer_unref(b);
+        top[v] = 0;
+        for (int c = 1; c < n_classes; c++)
+            if (p[c] > p[top[v]])
+                top[v] = c;
+        for (int u = 0; u < v; u++)
+            if (top[u] != top[v]) {
+                frame_a = u;
+                frame_b = v;
+                break;
+            }
+    }
+    CHECK(frame_b >= 0, "found two patterns with different labels (%d, %d)", frame_a, frame_b);
 }
 
 /* Replays the documented rule on the raw probabilities: mean of the last `window` results,
  * candidate = top class (or -1 below threshold), switch after `k` consecutive leads. */
 typedef struct {
-  float hist[64][EV_MAX_CLASSES];
-  int count, stable, cand, run;
+    float hist[64][EV_MAX_CLASSES];
+    int count, stable, cand, run;
 } Rule;
 
-static int
-rule_step (Rule * r, const float *p, int window, int k, double threshold)
+static int rule_step(Rule *r, const float *p, int window, int k, double threshold)
 {
-  float mean[EV_MAX_CLASSES] = { 0 };
-  int n, best = 0;
-  memcpy (r->hist[r->count % 64], p, n_classes * sizeof (float));
-  r->count++;
-  n = MIN (window, r->count);
-  for (int i = 0; i < n; i++)
-    for (int c = 0; c < n_classes; c++)
-      mean[c] += r->hist[(r->count - 1 - i) % 64][c];
-  for (int c = 1; c < n_classes; c++)
-    if (mean[c] > mean[best])
-      best = c;
-  if (mean[best] / n < threshold)
-    best = -1;
-  if (best == r->stable) {
-    r->run = 0;
-  } else {
-    r->run = best == r->cand ? r->run + 1 : 1;
-    r->cand = best;
-    if (r->run >= k) {
-      r->stable = best;
-      r->run = 0;
+    float mean[EV_MAX_CLASSES] = {0};
+    int n, best = 0;
+    memcpy(r->hist[r->count % 64], p, n_classes * sizeof(float));
+    r->count++;
+    n = MIN(window, r->count);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < n_classes; c++)
+            mean[c] += r->hist[(r->count - 1 - i) % 64][c];
+    for (int c = 1; c < n_classes; c++)
+        if (mean[c] > mean[best])
+            best = c;
+    if (mean[best] / n < threshold)
+        best = -1;
+    if (best == r->stable) {
+        r->run = 0;
+    } else {
+        r->run = best == r->cand ? r->run + 1 : 1;
+        r->cand = best;
+        if (r->run >= k) {
+            r->stable = best;
+            r->run = 0;
+        }
     }
-  }
-  return r->stable;
+    return r->stable;
 }
 
-static void
-test_hysteresis (void)
+static void test_hysteresis(void)
 {
-  GstVideoInfo info;
-  GstBus *bus;
-  GstHarness *h;
-  int seq_switch[] = { 0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 1 };
-  int want_stable_k3[G_N_ELEMENTS (seq_switch)];
-  int la, lb;
-  GList *msgs;
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h;
+    int seq_switch[] = {0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 1};
+    int want_stable_k3[G_N_ELEMENTS(seq_switch)];
+    int la, lb;
+    GList *msgs;
 
-  if (frame_b < 0)
-    return;
-  info_from_caps (&info, CAPS_SMALL);
-  /* smoothing 1, hysteresis 3: A needs 3 frames, B 3 frames, alternation never switches */
-  h = classify_harness (&bus, CAPS_SMALL, "smoothing", "1", "hysteresis", "3", "roi", "full",
-      "updates", "on-change", NULL);
-  {
+    if (frame_b < 0)
+        return;
+    info_from_caps(&info, CAPS_SMALL);
+    /* smoothing 1, hysteresis 3: A needs 3 frames, B 3 frames, alternation never switches */
+    h = classify_harness(&bus, CAPS_SMALL, "smoothing", "1", "hysteresis", "3", "roi", "full",
+                         "updates", "on-change", NULL);
+    {
+        GstEchoViewMeta *m;
+        GstBuffer *o = push_pull(h, make_frame(&info, frame_a));
+        la = gst_buffer_get_echo_view_meta(o)->label_id;
+        gst_buffer_unref(o);
+        o = push_pull(h, make_frame(&info, frame_b));
+        lb = gst_buffer_get_echo_view_meta(o)->label_id;
+        m = gst_buffer_get_echo_view_meta(o);
+        (void)m;
+        gst_buffer_unref(o);
+    }
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+    CHECK(la != lb && la >= 0 && lb >= 0, "labels of the two patterns: %d %d", la, lb);
+
+    {
+        Rule r = {.stable = -1, .cand = -1};
+        float pa[EV_MAX_CLASSES] = {0}, pb[EV_MAX_CLASSES] = {0};
+        pa[la] = 1;
+        pb[lb] = 1;
+        for (guint i = 0; i < G_N_ELEMENTS(seq_switch); i++)
+            want_stable_k3[i] = rule_step(&r, seq_switch[i] ? pb : pa, 1, 3, 0.0);
+    }
+    CHECK(want_stable_k3[1] == -1 && want_stable_k3[2] == la && want_stable_k3[6] == lb &&
+              want_stable_k3[13] == lb,
+          "the rule itself: A after 3, B after 3, no flicker");
+
+    h = classify_harness(&bus, CAPS_SMALL, "smoothing", "1", "hysteresis", "3", "roi", "full",
+                         "updates", "on-change", NULL);
+    {
+        int mismatches = 0;
+        for (guint i = 0; i < G_N_ELEMENTS(seq_switch); i++) {
+            GstBuffer *o = push_pull(h, make_frame(&info, seq_switch[i] ? frame_b : frame_a));
+            GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(o);
+            if (m->stable_label_id != want_stable_k3[i]) {
+                mismatches++;
+                printf("     frame %u: stable %d want %d\n", i, m->stable_label_id,
+                       want_stable_k3[i]);
+            }
+            gst_buffer_unref(o);
+        }
+        CHECK(mismatches == 0, "hysteresis 3: stable labels follow the rule (%d mismatches)",
+              mismatches);
+    }
+    msgs = pop_classify_messages(bus);
+    CHECK(g_list_length(msgs) == 2, "on-change: 2 messages (unknown->A, A->B), got %u",
+          g_list_length(msgs));
+    if (g_list_length(msgs) == 2) {
+        const GstStructure *s1 = gst_message_get_structure(msgs->data);
+        const GstStructure *s2 = gst_message_get_structure(msgs->next->data);
+        CHECK(!g_strcmp0(gst_structure_get_string(s1, "previous-label"), "unknown") &&
+                  !g_strcmp0(gst_structure_get_string(s2, "previous-label"),
+                             gst_structure_get_string(s1, "stable-label")) &&
+                  g_strcmp0(gst_structure_get_string(s1, "stable-label"),
+                            gst_structure_get_string(s2, "stable-label")) != 0,
+              "on-change messages: previous-label %s -> stable %s, then %s -> %s",
+              gst_structure_get_string(s1, "previous-label"),
+              gst_structure_get_string(s1, "stable-label"),
+              gst_structure_get_string(s2, "previous-label"),
+              gst_structure_get_string(s2, "stable-label"));
+    }
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+
+    /* smoothing 4, hysteresis 2 on a pseudo-random A/B sequence with the real probabilities */
+    h = classify_harness(&bus, CAPS_SMALL, "smoothing", "4", "hysteresis", "2", "roi", "full",
+                         NULL);
+    {
+        Rule r = {.stable = -1, .cand = -1};
+        int mismatches = 0;
+        guint32 state = 12345;
+        for (int i = 0; i < 60; i++) {
+            state = state * 1103515245u + 12345u;
+            GstBuffer *o = push_pull(h, make_frame(&info, (state >> 16) % 3 ? frame_a : frame_b));
+            GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(o);
+            int want = rule_step(&r, m->probabilities, 4, 2, 0.0);
+            mismatches += m->stable_label_id != want;
+            gst_buffer_unref(o);
+        }
+        CHECK(mismatches == 0,
+              "smoothing 4 + hysteresis 2 follow the rule on 60 frames "
+              "(%d mismatches)",
+              mismatches);
+    }
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+}
+
+static void test_threshold_and_updates(void)
+{
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h;
+    GList *msgs;
+
+    info_from_caps(&info, CAPS_SMALL);
+    h = classify_harness(&bus, CAPS_SMALL, "confidence-threshold", "0.99", "hysteresis", "1",
+                         "updates", "every-frame", "roi", "full", NULL);
+    for (int i = 0; i < 4; i++) {
+        GstBuffer *in = make_frame(&info, i);
+        GST_BUFFER_PTS(in) = i * 33 * GST_MSECOND;
+        GST_BUFFER_DURATION(in) = 33 * GST_MSECOND;
+        GstBuffer *o = push_pull(h, in);
+        GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(o);
+        CHECK(m->label_id == -1 && !strcmp(m->label, "unknown") && m->confidence > 0 &&
+                  m->confidence < 0.99 && m->stable_label_id == -1,
+              "threshold 0.99: label %s (confidence %.3f reported), stable %s", m->label,
+              m->confidence, m->stable_label);
+        gst_buffer_unref(o);
+    }
+    msgs = pop_classify_messages(bus);
+    CHECK(g_list_length(msgs) == 4, "every-frame: 4 messages for 4 frames (got %u)",
+          g_list_length(msgs));
+    if (msgs) {
+        const GstStructure *s = gst_message_get_structure(g_list_last(msgs)->data);
+        guint64 ts = 0, rt = 0, st = 0, dur = 0;
+        const GValue *probs = gst_structure_get_value(s, "probabilities");
+        gint id = 0;
+        gdouble conf = 0;
+        gst_structure_get(s, "timestamp", G_TYPE_UINT64, &ts, "running-time", G_TYPE_UINT64, &rt,
+                          "stream-time", G_TYPE_UINT64, &st, "duration", G_TYPE_UINT64, &dur,
+                          "label-id", G_TYPE_INT, &id, "confidence", G_TYPE_DOUBLE, &conf, NULL);
+        CHECK(ts == 99 * GST_MSECOND && rt == ts && st == ts && dur == 33 * GST_MSECOND,
+              "message times: timestamp %" GST_TIME_FORMAT " running %" GST_TIME_FORMAT
+              " stream %" GST_TIME_FORMAT,
+              GST_TIME_ARGS(ts), GST_TIME_ARGS(rt), GST_TIME_ARGS(st));
+        CHECK(id == -1 && !g_strcmp0(gst_structure_get_string(s, "label"), "unknown") && conf > 0 &&
+                  gst_structure_has_field(s, "stable-label") &&
+                  gst_structure_has_field(s, "previous-label"),
+              "message label fields");
+        CHECK(probs && GST_VALUE_HOLDS_ARRAY(probs) &&
+                  gst_value_array_get_size(probs) == (guint)n_classes &&
+                  G_VALUE_HOLDS_DOUBLE(gst_value_array_get_value(probs, 0)),
+              "message probabilities: array of %d doubles", n_classes);
+        if (probs && GST_VALUE_HOLDS_ARRAY(probs)) {
+            double sum = 0;
+            for (guint i = 0; i < gst_value_array_get_size(probs); i++)
+                sum += g_value_get_double(gst_value_array_get_value(probs, i));
+            CHECK(fabs(sum - 1.0) < 1e-5, "probabilities sum to 1 (%.7f)", sum);
+        }
+    }
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+
+    /* threshold 0: label = top class; updates=none: no messages at all */
+    h = classify_harness(&bus, CAPS_SMALL, "updates", "none", "hysteresis", "1", "roi", "full",
+                         NULL);
+    for (int i = 0; i < 5; i++) {
+        GstBuffer *o = push_pull(h, make_frame(&info, i));
+        GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(o);
+        CHECK(m->label_id >= 0 && m->confidence == m->probabilities[m->label_id],
+              "threshold 0: label %s is the top class", m->label);
+        gst_buffer_unref(o);
+    }
+    msgs = pop_classify_messages(bus);
+    CHECK(msgs == NULL, "updates=none: no messages (%u)", g_list_length(msgs));
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+}
+
+static void expect_reset(GstHarness *h, GstVideoInfo *info, const char *what)
+{
+    GstBuffer *o = push_pull(h, make_frame(info, frame_a));
+    GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(o);
+    CHECK(m->inferred && m->age == 0 && m->stable_label_id == -1,
+          "%s: per-stream state reset (inferred %d, age %" G_GUINT64_FORMAT ", stable %s)", what,
+          m->inferred, m->age, m->stable_label);
+    gst_buffer_unref(o);
+}
+
+static void test_resets(void)
+{
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h;
+    GstBuffer *in, *o;
     GstEchoViewMeta *m;
-    GstBuffer *o = push_pull (h, make_frame (&info, frame_a));
-    la = gst_buffer_get_echo_view_meta (o)->label_id;
-    gst_buffer_unref (o);
-    o = push_pull (h, make_frame (&info, frame_b));
-    lb = gst_buffer_get_echo_view_meta (o)->label_id;
-    m = gst_buffer_get_echo_view_meta (o);
-    (void) m;
-    gst_buffer_unref (o);
-  }
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
-  CHECK (la != lb && la >= 0 && lb >= 0, "labels of the two patterns: %d %d", la, lb);
 
-  {
-    Rule r = {.stable = -1,.cand = -1 };
-    float pa[EV_MAX_CLASSES] = { 0 }, pb[EV_MAX_CLASSES] = { 0 };
-    pa[la] = 1;
-    pb[lb] = 1;
-    for (guint i = 0; i < G_N_ELEMENTS (seq_switch); i++)
-      want_stable_k3[i] = rule_step (&r, seq_switch[i] ? pb : pa, 1, 3, 0.0);
-  }
-  CHECK (want_stable_k3[1] == -1 && want_stable_k3[2] == la && want_stable_k3[6] == lb &&
-      want_stable_k3[13] == lb, "the rule itself: A after 3, B after 3, no flicker");
-
-  h = classify_harness (&bus, CAPS_SMALL, "smoothing", "1", "hysteresis", "3", "roi", "full",
-      "updates", "on-change", NULL);
-  {
-    int mismatches = 0;
-    for (guint i = 0; i < G_N_ELEMENTS (seq_switch); i++) {
-      GstBuffer *o = push_pull (h, make_frame (&info, seq_switch[i] ? frame_b : frame_a));
-      GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (o);
-      if (m->stable_label_id != want_stable_k3[i]) {
-        mismatches++;
-        printf ("     frame %u: stable %d want %d\n", i, m->stable_label_id,
-            want_stable_k3[i]);
-      }
-      gst_buffer_unref (o);
-    }
-    CHECK (mismatches == 0, "hysteresis 3: stable labels follow the rule (%d mismatches)",
-        mismatches);
-  }
-  msgs = pop_classify_messages (bus);
-  CHECK (g_list_length (msgs) == 2, "on-change: 2 messages (unknown->A, A->B), got %u",
-      g_list_length (msgs));
-  if (g_list_length (msgs) == 2) {
-    const GstStructure *s1 = gst_message_get_structure (msgs->data);
-    const GstStructure *s2 = gst_message_get_structure (msgs->next->data);
-    CHECK (!g_strcmp0 (gst_structure_get_string (s1, "previous-label"), "unknown") &&
-        !g_strcmp0 (gst_structure_get_string (s2, "previous-label"),
-            gst_structure_get_string (s1, "stable-label")) &&
-        g_strcmp0 (gst_structure_get_string (s1, "stable-label"),
-            gst_structure_get_string (s2, "stable-label")) != 0,
-        "on-change messages: previous-label %s -> stable %s, then %s -> %s",
-        gst_structure_get_string (s1, "previous-label"),
-        gst_structure_get_string (s1, "stable-label"),
-        gst_structure_get_string (s2, "previous-label"),
-        gst_structure_get_string (s2, "stable-label"));
-  }
-  g_list_free_full (msgs, (GDestroyNotify) gst_message_unref);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
-
-  /* smoothing 4, hysteresis 2 on a pseudo-random A/B sequence with the real probabilities */
-  h = classify_harness (&bus, CAPS_SMALL, "smoothing", "4", "hysteresis", "2", "roi", "full",
-      NULL);
-  {
-    Rule r = {.stable = -1,.cand = -1 };
-    int mismatches = 0;
-    guint32 state = 12345;
-    for (int i = 0; i < 60; i++) {
-      state = state * 1103515245u + 12345u;
-      GstBuffer *o = push_pull (h, make_frame (&info, (state >> 16) % 3 ? frame_a : frame_b));
-      GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (o);
-      int want = rule_step (&r, m->probabilities, 4, 2, 0.0);
-      mismatches += m->stable_label_id != want;
-      gst_buffer_unref (o);
-    }
-    CHECK (mismatches == 0, "smoothing 4 + hysteresis 2 follow the rule on 60 frames "
-        "(%d mismatches)", mismatches);
-  }
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
-}
-
-static void
-test_threshold_and_updates (void)
-{
-  GstVideoInfo info;
-  GstBus *bus;
-  GstHarness *h;
-  GList *msgs;
-
-  info_from_caps (&info, CAPS_SMALL);
-  h = classify_harness (&bus, CAPS_SMALL, "confidence-threshold", "0.99", "hysteresis", "1",
-      "updates", "every-frame", "roi", "full", NULL);
-  for (int i = 0; i < 4; i++) {
-    GstBuffer *in = make_frame (&info, i);
-    GST_BUFFER_PTS (in) = i * 33 * GST_MSECOND;
-    GST_BUFFER_DURATION (in) = 33 * GST_MSECOND;
-    GstBuffer *o = push_pull (h, in);
-    GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (o);
-    CHECK (m->label_id == -1 && !strcmp (m->label, "unknown") && m->confidence > 0 &&
-        m->confidence < 0.99 && m->stable_label_id == -1,
-        "threshold 0.99: label %s (confidence %.3f reported), stable %s", m->label,
-        m->confidence, m->stable_label);
-    gst_buffer_unref (o);
-  }
-  msgs = pop_classify_messages (bus);
-  CHECK (g_list_length (msgs) == 4, "every-frame: 4 messages for 4 frames (got %u)",
-      g_list_length (msgs));
-  if (msgs) {
-    const GstStructure *s = gst_message_get_structure (g_list_last (msgs)->data);
-    guint64 ts = 0, rt = 0, st = 0, dur = 0;
-    const GValue *probs = gst_structure_get_value (s, "probabilities");
-    gint id = 0;
-    gdouble conf = 0;
-    gst_structure_get (s, "timestamp", G_TYPE_UINT64, &ts, "running-time", G_TYPE_UINT64, &rt,
-        "stream-time", G_TYPE_UINT64, &st, "duration", G_TYPE_UINT64, &dur, "label-id",
-        G_TYPE_INT, &id, "confidence", G_TYPE_DOUBLE, &conf, NULL);
-    CHECK (ts == 99 * GST_MSECOND && rt == ts && st == ts && dur == 33 * GST_MSECOND,
-        "message times: timestamp %" GST_TIME_FORMAT " running %" GST_TIME_FORMAT
-        " stream %" GST_TIME_FORMAT, GST_TIME_ARGS (ts), GST_TIME_ARGS (rt), GST_TIME_ARGS (st));
-    CHECK (id == -1 && !g_strcmp0 (gst_structure_get_string (s, "label"), "unknown") &&
-        conf > 0 && gst_structure_has_field (s, "stable-label") &&
-        gst_structure_has_field (s, "previous-label"), "message label fields");
-    CHECK (probs && GST_VALUE_HOLDS_ARRAY (probs) &&
-        gst_value_array_get_size (probs) == (guint) n_classes &&
-        G_VALUE_HOLDS_DOUBLE (gst_value_array_get_value (probs, 0)),
-        "message probabilities: array of %d doubles", n_classes);
-    if (probs && GST_VALUE_HOLDS_ARRAY (probs)) {
-      double sum = 0;
-      for (guint i = 0; i < gst_value_array_get_size (probs); i++)
-        sum += g_value_get_double (gst_value_array_get_value (probs, i));
-      CHECK (fabs (sum - 1.0) < 1e-5, "probabilities sum to 1 (%.7f)", sum);
-    }
-  }
-  g_list_free_full (msgs, (GDestroyNotify) gst_message_unref);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
-
-  /* threshold 0: label = top class; updates=none: no messages at all */
-  h = classify_harness (&bus, CAPS_SMALL, "updates", "none", "hysteresis", "1", "roi", "full",
-      NULL);
-  for (int i = 0; i < 5; i++) {
-    GstBuffer *o = push_pull (h, make_frame (&info, i));
-    GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (o);
-    CHECK (m->label_id >= 0 && m->confidence == m->probabilities[m->label_id],
-        "threshold 0: label %s is the top class", m->label);
-    gst_buffer_unref (o);
-  }
-  msgs = pop_classify_messages (bus);
-  CHECK (msgs == NULL, "updates=none: no messages (%u)", g_list_length (msgs));
-  g_list_free_full (msgs, (GDestroyNotify) gst_message_unref);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
-}
-
-static void
-expect_reset (GstHarness * h, GstVideoInfo * info, const char *what)
-{
-  GstBuffer *o = push_pull (h, make_frame (info, frame_a));
-  GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (o);
-  CHECK (m->inferred && m->age == 0 && m->stable_label_id == -1,
-      "%s: per-stream state reset (inferred %d, age %" G_GUINT64_FORMAT ", stable %s)", what,
-      m->inferred, m->age, m->stable_label);
-  gst_buffer_unref (o);
-}
-
-static void
-test_resets (void)
-{
-  GstVideoInfo info;
-  GstBus *bus;
-  GstHarness *h;
-  GstBuffer *in, *o;
-  GstEchoViewMeta *m;
-
-  if (frame_a < 0)
-    return;
-  info_from_caps (&info, CAPS_SMALL);
-  /* interval 2, hysteresis 2: a stable label needs two inferences, so right after a reset the
+    if (frame_a < 0)
+        return;
+    info_from_caps(&info, CAPS_SMALL);
+    /* interval 2, hysteresis 2: a stable label needs two inferences, so right after a reset the
    * stable label is unknown and the first frame is inferred */
-  h = classify_harness (&bus, CAPS_SMALL, "inference-interval", "2", "smoothing", "1",
-      "hysteresis", "2", "roi", "full", NULL);
-#define WARM()                                                           \
-  do {                                                                   \
-    for (int i = 0; i < 3; i++)                                          \
-      gst_buffer_unref (push_pull (h, make_frame (&info, frame_a)));     \
-  } while (0)
-  WARM ();
-  o = push_pull (h, make_frame (&info, frame_a));
-  m = gst_buffer_get_echo_view_meta (o);
-  CHECK (!m->inferred && m->age == 1 && m->stable_label_id >= 0, "before reset: age 1, stable %s",
-      m->stable_label);
-  gst_buffer_unref (o);
+    h = classify_harness(&bus, CAPS_SMALL, "inference-interval", "2", "smoothing", "1",
+                         "hysteresis", "2", "roi", "full", NULL);
+#define WARM()                                                          \
+    do {                                                                \
+        for (int i = 0; i < 3; i++)                                     \
+            gst_buffer_unref(push_pull(h, make_frame(&info, frame_a))); \
+    } while (0)
+    WARM();
+    o = push_pull(h, make_frame(&info, frame_a));
+    m = gst_buffer_get_echo_view_meta(o);
+    CHECK(!m->inferred && m->age == 1 && m->stable_label_id >= 0, "before reset: age 1, stable %s",
+          m->stable_label);
+    gst_buffer_unref(o);
 
-  gst_harness_push_event (h, gst_event_new_flush_start ());
-  gst_harness_push_event (h, gst_event_new_flush_stop (TRUE));
-  gst_harness_push_event (h, gst_event_new_segment (&(GstSegment) {
-        .format = GST_FORMAT_TIME,.rate = 1.0,.applied_rate = 1.0,.stop = -1,.duration = -1,
-        .position = 0,.time = 0,.start = 0,.base = 0}));
-  expect_reset (h, &info, "FLUSH_STOP");
+    gst_harness_push_event(h, gst_event_new_flush_start());
+    gst_harness_push_event(h, gst_event_new_flush_stop(TRUE));
+    gst_harness_push_event(h, gst_event_new_segment(&(GstSegment){.format = GST_FORMAT_TIME,
+                                                                  .rate = 1.0,
+                                                                  .applied_rate = 1.0,
+                                                                  .stop = -1,
+                                                                  .duration = -1,
+                                                                  .position = 0,
+                                                                  .time = 0,
+                                                                  .start = 0,
+                                                                  .base = 0}));
+    expect_reset(h, &info, "FLUSH_STOP");
 
-  WARM ();
-  in = make_frame (&info, frame_a);
-  GST_BUFFER_FLAG_SET (in, GST_BUFFER_FLAG_DISCONT);
-  o = push_pull (h, in);
-  m = gst_buffer_get_echo_view_meta (o);
-  CHECK (m->inferred && m->age == 0 && m->stable_label_id == -1,
-      "DISCONT: per-stream state reset (inferred %d, age %" G_GUINT64_FORMAT ", stable %s)",
-      m->inferred, m->age, m->stable_label);
-  gst_buffer_unref (o);
+    WARM();
+    in = make_frame(&info, frame_a);
+    GST_BUFFER_FLAG_SET(in, GST_BUFFER_FLAG_DISCONT);
+    o = push_pull(h, in);
+    m = gst_buffer_get_echo_view_meta(o);
+    CHECK(m->inferred && m->age == 0 && m->stable_label_id == -1,
+          "DISCONT: per-stream state reset (inferred %d, age %" G_GUINT64_FORMAT ", stable %s)",
+          m->inferred, m->age, m->stable_label);
+    gst_buffer_unref(o);
 
-  WARM ();
-  gst_harness_push_event (h, gst_event_new_stream_start ("another-stream"));
-  expect_reset (h, &info, "STREAM_START");
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
+    WARM();
+    gst_harness_push_event(h, gst_event_new_stream_start("another-stream"));
+    expect_reset(h, &info, "STREAM_START");
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
 }
 
 /* ---- sharing, latency, meta through other elements ---------------------------------------- */
 
-static void
-test_sharing (void)
+static void test_sharing(void)
 {
-  GstElement *a = make_element ("echoviewclassify", "model-file", model_dir,
-      "model-instance-id", "shared-test", NULL);
-  GstElement *b = make_element ("echoviewclassify", "model-file", model_dir,
-      "model-instance-id", "shared-test", NULL);
-  GstElement *c = make_element ("echoviewclassify", "model-file", model_dir, NULL);
-  guint ua = 0, ub = 0, uc = 0;
+    GstElement *a = make_element("echoviewclassify", "model-file", model_dir, "model-instance-id",
+                                 "shared-test", NULL);
+    GstElement *b = make_element("echoviewclassify", "model-file", model_dir, "model-instance-id",
+                                 "shared-test", NULL);
+    GstElement *c = make_element("echoviewclassify", "model-file", model_dir, NULL);
+    guint ua = 0, ub = 0, uc = 0;
 
-  gst_element_set_state (a, GST_STATE_PAUSED);
-  g_object_get (a, "model-users", &ua, NULL);
-  CHECK (ua == 1, "one element holds the shared model (%u)", ua);
-  gst_element_set_state (b, GST_STATE_PAUSED);
-  gst_element_set_state (c, GST_STATE_PAUSED);
-  g_object_get (a, "model-users", &ua, NULL);
-  g_object_get (b, "model-users", &ub, NULL);
-  g_object_get (c, "model-users", &uc, NULL);
-  CHECK (ua == 2 && ub == 2 && uc == 1, "same id shares one model: users %u %u, private %u",
-      ua, ub, uc);
-  gst_element_set_state (a, GST_STATE_NULL);
-  g_object_get (b, "model-users", &ub, NULL);
-  g_object_get (a, "model-users", &ua, NULL);
-  CHECK (ub == 1 && ua == 1, "after one stops the other still holds it (%u)", ub);
-  gst_element_set_state (b, GST_STATE_NULL);
-  g_object_get (b, "model-users", &ub, NULL);
-  CHECK (ub == 0, "the last one frees it (%u)", ub);
-  gst_element_set_state (c, GST_STATE_NULL);
-  gst_object_unref (a);
-  gst_object_unref (b);
-  gst_object_unref (c);
+    gst_element_set_state(a, GST_STATE_PAUSED);
+    g_object_get(a, "model-users", &ua, NULL);
+    CHECK(ua == 1, "one element holds the shared model (%u)", ua);
+    gst_element_set_state(b, GST_STATE_PAUSED);
+    gst_element_set_state(c, GST_STATE_PAUSED);
+    g_object_get(a, "model-users", &ua, NULL);
+    g_object_get(b, "model-users", &ub, NULL);
+    g_object_get(c, "model-users", &uc, NULL);
+    CHECK(ua == 2 && ub == 2 && uc == 1, "same id shares one model: users %u %u, private %u", ua,
+          ub, uc);
+    gst_element_set_state(a, GST_STATE_NULL);
+    g_object_get(b, "model-users", &ub, NULL);
+    g_object_get(a, "model-users", &ua, NULL);
+    CHECK(ub == 1 && ua == 1, "after one stops the other still holds it (%u)", ub);
+    gst_element_set_state(b, GST_STATE_NULL);
+    g_object_get(b, "model-users", &ub, NULL);
+    CHECK(ub == 0, "the last one frees it (%u)", ub);
+    gst_element_set_state(c, GST_STATE_NULL);
+    gst_object_unref(a);
+    gst_object_unref(b);
+    gst_object_unref(c);
 }
 
-static void
-test_latency (void)
+static void test_latency(void)
 {
-  GstVideoInfo info;
-  GstBus *bus;
-  GstHarness *h = classify_harness (&bus, CAPS_SMALL, "roi", "full", NULL);
-  GstClockTime before, after;
-  gdouble p99 = 0;
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h = classify_harness(&bus, CAPS_SMALL, "roi", "full", NULL);
+    GstClockTime before, after;
+    gdouble p99 = 0;
 
-  info_from_caps (&info, CAPS_SMALL);
-  before = gst_harness_query_latency (h);
-  for (int i = 0; i < 20; i++)
-    gst_buffer_unref (push_pull (h, make_frame (&info, i)));
-  after = gst_harness_query_latency (h);
-  g_object_get (h->element, "process-p99", &p99, NULL);
-  CHECK (GST_CLOCK_TIME_IS_VALID (before) && before > 0,
-      "LATENCY query before any frame: %" GST_TIME_FORMAT " (timed at start)",
-      GST_TIME_ARGS (before));
-  CHECK (after > 0 && fabs ((double) after / GST_USECOND - p99) <= 1.0,
-      "LATENCY query after 20 frames = process-p99 (%" GST_TIME_FORMAT ", %.0f us)",
-      GST_TIME_ARGS (after), p99);
-  gst_harness_teardown (h);
-  gst_object_unref (bus);
+    info_from_caps(&info, CAPS_SMALL);
+    before = gst_harness_query_latency(h);
+    for (int i = 0; i < 20; i++)
+        gst_buffer_unref(push_pull(h, make_frame(&info, i)));
+    after = gst_harness_query_latency(h);
+    g_object_get(h->element, "process-p99", &p99, NULL);
+    CHECK(GST_CLOCK_TIME_IS_VALID(before) && before > 0,
+          "LATENCY query before any frame: %" GST_TIME_FORMAT " (timed at start)",
+          GST_TIME_ARGS(before));
+    CHECK(after > 0 && fabs((double)after / GST_USECOND - p99) <= 1.0,
+          "LATENCY query after 20 frames = process-p99 (%" GST_TIME_FORMAT ", %.0f us)",
+          GST_TIME_ARGS(after), p99);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
 }
 
-static void
-test_meta_survives (void)
+static void test_meta_survives(void)
 {
-  gchar *launch = g_strdup_printf ("echoviewclassify model-file=%s roi=full ! videoscale ! "
-      "capsfilter caps=\"video/x-raw,width=32,height=24\" ! videoconvert ! "
-      "capsfilter caps=\"video/x-raw,format=RGB\"", model_dir);
-  GstHarness *h = gst_harness_new_parse (launch);
-  GstVideoInfo info;
-  GstBuffer *o, *copy;
-  GstEchoViewMeta *m, *mc;
-  float ref[EV_MAX_CLASSES];
-  GstBuffer *in;
+    gchar *launch =
+        g_strdup_printf("echoviewclassify model-file=%s roi=full ! videoscale ! "
+                        "capsfilter caps=\"video/x-raw,width=32,height=24\" ! videoconvert ! "
+                        "capsfilter caps=\"video/x-raw,format=RGB\"",
+                        model_dir);
+    GstHarness *h = gst_harness_new_parse(launch);
+    GstVideoInfo info;
+    GstBuffer *o, *copy;
+    GstEchoViewMeta *m, *mc;
+    float ref[EV_MAX_CLASSES];
+    GstBuffer *in;
 
-  info_from_caps (&info, CAPS_SMALL);
-  gst_harness_set_src_caps_str (h, CAPS_SMALL);
-  in = make_frame (&info, 5);
-  engine_probabilities (model, plan, &info, in, NULL, FALSE, ref);
-  o = push_pull (h, in);
-  m = o ? gst_buffer_get_echo_view_meta (o) : NULL;
-  CHECK (m && m->n_probabilities == (guint) n_classes &&
-      max_abs_diff (m->probabilities, ref, n_classes) <= 1e-5 && m->label_id >= 0 &&
-      m->model_name && !strcmp (m->model_name, ev_model_name (model)),
-      "meta survives videoscale (64x48 -> 32x24) and videoconvert (GRAY8 -> RGB)");
-  if (o) {
-    copy = gst_buffer_copy (o);
-    mc = gst_buffer_get_echo_view_meta (copy);
-    CHECK (mc && mc != m && mc->label_id == m->label_id && mc->probabilities !=
-        m->probabilities && max_abs_diff (mc->probabilities, m->probabilities, n_classes) == 0,
-        "gst_buffer_copy deep-copies the meta");
-    gst_buffer_unref (copy);
-    gst_buffer_unref (o);
-  }
-  gst_harness_teardown (h);
-  g_free (launch);
+    info_from_caps(&info, CAPS_SMALL);
+    gst_harness_set_src_caps_str(h, CAPS_SMALL);
+    in = make_frame(&info, 5);
+    engine_probabilities(model, plan, &info, in, NULL, FALSE, ref);
+    o = push_pull(h, in);
+    m = o ? gst_buffer_get_echo_view_meta(o) : NULL;
+    CHECK(m && m->n_probabilities == (guint)n_classes &&
+              max_abs_diff(m->probabilities, ref, n_classes) <= 1e-5 && m->label_id >= 0 &&
+              m->model_name && !strcmp(m->model_name, ev_model_name(model)),
+          "meta survives videoscale (64x48 -> 32x24) and videoconvert (GRAY8 -> RGB)");
+    if (o) {
+        copy = gst_buffer_copy(o);
+        mc = gst_buffer_get_echo_view_meta(copy);
+        CHECK(mc && mc != m && mc->label_id == m->label_id &&
+                  mc->probabilities != m->probabilities &&
+                  max_abs_diff(mc->probabilities, m->probabilities, n_classes) == 0,
+              "gst_buffer_copy deep-copies the meta");
+        gst_buffer_unref(copy);
+        gst_buffer_unref(o);
+    }
+    gst_harness_teardown(h);
+    g_free(launch);
 }
 
-int
-main (int argc, char **argv)
+int main(int argc, char **argv)
 {
-  ev_error err = { 0 };
-  ev_plan_options opt = {.backend = EV_BACKEND_CPU,.batch = 1,.threads = 1 };
+    ev_error err = {0};
+    ev_plan_options opt = {.backend = EV_BACKEND_CPU, .batch = 1, .threads = 1};
 
-  gst_init (&argc, &argv);
-  if (argc < 2) {
-    fprintf (stderr, "usage: %s MODEL_DIR\n", argv[0]);
-    return 2;
-  }
-  model_dir = argv[1];
-  if (ev_model_load (model_dir, &model, &err) || ev_plan_create (model, &opt, &plan, &err)) {
-    fprintf (stderr, "%s\n", err.message);
-    return 1;
-  }
-  n_classes = ev_model_num_classes (model);
+    gst_init(&argc, &argv);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+        return 2;
+    }
+    model_dir = argv[1];
+    if (ev_model_load(model_dir, &model, &err) || ev_plan_create(model, &opt, &plan, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    n_classes = ev_model_num_classes(model);
 
-  test_formats ();
-  test_roi ();
-  test_interval ();
-  test_async ();
-  find_two_labels ();
-  test_hysteresis ();
-  test_threshold_and_updates ();
-  test_resets ();
-  test_sharing ();
-  test_latency ();
-  test_meta_survives ();
+    test_formats();
+    test_roi();
+    test_interval();
+    test_async();
+    find_two_labels();
+    test_hysteresis();
+    test_threshold_and_updates();
+    test_resets();
+    test_sharing();
+    test_latency();
+    test_meta_survives();
 
-  ev_plan_free (plan);
-  ev_model_free (model);
-  return test_finish ();
+    ev_plan_free(plan);
+    ev_model_free(model);
+    return test_finish();
 }

@@ -300,8 +300,7 @@ static void test_png_colour_types(void)
     /* palette, 4-bit, no transparency: RGB out */
     static const png_color palette[3] = {{10, 20, 30}, {200, 100, 50}, {255, 255, 255}};
     uint8_t idx[2] = {0x01, 0x20}; /* pixels: 0,1,2,0 */
-    r = (raw_png){4, 1, PNG_COLOR_TYPE_PALETTE, 4, PNG_INTERLACE_NONE, palette, 3, NULL, 0,
-                  idx, 2};
+    r = (raw_png){4, 1, PNG_COLOR_TYPE_PALETTE, 4, PNG_INTERLACE_NONE, palette, 3, NULL, 0, idx, 2};
     path = tmp_path("palette.png");
     write_raw_png(path, &r);
     rc = media_image_read(path, &img, &err);
@@ -319,8 +318,8 @@ static void test_png_colour_types(void)
     path = tmp_path("palette_trns.png");
     write_raw_png(path, &r);
     rc = media_image_read(path, &img, &err);
-    static const uint8_t rgba[16] = {10, 20, 30, 0, 200, 100, 50, 128, 255, 255, 255, 255,
-                                     10, 20, 30, 0};
+    static const uint8_t rgba[16] = {10,  20,  30,  0,   200, 100, 50, 128,
+                                     255, 255, 255, 255, 10,  20,  30, 0};
     check(rc == EV_OK && img.channels == 4 && memcmp(img.data, rgba, 16) == 0,
           "palette PNG with tRNS expanded to RGBA");
     if (rc == EV_OK)
@@ -411,7 +410,7 @@ static void test_gray8(void)
 {
     ev_error err = {0};
     media_image img, gray;
-    static const uint8_t colours[][3] = {{255, 0, 0}, {0, 255, 0},     {0, 0, 255},
+    static const uint8_t colours[][3] = {{255, 0, 0},     {0, 255, 0}, {0, 0, 255},
                                          {255, 255, 255}, {0, 0, 0},   {128, 128, 128},
                                          {10, 200, 30},   {1, 1, 2}};
     /* round(0.299 R + 0.587 G + 0.114 B): 76.245, 149.685, 29.07, 255, 0, 128, 123.81, 1.114 */
@@ -459,8 +458,8 @@ static void test_gray8(void)
 }
 
 /* Expects code and every fragment in the message. */
-static void expect_error(int rc, const ev_error *err, int code, const char *what,
-                         const char *frag1, const char *frag2)
+static void expect_error(int rc, const ev_error *err, int code, const char *what, const char *frag1,
+                         const char *frag2)
 {
     bool ok = rc == code && err->code == code && (!frag1 || strstr(err->message, frag1)) &&
               (!frag2 || strstr(err->message, frag2));
@@ -495,10 +494,10 @@ static void test_bad_inputs(void)
     uint8_t *bytes = slurp(path, &size);
     expect_read_error((const char *)bytes, size / 2, EV_ERR_FORMAT, "PNG cut in the middle",
                       "<memory>: bad PNG", "truncated");
-    expect_read_error((const char *)bytes, 60, EV_ERR_FORMAT, "PNG cut after the header",
-                      "bad PNG", "truncated");
-    expect_read_error((const char *)bytes, 5, EV_ERR_FORMAT, "PNG cut in the signature",
-                      "bad PNG", "truncated");
+    expect_read_error((const char *)bytes, 60, EV_ERR_FORMAT, "PNG cut after the header", "bad PNG",
+                      "truncated");
+    expect_read_error((const char *)bytes, 5, EV_ERR_FORMAT, "PNG cut in the signature", "bad PNG",
+                      "truncated");
     const char *cut = tmp_path("cut.png");
     spit(cut, bytes, size / 2);
     int rc = media_image_read(cut, &img, &err);
@@ -512,7 +511,8 @@ static void test_bad_inputs(void)
     /* hostile PNG headers */
     uint8_t png[128];
     size_t n = make_png_header(png, 0, 10);
-    expect_read_error((const char *)png, n, EV_ERR_FORMAT, "PNG width 0", "bad PNG", "width is zero");
+    expect_read_error((const char *)png, n, EV_ERR_FORMAT, "PNG width 0", "bad PNG",
+                      "width is zero");
     n = make_png_header(png, 20000, 10);
     expect_read_error((const char *)png, n, EV_ERR_FORMAT, "PNG width 20000",
                       "width 20000 is out of range", NULL);
@@ -524,13 +524,13 @@ static void test_bad_inputs(void)
                       "PNG 16384x16384 with 12 bytes of data (no allocation)", "cannot hold",
                       "truncated");
     n = make_png_header(png, 4, 4);
-    expect_read_error((const char *)png, n, EV_ERR_FORMAT, "PNG with garbage image data",
-                      "bad PNG", NULL);
+    expect_read_error((const char *)png, n, EV_ERR_FORMAT, "PNG with garbage image data", "bad PNG",
+                      NULL);
 
     /* PGM/PPM */
     static const char body[] = "P5\n4 4\n255\n0123456789";
-    expect_read_error(body, sizeof body - 1, EV_ERR_FORMAT, "truncated PGM body",
-                      "truncated PGM", "needs 16 bytes");
+    expect_read_error(body, sizeof body - 1, EV_ERR_FORMAT, "truncated PGM body", "truncated PGM",
+                      "needs 16 bytes");
     static const char body16[] = "P6\n2 2\n65535\n0123456789abcdef";
     expect_read_error(body16, sizeof body16 - 1, EV_ERR_FORMAT, "truncated 16-bit PPM body",
                       "truncated PPM", "needs 24 bytes");
@@ -603,13 +603,11 @@ static void test_bad_inputs(void)
     expect_error(rc, &err, EV_ERR_IO, "PNG writer into a missing folder", "cannot create", NULL);
     ga.bit_depth = 12;
     rc = media_image_write_png(tmp_path("x.png"), &ga, &err);
-    expect_error(rc, &err, EV_ERR_INVALID, "PNG writer refuses bit depth 12", "bit depth 12",
-                 NULL);
+    expect_error(rc, &err, EV_ERR_INVALID, "PNG writer refuses bit depth 12", "bit depth 12", NULL);
     ga.bit_depth = 8;
     ga.stride = 1;
     rc = media_image_write_png(tmp_path("x.png"), &ga, &err);
-    expect_error(rc, &err, EV_ERR_INVALID, "PNG writer refuses a short stride", "stride 1",
-                 NULL);
+    expect_error(rc, &err, EV_ERR_INVALID, "PNG writer refuses a short stride", "stride 1", NULL);
     media_image_free(&ga);
     rc = media_image_alloc(&img, 0, 5, 1, 8, &err);
     expect_error(rc, &err, EV_ERR_INVALID, "alloc width 0", "out of range", NULL);
@@ -633,9 +631,10 @@ int main(void)
     test_gray8();
     test_bad_inputs();
 
-    static const char *names[] = {"round.png", "round.pnm", "endian.pgm", "padded.png", "ga.png",
-                                  "palette.png", "palette_trns.png", "bits.png", "adam7.png",
-                                  "noise.png", "cut.png", "empty.pgm", "ga.pgm", "x.png"};
+    static const char *names[] = {"round.png", "round.pnm",   "endian.pgm",       "padded.png",
+                                  "ga.png",    "palette.png", "palette_trns.png", "bits.png",
+                                  "adam7.png", "noise.png",   "cut.png",          "empty.pgm",
+                                  "ga.pgm",    "x.png"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         remove(tmp_path(names[i]));
     rmdir(tmpdir);

@@ -16,27 +16,28 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                            \
-    do {                                                                                            \
-        if (!(cond)) {                                                                              \
-            failures++;                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                         \
-            fprintf(stderr, __VA_ARGS__);                                                           \
-            fprintf(stderr, "\n");                                                                  \
-        }                                                                                           \
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            failures++;                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                   \
+            fprintf(stderr, "\n");                                          \
+        }                                                                   \
     } while (0)
 
 static const char *const expected_names[14] = {
-    "A2CH",      "A3CH",        "A4CH-LV", "A4CH-RV", "A5CH",          "Apical-LA/MV", "PLAX-TV",
-    "PLAX-full", "PLAX-valves", "PSAX-AV", "PSAX-LV", "Subcostal-IVC", "Subcostal",    "Suprasternal",
+    "A2CH",         "A3CH",          "A4CH-LV",   "A4CH-RV",      "A5CH",
+    "Apical-LA/MV", "PLAX-TV",       "PLAX-full", "PLAX-valves",  "PSAX-AV",
+    "PSAX-LV",      "Subcostal-IVC", "Subcostal", "Suprasternal",
 };
 
 static void test_views(void)
 {
     CHECK(ep_view_count() == 14, "count %d", ep_view_count());
     for (int v = 0; v < 14; v++) {
-        CHECK(ep_view_name(v) && strcmp(ep_view_name(v), expected_names[v]) == 0, "view %d name %s", v,
-              ep_view_name(v) ? ep_view_name(v) : "(null)");
+        CHECK(ep_view_name(v) && strcmp(ep_view_name(v), expected_names[v]) == 0, "view %d name %s",
+              v, ep_view_name(v) ? ep_view_name(v) : "(null)");
         CHECK(ep_view_parse(expected_names[v]) == v, "parse %s", expected_names[v]);
     }
     CHECK(ep_view_parse("a4ch-lv") == EP_VIEW_A4CH_LV, "case-insensitive parse");
@@ -79,13 +80,16 @@ static void test_determinism(void)
     ep_scan_init(&other, EP_VIEW_PSAX_AV, 5);
     CHECK(ep_render(r2, &p2, &other, 0.7, b, S) == EP_OK, "render other");
     CHECK(ep_render(r2, &p1, &s, 0.2, b, S) == EP_OK, "render again");
-    CHECK(memcmp(a, b, sizeof a) == 0, "same seed and params: identical bytes (%zu differ)", count_diff(a, b, sizeof a));
+    CHECK(memcmp(a, b, sizeof a) == 0, "same seed and params: identical bytes (%zu differ)",
+          count_diff(a, b, sizeof a));
     CHECK(ep_render(r1, &p2, &s, 0.2, c, S) == EP_OK, "render p2");
-    CHECK(count_diff(a, c, sizeof a) > (size_t)S * S / 4, "different patient differs (%zu)", count_diff(a, c, sizeof a));
+    CHECK(count_diff(a, c, sizeof a) > (size_t)S * S / 4, "different patient differs (%zu)",
+          count_diff(a, c, sizeof a));
     ep_scan s2 = s;
     s2.noise_seed ^= 1;
     CHECK(ep_render(r1, &p1, &s2, 0.2, c, S) == EP_OK, "render noise");
-    CHECK(count_diff(a, c, sizeof a) > 100, "different noise seed differs (%zu)", count_diff(a, c, sizeof a));
+    CHECK(count_diff(a, c, sizeof a) > 100, "different noise seed differs (%zu)",
+          count_diff(a, c, sizeof a));
     /* render_time maps time to phase with the patient's heart rate */
     double t = 0.9;
     double ph = t * p1.heart_rate_bpm / 60.0;
@@ -132,18 +136,22 @@ static void test_all_views_and_roi(void)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++)
                 if (big[(size_t)y * W + x]) {
-                    if (x < x0) x0 = x;
-                    if (x > x1) x1 = x;
-                    if (y < y0) y0 = y;
-                    if (y > y1) y1 = y;
+                    if (x < x0)
+                        x0 = x;
+                    if (x > x1)
+                        x1 = x;
+                    if (y < y0)
+                        y0 = y;
+                    if (y > y1)
+                        y1 = y;
                     if (x < roi.x || y < roi.y || x >= roi.x + roi.width || y >= roi.y + roi.height)
                         outside++;
                 }
         CHECK(outside == 0, "view %d: %zu non-zero pixels outside the ROI", v, outside);
-        CHECK(abs(x0 - roi.x) <= 4 && abs(y0 - roi.y) <= 4 && abs(x1 + 1 - (roi.x + roi.width)) <= 4 &&
-                  abs(y1 + 1 - (roi.y + roi.height)) <= 4,
-              "view %d: content box (%d,%d)-(%d,%d) vs ROI (%d,%d %dx%d)", v, x0, y0, x1, y1, roi.x, roi.y,
-              roi.width, roi.height);
+        CHECK(abs(x0 - roi.x) <= 4 && abs(y0 - roi.y) <= 4 &&
+                  abs(x1 + 1 - (roi.x + roi.width)) <= 4 && abs(y1 + 1 - (roi.y + roi.height)) <= 4,
+              "view %d: content box (%d,%d)-(%d,%d) vs ROI (%d,%d %dx%d)", v, x0, y0, x1, y1, roi.x,
+              roi.y, roi.width, roi.height);
         CHECK(roi.width > W / 2 && roi.height > H / 2, "view %d: fan fills the frame", v);
         /* with overlays the frame still renders */
         s.overlays = EP_OVERLAY_ALL;
@@ -152,8 +160,8 @@ static void test_all_views_and_roi(void)
         s.overlays = 0;
         s.framing = EP_FRAMING_SECTOR;
         CHECK(ep_render(rs, &p, &s, 0.3, small, S) == EP_OK, "view %d 128", v);
-        CHECK(ep_sector_roi(&s, S, S, &roi) == EP_OK && roi.x == 0 && roi.y == 0 && roi.width == S &&
-                  roi.height == S,
+        CHECK(ep_sector_roi(&s, S, S, &roi) == EP_OK && roi.x == 0 && roi.y == 0 &&
+                  roi.width == S && roi.height == S,
               "sector framing ROI is the whole frame");
         double mean, sd;
         stats(small, (size_t)S * S, &mean, &sd);
@@ -208,12 +216,13 @@ static void test_tgc(void)
     CHECK(ep_render(r, &p, &s, 0.0, img, S) == EP_OK, "render tgc on");
     depth_profile(img, S, on, NB);
     for (int k = 2; k < NB; k++) {
-        CHECK(off[k] < off[k - 1], "without TGC brightness falls with depth: band %d %.1f >= %.1f", k, off[k],
-              off[k - 1]);
-        CHECK(on[k] > 0.75 * on[1] && on[k] < 1.33 * on[1], "with TGC roughly flat: band %d %.1f vs %.1f", k,
-              on[k], on[1]);
+        CHECK(off[k] < off[k - 1], "without TGC brightness falls with depth: band %d %.1f >= %.1f",
+              k, off[k], off[k - 1]);
+        CHECK(on[k] > 0.75 * on[1] && on[k] < 1.33 * on[1],
+              "with TGC roughly flat: band %d %.1f vs %.1f", k, on[k], on[1]);
     }
-    CHECK(off[NB - 1] < 0.5 * off[1], "attenuation is strong without TGC: %.1f vs %.1f", off[NB - 1], off[1]);
+    CHECK(off[NB - 1] < 0.5 * off[1], "attenuation is strong without TGC: %.1f vs %.1f",
+          off[NB - 1], off[1]);
     ep_renderer_free(r);
 }
 
@@ -267,11 +276,12 @@ static void test_quality(void)
         CHECK(c5 > 0 && c1 > -1, "labels contain blood and myocardium");
         sum5 += c5, sum1 += c1, blood5 += b5, blood1 += b1, n++;
     }
-    printf("quality: CNR myocardium/blood q5 %.2f q1 %.2f; blood mean q5 %.1f q1 %.1f\n", sum5 / n, sum1 / n,
-           blood5 / n, blood1 / n);
-    CHECK(sum5 > 1.5 * sum1, "quality 5 has clearly better contrast-to-noise than 1 (%.2f vs %.2f)", sum5 / n,
-          sum1 / n);
-    CHECK(blood1 > blood5 + 5.0, "quality 1 fills blood pools with clutter (%.1f vs %.1f)", blood1 / n, blood5 / n);
+    printf("quality: CNR myocardium/blood q5 %.2f q1 %.2f; blood mean q5 %.1f q1 %.1f\n", sum5 / n,
+           sum1 / n, blood5 / n, blood1 / n);
+    CHECK(sum5 > 1.5 * sum1, "quality 5 has clearly better contrast-to-noise than 1 (%.2f vs %.2f)",
+          sum5 / n, sum1 / n);
+    CHECK(blood1 > blood5 + 5.0, "quality 1 fills blood pools with clutter (%.1f vs %.1f)",
+          blood1 / n, blood5 / n);
     ep_renderer_free(r);
 }
 
@@ -338,9 +348,12 @@ static void test_views_differ(void)
         /* the hard pairs are each other's nearest neighbours, as in real echo; A4CH-LV pairs
          * with both A5CH and A4CH-RV, its nearest being the A5CH */
         static const int partner[14] = {
-            [EP_VIEW_A2CH] = EP_VIEW_A3CH,         [EP_VIEW_A3CH] = EP_VIEW_A2CH,
-            [EP_VIEW_A4CH_LV] = EP_VIEW_A5CH,      [EP_VIEW_A5CH] = EP_VIEW_A4CH_LV,
-            [EP_VIEW_A4CH_RV] = EP_VIEW_A4CH_LV,   [EP_VIEW_PLAX_FULL] = EP_VIEW_PLAX_VALVES,
+            [EP_VIEW_A2CH] = EP_VIEW_A3CH,
+            [EP_VIEW_A3CH] = EP_VIEW_A2CH,
+            [EP_VIEW_A4CH_LV] = EP_VIEW_A5CH,
+            [EP_VIEW_A5CH] = EP_VIEW_A4CH_LV,
+            [EP_VIEW_A4CH_RV] = EP_VIEW_A4CH_LV,
+            [EP_VIEW_PLAX_FULL] = EP_VIEW_PLAX_VALVES,
             [EP_VIEW_PLAX_VALVES] = EP_VIEW_PLAX_FULL,
         };
         int want = partner[v];
@@ -348,14 +361,15 @@ static void test_views_differ(void)
         if (v == EP_VIEW_A4CH_RV && nearest_view == EP_VIEW_A5CH)
             want = EP_VIEW_A5CH;
         if (want || v == EP_VIEW_A3CH)
-            CHECK(nearest_view == want, "%s nearest %s, expected %s", expected_names[v], expected_names[nearest_view],
-                  expected_names[want]);
+            CHECK(nearest_view == want, "%s nearest %s, expected %s", expected_names[v],
+                  expected_names[nearest_view], expected_names[want]);
         printf("  %-13s phase change %5.1f, nearest other view %-13s %5.1f\n", expected_names[v], w,
                expected_names[nearest_view], nearest);
     }
     within /= 14;
     between /= nbetween;
-    printf("views: mean block distance between views %.1f, between phases of one view %.1f\n", between, within);
+    printf("views: mean block distance between views %.1f, between phases of one view %.1f\n",
+           between, within);
     CHECK(between > 2.0 * within, "views differ more than phases (%.1f vs %.1f)", between, within);
     ep_renderer_free(r);
 }
@@ -463,8 +477,10 @@ static void test_bad_arguments(void)
     bad[nbad].what = "infinite gain", bad[nbad++].s.gain_db = INFINITY;
     for (int i = 0; i < nbad; i++) {
         CHECK(ep_scan_validate(&bad[i].s) == EP_ERR_INVALID, "validate rejects %s", bad[i].what);
-        CHECK(ep_render(r, &p, &bad[i].s, 0.0, img, S) == EP_ERR_INVALID, "render rejects %s", bad[i].what);
-        CHECK(ep_sector_roi(&bad[i].s, S, S, &roi) == EP_ERR_INVALID, "roi rejects %s", bad[i].what);
+        CHECK(ep_render(r, &p, &bad[i].s, 0.0, img, S) == EP_ERR_INVALID, "render rejects %s",
+              bad[i].what);
+        CHECK(ep_sector_roi(&bad[i].s, S, S, &roi) == EP_ERR_INVALID, "roi rejects %s",
+              bad[i].what);
     }
     ep_patient q = p;
     q.lv_length_mm = NAN;

@@ -11,8 +11,7 @@
 
 static char root[256];
 
-static void write_gray(const char *rel, int w, int h, int value, int depth, int channels,
-                       bool pgm)
+static void write_gray(const char *rel, int w, int h, int value, int depth, int channels, bool pgm)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", root, rel);
@@ -26,7 +25,8 @@ static void write_gray(const char *rel, int w, int h, int value, int depth, int 
             else
                 img.data[y * img.stride + x] = (uint8_t)value;
         }
-    int rc = pgm ? media_image_write_pgm(path, &img, &err) : media_image_write_png(path, &img, &err);
+    int rc =
+        pgm ? media_image_write_pgm(path, &img, &err) : media_image_write_png(path, &img, &err);
     if (rc)
         printf("setup: %s\n", err.message);
     media_image_free(&img);
@@ -50,8 +50,13 @@ static void mk(const char *rel)
 
 static search_dataset_options opts(void)
 {
-    return (search_dataset_options){.width = 8, .height = 8, .channels = 1, .seed = 3,
-                                    .max_bad_fraction = -1, .threads = 2, .only_split = -1,
+    return (search_dataset_options){.width = 8,
+                                    .height = 8,
+                                    .channels = 1,
+                                    .seed = 3,
+                                    .max_bad_fraction = -1,
+                                    .threads = 2,
+                                    .only_split = -1,
                                     .quiet = true};
 }
 
@@ -66,7 +71,7 @@ static void folders(void)
     mk("f/test/Apical-LA_MV");
     mk("f/train/PSAX-LV"); /* empty class */
     write_gray("f/train/A2CH/a.png", 16, 12, 100, 8, 1, false);
-    write_gray("f/val/A3CH/b.pgm", 10, 10, 25700, 16, 1, true); /* 16-bit: 25700/257 = 100 */
+    write_gray("f/val/A3CH/b.pgm", 10, 10, 25700, 16, 1, true);      /* 16-bit: 25700/257 = 100 */
     write_gray("f/test/Apical-LA_MV/c.png", 9, 9, 100, 8, 3, false); /* RGB gray -> luma 100 */
     char path[512];
     snprintf(path, sizeof path, "%s/f", root);
@@ -125,8 +130,8 @@ static void manifests(void)
     ev_error err = {0};
     search_dataset_options o = opts();
     int rc = search_dataset_load(path, &o, &ds, &err);
-    CHECK(rc == 0 && ds && ds->count == 20 && ds->num_patients == 10, "manifest: 20 frames, 10 patients (%s)",
-          rc ? err.message : "ok");
+    CHECK(rc == 0 && ds && ds->count == 20 && ds->num_patients == 10,
+          "manifest: 20 frames, 10 patients (%s)", rc ? err.message : "ok");
     if (!rc) {
         int per[3] = {0}, same = 1;
         for (int i = 0; i < 20; i++) {
@@ -149,11 +154,12 @@ static void manifests(void)
                             "5.png,A3CH,train,p2,3\n");
     snprintf(path, sizeof path, "%s/m/roi.csv", root);
     rc = search_dataset_load(path, &o, &ds, &err);
-    CHECK(rc == 0 && ds && ds->count == 2, "manifest with roi columns and a short line: 2 frames (%s)",
-          rc ? err.message : "ok");
+    CHECK(rc == 0 && ds && ds->count == 2,
+          "manifest with roi columns and a short line: 2 frames (%s)", rc ? err.message : "ok");
     if (!rc) {
         CHECK(ds->pixels[0] == 30 && ds->pixels[64] == 50,
-              "roi manifest: frame values %d and %d (want 30 and 50)", ds->pixels[0], ds->pixels[64]);
+              "roi manifest: frame values %d and %d (want 30 and 50)", ds->pixels[0],
+              ds->pixels[64]);
         search_dataset_free(ds);
     }
 

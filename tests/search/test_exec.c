@@ -93,10 +93,13 @@ static void check_vs_reference(void)
     float lr = 0, la = 0, lb = 0;
     ev_net_zero_grad(ref);
     rc = ev_net_forward(ref, x, true, &err) || ev_net_backward(ref, labels, 0.4f, &lr, &err);
-    rc |= search_exec_forward(ea, x, true, &err) || search_exec_backward(ea, labels, 0.4f, &la, &err);
-    rc |= search_exec_forward(eb, x, true, &err) || search_exec_backward(eb, labels, 0.4f, &lb, &err);
+    rc |=
+        search_exec_forward(ea, x, true, &err) || search_exec_backward(ea, labels, 0.4f, &la, &err);
+    rc |=
+        search_exec_forward(eb, x, true, &err) || search_exec_backward(eb, labels, 0.4f, &lb, &err);
     CHECK(rc == 0, "three training steps ran (%s)", err.message);
-    CHECK(fabs(lr - la) <= 1e-5 * fabs(lr), "loss with aux head and drop-path: %.7f vs reference %.7f", la, lr);
+    CHECK(fabs(lr - la) <= 1e-5 * fabs(lr),
+          "loss with aux head and drop-path: %.7f vs reference %.7f", la, lr);
     double worst = 0, fwd = rel_error(ev_net_logits(a), ev_net_logits(ref), (size_t)batch * 14);
     int identical = 1;
     for (int i = 0; i < a->num_params; i++) {
@@ -108,7 +111,8 @@ static void check_vs_reference(void)
         identical &= memcmp(p->grad, r->grad, p->numel * sizeof(float)) == 0;
     }
     CHECK(fwd <= 1e-5, "logits vs reference executor: rel error %.2e <= 1e-5", fwd);
-    CHECK(worst <= 1e-4, "every gradient vs reference executor: worst rel error %.2e <= 1e-4", worst);
+    CHECK(worst <= 1e-4, "every gradient vs reference executor: worst rel error %.2e <= 1e-4",
+          worst);
     CHECK(identical, "1 and 3 threads give bit-identical gradients");
     /* buffers shared by liveness: gradients need far less than a buffer per node, activations
      * less than every output, and the estimate given before the first forward is what was used */
@@ -138,8 +142,8 @@ static void check_vs_reference(void)
         float w[EV_NODE_MAX_INPUTS] = {1, 1, 1, 1};
         double gw[EV_NODE_MAX_INPUTS];
         rc = search_exec_forward(ec, x, true, &err);
-        CHECK(rc == 0 && add >= 0 && search_exec_set_weighted_add(ec, add, w, gw, &err) ==
-                                          EV_ERR_INVALID,
+        CHECK(rc == 0 && add >= 0 &&
+                  search_exec_set_weighted_add(ec, add, w, gw, &err) == EV_ERR_INVALID,
               "a weighted add set after the first forward is refused (%s)", err.message);
     }
     search_exec_free(ec);

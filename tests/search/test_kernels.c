@@ -38,8 +38,8 @@ static void fast_conv(const search_kernels *k, const float *x, ev_shape xs, cons
             const float *wp = w + ((size_t)oc * cin_g + ic) * kk;
             k->conv_plane_forward(xp, xs.h, xs.w, wp, d->kernel_h, d->stride, d->pad, d->dilation,
                                   y + (size_t)oc * P, ys.h, ys.w);
-            k->conv_plane_backward_data(dy + (size_t)oc * P, ys.h, ys.w, wp, d->kernel_h,
-                                        d->stride, d->pad, d->dilation,
+            k->conv_plane_backward_data(dy + (size_t)oc * P, ys.h, ys.w, wp, d->kernel_h, d->stride,
+                                        d->pad, d->dilation,
                                         dx + (size_t)(g * cin_g + ic) * xs.h * xs.w, xs.h, xs.w);
             k->conv_plane_backward_weight(xp, xs.h, xs.w, dy + (size_t)oc * P, ys.h, ys.w,
                                           d->kernel_h, d->stride, d->pad, d->dilation,

@@ -37,7 +37,8 @@ static void sampler_tests(void)
     int equal = 1;
     for (int c = 0; c < 14; c++)
         equal &= total[c] == 32; /* 7 x 4 + 4 */
-    CHECK(equal, "over 7 consecutive batches each view gets exactly 32 frames (small ones oversampled)");
+    CHECK(equal,
+          "over 7 consecutive batches each view gets exactly 32 frames (small ones oversampled)");
     /* class 0 has 3 frames: within one pass of its list no frame repeats */
     search_sampler_reset(s, 42);
     int first[64], again[64];
@@ -81,8 +82,8 @@ static void metrics_tests(void)
           m.macro_precision);
     CHECK(fabs(m.macro_recall - (r[0] + r[1] + r[2]) / 3) < 1e-12, "macro recall %.6f",
           m.macro_recall);
-    CHECK(fabs(m.macro_f1 - (f[0] + f[1] + f[2]) / 3) < 1e-12, "macro F1 %.6f (mean of per-class F1)",
-          m.macro_f1);
+    CHECK(fabs(m.macro_f1 - (f[0] + f[1] + f[2]) / 3) < 1e-12,
+          "macro F1 %.6f (mean of per-class F1)", m.macro_f1);
     CHECK(fabs(m.weighted_f1 - (6 * f[0] + 6 * f[1] + 4 * f[2]) / 16) < 1e-12, "weighted F1 %.6f",
           m.weighted_f1);
     /* a class absent from the ground truth and never predicted does not enter macro averages;

@@ -27,8 +27,12 @@ static void make_batch(uint64_t seed, float *x, int32_t *y)
 static search_supernet *tiny_k(bool edge_norm, int partial, int threads, uint64_t seed)
 {
     search_supernet_config cfg = {.init_channels = partial > 1 ? 4 * partial : 4,
-                                  .num_cells = 2, .in_channels = 1, .num_classes = K, .size = S,
-                                  .edge_norm = edge_norm, .partial_channels = partial};
+                                  .num_cells = 2,
+                                  .in_channels = 1,
+                                  .num_classes = K,
+                                  .size = S,
+                                  .edge_norm = edge_norm,
+                                  .partial_channels = partial};
     cfg.reduction[1] = true;
     search_supernet *s = NULL;
     ev_error err = {0};
@@ -80,8 +84,8 @@ static float objective_value(const objective *ob)
         search_arch_defaults(&o);
         o.order = 2;
         double scratch[SEARCH_ARCH_SIZE];
-        search_supernet_arch_grad(ob->s, &o, ob->eta, ob->xt, ob->yt, ob->xv, ob->yv, scratch,
-                                  &f, &err);
+        search_supernet_arch_grad(ob->s, &o, ob->eta, ob->xt, ob->yt, ob->xv, ob->yv, scratch, &f,
+                                  &err);
     }
     return f;
 }
@@ -90,8 +94,8 @@ static float objective_value(const objective *ob)
  * max-pool winner flips within h, the two one-sided slopes differ; there the analytic value must
  * lie between them (the convention's "skip points near a kink", made checkable), elsewhere it
  * must match the central difference. At most a quarter of the points may be kinked. */
-static void fd_check(const char *what, const objective *ob, const double *grad, bool betas,
-                     float h, double *fd_out)
+static void fd_check(const char *what, const objective *ob, const double *grad, bool betas, float h,
+                     double *fd_out)
 {
     double scale = 0.0;
     for (int i = 0; i < SEARCH_ARCH_SIZE; i++)
@@ -129,8 +133,8 @@ static void fd_check(const char *what, const objective *ob, const double *grad, 
         }
         if (!ok) {
             bad++;
-            printf("  arch[%d]: analytic %.6e, central %.6e (left %.6e, right %.6e)\n", i,
-                   grad[i], fd, left, right);
+            printf("  arch[%d]: analytic %.6e, central %.6e (left %.6e, right %.6e)\n", i, grad[i],
+                   fd, left, right);
         }
     }
     if (fd_out)
@@ -259,9 +263,9 @@ static void check_derivation(void)
     /* ranking by the strongest non-none op: an edge dominated by `none` ranks last */
     for (int e = 0; e < SEARCH_EDGES; e++)
         set_edge(w, e, EV_PRIM_MAX_POOL_3X3, 0.2f);
-    w[9][EV_PRIM_NONE] = 0.99f;           /* node 5 input 0: none-heavy, weak otherwise */
-    w[10][EV_PRIM_AVG_POOL_3X3] = 0.25f;  /* node 5 input 1 */
-    w[12][EV_PRIM_SKIP_CONNECT] = 0.4f;   /* node 5 input 3 */
+    w[9][EV_PRIM_NONE] = 0.99f;          /* node 5 input 0: none-heavy, weak otherwise */
+    w[10][EV_PRIM_AVG_POOL_3X3] = 0.25f; /* node 5 input 1 */
+    w[12][EV_PRIM_SKIP_CONNECT] = 0.4f;  /* node 5 input 3 */
     search_derive_cell(w, NULL, -1, &g);
     CHECK(g.edges[6].input == 3 && g.edges[6].op == EV_PRIM_SKIP_CONNECT && g.edges[7].input == 1 &&
               g.edges[7].op == EV_PRIM_AVG_POOL_3X3,
@@ -325,8 +329,7 @@ static void check_derivation(void)
     float arch[SEARCH_ARCH_SIZE] = {0};
     search_derive_genotype(arch, true, 2, &full);
     ev_error err = {0};
-    CHECK(ev_genotype_validate(&full, &err) == 0, "a derived genotype validates (%s)",
-          err.message);
+    CHECK(ev_genotype_validate(&full, &err) == 0, "a derived genotype validates (%s)", err.message);
 }
 
 static void check_determinism(void)
@@ -350,11 +353,11 @@ static void check_determinism(void)
         search_supernet_weight_step(b, 0.025f, 0.9f, 3e-4f, 5.0f, xt, yt, &l, NULL, &err);
     }
     ev_net *na = search_supernet_net(a), *nb = search_supernet_net(b);
-    bool same = !memcmp(search_supernet_arch(a), search_supernet_arch(b),
-                        SEARCH_ARCH_SIZE * sizeof(float));
+    bool same =
+        !memcmp(search_supernet_arch(a), search_supernet_arch(b), SEARCH_ARCH_SIZE * sizeof(float));
     for (int i = 0; i < na->num_params; i++)
-        same = same && !memcmp(na->params[i].data, nb->params[i].data,
-                               na->params[i].numel * sizeof(float));
+        same = same &&
+               !memcmp(na->params[i].data, nb->params[i].data, na->params[i].numel * sizeof(float));
     CHECK(same, "two second-order search steps (PC-DARTS K = 2): 1 and 2 threads give identical "
                 "weights and alphas");
 out:
@@ -375,8 +378,8 @@ static void check_bad_input(void)
     CHECK_ERR(search_supernet_loss(s, x, y, true, NULL, NULL, NULL, &err), err, "label 3",
               "label out of range");
     search_supernet_free(s);
-    search_supernet_config cfg = {.init_channels = 4, .num_cells = 3, .in_channels = 1,
-                                  .num_classes = K, .size = 10};
+    search_supernet_config cfg = {
+        .init_channels = 4, .num_cells = 3, .in_channels = 1, .num_classes = K, .size = 10};
     cfg.reduction[0] = cfg.reduction[1] = true;
     CHECK_ERR(search_supernet_create(&cfg, B, 1, 1, &s, &err), err, "FactorizedReduce",
               "size 10 with two reductions");

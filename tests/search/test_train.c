@@ -28,7 +28,9 @@ static int make_phantom(int patients, int frames, int size)
     for (int p = 0; p < patients; p++) {
         ep_patient pat;
         ep_patient_init(&pat, 100 + p);
-        const char *split = p < patients * 6 / 10 ? "train" : p < patients * 8 / 10 ? "val" : "test";
+        const char *split = p < patients * 6 / 10   ? "train"
+                            : p < patients * 8 / 10 ? "val"
+                                                    : "test";
         for (int v = 0; v < EP_VIEW_COUNT; v++) {
             ep_scan scan;
             ep_scan_init(&scan, v, 1000 * p + v);
@@ -106,8 +108,13 @@ int main(void)
     }
     char data[512], a[512], b[512], c[512], pa[600], pb[600];
     snprintf(data, sizeof data, "%s/data", root);
-    search_dataset_options dso = {.width = 16, .height = 16, .channels = 1, .seed = 1,
-                                  .max_bad_fraction = -1, .threads = 2, .only_split = -1,
+    search_dataset_options dso = {.width = 16,
+                                  .height = 16,
+                                  .channels = 1,
+                                  .seed = 1,
+                                  .max_bad_fraction = -1,
+                                  .threads = 2,
+                                  .only_split = -1,
                                   .quiet = true};
     search_dataset *ds = NULL;
     ev_error err = {0};
