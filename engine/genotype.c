@@ -338,153 +338,202 @@ static int parse_published(const char *text, ev_genotype *g, ev_error *err)
 
 /* ---- the YAML form -------------------------------------------------------------------------- */
 
-static int yaml_edges(yaml_document_t *doc, yaml_node_t *seq, const char *source,
-                      ev_cell_genotype *cell, const char *which, ev_error *err)
+/* "SOURCE:LINE:COLUMN: " for messages the engine's own parsers write. */
+static void node_where(const ev_yaml_doc *doc, const ev_yaml_node *node, char *out, size_t size)
 {
-    if (seq->type != YAML_SEQUENCE_NODE)
-        return ev_yaml_fail(err, source, seq, "genotype: '%s' must be a list of [op, input] pairs",
-                            which);
-    int count = 0;
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
-         it++, count++) {
-        yaml_node_t *edge = yaml_document_get_node(doc, *it);
-        if (count >= EV_GENOTYPE_MAX_EDGES)
-            return ev_yaml_fail(err, source, edge, "genotype: %s has more than %d edges", which,
-                                EV_GENOTYPE_MAX_EDGES);
-        yaml_node_t *opn = NULL, *inn = NULL;
-        if (edge->type == YAML_SEQUENCE_NODE &&
-            edge->data.sequence.items.top - edge->data.sequence.items.start == 2) {
-            opn = yaml_document_get_node(doc, edge->data.sequence.items.start[0]);
-            inn = yaml_document_get_node(doc, edge->data.sequence.items.start[1]);
-        } else if (edge->type == YAML_MAPPING_NODE) {
-            opn = ev_yaml_map_get(doc, edge, "op");
-            inn = ev_yaml_map_get(doc, edge, "input");
+    snprintf(out, size, "%s:%d:%d: ", ev_yaml_source(doc), ev_yaml_node_line(node),
+             ev_yaml_node_column(node));
+}
+
+static int yaml_edges(ev_yaml_doc *doc, const ev_yaml_node *seq, ev_cell_genotype *cell,
+                      const char *which, ev_error *err)
+{
+    if (ev_yaml_node_kind(seq) != EV_YAML_SEQUENCE) {
+        ev_yaml_fail(doc, seq, "genotype: '%s' must be a list of [op, input] pairs", which);
+        return ev_fail_yaml_doc(err, doc);
+    }
+    int count = (int)ev_yaml_length(seq);
+    for (int e = 0; e < count; e++) {
+        const ev_yaml_node *edge = ev_yaml_item(doc, seq, (size_t)e), *opn = NULL, *inn = NULL;
+        if (!edge)
+            return ev_fail_yaml_doc(err, doc);
+        if (e >= EV_GENOTYPE_MAX_EDGES) {
+            ev_yaml_fail(doc, edge, "genotype: %s has more than %d edges", which,
+                         EV_GENOTYPE_MAX_EDGES);
+            return ev_fail_yaml_doc(err, doc);
         }
-        if (!opn || !inn || !ev_yaml_scalar(opn))
-            return ev_yaml_fail(err, source, edge,
-                                "genotype: %s edge %d must be [op, input] or {op: ..., input: ...}",
-                                which, count);
+        static const char *const edge_keys[] = {"op", "input", NULL};
+        if (ev_yaml_node_kind(edge) == EV_YAML_SEQUENCE && ev_yaml_length(edge) == 2) {
+            if (!(opn = ev_yaml_item(doc, edge, 0)) || !(inn = ev_yaml_item(doc, edge, 1)))
+                return ev_fail_yaml_doc(err, doc);
+        } else if (ev_yaml_node_kind(edge) == EV_YAML_MAPPING) {
+            if (!ev_yaml_walk_mapping(doc, edge, "a genotype edge", edge_keys, NULL, NULL))
+                return ev_fail_yaml_doc(err, doc);
+            opn = ev_yaml_lookup(doc, edge, "op");
+            inn = ev_yaml_lookup(doc, edge, "input");
+        }
+        if (!opn || !inn || !ev_yaml_scalar(opn)) {
+            ev_yaml_fail(doc, edge,
+                         "genotype: %s edge %d must be [op, input] or {op: ..., input: ...}", which,
+                         e);
+            return ev_fail_yaml_doc(err, doc);
+        }
         int op = ev_primitive_parse(ev_yaml_scalar(opn));
         if (op < 0) {
-            char where[160];
-            snprintf(where, sizeof where, "%s:%zu:%zu: genotype: %s edge %d: ", source,
-                     opn->start_mark.line + 1, opn->start_mark.column + 1, which, count);
+            char where[160], what[48];
+            node_where(doc, opn, where, sizeof where);
+            snprintf(what, sizeof what, "genotype: %s edge %d: ", which, e);
+            strncat(where, what, sizeof where - strlen(where) - 1);
             return fail_unknown_op(err, where, ev_yaml_scalar(opn));
         }
         long input;
         char what[64];
-        snprintf(what, sizeof what, "genotype: %s edge %d input", which, count);
-        int rc = ev_yaml_int(inn, what, source, 0, 2 + count / 2 - 1, &input, err);
-        if (rc)
-            return rc;
-        cell->edges[count].op = (ev_primitive)op;
-        cell->edges[count].input = (int)input;
+        snprintf(what, sizeof what, "%s edge %d input", which, e);
+        if (!ev_yaml_get_int(doc, inn, what, 0, 2 + e / 2 - 1, &input))
+            return ev_fail_yaml_doc(err, doc);
+        cell->edges[e].op = (ev_primitive)op;
+        cell->edges[e].input = (int)input;
     }
-    if (count % 2)
-        return ev_yaml_fail(err, source, seq,
-                            "genotype: %s has %d edges; each node needs exactly two", which, count);
+    if (count % 2) {
+        ev_yaml_fail(doc, seq, "genotype: %s has %d edges; each node needs exactly two", which,
+                     count);
+        return ev_fail_yaml_doc(err, doc);
+    }
     cell->num_nodes = count / 2;
     return EV_OK;
 }
 
-static int yaml_concat(yaml_document_t *doc, yaml_node_t *node, const char *source,
-                       ev_cell_genotype *cell, const char *which, ev_error *err)
+static int yaml_concat(ev_yaml_doc *doc, const ev_yaml_node *node, ev_cell_genotype *cell,
+                       const char *which, ev_error *err)
 {
     cell->num_concat = 0;
-    if (node->type == YAML_SCALAR_NODE) { /* "range(2, 6)" */
+    if (ev_yaml_node_kind(node) == EV_YAML_SCALAR) { /* "range(2, 6)" */
         ev_genotype tmp;
         memset(&tmp, 0, sizeof tmp);
         lexer lx = {.text = ev_yaml_scalar(node), .p = ev_yaml_scalar(node)};
         int rc = lex_next(&lx, err);
         if (!rc)
             rc = parse_concat(&lx, &tmp.normal, which, err);
-        if (rc)
-            return ev_fail_prefix(err, "%s:%zu:%zu: ", source, node->start_mark.line + 1,
-                                  node->start_mark.column + 1);
+        if (rc) {
+            char where[160];
+            node_where(doc, node, where, sizeof where);
+            return ev_fail_prefix(err, "%s", where);
+        }
         cell->num_concat = tmp.normal.num_concat;
         memcpy(cell->concat, tmp.normal.concat, sizeof cell->concat);
         return EV_OK;
     }
-    if (node->type != YAML_SEQUENCE_NODE)
-        return ev_yaml_fail(err, source, node, "genotype: %s_concat must be a list of node indices",
-                            which);
-    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top;
-         it++) {
-        if (cell->num_concat >= EV_GENOTYPE_MAX_NODES + 2)
-            return ev_yaml_fail(err, source, node, "genotype: %s_concat is too long", which);
+    if (ev_yaml_node_kind(node) != EV_YAML_SEQUENCE) {
+        ev_yaml_fail(doc, node, "genotype: %s_concat must be a list of node indices", which);
+        return ev_fail_yaml_doc(err, doc);
+    }
+    for (size_t i = 0; i < ev_yaml_length(node); i++) {
+        const ev_yaml_node *item = ev_yaml_item(doc, node, i);
         long v;
         char what[64];
-        snprintf(what, sizeof what, "genotype: %s_concat entry", which);
-        int rc = ev_yaml_int(yaml_document_get_node(doc, *it), what, source, 0,
-                             EV_GENOTYPE_MAX_NODES + 1, &v, err);
-        if (rc)
-            return rc;
+        if (!item)
+            return ev_fail_yaml_doc(err, doc);
+        if (cell->num_concat >= EV_GENOTYPE_MAX_NODES + 2) {
+            ev_yaml_fail(doc, node, "genotype: %s_concat is too long", which);
+            return ev_fail_yaml_doc(err, doc);
+        }
+        snprintf(what, sizeof what, "%s_concat entry", which);
+        if (!ev_yaml_get_int(doc, item, what, 0, EV_GENOTYPE_MAX_NODES + 1, &v))
+            return ev_fail_yaml_doc(err, doc);
         cell->concat[cell->num_concat++] = (int)v;
     }
     return EV_OK;
 }
 
-int ev_genotype_from_yaml_node(yaml_document_t *doc, yaml_node_t *node, const char *source,
-                               ev_genotype *out, ev_error *err)
+int ev_genotype_from_yaml_node(ev_yaml_doc *doc, const ev_yaml_node *node, ev_genotype *out,
+                               ev_error *err)
 {
+    static const char *const keys[] = {"normal", "normal_concat", "reduce",   "reduce_concat",
+                                       "name",   "source",        "genotype", NULL};
     ev_genotype g;
     memset(&g, 0, sizeof g);
     int rc;
-    if (node->type == YAML_SCALAR_NODE) {
+    if (ev_yaml_node_kind(node) == EV_YAML_SCALAR) {
         rc = parse_published(ev_yaml_scalar(node), &g, err);
-        if (rc)
-            return ev_fail_prefix(err, "%s:%zu:%zu: ", source, node->start_mark.line + 1,
-                                  node->start_mark.column + 1);
-    } else if (node->type == YAML_MAPPING_NODE) {
-        yaml_node_t *genotype = ev_yaml_map_get(doc, node, "genotype");
-        if (genotype) /* a genotype file may wrap the mapping: {name: ..., genotype: {...}} */
-            return ev_genotype_from_yaml_node(doc, genotype, source, out, err);
-        for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
-             p++) {
-            const char *key = ev_yaml_scalar(yaml_document_get_node(doc, p->key));
-            if (!key ||
-                (strcmp(key, "normal") && strcmp(key, "normal_concat") && strcmp(key, "reduce") &&
-                 strcmp(key, "reduce_concat") && strcmp(key, "name") && strcmp(key, "source")))
-                return ev_yaml_fail(err, source, yaml_document_get_node(doc, p->key),
-                                    "genotype: unknown key '%s' (expected normal, normal_concat, "
-                                    "reduce, reduce_concat, name, source)",
-                                    key ? key : "?");
+        if (rc) {
+            char where[160];
+            node_where(doc, node, where, sizeof where);
+            return ev_fail_prefix(err, "%s", where);
         }
-        static const char *const keys[4] = {"normal", "normal_concat", "reduce", "reduce_concat"};
+    } else if (ev_yaml_node_kind(node) == EV_YAML_MAPPING) {
+        if (!ev_yaml_walk_mapping(doc, node, "genotype", keys, NULL, NULL))
+            return ev_fail_yaml_doc(err, doc);
+        const ev_yaml_node *name = ev_yaml_lookup(doc, node, "name"),
+                           *source = ev_yaml_lookup(doc, node, "source"),
+                           *genotype = ev_yaml_lookup(doc, node, "genotype");
+        if ((name && !ev_yaml_get_string(doc, name, "name")) ||
+            (source && !ev_yaml_get_string(doc, source, "source")))
+            return ev_fail_yaml_doc(err, doc);
+        if (genotype) { /* a genotype file may wrap the mapping: {name: ..., genotype: {...}} */
+            for (int k = 0; k < 4; k++)
+                if (ev_yaml_lookup(doc, node, keys[k])) {
+                    ev_yaml_fail(doc, genotype,
+                                 "genotype: give the cells either under 'genotype' or beside it");
+                    return ev_fail_yaml_doc(err, doc);
+                }
+            return ev_genotype_from_yaml_node(doc, genotype, out, err);
+        }
         for (int k = 0; k < 4; k++) {
-            yaml_node_t *v = ev_yaml_map_get(doc, node, keys[k]);
-            if (!v)
-                return ev_yaml_fail(err, source, node, "genotype: key '%s' is missing", keys[k]);
+            const ev_yaml_node *v = ev_yaml_lookup(doc, node, keys[k]);
+            if (!v) {
+                ev_yaml_fail(doc, node, "genotype: key '%s' is missing", keys[k]);
+                return ev_fail_yaml_doc(err, doc);
+            }
             ev_cell_genotype *cell = k < 2 ? &g.normal : &g.reduce;
             const char *which = k < 2 ? "normal" : "reduce";
-            rc = (k % 2 == 0) ? yaml_edges(doc, v, source, cell, which, err)
-                              : yaml_concat(doc, v, source, cell, which, err);
+            rc = (k % 2 == 0) ? yaml_edges(doc, v, cell, which, err)
+                              : yaml_concat(doc, v, cell, which, err);
             if (rc)
                 return rc;
         }
     } else {
-        return ev_yaml_fail(err, source, node,
-                            "genotype: expected a Genotype(...) string or a mapping");
+        ev_yaml_fail(doc, node, "genotype: expected a Genotype(...) string or a mapping");
+        return ev_fail_yaml_doc(err, doc);
     }
     if ((rc = ev_genotype_validate(&g, err)))
-        return ev_fail_prefix(err, "%s: ", source);
+        return ev_fail_prefix(err, "%s: ", ev_yaml_source(doc));
     *out = g;
     return EV_OK;
+}
+
+/* The one-line form starts with Genotype( or NAME = Genotype(; anything else is YAML. */
+static bool is_published_form(const char *text)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    const char *paren = strchr(text, '('), *colon = strchr(text, ':');
+    return paren && (!colon || paren < colon);
+}
+
+static int genotype_from_yaml_text(const char *text, size_t len, const char *source,
+                                   ev_genotype *out, ev_error *err)
+{
+    ev_yaml_doc *doc = NULL;
+    ev_yaml_error yerr = {0};
+    if (ev_yaml_load_text(text, len, source, &doc, &yerr) != EV_YAML_OK)
+        return ev_fail_yaml(err, &yerr);
+    int rc = ev_genotype_from_yaml_node(doc, ev_yaml_root(doc), out, err);
+    ev_yaml_free(doc);
+    return rc;
 }
 
 int ev_genotype_parse(const char *text, ev_genotype *out, ev_error *err)
 {
     if (!text)
         return ev_fail(err, EV_ERR_INVALID, "genotype: no text");
-    const char *s = text;
-    while (isspace((unsigned char)*s))
-        s++;
-    /* The one-line form starts with Genotype( or NAME = Genotype(; anything else is YAML. */
-    const char *paren = strchr(s, '(');
-    const char *colon = strchr(s, ':');
-    if (paren && (!colon || paren < colon)) {
+    if (!text[strspn(text, " \t\r\n")])
+        return ev_fail(err, EV_ERR_INVALID, "genotype: empty document");
+    if (is_published_form(text)) {
         ev_genotype g;
         memset(&g, 0, sizeof g);
+        const char *s = text;
+        while (isspace((unsigned char)*s))
+            s++;
         int rc = parse_published(s, &g, err);
         if (!rc)
             rc = ev_genotype_validate(&g, err);
@@ -492,53 +541,23 @@ int ev_genotype_parse(const char *text, ev_genotype *out, ev_error *err)
             *out = g;
         return rc;
     }
-    yaml_document_t doc;
-    int rc = ev_yaml_load(&doc, text, strlen(text), "genotype", err);
-    if (rc)
-        return rc;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!root)
-        rc = ev_fail(err, EV_ERR_INVALID, "genotype: empty document");
-    else
-        rc = ev_genotype_from_yaml_node(&doc, root, "genotype", out, err);
-    yaml_document_delete(&doc);
-    return rc;
+    return genotype_from_yaml_text(text, strlen(text), "genotype", out, err);
 }
 
 int ev_genotype_load_file(const char *path, ev_genotype *out, ev_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ev_fail(err, EV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    bool too_big = buf && n == (1 << 20) - 1 && fgetc(f) != EOF;
-    fclose(f);
-    if (!buf)
-        return ev_fail(err, EV_ERR_NOMEM, "%s: out of memory", path);
-    if (too_big) {
-        free(buf);
-        return ev_fail(err, EV_ERR_FORMAT, "%s: genotype file larger than 1 MiB", path);
-    }
-    buf[n] = 0;
+    char *buf;
+    size_t n;
+    ev_yaml_error yerr = {0};
+    if (ev_yaml_read_file(path, EV_YAML_MAX_BYTES, &buf, &n, &yerr) != EV_YAML_OK)
+        return ev_fail_yaml(err, &yerr);
     int rc;
-    const char *s = buf;
-    while (isspace((unsigned char)*s))
-        s++;
-    const char *paren = strchr(s, '('), *colon = strchr(s, ':');
-    if (paren && (!colon || paren < colon)) {
-        rc = ev_genotype_parse(s, out, err);
+    if (is_published_form(buf)) {
+        rc = ev_genotype_parse(buf, out, err);
         if (rc)
             ev_fail_prefix(err, "%s: ", path);
     } else {
-        yaml_document_t doc;
-        rc = ev_yaml_load(&doc, buf, n, path, err);
-        if (!rc) {
-            yaml_node_t *root = yaml_document_get_root_node(&doc);
-            rc = root ? ev_genotype_from_yaml_node(&doc, root, path, out, err)
-                      : ev_fail(err, EV_ERR_INVALID, "%s: empty document", path);
-            yaml_document_delete(&doc);
-        }
+        rc = genotype_from_yaml_text(buf, n, path, out, err);
     }
     free(buf);
     return rc;

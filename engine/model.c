@@ -3,72 +3,29 @@
 #include "yaml_util.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static int read_text_file(const char *path, size_t limit, char **out, size_t *len, ev_error *err)
+static int parse_float_list(ev_yaml_doc *doc, const ev_yaml_node *node, const char *what, int count,
+                            float *out, ev_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ev_fail(err, EV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(limit + 1);
-    size_t n = buf ? fread(buf, 1, limit, f) : 0;
-    bool more = buf && n == limit && fgetc(f) != EOF;
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return ev_fail(err, EV_ERR_NOMEM, "%s: out of memory", path);
-    if (more || bad) {
-        free(buf);
-        return more ? ev_fail(err, EV_ERR_FORMAT, "%s: larger than %zu bytes", path, limit)
-                    : ev_fail(err, EV_ERR_IO, "%s: read error", path);
+    if (ev_yaml_node_kind(node) != EV_YAML_SEQUENCE) {
+        ev_yaml_fail(doc, node, "%s must be a list", what);
+        return ev_fail_yaml_doc(err, doc);
     }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return EV_OK;
-}
-
-static int check_keys(yaml_document_t *doc, yaml_node_t *map, const char *source,
-                      const char *section, const char *const *allowed, ev_error *err)
-{
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        const char *key = ev_yaml_scalar(k);
-        bool ok = false;
-        for (int i = 0; key && allowed[i]; i++)
-            ok |= strcmp(key, allowed[i]) == 0;
-        if (!ok) {
-            char list[256] = "";
-            for (int i = 0; allowed[i]; i++)
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                         allowed[i]);
-            return ev_yaml_fail(err, source, k, "%sunknown key '%s' (expected one of: %s)", section,
-                                key ? key : "?", list);
-        }
+    int n = (int)ev_yaml_length(node);
+    if (n != count && n != 1) {
+        ev_yaml_fail(doc, node, "%s has %d entries; the input has %d channels", what, n, count);
+        return ev_fail_yaml_doc(err, doc);
     }
-    return EV_OK;
-}
-
-static int parse_float_list(yaml_document_t *doc, yaml_node_t *node, const char *what,
-                            const char *source, int count, float *out, ev_error *err)
-{
-    if (node->type != YAML_SEQUENCE_NODE)
-        return ev_yaml_fail(err, source, node, "%s must be a list", what);
-    int n = (int)(node->data.sequence.items.top - node->data.sequence.items.start);
-    if (n != count && n != 1)
-        return ev_yaml_fail(err, source, node, "%s has %d entries; the input has %d channels", what,
-                            n, count);
     for (int i = 0; i < count; i++) {
+        const ev_yaml_node *item = ev_yaml_item(doc, node, (size_t)(n == 1 ? 0 : i));
         double v;
-        yaml_node_t *item =
-            yaml_document_get_node(doc, node->data.sequence.items.start[n == 1 ? 0 : i]);
-        int rc = ev_yaml_float(item, what, source, &v, err);
-        if (rc)
-            return rc;
+        if (!item || !ev_yaml_get_double(doc, item, what, -DBL_MAX, DBL_MAX, &v))
+            return ev_fail_yaml_doc(err, doc);
         out[i] = (float)v;
     }
     return EV_OK;
@@ -83,84 +40,246 @@ static void free_classes(ev_model *m)
     m->num_classes = 0;
 }
 
-static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *source,
-                         const char *dir, ev_model *m, ev_error *err)
+static int parse_network(ev_yaml_doc *doc, const ev_yaml_node *net, const char *dir, ev_model *m,
+                         ev_error *err)
 {
     static const char *const keys[] = {"init_channels", "layout",        "layers",    "genotype",
                                        "genotype_file", "genotype_name", "auxiliary", NULL};
-    if (net->type != YAML_MAPPING_NODE)
-        return ev_yaml_fail(err, source, net, "network must be a mapping");
-    int rc = check_keys(doc, net, source, "network: ", keys, err);
-    if (rc)
-        return rc;
+    if (!ev_yaml_walk_mapping(doc, net, "network", keys, NULL, NULL))
+        return ev_fail_yaml_doc(err, doc);
+    int rc;
     ev_net_config *cfg = &m->cfg;
     long v;
-    yaml_node_t *n = ev_yaml_map_get(doc, net, "init_channels");
-    if (!n)
-        return ev_yaml_fail(err, source, net, "network: init_channels is missing");
-    if ((rc = ev_yaml_int(n, "network: init_channels", source, 1, 4096, &v, err)))
-        return rc;
+    const ev_yaml_node *n = ev_yaml_lookup(doc, net, "init_channels");
+    if (!n) {
+        ev_yaml_fail(doc, net, "network: init_channels is missing");
+        return ev_fail_yaml_doc(err, doc);
+    }
+    if (!ev_yaml_get_int(doc, n, "init_channels", 1, 4096, &v))
+        return ev_fail_yaml_doc(err, doc);
     cfg->init_channels = (int)v;
-    yaml_node_t *layout = ev_yaml_map_get(doc, net, "layout");
-    yaml_node_t *layers = ev_yaml_map_get(doc, net, "layers");
-    if (!!layout == !!layers)
-        return ev_yaml_fail(err, source, net, "network: give exactly one of layout or layers");
+    const ev_yaml_node *layout = ev_yaml_lookup(doc, net, "layout");
+    const ev_yaml_node *layers = ev_yaml_lookup(doc, net, "layers");
+    if (!!layout == !!layers) {
+        ev_yaml_fail(doc, net, "network: give exactly one of layout or layers");
+        return ev_fail_yaml_doc(err, doc);
+    }
     if (layers) {
-        if ((rc = ev_yaml_int(layers, "network: layers", source, 1, EV_MAX_CELLS, &v, err)))
-            return rc;
+        if (!ev_yaml_get_int(doc, layers, "layers", 1, EV_MAX_CELLS, &v))
+            return ev_fail_yaml_doc(err, doc);
         cfg->num_cells = (int)v;
         ev_layout_from_layers(cfg->num_cells, cfg->reduction);
     } else {
-        if (layout->type != YAML_SEQUENCE_NODE)
-            return ev_yaml_fail(err, source, layout,
-                                "network: layout must be a list of normal/reduce");
-        cfg->num_cells = 0;
-        for (yaml_node_item_t *it = layout->data.sequence.items.start;
-             it < layout->data.sequence.items.top; it++) {
-            yaml_node_t *c = yaml_document_get_node(doc, *it);
-            const char *s = ev_yaml_scalar(c);
-            if (cfg->num_cells >= EV_MAX_CELLS)
-                return ev_yaml_fail(err, source, c, "network: layout longer than %d cells",
-                                    EV_MAX_CELLS);
-            if (s && (!strcmp(s, "normal") || !strcmp(s, "N")))
-                cfg->reduction[cfg->num_cells++] = false;
-            else if (s && (!strcmp(s, "reduce") || !strcmp(s, "reduction") || !strcmp(s, "R")))
-                cfg->reduction[cfg->num_cells++] = true;
-            else
-                return ev_yaml_fail(err, source, c,
-                                    "network: layout entry '%s' is not normal or reduce",
-                                    s ? s : "?");
+        if (ev_yaml_node_kind(layout) != EV_YAML_SEQUENCE) {
+            ev_yaml_fail(doc, layout, "network: layout must be a list of normal/reduce");
+            return ev_fail_yaml_doc(err, doc);
         }
-        if (cfg->num_cells == 0)
-            return ev_yaml_fail(err, source, layout, "network: layout is empty");
+        cfg->num_cells = 0;
+        for (size_t i = 0; i < ev_yaml_length(layout); i++) {
+            const ev_yaml_node *c = ev_yaml_item(doc, layout, i);
+            if (!c)
+                return ev_fail_yaml_doc(err, doc);
+            const char *s = ev_yaml_scalar(c);
+            if (cfg->num_cells >= EV_MAX_CELLS) {
+                ev_yaml_fail(doc, c, "network: layout longer than %d cells", EV_MAX_CELLS);
+                return ev_fail_yaml_doc(err, doc);
+            }
+            if (s && (!strcmp(s, "normal") || !strcmp(s, "N"))) {
+                cfg->reduction[cfg->num_cells++] = false;
+            } else if (s && (!strcmp(s, "reduce") || !strcmp(s, "reduction") || !strcmp(s, "R"))) {
+                cfg->reduction[cfg->num_cells++] = true;
+            } else {
+                ev_yaml_fail(doc, c, "network: layout entry '%s' is not normal or reduce",
+                             s ? s : "?");
+                return ev_fail_yaml_doc(err, doc);
+            }
+        }
+        if (cfg->num_cells == 0) {
+            ev_yaml_fail(doc, layout, "network: layout is empty");
+            return ev_fail_yaml_doc(err, doc);
+        }
     }
-    yaml_node_t *g = ev_yaml_map_get(doc, net, "genotype");
-    yaml_node_t *gf = ev_yaml_map_get(doc, net, "genotype_file");
-    if (!!g == !!gf)
-        return ev_yaml_fail(err, source, net,
-                            "network: give exactly one of genotype or genotype_file");
+    const ev_yaml_node *g = ev_yaml_lookup(doc, net, "genotype");
+    const ev_yaml_node *gf = ev_yaml_lookup(doc, net, "genotype_file");
+    if (!!g == !!gf) {
+        ev_yaml_fail(doc, net, "network: give exactly one of genotype or genotype_file");
+        return ev_fail_yaml_doc(err, doc);
+    }
     if (g) {
-        if ((rc = ev_genotype_from_yaml_node(doc, g, source, &cfg->genotype, err)))
+        if ((rc = ev_genotype_from_yaml_node(doc, g, &cfg->genotype, err)))
             return rc;
     } else {
-        const char *file = ev_yaml_scalar(gf);
-        if (!file || !*file)
-            return ev_yaml_fail(err, source, gf, "network: genotype_file must be a path");
+        const char *file = ev_yaml_get_nonempty_string(doc, gf, "genotype_file");
+        if (!file)
+            return ev_fail_yaml_doc(err, doc);
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s%s%s", file[0] == '/' ? "" : dir, file[0] == '/' ? "" : "/",
                  file);
         if ((rc = ev_genotype_load_file(path, &cfg->genotype, err)))
             return rc;
     }
-    yaml_node_t *gn = ev_yaml_map_get(doc, net, "genotype_name");
-    if (gn && ev_yaml_scalar(gn))
-        snprintf(m->genotype_name, sizeof m->genotype_name, "%s", ev_yaml_scalar(gn));
-    yaml_node_t *aux = ev_yaml_map_get(doc, net, "auxiliary");
-    if (aux) {
-        const char *s = ev_yaml_scalar(aux);
-        if (!s || (strcmp(s, "true") && strcmp(s, "false")))
-            return ev_yaml_fail(err, source, aux, "network: auxiliary must be true or false");
-        cfg->auxiliary = strcmp(s, "true") == 0;
+    const ev_yaml_node *gn = ev_yaml_lookup(doc, net, "genotype_name");
+    if (gn) {
+        const char *name = ev_yaml_get_string(doc, gn, "genotype_name");
+        if (!name)
+            return ev_fail_yaml_doc(err, doc);
+        snprintf(m->genotype_name, sizeof m->genotype_name, "%s", name);
+    }
+    const ev_yaml_node *aux = ev_yaml_lookup(doc, net, "auxiliary");
+    if (aux && !ev_yaml_get_bool(doc, aux, "auxiliary", &cfg->auxiliary))
+        return ev_fail_yaml_doc(err, doc);
+    return EV_OK;
+}
+
+static int parse_classes(ev_yaml_doc *doc, const ev_yaml_node *n, ev_model *m, ev_error *err)
+{
+    /* no classes: the 14 echo views */
+    if (n && ev_yaml_node_kind(n) != EV_YAML_SEQUENCE) {
+        ev_yaml_fail(doc, n, "classes must be a list of names");
+        return ev_fail_yaml_doc(err, doc);
+    }
+    int count = n ? (int)ev_yaml_length(n) : 14;
+    if (count < 1 || count > EV_MAX_CLASSES) {
+        ev_yaml_fail(doc, n, "classes: %d entries; need 1..%d", count, EV_MAX_CLASSES);
+        return ev_fail_yaml_doc(err, doc);
+    }
+    if (!(m->class_names = calloc((size_t)count, sizeof *m->class_names)))
+        return ev_fail(err, EV_ERR_NOMEM, "out of memory");
+    m->num_classes = count;
+    for (int i = 0; i < count; i++) {
+        const char *s = ev_echo_views[i % 14];
+        if (n) {
+            const ev_yaml_node *c = ev_yaml_item(doc, n, (size_t)i);
+            if (!c)
+                return ev_fail_yaml_doc(err, doc);
+            if (ev_yaml_node_kind(c) != EV_YAML_SCALAR) {
+                ev_yaml_fail(doc, c, "classes: entry %d is not a name", i);
+                return ev_fail_yaml_doc(err, doc);
+            }
+            if (!(s = ev_yaml_get_nonempty_string(doc, c, "classes entry")))
+                return ev_fail_yaml_doc(err, doc);
+            for (int j = 0; j < i; j++)
+                if (strcmp(m->class_names[j], s) == 0) {
+                    ev_yaml_fail(doc, c, "classes: '%s' appears twice", s);
+                    return ev_fail_yaml_doc(err, doc);
+                }
+        }
+        if (!(m->class_names[i] = strdup(s)))
+            return ev_fail(err, EV_ERR_NOMEM, "out of memory");
+    }
+    return EV_OK;
+}
+
+static int parse_input(ev_yaml_doc *doc, const ev_yaml_node *root, ev_model *m, ev_error *err)
+{
+    static const char *const keys[] = {"width", "height", "channels", NULL};
+    static const char *const dims[3] = {"width", "height", "channels"};
+    int *fields[3] = {&m->input_width, &m->input_height, &m->input_channels};
+    const ev_yaml_node *n = ev_yaml_lookup(doc, root, "input");
+    long v;
+    if (!n) {
+        ev_yaml_fail(doc, root, "input: {width, height, channels} is missing");
+        return ev_fail_yaml_doc(err, doc);
+    }
+    if (!ev_yaml_walk_mapping(doc, n, "input", keys, NULL, NULL))
+        return ev_fail_yaml_doc(err, doc);
+    for (int i = 0; i < 3; i++) {
+        const ev_yaml_node *d = ev_yaml_lookup(doc, n, dims[i]);
+        if (!d) {
+            ev_yaml_fail(doc, n, "input: %s is missing", dims[i]);
+            return ev_fail_yaml_doc(err, doc);
+        }
+        if (!ev_yaml_get_int(doc, d, dims[i], 1, i == 2 ? 3 : 4096, &v))
+            return ev_fail_yaml_doc(err, doc);
+        *fields[i] = (int)v;
+    }
+    if (m->input_channels == 2) {
+        ev_yaml_fail(doc, n, "input: channels must be 1 (gray) or 3 (RGB)");
+        return ev_fail_yaml_doc(err, doc);
+    }
+    return EV_OK;
+}
+
+static int parse_preprocess(ev_yaml_doc *doc, const ev_yaml_node *n, ev_model *m, ev_error *err)
+{
+    static const char *const keys[] = {"scale", "mean", "std", NULL};
+    m->scale = 1.0f / 255.0f;
+    for (int c = 0; c < 3; c++) {
+        m->mean[c] = 0.0f;
+        m->std[c] = 1.0f;
+    }
+    if (!n)
+        return EV_OK;
+    if (!ev_yaml_walk_mapping(doc, n, "preprocess", keys, NULL, NULL))
+        return ev_fail_yaml_doc(err, doc);
+    const ev_yaml_node *scale = ev_yaml_lookup(doc, n, "scale"),
+                       *mean = ev_yaml_lookup(doc, n, "mean"), *std = ev_yaml_lookup(doc, n, "std");
+    double d;
+    int rc;
+    if (scale) {
+        if (!ev_yaml_get_double(doc, scale, "scale", -DBL_MAX, DBL_MAX, &d))
+            return ev_fail_yaml_doc(err, doc);
+        m->scale = (float)d;
+    }
+    if (mean &&
+        (rc = parse_float_list(doc, mean, "preprocess: mean", m->input_channels, m->mean, err)))
+        return rc;
+    if (std && (rc = parse_float_list(doc, std, "preprocess: std", m->input_channels, m->std, err)))
+        return rc;
+    for (int c = 0; c < m->input_channels; c++)
+        if (!(m->std[c] > 0.0f)) {
+            ev_yaml_fail(doc, std, "preprocess: std must be positive");
+            return ev_fail_yaml_doc(err, doc);
+        }
+    return EV_OK;
+}
+
+static int parse_model_doc(ev_yaml_doc *doc, const char *dir, ev_model *m, char *weights_file,
+                           size_t weights_size, ev_error *err)
+{
+    static const char *const top_keys[] = {"name",    "classes", "input",       "preprocess",
+                                           "network", "weights", "description", "training",
+                                           "metrics", NULL};
+    static const char *const free_form[] = {"description", "training", "metrics"};
+    const ev_yaml_node *root = ev_yaml_root(doc), *n;
+    int rc;
+    if (!ev_yaml_walk_mapping(doc, root, "model.yaml", top_keys, NULL, NULL))
+        return ev_fail_yaml_doc(err, doc);
+    for (int i = 0; i < 3; i++) /* notes of their own shape, but no aliases there either */
+        if ((n = ev_yaml_lookup(doc, root, free_form[i])) && !ev_yaml_accept_any(doc, n))
+            return ev_fail_yaml_doc(err, doc);
+    n = ev_yaml_lookup(doc, root, "name");
+    const char *name = n ? ev_yaml_get_string(doc, n, "name") : "unnamed";
+    if (!name)
+        return ev_fail_yaml_doc(err, doc);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    if ((rc = parse_classes(doc, ev_yaml_lookup(doc, root, "classes"), m, err)) ||
+        (rc = parse_input(doc, root, m, err)) ||
+        (rc = parse_preprocess(doc, ev_yaml_lookup(doc, root, "preprocess"), m, err)))
+        return rc;
+
+    if (!(n = ev_yaml_lookup(doc, root, "network"))) {
+        ev_yaml_fail(doc, root, "network is missing");
+        return ev_fail_yaml_doc(err, doc);
+    }
+    if ((rc = parse_network(doc, n, dir, m, err)))
+        return rc;
+    m->cfg.in_channels = m->input_channels;
+    m->cfg.num_classes = m->num_classes;
+    m->cfg.input_width = m->input_width;
+    m->cfg.input_height = m->input_height;
+
+    n = ev_yaml_lookup(doc, root, "weights");
+    const char *wf = n ? ev_yaml_get_nonempty_string(doc, n, "weights") : "weights.safetensors";
+    if (!wf)
+        return ev_fail_yaml_doc(err, doc);
+    if (weights_file) {
+        int w = snprintf(weights_file, weights_size, "%s%s%s", wf[0] == '/' ? "" : dir,
+                         wf[0] == '/' ? "" : "/", wf);
+        if (w < 0 || (size_t)w >= weights_size) {
+            ev_yaml_fail(doc, n, "weights path too long");
+            return ev_fail_yaml_doc(err, doc);
+        }
     }
     return EV_OK;
 }
@@ -168,16 +287,6 @@ static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *sou
 int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_t weights_size,
                         ev_error *err)
 {
-    static const char *const top_keys[] = {"name",    "classes", "input",       "preprocess",
-                                           "network", "weights", "description", "training",
-                                           "metrics", NULL};
-    static const char *const input_keys[] = {"width", "height", "channels", NULL};
-    static const char *const pre_keys[] = {"scale", "mean", "std", NULL};
-    char *text = NULL;
-    size_t len = 0;
-    int rc = read_text_file(path, 1 << 20, &text, &len, err);
-    if (rc)
-        return rc;
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -187,150 +296,12 @@ int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_
         strcpy(dir, ".");
     snprintf(m->dir, sizeof m->dir, "%s", dir);
 
-    yaml_document_t doc;
-    if ((rc = ev_yaml_load(&doc, text, len, path, err))) {
-        free(text);
-        return rc;
-    }
-    free(text);
-    yaml_node_t *root = yaml_document_get_root_node(&doc), *n;
-    long v;
-    if (!root || root->type != YAML_MAPPING_NODE) {
-        rc = ev_yaml_fail(err, path, root, "model.yaml must be a mapping");
-        goto out;
-    }
-    if ((rc = check_keys(&doc, root, path, "", top_keys, err)))
-        goto out;
-    n = ev_yaml_map_get(&doc, root, "name");
-    snprintf(m->name, sizeof m->name, "%s", n && ev_yaml_scalar(n) ? ev_yaml_scalar(n) : "unnamed");
-
-    /* classes: default the 14 echo views */
-    n = ev_yaml_map_get(&doc, root, "classes");
-    if (n && n->type != YAML_SEQUENCE_NODE) {
-        rc = ev_yaml_fail(err, path, n, "classes must be a list of names");
-        goto out;
-    }
-    int count = n ? (int)(n->data.sequence.items.top - n->data.sequence.items.start) : 14;
-    if (count < 1 || count > EV_MAX_CLASSES) {
-        rc = ev_yaml_fail(err, path, n, "classes: %d entries; need 1..%d", count, EV_MAX_CLASSES);
-        goto out;
-    }
-    m->class_names = calloc((size_t)count, sizeof *m->class_names);
-    if (!m->class_names) {
-        rc = ev_fail(err, EV_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    m->num_classes = count;
-    for (int i = 0; i < count; i++) {
-        const char *s = ev_echo_views[i % 14];
-        if (n) {
-            yaml_node_t *c = yaml_document_get_node(&doc, n->data.sequence.items.start[i]);
-            s = ev_yaml_scalar(c);
-            if (!s || !*s) {
-                rc = ev_yaml_fail(err, path, c, "classes: entry %d is not a name", i);
-                goto out;
-            }
-            for (int j = 0; j < i; j++)
-                if (strcmp(m->class_names[j], s) == 0) {
-                    rc = ev_yaml_fail(err, path, c, "classes: '%s' appears twice", s);
-                    goto out;
-                }
-        }
-        if (!(m->class_names[i] = strdup(s))) {
-            rc = ev_fail(err, EV_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-    }
-
-    n = ev_yaml_map_get(&doc, root, "input");
-    if (!n || n->type != YAML_MAPPING_NODE) {
-        rc = ev_yaml_fail(err, path, n ? n : root, "input: {width, height, channels} is missing");
-        goto out;
-    }
-    if ((rc = check_keys(&doc, n, path, "input: ", input_keys, err)))
-        goto out;
-    const char *dims[3] = {"width", "height", "channels"};
-    int *fields[3] = {&m->input_width, &m->input_height, &m->input_channels};
-    for (int i = 0; i < 3; i++) {
-        yaml_node_t *d = ev_yaml_map_get(&doc, n, dims[i]);
-        char what[32];
-        snprintf(what, sizeof what, "input: %s", dims[i]);
-        if (!d) {
-            rc = ev_yaml_fail(err, path, n, "%s is missing", what);
-            goto out;
-        }
-        if ((rc = ev_yaml_int(d, what, path, 1, i == 2 ? 3 : 4096, &v, err)))
-            goto out;
-        *fields[i] = (int)v;
-    }
-    if (m->input_channels == 2) {
-        rc = ev_yaml_fail(err, path, n, "input: channels must be 1 (gray) or 3 (RGB)");
-        goto out;
-    }
-
-    m->scale = 1.0f / 255.0f;
-    for (int c = 0; c < 3; c++) {
-        m->mean[c] = 0.0f;
-        m->std[c] = 1.0f;
-    }
-    n = ev_yaml_map_get(&doc, root, "preprocess");
-    if (n) {
-        if (n->type != YAML_MAPPING_NODE) {
-            rc = ev_yaml_fail(err, path, n, "preprocess must be a mapping");
-            goto out;
-        }
-        if ((rc = check_keys(&doc, n, path, "preprocess: ", pre_keys, err)))
-            goto out;
-        yaml_node_t *s = ev_yaml_map_get(&doc, n, "scale");
-        double d;
-        if (s) {
-            if ((rc = ev_yaml_float(s, "preprocess: scale", path, &d, err)))
-                goto out;
-            m->scale = (float)d;
-        }
-        yaml_node_t *mean = ev_yaml_map_get(&doc, n, "mean"),
-                    *std = ev_yaml_map_get(&doc, n, "std");
-        if (mean && (rc = parse_float_list(&doc, mean, "preprocess: mean", path, m->input_channels,
-                                           m->mean, err)))
-            goto out;
-        if (std && (rc = parse_float_list(&doc, std, "preprocess: std", path, m->input_channels,
-                                          m->std, err)))
-            goto out;
-        for (int c = 0; c < m->input_channels; c++)
-            if (!(m->std[c] > 0.0f)) {
-                rc = ev_yaml_fail(err, path, std, "preprocess: std must be positive");
-                goto out;
-            }
-    }
-
-    n = ev_yaml_map_get(&doc, root, "network");
-    if (!n) {
-        rc = ev_yaml_fail(err, path, root, "network is missing");
-        goto out;
-    }
-    if ((rc = parse_network(&doc, n, path, dir, m, err)))
-        goto out;
-    m->cfg.in_channels = m->input_channels;
-    m->cfg.num_classes = m->num_classes;
-    m->cfg.input_width = m->input_width;
-    m->cfg.input_height = m->input_height;
-
-    n = ev_yaml_map_get(&doc, root, "weights");
-    const char *wf = n ? ev_yaml_scalar(n) : "weights.safetensors";
-    if (!wf || !*wf) {
-        rc = ev_yaml_fail(err, path, n, "weights must be a file name");
-        goto out;
-    }
-    if (weights_file) {
-        int w = snprintf(weights_file, weights_size, "%s%s%s", wf[0] == '/' ? "" : dir,
-                         wf[0] == '/' ? "" : "/", wf);
-        if (w < 0 || (size_t)w >= weights_size) {
-            rc = ev_yaml_fail(err, path, n, "weights path too long");
-            goto out;
-        }
-    }
-out:
-    yaml_document_delete(&doc);
+    ev_yaml_doc *doc = NULL;
+    ev_yaml_error yerr = {0};
+    if (ev_yaml_load_file(path, &doc, &yerr) != EV_YAML_OK)
+        return ev_fail_yaml(err, &yerr);
+    int rc = parse_model_doc(doc, dir, m, weights_file, weights_size, err);
+    ev_yaml_free(doc);
     return rc;
 }
 

@@ -1,28 +1,20 @@
-/* yaml_util.h: small helpers over libyaml's document API shared by the genotype and model.yaml
- * readers: typed scalar access with errors that name the file, line and column. */
+/* yaml_util.h: the engine's side of the YAML reader (base/ev_yaml.h, which owns the rules and
+ * the messages): its errors as ev_error, and a genotype read from a node (model.yaml's
+ * `network.genotype` and genotype files share it). */
 #ifndef EV_YAML_UTIL_H
 #define EV_YAML_UTIL_H
 
 #include "ev_internal.h"
+#include "ev_yaml.h"
 
-#include <yaml.h>
-
-/* Loads a whole YAML document from memory; returns EV_OK or a message with line and column. */
-int ev_yaml_load(yaml_document_t *doc, const char *text, size_t len, const char *source,
-                 ev_error *err);
-/* Looks up key in a mapping node; NULL if absent. */
-yaml_node_t *ev_yaml_map_get(yaml_document_t *doc, yaml_node_t *map, const char *key);
-const char *ev_yaml_scalar(yaml_node_t *node); /* NULL unless a scalar */
-int ev_yaml_int(yaml_node_t *node, const char *what, const char *source, long min, long max,
-                long *out, ev_error *err);
-int ev_yaml_float(yaml_node_t *node, const char *what, const char *source, double *out,
-                  ev_error *err);
-/* Fails with "source:line:col: what" for a node. */
-int ev_yaml_fail(ev_error *err, const char *source, const yaml_node_t *node, const char *fmt, ...)
-    EV_PRINTF(4, 5);
+/* Copies a YAML error into err with the engine's code (EV_ERR_IO, EV_ERR_FORMAT for a file over
+ * the size limit, EV_ERR_NOMEM, else EV_ERR_INVALID) and returns that code. */
+int ev_fail_yaml(ev_error *err, const ev_yaml_error *yaml_err);
+/* The same for the first failure of a walk over doc. */
+int ev_fail_yaml_doc(ev_error *err, const ev_yaml_doc *doc);
 /* Genotype from a YAML mapping node (normal, normal_concat, reduce, reduce_concat) or a scalar
  * holding the one-line published form. */
-int ev_genotype_from_yaml_node(yaml_document_t *doc, yaml_node_t *node, const char *source,
-                               ev_genotype *out, ev_error *err);
+int ev_genotype_from_yaml_node(ev_yaml_doc *doc, const ev_yaml_node *node, ev_genotype *out,
+                               ev_error *err);
 
 #endif

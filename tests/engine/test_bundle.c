@@ -245,7 +245,7 @@ static void check_bundles(void)
     expect_load_error(dir, "model.yaml:9:1: unknown key 'colour'", "unknown model.yaml key");
     dir = copy_bundle("bad_channels");
     edit_file(dir, "model.yaml", "'s/init_channels: 4/init_channels: four/'");
-    expect_load_error(dir, "model.yaml:6:18: network: init_channels: 'four' is not an integer",
+    expect_load_error(dir, "model.yaml:6:18: 'init_channels' must be an integer, not 'four'",
                       "non-integer init_channels");
     dir = copy_bundle("bad_op");
     edit_file(dir, "model.yaml", "'s/dil_conv_3x3/dil_conv_9x9/'");
@@ -263,7 +263,27 @@ static void check_bundles(void)
     expect_load_error(dir, "nothing.safetensors: cannot open", "missing weights file");
     dir = copy_bundle("bad_yaml");
     edit_file(dir, "model.yaml", "'s/^input: {/input: {{/'");
-    expect_load_error(dir, "YAML error", "malformed YAML");
+    expect_load_error(dir, "model.yaml:4:1: did not find expected ',' or '}'", "malformed YAML");
+    /* the YAML reader's rules hold for model.yaml as for every other file */
+    dir = copy_bundle("alias");
+    edit_file(dir, "model.yaml", "'s/^name: .*/name: \\&n darts\\ndescription: *n/'");
+    expect_load_error(dir, "model.yaml:1:7: aliases are not supported", "an alias in model.yaml");
+    dir = copy_bundle("alias_notes");
+    edit_file(dir, "model.yaml", "'s/^weights:/training: {a: \\&t [1], b: *t}\\nweights:/'");
+    expect_load_error(dir, "model.yaml:9:15: aliases are not supported",
+                      "an alias in a free-form section");
+    dir = copy_bundle("two_documents");
+    edit_file(dir, "model.yaml", "'$a ---\\nname: other'");
+    expect_load_error(dir, "model.yaml:10:1: a second YAML document starts here",
+                      "a second document");
+    dir = copy_bundle("bad_utf8");
+    edit_file(dir, "model.yaml", "'s/^name: .*/name: caf\\xff/'");
+    expect_load_error(dir, "model.yaml:1:10: invalid leading UTF-8 octet (0xFF", "bad UTF-8");
+    dir = copy_bundle("deep");
+    edit_file(dir, "model.yaml",
+              "'$a metrics: "
+              "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]'");
+    expect_load_error(dir, "model.yaml:10:41: nested deeper than 32 levels", "deep nesting");
     dir = copy_bundle("std_zero");
     edit_file(dir, "model.yaml", "'s/std: \\[1.0\\]/std: [0.0]/'");
     expect_load_error(dir, "preprocess: std must be positive", "zero std");

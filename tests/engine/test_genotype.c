@@ -102,13 +102,19 @@ static void check_errors(void)
          "unknown op 'bogus_op'"},
         {"normal: [[sep_conv_3x3, 0], [sep_conv_3x3, 5]]\nnormal_concat: [2]\nreduce: []\n"
          "reduce_concat: [2]\n",
-         "genotype:1:44: genotype: normal edge 1 input: 5 out of range 0..1"},
+         "genotype:1:44: 'normal edge 1 input' must be between 0 and 1, not 5"},
         {"normal: [[sep_conv_3x3, 0], [sep_conv_3x3, 1]]\nnormal_concat: [2]\nreduce: "
          "[[max_pool_3x3, 0], [max_pool_3x3, 1]]\n",
          "key 'reduce_concat' is missing"},
         {"normal: [[sep_conv_3x3, 0], [sep_conv_3x3, 1]]\nnormal_concat: [2]\ncolour: red\n",
          "unknown key 'colour'"},
-        {"normal: [[sep_conv_3x3, 0]\n", "YAML error"},
+        {"normal: [[sep_conv_3x3, 0]\n", "genotype:2:1: did not find expected ',' or ']'"},
+        {"normal: &e [[sep_conv_3x3, 0], [sep_conv_3x3, 1]]\nnormal_concat: [2]\nreduce: *e\n"
+         "reduce_concat: [2]\n",
+         "genotype:1:9: aliases are not supported"},
+        {"normal: [[sep_conv_3x3, 0], [sep_conv_3x3, 1]]\nnormal_concat: [2]\n---\nreduce: []\n",
+         "genotype:3:1: a second YAML document starts here"},
+        {"name: \xff\nnormal: []\n", "genotype:1:7: invalid leading UTF-8 octet"},
         {"normal: [[sep_conv_3x3, 0], [sep_conv_3x3]]\nnormal_concat: [2]\nreduce: []\n"
          "reduce_concat: [2]\n",
          "normal edge 1 must be [op, input]"},

@@ -21,7 +21,7 @@ fi
 
 engine=(common genotype model net_builder network ops_ref plan preprocess safetensors yaml_util backend_none)
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$src/engine" -I"$src/media")
+       -I"$src/base" -I"$src/engine" -I"$src/media")
 status=0
 for t in "${targets[@]}"; do
   srcs=("$src/tests/fuzz/fuzz_$t.c")
@@ -33,16 +33,17 @@ for t in "${targets[@]}"; do
     manifest) srcs+=("$src/media/image.c"); extra+=(-I"$src/search"); libs+=(-lpng) ;;
   esac
   if [ "$t" = daemon_config ]; then
-    # the daemon's parser needs GLib and libyaml only, not the engine
+    # the daemon's parser needs GLib and the YAML reader only, not the engine
     if ! pkg-config --exists glib-2.0 yaml-0.1; then
       echo "fuzz_$t: glib-2.0 or yaml-0.1 development files missing: skipped"
       continue
     fi
-    srcs+=("$src/daemon/evd_config.c")
+    srcs+=("$src/daemon/evd_config.c" "$src/base/ev_yaml.c")
     extra+=(-I"$src/daemon" $(pkg-config --cflags glib-2.0 yaml-0.1))
-    libs=($(pkg-config --libs glib-2.0 yaml-0.1) -lm)
+    libs=($(pkg-config --libs glib-2.0 yaml-0.1) -lm -lpthread)
   else
     for e in "${engine[@]}"; do srcs+=("$src/engine/$e.c"); done
+    srcs+=("$src/base/ev_yaml.c")
   fi
   if [ "$t" = dicom ]; then
     # the DICOM shim is C++ on DCMTK (DCMTK itself is not instrumented, the shim is)
