@@ -1,203 +1,104 @@
-/* bridge_config.c: the bridge's YAML schema on libyaml's document API. Unknown keys, aliases,
- * duplicate AE titles and out-of-range numbers are errors with file:line:column. */
+/* bridge_config.c: the bridge's YAML schema on the YAML reader (base/ev_yaml.h owns the rules:
+ * limits, aliases, UTF-8, scalar types, unknown keys). Duplicate AE titles and a config that
+ * would stream nothing are this schema's own errors; all name file:line:column. */
 #include "bridge_config.h"
 
+#include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
-#define MAX_NODES 10000
+#include "ev_yaml.h"
 
-typedef struct {
-    const gchar *path;
-    yaml_document_t *doc;
-    guint8 *visited;
-    gsize n_nodes;
-    GError **error;
-} Parser;
-
-static gboolean fail_at(Parser *p, const yaml_node_t *node, const gchar *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-
-static gboolean fail_at(Parser *p, const yaml_node_t *node, const gchar *fmt, ...)
+static gboolean get_string(ev_yaml_doc *doc, const ev_yaml_node *node, const gchar *key,
+                           gchar **out)
 {
-    va_list ap;
-    gchar *msg;
+    const gchar *s = ev_yaml_get_nonempty_string(doc, node, key);
 
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(p->error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s:%zu:%zu: %s", p->path,
-                node ? node->start_mark.line + 1 : 0, node ? node->start_mark.column + 1 : 0, msg);
-    g_free(msg);
-    return FALSE;
-}
-
-/* Each node is reached once: a second visit is an alias, refused (billion laughs). */
-static yaml_node_t *node_get(Parser *p, const yaml_node_t *parent, int index)
-{
-    yaml_node_t *node = yaml_document_get_node(p->doc, index);
-
-    if (!node || index < 1 || (gsize)index > p->n_nodes) {
-        fail_at(p, parent, "malformed document");
-        return NULL;
-    }
-    if (p->visited[index - 1]) {
-        fail_at(p, node, "aliases are not supported");
-        return NULL;
-    }
-    p->visited[index - 1] = 1;
-    return node;
-}
-
-static gboolean get_string(Parser *p, const yaml_node_t *node, const gchar *key, gchar **out)
-{
-    const gchar *s;
-
-    if (node->type != YAML_SCALAR_NODE)
-        return fail_at(p, node, "'%s' must be a string", key);
-    s = (const gchar *)node->data.scalar.value;
-    if (node->data.scalar.length != strlen(s) || !*s)
-        return fail_at(p, node, "'%s' must be a non-empty string without NUL bytes", key);
-    for (const gchar *c = s; *c; c++)
-        if ((guchar)*c < 0x20 || *c == 0x7f)
-            return fail_at(p, node, "'%s' contains a control character", key);
+    if (!s)
+        return FALSE;
     g_free(*out);
     *out = g_strdup(s);
     return TRUE;
 }
 
-static gboolean get_uint(Parser *p, const yaml_node_t *node, const gchar *key, guint min, guint max,
-                         guint *out)
+static gboolean get_uint(ev_yaml_doc *doc, const ev_yaml_node *node, const gchar *key, guint min,
+                         guint max, guint *out)
 {
-    guint64 v;
-    const gchar *s;
+    long v;
 
-    if (node->type != YAML_SCALAR_NODE)
-        return fail_at(p, node, "'%s' must be a number", key);
-    s = (const gchar *)node->data.scalar.value;
-    if (!g_ascii_string_to_unsigned(s, 10, min, max, &v, NULL))
-        return fail_at(p, node, "'%s' must be an integer in %u..%u, got '%s'", key, min, max, s);
+    if (!ev_yaml_get_int(doc, node, key, min, max, &v))
+        return FALSE;
     *out = (guint)v;
     return TRUE;
 }
 
-static gboolean get_bool(Parser *p, const yaml_node_t *node, const gchar *key, gboolean *out)
-{
-    const gchar *s = node->type == YAML_SCALAR_NODE ? (const gchar *)node->data.scalar.value : "";
+static const gchar *const listen_keys[] = {"port", "ae-title", "acse-timeout", "dimse-timeout",
+                                           NULL};
 
-    if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))
-        *out = TRUE;
-    else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))
-        *out = FALSE;
-    else
-        return fail_at(p, node, "'%s' must be true or false", key);
-    return TRUE;
-}
-
-typedef gboolean (*KeyHandler)(Parser *p, const gchar *key, yaml_node_t *value, gpointer data);
-
-static gboolean walk_mapping(Parser *p, yaml_node_t *node, const gchar *what, KeyHandler handle,
-                             gpointer data)
-{
-    GHashTable *seen;
-    gboolean ok = TRUE;
-
-    if (node->type != YAML_MAPPING_NODE)
-        return fail_at(p, node, "%s must be a mapping", what);
-    seen = g_hash_table_new(g_str_hash, g_str_equal);
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         ok && pair < node->data.mapping.pairs.top; pair++) {
-        yaml_node_t *k = node_get(p, node, pair->key);
-        yaml_node_t *v = k ? node_get(p, node, pair->value) : NULL;
-        const gchar *key;
-
-        if (!v) {
-            ok = FALSE;
-            break;
-        }
-        if (k->type != YAML_SCALAR_NODE) {
-            ok = fail_at(p, k, "keys of %s must be strings", what);
-            break;
-        }
-        key = (const gchar *)k->data.scalar.value;
-        if (!g_hash_table_add(seen, (gpointer)key)) {
-            ok = fail_at(p, k, "duplicate key '%s' in %s", key, what);
-            break;
-        }
-        if (!handle(p, key, v, data)) {
-            if (p->error && !*p->error)
-                fail_at(p, k, "unknown key '%s' in %s", key, what);
-            ok = FALSE;
-        }
-    }
-    g_hash_table_unref(seen);
-    return ok;
-}
-
-static gboolean handle_listen(Parser *p, const gchar *key, yaml_node_t *v, gpointer data)
+static bool handle_listen(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
+                          const ev_yaml_node *v, void *data)
 {
     BridgeConfig *c = data;
 
     if (!strcmp(key, "port"))
-        return get_uint(p, v, key, 1, 65535, &c->port);
+        return get_uint(doc, v, key, 1, 65535, &c->port);
     if (!strcmp(key, "ae-title")) {
-        if (!get_string(p, v, key, &c->ae_title))
+        if (!get_string(doc, v, key, &c->ae_title))
             return FALSE;
         if (strlen(c->ae_title) > 16 || strchr(c->ae_title, '\\'))
-            return fail_at(p, v, "'ae-title' must be at most 16 characters, without '\\'");
+            return ev_yaml_fail(doc, v, "'ae-title' must be at most 16 characters, without '\\'");
         return TRUE;
     }
     if (!strcmp(key, "acse-timeout"))
-        return get_uint(p, v, key, 1, 3600, &c->acse_timeout);
-    if (!strcmp(key, "dimse-timeout"))
-        return get_uint(p, v, key, 1, 3600, &c->dimse_timeout);
-    return FALSE;
+        return get_uint(doc, v, key, 1, 3600, &c->acse_timeout);
+    return get_uint(doc, v, key, 1, 3600, &c->dimse_timeout); /* dimse-timeout */
 }
 
-static gboolean handle_destination(Parser *p, const gchar *key, yaml_node_t *v, gpointer data)
+static const gchar *const destination_keys[] = {"calling-ae", "host",       "port", "payload",
+                                                "width",      "height",     "loop", "sdp",
+                                                "encoding",   "raw-format", NULL};
+
+static bool handle_destination(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
+                               const ev_yaml_node *v, void *data)
 {
     BridgeDestination *d = data;
-    gchar *text = NULL;
-    gboolean ok;
+    const gchar *text;
 
     if (!strcmp(key, "calling-ae")) {
-        if (!get_string(p, v, key, &d->calling_ae))
+        if (!get_string(doc, v, key, &d->calling_ae))
             return FALSE;
         if (strlen(d->calling_ae) > 16)
-            return fail_at(p, v, "'calling-ae' must be at most 16 characters");
+            return ev_yaml_fail(doc, v, "'calling-ae' must be at most 16 characters");
         return TRUE;
     }
     if (!strcmp(key, "host"))
-        return get_string(p, v, key, &d->host);
+        return get_string(doc, v, key, &d->host);
     if (!strcmp(key, "port"))
-        return get_uint(p, v, key, 1, 65535, &d->port);
+        return get_uint(doc, v, key, 1, 65535, &d->port);
     if (!strcmp(key, "payload"))
-        return get_uint(p, v, key, 96, 127, &d->payload);
+        return get_uint(doc, v, key, 96, 127, &d->payload);
     if (!strcmp(key, "width"))
-        return get_uint(p, v, key, 16, 16384, &d->width);
+        return get_uint(doc, v, key, 16, 16384, &d->width);
     if (!strcmp(key, "height"))
-        return get_uint(p, v, key, 16, 16384, &d->height);
-    if (!strcmp(key, "loop"))
-        return get_bool(p, v, key, &d->loop);
+        return get_uint(doc, v, key, 16, 16384, &d->height);
+    if (!strcmp(key, "loop")) {
+        bool loop;
+        if (!ev_yaml_get_bool(doc, v, key, &loop))
+            return FALSE;
+        d->loop = loop;
+        return TRUE;
+    }
     if (!strcmp(key, "sdp"))
-        return get_string(p, v, key, &d->sdp);
-    if (!strcmp(key, "encoding")) {
-        ok = get_string(p, v, key, &text) &&
-             (bridge_encoding_parse(text, &d->encoding) ||
-              fail_at(p, v, "'encoding' must be raw, h264 or jpeg, got '%s'", text));
-        g_free(text);
-        return ok;
-    }
-    if (!strcmp(key, "raw-format")) {
-        ok = get_string(p, v, key, &text) &&
-             ((!strcmp(text, "rgb") || !strcmp(text, "i420")) ||
-              fail_at(p, v, "'raw-format' must be rgb or i420, got '%s'", text));
-        if (ok)
-            d->raw_i420 = !strcmp(text, "i420");
-        g_free(text);
-        return ok;
-    }
-    return FALSE;
+        return get_string(doc, v, key, &d->sdp);
+    if (!(text = ev_yaml_get_nonempty_string(doc, v, key)))
+        return FALSE;
+    if (!strcmp(key, "encoding"))
+        return bridge_encoding_parse(text, &d->encoding) ||
+               ev_yaml_fail(doc, v, "'encoding' must be raw, h264 or jpeg, got '%s'", text);
+    /* raw-format */
+    if (strcmp(text, "rgb") && strcmp(text, "i420"))
+        return ev_yaml_fail(doc, v, "'raw-format' must be rgb or i420, got '%s'", text);
+    d->raw_i420 = !strcmp(text, "i420");
+    return TRUE;
 }
 
 static void destination_free(gpointer data)
@@ -210,19 +111,18 @@ static void destination_free(gpointer data)
     g_free(d);
 }
 
-static gboolean parse_destinations(Parser *p, BridgeConfig *c, yaml_node_t *node)
+static gboolean parse_destinations(ev_yaml_doc *doc, BridgeConfig *c, const ev_yaml_node *node)
 {
-    if (node->type != YAML_SEQUENCE_NODE)
-        return fail_at(p, node, "'destinations' must be a list");
-    for (yaml_node_item_t *item = node->data.sequence.items.start;
-         item < node->data.sequence.items.top; item++) {
-        yaml_node_t *v = node_get(p, node, *item);
+    if (ev_yaml_node_kind(node) != EV_YAML_SEQUENCE)
+        return ev_yaml_fail(doc, node, "'destinations' must be a list");
+    for (gsize i = 0; i < ev_yaml_length(node); i++) {
+        const ev_yaml_node *v = ev_yaml_item(doc, node, i);
         BridgeDestination *d;
 
         if (!v)
             return FALSE;
         if (c->destinations->len >= BRIDGE_MAX_DESTINATIONS)
-            return fail_at(p, v, "more than %d destinations", BRIDGE_MAX_DESTINATIONS);
+            return ev_yaml_fail(doc, v, "more than %d destinations", BRIDGE_MAX_DESTINATIONS);
         d = g_new0(BridgeDestination, 1);
         d->host = g_strdup("127.0.0.1");
         d->payload = 96;
@@ -230,40 +130,39 @@ static gboolean parse_destinations(Parser *p, BridgeConfig *c, yaml_node_t *node
         d->height = 600;
         d->loop = TRUE;
         g_ptr_array_add(c->destinations, d);
-        if (!walk_mapping(p, v, "a destination", handle_destination, d))
+        if (!ev_yaml_walk_mapping(doc, v, "a destination", destination_keys, handle_destination, d))
             return FALSE;
         if (!d->calling_ae || !d->port)
-            return fail_at(p, v, "a destination needs 'calling-ae' and 'port'");
-        for (guint i = 0; i + 1 < c->destinations->len; i++)
-            if (!strcmp(((BridgeDestination *)g_ptr_array_index(c->destinations, i))->calling_ae,
+            return ev_yaml_fail(doc, v, "a destination needs 'calling-ae' and 'port'");
+        for (guint j = 0; j + 1 < c->destinations->len; j++)
+            if (!strcmp(((BridgeDestination *)g_ptr_array_index(c->destinations, j))->calling_ae,
                         d->calling_ae))
-                return fail_at(p, v, "calling-ae '%s' has two destinations", d->calling_ae);
+                return ev_yaml_fail(doc, v, "calling-ae '%s' has two destinations", d->calling_ae);
     }
     return TRUE;
 }
 
-static gboolean handle_top(Parser *p, const gchar *key, yaml_node_t *v, gpointer data)
+static const gchar *const top_keys[] = {"listen", "spool", "destinations", NULL};
+
+static bool handle_top(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
+                       const ev_yaml_node *v, void *data)
 {
     BridgeConfig *c = data;
 
     if (!strcmp(key, "listen"))
-        return walk_mapping(p, v, "'listen'", handle_listen, c);
+        return ev_yaml_walk_mapping(doc, v, "'listen'", listen_keys, handle_listen, c);
     if (!strcmp(key, "spool"))
-        return get_string(p, v, key, &c->spool);
-    if (!strcmp(key, "destinations"))
-        return parse_destinations(p, c, v);
-    return FALSE;
+        return get_string(doc, v, key, &c->spool);
+    return parse_destinations(doc, c, v); /* destinations */
 }
 
 BridgeConfig *bridge_config_parse(const gchar *path, const gchar *text, gsize length,
                                   GError **error)
 {
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    gboolean parser_ok = FALSE, doc_ok = FALSE, ok = FALSE;
-    Parser p = {0};
+    ev_yaml_doc *doc = NULL;
+    ev_yaml_error yaml_err = {0};
     BridgeConfig *c = g_new0(BridgeConfig, 1);
-    yaml_node_t *root;
+    gboolean ok = FALSE;
 
     c->port = 11112;
     c->ae_title = g_strdup("ECHOVIEW");
@@ -271,39 +170,15 @@ BridgeConfig *bridge_config_parse(const gchar *path, const gchar *text, gsize le
     c->acse_timeout = 30;
     c->dimse_timeout = 30;
     c->destinations = g_ptr_array_new_with_free_func(destination_free);
-    p.path = path;
-    p.error = error;
-    if (length > BRIDGE_CONFIG_MAX_BYTES) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: larger than %d bytes", path,
-                    BRIDGE_CONFIG_MAX_BYTES);
+    if (ev_yaml_load_text(text, length, path, &doc, &yaml_err) != EV_YAML_OK) {
+        g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, yaml_err.message);
         goto out;
     }
-    if (!yaml_parser_initialize(&parser))
-        goto out;
-    parser_ok = TRUE;
-    yaml_parser_set_input_string(&parser, (const guchar *)text, length);
-    if (!yaml_parser_load(&parser, &doc)) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s:%zu:%zu: %s", path,
-                    parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                    parser.problem ? parser.problem : "syntax error");
+    if (!ev_yaml_walk_mapping(doc, ev_yaml_root(doc), "the top level", top_keys, handle_top, c)) {
+        g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                            ev_yaml_doc_error(doc)->message);
         goto out;
     }
-    doc_ok = TRUE;
-    p.doc = &doc;
-    p.n_nodes = (gsize)(doc.nodes.top - doc.nodes.start);
-    if (p.n_nodes > MAX_NODES) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: too many YAML nodes", path);
-        goto out;
-    }
-    root = yaml_document_get_root_node(&doc);
-    if (!root) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s:1:1: the file is empty", path);
-        goto out;
-    }
-    p.visited = g_malloc0(p.n_nodes + 1);
-    p.visited[0] = 1;
-    if (!walk_mapping(&p, root, "the top level", handle_top, c))
-        goto out;
     if (!c->destinations->len) {
         g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
                     "%s: no destinations: nothing would be streamed", path);
@@ -311,14 +186,8 @@ BridgeConfig *bridge_config_parse(const gchar *path, const gchar *text, gsize le
     }
     ok = TRUE;
 out:
-    g_free(p.visited);
-    if (doc_ok)
-        yaml_document_delete(&doc);
-    if (parser_ok)
-        yaml_parser_delete(&parser);
+    ev_yaml_free(doc);
     if (!ok) {
-        if (error && !*error)
-            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOMEM, "%s: out of memory", path);
         bridge_config_free(c);
         return NULL;
     }
@@ -327,14 +196,17 @@ out:
 
 BridgeConfig *bridge_config_load(const gchar *path, GError **error)
 {
-    gchar *text = NULL;
-    gsize length = 0;
+    char *text = NULL;
+    size_t length = 0;
+    ev_yaml_error io = {0};
     BridgeConfig *c;
 
-    if (!g_file_get_contents(path, &text, &length, error))
+    if (ev_yaml_read_file(path, EV_YAML_MAX_BYTES, &text, &length, &io) != EV_YAML_OK) {
+        g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, io.message);
         return NULL;
+    }
     c = bridge_config_parse(path, text, length, error);
-    g_free(text);
+    free(text);
     return c;
 }
 

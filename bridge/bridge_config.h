@@ -10,7 +10,6 @@
 
 G_BEGIN_DECLS
 
-#define BRIDGE_CONFIG_MAX_BYTES (1 << 20)
 #define BRIDGE_MAX_DESTINATIONS 256
 
 typedef struct {

@@ -1,214 +1,74 @@
-/* evd_config.c: the echoviewd YAML configuration (libyaml document API): schema walk with
- * file:line:column errors, defaults, and the pipeline descriptions built from it. */
+/* evd_config.c: echoviewd's configuration schema on the YAML reader (base/ev_yaml.h owns the
+ * rules: limits, aliases, UTF-8, scalar types, unknown keys): sections, defaults, cross-field
+ * checks, and the pipeline descriptions built from it. */
 #include "evd_config.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <glib/gstdio.h>
-#include <math.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <yaml.h>
 
-#define EVD_CONFIG_MAX_BYTES (1024 * 1024)
+#include "ev_yaml.h"
+
 #define EVD_CONFIG_MAX_STREAMS 256
-#define EVD_CONFIG_MAX_NODES 100000
 #define EVD_TOKEN_FILE_MAX_BYTES 65536
 
 G_DEFINE_QUARK(evd - config - error - quark, evd_config_error)
 
 typedef struct {
-    const gchar *path;
+    ev_yaml_doc *doc;
     gchar *dir; /* relative paths are resolved against it */
-    yaml_document_t *doc;
-    guint8 *visited; /* node index -> seen, to refuse aliases (shared nodes) */
-    gsize n_nodes;
-    GError **err;
 } Parser;
 
-static gboolean fail_at(Parser *p, const yaml_node_t *node, const gchar *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
+/* Every failure is recorded in the document (the first one wins) and returns FALSE. */
+#define fail_at(p, node, ...) ev_yaml_fail((p)->doc, (node), __VA_ARGS__)
 
-static gboolean fail_at(Parser *p, const yaml_node_t *node, const gchar *fmt, ...)
+static gboolean get_string(Parser *p, const ev_yaml_node *node, const gchar *key, gchar **out)
 {
-    va_list ap;
-    gchar *msg;
+    const gchar *s = ev_yaml_get_string(p->doc, node, key);
 
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(p->err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s:%zu:%zu: %s", p->path,
-                node ? node->start_mark.line + 1 : 0, node ? node->start_mark.column + 1 : 0, msg);
-    g_free(msg);
-    return FALSE;
-}
-
-/* Every node is reached once; a second visit means an alias, which we refuse (it is the
- * "billion laughs" amplifier and no key of ours needs it). */
-static yaml_node_t *node_get(Parser *p, const yaml_node_t *parent, int index)
-{
-    yaml_node_t *node = yaml_document_get_node(p->doc, index);
-
-    if (!node || index < 1 || (gsize)index > p->n_nodes) {
-        fail_at(p, parent, "malformed document");
-        return NULL;
-    }
-    if (p->visited[index - 1]) {
-        fail_at(p, node, "aliases are not supported");
-        return NULL;
-    }
-    p->visited[index - 1] = 1;
-    return node;
-}
-
-static const gchar *scalar_text(const yaml_node_t *node)
-{
-    return (const gchar *)node->data.scalar.value;
-}
-
-static gboolean scalar_is_null(const yaml_node_t *node)
-{
-    const gchar *s;
-
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    if (!s)
         return FALSE;
-    s = scalar_text(node);
-    return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
-}
-
-static gboolean get_string(Parser *p, const yaml_node_t *node, const gchar *key, gchar **out)
-{
-    const gchar *s;
-
-    if (node->type != YAML_SCALAR_NODE)
-        return fail_at(p, node, "'%s' must be a string", key);
-    s = scalar_text(node);
-    if (node->data.scalar.length != strlen(s))
-        return fail_at(p, node, "'%s' contains a NUL byte", key);
-    if (!g_utf8_validate(s, -1, NULL))
-        return fail_at(p, node, "'%s' is not valid UTF-8", key);
-    for (const gchar *c = s; *c; c++)
-        if ((guchar)*c < 0x20 || *c == 0x7f)
-            return fail_at(p, node, "'%s' contains a control character", key);
     g_free(*out);
     *out = g_strdup(s);
     return TRUE;
 }
 
-static gboolean get_nonempty_string(Parser *p, const yaml_node_t *node, const gchar *key,
+static gboolean get_nonempty_string(Parser *p, const ev_yaml_node *node, const gchar *key,
                                     gchar **out)
 {
-    if (!get_string(p, node, key, out))
+    const gchar *s = ev_yaml_get_nonempty_string(p->doc, node, key);
+
+    if (!s)
         return FALSE;
-    if (**out == '\0') {
-        /* callers hold the string in a local on some paths: leave nothing to free on failure
-     * (an empty token-file leaked; found by tests/fuzz/fuzz_daemon_config.c) */
-        g_clear_pointer(out, g_free);
-        return fail_at(p, node, "'%s' must not be empty", key);
-    }
+    g_free(*out);
+    *out = g_strdup(s);
     return TRUE;
 }
 
-static gboolean get_uint(Parser *p, const yaml_node_t *node, const gchar *key, guint min, guint max,
-                         guint *out)
+static gboolean get_uint(Parser *p, const ev_yaml_node *node, const gchar *key, guint min,
+                         guint max, guint *out)
 {
-    guint64 v;
-    gchar *end = NULL;
-    const gchar *s;
+    long v;
 
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return fail_at(p, node, "'%s' must be an integer", key);
-    s = scalar_text(node);
-    errno = 0;
-    if (!g_ascii_isdigit(s[0]) || (v = g_ascii_strtoull(s, &end, 10), errno) || *end)
-        return fail_at(p, node, "'%s' must be an integer, not '%s'", key, s);
-    if (v < min || v > max)
-        return fail_at(p, node, "'%s' must be between %u and %u, not %s", key, min, max, s);
+    if (!ev_yaml_get_int(p->doc, node, key, min, max, &v))
+        return FALSE;
     *out = (guint)v;
     return TRUE;
 }
 
-static gboolean get_double(Parser *p, const yaml_node_t *node, const gchar *key, gdouble min,
+static gboolean get_double(Parser *p, const ev_yaml_node *node, const gchar *key, gdouble min,
                            gdouble max, gdouble *out)
 {
-    gdouble v;
-    gchar *end = NULL;
-    const gchar *s;
+    return ev_yaml_get_double(p->doc, node, key, min, max, out);
+}
 
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return fail_at(p, node, "'%s' must be a number", key);
-    s = scalar_text(node);
-    errno = 0;
-    v = g_ascii_strtod(s, &end);
-    if (s[0] == '\0' || errno || *end || !isfinite(v))
-        return fail_at(p, node, "'%s' must be a number, not '%s'", key, s);
-    if (v < min || v > max)
-        return fail_at(p, node, "'%s' must be between %g and %g, not %s", key, min, max, s);
+static gboolean get_bool(Parser *p, const ev_yaml_node *node, const gchar *key, gboolean *out)
+{
+    bool v;
+
+    if (!ev_yaml_get_bool(p->doc, node, key, &v))
+        return FALSE;
     *out = v;
     return TRUE;
-}
-
-static gboolean get_bool(Parser *p, const yaml_node_t *node, const gchar *key, gboolean *out)
-{
-    const gchar *s;
-
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return fail_at(p, node, "'%s' must be true or false", key);
-    s = scalar_text(node);
-    if (strcmp(s, "true") == 0)
-        *out = TRUE;
-    else if (strcmp(s, "false") == 0)
-        *out = FALSE;
-    else
-        return fail_at(p, node, "'%s' must be true or false, not '%s'", key, s);
-    return TRUE;
-}
-
-/* A regular file of at most max bytes, NUL-terminated. Opened without blocking and checked
- * before reading, so that a FIFO or a device named by mistake (/dev/zero) can neither hang the
- * daemon nor fill its memory. */
-static gchar *read_small_file(const gchar *path, gsize max, gsize *len, GError **err)
-{
-    struct stat st;
-    gchar *buf = NULL;
-    gssize n;
-    int fd = g_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
-
-    if (fd < 0) {
-        int e = errno;
-        g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path, g_strerror(e));
-        return NULL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: not a regular file", path);
-        goto out;
-    }
-    buf = g_malloc(max + 2);
-    *len = 0;
-    /* read one byte past max to tell "exactly max" from "larger" */
-    while (*len <= max && (n = read(fd, buf + *len, max + 1 - *len)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            g_set_error(err, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path,
-                        g_strerror(e));
-            g_clear_pointer(&buf, g_free);
-            goto out;
-        }
-        *len += n;
-    }
-    if (*len > max) {
-        g_set_error(err, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: larger than %zu bytes", path, max);
-        g_clear_pointer(&buf, g_free);
-        goto out;
-    }
-    buf[*len] = '\0';
-out:
-    close(fd);
-    return buf;
 }
 
 static gchar *resolve_path(Parser *p, const gchar *path)
@@ -218,46 +78,29 @@ static gchar *resolve_path(Parser *p, const gchar *path)
     return g_build_filename(p->dir, path, NULL);
 }
 
-/* Walks a mapping: calls handle for every key; duplicate keys are errors. */
-typedef gboolean (*KeyHandler)(Parser *p, const gchar *key, yaml_node_t *key_node,
-                               yaml_node_t *value, gpointer data);
+/* Handlers of one mapping's keys; walk() runs them through ev_yaml_walk_mapping, which has
+ * already refused unknown keys (keys is the section's list), duplicates and aliases. */
+typedef gboolean (*KeyHandler)(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                               const ev_yaml_node *value, gpointer data);
 
-static gboolean walk_mapping(Parser *p, yaml_node_t *node, const gchar *what, KeyHandler handle,
-                             gpointer data)
+typedef struct {
+    Parser *p;
+    KeyHandler handle;
+    gpointer data;
+} WalkCtx;
+
+static bool walk_pair(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
+                      const ev_yaml_node *value, void *data)
 {
-    GHashTable *seen;
-    gboolean ok = TRUE;
-
-    if (node->type != YAML_MAPPING_NODE)
-        return fail_at(p, node, "%s must be a mapping", what);
-    seen = g_hash_table_new(g_str_hash, g_str_equal);
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         ok && pair < node->data.mapping.pairs.top; pair++) {
-        yaml_node_t *k = node_get(p, node, pair->key);
-        yaml_node_t *v = k ? node_get(p, node, pair->value) : NULL;
-
-        if (!k || !v) {
-            ok = FALSE;
-            break;
-        }
-        if (k->type != YAML_SCALAR_NODE) {
-            ok = fail_at(p, k, "keys of %s must be strings", what);
-            break;
-        }
-        if (g_hash_table_contains(seen, scalar_text(k))) {
-            ok = fail_at(p, k, "duplicate key '%s' in %s", scalar_text(k), what);
-            break;
-        }
-        g_hash_table_add(seen, (gpointer)scalar_text(k));
-        ok = handle(p, scalar_text(k), k, v, data);
-    }
-    g_hash_table_unref(seen);
-    return ok;
+    WalkCtx *w = data;
+    return w->handle(w->p, key, key_node, value, w->data);
 }
 
-static gboolean unknown_key(Parser *p, yaml_node_t *key_node, const gchar *key, const gchar *what)
+static gboolean walk(Parser *p, const ev_yaml_node *node, const gchar *what,
+                     const gchar *const *keys, KeyHandler handle, gpointer data)
 {
-    return fail_at(p, key_node, "unknown key '%s' in %s", key, what);
+    WalkCtx w = {p, handle, data};
+    return ev_yaml_walk_mapping(p->doc, node, what, keys, walk_pair, &w);
 }
 
 /* ---- element properties ---------------------------------------------------------------- */
@@ -313,8 +156,8 @@ static gboolean property_name_ok(const gchar *name)
     return TRUE;
 }
 
-static gboolean handle_property(Parser *p, const gchar *key, yaml_node_t *key_node,
-                                yaml_node_t *value, gpointer data)
+static gboolean handle_property(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                                const ev_yaml_node *value, gpointer data)
 {
     PropertiesCtx *ctx = data;
     gchar *text = NULL;
@@ -325,7 +168,7 @@ static gboolean handle_property(Parser *p, const gchar *key, yaml_node_t *key_no
         if (strcmp(key, ctx->reserved[i]) == 0)
             return fail_at(p, key_node, "'%s' is set by echoviewd and cannot be configured in %s",
                            key, ctx->what);
-    if (value->type != YAML_SCALAR_NODE)
+    if (ev_yaml_node_kind(value) != EV_YAML_SCALAR)
         return fail_at(p, value, "%s.%s must be a scalar", ctx->what, key);
     if (!get_string(p, value, key, &text))
         return FALSE;
@@ -334,8 +177,8 @@ static gboolean handle_property(Parser *p, const gchar *key, yaml_node_t *key_no
         g_free(text);
         text = resolved;
     }
-    properties_set(ctx->properties, key, text, value->start_mark.line + 1,
-                   value->start_mark.column + 1);
+    properties_set(ctx->properties, key, text, ev_yaml_node_line(value),
+                   ev_yaml_node_column(value));
     g_free(text);
     return TRUE;
 }
@@ -343,14 +186,15 @@ static gboolean handle_property(Parser *p, const gchar *key, yaml_node_t *key_no
 static const gchar *const classifier_reserved[] = {"name", "updates", "parent", NULL};
 static const gchar *const phantom_reserved[] = {"name", "parent", NULL};
 
-static gboolean parse_properties(Parser *p, yaml_node_t *node, const gchar *what,
+static gboolean parse_properties(Parser *p, const ev_yaml_node *node, const gchar *what,
                                  const gchar *const *reserved, GPtrArray *into)
 {
     PropertiesCtx ctx = {into, what, reserved};
 
-    if (scalar_is_null(node))
+    if (ev_yaml_is_null(node))
         return TRUE;
-    return walk_mapping(p, node, what, handle_property, &ctx);
+    /* any name: GStreamer checks them against the element (evd_supervisor_validate) */
+    return walk(p, node, what, NULL, handle_property, &ctx);
 }
 
 static GPtrArray *properties_new(void) { return g_ptr_array_new_with_free_func(property_free); }
@@ -373,8 +217,57 @@ typedef struct {
     GPtrArray *classifier_defaults;
 } ConfigCtx;
 
-static gboolean handle_http(Parser *p, const gchar *key, yaml_node_t *key_node, yaml_node_t *value,
-                            gpointer data)
+static gboolean read_token_file(Parser *p, const ev_yaml_node *value, EvdConfig *c)
+{
+    gchar *file = NULL, *resolved;
+    char *contents = NULL;
+    size_t len = 0;
+    ev_yaml_error io = {0};
+    gboolean ok = FALSE;
+
+    if (!get_nonempty_string(p, value, "token-file", &file))
+        return FALSE;
+    resolved = resolve_path(p, file);
+    g_free(file);
+    if (ev_yaml_read_file(resolved, EVD_TOKEN_FILE_MAX_BYTES, &contents, &len, &io) != EV_YAML_OK) {
+        fail_at(p, value, "cannot read token-file: %s", io.message);
+        goto out;
+    }
+    if (memchr(contents, '\0', len)) {
+        fail_at(p, value, "token-file must hold printable ASCII without spaces");
+        goto out;
+    }
+    g_strstrip(contents);
+    if (contents[0] == '\0' || strlen(contents) > 4096) {
+        fail_at(p, value, "token-file must hold one token of 1 to 4096 bytes");
+        goto out;
+    }
+    for (const gchar *s = contents; *s; s++)
+        if (!g_ascii_isgraph(*s)) {
+            fail_at(p, value, "token-file must hold printable ASCII without spaces");
+            goto out;
+        }
+    g_free(c->http_token);
+    c->http_token = g_strdup(contents);
+    ok = TRUE;
+out:
+    g_free(resolved);
+    free(contents);
+    return ok;
+}
+
+static const gchar *const http_keys[] = {"address",
+                                         "port",
+                                         "token",
+                                         "token-file",
+                                         "connection-limit",
+                                         "connection-timeout",
+                                         "request-size-limit",
+                                         "event-clients",
+                                         NULL};
+
+static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                            const ev_yaml_node *value, gpointer data)
 {
     EvdConfig *c = data;
 
@@ -383,7 +276,7 @@ static gboolean handle_http(Parser *p, const gchar *key, yaml_node_t *key_node, 
     if (strcmp(key, "port") == 0)
         return get_uint(p, value, key, 0, 65535, &c->http_port);
     if (strcmp(key, "token") == 0) {
-        if (scalar_is_null(value)) {
+        if (ev_yaml_is_null(value)) {
             g_clear_pointer(&c->http_token, g_free);
             return TRUE;
         }
@@ -394,52 +287,22 @@ static gboolean handle_http(Parser *p, const gchar *key, yaml_node_t *key_node, 
                 return fail_at(p, value, "'token' must be printable ASCII without spaces");
         return TRUE;
     }
-    if (strcmp(key, "token-file") == 0) {
-        gchar *file = NULL, *resolved, *contents = NULL;
-        gsize len = 0;
-        GError *io = NULL;
-        if (!get_nonempty_string(p, value, key, &file))
-            return FALSE;
-        resolved = resolve_path(p, file);
-        g_free(file);
-        contents = read_small_file(resolved, EVD_TOKEN_FILE_MAX_BYTES, &len, &io);
-        g_free(resolved);
-        if (!contents) {
-            fail_at(p, value, "cannot read token-file: %s", io->message);
-            g_error_free(io);
-            return FALSE;
-        }
-        if (memchr(contents, '\0', len)) {
-            g_free(contents);
-            return fail_at(p, value, "token-file must hold printable ASCII without spaces");
-        }
-        g_strstrip(contents);
-        if (contents[0] == '\0' || strlen(contents) > 4096) {
-            g_free(contents);
-            return fail_at(p, value, "token-file must hold one token of 1 to 4096 bytes");
-        }
-        for (const gchar *s = contents; *s; s++)
-            if (!g_ascii_isgraph(*s)) {
-                g_free(contents);
-                return fail_at(p, value, "token-file must hold printable ASCII without spaces");
-            }
-        g_free(c->http_token);
-        c->http_token = contents;
-        return TRUE;
-    }
+    if (strcmp(key, "token-file") == 0)
+        return read_token_file(p, value, c);
     if (strcmp(key, "connection-limit") == 0)
         return get_uint(p, value, key, 1, 4096, &c->http_connection_limit);
     if (strcmp(key, "connection-timeout") == 0)
         return get_uint(p, value, key, 1, 3600, &c->http_connection_timeout);
     if (strcmp(key, "request-size-limit") == 0)
         return get_uint(p, value, key, 1024, 1024 * 1024, &c->http_request_size_limit);
-    if (strcmp(key, "event-clients") == 0)
-        return get_uint(p, value, key, 1, 1024, &c->http_event_clients);
-    return unknown_key(p, key_node, key, "http");
+    return get_uint(p, value, key, 1, 1024, &c->http_event_clients); /* event-clients */
 }
 
-static gboolean handle_supervision(Parser *p, const gchar *key, yaml_node_t *key_node,
-                                   yaml_node_t *value, gpointer data)
+static const gchar *const supervision_keys[] = {"stall-timeout", "restart-delay",
+                                                "restart-delay-max", NULL};
+
+static gboolean handle_supervision(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                                   const ev_yaml_node *value, gpointer data)
 {
     EvdConfig *c = data;
 
@@ -447,12 +310,10 @@ static gboolean handle_supervision(Parser *p, const gchar *key, yaml_node_t *key
         return get_double(p, value, key, 0.1, 3600, &c->stall_timeout);
     if (strcmp(key, "restart-delay") == 0)
         return get_double(p, value, key, 0.05, 3600, &c->restart_delay);
-    if (strcmp(key, "restart-delay-max") == 0)
-        return get_double(p, value, key, 0.05, 86400, &c->restart_delay_max);
-    return unknown_key(p, key_node, key, "supervision");
+    return get_double(p, value, key, 0.05, 86400, &c->restart_delay_max); /* restart-delay-max */
 }
 
-static gboolean parse_source_type(Parser *p, yaml_node_t *value, EvdSourceType *out)
+static gboolean parse_source_type(Parser *p, const ev_yaml_node *value, EvdSourceType *out)
 {
     static const struct {
         const gchar *name;
@@ -463,13 +324,13 @@ static gboolean parse_source_type(Parser *p, yaml_node_t *value, EvdSourceType *
         {"uri", EVD_SOURCE_URI},           {"phantom", EVD_SOURCE_PHANTOM},
         {"pipeline", EVD_SOURCE_PIPELINE},
     };
+    const gchar *s = ev_yaml_scalar(value);
 
-    if (value->type == YAML_SCALAR_NODE)
-        for (gsize i = 0; i < G_N_ELEMENTS(types); i++)
-            if (strcmp(scalar_text(value), types[i].name) == 0) {
-                *out = types[i].type;
-                return TRUE;
-            }
+    for (gsize i = 0; s && i < G_N_ELEMENTS(types); i++)
+        if (strcmp(s, types[i].name) == 0) {
+            *out = types[i].type;
+            return TRUE;
+        }
     return fail_at(p, value,
                    "source type must be one of rtp-raw, rtp-h264, rtp-jpeg, sdp, uri, "
                    "phantom, pipeline");
@@ -509,23 +370,21 @@ static gboolean source_key_allowed(EvdSourceType type, const gchar *key)
     return FALSE;
 }
 
-static gboolean handle_source(Parser *p, const gchar *key, yaml_node_t *key_node,
-                              yaml_node_t *value, gpointer data)
+static const gchar *const source_keys[] = {
+    "type",       "address",  "port",  "payload",  "jitter-latency",
+    "sampling",   "depth",    "width", "height",   "framerate",
+    "properties", "location", "uri",   "pipeline", NULL};
+
+static gboolean handle_source(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                              const ev_yaml_node *value, gpointer data)
 {
     EvdSourceConfig *s = data;
-    static const gchar *const known[] = {
-        "type",       "address",  "port",  "payload",  "jitter-latency",
-        "sampling",   "depth",    "width", "height",   "framerate",
-        "properties", "location", "uri",   "pipeline", NULL};
 
     if (strcmp(key, "type") == 0)
         return TRUE; /* read before the walk */
-    if (!source_key_allowed(s->type, key)) {
-        if (g_strv_contains(known, key))
-            return fail_at(p, key_node, "key '%s' does not apply to a source of type %s", key,
-                           evd_source_type_name(s->type));
-        return unknown_key(p, key_node, key, "source");
-    }
+    if (!source_key_allowed(s->type, key))
+        return fail_at(p, key_node, "key '%s' does not apply to a source of type %s", key,
+                       evd_source_type_name(s->type));
     if (strcmp(key, "address") == 0)
         return get_nonempty_string(p, value, key, &s->address);
     if (strcmp(key, "port") == 0)
@@ -572,29 +431,22 @@ static gboolean handle_source(Parser *p, const gchar *key, yaml_node_t *key_node
             return fail_at(p, value, "'%s' is not a valid URI", s->uri);
         return TRUE;
     }
-    if (strcmp(key, "pipeline") == 0)
-        return get_nonempty_string(p, value, key, &s->pipeline);
-    return unknown_key(p, key_node, key, "source");
+    return get_nonempty_string(p, value, key, &s->pipeline); /* pipeline */
 }
 
-static gboolean parse_source(Parser *p, yaml_node_t *node, EvdSourceConfig *s)
+static gboolean parse_source(Parser *p, const ev_yaml_node *node, EvdSourceConfig *s)
 {
-    yaml_node_t *type_node = NULL;
+    const ev_yaml_node *type_node;
 
-    if (node->type != YAML_MAPPING_NODE)
+    if (ev_yaml_node_kind(node) != EV_YAML_MAPPING)
         return fail_at(p, node, "source must be a mapping");
-    /* The type decides which keys are valid, so find it first (without marking it visited). */
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp(scalar_text(k), "type") == 0)
-            type_node = yaml_document_get_node(p->doc, pair->value);
-    }
-    if (!type_node)
-        return fail_at(p, node, "source needs a 'type'");
+    /* The type decides which keys are valid, so read it first. */
+    if (!(type_node = ev_yaml_lookup(p->doc, node, "type")))
+        return ev_yaml_doc_error(p->doc)->code == EV_YAML_OK &&
+               fail_at(p, node, "source needs a 'type'");
     if (!parse_source_type(p, type_node, &s->type))
         return FALSE;
-    if (!walk_mapping(p, node, "source", handle_source, s))
+    if (!walk(p, node, "source", source_keys, handle_source, s))
         return FALSE;
 
     switch (s->type) {
@@ -645,8 +497,11 @@ static gboolean id_ok(const gchar *id)
     return TRUE;
 }
 
-static gboolean handle_stream(Parser *p, const gchar *key, yaml_node_t *key_node,
-                              yaml_node_t *value, gpointer data)
+static const gchar *const stream_keys[] = {"id",     "enabled",    "stall-timeout",
+                                           "source", "classifier", NULL};
+
+static gboolean handle_stream(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                              const ev_yaml_node *value, gpointer data)
 {
     StreamCtx *ctx = data;
     EvdStreamConfig *s = ctx->stream;
@@ -666,9 +521,7 @@ static gboolean handle_stream(Parser *p, const gchar *key, yaml_node_t *key_node
         ctx->has_source = TRUE;
         return parse_source(p, value, &s->source);
     }
-    if (strcmp(key, "classifier") == 0)
-        return parse_properties(p, value, "classifier", classifier_reserved, s->classifier);
-    return unknown_key(p, key_node, key, "stream");
+    return parse_properties(p, value, "classifier", classifier_reserved, s->classifier);
 }
 
 static void source_clear(EvdSourceConfig *s)
@@ -705,17 +558,16 @@ static void sender_free(gpointer data)
     g_free(s);
 }
 
-static gboolean parse_streams(Parser *p, yaml_node_t *node, ConfigCtx *cc)
+static gboolean parse_streams(Parser *p, const ev_yaml_node *node, ConfigCtx *cc)
 {
     EvdConfig *c = cc->config;
 
-    if (scalar_is_null(node))
+    if (ev_yaml_is_null(node))
         return TRUE;
-    if (node->type != YAML_SEQUENCE_NODE)
+    if (ev_yaml_node_kind(node) != EV_YAML_SEQUENCE)
         return fail_at(p, node, "streams must be a list");
-    for (yaml_node_item_t *item = node->data.sequence.items.start;
-         item < node->data.sequence.items.top; item++) {
-        yaml_node_t *entry = node_get(p, node, *item);
+    for (gsize i = 0; i < ev_yaml_length(node); i++) {
+        const ev_yaml_node *entry = ev_yaml_item(p->doc, node, i);
         StreamCtx ctx = {cc, NULL, FALSE};
         EvdStreamConfig *s;
 
@@ -733,25 +585,28 @@ static gboolean parse_streams(Parser *p, yaml_node_t *node, ConfigCtx *cc)
         s->source.address = g_strdup("127.0.0.1");
         s->source.sampling = g_strdup("YCbCr-4:2:0");
         s->classifier = properties_new();
-        s->line = entry->start_mark.line + 1;
-        s->column = entry->start_mark.column + 1;
+        s->line = ev_yaml_node_line(entry);
+        s->column = ev_yaml_node_column(entry);
         g_ptr_array_add(c->streams, s);
         ctx.stream = s;
-        if (!walk_mapping(p, entry, "stream", handle_stream, &ctx))
+        if (!walk(p, entry, "stream", stream_keys, handle_stream, &ctx))
             return FALSE;
         if (!s->id)
             return fail_at(p, entry, "stream needs an 'id'");
         if (!ctx.has_source)
             return fail_at(p, entry, "stream '%s' needs a 'source'", s->id);
-        for (guint i = 0; i + 1 < c->streams->len; i++)
-            if (strcmp(((EvdStreamConfig *)g_ptr_array_index(c->streams, i))->id, s->id) == 0)
+        for (guint j = 0; j + 1 < c->streams->len; j++)
+            if (strcmp(((EvdStreamConfig *)g_ptr_array_index(c->streams, j))->id, s->id) == 0)
                 return fail_at(p, entry, "duplicate stream id '%s'", s->id);
     }
     return TRUE;
 }
 
-static gboolean handle_sender(Parser *p, const gchar *key, yaml_node_t *key_node,
-                              yaml_node_t *value, gpointer data)
+static const gchar *const sender_keys[] = {"id",     "host",      "port",   "payload",    "width",
+                                           "height", "framerate", "format", "properties", NULL};
+
+static gboolean handle_sender(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                              const ev_yaml_node *value, gpointer data)
 {
     EvdSenderConfig *s = data;
 
@@ -783,20 +638,17 @@ static gboolean handle_sender(Parser *p, const gchar *key, yaml_node_t *key_node
                            "RFC 4175)");
         return TRUE;
     }
-    if (strcmp(key, "properties") == 0)
-        return parse_properties(p, value, "simulate.properties", phantom_reserved, s->properties);
-    return unknown_key(p, key_node, key, "simulate entry");
+    return parse_properties(p, value, "simulate.properties", phantom_reserved, s->properties);
 }
 
-static gboolean parse_senders(Parser *p, yaml_node_t *node, EvdConfig *c)
+static gboolean parse_senders(Parser *p, const ev_yaml_node *node, EvdConfig *c)
 {
-    if (scalar_is_null(node))
+    if (ev_yaml_is_null(node))
         return TRUE;
-    if (node->type != YAML_SEQUENCE_NODE)
+    if (ev_yaml_node_kind(node) != EV_YAML_SEQUENCE)
         return fail_at(p, node, "simulate must be a list");
-    for (yaml_node_item_t *item = node->data.sequence.items.start;
-         item < node->data.sequence.items.top; item++) {
-        yaml_node_t *entry = node_get(p, node, *item);
+    for (gsize i = 0; i < ev_yaml_length(node); i++) {
+        const ev_yaml_node *entry = ev_yaml_item(p->doc, node, i);
         EvdSenderConfig *s;
 
         if (!entry)
@@ -811,40 +663,41 @@ static gboolean parse_senders(Parser *p, yaml_node_t *node, EvdConfig *c)
         s->framerate = 30;
         s->format = g_strdup("I420");
         s->properties = properties_new();
-        s->line = entry->start_mark.line + 1;
-        s->column = entry->start_mark.column + 1;
+        s->line = ev_yaml_node_line(entry);
+        s->column = ev_yaml_node_column(entry);
         g_ptr_array_add(c->senders, s);
-        if (!walk_mapping(p, entry, "simulate entry", handle_sender, s))
+        if (!walk(p, entry, "simulate entry", sender_keys, handle_sender, s))
             return FALSE;
         if (!s->id)
             return fail_at(p, entry, "simulate entry needs an 'id'");
         if (!s->port)
             return fail_at(p, entry, "simulate entry '%s' needs a 'port'", s->id);
-        for (guint i = 0; i + 1 < c->senders->len; i++)
-            if (strcmp(((EvdSenderConfig *)g_ptr_array_index(c->senders, i))->id, s->id) == 0)
+        for (guint j = 0; j + 1 < c->senders->len; j++)
+            if (strcmp(((EvdSenderConfig *)g_ptr_array_index(c->senders, j))->id, s->id) == 0)
                 return fail_at(p, entry, "duplicate simulate id '%s'", s->id);
     }
     return TRUE;
 }
 
-static gboolean handle_top(Parser *p, const gchar *key, yaml_node_t *key_node, yaml_node_t *value,
-                           gpointer data)
+static const gchar *const top_keys[] = {"http",    "supervision", "classifier",
+                                        "streams", "simulate",    NULL};
+
+static gboolean handle_top(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                           const ev_yaml_node *value, gpointer data)
 {
     ConfigCtx *cc = data;
 
     if (strcmp(key, "http") == 0)
-        return scalar_is_null(value) || walk_mapping(p, value, "http", handle_http, cc->config);
+        return ev_yaml_is_null(value) || walk(p, value, "http", http_keys, handle_http, cc->config);
     if (strcmp(key, "supervision") == 0)
-        return scalar_is_null(value) ||
-               walk_mapping(p, value, "supervision", handle_supervision, cc->config);
+        return ev_yaml_is_null(value) ||
+               walk(p, value, "supervision", supervision_keys, handle_supervision, cc->config);
     if (strcmp(key, "classifier") == 0)
         return parse_properties(p, value, "classifier", classifier_reserved,
                                 cc->classifier_defaults);
     if (strcmp(key, "streams") == 0)
         return parse_streams(p, value, cc);
-    if (strcmp(key, "simulate") == 0)
-        return parse_senders(p, value, cc->config);
-    return unknown_key(p, key_node, key, "the top level");
+    return parse_senders(p, value, cc->config); /* simulate */
 }
 
 static EvdConfig *config_new(void)
@@ -877,75 +730,55 @@ void evd_config_free(EvdConfig *c)
     g_free(c);
 }
 
+/* A YAML error as this daemon's GError. */
+static void set_yaml_error(GError **err, const ev_yaml_error *yaml_err)
+{
+    EvdConfigErrorCode code = EVD_CONFIG_ERROR_SCHEMA;
+
+    if (yaml_err->code == EV_YAML_ERR_IO || yaml_err->code == EV_YAML_ERR_TOO_LARGE)
+        code = EVD_CONFIG_ERROR_IO;
+    else if (yaml_err->code == EV_YAML_ERR_SYNTAX)
+        code = EVD_CONFIG_ERROR_SYNTAX;
+    g_set_error_literal(err, EVD_CONFIG_ERROR, code, yaml_err->message);
+}
+
 EvdConfig *evd_config_load(const gchar *path, GError **err)
 {
-    gchar *text = NULL;
-    gsize len = 0;
-    GError *io = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    ev_yaml_error io = {0};
     EvdConfig *config;
 
-    if (!g_file_get_contents(path, &text, &len, &io)) {
-        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: %s", path, io->message);
-        g_error_free(io);
+    if (ev_yaml_read_file(path, EV_YAML_MAX_BYTES, &text, &len, &io) != EV_YAML_OK) {
+        set_yaml_error(err, &io);
         return NULL;
     }
     config = evd_config_parse(text, len, path, err);
-    g_free(text);
+    free(text);
     return config;
 }
 
 EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GError **err)
 {
-    gchar *abs = NULL;
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    gboolean parser_ok = FALSE, doc_ok = FALSE, ok = FALSE;
+    gchar *abs = g_canonicalize_filename(path, NULL);
+    ev_yaml_error yaml_err = {0};
     Parser p = {0};
     ConfigCtx cc = {0};
-    yaml_node_t *root;
+    gboolean ok = FALSE;
 
-    if (len > EVD_CONFIG_MAX_BYTES) {
-        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "%s: larger than %d bytes", path,
-                    EVD_CONFIG_MAX_BYTES);
-        return NULL;
-    }
-    abs = g_canonicalize_filename(path, NULL);
-    p.path = path;
     p.dir = g_path_get_dirname(abs);
-    p.err = err;
     cc.config = config_new();
     cc.config->path = g_strdup(abs);
     cc.classifier_defaults = properties_new();
 
-    if (!yaml_parser_initialize(&parser))
-        goto out;
-    parser_ok = TRUE;
-    yaml_parser_set_input_string(&parser, (const guchar *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SYNTAX, "%s:%zu:%zu: %s%s%s", path,
-                    parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                    parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
-                    parser.context ? parser.context : "");
+    if (ev_yaml_load_text(text, len, path, &p.doc, &yaml_err) != EV_YAML_OK) {
+        set_yaml_error(err, &yaml_err);
         goto out;
     }
-    doc_ok = TRUE;
-    p.doc = &doc;
-    p.n_nodes = doc.nodes.top - doc.nodes.start;
-    if (p.n_nodes > EVD_CONFIG_MAX_NODES) {
-        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s: too many YAML nodes",
-                    path);
+    if (!walk(&p, ev_yaml_root(p.doc), "the top level", top_keys, handle_top, &cc)) {
+        set_yaml_error(err, ev_yaml_doc_error(p.doc));
         goto out;
     }
-    p.visited = g_malloc0(p.n_nodes + 1);
-    root = yaml_document_get_root_node(&doc);
-    if (!root) {
-        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "%s:1:1: the file is empty",
-                    path);
-        goto out;
-    }
-    p.visited[0] = 1;
-    if (!walk_mapping(&p, root, "the top level", handle_top, &cc))
-        goto out;
     if (cc.config->restart_delay_max < cc.config->restart_delay) {
         g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
                     "%s: supervision.restart-delay-max is below restart-delay", path);
@@ -967,8 +800,7 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
         if (!evd_properties_find(s->classifier, "model-file")) {
             g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
                         "%s:%d:%d: stream '%s' has no classifier model-file (set "
-                        "classifier.model-file at the "
-                        "top level or in the stream)",
+                        "classifier.model-file at the top level or in the stream)",
                         path, s->line, s->column, s->id);
             goto out;
         }
@@ -976,13 +808,8 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
     ok = TRUE;
 
 out:
-    if (doc_ok)
-        yaml_document_delete(&doc);
-    if (parser_ok)
-        yaml_parser_delete(&parser);
-    if (cc.classifier_defaults)
-        g_ptr_array_unref(cc.classifier_defaults);
-    g_free(p.visited);
+    ev_yaml_free(p.doc);
+    g_ptr_array_unref(cc.classifier_defaults);
     g_free(p.dir);
     g_free(abs);
     if (!ok) {

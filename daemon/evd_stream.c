@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evd_model.h"
 #include "gstechoviewmeta.h"
 
 #ifdef __GLIBC__
@@ -81,6 +80,15 @@ typedef struct {
     gchar *last_error;
     gint64 last_error_time;
 } EvdStream;
+
+/* What the daemon shows about a model: its name and class names, read from a started
+ * classifier (its model-name and classes properties), so the engine's reading of model.yaml is
+ * the only one. */
+typedef struct {
+    gchar *name;
+    gchar **classes; /* NULL-terminated, in the order of the probabilities */
+    guint n_classes;
+} EvdModelInfo;
 
 struct _EvdSupervisor {
     GMutex lock;
@@ -645,12 +653,33 @@ static void apply_properties(GstElement *element, const GPtrArray *properties)
     }
 }
 
+static void model_info_free(EvdModelInfo *info)
+{
+    if (!info)
+        return;
+    g_free(info->name);
+    g_strfreev(info->classes);
+    g_free(info);
+}
+
+/* The name and classes of the model a started probe (model_probe_new) holds. */
+static EvdModelInfo *model_info_from_probe(GstElement *probe)
+{
+    GstElement *classify = gst_bin_get_by_name(GST_BIN(probe), "classify");
+    EvdModelInfo *info = g_new0(EvdModelInfo, 1);
+
+    g_object_get(classify, "model-name", &info->name, "classes", &info->classes, NULL);
+    info->n_classes = info->classes ? g_strv_length(info->classes) : 0;
+    gst_object_unref(classify);
+    return info;
+}
+
 /* Holds a classifier in PAUSED with the stream's settings: proves the model loads (with that
  * backend) and, through model-instance-id, keeps one copy of the weights for every stream. */
 static GstElement *model_probe_new(const EvdStreamConfig *stream, GError **err)
 {
     GstElement *pipeline = gst_pipeline_new(NULL);
-    GstElement *classify = gst_element_factory_make("echoviewclassify", NULL);
+    GstElement *classify = gst_element_factory_make("echoviewclassify", "classify");
     GstBus *bus;
 
     if (!classify) {
@@ -701,7 +730,7 @@ static void supervisor_load_models(EvdSupervisor *sup)
 {
     GPtrArray *probes = g_ptr_array_new_with_free_func(model_probe_free);
     GHashTable *models =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)evd_model_info_free);
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)model_info_free);
     gchar *error = NULL;
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     GPtrArray *old_probes;
@@ -719,19 +748,14 @@ static void supervisor_load_models(EvdSupervisor *sup)
             continue;
         }
         g_hash_table_add(seen, key);
-        if (!g_hash_table_contains(models, file)) {
-            EvdModelInfo *info = evd_model_info_load(file, &err);
-            if (info)
-                g_hash_table_insert(models, g_strdup(file), info);
-            else if (!error)
-                error = g_strdup(err->message);
-            g_clear_error(&err);
-        }
         GstElement *probe = model_probe_new(s, &err);
-        if (probe)
+        if (probe) {
+            if (!g_hash_table_contains(models, file))
+                g_hash_table_insert(models, g_strdup(file), model_info_from_probe(probe));
             g_ptr_array_add(probes, probe);
-        else if (!error)
+        } else if (!error) {
             error = g_strdup(err->message);
+        }
         g_clear_error(&err);
     }
     g_hash_table_unref(seen);
@@ -1089,12 +1113,8 @@ gboolean evd_supervisor_validate(const EvdConfig *config, GError **err)
         model = evd_properties_find(s->classifier, "model-file");
         file = model->value;
         if (ok && s->enabled && !g_hash_table_contains(models, file)) {
-            GstElement *probe = NULL;
             GError *merr = NULL;
-            EvdModelInfo *info = evd_model_info_load(file, &merr);
-            if (info)
-                probe = model_probe_new(s, &merr);
-            evd_model_info_free(info);
+            GstElement *probe = model_probe_new(s, &merr);
             if (!probe) {
                 g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
                             "%s:%d:%d: model-file: %s", config->path, model->line, model->column,

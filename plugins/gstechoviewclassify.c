@@ -56,6 +56,8 @@ enum {
     PROP_UPDATES,
     PROP_ACTIVE_ROI,
     PROP_MODEL_USERS,
+    PROP_MODEL_NAME,
+    PROP_CLASSES,
     PROP_FRAMES,
     PROP_INFERRED,
     PROP_SKIPPED,
@@ -117,9 +119,9 @@ struct _GstEchoViewClassify {
     GstEchoViewModelRef *model_ref;
     const ev_model *model;
     ev_plan *plan;
-    const gchar *model_name;                  /* interned */
+    const gchar *model_name;                  /* interned; set and cleared under the object lock */
     const gchar *class_names[EV_MAX_CLASSES]; /* interned */
-    gint n_classes;
+    gint n_classes;                           /* set and cleared under the object lock */
     gsize input_floats;
     gfloat *stage_input; /* streaming thread preprocesses here */
     gfloat *history;     /* SMOOTHING_MAX x n_classes probabilities */
@@ -485,7 +487,7 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     ev_plan_options options = {0};
     ev_error err = {0};
     gboolean ok = FALSE;
-    gint w, h, c;
+    gint w, h, c, n_classes;
 
     GST_OBJECT_LOCK(self);
     model_file = g_strdup(self->model_file);
@@ -525,12 +527,11 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
         goto out;
     }
     self->model = gst_echo_view_model_ref_model(self->model_ref);
-    self->n_classes = ev_model_num_classes(self->model);
+    n_classes = ev_model_num_classes(self->model);
     ev_model_input_shape(self->model, &w, &h, &c);
-    if (self->n_classes < 1 || self->n_classes > EV_MAX_CLASSES || w < 1 || h < 1 ||
-        (c != 1 && c != 3)) {
+    if (n_classes < 1 || n_classes > EV_MAX_CLASSES || w < 1 || h < 1 || (c != 1 && c != 3)) {
         GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Model '%s' is invalid.", model_file),
-                          ("%d classes, input %dx%dx%d", self->n_classes, w, h, c));
+                          ("%d classes, input %dx%dx%d", n_classes, w, h, c));
         goto out;
     }
     if (ev_plan_create(self->model, &options, &self->plan, &err) != EV_OK) {
@@ -538,9 +539,12 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
                           ("%s", err.message));
         goto out;
     }
+    GST_OBJECT_LOCK(self); /* the model-name and classes properties read them */
+    self->n_classes = n_classes;
     self->model_name = g_intern_string(ev_model_name(self->model));
     for (gint i = 0; i < self->n_classes; i++)
         self->class_names[i] = g_intern_string(ev_model_class_name(self->model, i));
+    GST_OBJECT_UNLOCK(self);
     self->input_floats = (gsize)w * h * c;
     self->stage_input = g_new0(gfloat, self->input_floats);
     self->pending_input = g_new0(gfloat, self->input_floats);
@@ -593,6 +597,10 @@ static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans)
     }
     g_clear_pointer(&self->worker_error, g_free);
     g_clear_pointer(&self->plan, ev_plan_free);
+    GST_OBJECT_LOCK(self);
+    self->model_name = NULL;
+    self->n_classes = 0;
+    GST_OBJECT_UNLOCK(self);
     gst_echo_view_models_release(self->model_ref);
     self->model_ref = NULL;
     self->model = NULL;
@@ -1022,6 +1030,19 @@ static void gst_echo_view_classify_get_property(GObject *object, guint prop_id, 
     case PROP_ACTIVE_ROI:
         g_value_set_string(value, self->active_roi_text[0] ? self->active_roi_text : NULL);
         break;
+    case PROP_MODEL_NAME:
+        g_value_set_string(value, self->model_name);
+        break;
+    case PROP_CLASSES:
+        if (self->n_classes > 0) {
+            gchar **classes = g_new0(gchar *, self->n_classes + 1);
+            for (gint i = 0; i < self->n_classes; i++)
+                classes[i] = g_strdup(self->class_names[i]);
+            g_value_take_boxed(value, classes);
+        } else {
+            g_value_set_boxed(value, NULL);
+        }
+        break;
     case PROP_FRAMES:
         g_value_set_uint64(value, self->n_frames);
         break;
@@ -1195,6 +1216,18 @@ static void gst_echo_view_classify_class_init(GstEchoViewClassifyClass *klass)
             "model-users", "Model users",
             "Elements sharing this element's loaded model (read-only, 0 when not started)", 0,
             G_MAXUINT, 0, ro));
+    g_object_class_install_property(
+        gobject_class, PROP_MODEL_NAME,
+        g_param_spec_string("model-name", "Model name",
+                            "Name of the loaded model (model.yaml `name`; read-only, NULL when "
+                            "not started)",
+                            NULL, ro));
+    g_object_class_install_property(
+        gobject_class, PROP_CLASSES,
+        g_param_spec_boxed("classes", "Classes",
+                           "Class names of the loaded model in the order of the probabilities "
+                           "(read-only, NULL when not started)",
+                           G_TYPE_STRV, ro));
     g_object_class_install_property(gobject_class, PROP_FRAMES,
                                     g_param_spec_uint64("frames", "Frames",
                                                         "Frames processed since the element was "

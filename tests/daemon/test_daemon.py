@@ -294,7 +294,8 @@ def check_config(env, text, name='echoviewd.yaml'):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, name)
-        with open(path, 'w') as f:
+        # surrogateescape: '\udcff' in a case is the byte 0xFF (not UTF-8) in the file
+        with open(path, 'w', encoding='utf-8', errors='surrogateescape') as f:
             f.write(text.replace('@MODEL@', env.model).replace('@HTTP_PORT@', '0'))
         r = subprocess.run([env.echoviewd, '--check-config', path], env=env.env,
                            capture_output=True, text=True, timeout=60)
@@ -353,6 +354,20 @@ BAD_CONFIGS = [
     ('http: {token-file: /dev/zero}\n',
      'F:1:20: cannot read token-file: /dev/zero: not a regular file'),
     ('', 'F:1:1: the file is empty'),
+    # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
+    ('http: {colour: red}\n', "F:1:8: unknown key 'colour' in http (expected one of: address, "
+     "port, token, token-file, connection-limit, connection-timeout, request-size-limit, "
+     "event-clients)"),
+    ('http: {port: 1}\n---\nhttp: {port: 2}\n',
+     'F:2:1: a second YAML document starts here; give one document per file'),
+    ('http: {address: "caf\udcff"}\n',
+     'F:1:21: invalid leading UTF-8 octet (0xFF; the file must be UTF-8)'),
+    ('classifier: {model-file: @MODEL@}\nsimulate: ' + '[' * 40 + ']' * 40 + '\n',
+     'F:2:42: nested deeper than 32 levels'),
+    ('http: {port: &p 1, address: *p}\n', 'F:1:14: aliases are not supported'),
+    ('classifier:\n  model-file: @MODEL@\n  threads: "4"\nstreams:\n'
+     '  - {id: a, source: {type: phantom}, enabled: "true"}\n',
+     "F:5:47: 'enabled' must be true or false"),
 ]
 
 

@@ -139,24 +139,34 @@ def config_case(tmp):
     r = run(bridge_bin, '--check-config', os.path.join(root, 'conf', 'echoview-dicom-bridge.yaml'))
     assert r.stdout.strip().endswith(': ok (2 destination(s))'), r.stdout
     bad = [('destinations:\n  - {calling-ae: A, port: 0}\n',
-            "bad.yaml:2:27: 'port' must be an integer in 1..65535, got '0'"),
+            "bad.yaml:2:27: 'port' must be between 1 and 65535, not 0"),
            ('destinations:\n  - {calling-ae: A, port: 5004, encoding: vp9}\n',
             "bad.yaml:2:43: 'encoding' must be raw, h264 or jpeg, got 'vp9'"),
            ('destinations:\n  - {calling-ae: A, port: 5004}\n  - {calling-ae: A, port: 5006}\n',
             "bad.yaml:3:5: calling-ae 'A' has two destinations"),
            ('listen: {port: 104, colour: red}\ndestinations: []\n',
-            "bad.yaml:1:21: unknown key 'colour' in 'listen'"),
+            "bad.yaml:1:21: unknown key 'colour' in 'listen' (expected one of: port, ae-title, "
+            "acse-timeout, dimse-timeout)"),
            ('listen: {ae-title: THIS-TITLE-IS-TOO-LONG}\n',
             "bad.yaml:1:20: 'ae-title' must be at most 16 characters, without '\\'"),
            ('spool: /tmp\n', 'bad.yaml: no destinations: nothing would be streamed'),
            ('spool: &s /tmp\ndestinations:\n  - {calling-ae: *s, port: 1}\n',
             'bad.yaml:1:8: aliases are not supported'),
            ('destinations: [\n', 'bad.yaml:2:1: did not find expected node content'),
-           ('', 'bad.yaml:1:1: the file is empty')]
+           ('', 'bad.yaml:1:1: the file is empty'),
+           # the YAML reader's rules (base/ev_yaml.h), as in echoviewd and model.yaml
+           ('destinations:\n  - {calling-ae: A, port: 5004}\n---\nspool: /tmp\n',
+            'bad.yaml:3:1: a second YAML document starts here; give one document per file'),
+           (b'spool: /tmp/\xff\ndestinations:\n  - {calling-ae: A, port: 5004}\n',
+            'bad.yaml:1:13: invalid leading UTF-8 octet (0xFF; the file must be UTF-8)'),
+           ('destinations:\n  - {calling-ae: A, port: 5004, loop: yes}\n',
+            "bad.yaml:2:39: 'loop' must be true or false, not 'yes'"),
+           ('destinations:\n  - {calling-ae: A, port: 5004, sdp: ' + '[' * 40 + ']' * 40 + '}\n',
+            'bad.yaml:2:67: nested deeper than 32 levels')]
     for text, want in bad:
         path = os.path.join(tmp, 'bad.yaml')
-        with open(path, 'w') as f:
-            f.write(text)
+        with open(path, 'wb') as f:
+            f.write(text if isinstance(text, bytes) else text.encode())
         r = run(bridge_bin, '--check-config', path, check=False)
         got = r.stderr.strip().replace(tmp + '/', '')
         assert r.returncode == 1 and got == 'echoview-dicom-bridge: ' + want, (got, want)

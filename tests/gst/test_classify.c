@@ -1,7 +1,7 @@
 /* test_classify.c: echoviewclassify under GstHarness: every input format and ROI mode against
  * the engine's own answer for the same frame, pixels untouched, interval and async carrying,
- * smoothing and hysteresis, threshold, update modes, resets, model sharing, latency, meta
- * surviving videoscale/videoconvert.
+ * smoothing and hysteresis, threshold, update modes, resets, model sharing, the model-name and
+ * classes properties, latency, meta surviving videoscale/videoconvert.
  * usage: test_classify MODEL_DIR (a 14-class gray fixture bundle) */
 #include "gst_test_util.h"
 
@@ -591,6 +591,31 @@ static void test_sharing(void)
     gst_object_unref(c);
 }
 
+/* What echoviewd labels probabilities with: the element's own reading of model.yaml. */
+static void test_model_properties(void)
+{
+    GstElement *e = make_element("echoviewclassify", "model-file", model_dir, NULL);
+    gchar *name = NULL, **classes = NULL;
+    gboolean same = TRUE;
+
+    g_object_get(e, "model-name", &name, "classes", &classes, NULL);
+    CHECK(!name && !classes, "model-name and classes are NULL before start");
+    gst_element_set_state(e, GST_STATE_PAUSED);
+    g_object_get(e, "model-name", &name, "classes", &classes, NULL);
+    for (int i = 0; classes && i < n_classes; i++)
+        same &= classes[i] && !strcmp(classes[i], ev_model_class_name(model, i));
+    CHECK(name && !strcmp(name, ev_model_name(model)) && classes &&
+              g_strv_length(classes) == (guint)n_classes && same,
+          "started: model-name '%s' and %u classes, as the engine reads the bundle",
+          name ? name : "(null)", classes ? g_strv_length(classes) : 0);
+    g_free(name);
+    g_strfreev(classes);
+    gst_element_set_state(e, GST_STATE_NULL);
+    g_object_get(e, "model-name", &name, "classes", &classes, NULL);
+    CHECK(!name && !classes, "model-name and classes are NULL again after stop");
+    gst_object_unref(e);
+}
+
 static void test_latency(void)
 {
     GstVideoInfo info;
@@ -679,6 +704,7 @@ int main(int argc, char **argv)
     test_threshold_and_updates();
     test_resets();
     test_sharing();
+    test_model_properties();
     test_latency();
     test_meta_survives();
 
