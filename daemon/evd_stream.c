@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ev_stats.h"
 #include "gstechoviewmeta.h"
 
 #ifdef __GLIBC__
@@ -21,7 +22,6 @@ GST_DEBUG_CATEGORY_STATIC(evd_stream_debug);
 #define GST_CAT_DEFAULT evd_stream_debug
 
 #define EVD_TICK_MS 250
-#define EVD_LATENCY_WINDOW 1024
 #define EVD_MAX_CLASSES 256
 #define EVD_STABLE_RESET_US (10 * G_USEC_PER_SEC) /* running this long clears the backoff */
 
@@ -72,8 +72,7 @@ typedef struct {
     guint n_probabilities;
     gdouble probabilities[EVD_MAX_CLASSES];
     const gchar *model_name;
-    gdouble latency_ring[EVD_LATENCY_WINDOW]; /* milliseconds */
-    guint latency_pos, latency_fill;
+    ev_stats_window latency; /* milliseconds, of inferred results (the element's samples) */
     guint64 latency_buckets[EVD_LATENCY_BUCKETS + 1];
     guint64 latency_count;
     gdouble latency_sum_s;
@@ -333,9 +332,7 @@ static GstPadProbeReturn on_classified_buffer(GstPad *pad, GstPadProbeInfo *info
             gdouble s = (gdouble)meta->latency / GST_SECOND;
             guint b = 0;
 
-            st->latency_ring[st->latency_pos] = s * 1000.0;
-            st->latency_pos = (st->latency_pos + 1) % EVD_LATENCY_WINDOW;
-            st->latency_fill = MIN(st->latency_fill + 1, EVD_LATENCY_WINDOW);
+            ev_stats_window_add(&st->latency, s * 1000.0);
             while (b < EVD_LATENCY_BUCKETS && s > evd_latency_bucket_bounds[b])
                 b++;
             st->latency_buckets[b]++;
@@ -1162,27 +1159,7 @@ void evd_stream_snapshot_free(EvdStreamSnapshot *snap)
     g_free(snap);
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    gdouble x = *(const gdouble *)a, y = *(const gdouble *)b;
-    return (x > y) - (x < y);
-}
-
-static gdouble percentile(const gdouble *sorted, guint n, gdouble q)
-{
-    gdouble pos;
-    guint lo;
-
-    if (n == 0)
-        return 0;
-    pos = q * (n - 1);
-    lo = (guint)pos;
-    if (lo + 1 >= n)
-        return sorted[n - 1];
-    return sorted[lo] + (pos - lo) * (sorted[lo + 1] - sorted[lo]);
-}
-
-/* Called with the lock held; the sort happens after, in snapshot_finish. */
+/* Called with the lock held; the latency window is summarised after, without it. */
 static EvdStreamSnapshot *snapshot_take(EvdSupervisor *sup, EvdStream *st)
 {
     EvdStreamSnapshot *snap = g_new0(EvdStreamSnapshot, 1);
@@ -1216,8 +1193,7 @@ static EvdStreamSnapshot *snapshot_take(EvdSupervisor *sup, EvdStream *st)
     snap->view_changes = st->view_changes;
     snap->restarts = st->restarts;
     snap->fps = st->state == EVD_STATE_RUNNING ? st->fps : 0;
-    snap->latency_window = st->latency_fill;
-    /* latency_mean_ms etc. are filled from the ring copy in snapshot_finish */
+    /* latency_mean_ms, _p50_ms, _p99_ms and latency_window: from the window copy, unlocked */
     memcpy(snap->latency_buckets, st->latency_buckets, sizeof snap->latency_buckets);
     snap->latency_count = st->latency_count;
     snap->latency_sum_s = st->latency_sum_s;
@@ -1235,35 +1211,30 @@ GPtrArray *evd_supervisor_snapshot(EvdSupervisor *sup, gboolean senders)
 {
     GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)evd_stream_snapshot_free);
 
+    GPtrArray *windows = g_ptr_array_new_with_free_func(g_free);
+
     g_mutex_lock(&sup->lock);
     {
         GPtrArray *list = senders ? sup->senders : sup->streams;
-        /* Streams are freed only on the main thread after leaving the list under the lock, but
-     * the lock is dropped during each sort, so take references by index afresh each time. */
         for (guint i = 0; i < list->len; i++) {
             EvdStream *st = g_ptr_array_index(list, i);
-            if (senders)
-                g_ptr_array_add(out, snapshot_take(sup, st));
-            else {
-                gdouble ring[EVD_LATENCY_WINDOW];
-                EvdStreamSnapshot *snap = snapshot_take(sup, st);
-                guint n = st->latency_fill;
-                gdouble sum = 0;
-
-                memcpy(ring, st->latency_ring, sizeof(gdouble) * n);
-                for (guint k = 0; k < n; k++)
-                    sum += ring[k];
-                if (n > 0) {
-                    qsort(ring, n, sizeof(gdouble), compare_double);
-                    snap->latency_mean_ms = sum / n;
-                    snap->latency_p50_ms = percentile(ring, n, 0.50);
-                    snap->latency_p99_ms = percentile(ring, n, 0.99);
-                }
-                g_ptr_array_add(out, snap);
-            }
+            g_ptr_array_add(out, snapshot_take(sup, st));
+            g_ptr_array_add(windows, senders ? NULL : g_memdup2(&st->latency, sizeof st->latency));
         }
     }
     g_mutex_unlock(&sup->lock);
+    /* the sorts for the percentiles run on the copies, with the streaming threads free */
+    for (guint i = 0; !senders && i < out->len; i++) {
+        EvdStreamSnapshot *snap = g_ptr_array_index(out, i);
+        ev_stats_summary summary;
+
+        ev_stats_window_summarize(g_ptr_array_index(windows, i), &summary);
+        snap->latency_window = (guint)summary.n;
+        snap->latency_mean_ms = summary.mean;
+        snap->latency_p50_ms = summary.p50;
+        snap->latency_p99_ms = summary.p99;
+    }
+    g_ptr_array_unref(windows);
     return out;
 }
 

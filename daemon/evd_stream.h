@@ -52,7 +52,8 @@ typedef struct {
     guint64 view_changes;
     guint restarts;
     gdouble fps;
-    /* latency of inferred results over the last 1024, milliseconds; count 0: none yet */
+    /* latency of inferred results over the last 1024, milliseconds (mean of the window,
+     * nearest-rank percentiles: base/ev_stats.h, as the element's); window 0: none yet */
     gdouble latency_mean_ms, latency_p50_ms, latency_p99_ms;
     guint latency_window;
     guint64 latency_buckets[EVD_LATENCY_BUCKETS + 1]; /* non-cumulative; last is +Inf */

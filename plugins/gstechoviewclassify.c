@@ -18,13 +18,13 @@
 #include <string.h>
 
 #include "echoview.h"
+#include "ev_stats.h"
 #include "gstechoviewmeta.h"
 #include "gstechoviewmodels.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_echo_view_classify_debug);
 #define GST_CAT_DEFAULT gst_echo_view_classify_debug
 
-#define STAT_WINDOW 1024 /* latency samples kept for the p99 */
 #define SMOOTHING_MAX 256
 
 #define DEFAULT_BACKEND GST_ECHO_VIEW_BACKEND_AUTO
@@ -74,13 +74,6 @@ typedef enum {
     ROI_FIXED,
 } RoiMode;
 
-/* Running mean over everything and p99 over the last STAT_WINDOW samples, in microseconds. */
-typedef struct {
-    gdouble sum;
-    guint64 count;
-    gdouble window[STAT_WINDOW];
-} LatencyStat;
-
 /* One inference result as the streaming thread sees it. */
 typedef struct {
     gboolean valid;
@@ -110,7 +103,8 @@ struct _GstEchoViewClassify {
 
     /* statistics, under the object lock */
     guint64 n_frames, n_inferred, n_skipped;
-    LatencyStat latency_stat, process_stat, engine_stat;
+    /* microseconds: the running mean over every sample, the p99 over the latest 1024 */
+    ev_stats_window latency_stat, process_stat, engine_stat;
     gchar active_roi_text[64];
     gboolean latency_posted;
     gint64 warmup_us; /* one inference timed at start(), for the first latency query */
@@ -207,37 +201,8 @@ static GType gst_echo_view_updates_get_type(void)
 
 static gint64 now_us(void) { return g_get_monotonic_time(); }
 
-static void latency_stat_add(LatencyStat *s, gdouble us)
-{
-    s->window[s->count % STAT_WINDOW] = us;
-    s->sum += us;
-    s->count++;
-}
-
-static gdouble latency_stat_mean(const LatencyStat *s)
-{
-    return s->count ? s->sum / (gdouble)s->count : 0.0;
-}
-
-static gint compare_doubles(gconstpointer a, gconstpointer b)
-{
-    gdouble x = *(const gdouble *)a, y = *(const gdouble *)b;
-    return x < y ? -1 : x > y;
-}
-
-static gdouble latency_stat_p99(const LatencyStat *s)
-{
-    guint n = s->count < STAT_WINDOW ? (guint)s->count : STAT_WINDOW;
-    gdouble sorted[STAT_WINDOW];
-
-    if (!n)
-        return 0.0;
-    memcpy(sorted, s->window, n * sizeof(gdouble));
-    qsort(sorted, n, sizeof(gdouble), compare_doubles);
-    return sorted[MIN(n - 1, (guint)ceil(0.99 * n) - 1)];
-}
-
-/* The read-only timing properties: which statistic of which LatencyStat each one reports. */
+/* The read-only timing properties: which statistic of which window each one reports (the
+ * definitions are base/ev_stats.h's, the daemon's too). */
 static gdouble timing_property_value(GstEchoViewClassify *self, guint prop_id)
 {
     static const struct {
@@ -254,8 +219,9 @@ static gdouble timing_property_value(GstEchoViewClassify *self, guint prop_id)
 
     for (gsize i = 0; i < G_N_ELEMENTS(timings); i++)
         if (timings[i].prop_id == prop_id) {
-            const LatencyStat *stat = G_STRUCT_MEMBER_P(self, timings[i].stat_offset);
-            return timings[i].p99 ? latency_stat_p99(stat) : latency_stat_mean(stat);
+            const ev_stats_window *stat = G_STRUCT_MEMBER_P(self, timings[i].stat_offset);
+            return timings[i].p99 ? ev_stats_window_percentile(stat, 99)
+                                  : ev_stats_window_mean_all(stat);
         }
     return 0.0;
 }
@@ -444,8 +410,8 @@ static gpointer worker_main(gpointer data)
             gint64 t1 = now_us();
             r.latency = (GstClockTime)(t1 - (gint64)r.latency) * GST_USECOND;
             GST_OBJECT_LOCK(self);
-            latency_stat_add(&self->engine_stat, (gdouble)(t1 - t0));
-            latency_stat_add(&self->latency_stat, (gdouble)r.latency / GST_USECOND);
+            ev_stats_window_add(&self->engine_stat, (gdouble)(t1 - t0));
+            ev_stats_window_add(&self->latency_stat, (gdouble)r.latency / GST_USECOND);
             self->n_inferred++;
             GST_OBJECT_UNLOCK(self);
         }
@@ -670,7 +636,7 @@ static gboolean gst_echo_view_classify_query(GstBaseTransform *trans, GstPadDire
         /* What video waits for in this element: preprocessing and (sync mode) inference. The p99
      * of what was measured, or the engine time measured at start() before any frame. */
         GST_OBJECT_LOCK(self);
-        ours = (GstClockTime)(latency_stat_p99(&self->process_stat) * GST_USECOND);
+        ours = (GstClockTime)(ev_stats_window_percentile(&self->process_stat, 99) * GST_USECOND);
         if (!self->process_stat.count && !self->running_async)
             ours = (GstClockTime)self->warmup_us * GST_USECOND;
         GST_OBJECT_UNLOCK(self);
@@ -887,10 +853,10 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     self->n_skipped += skipped;
     if (t_engine >= 0) {
         self->n_inferred++;
-        latency_stat_add(&self->engine_stat, (gdouble)t_engine);
-        latency_stat_add(&self->latency_stat, (gdouble)self->result.latency / GST_USECOND);
+        ev_stats_window_add(&self->engine_stat, (gdouble)t_engine);
+        ev_stats_window_add(&self->latency_stat, (gdouble)self->result.latency / GST_USECOND);
     }
-    latency_stat_add(&self->process_stat, (gdouble)(now_us() - t_start));
+    ev_stats_window_add(&self->process_stat, (gdouble)(now_us() - t_start));
     /* Once the first frames are measured, tell the pipeline to ask for latency again. */
     if (!self->latency_posted && self->process_stat.count == 10) {
         self->latency_posted = TRUE;
