@@ -16,7 +16,8 @@
 #include "echoview.h"
 #include "evd_config.h"
 #include "evd_http.h"
-#include "evd_stream.h"
+#include "evd_pipeline.h"
+#include "evd_supervisor.h"
 
 #ifndef EVD_DEFAULT_CONFIG
 #define EVD_DEFAULT_CONFIG "/etc/echoviewd/echoviewd.yaml"
@@ -106,7 +107,7 @@ static gboolean on_sighup(gpointer data)
                g_get_monotonic_time(), d->config_path);
     g_message("reloading %s", d->config_path);
     config = evd_config_load(d->config_path, &err);
-    if (config && !evd_supervisor_validate(config, &err)) {
+    if (config && !evd_pipeline_validate(config, &err)) {
         evd_config_free(config);
         config = NULL;
     }
@@ -148,7 +149,7 @@ static int check_config(const gchar *path)
     GError *err = NULL;
     EvdConfig *config = evd_config_load(path, &err);
 
-    if (config && evd_supervisor_validate(config, &err)) {
+    if (config && evd_pipeline_validate(config, &err)) {
         printf("%s: ok (%u streams, %u simulated senders, http %s:%u%s)\n", path,
                config->streams->len, config->senders->len, config->http_address, config->http_port,
                config->http_token ? ", token required" : "");
@@ -210,7 +211,7 @@ int main(int argc, char **argv)
 
     d.config_path = config_path ? config_path : g_strdup(EVD_DEFAULT_CONFIG);
     d.config_view = evd_config_load(d.config_path, &err);
-    if (d.config_view && !evd_supervisor_validate(d.config_view, &err))
+    if (d.config_view && !evd_pipeline_validate(d.config_view, &err))
         g_clear_pointer(&d.config_view, evd_config_free);
     if (!d.config_view) {
         fprintf(stderr, "echoviewd: %s\n", err->message);

@@ -1,6 +1,8 @@
 /* evd_config.c: echoviewd's configuration schema on the YAML reader (base/ev_yaml.h owns the
- * rules: limits, aliases, UTF-8, scalar types, unknown keys): sections, defaults, cross-field
- * checks, and the pipeline descriptions built from it. */
+ * rules: limits, aliases, UTF-8, scalar types, unknown keys): sections, defaults and
+ * cross-field checks. What the configuration becomes in GStreamer is evd_pipeline.c's.
+ * About 800 lines for one job: every key of conf/echoviewd.yaml is read here, next to its
+ * default and range, so that the schema is in one place. */
 #include "evd_config.h"
 
 #include <stdlib.h>
@@ -193,7 +195,7 @@ static gboolean parse_properties(Parser *p, const ev_yaml_node *node, const gcha
 
     if (ev_yaml_is_null(node))
         return TRUE;
-    /* any name: GStreamer checks them against the element (evd_supervisor_validate) */
+    /* any name: GStreamer checks them against the element (evd_pipeline_validate) */
     return walk(p, node, what, NULL, handle_property, &ctx);
 }
 
@@ -817,152 +819,4 @@ out:
         return NULL;
     }
     return cc.config;
-}
-
-/* ---- pipeline descriptions --------------------------------------------------------------- */
-
-/* A gst-launch property value in double quotes. */
-static void append_quoted(GString *s, const gchar *value)
-{
-    g_string_append_c(s, '"');
-    for (const gchar *c = value; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            g_string_append_c(s, '\\');
-        g_string_append_c(s, *c);
-    }
-    g_string_append_c(s, '"');
-}
-
-static void append_properties(GString *s, const GPtrArray *properties)
-{
-    for (guint i = 0; properties && i < properties->len; i++) {
-        const EvdProperty *prop = g_ptr_array_index(properties, i);
-        g_string_append_printf(s, " %s=", prop->name);
-        append_quoted(s, prop->value);
-    }
-}
-
-static void append_udpsrc(GString *s, const EvdSourceConfig *src, const gchar *caps,
-                          guint64 timeout_ns)
-{
-    g_string_append(s, "udpsrc name=src address=");
-    append_quoted(s, src->address);
-    g_string_append_printf(s, " port=%u buffer-size=4194304 timeout=%" G_GUINT64_FORMAT " caps=",
-                           src->port, timeout_ns);
-    append_quoted(s, caps);
-    g_string_append_printf(s, " ! rtpjitterbuffer name=jitter latency=%u ! ",
-                           src->jitter_latency_ms);
-}
-
-gchar *evd_stream_config_describe(const EvdStreamConfig *stream)
-{
-    const EvdSourceConfig *src = &stream->source;
-    GString *s = g_string_new(NULL);
-    guint64 timeout_ns = (guint64)(stream->stall_timeout * 1e9);
-    gchar *caps;
-
-    switch (src->type) {
-    case EVD_SOURCE_RTP_RAW:
-        /* 1.22's rtpvrawdepay wants width, height and depth as strings (RFC 4175 SDP form). */
-        caps = g_strdup_printf(
-            "application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-            "encoding-name=(string)RAW,sampling=(string)%s,depth=(string)%u,width=(string)%u,"
-            "height=(string)%u,colorimetry=(string)BT601-5,payload=(int)%u",
-            src->sampling, src->depth, src->width, src->height, src->payload);
-        append_udpsrc(s, src, caps, timeout_ns);
-        g_string_append(s, "rtpvrawdepay name=depay");
-        g_free(caps);
-        break;
-    case EVD_SOURCE_RTP_H264:
-        caps = g_strdup_printf("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-                               "encoding-name=(string)H264,payload=(int)%u",
-                               src->payload);
-        append_udpsrc(s, src, caps, timeout_ns);
-        g_string_append(s, "rtph264depay ! h264parse ! decodebin");
-        g_free(caps);
-        break;
-    case EVD_SOURCE_RTP_JPEG:
-        caps = g_strdup_printf("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-                               "encoding-name=(string)JPEG,payload=(int)%u",
-                               src->payload);
-        append_udpsrc(s, src, caps, timeout_ns);
-        g_string_append(s, "rtpjpegdepay ! jpegdec");
-        g_free(caps);
-        break;
-    case EVD_SOURCE_SDP:
-        g_string_append(s, "filesrc location=");
-        append_quoted(s, src->location);
-        g_string_append_printf(
-            s, " ! sdpdemux name=sdp latency=%u timeout=%" G_GUINT64_FORMAT " ! decodebin",
-            src->jitter_latency_ms, timeout_ns / 1000);
-        break;
-    case EVD_SOURCE_URI:
-        g_string_append(s, "uridecodebin uri=");
-        append_quoted(s, src->uri);
-        break;
-    case EVD_SOURCE_PHANTOM:
-        g_string_append(s, "echophantomsrc name=phantom");
-        append_properties(s, src->properties);
-        if (src->width || src->height || src->framerate) {
-            g_string_append(s, " ! video/x-raw");
-            if (src->width)
-                g_string_append_printf(s, ",width=%u", src->width);
-            if (src->height)
-                g_string_append_printf(s, ",height=%u", src->height);
-            if (src->framerate)
-                g_string_append_printf(s, ",framerate=%u/1", src->framerate);
-        }
-        break;
-    case EVD_SOURCE_PIPELINE:
-        g_string_append(s, src->pipeline);
-        break;
-    }
-    /* The queue decouples the network thread from inference: when the classifier falls behind,
-   * old frames are dropped here (counted as `dropped`) rather than packets in the socket. */
-    g_string_append(
-        s, " ! queue name=frames leaky=downstream max-size-buffers=2 "
-           "max-size-bytes=0 max-size-time=0 ! videoconvert ! echoviewclassify name=classify "
-           "updates=on-change");
-    /* Streams share one loaded model per file (the weights are read-only at inference). */
-    if (!evd_properties_find(stream->classifier, "model-instance-id")) {
-        g_string_append(s, " model-instance-id=");
-        append_quoted(s, evd_properties_find(stream->classifier, "model-file")->value);
-    }
-    append_properties(s, stream->classifier);
-    /* Network sources are paced by the sender; local ones (phantom, files) by the clock. */
-    g_string_append_printf(s, " ! fakesink name=sink sync=%s async=false enable-last-sample=false",
-                           src->type == EVD_SOURCE_RTP_RAW || src->type == EVD_SOURCE_RTP_H264 ||
-                                   src->type == EVD_SOURCE_RTP_JPEG || src->type == EVD_SOURCE_SDP
-                               ? "false"
-                               : "true");
-    return g_string_free(s, FALSE);
-}
-
-gchar *evd_sender_config_describe(const EvdSenderConfig *sender)
-{
-    GString *s = g_string_new("echophantomsrc name=phantom");
-
-    append_properties(s, sender->properties);
-    g_string_append_printf(
-        s,
-        " ! video/x-raw,width=%u,height=%u,framerate=%u/1 ! videoconvert ! "
-        "video/x-raw,format=%s ! rtpvrawpay pt=%u mtu=1400 ! udpsink name=sink host=",
-        sender->width, sender->height, sender->framerate, sender->format, sender->payload);
-    append_quoted(s, sender->host);
-    g_string_append_printf(s, " port=%u sync=false async=false", sender->port);
-    return g_string_free(s, FALSE);
-}
-
-gchar *evd_stream_config_fingerprint(const EvdStreamConfig *stream)
-{
-    gchar *pipeline = evd_stream_config_describe(stream);
-    gchar *fp = g_strdup_printf("%d|%s", stream->enabled, pipeline);
-
-    g_free(pipeline);
-    return fp;
-}
-
-gchar *evd_sender_config_fingerprint(const EvdSenderConfig *sender)
-{
-    return evd_sender_config_describe(sender);
 }

@@ -1,6 +1,6 @@
 /* evd_config.h: echoviewd's configuration: the YAML schema (conf/echoviewd.yaml is the
- * documented reference), its parser with file:line:column errors, and the pipeline
- * descriptions the supervisor builds from it. */
+ * documented reference) and its parser with file:line:column errors. The pipelines built from
+ * it are evd_pipeline.h's. */
 #ifndef EVD_CONFIG_H
 #define EVD_CONFIG_H
 
@@ -95,17 +95,6 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
 void evd_config_free(EvdConfig *config);
 
 const gchar *evd_source_type_name(EvdSourceType type);
-
-/* The gst-launch description of the stream's pipeline. Named elements: `classify`
- * (echoviewclassify), `src` (udpsrc, rtp sources), `jitter` (rtpjitterbuffer, rtp sources),
- * `depay` (rtpvrawdepay, rtp-raw), `frames` (the leaky queue). */
-gchar *evd_stream_config_describe(const EvdStreamConfig *stream);
-/* The sender's pipeline description. */
-gchar *evd_sender_config_describe(const EvdSenderConfig *sender);
-/* A canonical text of everything that shapes the pipeline; equal fingerprints mean that a
- * reload leaves the stream alone. */
-gchar *evd_stream_config_fingerprint(const EvdStreamConfig *stream);
-gchar *evd_sender_config_fingerprint(const EvdSenderConfig *sender);
 
 const EvdProperty *evd_properties_find(const GPtrArray *properties, const gchar *name);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "echoview.h"
+#include "evd_metrics.h"
 
 #define EVD_EVENT_BUFFER_MAX (1024 * 1024) /* a client further behind than this is dropped */
 #define EVD_EVENT_BLOCK 16384
@@ -249,232 +250,6 @@ static enum MHD_Result handle_readyz(EvdHttp *http, struct MHD_Connection *conne
     g_ptr_array_unref(snaps);
     return queue_json(http, connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                       json_pack("{s:b, s:o}", "ready", ready, "reasons", reasons));
-}
-
-/* ---- Prometheus -------------------------------------------------------------------------- */
-
-static void metric_header(GString *out, const gchar *name, const gchar *type, const gchar *help)
-{
-    g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* Label values escape backslash, double quote and newline. */
-static void append_label_value(GString *out, const gchar *value)
-{
-    for (const gchar *c = value; *c; c++) {
-        if (*c == '\\' || *c == '"')
-            g_string_append_c(out, '\\');
-        if (*c == '\n')
-            g_string_append(out, "\\n");
-        else
-            g_string_append_c(out, *c);
-    }
-}
-
-static void append_double(GString *out, gdouble v)
-{
-    gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
-    g_string_append(out, g_ascii_dtostr(buf, sizeof buf, v));
-}
-
-typedef enum {
-    COL_FRAMES,
-    COL_INFERRED,
-    COL_SKIPPED,
-    COL_DROPPED,
-    COL_RECEIVED,
-    COL_RESTARTS,
-    COL_CHANGES,
-    COL_PACKETS_RECEIVED,
-    COL_PACKETS_LOST
-} CounterColumn;
-
-static guint64 snapshot_counter(const EvdStreamSnapshot *s, CounterColumn col)
-{
-    switch (col) {
-    case COL_FRAMES:
-        return s->frames;
-    case COL_INFERRED:
-        return s->inferred;
-    case COL_SKIPPED:
-        return s->skipped;
-    case COL_DROPPED:
-        return s->dropped;
-    case COL_RECEIVED:
-        return s->received;
-    case COL_RESTARTS:
-        return s->restarts;
-    case COL_CHANGES:
-        return s->view_changes;
-    case COL_PACKETS_RECEIVED:
-        return s->packets_pushed;
-    case COL_PACKETS_LOST:
-        return s->packets_lost;
-    }
-    return 0;
-}
-
-typedef enum { GAUGE_FPS, GAUGE_CONFIDENCE } GaugeColumn;
-
-static gdouble snapshot_gauge(const EvdStreamSnapshot *s, GaugeColumn col)
-{
-    switch (col) {
-    case GAUGE_FPS:
-        return s->fps;
-    case GAUGE_CONFIDENCE:
-        return s->confidence;
-    }
-    return 0;
-}
-
-static gchar *metrics_text(EvdHttp *http, gsize *len)
-{
-    static const struct {
-        const gchar *name;
-        CounterColumn col;
-        const gchar *help;
-    } counters[] = {
-        {"echoviewd_stream_frames_total", COL_FRAMES, "Frames that went through the classifier."},
-        {"echoviewd_stream_inferences_total", COL_INFERRED, "Inferences completed."},
-        {"echoviewd_stream_skipped_inferences_total", COL_SKIPPED,
-         "Scheduled inferences the classifier skipped (async mode, a newer frame won)."},
-        {"echoviewd_stream_dropped_frames_total", COL_DROPPED,
-         "Frames dropped before the classifier because it fell behind."},
-        {"echoviewd_stream_received_frames_total", COL_RECEIVED, "Frames out of the source."},
-        {"echoviewd_stream_restarts_total", COL_RESTARTS, "Pipeline restarts."},
-        {"echoviewd_stream_view_changes_total", COL_CHANGES, "Changes of the stable view."},
-        /* RTP sources only (the others have no jitter buffer, so no sample) */
-        {"echoviewd_stream_rtp_packets_received_total", COL_PACKETS_RECEIVED,
-         "RTP packets out of the jitter buffer."},
-        {"echoviewd_stream_rtp_packets_lost_total", COL_PACKETS_LOST,
-         "RTP packets the jitter buffer declared lost."},
-    };
-    static const struct {
-        const gchar *name;
-        GaugeColumn col;
-        const gchar *help;
-    } gauges[] = {
-        {"echoviewd_stream_frames_per_second", GAUGE_FPS,
-         "Frames per second through the classifier over the last second."},
-        {"echoviewd_stream_view_confidence_ratio", GAUGE_CONFIDENCE,
-         "Probability of the top view of the latest inference."},
-    };
-    GPtrArray *snaps = evd_supervisor_snapshot(http->sup, FALSE);
-    EvdSupervisorStatus st;
-    GString *out = g_string_sized_new(8192);
-    guint64 requests, by_class[6];
-
-    evd_supervisor_status(http->sup, &st);
-    g_mutex_lock(&http->lock);
-    requests = http->requests_total;
-    memcpy(by_class, http->responses_by_class, sizeof by_class);
-    g_mutex_unlock(&http->lock);
-
-    metric_header(out, "echoviewd_build_info", "gauge", "Version of echoviewd (always 1).");
-    g_string_append_printf(out, "echoviewd_build_info{version=\"%s\"} 1\n", EV_VERSION);
-    metric_header(out, "echoviewd_uptime_seconds", "gauge", "Seconds since echoviewd started.");
-    g_string_append(out, "echoviewd_uptime_seconds ");
-    append_double(out, (g_get_monotonic_time() - start_time_us) / 1e6);
-    g_string_append_c(out, '\n');
-    metric_header(out, "echoviewd_model_loaded", "gauge",
-                  "1 when every configured model is loaded.");
-    g_string_append_printf(out, "echoviewd_model_loaded %d\n", st.model_loaded ? 1 : 0);
-    metric_header(out, "echoviewd_http_requests_total", "counter", "HTTP requests answered.");
-    g_string_append_printf(out, "echoviewd_http_requests_total %" G_GUINT64_FORMAT "\n", requests);
-    metric_header(out, "echoviewd_http_responses_total", "counter",
-                  "HTTP responses by status class.");
-    for (guint i = 1; i < 6; i++)
-        g_string_append_printf(
-            out, "echoviewd_http_responses_total{code=\"%uxx\"} %" G_GUINT64_FORMAT "\n", i,
-            by_class[i]);
-
-    metric_header(out, "echoviewd_stream_up", "gauge", "1 when the stream is running.");
-    for (guint i = 0; i < snaps->len; i++) {
-        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
-        g_string_append(out, "echoviewd_stream_up{stream=\"");
-        append_label_value(out, s->id);
-        g_string_append_printf(out, "\"} %d\n", s->state == EVD_STATE_RUNNING);
-    }
-    metric_header(out, "echoviewd_stream_state", "gauge",
-                  "1 for the state the stream is in, 0 for the others.");
-    for (guint i = 0; i < snaps->len; i++) {
-        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
-        for (guint k = 0; k < EVD_STATE_COUNT; k++) {
-            g_string_append(out, "echoviewd_stream_state{stream=\"");
-            append_label_value(out, s->id);
-            g_string_append_printf(out, "\",state=\"%s\"} %d\n", evd_stream_state_name(k),
-                                   s->state == k);
-        }
-    }
-    for (gsize c = 0; c < G_N_ELEMENTS(counters); c++) {
-        gboolean rtp_only =
-            counters[c].col == COL_PACKETS_RECEIVED || counters[c].col == COL_PACKETS_LOST;
-
-        metric_header(out, counters[c].name, "counter", counters[c].help);
-        for (guint i = 0; i < snaps->len; i++) {
-            EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
-            if (rtp_only && !s->has_packets)
-                continue;
-            g_string_append_printf(out, "%s{stream=\"", counters[c].name);
-            append_label_value(out, s->id);
-            g_string_append_printf(out, "\"} %" G_GUINT64_FORMAT "\n",
-                                   snapshot_counter(s, counters[c].col));
-        }
-    }
-    for (gsize g = 0; g < G_N_ELEMENTS(gauges); g++) {
-        metric_header(out, gauges[g].name, "gauge", gauges[g].help);
-        for (guint i = 0; i < snaps->len; i++) {
-            EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
-            g_string_append_printf(out, "%s{stream=\"", gauges[g].name);
-            append_label_value(out, s->id);
-            g_string_append(out, "\"} ");
-            append_double(out, snapshot_gauge(s, gauges[g].col));
-            g_string_append_c(out, '\n');
-        }
-    }
-    metric_header(out, "echoviewd_stream_view_probability_ratio", "gauge",
-                  "Probability of each view in the latest inference.");
-    for (guint i = 0; i < snaps->len; i++) {
-        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
-        for (guint k = 0; k < s->n_probabilities && s->classes; k++) {
-            g_string_append(out, "echoviewd_stream_view_probability_ratio{stream=\"");
-            append_label_value(out, s->id);
-            g_string_append(out, "\",view=\"");
-            append_label_value(out, s->classes[k]);
-            g_string_append(out, "\"} ");
-            append_double(out, s->probabilities[k]);
-            g_string_append_c(out, '\n');
-        }
-    }
-    metric_header(out, "echoviewd_stream_inference_latency_seconds", "histogram",
-                  "Time from a frame entering the classifier to its result.");
-    for (guint i = 0; i < snaps->len; i++) {
-        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
-        guint64 cumulative = 0;
-        for (guint b = 0; b <= EVD_LATENCY_BUCKETS; b++) {
-            cumulative += s->latency_buckets[b];
-            g_string_append(out, "echoviewd_stream_inference_latency_seconds_bucket{stream=\"");
-            append_label_value(out, s->id);
-            g_string_append(out, "\",le=\"");
-            if (b < EVD_LATENCY_BUCKETS)
-                append_double(out, evd_latency_bucket_bounds[b]);
-            else
-                g_string_append(out, "+Inf");
-            g_string_append_printf(out, "\"} %" G_GUINT64_FORMAT "\n", cumulative);
-        }
-        g_string_append(out, "echoviewd_stream_inference_latency_seconds_sum{stream=\"");
-        append_label_value(out, s->id);
-        g_string_append(out, "\"} ");
-        append_double(out, s->latency_sum_s);
-        g_string_append_c(out, '\n');
-        g_string_append(out, "echoviewd_stream_inference_latency_seconds_count{stream=\"");
-        append_label_value(out, s->id);
-        g_string_append_printf(out, "\"} %" G_GUINT64_FORMAT "\n", s->latency_count);
-    }
-    evd_supervisor_status_clear(&st);
-    g_ptr_array_unref(snaps);
-    *len = out->len;
-    return g_string_free(out, FALSE);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -715,7 +490,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return handle_events(http, connection);
     if (strcmp(url, "/metrics") == 0) {
         gsize len;
-        gchar *text = metrics_text(http, &len);
+        EvdHttpCounters counters;
+        g_mutex_lock(&http->lock);
+        counters.requests_total = http->requests_total;
+        memcpy(counters.responses_by_class, http->responses_by_class,
+               sizeof counters.responses_by_class);
+        g_mutex_unlock(&http->lock);
+        gchar *text = evd_metrics_text(http->sup, &counters,
+                                       (g_get_monotonic_time() - start_time_us) / 1e6, &len);
         /* g_string memory is malloc-compatible with GLib >= 2.46 (g_malloc is malloc). */
         return queue(http, connection, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
                      text, len);

@@ -7,7 +7,7 @@
 #include <jansson.h>
 
 #include "evd_config.h"
-#include "evd_stream.h"
+#include "evd_supervisor.h"
 
 G_BEGIN_DECLS
 

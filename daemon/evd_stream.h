@@ -1,106 +1,95 @@
-/* evd_stream.h: the supervisor: one GStreamer pipeline per configured stream (and per
- * built-in sender), each with a state machine (starting, running, stalled, failed) driven by
- * bus messages, udpsrc timeouts and a frame clock; restarts with capped exponential backoff;
- * thread-safe snapshots of every stream's view and statistics for the HTTP side. */
+/* evd_stream.h: one supervised pipeline (a stream, or a built-in sender), inside the daemon.
+ * Its state machine (starting, running, stalled, failed, disabled) is driven on the main loop
+ * thread by bus messages, udpsrc timeouts and the supervisor's tick; a failed or stalled
+ * pipeline is rebuilt after a capped exponential backoff. The streaming threads only count
+ * frames and copy the classifier's EchoViewMeta, under the supervisor's lock; the lock is never
+ * held across a GStreamer state change, so a streaming thread waiting for it can never block a
+ * teardown. */
 #ifndef EVD_STREAM_H
 #define EVD_STREAM_H
 
-#include <glib.h>
-#include <jansson.h>
+#include <gst/gst.h>
 
 #include "evd_config.h"
+#include "evd_models.h"
+#include "evd_snapshot.h"
+#include "evd_supervisor.h"
 
 G_BEGIN_DECLS
 
-typedef enum {
-    EVD_STATE_STARTING,
-    EVD_STATE_RUNNING,
-    EVD_STATE_STALLED,
-    EVD_STATE_FAILED,
-    EVD_STATE_DISABLED,
-    EVD_STATE_COUNT
-} EvdStreamState;
+GST_DEBUG_CATEGORY_EXTERN(evd_debug);
 
-const gchar *evd_stream_state_name(EvdStreamState state);
-
-/* Prometheus buckets of the inference latency histogram, in seconds (+Inf implied). */
-#define EVD_LATENCY_BUCKETS 12
-extern const gdouble evd_latency_bucket_bounds[EVD_LATENCY_BUCKETS];
+/* What a stream needs from its supervisor. */
+typedef struct {
+    GMutex *lock; /* guards the fields marked "under lock" */
+    EvdEventFunc on_event;
+    gpointer user_data;
+} EvdStreamHost;
 
 typedef struct {
-    gchar *id;
-    gchar *source_type;
-    gchar *pipeline;
-    gboolean enabled;
+    EvdStreamHost host;
     gboolean is_sender;
-    EvdStreamState state;
-    gint64 state_since; /* wall clock, microseconds since the epoch */
-    /* the view */
-    gchar *label; /* NULL before the first result */
-    gint label_id;
-    gdouble confidence;
-    gchar *stable_label;
-    gint stable_label_id;
-    guint n_probabilities;
-    gdouble *probabilities;
-    gchar **classes; /* names for probabilities (may be NULL) */
-    gchar *model_name;
+    gchar *id;
+    gchar *description;
+    gchar *fingerprint;
+    gchar *source_type;
     gchar *model_file;
     gchar *backend;
-    /* counters, cumulative over the stream's restarts */
-    guint64 frames, inferred, skipped, received, dropped;
+    gboolean enabled;
+    gboolean has_jitter;
+    gdouble stall_timeout;
+    gdouble restart_delay, restart_delay_max; /* the backoff, from the configuration */
+
+    /* main thread only */
+    GstElement *pipeline;
+    GstElement *classify;
+    GstElement *jitter;
+    guint restart_timer;
+    guint failures;       /* consecutive, for the backoff */
+    gint64 running_since; /* monotonic */
+    gint64 fps_time;
+    guint64 fps_frames;
+
+    /* under lock */
+    EvdStreamState state;
+    gint64 state_since_mono, state_since_wall;
+    gint64 last_frame;    /* monotonic, 0: none in this pipeline */
+    guint64 probe_frames; /* frames out of the classifier, cumulative */
+    guint64 received;     /* frames into the queue, cumulative */
+    guint64 frames_base, inferred_base, skipped_base;
+    guint64 frames_cur, inferred_cur, skipped_cur;
+    guint64 pushed_base, lost_base, late_base, dup_base;
+    guint64 pushed_cur, lost_cur, late_cur, dup_cur;
     guint64 view_changes;
     guint restarts;
     gdouble fps;
-    /* latency of inferred results over the last 1024, milliseconds (mean of the window,
-     * nearest-rank percentiles: base/ev_stats.h, as the element's); window 0: none yet */
-    gdouble latency_mean_ms, latency_p50_ms, latency_p99_ms;
-    guint latency_window;
-    guint64 latency_buckets[EVD_LATENCY_BUCKETS + 1]; /* non-cumulative; last is +Inf */
-    guint64 latency_count;
-    gdouble latency_sum_s;
-    /* RTP jitter buffer (has_packets FALSE for other sources) */
-    gboolean has_packets;
-    guint64 packets_pushed, packets_lost, packets_late, packets_duplicates;
+    EvdView view;
+    EvdLatency latency;
     gchar *last_error;
     gint64 last_error_time;
-} EvdStreamSnapshot;
+} EvdStream;
 
-void evd_stream_snapshot_free(EvdStreamSnapshot *snap);
+EvdStream *evd_stream_new(const EvdStreamHost *host, const gchar *id, gboolean is_sender);
+/* Stops the pipeline (and a pending restart) and frees the stream. */
+void evd_stream_free(EvdStream *st);
+/* Points st at its new configuration: call with the pipeline stopped or unchanged. */
+void evd_stream_configure(EvdStream *st, const EvdStreamConfig *sc);
+void evd_stream_configure_sender(EvdStream *st, const EvdSenderConfig *sc);
+void evd_stream_set_backoff(EvdStream *st, gdouble restart_delay, gdouble restart_delay_max);
 
-typedef struct _EvdSupervisor EvdSupervisor;
+/* Builds the pipeline from the description and sets it PLAYING without waiting. */
+void evd_stream_start(EvdStream *st);
+/* Tears the pipeline down and forgets the backoff, before a restart with a new configuration. */
+void evd_stream_stop(EvdStream *st);
+void evd_stream_set_state(EvdStream *st, EvdStreamState state, const gchar *reason);
+/* The frame clock: promotes and demotes the stream, keeps fps and counters fresh. */
+void evd_stream_tick(EvdStream *st, gint64 now);
+/* Posts the "removed" state event (the supervisor then frees the stream). */
+void evd_stream_emit_removed(EvdStream *st);
 
-/* Called with an event name ("view", "state") and its data (a new reference, to be taken);
- * from the main loop thread. */
-typedef void (*EvdEventFunc)(const gchar *event, json_t *data, gpointer user_data);
-
-EvdSupervisor *evd_supervisor_new(EvdEventFunc on_event, gpointer user_data);
-/* Starts, restarts (changed config) and removes streams and senders to match config; streams
- * whose config is unchanged keep running. The supervisor keeps config (takes ownership). */
-void evd_supervisor_apply(EvdSupervisor *sup, EvdConfig *config);
-/* Stops every pipeline and frees the supervisor. */
-void evd_supervisor_free(EvdSupervisor *sup);
-
-/* Checks what can only be checked with GStreamer: elements and properties exist and accept the
- * configured values (errors name file:line:column), every model loads. */
-gboolean evd_supervisor_validate(const EvdConfig *config, GError **err);
-
-/* Thread-safe snapshots. */
-GPtrArray *evd_supervisor_snapshot(EvdSupervisor *sup, gboolean senders);
-EvdStreamSnapshot *evd_supervisor_snapshot_one(EvdSupervisor *sup, const gchar *id);
-
-typedef struct {
-    gboolean model_loaded;
-    gchar *model_error; /* why not, or NULL */
-    gchar *model_name;
-    gchar *model_file;
-    gchar *backend;
-    guint n_streams, n_enabled, n_running;
-    guint n_state[EVD_STATE_COUNT];
-} EvdSupervisorStatus;
-
-void evd_supervisor_status(EvdSupervisor *sup, EvdSupervisorStatus *status);
-void evd_supervisor_status_clear(EvdSupervisorStatus *status);
+/* A snapshot of everything but the latency window's percentiles (those sort: see
+ * evd_snapshot_set_latency_window). Call under lock; model may be NULL. */
+EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *model);
 
 G_END_DECLS
 

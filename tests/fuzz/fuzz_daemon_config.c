@@ -1,7 +1,7 @@
 /* fuzz_daemon_config.c: libFuzzer target for echoviewd's YAML configuration parser
  * (evd_config_parse, from memory). Whatever parses must also yield the pipeline descriptions
  * and fingerprints the supervisor builds from it; an error must carry a message. */
-#include "evd_config.h"
+#include "evd_pipeline.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,13 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (guint i = 0; i < config->streams->len; i++) {
         const EvdStreamConfig *stream = g_ptr_array_index(config->streams, i);
-        g_free(evd_stream_config_describe(stream));
-        g_free(evd_stream_config_fingerprint(stream));
+        g_free(evd_pipeline_describe_stream(stream));
+        g_free(evd_pipeline_fingerprint_stream(stream));
     }
     for (guint i = 0; i < config->senders->len; i++) {
         const EvdSenderConfig *sender = g_ptr_array_index(config->senders, i);
-        g_free(evd_sender_config_describe(sender));
-        g_free(evd_sender_config_fingerprint(sender));
+        g_free(evd_pipeline_describe_sender(sender));
+        g_free(evd_pipeline_fingerprint_sender(sender));
     }
     evd_config_free(config);
     return 0;

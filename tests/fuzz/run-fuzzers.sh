@@ -33,14 +33,16 @@ for t in "${targets[@]}"; do
     manifest) srcs+=("$src/media/image.c"); extra+=(-I"$src/search"); libs+=(-lpng) ;;
   esac
   if [ "$t" = daemon_config ]; then
-    # the daemon's parser needs GLib and the YAML reader only, not the engine
-    if ! pkg-config --exists glib-2.0 yaml-0.1; then
-      echo "fuzz_$t: glib-2.0 or yaml-0.1 development files missing: skipped"
+    # the daemon's parser and pipeline descriptions: GLib, the YAML reader and (for the
+    # GStreamer-side checks that live beside the descriptions, not run here) GStreamer
+    if ! pkg-config --exists glib-2.0 yaml-0.1 gstreamer-1.0; then
+      echo "fuzz_$t: glib-2.0, yaml-0.1 or gstreamer-1.0 development files missing: skipped"
       continue
     fi
-    srcs+=("$src/daemon/evd_config.c" "$src/base/ev_yaml.c")
-    extra+=(-I"$src/daemon" $(pkg-config --cflags glib-2.0 yaml-0.1))
-    libs=($(pkg-config --libs glib-2.0 yaml-0.1) -lm -lpthread)
+    srcs+=("$src/daemon/evd_config.c" "$src/daemon/evd_pipeline.c" "$src/daemon/evd_models.c"
+           "$src/base/ev_yaml.c")
+    extra+=(-I"$src/daemon" $(pkg-config --cflags glib-2.0 yaml-0.1 gstreamer-1.0))
+    libs=($(pkg-config --libs glib-2.0 yaml-0.1 gstreamer-1.0) -lm -lpthread)
   else
     for e in "${engine[@]}"; do srcs+=("$src/engine/$e.c"); done
     srcs+=("$src/base/ev_yaml.c")
