@@ -1,5 +1,7 @@
 /* model.c: model bundles (model.yaml + weights.safetensors): parsing with file:line:column
  * errors, loading into a batch-1 reference network, and writing bundles for training output. */
+#include "ev_private.h"
+#include "ev_safetensors.h"
 #include "yaml_util.h"
 
 #include <errno.h>
@@ -7,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+const char *const ev_echo_views[14] = {
+    "A2CH",         "A3CH",          "A4CH-LV",   "A4CH-RV",      "A5CH",
+    "Apical-LA/MV", "PLAX-TV",       "PLAX-full", "PLAX-valves",  "PSAX-AV",
+    "PSAX-LV",      "Subcostal-IVC", "Subcostal", "Suprasternal",
+};
 
 static int read_text_file(const char *path, size_t limit, char **out, size_t *len, ev_error *err)
 {
@@ -152,9 +160,6 @@ static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *sou
         if ((rc = ev_genotype_load_file(path, &cfg->genotype, err)))
             return rc;
     }
-    yaml_node_t *gn = ev_yaml_map_get(doc, net, "genotype_name");
-    if (gn && ev_yaml_scalar(gn))
-        snprintf(m->genotype_name, sizeof m->genotype_name, "%s", ev_yaml_scalar(gn));
     yaml_node_t *aux = ev_yaml_map_get(doc, net, "auxiliary");
     if (aux) {
         const char *s = ev_yaml_scalar(aux);
@@ -165,8 +170,9 @@ static int parse_network(yaml_document_t *doc, yaml_node_t *net, const char *sou
     return EV_OK;
 }
 
-int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_t weights_size,
-                        ev_error *err)
+/* Parses model.yaml (path) into the model's fields (no weights). */
+static int parse_model_yaml(const char *path, ev_model *m, char *weights_file, size_t weights_size,
+                            ev_error *err)
 {
     static const char *const top_keys[] = {"name",    "classes", "input",       "preprocess",
                                            "network", "weights", "description", "training",
@@ -185,7 +191,6 @@ int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_
         *slash = 0;
     else
         strcpy(dir, ".");
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
 
     yaml_document_t doc;
     if ((rc = ev_yaml_load(&doc, text, len, path, err))) {
@@ -352,7 +357,7 @@ int ev_model_load(const char *path, ev_model **out, ev_error *err)
         return ev_fail(err, EV_ERR_NOMEM, "out of memory");
     char weights[PATH_MAX];
     ev_safetensors st = {0};
-    int rc = ev_model_parse_yaml(yaml_path, m, weights, sizeof weights, err);
+    int rc = parse_model_yaml(yaml_path, m, weights, sizeof weights, err);
     if (rc)
         goto fail;
     if ((rc = ev_net_create(&m->cfg, 1, false, &m->net, err))) {
@@ -405,6 +410,51 @@ void ev_model_input_shape(const ev_model *model, int *width, int *height, int *c
 
 int64_t ev_model_num_params(const ev_model *model) { return model->params; }
 int64_t ev_model_num_macs(const ev_model *model) { return model->macs; }
+const ev_net *ev_model_network(const ev_model *model) { return model->net; }
+
+int ev_model_from_net(ev_net *net, const ev_model_info *info, ev_model **out, ev_error *err)
+{
+    *out = NULL;
+    const ev_model_info none = {0};
+    if (!info)
+        info = &none;
+    if (!net)
+        return ev_fail(err, EV_ERR_INVALID, "model: no network");
+    if (net->batch != 1) {
+        ev_net_free(net);
+        return ev_fail(err, EV_ERR_INVALID,
+                       "model: the network has batch %d; a model holds batch 1", net->batch);
+    }
+    ev_model *m = calloc(1, sizeof *m);
+    const int k = net->cfg.num_classes;
+    if (!m || !(m->class_names = calloc((size_t)k, sizeof *m->class_names))) {
+        free(m);
+        ev_net_free(net);
+        return ev_fail(err, EV_ERR_NOMEM, "model: out of memory");
+    }
+    m->net = net;
+    m->num_classes = k;
+    snprintf(m->name, sizeof m->name, "%s", info->name ? info->name : "memory");
+    for (int i = 0; i < k; i++)
+        if (!(m->class_names[i] =
+                  strdup(info->class_names ? info->class_names[i] : ev_echo_views[i % 14]))) {
+            ev_model_free(m);
+            return ev_fail(err, EV_ERR_NOMEM, "model: out of memory");
+        }
+    m->cfg = net->cfg;
+    m->input_width = net->cfg.input_width;
+    m->input_height = net->cfg.input_height;
+    m->input_channels = net->cfg.in_channels;
+    m->scale = info->scale != 0.0f ? info->scale : 1.0f / 255.0f;
+    for (int c = 0; c < 3; c++) {
+        m->mean[c] = info->mean[c];
+        m->std[c] = info->std[c] != 0.0f ? info->std[c] : 1.0f;
+    }
+    m->params = ev_net_count_params(net);
+    m->macs = ev_net_count_macs(net);
+    *out = m;
+    return EV_OK;
+}
 
 /* YAML double-quoted scalar for names that may hold ':' '/' '#' and the like */
 static void yaml_quote(FILE *f, const char *s)

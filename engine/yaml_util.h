@@ -3,7 +3,7 @@
 #ifndef EV_YAML_UTIL_H
 #define EV_YAML_UTIL_H
 
-#include "ev_internal.h"
+#include "ev_genotype.h"
 
 #include <yaml.h>
 
