@@ -10,7 +10,7 @@
  *   bench_engine onnx DIR OUT.onnx     (when built with the ONNX exporter)
  */
 #include "cpu/cpu_internal.h"
-#include "ev_internal.h"
+#include "ev_bundle.h"
 #ifdef EV_HAVE_ONNX_EXPORT
 #include "ev_onnx.h"
 #endif

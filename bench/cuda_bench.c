@@ -12,7 +12,7 @@
  *   cuda_bench [--runs N] [--sizes 32,64,96,128] [--csv FILE]
  */
 #include "ev_cuda.h"
-#include "ev_internal.h"
+#include "ev_bundle.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,39 +48,21 @@ static int cmp_double(const void *a, const void *b)
 
 static ev_model *make_model(const char *genotype, int size, ev_error *err)
 {
-    ev_model *m = calloc(1, sizeof *m);
-    if (!m)
+    ev_net_config cfg = {0};
+    if (ev_genotype_parse(genotype, &cfg.genotype, err))
         return NULL;
-    ev_net_config *cfg = &m->cfg;
-    if (ev_genotype_parse(genotype, &cfg->genotype, err)) {
-        free(m);
+    cfg.init_channels = 16;
+    cfg.num_cells = 4;
+    cfg.reduction[1] = cfg.reduction[3] = true;
+    cfg.in_channels = 1;
+    cfg.num_classes = 14;
+    cfg.input_width = cfg.input_height = size;
+    ev_net *net = NULL;
+    ev_model *m = NULL;
+    if (ev_net_create(&cfg, 1, false, &net, err))
         return NULL;
-    }
-    cfg->init_channels = 16;
-    cfg->num_cells = 4;
-    cfg->reduction[1] = cfg->reduction[3] = true;
-    cfg->in_channels = 1;
-    cfg->num_classes = 14;
-    cfg->input_width = cfg->input_height = size;
-    m->num_classes = 14;
-    m->input_width = m->input_height = size;
-    m->input_channels = 1;
-    if (ev_net_create(cfg, 1, false, &m->net, err)) {
-        free(m);
-        return NULL;
-    }
-    ev_net_init_weights(m->net, 7);
-    m->params = ev_net_count_params(m->net);
-    m->macs = ev_net_count_macs(m->net);
-    return m;
-}
-
-static void free_model(ev_model *m)
-{
-    if (m) {
-        ev_net_free(m->net);
-        free(m);
-    }
+    ev_net_init_weights(net, 7);
+    return ev_model_from_net(net, NULL, &m, err) ? NULL : m;
 }
 
 static ev_plan *make_plan(const ev_model *m, int batch, int fp16, ev_error *err)
@@ -225,7 +207,7 @@ int main(int argc, char **argv)
                             (long long)m->macs, g50, g99, n50, n99, fps64, fps256, own256);
                 free(in);
                 free(out);
-                free_model(m);
+                ev_model_free(m);
             }
     if (csv)
         fclose(csv);

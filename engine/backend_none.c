@@ -1,5 +1,5 @@
 /* backend_none.c: the backend hooks for builds without the cpu/cuda backends. */
-#include "ev_internal.h"
+#include "ev_private.h"
 
 #ifndef EV_HAVE_CPU_BACKEND
 const ev_backend_vtable *ev_backend_cpu_vtable(void) { return NULL; }

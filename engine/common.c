@@ -1,8 +1,10 @@
-/* common.c: errors, overflow-checked sizes, arenas, aligned memory and the deterministic RNG. */
-#include "ev_internal.h"
+/* common.c: errors, overflow-checked sizes, arenas, aligned memory and the deterministic RNG
+ * (ev_base.h), and the public softmax. */
+#include "ev_base.h"
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,9 +131,3 @@ void ev_softmax(const float *logits, float *probabilities, int n)
     for (int i = 0; i < n; i++)
         probabilities[i] = (float)(probabilities[i] / sum);
 }
-
-const char *const ev_echo_views[14] = {
-    "A2CH",         "A3CH",          "A4CH-LV",   "A4CH-RV",      "A5CH",
-    "Apical-LA/MV", "PLAX-TV",       "PLAX-full", "PLAX-valves",  "PSAX-AV",
-    "PSAX-LV",      "Subcostal-IVC", "Subcostal", "Suprasternal",
-};

@@ -1,13 +1,22 @@
 /* model.c: model bundles (model.yaml + weights.safetensors): parsing with file:line:column
  * errors, loading into a batch-1 reference network, and writing bundles for training output. */
+#include "ev_private.h"
+#include "ev_safetensors.h"
 #include "yaml_util.h"
 
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+const char *const ev_echo_views[14] = {
+    "A2CH",         "A3CH",          "A4CH-LV",   "A4CH-RV",      "A5CH",
+    "Apical-LA/MV", "PLAX-TV",       "PLAX-full", "PLAX-valves",  "PSAX-AV",
+    "PSAX-LV",      "Subcostal-IVC", "Subcostal", "Suprasternal",
+};
 
 static int parse_float_list(ev_yaml_doc *doc, const ev_yaml_node *node, const char *what, int count,
                             float *out, ev_error *err)
@@ -118,13 +127,10 @@ static int parse_network(ev_yaml_doc *doc, const ev_yaml_node *net, const char *
         if ((rc = ev_genotype_load_file(path, &cfg->genotype, err)))
             return rc;
     }
+    /* genotype_name: a note for readers of the file; checked, not kept */
     const ev_yaml_node *gn = ev_yaml_lookup(doc, net, "genotype_name");
-    if (gn) {
-        const char *name = ev_yaml_get_string(doc, gn, "genotype_name");
-        if (!name)
-            return ev_fail_yaml_doc(err, doc);
-        snprintf(m->genotype_name, sizeof m->genotype_name, "%s", name);
-    }
+    if (gn && !ev_yaml_get_string(doc, gn, "genotype_name"))
+        return ev_fail_yaml_doc(err, doc);
     const ev_yaml_node *aux = ev_yaml_lookup(doc, net, "auxiliary");
     if (aux && !ev_yaml_get_bool(doc, aux, "auxiliary", &cfg->auxiliary))
         return ev_fail_yaml_doc(err, doc);
@@ -284,8 +290,9 @@ static int parse_model_doc(ev_yaml_doc *doc, const char *dir, ev_model *m, char 
     return EV_OK;
 }
 
-int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_t weights_size,
-                        ev_error *err)
+/* Parses model.yaml (path) into the model's fields (no weights). */
+static int parse_model_yaml(const char *path, ev_model *m, char *weights_file, size_t weights_size,
+                            ev_error *err)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -294,7 +301,6 @@ int ev_model_parse_yaml(const char *path, ev_model *m, char *weights_file, size_
         *slash = 0;
     else
         strcpy(dir, ".");
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
 
     ev_yaml_doc *doc = NULL;
     ev_yaml_error yerr = {0};
@@ -323,7 +329,7 @@ int ev_model_load(const char *path, ev_model **out, ev_error *err)
         return ev_fail(err, EV_ERR_NOMEM, "out of memory");
     char weights[PATH_MAX];
     ev_safetensors st = {0};
-    int rc = ev_model_parse_yaml(yaml_path, m, weights, sizeof weights, err);
+    int rc = parse_model_yaml(yaml_path, m, weights, sizeof weights, err);
     if (rc)
         goto fail;
     if ((rc = ev_net_create(&m->cfg, 1, false, &m->net, err))) {
@@ -376,6 +382,51 @@ void ev_model_input_shape(const ev_model *model, int *width, int *height, int *c
 
 int64_t ev_model_num_params(const ev_model *model) { return model->params; }
 int64_t ev_model_num_macs(const ev_model *model) { return model->macs; }
+const ev_net *ev_model_network(const ev_model *model) { return model->net; }
+
+int ev_model_from_net(ev_net *net, const ev_model_info *info, ev_model **out, ev_error *err)
+{
+    *out = NULL;
+    const ev_model_info none = {0};
+    if (!info)
+        info = &none;
+    if (!net)
+        return ev_fail(err, EV_ERR_INVALID, "model: no network");
+    if (net->batch != 1) {
+        ev_net_free(net);
+        return ev_fail(err, EV_ERR_INVALID,
+                       "model: the network has batch %d; a model holds batch 1", net->batch);
+    }
+    ev_model *m = calloc(1, sizeof *m);
+    const int k = net->cfg.num_classes;
+    if (!m || !(m->class_names = calloc((size_t)k, sizeof *m->class_names))) {
+        free(m);
+        ev_net_free(net);
+        return ev_fail(err, EV_ERR_NOMEM, "model: out of memory");
+    }
+    m->net = net;
+    m->num_classes = k;
+    snprintf(m->name, sizeof m->name, "%s", info->name ? info->name : "memory");
+    for (int i = 0; i < k; i++)
+        if (!(m->class_names[i] =
+                  strdup(info->class_names ? info->class_names[i] : ev_echo_views[i % 14]))) {
+            ev_model_free(m);
+            return ev_fail(err, EV_ERR_NOMEM, "model: out of memory");
+        }
+    m->cfg = net->cfg;
+    m->input_width = net->cfg.input_width;
+    m->input_height = net->cfg.input_height;
+    m->input_channels = net->cfg.in_channels;
+    m->scale = info->scale != 0.0f ? info->scale : 1.0f / 255.0f;
+    for (int c = 0; c < 3; c++) {
+        m->mean[c] = info->mean[c];
+        m->std[c] = info->std[c] != 0.0f ? info->std[c] : 1.0f;
+    }
+    m->params = ev_net_count_params(net);
+    m->macs = ev_net_count_macs(net);
+    *out = m;
+    return EV_OK;
+}
 
 /* YAML double-quoted scalar for names that may hold ':' '/' '#' and the like */
 static void yaml_quote(FILE *f, const char *s)

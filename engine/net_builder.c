@@ -3,9 +3,11 @@
  * the DARTS blocks (ReLU-conv-BN, FactorizedReduce, depthwise-pointwise-BN), the stem, a cell's
  * two preprocessing nodes, the classifier head, and the parameter storage. The two networks
  * differ only in what they pass: BN affine on (evaluation) or off (search), the message prefix. */
-#include "ev_internal.h"
+#include "ev_builder.h"
+#include "ops_ref.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

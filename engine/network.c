@@ -2,9 +2,11 @@
  * explicit layouts and any input channels) from a genotype: the parameters, named exactly like
  * the reference state_dict, and the compute graph that the reference backend runs forward and
  * backward and that the fast backends compile into their own plans. */
-#include "ev_internal.h"
+#include "ev_builder.h"
+#include "ops_ref.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,7 +285,7 @@ void ev_net_free(ev_net *net)
     free(net);
 }
 
-ev_param *ev_net_find_param(ev_net *net, const char *name)
+ev_param *ev_net_find_param(const ev_net *net, const char *name)
 {
     for (int i = 0; i < net->num_params; i++)
         if (strcmp(net->params[i].name, name) == 0)

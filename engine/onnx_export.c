@@ -6,12 +6,13 @@
  * (count_include_pad 0), Slice (FactorizedReduce's shift), Add, Concat, GlobalAveragePool,
  * Flatten, Gemm, Mul (only for an all-`none` node). */
 #include "ev_onnx.h"
-#include "ev_internal.h"
+#include "ev_private.h"
 
 #include "onnx.pb-c.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

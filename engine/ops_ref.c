@@ -1,6 +1,5 @@
-/* ops_ref.c: the reference ops, instantiated from ops_ref_impl.h in float (ev_ref_*, declared in
- * ev_internal.h) and in double (ev_ref64_*, declared in ops_ref.h), plus the output-size rule
- * shared by convolutions and pools.
+/* ops_ref.c: the reference ops of ops_ref.h, instantiated from ops_ref_impl.h in float (ev_ref_*)
+ * and in double (ev_ref64_*), plus the output-size rule shared by convolutions and pools.
  */
 #include "ops_ref.h"
 

@@ -19,7 +19,7 @@
 #ifndef EV_OPS_REF_IMPL_HELPERS
 #define EV_OPS_REF_IMPL_HELPERS
 
-#include "ev_internal.h"
+#include "ops_ref.h"
 
 #include <math.h>
 #include <string.h>

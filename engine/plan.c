@@ -1,6 +1,6 @@
 /* plan.c: inference plans: backend selection (auto -> cuda, cpu, reference) and the reference
  * backend, which runs the plain NCHW graph of a batch-sized copy of the model's network. */
-#include "ev_internal.h"
+#include "ev_private.h"
 
 #include <stdlib.h>
 #include <string.h>

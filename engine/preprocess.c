@@ -14,7 +14,7 @@
  *   their gray value. 3-channel models get R, G, B planes in that order; gray, I420 and NV12
  *   sources replicate their luma into all three.
  */
-#include "ev_internal.h"
+#include "ev_private.h"
 
 #include <math.h>
 #include <stdlib.h>

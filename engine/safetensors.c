@@ -2,7 +2,7 @@
  * raw little-endian data) and mapping them onto a network's parameters by the reference
  * PyTorch DARTS names. The file is untrusted: the header length is capped, every offset and
  * shape is checked against the data, and tensors must not overlap. */
-#include "ev_internal.h"
+#include "ev_safetensors.h"
 
 #include <errno.h>
 #include <jansson.h>

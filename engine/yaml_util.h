@@ -4,7 +4,7 @@
 #ifndef EV_YAML_UTIL_H
 #define EV_YAML_UTIL_H
 
-#include "ev_internal.h"
+#include "ev_genotype.h"
 #include "ev_yaml.h"
 
 /* Copies a YAML error into err with the engine's code (EV_ERR_IO, EV_ERR_FORMAT for a file over

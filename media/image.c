@@ -17,7 +17,7 @@
  */
 #include "media.h"
 
-#include "ev_internal.h"
+#include "ev_base.h"
 
 #include <errno.h>
 #include <png.h>

@@ -89,7 +89,7 @@ fi
 
 # ---- build ------------------------------------------------------------------------------------
 say "build in $BUILD"
-CFLAGS="-std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE -Werror=implicit-function-declaration -pthread"
+CFLAGS="-std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE -DEV_ENGINE_PRIVATE -Werror=implicit-function-declaration -pthread"
 INC="-I$ROOT/engine -I$ROOT/engine/cuda -I$CUDA_HOME/include -I$ROOT/tests/common"
 ARCH=${CUDA_ARCH:-"-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]"}
 objs=()

@@ -7,8 +7,10 @@
  * search-step benchmark.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "supernet.h"
+#include "ev_bundle.h"
+#include "ev_safetensors.h"
 #include "search_util.h"
+#include "supernet.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -871,23 +873,17 @@ int search_latency_measure(const search_darts_options *o, int threads, int itera
         cfg.in_channels = 1;
         cfg.num_classes = k;
         cfg.input_height = cfg.input_width = o->size;
-        ev_model *m = calloc(1, sizeof *m);
+        char name[64];
+        snprintf(name, sizeof name, "latency-%s", ev_primitive_name(p));
+        const ev_model_info info = {.name = name};
+        ev_model *m = NULL;
+        ev_net *net = NULL;
         ev_plan *plan = NULL;
-        if (!m) {
-            rc = ev_fail(err, EV_ERR_NOMEM, "latency: out of memory");
-            break;
-        }
-        snprintf(m->name, sizeof m->name, "latency-%s", ev_primitive_name(p));
-        m->num_classes = k;
-        m->input_width = m->input_height = o->size;
-        m->input_channels = 1;
-        m->scale = 1.0f / 255.0f;
-        m->std[0] = m->std[1] = m->std[2] = 1.0f;
-        m->cfg = cfg;
         ev_plan_options po = {.backend = EV_BACKEND_CPU, .batch = 1, .threads = threads};
-        if (!(rc = ev_net_create(&cfg, 1, false, &m->net, err))) {
-            ev_net_init_weights(m->net, 1);
-            rc = ev_plan_create(m, &po, &plan, err);
+        if (!(rc = ev_net_create(&cfg, 1, false, &net, err))) {
+            ev_net_init_weights(net, 1);
+            if (!(rc = ev_model_from_net(net, &info, &m, err)))
+                rc = ev_plan_create(m, &po, &plan, err);
         }
         for (int i = 0; i < 5 && !rc; i++) /* warm-up */
             rc = ev_plan_run(plan, x, logits, err);
@@ -900,8 +896,7 @@ int search_latency_measure(const search_darts_options *o, int threads, int itera
         }
         ms[p] = best;
         ev_plan_free(plan);
-        ev_net_free(m->net);
-        free(m);
+        ev_model_free(m);
     }
     free(x);
     if (rc)

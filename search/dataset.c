@@ -9,6 +9,7 @@
  * frames are bad (default 5%). A class without frames is reported and left out of the balanced
  * batches.
  */
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "media.h"
 

@@ -2,13 +2,13 @@
  * ultrasound augmentation, balanced batch sampling, the fast multi-threaded training executor,
  * optimisers, the training loop with checkpoints, and evaluation metrics and reports.
  *
- * Nothing online links this library (ARCHITECTURE.md): the GStreamer element and the daemon only
- * read the model bundles it writes.
+ * Nothing online links this library (docs/ARCHITECTURE.md): the GStreamer element and the
+ * daemon only read the model bundles it writes.
  */
 #ifndef EV_SEARCH_H
 #define EV_SEARCH_H
 
-#include "ev_internal.h"
+#include "ev_graph.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -20,6 +20,7 @@
  * arithmetic is unchanged, so results are bit-identical to separate buffers.
  */
 #include "ev_search.h"
+#include "ops_ref.h"
 #include "pool.h"
 #include "train_kernels.h"
 

@@ -4,7 +4,7 @@
 #ifndef SEARCH_UTIL_H
 #define SEARCH_UTIL_H
 
-#include "ev_internal.h"
+#include "ev_base.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -14,9 +14,12 @@
  * Parameter names follow the reference search network (model_search.py) so that checkpoints read
  * like its state_dict: cells.<i>._ops.<edge>._ops.<primitive>.op.<k>.weight, ...
  */
+#include "ev_builder.h"
+#include "ops_ref.h"
 #include "supernet.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -9,7 +9,10 @@
  * interrupted run that resumes produces the same bytes as one that never stopped (with the same
  * thread-count-independent executor).
  */
+#include "ev_bundle.h"
+#include "ev_safetensors.h"
 #include "ev_search.h"
+#include "ops_ref.h"
 #include "search_util.h"
 
 #include <errno.h>
@@ -347,13 +350,14 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
                     search_eval_result *out, ev_error *err)
 {
     memset(out, 0, sizeof *out);
-    const int k = model->num_classes;
-    if (ds->width != model->input_width || ds->height != model->input_height ||
-        ds->channels != model->input_channels)
+    const int k = ev_model_num_classes(model);
+    const ev_net *mnet = ev_model_network(model);
+    ev_preprocess_params pre;
+    ev_model_preprocess_params(model, &pre);
+    if (ds->width != pre.width || ds->height != pre.height || ds->channels != pre.channels)
         return ev_fail(err, EV_ERR_INVALID,
                        "evaluate: dataset frames are %dx%dx%d, model input %dx%dx%d", ds->width,
-                       ds->height, ds->channels, model->input_width, model->input_height,
-                       model->input_channels);
+                       ds->height, ds->channels, pre.width, pre.height, pre.channels);
     int *idx = malloc((size_t)(ds->count ? ds->count : 1) * sizeof *idx);
     int count = 0;
     if (!idx)
@@ -371,9 +375,9 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
     ev_net *net = NULL;
     search_exec *ex = NULL;
     float *input = NULL;
-    int rc = ev_net_create(&model->cfg, B, false, &net, err);
+    int rc = ev_net_create(&mnet->cfg, B, false, &net, err);
     if (!rc)
-        rc = ev_net_copy_params(net, model->net, err);
+        rc = ev_net_copy_params(net, mnet, err);
     if (!rc)
         rc = search_exec_create(net, threads, &ex, err);
     out->k = k;
@@ -386,8 +390,8 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
     if (!rc) {
         for (int i = 0; i < ds->count; i++)
             out->predicted[i] = -1;
-        rc = run_eval(ex, net, ds, idx, count, model->scale, model->mean, model->std, input,
-                      threads, NULL, NULL, out->predicted, out->confidence, err);
+        rc = run_eval(ex, net, ds, idx, count, pre.scale, pre.mean, pre.std, input, threads, NULL,
+                      NULL, out->predicted, out->confidence, err);
     }
     if (!rc) {
         for (int j = 0; j < count; j++) {
@@ -521,7 +525,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         ev_model *init = NULL;
         if ((rc = ev_model_load(o->init_from, &init, err)))
             goto out;
-        rc = ev_net_copy_params(net, init->net, err);
+        rc = ev_net_copy_params(net, ev_model_network(init), err);
         ev_model_free(init);
         if (rc) {
             ev_fail_prefix(err, "--init-from %s: ", o->init_from);

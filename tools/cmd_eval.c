@@ -69,11 +69,17 @@ int cmd_eval(int argc, char **argv)
     search_dataset *ds = NULL;
     search_eval_result r = {0};
     int rc = TOOL_FAILED;
-    search_dataset_options o = {.width = m->input_width,
-                                .height = m->input_height,
-                                .channels = m->input_channels,
-                                .num_classes = m->num_classes,
-                                .class_names = (const char *const *)m->class_names,
+    const char *class_names[EV_MAX_CLASSES];
+    const int num_classes = ev_model_num_classes(m);
+    for (int i = 0; i < num_classes; i++)
+        class_names[i] = ev_model_class_name(m, i);
+    ev_preprocess_params pre;
+    ev_model_preprocess_params(m, &pre);
+    search_dataset_options o = {.width = pre.width,
+                                .height = pre.height,
+                                .channels = pre.channels,
+                                .num_classes = num_classes,
+                                .class_names = class_names,
                                 .seed = seed,
                                 .max_bad_fraction = -1,
                                 .auto_roi = auto_roi,

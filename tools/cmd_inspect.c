@@ -1,6 +1,7 @@
 /* cmd_inspect.c: `echoview inspect`: the network summary of a model bundle: layout, channels
  * feature-map size and receptive field per cell, trainable parameters and multiply-adds at the
  * model's input. */
+#include "ev_bundle.h"
 #include "tools.h"
 
 #include <stdio.h>
@@ -35,9 +36,14 @@ int cmd_inspect(int argc, char **argv)
     ev_model *m = tool_load_model("inspect", model_path);
     if (!m)
         return model_path ? TOOL_FAILED : TOOL_USAGE;
-    const ev_net *net = m->net;
+    const ev_net *net = ev_model_network(m);
+    const ev_net_config *cfg = &net->cfg;
     const ev_graph *g = &net->graph;
-    char *genotype = ev_genotype_to_string(&m->cfg.genotype);
+    const int num_classes = ev_model_num_classes(m);
+    const long long params = ev_model_num_params(m), macs = ev_model_num_macs(m);
+    int width, height, channels;
+    ev_model_input_shape(m, &width, &height, &channels);
+    char *genotype = ev_genotype_to_string(&cfg->genotype);
     json_t *cells = json_array();
     for (int i = 0; i < g->num_nodes; i++) {
         const ev_node *n = &g->nodes[i];
@@ -47,10 +53,10 @@ int cmd_inspect(int argc, char **argv)
             continue;
         /* C of the cell: its output concatenates num_concat states of C channels each */
         const ev_cell_genotype *cg =
-            m->cfg.reduction[cell] ? &m->cfg.genotype.reduce : &m->cfg.genotype.normal;
+            cfg->reduction[cell] ? &cfg->genotype.reduce : &cfg->genotype.normal;
         json_array_append_new(cells,
                               json_pack("{s:i, s:s, s:i, s:i, s:i, s:i, s:i}", "index", cell,
-                                        "type", m->cfg.reduction[cell] ? "reduce" : "normal",
+                                        "type", cfg->reduction[cell] ? "reduce" : "normal",
                                         "channels", n->shape.c / cg->num_concat, "out_channels",
                                         n->shape.c, "height", n->shape.h, "width", n->shape.w,
                                         "receptive_field", ev_graph_receptive_field(g, i)));
@@ -58,24 +64,24 @@ int cmd_inspect(int argc, char **argv)
     size_t idx;
     json_t *c;
     json_t *classes = json_array();
-    for (int i = 0; i < m->num_classes; i++)
-        json_array_append_new(classes, json_string(m->class_names[i]));
-    json_t *out = json_pack(
-        "{s:s, s:{s:i, s:i, s:i}, s:i, s:o, s:s, s:i, s:i, s:o, s:I, s:I}", "name", m->name,
-        "input", "width", m->input_width, "height", m->input_height, "channels", m->input_channels,
-        "num_classes", m->num_classes, "classes", classes, "genotype", genotype ? genotype : "",
-        "init_channels", m->cfg.init_channels, "stem_channels", 3 * m->cfg.init_channels, "cells",
-        cells, "params", (json_int_t)m->params, "macs", (json_int_t)m->macs);
+    for (int i = 0; i < num_classes; i++)
+        json_array_append_new(classes, json_string(ev_model_class_name(m, i)));
+    json_t *out = json_pack("{s:s, s:{s:i, s:i, s:i}, s:i, s:o, s:s, s:i, s:i, s:o, s:I, s:I}",
+                            "name", ev_model_name(m), "input", "width", width, "height", height,
+                            "channels", channels, "num_classes", num_classes, "classes", classes,
+                            "genotype", genotype ? genotype : "", "init_channels",
+                            cfg->init_channels, "stem_channels", 3 * cfg->init_channels, "cells",
+                            cells, "params", (json_int_t)params, "macs", (json_int_t)macs);
     if (as_json) {
         tool_print_json(out, true);
     } else {
-        printf("model        %s\n", m->name);
-        printf("input        %dx%d, %d channel%s\n", m->input_width, m->input_height,
-               m->input_channels, m->input_channels > 1 ? "s" : "");
-        printf("classes      %d\n", m->num_classes);
+        printf("model        %s\n", ev_model_name(m));
+        printf("input        %dx%d, %d channel%s\n", width, height, channels,
+               channels > 1 ? "s" : "");
+        printf("classes      %d\n", num_classes);
         printf("genotype     %s\n", genotype ? genotype : "?");
-        printf("stem         conv3x3 -> %d channels, %dx%d\n", 3 * m->cfg.init_channels,
-               m->input_width, m->input_height);
+        printf("stem         conv3x3 -> %d channels, %dx%d\n", 3 * cfg->init_channels, width,
+               height);
         json_array_foreach(cells, idx, c) printf(
             "cell %-7d %-6s C=%-4lld out %lld channels, %lldx%lld, receptive field %lld px\n",
             (int)json_integer_value(json_object_get(c, "index")),
@@ -85,9 +91,9 @@ int cmd_inspect(int argc, char **argv)
             (long long)json_integer_value(json_object_get(c, "width")),
             (long long)json_integer_value(json_object_get(c, "height")),
             (long long)json_integer_value(json_object_get(c, "receptive_field")));
-        printf("head         global average pool -> linear %d\n", m->num_classes);
-        printf("params       %lld\n", (long long)m->params);
-        printf("macs         %lld\n", (long long)m->macs);
+        printf("head         global average pool -> linear %d\n", num_classes);
+        printf("params       %lld\n", params);
+        printf("macs         %lld\n", macs);
         json_decref(out);
     }
     free(genotype);

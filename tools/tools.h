@@ -3,7 +3,7 @@
 #ifndef ECHOVIEW_TOOLS_H
 #define ECHOVIEW_TOOLS_H
 
-#include "ev_internal.h"
+#include "ev_graph.h"
 
 #include <jansson.h>
 #include <stdbool.h>

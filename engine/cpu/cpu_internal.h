@@ -9,7 +9,7 @@
 #ifndef EV_CPU_INTERNAL_H
 #define EV_CPU_INTERNAL_H
 
-#include "ev_internal.h"
+#include "ev_private.h"
 
 #include <stddef.h>
 

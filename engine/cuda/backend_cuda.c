@@ -17,7 +17,7 @@
  * Every kept value has its own device buffer for the life of the plan (no liveness reuse yet:
  * the networks are small: 48 MB per frame for the 2-cell DARTS_V2 network at 128 px, C = 16).
  */
-#include "ev_internal.h"
+#include "ev_private.h"
 
 #include "cuda_kernels.h"
 #include "ev_cuda.h"
@@ -29,6 +29,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

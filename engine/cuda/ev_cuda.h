@@ -5,6 +5,10 @@
 #ifndef EV_CUDA_H
 #define EV_CUDA_H
 
+#ifndef EV_ENGINE_PRIVATE
+#error "ev_cuda.h is private to the engine, its tests and benchmarks (docs/ARCHITECTURE.md)"
+#endif
+
 #include "echoview.h"
 
 #ifdef __cplusplus

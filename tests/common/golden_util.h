@@ -1,6 +1,6 @@
 /* golden_util.h: reading the golden PyTorch fixtures (tests/fixtures/gen_golden.py) and
  * checking one training step against them; shared by the engine's reference executor test and
- * the training executor's test. Include after test_util.h and ev_internal.h. */
+ * the training executor's test. Include after test_util.h, ev_bundle.h and ev_safetensors.h. */
 #ifndef EV_GOLDEN_UTIL_H
 #define EV_GOLDEN_UTIL_H
 

@@ -11,6 +11,7 @@
  * Fixtures are made at test time in a temporary folder.
  */
 #include "cpu/cpu_internal.h"
+#include "ev_safetensors.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -182,8 +183,9 @@ static void check_genotype(const char *name, const char *text, int layers, const
         rc = ev_model_load(aux_dir, &aux, &err);
     if (!rc)
         rc = ev_model_load(plain_dir, &plain, &err);
-    CHECK(rc == 0 && aux->cfg.auxiliary && !plain->cfg.auxiliary &&
-              ev_net_find_param(aux->net, "auxiliary_head.classifier.weight") != NULL,
+    CHECK(rc == 0 && ev_model_network(aux)->cfg.auxiliary &&
+              !ev_model_network(plain)->cfg.auxiliary &&
+              ev_net_find_param(ev_model_network(aux), "auxiliary_head.classifier.weight") != NULL,
           "%s: bundles with the head (its weights kept) and without it load (%s)", label,
           rc ? err.message : "ok");
     ev_safetensors_free(&st);

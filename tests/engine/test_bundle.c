@@ -1,6 +1,7 @@
 /* test_bundle.c: hostile safetensors files and model.yaml files: each gets its own clear error
  * naming the tensor, key or line, never a crash; a good bundle round-trips through the writer. */
-#include "ev_internal.h"
+#include "ev_bundle.h"
+#include "ev_safetensors.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -162,8 +163,13 @@ static void check_bundles(void)
     if (!rc) {
         char out[1024];
         snprintf(out, sizeof out, "%s/saved", tmpdir);
-        rc = ev_model_save_bundle(out, "saved", m->net, m->class_names, m->scale, m->mean, m->std,
-                                  &err);
+        char *names[14];
+        for (int i = 0; i < 14; i++)
+            names[i] = (char *)ev_model_class_name(m, i);
+        ev_preprocess_params pre;
+        ev_model_preprocess_params(m, &pre);
+        rc = ev_model_save_bundle(out, "saved", ev_model_network(m), names, pre.scale, pre.mean,
+                                  pre.std, &err);
         ev_model *m2 = NULL;
         char yaml[1100];
         snprintf(yaml, sizeof yaml, "%s/model.yaml", out);
@@ -214,7 +220,7 @@ static void check_bundles(void)
         ev_net *net = NULL;
         ev_model *tmp = NULL;
         if (!ev_model_load(fixture, &tmp, &err)) {
-            ev_net_config cfg = tmp->cfg;
+            ev_net_config cfg = ev_model_network(tmp)->cfg;
             cfg.init_channels = 6; /* a different network entirely */
             if (!ev_net_create(&cfg, 1, false, &net, &err))
                 ev_net_save_weights(net, path, &err);

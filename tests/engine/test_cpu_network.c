@@ -7,7 +7,8 @@
  * Usage: test_cpu_network [fixtures_dir] [genotypes_dir] [--quick]
  */
 #include "cpu/cpu_internal.h"
-#include "ev_internal.h"
+#include "ev_bundle.h"
+#include "ev_safetensors.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -43,33 +44,25 @@ static const char *const builtin_genotypes[] = {
 static ev_model *make_model(const ev_genotype *g, int c, const bool *layout, int cells,
                             int in_channels, int size, uint64_t seed)
 {
-    ev_model *m = calloc(1, sizeof *m);
     ev_error err = {0};
-    if (!m)
-        return NULL;
-    snprintf(m->name, sizeof m->name, "random");
-    m->num_classes = 14;
-    m->input_width = m->input_height = size;
-    m->input_channels = in_channels;
-    m->scale = 1.0f;
-    ev_net_config *cfg = &m->cfg;
-    cfg->genotype = *g;
-    cfg->init_channels = c;
-    cfg->num_cells = cells;
+    ev_net_config cfg = {.genotype = *g,
+                         .init_channels = c,
+                         .num_cells = cells,
+                         .in_channels = in_channels,
+                         .num_classes = 14,
+                         .input_height = size,
+                         .input_width = size};
     for (int i = 0; i < cells; i++)
-        cfg->reduction[i] = layout[i];
-    cfg->in_channels = in_channels;
-    cfg->num_classes = 14;
-    cfg->input_height = cfg->input_width = size;
-    if (ev_net_create(cfg, 1, false, &m->net, &err)) {
+        cfg.reduction[i] = layout[i];
+    ev_net *net = NULL;
+    if (ev_net_create(&cfg, 1, false, &net, &err)) {
         printf("net: %s\n", err.message);
-        free(m);
         return NULL;
     }
-    ev_net_init_weights(m->net, seed);
+    ev_net_init_weights(net, seed);
     uint64_t rng = seed * 7919u + 1;
-    for (int i = 0; i < m->net->num_params; i++) {
-        ev_param *p = &m->net->params[i];
+    for (int i = 0; i < net->num_params; i++) {
+        ev_param *p = &net->params[i];
         for (size_t j = 0; j < p->numel; j++) {
             float u = ev_rng_uniform(&rng);
             switch (p->kind) {
@@ -88,15 +81,11 @@ static ev_model *make_model(const ev_genotype *g, int c, const bool *layout, int
             }
         }
     }
+    const ev_model_info info = {.name = "random", .scale = 1.0f};
+    ev_model *m = NULL;
+    if (ev_model_from_net(net, &info, &m, &err))
+        printf("model: %s\n", err.message);
     return m;
-}
-
-static void free_model(ev_model *m)
-{
-    if (m) {
-        ev_net_free(m->net);
-        free(m);
-    }
 }
 
 static int run_plan(const ev_model *m, ev_backend_kind kind, int batch, int threads,
@@ -148,7 +137,7 @@ static void check_random(const char *gname, const ev_genotype *g, int size, cons
           "%s %dpx %s C=%d in=%d: cpu vs reference, batch 1/3, threads 1/2: rel error %.2e", gname,
           size, cells == 4 ? "NRNR" : "NR", c, in_channels, worst);
     free(input);
-    free_model(m);
+    ev_model_free(m);
 }
 
 static const float *tensor(const ev_safetensors *st, const char *name, size_t *numel)

@@ -122,7 +122,7 @@ static void check_model(const char *dir)
             CHECK(atomic_load(&calls) == 2, "%s: the counting allocator sees malloc/free", dir);
             ev_net *ref = NULL;
             /* the reference executor allocates one buffer per node on its first forward */
-            if (ev_net_create(&model->cfg, batch, false, &ref, &err) == 0 &&
+            if (ev_net_create(&ev_model_network(model)->cfg, batch, false, &ref, &err) == 0 &&
                 ev_net_forward(ref, input, false, &err) == 0) {
                 size_t arena = ev_cpu_plan_arena_bytes(plan);
                 CHECK(arena < ref->activations.size,

@@ -11,7 +11,9 @@
  *    by the kernel that made it.
  * 3. Graph replay on and off give identical logits; cuDNN on and off both match the reference;
  *    a missing GPU id is refused. */
-#include "ev_internal.h"
+#include "ev_bundle.h"
+#include "ev_private.h" /* ev_cuda_device_count */
+#include "ops_ref.h"
 #include "test_util.h"
 
 #include <stdlib.h>
@@ -374,33 +376,25 @@ static ev_model *memory_model(const char *genotype, int size, int in_channels, i
                               uint64_t seed)
 {
     ev_error err = {0};
-    ev_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    snprintf(m->name, sizeof m->name, "memory-%d", size);
-    m->num_classes = 14;
-    m->input_width = m->input_height = size;
-    m->input_channels = in_channels;
-    ev_net_config *cfg = &m->cfg;
-    if (ev_genotype_parse(genotype, &cfg->genotype, &err)) {
+    ev_net_config cfg = {0};
+    if (ev_genotype_parse(genotype, &cfg.genotype, &err)) {
         printf("genotype: %s\n", err.message);
-        free(m);
         return NULL;
     }
-    cfg->init_channels = channels;
-    cfg->num_cells = 4;
-    cfg->reduction[1] = cfg->reduction[3] = true;
-    cfg->in_channels = in_channels;
-    cfg->num_classes = 14;
-    cfg->input_height = cfg->input_width = size;
-    if (ev_net_create(cfg, 1, false, &m->net, &err)) {
+    cfg.init_channels = channels;
+    cfg.num_cells = 4;
+    cfg.reduction[1] = cfg.reduction[3] = true;
+    cfg.in_channels = in_channels;
+    cfg.num_classes = 14;
+    cfg.input_height = cfg.input_width = size;
+    ev_net *net = NULL;
+    if (ev_net_create(&cfg, 1, false, &net, &err)) {
         printf("network: %s\n", err.message);
-        free(m);
         return NULL;
     }
-    ev_net_init_weights(m->net, seed);
-    for (int i = 0; i < m->net->num_params; i++) {
-        ev_param *p = &m->net->params[i];
+    ev_net_init_weights(net, seed);
+    for (int i = 0; i < net->num_params; i++) {
+        ev_param *p = &net->params[i];
         switch (p->kind) {
         case EV_PARAM_RUNNING_MEAN:
             fill_uniform(p->data, p->numel, -0.3f, 0.3f);
@@ -418,15 +412,13 @@ static ev_model *memory_model(const char *genotype, int size, int in_channels, i
             break;
         }
     }
+    char name[32];
+    snprintf(name, sizeof name, "memory-%d", size);
+    const ev_model_info info = {.name = name};
+    ev_model *m = NULL;
+    if (ev_model_from_net(net, &info, &m, &err))
+        printf("model: %s\n", err.message);
     return m;
-}
-
-static void free_memory_model(ev_model *m)
-{
-    if (m) {
-        ev_net_free(m->net);
-        free(m);
-    }
 }
 
 static void check_network(const char *label, const ev_model *model, int batch, int half)
@@ -434,7 +426,7 @@ static void check_network(const char *label, const ev_model *model, int batch, i
     ev_error err = {0};
     ev_net *ref = NULL;
     ev_plan *plan = NULL;
-    const ev_net_config *cfg = &model->cfg;
+    const ev_net_config *cfg = &ev_model_network(model)->cfg;
     const int k = cfg->num_classes;
     size_t n_in = (size_t)batch * cfg->in_channels * cfg->input_height * cfg->input_width;
     float *input = malloc(n_in * sizeof(float));
@@ -446,7 +438,7 @@ static void check_network(const char *label, const ev_model *model, int batch, i
     fill_uniform(input, n_in, 0, 1);
     int rc = ev_net_create(cfg, batch, false, &ref, &err);
     if (!rc)
-        rc = ev_net_copy_params(ref, model->net, &err);
+        rc = ev_net_copy_params(ref, ev_model_network(model), &err);
     if (!rc)
         rc = ev_net_forward(ref, input, false, &err);
     CHECK(rc == 0, "%s batch %d: reference (%s)", label, batch, rc ? err.message : "ok");
@@ -562,7 +554,7 @@ static void test_networks(const char *fixtures)
         if (!m)
             continue;
         check_model(nets[i].label, m, nets[i].batches, nets[i].num_batches);
-        free_memory_model(m);
+        ev_model_free(m);
     }
     /* every kernel family the networks use was seen and stayed within tolerance */
     static const char *const expected[] = {"stem",         "depthwise",         "depthwise_dilated",

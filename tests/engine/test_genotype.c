@@ -1,7 +1,7 @@
 /* test_genotype.c: the one-line published form and the YAML form parse to the same genotype,
  * round-trip through both writers, and every malformed input gets an error saying what and
  * where. */
-#include "ev_internal.h"
+#include "ev_genotype.h"
 #include "test_util.h"
 
 #include <stdlib.h>

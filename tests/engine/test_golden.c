@@ -1,7 +1,8 @@
 /* test_golden.c: the engine's networks equal the reference PyTorch DARTS network on the golden
  * fixtures made by tests/fixtures/gen_golden.py: eval logits within 1e-4 relative, and one
  * training step (loss, logits, every weight gradient, BN running statistics) within 1e-3. */
-#include "ev_internal.h"
+#include "ev_bundle.h"
+#include "ev_safetensors.h"
 #include "test_util.h"
 #include "golden_util.h"
 
@@ -37,9 +38,9 @@ static void check_fixture(const char *dir)
     const float *train_input = golden_tensor(&io, "train_input", &n_train);
     int32_t labels[64];
     size_t n_labels = golden_train_labels(&io, labels);
-    rc = ev_net_create(&model->cfg, (int)n_labels, true, &train, &err);
+    rc = ev_net_create(&ev_model_network(model)->cfg, (int)n_labels, true, &train, &err);
     if (!rc)
-        rc = ev_net_copy_params(train, model->net, &err);
+        rc = ev_net_copy_params(train, ev_model_network(model), &err);
     CHECK(rc == 0, "%s: training net (%s)", dir, rc ? err.message : "ok");
     if (rc)
         goto out;

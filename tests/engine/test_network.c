@@ -1,7 +1,8 @@
 /* test_network.c: network assembly: parameter and multiply-add counts equal the reference
  * implementation's (tests/fixtures/param_counts.json, made with PyTorch), the layout rule,
  * odd input sizes rejected with a message that names a size that works, the auxiliary head. */
-#include "ev_internal.h"
+#include "ev_graph.h"
+#include "ev_safetensors.h"
 #include "test_util.h"
 
 #include <jansson.h>

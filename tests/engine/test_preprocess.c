@@ -3,7 +3,7 @@
  * pixel coverage, every pixel format gives the same tensor, RGB order, normalisation, roi crop,
  * model parameters, ultrasound sector detection on a synthetic scanner frame with overlays, and
  * bad inputs with their messages. Prints one line per check; exits 0 when all pass. */
-#include "ev_internal.h"
+#include "ev_bundle.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -278,6 +278,14 @@ static void test_formats(void)
     }
 }
 
+/* DARTS_V2, the genotype of the tiny model below (its cells' ops do not matter here) */
+static const char *const tiny_genotype =
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+    "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+    "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])";
+
 static void test_normalise_roi_model(void)
 {
     ev_error err = {0};
@@ -322,21 +330,34 @@ static void test_normalise_roi_model(void)
     check(rc == EV_OK && rc2 == EV_OK && memcmp(a, b, sizeof a) == 0,
           "roi of the whole frame equals no roi");
 
-    /* model parameters */
-    struct ev_model *model = calloc(1, sizeof *model);
-    snprintf(model->name, sizeof model->name, "tiny");
-    model->input_width = 3;
-    model->input_height = 2;
-    model->input_channels = 3;
-    model->scale = 1.0f / 255.0f;
+    /* model parameters: a one-cell network at the model's 3x2 RGB input */
+    ev_net_config cfg = {.init_channels = 2,
+                         .num_cells = 1,
+                         .in_channels = 3,
+                         .num_classes = 2,
+                         .input_width = 3,
+                         .input_height = 2};
+    ev_net *net = NULL;
+    ev_model *model = NULL;
+    const char *const names[2] = {"left", "right"};
+    ev_model_info info = {
+        .name = "tiny", .class_names = (char *const *)names, .scale = 1.0f / 255.0f};
     for (int c = 0; c < 3; c++) {
-        model->mean[c] = 0.1f * (float)c;
-        model->std[c] = 0.5f + (float)c;
+        info.mean[c] = 0.1f * (float)c;
+        info.std[c] = 0.5f + (float)c;
     }
+    rc = ev_genotype_parse(tiny_genotype, &cfg.genotype, &err);
+    if (!rc)
+        rc = ev_net_create(&cfg, 1, false, &net, &err);
+    if (!rc)
+        rc = ev_model_from_net(net, &info, &model, &err);
+    check(rc == EV_OK, "a 3x2 model from a network in memory (%s)", rc ? err.message : "ok");
+    if (rc)
+        return;
     ev_preprocess_params mp;
     ev_model_preprocess_params(model, &mp);
-    check(mp.width == 3 && mp.height == 2 && mp.channels == 3 && mp.scale == model->scale &&
-              mp.mean[2] == model->mean[2] && mp.std[1] == model->std[1],
+    check(mp.width == 3 && mp.height == 2 && mp.channels == 3 && mp.scale == info.scale &&
+              mp.mean[2] == info.mean[2] && mp.std[1] == info.std[1],
           "ev_model_preprocess_params copies geometry and normalisation");
     float via_model[18], via_params[18];
     rc = ev_preprocess_frame(model, &frame, &roi, via_model, &err);
@@ -348,7 +369,7 @@ static void test_normalise_roi_model(void)
     check(rc == EV_ERR_INVALID && strstr(err.message, "model tiny: ") &&
               strstr(err.message, "not inside the 20x10 frame"),
           "ev_preprocess_frame error names the model: \"%s\"", err.message);
-    free(model);
+    ev_model_free(model);
 }
 
 static void expect_fail(int rc, const ev_error *err, int code, const char *what, const char *frag)

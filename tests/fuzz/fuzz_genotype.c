@@ -1,5 +1,5 @@
 /* fuzz_genotype.c: libFuzzer target for the genotype parser (one-line form and YAML). */
-#include "ev_internal.h"
+#include "ev_genotype.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * gray8 bridges must accept it or fail cleanly. Build with clang -fsanitize=fuzzer,address;
  * compiling with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION lets PNG checksums through so the
  * fuzzer reaches the decoder. */
-#include "ev_internal.h"
+#include "ev_base.h"
 #include "media.h"
 
 #include <stdlib.h>

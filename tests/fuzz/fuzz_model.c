@@ -1,7 +1,7 @@
 /* fuzz_model.c: libFuzzer target for the model bundle loader: the input is split at the first
  * NUL byte into model.yaml text and weights.safetensors bytes, written to a private folder and
  * loaded with ev_model_load; the safetensors part is also parsed directly. */
-#include "ev_internal.h"
+#include "ev_safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -20,7 +20,7 @@ if ! clang -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>/dev/null; then
 fi
 
 engine=(common genotype model net_builder network ops_ref plan preprocess safetensors yaml_util backend_none)
-flags=(-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+flags=(-g -O1 -std=c11 -D_GNU_SOURCE -DEV_ENGINE_PRIVATE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$src/base" -I"$src/engine" -I"$src/media")
 status=0
 for t in "${targets[@]}"; do

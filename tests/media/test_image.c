@@ -2,7 +2,7 @@
  * bits, PNG colour types written directly with libpng (gray+alpha, palette, 1-bit, interlaced),
  * hand-written PGM/PPM files, BT.601 luma values, frame descriptions, and every bad-input path
  * with its error text. Prints one line per check; exits 0 when all pass, 1 otherwise. */
-#include "ev_internal.h"
+#include "ev_base.h"
 #include "media.h"
 
 #include <png.h>

@@ -1,6 +1,7 @@
 /* test_dataset.c: image folders and CSV manifests, every bad-input path: unknown labels and
  * folders (error naming file and line), missing and corrupt files (skipped with a warning count;
  * loading stops above the bad-fraction threshold), empty classes, 8/16-bit PGM, colour PNG. */
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "media.h"
 #include "test_util.h"

@@ -1,6 +1,8 @@
 /* test_exec.c: the fast training executor equals PyTorch (the golden fixtures' training step:
  * logits, loss, every weight gradient, BN running statistics) and equals the reference executor
  * on the same network, and its results do not depend on the thread count. */
+#include "ev_bundle.h"
+#include "ev_safetensors.h"
 #include "ev_search.h"
 #include "test_util.h"
 #include "golden_util.h"
@@ -22,9 +24,9 @@ static void check_fixture(const char *root, const char *name, int threads)
     const float *x = golden_tensor(&io, "train_input", NULL);
     int32_t labels[64];
     size_t n_labels = golden_train_labels(&io, labels);
-    rc = ev_net_create(&model->cfg, (int)n_labels, true, &net, &err);
+    rc = ev_net_create(&ev_model_network(model)->cfg, (int)n_labels, true, &net, &err);
     if (!rc)
-        rc = ev_net_copy_params(net, model->net, &err);
+        rc = ev_net_copy_params(net, ev_model_network(model), &err);
     if (!rc)
         rc = search_exec_create(net, threads, &ex, &err);
     CHECK(rc == 0, "%s: executor (%s)", name, rc ? err.message : "ok");
@@ -35,7 +37,7 @@ static void check_fixture(const char *root, const char *name, int threads)
     if (!rc)
         rc = search_exec_backward(ex, labels, 0.0f, &loss, &err);
     CHECK(rc == 0, "%s: step (%s)", name, rc ? err.message : "ok");
-    int k = model->num_classes;
+    int k = ev_model_num_classes(model);
     char label[96];
     snprintf(label, sizeof label, "%s (%d threads)", name, threads);
     golden_check_step(label, &io, net, search_exec_logits(ex), loss, n_labels * (size_t)k);

@@ -1,6 +1,7 @@
 /* test_kernels.c: every fast training kernel (generic and, where the CPU has it, AVX2) against
  * the engine's reference conv ops: forward within 1e-5 relative, backward within 1e-4. */
 #include "ev_search.h"
+#include "ops_ref.h"
 #include "test_util.h"
 #include "train_kernels.h"
 

@@ -1,0 +1,37 @@
+/* ev_bundle.h: model bundles beyond loading (model.c): writing one from a trained network, a
+ * model around a network built in memory, and read access to a model's network. This is how
+ * search/, tools/, benchmarks and tests reach a model's insides without its struct, which stays
+ * private to the engine (ev_private.h). Not installed. */
+#ifndef EV_BUNDLE_H
+#define EV_BUNDLE_H
+
+#include "ev_graph.h"
+
+/* The 14 echo views in the paper's order: the classes of a bundle that names none. */
+extern const char *const ev_echo_views[14];
+
+/* Writes a bundle: model.yaml + weights.safetensors into dir (created if missing).
+ * class_names NULL: ev_echo_views (i % 14). */
+int ev_model_save_bundle(const char *dir, const char *name, const ev_net *net,
+                         char *const *class_names, float scale, const float *mean, const float *std,
+                         ev_error *err);
+
+/* What a model built in memory is called and how frames are normalised; zero means default. */
+typedef struct ev_model_info {
+    const char *name;         /* NULL: "memory" */
+    char *const *class_names; /* net->cfg.num_classes names; NULL: ev_echo_views (i % 14) */
+    float scale;              /* pixel scale; 0: 1/255 */
+    float mean[3];            /* per input channel; default 0 */
+    float std[3];             /* per input channel; 0: 1 */
+} ev_model_info;
+
+/* A model around a batch-1 network with its weights already in place (random for a benchmark,
+ * set by a test, trained): the same object ev_model_load returns, for every backend. The model
+ * owns net from here on, also when this fails (then net is freed). info may be NULL. */
+int ev_model_from_net(ev_net *net, const ev_model_info *info, ev_model **out, ev_error *err);
+
+/* The model's batch-1 network (configuration, parameters, graph), read-only: executors copy its
+ * parameters into a network of their batch size. */
+const ev_net *ev_model_network(const ev_model *model);
+
+#endif
