@@ -9,150 +9,20 @@
  * runs the network: the streaming thread preprocesses a frame into a small tensor and hands it
  * over through a one-slot mailbox (a newer frame replaces a waiting one), so video never waits
  * for inference. Messages and errors are posted with no lock held.
+ *
+ * Beside this file: the properties (gstechoviewclassify_props.c), the stable label's smoothing,
+ * threshold and hysteresis (stable_label.c, plain C with its own tests), video formats and the
+ * region of interest (gstechoviewroi.c), the timing statistics (base/ev_stats.h) and the shared
+ * model registry (gstechoviewmodels.c).
  */
-#include "gstechoviewclassify.h"
+#include "gstechoviewclassify_private.h"
 
-#include <gst/video/video.h>
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "echoview.h"
-#include "ev_stats.h"
 #include "gstechoviewmeta.h"
-#include "gstechoviewmodels.h"
 
-GST_DEBUG_CATEGORY_STATIC(gst_echo_view_classify_debug);
+GST_DEBUG_CATEGORY(gst_echo_view_classify_debug);
 #define GST_CAT_DEFAULT gst_echo_view_classify_debug
-
-#define SMOOTHING_MAX 256
-
-#define DEFAULT_BACKEND GST_ECHO_VIEW_BACKEND_AUTO
-#define DEFAULT_GPU_ID 0
-#define DEFAULT_THREADS 1
-#define DEFAULT_ROI "auto"
-#define DEFAULT_ROI_INTERVAL 30
-#define DEFAULT_INFERENCE_INTERVAL 1
-#define DEFAULT_ASYNC FALSE
-#define DEFAULT_THRESHOLD 0.0
-#define DEFAULT_SMOOTHING 5
-#define DEFAULT_HYSTERESIS 3
-#define DEFAULT_UPDATES GST_ECHO_VIEW_UPDATES_ON_CHANGE
-
-enum {
-    PROP_0,
-    PROP_MODEL_FILE,
-    PROP_MODEL_INSTANCE_ID,
-    PROP_BACKEND,
-    PROP_GPU_ID,
-    PROP_THREADS,
-    PROP_ROI,
-    PROP_ROI_INTERVAL,
-    PROP_INFERENCE_INTERVAL,
-    PROP_ASYNC,
-    PROP_CONFIDENCE_THRESHOLD,
-    PROP_SMOOTHING,
-    PROP_HYSTERESIS,
-    PROP_UPDATES,
-    PROP_ACTIVE_ROI,
-    PROP_MODEL_USERS,
-    PROP_MODEL_NAME,
-    PROP_CLASSES,
-    PROP_FRAMES,
-    PROP_INFERRED,
-    PROP_SKIPPED,
-    PROP_LATENCY_MEAN,
-    PROP_LATENCY_P99,
-    PROP_PROCESS_MEAN,
-    PROP_PROCESS_P99,
-    PROP_ENGINE_MEAN,
-};
-
-typedef enum {
-    ROI_AUTO,
-    ROI_FULL,
-    ROI_FIXED,
-} RoiMode;
-
-/* One inference result as the streaming thread sees it. */
-typedef struct {
-    gboolean valid;
-    guint64 frame; /* frame index (since the last reset) it was computed from */
-    GstClockTime latency;
-    gint top;
-    gfloat probabilities[EV_MAX_CLASSES];
-} Result;
-
-struct _GstEchoViewClassify {
-    GstBaseTransform parent;
-
-    /* properties, under the object lock */
-    gchar *model_file;
-    gchar *model_instance_id;
-    GstEchoViewBackend backend;
-    gint gpu_id;
-    gint threads;
-    gchar *roi;
-    guint roi_interval;
-    guint inference_interval;
-    gboolean async;
-    gdouble threshold;
-    guint smoothing;
-    guint hysteresis;
-    GstEchoViewUpdates updates;
-
-    /* statistics, under the object lock */
-    guint64 n_frames, n_inferred, n_skipped;
-    /* microseconds: the running mean over every sample, the p99 over the latest 1024 */
-    ev_stats_window latency_stat, process_stat, engine_stat;
-    gchar active_roi_text[64];
-    gboolean latency_posted;
-    gint64 warmup_us; /* one inference timed at start(), for the first latency query */
-
-    /* resources, from start() to stop() */
-    GstEchoViewModelRef *model_ref;
-    const ev_model *model;
-    ev_plan *plan;
-    const gchar *model_name;                  /* interned; set and cleared under the object lock */
-    const gchar *class_names[EV_MAX_CLASSES]; /* interned */
-    gint n_classes;                           /* set and cleared under the object lock */
-    gsize input_floats;
-    gfloat *stage_input; /* streaming thread preprocesses here */
-    gfloat *history;     /* SMOOTHING_MAX x n_classes probabilities */
-    RoiMode roi_mode;
-    ev_rect fixed_roi;
-    gboolean running_async; /* async as it was at start() */
-
-    /* negotiated format */
-    GstVideoInfo info;
-    ev_pixel_format pixel_format;
-
-    /* per-stream state, streaming thread only */
-    guint64 frame_index; /* frames since the last reset */
-    gboolean roi_valid;
-    ev_rect active_roi;
-    guint64 roi_frame;
-    Result result;
-    guint history_count, history_pos;
-    gint stable, candidate;
-    guint candidate_count;
-    guint64 last_result_seq;
-
-    /* async worker; the fields below are under worker_lock */
-    GThread *worker;
-    GMutex worker_lock;
-    GCond worker_cond;
-    gboolean worker_stop;
-    gfloat *pending_input, *work_input;
-    gboolean pending_valid;
-    guint64 pending_frame;
-    GstClockTime pending_start;
-    guint generation; /* bumped on reset: results of older frames are dropped */
-    guint pending_generation;
-    Result worker_result;
-    guint64 worker_result_seq;
-    gchar *worker_error;
-};
 
 #define FORMATS "{ GRAY8, GRAY16_LE, RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, I420, NV12 }"
 
@@ -165,141 +35,9 @@ G_DEFINE_TYPE(GstEchoViewClassify, gst_echo_view_classify, GST_TYPE_BASE_TRANSFO
 GST_ELEMENT_REGISTER_DEFINE(echoviewclassify, "echoviewclassify", GST_RANK_NONE,
                             GST_TYPE_ECHO_VIEW_CLASSIFY);
 
-#define GST_TYPE_ECHO_VIEW_BACKEND (gst_echo_view_backend_get_type())
-static GType gst_echo_view_backend_get_type(void)
-{
-    static GType type = 0;
-    static const GEnumValue values[] = {
-        {GST_ECHO_VIEW_BACKEND_AUTO, "CUDA when a GPU is usable, else the fast CPU path", "auto"},
-        {GST_ECHO_VIEW_BACKEND_CPU, "Fused CPU kernels", "cpu"},
-        {GST_ECHO_VIEW_BACKEND_CUDA, "CUDA GPU", "cuda"},
-        {GST_ECHO_VIEW_BACKEND_REFERENCE, "Reference implementation (slow, for checking)",
-         "reference"},
-        {0, NULL, NULL},
-    };
-    if (g_once_init_enter(&type))
-        g_once_init_leave(&type, g_enum_register_static("GstEchoViewBackend", values));
-    return type;
-}
-
-#define GST_TYPE_ECHO_VIEW_UPDATES (gst_echo_view_updates_get_type())
-static GType gst_echo_view_updates_get_type(void)
-{
-    static GType type = 0;
-    static const GEnumValue values[] = {
-        {GST_ECHO_VIEW_UPDATES_EVERY_FRAME, "A message for every frame", "every-frame"},
-        {GST_ECHO_VIEW_UPDATES_ON_CHANGE, "A message when the stable label changes", "on-change"},
-        {GST_ECHO_VIEW_UPDATES_NONE, "No messages (meta only)", "none"},
-        {0, NULL, NULL},
-    };
-    if (g_once_init_enter(&type))
-        g_once_init_leave(&type, g_enum_register_static("GstEchoViewUpdates", values));
-    return type;
-}
-
 /* ---- small helpers ------------------------------------------------------------------------ */
 
 static gint64 now_us(void) { return g_get_monotonic_time(); }
-
-/* The read-only timing properties: which statistic of which window each one reports (the
- * definitions are base/ev_stats.h's, the daemon's too). */
-static gdouble timing_property_value(GstEchoViewClassify *self, guint prop_id)
-{
-    static const struct {
-        guint prop_id;
-        gsize stat_offset;
-        gboolean p99;
-    } timings[] = {
-        {PROP_LATENCY_MEAN, G_STRUCT_OFFSET(GstEchoViewClassify, latency_stat), FALSE},
-        {PROP_LATENCY_P99, G_STRUCT_OFFSET(GstEchoViewClassify, latency_stat), TRUE},
-        {PROP_PROCESS_MEAN, G_STRUCT_OFFSET(GstEchoViewClassify, process_stat), FALSE},
-        {PROP_PROCESS_P99, G_STRUCT_OFFSET(GstEchoViewClassify, process_stat), TRUE},
-        {PROP_ENGINE_MEAN, G_STRUCT_OFFSET(GstEchoViewClassify, engine_stat), FALSE},
-    };
-
-    for (gsize i = 0; i < G_N_ELEMENTS(timings); i++)
-        if (timings[i].prop_id == prop_id) {
-            const ev_stats_window *stat = G_STRUCT_MEMBER_P(self, timings[i].stat_offset);
-            return timings[i].p99 ? ev_stats_window_percentile(stat, 99)
-                                  : ev_stats_window_mean_all(stat);
-        }
-    return 0.0;
-}
-
-/* "auto", "full" or "x,y,w,h" with w,h > 0 and x,y >= 0. */
-static gboolean parse_roi(const gchar *text, RoiMode *mode, ev_rect *rect)
-{
-    char extra;
-
-    if (!text || !g_ascii_strcasecmp(text, "auto")) {
-        *mode = ROI_AUTO;
-        return TRUE;
-    }
-    if (!g_ascii_strcasecmp(text, "full")) {
-        *mode = ROI_FULL;
-        return TRUE;
-    }
-    if (sscanf(text, "%d,%d,%d,%d%c", &rect->x, &rect->y, &rect->width, &rect->height, &extra) ==
-            4 &&
-        rect->x >= 0 && rect->y >= 0 && rect->width > 0 && rect->height > 0) {
-        *mode = ROI_FIXED;
-        return TRUE;
-    }
-    return FALSE;
-}
-
-static gboolean format_to_pixel(GstVideoFormat format, ev_pixel_format *out)
-{
-    switch (format) {
-    case GST_VIDEO_FORMAT_GRAY8:
-        *out = EV_PIXEL_GRAY8;
-        return TRUE;
-    case GST_VIDEO_FORMAT_GRAY16_LE:
-        *out = EV_PIXEL_GRAY16;
-        return G_BYTE_ORDER == G_LITTLE_ENDIAN;
-    case GST_VIDEO_FORMAT_RGB:
-        *out = EV_PIXEL_RGB;
-        return TRUE;
-    case GST_VIDEO_FORMAT_BGR:
-        *out = EV_PIXEL_BGR;
-        return TRUE;
-    case GST_VIDEO_FORMAT_RGBx:
-        *out = EV_PIXEL_RGBX;
-        return TRUE;
-    case GST_VIDEO_FORMAT_BGRx:
-        *out = EV_PIXEL_BGRX;
-        return TRUE;
-    case GST_VIDEO_FORMAT_xRGB:
-        *out = EV_PIXEL_XRGB;
-        return TRUE;
-    case GST_VIDEO_FORMAT_xBGR:
-        *out = EV_PIXEL_XBGR;
-        return TRUE;
-    case GST_VIDEO_FORMAT_RGBA:
-        *out = EV_PIXEL_RGBA;
-        return TRUE;
-    case GST_VIDEO_FORMAT_BGRA:
-        *out = EV_PIXEL_BGRA;
-        return TRUE;
-    case GST_VIDEO_FORMAT_I420:
-        *out = EV_PIXEL_I420;
-        return TRUE;
-    case GST_VIDEO_FORMAT_NV12:
-        *out = EV_PIXEL_NV12;
-        return TRUE;
-    default:
-        return FALSE;
-    }
-}
-
-static gint argmax(const gfloat *p, gint n)
-{
-    gint best = 0;
-    for (gint i = 1; i < n; i++)
-        if (p[i] > p[best])
-            best = i;
-    return best;
-}
 
 static const gchar *label_name(GstEchoViewClassify *self, gint id)
 {
@@ -312,60 +50,14 @@ static void stream_reset(GstEchoViewClassify *self)
 {
     GST_DEBUG_OBJECT(self, "resetting per-stream state");
     self->frame_index = 0;
-    self->roi_valid = FALSE;
+    gst_echo_view_roi_invalidate(&self->roi);
     self->result.valid = FALSE;
-    self->history_count = self->history_pos = 0;
-    self->stable = self->candidate = -1;
-    self->candidate_count = 0;
+    stable_label_reset(&self->stable);
     g_mutex_lock(&self->worker_lock);
     self->generation++;
     self->pending_valid = FALSE;
     self->last_result_seq = self->worker_result_seq;
     g_mutex_unlock(&self->worker_lock);
-}
-
-/* Feeds a new result into smoothing and hysteresis; returns TRUE when the stable label changed.
- * The smoothed distribution is the mean of the last `smoothing` results; its top class (or
- * unknown, below the threshold) becomes a candidate, and the candidate replaces the stable
- * label once it has led for `hysteresis` consecutive results. */
-static gboolean stream_update_stable(GstEchoViewClassify *self, guint smoothing, guint hysteresis,
-                                     gdouble threshold)
-{
-    const gint k = self->n_classes;
-    gfloat mean[EV_MAX_CLASSES] = {0};
-    guint n, i;
-    gint cand;
-
-    memcpy(self->history + (gsize)self->history_pos * k, self->result.probabilities,
-           k * sizeof(gfloat));
-    self->history_pos = (self->history_pos + 1) % SMOOTHING_MAX;
-    if (self->history_count < SMOOTHING_MAX)
-        self->history_count++;
-    n = MIN(smoothing, self->history_count);
-    for (i = 0; i < n; i++) {
-        const gfloat *p = self->history +
-                          (gsize)((self->history_pos + SMOOTHING_MAX - 1 - i) % SMOOTHING_MAX) * k;
-        for (gint c = 0; c < k; c++)
-            mean[c] += p[c];
-    }
-    cand = argmax(mean, k);
-    if (mean[cand] / n < threshold)
-        cand = -1;
-    if (cand == self->stable) {
-        self->candidate_count = 0;
-        return FALSE;
-    }
-    if (cand == self->candidate) {
-        self->candidate_count++;
-    } else {
-        self->candidate = cand;
-        self->candidate_count = 1;
-    }
-    if (self->candidate_count < hysteresis)
-        return FALSE;
-    self->stable = cand;
-    self->candidate_count = 0;
-    return TRUE;
 }
 
 /* ---- async worker -------------------------------------------------------------------------- */
@@ -404,7 +96,7 @@ static gpointer worker_main(gpointer data)
             continue;
         }
         ev_softmax(logits, r.probabilities, self->n_classes);
-        r.top = argmax(r.probabilities, self->n_classes);
+        r.top = stable_label_top(r.probabilities, self->n_classes);
         r.valid = TRUE;
         {
             gint64 t1 = now_us();
@@ -458,7 +150,7 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     GST_OBJECT_LOCK(self);
     model_file = g_strdup(self->model_file);
     instance_id = g_strdup(self->model_instance_id);
-    roi = g_strdup(self->roi);
+    roi = g_strdup(self->roi_text);
     options.backend = self->backend == GST_ECHO_VIEW_BACKEND_CPU         ? EV_BACKEND_CPU
                       : self->backend == GST_ECHO_VIEW_BACKEND_CUDA      ? EV_BACKEND_CUDA
                       : self->backend == GST_ECHO_VIEW_BACKEND_REFERENCE ? EV_BACKEND_REFERENCE
@@ -470,7 +162,7 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     self->latency_posted = FALSE;
     GST_OBJECT_UNLOCK(self);
 
-    if (!parse_roi(roi, &self->roi_mode, &self->fixed_roi)) {
+    if (!gst_echo_view_roi_parse(&self->roi, roi)) {
         GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid roi '%s'.", roi),
                           ("roi must be \"auto\", \"full\" or \"x,y,width,height\" in pixels"));
         goto out;
@@ -515,7 +207,10 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     self->stage_input = g_new0(gfloat, self->input_floats);
     self->pending_input = g_new0(gfloat, self->input_floats);
     self->work_input = g_new0(gfloat, self->input_floats);
-    self->history = g_new0(gfloat, (gsize)SMOOTHING_MAX * self->n_classes);
+    if (!stable_label_init(&self->stable, self->n_classes)) {
+        GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Out of memory."), (NULL));
+        goto out;
+    }
     GST_INFO_OBJECT(self, "model %s (%d classes, %dx%dx%d) on %s", self->model_name,
                     self->n_classes, w, h, c, ev_backend_name(ev_plan_backend(self->plan)));
 
@@ -573,7 +268,7 @@ static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans)
     g_clear_pointer(&self->stage_input, g_free);
     g_clear_pointer(&self->pending_input, g_free);
     g_clear_pointer(&self->work_input, g_free);
-    g_clear_pointer(&self->history, g_free);
+    stable_label_clear(&self->stable);
     return TRUE;
 }
 
@@ -584,23 +279,22 @@ static gboolean gst_echo_view_classify_set_caps(GstBaseTransform *trans, GstCaps
     GstVideoInfo info;
 
     if (!gst_video_info_from_caps(&info, incaps) ||
-        !format_to_pixel(GST_VIDEO_INFO_FORMAT(&info), &self->pixel_format)) {
+        !gst_echo_view_pixel_format(GST_VIDEO_INFO_FORMAT(&info), &self->pixel_format)) {
         GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Unsupported video format."),
                           ("caps %" GST_PTR_FORMAT, incaps));
         return FALSE;
     }
-    if (self->roi_mode == ROI_FIXED &&
-        (self->fixed_roi.x > GST_VIDEO_INFO_WIDTH(&info) - self->fixed_roi.width ||
-         self->fixed_roi.y > GST_VIDEO_INFO_HEIGHT(&info) - self->fixed_roi.height)) {
+    if (!gst_echo_view_roi_fits(&self->roi, GST_VIDEO_INFO_WIDTH(&info),
+                                GST_VIDEO_INFO_HEIGHT(&info))) {
         GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("The roi does not fit the video frame."),
                           ("roi %dx%d at (%d,%d) is not inside the %dx%d frame",
-                           self->fixed_roi.width, self->fixed_roi.height, self->fixed_roi.x,
-                           self->fixed_roi.y, GST_VIDEO_INFO_WIDTH(&info),
+                           self->roi.fixed.width, self->roi.fixed.height, self->roi.fixed.x,
+                           self->roi.fixed.y, GST_VIDEO_INFO_WIDTH(&info),
                            GST_VIDEO_INFO_HEIGHT(&info)));
         return FALSE;
     }
     self->info = info;
-    self->roi_valid = FALSE; /* a new geometry needs a new detection */
+    gst_echo_view_roi_invalidate(&self->roi); /* a new geometry needs a new detection */
     GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, incaps);
     return TRUE;
 }
@@ -655,32 +349,15 @@ static gboolean gst_echo_view_classify_query(GstBaseTransform *trans, GstPadDire
 
 static void update_roi(GstEchoViewClassify *self, const ev_frame *frame, guint roi_interval)
 {
-    ev_rect found;
+    gboolean whole_frame;
     gchar text[64];
 
-    switch (self->roi_mode) {
-    case ROI_FULL:
-        self->active_roi = (ev_rect){0, 0, frame->width, frame->height};
-        break;
-    case ROI_FIXED:
-        self->active_roi = self->fixed_roi;
-        break;
-    case ROI_AUTO:
-        if (self->roi_valid &&
-            (roi_interval == 0 || self->frame_index - self->roi_frame < roi_interval))
-            return;
-        if (ev_detect_roi(frame, &found) == EV_OK) {
-            self->active_roi = found;
-        } else if (!self->roi_valid) {
-            GST_DEBUG_OBJECT(self, "no ultrasound region found, using the whole frame");
-            self->active_roi = (ev_rect){0, 0, frame->width, frame->height};
-        }
-        self->roi_frame = self->frame_index;
-        break;
-    }
-    self->roi_valid = TRUE;
-    g_snprintf(text, sizeof text, "%d,%d,%d,%d", self->active_roi.x, self->active_roi.y,
-               self->active_roi.width, self->active_roi.height);
+    if (!gst_echo_view_roi_update(&self->roi, frame, self->frame_index, roi_interval, &whole_frame))
+        return;
+    if (whole_frame)
+        GST_DEBUG_OBJECT(self, "no ultrasound region found, using the whole frame");
+    g_snprintf(text, sizeof text, "%d,%d,%d,%d", self->roi.active.x, self->roi.active.y,
+               self->roi.active.width, self->roi.active.height);
     GST_OBJECT_LOCK(self);
     g_strlcpy(self->active_roi_text, text, sizeof self->active_roi_text);
     GST_OBJECT_UNLOCK(self);
@@ -752,7 +429,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         stream_reset(self);
 
     infer = self->frame_index % interval == 0;
-    if (infer || (self->roi_mode == ROI_AUTO && !self->roi_valid)) {
+    if (infer || (self->roi.mode == GST_ECHO_VIEW_ROI_AUTO && !self->roi.valid)) {
         if (!gst_video_frame_map(&vframe, &self->info, buf, GST_MAP_READ)) {
             GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame."), (NULL));
             return GST_FLOW_ERROR;
@@ -763,7 +440,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         frame.height = GST_VIDEO_FRAME_HEIGHT(&vframe);
         frame.format = self->pixel_format;
         update_roi(self, &frame, roi_interval);
-        if (infer && ev_preprocess_frame(self->model, &frame, &self->active_roi, self->stage_input,
+        if (infer && ev_preprocess_frame(self->model, &frame, &self->roi.active, self->stage_input,
                                          &err) != EV_OK) {
             gst_video_frame_unmap(&vframe);
             GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not preprocess the frame."),
@@ -782,7 +459,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         }
         t_engine = now_us() - t0;
         ev_softmax(logits, self->result.probabilities, self->n_classes);
-        self->result.top = argmax(self->result.probabilities, self->n_classes);
+        self->result.top = stable_label_top(self->result.probabilities, self->n_classes);
         self->result.frame = self->frame_index;
         self->result.latency = (GstClockTime)(now_us() - t_start) * GST_USECOND;
         self->result.valid = TRUE;
@@ -815,14 +492,15 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         }
     }
 
-    previous_stable = self->stable;
+    previous_stable = self->stable.stable;
     if (have_new)
-        stable_changed = stream_update_stable(self, smoothing, hysteresis, threshold);
+        stable_changed = stable_label_update(&self->stable, self->result.probabilities, smoothing,
+                                             hysteresis, threshold);
 
     meta = gst_buffer_ensure_echo_view_meta(buf);
     meta->model_name = self->model_name;
-    meta->stable_label_id = self->stable;
-    meta->stable_label = label_name(self, self->stable);
+    meta->stable_label_id = self->stable.stable;
+    meta->stable_label = label_name(self, self->stable.stable);
     if (self->result.valid) {
         const gint top = self->result.top;
         const gfloat confidence = self->result.probabilities[top];
@@ -873,172 +551,13 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
 
 /* ---- properties ---------------------------------------------------------------------------- */
 
-static void gst_echo_view_classify_set_property(GObject *object, guint prop_id, const GValue *value,
-                                                GParamSpec *pspec)
-{
-    GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(object);
-
-    GST_OBJECT_LOCK(self);
-    switch (prop_id) {
-    case PROP_MODEL_FILE:
-        g_free(self->model_file);
-        self->model_file = g_value_dup_string(value);
-        break;
-    case PROP_MODEL_INSTANCE_ID:
-        g_free(self->model_instance_id);
-        self->model_instance_id = g_value_dup_string(value);
-        break;
-    case PROP_BACKEND:
-        self->backend = g_value_get_enum(value);
-        break;
-    case PROP_GPU_ID:
-        self->gpu_id = g_value_get_int(value);
-        break;
-    case PROP_THREADS:
-        self->threads = g_value_get_int(value);
-        break;
-    case PROP_ROI:
-        g_free(self->roi);
-        self->roi = g_value_dup_string(value);
-        break;
-    case PROP_ROI_INTERVAL:
-        self->roi_interval = g_value_get_uint(value);
-        break;
-    case PROP_INFERENCE_INTERVAL:
-        self->inference_interval = g_value_get_uint(value);
-        break;
-    case PROP_ASYNC:
-        self->async = g_value_get_boolean(value);
-        break;
-    case PROP_CONFIDENCE_THRESHOLD:
-        self->threshold = g_value_get_double(value);
-        break;
-    case PROP_SMOOTHING:
-        self->smoothing = g_value_get_uint(value);
-        break;
-    case PROP_HYSTERESIS:
-        self->hysteresis = g_value_get_uint(value);
-        break;
-    case PROP_UPDATES:
-        self->updates = g_value_get_enum(value);
-        break;
-    default:
-        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-        break;
-    }
-    GST_OBJECT_UNLOCK(self);
-}
-
-static void gst_echo_view_classify_get_property(GObject *object, guint prop_id, GValue *value,
-                                                GParamSpec *pspec)
-{
-    GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(object);
-    const gchar *instance_id;
-    guint users = 0;
-
-    if (prop_id == PROP_MODEL_USERS) {
-        /* the registry has its own lock; never take it under the object lock */
-        gchar *id;
-        gboolean loaded;
-        GST_OBJECT_LOCK(self);
-        id = g_strdup(self->model_instance_id);
-        loaded = self->model_ref != NULL;
-        GST_OBJECT_UNLOCK(self);
-        instance_id = id;
-        users =
-            instance_id && *instance_id ? gst_echo_view_models_count(instance_id) : (guint)loaded;
-        g_free(id);
-        g_value_set_uint(value, users);
-        return;
-    }
-
-    GST_OBJECT_LOCK(self);
-    switch (prop_id) {
-    case PROP_MODEL_FILE:
-        g_value_set_string(value, self->model_file);
-        break;
-    case PROP_MODEL_INSTANCE_ID:
-        g_value_set_string(value, self->model_instance_id);
-        break;
-    case PROP_BACKEND:
-        g_value_set_enum(value, self->backend);
-        break;
-    case PROP_GPU_ID:
-        g_value_set_int(value, self->gpu_id);
-        break;
-    case PROP_THREADS:
-        g_value_set_int(value, self->threads);
-        break;
-    case PROP_ROI:
-        g_value_set_string(value, self->roi);
-        break;
-    case PROP_ROI_INTERVAL:
-        g_value_set_uint(value, self->roi_interval);
-        break;
-    case PROP_INFERENCE_INTERVAL:
-        g_value_set_uint(value, self->inference_interval);
-        break;
-    case PROP_ASYNC:
-        g_value_set_boolean(value, self->async);
-        break;
-    case PROP_CONFIDENCE_THRESHOLD:
-        g_value_set_double(value, self->threshold);
-        break;
-    case PROP_SMOOTHING:
-        g_value_set_uint(value, self->smoothing);
-        break;
-    case PROP_HYSTERESIS:
-        g_value_set_uint(value, self->hysteresis);
-        break;
-    case PROP_UPDATES:
-        g_value_set_enum(value, self->updates);
-        break;
-    case PROP_ACTIVE_ROI:
-        g_value_set_string(value, self->active_roi_text[0] ? self->active_roi_text : NULL);
-        break;
-    case PROP_MODEL_NAME:
-        g_value_set_string(value, self->model_name);
-        break;
-    case PROP_CLASSES:
-        if (self->n_classes > 0) {
-            gchar **classes = g_new0(gchar *, self->n_classes + 1);
-            for (gint i = 0; i < self->n_classes; i++)
-                classes[i] = g_strdup(self->class_names[i]);
-            g_value_take_boxed(value, classes);
-        } else {
-            g_value_set_boxed(value, NULL);
-        }
-        break;
-    case PROP_FRAMES:
-        g_value_set_uint64(value, self->n_frames);
-        break;
-    case PROP_INFERRED:
-        g_value_set_uint64(value, self->n_inferred);
-        break;
-    case PROP_SKIPPED:
-        g_value_set_uint64(value, self->n_skipped);
-        break;
-    case PROP_LATENCY_MEAN:
-    case PROP_LATENCY_P99:
-    case PROP_PROCESS_MEAN:
-    case PROP_PROCESS_P99:
-    case PROP_ENGINE_MEAN:
-        g_value_set_double(value, timing_property_value(self, prop_id));
-        break;
-    default:
-        G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
-        break;
-    }
-    GST_OBJECT_UNLOCK(self);
-}
-
 static void gst_echo_view_classify_finalize(GObject *object)
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(object);
 
     g_free(self->model_file);
     g_free(self->model_instance_id);
-    g_free(self->roi);
+    g_free(self->roi_text);
     g_mutex_clear(&self->worker_lock);
     g_cond_clear(&self->worker_cond);
     G_OBJECT_CLASS(gst_echo_view_classify_parent_class)->finalize(object);
@@ -1049,7 +568,7 @@ static void gst_echo_view_classify_init(GstEchoViewClassify *self)
     self->backend = DEFAULT_BACKEND;
     self->gpu_id = DEFAULT_GPU_ID;
     self->threads = DEFAULT_THREADS;
-    self->roi = g_strdup(DEFAULT_ROI);
+    self->roi_text = g_strdup(DEFAULT_ROI);
     self->roi_interval = DEFAULT_ROI_INTERVAL;
     self->inference_interval = DEFAULT_INFERENCE_INTERVAL;
     self->async = DEFAULT_ASYNC;
@@ -1057,7 +576,7 @@ static void gst_echo_view_classify_init(GstEchoViewClassify *self)
     self->smoothing = DEFAULT_SMOOTHING;
     self->hysteresis = DEFAULT_HYSTERESIS;
     self->updates = DEFAULT_UPDATES;
-    self->stable = self->candidate = -1;
+    stable_label_reset(&self->stable); /* unknown until started and fed */
     g_mutex_init(&self->worker_lock);
     g_cond_init(&self->worker_cond);
     /* In place, never passthrough: the buffer is made writable (a shallow copy: the memory is
@@ -1071,180 +590,11 @@ static void gst_echo_view_classify_class_init(GstEchoViewClassifyClass *klass)
     GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
     GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
     GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS(klass);
-    const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
-    const GParamFlags rw_ready = rw | GST_PARAM_MUTABLE_READY;
-    const GParamFlags rw_playing = rw | GST_PARAM_MUTABLE_PLAYING;
-    const GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
-
     GST_DEBUG_CATEGORY_INIT(gst_echo_view_classify_debug, "echoviewclassify", 0,
                             "echocardiography view classifier");
 
-    gobject_class->set_property = gst_echo_view_classify_set_property;
-    gobject_class->get_property = gst_echo_view_classify_get_property;
+    gst_echo_view_classify_install_properties(gobject_class);
     gobject_class->finalize = gst_echo_view_classify_finalize;
-
-    g_object_class_install_property(
-        gobject_class, PROP_MODEL_FILE,
-        g_param_spec_string("model-file", "Model file",
-                            "Model bundle folder or its model.yaml; read when the element starts "
-                            "(required, default: none)",
-                            NULL, rw_ready));
-    g_object_class_install_property(
-        gobject_class, PROP_MODEL_INSTANCE_ID,
-        g_param_spec_string(
-            "model-instance-id", "Model instance id",
-            "Elements with the same id share one loaded model (weights loaded once per process; "
-            "each element keeps its own plan); empty: this element loads its own (default: none)",
-            NULL, rw_ready));
-    g_object_class_install_property(
-        gobject_class, PROP_BACKEND,
-        g_param_spec_enum(
-            "backend", "Backend",
-            "Inference backend; an explicit backend that is not available fails the start "
-            "(default: auto)",
-            GST_TYPE_ECHO_VIEW_BACKEND, DEFAULT_BACKEND, rw_ready));
-    g_object_class_install_property(gobject_class, PROP_GPU_ID,
-                                    g_param_spec_int("gpu-id", "GPU id",
-                                                     "CUDA device ordinal for the cuda backend "
-                                                     "(default: 0)",
-                                                     0, 63, DEFAULT_GPU_ID, rw_ready));
-    g_object_class_install_property(
-        gobject_class, PROP_THREADS,
-        g_param_spec_int("threads", "Threads",
-                         "Worker threads of the cpu backend, per element "
-                         "(default: 1)",
-                         1, 256, DEFAULT_THREADS, rw_ready));
-    g_object_class_install_property(
-        gobject_class, PROP_ROI,
-        g_param_spec_string(
-            "roi", "Region of interest",
-            "Ultrasound region to classify: \"x,y,width,height\" in pixels, \"full\" (the whole "
-            "frame) or \"auto\" (detect the sector after every reset and every roi-interval "
-            "frames) (default: auto)",
-            DEFAULT_ROI, rw_ready));
-    g_object_class_install_property(
-        gobject_class, PROP_ROI_INTERVAL,
-        g_param_spec_uint(
-            "roi-interval", "ROI interval",
-            "With roi=auto, detect the sector again every this many frames; 0: only after a "
-            "reset (frames, default: 30)",
-            0, G_MAXUINT, DEFAULT_ROI_INTERVAL, rw_playing));
-    g_object_class_install_property(
-        gobject_class, PROP_INFERENCE_INTERVAL,
-        g_param_spec_uint(
-            "inference-interval", "Inference interval",
-            "Infer every this many frames; frames in between carry the last result and its age "
-            "(frames, 1 = every frame, default: 1)",
-            1, 100000, DEFAULT_INFERENCE_INTERVAL, rw_playing));
-    g_object_class_install_property(
-        gobject_class, PROP_ASYNC,
-        g_param_spec_boolean(
-            "async", "Asynchronous",
-            "Infer on a worker thread: the newest frame waiting wins, video never waits for the "
-            "network and frames carry the newest result with its age (default: false)",
-            DEFAULT_ASYNC, rw_ready));
-    g_object_class_install_property(
-        gobject_class, PROP_CONFIDENCE_THRESHOLD,
-        g_param_spec_double(
-            "confidence-threshold", "Confidence threshold",
-            "Below this top-class probability the label is \"unknown\" (probability 0..1, "
-            "default: 0)",
-            0.0, 1.0, DEFAULT_THRESHOLD, rw_playing));
-    g_object_class_install_property(
-        gobject_class, PROP_SMOOTHING,
-        g_param_spec_uint(
-            "smoothing", "Smoothing",
-            "The stable label uses the mean probabilities of this many latest inferences "
-            "(inferences, 1 = no smoothing, default: 5)",
-            1, SMOOTHING_MAX, DEFAULT_SMOOTHING, rw_playing));
-    g_object_class_install_property(
-        gobject_class, PROP_HYSTERESIS,
-        g_param_spec_uint(
-            "hysteresis", "Hysteresis",
-            "The stable label switches only when a new smoothed label leads for this many "
-            "consecutive inferences (inferences, 1 = at once, default: 3)",
-            1, 100000, DEFAULT_HYSTERESIS, rw_playing));
-    g_object_class_install_property(
-        gobject_class, PROP_UPDATES,
-        g_param_spec_enum("updates", "Updates",
-                          "When to post \"echoviewclassify\" element messages (default: on-change)",
-                          GST_TYPE_ECHO_VIEW_UPDATES, DEFAULT_UPDATES, rw_playing));
-    g_object_class_install_property(
-        gobject_class, PROP_ACTIVE_ROI,
-        g_param_spec_string(
-            "active-roi", "Active ROI",
-            "The region in use, \"x,y,width,height\" in pixels (read-only, NULL before the first "
-            "frame)",
-            NULL, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_MODEL_USERS,
-        g_param_spec_uint(
-            "model-users", "Model users",
-            "Elements sharing this element's loaded model (read-only, 0 when not started)", 0,
-            G_MAXUINT, 0, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_MODEL_NAME,
-        g_param_spec_string("model-name", "Model name",
-                            "Name of the loaded model (model.yaml `name`; read-only, NULL when "
-                            "not started)",
-                            NULL, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_CLASSES,
-        g_param_spec_boxed("classes", "Classes",
-                           "Class names of the loaded model in the order of the probabilities "
-                           "(read-only, NULL when not started)",
-                           G_TYPE_STRV, ro));
-    g_object_class_install_property(gobject_class, PROP_FRAMES,
-                                    g_param_spec_uint64("frames", "Frames",
-                                                        "Frames processed since the element was "
-                                                        "created (read-only)",
-                                                        0, G_MAXUINT64, 0, ro));
-    g_object_class_install_property(gobject_class, PROP_INFERRED,
-                                    g_param_spec_uint64("inferred", "Inferred",
-                                                        "Inferences completed since the element "
-                                                        "was created (read-only)",
-                                                        0, G_MAXUINT64, 0, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_SKIPPED,
-        g_param_spec_uint64(
-            "skipped", "Skipped",
-            "Scheduled inferences dropped because a "
-            "newer frame replaced one still waiting for the async worker; always 0 in sync "
-            "mode (read-only)",
-            0, G_MAXUINT64, 0, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_LATENCY_MEAN,
-        g_param_spec_double(
-            "latency-mean", "Latency mean",
-            "Mean time from a frame entering "
-            "the element to its result (preprocessing, waiting, inference), in microseconds "
-            "(read-only)",
-            0, G_MAXDOUBLE, 0, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_LATENCY_P99,
-        g_param_spec_double("latency-p99", "Latency p99",
-                            "99th percentile of the result "
-                            "latency over the last 1024 inferences, in microseconds (read-only)",
-                            0, G_MAXDOUBLE, 0, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_PROCESS_MEAN,
-        g_param_spec_double("process-mean", "Processing mean",
-                            "Mean time a frame spends in "
-                            "the element (what video waits for), in microseconds (read-only)",
-                            0, G_MAXDOUBLE, 0, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_PROCESS_P99,
-        g_param_spec_double(
-            "process-p99", "Processing p99",
-            "99th percentile of the time a "
-            "frame spends in the element over the last 1024 frames, in microseconds (read-only)",
-            0, G_MAXDOUBLE, 0, ro));
-    g_object_class_install_property(
-        gobject_class, PROP_ENGINE_MEAN,
-        g_param_spec_double("engine-mean", "Engine mean",
-                            "Mean time of the network alone "
-                            "(ev_plan_run), in microseconds (read-only)",
-                            0, G_MAXDOUBLE, 0, ro));
 
     gst_element_class_add_static_pad_template(element_class, &sink_template);
     gst_element_class_add_static_pad_template(element_class, &src_template);
@@ -1262,7 +612,4 @@ static void gst_echo_view_classify_class_init(GstEchoViewClassifyClass *klass)
     trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_echo_view_classify_transform_ip);
     trans_class->passthrough_on_same_caps = FALSE;
     trans_class->transform_ip_on_passthrough = FALSE;
-
-    gst_type_mark_as_plugin_api(GST_TYPE_ECHO_VIEW_BACKEND, 0);
-    gst_type_mark_as_plugin_api(GST_TYPE_ECHO_VIEW_UPDATES, 0);
 }

@@ -1,0 +1,111 @@
+/* gstechoviewclassify_private.h: echoviewclassify's instance struct and defaults, shared by the
+ * element's files: gstechoviewclassify.c (start, stop, caps, events, the frame path, the async
+ * worker) and gstechoviewclassify_props.c (the properties). Not installed, not for other
+ * elements. */
+#ifndef GST_ECHO_VIEW_CLASSIFY_PRIVATE_H
+#define GST_ECHO_VIEW_CLASSIFY_PRIVATE_H
+
+#include <gst/video/video.h>
+
+#include "echoview.h"
+#include "ev_stats.h"
+#include "gstechoviewclassify.h"
+#include "gstechoviewmodels.h"
+#include "gstechoviewroi.h"
+#include "stable_label.h"
+
+G_BEGIN_DECLS
+
+GST_DEBUG_CATEGORY_EXTERN(gst_echo_view_classify_debug);
+
+#define DEFAULT_BACKEND GST_ECHO_VIEW_BACKEND_AUTO
+#define DEFAULT_GPU_ID 0
+#define DEFAULT_THREADS 1
+#define DEFAULT_ROI "auto"
+#define DEFAULT_ROI_INTERVAL 30
+#define DEFAULT_INFERENCE_INTERVAL 1
+#define DEFAULT_ASYNC FALSE
+#define DEFAULT_THRESHOLD 0.0
+#define DEFAULT_SMOOTHING 5
+#define DEFAULT_HYSTERESIS 3
+#define DEFAULT_UPDATES GST_ECHO_VIEW_UPDATES_ON_CHANGE
+
+/* One inference result as the streaming thread sees it. */
+typedef struct {
+    gboolean valid;
+    guint64 frame; /* frame index (since the last reset) it was computed from */
+    GstClockTime latency;
+    gint top;
+    gfloat probabilities[EV_MAX_CLASSES];
+} Result;
+
+struct _GstEchoViewClassify {
+    GstBaseTransform parent;
+
+    /* properties, under the object lock */
+    gchar *model_file;
+    gchar *model_instance_id;
+    GstEchoViewBackend backend;
+    gint gpu_id;
+    gint threads;
+    gchar *roi_text;
+    guint roi_interval;
+    guint inference_interval;
+    gboolean async;
+    gdouble threshold;
+    guint smoothing;
+    guint hysteresis;
+    GstEchoViewUpdates updates;
+
+    /* statistics, under the object lock */
+    guint64 n_frames, n_inferred, n_skipped;
+    /* microseconds: the running mean over every sample, the p99 over the latest 1024 */
+    ev_stats_window latency_stat, process_stat, engine_stat;
+    gchar active_roi_text[64];
+    gboolean latency_posted;
+    gint64 warmup_us; /* one inference timed at start(), for the first latency query */
+
+    /* resources, from start() to stop() */
+    GstEchoViewModelRef *model_ref;
+    const ev_model *model;
+    ev_plan *plan;
+    const gchar *model_name;                  /* interned; set and cleared under the object lock */
+    const gchar *class_names[EV_MAX_CLASSES]; /* interned */
+    gint n_classes;                           /* set and cleared under the object lock */
+    gsize input_floats;
+    gfloat *stage_input;    /* streaming thread preprocesses here */
+    gboolean running_async; /* async as it was at start() */
+
+    /* negotiated format */
+    GstVideoInfo info;
+    ev_pixel_format pixel_format;
+
+    /* per-stream state, streaming thread only (roi.mode and roi.fixed: set at start()) */
+    guint64 frame_index; /* frames since the last reset */
+    GstEchoViewRoi roi;
+    Result result;
+    StableLabel stable; /* smoothing, threshold and hysteresis of the stable label */
+    guint64 last_result_seq;
+
+    /* async worker; the fields below are under worker_lock */
+    GThread *worker;
+    GMutex worker_lock;
+    GCond worker_cond;
+    gboolean worker_stop;
+    gfloat *pending_input, *work_input;
+    gboolean pending_valid;
+    guint64 pending_frame;
+    GstClockTime pending_start;
+    guint generation; /* bumped on reset: results of older frames are dropped */
+    guint pending_generation;
+    Result worker_result;
+    guint64 worker_result_seq;
+    gchar *worker_error;
+};
+
+/* Installs every property with its blurb (unit and default) and the set/get functions. */
+void gst_echo_view_classify_install_properties(GObjectClass *gobject_class);
+
+G_END_DECLS
+
+#endif
