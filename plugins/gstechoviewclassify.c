@@ -22,6 +22,11 @@
 #include "gstechoviewmeta.h"
 
 GST_DEBUG_CATEGORY(gst_echo_view_classify_debug);
+
+G_STATIC_ASSERT((int)GST_ECHO_VIEW_BACKEND_AUTO == (int)EV_BACKEND_AUTO);
+G_STATIC_ASSERT((int)GST_ECHO_VIEW_BACKEND_REFERENCE == (int)EV_BACKEND_REFERENCE);
+G_STATIC_ASSERT((int)GST_ECHO_VIEW_BACKEND_CPU == (int)EV_BACKEND_CPU);
+G_STATIC_ASSERT((int)GST_ECHO_VIEW_BACKEND_CUDA == (int)EV_BACKEND_CUDA);
 #define GST_CAT_DEFAULT gst_echo_view_classify_debug
 
 #define FORMATS "{ GRAY8, GRAY16_LE, RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, I420, NV12 }"
@@ -120,16 +125,17 @@ static gpointer worker_main(gpointer data)
 
 /* ---- start / stop -------------------------------------------------------------------------- */
 
-static void post_model_error(GstEchoViewClassify *self, const gchar *path, const ev_error *err)
+static void post_model_error(GstEchoViewClassify *self, const gchar *path,
+                             GstEchoViewModelsResult result, const ev_error *err)
 {
-    if (err->code == EV_ERR_IO && !g_file_test(path, G_FILE_TEST_EXISTS))
+    if (result == GST_ECHO_VIEW_MODELS_ID_CONFLICT)
+        GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Conflicting model-instance-id."),
+                          ("%s", err->message));
+    else if (err->code == EV_ERR_IO && !g_file_test(path, G_FILE_TEST_EXISTS))
         GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("Model '%s' not found.", path),
                           ("%s", err->message));
     else if (err->code == EV_ERR_IO)
         GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not read model '%s'.", path),
-                          ("%s", err->message));
-    else if (err->code == EV_ERR_INVALID && strstr(err->message, "model-instance-id"))
-        GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Conflicting model-instance-id."),
                           ("%s", err->message));
     else
         GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("Model '%s' is invalid.", path),
@@ -146,15 +152,13 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     ev_error err = {0};
     gboolean ok = FALSE;
     gint w, h, c, n_classes;
+    GstEchoViewModelsResult acquired;
 
     GST_OBJECT_LOCK(self);
     model_file = g_strdup(self->model_file);
     instance_id = g_strdup(self->model_instance_id);
     roi = g_strdup(self->roi_text);
-    options.backend = self->backend == GST_ECHO_VIEW_BACKEND_CPU         ? EV_BACKEND_CPU
-                      : self->backend == GST_ECHO_VIEW_BACKEND_CUDA      ? EV_BACKEND_CUDA
-                      : self->backend == GST_ECHO_VIEW_BACKEND_REFERENCE ? EV_BACKEND_REFERENCE
-                                                                         : EV_BACKEND_AUTO;
+    options.backend = (ev_backend_kind)self->backend;
     options.batch = 1;
     options.threads = self->threads;
     options.gpu_id = self->gpu_id;
@@ -179,9 +183,9 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
                            ev_backend_name(options.backend)));
         goto out;
     }
-    self->model_ref = gst_echo_view_models_acquire(instance_id, model_file, &err);
-    if (!self->model_ref) {
-        post_model_error(self, model_file, &err);
+    acquired = gst_echo_view_models_acquire(instance_id, model_file, &self->model_ref, &err);
+    if (acquired != GST_ECHO_VIEW_MODELS_ACQUIRED) {
+        post_model_error(self, model_file, acquired, &err);
         goto out;
     }
     self->model = gst_echo_view_model_ref_model(self->model_ref);

@@ -11,11 +11,13 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(GstEchoViewClassify, gst_echo_view_classify, GST, ECHO_VIEW_CLASSIFY,
                      GstBaseTransform)
 
+/* The values and order of the engine's ev_backend_kind (echoview.h), so the property converts
+ * with a cast (checked at compile time in gstechoviewclassify.c). */
 typedef enum {
-    GST_ECHO_VIEW_BACKEND_AUTO,
-    GST_ECHO_VIEW_BACKEND_CPU,
-    GST_ECHO_VIEW_BACKEND_CUDA,
-    GST_ECHO_VIEW_BACKEND_REFERENCE,
+    GST_ECHO_VIEW_BACKEND_AUTO = 0,
+    GST_ECHO_VIEW_BACKEND_REFERENCE = 1,
+    GST_ECHO_VIEW_BACKEND_CPU = 2,
+    GST_ECHO_VIEW_BACKEND_CUDA = 3,
 } GstEchoViewBackend;
 
 typedef enum {

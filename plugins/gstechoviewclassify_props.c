@@ -41,10 +41,10 @@ static GType gst_echo_view_backend_get_type(void)
     static GType type = 0;
     static const GEnumValue values[] = {
         {GST_ECHO_VIEW_BACKEND_AUTO, "CUDA when a GPU is usable, else the fast CPU path", "auto"},
-        {GST_ECHO_VIEW_BACKEND_CPU, "Fused CPU kernels", "cpu"},
-        {GST_ECHO_VIEW_BACKEND_CUDA, "CUDA GPU", "cuda"},
         {GST_ECHO_VIEW_BACKEND_REFERENCE, "Reference implementation (slow, for checking)",
          "reference"},
+        {GST_ECHO_VIEW_BACKEND_CPU, "Fused CPU kernels", "cpu"},
+        {GST_ECHO_VIEW_BACKEND_CUDA, "CUDA GPU", "cuda"},
         {0, NULL, NULL},
     };
     if (g_once_init_enter(&type))

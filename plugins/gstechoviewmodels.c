@@ -29,13 +29,16 @@ static GstEchoViewModelRef *model_ref_load(const gchar *instance_id, const gchar
     return ref;
 }
 
-GstEchoViewModelRef *gst_echo_view_models_acquire(const gchar *instance_id, const gchar *path,
-                                                  ev_error *err)
+GstEchoViewModelsResult gst_echo_view_models_acquire(const gchar *instance_id, const gchar *path,
+                                                     GstEchoViewModelRef **out, ev_error *err)
 {
+    GstEchoViewModelsResult result = GST_ECHO_VIEW_MODELS_ACQUIRED;
     GstEchoViewModelRef *ref;
 
-    if (!instance_id || !*instance_id)
-        return model_ref_load(NULL, path, err);
+    if (!instance_id || !*instance_id) {
+        *out = model_ref_load(NULL, path, err);
+        return *out ? GST_ECHO_VIEW_MODELS_ACQUIRED : GST_ECHO_VIEW_MODELS_LOAD_FAILED;
+    }
 
     /* Loading under the lock keeps two elements starting together from loading twice; a model
    * loads in milliseconds, and other ids wait only that long. */
@@ -52,6 +55,7 @@ GstEchoViewModelRef *gst_echo_view_models_acquire(const gchar *instance_id, cons
                            instance_id, ref->path, path);
             }
             ref = NULL;
+            result = GST_ECHO_VIEW_MODELS_ID_CONFLICT;
         } else {
             ref->refcount++;
         }
@@ -59,9 +63,12 @@ GstEchoViewModelRef *gst_echo_view_models_acquire(const gchar *instance_id, cons
         ref = model_ref_load(instance_id, path, err);
         if (ref)
             g_hash_table_insert(registry, ref->instance_id, ref);
+        else
+            result = GST_ECHO_VIEW_MODELS_LOAD_FAILED;
     }
     g_mutex_unlock(&registry_lock);
-    return ref;
+    *out = ref;
+    return result;
 }
 
 const ev_model *gst_echo_view_model_ref_model(const GstEchoViewModelRef *ref) { return ref->model; }

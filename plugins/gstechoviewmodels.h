@@ -12,11 +12,17 @@ G_BEGIN_DECLS
 
 typedef struct _GstEchoViewModelRef GstEchoViewModelRef;
 
+typedef enum {
+    GST_ECHO_VIEW_MODELS_ACQUIRED,    /* *out holds a reference */
+    GST_ECHO_VIEW_MODELS_LOAD_FAILED, /* the engine could not load path: err has its code */
+    GST_ECHO_VIEW_MODELS_ID_CONFLICT, /* instance_id already holds another model-file */
+} GstEchoViewModelsResult;
+
 /* Loads path, or when instance_id is non-empty and already registered, takes another reference
- * to that model. Fails (NULL, err filled, EV_ERR_INVALID) when the id is registered with a
- * different model-file. */
-GstEchoViewModelRef *gst_echo_view_models_acquire(const gchar *instance_id, const gchar *path,
-                                                  ev_error *err);
+ * to that model. On failure *out is NULL and err (optional) says why; the result tells which
+ * failure it is, so callers never read the message to decide. */
+GstEchoViewModelsResult gst_echo_view_models_acquire(const gchar *instance_id, const gchar *path,
+                                                     GstEchoViewModelRef **out, ev_error *err);
 const ev_model *gst_echo_view_model_ref_model(const GstEchoViewModelRef *ref);
 /* Drops a reference; the last one frees the model and removes the id. NULL is allowed. */
 void gst_echo_view_models_release(GstEchoViewModelRef *ref);
