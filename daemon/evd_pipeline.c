@@ -65,21 +65,17 @@ gchar *evd_pipeline_describe_stream(const EvdStreamConfig *stream)
         g_free(caps);
         break;
     case EVD_SOURCE_RTP_H264:
+    case EVD_SOURCE_RTP_JPEG: {
+        gboolean h264 = src->type == EVD_SOURCE_RTP_H264;
         caps = g_strdup_printf("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-                               "encoding-name=(string)H264,payload=(int)%u",
-                               src->payload);
+                               "encoding-name=(string)%s,payload=(int)%u",
+                               h264 ? "H264" : "JPEG", src->payload);
         append_udpsrc(s, src, caps, timeout_ns);
-        g_string_append(s, "rtph264depay ! h264parse ! decodebin");
+        g_string_append(s,
+                        h264 ? "rtph264depay ! h264parse ! decodebin" : "rtpjpegdepay ! jpegdec");
         g_free(caps);
         break;
-    case EVD_SOURCE_RTP_JPEG:
-        caps = g_strdup_printf("application/x-rtp,media=(string)video,clock-rate=(int)90000,"
-                               "encoding-name=(string)JPEG,payload=(int)%u",
-                               src->payload);
-        append_udpsrc(s, src, caps, timeout_ns);
-        g_string_append(s, "rtpjpegdepay ! jpegdec");
-        g_free(caps);
-        break;
+    }
     case EVD_SOURCE_SDP:
         g_string_append(s, "filesrc location=");
         append_quoted(s, src->location);

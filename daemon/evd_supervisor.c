@@ -110,6 +110,29 @@ EvdSupervisor *evd_supervisor_new(EvdEventFunc on_event, gpointer user_data)
     return sup;
 }
 
+/* Whether config still has the stream (or, for a sender, the simulate entry) with id. */
+static gboolean config_names(const EvdConfig *config, gboolean sender, const gchar *id)
+{
+    GPtrArray *list = sender ? config->senders : config->streams;
+
+    for (guint j = 0; j < list->len; j++) {
+        gconstpointer c = g_ptr_array_index(list, j);
+        if (strcmp(sender ? ((const EvdSenderConfig *)c)->id : ((const EvdStreamConfig *)c)->id,
+                   id) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void remove_gone(EvdSupervisor *sup, GPtrArray *list, const EvdConfig *config)
+{
+    for (guint i = list->len; i > 0; i--) {
+        EvdStream *st = g_ptr_array_index(list, i - 1);
+        if (!config_names(config, st->is_sender, st->id))
+            stream_stop_and_remove(sup, list, st);
+    }
+}
+
 void evd_supervisor_apply(EvdSupervisor *sup, EvdConfig *config)
 {
     EvdConfig *old = sup->config;
@@ -120,24 +143,8 @@ void evd_supervisor_apply(EvdSupervisor *sup, EvdConfig *config)
     supervisor_load_models(sup);
 
     /* Remove what is gone. */
-    for (guint i = sup->streams->len; i > 0; i--) {
-        EvdStream *st = g_ptr_array_index(sup->streams, i - 1);
-        gboolean keep = FALSE;
-        for (guint j = 0; j < config->streams->len && !keep; j++)
-            keep =
-                strcmp(((EvdStreamConfig *)g_ptr_array_index(config->streams, j))->id, st->id) == 0;
-        if (!keep)
-            stream_stop_and_remove(sup, sup->streams, st);
-    }
-    for (guint i = sup->senders->len; i > 0; i--) {
-        EvdStream *st = g_ptr_array_index(sup->senders, i - 1);
-        gboolean keep = FALSE;
-        for (guint j = 0; j < config->senders->len && !keep; j++)
-            keep =
-                strcmp(((EvdSenderConfig *)g_ptr_array_index(config->senders, j))->id, st->id) == 0;
-        if (!keep)
-            stream_stop_and_remove(sup, sup->senders, st);
-    }
+    remove_gone(sup, sup->streams, config);
+    remove_gone(sup, sup->senders, config);
 
     /* Add what is new, restart what changed, leave the rest alone. */
     for (guint i = 0; i < config->senders->len; i++) {
