@@ -11,9 +11,11 @@
  *
  *   cuda_bench [--runs N] [--sizes 32,64,96,128] [--csv FILE]
  */
-#include "ev_cuda.h"
 #include "ev_bundle.h"
+#include "ev_cuda.h"
+#include "ev_private.h" /* ev_cuda_device_count */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -145,6 +147,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cuda_bench: no CUDA device visible\n");
         return 77;
     }
+    printf("%s\n", ev_cuda_cudnn_status());
     FILE *csv = csv_path ? fopen(csv_path, "w") : NULL;
     if (csv)
         fprintf(csv, "network,size,precision,params,macs,lat_graph_p50_ms,lat_graph_p99_ms,"

@@ -24,7 +24,7 @@
 
 #include <cuda_runtime_api.h>
 #ifdef EV_CUDA_HAVE_CUDNN
-#include <cudnn.h>
+#include "cudnn_loader.h"
 #endif
 
 #include <limits.h>
@@ -102,12 +102,14 @@ typedef struct cuda_plan {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
 #ifdef EV_CUDA_HAVE_CUDNN
+    const ev_cudnn_api *dnn; /* NULL: cuDNN not loaded (ev_cudnn_status() says why) */
     cudnnHandle_t cudnn;
     void *workspace;
     size_t workspace_size;
 #endif
     char device_name[320];
-    char description[512];
+    char graph_failure[256]; /* why graph replay is off although it was asked for, or "" */
+    char description[768];
 } cuda_plan;
 
 static const ev_backend_vtable cuda_vtable;
@@ -677,16 +679,16 @@ static int compile_graph(cuda_plan *p, const ev_net *net, ev_error *err)
 /* ---- cuDNN ---------------------------------------------------------------------------------- */
 
 #ifdef EV_CUDA_HAVE_CUDNN
-static void cudnn_release(cuda_step *st)
+static void cudnn_release(const cuda_plan *p, cuda_step *st)
 {
     if (st->x_desc)
-        cudnnDestroyTensorDescriptor(st->x_desc);
+        p->dnn->cudnnDestroyTensorDescriptor(st->x_desc);
     if (st->y_desc)
-        cudnnDestroyTensorDescriptor(st->y_desc);
+        p->dnn->cudnnDestroyTensorDescriptor(st->y_desc);
     if (st->w_desc)
-        cudnnDestroyFilterDescriptor(st->w_desc);
+        p->dnn->cudnnDestroyFilterDescriptor(st->w_desc);
     if (st->conv_desc)
-        cudnnDestroyConvolutionDescriptor(st->conv_desc);
+        p->dnn->cudnnDestroyConvolutionDescriptor(st->conv_desc);
     st->x_desc = st->y_desc = NULL;
     st->w_desc = NULL;
     st->conv_desc = NULL;
@@ -702,34 +704,37 @@ static bool cudnn_prepare(cuda_plan *p, cuda_step *st)
     if (!fits_int(x->nstride) || !fits_int(y->nstride) || !fits_int(x->cstride) ||
         !fits_int(y->cstride))
         return false;
-    if (cudnnCreateTensorDescriptor(&st->x_desc) || cudnnCreateTensorDescriptor(&st->y_desc) ||
-        cudnnCreateFilterDescriptor(&st->w_desc) ||
-        cudnnCreateConvolutionDescriptor(&st->conv_desc))
+    if (p->dnn->cudnnCreateTensorDescriptor(&st->x_desc) ||
+        p->dnn->cudnnCreateTensorDescriptor(&st->y_desc) ||
+        p->dnn->cudnnCreateFilterDescriptor(&st->w_desc) ||
+        p->dnn->cudnnCreateConvolutionDescriptor(&st->conv_desc))
         goto fail;
-    if (cudnnSetTensor4dDescriptorEx(st->x_desc, type, p->batch, x->c, x->h, x->w, (int)x->nstride,
-                                     (int)x->cstride, (int)x->hstride, 1) ||
-        cudnnSetTensor4dDescriptorEx(st->y_desc, type, p->batch, y->c, y->h, y->w, (int)y->nstride,
-                                     (int)y->cstride, (int)y->hstride, 1) ||
-        cudnnSetFilter4dDescriptor(st->w_desc, type, CUDNN_TENSOR_NCHW, y->c, x->c, st->kernel,
-                                   st->kernel) ||
-        cudnnSetConvolution2dDescriptor(st->conv_desc, st->pad, st->pad, st->stride, st->stride,
-                                        st->dilation, st->dilation, CUDNN_CROSS_CORRELATION,
-                                        CUDNN_DATA_FLOAT))
+    if (p->dnn->cudnnSetTensor4dDescriptorEx(st->x_desc, type, p->batch, x->c, x->h, x->w,
+                                             (int)x->nstride, (int)x->cstride, (int)x->hstride,
+                                             1) ||
+        p->dnn->cudnnSetTensor4dDescriptorEx(st->y_desc, type, p->batch, y->c, y->h, y->w,
+                                             (int)y->nstride, (int)y->cstride, (int)y->hstride,
+                                             1) ||
+        p->dnn->cudnnSetFilter4dDescriptor(st->w_desc, type, CUDNN_TENSOR_NCHW, y->c, x->c,
+                                           st->kernel, st->kernel) ||
+        p->dnn->cudnnSetConvolution2dDescriptor(st->conv_desc, st->pad, st->pad, st->stride,
+                                                st->stride, st->dilation, st->dilation,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT))
         goto fail;
     /* fp32 must stay fp32: FMA math only (no TF32, which would miss the 1e-4 tolerance) */
     const cudnnMathType_t math = p->fp16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-    if (cudnnSetConvolutionMathType(st->conv_desc, math))
+    if (p->dnn->cudnnSetConvolutionMathType(st->conv_desc, math))
         goto fail;
     int on, oc, oh, ow;
-    if (cudnnGetConvolution2dForwardOutputDim(st->conv_desc, st->x_desc, st->w_desc, &on, &oc, &oh,
-                                              &ow) ||
+    if (p->dnn->cudnnGetConvolution2dForwardOutputDim(st->conv_desc, st->x_desc, st->w_desc, &on,
+                                                      &oc, &oh, &ow) ||
         on != p->batch || oc != y->c || oh != y->h || ow != y->w)
         goto fail;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int found = 0;
-    if (cudnnGetConvolutionForwardAlgorithm_v7(p->cudnn, st->x_desc, st->w_desc, st->conv_desc,
-                                               st->y_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found,
-                                               perf))
+    if (p->dnn->cudnnGetConvolutionForwardAlgorithm_v7(
+            p->cudnn, st->x_desc, st->w_desc, st->conv_desc, st->y_desc,
+            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf))
         goto fail;
     for (int k = 0; k < found; k++) {
         if (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > CUDNN_WORKSPACE_MAX)
@@ -738,8 +743,8 @@ static bool cudnn_prepare(cuda_plan *p, cuda_step *st)
                          perf[k].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
             continue;
         size_t ws = 0;
-        if (cudnnGetConvolutionForwardWorkspaceSize(p->cudnn, st->x_desc, st->w_desc, st->conv_desc,
-                                                    st->y_desc, perf[k].algo, &ws) ||
+        if (p->dnn->cudnnGetConvolutionForwardWorkspaceSize(
+                p->cudnn, st->x_desc, st->w_desc, st->conv_desc, st->y_desc, perf[k].algo, &ws) ||
             ws > CUDNN_WORKSPACE_MAX)
             continue;
         st->algo = perf[k].algo;
@@ -749,18 +754,21 @@ static bool cudnn_prepare(cuda_plan *p, cuda_step *st)
         return true;
     }
 fail:
-    cudnn_release(st);
+    cudnn_release(p, st);
     return false;
 }
 
 static int cudnn_setup(cuda_plan *p, ev_error *err)
 {
-    if (cudnnCreate(&p->cudnn) != CUDNN_STATUS_SUCCESS) {
+    p->dnn = ev_cudnn_get();
+    if (!p->dnn)
+        return EV_OK; /* no libcudnn here: our kernels do everything */
+    if (p->dnn->cudnnCreate(&p->cudnn) != CUDNN_STATUS_SUCCESS) {
         p->cudnn = NULL; /* cuDNN missing or unusable here: our kernels do everything */
         return EV_OK;
     }
-    if (cudnnSetStream(p->cudnn, p->stream) != CUDNN_STATUS_SUCCESS) {
-        cudnnDestroy(p->cudnn);
+    if (p->dnn->cudnnSetStream(p->cudnn, p->stream) != CUDNN_STATUS_SUCCESS) {
+        p->dnn->cudnnDestroy(p->cudnn);
         p->cudnn = NULL;
         return EV_OK;
     }
@@ -804,13 +812,13 @@ static int run_step(cuda_plan *p, const cuda_step *st, ev_error *err)
 #ifdef EV_CUDA_HAVE_CUDNN
     if (p->use_cudnn && st->cudnn_ok) {
         const float alpha = 1.0f, beta = st->accumulate ? 1.0f : 0.0f;
-        cudnnStatus_t cs = cudnnConvolutionForward(
+        cudnnStatus_t cs = p->dnn->cudnnConvolutionForward(
             p->cudnn, &alpha, st->x_desc, st->in.data, st->w_desc,
             half ? st->weight_half : (const void *)st->weight, st->conv_desc, st->algo,
             p->workspace, st->workspace, &beta, st->y_desc, st->out.data);
         if (cs != CUDNN_STATUS_SUCCESS)
             return ev_fail(err, EV_ERR_UNSUPPORTED, "cuda: cuDNN convolution: %s",
-                           cudnnGetErrorString(cs));
+                           p->dnn->cudnnGetErrorString(cs));
         if (st->bias && (e = evk_bias_add(s, half, n, st->out, st->bias)))
             return cuda_fail(err, (cudaError_t)e, "bias kernel");
         return EV_OK;
@@ -932,6 +940,13 @@ static int prepare_execution(cuda_plan *p, ev_error *err)
         p->use_cudnn = false;
         rc = capture(p, err);
     }
+    if (rc) {
+        /* The eager forward works, so a driver that cannot capture or instantiate this graph
+         * costs launch overhead, not the plan: run eagerly and say so in the description. */
+        snprintf(p->graph_failure, sizeof p->graph_failure, "%s", err ? err->message : "");
+        p->use_graphs = false;
+        rc = EV_OK;
+    }
     return rc;
 }
 
@@ -942,9 +957,11 @@ static void describe(cuda_plan *p)
         cudnn_steps += p->use_cudnn && p->steps[i].cudnn_ok;
     snprintf(p->description, sizeof p->description,
              "cuda: device %d (%s), %s, batch %d, %d steps (%d on cuDNN), %zu weights, graph "
-             "replay %s",
+             "replay %s%s%s%s",
              p->device, p->device_name, p->fp16 ? "fp16" : "fp32", p->batch, p->num_steps,
-             cudnn_steps, p->num_weights, p->use_graphs && p->exec ? "on" : "off");
+             cudnn_steps, p->num_weights, p->use_graphs && p->exec ? "on" : "off",
+             p->graph_failure[0] ? " (capture failed: " : "", p->graph_failure,
+             p->graph_failure[0] ? ")" : "");
 }
 
 static void cuda_destroy(ev_plan *plan)
@@ -958,9 +975,9 @@ static void cuda_destroy(ev_plan *plan)
     drop_graph(p);
 #ifdef EV_CUDA_HAVE_CUDNN
     for (int i = 0; i < p->num_steps; i++)
-        cudnn_release(&p->steps[i]);
+        cudnn_release(p, &p->steps[i]);
     if (p->cudnn)
-        cudnnDestroy(p->cudnn);
+        p->dnn->cudnnDestroy(p->cudnn);
 #endif
     for (int i = 0; i < p->num_allocs; i++)
         cudaFree(p->allocs[i]);
@@ -1045,9 +1062,14 @@ static int cuda_create(ev_plan *plan, ev_error *err)
     if ((rc = device_alloc(p, p->num_weights * sizeof(float), &buf, err)))
         goto fail;
     p->dev_weights = buf;
-    STEP_TRY(cudaMemcpy(p->dev_weights, p->host_weights, p->num_weights * sizeof(float),
-                        cudaMemcpyHostToDevice),
+    /* On the plan's stream, then waited for: a plain cudaMemcpy from pageable memory may return
+     * before its DMA lands, and this stream does not wait for the legacy default stream
+     * (cudaStreamNonBlocking), so the fp16 conversion and the first run could read stale
+     * weights. */
+    STEP_TRY(cudaMemcpyAsync(p->dev_weights, p->host_weights, p->num_weights * sizeof(float),
+                             cudaMemcpyHostToDevice, p->stream),
              "weight upload");
+    STEP_TRY(cudaStreamSynchronize(p->stream), "weight upload");
     for (int i = 0; i < p->num_steps; i++) {
         cuda_step *st = &p->steps[i];
         st->weight = st->weight_off != SIZE_MAX ? p->dev_weights + st->weight_off : NULL;
@@ -1111,6 +1133,8 @@ int ev_cuda_plan_set_graphs(ev_plan *plan, int enabled)
     p->use_graphs = enabled != 0;
     if (p->use_graphs && !p->exec)
         rc = capture(p, &err);
+    if (!p->use_graphs || !rc)
+        p->graph_failure[0] = '\0';
     describe(p);
     return rc;
 }
@@ -1137,6 +1161,15 @@ int ev_cuda_plan_set_cudnn(ev_plan *plan, int enabled)
     int rc = p->use_graphs ? capture(p, &err) : EV_OK;
     describe(p);
     return rc;
+}
+
+const char *ev_cuda_cudnn_status(void)
+{
+#ifdef EV_CUDA_HAVE_CUDNN
+    return ev_cudnn_status();
+#else
+    return "cuDNN: not in this build (cudnn.h was not found at build time)";
+#endif
 }
 
 const char *ev_cuda_plan_describe(const ev_plan *plan)

@@ -24,6 +24,10 @@ int ev_cuda_plan_set_graphs(ev_plan *plan, int enabled);
  * Re-captures the graph. EV_ERR_UNSUPPORTED when enabling and cuDNN is not usable. */
 int ev_cuda_plan_set_cudnn(ev_plan *plan, int enabled);
 
+/* One line: which libcudnn the backend loaded at run time ("cuDNN 9.x.y from FILE") or why it
+ * uses its own kernels only. */
+const char *ev_cuda_cudnn_status(void);
+
 /* One line: device, precision, batch, step counts, cuDNN and graph state. Owned by the plan. */
 const char *ev_cuda_plan_describe(const ev_plan *plan);
 

@@ -450,6 +450,10 @@ static void check_network(const char *label, const ev_model *model, int batch, i
           rc ? err.message : ev_cuda_plan_describe(plan));
     if (rc)
         goto out;
+    /* a plan whose capture failed runs eagerly (and says so); here replay must really be on */
+    CHECK(strstr(ev_cuda_plan_describe(plan), "graph replay on") != NULL,
+          "%s batch %d %s: graph replay is on (%s)", label, batch, prec,
+          ev_cuda_plan_describe(plan));
     rc = ev_plan_run(plan, input, got, &err);
     double e = rel_error(got, ev_net_logits(ref), (size_t)batch * k);
     CHECK(rc == 0 && e <= tol, "%s batch %d %s: logits rel error %.2e <= %.0e", label, batch, prec,
@@ -604,7 +608,7 @@ int main(int argc, char **argv)
         printf("skip: no CUDA device visible\n");
         return 77;
     }
-    printf("%d CUDA device(s)\n", devices);
+    printf("%d CUDA device(s); %s\n", devices, ev_cuda_cudnn_status());
     test_kernels();
     test_networks(fixtures);
     test_errors(fixtures);
