@@ -41,31 +41,20 @@ int cmd_bench(int argc, char **argv)
 {
     const char *model_path = NULL;
     ev_plan_options opt = {.backend = EV_BACKEND_AUTO, .batch = 1, .threads = 1};
-    long iterations = 100, warmup = 10, v;
-    int consumed;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        } else if ((consumed =
-                        tool_parse_plan_option("bench", argc, argv, &i, &model_path, &opt)) != 0) {
-            if (consumed < 0)
-                return TOOL_USAGE;
-        } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
-            if (!tool_parse_int("bench", "--batch", argv[++i], 1, 4096, &v))
-                return TOOL_USAGE;
-            opt.batch = (int)v;
-        } else if (!strcmp(argv[i], "--iterations") && i + 1 < argc) {
-            if (!tool_parse_int("bench", "--iterations", argv[++i], 1, 10000000, &iterations))
-                return TOOL_USAGE;
-        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
-            if (!tool_parse_int("bench", "--warmup", argv[++i], 0, 1000000, &warmup))
-                return TOOL_USAGE;
-        } else {
-            fprintf(stderr, "echoview bench: unknown argument '%s'\n%s", argv[i], usage);
-            return TOOL_USAGE;
-        }
-    }
+    int iterations = 100, warmup = 10;
+    const tool_option options[] = {
+        TOOL_STRING("--model", &model_path),
+        TOOL_CUSTOM("--backend", tool_parse_backend, &opt.backend),
+        TOOL_INT("--threads", &opt.threads, 1, 256),
+        TOOL_INT("--batch", &opt.batch, 1, 4096),
+        TOOL_INT("--iterations", &iterations, 1, 10000000),
+        TOOL_INT("--warmup", &warmup, 0, 1000000),
+    };
+    const tool_parser parser = {
+        .cmd = "bench", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int status = tool_parse_args(&parser, argc, argv);
+    if (status != TOOL_CONTINUE)
+        return status;
     ev_model *m = tool_load_model("bench", model_path);
     if (!m)
         return model_path ? TOOL_FAILED : TOOL_USAGE;

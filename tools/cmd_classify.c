@@ -17,13 +17,15 @@ static const char *usage =
     "  A file that cannot be read gives {\"file\", \"error\"}; the others are still classified\n"
     "  and the exit status is 1.\n";
 
-static int parse_roi(const char *s, ev_rect *roi)
+static int parse_roi(const char *cmd, const tool_option *row, const char *s)
 {
+    ev_rect *roi = row->target;
     char extra;
-    return sscanf(s, "%d,%d,%d,%d%c", &roi->x, &roi->y, &roi->width, &roi->height, &extra) == 4 &&
-                   roi->width > 0 && roi->height > 0 && roi->x >= 0 && roi->y >= 0
-               ? 0
-               : -1;
+    if (sscanf(s, "%d,%d,%d,%d%c", &roi->x, &roi->y, &roi->width, &roi->height, &extra) == 4 &&
+        roi->width > 0 && roi->height > 0 && roi->x >= 0 && roi->y >= 0)
+        return 0;
+    fprintf(stderr, "echoview %s: --roi needs X,Y,W,H with W,H > 0, got '%s'\n", cmd, s);
+    return -1;
 }
 
 static json_t *classify_file(const ev_model *m, ev_plan *plan, const char *file, const ev_rect *roi,
@@ -74,35 +76,25 @@ int cmd_classify(int argc, char **argv)
     ev_rect roi;
     bool have_roi = false, auto_roi = false;
     int first_file = argc;
-    int consumed;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        } else if ((consumed = tool_parse_plan_option("classify", argc, argv, &i, &model_path,
-                                                      &opt)) != 0) {
-            if (consumed < 0)
-                return TOOL_USAGE;
-        } else if (!strcmp(argv[i], "--roi") && i + 1 < argc) {
-            if (parse_roi(argv[++i], &roi)) {
-                fprintf(stderr, "echoview classify: --roi needs X,Y,W,H with W,H > 0, got '%s'\n",
-                        argv[i]);
-                return TOOL_USAGE;
-            }
-            have_roi = true;
-        } else if (!strcmp(argv[i], "--auto-roi")) {
-            auto_roi = true;
-        } else if (!strcmp(argv[i], "--")) {
-            first_file = i + 1;
-            break;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "echoview classify: unknown option '%s'\n%s", argv[i], usage);
-            return TOOL_USAGE;
-        } else {
-            first_file = i;
-            break;
-        }
-    }
+    const tool_option options[] = {
+        TOOL_STRING("--model", &model_path),
+        TOOL_CUSTOM("--backend", tool_parse_backend, &opt.backend),
+        TOOL_INT("--threads", &opt.threads, 1, 256),
+        {.name = "--roi",
+         .kind = TOOL_OPT_CUSTOM,
+         .target = &roi,
+         .seen = &have_roi,
+         .parse = parse_roi},
+        TOOL_FLAG("--auto-roi", &auto_roi),
+    };
+    const tool_parser parser = {.cmd = "classify",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .first_operand = &first_file};
+    int status = tool_parse_args(&parser, argc, argv);
+    if (status != TOOL_CONTINUE)
+        return status;
     if (first_file >= argc) {
         fprintf(stderr, "echoview classify: no input files\n%s", usage);
         return TOOL_USAGE;

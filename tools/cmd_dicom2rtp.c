@@ -62,71 +62,66 @@ static int collect(const char *arg, GPtrArray *files)
     return 0;
 }
 
+static int parse_encoding(const char *cmd, const tool_option *row, const char *val)
+{
+    if (bridge_encoding_parse(val, row->target))
+        return 0;
+    fprintf(stderr, "echoview %s: --encoding raw, h264 or jpeg, got '%s'\n", cmd, val);
+    return -1;
+}
+
+static int parse_size(const char *cmd, const tool_option *row, const char *val)
+{
+    BridgeSenderConfig *config = row->target;
+    char x;
+    if (sscanf(val, "%ux%u%c", &config->width, &config->height, &x) != 2 || config->width < 2 ||
+        config->height < 2 || config->width > MEDIA_MAX_DIMENSION ||
+        config->height > MEDIA_MAX_DIMENSION) {
+        fprintf(stderr, "echoview %s: --size needs WxH (2..%d), got '%s'\n", cmd,
+                MEDIA_MAX_DIMENSION, val);
+        return -1;
+    }
+    return 0;
+}
+
+/* A FILE or DIR operand: its files join the play list (failing: the work failed). */
+static int take_files(void *ctx, const char *arg)
+{
+    return collect(arg, ctx) < 0 ? TOOL_FAILED : TOOL_CONTINUE;
+}
+
 int cmd_dicom2rtp(int argc, char **argv)
 {
     BridgeSenderConfig config = {.host = "127.0.0.1", .name = "dicom2rtp"};
     GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
-    int rc = TOOL_USAGE;
-    long v;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            rc = TOOL_OK;
-            goto out;
-        } else if (!strcmp(a, "--loop")) {
-            config.loop = BRIDGE_LOOP_ALL;
-            continue;
-        } else if (a[0] != '-' || !a[1]) {
-            if (collect(a, files) < 0) {
-                rc = TOOL_FAILED;
-                goto out;
-            }
-            continue;
-        } else if (!val) {
-            fprintf(stderr, "echoview dicom2rtp: %s needs a value\n%s", a, usage);
-            goto out;
-        }
-        i++;
-        if (!strcmp(a, "--host")) {
-            config.host = val;
-        } else if (!strcmp(a, "--port")) {
-            if (!tool_parse_int("dicom2rtp", a, val, 1, 65535, &v))
-                goto out;
-            config.port = (guint)v;
-        } else if (!strcmp(a, "--payload")) {
-            if (!tool_parse_int("dicom2rtp", a, val, 96, 127, &v))
-                goto out;
-            config.payload = (guint)v;
-        } else if (!strcmp(a, "--encoding")) {
-            if (!bridge_encoding_parse(val, &config.encoding)) {
-                fprintf(stderr, "echoview dicom2rtp: --encoding raw, h264 or jpeg, got '%s'\n",
-                        val);
-                goto out;
-            }
-        } else if (!strcmp(a, "--raw-format")) {
-            if (strcmp(val, "rgb") && strcmp(val, "i420")) {
-                fprintf(stderr, "echoview dicom2rtp: --raw-format rgb or i420, got '%s'\n", val);
-                goto out;
-            }
-            config.raw_i420 = !strcmp(val, "i420");
-        } else if (!strcmp(a, "--size")) {
-            char x;
-            if (sscanf(val, "%ux%u%c", &config.width, &config.height, &x) != 2 ||
-                config.width < 2 || config.height < 2 || config.width > MEDIA_MAX_DIMENSION ||
-                config.height > MEDIA_MAX_DIMENSION) {
-                fprintf(stderr, "echoview dicom2rtp: --size needs WxH (2..%d), got '%s'\n",
-                        MEDIA_MAX_DIMENSION, val);
-                goto out;
-            }
-        } else if (!strcmp(a, "--sdp")) {
-            config.sdp_path = val;
-        } else {
-            fprintf(stderr, "echoview dicom2rtp: unknown option '%s'\n%s", a, usage);
-            goto out;
-        }
-    }
+    const char *raw_format = "rgb";
+    bool loop = false;
+    int port = 0, payload = 0;
+    const tool_option options[] = {
+        TOOL_FLAG("--loop", &loop),
+        TOOL_STRING("--host", &config.host),
+        TOOL_INT("--port", &port, 1, 65535),
+        TOOL_INT("--payload", &payload, 96, 127),
+        TOOL_CUSTOM("--encoding", parse_encoding, &config.encoding),
+        TOOL_CHOICE("--raw-format", &raw_format, "rgb", "i420"),
+        TOOL_CUSTOM("--size", parse_size, &config),
+        TOOL_STRING("--sdp", &config.sdp_path),
+    };
+    const tool_parser parser = {.cmd = "dicom2rtp",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .operand = take_files,
+                                .ctx = files};
+    int rc = tool_parse_args(&parser, argc, argv);
+    if (rc != TOOL_CONTINUE)
+        goto out;
+    rc = TOOL_USAGE;
+    config.port = (guint)port;
+    config.payload = (guint)payload;
+    config.raw_i420 = !strcmp(raw_format, "i420");
+    if (loop)
+        config.loop = BRIDGE_LOOP_ALL;
     if (!config.port || !files->len) {
         fprintf(stderr, "echoview dicom2rtp: %s\n%s",
                 !files->len ? "no DICOM files given" : "--port P is required", usage);

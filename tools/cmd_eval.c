@@ -23,45 +23,28 @@ int cmd_eval(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL, *out = NULL, *split_name = "test";
     bool json = false, auto_roi = false;
-    long threads = 0, v;
+    int threads = 0;
     uint64_t seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--auto-roi")) {
-            auto_roi = true;
-        } else if (val && !strcmp(a, "--model")) {
-            model_path = argv[++i];
-        } else if (val && !strcmp(a, "--data")) {
-            data = argv[++i];
-        } else if (val && !strcmp(a, "--out")) {
-            out = argv[++i];
-        } else if (val && !strcmp(a, "--split")) {
-            split_name = argv[++i];
-        } else if (val && !strcmp(a, "--seed")) {
-            seed = strtoull(argv[++i], NULL, 10);
-        } else if (val && !strcmp(a, "--threads")) {
-            if (!tool_parse_int("eval", a, argv[++i], 1, 256, &v))
-                return TOOL_USAGE;
-            threads = v;
-        } else {
-            fprintf(stderr, "echoview eval: unknown option or missing value '%s'\n%s", a, usage);
-            return TOOL_USAGE;
-        }
-    }
+    const tool_option options[] = {
+        TOOL_FLAG("--json", &json),
+        TOOL_FLAG("--auto-roi", &auto_roi),
+        TOOL_STRING("--model", &model_path),
+        TOOL_STRING("--data", &data),
+        TOOL_STRING("--out", &out),
+        TOOL_CHOICE("--split", &split_name, "test", "val", "train", "all"),
+        TOOL_SEED("--seed", &seed),
+        TOOL_INT("--threads", &threads, 1, 256),
+    };
+    const tool_parser parser = {
+        .cmd = "eval", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int status = tool_parse_args(&parser, argc, argv);
+    if (status != TOOL_CONTINUE)
+        return status;
     if (!model_path || !data) {
         fprintf(stderr, "echoview eval: --model and --data are required\n%s", usage);
         return TOOL_USAGE;
     }
     int split = strcmp(split_name, "all") ? search_split_parse(split_name) : -1;
-    if (split < 0 && strcmp(split_name, "all")) {
-        fprintf(stderr, "echoview eval: --split test, val, train or all, got '%s'\n", split_name);
-        return TOOL_USAGE;
-    }
     ev_model *m = tool_load_model("eval", model_path);
     if (!m)
         return TOOL_FAILED;
@@ -83,11 +66,11 @@ int cmd_eval(int argc, char **argv)
                                 .seed = seed,
                                 .max_bad_fraction = -1,
                                 .auto_roi = auto_roi,
-                                .threads = (int)threads,
+                                .threads = threads,
                                 .only_split = split,
                                 .quiet = json};
     if (search_dataset_load(data, &o, &ds, &err) ||
-        search_evaluate(m, ds, split, (int)threads, &r, &err) ||
+        search_evaluate(m, ds, split, threads, &r, &err) ||
         (out && search_write_report(out, m, ds, &r, split, &err))) {
         fprintf(stderr, "echoview eval: %s\n", err.message);
         goto done;

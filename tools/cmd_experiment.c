@@ -178,60 +178,42 @@ int cmd_experiment(int argc, char **argv)
     const char *study = "all", *genotype = "DARTS_V2";
     double sizes[16] = {32, 64, 96, 128}, fractions[16] = {0.08, 0.25, 0.5, 1.0};
     int nsizes = 4, nfractions = 4, size = 64;
-    long v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        }
-        if (!val) {
-            fprintf(stderr, "echoview experiment: '%s' needs a value\n%s", a, usage);
-            return TOOL_USAGE;
-        }
-        i++;
-        if (!strcmp(a, "--data"))
-            x.data = val;
-        else if (!strcmp(a, "--out"))
-            x.out = val;
-        else if (!strcmp(a, "--study"))
-            study = val;
-        else if (!strcmp(a, "--genotype"))
-            genotype = val;
-        else if (!strcmp(a, "--sizes"))
-            nsizes = parse_list(val, sizes, 16);
-        else if (!strcmp(a, "--fractions"))
-            nfractions = parse_list(val, fractions, 16);
-        else if (!strcmp(a, "--networks")) {
-            x.nets[0] = strstr(val, "1cell") != NULL;
-            x.nets[1] = strstr(val, "2cell") != NULL;
-        } else if (!strcmp(a, "--size") && tool_parse_int("experiment", a, val, 8, 1024, &v))
-            size = (int)v;
-        else if (!strcmp(a, "--init-channels") && tool_parse_int("experiment", a, val, 2, 512, &v))
-            x.base.init_channels = (int)v;
-        else if (!strcmp(a, "--epochs") && tool_parse_int("experiment", a, val, 1, 800, &v))
-            x.base.epochs = (int)v;
-        else if (!strcmp(a, "--steps-per-epoch") &&
-                 tool_parse_int("experiment", a, val, 1, 1000000, &v))
-            x.base.max_steps = (int)v;
-        else if (!strcmp(a, "--val-frames") &&
-                 tool_parse_int("experiment", a, val, 1, 100000000, &v))
-            x.base.max_val_frames = (int)v;
-        else if (!strcmp(a, "--patience") && tool_parse_int("experiment", a, val, 0, 800, &v))
-            x.base.patience = (int)v;
-        else if (!strcmp(a, "--batch") && tool_parse_int("experiment", a, val, 2, 4096, &v))
-            x.base.batch = (int)v;
-        else if (!strcmp(a, "--threads") && tool_parse_int("experiment", a, val, 1, 256, &v))
-            x.threads = x.base.threads = (int)v;
-        else if (!strcmp(a, "--seed"))
-            x.base.seed = strtoull(val, NULL, 10);
-        else if (!strcmp(a, "--lr"))
-            x.base.lr = strtof(val, NULL);
-        else {
-            fprintf(stderr, "echoview experiment: bad option or value '%s %s'\n%s", a, val, usage);
-            return TOOL_USAGE;
-        }
+    const char *size_list = NULL, *fraction_list = NULL, *networks = NULL;
+    int threads = 0;
+    const tool_option options[] = {
+        TOOL_STRING("--data", &x.data),
+        TOOL_STRING("--out", &x.out),
+        TOOL_STRING("--study", &study),
+        TOOL_STRING("--genotype", &genotype),
+        TOOL_STRING("--sizes", &size_list),
+        TOOL_STRING("--fractions", &fraction_list),
+        TOOL_STRING("--networks", &networks),
+        TOOL_INT("--size", &size, 8, 1024),
+        TOOL_INT("--init-channels", &x.base.init_channels, 2, 512),
+        TOOL_INT("--epochs", &x.base.epochs, 1, 800),
+        TOOL_INT("--steps-per-epoch", &x.base.max_steps, 1, 1000000),
+        TOOL_INT("--val-frames", &x.base.max_val_frames, 1, 100000000),
+        TOOL_INT("--patience", &x.base.patience, 0, 800),
+        TOOL_INT("--batch", &x.base.batch, 2, 4096),
+        TOOL_INT("--threads", &threads, 1, 256),
+        TOOL_SEED("--seed", &x.base.seed),
+        TOOL_FLOAT("--lr", &x.base.lr, 1e-8, 10, NULL),
+    };
+    const tool_parser parser = {
+        .cmd = "experiment", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int status = tool_parse_args(&parser, argc, argv);
+    if (status != TOOL_CONTINUE)
+        return status;
+    if (size_list)
+        nsizes = parse_list(size_list, sizes, 16);
+    if (fraction_list)
+        nfractions = parse_list(fraction_list, fractions, 16);
+    if (networks) {
+        x.nets[0] = strstr(networks, "1cell") != NULL;
+        x.nets[1] = strstr(networks, "2cell") != NULL;
     }
+    if (threads)
+        x.threads = x.base.threads = threads;
     if (!x.data || !x.out || (!x.nets[0] && !x.nets[1])) {
         fprintf(stderr, "echoview experiment: --data, --out and a network are required\n%s", usage);
         return TOOL_USAGE;

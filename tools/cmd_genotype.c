@@ -38,48 +38,48 @@ static void random_cell(ev_cell_genotype *c, uint64_t *rng)
         c->concat[k] = k + 2;
 }
 
+/* The one FILE operand. */
+static int take_file(void *ctx, const char *arg)
+{
+    const char **file = ctx;
+    if (*file) {
+        fprintf(stderr, "echoview genotype: unexpected argument '%s' (one FILE)\n%s", arg, usage);
+        return TOOL_USAGE;
+    }
+    *file = arg;
+    return TOOL_CONTINUE;
+}
+
 int cmd_genotype(int argc, char **argv)
 {
-    const char *file = NULL, *text = NULL, *name = NULL, *random_seed = NULL;
-    bool line = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        } else if (!strcmp(argv[i], "--string") && i + 1 < argc) {
-            text = argv[++i];
-        } else if (!strcmp(argv[i], "--random") && i + 1 < argc) {
-            random_seed = argv[++i];
-        } else if (!strcmp(argv[i], "--name") && i + 1 < argc) {
-            name = argv[++i];
-        } else if (!strcmp(argv[i], "--yaml")) {
-            line = false;
-        } else if (!strcmp(argv[i], "--line")) {
-            line = true;
-        } else if (argv[i][0] != '-' && !file) {
-            file = argv[i];
-        } else {
-            fprintf(stderr, "echoview genotype: unknown argument '%s'\n%s", argv[i], usage);
-            return TOOL_USAGE;
-        }
-    }
-    if (!!file + !!text + !!random_seed != 1) {
+    const char *file = NULL, *text = NULL, *name = NULL;
+    bool line = false, random = false;
+    uint64_t seed = 0;
+    const tool_option options[] = {
+        TOOL_STRING("--string", &text),
+        {.name = "--random", .kind = TOOL_OPT_SEED, .target = &seed, .seen = &random},
+        TOOL_STRING("--name", &name),
+        TOOL_FLAG_OFF("--yaml", &line),
+        TOOL_FLAG("--line", &line),
+    };
+    const tool_parser parser = {.cmd = "genotype",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .operand = take_file,
+                                .ctx = &file};
+    int status = tool_parse_args(&parser, argc, argv);
+    if (status != TOOL_CONTINUE)
+        return status;
+    if (!!file + !!text + random != 1) {
         fprintf(stderr, "echoview genotype: give one of FILE, --string or --random\n%s", usage);
         return TOOL_USAGE;
     }
     ev_genotype g;
     ev_error err = {0};
     int rc;
-    if (random_seed) {
-        char *end;
-        unsigned long long seed = strtoull(random_seed, &end, 10);
-        if (!*random_seed || *end || random_seed[0] == '-') {
-            fprintf(stderr,
-                    "echoview genotype: --random wants a non-negative integer seed, not '%s'\n",
-                    random_seed);
-            return TOOL_USAGE;
-        }
-        uint64_t rng = (uint64_t)seed ^ 0x9e3779b97f4a7c15ull;
+    if (random) {
+        uint64_t rng = seed ^ 0x9e3779b97f4a7c15ull;
         random_cell(&g.normal, &rng);
         random_cell(&g.reduce, &rng);
         rc = ev_genotype_validate(&g, &err);

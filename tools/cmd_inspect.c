@@ -20,19 +20,15 @@ int cmd_inspect(int argc, char **argv)
 {
     const char *model_path = NULL;
     bool as_json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc)
-            model_path = argv[++i];
-        else if (!strcmp(argv[i], "--json"))
-            as_json = true;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        } else {
-            fprintf(stderr, "echoview inspect: unknown argument '%s'\n%s", argv[i], usage);
-            return TOOL_USAGE;
-        }
-    }
+    const tool_option options[] = {
+        TOOL_STRING("--model", &model_path),
+        TOOL_FLAG("--json", &as_json),
+    };
+    const tool_parser parser = {
+        .cmd = "inspect", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int status = tool_parse_args(&parser, argc, argv);
+    if (status != TOOL_CONTINUE)
+        return status;
     ev_model *m = tool_load_model("inspect", model_path);
     if (!m)
         return model_path ? TOOL_FAILED : TOOL_USAGE;

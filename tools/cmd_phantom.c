@@ -204,8 +204,9 @@ out:
     return NULL;
 }
 
-static int parse_views(const char *s, int *views)
+static int parse_views(const char *cmd, const tool_option *row, const char *s)
 {
+    job_ctx *c = row->target;
     int n = 0;
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", s);
@@ -214,90 +215,75 @@ static int parse_views(const char *s, int *views)
         long id = strtol(tok, &end, 10);
         int v = *end == 0 && end != tok ? (int)id : ep_view_parse(tok);
         if (v < 0 || v >= EP_VIEW_COUNT || n >= EP_VIEW_COUNT) {
-            fprintf(stderr, "echoview phantom: unknown view '%s'\n", tok);
+            fprintf(stderr, "echoview %s: unknown view '%s'\n", cmd, tok);
             return -1;
         }
-        views[n++] = v;
+        c->views[n++] = v;
     }
-    return n;
+    if (!n) {
+        fprintf(stderr, "echoview %s: --views needs at least one view\n", cmd);
+        return -1;
+    }
+    c->nviews = n;
+    return 0;
+}
+
+static int parse_full_frame(const char *cmd, const tool_option *row, const char *val)
+{
+    job_ctx *c = row->target;
+    char x;
+    if (sscanf(val, "%dx%d%c", &c->width, &c->height, &x) != 2 || c->width < 8 || c->height < 8 ||
+        c->width > 4096 || c->height > 4096) {
+        fprintf(stderr, "echoview %s: --full-frame needs WxH (8..4096), got '%s'\n", cmd, val);
+        return -1;
+    }
+    c->full = 1;
+    return 0;
+}
+
+static int parse_quality_range(const char *cmd, const tool_option *row, const char *val)
+{
+    job_ctx *c = row->target;
+    char x;
+    if (sscanf(val, "%d-%d%c", &c->qlo, &c->qhi, &x) != 2 || c->qlo < 1 || c->qhi > 5 ||
+        c->qlo > c->qhi) {
+        fprintf(stderr, "echoview %s: --quality-range needs A-B within 1-5, got '%s'\n", cmd, val);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_phantom(int argc, char **argv)
 {
     job_ctx c = {.size = 128, .patients = 50, .frames = 4, .seed = 1, .nviews = EP_VIEW_COUNT};
     const char *format = "png";
-    long v, threads = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < EP_VIEW_COUNT; i++)
         c.views[i] = i;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        } else if (!strcmp(a, "--sequence")) {
-            c.sequence = true;
-            continue;
-        } else if (!val) {
-            fprintf(stderr, "echoview phantom: %s needs a value\n%s", a, usage);
-            return TOOL_USAGE;
-        }
-        i++;
-        if (!strcmp(a, "--out")) {
-            c.out = val;
-        } else if (!strcmp(a, "--size")) {
-            if (!tool_parse_int("phantom", a, val, 8, 4096, &v))
-                return TOOL_USAGE;
-            c.size = (int)v;
-        } else if (!strcmp(a, "--patients")) {
-            if (!tool_parse_int("phantom", a, val, 1, 1000000, &v))
-                return TOOL_USAGE;
-            c.patients = (int)v;
-        } else if (!strcmp(a, "--frames-per-patient")) {
-            if (!tool_parse_int("phantom", a, val, 1, 4096, &v))
-                return TOOL_USAGE;
-            c.frames = (int)v;
-        } else if (!strcmp(a, "--views")) {
-            if ((c.nviews = parse_views(val, c.views)) <= 0)
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--seed")) {
-            c.seed = strtoull(val, NULL, 10);
-        } else if (!strcmp(a, "--threads")) {
-            if (!tool_parse_int("phantom", a, val, 1, 256, &threads))
-                return TOOL_USAGE;
-        } else if (!strcmp(a, "--full-frame")) {
-            char x;
-            if (sscanf(val, "%dx%d%c", &c.width, &c.height, &x) != 2 || c.width < 8 ||
-                c.height < 8 || c.width > 4096 || c.height > 4096) {
-                fprintf(stderr, "echoview phantom: --full-frame needs WxH (8..4096), got '%s'\n",
-                        val);
-                return TOOL_USAGE;
-            }
-            c.full = 1;
-        } else if (!strcmp(a, "--quality-range")) {
-            char x;
-            if (sscanf(val, "%d-%d%c", &c.qlo, &c.qhi, &x) != 2 || c.qlo < 1 || c.qhi > 5 ||
-                c.qlo > c.qhi) {
-                fprintf(stderr,
-                        "echoview phantom: --quality-range needs A-B within 1-5, got '%s'\n", val);
-                return TOOL_USAGE;
-            }
-        } else if (!strcmp(a, "--format")) {
-            format = val;
-            if (strcmp(format, "png") && strcmp(format, "pgm") && strcmp(format, "dicom")) {
-                fprintf(stderr, "echoview phantom: --format png, pgm or dicom, got '%s'\n", val);
-                return TOOL_USAGE;
-            }
+    const tool_option options[] = {
+        TOOL_FLAG("--sequence", &c.sequence),
+        TOOL_STRING("--out", &c.out),
+        TOOL_INT("--size", &c.size, 8, 4096),
+        TOOL_INT("--patients", &c.patients, 1, 1000000),
+        TOOL_INT("--frames-per-patient", &c.frames, 1, 4096),
+        TOOL_CUSTOM("--views", parse_views, &c),
+        TOOL_SEED("--seed", &c.seed),
+        TOOL_INT("--threads", &threads, 1, 256),
+        TOOL_CUSTOM("--full-frame", parse_full_frame, &c),
+        TOOL_CUSTOM("--quality-range", parse_quality_range, &c),
+        TOOL_CHOICE("--format", &format, "png", "pgm", "dicom"),
+    };
+    const tool_parser parser = {
+        .cmd = "phantom", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int status = tool_parse_args(&parser, argc, argv);
+    if (status != TOOL_CONTINUE)
+        return status;
 #ifndef ECHOVIEW_HAVE_DICOM
-            if (!strcmp(format, "dicom")) {
-                fprintf(stderr, "echoview phantom: this build has no DICOM support (DCMTK)\n");
-                return TOOL_USAGE;
-            }
-#endif
-        } else {
-            fprintf(stderr, "echoview phantom: unknown option '%s'\n%s", a, usage);
-            return TOOL_USAGE;
-        }
+    if (!strcmp(format, "dicom")) {
+        fprintf(stderr, "echoview phantom: this build has no DICOM support (DCMTK)\n");
+        return TOOL_USAGE;
     }
+#endif
     if (!c.out) {
         fprintf(stderr, "echoview phantom: --out DIR is required\n%s", usage);
         return TOOL_USAGE;

@@ -40,34 +40,18 @@ static const char *usage =
     "  DIR/alpha_history.jsonl, DIR/alpha_{normal,reduce}.png, DIR/cell_{normal,reduce}.{dot,png}\n"
     "  and DIR/search_checkpoint.safetensors, which --resume continues exactly.\n";
 
-/* The options that set more than one field or take a 64-bit seed. */
-static int parse_other_option(void *ctx, const char *a, const char *val)
+/* --momentum and --weight-decay set the weight and the architecture optimiser's alike. */
+static int parse_shared_float(const char *cmd, const tool_option *row, const char *value)
 {
-    search_darts_options *o = ctx;
-    long v;
-    int consumed;
-    if (!val) {
-        fprintf(stderr, "echoview search: %s needs a value (or is unknown; see --help)\n", a);
+    search_darts_options *o = row->target;
+    bool momentum = !strcmp(row->name, "--momentum");
+    float *f = momentum ? &o->momentum : &o->weight_decay;
+    if (!tool_parse_float(cmd, row->name, value, 0, momentum ? 0.999 : 1, f))
         return -1;
-    }
-    if ((consumed = tool_parse_layout_option("search", a, val, &o->num_cells, o->reduction)))
-        return consumed < 0 ? -1 : 0;
-    if (!strcmp(a, "--seed")) {
-        if (!tool_parse_int("search", a, val, 0, 0x7fffffffL, &v))
-            return -1;
-        o->seed = (uint64_t)v;
-    } else if (!strcmp(a, "--momentum")) {
-        if (!tool_parse_float("search", a, val, 0, 0.999, &o->momentum))
-            return -1;
-        o->arch.momentum = o->momentum;
-    } else if (!strcmp(a, "--weight-decay")) {
-        if (!tool_parse_float("search", a, val, 0, 1, &o->weight_decay))
-            return -1;
-        o->arch.weight_decay = o->weight_decay;
-    } else {
-        fprintf(stderr, "echoview search: unknown option %s (see --help)\n", a);
-        return -1;
-    }
+    if (momentum)
+        o->arch.momentum = *f;
+    else
+        o->arch.weight_decay = *f;
     return 0;
 }
 
@@ -77,6 +61,7 @@ int cmd_search(int argc, char **argv)
     search_darts_defaults(&o);
     const char *latency_file = NULL, *latency_table = NULL;
     int bench_steps = 0;
+    tool_layout layout = {&o.num_cells, o.reduction};
     const tool_option options[] = {
         TOOL_FLAG("--resume", &o.resume),
         TOOL_FLAG("--edge-norm", &o.edge_norm),
@@ -106,9 +91,15 @@ int cmd_search(int argc, char **argv)
         TOOL_FLOAT("--arch-lr", &o.arch.arch_lr, 0, 1, NULL),
         TOOL_FLOAT("--arch-weight-decay", &o.arch.arch_weight_decay, 0, 1, NULL),
         TOOL_FLOAT("--latency-weight", &o.arch.latency_weight, 0, 1e6, NULL),
+        TOOL_CUSTOM("--layout", tool_parse_layout_row, &layout),
+        TOOL_CUSTOM("--layers", tool_parse_layout_row, &layout),
+        TOOL_CUSTOM("--momentum", parse_shared_float, &o),
+        TOOL_CUSTOM("--weight-decay", parse_shared_float, &o),
+        TOOL_SEED("--seed", &o.seed),
     };
-    int rc = tool_parse_args("search", usage, options, (int)(sizeof options / sizeof *options),
-                             argc, argv, parse_other_option, &o);
+    const tool_parser parser = {
+        .cmd = "search", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int rc = tool_parse_args(&parser, argc, argv);
     if (rc != TOOL_CONTINUE)
         return rc;
     ev_error err = {0};

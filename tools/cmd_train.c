@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *usage =
     "usage: echoview train --data DIR|manifest.csv --out MODEL_DIR [options]\n"
@@ -32,104 +31,14 @@ static const char *usage =
     "  --resume continues exactly. Writes MODEL_DIR/model.yaml + weights.safetensors (the best\n"
     "  validation epoch), ready for `echoview classify` and `echoview eval`.\n";
 
-int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char *name,
-                       size_t name_size)
+/* The fractions are doubles in the training options, read at float precision as they always
+ * were (a fraction's rounding decides which frames are used). */
+static int parse_fraction(const char *cmd, const tool_option *row, const char *value)
 {
-    ev_error err = {0};
-    struct stat st;
-    char path[4096];
-    const char *base = strrchr(spec, '/');
-    base = base ? base + 1 : spec;
-    snprintf(name, name_size, "%s", base);
-    char *dot = strrchr(name, '.');
-    if (dot)
-        *dot = 0;
-    if (stat(spec, &st) == 0)
-        return ev_genotype_load_file(spec, out, &err)
-                   ? (fprintf(stderr, "echoview %s: %s\n", cmd, err.message), -1)
-                   : 0;
-    const char *dirs[] = {"models/genotypes", EV_MODELS_DIR "/genotypes"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s.yaml", dirs[i], spec);
-        if (stat(path, &st) == 0) {
-            if (ev_genotype_load_file(path, out, &err)) {
-                fprintf(stderr, "echoview %s: %s\n", cmd, err.message);
-                return -1;
-            }
-            return 0;
-        }
-    }
-    if (ev_genotype_parse(spec, out, &err) == 0) { /* the one-line form on the command line */
-        snprintf(name, name_size, "custom");
-        return 0;
-    }
-    fprintf(stderr, "echoview %s: genotype '%s' is neither a file nor a published name in %s\n",
-            cmd, spec, EV_MODELS_DIR "/genotypes");
-    return -1;
-}
-
-int tool_parse_layout(const char *cmd, const char *s, int *num_cells, bool *reduction)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    int n = 0;
-    for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
-        if (n >= EV_MAX_CELLS) {
-            fprintf(stderr, "echoview %s: more than %d cells\n", cmd, EV_MAX_CELLS);
-            return -1;
-        }
-        if (!strcmp(tok, "normal") || !strcmp(tok, "N") || !strcmp(tok, "n"))
-            reduction[n++] = false;
-        else if (!strcmp(tok, "reduce") || !strcmp(tok, "R") || !strcmp(tok, "r"))
-            reduction[n++] = true;
-        else {
-            fprintf(stderr, "echoview %s: layout entry '%s' is not normal or reduce\n", cmd, tok);
-            return -1;
-        }
-    }
-    if (!n) {
-        fprintf(stderr, "echoview %s: empty layout\n", cmd);
-        return -1;
-    }
-    *num_cells = n;
-    return 0;
-}
-
-/* The options that are not numbers or strings, and the fractions (doubles). */
-static int parse_other_option(void *ctx, const char *a, const char *val)
-{
-    search_train_options *o = ctx;
     float f;
-    int consumed;
-    if (!val) {
-        fprintf(stderr, "echoview train: unknown option or missing value '%s'\n%s", a, usage);
+    if (!tool_parse_float(cmd, row->name, value, row->min, row->max, &f))
         return -1;
-    }
-    if ((consumed = tool_parse_layout_option("train", a, val, &o->num_cells, o->reduction)))
-        return consumed < 0 ? -1 : 0;
-    if (!strcmp(a, "--optimizer")) {
-        if (!strcmp(val, "adam"))
-            o->optimizer = SEARCH_OPT_ADAM;
-        else if (!strcmp(val, "sgd"))
-            o->optimizer = SEARCH_OPT_SGD;
-        else {
-            fprintf(stderr, "echoview train: --optimizer adam or sgd, got '%s'\n", val);
-            return -1;
-        }
-    } else if (!strcmp(a, "--seed")) {
-        o->seed = strtoull(val, NULL, 10);
-    } else if (!strcmp(a, "--max-bad-fraction")) {
-        if (!tool_parse_float("train", a, val, 0, 1, &f))
-            return -1;
-        o->max_bad_fraction = f;
-    } else if (!strcmp(a, "--train-fraction")) {
-        if (!tool_parse_float("train", a, val, 0.001, 1, &f))
-            return -1;
-        o->train_fraction = f;
-    } else {
-        fprintf(stderr, "echoview train: unknown option '%s'\n%s", a, usage);
-        return -1;
-    }
+    *(double *)row->target = f;
     return 0;
 }
 
@@ -139,7 +48,9 @@ int cmd_train(int argc, char **argv)
     search_train_defaults(&o);
     const char *genotype = NULL; /* default chosen by input size below */
     bool lr_set = false, wd_set = false, clip_set = false;
+    const char *optimizer = "adam";
     int bench_steps = 0;
+    tool_layout layout = {&o.num_cells, o.reduction};
     const tool_option options[] = {
         TOOL_FLAG("--cosine", &o.cosine),
         TOOL_FLAG("--resume", &o.resume),
@@ -168,11 +79,30 @@ int cmd_train(int argc, char **argv)
         TOOL_FLOAT("--grad-clip", &o.grad_clip, 0, 1e6, &clip_set),
         TOOL_FLOAT("--auxiliary", &o.auxiliary_weight, 0, 10, NULL),
         TOOL_FLOAT("--drop-path", &o.drop_path, 0, 0.9, NULL),
+        TOOL_CUSTOM("--layout", tool_parse_layout_row, &layout),
+        TOOL_CUSTOM("--layers", tool_parse_layout_row, &layout),
+        TOOL_CHOICE("--optimizer", &optimizer, "adam", "sgd"),
+        TOOL_SEED("--seed", &o.seed),
+        {.name = "--max-bad-fraction",
+         .kind = TOOL_OPT_CUSTOM,
+         .target = &o.max_bad_fraction,
+         .min = 0,
+         .max = 1,
+         .parse = parse_fraction},
+        {.name = "--train-fraction",
+         .kind = TOOL_OPT_CUSTOM,
+         .target = &o.train_fraction,
+         .min = 0.001,
+         .max = 1,
+         .parse = parse_fraction},
     };
-    int rc = tool_parse_args("train", usage, options, (int)(sizeof options / sizeof *options), argc,
-                             argv, parse_other_option, &o);
+    const tool_parser parser = {
+        .cmd = "train", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int rc = tool_parse_args(&parser, argc, argv);
     if (rc != TOOL_CONTINUE)
         return rc;
+    if (!strcmp(optimizer, "sgd"))
+        o.optimizer = SEARCH_OPT_SGD;
     /* Our 96 px search's cell beat DARTS_V2 and a random cell at 96 px on equal budgets
      * (docs/ACCURACY.md); DARTS_V2's 2-cell receptive field is 33 px, a third of a 96 px frame. */
     if (!genotype)

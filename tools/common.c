@@ -1,10 +1,12 @@
-/* common.c: helpers shared by the echoview subcommands. */
-#include "tools.h"
+/* common.c: what the echoview subcommands share: the option table parser, genotype and layout
+ * arguments, model loading and JSON printing (common.h). */
+#include "common.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 bool tool_parse_int(const char *cmd, const char *option, const char *value, long min, long max,
                     long *out)
@@ -35,76 +37,202 @@ bool tool_parse_float(const char *cmd, const char *option, const char *value, do
     return true;
 }
 
-/* Consumes argv[*i] (and its value, advancing *i) when the table has it: 1 consumed, 0 not in the
- * table or a value option at the end of argv, -1 bad value (the message is printed). */
-static int parse_table_option(const char *cmd, const tool_option *options, int count, int argc,
-                              char **argv, int *i)
+static bool parse_seed(const char *cmd, const char *option, const char *value, uint64_t *out)
 {
-    const char *a = argv[*i], *value = *i + 1 < argc ? argv[*i + 1] : NULL;
-    for (int k = 0; k < count; k++) {
-        const tool_option *o = &options[k];
-        if (strcmp(a, o->name))
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (!*value || *end || errno || value[0] == '-') {
+        fprintf(stderr, "echoview %s: %s wants a non-negative integer seed, not '%s'\n", cmd,
+                option, value);
+        return false;
+    }
+    *out = (uint64_t)v;
+    return true;
+}
+
+static bool parse_choice(const char *cmd, const tool_option *o, const char *value)
+{
+    int n = 0;
+    for (; o->choices[n]; n++)
+        if (!strcmp(value, o->choices[n])) {
+            *(const char **)o->target = o->choices[n];
+            return true;
+        }
+    fprintf(stderr, "echoview %s: %s ", cmd, o->name); /* "--split test, val or all, got 'x'" */
+    for (int k = 0; k < n; k++)
+        fprintf(stderr, "%s%s", o->choices[k], k + 2 < n ? ", " : k + 1 < n ? " or " : "");
+    fprintf(stderr, ", got '%s'\n", value);
+    return false;
+}
+
+/* Stores the value of row o; false when it is bad (the message is printed). */
+static bool parse_value(const char *cmd, const tool_option *o, const char *value)
+{
+    long v;
+    switch (o->kind) {
+    case TOOL_OPT_INT:
+        if (!tool_parse_int(cmd, o->name, value, (long)o->min, (long)o->max, &v))
+            return false;
+        *(int *)o->target = (int)v;
+        return true;
+    case TOOL_OPT_FLOAT:
+        return tool_parse_float(cmd, o->name, value, o->min, o->max, (float *)o->target);
+    case TOOL_OPT_STRING:
+        *(const char **)o->target = value;
+        return true;
+    case TOOL_OPT_CHOICE:
+        return parse_choice(cmd, o, value);
+    case TOOL_OPT_SEED:
+        return parse_seed(cmd, o->name, value, (uint64_t *)o->target);
+    case TOOL_OPT_CUSTOM:
+        return o->parse(cmd, o, value) == 0;
+    default:
+        return false;
+    }
+}
+
+int tool_parse_args(const tool_parser *p, int argc, char **argv)
+{
+    bool options_done = false;
+    if (p->first_operand)
+        *p->first_operand = argc;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool operand = options_done || a[0] != '-' || !a[1];
+        if (!operand && !strcmp(a, "--")) {
+            options_done = true;
+            if (p->first_operand) {
+                *p->first_operand = i + 1;
+                return TOOL_CONTINUE;
+            }
             continue;
+        }
+        if (operand) {
+            if (p->first_operand) {
+                *p->first_operand = i;
+                return TOOL_CONTINUE;
+            }
+            if (!p->operand) {
+                fprintf(stderr, "echoview %s: unexpected argument '%s'\n%s", p->cmd, a, p->usage);
+                return TOOL_USAGE;
+            }
+            int rc = p->operand(p->ctx, a);
+            if (rc != TOOL_CONTINUE)
+                return rc;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(p->usage, stdout);
+            return TOOL_OK;
+        }
+        const tool_option *o = NULL;
+        for (int k = 0; k < p->count && !o; k++)
+            if (!strcmp(a, p->options[k].name))
+                o = &p->options[k];
+        if (!o) {
+            fprintf(stderr, "echoview %s: unknown option '%s'\n%s", p->cmd, a, p->usage);
+            return TOOL_USAGE;
+        }
         if (o->kind == TOOL_OPT_FLAG || o->kind == TOOL_OPT_FLAG_OFF) {
             *(bool *)o->target = o->kind == TOOL_OPT_FLAG;
-        } else {
-            if (!value)
-                return 0;
-            ++*i;
-            long v;
-            if (o->kind == TOOL_OPT_STRING)
-                *(const char **)o->target = value;
-            else if (o->kind == TOOL_OPT_FLOAT) {
-                if (!tool_parse_float(cmd, a, value, o->min, o->max, (float *)o->target))
-                    return -1;
-            } else if (!tool_parse_int(cmd, a, value, (long)o->min, (long)o->max, &v))
-                return -1;
-            else
-                *(int *)o->target = (int)v;
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "echoview %s: %s needs a value\n%s", p->cmd, a, p->usage);
+            return TOOL_USAGE;
+        } else if (!parse_value(p->cmd, o, argv[++i])) {
+            return TOOL_USAGE;
         }
         if (o->seen)
             *o->seen = true;
-        return 1;
-    }
-    return 0;
-}
-
-int tool_parse_args(const char *cmd, const char *usage, const tool_option *options, int count,
-                    int argc, char **argv,
-                    int (*other)(void *ctx, const char *option, const char *value), void *ctx)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return TOOL_OK;
-        }
-        int consumed = parse_table_option(cmd, options, count, argc, argv, &i);
-        if (consumed < 0)
-            return TOOL_USAGE;
-        if (consumed)
-            continue;
-        if (other(ctx, a, value))
-            return TOOL_USAGE;
-        i++;
     }
     return TOOL_CONTINUE;
 }
 
-int tool_parse_layout_option(const char *cmd, const char *option, const char *value, int *num_cells,
-                             bool *reduction)
+int tool_parse_backend(const char *cmd, const tool_option *row, const char *value)
 {
-    long v;
-    if (!strcmp(option, "--layout"))
-        return tool_parse_layout(cmd, value, num_cells, reduction) ? -1 : 1;
-    if (strcmp(option, "--layers"))
-        return 0;
-    if (!tool_parse_int(cmd, option, value, 1, EV_MAX_CELLS, &v))
+    if (ev_backend_parse(value, (ev_backend_kind *)row->target)) {
+        fprintf(stderr, "echoview %s: unknown backend '%s' (auto, cpu, reference, cuda)\n", cmd,
+                value);
         return -1;
-    *num_cells = (int)v;
-    memset(reduction, 0, EV_MAX_CELLS * sizeof *reduction);
-    ev_layout_from_layers(*num_cells, reduction);
-    return 1;
+    }
+    return 0;
+}
+
+int tool_parse_layout_row(const char *cmd, const tool_option *row, const char *value)
+{
+    const tool_layout *l = row->target;
+    long v;
+    if (!strcmp(row->name, "--layout"))
+        return tool_parse_layout(cmd, value, l->num_cells, l->reduction);
+    if (!tool_parse_int(cmd, row->name, value, 1, EV_MAX_CELLS, &v))
+        return -1;
+    *l->num_cells = (int)v;
+    memset(l->reduction, 0, EV_MAX_CELLS * sizeof *l->reduction);
+    ev_layout_from_layers(*l->num_cells, l->reduction);
+    return 0;
+}
+
+int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char *name,
+                       size_t name_size)
+{
+    ev_error err = {0};
+    struct stat st;
+    char path[4096];
+    const char *base = strrchr(spec, '/');
+    base = base ? base + 1 : spec;
+    snprintf(name, name_size, "%s", base);
+    char *dot = strrchr(name, '.');
+    if (dot)
+        *dot = 0;
+    if (stat(spec, &st) == 0)
+        return ev_genotype_load_file(spec, out, &err)
+                   ? (fprintf(stderr, "echoview %s: %s\n", cmd, err.message), -1)
+                   : 0;
+    const char *dirs[] = {"models/genotypes", EV_MODELS_DIR "/genotypes"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s.yaml", dirs[i], spec);
+        if (stat(path, &st) == 0) {
+            if (ev_genotype_load_file(path, out, &err)) {
+                fprintf(stderr, "echoview %s: %s\n", cmd, err.message);
+                return -1;
+            }
+            return 0;
+        }
+    }
+    if (ev_genotype_parse(spec, out, &err) == 0) { /* the one-line form on the command line */
+        snprintf(name, name_size, "custom");
+        return 0;
+    }
+    fprintf(stderr, "echoview %s: genotype '%s' is neither a file nor a published name in %s\n",
+            cmd, spec, EV_MODELS_DIR "/genotypes");
+    return -1;
+}
+
+int tool_parse_layout(const char *cmd, const char *s, int *num_cells, bool *reduction)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    int n = 0;
+    for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
+        if (n >= EV_MAX_CELLS) {
+            fprintf(stderr, "echoview %s: more than %d cells\n", cmd, EV_MAX_CELLS);
+            return -1;
+        }
+        if (!strcmp(tok, "normal") || !strcmp(tok, "N") || !strcmp(tok, "n"))
+            reduction[n++] = false;
+        else if (!strcmp(tok, "reduce") || !strcmp(tok, "R") || !strcmp(tok, "r"))
+            reduction[n++] = true;
+        else {
+            fprintf(stderr, "echoview %s: layout entry '%s' is not normal or reduce\n", cmd, tok);
+            return -1;
+        }
+    }
+    if (!n) {
+        fprintf(stderr, "echoview %s: empty layout\n", cmd);
+        return -1;
+    }
+    *num_cells = n;
+    return 0;
 }
 
 ev_model *tool_load_model(const char *cmd, const char *path)
@@ -132,31 +260,4 @@ void tool_print_json(json_t *value, bool pretty)
     }
     json_decref(value);
     fflush(stdout);
-}
-
-int tool_parse_plan_option(const char *cmd, int argc, char **argv, int *i, const char **model_path,
-                           ev_plan_options *opt)
-{
-    long v;
-    if (*i + 1 >= argc)
-        return 0;
-    if (!strcmp(argv[*i], "--model")) {
-        *model_path = argv[++*i];
-        return 1;
-    }
-    if (!strcmp(argv[*i], "--backend")) {
-        if (ev_backend_parse(argv[++*i], &opt->backend)) {
-            fprintf(stderr, "echoview %s: unknown backend '%s' (auto, cpu, reference, cuda)\n", cmd,
-                    argv[*i]);
-            return -1;
-        }
-        return 1;
-    }
-    if (!strcmp(argv[*i], "--threads")) {
-        if (!tool_parse_int(cmd, "--threads", argv[++*i], 1, 256, &v))
-            return -1;
-        opt->threads = (int)v;
-        return 1;
-    }
-    return 0;
 }

@@ -139,6 +139,37 @@ check(ok, "genotype --random: 4 nodes, 2 distinct earlier predecessors each, no 
 rc, out, err = run("genotype", "--random", "-3")
 check(rc == 2 and "non-negative integer seed" in err, "genotype --random: a bad seed is a usage error")
 
+# every command's options go through the one table parser: --help on stdout with exit 0, an
+# unknown option and a missing value are usage errors (exit 2) that name the option and print
+# the usage on stderr
+rc, out, err = run("--help")
+commands = ["inspect", "classify", "bench", "genotype", "phantom", "train", "eval", "experiment",
+            "search"] + (["dicom2rtp"] if "dicom2rtp" in out else [])
+value_option = {"inspect": "--model", "classify": "--model", "bench": "--iterations",
+                "genotype": "--string", "phantom": "--out", "train": "--data", "eval": "--split",
+                "experiment": "--data", "search": "--seed", "dicom2rtp": "--port"}
+for cmd in commands:
+    rc, out, err = run(cmd, "--help")
+    check(rc == 0 and out.startswith(f"usage: echoview {cmd} ") and not err,
+          f"{cmd} --help: usage on stdout, exit 0")
+    rc, out, err = run(cmd, "--frobnicate")
+    check(rc == 2 and err.startswith(f"echoview {cmd}: unknown option '--frobnicate'\n")
+          and f"usage: echoview {cmd} " in err and not out,
+          f"{cmd}: an unknown option is a usage error with the usage ({err.splitlines()[0] if err else ''})")
+    opt = value_option[cmd]
+    rc, out, err = run(cmd, opt)
+    check(rc == 2 and err.startswith(f"echoview {cmd}: {opt} needs a value\n")
+          and f"usage: echoview {cmd} " in err,
+          f"{cmd}: {opt} without its value is a usage error ({err.splitlines()[0] if err else ''})")
+rc, out, err = run("eval", "--split", "holdout")
+check(rc == 2 and "echoview eval: --split test, val, train or all, got 'holdout'" in err,
+      "eval --split: the choices are listed")
+rc, out, err = run("train", "--seed", "x7")
+check(rc == 2 and "--seed wants a non-negative integer seed, not 'x7'" in err,
+      "train --seed: a bad seed is a usage error")
+rc, out, err = run("genotype", os.path.join(ROOT, "models/genotypes/DARTS_V2.yaml"), "extra.yaml")
+check(rc == 2 and "unexpected argument 'extra.yaml'" in err, "genotype: one FILE only")
+
 # command dispatch
 rc, out, err = run("frobnicate")
 check(rc == 2 and "unknown command" in err, "unknown subcommand: exit 2")
