@@ -74,9 +74,10 @@ static gboolean on_second(gpointer data)
     for (guint i = 0; i < snaps->len; i++) {
         EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
         evd_http_publish(d->http, "stats",
-                         json_pack("{s:s, s:s, s:s?, s:s?, s:f, s:f, s:I, s:I, "
+                         json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:f, s:f, s:I, s:I, "
                                    "s:f, s:I}",
                                    "stream", s->id, "state", evd_stream_state_name(s->state),
+                                   "withheld", s->withheld, "last_error", s->last_error,
                                    "label", s->label, "view", s->stable_label, "confidence",
                                    s->confidence, "fps", s->fps, "frames", (json_int_t)s->frames,
                                    "inferred", (json_int_t)s->inferred, "latency_p99_ms",

@@ -166,6 +166,16 @@ static json_t *stream_json(const EvdStreamSnapshot *s, gboolean detail)
                       "duplicates", (json_int_t)s->packets_duplicates, "loss_ratio", loss));
     else
         json_object_set_new(o, "packets", json_null());
+    json_object_set_new(json_object_get(o, "view"), "withheld",
+                        s->withheld ? json_string(s->withheld) : json_null());
+    json_object_set_new(o, "frame_size",
+                        s->has_frame_size && s->frame_width
+                            ? json_pack("{s:i, s:i}", "width", (int)s->frame_width, "height",
+                                        (int)s->frame_height)
+                            : json_null());
+    json_object_set_new(o, "frame_difference",
+                        s->frame_difference >= 0 ? json_real(s->frame_difference) : json_null());
+    json_object_set_new(o, "frozen_seconds", json_real(s->frozen_seconds));
     if (detail) {
         json_object_set_new(o, "pipeline", json_string(s->pipeline));
         json_object_set_new(o, "model_file",

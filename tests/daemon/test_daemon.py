@@ -50,10 +50,12 @@ def phantom_stream(sid, extra=''):
 """ % (sid, extra)
 
 
-VIEW_KEYS = {'label', 'label_id', 'confidence', 'stable_label', 'stable_label_id', 'probabilities'}
+VIEW_KEYS = {'label', 'label_id', 'confidence', 'stable_label', 'stable_label_id', 'probabilities',
+             'withheld'}
 STREAM_KEYS = {'id', 'source', 'enabled', 'state', 'state_since', 'view', 'model', 'backend',
                'frames', 'inferred', 'skipped', 'received', 'dropped', 'fps', 'latency_ms',
-               'view_changes', 'restarts', 'last_error', 'last_error_time', 'packets'}
+               'view_changes', 'restarts', 'last_error', 'last_error_time', 'packets',
+               'frame_size', 'frame_difference', 'frozen_seconds'}
 
 
 def test_endpoints(env):
@@ -110,7 +112,11 @@ def test_endpoints(env):
             assert 0 < s['view']['confidence'] <= 1
             assert set(s['latency_ms']) == {'mean', 'p50', 'p99', 'window'}
             assert s['latency_ms']['p99'] >= s['latency_ms']['p50'] > 0
+            assert s['view']['withheld'] is None
+            assert s['frame_difference'] > 1 and s['frozen_seconds'] == 0, s
         cart = d.stream('cart')
+        assert cart['frame_size'] == {'width': 64, 'height': 48}, cart
+        assert d.stream('local')['frame_size'] is None
         assert cart['source'] == 'rtp-raw' and cart['packets']['received'] > 0, cart
         assert set(cart['packets']) == {'received', 'lost', 'late', 'duplicates', 'loss_ratio'}
         assert 'udpsrc' in cart['pipeline'] and 'echoviewclassify' in cart['pipeline']
@@ -290,6 +296,92 @@ def test_hostile_input(env):
         d.stop()
 
 
+def metric(d, line_prefix):
+    """The value of the one /metrics sample whose line starts with line_prefix."""
+    status, _, body = d.get('/metrics')
+    assert status == 200
+    found = [l for l in body.decode().split('\n') if l.startswith(line_prefix + ' ')]
+    assert len(found) == 1, (line_prefix, found)
+    return float(found[0].split(' ')[-1])
+
+
+def test_frame_checks(env):
+    """A sender whose frames are not the configured size makes the stream `error`, one that
+    repeats its frame makes it `frozen`; neither reports a view; both recover."""
+    port = free_port(socket.SOCK_DGRAM)
+    sender = RtpRawSender(port)
+    cart = rtp_stream('cart', port) + '    frozen-timeout: 1\n'
+    d = Daemon(env, BASE + 'streams:\n' + cart + phantom_stream('steady'))
+    s = None
+    seen = set()
+    try:
+        d.wait_state('cart', 'running', 20)
+        d.wait_state('steady', 'running', 20)
+        wait_until(lambda: d.stream('cart')['view']['stable_label'] == 'A4CH-LV', 10,
+                   what='white frames classified')
+        s = open_events(d)
+        assert s.recv(4096).startswith(b'HTTP/1.1 200')
+        for size in ((96, 72), (32, 24)):
+            sender.width, sender.height = size
+            st = d.wait_state('cart', 'error', 5)
+            assert st['last_error'] == (
+                'frames are %dx%d, the configuration says 64x48 (source.width and source.height '
+                'of an rtp-raw stream must be the sender\'s)' % size), st['last_error']
+            assert st['frame_size'] == {'width': size[0], 'height': size[1]}, st
+            assert st['view'] == {'label': 'unknown', 'label_id': -1, 'confidence': 0,
+                                  'stable_label': 'unknown', 'stable_label_id': -1,
+                                  'probabilities': {}, 'withheld': 'stream is error'}, st['view']
+            assert st['restarts'] == 0, st          # the pipeline is kept: nothing to rebuild
+            assert d.json('/readyz', expect=503)['reasons'] == ['stream cart is error']
+            assert d.json('/api/v1/status')['streams']['by_state']['error'] == 1
+            assert metric(d, 'echoviewd_stream_state{stream="cart",state="error"}') == 1
+            assert metric(d, 'echoviewd_stream_up{stream="cart"}') == 0
+            assert metric(d, 'echoviewd_stream_view_withheld{stream="cart"}') == 1
+            assert metric(d, 'echoviewd_stream_view_confidence_ratio{stream="cart"}') == 0
+            events = read_events(s, lambda ev: any(e == 'view' and x['view'] == 'unknown'
+                                                   for e, x in ev), 5)
+            view = [x for e, x in events if e == 'view' and x['view'] == 'unknown'][0]
+            assert view['previous'] == 'A4CH-LV' and view['state'] == 'error', view
+            assert view['reason'] == st['last_error'] and view['confidence'] == 0, view
+            assert any(e == 'state' and x['stream'] == 'cart' and x['state'] == 'error'
+                       for e, x in events), events
+            sender.width, sender.height = 64, 48
+            st = d.wait_state('cart', 'running', 5)
+            assert st['view']['withheld'] is None and st['frame_size'] == {'width': 64,
+                                                                            'height': 48}, st
+            events = read_events(s, lambda ev: any(e == 'view' and x['previous'] == 'unknown'
+                                                   for e, x in ev), 5)
+            view = [x for e, x in events if e == 'view' and x['previous'] == 'unknown'][0]
+            assert view['view'] == 'A4CH-LV' and view['state'] == 'running', view
+            assert d.stream('cart')['view']['stable_label'] == 'A4CH-LV'
+            seen.add(d.stream('steady')['state'])
+        # the freeze button: the same frame again and again
+        sender.frozen = True
+        st = d.wait_state('cart', 'frozen', 5)
+        assert st['last_error'].startswith('frames unchanged for '), st['last_error']
+        assert st['last_error'].endswith(' s (mean difference 0.00 of 255, frozen-difference '
+                                         '1.00)'), st['last_error']
+        assert st['frame_difference'] == 0 and st['frozen_seconds'] >= 1, st
+        assert st['view']['withheld'] == 'stream is frozen' and st['view']['confidence'] == 0
+        assert metric(d, 'echoviewd_stream_state{stream="cart",state="frozen"}') == 1
+        assert metric(d, 'echoviewd_stream_frames_unchanged_seconds{stream="cart"}') >= 1
+        sender.frozen = False
+        st = d.wait_state('cart', 'running', 5)
+        assert st['frozen_seconds'] == 0 and st['frame_difference'] == RtpRawSender.FLICKER, st
+        assert st['restarts'] == 0, st
+        # the phantom (a live image: speckle and a beating heart) was never taken for frozen
+        steady = d.stream('steady')
+        seen.add(steady['state'])
+        assert seen == {'running'} and steady['restarts'] == 0, (seen, steady)
+        print('phantom frame difference: %.2f of 255' % steady['frame_difference'])
+        assert steady['frame_difference'] > 1, steady
+    finally:
+        if s:
+            s.close()
+        sender.stop()
+        d.stop()
+
+
 def check_config(env, text, name='echoviewd.yaml'):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -354,6 +446,16 @@ BAD_CONFIGS = [
     ('http: {token-file: /dev/zero}\n',
      'F:1:20: cannot read token-file: /dev/zero: not a regular file'),
     ('', 'F:1:1: the file is empty'),
+    # a typo in a frame size: the depayloader would allocate frames of that size
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-raw, port: 5, width: 16384, height: 480}}\n',
+     "F:3:53: 'width' must be between 16 and 4096, not 16384"),
+    ('simulate:\n  - {id: s, port: 5, height: 5000}\n',
+     "F:2:30: 'height' must be between 16 and 4096, not 5000"),
+    ('supervision: {frozen-timeout: -1}\n',
+     "F:1:31: 'frozen-timeout' must be between 0 and 3600, not -1"),
+    ('supervision: {frozen-difference: 256}\n',
+     "F:1:34: 'frozen-difference' must be between 0 and 255, not 256"),
     # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
     ('http: {colour: red}\n', "F:1:8: unknown key 'colour' in http (expected one of: address, "
      "port, token, token-file, connection-limit, connection-timeout, request-size-limit, "
@@ -533,6 +635,7 @@ TESTS = {
     'events': test_events,
     'stall': test_stall_and_recovery,
     'hostile': test_hostile_input,
+    'frame-checks': test_frame_checks,
     'bad-requests': test_bad_requests,
     'reload': test_reload,
     'socket-activation': test_socket_activation,
