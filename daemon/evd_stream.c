@@ -194,6 +194,19 @@ static GstPadProbeReturn on_queue_buffer(GstPad *pad, GstPadProbeInfo *info, gpo
     return GST_PAD_PROBE_OK;
 }
 
+/* The leaky queue is full: it drops its oldest frame now (max-size-buffers=2 and only frames
+ * count towards it, so each overrun drops exactly one, unless the classifier took a frame in
+ * the instant between the signal and the drop). Counting here, not received minus classified,
+ * keeps frames still in flight out of the count, so it never goes down. */
+static void on_queue_overrun(GstElement *queue, gpointer data)
+{
+    EvdStream *st = data;
+
+    g_mutex_lock(st->host.lock);
+    st->dropped++;
+    g_mutex_unlock(st->host.lock);
+}
+
 /* RTP packets into rtpvrawdepay: the size check reads their RFC 4175 payload headers. */
 static GstPadProbeReturn on_depay_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
@@ -488,6 +501,7 @@ static void stream_start(EvdStream *st)
             gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                               on_queue_buffer, st, NULL);
             gst_object_unref(pad);
+            g_signal_connect(queue, "overrun", G_CALLBACK(on_queue_overrun), st);
             gst_object_unref(queue);
         }
     }
@@ -752,7 +766,7 @@ EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *
     snap->inferred = st->inferred_base + st->inferred_cur;
     snap->skipped = st->skipped_base + st->skipped_cur;
     snap->received = st->received;
-    snap->dropped = st->received > st->probe_frames ? st->received - st->probe_frames : 0;
+    snap->dropped = st->dropped;
     snap->view_changes = st->view_changes;
     snap->restarts = st->restarts;
     snap->fps = st->state == EVD_STATE_RUNNING ? st->fps : 0;

@@ -68,6 +68,7 @@ typedef struct {
     gint64 last_frame;    /* monotonic, 0: none in this pipeline */
     guint64 probe_frames; /* frames out of the classifier, cumulative */
     guint64 received;     /* frames into the queue, cumulative */
+    guint64 dropped;      /* frames the leaky queue dropped (its overrun signals), cumulative */
     guint64 frames_base, inferred_base, skipped_base;
     guint64 frames_cur, inferred_cur, skipped_cur;
     guint64 pushed_base, lost_base, late_base, dup_base;

@@ -382,6 +382,36 @@ def test_frame_checks(env):
         d.stop()
 
 
+def test_dropped_counter(env):
+    """Under load (a source much faster than the classifier) the dropped-frames counter grows
+    and never goes down; frames in flight are not counted as dropped."""
+    fast = """\
+  - id: fast
+    source: {type: pipeline, pipeline: "videotestsrc pattern=snow ! video/x-raw,width=320,height=240,framerate=2000/1"}
+"""
+    d = Daemon(env, BASE + 'streams:\n' + fast)
+    try:
+        d.wait_state('fast', 'running', 20)
+        samples = []
+        for _ in range(40):
+            dropped = metric(d, 'echoviewd_stream_dropped_frames_total{stream="fast"}')
+            received = metric(d, 'echoviewd_stream_received_frames_total{stream="fast"}')
+            frames = metric(d, 'echoviewd_stream_frames_total{stream="fast"}')
+            samples.append((dropped, received, frames))
+            time.sleep(0.05)
+        drops = [x[0] for x in samples]
+        assert all(b >= a for a, b in zip(drops, drops[1:])), drops
+        assert drops[-1] > drops[0], drops
+        # a dropped frame was received and never classified
+        assert all(dr <= rx - fr for dr, rx, fr in samples), samples
+        st = d.stream('fast')
+        print('received %d, classified %d, dropped %d' % (st['received'], st['frames'],
+                                                           st['dropped']))
+        assert st['dropped'] >= drops[-1] and st['dropped'] <= st['received'] - st['frames'], st
+    finally:
+        d.stop()
+
+
 def check_config(env, text, name='echoviewd.yaml'):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -636,6 +666,7 @@ TESTS = {
     'stall': test_stall_and_recovery,
     'hostile': test_hostile_input,
     'frame-checks': test_frame_checks,
+    'dropped': test_dropped_counter,
     'bad-requests': test_bad_requests,
     'reload': test_reload,
     'socket-activation': test_socket_activation,
