@@ -123,7 +123,8 @@ static gboolean on_sighup(gpointer data)
         config->http_port != d->config_view->http_port ||
         config->http_connection_limit != d->config_view->http_connection_limit ||
         config->http_connection_timeout != d->config_view->http_connection_timeout ||
-        config->http_request_size_limit != d->config_view->http_request_size_limit)
+        config->http_request_size_limit != d->config_view->http_request_size_limit ||
+        config->http_connections_per_address != d->config_view->http_connections_per_address)
         g_warning("http listening settings changed: they take effect at the next restart");
     evd_http_reconfigure(d->http, config);
     d->config_view = config;

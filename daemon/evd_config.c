@@ -266,6 +266,8 @@ static const gchar *const http_keys[] = {"address",
                                          "connection-timeout",
                                          "request-size-limit",
                                          "event-clients",
+                                         "connections-per-address",
+                                         "header-timeout",
                                          NULL};
 
 static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key_node,
@@ -297,6 +299,10 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
         return get_uint(p, value, key, 1, 3600, &c->http_connection_timeout);
     if (strcmp(key, "request-size-limit") == 0)
         return get_uint(p, value, key, 1024, 1024 * 1024, &c->http_request_size_limit);
+    if (strcmp(key, "connections-per-address") == 0)
+        return get_uint(p, value, key, 1, 4096, &c->http_connections_per_address);
+    if (strcmp(key, "header-timeout") == 0)
+        return get_uint(p, value, key, 1, 3600, &c->http_header_timeout);
     return get_uint(p, value, key, 1, 1024, &c->http_event_clients); /* event-clients */
 }
 
@@ -720,6 +726,8 @@ static EvdConfig *config_new(void)
     c->http_connection_timeout = 30;
     c->http_request_size_limit = 16384;
     c->http_event_clients = 32;
+    c->http_connections_per_address = 16;
+    c->http_header_timeout = 10;
     c->restart_delay = 0.5;
     c->restart_delay_max = 30;
     c->stall_timeout = 3;

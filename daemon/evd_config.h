@@ -87,6 +87,9 @@ typedef struct {
     guint http_connection_timeout; /* seconds of idleness before a connection is closed */
     guint http_request_size_limit; /* bytes of request line + headers */
     guint http_event_clients;      /* most concurrent /api/v1/events clients */
+    guint http_connections_per_address; /* most concurrent connections from one address */
+    guint http_header_timeout; /* seconds for a request's line and headers, from the end of the
+                                  previous response (or the connection's start) */
     gdouble restart_delay;         /* first restart delay, seconds */
     gdouble restart_delay_max;     /* cap of the exponential backoff, seconds */
     gdouble stall_timeout;         /* default for streams */

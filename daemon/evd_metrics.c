@@ -162,6 +162,20 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
             out, "echoviewd_http_responses_total{code=\"%uxx\"} %" G_GUINT64_FORMAT "\n", i,
             by_class[i]);
 
+    metric_header(out, "echoviewd_http_header_timeouts_total", "counter",
+                  "Connections closed for not sending a complete request within header-timeout.");
+    g_string_append_printf(out, "echoviewd_http_header_timeouts_total %" G_GUINT64_FORMAT "\n",
+                           http->header_timeouts_total);
+    metric_header(out, "echoviewd_http_evicted_connections_total", "counter",
+                  "Connections without a request closed to make room near connection-limit.");
+    g_string_append_printf(out, "echoviewd_http_evicted_connections_total %" G_GUINT64_FORMAT
+                                "\n",
+                           http->evicted_total);
+    metric_header(out, "echoviewd_http_connections", "gauge", "Open HTTP connections.");
+    g_string_append_printf(out, "echoviewd_http_connections %u\n", http->connections);
+    metric_header(out, "echoviewd_http_event_clients", "gauge", "Open /api/v1/events streams.");
+    g_string_append_printf(out, "echoviewd_http_event_clients %u\n", http->event_clients);
+
     metric_header(out, "echoviewd_stream_up", "gauge", "1 when the stream is running.");
     for (guint i = 0; i < snaps->len; i++) {
         EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);

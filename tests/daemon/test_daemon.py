@@ -7,6 +7,7 @@ resolution changes), configuration errors, bad requests, SIGHUP reload. Stdlib o
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -489,7 +490,7 @@ BAD_CONFIGS = [
     # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
     ('http: {colour: red}\n', "F:1:8: unknown key 'colour' in http (expected one of: address, "
      "port, token, token-file, connection-limit, connection-timeout, request-size-limit, "
-     "event-clients)"),
+     "event-clients, connections-per-address, header-timeout)"),
     ('http: {port: 1}\n---\nhttp: {port: 2}\n',
      'F:2:1: a second YAML document starts here; give one document per file'),
     ('http: {address: "caf\udcff"}\n',
@@ -581,6 +582,109 @@ def test_bad_requests(env):
         d.stop()
 
 
+def test_http_clients(env):
+    """Keep-alive and pipelining; a second daemon on the same port fails; 200 slowloris and 200
+    silent clients (from two other addresses) leave /healthz answering throughout and after."""
+    import http.client
+    config = BASE.replace('  connection-timeout: 2\n', '  connection-timeout: 30\n'
+                          '  header-timeout: 2\n  connections-per-address: 16\n')
+    d = Daemon(env, config + 'streams:\n' + phantom_stream('local'))
+    hostile = []
+    try:
+        d.wait_state('local', 'running', 20)
+        # keep-alive: three requests on one connection
+        conn = http.client.HTTPConnection('127.0.0.1', d.port, timeout=5)
+        sockets = []
+        for path in ('/healthz', '/api/v1/streams', '/metrics'):
+            conn.request('GET', path)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200 and not r.will_close, (path, r.getheaders())
+            sockets.append(conn.sock)
+        assert sockets[0] is sockets[1] is sockets[2]
+        conn.close()
+        # pipelining: three requests in one write, three answers in order
+        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+                  b'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n'
+                  b'GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        statuses = [int(m) for m in re.findall(rb'(?:^|\n)HTTP/1\.1 (\d{3}) ', out)]
+        assert statuses == [200, 200, 404], (statuses, out[:500])
+        # a second daemon on the same port is refused, naming the port
+        other = os.path.join(d.dir.name, 'second.yaml')
+        with open(other, 'w') as f:
+            f.write(config.replace('@HTTP_PORT@', str(d.port)).replace('@MODEL@', env.model)
+                    + 'streams:\n' + phantom_stream('local'))
+        r = subprocess.run([env.echoviewd, '--config', other], env=env.env, capture_output=True,
+                           text=True, timeout=60)
+        want = ('echoviewd: cannot listen on 127.0.0.1 port %d: Address already in use '
+                '(another echoviewd or another server has it)' % d.port)
+        assert r.returncode == 1 and want in r.stderr, (r.returncode, r.stderr[-2000:])
+        # slowloris from 127.0.0.2 (a header line every 0.5 s, never the end), silent clients
+        # from 127.0.0.3; /healthz from 127.0.0.1 is polled all the while
+        for source in ['127.0.0.2'] * 200 + ['127.0.0.3'] * 200:
+            sock = socket.socket()
+            sock.settimeout(1)
+            sock.bind((source, 0))
+            try:
+                sock.connect(('127.0.0.1', d.port))
+                if source == '127.0.0.2':
+                    sock.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n')
+            except OSError:
+                pass
+            hostile.append((source, sock))
+        failures, polls = [], 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 6:
+            for i, (source, sock) in enumerate(hostile):
+                if source == '127.0.0.2':
+                    try:
+                        sock.send(b'X-%d: y\r\n' % i)
+                    except OSError:
+                        pass
+            try:
+                status = d.get('/healthz', timeout=1)[0]
+                if status != 200:
+                    failures.append(status)
+            except OSError as e:
+                failures.append(repr(e))
+            polls += 1
+            time.sleep(0.2)
+        assert not failures and polls >= 20, (failures, polls)
+        cut = metric(d, 'echoviewd_http_header_timeouts_total')
+        print('%d polls of /healthz answered; %d hostile connections cut at the header deadline'
+              % (polls, cut))
+        # 16 from each hostile address were accepted (the rest refused at accept), and cut
+        assert cut == 32, cut
+        for _, sock in hostile:
+            sock.close()
+        hostile = []
+        assert d.get('/healthz', timeout=1)[0] == 200
+        wait_until(lambda: metric(d, 'echoviewd_http_connections') == 1, 5,
+                   what='the hostile connections gone')
+        # 160 silent clients from ten addresses (16 each, the per-address limit) would fill the
+        # 64 slots until the header deadline; the oldest idle ones are closed to make room
+        assert metric(d, 'echoviewd_http_evicted_connections_total') == 0
+        for a in range(10, 20):
+            for _ in range(16):
+                sock = socket.socket()
+                sock.settimeout(1)
+                sock.bind(('127.0.0.%d' % a, 0))
+                try:
+                    sock.connect(('127.0.0.1', d.port))
+                except OSError:
+                    pass
+                hostile.append((a, sock))
+        for _ in range(5):
+            assert d.get('/healthz', timeout=1)[0] == 200
+        evicted = metric(d, 'echoviewd_http_evicted_connections_total')
+        print('%d of 160 idle connections evicted near connection-limit 64' % evicted)
+        assert evicted >= 160 - 62, evicted
+    finally:
+        for _, sock in hostile:
+            sock.close()
+        d.stop()
+
+
 def test_reload(env):
     """SIGHUP adds and removes a stream and leaves the unchanged one running."""
     port = free_port(socket.SOCK_DGRAM)
@@ -668,6 +772,7 @@ TESTS = {
     'frame-checks': test_frame_checks,
     'dropped': test_dropped_counter,
     'bad-requests': test_bad_requests,
+    'http-clients': test_http_clients,
     'reload': test_reload,
     'socket-activation': test_socket_activation,
 }
