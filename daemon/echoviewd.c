@@ -74,9 +74,10 @@ static gboolean on_second(gpointer data)
     for (guint i = 0; i < snaps->len; i++) {
         EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
         evd_http_publish(d->http, "stats",
-                         json_pack("{s:s, s:s, s:s?, s:s?, s:f, s:f, s:I, s:I, "
+                         json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:f, s:f, s:I, s:I, "
                                    "s:f, s:I}",
                                    "stream", s->id, "state", evd_stream_state_name(s->state),
+                                   "withheld", s->withheld, "last_error", s->last_error,
                                    "label", s->label, "view", s->stable_label, "confidence",
                                    s->confidence, "fps", s->fps, "frames", (json_int_t)s->frames,
                                    "inferred", (json_int_t)s->inferred, "latency_p99_ms",
@@ -122,7 +123,8 @@ static gboolean on_sighup(gpointer data)
         config->http_port != d->config_view->http_port ||
         config->http_connection_limit != d->config_view->http_connection_limit ||
         config->http_connection_timeout != d->config_view->http_connection_timeout ||
-        config->http_request_size_limit != d->config_view->http_request_size_limit)
+        config->http_request_size_limit != d->config_view->http_request_size_limit ||
+        config->http_connections_per_address != d->config_view->http_connections_per_address)
         g_warning("http listening settings changed: they take effect at the next restart");
     evd_http_reconfigure(d->http, config);
     d->config_view = config;

@@ -266,6 +266,8 @@ static const gchar *const http_keys[] = {"address",
                                          "connection-timeout",
                                          "request-size-limit",
                                          "event-clients",
+                                         "connections-per-address",
+                                         "header-timeout",
                                          NULL};
 
 static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key_node,
@@ -297,11 +299,16 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
         return get_uint(p, value, key, 1, 3600, &c->http_connection_timeout);
     if (strcmp(key, "request-size-limit") == 0)
         return get_uint(p, value, key, 1024, 1024 * 1024, &c->http_request_size_limit);
+    if (strcmp(key, "connections-per-address") == 0)
+        return get_uint(p, value, key, 1, 4096, &c->http_connections_per_address);
+    if (strcmp(key, "header-timeout") == 0)
+        return get_uint(p, value, key, 1, 3600, &c->http_header_timeout);
     return get_uint(p, value, key, 1, 1024, &c->http_event_clients); /* event-clients */
 }
 
-static const gchar *const supervision_keys[] = {"stall-timeout", "restart-delay",
-                                                "restart-delay-max", NULL};
+static const gchar *const supervision_keys[] = {
+    "stall-timeout", "restart-delay", "restart-delay-max", "frozen-timeout", "frozen-difference",
+    NULL};
 
 static gboolean handle_supervision(Parser *p, const gchar *key, const ev_yaml_node *key_node,
                                    const ev_yaml_node *value, gpointer data)
@@ -312,6 +319,10 @@ static gboolean handle_supervision(Parser *p, const gchar *key, const ev_yaml_no
         return get_double(p, value, key, 0.1, 3600, &c->stall_timeout);
     if (strcmp(key, "restart-delay") == 0)
         return get_double(p, value, key, 0.05, 3600, &c->restart_delay);
+    if (strcmp(key, "frozen-timeout") == 0)
+        return get_double(p, value, key, 0, 3600, &c->frozen_timeout);
+    if (strcmp(key, "frozen-difference") == 0)
+        return get_double(p, value, key, 0, 255, &c->frozen_difference);
     return get_double(p, value, key, 0.05, 86400, &c->restart_delay_max); /* restart-delay-max */
 }
 
@@ -398,9 +409,9 @@ static gboolean handle_source(Parser *p, const gchar *key, const ev_yaml_node *k
     if (strcmp(key, "depth") == 0)
         return get_uint(p, value, key, 8, 16, &s->depth);
     if (strcmp(key, "width") == 0)
-        return get_uint(p, value, key, 16, 16384, &s->width);
+        return get_uint(p, value, key, 16, EVD_MAX_FRAME_SIDE, &s->width);
     if (strcmp(key, "height") == 0)
-        return get_uint(p, value, key, 16, 16384, &s->height);
+        return get_uint(p, value, key, 16, EVD_MAX_FRAME_SIDE, &s->height);
     if (strcmp(key, "framerate") == 0)
         return get_uint(p, value, key, 1, 1000, &s->framerate);
     if (strcmp(key, "sampling") == 0) {
@@ -499,8 +510,8 @@ static gboolean id_ok(const gchar *id)
     return TRUE;
 }
 
-static const gchar *const stream_keys[] = {"id",     "enabled",    "stall-timeout",
-                                           "source", "classifier", NULL};
+static const gchar *const stream_keys[] = {"id",         "enabled", "stall-timeout",
+                                           "frozen-timeout", "source", "classifier", NULL};
 
 static gboolean handle_stream(Parser *p, const gchar *key, const ev_yaml_node *key_node,
                               const ev_yaml_node *value, gpointer data)
@@ -519,6 +530,8 @@ static gboolean handle_stream(Parser *p, const gchar *key, const ev_yaml_node *k
         return get_bool(p, value, key, &s->enabled);
     if (strcmp(key, "stall-timeout") == 0)
         return get_double(p, value, key, 0.1, 3600, &s->stall_timeout);
+    if (strcmp(key, "frozen-timeout") == 0)
+        return get_double(p, value, key, 0, 3600, &s->frozen_timeout);
     if (strcmp(key, "source") == 0) {
         ctx->has_source = TRUE;
         return parse_source(p, value, &s->source);
@@ -580,6 +593,7 @@ static gboolean parse_streams(Parser *p, const ev_yaml_node *node, ConfigCtx *cc
         s = g_new0(EvdStreamConfig, 1);
         s->enabled = TRUE;
         s->stall_timeout = -1;
+        s->frozen_timeout = -1;
         s->source.properties = properties_new();
         s->source.jitter_latency_ms = 50;
         s->source.payload = 96;
@@ -626,9 +640,9 @@ static gboolean handle_sender(Parser *p, const gchar *key, const ev_yaml_node *k
     if (strcmp(key, "payload") == 0)
         return get_uint(p, value, key, 0, 127, &s->payload);
     if (strcmp(key, "width") == 0)
-        return get_uint(p, value, key, 16, 16384, &s->width);
+        return get_uint(p, value, key, 16, EVD_MAX_FRAME_SIDE, &s->width);
     if (strcmp(key, "height") == 0)
-        return get_uint(p, value, key, 16, 16384, &s->height);
+        return get_uint(p, value, key, 16, EVD_MAX_FRAME_SIDE, &s->height);
     if (strcmp(key, "framerate") == 0)
         return get_uint(p, value, key, 1, 240, &s->framerate);
     if (strcmp(key, "format") == 0) {
@@ -712,9 +726,13 @@ static EvdConfig *config_new(void)
     c->http_connection_timeout = 30;
     c->http_request_size_limit = 16384;
     c->http_event_clients = 32;
+    c->http_connections_per_address = 16;
+    c->http_header_timeout = 10;
     c->restart_delay = 0.5;
     c->restart_delay_max = 30;
     c->stall_timeout = 3;
+    c->frozen_timeout = 5;
+    c->frozen_difference = 1;
     c->streams = g_ptr_array_new_with_free_func(stream_free);
     c->senders = g_ptr_array_new_with_free_func(sender_free);
     return c;
@@ -799,6 +817,9 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
         s->classifier = merged;
         if (s->stall_timeout < 0)
             s->stall_timeout = cc.config->stall_timeout;
+        if (s->frozen_timeout < 0)
+            s->frozen_timeout = cc.config->frozen_timeout;
+        s->frozen_difference = cc.config->frozen_difference;
         if (!evd_properties_find(s->classifier, "model-file")) {
             g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
                         "%s:%d:%d: stream '%s' has no classifier model-file (set "

@@ -17,6 +17,11 @@ typedef enum {
     EVD_CONFIG_ERROR_SCHEMA,
 } EvdConfigErrorCode;
 
+/* The largest frame side a source or sender may be configured with: 4096 x 4096 covers every
+ * ultrasound and video format in use, and bounds the depayloader's frame buffers (a 16384 x
+ * 16384 typo took 1.9 GB). */
+#define EVD_MAX_FRAME_SIDE 4096
+
 typedef enum {
     EVD_SOURCE_RTP_RAW,
     EVD_SOURCE_RTP_H264,
@@ -54,6 +59,8 @@ typedef struct {
     gchar *id;
     gboolean enabled;
     gdouble stall_timeout; /* seconds without a frame before `stalled` */
+    gdouble frozen_timeout;    /* seconds of unchanged frames before `frozen`; 0: off */
+    gdouble frozen_difference; /* "unchanged": mean absolute difference at most this (of 255) */
     EvdSourceConfig source;
     GPtrArray *classifier; /* EvdProperty of echoviewclassify, defaults merged in */
     gint line, column;     /* where the stream is defined */
@@ -80,9 +87,14 @@ typedef struct {
     guint http_connection_timeout; /* seconds of idleness before a connection is closed */
     guint http_request_size_limit; /* bytes of request line + headers */
     guint http_event_clients;      /* most concurrent /api/v1/events clients */
+    guint http_connections_per_address; /* most concurrent connections from one address */
+    guint http_header_timeout; /* seconds for a request's line and headers, from the end of the
+                                  previous response (or the connection's start) */
     gdouble restart_delay;         /* first restart delay, seconds */
     gdouble restart_delay_max;     /* cap of the exponential backoff, seconds */
     gdouble stall_timeout;         /* default for streams */
+    gdouble frozen_timeout;        /* default for streams */
+    gdouble frozen_difference;
     GPtrArray *streams;            /* EvdStreamConfig */
     GPtrArray *senders;            /* EvdSenderConfig */
 } EvdConfig;

@@ -21,6 +21,14 @@
 extern const char evd_page_html[];
 extern const size_t evd_page_html_len;
 
+/* One TCP connection, for the header deadline (evd_http_new). */
+typedef struct {
+    MHD_socket fd;
+    gint64 request_start; /* monotonic: the connection's start or the previous response's end */
+    gboolean in_request;  /* its headers are in: being answered (or an event stream) */
+    gboolean cut;         /* shut down for missing the deadline */
+} Connection;
+
 typedef struct {
     EvdHttp *http;
     struct MHD_Connection *connection;
@@ -41,6 +49,12 @@ struct _EvdHttp {
     gboolean stopping;
     guint64 requests_total;
     guint64 responses_by_class[6]; /* index = status / 100 */
+    GList *connections;            /* Connection */
+    guint header_timeout;          /* seconds */
+    guint64 header_timeouts_total; /* connections shut down for missing it */
+    guint64 evicted_total;         /* idle connections shut down to make room */
+    guint connection_limit;
+    guint sweep_id;
 };
 
 static gint64 start_time_us;
@@ -166,6 +180,16 @@ static json_t *stream_json(const EvdStreamSnapshot *s, gboolean detail)
                       "duplicates", (json_int_t)s->packets_duplicates, "loss_ratio", loss));
     else
         json_object_set_new(o, "packets", json_null());
+    json_object_set_new(json_object_get(o, "view"), "withheld",
+                        s->withheld ? json_string(s->withheld) : json_null());
+    json_object_set_new(o, "frame_size",
+                        s->has_frame_size && s->frame_width
+                            ? json_pack("{s:i, s:i}", "width", (int)s->frame_width, "height",
+                                        (int)s->frame_height)
+                            : json_null());
+    json_object_set_new(o, "frame_difference",
+                        s->frame_difference >= 0 ? json_real(s->frame_difference) : json_null());
+    json_object_set_new(o, "frozen_seconds", json_real(s->frozen_seconds));
     if (detail) {
         json_object_set_new(o, "pipeline", json_string(s->pipeline));
         json_object_set_new(o, "model_file",
@@ -435,9 +459,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     gboolean authorized;
 
     if (*state == NULL) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         *state = &first_call_marker;
         g_mutex_lock(&http->lock);
         http->requests_total++;
+        if (info && info->socket_context)
+            ((Connection *)info->socket_context)->in_request = TRUE;
         g_mutex_unlock(&http->lock);
         if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
             return queue_error(http, connection, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
@@ -448,7 +476,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if ((length && strcmp(length, "0") != 0) || encoding)
             return queue_error(http, connection, MHD_HTTP_CONTENT_TOO_LARGE,
                                "requests take no body");
-        /* Answer on the first call: GET and HEAD have no body to wait for. */
+        /* Answer on the second call, when the request is complete: a response queued on the
+         * first one makes libmicrohttpd close the connection after it (it cannot tell that no
+         * body follows), which ended keep-alive and dropped pipelined requests. */
+        return MHD_YES;
     } else if (*upload_data_size > 0) {
         *upload_data_size = 0;
         return MHD_YES;
@@ -493,6 +524,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         EvdHttpCounters counters;
         g_mutex_lock(&http->lock);
         counters.requests_total = http->requests_total;
+        counters.header_timeouts_total = http->header_timeouts_total;
+        counters.evicted_total = http->evicted_total;
+        counters.connections = g_list_length(http->connections);
+        counters.event_clients = g_list_length(http->clients);
         memcpy(counters.responses_by_class, http->responses_by_class,
                sizeof counters.responses_by_class);
         g_mutex_unlock(&http->lock);
@@ -512,65 +547,195 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     g_free(msg);
 }
 
+/* ---- connections: the header deadline ------------------------------------------------------- */
+
+/* libmicrohttpd's own timeout is for idleness, so a client sending a header line every few
+ * seconds kept a connection (and, 64 of them, the API) for as long as it liked. Every
+ * connection is tracked here from its start; one whose request line and headers are not in
+ * within header-timeout of its start (or of its previous response) is shut down: shutdown()
+ * on its socket, which libmicrohttpd then sees as closed by the peer. The socket cannot be
+ * closed and reused under us: libmicrohttpd notifies CLOSED (which takes the lock and forgets
+ * the connection) before it closes the socket. */
+/* Near connection-limit, the oldest connection that has no request in (idle, or still sending
+ * its headers) is shut down to make room, so that many clients that never finish a request
+ * (from many addresses: connections-per-address bounds one) cannot hold every slot until the
+ * header deadline: a new client that sends its request at once is served. Under lock. */
+static void evict_for_room(EvdHttp *http, Connection *except)
+{
+    Connection *oldest = NULL;
+    guint live = 0;
+
+    for (GList *l = http->connections; l; l = l->next) {
+        Connection *c = l->data;
+        if (c->cut)
+            continue;
+        live++;
+        if (c != except && !c->in_request && c->fd != MHD_INVALID_SOCKET &&
+            (!oldest || c->request_start < oldest->request_start))
+            oldest = c;
+    }
+    if (live + 1 < http->connection_limit || !oldest)
+        return;
+    shutdown(oldest->fd, SHUT_RDWR);
+    oldest->cut = TRUE;
+    http->evicted_total++;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    EvdHttp *http = cls;
+    Connection *c;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = g_new0(Connection, 1);
+        c->fd = info ? info->connect_fd : MHD_INVALID_SOCKET;
+        c->request_start = g_get_monotonic_time();
+        g_mutex_lock(&http->lock);
+        http->connections = g_list_prepend(http->connections, c);
+        evict_for_room(http, c);
+        g_mutex_unlock(&http->lock);
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        c = *socket_context;
+        g_mutex_lock(&http->lock);
+        http->connections = g_list_remove(http->connections, c);
+        g_mutex_unlock(&http->lock);
+        g_free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* A request is answered: the next one's headers are due within header-timeout from now. */
+static void on_completed(void *cls, struct MHD_Connection *connection, void **state,
+                         enum MHD_RequestTerminationCode code)
+{
+    EvdHttp *http = cls;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    if (!info || !info->socket_context)
+        return;
+    g_mutex_lock(&http->lock);
+    ((Connection *)info->socket_context)->in_request = FALSE;
+    ((Connection *)info->socket_context)->request_start = g_get_monotonic_time();
+    g_mutex_unlock(&http->lock);
+}
+
+static gboolean on_sweep(gpointer data)
+{
+    EvdHttp *http = data;
+    gint64 now = g_get_monotonic_time();
+    guint cut = 0;
+
+    g_mutex_lock(&http->lock);
+    for (GList *l = http->connections; l; l = l->next) {
+        Connection *c = l->data;
+        if (c->in_request || c->cut || c->fd == MHD_INVALID_SOCKET ||
+            now - c->request_start < (gint64)http->header_timeout * G_USEC_PER_SEC)
+            continue;
+        shutdown(c->fd, SHUT_RDWR);
+        c->cut = TRUE;
+        cut++;
+    }
+    http->header_timeouts_total += cut;
+    g_mutex_unlock(&http->lock);
+    if (cut)
+        g_message("http: closed %u connection%s that sent no complete request within %u s", cut,
+                  cut == 1 ? "" : "s", http->header_timeout);
+    return G_SOURCE_CONTINUE;
+}
+
+/* The listening socket, made here rather than by libmicrohttpd, which sets SO_REUSEPORT: with
+ * it a second echoviewd on the same port started and silently took half of the connections.
+ * SO_REUSEADDR only (a restart may rebind at once while old connections are in TIME_WAIT); a
+ * port in use is an error that names it. */
+static int listen_on(const EvdConfig *config, GError **err)
+{
+    struct sockaddr_storage addr = {0};
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+    socklen_t addr_len;
+    const gchar *address = config->http_address;
+    int fd, one = 1, saved;
+
+    if (strcmp(address, "localhost") == 0)
+        address = "127.0.0.1";
+    if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(config->http_port);
+        addr_len = sizeof *in4;
+    } else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(config->http_port);
+        addr_len = sizeof *in6;
+    } else {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                    "%s: http.address '%s' is not a numeric IPv4 or IPv6 address", config->path,
+                    config->http_address);
+        return -1;
+    }
+    fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "cannot create a socket: %s",
+                    g_strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&addr, addr_len) != 0 || listen(fd, 128) != 0) {
+        saved = errno;
+        close(fd);
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO,
+                    "cannot listen on %s port %u: %s%s", config->http_address, config->http_port,
+                    g_strerror(saved),
+                    saved == EADDRINUSE ? " (another echoviewd or another server has it)" : "");
+        return -1;
+    }
+    return fd;
+}
+
 EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd, GError **err)
 {
     EvdHttp *http = g_new0(EvdHttp, 1);
-    struct sockaddr_storage addr = {0};
-    socklen_t addr_len = 0;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
+    gboolean own_socket = listen_fd < 0;
 
     g_mutex_init(&http->lock);
     http->sup = sup;
     http->token = g_strdup(config->http_token);
     http->max_event_clients = config->http_event_clients;
+    http->header_timeout = config->http_header_timeout;
+    http->connection_limit = config->http_connection_limit;
 
-    if (listen_fd < 0) {
-        struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
-        const gchar *address = config->http_address;
-
-        if (strcmp(address, "localhost") == 0)
-            address = "127.0.0.1";
-        if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-            in4->sin_family = AF_INET;
-            in4->sin_port = htons(config->http_port);
-            addr_len = sizeof *in4;
-        } else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-            in6->sin6_family = AF_INET6;
-            in6->sin6_port = htons(config->http_port);
-            addr_len = sizeof *in6;
-            flags |= MHD_USE_IPv6;
-        } else {
-            g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
-                        "%s: http.address '%s' is not a numeric IPv4 or IPv6 address", config->path,
-                        config->http_address);
+    if (own_socket) {
+        listen_fd = listen_on(config, err);
+        if (listen_fd < 0)
             goto fail;
-        }
     }
-    if (listen_fd >= 0)
-        http->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned int)config->http_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned int)config->http_connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-            (size_t)config->http_request_size_limit, MHD_OPTION_END);
-    else
-        http->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-            (unsigned int)1, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned int)config->http_connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned int)config->http_connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-            (size_t)config->http_request_size_limit, MHD_OPTION_END);
-    (void)addr_len;
+    http->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, http, MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config->http_connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config->http_connections_per_address,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)config->http_connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)config->http_request_size_limit,
+        MHD_OPTION_END);
     if (!http->daemon) {
-        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "cannot listen on %s port %u: %s",
-                    listen_fd >= 0 ? "the inherited socket" : config->http_address,
-                    config->http_port, g_strerror(errno));
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "cannot serve on %s port %u: %s",
+                    own_socket ? config->http_address : "the inherited socket", config->http_port,
+                    g_strerror(errno));
+        if (own_socket)
+            close(listen_fd);
         goto fail;
     }
+    http->sweep_id = g_timeout_add(250, on_sweep, http);
     info = MHD_get_daemon_info(http->daemon, MHD_DAEMON_INFO_BIND_PORT);
     http->port = info ? info->port : config->http_port;
     return http;
@@ -590,6 +755,7 @@ void evd_http_reconfigure(EvdHttp *http, const EvdConfig *config)
     g_free(http->token);
     http->token = g_strdup(config->http_token);
     http->max_event_clients = config->http_event_clients;
+    http->header_timeout = config->http_header_timeout;
     g_mutex_unlock(&http->lock);
 }
 
@@ -600,6 +766,7 @@ void evd_http_free(EvdHttp *http)
 
     if (!http)
         return;
+    g_source_remove(http->sweep_id);
     /* Suspended connections must be resumed before MHD_stop_daemon(); resumed, their reader
    * sees `stopping` and ends the stream. */
     {
@@ -629,6 +796,7 @@ void evd_http_free(EvdHttp *http)
         g_usleep(10000);
     }
     MHD_stop_daemon(http->daemon);
+    g_list_free_full(http->connections, g_free); /* none: every connection was closed */
     g_free(http->token);
     g_mutex_clear(&http->lock);
     g_free(http);

@@ -71,7 +71,13 @@ static guint64 snapshot_counter(const EvdStreamSnapshot *s, CounterColumn col)
     return 0;
 }
 
-typedef enum { GAUGE_FPS, GAUGE_CONFIDENCE } GaugeColumn;
+typedef enum {
+    GAUGE_FPS,
+    GAUGE_CONFIDENCE,
+    GAUGE_WITHHELD,
+    GAUGE_DIFFERENCE,
+    GAUGE_FROZEN
+} GaugeColumn;
 
 static gdouble snapshot_gauge(const EvdStreamSnapshot *s, GaugeColumn col)
 {
@@ -80,6 +86,12 @@ static gdouble snapshot_gauge(const EvdStreamSnapshot *s, GaugeColumn col)
         return s->fps;
     case GAUGE_CONFIDENCE:
         return s->confidence;
+    case GAUGE_WITHHELD:
+        return s->withheld ? 1 : 0;
+    case GAUGE_DIFFERENCE:
+        return MAX(s->frame_difference, 0.0);
+    case GAUGE_FROZEN:
+        return s->frozen_seconds;
     }
     return 0;
 }
@@ -115,7 +127,14 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
         {"echoviewd_stream_frames_per_second", GAUGE_FPS,
          "Frames per second through the classifier over the last second."},
         {"echoviewd_stream_view_confidence_ratio", GAUGE_CONFIDENCE,
-         "Probability of the top view of the latest inference."},
+         "Probability of the top view of the latest inference (0 while the view is withheld)."},
+        {"echoviewd_stream_view_withheld", GAUGE_WITHHELD,
+         "1 while the stream reports no view (any state but running: error, frozen, stalled, "
+         "...)."},
+        {"echoviewd_stream_frame_difference", GAUGE_DIFFERENCE,
+         "Mean absolute difference of the latest frame to the one before (of 255, sampled)."},
+        {"echoviewd_stream_frames_unchanged_seconds", GAUGE_FROZEN,
+         "Seconds the frames have stayed within frozen-difference of each other."},
     };
     GPtrArray *snaps = evd_supervisor_snapshot(sup, FALSE);
     EvdSupervisorStatus st;
@@ -142,6 +161,20 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
         g_string_append_printf(
             out, "echoviewd_http_responses_total{code=\"%uxx\"} %" G_GUINT64_FORMAT "\n", i,
             by_class[i]);
+
+    metric_header(out, "echoviewd_http_header_timeouts_total", "counter",
+                  "Connections closed for not sending a complete request within header-timeout.");
+    g_string_append_printf(out, "echoviewd_http_header_timeouts_total %" G_GUINT64_FORMAT "\n",
+                           http->header_timeouts_total);
+    metric_header(out, "echoviewd_http_evicted_connections_total", "counter",
+                  "Connections without a request closed to make room near connection-limit.");
+    g_string_append_printf(out, "echoviewd_http_evicted_connections_total %" G_GUINT64_FORMAT
+                                "\n",
+                           http->evicted_total);
+    metric_header(out, "echoviewd_http_connections", "gauge", "Open HTTP connections.");
+    g_string_append_printf(out, "echoviewd_http_connections %u\n", http->connections);
+    metric_header(out, "echoviewd_http_event_clients", "gauge", "Open /api/v1/events streams.");
+    g_string_append_printf(out, "echoviewd_http_event_clients %u\n", http->event_clients);
 
     metric_header(out, "echoviewd_stream_up", "gauge", "1 when the stream is running.");
     for (guint i = 0; i < snaps->len; i++) {

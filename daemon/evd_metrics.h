@@ -12,6 +12,10 @@ G_BEGIN_DECLS
 typedef struct {
     guint64 requests_total;
     guint64 responses_by_class[6]; /* index = status / 100 */
+    guint64 header_timeouts_total; /* connections shut down for a late request */
+    guint64 evicted_total;         /* idle connections shut down near connection-limit */
+    guint connections;             /* open now */
+    guint event_clients;           /* open /api/v1/events streams now */
 } EvdHttpCounters;
 
 /* The whole exposition; g_free() it. */

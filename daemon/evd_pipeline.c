@@ -143,7 +143,8 @@ gchar *evd_pipeline_describe_sender(const EvdSenderConfig *sender)
 gchar *evd_pipeline_fingerprint_stream(const EvdStreamConfig *stream)
 {
     gchar *pipeline = evd_pipeline_describe_stream(stream);
-    gchar *fp = g_strdup_printf("%d|%s", stream->enabled, pipeline);
+    gchar *fp = g_strdup_printf("%d|frozen %g %g|%s", stream->enabled, stream->frozen_timeout,
+                                stream->frozen_difference, pipeline);
 
     g_free(pipeline);
     return fp;

@@ -9,7 +9,9 @@ const gdouble evd_latency_bucket_bounds[EVD_LATENCY_BUCKETS] = {
 
 const gchar *evd_stream_state_name(EvdStreamState state)
 {
-    static const gchar *names[] = {"starting", "running", "stalled", "failed", "disabled"};
+    static const gchar *names[] = {"starting", "running", "stalled", "failed",
+                                  "disabled", "error",   "frozen"};
+    G_STATIC_ASSERT(G_N_ELEMENTS(names) == EVD_STATE_COUNT);
     return (guint)state < G_N_ELEMENTS(names) ? names[state] : "?";
 }
 
@@ -56,6 +58,7 @@ void evd_stream_snapshot_free(EvdStreamSnapshot *snap)
     g_free(snap->stable_label);
     g_free(snap->probabilities);
     g_strfreev(snap->classes);
+    g_free(snap->withheld);
     g_free(snap->model_name);
     g_free(snap->model_file);
     g_free(snap->backend);

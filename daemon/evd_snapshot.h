@@ -21,6 +21,8 @@ typedef enum {
     EVD_STATE_STALLED,
     EVD_STATE_FAILED,
     EVD_STATE_DISABLED,
+    EVD_STATE_ERROR,  /* frames arrive but are not what the configuration says (their size) */
+    EVD_STATE_FROZEN, /* frames arrive but have not changed for frozen-timeout */
     EVD_STATE_COUNT
 } EvdStreamState;
 
@@ -74,6 +76,7 @@ typedef struct {
     guint n_probabilities;
     gdouble *probabilities;
     gchar **classes; /* names for probabilities (may be NULL) */
+    gchar *withheld; /* why the view is not reported (state not running), or NULL */
     gchar *model_name;
     gchar *model_file;
     gchar *backend;
@@ -94,6 +97,11 @@ typedef struct {
     guint64 packets_pushed, packets_lost, packets_late, packets_duplicates;
     gchar *last_error;
     gint64 last_error_time;
+    /* the frame checks */
+    gboolean has_frame_size;           /* rtp-raw */
+    guint frame_width, frame_height;   /* of the latest complete frame, 0 before one */
+    gdouble frame_difference;          /* < 0: none yet */
+    gdouble frozen_seconds;            /* how long the frames have not changed */
 } EvdStreamSnapshot;
 
 void evd_stream_snapshot_free(EvdStreamSnapshot *snap);

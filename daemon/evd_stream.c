@@ -48,6 +48,41 @@ static void emit(EvdStream *st, const gchar *event, json_t *data)
 
 /* ---- state machine ---------------------------------------------------------------------- */
 
+/* Only a running stream reports a view. Leaving `running` with a view to take back posts a
+ * `view` event "unknown" (with the reason), and coming back posts the view again, so a client
+ * that follows `view` events alone never keeps a label the daemon no longer stands behind. */
+static void emit_withheld(EvdStream *st, EvdStreamState previous, EvdStreamState state,
+                          const gchar *reason, gint64 wall)
+{
+    const gchar *label;
+    gint label_id;
+    gdouble confidence;
+    gchar *when;
+
+    g_mutex_lock(st->host.lock);
+    label = st->view.stable_label;
+    label_id = st->view.stable_label_id;
+    confidence = st->view.confidence;
+    g_mutex_unlock(st->host.lock);
+    if (previous == EVD_STATE_RUNNING && state != EVD_STATE_RUNNING && label) {
+        when = iso_time(wall);
+        emit(st, "view",
+             json_pack("{s:s, s:s, s:i, s:s, s:f, s:s, s:s?, s:s}", "stream", st->id, "view",
+                       "unknown", "view_id", -1, "previous", label, "confidence", 0.0, "state",
+                       evd_stream_state_name(state), "reason", reason, "time", when));
+        g_free(when);
+        st->withheld_sent = TRUE;
+    } else if (state == EVD_STATE_RUNNING && st->withheld_sent) {
+        st->withheld_sent = FALSE;
+        when = iso_time(wall);
+        emit(st, "view",
+             json_pack("{s:s, s:s?, s:i, s:s, s:f, s:s, s:s}", "stream", st->id, "view", label,
+                       "view_id", label_id, "previous", "unknown", "confidence", confidence,
+                       "state", "running", "time", when));
+        g_free(when);
+    }
+}
+
 void evd_stream_set_state(EvdStream *st, EvdStreamState state, const gchar *reason)
 {
     EvdStreamState previous;
@@ -67,6 +102,8 @@ void evd_stream_set_state(EvdStream *st, EvdStreamState state, const gchar *reas
 
     if (state == EVD_STATE_RUNNING)
         st->running_since = st->state_since_mono;
+    if (!st->is_sender)
+        emit_withheld(st, previous, state, reason, wall);
     GST_INFO("%s %s: %s -> %s%s%s", st->is_sender ? "sender" : "stream", st->id,
              evd_stream_state_name(previous), evd_stream_state_name(state), reason ? ": " : "",
              reason ? reason : "");
@@ -157,6 +194,57 @@ static GstPadProbeReturn on_queue_buffer(GstPad *pad, GstPadProbeInfo *info, gpo
     return GST_PAD_PROBE_OK;
 }
 
+/* The leaky queue is full: it drops its oldest frame now (max-size-buffers=2 and only frames
+ * count towards it, so each overrun drops exactly one, unless the classifier took a frame in
+ * the instant between the signal and the drop). Counting here, not received minus classified,
+ * keeps frames still in flight out of the count, so it never goes down. */
+static void on_queue_overrun(GstElement *queue, gpointer data)
+{
+    EvdStream *st = data;
+
+    g_mutex_lock(st->host.lock);
+    st->dropped++;
+    g_mutex_unlock(st->host.lock);
+}
+
+/* RTP packets into rtpvrawdepay: the size check reads their RFC 4175 payload headers. */
+static GstPadProbeReturn on_depay_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+    EvdStream *st = data;
+
+    g_mutex_lock(st->host.lock);
+    if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+        GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+        for (guint i = 0; i < gst_buffer_list_length(list); i++)
+            evd_size_check_packet(&st->size, gst_buffer_list_get(list, i));
+    } else {
+        evd_size_check_packet(&st->size, GST_PAD_PROBE_INFO_BUFFER(info));
+    }
+    g_mutex_unlock(st->host.lock);
+    return GST_PAD_PROBE_OK;
+}
+
+/* The frozen check, on the classifier's streaming thread (its state is that thread's). */
+static void frozen_check(EvdStream *st, GstPad *pad, GstBuffer *buf, gint64 now)
+{
+    GstCaps *caps;
+
+    if (st->frozen_timeout <= 0)
+        return;
+    caps = gst_pad_get_current_caps(pad);
+    if (!caps)
+        return;
+    if (!st->frozen_caps || !gst_caps_is_equal(caps, st->frozen_caps)) {
+        gst_caps_replace(&st->frozen_caps, caps);
+        if (!gst_video_info_from_caps(&st->frozen_info, caps))
+            gst_video_info_init(&st->frozen_info);
+        evd_frozen_check_reset(&st->frozen);
+    }
+    gst_caps_unref(caps);
+    if (GST_VIDEO_INFO_FORMAT(&st->frozen_info) != GST_VIDEO_FORMAT_UNKNOWN)
+        evd_frozen_check_frame(&st->frozen, &st->frozen_info, buf, st->frozen_difference, now);
+}
+
 static GstPadProbeReturn on_classified_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
     EvdStream *st = data;
@@ -164,7 +252,10 @@ static GstPadProbeReturn on_classified_buffer(GstPad *pad, GstPadProbeInfo *info
     GstEchoViewMeta *meta = gst_buffer_get_echo_view_meta(buf);
     gint64 now = g_get_monotonic_time();
 
+    frozen_check(st, pad, buf, now);
     g_mutex_lock(st->host.lock);
+    st->frozen_since = st->frozen.same_since;
+    st->frame_difference = st->frozen.has_difference ? st->frozen.difference : -1;
     st->last_frame = now;
     st->probe_frames++;
     if (meta) {
@@ -250,7 +341,9 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer data)
             break;
         if (gst_structure_has_name(s, "echoviewclassify"))
             on_view_message(st, s);
-        else if (gst_structure_has_name(s, "GstUDPSrcTimeout") && st->state == EVD_STATE_RUNNING)
+        else if (gst_structure_has_name(s, "GstUDPSrcTimeout") &&
+                 (st->state == EVD_STATE_RUNNING || st->state == EVD_STATE_ERROR ||
+                  st->state == EVD_STATE_FROZEN))
             stream_stall(st, "no RTP packets");
         break;
     }
@@ -358,6 +451,14 @@ static void stream_start(EvdStream *st)
 
     g_assert(!st->pipeline);
     evd_stream_set_state(st, EVD_STATE_STARTING, NULL);
+    /* the checks start afresh with each pipeline (no streaming thread runs yet) */
+    evd_frozen_check_reset(&st->frozen);
+    gst_caps_replace(&st->frozen_caps, NULL);
+    g_mutex_lock(st->host.lock);
+    evd_size_check_init(&st->size, st->sampling, st->depth, st->width, st->height);
+    st->frozen_since = 0;
+    st->frame_difference = -1;
+    g_mutex_unlock(st->host.lock);
     pipeline = gst_parse_launch_full(st->description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &err);
     if (!pipeline) {
         gchar *text = g_strdup_printf("pipeline: %s", err ? err->message : "cannot be built");
@@ -386,6 +487,12 @@ static void stream_start(EvdStream *st)
         depay = gst_bin_get_by_name(GST_BIN(pipeline), "depay");
         if (depay) {
             evd_zero_pool_attach(depay);
+            if (st->width) {
+                pad = gst_element_get_static_pad(depay, "sink");
+                gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                                  on_depay_buffer, st, NULL);
+                gst_object_unref(pad);
+            }
             gst_object_unref(depay);
         }
         queue = gst_bin_get_by_name(GST_BIN(pipeline), "frames");
@@ -394,6 +501,7 @@ static void stream_start(EvdStream *st)
             gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                               on_queue_buffer, st, NULL);
             gst_object_unref(pad);
+            g_signal_connect(queue, "overrun", G_CALLBACK(on_queue_overrun), st);
             gst_object_unref(queue);
         }
     }
@@ -414,6 +522,42 @@ static void stream_start(EvdStream *st)
     g_mutex_lock(st->host.lock);
     st->fps_frames = st->probe_frames;
     g_mutex_unlock(st->host.lock);
+}
+
+/* What the frame checks make of a stream that receives frames: running, error (their size is
+ * not the configured one) or frozen; the reason is set (and recorded as the last error) for the
+ * latter two. */
+static EvdStreamState checks_verdict(EvdStream *st, gint64 now, gchar **reason)
+{
+    gboolean mismatch;
+    guint seen_w, seen_h;
+    gint64 frozen_since;
+    gdouble difference;
+
+    g_mutex_lock(st->host.lock);
+    mismatch = st->size.mismatch;
+    seen_w = st->size.seen_width;
+    seen_h = st->size.seen_height;
+    frozen_since = st->frozen_since;
+    difference = st->frame_difference;
+    g_mutex_unlock(st->host.lock);
+    if (mismatch) {
+        *reason = g_strdup_printf("frames are %ux%u, the configuration says %ux%u (source.width "
+                                  "and source.height of an rtp-raw stream must be the sender's)",
+                                  seen_w, seen_h, st->width, st->height);
+    } else if (st->frozen_timeout > 0 && frozen_since &&
+               now - frozen_since >= st->frozen_timeout * G_USEC_PER_SEC) {
+        *reason = g_strdup_printf("frames unchanged for %.1f s (mean difference %.2f of 255, "
+                                  "frozen-difference %.2f)",
+                                  (now - frozen_since) / 1e6, MAX(difference, 0.0),
+                                  st->frozen_difference);
+    } else {
+        *reason = NULL;
+        return EVD_STATE_RUNNING;
+    }
+    if (st->state != (mismatch ? EVD_STATE_ERROR : EVD_STATE_FROZEN))
+        stream_set_error(st, *reason);
+    return mismatch ? EVD_STATE_ERROR : EVD_STATE_FROZEN;
 }
 
 void evd_stream_tick(EvdStream *st, gint64 now)
@@ -447,8 +591,11 @@ void evd_stream_tick(EvdStream *st, gint64 now)
     case EVD_STATE_STARTING:
     case EVD_STATE_STALLED:
         if (last_frame > since) {
+            gchar *reason = NULL;
+            EvdStreamState verdict = checks_verdict(st, now, &reason);
             stream_cancel_restart(st);
-            evd_stream_set_state(st, EVD_STATE_RUNNING, NULL);
+            evd_stream_set_state(st, verdict, reason);
+            g_free(reason);
         } else if (state == EVD_STATE_STARTING &&
                    now - since > st->stall_timeout * G_USEC_PER_SEC) {
             gchar *reason = g_strdup_printf("no frames within %.1f s of start", st->stall_timeout);
@@ -457,12 +604,20 @@ void evd_stream_tick(EvdStream *st, gint64 now)
         }
         break;
     case EVD_STATE_RUNNING:
+    case EVD_STATE_ERROR:
+    case EVD_STATE_FROZEN:
         if (now - last_frame > st->stall_timeout * G_USEC_PER_SEC) {
             gchar *reason = g_strdup_printf("no frames for %.1f s", st->stall_timeout);
             stream_stall(st, reason);
             g_free(reason);
-        } else if (now - st->running_since > EVD_STABLE_RESET_US) {
-            st->failures = 0;
+        } else {
+            gchar *reason = NULL;
+            EvdStreamState verdict = checks_verdict(st, now, &reason);
+            if (verdict != state)
+                evd_stream_set_state(st, verdict, reason);
+            g_free(reason);
+            if (verdict == EVD_STATE_RUNNING && now - st->running_since > EVD_STABLE_RESET_US)
+                st->failures = 0;
         }
         break;
     default:
@@ -483,6 +638,7 @@ EvdStream *evd_stream_new(const EvdStreamHost *host, const gchar *id, gboolean i
     evd_view_init(&st->view);
     st->state_since_mono = g_get_monotonic_time();
     st->state_since_wall = g_get_real_time();
+    st->frame_difference = -1;
     return st;
 }
 
@@ -496,7 +652,9 @@ void evd_stream_free(EvdStream *st)
     g_free(st->source_type);
     g_free(st->model_file);
     g_free(st->backend);
+    g_free(st->sampling);
     g_free(st->last_error);
+    gst_caps_replace(&st->frozen_caps, NULL);
     g_free(st);
 }
 
@@ -518,6 +676,13 @@ void evd_stream_configure(EvdStream *st, const EvdStreamConfig *sc)
     st->backend = g_strdup(backend ? backend->value : "auto");
     st->enabled = sc->enabled;
     st->stall_timeout = sc->stall_timeout;
+    st->frozen_timeout = sc->frozen_timeout;
+    st->frozen_difference = sc->frozen_difference;
+    g_free(st->sampling);
+    st->sampling = g_strdup(sc->source.sampling);
+    st->depth = sc->source.depth;
+    st->width = sc->source.type == EVD_SOURCE_RTP_RAW ? sc->source.width : 0;
+    st->height = sc->source.type == EVD_SOURCE_RTP_RAW ? sc->source.height : 0;
     st->has_jitter = sc->source.type == EVD_SOURCE_RTP_RAW ||
                      sc->source.type == EVD_SOURCE_RTP_H264 ||
                      sc->source.type == EVD_SOURCE_RTP_JPEG;
@@ -575,6 +740,21 @@ EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *
     snap->state = st->state;
     snap->state_since = st->state_since_wall;
     evd_snapshot_set_view(snap, &st->view);
+    if (!st->is_sender && st->state != EVD_STATE_RUNNING) {
+        /* a view is reported only while the stream runs (emit_withheld) */
+        snap->withheld = g_strdup_printf("stream is %s", evd_stream_state_name(st->state));
+        if (snap->label) {
+            g_free(snap->label);
+            snap->label = g_strdup("unknown");
+        }
+        if (snap->stable_label) {
+            g_free(snap->stable_label);
+            snap->stable_label = g_strdup("unknown");
+        }
+        snap->label_id = snap->stable_label_id = -1;
+        snap->confidence = 0;
+        snap->n_probabilities = 0;
+    }
     if (model && model->n_classes == st->view.n_probabilities)
         snap->classes = g_strdupv(model->classes);
     snap->model_name = g_strdup(st->view.model_name ? st->view.model_name
@@ -586,7 +766,7 @@ EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *
     snap->inferred = st->inferred_base + st->inferred_cur;
     snap->skipped = st->skipped_base + st->skipped_cur;
     snap->received = st->received;
-    snap->dropped = st->received > st->probe_frames ? st->received - st->probe_frames : 0;
+    snap->dropped = st->dropped;
     snap->view_changes = st->view_changes;
     snap->restarts = st->restarts;
     snap->fps = st->state == EVD_STATE_RUNNING ? st->fps : 0;
@@ -598,5 +778,11 @@ EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *
     snap->packets_duplicates = st->dup_base + st->dup_cur;
     snap->last_error = g_strdup(st->last_error);
     snap->last_error_time = st->last_error_time;
+    snap->has_frame_size = st->width > 0;
+    snap->frame_width = st->size.seen_width;
+    snap->frame_height = st->size.seen_height;
+    snap->frame_difference = st->frame_difference;
+    snap->frozen_seconds =
+        st->frozen_since ? (g_get_monotonic_time() - st->frozen_since) / 1e6 : 0.0;
     return snap;
 }

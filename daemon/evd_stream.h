@@ -10,6 +10,7 @@
 
 #include <gst/gst.h>
 
+#include "evd_checks.h"
 #include "evd_config.h"
 #include "evd_models.h"
 #include "evd_snapshot.h"
@@ -39,6 +40,11 @@ typedef struct {
     gboolean has_jitter;
     gdouble stall_timeout;
     gdouble restart_delay, restart_delay_max; /* the backoff, from the configuration */
+    /* the frame checks (evd_checks.h), from the configuration */
+    gchar *sampling;
+    guint depth, width, height; /* rtp-raw: the configured frame; width 0: no size check */
+    gdouble frozen_timeout;     /* 0: off */
+    gdouble frozen_difference;
 
     /* main thread only */
     GstElement *pipeline;
@@ -49,6 +55,12 @@ typedef struct {
     gint64 running_since; /* monotonic */
     gint64 fps_time;
     guint64 fps_frames;
+    gboolean withheld_sent; /* a `view` event said the view is withheld */
+
+    /* the classifier's streaming thread only */
+    EvdFrozenCheck frozen;
+    GstCaps *frozen_caps;
+    GstVideoInfo frozen_info;
 
     /* under lock */
     EvdStreamState state;
@@ -56,6 +68,7 @@ typedef struct {
     gint64 last_frame;    /* monotonic, 0: none in this pipeline */
     guint64 probe_frames; /* frames out of the classifier, cumulative */
     guint64 received;     /* frames into the queue, cumulative */
+    guint64 dropped;      /* frames the leaky queue dropped (its overrun signals), cumulative */
     guint64 frames_base, inferred_base, skipped_base;
     guint64 frames_cur, inferred_cur, skipped_cur;
     guint64 pushed_base, lost_base, late_base, dup_base;
@@ -67,6 +80,9 @@ typedef struct {
     EvdLatency latency;
     gchar *last_error;
     gint64 last_error_time;
+    EvdSizeCheck size;        /* fed by the depayloader's sink pad probe */
+    gint64 frozen_since;      /* copied from `frozen` */
+    gdouble frame_difference; /* copied from `frozen`; < 0: none yet */
 } EvdStream;
 
 EvdStream *evd_stream_new(const EvdStreamHost *host, const gchar *id, gboolean is_sender);

@@ -160,11 +160,16 @@ class Daemon:
 
 
 class RtpRawSender:
-    """RFC 4175 RGB frames of one colour, one line per packet, to 127.0.0.1:port."""
+    """RFC 4175 RGB frames of one colour, one line per packet, to 127.0.0.1:port. Odd frames
+    are 8 levels darker (brighter for dark colours) than even ones, as a live image changes
+    from frame to frame; frozen=True sends the same frame over and over (a freeze button)."""
+
+    FLICKER = 8
 
     def __init__(self, port, width=64, height=48, fps=30, colour=(255, 255, 255)):
         self.port, self.width, self.height, self.fps, self.colour = port, width, height, fps, colour
         self.paused = False
+        self.frozen = False
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.seq = 0
         self.frames = 0
@@ -174,7 +179,10 @@ class RtpRawSender:
 
     def packets(self):
         w, h = self.width, self.height
-        line = bytes(self.colour) * w
+        colour = self.colour
+        if self.frames % 2 and not self.frozen:
+            colour = [c - self.FLICKER if c >= 128 else c + self.FLICKER for c in colour]
+        line = bytes(colour) * w
         ts = (self.frames * 90000 // self.fps) & 0xffffffff
         for y in range(h):
             marker = 0x80 if y == h - 1 else 0

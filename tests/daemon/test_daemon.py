@@ -7,6 +7,7 @@ resolution changes), configuration errors, bad requests, SIGHUP reload. Stdlib o
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,10 +51,12 @@ def phantom_stream(sid, extra=''):
 """ % (sid, extra)
 
 
-VIEW_KEYS = {'label', 'label_id', 'confidence', 'stable_label', 'stable_label_id', 'probabilities'}
+VIEW_KEYS = {'label', 'label_id', 'confidence', 'stable_label', 'stable_label_id', 'probabilities',
+             'withheld'}
 STREAM_KEYS = {'id', 'source', 'enabled', 'state', 'state_since', 'view', 'model', 'backend',
                'frames', 'inferred', 'skipped', 'received', 'dropped', 'fps', 'latency_ms',
-               'view_changes', 'restarts', 'last_error', 'last_error_time', 'packets'}
+               'view_changes', 'restarts', 'last_error', 'last_error_time', 'packets',
+               'frame_size', 'frame_difference', 'frozen_seconds'}
 
 
 def test_endpoints(env):
@@ -110,7 +113,11 @@ def test_endpoints(env):
             assert 0 < s['view']['confidence'] <= 1
             assert set(s['latency_ms']) == {'mean', 'p50', 'p99', 'window'}
             assert s['latency_ms']['p99'] >= s['latency_ms']['p50'] > 0
+            assert s['view']['withheld'] is None
+            assert s['frame_difference'] > 1 and s['frozen_seconds'] == 0, s
         cart = d.stream('cart')
+        assert cart['frame_size'] == {'width': 64, 'height': 48}, cart
+        assert d.stream('local')['frame_size'] is None
         assert cart['source'] == 'rtp-raw' and cart['packets']['received'] > 0, cart
         assert set(cart['packets']) == {'received', 'lost', 'late', 'duplicates', 'loss_ratio'}
         assert 'udpsrc' in cart['pipeline'] and 'echoviewclassify' in cart['pipeline']
@@ -290,6 +297,122 @@ def test_hostile_input(env):
         d.stop()
 
 
+def metric(d, line_prefix):
+    """The value of the one /metrics sample whose line starts with line_prefix."""
+    status, _, body = d.get('/metrics')
+    assert status == 200
+    found = [l for l in body.decode().split('\n') if l.startswith(line_prefix + ' ')]
+    assert len(found) == 1, (line_prefix, found)
+    return float(found[0].split(' ')[-1])
+
+
+def test_frame_checks(env):
+    """A sender whose frames are not the configured size makes the stream `error`, one that
+    repeats its frame makes it `frozen`; neither reports a view; both recover."""
+    port = free_port(socket.SOCK_DGRAM)
+    sender = RtpRawSender(port)
+    cart = rtp_stream('cart', port) + '    frozen-timeout: 1\n'
+    d = Daemon(env, BASE + 'streams:\n' + cart + phantom_stream('steady'))
+    s = None
+    seen = set()
+    try:
+        d.wait_state('cart', 'running', 20)
+        d.wait_state('steady', 'running', 20)
+        wait_until(lambda: d.stream('cart')['view']['stable_label'] == 'A4CH-LV', 10,
+                   what='white frames classified')
+        s = open_events(d)
+        assert s.recv(4096).startswith(b'HTTP/1.1 200')
+        for size in ((96, 72), (32, 24)):
+            sender.width, sender.height = size
+            st = d.wait_state('cart', 'error', 5)
+            assert st['last_error'] == (
+                'frames are %dx%d, the configuration says 64x48 (source.width and source.height '
+                'of an rtp-raw stream must be the sender\'s)' % size), st['last_error']
+            assert st['frame_size'] == {'width': size[0], 'height': size[1]}, st
+            assert st['view'] == {'label': 'unknown', 'label_id': -1, 'confidence': 0,
+                                  'stable_label': 'unknown', 'stable_label_id': -1,
+                                  'probabilities': {}, 'withheld': 'stream is error'}, st['view']
+            assert st['restarts'] == 0, st          # the pipeline is kept: nothing to rebuild
+            assert d.json('/readyz', expect=503)['reasons'] == ['stream cart is error']
+            assert d.json('/api/v1/status')['streams']['by_state']['error'] == 1
+            assert metric(d, 'echoviewd_stream_state{stream="cart",state="error"}') == 1
+            assert metric(d, 'echoviewd_stream_up{stream="cart"}') == 0
+            assert metric(d, 'echoviewd_stream_view_withheld{stream="cart"}') == 1
+            assert metric(d, 'echoviewd_stream_view_confidence_ratio{stream="cart"}') == 0
+            events = read_events(s, lambda ev: any(e == 'view' and x['view'] == 'unknown'
+                                                   for e, x in ev), 5)
+            view = [x for e, x in events if e == 'view' and x['view'] == 'unknown'][0]
+            assert view['previous'] == 'A4CH-LV' and view['state'] == 'error', view
+            assert view['reason'] == st['last_error'] and view['confidence'] == 0, view
+            assert any(e == 'state' and x['stream'] == 'cart' and x['state'] == 'error'
+                       for e, x in events), events
+            sender.width, sender.height = 64, 48
+            st = d.wait_state('cart', 'running', 5)
+            assert st['view']['withheld'] is None and st['frame_size'] == {'width': 64,
+                                                                            'height': 48}, st
+            events = read_events(s, lambda ev: any(e == 'view' and x['previous'] == 'unknown'
+                                                   for e, x in ev), 5)
+            view = [x for e, x in events if e == 'view' and x['previous'] == 'unknown'][0]
+            assert view['view'] == 'A4CH-LV' and view['state'] == 'running', view
+            assert d.stream('cart')['view']['stable_label'] == 'A4CH-LV'
+            seen.add(d.stream('steady')['state'])
+        # the freeze button: the same frame again and again
+        sender.frozen = True
+        st = d.wait_state('cart', 'frozen', 5)
+        assert st['last_error'].startswith('frames unchanged for '), st['last_error']
+        assert st['last_error'].endswith(' s (mean difference 0.00 of 255, frozen-difference '
+                                         '1.00)'), st['last_error']
+        assert st['frame_difference'] == 0 and st['frozen_seconds'] >= 1, st
+        assert st['view']['withheld'] == 'stream is frozen' and st['view']['confidence'] == 0
+        assert metric(d, 'echoviewd_stream_state{stream="cart",state="frozen"}') == 1
+        assert metric(d, 'echoviewd_stream_frames_unchanged_seconds{stream="cart"}') >= 1
+        sender.frozen = False
+        st = d.wait_state('cart', 'running', 5)
+        assert st['frozen_seconds'] == 0 and st['frame_difference'] == RtpRawSender.FLICKER, st
+        assert st['restarts'] == 0, st
+        # the phantom (a live image: speckle and a beating heart) was never taken for frozen
+        steady = d.stream('steady')
+        seen.add(steady['state'])
+        assert seen == {'running'} and steady['restarts'] == 0, (seen, steady)
+        print('phantom frame difference: %.2f of 255' % steady['frame_difference'])
+        assert steady['frame_difference'] > 1, steady
+    finally:
+        if s:
+            s.close()
+        sender.stop()
+        d.stop()
+
+
+def test_dropped_counter(env):
+    """Under load (a source much faster than the classifier) the dropped-frames counter grows
+    and never goes down; frames in flight are not counted as dropped."""
+    fast = """\
+  - id: fast
+    source: {type: pipeline, pipeline: "videotestsrc pattern=snow ! video/x-raw,width=320,height=240,framerate=2000/1"}
+"""
+    d = Daemon(env, BASE + 'streams:\n' + fast)
+    try:
+        d.wait_state('fast', 'running', 20)
+        samples = []
+        for _ in range(40):
+            dropped = metric(d, 'echoviewd_stream_dropped_frames_total{stream="fast"}')
+            received = metric(d, 'echoviewd_stream_received_frames_total{stream="fast"}')
+            frames = metric(d, 'echoviewd_stream_frames_total{stream="fast"}')
+            samples.append((dropped, received, frames))
+            time.sleep(0.05)
+        drops = [x[0] for x in samples]
+        assert all(b >= a for a, b in zip(drops, drops[1:])), drops
+        assert drops[-1] > drops[0], drops
+        # a dropped frame was received and never classified
+        assert all(dr <= rx - fr for dr, rx, fr in samples), samples
+        st = d.stream('fast')
+        print('received %d, classified %d, dropped %d' % (st['received'], st['frames'],
+                                                           st['dropped']))
+        assert st['dropped'] >= drops[-1] and st['dropped'] <= st['received'] - st['frames'], st
+    finally:
+        d.stop()
+
+
 def check_config(env, text, name='echoviewd.yaml'):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -354,10 +477,20 @@ BAD_CONFIGS = [
     ('http: {token-file: /dev/zero}\n',
      'F:1:20: cannot read token-file: /dev/zero: not a regular file'),
     ('', 'F:1:1: the file is empty'),
+    # a typo in a frame size: the depayloader would allocate frames of that size
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-raw, port: 5, width: 16384, height: 480}}\n',
+     "F:3:53: 'width' must be between 16 and 4096, not 16384"),
+    ('simulate:\n  - {id: s, port: 5, height: 5000}\n',
+     "F:2:30: 'height' must be between 16 and 4096, not 5000"),
+    ('supervision: {frozen-timeout: -1}\n',
+     "F:1:31: 'frozen-timeout' must be between 0 and 3600, not -1"),
+    ('supervision: {frozen-difference: 256}\n',
+     "F:1:34: 'frozen-difference' must be between 0 and 255, not 256"),
     # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
     ('http: {colour: red}\n', "F:1:8: unknown key 'colour' in http (expected one of: address, "
      "port, token, token-file, connection-limit, connection-timeout, request-size-limit, "
-     "event-clients)"),
+     "event-clients, connections-per-address, header-timeout)"),
     ('http: {port: 1}\n---\nhttp: {port: 2}\n',
      'F:2:1: a second YAML document starts here; give one document per file'),
     ('http: {address: "caf\udcff"}\n',
@@ -449,6 +582,109 @@ def test_bad_requests(env):
         d.stop()
 
 
+def test_http_clients(env):
+    """Keep-alive and pipelining; a second daemon on the same port fails; 200 slowloris and 200
+    silent clients (from two other addresses) leave /healthz answering throughout and after."""
+    import http.client
+    config = BASE.replace('  connection-timeout: 2\n', '  connection-timeout: 30\n'
+                          '  header-timeout: 2\n  connections-per-address: 16\n')
+    d = Daemon(env, config + 'streams:\n' + phantom_stream('local'))
+    hostile = []
+    try:
+        d.wait_state('local', 'running', 20)
+        # keep-alive: three requests on one connection
+        conn = http.client.HTTPConnection('127.0.0.1', d.port, timeout=5)
+        sockets = []
+        for path in ('/healthz', '/api/v1/streams', '/metrics'):
+            conn.request('GET', path)
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200 and not r.will_close, (path, r.getheaders())
+            sockets.append(conn.sock)
+        assert sockets[0] is sockets[1] is sockets[2]
+        conn.close()
+        # pipelining: three requests in one write, three answers in order
+        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+                  b'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n'
+                  b'GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        statuses = [int(m) for m in re.findall(rb'(?:^|\n)HTTP/1\.1 (\d{3}) ', out)]
+        assert statuses == [200, 200, 404], (statuses, out[:500])
+        # a second daemon on the same port is refused, naming the port
+        other = os.path.join(d.dir.name, 'second.yaml')
+        with open(other, 'w') as f:
+            f.write(config.replace('@HTTP_PORT@', str(d.port)).replace('@MODEL@', env.model)
+                    + 'streams:\n' + phantom_stream('local'))
+        r = subprocess.run([env.echoviewd, '--config', other], env=env.env, capture_output=True,
+                           text=True, timeout=60)
+        want = ('echoviewd: cannot listen on 127.0.0.1 port %d: Address already in use '
+                '(another echoviewd or another server has it)' % d.port)
+        assert r.returncode == 1 and want in r.stderr, (r.returncode, r.stderr[-2000:])
+        # slowloris from 127.0.0.2 (a header line every 0.5 s, never the end), silent clients
+        # from 127.0.0.3; /healthz from 127.0.0.1 is polled all the while
+        for source in ['127.0.0.2'] * 200 + ['127.0.0.3'] * 200:
+            sock = socket.socket()
+            sock.settimeout(1)
+            sock.bind((source, 0))
+            try:
+                sock.connect(('127.0.0.1', d.port))
+                if source == '127.0.0.2':
+                    sock.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n')
+            except OSError:
+                pass
+            hostile.append((source, sock))
+        failures, polls = [], 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 6:
+            for i, (source, sock) in enumerate(hostile):
+                if source == '127.0.0.2':
+                    try:
+                        sock.send(b'X-%d: y\r\n' % i)
+                    except OSError:
+                        pass
+            try:
+                status = d.get('/healthz', timeout=1)[0]
+                if status != 200:
+                    failures.append(status)
+            except OSError as e:
+                failures.append(repr(e))
+            polls += 1
+            time.sleep(0.2)
+        assert not failures and polls >= 20, (failures, polls)
+        cut = metric(d, 'echoviewd_http_header_timeouts_total')
+        print('%d polls of /healthz answered; %d hostile connections cut at the header deadline'
+              % (polls, cut))
+        # 16 from each hostile address were accepted (the rest refused at accept), and cut
+        assert cut == 32, cut
+        for _, sock in hostile:
+            sock.close()
+        hostile = []
+        assert d.get('/healthz', timeout=1)[0] == 200
+        wait_until(lambda: metric(d, 'echoviewd_http_connections') == 1, 5,
+                   what='the hostile connections gone')
+        # 160 silent clients from ten addresses (16 each, the per-address limit) would fill the
+        # 64 slots until the header deadline; the oldest idle ones are closed to make room
+        assert metric(d, 'echoviewd_http_evicted_connections_total') == 0
+        for a in range(10, 20):
+            for _ in range(16):
+                sock = socket.socket()
+                sock.settimeout(1)
+                sock.bind(('127.0.0.%d' % a, 0))
+                try:
+                    sock.connect(('127.0.0.1', d.port))
+                except OSError:
+                    pass
+                hostile.append((a, sock))
+        for _ in range(5):
+            assert d.get('/healthz', timeout=1)[0] == 200
+        evicted = metric(d, 'echoviewd_http_evicted_connections_total')
+        print('%d of 160 idle connections evicted near connection-limit 64' % evicted)
+        assert evicted >= 160 - 62, evicted
+    finally:
+        for _, sock in hostile:
+            sock.close()
+        d.stop()
+
+
 def test_reload(env):
     """SIGHUP adds and removes a stream and leaves the unchanged one running."""
     port = free_port(socket.SOCK_DGRAM)
@@ -533,7 +769,10 @@ TESTS = {
     'events': test_events,
     'stall': test_stall_and_recovery,
     'hostile': test_hostile_input,
+    'frame-checks': test_frame_checks,
+    'dropped': test_dropped_counter,
     'bad-requests': test_bad_requests,
+    'http-clients': test_http_clients,
     'reload': test_reload,
     'socket-activation': test_socket_activation,
 }
