@@ -297,13 +297,22 @@ def test_hostile_input(env):
         d.stop()
 
 
-def metric(d, line_prefix):
-    """The value of the one /metrics sample whose line starts with line_prefix."""
+def metrics(d, *line_prefixes):
+    """The values of the /metrics samples whose lines start with each of line_prefixes, from one
+    scrape (one snapshot: counters read together are consistent with each other)."""
     status, _, body = d.get('/metrics')
     assert status == 200
-    found = [l for l in body.decode().split('\n') if l.startswith(line_prefix + ' ')]
-    assert len(found) == 1, (line_prefix, found)
-    return float(found[0].split(' ')[-1])
+    values = []
+    for line_prefix in line_prefixes:
+        found = [l for l in body.decode().split('\n') if l.startswith(line_prefix + ' ')]
+        assert len(found) == 1, (line_prefix, found)
+        values.append(float(found[0].split(' ')[-1]))
+    return values
+
+
+def metric(d, line_prefix):
+    """The value of the one /metrics sample whose line starts with line_prefix."""
+    return metrics(d, line_prefix)[0]
 
 
 def test_frame_checks(env):
@@ -395,10 +404,9 @@ def test_dropped_counter(env):
         d.wait_state('fast', 'running', 20)
         samples = []
         for _ in range(40):
-            dropped = metric(d, 'echoviewd_stream_dropped_frames_total{stream="fast"}')
-            received = metric(d, 'echoviewd_stream_received_frames_total{stream="fast"}')
-            frames = metric(d, 'echoviewd_stream_frames_total{stream="fast"}')
-            samples.append((dropped, received, frames))
+            samples.append(tuple(metrics(d, 'echoviewd_stream_dropped_frames_total{stream="fast"}',
+                                         'echoviewd_stream_received_frames_total{stream="fast"}',
+                                         'echoviewd_stream_frames_total{stream="fast"}')))
             time.sleep(0.05)
         drops = [x[0] for x in samples]
         assert all(b >= a for a, b in zip(drops, drops[1:])), drops
