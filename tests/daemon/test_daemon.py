@@ -483,6 +483,23 @@ BAD_CONFIGS = [
      "F:3:53: 'width' must be between 16 and 4096, not 16384"),
     ('simulate:\n  - {id: s, port: 5, height: 5000}\n',
      "F:2:30: 'height' must be between 16 and 4096, not 5000"),
+    # addresses are numeric, as the start binds them (a name passed the check, then the start
+    # failed and systemd restarted it in a loop)
+    ('http: {address: example.com}\n',
+     "F:1:17: 'address' must be a numeric IPv4 or IPv6 address (or localhost), not "
+     "'example.com'"),
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-h264, port: 5, address: "not an address"}}\n',
+     "F:3:56: 'address' must be a numeric IPv4 or IPv6 address, not 'not an address'"),
+    # two streams on one UDP port: one of them would stall forever
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-jpeg, port: 5004}}\n'
+     '  - {id: b, source: {type: rtp-h264, port: 5004}}\n',
+     "F:4:44: stream 'b' uses UDP port 5004, as stream 'a' (line 3) does: one UDP port per "
+     "stream (one of them would never receive a packet)"),
+    # one number syntax: strtod alone would read 0x10 as 16
+    ('supervision: {stall-timeout: 0x10}\n',
+     "F:1:30: 'stall-timeout' must be a decimal number, not '0x10'"),
     ('supervision: {frozen-timeout: -1}\n',
      "F:1:31: 'frozen-timeout' must be between 0 and 3600, not -1"),
     ('supervision: {frozen-difference: 256}\n',
@@ -506,6 +523,7 @@ BAD_CONFIGS = [
 
 def test_config(env):
     """Bad configs are rejected with file:line:column; the reference config is valid."""
+    import tempfile
     failures = []
     for text, expected in BAD_CONFIGS:
         rc, out = check_config(env, text)
@@ -530,6 +548,14 @@ def test_config(env):
     r = subprocess.run([env.echoviewd, '--check-config', '/nonexistent.yaml'], env=env.env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and '/nonexistent.yaml' in r.stderr, r.stderr
+    # a device or a FIFO as the config path is refused at once (it would never end, or block)
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = os.path.join(tmp, 'fifo.yaml')
+        os.mkfifo(fifo)
+        for path in ('/dev/zero', fifo):
+            r = subprocess.run([env.echoviewd, '--check-config', path], env=env.env,
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 1 and '%s: not a regular file' % path in r.stderr, r.stderr
     import tempfile
     with tempfile.NamedTemporaryFile('w', suffix='.yaml') as f:
         f.write('http: {port: x}\n')
