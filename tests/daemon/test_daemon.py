@@ -56,7 +56,7 @@ VIEW_KEYS = {'label', 'label_id', 'confidence', 'stable_label', 'stable_label_id
 STREAM_KEYS = {'id', 'source', 'enabled', 'state', 'state_since', 'view', 'model', 'backend',
                'frames', 'inferred', 'skipped', 'received', 'dropped', 'fps', 'latency_ms',
                'view_changes', 'restarts', 'last_error', 'last_error_time', 'packets',
-               'frame_size', 'frame_difference', 'frozen_seconds'}
+               'frame_size', 'frame_difference', 'frozen_seconds', 'warnings'}
 
 
 def test_endpoints(env):
@@ -411,6 +411,51 @@ def test_dropped_counter(env):
         assert st['dropped'] >= drops[-1] and st['dropped'] <= st['received'] - st['frames'], st
     finally:
         d.stop()
+
+
+def test_diagnostics(env):
+    """last_error says why: a wrong payload type, a busy port (GStreamer's detail and a hint);
+    garbage packets log one warning line per text and window, not one per packet."""
+    port, busy_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    sender = RtpRawSender(port)
+    sender.payload = 97
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(('127.0.0.1', busy_port))
+    d = Daemon(env, BASE + 'streams:\n' + rtp_stream('cart', port) + rtp_stream('busy', busy_port))
+    try:
+        st = d.wait_state('cart', 'stalled', 10)
+        assert st['last_error'] == ('no frames within 1.0 s of start: packets arrive with RTP '
+                                    'payload type 97, the configuration says 96 '
+                                    '(source.payload)'), st['last_error']
+        st = wait_until(lambda: d.stream('busy')['last_error'], 10, what='busy port error')
+        assert st == ('src: Could not get/set settings from/on resource. (bind failed: Error '
+                      'binding to address 127.0.0.1:%d: Address already in use) (another '
+                      'program or stream has this UDP port)' % busy_port), st
+        sender.payload = 96
+        d.wait_state('cart', 'running', 10)
+        for _ in range(20):
+            sender.garbage(300)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        warnings = d.stream('cart')['warnings']
+        assert warnings == metric(d, 'echoviewd_stream_warnings_total{stream="cart"}')
+        assert warnings > 100, warnings
+        d.proc.send_signal(signal.SIGTERM)   # the log is read after the shutdown lines
+        d.proc.wait(15)
+    finally:
+        sender.stop()
+        busy.close()
+        d.stop()
+    log = Daemon.logs[-1]
+    text = 'stream cart: jitter: Could not decode stream. (Received invalid RTP payload, dropping)'
+    first = [l for l in log.split('\n') if l.endswith(text)]
+    more = [l for l in log.split('\n') if l.endswith(': ' + text[len('stream cart: '):])
+            and ' more in the last ' in l]
+    assert len(first) == 1, first[:5]
+    # the rest, counted, in one line when the window ends (here: at shutdown)
+    assert len(more) == 1, more
+    n = int(more[0].split('stream cart: ')[1].split(' ')[0])
+    assert n + 1 >= warnings, (n, warnings)
 
 
 def check_config(env, text, name='echoviewd.yaml'):
@@ -797,6 +842,7 @@ TESTS = {
     'hostile': test_hostile_input,
     'frame-checks': test_frame_checks,
     'dropped': test_dropped_counter,
+    'diagnostics': test_diagnostics,
     'bad-requests': test_bad_requests,
     'http-clients': test_http_clients,
     'reload': test_reload,
