@@ -5,6 +5,7 @@
  * default and range, so that the schema is in one place. */
 #include "evd_config.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,10 +58,31 @@ static gboolean get_uint(Parser *p, const ev_yaml_node *node, const gchar *key, 
     return TRUE;
 }
 
+/* Numbers have one syntax, decimal: strtod would also take 0x10 (16) and 0x1p4. */
 static gboolean get_double(Parser *p, const ev_yaml_node *node, const gchar *key, gdouble min,
                            gdouble max, gdouble *out)
 {
+    const gchar *text = ev_yaml_scalar(node);
+
+    if (text && strpbrk(text, "xXpP"))
+        return fail_at(p, node, "'%s' must be a decimal number, not '%s'", key, text);
     return ev_yaml_get_double(p->doc, node, key, min, max, out);
+}
+
+/* A numeric IPv4 or IPv6 address, as the start binds it: no name is resolved, so
+ * --check-config, a start and a reload read an address the same way. */
+static gboolean get_address(Parser *p, const ev_yaml_node *node, const gchar *key, gboolean local,
+                            gchar **out)
+{
+    guchar buf[sizeof(struct in6_addr)];
+
+    if (!get_nonempty_string(p, node, key, out))
+        return FALSE;
+    if (inet_pton(AF_INET, *out, buf) == 1 || inet_pton(AF_INET6, *out, buf) == 1 ||
+        (local && strcmp(*out, "localhost") == 0))
+        return TRUE;
+    return fail_at(p, node, "'%s' must be a numeric IPv4 or IPv6 address%s, not '%s'", key,
+                   local ? " (or localhost)" : "", *out);
 }
 
 static gboolean get_bool(Parser *p, const ev_yaml_node *node, const gchar *key, gboolean *out)
@@ -276,7 +298,7 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
     EvdConfig *c = data;
 
     if (strcmp(key, "address") == 0)
-        return get_nonempty_string(p, value, key, &c->http_address);
+        return get_address(p, value, key, TRUE, &c->http_address);
     if (strcmp(key, "port") == 0)
         return get_uint(p, value, key, 0, 65535, &c->http_port);
     if (strcmp(key, "token") == 0) {
@@ -399,9 +421,12 @@ static gboolean handle_source(Parser *p, const gchar *key, const ev_yaml_node *k
         return fail_at(p, key_node, "key '%s' does not apply to a source of type %s", key,
                        evd_source_type_name(s->type));
     if (strcmp(key, "address") == 0)
-        return get_nonempty_string(p, value, key, &s->address);
-    if (strcmp(key, "port") == 0)
+        return get_address(p, value, key, FALSE, &s->address);
+    if (strcmp(key, "port") == 0) {
+        s->port_line = ev_yaml_node_line(value);
+        s->port_column = ev_yaml_node_column(value);
         return get_uint(p, value, key, 1, 65535, &s->port);
+    }
     if (strcmp(key, "payload") == 0)
         return get_uint(p, value, key, 0, 127, &s->payload);
     if (strcmp(key, "jitter-latency") == 0)
@@ -803,6 +828,29 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
         g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
                     "%s: supervision.restart-delay-max is below restart-delay", path);
         goto out;
+    }
+    /* One UDP port per stream: udpsrc binds with SO_REUSEADDR, so a second stream on a port
+     * starts, but the kernel gives each packet to one socket and the other stalls forever. */
+    for (guint i = 0; i < cc.config->streams->len; i++) {
+        EvdStreamConfig *s = g_ptr_array_index(cc.config->streams, i);
+        gboolean udp = s->source.type == EVD_SOURCE_RTP_RAW ||
+                       s->source.type == EVD_SOURCE_RTP_H264 ||
+                       s->source.type == EVD_SOURCE_RTP_JPEG;
+        for (guint j = 0; udp && j < i; j++) {
+            EvdStreamConfig *t = g_ptr_array_index(cc.config->streams, j);
+            if ((t->source.type == EVD_SOURCE_RTP_RAW || t->source.type == EVD_SOURCE_RTP_H264 ||
+                 t->source.type == EVD_SOURCE_RTP_JPEG) &&
+                t->source.port == s->source.port) {
+                g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                            "%s:%d:%d: stream '%s' uses UDP port %u, as stream '%s' (line %d) "
+                            "does: one UDP port per stream (one of them would never receive a "
+                            "packet)",
+                            path, s->source.port_line ? s->source.port_line : s->line,
+                            s->source.port_line ? s->source.port_column : s->column, s->id,
+                            s->source.port, t->id, t->line);
+                goto out;
+            }
+        }
     }
     /* Defaults under each stream's own settings; the stream's value wins. */
     for (guint i = 0; i < cc.config->streams->len; i++) {

@@ -43,6 +43,7 @@ typedef struct {
     EvdSourceType type;
     gchar *address;          /* rtp-*: local address (or multicast group) to bind */
     guint port;              /* rtp-*: UDP port */
+    gint port_line, port_column; /* where the port is set (0: the default) */
     guint payload;           /* rtp-*: RTP payload type */
     guint width, height;     /* rtp-raw: frame size; phantom: output size (0 = default) */
     gchar *sampling;         /* rtp-raw: RFC 4175 sampling (YCbCr-4:2:0, RGB, ...) */

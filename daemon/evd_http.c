@@ -190,6 +190,7 @@ static json_t *stream_json(const EvdStreamSnapshot *s, gboolean detail)
     json_object_set_new(o, "frame_difference",
                         s->frame_difference >= 0 ? json_real(s->frame_difference) : json_null());
     json_object_set_new(o, "frozen_seconds", json_real(s->frozen_seconds));
+    json_object_set_new(o, "warnings", json_integer((json_int_t)s->warnings));
     if (detail) {
         json_object_set_new(o, "pipeline", json_string(s->pipeline));
         json_object_set_new(o, "model_file",

@@ -43,7 +43,8 @@ typedef enum {
     COL_RESTARTS,
     COL_CHANGES,
     COL_PACKETS_RECEIVED,
-    COL_PACKETS_LOST
+    COL_PACKETS_LOST,
+    COL_WARNINGS
 } CounterColumn;
 
 static guint64 snapshot_counter(const EvdStreamSnapshot *s, CounterColumn col)
@@ -67,6 +68,8 @@ static guint64 snapshot_counter(const EvdStreamSnapshot *s, CounterColumn col)
         return s->packets_pushed;
     case COL_PACKETS_LOST:
         return s->packets_lost;
+    case COL_WARNINGS:
+        return s->warnings;
     }
     return 0;
 }
@@ -113,6 +116,8 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
         {"echoviewd_stream_received_frames_total", COL_RECEIVED, "Frames out of the source."},
         {"echoviewd_stream_restarts_total", COL_RESTARTS, "Pipeline restarts."},
         {"echoviewd_stream_view_changes_total", COL_CHANGES, "Changes of the stable view."},
+        {"echoviewd_stream_warnings_total", COL_WARNINGS,
+         "GStreamer warnings of the stream's pipeline (the log shows one per text per 10 s)."},
         /* RTP sources only (the others have no jitter buffer, so no sample) */
         {"echoviewd_stream_rtp_packets_received_total", COL_PACKETS_RECEIVED,
          "RTP packets out of the jitter buffer."},

@@ -83,6 +83,7 @@ typedef struct {
     /* counters, cumulative over the stream's restarts */
     guint64 frames, inferred, skipped, received, dropped;
     guint64 view_changes;
+    guint64 warnings; /* GStreamer warnings (logged or counted by the rate limit) */
     guint restarts;
     gdouble fps;
     /* latency of inferred results over the last 1024, milliseconds (mean of the window,

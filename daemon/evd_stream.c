@@ -19,6 +19,16 @@
 #define GST_CAT_DEFAULT evd_debug
 
 #define EVD_STABLE_RESET_US (10 * G_USEC_PER_SEC) /* running this long clears the backoff */
+/* Warnings of one text are logged once per window, then counted: a sender of garbage made one
+ * line per packet (5124 lines for 6000 packets), enough to trip journald's rate limit and hide
+ * the state changes that matter. */
+#define EVD_WARNING_WINDOW_US (10 * G_USEC_PER_SEC)
+#define EVD_WARNING_TEXTS 32 /* distinct texts tracked per stream; more share one entry */
+
+typedef struct {
+    gint64 since; /* monotonic: when the window began (the line was logged) */
+    guint64 count; /* repeats since, not logged */
+} EvdWarning;
 
 static void stream_start(EvdStream *st);
 static void stream_teardown(EvdStream *st);
@@ -207,6 +217,26 @@ static void on_queue_overrun(GstElement *queue, gpointer data)
     g_mutex_unlock(st->host.lock);
 }
 
+/* Packets out of udpsrc: when frames stop, what arrived tells why (stall_reason). */
+static GstPadProbeReturn on_udp_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+    EvdStream *st = data;
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    guint8 header[2];
+    gint64 now = g_get_monotonic_time();
+
+    g_mutex_lock(st->host.lock);
+    st->udp_last = now;
+    st->udp_window_packets++;
+    if (gst_buffer_extract(buf, 0, header, 2) == 2 && (header[0] >> 6) == 2 &&
+        (header[1] & 0x7f) != st->payload) {
+        st->udp_last_other_pt = now;
+        st->udp_other_pt = header[1] & 0x7f;
+    }
+    g_mutex_unlock(st->host.lock);
+    return GST_PAD_PROBE_OK;
+}
+
 /* RTP packets into rtpvrawdepay: the size check reads their RFC 4175 payload headers. */
 static GstPadProbeReturn on_depay_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
@@ -254,6 +284,7 @@ static GstPadProbeReturn on_classified_buffer(GstPad *pad, GstPadProbeInfo *info
 
     frozen_check(st, pad, buf, now);
     g_mutex_lock(st->host.lock);
+    st->udp_window_packets = 0;
     st->frozen_since = st->frozen.same_since;
     st->frame_difference = st->frozen.has_difference ? st->frozen.difference : -1;
     st->last_frame = now;
@@ -298,21 +329,83 @@ static void on_view_message(EvdStream *st, const GstStructure *s)
     emit(st, "view", ev);
 }
 
+/* "element: message (detail)" with the last line of GStreamer's debug text (the first lines
+ * name the source file and the element path), and a hint for the common causes: the bare
+ * message ("Could not get/set settings from/on resource.") said nothing of a busy port. */
 static gchar *error_text(GstMessage *msg)
 {
     GError *gerr = NULL;
-    gchar *debug = NULL, *text;
+    gchar *debug = NULL, *text, *detail = NULL;
+    const gchar *hint = "";
 
     if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR)
         gst_message_parse_error(msg, &gerr, &debug);
     else
         gst_message_parse_warning(msg, &gerr, &debug);
-    text = g_strdup_printf("%s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)),
-                           gerr ? gerr->message : "error");
+    if (debug) {
+        const gchar *nl = strrchr(g_strchomp(debug), '\n');
+        detail = g_strdup(nl ? nl + 1 : debug);
+        if (strlen(detail) > 240)
+            detail[240] = '\0';
+    }
+    if (detail && strstr(detail, "Address already in use"))
+        hint = " (another program or stream has this UDP port)";
+    else if (detail && strstr(detail, "Cannot assign requested address"))
+        hint = " (source.address is not an address of this machine)";
+    else if (detail && strstr(detail, "Permission denied"))
+        hint = " (the daemon may not use this port or file)";
+    text = g_strdup_printf("%s: %s%s%s%s%s", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)),
+                           gerr ? gerr->message : "error", detail ? " (" : "",
+                           detail ? detail : "", detail ? ")" : "", hint);
     GST_DEBUG("%s (%s)", text, debug ? debug : "");
     g_clear_error(&gerr);
     g_free(debug);
+    g_free(detail);
     return text;
+}
+
+static void warning_log(EvdStream *st, const gchar *text)
+{
+    EvdWarning *w;
+    const gchar *key = text;
+
+    g_mutex_lock(st->host.lock);
+    st->warnings_total++;
+    g_mutex_unlock(st->host.lock);
+    if (!st->warnings)
+        st->warnings = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    if (!g_hash_table_contains(st->warnings, key) &&
+        g_hash_table_size(st->warnings) >= EVD_WARNING_TEXTS)
+        key = "other warnings";
+    w = g_hash_table_lookup(st->warnings, key);
+    if (w) {
+        w->count++;
+        return;
+    }
+    w = g_new0(EvdWarning, 1);
+    w->since = g_get_monotonic_time();
+    g_hash_table_insert(st->warnings, g_strdup(key), w);
+    g_warning("stream %s: %s", st->id, text);
+}
+
+/* Ends the windows that are over: one line with the count of what was not logged. */
+static void warnings_flush(EvdStream *st, gint64 now, gboolean all)
+{
+    GHashTableIter iter;
+    gpointer key, value;
+
+    if (!st->warnings)
+        return;
+    g_hash_table_iter_init(&iter, st->warnings);
+    while (g_hash_table_iter_next(&iter, &key, &value)) {
+        EvdWarning *w = value;
+        if (!all && now - w->since < EVD_WARNING_WINDOW_US)
+            continue;
+        if (w->count > 0)
+            g_warning("stream %s: %" G_GUINT64_FORMAT " more in the last %.0f s: %s", st->id,
+                      w->count, (now - w->since) / 1e6, (const gchar *)key);
+        g_hash_table_iter_remove(&iter);
+    }
 }
 
 static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer data)
@@ -331,7 +424,7 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer data)
         return G_SOURCE_REMOVE;
     case GST_MESSAGE_WARNING: {
         gchar *text = error_text(msg);
-        g_warning("stream %s: %s", st->id, text);
+        warning_log(st, text);
         g_free(text);
         break;
     }
@@ -458,6 +551,8 @@ static void stream_start(EvdStream *st)
     evd_size_check_init(&st->size, st->sampling, st->depth, st->width, st->height);
     st->frozen_since = 0;
     st->frame_difference = -1;
+    st->udp_last = st->udp_last_other_pt = 0;
+    st->udp_window_packets = 0;
     g_mutex_unlock(st->host.lock);
     pipeline = gst_parse_launch_full(st->description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &err);
     if (!pipeline) {
@@ -479,6 +574,15 @@ static void stream_start(EvdStream *st)
 
         st->classify = gst_bin_get_by_name(GST_BIN(pipeline), "classify");
         st->jitter = gst_bin_get_by_name(GST_BIN(pipeline), "jitter");
+        if (st->jitter) {
+            GstElement *udp = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+            if (udp) {
+                pad = gst_element_get_static_pad(udp, "src");
+                gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_udp_buffer, st, NULL);
+                gst_object_unref(pad);
+                gst_object_unref(udp);
+            }
+        }
         if (st->classify) {
             pad = gst_element_get_static_pad(st->classify, "src");
             gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, on_classified_buffer, st, NULL);
@@ -524,6 +628,36 @@ static void stream_start(EvdStream *st)
     g_mutex_unlock(st->host.lock);
 }
 
+/* Why an RTP stream has no frames, from what reached udpsrc in the last `window` seconds:
+ * "no frames for 3.0 s" alone read the same for a dead sender, a wrong payload type and
+ * packets that are not the configured encoding. */
+static gchar *stall_reason(EvdStream *st, const gchar *what, gint64 now)
+{
+    gint64 window = (gint64)(st->stall_timeout * G_USEC_PER_SEC);
+    gint64 last, last_other;
+    guint other;
+    guint64 packets;
+
+    if (!st->has_jitter)
+        return g_strdup(what);
+    g_mutex_lock(st->host.lock);
+    last = st->udp_last;
+    last_other = st->udp_last_other_pt;
+    other = st->udp_other_pt;
+    packets = st->udp_window_packets;
+    g_mutex_unlock(st->host.lock);
+    if (last_other && now - last_other <= window)
+        return g_strdup_printf("%s: packets arrive with RTP payload type %u, the configuration "
+                               "says %u (source.payload)",
+                               what, other, st->payload);
+    if (last && now - last <= window)
+        return g_strdup_printf("%s: %" G_GUINT64_FORMAT " packets arrived on UDP port %u but made "
+                               "no frame (are they the configured encoding%s?)",
+                               what, packets, st->port,
+                               st->width ? ", RFC 4175 sampling and depth" : "");
+    return g_strdup_printf("%s: no packets arrive on UDP port %u", what, st->port);
+}
+
 /* What the frame checks make of a stream that receives frames: running, error (their size is
  * not the configured one) or frozen; the reason is set (and recorded as the last error) for the
  * latter two. */
@@ -566,6 +700,7 @@ void evd_stream_tick(EvdStream *st, gint64 now)
     guint64 frames;
     EvdStreamState state;
 
+    warnings_flush(st, now, FALSE);
     if (!st->pipeline)
         return;
     stream_poll(st);
@@ -598,18 +733,22 @@ void evd_stream_tick(EvdStream *st, gint64 now)
             g_free(reason);
         } else if (state == EVD_STATE_STARTING &&
                    now - since > st->stall_timeout * G_USEC_PER_SEC) {
-            gchar *reason = g_strdup_printf("no frames within %.1f s of start", st->stall_timeout);
+            gchar *what = g_strdup_printf("no frames within %.1f s of start", st->stall_timeout);
+            gchar *reason = stall_reason(st, what, now);
             stream_stall(st, reason);
             g_free(reason);
+            g_free(what);
         }
         break;
     case EVD_STATE_RUNNING:
     case EVD_STATE_ERROR:
     case EVD_STATE_FROZEN:
         if (now - last_frame > st->stall_timeout * G_USEC_PER_SEC) {
-            gchar *reason = g_strdup_printf("no frames for %.1f s", st->stall_timeout);
+            gchar *what = g_strdup_printf("no frames for %.1f s", st->stall_timeout);
+            gchar *reason = stall_reason(st, what, now);
             stream_stall(st, reason);
             g_free(reason);
+            g_free(what);
         } else {
             gchar *reason = NULL;
             EvdStreamState verdict = checks_verdict(st, now, &reason);
@@ -646,6 +785,9 @@ void evd_stream_free(EvdStream *st)
 {
     stream_cancel_restart(st);
     stream_teardown(st);
+    warnings_flush(st, g_get_monotonic_time(), TRUE);
+    if (st->warnings)
+        g_hash_table_unref(st->warnings);
     g_free(st->id);
     g_free(st->description);
     g_free(st->fingerprint);
@@ -683,6 +825,8 @@ void evd_stream_configure(EvdStream *st, const EvdStreamConfig *sc)
     st->depth = sc->source.depth;
     st->width = sc->source.type == EVD_SOURCE_RTP_RAW ? sc->source.width : 0;
     st->height = sc->source.type == EVD_SOURCE_RTP_RAW ? sc->source.height : 0;
+    st->payload = sc->source.payload;
+    st->port = sc->source.port;
     st->has_jitter = sc->source.type == EVD_SOURCE_RTP_RAW ||
                      sc->source.type == EVD_SOURCE_RTP_H264 ||
                      sc->source.type == EVD_SOURCE_RTP_JPEG;
@@ -768,6 +912,7 @@ EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *
     snap->received = st->received;
     snap->dropped = st->dropped;
     snap->view_changes = st->view_changes;
+    snap->warnings = st->warnings_total;
     snap->restarts = st->restarts;
     snap->fps = st->state == EVD_STATE_RUNNING ? st->fps : 0;
     evd_snapshot_set_latency_histogram(snap, &st->latency);

@@ -45,6 +45,8 @@ typedef struct {
     guint depth, width, height; /* rtp-raw: the configured frame; width 0: no size check */
     gdouble frozen_timeout;     /* 0: off */
     gdouble frozen_difference;
+    guint payload; /* rtp-*: the configured payload type */
+    guint port;    /* rtp-*: the configured UDP port */
 
     /* main thread only */
     GstElement *pipeline;
@@ -56,6 +58,7 @@ typedef struct {
     gint64 fps_time;
     guint64 fps_frames;
     gboolean withheld_sent; /* a `view` event said the view is withheld */
+    GHashTable *warnings;   /* text -> EvdWarning: the rate limit of warning log lines */
 
     /* the classifier's streaming thread only */
     EvdFrozenCheck frozen;
@@ -74,6 +77,7 @@ typedef struct {
     guint64 pushed_base, lost_base, late_base, dup_base;
     guint64 pushed_cur, lost_cur, late_cur, dup_cur;
     guint64 view_changes;
+    guint64 warnings_total; /* GStreamer warnings, logged or counted */
     guint restarts;
     gdouble fps;
     EvdView view;
@@ -83,6 +87,11 @@ typedef struct {
     EvdSizeCheck size;        /* fed by the depayloader's sink pad probe */
     gint64 frozen_since;      /* copied from `frozen` */
     gdouble frame_difference; /* copied from `frozen`; < 0: none yet */
+    /* what arrives at udpsrc, for the reasons of a stall */
+    gint64 udp_last;          /* monotonic: the latest packet, 0: none in this pipeline */
+    gint64 udp_last_other_pt; /* monotonic: the latest packet of another payload type */
+    guint udp_other_pt;       /* its payload type */
+    guint64 udp_window_packets; /* packets since the stream last had a frame */
 } EvdStream;
 
 EvdStream *evd_stream_new(const EvdStreamHost *host, const gchar *id, gboolean is_sender);

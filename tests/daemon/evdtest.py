@@ -170,6 +170,7 @@ class RtpRawSender:
         self.port, self.width, self.height, self.fps, self.colour = port, width, height, fps, colour
         self.paused = False
         self.frozen = False
+        self.payload = 96
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.seq = 0
         self.frames = 0
@@ -186,7 +187,8 @@ class RtpRawSender:
         ts = (self.frames * 90000 // self.fps) & 0xffffffff
         for y in range(h):
             marker = 0x80 if y == h - 1 else 0
-            hdr = struct.pack('!BBHII', 0x80, marker | 96, self.seq & 0xffff, ts, 0x4543484f)
+            hdr = struct.pack('!BBHII', 0x80, marker | self.payload, self.seq & 0xffff, ts,
+                              0x4543484f)
             ext = struct.pack('!H', (self.seq >> 16) & 0xffff)
             self.seq += 1
             yield hdr + ext + struct.pack('!HHH', len(line), y & 0x7fff, 0) + line

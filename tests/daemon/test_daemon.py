@@ -56,7 +56,7 @@ VIEW_KEYS = {'label', 'label_id', 'confidence', 'stable_label', 'stable_label_id
 STREAM_KEYS = {'id', 'source', 'enabled', 'state', 'state_since', 'view', 'model', 'backend',
                'frames', 'inferred', 'skipped', 'received', 'dropped', 'fps', 'latency_ms',
                'view_changes', 'restarts', 'last_error', 'last_error_time', 'packets',
-               'frame_size', 'frame_difference', 'frozen_seconds'}
+               'frame_size', 'frame_difference', 'frozen_seconds', 'warnings'}
 
 
 def test_endpoints(env):
@@ -421,6 +421,51 @@ def test_dropped_counter(env):
         d.stop()
 
 
+def test_diagnostics(env):
+    """last_error says why: a wrong payload type, a busy port (GStreamer's detail and a hint);
+    garbage packets log one warning line per text and window, not one per packet."""
+    port, busy_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    sender = RtpRawSender(port)
+    sender.payload = 97
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(('127.0.0.1', busy_port))
+    d = Daemon(env, BASE + 'streams:\n' + rtp_stream('cart', port) + rtp_stream('busy', busy_port))
+    try:
+        st = d.wait_state('cart', 'stalled', 10)
+        assert st['last_error'] == ('no frames within 1.0 s of start: packets arrive with RTP '
+                                    'payload type 97, the configuration says 96 '
+                                    '(source.payload)'), st['last_error']
+        st = wait_until(lambda: d.stream('busy')['last_error'], 10, what='busy port error')
+        assert st == ('src: Could not get/set settings from/on resource. (bind failed: Error '
+                      'binding to address 127.0.0.1:%d: Address already in use) (another '
+                      'program or stream has this UDP port)' % busy_port), st
+        sender.payload = 96
+        d.wait_state('cart', 'running', 10)
+        for _ in range(20):
+            sender.garbage(300)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        warnings = d.stream('cart')['warnings']
+        assert warnings == metric(d, 'echoviewd_stream_warnings_total{stream="cart"}')
+        assert warnings > 100, warnings
+        d.proc.send_signal(signal.SIGTERM)   # the log is read after the shutdown lines
+        d.proc.wait(15)
+    finally:
+        sender.stop()
+        busy.close()
+        d.stop()
+    log = Daemon.logs[-1]
+    text = 'stream cart: jitter: Could not decode stream. (Received invalid RTP payload, dropping)'
+    first = [l for l in log.split('\n') if l.endswith(text)]
+    more = [l for l in log.split('\n') if l.endswith(': ' + text[len('stream cart: '):])
+            and ' more in the last ' in l]
+    assert len(first) == 1, first[:5]
+    # the rest, counted, in one line when the window ends (here: at shutdown)
+    assert len(more) == 1, more
+    n = int(more[0].split('stream cart: ')[1].split(' ')[0])
+    assert n + 1 >= warnings, (n, warnings)
+
+
 def check_config(env, text, name='echoviewd.yaml'):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -491,6 +536,23 @@ BAD_CONFIGS = [
      "F:3:53: 'width' must be between 16 and 4096, not 16384"),
     ('simulate:\n  - {id: s, port: 5, height: 5000}\n',
      "F:2:30: 'height' must be between 16 and 4096, not 5000"),
+    # addresses are numeric, as the start binds them (a name passed the check, then the start
+    # failed and systemd restarted it in a loop)
+    ('http: {address: example.com}\n',
+     "F:1:17: 'address' must be a numeric IPv4 or IPv6 address (or localhost), not "
+     "'example.com'"),
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-h264, port: 5, address: "not an address"}}\n',
+     "F:3:56: 'address' must be a numeric IPv4 or IPv6 address, not 'not an address'"),
+    # two streams on one UDP port: one of them would stall forever
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-jpeg, port: 5004}}\n'
+     '  - {id: b, source: {type: rtp-h264, port: 5004}}\n',
+     "F:4:44: stream 'b' uses UDP port 5004, as stream 'a' (line 3) does: one UDP port per "
+     "stream (one of them would never receive a packet)"),
+    # one number syntax: strtod alone would read 0x10 as 16
+    ('supervision: {stall-timeout: 0x10}\n',
+     "F:1:30: 'stall-timeout' must be a decimal number, not '0x10'"),
     ('supervision: {frozen-timeout: -1}\n',
      "F:1:31: 'frozen-timeout' must be between 0 and 3600, not -1"),
     ('supervision: {frozen-difference: 256}\n',
@@ -514,6 +576,7 @@ BAD_CONFIGS = [
 
 def test_config(env):
     """Bad configs are rejected with file:line:column; the reference config is valid."""
+    import tempfile
     failures = []
     for text, expected in BAD_CONFIGS:
         rc, out = check_config(env, text)
@@ -538,6 +601,14 @@ def test_config(env):
     r = subprocess.run([env.echoviewd, '--check-config', '/nonexistent.yaml'], env=env.env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and '/nonexistent.yaml' in r.stderr, r.stderr
+    # a device or a FIFO as the config path is refused at once (it would never end, or block)
+    with tempfile.TemporaryDirectory() as tmp:
+        fifo = os.path.join(tmp, 'fifo.yaml')
+        os.mkfifo(fifo)
+        for path in ('/dev/zero', fifo):
+            r = subprocess.run([env.echoviewd, '--check-config', path], env=env.env,
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 1 and '%s: not a regular file' % path in r.stderr, r.stderr
     import tempfile
     with tempfile.NamedTemporaryFile('w', suffix='.yaml') as f:
         f.write('http: {port: x}\n')
@@ -779,6 +850,7 @@ TESTS = {
     'hostile': test_hostile_input,
     'frame-checks': test_frame_checks,
     'dropped': test_dropped_counter,
+    'diagnostics': test_diagnostics,
     'bad-requests': test_bad_requests,
     'http-clients': test_http_clients,
     'reload': test_reload,
