@@ -58,14 +58,10 @@ static gboolean get_uint(Parser *p, const ev_yaml_node *node, const gchar *key, 
     return TRUE;
 }
 
-/* Numbers have one syntax, decimal: strtod would also take 0x10 (16) and 0x1p4. */
+/* Numbers have one syntax, decimal (base/ev_yaml.c refuses 0x10, 0x1p4, infinity). */
 static gboolean get_double(Parser *p, const ev_yaml_node *node, const gchar *key, gdouble min,
                            gdouble max, gdouble *out)
 {
-    const gchar *text = ev_yaml_scalar(node);
-
-    if (text && strpbrk(text, "xXpP"))
-        return fail_at(p, node, "'%s' must be a decimal number, not '%s'", key, text);
     return ev_yaml_get_double(p->doc, node, key, min, max, out);
 }
 
