@@ -6,9 +6,10 @@ by numbers as well as by eye.
 
 Every PNG/PGM under each DIR (recursively) is read as 8-bit grey (colour frames through the
 ITU-R 601 luma). The ultrasound sector is found the same way for every image, phantom or real,
-with no ground truth: pixels above 12 after a small box blur, the 4-connected region grown from
-the densest spot, each row of it filled between its leftmost and rightmost pixel (a fan is
-convex along rows, so dark blood pools inside it count as sector). Per image:
+with no ground truth: pixels above 8 after a small box blur, the largest 4-connected region grown from
+the densest spots after an opening that drops thin overlays (ECG trace, text, ruler dots), and
+its convex hull filled (a fan is convex, so dark blood pools inside it count as sector). Per
+image:
 
   mean, std       grey level inside the sector
   p10, p50, p90   percentiles of the in-sector grey histogram
@@ -99,7 +100,13 @@ def sector_mask(grey):
     h, w = grey.shape
     step = max(1, int(np.ceil(max(h, w) / WORK)))
     small = grey[::step, ::step]
-    b = box_blur(small, max(1, small.shape[1] // 40)) > 8.0
+    kb = max(1, small.shape[1] // 40)
+    b = box_blur(small, kb) > 8.0
+    # thin things (ECG trace, text, ruler dots) must not join the fan: keep only what survives
+    # a 5 x 5 opening of the barely blurred image, grown back by the blur's reach
+    b0 = box_blur(small, 1) > 8.0
+    b0 = box_blur(b0.astype(np.float32), 2) > 0.999
+    b &= box_blur(b0.astype(np.float32), kb + 2) > 0.001
     if not b.any():
         return np.zeros_like(grey, dtype=bool)
     # the largest 4-connected region among those grown from the densest spots (text bars and

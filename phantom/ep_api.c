@@ -174,7 +174,8 @@ int ep_scan_style(ep_scan *s, uint64_t scanner_seed, uint64_t acquisition_seed)
     s->zoom = ep_rng_uniform(&a) < 0.25f ? ep_rng_range(&a, 1.1f, 1.6f) : 1.0f;
     s->apex_x = ep_rng_range(&a, 0.40f, 0.60f);
     s->dynamic_range_db = ep_clampf(dr_base + ep_rng_range(&a, -4.0f, 4.0f), 40.0f, 70.0f);
-    s->gain_db = ep_rng_range(&a, -1.0f - 4.0f * bad, 7.0f + 4.0f * bad);
+    s->gain_db = ep_rng_range(&a, -1.0f - 3.0f * bad, 6.0f + 3.0f * bad);
+    s->tgc = ep_rng_range(&a, 0.80f, 1.0f); /* sonographers rarely lift the far field fully */
     /* colour box: a third to a half of the sector, over the middle depths */
     float c = ep_rng_range(&a, -0.35f, 0.35f), w = ep_rng_range(&a, 0.25f, 0.5f);
     s->color_box[0] = ep_clampf(c - w, -1.0f, 1.0f);

@@ -478,7 +478,7 @@ static void build_echo_map(ep_renderer *r, const ep_patient *p, const ep_scan *s
     }
 }
 
-static const float v2_gain[EP_TISSUE_COUNT] = {1.0f, 0.30f, 0.12f, 0.85f,
+static const float v2_gain[EP_TISSUE_COUNT] = {1.0f, 0.30f, 0.20f, 1.25f,
                                               1.0f, 1.0f,  0.85f, 0.75f};
 
 float ep_v2_tissue_gain(int tissue)
@@ -501,7 +501,7 @@ static void tissue_look_v2(ep_renderer *r, const ep_patient *p, const ep_scan *s
         float rmm = ((float)j + 0.5f) * dr;
         float *e = r->echo + (size_t)j * nb;
         const uint8_t *lab = r->label + (size_t)j * nb;
-        float near = rmm < cw ? 1.6f : 1.0f; /* the chest wall stays bright under the probe */
+        float near = rmm < cw ? 2.2f : 1.0f; /* the chest wall stays bright under the probe */
         for (int b = 0; b < nb; b++)
             e[b] *= gain[lab[b]] * near;
     }
@@ -746,18 +746,24 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
         }
     }
     if (s->version == EP_VERSION_2 && s->smoothing > 0.0f) {
-        /* speckle reduction: blend with a box about 1.2 mm deep and 3 beams wide (separable,
+        /* speckle reduction: blend with a box about 1.6 mm deep and 3-5 beams wide (separable,
          * edges clamped), as scanners' display filters smooth over a few resolution cells */
         float wgt = s->smoothing;
-        int ka2 = (int)lroundf(0.6f / dr);
-        ka2 = ka2 < 1 ? 1 : (ka2 > 4 ? 4 : ka2);
+        int ka2 = (int)lroundf(0.8f / dr);
+        ka2 = ka2 < 1 ? 1 : (ka2 > 5 ? 5 : ka2);
+        int kl2 = nb >= 200 ? 2 : 1;
+        float inv_l = 1.0f / (float)(2 * kl2 + 1);
         float inv_a = 1.0f / (float)(2 * ka2 + 1);
         for (int j = 0; j < ns; j++) {
             const float *gr = r->grey + (size_t)j * nb;
             float *t = r->tre + (size_t)j * nb;
             for (int b = 0; b < nb; b++) {
-                int b0 = b > 0 ? b - 1 : b, b1 = b + 1 < nb ? b + 1 : b;
-                t[b] = (gr[b0] + gr[b] + gr[b1]) * (1.0f / 3.0f);
+                float acc = 0.0f;
+                for (int t2 = -kl2; t2 <= kl2; t2++) {
+                    int bb = b + t2 < 0 ? 0 : (b + t2 >= nb ? nb - 1 : b + t2);
+                    acc += gr[bb];
+                }
+                t[b] = acc * inv_l;
             }
         }
         for (int j = 0; j < ns; j++) {
@@ -1033,7 +1039,7 @@ static void draw_overlays_v2(const ep_renderer *r, const ep_patient *p, const ep
             put_dot(out, stride, w, h, mx, my, 3 * scale, 200);
     }
     if (vendor == 1) /* a grey banner over the top of the screen */
-        ep_draw_rect(out, stride, w, h, 0, 0, w, (int)(0.07f * (float)h), 48);
+        ep_draw_rect(out, stride, w, h, 0, 0, w, (int)(0.07f * (float)h), 30);
     if (vendor == 3) { /* thin frame around the image area */
         ep_draw_rect(out, stride, w, h, 2, 2, w - 4, 1, 70);
         ep_draw_rect(out, stride, w, h, 2, h - 3, w - 4, 1, 70);
