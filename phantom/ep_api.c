@@ -218,7 +218,7 @@ int ep_scan_validate(const ep_scan *s)
         s->color_box[0] >= s->color_box[1] || s->color_box[2] >= s->color_box[3])
         return EP_ERR_INVALID;
     /* a steered fan must still fit the half plane below the probe */
-    if (0.5f * s->sector_deg + fabsf(s->steer_deg) > 80.0f)
+    if (0.5f * s->sector_deg + fabsf(s->steer_deg) > 70.0f)
         return EP_ERR_INVALID;
     return EP_OK;
 }

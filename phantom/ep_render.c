@@ -478,7 +478,7 @@ static void build_echo_map(ep_renderer *r, const ep_patient *p, const ep_scan *s
     }
 }
 
-static const float v2_gain[EP_TISSUE_COUNT] = {1.0f, 0.30f, 0.20f, 1.25f,
+static const float v2_gain[EP_TISSUE_COUNT] = {1.0f, 0.30f, 0.20f, 1.00f,
                                               1.0f, 1.0f,  0.85f, 0.75f};
 
 float ep_v2_tissue_gain(int tissue)

@@ -85,23 +85,23 @@ static float envelope(int screen, float phase, const float *k)
     float v = 0.0f, d;
     switch (screen) {
     case EP_SCREEN_PW: /* mitral inflow: E then A */
-        d = (phase - 0.47f) / 0.035f;
+        d = (phase - 0.49f) / 0.065f;
         v += k[0] * expf(-d * d);
-        d = (phase - 0.86f) / 0.028f;
+        d = (phase - 0.87f) / 0.045f;
         v += k[1] * expf(-d * d);
         break;
     case EP_SCREEN_CW: /* aortic ejection away from the apex, a faint mitral inflow */
         if (phase > 0.06f && phase < 0.36f)
             v -= k[2] * powf(sinf(EP_PI * (phase - 0.06f) / 0.30f), 0.7f);
-        d = (phase - 0.47f) / 0.035f;
+        d = (phase - 0.49f) / 0.065f;
         v += 0.8f * k[0] * expf(-d * d);
         break;
     default: /* TDI: s', e', a' of the mitral annulus */
-        d = (phase - 0.20f) / 0.07f;
+        d = (phase - 0.20f) / 0.08f;
         v += k[3] * expf(-d * d);
-        d = (phase - 0.47f) / 0.03f;
+        d = (phase - 0.49f) / 0.05f;
         v -= k[4] * expf(-d * d);
-        d = (phase - 0.86f) / 0.025f;
+        d = (phase - 0.87f) / 0.04f;
         v -= k[5] * expf(-d * d);
         break;
     }
@@ -224,7 +224,7 @@ void ep_draw_screen(const ep_polar_view *pv, const ep_patient *p, const ep_scan 
                 float v = (float)(yb - y) * vscale; /* + above the baseline */
                 uint32_t hn = mix32((uint32_t)(x * 7919 + y), seed);
                 float n = rayleigh(hn);
-                float in = 0.015f * (1.0f + 2.0f * bad) * n;
+                float in = 0.0015f * (1.0f + bad) * n;
                 float av = fabsf(v);
                 if (aenv > 0.02f && v * env > 0.0f && av <= aenv * 1.04f) {
                     float q = av / aenv;
@@ -242,7 +242,7 @@ void ep_draw_screen(const ep_polar_view *pv, const ep_patient *p, const ep_scan 
                 if (av < 0.025f * vmax) /* the wall filter near the baseline */
                     in *= 0.3f;
                 out[(size_t)y * stride + (size_t)x] =
-                    (uint8_t)(255.0f * powf(ep_clampf(in, 0.0f, 1.0f), 1.0f / s->gamma) + 0.5f);
+                    (uint8_t)(255.0f * powf(ep_clampf(in, 0.0f, 1.0f), 0.8f) + 0.5f);
             }
         }
         ep_draw_rect(out, stride, w, h, sx0, yb, sx1 - sx0, 1, 150);
