@@ -10,6 +10,7 @@
  * batches.
  */
 #include "ev_bundle.h"
+#include "ev_pool.h"
 #include "ev_search.h"
 #include "media.h"
 
@@ -21,9 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <unistd.h>
 
 static const char *const split_names[SEARCH_SPLIT_COUNT] = {"train", "val", "test"};
 
@@ -570,6 +569,33 @@ void search_dataset_free(search_dataset *ds)
     free(ds);
 }
 
+/* Frames [chunk * keep / chunks, (chunk + 1) * keep / chunks) of the list into their slots. */
+typedef struct decode_job {
+    const entry_list *list;
+    const search_dataset_options *o;
+    uint8_t *pixels;
+    size_t fsz;
+    int keep;
+    bool *bad;
+    char (*msgs)[EV_ERROR_MESSAGE_SIZE];
+    float *tmp; /* fsz floats per thread */
+} decode_job;
+
+static void decode_chunk(void *arg, int chunk, int chunks, int thread)
+{
+    const decode_job *j = arg;
+    float *tmp = j->tmp + (size_t)thread * j->fsz;
+    int lo = (int)((int64_t)chunk * j->keep / chunks);
+    int hi = (int)((int64_t)(chunk + 1) * j->keep / chunks);
+    for (int i = lo; i < hi; i++) {
+        ev_error e = {0};
+        if (load_frame(&j->list->items[i], j->o, tmp, j->pixels + (size_t)i * j->fsz, &e)) {
+            j->bad[i] = true;
+            snprintf(j->msgs[i], EV_ERROR_MESSAGE_SIZE, "%s", e.message);
+        }
+    }
+}
+
 int search_dataset_load(const char *path, const search_dataset_options *o, search_dataset **out,
                         ev_error *err)
 {
@@ -674,26 +700,41 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
         goto fail;
     }
-    int threads = o->threads > 0 ? o->threads : 0;
-#ifdef _OPENMP
-    if (threads <= 0)
-        threads = omp_get_num_procs();
-#endif
+    int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads <= 0)
         threads = 1;
-#pragma omp parallel num_threads(threads)
-    {
-        float *tmp = malloc(fsz * sizeof(float));
-#pragma omp for schedule(dynamic, 16)
-        for (int i = 0; i < keep; i++) {
-            ev_error e = {0};
-            if (!tmp || load_frame(&list.items[i], o, tmp, ds->pixels + (size_t)i * fsz, &e)) {
-                bad[i] = true;
-                snprintf(msgs[i], EV_ERROR_MESSAGE_SIZE, "%s", tmp ? e.message : "out of memory");
-            }
-        }
-        free(tmp);
+    /* frames are decoded in chunks of about 16 on the engine's pool, one decode buffer per
+     * thread; each frame lands in its own slot, so the thread count never changes the bytes */
+    decode_job job = {.list = &list,
+                      .o = o,
+                      .pixels = ds->pixels,
+                      .fsz = fsz,
+                      .keep = keep,
+                      .bad = bad,
+                      .msgs = msgs};
+    int chunks = (keep + 15) / 16;
+    if (chunks > 65536)
+        chunks = 65536;
+    ev_pool *pool = NULL;
+    if (threads > 1 && ev_pool_create(threads, EV_POOL_SLEEP, &pool))
+        pool = NULL; /* no workers: decode on this thread */
+    int tmp_threads = pool ? threads : 1;
+    job.tmp = malloc((size_t)tmp_threads * fsz * sizeof(float));
+    if (!job.tmp) {
+        ev_pool_free(pool);
+        free(bad);
+        free(msgs);
+        free(pids);
+        rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+        goto fail;
     }
+    if (pool)
+        ev_pool_run(pool, decode_chunk, &job, chunks);
+    else
+        for (int c = 0; c < chunks; c++)
+            decode_chunk(&job, c, chunks, 0);
+    ev_pool_free(pool);
+    free(job.tmp);
     int n = 0;
     ds->num_listed = keep;
     for (int i = 0; i < keep; i++) {
