@@ -82,6 +82,7 @@ static void stream_reset_on(GstEchoViewClassify *self, GstEchoViewResetOn reason
     const gchar *reason_name;
     GFlagsValue *value;
     GstEchoViewUpdates updates;
+    guint unique_id;
     GstStructure *s;
     gint previous = self->stable.stable;
     guint64 frames = self->frame_index;
@@ -91,6 +92,7 @@ static void stream_reset_on(GstEchoViewClassify *self, GstEchoViewResetOn reason
         return;
     GST_OBJECT_LOCK(self);
     updates = self->updates;
+    unique_id = self->unique_id;
     GST_OBJECT_UNLOCK(self);
     stream_reset(self);
     if (updates == GST_ECHO_VIEW_UPDATES_NONE)
@@ -104,7 +106,8 @@ static void stream_reset_on(GstEchoViewClassify *self, GstEchoViewResetOn reason
                           "previous-label", G_TYPE_STRING, label_name(self, previous),
                           "previous-label-id", G_TYPE_INT, previous, "stable-label",
                           G_TYPE_STRING, label_name(self, -1), "stable-label-id", G_TYPE_INT, -1,
-                          "model", G_TYPE_STRING, self->model_name, NULL);
+                          "model", G_TYPE_STRING, self->model_name, "unique-id", G_TYPE_UINT,
+                          unique_id, NULL);
     gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -277,6 +280,7 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     self->n_classes = n_classes;
     self->model_channels = c;
     self->model_name = g_intern_string(ev_model_name(self->model));
+    self->backend_used = ev_backend_name(ev_plan_backend(self->plan));
     for (gint i = 0; i < self->n_classes; i++)
         self->class_names[i] = g_intern_string(ev_model_class_name(self->model, i));
     GST_OBJECT_UNLOCK(self);
@@ -337,6 +341,7 @@ static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans)
     g_clear_pointer(&self->plan, ev_plan_free);
     GST_OBJECT_LOCK(self);
     self->model_name = NULL;
+    self->backend_used = NULL;
     self->n_classes = 0;
     GST_OBJECT_UNLOCK(self);
     gst_echo_view_models_release(self->model_ref);
@@ -519,7 +524,8 @@ static GstMessage *build_message(GstEchoViewClassify *self, GstBuffer *buf,
         G_TYPE_STRING, meta->stable_label, "stable-label-id", G_TYPE_INT, meta->stable_label_id,
         "previous-label", G_TYPE_STRING, label_name(self, previous_stable), "inferred",
         G_TYPE_BOOLEAN, meta->inferred, "age", G_TYPE_UINT64, meta->age, "latency", G_TYPE_UINT64,
-        meta->latency, "model", G_TYPE_STRING, meta->model_name, NULL);
+        meta->latency, "model", G_TYPE_STRING, meta->model_name, "unique-id", G_TYPE_UINT,
+        meta->unique_id, NULL);
     gst_structure_take_value(s, "probabilities", &array);
     if (meta->ground_truth_id >= 0)
         gst_structure_set(s, "ground-truth", G_TYPE_STRING, meta->ground_truth, NULL);
@@ -530,7 +536,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(trans);
     gint64 t_start = now_us(), t_engine = -1;
-    guint interval, roi_interval, smoothing, hysteresis;
+    guint interval, roi_interval, smoothing, hysteresis, unique_id;
     gdouble threshold;
     GstEchoViewUpdates updates;
     GstVideoFrame vframe;
@@ -550,6 +556,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     hysteresis = self->hysteresis;
     threshold = self->threshold;
     updates = self->updates;
+    unique_id = self->unique_id;
     GST_OBJECT_UNLOCK(self);
 
     /* Without the discont flag a gap leaves smoothing, hysteresis and the ROI as they were: the
@@ -641,7 +648,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         stable_changed = stable_label_update(&self->stable, self->result.probabilities, smoothing,
                                              hysteresis, threshold);
 
-    meta = gst_buffer_ensure_echo_view_meta(buf);
+    meta = gst_buffer_ensure_echo_view_meta_for_id(buf, unique_id);
     meta->model_name = self->model_name;
     meta->stable_label_id = self->stable.stable;
     meta->stable_label = label_name(self, self->stable.stable);
@@ -660,7 +667,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         meta->label = label_name(self, -1);
         meta->confidence = 0.0f;
         gst_echo_view_meta_set_probabilities(meta, NULL, 0);
-        meta->age = 0;
+        meta->age = GST_ECHO_VIEW_AGE_NONE;
         meta->inferred = FALSE;
         meta->latency = GST_CLOCK_TIME_NONE;
     }
@@ -721,6 +728,11 @@ static void gst_echo_view_classify_init(GstEchoViewClassify *self)
     self->hysteresis = DEFAULT_HYSTERESIS;
     self->updates = DEFAULT_UPDATES;
     self->reset_on = DEFAULT_RESET_ON;
+    {
+        /* each element its own meta by default: 1, 2, 3, ... in creation order */
+        static gint created = 0;
+        self->unique_id = (guint)g_atomic_int_add(&created, 1) + 1;
+    }
     stable_label_reset(&self->stable); /* unknown until started and fed */
     g_mutex_init(&self->worker_lock);
     g_cond_init(&self->worker_cond);
