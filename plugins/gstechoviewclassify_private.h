@@ -80,6 +80,7 @@ struct _GstEchoViewClassify {
     ev_plan *plan;
     const gchar *model_name;                  /* interned; set and cleared under the object lock */
     const gchar *backend_used;                /* static; set and cleared under the object lock */
+    const gchar *result_meta_name;            /* interned: "echoview-result-<unique-id>" */
     const gchar *class_names[EV_MAX_CLASSES]; /* interned */
     gint n_classes;                           /* set and cleared under the object lock */
     gint model_channels;                      /* 1 or 3; valid while n_classes > 0 */

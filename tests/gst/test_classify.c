@@ -936,6 +936,19 @@ static void test_unique_ids(void)
                   !strcmp(m->model_name, mb->model_name) &&
                   max_abs_diff(m->probabilities, mb->probabilities, m->n_probabilities) == 0,
               "a copy keeps both metas apart");
+        {
+            GstCustomMeta *c3 = gst_buffer_get_custom_meta(copy, "echoview-result-3");
+            GstCustomMeta *c7 = gst_buffer_get_custom_meta(copy, "echoview-result-7");
+            guint u = 0;
+            const GstStructure *s3 = c3 ? gst_custom_meta_get_structure(c3) : NULL;
+            if (s3)
+                gst_structure_get_uint(s3, "unique-id", &u);
+            CHECK(s3 && c7 && u == 3 &&
+                      !g_strcmp0(gst_structure_get_string(s3, "model"), mb->model_name) &&
+                      !g_strcmp0(gst_structure_get_string(s3, "label"), mb->label),
+                  "a copy keeps both custom metas (echoview-result-3: %s)",
+                  s3 ? gst_structure_get_string(s3, "model") : "-");
+        }
         gst_buffer_unref(copy);
         gst_buffer_unref(out);
     }
@@ -991,7 +1004,7 @@ static void test_latency(void)
 static void test_meta_survives(void)
 {
     gchar *launch =
-        g_strdup_printf("echoviewclassify model-file=%s roi=full ! videoscale ! "
+        g_strdup_printf("echoviewclassify model-file=%s roi=full unique-id=9 ! videoscale ! "
                         "capsfilter caps=\"video/x-raw,width=32,height=24\" ! videoconvert ! "
                         "capsfilter caps=\"video/x-raw,format=RGB\"",
                         model_dir);
@@ -1012,6 +1025,15 @@ static void test_meta_survives(void)
               max_abs_diff(m->probabilities, ref, n_classes) <= 1e-5 && m->label_id >= 0 &&
               m->model_name && !strcmp(m->model_name, ev_model_name(model)),
           "meta survives videoscale (64x48 -> 32x24) and videoconvert (GRAY8 -> RGB)");
+    {
+        GstCustomMeta *c = o ? gst_buffer_get_custom_meta(o, "echoview-result-9") : NULL;
+        const GstStructure *st = c ? gst_custom_meta_get_structure(c) : NULL;
+        gint id = -2;
+        if (st)
+            gst_structure_get_int(st, "label-id", &id);
+        CHECK(st && m && id == m->label_id, "so does the custom meta echoview-result-9 (label %d)",
+              id);
+    }
     if (o) {
         copy = gst_buffer_copy(o);
         mc = gst_buffer_get_echo_view_meta(copy);
