@@ -90,7 +90,7 @@ fi
 # ---- build ------------------------------------------------------------------------------------
 say "build in $BUILD"
 CFLAGS="-std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE -DEV_ENGINE_PRIVATE -Werror=implicit-function-declaration -pthread"
-INC="-I$ROOT/engine -I$ROOT/engine/cuda -I$CUDA_HOME/include -I$ROOT/tests/common"
+INC="-I$ROOT/base -I$ROOT/engine -I$ROOT/engine/cuda -I$CUDA_HOME/include -I$ROOT/tests/common"
 ARCH=${CUDA_ARCH:-"-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]"}
 objs=()
 set -e
@@ -103,6 +103,11 @@ for src in engine/*.c; do
         continue
     fi
     gcc $CFLAGS $INC -DEV_HAVE_CUDA_BACKEND -c "$src" -o "$obj"
+    objs+=("$obj")
+done
+for src in base/*.c; do  # the YAML reader (model.yaml) and the latency statistic (cuda_bench)
+    obj=$BUILD/base_$(basename "$src" .c).o
+    gcc $CFLAGS $INC -c "$src" -o "$obj"
     objs+=("$obj")
 done
 gcc $CFLAGS $INC -DEV_HAVE_CUDA_BACKEND $CUDNN_CFLAGS -c engine/cuda/backend_cuda.c -o "$BUILD/backend_cuda.o"
