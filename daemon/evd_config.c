@@ -782,7 +782,7 @@ static gboolean handle_sender(Parser *p, const gchar *key, const ev_yaml_node *k
         return TRUE;
     }
     if (strcmp(key, "host") == 0)
-        return get_nonempty_string(p, value, key, &s->host);
+        return get_address(p, value, key, FALSE, &s->host);
     if (strcmp(key, "port") == 0)
         return get_uint(p, value, key, 1, 65535, &s->port);
     if (strcmp(key, "payload") == 0)

@@ -805,6 +805,8 @@ BAD_CONFIGS = [
     ('classifier: {model-file: @MODEL@}\nstreams:\n'
      '  - {id: a, source: {type: rtp-h264, port: 5, address: "not an address"}}\n',
      "F:3:56: 'address' must be a numeric IPv4 or IPv6 address, not 'not an address'"),
+    ('simulate:\n  - {id: s, port: 5, host: cart.example}\n',
+     "F:2:28: 'host' must be a numeric IPv4 or IPv6 address, not 'cart.example'"),
     # two streams on one UDP port: one of them would stall forever
     ('classifier: {model-file: @MODEL@}\nstreams:\n'
      '  - {id: a, source: {type: rtp-jpeg, port: 5004}}\n'
