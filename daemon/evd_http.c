@@ -866,8 +866,19 @@ EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd
         if (listen_fd < 0)
             goto fail;
     }
+    /* HTTPS (GnuTLS, in libmicrohttpd): the PEM texts read with the configuration */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, config->http_tls_certificate},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, config->http_tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (config->http_tls_certificate)
+        flags |= MHD_USE_TLS;
+    else
+        tls[0].option = MHD_OPTION_END;
     http->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, http, MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config->http_connection_limit,
@@ -878,7 +889,10 @@ EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd
     if (!http->daemon) {
         g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "cannot serve on %s port %u: %s",
                     own_socket ? config->http_address : "the inherited socket", config->http_port,
-                    g_strerror(errno));
+                    config->http_tls_certificate
+                        ? "the TLS certificate or key was refused (do they match? the log has "
+                          "libmicrohttpd's reason)"
+                        : g_strerror(errno));
         if (own_socket)
             close(listen_fd);
         goto fail;

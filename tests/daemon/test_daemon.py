@@ -680,6 +680,53 @@ def test_snapshot(env):
         d.stop()
 
 
+def test_tls(env):
+    """HTTPS with a certificate and key from the config (libmicrohttpd's GnuTLS): the API over
+    TLS with the certificate checked, plain HTTP not served; mismatched or missing halves are
+    refused."""
+    import tempfile
+    openssl = shutil.which('openssl')
+    if not openssl:
+        print('openssl not found: skipped')
+        return SKIP
+    with tempfile.TemporaryDirectory() as tmp:
+        pem = {}
+        for name in ('a', 'b'):
+            pem[name] = (os.path.join(tmp, name + '-cert.pem'), os.path.join(tmp, name + '-key.pem'))
+            subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+                            '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+                            '-keyout', pem[name][1], '-out', pem[name][0]],
+                           check=True, capture_output=True, timeout=60)
+        tls = '  tls-certificate: %s\n  tls-key: %s\n' % pem['a']
+        config = BASE.replace('  port: @HTTP_PORT@\n', '  port: @HTTP_PORT@\n' + tls)
+        d = Daemon(env, config + 'streams:\n' + phantom_stream('local'), tls_ca=pem['a'][0])
+        try:
+            d.wait_state('local', 'running', 20)
+            assert [s['id'] for s in d.json('/api/v1/streams')['streams']] == ['local']
+            assert 'listening on https://127.0.0.1:%d/' % d.port in d.log_text()
+            out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', timeout=3)
+            assert not out.startswith(b'HTTP/1.1 200'), out[:100]    # no plain HTTP
+        finally:
+            d.stop()
+        # the other certificate with the first key: the start fails, saying so
+        bad = os.path.join(tmp, 'bad.yaml')
+        with open(bad, 'w') as f:
+            f.write(BASE.replace('@HTTP_PORT@', '0').replace('@MODEL@', env.model).replace(
+                '  port: 0\n', '  port: 0\n  tls-certificate: %s\n  tls-key: %s\n'
+                % (pem['b'][0], pem['a'][1])) + 'streams:\n' + phantom_stream('local'))
+        r = subprocess.run([env.echoviewd, '--config', bad], env=env.env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1 and ('the TLS certificate or key was refused (do they match? '
+                                      'the log has libmicrohttpd\'s reason)') in r.stderr, r.stderr
+        # half of a pair, and a file that is not PEM
+        for text, want in (('http: {tls-certificate: %s}\n' % pem['a'][0],
+                            'F: http.tls-certificate and http.tls-key go together'),
+                           ('http: {tls-certificate: %s, tls-key: %s}\n' % (pem['a'][0], bad),
+                            'F:1:%d: tls-key %s is not a PEM file' % (36 + len(pem['a'][0]), bad))):
+            rc, out = check_config(env, text)
+            assert rc == 1 and want in out, (text, rc, out)
+
+
 def check_config(env, text, name='echoviewd.yaml'):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
@@ -758,6 +805,8 @@ BAD_CONFIGS = [
     ('classifier: {model-file: @MODEL@}\nstreams:\n'
      '  - {id: a, source: {type: rtp-h264, port: 5, address: "not an address"}}\n',
      "F:3:56: 'address' must be a numeric IPv4 or IPv6 address, not 'not an address'"),
+    ('simulate:\n  - {id: s, port: 5, host: cart.example}\n',
+     "F:2:28: 'host' must be a numeric IPv4 or IPv6 address, not 'cart.example'"),
     # two streams on one UDP port: one of them would stall forever
     ('classifier: {model-file: @MODEL@}\nstreams:\n'
      '  - {id: a, source: {type: rtp-jpeg, port: 5004}}\n'
@@ -782,7 +831,8 @@ BAD_CONFIGS = [
     # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
     ('http: {colour: red}\n', "F:1:8: unknown key 'colour' in http (expected one of: address, "
      "port, token, token-file, connection-limit, connection-timeout, request-size-limit, "
-     "event-clients, connections-per-address, header-timeout, host-names)"),
+     "event-clients, connections-per-address, header-timeout, host-names, tls-certificate, "
+     "tls-key)"),
     ('http: {port: 1}\n---\nhttp: {port: 2}\n',
      'F:2:1: a second YAML document starts here; give one document per file'),
     ('http: {address: "caf\udcff"}\n',
@@ -1091,6 +1141,7 @@ TESTS = {
     'ingress': test_ingress,
     'sdp-packets': test_sdp_packets,
     'snapshot': test_snapshot,
+    'tls': test_tls,
     'bad-requests': test_bad_requests,
     'http-clients': test_http_clients,
     'reload': test_reload,
