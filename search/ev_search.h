@@ -39,6 +39,12 @@ typedef struct search_dataset_options {
     int threads;                    /* decoding threads, 0: all cores */
     int only_split;                 /* -1: keep all; else drop frames of other splits */
     bool quiet;                     /* no warnings on stderr (they are still counted) */
+    /* Patient of a frame nothing else names (no patient column, no DICOM PatientID): the first
+     * capture group (else the whole match) of this POSIX extended regex on the file's path
+     * relative to the data root; a file it does not match is an error. NULL: none. */
+    const char *patient_regex;
+    int frames_per_clip; /* > 0: N evenly spaced frames of each multi-frame clip; 0: see step */
+    int clip_frame_step; /* > 1: every k-th frame of a clip (from frame 0); 0 or 1: every frame */
 } search_dataset_options;
 
 typedef struct search_dataset {
@@ -53,14 +59,23 @@ typedef struct search_dataset {
     int num_patients;
     int num_classes;
     char **class_names;
-    int num_bad;    /* frames skipped because they could not be read */
-    int num_listed; /* frames listed before skipping */
+    int num_bad;          /* frames skipped because they could not be read */
+    int num_listed;       /* frames listed before skipping */
+    char **patient_names; /* num_patients, indexed by patient id */
+    int32_t *clip;        /* clip id (dense, 0..num_clips-1): a DICOM file, a manifest clip */
+    int32_t *frame;       /* frame index in its multi-frame file, -1 for a still image */
+    char **clip_names;    /* num_clips: SOP Instance UID, the manifest's clip, or the path */
+    int num_clips;
+    int num_unidentified; /* frames without a patient ID (their patient is their path) */
+    bool split_given;     /* the data names splits (else they were drawn by patient) */
 } search_dataset;
 
-/* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h]; paths
- * relative to the manifest), a folder containing manifest.csv, or an image folder
- * (DIR/CLASS/IMAGE or DIR/{train,val,test}/CLASS/IMAGE). Frames go through ev_preprocess
- * (crop, area resize, luma) to the model input and are kept as uint8. */
+/* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h][,clip];
+ * paths relative to the manifest), a folder containing manifest.csv, or an image folder
+ * (DIR/CLASS/FILE or DIR/{train,val,test}/CLASS/FILE). Files are PNG, JPEG, PGM/PPM or DICOM
+ * (single- or multi-frame: a clip whose frames are drawn as the options say, with the patient
+ * and clip from its tags). A patient in two splits is an error naming it. Frames go through
+ * ev_preprocess (crop, area resize, luma) to the model input and are kept as uint8. */
 int search_dataset_load(const char *path, const search_dataset_options *options,
                         search_dataset **out, ev_error *err);
 void search_dataset_free(search_dataset *ds);
@@ -197,8 +212,10 @@ typedef struct search_train_options {
     int max_steps;         /* cap steps per epoch (0: ceil(train frames / batch)) */
     int max_val_frames;    /* validate on an evenly spaced subset of this many frames (0: all) */
     bool quiet;
-    search_dataset *dataset; /* optional preloaded dataset (not freed); data ignored then */
-    const char *init_from;   /* start from this bundle's weights (same network, any input size) */
+    search_dataset *dataset;   /* optional preloaded dataset (not freed); data ignored then */
+    const char *init_from;     /* start from this bundle's weights (same network, any input size) */
+    const char *patient_regex; /* search_dataset_options */
+    int frames_per_clip, clip_frame_step;
 } search_train_options;
 
 void search_train_defaults(search_train_options *o);

@@ -459,7 +459,10 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                                       .auto_roi = o->auto_roi,
                                       .threads = threads,
                                       .only_split = -1,
-                                      .quiet = o->quiet};
+                                      .quiet = o->quiet,
+                                      .patient_regex = o->patient_regex,
+                                      .frames_per_clip = o->frames_per_clip,
+                                      .clip_frame_step = o->clip_frame_step};
         if ((rc = search_dataset_load(o->data, &dso, &ds, err)))
             return rc;
     } else if (ds->width != o->size || ds->height != o->size) {

@@ -13,6 +13,7 @@ static const char *usage =
     "usage: echoview eval --model DIR|model.yaml --data DIR|manifest.csv [--split "
     "test|val|train|all]\n"
     "                     [--json] [--out REPORT_DIR] [--threads N] [--auto-roi] [--seed S]\n"
+    "                     [--patient-regex RE] [--frames-per-clip N | --clip-frame-step K]\n"
     "  Evaluates the model on the frames of a split (default test; 'all' for every frame; data\n"
     "  without splits is split by patient with --seed like training does). Prints a summary and\n"
     "  the per-view table, or with --json one object: accuracy, macro_precision, macro_recall,\n"
@@ -23,7 +24,8 @@ int cmd_eval(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL, *out = NULL, *split_name = "test";
     bool json = false, auto_roi = false;
-    int threads = 0;
+    int threads = 0, frames_per_clip = 0, clip_frame_step = 0;
+    const char *patient_regex = NULL;
     uint64_t seed = 1;
     const tool_option options[] = {
         TOOL_FLAG("--json", &json),
@@ -31,6 +33,9 @@ int cmd_eval(int argc, char **argv)
         TOOL_STRING("--model", &model_path),
         TOOL_STRING("--data", &data),
         TOOL_STRING("--out", &out),
+        TOOL_STRING("--patient-regex", &patient_regex),
+        TOOL_INT("--frames-per-clip", &frames_per_clip, 1, 100000),
+        TOOL_INT("--clip-frame-step", &clip_frame_step, 1, 100000),
         TOOL_CHOICE("--split", &split_name, "test", "val", "train", "all"),
         TOOL_SEED("--seed", &seed),
         TOOL_INT("--threads", &threads, 1, 256),
@@ -42,6 +47,10 @@ int cmd_eval(int argc, char **argv)
         return status;
     if (!model_path || !data) {
         fprintf(stderr, "echoview eval: --model and --data are required\n%s", usage);
+        return TOOL_USAGE;
+    }
+    if (frames_per_clip && clip_frame_step) {
+        fprintf(stderr, "echoview eval: give --frames-per-clip or --clip-frame-step, not both\n");
         return TOOL_USAGE;
     }
     int split = strcmp(split_name, "all") ? search_split_parse(split_name) : -1;
@@ -68,7 +77,10 @@ int cmd_eval(int argc, char **argv)
                                 .auto_roi = auto_roi,
                                 .threads = threads,
                                 .only_split = split,
-                                .quiet = json};
+                                .quiet = json,
+                                .patient_regex = patient_regex,
+                                .frames_per_clip = frames_per_clip,
+                                .clip_frame_step = clip_frame_step};
     if (search_dataset_load(data, &o, &ds, &err) ||
         search_evaluate(m, ds, split, threads, &r, &err) ||
         (out && search_write_report(out, m, ds, &r, split, &err))) {

@@ -18,6 +18,8 @@ static const char *usage =
     "             sgd 3e-4)  --momentum X (0.9)  --cosine  --grad-clip X (0 = off; sgd 5)\n"
     "             --auxiliary W (0 = no head)  --drop-path P (0)\n"
     "  data:      --no-augment  --auto-roi  --max-bad-fraction F (0.05)  --train-fraction F (1)\n"
+    "             --patient-regex RE (patient ID from each file's path: its first group)\n"
+    "             --frames-per-clip N | --clip-frame-step K (of DICOM loops; default all)\n"
     "  run:       --threads T (all cores)  --seed S (1)  --resume  --log FILE "
     "(MODEL_DIR/train.jsonl)\n"
     "             --init-from MODEL (start from a bundle's weights, e.g. trained at a smaller "
@@ -63,6 +65,9 @@ int cmd_train(int argc, char **argv)
         TOOL_STRING("--init-from", &o.init_from),
         TOOL_STRING("--genotype", &genotype),
         TOOL_STRING("--log", &o.log_path),
+        TOOL_STRING("--patient-regex", &o.patient_regex),
+        TOOL_INT("--frames-per-clip", &o.frames_per_clip, 1, 100000),
+        TOOL_INT("--clip-frame-step", &o.clip_frame_step, 1, 100000),
         TOOL_INT("--init-channels", &o.init_channels, 2, 1024),
         TOOL_INT("--size", &o.size, 8, 1024),
         TOOL_INT("--epochs", &o.epochs, 1, 800),
@@ -123,6 +128,10 @@ int cmd_train(int argc, char **argv)
                search_kernels_name(), o.size, o.init_channels, o.num_cells, o.batch, o.threads,
                bench_steps, sps, fps);
         return TOOL_OK;
+    }
+    if (o.frames_per_clip && o.clip_frame_step) {
+        fprintf(stderr, "echoview train: give --frames-per-clip or --clip-frame-step, not both\n");
+        return TOOL_USAGE;
     }
     if (!o.data || !o.out_dir) {
         fprintf(stderr, "echoview train: --data and --out are required\n%s", usage);

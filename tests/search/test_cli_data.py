@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Bringing one's own data to `echoview train` and `echoview eval`: the DICOM cine loops that
+`echoview phantom --format dicom` writes train as they are (folder with its manifest, and the
+bare class folders with patients from the PatientID tags); image folders without patient IDs
+warn that frames are split one by one, and --patient-regex silences it; bad options and data
+give exit status 1 or 2 and the message naming the problem.
+
+usage: test_cli_data.py ECHOVIEW_BINARY
+"""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+exe = sys.argv[1]
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures += 1
+
+
+def run(*args):
+    return subprocess.run([exe] + list(args), capture_output=True, text=True, timeout=600)
+
+
+TRAIN = ["--size", "16", "--init-channels", "4", "--layout", "normal,reduce", "--epochs", "1",
+         "--batch", "28", "--threads", "2", "--steps-per-epoch", "2"]
+NO_ID = "have no patient ID"
+
+with tempfile.TemporaryDirectory() as tmp:
+    # DICOM loops, exactly as the phantom writes them
+    loops = os.path.join(tmp, "loops")
+    r = run("phantom", "--format", "dicom", "--out", loops, "--size", "16", "--patients", "5",
+            "--frames-per-patient", "4", "--seed", "5", "--threads", "2")
+    if r.returncode != 0 and "no DICOM support" in r.stderr:
+        print("skip DICOM: this build has no DCMTK")
+    else:
+        check(r.returncode == 0, "phantom --format dicom writes loops (%s)" % r.stderr.strip())
+        rows = list(csv.DictReader(open(os.path.join(loops, "manifest.csv"))))
+        check(len(rows) == 5 * 14 and rows[0]["path"].endswith(".dcm"),
+              "one manifest row per loop (%d)" % len(rows))
+        m = os.path.join(tmp, "m-dicom")
+        r = run("train", "--data", loops, "--out", m, *TRAIN)
+        check(r.returncode == 0 and "bad magic" not in r.stderr and NO_ID not in r.stderr,
+              "train on the phantom's DICOM folder + manifest (%s)" % r.stderr.strip()[-300:])
+        r = run("eval", "--model", m, "--data", loops, "--json", "--threads", "2")
+        ok = r.returncode == 0
+        j = json.loads(r.stdout) if ok else {}
+        total = sum(map(sum, j.get("confusion", [[0]])))
+        test_loops = sum(1 for row in rows if row["split"] == "test")
+        check(ok and total == 4 * test_loops,
+              "eval scores every frame of the %d test loops (%d frames; %s)"
+              % (test_loops, total, r.stderr.strip()[-200:]))
+        # the bare class folders: patients from the tags, so no warning
+        bare = os.path.join(tmp, "bare")
+        shutil.copytree(loops, bare)
+        os.remove(os.path.join(bare, "manifest.csv"))
+        r = run("train", "--data", bare, "--out", os.path.join(tmp, "m-bare"), *TRAIN,
+                "--frames-per-clip", "2")
+        check(r.returncode == 0 and NO_ID not in r.stderr,
+              "train on bare DICOM class folders: patients from PatientID, no warning (%s)"
+              % r.stderr.strip()[-300:])
+
+    # PNG class folders without patient IDs
+    ph = os.path.join(tmp, "ph")
+    r = run("phantom", "--out", ph, "--size", "16", "--patients", "5", "--frames-per-patient",
+            "2", "--seed", "5", "--threads", "2")
+    os.remove(os.path.join(ph, "manifest.csv"))
+    r = run("train", "--data", ph, "--out", os.path.join(tmp, "m-png"), *TRAIN)
+    check(r.returncode == 0 and "140 of 140 frames " + NO_ID in r.stderr
+          and "give --patient-regex" in r.stderr,
+          "image folder without patient IDs: train warns frames are split one by one (%s)"
+          % r.stderr.strip()[-300:])
+    r = run("train", "--data", ph, "--out", os.path.join(tmp, "m-png2"), *TRAIN,
+            "--patient-regex", "/(p[0-9]+)_")
+    check(r.returncode == 0 and NO_ID not in r.stderr,
+          "--patient-regex names the patients: no warning (%s)" % r.stderr.strip()[-300:])
+    r = run("train", "--data", ph, "--out", os.path.join(tmp, "m-png3"), *TRAIN,
+            "--patient-regex", "^q")
+    check(r.returncode == 1 and "--patient-regex '^q' does not match 'A2CH/" in r.stderr,
+          "a --patient-regex that misses a file: exit 1 naming it (%s)" % r.stderr.strip())
+    r = run("train", "--data", ph, "--out", os.path.join(tmp, "m-png4"), *TRAIN,
+            "--frames-per-clip", "2", "--clip-frame-step", "2")
+    check(r.returncode == 2 and "give --frames-per-clip or --clip-frame-step, not both" in r.stderr,
+          "both clip frame selections: usage error (%s)" % r.stderr.strip())
+
+    leak = os.path.join(tmp, "leak.csv")
+    with open(leak, "w") as f:
+        f.write("path,label,split,patient\nph/A2CH/p0000_f00.png,A2CH,train,P1\n"
+                "ph/A2CH/p0000_f01.png,A2CH,val,P1\n")
+    r = run("train", "--data", leak, "--out", os.path.join(tmp, "m-leak"), *TRAIN)
+    check(r.returncode == 1 and "leak.csv:3: patient 'P1' is in split 'val' here and in split "
+          "'train' on line 2" in r.stderr, "train refuses a patient in two splits (%s)"
+          % r.stderr.strip())
+
+print("%d failed" % failures)
+sys.exit(1 if failures else 0)
