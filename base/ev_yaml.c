@@ -651,6 +651,9 @@ bool ev_yaml_get_double(ev_yaml_doc *doc, const ev_yaml_node *node, const char *
         set_error(&doc->error, EV_YAML_ERR_NOMEM, "%s: out of memory", doc->source);
         return false;
     }
+    /* one syntax, decimal: strtod alone would also take 0x10 (16), 0x1p4 and "infinity" */
+    if (s[strspn(s, "0123456789+-.eE")] != '\0')
+        return ev_yaml_fail(doc, node, "'%s' must be a decimal number, not '%s'", name, s);
     errno = 0;
     v = strtod_l(s, &end, c_locale);
     if (s[0] == '\0' || errno || *end || !isfinite(v))

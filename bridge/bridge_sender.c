@@ -458,6 +458,15 @@ guint bridge_sender_files_failed(BridgeSender *s)
     return n;
 }
 
+guint bridge_sender_queued(BridgeSender *s)
+{
+    guint n;
+    g_mutex_lock(&s->lock);
+    n = g_queue_get_length(&s->queue);
+    g_mutex_unlock(&s->lock);
+    return n;
+}
+
 void bridge_sender_free(BridgeSender *s)
 {
     if (!s)
@@ -473,6 +482,9 @@ void bridge_sender_free(BridgeSender *s)
         g_thread_join(s->thread);
     g_clear_object(&s->appsrc);
     g_clear_object(&s->pipeline);
+    if (s->config.keep_queued)
+        for (GList *l = s->queue.head; l; l = l->next)
+            ((Item *)l->data)->owned = FALSE; /* never played: the next start plays them */
     g_queue_clear_full(&s->queue, item_unref);
     g_ptr_array_unref(s->played);
     g_clear_pointer(&s->latest, item_unref);

@@ -35,6 +35,7 @@ typedef struct {
     const gchar *sdp_path;   /* written at start when set */
     const gchar *name;       /* the SDP session name (the AE title or "dicom2rtp") */
     const gchar *log_prefix; /* starts every log line (default: name) */
+    gboolean keep_queued;    /* at free, owned files still queued (never played) stay on disk */
 } BridgeSenderConfig;
 
 typedef struct _BridgeSender BridgeSender;
@@ -56,7 +57,10 @@ gboolean bridge_sender_wait(BridgeSender *sender, GError **error);
 /* Counters for logs and tests. */
 guint64 bridge_sender_frames_sent(BridgeSender *sender);
 guint bridge_sender_files_failed(BridgeSender *sender);
-/* Stops at once and frees everything (deleting owned files). */
+/* Files queued and not yet played. */
+guint bridge_sender_queued(BridgeSender *sender);
+/* Stops at once and frees everything (deleting owned files; with keep_queued, not those
+ * still waiting in the queue: they were never played). */
 void bridge_sender_free(BridgeSender *sender);
 
 G_END_DECLS

@@ -3,9 +3,12 @@
  * or a PACS; each loop is streamed, as it arrives, to the RTP destination configured for the
  * sending station's AE title (bridge/bridge_sender.h), and the latest loop repeats until the
  * next one. Bad files and aborted associations are logged and answered; the service goes on.
- * SIGTERM/SIGINT stop it within about a second. */
+ * Received loops wait in SPOOL/queued/<calling AE>/ until played, so those acknowledged but not
+ * yet played when the bridge stops are played after the next start. SIGTERM/SIGINT stop it
+ * within about a second. */
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <stdlib.h>
 #include <gst/gst.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +37,66 @@ static int should_stop(void *user)
     return stop_requested;
 }
 
+/* Every line on stderr starts with the UTC time, unless stderr is the journal (which has its
+ * own): a bridge run from a shell or a container used to log lines without any time. */
+static void print_with_time(const gchar *text)
+{
+    static gboolean journal = -1;
+
+    if (journal == -1)
+        journal = getenv("JOURNAL_STREAM") != NULL;
+    if (!journal) {
+        gint64 now = g_get_real_time();
+        GDateTime *dt = g_date_time_new_from_unix_utc(now / G_USEC_PER_SEC);
+        gchar *stamp = dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S") : NULL;
+        fprintf(stderr, "%s.%03dZ ", stamp ? stamp : "?", (int)(now / 1000 % 1000));
+        g_free(stamp);
+        if (dt)
+            g_date_time_unref(dt);
+    }
+    fputs(text, stderr);
+    fflush(stderr);
+}
+
+/* Where the loops from one calling AE title wait: SPOOL/queued/<AE, URI-escaped>/. */
+static gchar *queue_dir(const Bridge *b, const BridgeDestination *d)
+{
+    gchar *name = g_uri_escape_string(d->calling_ae, NULL, FALSE);
+    gchar *dir = g_build_filename(b->config->spool, "queued", name, NULL);
+    g_free(name);
+    return dir;
+}
+
+static gint compare_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const gchar *const *)a, *(const gchar *const *)b);
+}
+
+/* Loops received before a stop and never played: queued again, oldest first. */
+static void requeue(Bridge *b, guint i)
+{
+    const BridgeDestination *d = g_ptr_array_index(b->config->destinations, i);
+    gchar *dir = queue_dir(b, d);
+    GDir *folder = g_dir_open(dir, 0, NULL);
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    const gchar *name;
+
+    while (folder && (name = g_dir_read_name(folder)))
+        if (g_str_has_suffix(name, ".dcm"))
+            g_ptr_array_add(names, g_build_filename(dir, name, NULL));
+    if (folder)
+        g_dir_close(folder);
+    g_ptr_array_sort(names, compare_names);
+    for (guint k = 0; k < names->len; k++)
+        bridge_sender_push(b->senders[i], g_ptr_array_index(names, k), TRUE);
+    if (names->len)
+        g_printerr("echoview-dicom-bridge: %s: re-queued %u loop(s) received before the "
+                   "restart\n",
+                   d->calling_ae, names->len);
+    g_ptr_array_unref(names);
+    g_free(dir);
+}
+
 static void log_line(void *user, int is_error, const char *line)
 {
     (void)user;
@@ -60,9 +123,24 @@ static void on_file(void *user, const char *path, const char *calling_ae,
     }
     for (guint i = 0; i < b->config->destinations->len; i++)
         if (g_ptr_array_index(b->config->destinations, i) == d) {
+            /* acknowledged: it waits in the destination's queue folder until played */
+            static guint sequence;
+            gchar *dir = queue_dir(b, d), *base = g_path_get_basename(path), *queued;
+            queued = g_strdup_printf("%s/%020" G_GINT64_FORMAT "-%04u-%s%s", dir,
+                                     g_get_real_time(), sequence++ % 10000, base,
+                                     g_str_has_suffix(base, ".dcm") ? "" : ".dcm");
+            if (g_mkdir_with_parents(dir, 0700) != 0 || g_rename(path, queued) != 0) {
+                g_printerr("echoview-dicom-bridge: error: %s: cannot queue %s in %s: %s\n",
+                           calling_ae, path, dir, g_strerror(errno));
+                g_free(queued);
+                queued = g_strdup(path);
+            }
             g_printerr("echoview-dicom-bridge: %s: queued %u frame(s) for %s:%u\n", calling_ae,
                        info->frames, d->host, d->port);
-            bridge_sender_push(b->senders[i], path, TRUE);
+            bridge_sender_push(b->senders[i], queued, TRUE);
+            g_free(queued);
+            g_free(base);
+            g_free(dir);
             return;
         }
 }
@@ -109,6 +187,7 @@ int main(int argc, char **argv)
         bridge_config_free(b.config);
         return 0;
     }
+    g_set_printerr_handler(print_with_time);
     gst_init(NULL, NULL);
     if (g_mkdir_with_parents(b.config->spool, 0700) != 0) {
         fprintf(stderr, "echoview-dicom-bridge: spool %s: %s\n", b.config->spool,
@@ -129,6 +208,7 @@ int main(int argc, char **argv)
             .loop = d->loop ? BRIDGE_LOOP_LATEST : BRIDGE_LOOP_NONE,
             .sdp_path = d->sdp,
             .name = d->calling_ae,
+            .keep_queued = TRUE,
         };
         gchar *prefix = g_strdup_printf("echoview-dicom-bridge: %s", d->calling_ae);
         sc.log_prefix = prefix;
@@ -143,6 +223,7 @@ int main(int argc, char **argv)
         g_printerr("echoview-dicom-bridge: %s -> %s:%u (%s %ux%u)%s%s\n", d->calling_ae, d->host,
                    d->port, bridge_encoding_name(d->encoding), d->width & ~1u, d->height & ~1u,
                    d->sdp ? ", SDP " : "", d->sdp ? d->sdp : "");
+        requeue(&b, i);
     }
 
     struct sigaction sa = {0};

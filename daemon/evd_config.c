@@ -58,15 +58,32 @@ static gboolean get_uint(Parser *p, const ev_yaml_node *node, const gchar *key, 
     return TRUE;
 }
 
-/* Numbers have one syntax, decimal: strtod would also take 0x10 (16) and 0x1p4. */
+/* Numbers have one syntax, decimal (base/ev_yaml.c refuses 0x10, 0x1p4, infinity). */
 static gboolean get_double(Parser *p, const ev_yaml_node *node, const gchar *key, gdouble min,
                            gdouble max, gdouble *out)
 {
-    const gchar *text = ev_yaml_scalar(node);
-
-    if (text && strpbrk(text, "xXpP"))
-        return fail_at(p, node, "'%s' must be a decimal number, not '%s'", key, text);
     return ev_yaml_get_double(p->doc, node, key, min, max, out);
+}
+
+/* "10.1.2.3", "10.1.2.0/24", "fd00::/8": an address, or a prefix of one. */
+static gboolean address_or_prefix_ok(const gchar *text)
+{
+    guchar buf[sizeof(struct in6_addr)];
+    const gchar *slash = strchr(text, '/');
+    gchar *address = g_strndup(text, slash ? (gsize)(slash - text) : strlen(text));
+    gint family = inet_pton(AF_INET, address, buf) == 1    ? AF_INET
+                  : inet_pton(AF_INET6, address, buf) == 1 ? AF_INET6
+                                                           : 0;
+    gboolean ok = family != 0;
+
+    g_free(address);
+    if (ok && slash) {
+        gchar *end;
+        guint64 bits = g_ascii_strtoull(slash + 1, &end, 10);
+        ok = slash[1] && g_ascii_isdigit(slash[1]) && !*end &&
+             bits <= (family == AF_INET ? 32u : 128u);
+    }
+    return ok;
 }
 
 /* A numeric IPv4 or IPv6 address, as the start binds it: no name is resolved, so
@@ -329,8 +346,8 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
 }
 
 static const gchar *const supervision_keys[] = {
-    "stall-timeout", "restart-delay", "restart-delay-max", "frozen-timeout", "frozen-difference",
-    NULL};
+    "stall-timeout",     "restart-delay", "restart-delay-max", "frozen-timeout",
+    "frozen-difference", "max-loss",      "unknown-timeout",   NULL};
 
 static gboolean handle_supervision(Parser *p, const gchar *key, const ev_yaml_node *key_node,
                                    const ev_yaml_node *value, gpointer data)
@@ -345,6 +362,10 @@ static gboolean handle_supervision(Parser *p, const gchar *key, const ev_yaml_no
         return get_double(p, value, key, 0, 3600, &c->frozen_timeout);
     if (strcmp(key, "frozen-difference") == 0)
         return get_double(p, value, key, 0, 255, &c->frozen_difference);
+    if (strcmp(key, "max-loss") == 0)
+        return get_double(p, value, key, 0, 1, &c->max_loss);
+    if (strcmp(key, "unknown-timeout") == 0)
+        return get_double(p, value, key, 0, 86400, &c->unknown_timeout);
     return get_double(p, value, key, 0.05, 86400, &c->restart_delay_max); /* restart-delay-max */
 }
 
@@ -386,7 +407,8 @@ static gboolean source_key_allowed(EvdSourceType type, const gchar *key)
 
     if (strcmp(key, "type") == 0)
         return TRUE;
-    if (strcmp(key, "address") == 0 || strcmp(key, "port") == 0 || strcmp(key, "payload") == 0)
+    if (strcmp(key, "address") == 0 || strcmp(key, "port") == 0 || strcmp(key, "payload") == 0 ||
+        strcmp(key, "allowed-senders") == 0 || strcmp(key, "ssrc") == 0)
         return rtp;
     if (strcmp(key, "jitter-latency") == 0)
         return rtp || type == EVD_SOURCE_SDP;
@@ -408,7 +430,7 @@ static gboolean source_key_allowed(EvdSourceType type, const gchar *key)
 static const gchar *const source_keys[] = {
     "type",       "address",  "port",  "payload",  "jitter-latency",
     "sampling",   "depth",    "width", "height",   "framerate",
-    "properties", "location", "uri",   "pipeline", NULL};
+    "properties", "location", "uri",   "pipeline", "allowed-senders", "ssrc", NULL};
 
 static gboolean handle_source(Parser *p, const gchar *key, const ev_yaml_node *key_node,
                               const ev_yaml_node *value, gpointer data)
@@ -429,6 +451,36 @@ static gboolean handle_source(Parser *p, const gchar *key, const ev_yaml_node *k
     }
     if (strcmp(key, "payload") == 0)
         return get_uint(p, value, key, 0, 127, &s->payload);
+    if (strcmp(key, "ssrc") == 0) {
+        long v;
+        if (!ev_yaml_get_int(p->doc, value, key, 0, 4294967295L, &v))
+            return FALSE;
+        s->has_ssrc = TRUE;
+        s->ssrc = (guint32)v;
+        return TRUE;
+    }
+    if (strcmp(key, "allowed-senders") == 0) {
+        if (ev_yaml_node_kind(value) != EV_YAML_SEQUENCE || ev_yaml_length(value) == 0)
+            return fail_at(p, value, "allowed-senders must be a non-empty list of addresses");
+        if (!s->allowed_senders)
+            s->allowed_senders = g_ptr_array_new_with_free_func(g_free);
+        for (gsize i = 0; i < ev_yaml_length(value); i++) {
+            const ev_yaml_node *item = ev_yaml_item(p->doc, value, i);
+            gchar *text = NULL;
+            if (!item || !get_nonempty_string(p, item, "allowed-senders", &text))
+                return FALSE;
+            if (!address_or_prefix_ok(text)) {
+                gboolean ok = fail_at(p, item,
+                                      "'%s' is not a numeric address or prefix (10.1.2.3, "
+                                      "10.1.2.0/24, fd00::/8)",
+                                      text);
+                g_free(text);
+                return ok;
+            }
+            g_ptr_array_add(s->allowed_senders, text);
+        }
+        return TRUE;
+    }
     if (strcmp(key, "jitter-latency") == 0)
         return get_uint(p, value, key, 0, 10000, &s->jitter_latency_ms);
     if (strcmp(key, "depth") == 0)
@@ -573,6 +625,8 @@ static void source_clear(EvdSourceConfig *s)
     g_free(s->pipeline);
     if (s->properties)
         g_ptr_array_unref(s->properties);
+    if (s->allowed_senders)
+        g_ptr_array_unref(s->allowed_senders);
 }
 
 static void stream_free(gpointer data)
@@ -758,6 +812,8 @@ static EvdConfig *config_new(void)
     c->stall_timeout = 3;
     c->frozen_timeout = 5;
     c->frozen_difference = 1;
+    c->max_loss = 0.05;
+    c->unknown_timeout = 60;
     c->streams = g_ptr_array_new_with_free_func(stream_free);
     c->senders = g_ptr_array_new_with_free_func(sender_free);
     return c;
@@ -868,6 +924,8 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
         if (s->frozen_timeout < 0)
             s->frozen_timeout = cc.config->frozen_timeout;
         s->frozen_difference = cc.config->frozen_difference;
+        s->max_loss = cc.config->max_loss;
+        s->unknown_timeout = cc.config->unknown_timeout;
         if (!evd_properties_find(s->classifier, "model-file")) {
             g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
                         "%s:%d:%d: stream '%s' has no classifier model-file (set "

@@ -44,6 +44,10 @@ typedef struct {
     gchar *address;          /* rtp-*: local address (or multicast group) to bind */
     guint port;              /* rtp-*: UDP port */
     gint port_line, port_column; /* where the port is set (0: the default) */
+    GPtrArray *allowed_senders;  /* rtp-*: addresses or prefixes (a.b.c.d/n) that may send; NULL:
+                                    any */
+    gboolean has_ssrc;           /* rtp-*: only packets of this RTP SSRC are taken */
+    guint32 ssrc;
     guint payload;           /* rtp-*: RTP payload type */
     guint width, height;     /* rtp-raw: frame size; phantom: output size (0 = default) */
     gchar *sampling;         /* rtp-raw: RFC 4175 sampling (YCbCr-4:2:0, RGB, ...) */
@@ -62,6 +66,8 @@ typedef struct {
     gdouble stall_timeout; /* seconds without a frame before `stalled` */
     gdouble frozen_timeout;    /* seconds of unchanged frames before `frozen`; 0: off */
     gdouble frozen_difference; /* "unchanged": mean absolute difference at most this (of 255) */
+    gdouble max_loss;          /* recent RTP loss ratio above which the stream is `degraded` */
+    gdouble unknown_timeout;   /* seconds of an unknown stable view before `degraded`; 0: off */
     EvdSourceConfig source;
     GPtrArray *classifier; /* EvdProperty of echoviewclassify, defaults merged in */
     gint line, column;     /* where the stream is defined */
@@ -96,6 +102,8 @@ typedef struct {
     gdouble stall_timeout;         /* default for streams */
     gdouble frozen_timeout;        /* default for streams */
     gdouble frozen_difference;
+    gdouble max_loss;
+    gdouble unknown_timeout;
     GPtrArray *streams;            /* EvdStreamConfig */
     GPtrArray *senders;            /* EvdSenderConfig */
 } EvdConfig;

@@ -175,9 +175,12 @@ static json_t *stream_json(const EvdStreamSnapshot *s, gboolean detail)
     if (s->has_packets)
         json_object_set_new(
             o, "packets",
-            json_pack("{s:I, s:I, s:I, s:I, s:f}", "received", (json_int_t)s->packets_pushed,
-                      "lost", (json_int_t)s->packets_lost, "late", (json_int_t)s->packets_late,
-                      "duplicates", (json_int_t)s->packets_duplicates, "loss_ratio", loss));
+            json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I}", "received",
+                      (json_int_t)s->packets_pushed, "lost", (json_int_t)s->packets_lost, "late",
+                      (json_int_t)s->packets_late, "duplicates",
+                      (json_int_t)s->packets_duplicates, "loss_ratio", loss, "loss_ratio_recent",
+                      s->loss_recent, "rejected_address", (json_int_t)s->rejected_address,
+                      "rejected_ssrc", (json_int_t)s->rejected_ssrc));
     else
         json_object_set_new(o, "packets", json_null());
     json_object_set_new(json_object_get(o, "view"), "withheld",

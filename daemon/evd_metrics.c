@@ -4,7 +4,11 @@
  * gauges; only values that never go down are counters. */
 #include "evd_metrics.h"
 
+#include <dirent.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "echoview.h"
 
@@ -99,6 +103,59 @@ static gdouble snapshot_gauge(const EvdStreamSnapshot *s, GaugeColumn col)
     return 0;
 }
 
+/* The Prometheus client libraries' process metrics (names and units as theirs), from /proc and
+ * getrusage: what a soak or an alert on a leak watches. */
+static void append_process(GString *out, gdouble uptime_s)
+{
+    struct rusage ru;
+    struct rlimit rl;
+    unsigned long pages_virtual = 0, pages_resident = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "re");
+    DIR *fds = opendir("/proc/self/fd");
+    guint n_fds = 0;
+
+    if (f) {
+        if (fscanf(f, "%lu %lu", &pages_virtual, &pages_resident) != 2)
+            pages_virtual = pages_resident = 0;
+        fclose(f);
+    }
+    if (fds) {
+        struct dirent *e;
+        while ((e = readdir(fds)))
+            if (e->d_name[0] != '.')
+                n_fds++;
+        closedir(fds);
+        n_fds--; /* the one opendir holds */
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    metric_header(out, "process_cpu_seconds_total", "counter",
+                  "Total user and system CPU time spent in seconds.");
+    g_string_append(out, "process_cpu_seconds_total ");
+    append_double(out, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+                           ru.ru_stime.tv_usec / 1e6);
+    g_string_append_c(out, '\n');
+    metric_header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    g_string_append_printf(out, "process_resident_memory_bytes %" G_GUINT64_FORMAT "\n",
+                           (guint64)pages_resident * (guint64)page);
+    metric_header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    g_string_append_printf(out, "process_virtual_memory_bytes %" G_GUINT64_FORMAT "\n",
+                           (guint64)pages_virtual * (guint64)page);
+    metric_header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+    g_string_append_printf(out, "process_open_fds %u\n", n_fds);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        metric_header(out, "process_max_fds", "gauge",
+                      "Maximum number of open file descriptors.");
+        g_string_append_printf(out, "process_max_fds %" G_GUINT64_FORMAT "\n",
+                               (guint64)rl.rlim_cur);
+    }
+    metric_header(out, "process_start_time_seconds", "gauge",
+                  "Start time of the process since unix epoch in seconds.");
+    g_string_append(out, "process_start_time_seconds ");
+    append_double(out, (gdouble)(gint64)(g_get_real_time() / 1e6 - uptime_s));
+    g_string_append_c(out, '\n');
+}
+
 gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble uptime_s,
                         gsize *len)
 {
@@ -155,6 +212,7 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
     g_string_append(out, "echoviewd_uptime_seconds ");
     append_double(out, uptime_s);
     g_string_append_c(out, '\n');
+    append_process(out, uptime_s);
     metric_header(out, "echoviewd_model_loaded", "gauge",
                   "1 when every configured model is loaded.");
     g_string_append_printf(out, "echoviewd_model_loaded %d\n", st.model_loaded ? 1 : 0);
@@ -224,6 +282,34 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
             append_double(out, snapshot_gauge(s, gauges[g].col));
             g_string_append_c(out, '\n');
         }
+    }
+    metric_header(out, "echoviewd_stream_rtp_packets_rejected_total", "counter",
+                  "RTP packets dropped at the socket: from an address outside "
+                  "source.allowed-senders, or of another SSRC than source.ssrc.");
+    for (guint i = 0; i < snaps->len; i++) {
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        if (!s->has_packets)
+            continue;
+        g_string_append(out, "echoviewd_stream_rtp_packets_rejected_total{stream=\"");
+        append_label_value(out, s->id);
+        g_string_append_printf(out, "\",reason=\"address\"} %" G_GUINT64_FORMAT "\n",
+                               s->rejected_address);
+        g_string_append(out, "echoviewd_stream_rtp_packets_rejected_total{stream=\"");
+        append_label_value(out, s->id);
+        g_string_append_printf(out, "\",reason=\"ssrc\"} %" G_GUINT64_FORMAT "\n",
+                               s->rejected_ssrc);
+    }
+    metric_header(out, "echoviewd_stream_rtp_loss_recent_ratio", "gauge",
+                  "Share of RTP packets lost over the last 5 s (degraded above max-loss).");
+    for (guint i = 0; i < snaps->len; i++) {
+        EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
+        if (!s->has_packets)
+            continue;
+        g_string_append(out, "echoviewd_stream_rtp_loss_recent_ratio{stream=\"");
+        append_label_value(out, s->id);
+        g_string_append(out, "\"} ");
+        append_double(out, s->loss_recent);
+        g_string_append_c(out, '\n');
     }
     metric_header(out, "echoviewd_stream_view_probability_ratio", "gauge",
                   "Probability of each view in the latest inference.");

@@ -143,8 +143,18 @@ gchar *evd_pipeline_describe_sender(const EvdSenderConfig *sender)
 gchar *evd_pipeline_fingerprint_stream(const EvdStreamConfig *stream)
 {
     gchar *pipeline = evd_pipeline_describe_stream(stream);
-    gchar *fp = g_strdup_printf("%d|frozen %g %g|%s", stream->enabled, stream->frozen_timeout,
-                                stream->frozen_difference, pipeline);
+    GString *senders = g_string_new(NULL);
+    gchar *fp;
+
+    for (guint i = 0; stream->source.allowed_senders && i < stream->source.allowed_senders->len;
+         i++)
+        g_string_append_printf(senders, "%s,",
+                               (const gchar *)g_ptr_array_index(stream->source.allowed_senders, i));
+    fp = g_strdup_printf("%d|checks %g %g %g %g|senders %s|ssrc %d %u|%s", stream->enabled,
+                         stream->frozen_timeout, stream->frozen_difference, stream->max_loss,
+                         stream->unknown_timeout, senders->str, stream->source.has_ssrc,
+                         stream->source.ssrc, pipeline);
+    g_string_free(senders, TRUE);
 
     g_free(pipeline);
     return fp;

@@ -10,7 +10,7 @@ const gdouble evd_latency_bucket_bounds[EVD_LATENCY_BUCKETS] = {
 const gchar *evd_stream_state_name(EvdStreamState state)
 {
     static const gchar *names[] = {"starting", "running", "stalled", "failed",
-                                  "disabled", "error",   "frozen"};
+                                  "disabled", "error",   "frozen",  "degraded"};
     G_STATIC_ASSERT(G_N_ELEMENTS(names) == EVD_STATE_COUNT);
     return (guint)state < G_N_ELEMENTS(names) ? names[state] : "?";
 }

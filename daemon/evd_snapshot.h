@@ -23,12 +23,16 @@ typedef enum {
     EVD_STATE_DISABLED,
     EVD_STATE_ERROR,  /* frames arrive but are not what the configuration says (their size) */
     EVD_STATE_FROZEN, /* frames arrive but have not changed for frozen-timeout */
+    EVD_STATE_DEGRADED, /* frames arrive, but too many packets are lost or no view is confident */
     EVD_STATE_COUNT
 } EvdStreamState;
 
 const gchar *evd_stream_state_name(EvdStreamState state);
 
 #define EVD_MAX_CLASSES 256
+
+/* The window of the recent packet loss ratio (`degraded` above max-loss), seconds. */
+#define EVD_LOSS_WINDOW_S 5
 
 /* Prometheus buckets of the inference latency histogram, in seconds (+Inf implied). */
 #define EVD_LATENCY_BUCKETS 12
@@ -96,6 +100,8 @@ typedef struct {
     /* RTP jitter buffer (has_packets FALSE for other sources) */
     gboolean has_packets;
     guint64 packets_pushed, packets_lost, packets_late, packets_duplicates;
+    gdouble loss_recent; /* lost / (received + lost) over the last EVD_LOSS_WINDOW_S seconds */
+    guint64 rejected_address, rejected_ssrc; /* packets dropped by the ingress checks */
     gchar *last_error;
     gint64 last_error_time;
     /* the frame checks */

@@ -6,6 +6,8 @@
  * snapshots under the same lock. The lock is never held across a GStreamer state change. */
 #include "evd_stream.h"
 
+#include <gio/gio.h>
+#include <gst/net/gstnetaddressmeta.h>
 #include <math.h>
 #include <string.h>
 
@@ -218,6 +220,50 @@ static void on_queue_overrun(GstElement *queue, gpointer data)
 }
 
 /* Packets out of udpsrc: when frames stop, what arrived tells why (stall_reason). */
+/* Ingress: a packet from an address outside source.allowed-senders, or of another SSRC than
+ * source.ssrc, is dropped here and counted (a second sender on the port would otherwise mix its
+ * frames into the stream). Streaming thread; the masks change only with the pipeline stopped. */
+static gboolean ingress_refused(EvdStream *st, GstBuffer *buf, gint64 now)
+{
+    guint8 rtp[12];
+
+    if (st->allowed) {
+        GstNetAddressMeta *meta = gst_buffer_get_net_address_meta(buf);
+        GInetAddress *from = NULL;
+        gboolean ok = FALSE;
+
+        if (meta && G_IS_INET_SOCKET_ADDRESS(meta->addr))
+            from = g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(meta->addr));
+        for (guint i = 0; from && !ok && i < st->allowed->len; i++)
+            ok = g_inet_address_mask_matches(g_ptr_array_index(st->allowed, i), from);
+        if (!ok) {
+            gchar *text = from ? g_inet_address_to_string(from) : g_strdup("an unknown address");
+            g_mutex_lock(st->host.lock);
+            st->rejected_address++;
+            st->rejected_last = now;
+            st->rejected_by_ssrc = FALSE;
+            g_strlcpy(st->rejected_from, text, sizeof st->rejected_from);
+            g_mutex_unlock(st->host.lock);
+            g_free(text);
+            return TRUE;
+        }
+    }
+    if (st->has_ssrc && gst_buffer_extract(buf, 0, rtp, 12) == 12) {
+        guint32 ssrc = ((guint32)rtp[8] << 24) | ((guint32)rtp[9] << 16) |
+                       ((guint32)rtp[10] << 8) | rtp[11];
+        if (ssrc != st->ssrc) {
+            g_mutex_lock(st->host.lock);
+            st->rejected_ssrc++;
+            st->rejected_last = now;
+            st->rejected_by_ssrc = TRUE;
+            st->rejected_ssrc_value = ssrc;
+            g_mutex_unlock(st->host.lock);
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
 static GstPadProbeReturn on_udp_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
     EvdStream *st = data;
@@ -225,6 +271,8 @@ static GstPadProbeReturn on_udp_buffer(GstPad *pad, GstPadProbeInfo *info, gpoin
     guint8 header[2];
     gint64 now = g_get_monotonic_time();
 
+    if ((st->allowed || st->has_ssrc) && ingress_refused(st, buf, now))
+        return GST_PAD_PROBE_DROP;
     g_mutex_lock(st->host.lock);
     st->udp_last = now;
     st->udp_window_packets++;
@@ -290,6 +338,12 @@ static GstPadProbeReturn on_classified_buffer(GstPad *pad, GstPadProbeInfo *info
     st->last_frame = now;
     st->probe_frames++;
     if (meta) {
+        gboolean unknown = !meta->stable_label || meta->stable_label_id < 0 ||
+                           strcmp(meta->stable_label, "unknown") == 0;
+        if (!unknown)
+            st->unknown_since = 0;
+        else if (!st->unknown_since)
+            st->unknown_since = now;
         evd_view_update(&st->view, meta);
         /* the element's own samples: its latency-p99 is the p99 of these */
         if (meta->inferred && GST_CLOCK_TIME_IS_VALID(meta->latency))
@@ -436,7 +490,7 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer data)
             on_view_message(st, s);
         else if (gst_structure_has_name(s, "GstUDPSrcTimeout") &&
                  (st->state == EVD_STATE_RUNNING || st->state == EVD_STATE_ERROR ||
-                  st->state == EVD_STATE_FROZEN))
+                  st->state == EVD_STATE_FROZEN || st->state == EVD_STATE_DEGRADED))
             stream_stall(st, "no RTP packets");
         break;
     }
@@ -553,7 +607,10 @@ static void stream_start(EvdStream *st)
     st->frame_difference = -1;
     st->udp_last = st->udp_last_other_pt = 0;
     st->udp_window_packets = 0;
+    st->unknown_since = 0;
+    st->loss_recent = 0;
     g_mutex_unlock(st->host.lock);
+    st->loss_samples = 0;
     pipeline = gst_parse_launch_full(st->description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &err);
     if (!pipeline) {
         gchar *text = g_strdup_printf("pipeline: %s", err ? err->message : "cannot be built");
@@ -641,6 +698,16 @@ static gchar *stall_reason(EvdStream *st, const gchar *what, gint64 now)
     if (!st->has_jitter)
         return g_strdup(what);
     g_mutex_lock(st->host.lock);
+    if (st->rejected_last && now - st->rejected_last <= window) {
+        gchar *text =
+            st->rejected_by_ssrc
+                ? g_strdup_printf("%s: packets of RTP SSRC %u dropped (source.ssrc is %u)", what,
+                                  st->rejected_ssrc_value, st->ssrc)
+                : g_strdup_printf("%s: packets from %s dropped (not in source.allowed-senders)",
+                                  what, st->rejected_from);
+        g_mutex_unlock(st->host.lock);
+        return text;
+    }
     last = st->udp_last;
     last_other = st->udp_last_other_pt;
     other = st->udp_other_pt;
@@ -658,6 +725,33 @@ static gchar *stall_reason(EvdStream *st, const gchar *what, gint64 now)
     return g_strdup_printf("%s: no packets arrive on UDP port %u", what, st->port);
 }
 
+/* One sample a second of the jitter buffer's cumulative counts; the recent loss ratio is over
+ * the last EVD_LOSS_WINDOW_S seconds (the lifetime loss_ratio hid a burst after hours of
+ * clean packets). */
+static void loss_sample(EvdStream *st)
+{
+    guint n = G_N_ELEMENTS(st->loss_pushed), last;
+    guint64 pushed, lost, d_pushed, d_lost;
+
+    g_mutex_lock(st->host.lock);
+    pushed = st->pushed_base + st->pushed_cur;
+    lost = st->lost_base + st->lost_cur;
+    g_mutex_unlock(st->host.lock);
+    if (st->loss_samples >= n) {
+        memmove(st->loss_pushed, st->loss_pushed + 1, (n - 1) * sizeof st->loss_pushed[0]);
+        memmove(st->loss_lost, st->loss_lost + 1, (n - 1) * sizeof st->loss_lost[0]);
+        st->loss_samples = n - 1;
+    }
+    last = st->loss_samples++;
+    st->loss_pushed[last] = pushed;
+    st->loss_lost[last] = lost;
+    d_pushed = pushed - st->loss_pushed[0];
+    d_lost = lost - st->loss_lost[0];
+    g_mutex_lock(st->host.lock);
+    st->loss_recent = d_pushed + d_lost ? (gdouble)d_lost / (gdouble)(d_pushed + d_lost) : 0;
+    g_mutex_unlock(st->host.lock);
+}
+
 /* What the frame checks make of a stream that receives frames: running, error (their size is
  * not the configured one) or frozen; the reason is set (and recorded as the last error) for the
  * latter two. */
@@ -665,10 +759,13 @@ static EvdStreamState checks_verdict(EvdStream *st, gint64 now, gchar **reason)
 {
     gboolean mismatch;
     guint seen_w, seen_h;
-    gint64 frozen_since;
-    gdouble difference;
+    gint64 frozen_since, unknown_since;
+    gdouble difference, loss;
+    EvdStreamState verdict;
 
     g_mutex_lock(st->host.lock);
+    unknown_since = st->unknown_since;
+    loss = st->loss_recent;
     mismatch = st->size.mismatch;
     seen_w = st->size.seen_width;
     seen_h = st->size.seen_height;
@@ -676,22 +773,36 @@ static EvdStreamState checks_verdict(EvdStream *st, gint64 now, gchar **reason)
     difference = st->frame_difference;
     g_mutex_unlock(st->host.lock);
     if (mismatch) {
+        verdict = EVD_STATE_ERROR;
         *reason = g_strdup_printf("frames are %ux%u, the configuration says %ux%u (source.width "
                                   "and source.height of an rtp-raw stream must be the sender's)",
                                   seen_w, seen_h, st->width, st->height);
     } else if (st->frozen_timeout > 0 && frozen_since &&
                now - frozen_since >= st->frozen_timeout * G_USEC_PER_SEC) {
+        verdict = EVD_STATE_FROZEN;
         *reason = g_strdup_printf("frames unchanged for %.1f s (mean difference %.2f of 255, "
                                   "frozen-difference %.2f)",
                                   (now - frozen_since) / 1e6, MAX(difference, 0.0),
                                   st->frozen_difference);
+    } else if (st->has_jitter && loss > st->max_loss) {
+        /* lost packets are rows of zeros (or of an earlier frame) in the frames classified */
+        verdict = EVD_STATE_DEGRADED;
+        *reason = g_strdup_printf("%.1f %% of the RTP packets lost over the last %d s "
+                                  "(max-loss %.1f %%)",
+                                  loss * 100, EVD_LOSS_WINDOW_S, st->max_loss * 100);
+    } else if (st->unknown_timeout > 0 && unknown_since &&
+               now - unknown_since >= st->unknown_timeout * G_USEC_PER_SEC) {
+        verdict = EVD_STATE_DEGRADED;
+        *reason = g_strdup_printf("no confident view for %.1f s (the stable view is unknown: "
+                                  "not an echo view, or below the confidence threshold)",
+                                  (now - unknown_since) / 1e6);
     } else {
         *reason = NULL;
         return EVD_STATE_RUNNING;
     }
-    if (st->state != (mismatch ? EVD_STATE_ERROR : EVD_STATE_FROZEN))
+    if (st->state != verdict)
         stream_set_error(st, *reason);
-    return mismatch ? EVD_STATE_ERROR : EVD_STATE_FROZEN;
+    return verdict;
 }
 
 void evd_stream_tick(EvdStream *st, gint64 now)
@@ -703,6 +814,23 @@ void evd_stream_tick(EvdStream *st, gint64 now)
     warnings_flush(st, now, FALSE);
     if (!st->pipeline)
         return;
+    if (st->allowed || st->has_ssrc) {
+        gchar *text = NULL;
+        g_mutex_lock(st->host.lock);
+        if (st->rejected_address + st->rejected_ssrc > st->rejected_logged) {
+            st->rejected_logged = st->rejected_address + st->rejected_ssrc;
+            text = st->rejected_by_ssrc
+                       ? g_strdup_printf("packets of RTP SSRC %u dropped (source.ssrc is %u)",
+                                         st->rejected_ssrc_value, st->ssrc)
+                       : g_strdup_printf("packets from %s dropped (not in "
+                                         "source.allowed-senders)",
+                                         st->rejected_from);
+        }
+        g_mutex_unlock(st->host.lock);
+        if (text)
+            warning_log(st, text);
+        g_free(text);
+    }
     stream_poll(st);
     if (st->is_sender)
         return;
@@ -720,6 +848,8 @@ void evd_stream_tick(EvdStream *st, gint64 now)
         g_mutex_unlock(st->host.lock);
         st->fps_time = now;
         st->fps_frames = frames;
+        if (st->has_jitter)
+            loss_sample(st);
     }
 
     switch (state) {
@@ -743,6 +873,7 @@ void evd_stream_tick(EvdStream *st, gint64 now)
     case EVD_STATE_RUNNING:
     case EVD_STATE_ERROR:
     case EVD_STATE_FROZEN:
+    case EVD_STATE_DEGRADED:
         if (now - last_frame > st->stall_timeout * G_USEC_PER_SEC) {
             gchar *what = g_strdup_printf("no frames for %.1f s", st->stall_timeout);
             gchar *reason = stall_reason(st, what, now);
@@ -795,6 +926,8 @@ void evd_stream_free(EvdStream *st)
     g_free(st->model_file);
     g_free(st->backend);
     g_free(st->sampling);
+    if (st->allowed)
+        g_ptr_array_unref(st->allowed);
     g_free(st->last_error);
     gst_caps_replace(&st->frozen_caps, NULL);
     g_free(st);
@@ -820,6 +953,8 @@ void evd_stream_configure(EvdStream *st, const EvdStreamConfig *sc)
     st->stall_timeout = sc->stall_timeout;
     st->frozen_timeout = sc->frozen_timeout;
     st->frozen_difference = sc->frozen_difference;
+    st->max_loss = sc->max_loss;
+    st->unknown_timeout = sc->unknown_timeout;
     g_free(st->sampling);
     st->sampling = g_strdup(sc->source.sampling);
     st->depth = sc->source.depth;
@@ -827,6 +962,18 @@ void evd_stream_configure(EvdStream *st, const EvdStreamConfig *sc)
     st->height = sc->source.type == EVD_SOURCE_RTP_RAW ? sc->source.height : 0;
     st->payload = sc->source.payload;
     st->port = sc->source.port;
+    g_clear_pointer(&st->allowed, g_ptr_array_unref);
+    if (sc->source.allowed_senders) {
+        st->allowed = g_ptr_array_new_with_free_func(g_object_unref);
+        for (guint i = 0; i < sc->source.allowed_senders->len; i++) {
+            GInetAddressMask *mask = g_inet_address_mask_new_from_string(
+                g_ptr_array_index(sc->source.allowed_senders, i), NULL);
+            if (mask) /* checked by the config parser */
+                g_ptr_array_add(st->allowed, mask);
+        }
+    }
+    st->has_ssrc = sc->source.has_ssrc;
+    st->ssrc = sc->source.ssrc;
     st->has_jitter = sc->source.type == EVD_SOURCE_RTP_RAW ||
                      sc->source.type == EVD_SOURCE_RTP_H264 ||
                      sc->source.type == EVD_SOURCE_RTP_JPEG;
@@ -921,6 +1068,9 @@ EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *
     snap->packets_lost = st->lost_base + st->lost_cur;
     snap->packets_late = st->late_base + st->late_cur;
     snap->packets_duplicates = st->dup_base + st->dup_cur;
+    snap->loss_recent = st->loss_recent;
+    snap->rejected_address = st->rejected_address;
+    snap->rejected_ssrc = st->rejected_ssrc;
     snap->last_error = g_strdup(st->last_error);
     snap->last_error_time = st->last_error_time;
     snap->has_frame_size = st->width > 0;

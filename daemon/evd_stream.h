@@ -45,6 +45,11 @@ typedef struct {
     guint depth, width, height; /* rtp-raw: the configured frame; width 0: no size check */
     gdouble frozen_timeout;     /* 0: off */
     gdouble frozen_difference;
+    gdouble max_loss;        /* recent loss ratio above which the stream is `degraded` */
+    gdouble unknown_timeout; /* seconds of an unknown stable view before `degraded`; 0: off */
+    GPtrArray *allowed; /* rtp-*: GInetAddressMask that may send (NULL: any) */
+    gboolean has_ssrc;
+    guint32 ssrc;
     guint payload; /* rtp-*: the configured payload type */
     guint port;    /* rtp-*: the configured UDP port */
 
@@ -58,6 +63,9 @@ typedef struct {
     gint64 fps_time;
     guint64 fps_frames;
     gboolean withheld_sent; /* a `view` event said the view is withheld */
+    /* cumulative jitter-buffer counts, one sample a second, for the recent loss */
+    guint64 loss_pushed[EVD_LOSS_WINDOW_S + 1], loss_lost[EVD_LOSS_WINDOW_S + 1];
+    guint loss_samples;
     GHashTable *warnings;   /* text -> EvdWarning: the rate limit of warning log lines */
 
     /* the classifier's streaming thread only */
@@ -86,12 +94,21 @@ typedef struct {
     gint64 last_error_time;
     EvdSizeCheck size;        /* fed by the depayloader's sink pad probe */
     gint64 frozen_since;      /* copied from `frozen` */
+    gint64 unknown_since;     /* monotonic: the stable view became unknown, 0: it is known */
+    gdouble loss_recent;      /* see EVD_LOSS_WINDOW_S */
     gdouble frame_difference; /* copied from `frozen`; < 0: none yet */
     /* what arrives at udpsrc, for the reasons of a stall */
     gint64 udp_last;          /* monotonic: the latest packet, 0: none in this pipeline */
     gint64 udp_last_other_pt; /* monotonic: the latest packet of another payload type */
     guint udp_other_pt;       /* its payload type */
     guint64 udp_window_packets; /* packets since the stream last had a frame */
+    /* packets dropped at udpsrc: from an address not allowed, of another SSRC (cumulative) */
+    guint64 rejected_address, rejected_ssrc;
+    guint64 rejected_logged; /* rejected_address + rejected_ssrc when last logged */
+    gint64 rejected_last;    /* monotonic */
+    gchar rejected_from[64]; /* the latest rejected sender address */
+    guint32 rejected_ssrc_value;
+    gboolean rejected_by_ssrc; /* the latest rejection was for the SSRC */
 } EvdStream;
 
 EvdStream *evd_stream_new(const EvdStreamHost *host, const gchar *id, gboolean is_sender);

@@ -87,6 +87,28 @@ enum {
     EP_FRAMING_SECTOR = 1,
 };
 
+/* Renderer generations for ep_scan.version. Version 1 is the original renderer, kept byte for
+ * byte so existing datasets, fixtures and model recipes reproduce; version 2 renders the look of
+ * real scanners (near-black blood, mid-grey speckled myocardium, dim tissue outside the heart,
+ * drop-out of walls parallel to the beam, speckle reduction, harmonic look, vendor-like screen
+ * layouts, steered and zoomed fans) and the non-2D screens below. */
+enum { EP_VERSION_1 = 1, EP_VERSION_2 = 2 };
+
+/* What a frame shows (ep_scan.screen; anything but EP_SCREEN_BMODE needs version 2). */
+enum {
+    EP_SCREEN_BMODE = 0, /* 2D grey-scale image */
+    EP_SCREEN_COLOR = 1, /* 2D image with a colour-Doppler box (ep_render_rgb for the colours) */
+    EP_SCREEN_MMODE = 2, /* small 2D image with the M-line plus the time-motion strip */
+    EP_SCREEN_PW = 3,    /* pulsed-wave spectral Doppler (mitral inflow E/A waves) */
+    EP_SCREEN_CW = 4,    /* continuous-wave spectral Doppler (aortic outflow, high velocity) */
+    EP_SCREEN_TDI = 5,   /* pulsed tissue-Doppler spectrum of the mitral annulus (s', e', a') */
+    EP_SCREEN_COUNT = 6
+};
+
+/* Screen layouts of version 2 (ep_scan.vendor): four vendor-like arrangements of text blocks,
+ * depth ruler, grey bar, ECG and orientation marker. */
+#define EP_VENDOR_COUNT 4
+
 /* Flags for ep_scan.flags. */
 enum {
     /* Replace the anatomy by homogeneous tissue (a calibration phantom): for testing
@@ -135,6 +157,18 @@ typedef struct ep_scan {
     unsigned flags;         /* EP_FLAG_* bits */
     uint64_t seed;          /* acquisition details: shadows, clutter, TGC ripple */
     uint64_t noise_seed;    /* electronic noise of this frame; change it per frame */
+    /* version 2 only (ep_scan_default and ep_scan_init set version 1 and neutral values) */
+    int version;            /* EP_VERSION_1 or EP_VERSION_2 */
+    int screen;             /* EP_SCREEN_* */
+    int vendor;             /* screen layout 0..EP_VENDOR_COUNT-1 */
+    float gamma;            /* grey-map exponent, 1..3.5 */
+    float smoothing;        /* speckle reduction, 0 (none) .. 1 (strong) */
+    float harmonic;         /* 0 fundamental .. 1 harmonic imaging (finer beam, less clutter) */
+    float steer_deg;        /* fan rotation about its apex on screen, -25..25 */
+    float zoom;             /* display magnification in scanner framing, 1..2 */
+    float apex_x;           /* apex position in scanner framing, fraction of the width, 0.25..0.75 */
+    float color_box[4];     /* colour box: angle from, to (-1..1 of the half sector), depth from,
+                               to (0..1 of the depth) */
 } ep_scan;
 
 typedef struct ep_rect {
@@ -166,6 +200,17 @@ int ep_scan_default(ep_scan *s, int view);
  * Returns EP_OK or EP_ERR_INVALID. */
 int ep_scan_init(ep_scan *s, int view, uint64_t seed);
 
+/* Turns s into a version-2 acquisition: the scanner's style (layout, grey map, speckle
+ * reduction, harmonic look) drawn from scanner_seed, so one scanner keeps one look, and the
+ * geometry of this acquisition (sector 60-90 degrees, depth 10-24 cm, steer, zoom, apex
+ * position, dynamic range, colour box) from acquisition_seed. screen stays EP_SCREEN_BMODE.
+ * Returns EP_OK or EP_ERR_INVALID (s NULL or not a valid scan). */
+int ep_scan_style(ep_scan *s, uint64_t scanner_seed, uint64_t acquisition_seed);
+
+/* The name of a screen kind ("bmode", "color", "mmode", "pw", "cw", "tdi"); NULL if out of
+ * range. */
+const char *ep_screen_name(int screen);
+
 /* Checks ranges of every field; EP_OK or EP_ERR_INVALID. */
 int ep_scan_validate(const ep_scan *s);
 
@@ -182,18 +227,26 @@ void ep_renderer_free(ep_renderer *r);
 int ep_render(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, uint8_t *out,
               size_t stride);
 
+/* Same as ep_render into 8-bit RGB (3 bytes per pixel, rows stride bytes apart, stride >=
+ * 3 * width): the colour-Doppler box in colour, everything else grey (R = G = B). ep_render of a
+ * colour screen gives the luma (ITU-R 601) of this image. */
+int ep_render_rgb(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
+                  uint8_t *out, size_t stride);
+
 /* Same at time t seconds into a loop, with the patient's heart rate:
  * phase = frac(t * heart_rate_bpm / 60). */
 int ep_render_time(ep_renderer *r, const ep_patient *p, const ep_scan *s, double t_seconds,
                    uint8_t *out, size_t stride);
 
 /* Ground truth: the EP_TISSUE_* label of every pixel of the frame ep_render would give for the
- * same arguments (overlays excluded). Same return codes. */
+ * same arguments (overlays excluded; a non-2D screen is EP_TISSUE_NONE everywhere). Same
+ * return codes. */
 int ep_render_labels(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
                      uint8_t *out, size_t stride);
 
 /* The fan's bounding box in a width x height frame of this scan's framing (the ultrasound
- * region a classifier should crop). Returns EP_OK or EP_ERR_INVALID. */
+ * region a classifier should crop; a non-2D screen's region is the whole frame). Returns EP_OK
+ * or EP_ERR_INVALID. */
 int ep_sector_roi(const ep_scan *s, int width, int height, ep_rect *roi);
 
 /* A short English message for a status code. */

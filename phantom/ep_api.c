@@ -96,6 +96,19 @@ int ep_scan_default(ep_scan *s, int view)
     s->flags = 0;
     s->seed = 0;
     s->noise_seed = 0;
+    s->version = EP_VERSION_1;
+    s->screen = EP_SCREEN_BMODE;
+    s->vendor = 0;
+    s->gamma = 1.8f;
+    s->smoothing = 0.0f;
+    s->harmonic = 0.0f;
+    s->steer_deg = 0.0f;
+    s->zoom = 1.0f;
+    s->apex_x = 0.5f;
+    s->color_box[0] = -0.5f;
+    s->color_box[1] = 0.5f;
+    s->color_box[2] = 0.3f;
+    s->color_box[3] = 0.8f;
     return EP_OK;
 }
 
@@ -129,6 +142,50 @@ int ep_scan_init(ep_scan *s, int view, uint64_t seed)
 
 static int finite_in(float v, float lo, float hi) { return isfinite(v) && v >= lo && v <= hi; }
 
+const char *ep_screen_name(int screen)
+{
+    static const char *const names[EP_SCREEN_COUNT] = {"bmode", "color", "mmode",
+                                                       "pw",    "cw",    "tdi"};
+    if (screen < 0 || screen >= EP_SCREEN_COUNT)
+        return NULL;
+    return names[screen];
+}
+
+int ep_scan_style(ep_scan *s, uint64_t scanner_seed, uint64_t acquisition_seed)
+{
+    if (!s || ep_scan_validate(s) != EP_OK)
+        return EP_ERR_INVALID;
+    ep_rng g = ep_rng_make(scanner_seed, 0x57E1);
+    float bad = (float)(5 - s->quality) * 0.25f;
+    s->version = EP_VERSION_2;
+    s->screen = EP_SCREEN_BMODE;
+    s->vendor = (int)(ep_rng_next(&g) % EP_VENDOR_COUNT);
+    s->gamma = ep_rng_range(&g, 1.3f, 2.2f);
+    /* modern machines smooth speckle and image in harmonics; older ones do not */
+    s->smoothing = ep_rng_uniform(&g) < 0.8f ? ep_rng_range(&g, 0.4f, 1.0f) : 0.0f;
+    s->harmonic = ep_rng_uniform(&g) < 0.75f ? ep_rng_range(&g, 0.5f, 1.0f) : 0.0f;
+    float dr_base = ep_rng_range(&g, 45.0f, 62.0f);
+
+    ep_rng a = ep_rng_make(acquisition_seed, 0xA5C2);
+    /* real sectors: 60-90 degrees, 10-24 cm deep, often steered or zoomed */
+    s->sector_deg = ep_rng_range(&a, 60.0f, 90.0f);
+    s->depth_mm = ep_clampf(s->depth_mm * ep_rng_range(&a, 0.75f, 1.35f), 100.0f, 240.0f);
+    s->steer_deg = ep_rng_uniform(&a) < 0.35f ? ep_rng_range(&a, -12.0f, 12.0f) : 0.0f;
+    s->zoom = ep_rng_uniform(&a) < 0.25f ? ep_rng_range(&a, 1.1f, 1.6f) : 1.0f;
+    s->apex_x = ep_rng_range(&a, 0.40f, 0.60f);
+    s->dynamic_range_db = ep_clampf(dr_base + ep_rng_range(&a, -4.0f, 4.0f), 40.0f, 70.0f);
+    s->gain_db = ep_rng_range(&a, -1.0f - 3.0f * bad, 6.0f + 3.0f * bad);
+    s->tgc = ep_rng_range(&a, 0.80f, 1.0f); /* sonographers rarely lift the far field fully */
+    /* colour box: a third to a half of the sector, over the middle depths */
+    float c = ep_rng_range(&a, -0.35f, 0.35f), w = ep_rng_range(&a, 0.25f, 0.5f);
+    s->color_box[0] = ep_clampf(c - w, -1.0f, 1.0f);
+    s->color_box[1] = ep_clampf(c + w, -1.0f, 1.0f);
+    float d0 = ep_rng_range(&a, 0.15f, 0.45f);
+    s->color_box[2] = d0;
+    s->color_box[3] = ep_clampf(d0 + ep_rng_range(&a, 0.3f, 0.5f), 0.0f, 1.0f);
+    return EP_OK;
+}
+
 int ep_scan_validate(const ep_scan *s)
 {
     if (!s)
@@ -147,6 +204,21 @@ int ep_scan_validate(const ep_scan *s)
         (s->flags & ~(unsigned)EP_FLAG_UNIFORM_PHANTOM) != 0)
         return EP_ERR_INVALID;
     if (s->framing != EP_FRAMING_SCANNER && s->framing != EP_FRAMING_SECTOR)
+        return EP_ERR_INVALID;
+    if (s->version == EP_VERSION_1)
+        return s->screen == EP_SCREEN_BMODE ? EP_OK : EP_ERR_INVALID;
+    if (s->version != EP_VERSION_2 || s->screen < 0 || s->screen >= EP_SCREEN_COUNT ||
+        s->vendor < 0 || s->vendor >= EP_VENDOR_COUNT || !finite_in(s->gamma, 1.0f, 3.5f) ||
+        !finite_in(s->smoothing, 0.0f, 1.0f) || !finite_in(s->harmonic, 0.0f, 1.0f) ||
+        !finite_in(s->steer_deg, -25.0f, 25.0f) || !finite_in(s->zoom, 1.0f, 2.0f) ||
+        !finite_in(s->apex_x, 0.25f, 0.75f))
+        return EP_ERR_INVALID;
+    if (!finite_in(s->color_box[0], -1.0f, 1.0f) || !finite_in(s->color_box[1], -1.0f, 1.0f) ||
+        !finite_in(s->color_box[2], 0.0f, 1.0f) || !finite_in(s->color_box[3], 0.0f, 1.0f) ||
+        s->color_box[0] >= s->color_box[1] || s->color_box[2] >= s->color_box[3])
+        return EP_ERR_INVALID;
+    /* a steered fan must still fit the half plane below the probe */
+    if (0.5f * s->sector_deg + fabsf(s->steer_deg) > 70.0f)
         return EP_ERR_INVALID;
     return EP_OK;
 }

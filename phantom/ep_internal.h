@@ -5,6 +5,7 @@
 
 #include "echophantom.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define EP_PI 3.14159265358979323846f
@@ -90,5 +91,35 @@ float ep_mv_opening_at(float phase);  /* atrioventricular (mitral, tricuspid) va
 
 /* Nominal depth and sector of a view. */
 void ep_view_nominal(int view, float *depth_mm, float *sector_deg);
+
+/* ---- drawing helpers of ep_render.c, shared with ep_screens.c ------------------------------- */
+
+void ep_draw_dot(uint8_t *out, size_t stride, int w, int h, int x, int y, int size, uint8_t v);
+/* 3x5 capitals, digits and . / : - % + at scale; unknown characters leave a gap. */
+void ep_draw_text(uint8_t *out, size_t stride, int w, int h, int x, int y, int scale,
+                  const char *text, uint8_t v);
+void ep_draw_rect(uint8_t *out, size_t stride, int w, int h, int x, int y, int rw, int rh,
+                  uint8_t v);
+/* An ECG trace of `cycles` beats from x0 to x1 around baseline y0, starting at phase. */
+void ep_draw_ecg(uint8_t *out, size_t stride, int w, int h, int x0, int x1, int y0, int amp,
+                 float cycles, float phase, int thick, uint8_t v);
+float ep_ecg_at(float t);
+int ep_fmt_int(char *dst, int v);
+
+/* ---- version 2 non-2D screens (ep_screens.c) ------------------------------------------------ */
+
+/* The polar grey image of the current acquisition (after log compression). */
+typedef struct ep_polar_view {
+    const float *grey;
+    int nb, ns;
+    float half_angle, depth_mm;
+} ep_polar_view;
+
+/* Version-2 echogenicity factor of a tissue class (relative to version 1's scatterer amplitudes). */
+float ep_v2_tissue_gain(int tissue);
+
+/* Draws an M-mode, PW, CW or TDI screen of s->screen into the w x h grey frame out. */
+void ep_draw_screen(const ep_polar_view *pv, const ep_patient *p, const ep_scan *s, float phase,
+                    int w, int h, uint8_t *out, size_t stride);
 
 #endif /* EP_INTERNAL_H */

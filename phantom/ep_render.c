@@ -17,6 +17,7 @@
 #include "ep_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,8 @@ struct ep_renderer {
     float *lut_frac;
     int lut_valid, lut_framing;
     float lut_half_angle;
+    float lut_key[6]; /* version, steer, zoom, apex_x, top margin, vendor of the cached LUT */
+    uint8_t *frame;   /* grey frame under an RGB rendering */
     float gauss_mag[GAUSS_TABLE];
     float cos_t[PHASE_TABLE], sin_t[PHASE_TABLE];
     float grey_map[GREY_TABLE];
@@ -96,6 +99,7 @@ static void free_members(ep_renderer *r)
     free(r->kernel_lat);
     free(r->lut_index);
     free(r->lut_frac);
+    free(r->frame);
 }
 
 static void *alloc_array(size_t count, size_t size)
@@ -136,7 +140,8 @@ ep_renderer *ep_renderer_create(int width, int height)
     r->kernel_lat = alloc_array((size_t)r->ns * (2 * MAX_TAPS + 1), sizeof(float));
     r->lut_index = alloc_array(npix, sizeof(int32_t));
     r->lut_frac = alloc_array(npix * 2, sizeof(float));
-    if (!r->echo || !r->label || !r->re || !r->im || !r->tre || !r->tim || !r->grey || !r->sin_b ||
+    r->frame = alloc_array(npix, 1);
+    if (!r->frame || !r->echo || !r->label || !r->re || !r->im || !r->tre || !r->tim || !r->grey || !r->sin_b ||
         !r->cos_b || !r->row_att || !r->row_tgc || !r->row_lat || !r->kernel_lat || !r->lut_index ||
         !r->lut_frac) {
         free_members(r);
@@ -192,10 +197,79 @@ static fan_map fan_map_for(int framing, float half_angle, int width, int height)
     return m;
 }
 
+/* Version 2: the fan (steered by steer radians) has the unit-radius bounding box
+ * [x0, x1] x [0, z1]; sector framing stretches that box over the output, scanner framing puts
+ * the apex at apex_x below a vendor-dependent top margin, magnified by zoom. */
+static void fan_box_v2(float half_angle, float steer, float *x0, float *x1, float *z1)
+{
+    float lo = steer - half_angle, hi = steer + half_angle;
+    float a = 0.0f, b = 0.0f, c = 0.0f;
+    for (int i = 0; i <= 32; i++) {
+        float t = lo + (hi - lo) * (float)i / 32.0f;
+        float x = sinf(t), z = cosf(t);
+        a = fminf(a, x);
+        b = fmaxf(b, x);
+        c = fmaxf(c, z);
+    }
+    if (lo < 0.0f && hi > 0.0f)
+        c = 1.0f;
+    *x0 = a, *x1 = b, *z1 = c;
+}
+
+static float top_margin_v2(int vendor)
+{
+    static const float top[EP_VENDOR_COUNT] = {0.07f, 0.11f, 0.06f, 0.09f};
+    return top[vendor];
+}
+
+static fan_map fan_map_v2(const ep_scan *s, float half_angle, int width, int height)
+{
+    fan_map m;
+    float x0, x1, z1, steer = s->steer_deg * EP_DEG;
+    fan_box_v2(half_angle, steer, &x0, &x1, &z1);
+    if (s->framing == EP_FRAMING_SECTOR) {
+        m.sx = (float)width / (x1 - x0);
+        m.ax = -x0 * m.sx;
+        m.ay = 0.0f;
+        m.sy = (float)height / z1;
+    } else {
+        float top = top_margin_v2(s->vendor) * (float)height;
+        float ax = s->apex_x * (float)width;
+        /* the widest radius that keeps the fan inside the frame, then the zoom */
+        float room = fminf((ax - 0.03f * (float)width) / fmaxf(-x0, 1e-3f),
+                           (0.97f * (float)width - ax) / fmaxf(x1, 1e-3f));
+        float radius = fminf(0.80f * (float)height / z1, room) * s->zoom;
+        m.ax = ax;
+        m.ay = top;
+        m.sx = radius;
+        m.sy = radius;
+    }
+    return m;
+}
+
+static int is_2d(const ep_scan *s) { return s->screen <= EP_SCREEN_COLOR; }
+
 int ep_sector_roi(const ep_scan *s, int width, int height, ep_rect *roi)
 {
     if (!s || !roi || width < 1 || height < 1 || ep_scan_validate(s) != EP_OK)
         return EP_ERR_INVALID;
+    if (s->version == EP_VERSION_2) {
+        float h = 0.5f * s->sector_deg * EP_DEG, x0, x1, z1;
+        if (!is_2d(s)) {
+            *roi = (ep_rect){0, 0, width, height};
+            return EP_OK;
+        }
+        fan_box_v2(h, s->steer_deg * EP_DEG, &x0, &x1, &z1);
+        fan_map m = fan_map_v2(s, h, width, height);
+        int a = (int)floorf(m.ax + m.sx * x0), b = (int)ceilf(m.ax + m.sx * x1);
+        int c = (int)floorf(m.ay), d = (int)ceilf(m.ay + m.sy * z1);
+        a = a < 0 ? 0 : a;
+        c = c < 0 ? 0 : c;
+        b = b > width ? width : b;
+        d = d > height ? height : d;
+        *roi = (ep_rect){a, c, b - a, d - c};
+        return EP_OK;
+    }
     float h = 0.5f * s->sector_deg * EP_DEG;
     fan_map m = fan_map_for(s->framing, h, width, height);
     float sh = sinf(h);
@@ -216,17 +290,27 @@ int ep_sector_roi(const ep_scan *s, int width, int height, ep_rect *roi)
     return EP_OK;
 }
 
-static void build_lut(ep_renderer *r, int framing, float half_angle)
+static void build_lut(ep_renderer *r, const ep_scan *s, float half_angle)
 {
-    if (r->lut_valid && r->lut_framing == framing && r->lut_half_angle == half_angle)
+    int framing = s->framing;
+    float steer = 0.0f;
+    float key[6] = {1.0f, 0.0f, 1.0f, 0.5f, 0.0f, 0.0f};
+    if (s->version == EP_VERSION_2) {
+        steer = s->steer_deg * EP_DEG;
+        key[0] = 2.0f, key[1] = s->steer_deg, key[2] = s->zoom, key[3] = s->apex_x;
+        key[4] = (float)s->vendor;
+    }
+    if (r->lut_valid && r->lut_framing == framing && r->lut_half_angle == half_angle &&
+        !memcmp(key, r->lut_key, sizeof key))
         return;
-    fan_map m = fan_map_for(framing, half_angle, r->width, r->height);
+    fan_map m = s->version == EP_VERSION_2 ? fan_map_v2(s, half_angle, r->width, r->height)
+                                           : fan_map_for(framing, half_angle, r->width, r->height);
     float dth = 2.0f * half_angle / (float)r->nb;
     for (int py = 0; py < r->height; py++) {
         for (int px = 0; px < r->width; px++) {
             size_t o = (size_t)py * (size_t)r->width + (size_t)px;
             float x = ((float)px + 0.5f - m.ax) / m.sx, z = ((float)py + 0.5f - m.ay) / m.sy;
-            float rr = sqrtf(x * x + z * z), th = atan2f(x, z);
+            float rr = sqrtf(x * x + z * z), th = atan2f(x, z) - steer;
             r->lut_index[o] = -1;
             if (z <= 0.0f || rr >= 1.0f || fabsf(th) >= half_angle)
                 continue;
@@ -242,6 +326,7 @@ static void build_lut(ep_renderer *r, int framing, float half_angle)
     r->lut_valid = 1;
     r->lut_framing = framing;
     r->lut_half_angle = half_angle;
+    memcpy(r->lut_key, key, sizeof key);
 }
 
 /* ---- step 1: echogenicity map -------------------------------------------------------------- */
@@ -393,18 +478,79 @@ static void build_echo_map(ep_renderer *r, const ep_patient *p, const ep_scan *s
     }
 }
 
+static const float v2_gain[EP_TISSUE_COUNT] = {1.0f, 0.30f, 0.20f, 1.00f,
+                                              1.0f, 1.0f,  0.85f, 0.75f};
+
+float ep_v2_tissue_gain(int tissue)
+{
+    return tissue >= 0 && tissue < EP_TISSUE_COUNT ? v2_gain[tissue] : 1.0f;
+}
+
+/* Version 2: echogenicity as real scanners show it, relative to the pericardium: near-black
+ * blood, mid-grey myocardium, dim tissue outside the heart; drop-out where a wall runs along the
+ * beam (no specular return), rib and lung shadows at the sector edges and the lateral fall-off
+ * of the transducer's sensitivity. */
+static void tissue_look_v2(ep_renderer *r, const ep_patient *p, const ep_scan *s, float dr,
+                           float half_angle, float dth)
+{
+    const float *gain = v2_gain;
+    int nb = r->nb, ns = r->ns;
+    float bad = (float)(5 - s->quality) * 0.25f;
+    float cw = p->chest_wall_mm;
+    for (int j = 0; j < ns; j++) {
+        float rmm = ((float)j + 0.5f) * dr;
+        float *e = r->echo + (size_t)j * nb;
+        const uint8_t *lab = r->label + (size_t)j * nb;
+        float near = rmm < cw ? 2.2f : 1.0f; /* the chest wall stays bright under the probe */
+        for (int b = 0; b < nb; b++)
+            e[b] *= gain[lab[b]] * near;
+    }
+    /* drop-out: the share of the local contrast that is lateral (wall parallel to the beam) */
+    float k = 0.35f + 0.3f * bad;
+    for (int j = 1; j + 1 < ns; j++) {
+        float *e = r->echo + (size_t)j * nb;
+        const float *up = e - nb, *dn = e + nb;
+        float *t = r->tre + (size_t)j * nb;
+        for (int b = 1; b + 1 < nb; b++) {
+            float ax = dn[b] - up[b], lat = e[b + 1] - e[b - 1];
+            float l2 = lat * lat, a2 = ax * ax, c = e[b] * e[b] * 0.02f + 1e-8f;
+            t[b] = 1.0f - k * l2 / (l2 + a2 + c);
+        }
+    }
+    for (int j = 1; j + 1 < ns; j++) {
+        float *e = r->echo + (size_t)j * nb;
+        const float *t = r->tre + (size_t)j * nb;
+        for (int b = 1; b + 1 < nb; b++)
+            e[b] *= t[b];
+    }
+    /* sensitivity falls towards the fan's edges; lung or rib shadow on one edge */
+    ep_rng g = ep_rng_make(s->seed, 0x5EDE);
+    float edge = ep_rng_range(&g, 0.15f, 0.45f);
+    int side = ep_rng_uniform(&g) < 0.5f ? -1 : 1;
+    float lung = ep_rng_uniform(&g) < 0.3f + 0.4f * bad ? ep_rng_range(&g, 0.08f, 0.25f) : 0.0f;
+    for (int b = 0; b < nb; b++) {
+        float th = (-half_angle + ((float)b + 0.5f) * dth) / half_angle; /* -1..1 */
+        float f = 1.0f - edge * th * th * th * th;
+        float q = (float)side * th;
+        if (lung > 0.0f && q > 1.0f - lung)
+            f *= 0.08f + 0.92f * ep_clampf((1.0f - q) / lung * 4.0f - 3.0f, 0.0f, 1.0f);
+        for (int j = 0; j < ns; j++)
+            r->echo[(size_t)j * nb + b] *= f;
+    }
+}
+
 /* Acquisition artefacts, stronger at poor quality grades. */
 static void apply_artefacts(ep_renderer *r, const ep_patient *p, const ep_scan *s, float dr,
-                            float half_angle, float dth)
+                            float half_angle, float dth, float clutter)
 {
     float bad = (float)(5 - s->quality) * 0.25f;
     ep_rng g = ep_rng_make(s->seed, 0xA27E);
     float depth = s->depth_mm;
     float cw = p->chest_wall_mm;
     /* near-field clutter (haze over the blood pools) and reverberation arcs */
-    float haze = 0.006f + 0.16f * bad * bad + 0.03f * bad;
+    float haze = (0.006f + 0.16f * bad * bad + 0.03f * bad) * clutter;
     float haze_len = (0.18f + 0.2f * bad) * depth;
-    float rev = 0.10f * bad;
+    float rev = 0.10f * bad * clutter;
     float ph = ep_rng_range(&g, 0.0f, 6.28f), fr = ep_rng_range(&g, 3.0f, 7.0f);
     for (int j = 0; j < r->ns; j++) {
         float rmm = ((float)j + 0.5f) * dr;
@@ -505,7 +651,7 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
     }
 
     /* axial PSF (unit energy) along each beam: re/im -> tre/tim */
-    float sig_ax = 0.30f * (1.0f + 0.5f * bad) / dr;
+    float sig_ax = (s->version == EP_VERSION_2 ? 0.40f : 0.30f) * (1.0f + 0.5f * bad) / dr;
     if (sig_ax < 0.55f)
         sig_ax = 0.55f;
     int ka = (int)ceilf(2.5f * sig_ax);
@@ -542,6 +688,8 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
 
     /* lateral PSF: beam width grows away from the focus; in beams it grows near the apex */
     float sig_lat0 = 0.9f * (1.0f + 0.8f * bad);
+    if (s->version == EP_VERSION_2) /* real beams are wider; harmonics narrow them */
+        sig_lat0 *= 1.5f - 0.4f * s->harmonic;
     float focus = 0.55f * depth, zr = 0.25f * depth + 10.0f;
     int kw = 2 * MAX_TAPS + 1;
     for (int j = 0; j < ns; j++) {
@@ -572,7 +720,7 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
     float to_index = (float)(GREY_TABLE - 1) / s->dynamic_range_db;
     for (int i = 0; i < GREY_TABLE; i++) {
         float x = (float)i / (float)(GREY_TABLE - 1);
-        float y = powf(x, 1.8f);
+        float y = powf(x, s->version == EP_VERSION_2 ? s->gamma : 1.8f);
         r->grey_map[i] = 255.0f * y;
     }
     const float db_per_log2 = 3.0103f; /* 10 log10(2) */
@@ -595,6 +743,43 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
             float fi = db * to_index;
             int idx = fi <= 0.0f ? 0 : (fi >= (float)(GREY_TABLE - 1) ? GREY_TABLE - 1 : (int)fi);
             grey[b] = r->grey_map[idx];
+        }
+    }
+    if (s->version == EP_VERSION_2 && s->smoothing > 0.0f) {
+        /* speckle reduction: blend with a box about 1.6 mm deep and 3-5 beams wide (separable,
+         * edges clamped), as scanners' display filters smooth over a few resolution cells */
+        float wgt = s->smoothing;
+        int ka2 = (int)lroundf(0.8f / dr);
+        ka2 = ka2 < 1 ? 1 : (ka2 > 5 ? 5 : ka2);
+        int kl2 = nb >= 200 ? 2 : 1;
+        float inv_l = 1.0f / (float)(2 * kl2 + 1);
+        float inv_a = 1.0f / (float)(2 * ka2 + 1);
+        for (int j = 0; j < ns; j++) {
+            const float *gr = r->grey + (size_t)j * nb;
+            float *t = r->tre + (size_t)j * nb;
+            for (int b = 0; b < nb; b++) {
+                float acc = 0.0f;
+                for (int t2 = -kl2; t2 <= kl2; t2++) {
+                    int bb = b + t2 < 0 ? 0 : (b + t2 >= nb ? nb - 1 : b + t2);
+                    acc += gr[bb];
+                }
+                t[b] = acc * inv_l;
+            }
+        }
+        for (int j = 0; j < ns; j++) {
+            float *gr = r->grey + (size_t)j * nb;
+            float *acc = r->tim + (size_t)j * nb;
+            memset(acc, 0, sizeof(float) * (size_t)nb);
+            for (int t = -ka2; t <= ka2; t++) {
+                int jj = j + t < 0 ? 0 : (j + t >= ns ? ns - 1 : j + t);
+                const float *src = r->tre + (size_t)jj * nb;
+                for (int b = 0; b < nb; b++)
+                    acc[b] += src[b];
+            }
+            for (int b = 0; b < nb; b++) {
+                float box = acc[b] * inv_a;
+                gr[b] += wgt * (box - gr[b]);
+            }
         }
     }
 }
@@ -649,6 +834,8 @@ static const struct {
     {'P', {6, 5, 6, 4, 4}}, {'R', {6, 5, 6, 5, 5}}, {'S', {7, 4, 7, 1, 7}}, {'T', {7, 2, 2, 2, 2}},
     {'U', {5, 5, 5, 5, 7}}, {'V', {5, 5, 5, 5, 2}}, {'Z', {7, 1, 2, 4, 7}}, {'.', {0, 0, 0, 0, 2}},
     {'/', {1, 1, 2, 4, 4}}, {':', {0, 2, 0, 2, 0}}, {'-', {0, 0, 7, 0, 0}},
+    {'W', {5, 5, 7, 7, 5}}, {'X', {5, 5, 2, 5, 5}}, {'Y', {5, 5, 2, 2, 2}}, {'J', {1, 1, 1, 5, 7}},
+    {'Q', {7, 5, 5, 7, 1}}, {'%', {5, 1, 2, 4, 5}}, {'+', {0, 2, 7, 2, 0}},
 };
 
 static void put_text(uint8_t *out, size_t stride, int w, int h, int x, int y, int scale,
@@ -760,6 +947,262 @@ static void draw_overlays(const ep_renderer *r, const ep_patient *p, const ep_sc
     }
 }
 
+/* Shared with ep_screens.c (ep_internal.h). */
+void ep_draw_dot(uint8_t *out, size_t stride, int w, int h, int x, int y, int size, uint8_t v)
+{
+    put_dot(out, stride, w, h, x, y, size, v);
+}
+
+void ep_draw_text(uint8_t *out, size_t stride, int w, int h, int x, int y, int scale,
+                  const char *text, uint8_t v)
+{
+    put_text(out, stride, w, h, x, y, scale, text, v);
+}
+
+float ep_ecg_at(float t) { return ecg_at(t); }
+
+int ep_fmt_int(char *dst, int v) { return fmt_int(dst, v); }
+
+void ep_draw_rect(uint8_t *out, size_t stride, int w, int h, int x, int y, int rw, int rh,
+                  uint8_t v)
+{
+    for (int yy = y < 0 ? 0 : y; yy < y + rh && yy < h; yy++)
+        for (int xx = x < 0 ? 0 : x; xx < x + rw && xx < w; xx++)
+            out[(size_t)yy * stride + (size_t)xx] = v;
+}
+
+void ep_draw_ecg(uint8_t *out, size_t stride, int w, int h, int x0, int x1, int y0, int amp,
+                 float cycles, float phase, int thick, uint8_t v)
+{
+    int prev = y0;
+    for (int x = x0; x < x1; x++) {
+        float t = cycles * (float)(x - x0) / (float)(x1 - x0);
+        int y = y0 - (int)((float)amp * ecg_at(t + phase));
+        int ya = prev < y ? prev : y, yb = prev < y ? y : prev;
+        for (int yy = ya; yy <= yb; yy++)
+            put_dot(out, stride, w, h, x, yy, thick, v);
+        prev = y;
+    }
+}
+
+/* ---- version 2 overlays: vendor-like screen layouts ------------------------------------------ */
+
+static void text_line(char *dst, size_t n, const char *a, int v, const char *b)
+{
+    char num[16];
+    fmt_int(num, v);
+    snprintf(dst, n, "%s%s%s", a, num, b);
+}
+
+static void draw_overlays_v2(const ep_renderer *r, const ep_patient *p, const ep_scan *s,
+                             float phase, float half_angle, uint8_t *out, size_t stride)
+{
+    int w = r->width, h = r->height;
+    fan_map m = fan_map_v2(s, half_angle, w, h);
+    float steer = s->steer_deg * EP_DEG;
+    int dot = w >= 400 ? 2 : 1;
+    int scale = h >= 400 ? 2 : 1, lh = 7 * scale;
+    int vendor = s->vendor;
+    char line[48];
+    if (s->overlays & EP_OVERLAY_RULER) {
+        /* depth marks beside the fan: dots (vendors 0, 1), ticks with numbers (2, 3) */
+        int left = vendor == 2;
+        float a = left ? steer - half_angle - 3.0f * EP_DEG : steer + half_angle + 3.0f * EP_DEG;
+        for (int cm = 1; cm * 10.0f <= s->depth_mm; cm++) {
+            float rr = cm * 10.0f / s->depth_mm;
+            int x = (int)(m.ax + m.sx * rr * sinf(a)), y = (int)(m.ay + m.sy * rr * cosf(a));
+            if (vendor == 3)
+                x = (int)(0.95f * (float)w), y = (int)(m.ay + m.sy * rr);
+            if (vendor <= 1) {
+                put_dot(out, stride, w, h, x, y, (cm % 5 == 0) ? dot + 1 : dot, 190);
+            } else {
+                int len = (cm % 5 == 0 ? 4 : 2) * dot;
+                ep_draw_rect(out, stride, w, h, left ? x - len : x, y, len, dot, 200);
+                if (cm % 5 == 0) {
+                    fmt_int(line, cm);
+                    put_text(out, stride, w, h, left ? x - len - 10 * scale : x + len + 2, y - 2,
+                             scale, line, 200);
+                }
+            }
+        }
+        if (vendor == 3)
+            ep_draw_rect(out, stride, w, h, (int)(0.95f * (float)w) - 1, (int)m.ay, 1,
+                         (int)(m.sy * fminf(1.0f, ((float)h - m.ay) / m.sy)), 120);
+    }
+    if (s->framing != EP_FRAMING_SCANNER)
+        return;
+    /* orientation marker beside the apex */
+    {
+        int mx = (int)m.ax + (vendor == 2 ? -14 : 10) * scale, my = (int)m.ay + 2 * scale;
+        put_text(out, stride, w, h, mx, my, scale, vendor == 1 ? "" : "V", 220);
+        if (vendor == 1)
+            put_dot(out, stride, w, h, mx, my, 3 * scale, 200);
+    }
+    if (vendor == 1) /* a grey banner over the top of the screen */
+        ep_draw_rect(out, stride, w, h, 0, 0, w, (int)(0.07f * (float)h), 30);
+    if (vendor == 3) { /* thin frame around the image area */
+        ep_draw_rect(out, stride, w, h, 2, 2, w - 4, 1, 70);
+        ep_draw_rect(out, stride, w, h, 2, h - 3, w - 4, 1, 70);
+        ep_draw_rect(out, stride, w, h, 2, 2, 1, h - 4, 70);
+        ep_draw_rect(out, stride, w, h, w - 3, 2, 1, h - 4, 70);
+    }
+    /* grey bar */
+    {
+        int bx = vendor == 0 ? (int)(0.03f * (float)w) : (int)(0.92f * (float)w);
+        int by = (int)((vendor == 2 ? 0.55f : 0.18f) * (float)h), bh = (int)(0.22f * (float)h);
+        int bw = w >= 400 ? 6 : 3;
+        for (int y = 0; y < bh; y++)
+            ep_draw_rect(out, stride, w, h, bx, by + y, bw, 1,
+                         (uint8_t)(255 - 255 * y / (bh > 1 ? bh - 1 : 1)));
+    }
+    if (s->overlays & EP_OVERLAY_ECG) {
+        float ey = vendor == 2 ? 0.95f : (vendor == 3 ? 0.90f : 0.92f);
+        int y0 = (int)(ey * (float)h), amp = (int)(0.05f * (float)h);
+        int x0 = (int)((vendor == 1 ? 0.15f : 0.06f) * (float)w), x1 = (int)(0.90f * (float)w);
+        ep_draw_ecg(out, stride, w, h, x0, x1, y0, amp, 2.0f, 0.0f, scale, 160);
+        int xm = x0 + (int)((1.0f + phase) * 0.5f * (float)(x1 - x0));
+        for (int yy = y0 - amp - 2; yy <= y0 + amp / 2; yy++)
+            put_dot(out, stride, w, h, xm, yy, scale, 255);
+    }
+    if (s->overlays & EP_OVERLAY_TEXT) {
+        int tx, ty;
+        static const char *const probe[EP_VENDOR_COUNT] = {"M5S", "S5-1", "4V1C", "PST-30BT"};
+        int fr = 30 + (int)((uint32_t)(s->seed >> 20) % 50u);
+        switch (vendor) {
+        case 0: tx = 4, ty = (int)(0.012f * (float)h) + 1; break;
+        case 1: tx = 4, ty = (int)(0.13f * (float)h); break;
+        case 2: tx = 4, ty = (int)(0.70f * (float)h); break;
+        default: tx = (int)(0.78f * (float)w), ty = (int)(0.15f * (float)h); break;
+        }
+        put_text(out, stride, w, h, tx, ty, scale, probe[vendor], 210);
+        text_line(line, sizeof line, "FR ", fr, "HZ");
+        put_text(out, stride, w, h, tx, ty + lh, scale, line, 200);
+        text_line(line, sizeof line, "", (int)lroundf(s->depth_mm * 0.1f), "CM");
+        put_text(out, stride, w, h, tx, ty + 2 * lh, scale, line, 200);
+        text_line(line, sizeof line, "G ", (int)lroundf(50.0f + s->gain_db), "%");
+        put_text(out, stride, w, h, tx, ty + 3 * lh, scale, line, 190);
+        text_line(line, sizeof line, "DR ", (int)lroundf(s->dynamic_range_db), "");
+        put_text(out, stride, w, h, tx, ty + 4 * lh, scale, line, 190);
+        put_text(out, stride, w, h, tx, ty + 5 * lh, scale, s->harmonic > 0.0f ? "HGEN" : "GEN",
+                 190);
+        int rx = w - 4 - 4 * scale * 12, ry = vendor == 1 ? 2 : (int)(0.012f * (float)h) + 1;
+        put_text(out, stride, w, h, rx, ry, scale, "TIS0.7 MI1.2", 200);
+        text_line(line, sizeof line, "HR ", (int)lroundf(p->heart_rate_bpm), " BPM");
+        put_text(out, stride, w, h, rx, (int)(0.97f * (float)h) - 5 * scale, scale, line, 190);
+    }
+}
+
+/* ---- version 2 colour Doppler ------------------------------------------------------------------ */
+
+/* Smooth value noise in [0, 1) on a grid of cell mm. */
+static float value_noise(float x, float z, float cell, uint32_t seed)
+{
+    float fx = x / cell, fz = z / cell;
+    float ix = floorf(fx), iz = floorf(fz);
+    float tx = fx - ix, tz = fz - iz;
+    int32_t a = (int32_t)ix, b = (int32_t)iz;
+    float v00 = (float)(hash3((uint32_t)a, (uint32_t)b, seed) >> 8) * (1.0f / 16777216.0f);
+    float v10 = (float)(hash3((uint32_t)(a + 1), (uint32_t)b, seed) >> 8) * (1.0f / 16777216.0f);
+    float v01 = (float)(hash3((uint32_t)a, (uint32_t)(b + 1), seed) >> 8) * (1.0f / 16777216.0f);
+    float v11 =
+        (float)(hash3((uint32_t)(a + 1), (uint32_t)(b + 1), seed) >> 8) * (1.0f / 16777216.0f);
+    tx = tx * tx * (3.0f - 2.0f * tx);
+    tz = tz * tz * (3.0f - 2.0f * tz);
+    float top = v00 + tx * (v10 - v00), bot = v01 + tx * (v11 - v01);
+    return top + tz * (bot - top);
+}
+
+/* Writes one colour pixel: RGB, or its luma into a grey frame. */
+static void put_colour(uint8_t *out, size_t stride, int channels, int x, int y, int cr, int cg,
+                       int cb)
+{
+    uint8_t *q = out + (size_t)y * stride + (size_t)x * (size_t)channels;
+    cr = cr > 255 ? 255 : cr, cg = cg > 255 ? 255 : cg, cb = cb > 255 ? 255 : cb;
+    if (channels == 3) {
+        q[0] = (uint8_t)cr, q[1] = (uint8_t)cg, q[2] = (uint8_t)cb;
+    } else {
+        q[0] = (uint8_t)((299 * cr + 587 * cg + 114 * cb + 500) / 1000);
+    }
+}
+
+/* Blood velocity towards the probe in [-1, 1] of the Nyquist limit: inflow (towards the probe in
+ * the windows this phantom images from) in diastole, outflow away in systole, with patches of
+ * faster flow; above the limit the colour aliases to the other sign. */
+static float flow_at(const ep_scan *s, float x, float z, float phase, uint32_t seed)
+{
+    float sys = ep_av_opening_at(phase), dia = ep_mv_opening_at(phase);
+    float n = value_noise(x, z, 7.0f, seed), n2 = value_noise(x, z, 2.5f, seed ^ 0x55u);
+    float v = (1.1f * dia - 1.3f * sys) * (0.35f + 0.9f * n) + 0.25f * (n2 - 0.5f);
+    if (s->view == EP_VIEW_PLAX_FULL || s->view == EP_VIEW_PLAX_VALVES ||
+        s->view == EP_VIEW_PLAX_TV)
+        v = -v; /* the long-axis window sees the same flows the other way round */
+    if (v > 1.0f)
+        v -= 2.0f;
+    else if (v < -1.0f)
+        v += 2.0f;
+    return v;
+}
+
+static void draw_colour(const ep_renderer *r, const ep_scan *s, float phase, float half_angle,
+                        uint8_t *out, size_t stride, int channels)
+{
+    int nb = r->nb, ns = r->ns;
+    float b0 = (s->color_box[0] + 1.0f) * 0.5f * (float)nb,
+          b1 = (s->color_box[1] + 1.0f) * 0.5f * (float)nb;
+    float j0 = s->color_box[2] * (float)ns, j1 = s->color_box[3] * (float)ns;
+    float dr = s->depth_mm / (float)ns;
+    uint32_t seed = hash3((uint32_t)s->seed, (uint32_t)(s->noise_seed >> 7), 0xC0105u);
+    float bad = (float)(5 - s->quality) * 0.25f;
+    for (int py = 0; py < r->height; py++) {
+        for (int px = 0; px < r->width; px++) {
+            size_t o = (size_t)py * (size_t)r->width + (size_t)px;
+            int32_t idx = r->lut_index[o];
+            if (idx < 0)
+                continue;
+            float fb = (float)(idx % nb) + r->lut_frac[2 * o] + 0.5f;
+            float fs = (float)(idx / nb) + r->lut_frac[2 * o + 1] + 0.5f;
+            if (fb < b0 - 0.7f || fb > b1 + 0.7f || fs < j0 - 0.7f || fs > j1 + 0.7f)
+                continue;
+            if (fb < b0 || fb > b1 || fs < j0 || fs > j1) { /* the box's outline */
+                put_colour(out, stride, channels, px, py, 170, 170, 170);
+                continue;
+            }
+            int db = r->lut_frac[2 * o] >= 0.5f, ds = r->lut_frac[2 * o + 1] >= 0.5f;
+            int q = idx + ds * nb + db;
+            if (r->label[q] != EP_TISSUE_BLOOD)
+                continue;
+            float rj = fs * dr;
+            int bb = q % nb;
+            float x = rj * r->sin_b[bb], z = rj * r->cos_b[bb];
+            float v = flow_at(s, x, z, phase, seed);
+            /* the wall filter blanks slow flow; poor windows drop colour in patches */
+            if (fabsf(v) < 0.12f || value_noise(x, z, 4.0f, seed ^ 0xD0u) < 0.35f * bad)
+                continue;
+            float a = fabsf(v);
+            int hi = (int)(460.0f * fmaxf(0.0f, a - 0.55f));
+            if (v > 0.0f)
+                put_colour(out, stride, channels, px, py, 70 + (int)(280.0f * a), hi, 10);
+            else
+                put_colour(out, stride, channels, px, py, 10, hi, 70 + (int)(280.0f * a));
+        }
+    }
+    if (s->framing == EP_FRAMING_SCANNER) { /* colour scale: red above, blue below */
+        int w = r->width, h = r->height;
+        int bx = (int)(0.955f * (float)w), by = (int)(0.45f * (float)h), bh = (int)(0.2f * h);
+        int bw = w >= 400 ? 6 : 3;
+        for (int y = 0; y < bh; y++) {
+            float v = 1.0f - 2.0f * (float)y / (float)(bh - 1);
+            float a = fabsf(v);
+            int hi = (int)(460.0f * fmaxf(0.0f, a - 0.55f));
+            for (int x = bx; x < bx + bw && x < w; x++)
+                if (by + y < h)
+                    put_colour(out, stride, channels, x, by + y,
+                               v > 0 ? 70 + (int)(280.0f * a) : 10, hi,
+                               v > 0 ? 10 : 70 + (int)(280.0f * a));
+        }
+    }
+}
+
 /* ---- entry points ---------------------------------------------------------------------------- */
 
 static int patient_ok(const ep_patient *p)
@@ -811,24 +1254,61 @@ static int prepare(ep_renderer *r, const ep_patient *p, const ep_scan *s, double
     }
     ep_scene_build(&r->scene, p, s, ph);
     build_echo_map(r, p, s, *dr, *half_angle, *dth);
-    build_lut(r, s->framing, *half_angle);
+    build_lut(r, s, *half_angle);
+    return EP_OK;
+}
+
+/* B-mode (or the screen) into the grey frame out; colour into rgb (3 channels) when given,
+ * else as luma into out. */
+static int render_frame(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
+                        uint8_t *out, size_t stride, uint8_t *rgb, size_t rgb_stride)
+{
+    float dr, ha, dth, ph;
+    int rc = prepare(r, p, s, phase, out, stride, &dr, &ha, &dth, &ph);
+    if (rc != EP_OK)
+        return rc;
+    int v2 = s->version == EP_VERSION_2;
+    if (!(s->flags & EP_FLAG_UNIFORM_PHANTOM)) {
+        if (v2)
+            tissue_look_v2(r, p, s, dr, ha, dth);
+        apply_artefacts(r, p, s, dr, ha, dth, v2 ? 1.0f - 0.6f * s->harmonic : 1.0f);
+    }
+    form_image(r, p, s, dr, dth);
+    if (v2 && !is_2d(s)) {
+        ep_polar_view pv = {r->grey, r->nb, r->ns, ha, s->depth_mm};
+        ep_draw_screen(&pv, p, s, ph, r->width, r->height, out, stride);
+    } else {
+        scan_convert(r, out, stride);
+        if (s->overlays)
+            (v2 ? draw_overlays_v2 : draw_overlays)(r, p, s, ph, ha, out, stride);
+    }
+    if (rgb) {
+        for (int y = 0; y < r->height; y++) {
+            const uint8_t *g = out + (size_t)y * stride;
+            uint8_t *q = rgb + (size_t)y * rgb_stride;
+            for (int x = 0; x < r->width; x++)
+                q[3 * x] = q[3 * x + 1] = q[3 * x + 2] = g[x];
+        }
+    }
+    if (v2 && s->screen == EP_SCREEN_COLOR)
+        draw_colour(r, s, ph, ha, rgb ? rgb : out, rgb ? rgb_stride : stride, rgb ? 3 : 1);
     return EP_OK;
 }
 
 int ep_render(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, uint8_t *out,
               size_t stride)
 {
-    float dr, ha, dth, ph;
-    int rc = prepare(r, p, s, phase, out, stride, &dr, &ha, &dth, &ph);
-    if (rc != EP_OK)
-        return rc;
-    if (!(s->flags & EP_FLAG_UNIFORM_PHANTOM))
-        apply_artefacts(r, p, s, dr, ha, dth);
-    form_image(r, p, s, dr, dth);
-    scan_convert(r, out, stride);
-    if (s->overlays)
-        draw_overlays(r, p, s, ph, ha, out, stride);
-    return EP_OK;
+    return render_frame(r, p, s, phase, out, stride, NULL, 0);
+}
+
+int ep_render_rgb(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
+                  uint8_t *out, size_t stride)
+{
+    if (!r || !out || stride / 3 < (size_t)r->width)
+        return EP_ERR_INVALID;
+    if ((size_t)r->height > SIZE_MAX / stride)
+        return EP_ERR_INVALID;
+    return render_frame(r, p, s, phase, r->frame, (size_t)r->width, out, stride);
 }
 
 int ep_render_time(ep_renderer *r, const ep_patient *p, const ep_scan *s, double t_seconds,
@@ -847,6 +1327,11 @@ int ep_render_labels(ep_renderer *r, const ep_patient *p, const ep_scan *s, doub
     int rc = prepare(r, p, s, phase, out, stride, &dr, &ha, &dth, &ph);
     if (rc != EP_OK)
         return rc;
+    if (!is_2d(s)) {
+        for (int py = 0; py < r->height; py++)
+            memset(out + (size_t)py * stride, EP_TISSUE_NONE, (size_t)r->width);
+        return EP_OK;
+    }
     for (int py = 0; py < r->height; py++) {
         uint8_t *row = out + (size_t)py * stride;
         for (int px = 0; px < r->width; px++) {

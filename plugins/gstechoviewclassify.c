@@ -65,6 +65,53 @@ static void stream_reset(GstEchoViewClassify *self)
     g_mutex_unlock(&self->worker_lock);
 }
 
+/* A reset the stream asked for (reason: one of the reset-on flags' nicks). A stream with no frame
+ * since the last reset has nothing to forget, so nothing happens and nothing is announced;
+ * otherwise the per-stream state resets and, unless updates=none, an "echoviewclassify-reset"
+ * message says so with the stable label it had: the application's idea of the stable label
+ * stays the element's (the next change message says previous-label "unknown"). Posted with no
+ * lock held; buf (may be NULL) dates the message. */
+static void stream_reset_on(GstEchoViewClassify *self, GstEchoViewResetOn reason, GstBuffer *buf)
+{
+    const gchar *reason_name;
+    GFlagsValue *value;
+    GstEchoViewUpdates updates;
+    GstStructure *s;
+    gint previous = self->stable.stable;
+    guint64 frames = self->frame_index;
+    GstClockTime ts = buf ? GST_BUFFER_PTS(buf) : GST_CLOCK_TIME_NONE;
+
+    if (!self->model || frames == 0)
+        return;
+    GST_OBJECT_LOCK(self);
+    updates = self->updates;
+    GST_OBJECT_UNLOCK(self);
+    stream_reset(self);
+    if (updates == GST_ECHO_VIEW_UPDATES_NONE)
+        return;
+    value = g_flags_get_first_value(g_type_class_peek(GST_TYPE_ECHO_VIEW_RESET_ON), reason);
+    reason_name = value ? value->value_nick : "unknown";
+    GST_INFO_OBJECT(self, "reset on %s after %" G_GUINT64_FORMAT " frames, stable label was %s",
+                    reason_name, frames, label_name(self, previous));
+    s = gst_structure_new(GST_ECHO_VIEW_RESET_MESSAGE, "reason", G_TYPE_STRING, reason_name,
+                          "timestamp", G_TYPE_UINT64, ts, "frames", G_TYPE_UINT64, frames,
+                          "previous-label", G_TYPE_STRING, label_name(self, previous),
+                          "previous-label-id", G_TYPE_INT, previous, "stable-label",
+                          G_TYPE_STRING, label_name(self, -1), "stable-label-id", G_TYPE_INT, -1,
+                          "model", G_TYPE_STRING, self->model_name, NULL);
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+/* Whether the reset-on property holds flag. */
+static gboolean resets_on(GstEchoViewClassify *self, GstEchoViewResetOn flag)
+{
+    gboolean on;
+    GST_OBJECT_LOCK(self);
+    on = (self->reset_on & flag) != 0;
+    GST_OBJECT_UNLOCK(self);
+    return on;
+}
+
 /* ---- async worker -------------------------------------------------------------------------- */
 
 static gpointer worker_main(gpointer data)
@@ -273,6 +320,7 @@ static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans)
     g_clear_pointer(&self->pending_input, g_free);
     g_clear_pointer(&self->work_input, g_free);
     stable_label_clear(&self->stable);
+    self->negotiated = FALSE;
     return TRUE;
 }
 
@@ -281,6 +329,7 @@ static gboolean gst_echo_view_classify_set_caps(GstBaseTransform *trans, GstCaps
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(trans);
     GstVideoInfo info;
+    gboolean changed;
 
     if (!gst_video_info_from_caps(&info, incaps) ||
         !gst_echo_view_pixel_format(GST_VIDEO_INFO_FORMAT(&info), &self->pixel_format)) {
@@ -297,8 +346,12 @@ static gboolean gst_echo_view_classify_set_caps(GstBaseTransform *trans, GstCaps
                            GST_VIDEO_INFO_HEIGHT(&info)));
         return FALSE;
     }
+    changed = self->negotiated && !gst_video_info_is_equal(&info, &self->info);
     self->info = info;
+    self->negotiated = TRUE;
     gst_echo_view_roi_invalidate(&self->roi); /* a new geometry needs a new detection */
+    if (changed && resets_on(self, GST_ECHO_VIEW_RESET_ON_CAPS))
+        stream_reset_on(self, GST_ECHO_VIEW_RESET_ON_CAPS, NULL);
     GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, incaps);
     return TRUE;
 }
@@ -309,9 +362,12 @@ static gboolean gst_echo_view_classify_sink_event(GstBaseTransform *trans, GstEv
 
     switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_FLUSH_STOP:
+        if (resets_on(self, GST_ECHO_VIEW_RESET_ON_FLUSH))
+            stream_reset_on(self, GST_ECHO_VIEW_RESET_ON_FLUSH, NULL);
+        break;
     case GST_EVENT_STREAM_START:
-        if (self->model)
-            stream_reset(self);
+        if (resets_on(self, GST_ECHO_VIEW_RESET_ON_STREAM_START))
+            stream_reset_on(self, GST_ECHO_VIEW_RESET_ON_STREAM_START, NULL);
         break;
     default:
         break;
@@ -429,8 +485,11 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     updates = self->updates;
     GST_OBJECT_UNLOCK(self);
 
-    if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT) && self->frame_index > 0)
-        stream_reset(self);
+    /* Without the discont flag a gap leaves smoothing, hysteresis and the ROI as they were: the
+     * frames after it are the same scan (docs/GSTREAMER.md, "Resets"). */
+    if (GST_BUFFER_FLAG_IS_SET(buf, GST_BUFFER_FLAG_DISCONT) &&
+        resets_on(self, GST_ECHO_VIEW_RESET_ON_DISCONT))
+        stream_reset_on(self, GST_ECHO_VIEW_RESET_ON_DISCONT, buf);
 
     infer = self->frame_index % interval == 0;
     if (infer || (self->roi.mode == GST_ECHO_VIEW_ROI_AUTO && !self->roi.valid)) {
@@ -440,9 +499,9 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         }
         frame.data = GST_VIDEO_FRAME_PLANE_DATA(&vframe, 0);
         frame.stride = GST_VIDEO_FRAME_PLANE_STRIDE(&vframe, 0);
-        frame.width = GST_VIDEO_FRAME_WIDTH(&vframe);
-        frame.height = GST_VIDEO_FRAME_HEIGHT(&vframe);
         frame.format = self->pixel_format;
+        frame.width = GST_VIDEO_INFO_WIDTH(&self->info);
+        frame.height = GST_VIDEO_INFO_HEIGHT(&self->info);
         update_roi(self, &frame, roi_interval);
         if (infer && ev_preprocess_frame(self->model, &frame, &self->roi.active, self->stage_input,
                                          &err) != EV_OK) {
@@ -580,6 +639,7 @@ static void gst_echo_view_classify_init(GstEchoViewClassify *self)
     self->smoothing = DEFAULT_SMOOTHING;
     self->hysteresis = DEFAULT_HYSTERESIS;
     self->updates = DEFAULT_UPDATES;
+    self->reset_on = DEFAULT_RESET_ON;
     stable_label_reset(&self->stable); /* unknown until started and fed */
     g_mutex_init(&self->worker_lock);
     g_cond_init(&self->worker_cond);

@@ -29,6 +29,12 @@ GST_DEBUG_CATEGORY_EXTERN(gst_echo_view_classify_debug);
 #define DEFAULT_SMOOTHING 5
 #define DEFAULT_HYSTERESIS 3
 #define DEFAULT_UPDATES GST_ECHO_VIEW_UPDATES_ON_CHANGE
+#define DEFAULT_RESET_ON                                                                        \
+    (GST_ECHO_VIEW_RESET_ON_FLUSH | GST_ECHO_VIEW_RESET_ON_STREAM_START |                      \
+     GST_ECHO_VIEW_RESET_ON_CAPS)
+
+/* The name of the element message announcing a reset of the per-stream state. */
+#define GST_ECHO_VIEW_RESET_MESSAGE "echoviewclassify-reset"
 
 /* One inference result as the streaming thread sees it. */
 typedef struct {
@@ -56,6 +62,7 @@ struct _GstEchoViewClassify {
     guint smoothing;
     guint hysteresis;
     GstEchoViewUpdates updates;
+    GstEchoViewResetOn reset_on;
 
     /* statistics, under the object lock */
     guint64 n_frames, n_inferred, n_skipped;
@@ -78,6 +85,7 @@ struct _GstEchoViewClassify {
 
     /* negotiated format */
     GstVideoInfo info;
+    gboolean negotiated; /* info holds caps (a later different one is a caps change) */
     ev_pixel_format pixel_format;
 
     /* per-stream state, streaming thread only (roi.mode and roi.fixed: set at start()) */
@@ -102,6 +110,10 @@ struct _GstEchoViewClassify {
     guint64 worker_result_seq;
     gchar *worker_error;
 };
+
+/* The flags type of the reset-on property (its nicks name the reason in reset messages). */
+#define GST_TYPE_ECHO_VIEW_RESET_ON (gst_echo_view_reset_on_get_type())
+GType gst_echo_view_reset_on_get_type(void);
 
 /* Installs every property with its blurb (unit and default) and the set/get functions. */
 void gst_echo_view_classify_install_properties(GObjectClass *gobject_class);

@@ -21,6 +21,7 @@ enum {
     PROP_SMOOTHING,
     PROP_HYSTERESIS,
     PROP_UPDATES,
+    PROP_RESET_ON,
     PROP_ACTIVE_ROI,
     PROP_MODEL_USERS,
     PROP_MODEL_NAME,
@@ -64,6 +65,22 @@ static GType gst_echo_view_updates_get_type(void)
     };
     if (g_once_init_enter(&type))
         g_once_init_leave(&type, g_enum_register_static("GstEchoViewUpdates", values));
+    return type;
+}
+
+GType gst_echo_view_reset_on_get_type(void)
+{
+    static GType type = 0;
+    static const GFlagsValue values[] = {
+        {GST_ECHO_VIEW_RESET_ON_FLUSH, "A flush (FLUSH_STOP: a seek, a restart)", "flush"},
+        {GST_ECHO_VIEW_RESET_ON_DISCONT, "A buffer flagged DISCONT (lost packets, dropped frames)",
+         "discont"},
+        {GST_ECHO_VIEW_RESET_ON_STREAM_START, "A new stream (STREAM_START)", "stream-start"},
+        {GST_ECHO_VIEW_RESET_ON_CAPS, "New caps that differ from the previous ones", "caps"},
+        {0, NULL, NULL},
+    };
+    if (g_once_init_enter(&type))
+        g_once_init_leave(&type, g_flags_register_static("GstEchoViewResetOn", values));
     return type;
 }
 
@@ -141,6 +158,9 @@ static void gst_echo_view_classify_set_property(GObject *object, guint prop_id, 
     case PROP_UPDATES:
         self->updates = g_value_get_enum(value);
         break;
+    case PROP_RESET_ON:
+        self->reset_on = g_value_get_flags(value);
+        break;
     default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
         break;
@@ -211,6 +231,9 @@ static void gst_echo_view_classify_get_property(GObject *object, guint prop_id, 
         break;
     case PROP_UPDATES:
         g_value_set_enum(value, self->updates);
+        break;
+    case PROP_RESET_ON:
+        g_value_set_flags(value, self->reset_on);
         break;
     case PROP_ACTIVE_ROI:
         g_value_set_string(value, self->active_roi_text[0] ? self->active_roi_text : NULL);
@@ -348,6 +371,14 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
                           "When to post \"echoviewclassify\" element messages (default: on-change)",
                           GST_TYPE_ECHO_VIEW_UPDATES, DEFAULT_UPDATES, rw_playing));
     g_object_class_install_property(
+        gobject_class, PROP_RESET_ON,
+        g_param_spec_flags(
+            "reset-on", "Reset on",
+            "What forgets the per-stream state (result, smoothing, hysteresis, detected ROI) and "
+            "posts an \"echoviewclassify-reset\" message; without discont a lost packet keeps "
+            "the history (default: flush+stream-start+caps)",
+            GST_TYPE_ECHO_VIEW_RESET_ON, DEFAULT_RESET_ON, rw_playing));
+    g_object_class_install_property(
         gobject_class, PROP_ACTIVE_ROI,
         g_param_spec_string(
             "active-roi", "Active ROI",
@@ -426,4 +457,5 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
 
     gst_type_mark_as_plugin_api(GST_TYPE_ECHO_VIEW_BACKEND, 0);
     gst_type_mark_as_plugin_api(GST_TYPE_ECHO_VIEW_UPDATES, 0);
+    gst_type_mark_as_plugin_api(GST_TYPE_ECHO_VIEW_RESET_ON, 0);
 }

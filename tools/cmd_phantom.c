@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ static const char *usage =
     "usage: echoview phantom --out DIR [--size PX] [--patients N] [--frames-per-patient N]\n"
     "                        [--views LIST] [--seed N] [--full-frame WxH] [--quality-range A-B]\n"
     "                        [--format png|pgm|dicom] [--sequence] [--threads N]\n"
+    "                        [--phantom-version 1|2] [--color-share F] [--other-share F]\n"
     "  Renders a synthetic echo dataset: DIR/<view>/pNNNN_fFF.png and DIR/manifest.csv with\n"
     "  columns path,label,split,patient,quality (plus roi_x,roi_y,roi_w,roi_h for full frames and\n"
     "  sequence,frame with --sequence). Patients are split 60/20/20 into train/val/test.\n"
@@ -40,12 +42,24 @@ static const char *usage =
     "  --format dicom        one multi-frame US DICOM cine loop per patient and view\n"
     "                        (DIR/<view>/pNNNN.dcm, N frames at 30 frames/s, Frame Time and\n"
     "                        the ultrasound region set; the manifest has one row per loop)\n"
-    "  --seed N              everything is deterministic per seed (default 1)\n";
+    "  --seed N              everything is deterministic per seed (default 1)\n"
+    "  --phantom-version V   1: the original renderer (default; shipped models and fixtures);\n"
+    "                        2: real-scanner look, vendor-like screens, steered/zoomed fans\n"
+    "  --color-share F       (version 2) share 0..1 of 2D loops with a colour-Doppler box\n"
+    "                        (colour PNGs; pgm and dicom get the luma); label stays the view\n"
+    "  --other-share F       (version 2) share 0..1 of loops that are M-mode, PW, CW or TDI\n"
+    "                        screens, label `other` (DIR/other/pNNNN_vVV_fFF.png); `other` in\n"
+    "                        --views asks for such screens explicitly\n";
+
+/* The pseudo-view id of `other` screens in --views. */
+#define VIEW_OTHER EP_VIEW_COUNT
 
 typedef struct job_ctx {
     const char *out;
     int size, width, height, full;
-    int patients, frames, nviews, views[EP_VIEW_COUNT];
+    int patients, frames, nviews, views[EP_VIEW_COUNT + 1];
+    int version;
+    double color_share, other_share;
     uint64_t seed;
     int qlo, qhi;
     bool pgm, sequence, dicom;
@@ -78,6 +92,8 @@ static void safe_name(const char *label, char *out, size_t n)
 static int write_frame(const job_ctx *c, const char *path, const media_image *img,
                        const uint8_t *loop, int view, int patient, const ep_rect *roi, ev_error *e)
 {
+    if (img->channels == 3)
+        return media_image_write_png(path, img, e);
     if (!c->dicom)
         return c->pgm ? media_image_write_pgm(path, img, e) : media_image_write_png(path, img, e);
 #ifdef ECHOVIEW_HAVE_DICOM
@@ -108,7 +124,7 @@ static void *worker(void *arg)
     ep_renderer *r = ep_renderer_create(c->width, c->height);
     /* DICOM loops keep every frame of the job: they are written as one file at the end. */
     uint8_t *loop = c->dicom ? malloc((size_t)c->width * c->height * c->frames) : NULL;
-    uint8_t *pix = malloc((size_t)c->width * c->height);
+    uint8_t *pix = malloc((size_t)c->width * c->height * 3);
     media_image img = {.width = c->width,
                        .height = c->height,
                        .channels = 1,
@@ -125,6 +141,24 @@ static void *worker(void *arg)
         if (j >= jobs || atomic_load(&c->failed))
             break;
         int p = j / c->nviews, view = c->views[j % c->nviews];
+        /* version 2: this loop is an `other` screen (exact share, spread over the jobs) or a
+         * 2D view, with or without a colour box */
+        int screen = EP_SCREEN_BMODE;
+        if (c->version == 2) {
+            uint64_t h = mix64(c->seed ^ 0x07E5, (uint64_t)j);
+            int other = view == VIEW_OTHER ||
+                        floor((j + 1) * c->other_share) > floor(j * c->other_share);
+            if (other) {
+                screen = EP_SCREEN_MMODE + (int)(h % 4u);
+                if (view == VIEW_OTHER) { /* the anatomy these screens are taken from */
+                    static const int from[4] = {EP_VIEW_PLAX_FULL, EP_VIEW_A4CH_LV,
+                                                EP_VIEW_A5CH, EP_VIEW_A4CH_LV};
+                    view = from[screen - EP_SCREEN_MMODE];
+                }
+            } else if ((double)(h >> 11) * 0x1.0p-53 < c->color_share) {
+                screen = EP_SCREEN_COLOR;
+            }
+        }
         ep_patient pat;
         ep_scan scan;
         ep_patient_init(&pat, mix64(c->seed, 1000003u + (uint64_t)p));
@@ -135,11 +169,21 @@ static void *worker(void *arg)
         }
         scan.framing = c->full ? EP_FRAMING_SCANNER : EP_FRAMING_SECTOR;
         scan.overlays = c->full ? EP_OVERLAY_ALL : 0;
+        if (c->version == 2) {
+            /* one scanner per patient: its style; the geometry per acquisition */
+            ep_scan_style(&scan, mix64(c->seed ^ 0x5CA7, (uint64_t)p),
+                          mix64(c->seed ^ 0xA9, (uint64_t)j));
+            scan.screen = screen;
+        }
+        int colour = screen == EP_SCREEN_COLOR && !c->pgm && !c->dicom;
+        img.channels = colour ? 3 : 1;
+        img.stride = (size_t)c->width * (size_t)img.channels;
         ep_rect roi = {0, 0, c->width, c->height};
         if (c->full)
             ep_sector_roi(&scan, c->width, c->height, &roi);
         char label[64], dir[PATH_MAX];
-        safe_name(ep_view_name(view), label, sizeof label);
+        int is_other = screen >= EP_SCREEN_MMODE;
+        safe_name(is_other ? "other" : ep_view_name(view), label, sizeof label);
         snprintf(dir, sizeof dir, "%s/%s", c->out, label);
         size_t cap = (size_t)c->frames * 200 + 1;
         char *rows = malloc(cap);
@@ -159,16 +203,25 @@ static void *worker(void *arg)
                                     (size_t)c->width);
                 if (rc == EP_OK && f + 1 < c->frames)
                     continue;
-            } else if (c->sequence) {
-                rc = ep_render_time(r, &pat, &scan, phase0 + f / 30.0, pix, (size_t)c->width);
             } else {
+                /* a loop plays at 30 frames/s (as ep_render_time), else random phases */
                 double phase =
-                    (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) * 0x1.0p-53;
-                rc = ep_render(r, &pat, &scan, phase, pix, (size_t)c->width);
+                    c->sequence
+                        ? (phase0 + f / 30.0) * (double)pat.heart_rate_bpm / 60.0
+                        : (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
+                              0x1.0p-53;
+                phase -= floor(phase);
+                rc = colour ? ep_render_rgb(r, &pat, &scan, phase, pix, img.stride)
+                            : ep_render(r, &pat, &scan, phase, pix, (size_t)c->width);
             }
             char rel[PATH_MAX], path[PATH_MAX + 8];
-            if (c->dicom)
+            if (c->dicom && is_other)
+                snprintf(rel, sizeof rel, "%s/p%04d_v%02d.dcm", label, p, view);
+            else if (c->dicom)
                 snprintf(rel, sizeof rel, "%s/p%04d.dcm", label, p);
+            else if (is_other)
+                snprintf(rel, sizeof rel, "%s/p%04d_v%02d_f%02d.%s", label, p, view, f,
+                         c->pgm ? "pgm" : "png");
             else
                 snprintf(rel, sizeof rel, "%s/p%04d_f%02d.%s", label, p, f, c->pgm ? "pgm" : "png");
             snprintf(path, sizeof path, "%s/%s", c->out, rel);
@@ -185,7 +238,8 @@ static void *worker(void *arg)
                                 : c->split_of[p] == 1 ? "val"
                                                       : "test";
             used += (size_t)snprintf(rows + used, cap - used, "%s,%s,%s,p%04d,%d", rel,
-                                     ep_view_name(view), split, p, scan.quality);
+                                     is_other ? "other" : ep_view_name(view), split, p,
+                                     scan.quality);
             if (c->full)
                 used += (size_t)snprintf(rows + used, cap - used, ",%d,%d,%d,%d", roi.x, roi.y,
                                          roi.width, roi.height);
@@ -214,7 +268,9 @@ static int parse_views(const char *cmd, const tool_option *row, const char *s)
         char *end;
         long id = strtol(tok, &end, 10);
         int v = *end == 0 && end != tok ? (int)id : ep_view_parse(tok);
-        if (v < 0 || v >= EP_VIEW_COUNT || n >= EP_VIEW_COUNT) {
+        if (!strcmp(tok, "other"))
+            v = VIEW_OTHER;
+        if (v < 0 || v > VIEW_OTHER || n > EP_VIEW_COUNT || (v == VIEW_OTHER && *end == 0)) {
             fprintf(stderr, "echoview %s: unknown view '%s'\n", cmd, tok);
             return -1;
         }
@@ -255,11 +311,19 @@ static int parse_quality_range(const char *cmd, const tool_option *row, const ch
 
 int cmd_phantom(int argc, char **argv)
 {
-    job_ctx c = {.size = 128, .patients = 50, .frames = 4, .seed = 1, .nviews = EP_VIEW_COUNT};
+    job_ctx c = {.size = 128,
+                 .patients = 50,
+                 .frames = 4,
+                 .seed = 1,
+                 .nviews = EP_VIEW_COUNT,
+                 .version = 1};
     const char *format = "png";
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = 0; i < EP_VIEW_COUNT; i++)
         c.views[i] = i;
+    const char *version = "1";
+    float color_share = 0.0f, other_share = 0.0f;
+    bool color_given = false, other_given = false;
     const tool_option options[] = {
         TOOL_FLAG("--sequence", &c.sequence),
         TOOL_STRING("--out", &c.out),
@@ -272,12 +336,19 @@ int cmd_phantom(int argc, char **argv)
         TOOL_CUSTOM("--full-frame", parse_full_frame, &c),
         TOOL_CUSTOM("--quality-range", parse_quality_range, &c),
         TOOL_CHOICE("--format", &format, "png", "pgm", "dicom"),
+        TOOL_CHOICE("--phantom-version", &version, "1", "2"),
+        TOOL_FLOAT("--color-share", &color_share, 0.0, 1.0, &color_given),
+        TOOL_FLOAT("--other-share", &other_share, 0.0, 1.0, &other_given),
     };
     const tool_parser parser = {
         .cmd = "phantom", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
     int status = tool_parse_args(&parser, argc, argv);
     if (status != TOOL_CONTINUE)
         return status;
+    c.version = version[0] - '0';
+    c.color_share = color_share;
+    c.other_share = other_share;
+    const bool shares_given = color_given || other_given;
 #ifndef ECHOVIEW_HAVE_DICOM
     if (!strcmp(format, "dicom")) {
         fprintf(stderr, "echoview phantom: this build has no DICOM support (DCMTK)\n");
@@ -288,6 +359,14 @@ int cmd_phantom(int argc, char **argv)
         fprintf(stderr, "echoview phantom: --out DIR is required\n%s", usage);
         return TOOL_USAGE;
     }
+    bool want_other = false;
+    for (int i = 0; i < c.nviews; i++)
+        want_other |= c.views[i] == VIEW_OTHER;
+    if (c.version == 1 && (shares_given || want_other)) {
+        fprintf(stderr, "echoview phantom: --color-share, --other-share and the view `other` "
+                        "need --phantom-version 2\n");
+        return TOOL_USAGE;
+    }
     c.pgm = !strcmp(format, "pgm");
     c.dicom = !strcmp(format, "dicom");
     if (!c.full)
@@ -296,9 +375,12 @@ int cmd_phantom(int argc, char **argv)
         fprintf(stderr, "echoview phantom: %s: %s\n", c.out, strerror(errno));
         return TOOL_FAILED;
     }
-    for (int i = 0; i < c.nviews; i++) {
+    for (int i = 0; i <= c.nviews; i++) {
+        if (i == c.nviews && !want_other && c.other_share <= 0.0)
+            break;
         char label[64], dir[PATH_MAX];
-        safe_name(ep_view_name(c.views[i]), label, sizeof label);
+        safe_name(i == c.nviews || c.views[i] == VIEW_OTHER ? "other" : ep_view_name(c.views[i]),
+                  label, sizeof label);
         snprintf(dir, sizeof dir, "%s/%s", c.out, label);
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
             fprintf(stderr, "echoview phantom: %s: %s\n", dir, strerror(errno));

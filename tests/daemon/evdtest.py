@@ -11,6 +11,7 @@ Every wait is bounded in time; skips exit 77.
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import struct
@@ -166,12 +167,17 @@ class RtpRawSender:
 
     FLICKER = 8
 
-    def __init__(self, port, width=64, height=48, fps=30, colour=(255, 255, 255)):
+    def __init__(self, port, width=64, height=48, fps=30, colour=(255, 255, 255),
+                 source='127.0.0.1', ssrc=0x4543484f):
         self.port, self.width, self.height, self.fps, self.colour = port, width, height, fps, colour
+        self.ssrc = ssrc
         self.paused = False
         self.frozen = False
         self.payload = 96
+        self.loss = 0.0          # share of packets not sent (their sequence numbers are used)
+        self.rng = random.Random(4175)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((source, 0))
         self.seq = 0
         self.frames = 0
         self.stopping = threading.Event()
@@ -188,7 +194,7 @@ class RtpRawSender:
         for y in range(h):
             marker = 0x80 if y == h - 1 else 0
             hdr = struct.pack('!BBHII', 0x80, marker | self.payload, self.seq & 0xffff, ts,
-                              0x4543484f)
+                              self.ssrc)
             ext = struct.pack('!H', (self.seq >> 16) & 0xffff)
             self.seq += 1
             yield hdr + ext + struct.pack('!HHH', len(line), y & 0x7fff, 0) + line
@@ -198,6 +204,8 @@ class RtpRawSender:
         while not self.stopping.is_set():
             if not self.paused:
                 for p in self.packets():
+                    if self.loss and self.rng.random() < self.loss:
+                        continue
                     self.sock.sendto(p, ('127.0.0.1', self.port))
                 self.frames += 1
             else:

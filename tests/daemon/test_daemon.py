@@ -119,7 +119,9 @@ def test_endpoints(env):
         assert cart['frame_size'] == {'width': 64, 'height': 48}, cart
         assert d.stream('local')['frame_size'] is None
         assert cart['source'] == 'rtp-raw' and cart['packets']['received'] > 0, cart
-        assert set(cart['packets']) == {'received', 'lost', 'late', 'duplicates', 'loss_ratio'}
+        assert set(cart['packets']) == {'received', 'lost', 'late', 'duplicates', 'loss_ratio',
+                                        'loss_ratio_recent', 'rejected_address',
+                                        'rejected_ssrc'}, cart['packets']
         assert 'udpsrc' in cart['pipeline'] and 'echoviewclassify' in cart['pipeline']
         local = d.stream('local')
         assert local['packets'] is None and local['source'] == 'phantom'
@@ -147,6 +149,19 @@ def test_endpoints(env):
                        'echoviewd_stream_rtp_packets_lost_total{stream="cart"} ',
                        'echoviewd_stream_view_probability_ratio{stream="cart",view="A4CH-LV"}'):
             assert needle in text, needle
+        # the process metrics, against /proc of the daemon
+        import resource
+        pid = d.proc.pid
+        rss = int(open('/proc/%d/statm' % pid).read().split()[1]) * os.sysconf('SC_PAGESIZE')
+        assert abs(metric(d, 'process_resident_memory_bytes') - rss) < 16 << 20, rss
+        assert metric(d, 'process_max_fds') == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        fds = len(os.listdir('/proc/%d/fd' % pid))
+        assert abs(metric(d, 'process_open_fds') - fds) <= 4, fds
+        ticks = int(open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[19])
+        btime = [int(l.split()[1]) for l in open('/proc/stat') if l.startswith('btime ')][0]
+        start = btime + ticks / os.sysconf('SC_CLK_TCK')
+        assert abs(metric(d, 'process_start_time_seconds') - start) < 3, start
+        assert 0 < metric(d, 'process_cpu_seconds_total') < 3600
         promtool = shutil.which('promtool')
         if promtool:
             r = subprocess.run([promtool, 'check', 'metrics'], input=metrics, capture_output=True,
@@ -297,22 +312,18 @@ def test_hostile_input(env):
         d.stop()
 
 
-def metrics(d, *line_prefixes):
-    """The values of the /metrics samples whose lines start with each of line_prefixes, from one
-    scrape (one snapshot: counters read together are consistent with each other)."""
-    status, _, body = d.get('/metrics')
-    assert status == 200
-    values = []
-    for line_prefix in line_prefixes:
-        found = [l for l in body.decode().split('\n') if l.startswith(line_prefix + ' ')]
-        assert len(found) == 1, (line_prefix, found)
-        values.append(float(found[0].split(' ')[-1]))
-    return values
+def metric_in(text, line_prefix):
+    """The value of the one sample in a /metrics body whose line starts with line_prefix."""
+    found = [l for l in text.split('\n') if l.startswith(line_prefix + ' ')]
+    assert len(found) == 1, (line_prefix, found)
+    return float(found[0].split(' ')[-1])
 
 
 def metric(d, line_prefix):
     """The value of the one /metrics sample whose line starts with line_prefix."""
-    return metrics(d, line_prefix)[0]
+    status, _, body = d.get('/metrics')
+    assert status == 200
+    return metric_in(body.decode(), line_prefix)
 
 
 def test_frame_checks(env):
@@ -404,9 +415,11 @@ def test_dropped_counter(env):
         d.wait_state('fast', 'running', 20)
         samples = []
         for _ in range(40):
-            samples.append(tuple(metrics(d, 'echoviewd_stream_dropped_frames_total{stream="fast"}',
-                                         'echoviewd_stream_received_frames_total{stream="fast"}',
-                                         'echoviewd_stream_frames_total{stream="fast"}')))
+            body = d.get('/metrics')[2].decode()   # one snapshot: the three at one instant
+            dropped, received, frames = (metric_in(body, name + '{stream="fast"}') for name in (
+                'echoviewd_stream_dropped_frames_total', 'echoviewd_stream_received_frames_total',
+                'echoviewd_stream_frames_total'))
+            samples.append((dropped, received, frames))
             time.sleep(0.05)
         drops = [x[0] for x in samples]
         assert all(b >= a for a, b in zip(drops, drops[1:])), drops
@@ -464,6 +477,87 @@ def test_diagnostics(env):
     assert len(more) == 1, more
     n = int(more[0].split('stream cart: ')[1].split(' ')[0])
     assert n + 1 >= warnings, (n, warnings)
+
+
+def test_degraded(env):
+    """Packet loss above max-loss, and a stable view that stays unknown, make a stream
+    `degraded` (view withheld, reason in last_error); both recover."""
+    port = free_port(socket.SOCK_DGRAM)
+    sender = RtpRawSender(port)
+    config = BASE.replace('  restart-delay-max: 1\n', '  restart-delay-max: 1\n'
+                          '  unknown-timeout: 2\n')
+    dim = phantom_stream('dim') + '    classifier: {confidence-threshold: 1.0}\n'
+    d = Daemon(env, config + 'streams:\n' + rtp_stream('cart', port) + dim)
+    try:
+        d.wait_state('cart', 'running', 20)
+        st = d.wait_state('dim', 'degraded', 20)
+        assert re.fullmatch(r'no confident view for \d+\.\d s \(the stable view is unknown: not '
+                            r'an echo view, or below the confidence threshold\)',
+                            st['last_error']), st['last_error']
+        assert st['view']['withheld'] == 'stream is degraded', st['view']
+        assert st['packets'] is None
+        sender.loss = 0.3
+        st = d.wait_state('cart', 'degraded', 15)
+        assert re.fullmatch(r'\d+\.\d % of the RTP packets lost over the last 5 s \(max-loss '
+                            r'5\.0 %\)', st['last_error']), st['last_error']
+        assert st['packets']['loss_ratio_recent'] > 0.05, st['packets']
+        assert st['view']['withheld'] == 'stream is degraded' and st['restarts'] == 0, st
+        assert metric(d, 'echoviewd_stream_rtp_loss_recent_ratio{stream="cart"}') > 0.05
+        assert metric(d, 'echoviewd_stream_state{stream="cart",state="degraded"}') == 1
+        sender.loss = 0
+        st = d.wait_state('cart', 'running', 15)
+        assert st['view']['withheld'] is None and st['packets']['loss_ratio_recent'] <= 0.05, st
+        assert d.stream('dim')['state'] == 'degraded'
+    finally:
+        sender.stop()
+        d.stop()
+
+
+def test_ingress(env):
+    """source.allowed-senders and source.ssrc: packets of other senders on the port are dropped
+    and counted, so their frames never mix into the stream (its view stays the allowed one's)."""
+    ports = [free_port(socket.SOCK_DGRAM) for _ in range(3)]
+    good = [RtpRawSender(ports[0]), RtpRawSender(ports[1])]        # white: A4CH-LV
+    # black frames (PLAX-TV) on the same ports: from another address, with another SSRC
+    bad = [RtpRawSender(ports[0], colour=(0, 0, 0), source='127.0.0.2', ssrc=0x4543484f),
+           RtpRawSender(ports[1], colour=(0, 0, 0), ssrc=7)]
+    blocked = RtpRawSender(ports[2])
+    streams = """\
+  - id: byaddr
+    source: {type: rtp-raw, port: %d, width: 64, height: 48, sampling: RGB, jitter-latency: 20,
+             allowed-senders: [127.0.0.1, 10.0.0.0/8]}
+  - id: byssrc
+    source: {type: rtp-raw, port: %d, width: 64, height: 48, sampling: RGB, jitter-latency: 20,
+             ssrc: %d}
+  - id: blocked
+    source: {type: rtp-raw, port: %d, width: 64, height: 48, sampling: RGB, jitter-latency: 20,
+             allowed-senders: ["127.0.0.9/32"]}
+""" % (ports[0], ports[1], 0x4543484f, ports[2])
+    d = Daemon(env, BASE + 'streams:\n' + streams)
+    try:
+        for sid in ('byaddr', 'byssrc'):
+            d.wait_state(sid, 'running', 20)
+        time.sleep(2)
+        for sid, reason in (('byaddr', 'address'), ('byssrc', 'ssrc')):
+            st = d.stream(sid)
+            assert st['view']['stable_label'] == 'A4CH-LV', (sid, st['view'])
+            assert st['view_changes'] == 1, (sid, st['view_changes'])    # never PLAX-TV
+            other = 'ssrc' if reason == 'address' else 'address'
+            assert st['packets']['rejected_' + reason] > 100, st['packets']
+            assert st['packets']['rejected_' + other] == 0, st['packets']
+            assert metric(d, 'echoviewd_stream_rtp_packets_rejected_total{stream="%s",reason="%s"}'
+                          % (sid, reason)) >= st['packets']['rejected_' + reason]
+        st = d.wait_state('blocked', 'stalled', 10)
+        assert st['last_error'] == ('no frames within 1.0 s of start: packets from 127.0.0.1 '
+                                    'dropped (not in source.allowed-senders)'), st['last_error']
+        assert 'stream byssrc: packets of RTP SSRC 7 dropped (source.ssrc is 1162037327)' in \
+            d.log_text()
+        assert 'stream byaddr: packets from 127.0.0.2 dropped (not in source.allowed-senders)' in \
+            d.log_text()
+    finally:
+        for s in good + bad + [blocked]:
+            s.stop()
+        d.stop()
 
 
 def check_config(env, text, name='echoviewd.yaml'):
@@ -555,6 +649,14 @@ BAD_CONFIGS = [
      "F:1:30: 'stall-timeout' must be a decimal number, not '0x10'"),
     ('supervision: {frozen-timeout: -1}\n',
      "F:1:31: 'frozen-timeout' must be between 0 and 3600, not -1"),
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-jpeg, port: 5, allowed-senders: [10.0.0.0/33]}}\n',
+     "F:3:65: '10.0.0.0/33' is not a numeric address or prefix (10.1.2.3, 10.1.2.0/24, "
+     "fd00::/8)"),
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: phantom, ssrc: 5}}\n',
+     "F:3:37: key 'ssrc' does not apply to a source of type phantom"),
+    ('supervision: {max-loss: 1.5}\n', "F:1:25: 'max-loss' must be between 0 and 1, not 1.5"),
     ('supervision: {frozen-difference: 256}\n',
      "F:1:34: 'frozen-difference' must be between 0 and 255, not 256"),
     # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
@@ -851,6 +953,8 @@ TESTS = {
     'frame-checks': test_frame_checks,
     'dropped': test_dropped_counter,
     'diagnostics': test_diagnostics,
+    'degraded': test_degraded,
+    'ingress': test_ingress,
     'bad-requests': test_bad_requests,
     'http-clients': test_http_clients,
     'reload': test_reload,

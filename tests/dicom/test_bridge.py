@@ -9,6 +9,7 @@
            /api/v1/streams/{id} reports the loop's ground-truth view
 Usage: test_bridge.py TEST_DICOMSRC ECHOVIEW BRIDGE SOURCE_ROOT CASE [ECHOVIEWD PLUGIN_DIR]."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -71,14 +72,14 @@ def phantom_loop(tmp, view, frames=6, size='160x120', seed=3):
 
 
 class Bridge:
-    def __init__(self, tmp, destinations, port=None):
+    def __init__(self, tmp, destinations, port=None, log_name='bridge.log'):
         self.port = port or free_port()
         self.spool = os.path.join(tmp, 'spool')
         self.config = os.path.join(tmp, 'bridge.yaml')
         with open(self.config, 'w') as f:
             f.write('listen: {port: %d, ae-title: ECHOVIEW, acse-timeout: 5, dimse-timeout: 5}\n'
                     'spool: %s\ndestinations:\n%s' % (self.port, self.spool, destinations))
-        self.log_path = os.path.join(tmp, 'bridge.log')
+        self.log_path = os.path.join(tmp, log_name)
         self.log = open(self.log_path, 'w+')
         self.proc = subprocess.Popen([bridge_bin, '--config', self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -93,8 +94,11 @@ class Bridge:
         wait_until(lambda: line in self.text(), timeout, 'bridge log line %r' % line)
         print('bridge logged: %s' % line)
 
-    def spool_files(self):
-        return sorted(os.listdir(self.spool)) if os.path.isdir(self.spool) else []
+    def spool_files(self, under=''):
+        """The files in the spool (received loops wait in queued/<AE>/), relative paths."""
+        top = os.path.join(self.spool, under)
+        return sorted(os.path.relpath(os.path.join(d, f), self.spool)
+                      for d, _, files in os.walk(top) for f in files)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -249,6 +253,43 @@ def bridge_case(tmp):
     assert b.spool_files() == [], b.spool_files()
 
 
+def restart_case(tmp):
+    """Loops acknowledged but not yet played survive a stop: the next start plays them. Log
+    lines carry the time (stderr is not the journal here)."""
+    tool('storescu')
+    loops = [phantom_loop(tmp, view, frames=150, seed=seed)[0]
+             for view, seed in (('A4CH-LV', 3), ('PLAX-full', 4), ('PSAX-LV', 5))]
+    rtp_port = free_port(socket.SOCK_DGRAM)
+    dest = '  - {calling-ae: SCANNER1, port: %d, width: 160, height: 120}\n' % rtp_port
+    b = Bridge(tmp, dest)
+    try:
+        for loop in loops:     # 150 frames at 30/s: the first plays 5 s, the others wait
+            r = storescu(b.port, loop)
+            assert r.returncode == 0, r.stderr
+        b.expect('SCANNER1: queued 150 frame(s) for 127.0.0.1:%d' % rtp_port)
+    finally:
+        rc = b.stop()
+    text = b.text()
+    print(text, end='')
+    assert rc == 0, rc
+    lines = [l for l in text.split('\n') if l]
+    assert lines and all(re.match(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z echoview-dicom-bridge: ', l)
+                         for l in lines), lines[:3]
+    assert text.count('SCANNER1: queued 150 frame(s)') == 3, text
+    waiting = b.spool_files()
+    # the one playing at the stop is done with; the two behind it stay
+    assert len(waiting) == 2 and all(f.startswith('queued/SCANNER1/') for f in waiting), waiting
+    b = Bridge(tmp, dest, port=b.port, log_name='bridge2.log')
+    try:
+        b.expect('SCANNER1: re-queued 2 loop(s) received before the restart')
+        # played in order; the last one then repeats (and is the only file left)
+        wait_until(lambda: b.spool_files() == [waiting[1]], 30, 'the re-queued loops played')
+    finally:
+        rc = b.stop()
+        print(b.text(), end='')
+    assert rc == 0 and b.spool_files() == [], (rc, b.spool_files())
+
+
 def e2e_case(tmp):
     tool('storescu')
     if len(extra) < 2:
@@ -332,7 +373,8 @@ def e2e_case(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix='echoview-bridge-')
     try:
-        {'config': config_case, 'bridge': bridge_case, 'e2e': e2e_case}[case](tmp)
+        {'config': config_case, 'bridge': bridge_case, 'restart': restart_case,
+         'e2e': e2e_case}[case](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,6 +1,7 @@
 /* test_classify.c: echoviewclassify under GstHarness: every input format and ROI mode against
  * the engine's own answer for the same frame, pixels untouched, interval and async carrying,
- * smoothing and hysteresis, threshold, update modes, resets, model sharing, the model-name and
+ * smoothing and hysteresis, threshold, update modes, resets and their messages, 0.05 % packet
+ * loss on raw RTP (deterministic), model sharing, the model-name and
  * classes properties, latency, meta surviving videoscale/videoconvert.
  * usage: test_classify MODEL_DIR (a 14-class gray fixture bundle) */
 #include "gst_test_util.h"
@@ -246,6 +247,15 @@ static void test_async(void)
     printf("     async burst of 50: %" G_GUINT64_FORMAT " inferences skipped\n", skipped);
     gst_harness_teardown(h);
     gst_object_unref(bus);
+}
+
+static int stable_label_top_of(const float *p)
+{
+    int best = 0;
+    for (int c = 1; c < n_classes; c++)
+        if (p[c] > p[best])
+            best = c;
+    return best;
 }
 
 /* Two frames the fixture network labels differently (found by search, asserted). */
@@ -500,61 +510,298 @@ static void expect_reset(GstHarness *h, GstVideoInfo *info, const char *what)
     gst_buffer_unref(o);
 }
 
+/* Pops the element messages waiting on bus: resets (echoviewclassify-reset) and changes. */
+static GList *pop_messages_named(GstBus *bus, const char *name)
+{
+    GList *list = NULL;
+    GstMessage *m;
+    while ((m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT))) {
+        if (gst_message_has_name(m, name))
+            list = g_list_append(list, m);
+        else
+            gst_message_unref(m);
+    }
+    return list;
+}
+
+/* Exactly one reset message waiting, with this reason, frame count and previous label. */
+static void expect_reset_message(GstBus *bus, const char *reason, guint64 frames,
+                                 const char *previous, GstClockTime ts)
+{
+    GList *msgs = pop_messages_named(bus, "echoviewclassify-reset");
+    const GstStructure *s = msgs ? gst_message_get_structure(msgs->data) : NULL;
+    guint64 got_frames = 0, got_ts = 0;
+    gint previous_id = -2, stable_id = 0;
+
+    if (s)
+        gst_structure_get(s, "frames", G_TYPE_UINT64, &got_frames, "timestamp", G_TYPE_UINT64,
+                          &got_ts, "previous-label-id", G_TYPE_INT, &previous_id,
+                          "stable-label-id", G_TYPE_INT, &stable_id, NULL);
+    CHECK(g_list_length(msgs) == 1 && !g_strcmp0(gst_structure_get_string(s, "reason"), reason) &&
+              got_frames == frames && got_ts == ts &&
+              !g_strcmp0(gst_structure_get_string(s, "previous-label"), previous) &&
+              previous_id >= 0 && !strcmp(ev_model_class_name(model, previous_id), previous) &&
+              !g_strcmp0(gst_structure_get_string(s, "stable-label"), "unknown") &&
+              stable_id == -1 &&
+              !g_strcmp0(gst_structure_get_string(s, "model"), ev_model_name(model)),
+          "%s: one reset message (got %u: reason %s, frames %" G_GUINT64_FORMAT
+          ", previous-label %s, timestamp %" GST_TIME_FORMAT ")",
+          reason, g_list_length(msgs), s ? gst_structure_get_string(s, "reason") : "-", got_frames,
+          s ? gst_structure_get_string(s, "previous-label") : "-", GST_TIME_ARGS(got_ts));
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+}
+
+static void push_segment(GstHarness *h)
+{
+    GstSegment segment;
+    gst_segment_init(&segment, GST_FORMAT_TIME);
+    gst_harness_push_event(h, gst_event_new_segment(&segment));
+}
+
 static void test_resets(void)
 {
-    GstVideoInfo info;
+    GstVideoInfo info, wide;
     GstBus *bus;
     GstHarness *h;
     GstBuffer *in, *o;
     GstEchoViewMeta *m;
+    GList *msgs;
+    const char *la;
+    guint reset_on = 0;
 
     if (frame_a < 0)
         return;
     info_from_caps(&info, CAPS_SMALL);
+    la = NULL;
     /* interval 2, hysteresis 2: a stable label needs two inferences, so right after a reset the
-   * stable label is unknown and the first frame is inferred */
+     * stable label is unknown and the first frame is inferred */
     h = classify_harness(&bus, CAPS_SMALL, "inference-interval", "2", "smoothing", "1",
                          "hysteresis", "2", "roi", "full", NULL);
-#define WARM()                                                          \
+    g_object_get(h->element, "reset-on", &reset_on, NULL);
+    /* the flag values: flush 1, discont 2, stream-start 4, caps 8 */
+    CHECK(reset_on == (1 | 4 | 8),
+          "reset-on defaults to flush+stream-start+caps (0x%x)", reset_on);
+#define WARM(n)                                                         \
     do {                                                                \
-        for (int i = 0; i < 3; i++)                                     \
+        for (int i = 0; i < (n); i++)                                   \
             gst_buffer_unref(push_pull(h, make_frame(&info, frame_a))); \
     } while (0)
-    WARM();
+    WARM(3);
     o = push_pull(h, make_frame(&info, frame_a));
     m = gst_buffer_get_echo_view_meta(o);
+    la = m->stable_label;
     CHECK(!m->inferred && m->age == 1 && m->stable_label_id >= 0, "before reset: age 1, stable %s",
           m->stable_label);
     gst_buffer_unref(o);
+    g_list_free_full(pop_classify_messages(bus), (GDestroyNotify)gst_message_unref);
 
     gst_harness_push_event(h, gst_event_new_flush_start());
     gst_harness_push_event(h, gst_event_new_flush_stop(TRUE));
-    gst_harness_push_event(h, gst_event_new_segment(&(GstSegment){.format = GST_FORMAT_TIME,
-                                                                  .rate = 1.0,
-                                                                  .applied_rate = 1.0,
-                                                                  .stop = -1,
-                                                                  .duration = -1,
-                                                                  .position = 0,
-                                                                  .time = 0,
-                                                                  .start = 0,
-                                                                  .base = 0}));
+    push_segment(h);
+    expect_reset_message(bus, "flush", 4, la, GST_CLOCK_TIME_NONE);
     expect_reset(h, &info, "FLUSH_STOP");
 
-    WARM();
+    /* a DISCONT buffer (a lost packet) keeps the history by default: the frame at index 5 is
+     * not scheduled (interval 2) and still carries the result of frame 4 */
+    WARM(4);
+    g_list_free_full(pop_classify_messages(bus), (GDestroyNotify)gst_message_unref);
     in = make_frame(&info, frame_a);
     GST_BUFFER_FLAG_SET(in, GST_BUFFER_FLAG_DISCONT);
     o = push_pull(h, in);
     m = gst_buffer_get_echo_view_meta(o);
-    CHECK(m->inferred && m->age == 0 && m->stable_label_id == -1,
-          "DISCONT: per-stream state reset (inferred %d, age %" G_GUINT64_FORMAT ", stable %s)",
+    CHECK(!m->inferred && m->age == 1 && m->stable_label == la,
+          "DISCONT with the default reset-on: history kept (inferred %d, age %" G_GUINT64_FORMAT
+          ", stable %s)",
           m->inferred, m->age, m->stable_label);
     gst_buffer_unref(o);
+    msgs = pop_messages_named(bus, "echoviewclassify-reset");
+    CHECK(msgs == NULL, "DISCONT with the default reset-on: no reset message (%u)",
+          g_list_length(msgs));
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
 
-    WARM();
+    /* with discont in reset-on it resets and says so, dated by the buffer */
+    gst_util_set_object_arg(G_OBJECT(h->element), "reset-on", "flush+discont+stream-start");
+    in = make_frame(&info, frame_a);
+    GST_BUFFER_FLAG_SET(in, GST_BUFFER_FLAG_DISCONT);
+    GST_BUFFER_PTS(in) = 7 * GST_SECOND;
+    o = push_pull(h, in);
+    m = gst_buffer_get_echo_view_meta(o);
+    CHECK(m->inferred && m->age == 0 && m->stable_label_id == -1,
+          "reset-on with discont: per-stream state reset (inferred %d, age %" G_GUINT64_FORMAT
+          ", stable %s)",
+          m->inferred, m->age, m->stable_label);
+    gst_buffer_unref(o);
+    expect_reset_message(bus, "discont", 6, la, 7 * GST_SECOND);
+    /* the next change message starts from unknown, as the reset message said */
+    WARM(2);
+    msgs = pop_classify_messages(bus);
+    CHECK(g_list_length(msgs) == 1 &&
+              !g_strcmp0(gst_structure_get_string(gst_message_get_structure(msgs->data),
+                                                  "previous-label"),
+                         "unknown") &&
+              !g_strcmp0(gst_structure_get_string(gst_message_get_structure(msgs->data),
+                                                  "stable-label"),
+                         la),
+          "after a reset: the change message says previous-label unknown -> %s (%u messages)", la,
+          g_list_length(msgs));
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+
+    WARM(2);
     gst_harness_push_event(h, gst_event_new_stream_start("another-stream"));
+    expect_reset_message(bus, "stream-start", 5, la, GST_CLOCK_TIME_NONE);
     expect_reset(h, &info, "STREAM_START");
+
+    /* caps is no longer in reset-on: new caps keep the history (the ROI is chosen again) */
+    WARM(3);
+    gst_harness_set_src_caps_str(h, "video/x-raw,format=GRAY8,width=64,height=50,framerate=30/1");
+    info_from_caps(&wide, "video/x-raw,format=GRAY8,width=64,height=50,framerate=30/1");
+    o = push_pull(h, make_frame(&wide, frame_a));
+    m = gst_buffer_get_echo_view_meta(o);
+    CHECK(m->inferred && m->stable_label == la, "new caps without caps in reset-on: stable %s kept",
+          m->stable_label);
+    gst_buffer_unref(o);
+    msgs = pop_messages_named(bus, "echoviewclassify-reset");
+    CHECK(msgs == NULL, "new caps without caps in reset-on: no reset message (%u)",
+          g_list_length(msgs));
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+
+    /* with caps: a different format resets, the same caps again do not */
+    gst_util_set_object_arg(G_OBJECT(h->element), "reset-on", "caps");
+    gst_harness_set_src_caps_str(h, CAPS_SMALL);
+    expect_reset_message(bus, "caps", 5, la, GST_CLOCK_TIME_NONE);
+    expect_reset(h, &info, "new caps");
+    WARM(3);
+    gst_harness_set_src_caps_str(h, CAPS_SMALL);
+    msgs = pop_messages_named(bus, "echoviewclassify-reset");
+    CHECK(msgs == NULL, "the same caps again: no reset (%u)", g_list_length(msgs));
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+
+    /* updates=none: the reset happens, silently */
+    gst_util_set_object_arg(G_OBJECT(h->element), "updates", "none");
+    gst_util_set_object_arg(G_OBJECT(h->element), "reset-on", "flush");
+    gst_harness_push_event(h, gst_event_new_flush_start());
+    gst_harness_push_event(h, gst_event_new_flush_stop(TRUE));
+    push_segment(h);
+    expect_reset(h, &info, "FLUSH_STOP with updates=none");
+    msgs = pop_messages_named(bus, "echoviewclassify-reset");
+    CHECK(msgs == NULL, "updates=none: no reset message (%u)", g_list_length(msgs));
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+#undef WARM
     gst_harness_teardown(h);
     gst_object_unref(bus);
+}
+
+/* Raw RTP with 0.05 % packet loss, deterministically: an 800x600 I420 frame in RFC 4175 takes
+ * 720000 bytes / 1388 bytes of payload = 519 packets at rtpvrawpay's default MTU, so with a drop
+ * probability of 0.0005 per packet 1 - 0.9995^519 = 23 % of the frames lose a packet; each such
+ * frame arrives flagged DISCONT. 30 s at 30 fps: the sent view is the fixture's label of
+ * pattern A for 15 s, then of pattern B. Returns the share of frames after the first second
+ * whose stable label is the sent view; counts the change and reset messages. */
+static double packet_loss_run(const char *reset_on, guint *changes, guint *resets, guint *disconts,
+                              gboolean *previous_ok)
+{
+    const int frames = 900, switch_at = 450, fps = 30, packets = 519;
+    const double drop = 0.0005;
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h;
+    GList *msgs, *l;
+    guint64 rng = 20261203;
+    int label_a, label_b, match = 0, counted = 0;
+    const char *announced = "unknown";
+    float p[EV_MAX_CLASSES];
+    GstBuffer *b;
+
+    info_from_caps(&info, CAPS_SMALL);
+    b = make_frame(&info, frame_a);
+    engine_probabilities(model, plan, &info, b, NULL, FALSE, p);
+    label_a = stable_label_top_of(p);
+    gst_buffer_unref(b);
+    b = make_frame(&info, frame_b);
+    engine_probabilities(model, plan, &info, b, NULL, FALSE, p);
+    label_b = stable_label_top_of(p);
+    gst_buffer_unref(b);
+
+    h = classify_harness(&bus, CAPS_SMALL, "roi", "full", "reset-on", reset_on, NULL);
+    *disconts = 0;
+    for (int f = 0; f < frames; f++) {
+        gboolean lost = FALSE;
+        GstBuffer *in = make_frame(&info, f < switch_at ? frame_a : frame_b), *o;
+        GstEchoViewMeta *m;
+        for (int k = 0; k < packets; k++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            lost |= (double)(rng >> 11) / (double)(1ull << 53) < drop;
+        }
+        GST_BUFFER_PTS(in) = gst_util_uint64_scale(f, GST_SECOND, fps);
+        GST_BUFFER_DURATION(in) = GST_SECOND / fps;
+        if (lost) {
+            GST_BUFFER_FLAG_SET(in, GST_BUFFER_FLAG_DISCONT);
+            (*disconts)++;
+        }
+        o = push_pull(h, in);
+        m = gst_buffer_get_echo_view_meta(o);
+        if (f >= fps) {
+            counted++;
+            match += m->stable_label_id == (f < switch_at ? label_a : label_b);
+        }
+        gst_buffer_unref(o);
+    }
+    /* change and reset messages in order: each one's previous-label is what the one before
+     * announced */
+    *changes = *resets = 0;
+    *previous_ok = TRUE;
+    msgs = NULL;
+    {
+        GstMessage *msg;
+        while ((msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)))
+            msgs = g_list_append(msgs, msg);
+    }
+    for (l = msgs; l; l = l->next) {
+        const GstStructure *s = gst_message_get_structure(l->data);
+        if (gst_structure_has_name(s, "echoviewclassify"))
+            (*changes)++;
+        else if (gst_structure_has_name(s, "echoviewclassify-reset"))
+            (*resets)++;
+        else
+            continue;
+        *previous_ok &= !g_strcmp0(gst_structure_get_string(s, "previous-label"), announced);
+        announced = gst_structure_get_string(s, "stable-label");
+    }
+    g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+    return (double)match / counted;
+}
+
+static void test_packet_loss(void)
+{
+    guint changes, resets, disconts;
+    gboolean previous_ok;
+    double share;
+
+    if (frame_b < 0)
+        return;
+    share = packet_loss_run("flush+stream-start+caps", &changes, &resets, &disconts,
+                            &previous_ok);
+    printf("     0.05 %% packet loss, default reset-on: %u of 900 frames DISCONT, stable label = "
+           "sent view on %.2f %% of frames after the first second\n",
+           disconts, 100 * share);
+    CHECK(disconts > 150 && disconts < 270, "the loss model flags about 23 %% of frames (%u)",
+          disconts);
+    CHECK(share >= 0.99, "default reset-on: stable label = sent view on >= 99 %% (%.2f %%)",
+          100 * share);
+    CHECK(changes == 2 && resets == 0 && previous_ok,
+          "default reset-on: exactly 2 change messages (unknown -> A -> B), no resets (got %u, %u)",
+          changes, resets);
+
+    share = packet_loss_run("flush+discont+stream-start+caps", &changes, &resets, &disconts,
+                            &previous_ok);
+    printf("     the same with discont in reset-on: %.2f %%, %u change and %u reset messages\n",
+           100 * share, changes, resets);
+    CHECK(share < 0.9 && resets > 100 && changes > 100 && previous_ok,
+          "reset-on with discont: each reset announced and previous-label consistent "
+          "(%.2f %%, %u resets, %u changes)",
+          100 * share, resets, changes);
 }
 
 /* ---- sharing, latency, meta through other elements ---------------------------------------- */
@@ -703,6 +950,7 @@ int main(int argc, char **argv)
     test_hysteresis();
     test_threshold_and_updates();
     test_resets();
+    test_packet_loss();
     test_sharing();
     test_model_properties();
     test_latency();

@@ -10,7 +10,7 @@ EXPECTED = {
     "echoviewclassify": {
         "model-file", "model-instance-id", "backend", "gpu-id", "threads", "roi", "roi-interval",
         "inference-interval", "async", "confidence-threshold", "smoothing", "hysteresis",
-        "updates", "active-roi", "model-users", "model-name", "classes", "frames", "inferred", "skipped", "latency-mean",
+        "updates", "reset-on", "active-roi", "model-users", "model-name", "classes", "frames", "inferred", "skipped", "latency-mean",
         "latency-p99", "process-mean", "process-p99", "engine-mean"},
     "echophantomsrc": {"view", "schedule", "seed", "quality", "overlays", "is-live",
                        "num-buffers"},
