@@ -883,6 +883,31 @@ static int check_patient_splits(const entry_list *l, const char *source, ev_erro
     return rc;
 }
 
+static int apply_model_split(entry_list *l, const search_dataset_options *o, const char *path,
+                             uint64_t data_hash, ev_error *err)
+{
+    const char **patients = malloc((size_t)(l->count ? l->count : 1) * sizeof *patients);
+    int *splits = malloc((size_t)(l->count ? l->count : 1) * sizeof *splits);
+    bool given = false;
+    int rc = EV_OK;
+    if (!patients || !splits) {
+        rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+    } else {
+        for (int i = 0; i < l->count; i++) {
+            patients[i] = l->items[i].patient;
+            splits[i] = l->items[i].split;
+            given |= splits[i] >= 0;
+        }
+        rc = search_split_record_apply(o->model_split, patients, splits, l->count, given, data_hash,
+                                       o->only_split, path, o->quiet, err);
+        for (int i = 0; !rc && i < l->count; i++)
+            l->items[i].split = splits[i];
+    }
+    free(patients);
+    free(splits);
+    return rc;
+}
+
 /* Dense ids of keys[0..n) in name order, and the names (owned by the caller). */
 static int dense_ids(const char *const *keys, int n, int32_t *ids, char ***names, int *count)
 {
@@ -1012,6 +1037,19 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     }
     if (!rc && list.count == 0)
         rc = ev_fail(err, EV_ERR_FORMAT, "%s: no frames listed", path);
+    /* what the split record's manifest_hash identifies: the listed files, relative to the
+     * data root (so a moved copy hashes the same), with what the data says about each */
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; !rc && i < list.count; i++) {
+        const entry *e = &list.items[i];
+        char extra[64];
+        snprintf(extra, sizeof extra, "|%d|%d|", e->label, e->split);
+        h = hash_str(relative_path(e->path, root), h);
+        h = hash_str(extra, h);
+        h = hash_str(e->patient_named ? e->patient : "", h);
+        h = hash_str("\n", h);
+    }
+    ds->data_hash = h;
     int threads = o->threads > 0 ? o->threads : 0;
 #ifdef _OPENMP
     if (threads <= 0)
@@ -1028,6 +1066,8 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     bool given_split = false;
     for (int i = 0; !rc && i < list.count; i++)
         given_split |= list.items[i].split >= 0;
+    if (!rc && o->model_split)
+        rc = apply_model_split(&list, o, path, ds->data_hash, err);
     if (rc) {
         free(manifest);
         goto fail;
@@ -1035,7 +1075,7 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     for (int i = 0; i < list.count; i++)
         ds->num_unidentified += !list.items[i].patient_named;
     ds->split_given = given_split;
-    if (!given_split && ds->num_unidentified > 0 && !o->quiet)
+    if (!given_split && ds->num_unidentified > 0 && !o->quiet && !o->model_split)
         fprintf(stderr,
                 "warning: %s: %d of %d frames have no patient ID (no patient column, DICOM "
                 "PatientID or --patient-regex), so they are split one by one: frames of one loop "

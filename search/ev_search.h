@@ -29,6 +29,8 @@ int search_split_parse(const char *name); /* train|val|validation|test -> id, -1
  * large export are skipped with a warning, a broken export stops training before it starts. */
 #define SEARCH_DEFAULT_MAX_BAD_FRACTION 0.05
 
+typedef struct search_split_record search_split_record;
+
 typedef struct search_dataset_options {
     int width, height, channels;    /* model input: frames are stored at this size as uint8 */
     int num_classes;                /* 0: the 14 echo views */
@@ -45,6 +47,9 @@ typedef struct search_dataset_options {
     const char *patient_regex;
     int frames_per_clip; /* > 0: N evenly spaced frames of each multi-frame clip; 0: see step */
     int clip_frame_step; /* > 1: every k-th frame of a clip (from frame 0); 0 or 1: every frame */
+    /* The split the model was trained on (eval): applied as search_split_record_apply says,
+     * before only_split; NULL: none (data without splits is split with seed). */
+    const search_split_record *model_split;
 } search_dataset_options;
 
 typedef struct search_dataset {
@@ -68,6 +73,7 @@ typedef struct search_dataset {
     int num_clips;
     int num_unidentified; /* frames without a patient ID (their patient is their path) */
     bool split_given;     /* the data names splits (else they were drawn by patient) */
+    uint64_t data_hash;   /* FNV-1a 64 of the listed files (relative path, label, split, patient) */
 } search_dataset;
 
 /* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h][,clip];
@@ -83,6 +89,31 @@ void search_dataset_free(search_dataset *ds);
  * 0..count-1 in the order given (the accuracy-vs-number-of-views study). */
 int search_dataset_select_classes(const search_dataset *ds, const int *classes, int count,
                                   search_dataset **out, ev_error *err);
+/* The split of a trained model (search/dataset_split.c): how it was made, the seed, the data's
+ * hash and the patients of each split (sorted), as model.yaml's `training: split` holds it. */
+struct search_split_record {
+    bool drawn; /* drawn by patient from seed (the data had no split), else given by the data */
+    uint64_t seed, data_hash;
+    int count[SEARCH_SPLIT_COUNT];
+    char **patients[SEARCH_SPLIT_COUNT];
+};
+int search_split_record_from_dataset(const search_dataset *ds, uint64_t seed,
+                                     search_split_record *out, ev_error *err);
+/* Appends `training: split: ...` to a bundle's model.yaml. */
+int search_split_record_append_yaml(const char *model_yaml, const search_split_record *r,
+                                    ev_error *err);
+/* Reads it from a bundle (folder or model.yaml); *found false for a bundle without one. */
+int search_split_record_load(const char *model_path, search_split_record *out, bool *found,
+                             ev_error *err);
+/* The recorded split of a patient, -1 when the record does not have it. */
+int search_split_record_lookup(const search_split_record *r, const char *patient);
+/* Checks or sets the splits of count frames (patients[i], splits[i]) of `data` against the
+ * record; see search/dataset_split.c for the rules. Errors name a patient. */
+int search_split_record_apply(const search_split_record *r, const char *const *patients,
+                              int *splits, int count, bool split_given, uint64_t data_hash,
+                              int only_split, const char *data, bool quiet, ev_error *err);
+void search_split_record_free(search_split_record *r);
+
 /* Class id for a label: exact, else ASCII case-insensitive with '/', '-', '_' and ' ' equal
  * (so a folder "Apical-LA_MV" names "Apical-LA/MV"). -1 when unknown. */
 int search_class_lookup(char *const *names, int count, const char *label);

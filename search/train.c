@@ -444,6 +444,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     float *input = NULL;
     char *fingerprint = NULL;
     FILE *log = NULL;
+    search_split_record split_record = {0};
     int rc = EV_OK;
 
     if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST)
@@ -656,6 +657,13 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             st.bad_epochs = 0;
             if ((rc = ev_model_save_bundle(o->out_dir, name, net, classes, scale, mean, stdv, err)))
                 goto out;
+            /* the split goes with the weights, so that eval can keep to it */
+            char yaml_path[PATH_MAX];
+            snprintf(yaml_path, sizeof yaml_path, "%s/model.yaml", o->out_dir);
+            if ((rc = search_split_record_from_dataset(ds, o->seed, &split_record, err)) ||
+                (rc = search_split_record_append_yaml(yaml_path, &split_record, err)))
+                goto out;
+            search_split_record_free(&split_record);
         } else {
             st.bad_epochs++;
         }
@@ -699,6 +707,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     res->best_val_accuracy = st.best_val_acc;
     res->frames_per_second = train_time > 0 ? train_frames / train_time : 0;
 out:
+    search_split_record_free(&split_record);
     if (log)
         fclose(log);
     free(fingerprint);

@@ -14,8 +14,11 @@ static const char *usage =
     "test|val|train|all]\n"
     "                     [--json] [--out REPORT_DIR] [--threads N] [--auto-roi] [--seed S]\n"
     "                     [--patient-regex RE] [--frames-per-clip N | --clip-frame-step K]\n"
-    "  Evaluates the model on the frames of a split (default test; 'all' for every frame; data\n"
-    "  without splits is split by patient with --seed like training does). Prints a summary and\n"
+    "  Evaluates the model on the frames of a split (default test; 'all' for every frame). Data\n"
+    "  without splits takes the split recorded in the model's model.yaml when all its patients\n"
+    "  are in it, is all test data when none trained the model, and is refused otherwise;\n"
+    "  data with splits is refused when a val/test patient trained the model. Bundles without\n"
+    "  a record split by patient with --seed like training does. Prints a summary and\n"
     "  the per-view table, or with --json one object: accuracy, macro_precision, macro_recall,\n"
     "  macro_f1, weighted_f1, per_class, confusion. --out writes report.json, report.md,\n"
     "  confusion.png and misclassified.png.\n";
@@ -65,6 +68,13 @@ int cmd_eval(int argc, char **argv)
     const int num_classes = ev_model_num_classes(m);
     for (int i = 0; i < num_classes; i++)
         class_names[i] = ev_model_class_name(m, i);
+    search_split_record record = {0};
+    bool has_record = false;
+    if (search_split_record_load(model_path, &record, &has_record, &err)) {
+        fprintf(stderr, "echoview eval: %s\n", err.message);
+        ev_model_free(m);
+        return TOOL_FAILED;
+    }
     ev_preprocess_params pre;
     ev_model_preprocess_params(m, &pre);
     search_dataset_options o = {.width = pre.width,
@@ -80,7 +90,8 @@ int cmd_eval(int argc, char **argv)
                                 .quiet = json,
                                 .patient_regex = patient_regex,
                                 .frames_per_clip = frames_per_clip,
-                                .clip_frame_step = clip_frame_step};
+                                .clip_frame_step = clip_frame_step,
+                                .model_split = has_record ? &record : NULL};
     if (search_dataset_load(data, &o, &ds, &err) ||
         search_evaluate(m, ds, split, threads, &r, &err) ||
         (out && search_write_report(out, m, ds, &r, split, &err))) {
@@ -108,6 +119,7 @@ int cmd_eval(int argc, char **argv)
     }
     rc = TOOL_OK;
 done:
+    search_split_record_free(&record);
     search_eval_result_free(&r);
     search_dataset_free(ds);
     ev_model_free(m);

@@ -91,6 +91,74 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 2 and "give --frames-per-clip or --clip-frame-step, not both" in r.stderr,
           "both clip frame selections: usage error (%s)" % r.stderr.strip())
 
+    # the split goes into the bundle and eval keeps to it
+    m = os.path.join(tmp, "m-png2")
+    text = open(os.path.join(m, "model.yaml")).read()
+    check("training:\n  split:\n    source: drawn\n    seed: \"1\"\n    manifest_hash: \"fnv1a64:"
+          in text, "model.yaml records the split: drawn, seed, manifest hash")
+    recorded = {}
+    for s in ("train", "val", "test"):
+        line = [l for l in text.splitlines() if l.strip().startswith(s + ":")][-1]
+        recorded[s] = [p.strip().strip('"') for p in line.split("[", 1)[1].rstrip("]").split(",")
+                       if p.strip()]
+    check(sorted(sum(recorded.values(), [])) == ["p%04d" % i for i in range(5)]
+          and len(recorded["train"]) == 3,
+          "its patients: 3 train, 1 val, 1 test of p0000..p0004 (%s)" % recorded)
+    r = run("eval", "--model", m, "--data", ph, "--json", "--threads", "2", "--seed", "99",
+            "--patient-regex", "/(p[0-9]+)_")
+    ok = r.returncode == 0
+    j = json.loads(r.stdout) if ok else {}
+    total = sum(map(sum, j.get("confusion", [[0]])))
+    check(ok and total == 28 * len(recorded["test"]),
+          "eval with another --seed scores the recorded test patient's 28 frames (%d; %s)"
+          % (total, r.stderr.strip()[-200:]))
+    r = run("eval", "--model", m, "--data", ph)
+    check(r.returncode == 1 and "lists the files the model was trained on (same manifest hash) but "
+          "none of its patients is in the model's split" in r.stderr,
+          "eval on the training folder without the training --patient-regex: refused (%s)"
+          % r.stderr.strip())
+    trained = recorded["train"][0]
+    mixed = os.path.join(tmp, "mixed.csv")
+    with open(mixed, "w") as f:
+        f.write("path,label,patient\n")
+        f.write("ph/A2CH/%s_f00.png,A2CH,%s\n" % (trained, trained))
+        f.write("ph/A3CH/%s_f00.png,A3CH,new-1\n" % trained)
+    r = run("eval", "--model", m, "--data", mixed)
+    check(r.returncode == 1 and ("mixed.csv has no split of its own and patient '%s' was in the "
+                                 "model's train split" % trained) in r.stderr,
+          "unsplit data mixing a training patient with new ones: refused naming it (%s)"
+          % r.stderr.strip())
+    with open(mixed, "w") as f:
+        f.write("path,label,split,patient\n")
+        f.write("ph/A2CH/%s_f00.png,A2CH,test,%s\n" % (trained, trained))
+    r = run("eval", "--model", m, "--data", mixed)
+    check(r.returncode == 1 and ("mixed.csv: patient '%s' is in split 'test' here, but the model "
+                                 "was trained on that patient" % trained) in r.stderr,
+          "a test split holding a training patient: refused naming it (%s)" % r.stderr.strip())
+    with open(mixed, "w") as f:
+        f.write("path,label,patient\n")
+        for v in ("A2CH", "A3CH"):
+            f.write("ph/%s/%s_f00.png,%s,new-1\n" % (v, trained, v))
+    r = run("eval", "--model", m, "--data", mixed, "--json")
+    ok = r.returncode == 0
+    total = sum(map(sum, json.loads(r.stdout)["confusion"])) if ok else 0
+    check(ok and total == 2, "unsplit data of unseen patients: all of it is test data (%d; %s)"
+          % (total, r.stderr.strip()))
+    # a damaged record is an error naming the file, line and key
+    for old, new, want in (("source: drawn", "source: maybe", "training: split needs source "
+                            "(drawn or given), seed, manifest_hash (fnv1a64:HEX) and patients"),
+                           ('seed: "1"', 'seed: "x1"', "training: split: seed 'x1' is not a "
+                            "number"),
+                           ("    patients:", "    colour: red\n    patients:",
+                            "unknown key 'colour' in training: split")):
+        bad = os.path.join(tmp, "m-bad")
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(m, bad)
+        with open(os.path.join(bad, "model.yaml"), "w") as f:
+            f.write(text.replace(old, new))
+        r = run("eval", "--model", bad, "--data", ph, "--patient-regex", "/(p[0-9]+)_")
+        check(r.returncode == 1 and "model.yaml:" in r.stderr and want in r.stderr,
+              "model.yaml with %s: refused (%s)" % (new.strip(), r.stderr.strip()))
     leak = os.path.join(tmp, "leak.csv")
     with open(leak, "w") as f:
         f.write("path,label,split,patient\nph/A2CH/p0000_f00.png,A2CH,train,P1\n"
