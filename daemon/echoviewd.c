@@ -73,15 +73,20 @@ static gboolean on_second(gpointer data)
     notify_status(d);
     for (guint i = 0; i < snaps->len; i++) {
         EvdStreamSnapshot *s = g_ptr_array_index(snaps, i);
-        evd_http_publish(d->http, "stats",
-                         json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:f, s:f, s:I, s:I, "
+        json_t *probabilities = json_object(), *stats;
+        /* every class's probability (none while the view is withheld), for the page's bars */
+        for (guint k = 0; s->classes && k < s->n_probabilities; k++)
+            json_object_set_new(probabilities, s->classes[k], json_real(s->probabilities[k]));
+        stats = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:f, s:f, s:I, s:I, "
                                    "s:f, s:I}",
                                    "stream", s->id, "state", evd_stream_state_name(s->state),
                                    "withheld", s->withheld, "last_error", s->last_error,
                                    "label", s->label, "view", s->stable_label, "confidence",
                                    s->confidence, "fps", s->fps, "frames", (json_int_t)s->frames,
                                    "inferred", (json_int_t)s->inferred, "latency_p99_ms",
-                                   s->latency_p99_ms, "restarts", (json_int_t)s->restarts));
+                                   s->latency_p99_ms, "restarts", (json_int_t)s->restarts);
+        json_object_set_new(stats, "probabilities", probabilities);
+        evd_http_publish(d->http, "stats", stats);
     }
     g_ptr_array_unref(snaps);
     if (now - d->last_keepalive > 15 * G_USEC_PER_SEC) {

@@ -307,6 +307,7 @@ static const gchar *const http_keys[] = {"address",
                                          "event-clients",
                                          "connections-per-address",
                                          "header-timeout",
+                                         "host-names",
                                          NULL};
 
 static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key_node,
@@ -342,6 +343,34 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
         return get_uint(p, value, key, 1, 4096, &c->http_connections_per_address);
     if (strcmp(key, "header-timeout") == 0)
         return get_uint(p, value, key, 1, 3600, &c->http_header_timeout);
+    if (strcmp(key, "host-names") == 0) {
+        GPtrArray *names = g_ptr_array_new();
+        if (ev_yaml_node_kind(value) != EV_YAML_SEQUENCE) {
+            g_ptr_array_free(names, TRUE);
+            return fail_at(p, value, "host-names must be a list of host names");
+        }
+        for (gsize i = 0; i < ev_yaml_length(value); i++) {
+            const ev_yaml_node *item = ev_yaml_item(p->doc, value, i);
+            gchar *name = NULL;
+            if (!item || !get_nonempty_string(p, item, "host-names", &name)) {
+                g_ptr_array_free(names, TRUE);
+                return FALSE;
+            }
+            for (const gchar *ch = name; *ch; ch++)
+                if (!g_ascii_isalnum(*ch) && *ch != '-' && *ch != '.') {
+                    gboolean ok = fail_at(p, item, "'%s' is not a host name", name);
+                    g_free(name);
+                    g_ptr_array_free(names, TRUE);
+                    return ok;
+                }
+            g_ptr_array_add(names, g_ascii_strdown(name, -1));
+            g_free(name);
+        }
+        g_ptr_array_add(names, NULL);
+        g_strfreev(c->http_host_names);
+        c->http_host_names = (gchar **)g_ptr_array_free(names, FALSE);
+        return TRUE;
+    }
     return get_uint(p, value, key, 1, 1024, &c->http_event_clients); /* event-clients */
 }
 
@@ -826,6 +855,7 @@ void evd_config_free(EvdConfig *c)
     g_free(c->path);
     g_free(c->http_address);
     g_free(c->http_token);
+    g_strfreev(c->http_host_names);
     g_ptr_array_unref(c->streams);
     g_ptr_array_unref(c->senders);
     g_free(c);

@@ -95,6 +95,7 @@ typedef struct {
     guint http_request_size_limit; /* bytes of request line + headers */
     guint http_event_clients;      /* most concurrent /api/v1/events clients */
     guint http_connections_per_address; /* most concurrent connections from one address */
+    gchar **http_host_names; /* names the API may be reached by (Host header), NULL-terminated */
     guint http_header_timeout; /* seconds for a request's line and headers, from the end of the
                                   previous response (or the connection's start) */
     gdouble restart_delay;         /* first restart delay, seconds */

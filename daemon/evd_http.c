@@ -54,6 +54,11 @@ struct _EvdHttp {
     guint64 header_timeouts_total; /* connections shut down for missing it */
     guint64 evicted_total;         /* idle connections shut down to make room */
     guint connection_limit;
+    gchar **host_names;         /* besides numeric hosts and localhost */
+    guint64 unauthorized;       /* 401s in the current log window */
+    gint64 unauthorized_since;  /* monotonic: the window's start */
+    gchar unauthorized_from[64];
+    guint64 misdirected_total;  /* 421s */
     guint sweep_id;
 };
 
@@ -256,7 +261,9 @@ static json_t *status_json(EvdHttp *http)
     return o;
 }
 
-static enum MHD_Result handle_readyz(EvdHttp *http, struct MHD_Connection *connection)
+/* Without the token (when one is set) only the verdict: the reasons name streams and errors. */
+static enum MHD_Result handle_readyz(EvdHttp *http, struct MHD_Connection *connection,
+                                     gboolean authorized)
 {
     EvdSupervisorStatus st;
     GPtrArray *snaps = evd_supervisor_snapshot(http->sup, FALSE);
@@ -276,6 +283,11 @@ static enum MHD_Result handle_readyz(EvdHttp *http, struct MHD_Connection *conne
     ready = json_array_size(reasons) == 0;
     evd_supervisor_status_clear(&st);
     g_ptr_array_unref(snaps);
+    if (!authorized) {
+        json_decref(reasons);
+        return queue_json(http, connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                          json_pack("{s:b}", "ready", ready));
+    }
     return queue_json(http, connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                       json_pack("{s:b, s:o}", "ready", ready, "reasons", reasons));
 }
@@ -436,6 +448,59 @@ static enum MHD_Result handle_events(EvdHttp *http, struct MHD_Connection *conne
 
 /* ---- routing ----------------------------------------------------------------------------- */
 
+/* DNS rebinding: a web page of another site that gets its name pointed at this address could
+ * read the API from a browser on the LAN. The Host header must be a numeric address (a page
+ * cannot rebind one), localhost, or one of http.host-names; none (HTTP/1.0) is accepted. */
+static gboolean host_allowed(EvdHttp *http, const gchar *host)
+{
+    gchar *name;
+    gboolean ok;
+    guchar buf[16];
+
+    if (!host)
+        return TRUE;
+    if (host[0] == '[') { /* [IPv6]:port */
+        const gchar *end = strchr(host, ']');
+        name = end ? g_strndup(host + 1, end - host - 1) : g_strdup("");
+        ok = inet_pton(AF_INET6, name, buf) == 1;
+        g_free(name);
+        return ok;
+    }
+    {
+        const gchar *colon = strchr(host, ':');
+        name = g_ascii_strdown(host, colon ? colon - host : -1);
+    }
+    ok = inet_pton(AF_INET, name, buf) == 1 || strcmp(name, "localhost") == 0;
+    g_mutex_lock(&http->lock);
+    for (guint i = 0; !ok && http->host_names && http->host_names[i]; i++)
+        ok = strcmp(name, http->host_names[i]) == 0;
+    g_mutex_unlock(&http->lock);
+    g_free(name);
+    return ok;
+}
+
+/* 401s are logged once per 10 s with their count and the latest client. */
+static void note_unauthorized(EvdHttp *http, struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    gchar from[64] = "?";
+
+    if (info && info->client_addr) {
+        const struct sockaddr *sa = info->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, from, sizeof from);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, from, sizeof from);
+    }
+    g_mutex_lock(&http->lock);
+    if (!http->unauthorized)
+        http->unauthorized_since = g_get_monotonic_time();
+    http->unauthorized++;
+    g_strlcpy(http->unauthorized_from, from, sizeof http->unauthorized_from);
+    g_mutex_unlock(&http->lock);
+}
+
 /* Constant-time comparison, so response timing does not reveal the token's prefix. */
 static gboolean token_matches(const gchar *expected, const gchar *header)
 {
@@ -489,23 +554,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return MHD_YES;
     }
 
-    if (strcmp(url, "/healthz") == 0)
-        return queue_json(http, connection, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
-    if (strcmp(url, "/readyz") == 0)
-        return handle_readyz(http, connection);
-    if (strcmp(url, "/") == 0)
-        return queue(http, connection, MHD_HTTP_OK, "text/html; charset=utf-8",
-                     g_memdup2(evd_page_html, evd_page_html_len), evd_page_html_len);
-
+    if (!host_allowed(http, MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_HOST))) {
+        g_mutex_lock(&http->lock);
+        http->misdirected_total++;
+        g_mutex_unlock(&http->lock);
+        return queue_error(http, connection, 421,
+                           "the Host header names none of this server's names (a numeric "
+                           "address, localhost, or http.host-names)");
+    }
     g_mutex_lock(&http->lock);
     authorized =
         !http->token ||
         token_matches(http->token, MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                                MHD_HTTP_HEADER_AUTHORIZATION));
     g_mutex_unlock(&http->lock);
-    if (!authorized)
+
+    if (strcmp(url, "/healthz") == 0)
+        return queue_json(http, connection, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    if (strcmp(url, "/readyz") == 0)
+        return handle_readyz(http, connection, authorized);
+    if (strcmp(url, "/") == 0)
+        return queue(http, connection, MHD_HTTP_OK, "text/html; charset=utf-8",
+                     g_memdup2(evd_page_html, evd_page_html_len), evd_page_html_len);
+
+    if (!authorized) {
+        note_unauthorized(http, connection);
         return queue_error(http, connection, MHD_HTTP_UNAUTHORIZED,
                            "missing or wrong bearer token");
+    }
 
     if (strcmp(url, "/api/v1/status") == 0)
         return queue_json(http, connection, MHD_HTTP_OK, status_json(http));
@@ -530,6 +607,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         counters.requests_total = http->requests_total;
         counters.header_timeouts_total = http->header_timeouts_total;
         counters.evicted_total = http->evicted_total;
+        counters.misdirected_total = http->misdirected_total;
         counters.connections = g_list_length(http->connections);
         counters.event_clients = g_list_length(http->clients);
         memcpy(counters.responses_by_class, http->responses_by_class,
@@ -645,6 +723,13 @@ static gboolean on_sweep(gpointer data)
         cut++;
     }
     http->header_timeouts_total += cut;
+    if (http->unauthorized && now - http->unauthorized_since >= 10 * G_USEC_PER_SEC) {
+        g_message("http: %" G_GUINT64_FORMAT " request%s without a valid bearer token in the last "
+                  "%.0f s (the latest from %s)",
+                  http->unauthorized, http->unauthorized == 1 ? "" : "s",
+                  (now - http->unauthorized_since) / 1e6, http->unauthorized_from);
+        http->unauthorized = 0;
+    }
     g_mutex_unlock(&http->lock);
     if (cut)
         g_message("http: closed %u connection%s that sent no complete request within %u s", cut,
@@ -716,6 +801,7 @@ EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd
     http->max_event_clients = config->http_event_clients;
     http->header_timeout = config->http_header_timeout;
     http->connection_limit = config->http_connection_limit;
+    http->host_names = g_strdupv(config->http_host_names);
 
     if (own_socket) {
         listen_fd = listen_on(config, err);
@@ -740,11 +826,18 @@ EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd
         goto fail;
     }
     http->sweep_id = g_timeout_add(250, on_sweep, http);
+    if (own_socket && !config->http_token && strcmp(config->http_address, "127.0.0.1") != 0 &&
+        strcmp(config->http_address, "::1") != 0 && strcmp(config->http_address, "localhost") != 0 &&
+        !g_str_has_prefix(config->http_address, "127."))
+        g_warning("http: listening on %s without a token: anyone who reaches this address reads "
+                  "the streams and their views (set http.token or http.token-file)",
+                  config->http_address);
     info = MHD_get_daemon_info(http->daemon, MHD_DAEMON_INFO_BIND_PORT);
     http->port = info ? info->port : config->http_port;
     return http;
 
 fail:
+    g_strfreev(http->host_names);
     g_free(http->token);
     g_mutex_clear(&http->lock);
     g_free(http);
@@ -760,6 +853,8 @@ void evd_http_reconfigure(EvdHttp *http, const EvdConfig *config)
     http->token = g_strdup(config->http_token);
     http->max_event_clients = config->http_event_clients;
     http->header_timeout = config->http_header_timeout;
+    g_strfreev(http->host_names);
+    http->host_names = g_strdupv(config->http_host_names);
     g_mutex_unlock(&http->lock);
 }
 
@@ -801,6 +896,7 @@ void evd_http_free(EvdHttp *http)
     }
     MHD_stop_daemon(http->daemon);
     g_list_free_full(http->connections, g_free); /* none: every connection was closed */
+    g_strfreev(http->host_names);
     g_free(http->token);
     g_mutex_clear(&http->lock);
     g_free(http);

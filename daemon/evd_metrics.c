@@ -234,6 +234,11 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
     g_string_append_printf(out, "echoviewd_http_evicted_connections_total %" G_GUINT64_FORMAT
                                 "\n",
                            http->evicted_total);
+    metric_header(out, "echoviewd_http_misdirected_requests_total", "counter",
+                  "Requests refused (421) for a Host header naming none of the server's names.");
+    g_string_append_printf(out,
+                           "echoviewd_http_misdirected_requests_total %" G_GUINT64_FORMAT "\n",
+                           http->misdirected_total);
     metric_header(out, "echoviewd_http_connections", "gauge", "Open HTTP connections.");
     g_string_append_printf(out, "echoviewd_http_connections %u\n", http->connections);
     metric_header(out, "echoviewd_http_event_clients", "gauge", "Open /api/v1/events streams.");

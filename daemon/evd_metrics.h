@@ -14,6 +14,7 @@ typedef struct {
     guint64 responses_by_class[6]; /* index = status / 100 */
     guint64 header_timeouts_total; /* connections shut down for a late request */
     guint64 evicted_total;         /* idle connections shut down near connection-limit */
+    guint64 misdirected_total;     /* 421s: a Host header that is none of the server's names */
     guint connections;             /* open now */
     guint event_clients;           /* open /api/v1/events streams now */
 } EvdHttpCounters;

@@ -50,10 +50,13 @@ static int dtype_size(const char *name, ev_dtype *dtype)
     return 0;
 }
 
-static int compare_begin(const void *a, const void *b)
+/* By begin, then end: an empty tensor sorts before a tensor starting at the same byte. */
+static int compare_span(const void *a, const void *b)
 {
     const ev_st_tensor *x = *(const ev_st_tensor *const *)a, *y = *(const ev_st_tensor *const *)b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
 }
 
 int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors *out,
@@ -167,7 +170,10 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
             goto out;
         }
     }
-    /* no two tensors may share bytes */
+    /* No two tensors may share bytes, and an empty tensor may not sit inside another's span
+     * (a writer never puts one there; a reader trusting the order would misplace it). In span
+     * order every tensor starts at or after the furthest end so far; comparing with the
+     * predecessor alone misses A=[0,100], B=[10,10], C=[50,60]. */
     sorted = malloc((out->count ? out->count : 1) * sizeof *sorted);
     if (!sorted) {
         rc = ev_fail(err, EV_ERR_NOMEM, "out of memory");
@@ -175,13 +181,19 @@ int ev_safetensors_parse(const unsigned char *bytes, size_t size, ev_safetensors
     }
     for (int i = 0; i < out->count; i++)
         sorted[i] = &out->tensors[i];
-    qsort(sorted, (size_t)out->count, sizeof *sorted, compare_begin);
-    for (int i = 1; i < out->count; i++)
-        if (sorted[i]->begin < sorted[i - 1]->end && sorted[i]->end > sorted[i]->begin) {
-            rc = ev_fail(err, EV_ERR_FORMAT, "tensors '%s' and '%s' overlap in the data section",
-                         sorted[i - 1]->name, sorted[i]->name);
+    qsort(sorted, (size_t)out->count, sizeof *sorted, compare_span);
+    const ev_st_tensor *furthest = NULL; /* of the tensors so far, the one ending last */
+    for (int i = 0; i < out->count; i++) {
+        const ev_st_tensor *t = sorted[i];
+        if (furthest && t->begin < furthest->end) {
+            rc = ev_fail(err, EV_ERR_FORMAT,
+                         "tensors '%s' [%zu, %zu] and '%s' [%zu, %zu] overlap in the data section",
+                         furthest->name, furthest->begin, furthest->end, t->name, t->begin, t->end);
             goto out;
         }
+        if (!furthest || t->end > furthest->end)
+            furthest = t;
+    }
     out->data = malloc(data_size ? data_size : 1);
     if (!out->data) {
         rc = ev_fail(err, EV_ERR_NOMEM, "out of memory for %zu bytes of tensor data", data_size);

@@ -11,8 +11,9 @@
  * for inference. Messages and errors are posted with no lock held.
  *
  * Beside this file: the properties (gstechoviewclassify_props.c), the stable label's smoothing,
- * threshold and hysteresis (stable_label.c, plain C with its own tests), video formats and the
- * region of interest (gstechoviewroi.c), the timing statistics (base/ev_stats.h) and the shared
+ * threshold and hysteresis (stable_label.c, plain C with its own tests), YUV input as RGB with
+ * the caps' range and matrix (gstechoviewyuv.c), video formats and the region of interest
+ * (gstechoviewroi.c), the timing statistics (base/ev_stats.h) and the shared
  * model registry (gstechoviewmodels.c).
  */
 #include "gstechoviewclassify_private.h"
@@ -30,6 +31,11 @@ G_STATIC_ASSERT((int)GST_ECHO_VIEW_BACKEND_CUDA == (int)EV_BACKEND_CUDA);
 #define GST_CAT_DEFAULT gst_echo_view_classify_debug
 
 #define FORMATS "{ GRAY8, GRAY16_LE, RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, I420, NV12 }"
+/* The same formats, in the order a loaded model prefers them (transform_caps) */
+#define GRAY_MODEL_FORMATS \
+    "{ GRAY8, GRAY16_LE, I420, NV12, RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA }"
+#define COLOUR_MODEL_FORMATS \
+    "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, I420, NV12, GRAY8, GRAY16_LE }"
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE(
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_VIDEO_CAPS_MAKE(FORMATS)));
@@ -191,6 +197,25 @@ static void post_model_error(GstEchoViewClassify *self, const gchar *path,
 
 static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans);
 
+/* For YUV caps: the tables of their colorimetry and an RGB image of the frame's size (what
+ * the engine reads instead of the YUV frame). */
+static gboolean prepare_yuv(GstEchoViewClassify *self, const GstVideoInfo *info)
+{
+    const gsize width = (gsize)GST_VIDEO_INFO_WIDTH(info),
+                height = (gsize)GST_VIDEO_INFO_HEIGHT(info);
+
+    g_clear_pointer(&self->rgb, g_free);
+    self->yuv = GST_VIDEO_INFO_IS_YUV(info);
+    if (!self->yuv)
+        return TRUE;
+    gst_echo_view_yuv_tables_init(&self->yuv_tables, info);
+    if (width > G_MAXSIZE / 3 - 3)
+        return FALSE;
+    self->rgb_stride = (width * 3 + 3) & ~(gsize)3;
+    self->rgb = g_try_malloc_n(height, self->rgb_stride);
+    return self->rgb != NULL;
+}
+
 static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(trans);
@@ -250,6 +275,7 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     }
     GST_OBJECT_LOCK(self); /* the model-name and classes properties read them */
     self->n_classes = n_classes;
+    self->model_channels = c;
     self->model_name = g_intern_string(ev_model_name(self->model));
     for (gint i = 0; i < self->n_classes; i++)
         self->class_names[i] = g_intern_string(ev_model_class_name(self->model, i));
@@ -321,6 +347,8 @@ static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans)
     g_clear_pointer(&self->work_input, g_free);
     stable_label_clear(&self->stable);
     self->negotiated = FALSE;
+    g_clear_pointer(&self->rgb, g_free);
+    self->yuv = FALSE;
     return TRUE;
 }
 
@@ -346,6 +374,11 @@ static gboolean gst_echo_view_classify_set_caps(GstBaseTransform *trans, GstCaps
                            GST_VIDEO_INFO_HEIGHT(&info)));
         return FALSE;
     }
+    if (!prepare_yuv(self, &info)) {
+        GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Out of memory."),
+                          ("no RGB image for caps %" GST_PTR_FORMAT, incaps));
+        return FALSE;
+    }
     changed = self->negotiated && !gst_video_info_is_equal(&info, &self->info);
     self->info = info;
     self->negotiated = TRUE;
@@ -354,6 +387,40 @@ static gboolean gst_echo_view_classify_set_caps(GstBaseTransform *trans, GstCaps
         stream_reset_on(self, GST_ECHO_VIEW_RESET_ON_CAPS, NULL);
     GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, incaps);
     return TRUE;
+}
+
+/* Once a model is loaded, the formats it can use, its own first: a gray model reads luma (GRAY8
+ * costs nothing to read), a colour model R, G, B (a gray format gives it R = G = B). An upstream
+ * videoconvert then picks the format the model wants. Before start: the template caps. */
+static GstCaps *gst_echo_view_classify_transform_caps(GstBaseTransform *trans,
+                                                      GstPadDirection direction, GstCaps *caps,
+                                                      GstCaps *filter)
+{
+    GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(trans);
+    GstCaps *ours = NULL, *result;
+    gint channels = 0;
+
+    GST_OBJECT_LOCK(self);
+    channels = self->n_classes > 0 ? self->model_channels : 0;
+    GST_OBJECT_UNLOCK(self);
+    if (channels == 1)
+        ours = gst_caps_from_string(GST_VIDEO_CAPS_MAKE(GRAY_MODEL_FORMATS));
+    else if (channels == 3)
+        ours = gst_caps_from_string(GST_VIDEO_CAPS_MAKE(COLOUR_MODEL_FORMATS));
+    if (ours) {
+        result = gst_caps_intersect_full(ours, caps, GST_CAPS_INTERSECT_FIRST);
+        gst_caps_unref(ours);
+    } else {
+        result = gst_caps_ref(caps);
+    }
+    if (filter) {
+        GstCaps *filtered = gst_caps_intersect_full(filter, result, GST_CAPS_INTERSECT_FIRST);
+        gst_caps_unref(result);
+        result = filtered;
+    }
+    GST_DEBUG_OBJECT(self, "%s caps %" GST_PTR_FORMAT,
+                     direction == GST_PAD_SINK ? "src" : "sink", result);
+    return result;
 }
 
 static gboolean gst_echo_view_classify_sink_event(GstBaseTransform *trans, GstEvent *event)
@@ -497,9 +564,23 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
             GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Could not map the video frame."), (NULL));
             return GST_FLOW_ERROR;
         }
-        frame.data = GST_VIDEO_FRAME_PLANE_DATA(&vframe, 0);
-        frame.stride = GST_VIDEO_FRAME_PLANE_STRIDE(&vframe, 0);
-        frame.format = self->pixel_format;
+        if (self->yuv) {
+            /* YUV: the engine sees full-range RGB; only the region it will read is converted
+             * (the whole frame when the ROI is chosen again) */
+            ev_rect region = {0, 0, GST_VIDEO_INFO_WIDTH(&self->info),
+                              GST_VIDEO_INFO_HEIGHT(&self->info)};
+            if (!gst_echo_view_roi_due(&self->roi, self->frame_index, roi_interval))
+                region = self->roi.active;
+            gst_echo_view_yuv_to_rgb(&self->yuv_tables, &vframe, &region, self->rgb,
+                                     self->rgb_stride);
+            frame.data = self->rgb;
+            frame.stride = (int)self->rgb_stride;
+            frame.format = EV_PIXEL_RGB;
+        } else {
+            frame.data = GST_VIDEO_FRAME_PLANE_DATA(&vframe, 0);
+            frame.stride = GST_VIDEO_FRAME_PLANE_STRIDE(&vframe, 0);
+            frame.format = self->pixel_format;
+        }
         frame.width = GST_VIDEO_INFO_WIDTH(&self->info);
         frame.height = GST_VIDEO_INFO_HEIGHT(&self->info);
         update_roi(self, &frame, roi_interval);
@@ -672,6 +753,7 @@ static void gst_echo_view_classify_class_init(GstEchoViewClassifyClass *klass)
     trans_class->stop = GST_DEBUG_FUNCPTR(gst_echo_view_classify_stop);
     trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_echo_view_classify_set_caps);
     trans_class->sink_event = GST_DEBUG_FUNCPTR(gst_echo_view_classify_sink_event);
+    trans_class->transform_caps = GST_DEBUG_FUNCPTR(gst_echo_view_classify_transform_caps);
     trans_class->query = GST_DEBUG_FUNCPTR(gst_echo_view_classify_query);
     trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_echo_view_classify_transform_ip);
     trans_class->passthrough_on_same_caps = FALSE;

@@ -12,6 +12,7 @@
 #include "gstechoviewclassify.h"
 #include "gstechoviewmodels.h"
 #include "gstechoviewroi.h"
+#include "gstechoviewyuv.h"
 #include "stable_label.h"
 
 G_BEGIN_DECLS
@@ -79,6 +80,7 @@ struct _GstEchoViewClassify {
     const gchar *model_name;                  /* interned; set and cleared under the object lock */
     const gchar *class_names[EV_MAX_CLASSES]; /* interned */
     gint n_classes;                           /* set and cleared under the object lock */
+    gint model_channels;                      /* 1 or 3; valid while n_classes > 0 */
     gsize input_floats;
     gfloat *stage_input;    /* streaming thread preprocesses here */
     gboolean running_async; /* async as it was at start() */
@@ -87,6 +89,13 @@ struct _GstEchoViewClassify {
     GstVideoInfo info;
     gboolean negotiated; /* info holds caps (a later different one is a caps change) */
     ev_pixel_format pixel_format;
+    /* YUV input (I420, NV12): converted to full-range RGB with the range and matrix of the
+     * caps' colorimetry before the engine sees it (gstechoviewyuv.c); set in set_caps(), the
+     * image freed in stop() */
+    gboolean yuv;
+    GstEchoViewYuvTables yuv_tables;
+    guint8 *rgb;
+    gsize rgb_stride;
 
     /* per-stream state, streaming thread only (roi.mode and roi.fixed: set at start()) */
     guint64 frame_index; /* frames since the last reset */

@@ -78,6 +78,14 @@ gboolean gst_echo_view_roi_fits(const GstEchoViewRoi *roi, gint width, gint heig
 
 void gst_echo_view_roi_invalidate(GstEchoViewRoi *roi) { roi->valid = FALSE; }
 
+gboolean gst_echo_view_roi_due(const GstEchoViewRoi *roi, guint64 frame_index, guint interval)
+{
+    if (!roi->valid)
+        return TRUE;
+    return roi->mode == GST_ECHO_VIEW_ROI_AUTO && interval != 0 &&
+           frame_index - roi->detected_at >= interval;
+}
+
 gboolean gst_echo_view_roi_update(GstEchoViewRoi *roi, const ev_frame *frame, guint64 frame_index,
                                   guint interval, gboolean *whole_frame)
 {
@@ -92,7 +100,7 @@ gboolean gst_echo_view_roi_update(GstEchoViewRoi *roi, const ev_frame *frame, gu
         roi->active = roi->fixed;
         break;
     case GST_ECHO_VIEW_ROI_AUTO:
-        if (roi->valid && (interval == 0 || frame_index - roi->detected_at < interval))
+        if (!gst_echo_view_roi_due(roi, frame_index, interval))
             return FALSE;
         if (ev_detect_roi(frame, &found) == EV_OK) {
             roi->active = found;

@@ -35,6 +35,9 @@ gboolean gst_echo_view_roi_parse(GstEchoViewRoi *roi, const gchar *text);
 gboolean gst_echo_view_roi_fits(const GstEchoViewRoi *roi, gint width, gint height);
 /* Forgets the region (a reset, new caps): the next update chooses again. */
 void gst_echo_view_roi_invalidate(GstEchoViewRoi *roi);
+/* Whether gst_echo_view_roi_update would choose a region for this frame (else the active one
+ * stays). */
+gboolean gst_echo_view_roi_due(const GstEchoViewRoi *roi, guint64 frame_index, guint interval);
 /* Chooses the region for frame number frame_index (since the reset). Returns TRUE when it chose
  * (then active is the region and *whole_frame tells a failed detection that fell back to the
  * whole frame), FALSE when the current region stays. */

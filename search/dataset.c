@@ -17,6 +17,7 @@
  * batches.
  */
 #include "ev_bundle.h"
+#include "ev_pool.h"
 #include "ev_search.h"
 #include "media.h"
 
@@ -33,9 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <unistd.h>
 
 static const char *const split_names[SEARCH_SPLIT_COUNT] = {"train", "val", "test"};
 
@@ -550,6 +549,21 @@ static int assign_patients(entry_list *l, uint64_t seed, int32_t *patient_ids, i
     return 0;
 }
 
+/* Runs job over chunks on the engine's pool with `threads` threads, or on this thread when
+ * there is one thread or no pool could start (thread ids stay below `threads` either way). */
+static void run_chunks(int threads, ev_pool_job job, void *arg, int chunks)
+{
+    ev_pool *pool = NULL;
+    if (threads > 1 && ev_pool_create(threads, EV_POOL_SLEEP, &pool))
+        pool = NULL; /* no workers: run here */
+    if (pool)
+        ev_pool_run(pool, job, arg, chunks);
+    else
+        for (int c = 0; c < chunks; c++)
+            job(arg, c, chunks, 0);
+    ev_pool_free(pool);
+}
+
 /* ---- clips: DICOM files probed for their frames and tags ------------------------------------ */
 
 static bool has_dicom_name(const char *path)
@@ -626,6 +640,21 @@ static unsigned clip_frame_index(unsigned frames, unsigned i, const search_datas
     return i * (o->clip_frame_step > 1 ? (unsigned)o->clip_frame_step : 1);
 }
 
+typedef struct probe_job {
+    const entry_list *list;
+    clip_probe *probes;
+} probe_job;
+
+static void probe_chunk(void *arg, int chunk, int chunks, int thread)
+{
+    const probe_job *j = arg;
+    (void)thread;
+    int lo = (int)((int64_t)chunk * j->list->count / chunks);
+    int hi = (int)((int64_t)(chunk + 1) * j->list->count / chunks);
+    for (int i = lo; i < hi; i++)
+        probe_file(j->list->items[i].path, &j->probes[i]);
+}
+
 /* Replaces each DICOM entry of l by one entry per frame used, with the patient and clip from
  * its tags where nothing else named them and its ultrasound region as ROI. A file that cannot
  * be opened stays one entry carrying its error (a bad frame, like an unreadable PNG). */
@@ -634,9 +663,9 @@ static int expand_clips(entry_list *l, const search_dataset_options *o, int thre
     clip_probe *probes = calloc((size_t)l->count, sizeof *probes);
     if (!probes)
         return ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 4)
-    for (int i = 0; i < l->count; i++)
-        probe_file(l->items[i].path, &probes[i]);
+    probe_job job = {l, probes};
+    int chunks = (l->count + 3) / 4;
+    run_chunks(threads, probe_chunk, &job, chunks > 65536 ? 65536 : chunks);
     entry_list out = {0};
     int rc = EV_OK;
     for (int i = 0; i < l->count && !rc; i++) {
@@ -963,6 +992,42 @@ void search_dataset_free(search_dataset *ds)
     free(ds);
 }
 
+/* Groups [chunk * ngroups / chunks, ...) of frames into their slots: a group is one still
+ * image, or the frames of one DICOM file (opened once). */
+typedef struct decode_job {
+    const entry_list *list;
+    const search_dataset_options *o;
+    uint8_t *pixels;
+    size_t fsz;
+    const int *group; /* ngroups + 1 starts */
+    int ngroups;
+    bool *bad;
+    char (*msgs)[EV_ERROR_MESSAGE_SIZE];
+    float *tmp; /* fsz floats per thread */
+} decode_job;
+
+static void decode_chunk(void *arg, int chunk, int chunks, int thread)
+{
+    const decode_job *j = arg;
+    float *tmp = j->tmp + (size_t)thread * j->fsz;
+    int lo = (int)((int64_t)chunk * j->ngroups / chunks);
+    int hi = (int)((int64_t)(chunk + 1) * j->ngroups / chunks);
+    for (int g = lo; g < hi; g++) {
+        int first = j->group[g], count = j->group[g + 1] - first;
+        const entry *e = &j->list->items[first];
+        if (e->dicom) {
+            load_dicom_frames(e, count, j->o, tmp, j->pixels + (size_t)first * j->fsz, j->fsz,
+                              j->bad + first, j->msgs + first);
+        } else {
+            ev_error fe = {0};
+            if (load_image(e, j->o, tmp, j->pixels + (size_t)first * j->fsz, &fe)) {
+                j->bad[first] = true;
+                snprintf(j->msgs[first], EV_ERROR_MESSAGE_SIZE, "%s", fe.message);
+            }
+        }
+    }
+}
+
 int search_dataset_load(const char *path, const search_dataset_options *o, search_dataset **out,
                         ev_error *err)
 {
@@ -1050,11 +1115,7 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         h = hash_str("\n", h);
     }
     ds->data_hash = h;
-    int threads = o->threads > 0 ? o->threads : 0;
-#ifdef _OPENMP
-    if (threads <= 0)
-        threads = omp_get_num_procs();
-#endif
+    int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads <= 0)
         threads = 1;
     if (!rc && o->patient_regex)
@@ -1137,30 +1198,26 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
             strcmp(list.items[i].path, list.items[i - 1].path))
             group[ngroups++] = i;
     group[ngroups] = keep;
-#pragma omp parallel num_threads(threads)
-    {
-        float *tmp = malloc(fsz * sizeof(float));
-#pragma omp for schedule(dynamic, 4)
-        for (int g = 0; g < ngroups; g++) {
-            int first = group[g], count = group[g + 1] - group[g];
-            if (!tmp) {
-                for (int i = first; i < first + count; i++) {
-                    bad[i] = true;
-                    snprintf(msgs[i], EV_ERROR_MESSAGE_SIZE, "out of memory");
-                }
-            } else if (list.items[first].dicom) {
-                load_dicom_frames(&list.items[first], count, o, tmp, ds->pixels + first * fsz, fsz,
-                                  bad + first, msgs + first);
-            } else {
-                ev_error e = {0};
-                if (load_image(&list.items[first], o, tmp, ds->pixels + (size_t)first * fsz, &e)) {
-                    bad[first] = true;
-                    snprintf(msgs[first], EV_ERROR_MESSAGE_SIZE, "%s", e.message);
-                }
-            }
-        }
-        free(tmp);
+    /* groups are decoded in chunks of about 4 on the engine's pool, one decode buffer per
+     * thread; each frame lands in its own slot, so the thread count never changes the bytes */
+    decode_job job = {.list = &list,
+                      .o = o,
+                      .pixels = ds->pixels,
+                      .fsz = fsz,
+                      .group = group,
+                      .ngroups = ngroups,
+                      .bad = bad,
+                      .msgs = msgs};
+    int chunks = (ngroups + 3) / 4;
+    if (chunks > 65536)
+        chunks = 65536;
+    if (!(job.tmp = malloc((size_t)threads * fsz * sizeof(float)))) {
+        free(group);
+        rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+        goto fail;
     }
+    run_chunks(threads, decode_chunk, &job, chunks);
+    free(job.tmp);
     free(group);
     for (int i = 0; i < keep; i++)
         keys[i] = list.items[i].clip ? list.items[i].clip : list.items[i].path;

@@ -1,6 +1,6 @@
 /* exec.c: the fast training executor. It runs an ev_net's graph (the same nodes, shapes and
  * parameters the reference executor runs) forward and backward with the kernels of
- * train_kernels.h, OpenMP threads splitting the batch.
+ * train_kernels.h, the engine's thread pool (ev_pool.h) running chunks of the batch.
  *
  * Determinism: the batch is cut into a fixed number of chunks whatever the thread count; every
  * cross-sample reduction (batch-norm statistics, weight gradients) is summed per chunk in double
@@ -19,9 +19,10 @@
  * lives until its last consumer has run forward, in buffers shared the same way. The
  * arithmetic is unchanged, so results are bit-identical to separate buffers.
  */
+#include "ev_isa.h"
+#include "ev_pool.h"
 #include "ev_search.h"
 #include "ops_ref.h"
-#include "pool.h"
 #include "train_kernels.h"
 
 #include <math.h>
@@ -52,7 +53,7 @@ struct search_exec {
     double *partial;     /* nchunks x partial_size weight-gradient partials */
     double *bn_part;     /* nchunks x 2 x max channels */
     double *bn_sums;     /* 2 x max channels */
-    search_pool *pool;
+    ev_pool *pool;
     int max_channels;
     float **wt;       /* per node: transposed 1x1 weight for dx (NULL otherwise) */
     int32_t **argmax; /* per max-pool node: the winning input index of every output */
@@ -66,15 +67,14 @@ struct search_exec {
     const int **chan_map; /* per CONCAT node: NULL, or the source channel of each output */
 };
 
+/* The engine's selector decides; training has no AVX-512 kernels, so an AVX-512 machine (which
+ * runs AVX2 + FMA too) trains on the AVX2 ones. */
 const search_kernels *search_kernels_get(void)
 {
-    const char *env = getenv("EV_CPU_ISA");
-    if (!(env && strcmp(env, "generic") == 0)) {
-        const search_kernels *k = search_kernels_avx2();
-        if (k)
-            return k;
-    }
-    return search_kernels_generic();
+    const search_kernels *k = NULL;
+    if (ev_cpu_isa_best() >= EV_CPU_ISA_AVX2)
+        k = search_kernels_avx2();
+    return k ? k : search_kernels_generic();
 }
 
 const char *search_kernels_name(void) { return search_kernels_get()->name; }
@@ -111,7 +111,7 @@ void search_exec_free(search_exec *e)
     ev_aligned_free(e->partial);
     free(e->bn_part);
     free(e->bn_sums);
-    search_pool_free(e->pool);
+    ev_pool_free(e->pool);
     ev_aligned_free(e->scratch);
     free(e);
 }
@@ -392,7 +392,7 @@ int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *er
         goto nomem;
     if (!(e->bn_part = malloc((size_t)e->nchunks * 2 * (size_t)e->max_channels * sizeof(double))) ||
         !(e->bn_sums = malloc(2 * (size_t)e->max_channels * sizeof(double))) ||
-        !(e->pool = search_pool_create(e->threads)))
+        ev_pool_create(e->threads, EV_POOL_SLEEP, &e->pool))
         goto nomem;
     *out = e;
     return EV_OK;
@@ -787,8 +787,10 @@ typedef struct bn_task {
 
 enum { BN_SUM, BN_SQ, BN_NORMALISE, BN_GRAD_SUMS, BN_GRAD_DX };
 
-static void bn_chunk(void *ctx, int ch)
+static void bn_chunk(void *ctx, int ch, int chunks, int thread)
 {
+    (void)chunks;
+    (void)thread;
     const bn_task *t = ctx;
     search_exec *e = t->e;
     const int C = t->C;
@@ -861,7 +863,7 @@ static void bn_forward(search_exec *e, ev_node *n, const ev_node *x, bool traini
                  .beta = n->params[1] ? n->params[1]->data : NULL};
     if (training) {
         t.kind = BN_SUM;
-        search_pool_run(e->pool, nch, bn_chunk, &t);
+        ev_pool_run(e->pool, bn_chunk, &t, nch);
         for (int c = 0; c < C; c++) {
             double sum = 0.0;
             for (int ch = 0; ch < nch; ch++)
@@ -869,7 +871,7 @@ static void bn_forward(search_exec *e, ev_node *n, const ev_node *x, bool traini
             mean[c] = (float)(sum / (double)count);
         }
         t.kind = BN_SQ;
-        search_pool_run(e->pool, nch, bn_chunk, &t);
+        ev_pool_run(e->pool, bn_chunk, &t, nch);
         for (int c = 0; c < C; c++) {
             double sq = 0.0, sum = 0.0;
             for (int ch = 0; ch < nch; ch++) {
@@ -896,7 +898,7 @@ static void bn_forward(search_exec *e, ev_node *n, const ev_node *x, bool traini
         }
     }
     t.kind = BN_NORMALISE;
-    search_pool_run(e->pool, nch, bn_chunk, &t);
+    ev_pool_run(e->pool, bn_chunk, &t, nch);
 }
 
 static void node_forward_chunk(search_exec *e, ev_node *n, int n0, int n1, const float *input,
@@ -991,8 +993,10 @@ typedef struct forward_task {
     const float *input;
 } forward_task;
 
-static void forward_chunk(void *ctx, int ch)
+static void forward_chunk(void *ctx, int ch, int chunks, int thread)
 {
+    (void)chunks;
+    (void)thread;
     forward_task *t = ctx;
     search_exec *e = t->e;
     node_forward_chunk(e, t->n, e->chunk_lo[ch], e->chunk_lo[ch + 1], t->input,
@@ -1030,7 +1034,7 @@ int search_exec_forward(search_exec *e, const float *input, bool training, ev_er
                                                                             : 0.0f;
         }
         forward_task t = {e, n, input};
-        search_pool_run(e->pool, e->nchunks, forward_chunk, &t);
+        ev_pool_run(e->pool, forward_chunk, &t, e->nchunks);
     }
     return EV_OK;
 }
@@ -1062,7 +1066,7 @@ static void bn_backward(search_exec *e, int node)
                  .sdx = sdx,
                  .first = e->first[(size_t)node * EV_NODE_MAX_INPUTS]};
     t.kind = BN_GRAD_SUMS;
-    search_pool_run(e->pool, nch, bn_chunk, &t);
+    ev_pool_run(e->pool, bn_chunk, &t, nch);
     for (int c = 0; c < 2 * C; c++)
         sd[c] = 0.0;
     for (int ch = 0; ch < nch; ch++)
@@ -1079,7 +1083,7 @@ static void bn_backward(search_exec *e, int node)
     }
     if (t.dx) {
         t.kind = BN_GRAD_DX;
-        search_pool_run(e->pool, nch, bn_chunk, &t);
+        ev_pool_run(e->pool, bn_chunk, &t, nch);
     }
 }
 
@@ -1208,8 +1212,10 @@ typedef struct backward_task {
     int node;
 } backward_task;
 
-static void backward_chunk(void *ctx, int ch)
+static void backward_chunk(void *ctx, int ch, int chunks, int thread)
 {
+    (void)chunks;
+    (void)thread;
     backward_task *t = ctx;
     node_backward_chunk(t->e, t->node, ch);
 }
@@ -1293,7 +1299,7 @@ int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight
                     e->wt[i][(size_t)b * co + a] = w[(size_t)a * ci + b];
         }
         backward_task t = {e, i};
-        search_pool_run(e->pool, e->nchunks, backward_chunk, &t);
+        ev_pool_run(e->pool, backward_chunk, &t, e->nchunks);
         if (e->mix_w && e->mix_w[i] && e->mix_grad[i]) /* chunk partials summed in order */
             for (int j = 0; j < n->num_inputs; j++) {
                 double sum = 0.0;

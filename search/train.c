@@ -26,9 +26,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 void search_train_defaults(search_train_options *o)
 {

@@ -3,9 +3,9 @@
  *
  * train_kernels_impl.h holds the portable bodies; train_kernels_generic.c compiles them for any
  * CPU and train_kernels_avx2.c for AVX2+FMA (the 1x1 GEMMs there use intrinsics, the plane loops
- * are auto-vectorised). search_kernels_get() picks the best the CPU runs, capped by the
- * environment variable EV_CPU_ISA=generic. Every kernel is tested against the engine's
- * reference ops (tests/search/test_kernels.c).
+ * are auto-vectorised). search_kernels_get() picks by the engine's selector (ev_isa.h): the
+ * AVX2 set when it allows AVX2 or AVX-512, the generic one otherwise (EV_CPU_ISA=generic).
+ * Every kernel is tested against the engine's reference ops (tests/search/test_kernels.c).
  */
 #ifndef SEARCH_TRAIN_KERNELS_H
 #define SEARCH_TRAIN_KERNELS_H
@@ -30,7 +30,8 @@ typedef struct search_kernels {
 } search_kernels;
 
 const search_kernels *search_kernels_generic(void);
-const search_kernels *search_kernels_avx2(void); /* NULL when not compiled for x86-64 */
+/* NULL when not compiled for x86-64 or the machine lacks AVX2 + FMA */
+const search_kernels *search_kernels_avx2(void);
 const search_kernels *search_kernels_get(void);
 
 #endif

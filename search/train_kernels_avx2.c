@@ -1,6 +1,7 @@
 /* train_kernels_avx2.c: the training kernels for AVX2 + FMA: the 1x1 convolutions as register-
  * blocked GEMMs with intrinsics (4 output rows x 16 pixels per step), the plane loops of
  * train_kernels_impl.h auto-vectorised for the same target. Selected at run time. */
+#include "ev_isa.h"
 #include "train_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -143,10 +144,7 @@ static const search_kernels avx2_kernels = {
 
 const search_kernels *search_kernels_avx2(void)
 {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return &avx2_kernels;
-    return NULL;
+    return ev_cpu_isa_supported(EV_CPU_ISA_AVX2) ? &avx2_kernels : NULL;
 }
 
 #else

@@ -1,16 +1,17 @@
-/* cpu_dispatch.c: picks the kernel set for this machine (AVX-512 > AVX2+FMA > generic, capped by
- * the EV_CPU_ISA environment variable) and packs weights into the panel layouts the kernels
- * read. Packing is the same for every set, parameterised by the vector width. */
+/* cpu_dispatch.c: the one instruction-set selector (ev_isa.h: AVX-512 > AVX2+FMA > generic,
+ * capped by the EV_CPU_ISA environment variable), the cpu backend's kernel set for it, and the
+ * packing of weights into the panel layouts the kernels read. Packing is the same for every
+ * set, parameterised by the vector width. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int isa_supported(ev_cpu_isa isa)
+bool ev_cpu_isa_supported(ev_cpu_isa isa)
 {
     switch (isa) {
     case EV_CPU_ISA_GENERIC:
-        return 1;
+        return true;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     case EV_CPU_ISA_AVX2:
         __builtin_cpu_init();
@@ -21,13 +22,27 @@ static int isa_supported(ev_cpu_isa isa)
                __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     default:
-        return 0;
+        return false;
     }
+}
+
+ev_cpu_isa ev_cpu_isa_best(void)
+{
+    ev_cpu_isa cap = EV_CPU_ISA_AVX512;
+    const char *env = getenv("EV_CPU_ISA");
+    if (env && strcmp(env, "generic") == 0)
+        cap = EV_CPU_ISA_GENERIC;
+    else if (env && strcmp(env, "avx2") == 0)
+        cap = EV_CPU_ISA_AVX2;
+    for (int isa = cap; isa > EV_CPU_ISA_GENERIC; isa--)
+        if (ev_cpu_isa_supported((ev_cpu_isa)isa))
+            return (ev_cpu_isa)isa;
+    return EV_CPU_ISA_GENERIC;
 }
 
 const ev_cpu_kernels *ev_cpu_kernels_for(ev_cpu_isa isa)
 {
-    if (!isa_supported(isa))
+    if (!ev_cpu_isa_supported(isa))
         return NULL;
     switch (isa) {
     case EV_CPU_ISA_GENERIC:
@@ -43,13 +58,7 @@ const ev_cpu_kernels *ev_cpu_kernels_for(ev_cpu_isa isa)
 
 const ev_cpu_kernels *ev_cpu_kernels_best(void)
 {
-    ev_cpu_isa cap = EV_CPU_ISA_AVX512;
-    const char *env = getenv("EV_CPU_ISA");
-    if (env && strcmp(env, "generic") == 0)
-        cap = EV_CPU_ISA_GENERIC;
-    else if (env && strcmp(env, "avx2") == 0)
-        cap = EV_CPU_ISA_AVX2;
-    for (int isa = cap; isa >= 0; isa--) {
+    for (int isa = ev_cpu_isa_best(); isa >= 0; isa--) {
         const ev_cpu_kernels *k = ev_cpu_kernels_for((ev_cpu_isa)isa);
         if (k)
             return k;

@@ -9,6 +9,8 @@
 #ifndef EV_CPU_INTERNAL_H
 #define EV_CPU_INTERNAL_H
 
+#include "ev_isa.h"
+#include "ev_pool.h"
 #include "ev_private.h"
 
 #include <stddef.h>
@@ -53,13 +55,6 @@ typedef struct ev_cpu_dest {
 } ev_cpu_dest;
 #define EV_CPU_MAX_DESTS 4
 
-typedef enum ev_cpu_isa {
-    EV_CPU_ISA_GENERIC = 0,
-    EV_CPU_ISA_AVX2,
-    EV_CPU_ISA_AVX512,
-    EV_CPU_NUM_ISA
-} ev_cpu_isa;
-
 /* Kernel table of one instruction set. Rows are runs of output pixels; `acc` adds into y instead
  * of overwriting it (node sums accumulated in place). */
 typedef struct ev_cpu_kernels {
@@ -85,7 +80,7 @@ typedef struct ev_cpu_kernels {
 
 /* The kernels of an instruction set, or NULL when this build or machine lacks it. */
 const ev_cpu_kernels *ev_cpu_kernels_for(ev_cpu_isa isa);
-/* The best available set; the environment variable EV_CPU_ISA (generic|avx2|avx512) caps it. */
+/* The set of ev_cpu_isa_best() (ev_isa.h). */
 const ev_cpu_kernels *ev_cpu_kernels_best(void);
 
 const ev_cpu_kernels *ev_cpu_kernels_generic(void);
@@ -109,17 +104,5 @@ void ev_cpu_stem_pack(ev_cpu_stem *st, const float *w, int cin, int cout, int k,
 const char *ev_cpu_plan_kernels(const ev_plan *plan);
 size_t ev_cpu_plan_arena_bytes(const ev_plan *plan);
 int ev_cpu_plan_num_steps(const ev_plan *plan);
-
-/* ---- thread pool: the caller and the workers claim chunks of a job from one atomic ticket;
- * idle workers sleep on a condition variable after a short spin */
-
-typedef struct ev_cpu_pool ev_cpu_pool;
-typedef void (*ev_cpu_job)(void *arg, int chunk, int chunks, int thread);
-int ev_cpu_pool_create(int threads, ev_cpu_pool **out);
-int ev_cpu_pool_threads(const ev_cpu_pool *pool);
-/* Runs job(arg, i, chunks, thread) once for every i < chunks, spread over the threads (thread
- * 0 is the caller, 1.. the workers); returns when all are done. */
-void ev_cpu_pool_run(ev_cpu_pool *pool, ev_cpu_job job, void *arg, int chunks);
-void ev_cpu_pool_free(ev_cpu_pool *pool);
 
 #endif

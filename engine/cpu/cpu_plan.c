@@ -83,7 +83,7 @@ typedef struct cpu_plan {
     float *scratch; /* threads x scratch_stride */
     size_t scratch_stride;
     float *pooled; /* head: batch x channels */
-    ev_cpu_pool *pool;
+    ev_pool *pool;
     /* per run */
     const float *input;
     float *logits;
@@ -853,7 +853,7 @@ static int cpu_run(ev_plan *plan, const float *input, float *logits, ev_error *e
             /* a few chunks per thread: a thread that is late (its core busy) takes fewer */
             const int rows = p->batch * s->out.h, chunks = 4 * p->threads;
             p->current = s;
-            ev_cpu_pool_run(p->pool, step_job, p, rows < chunks ? rows : chunks);
+            ev_pool_run(p->pool, step_job, p, rows < chunks ? rows : chunks);
         } else {
             run_rows(p, s, 0, 0, p->batch * s->out.h);
         }
@@ -876,7 +876,7 @@ static void plan_free(cpu_plan *p)
     free(p->steps);
     free(p->bufs);
     ev_aligned_free(p->arena);
-    ev_cpu_pool_free(p->pool);
+    ev_pool_free(p->pool);
     free(p);
 }
 
@@ -922,7 +922,7 @@ static int cpu_create(ev_plan *plan, ev_error *err)
     free(cc.shift);
     if (!rc)
         rc = plan_memory(p, err);
-    if (!rc && ev_cpu_pool_create(p->threads, &p->pool))
+    if (!rc && ev_pool_create(p->threads, EV_POOL_SPIN, &p->pool))
         rc = ev_fail(err, EV_ERR_NOMEM, "cpu backend: cannot start %d threads", p->threads);
     if (rc) {
         plan_free(p);

@@ -63,7 +63,8 @@ def test_endpoints(env):
     """Every endpoint's status code and JSON fields, with a bearer token."""
     port = free_port(socket.SOCK_DGRAM)
     sender = RtpRawSender(port)
-    d = Daemon(env, BASE.replace('  port: @HTTP_PORT@\n', '  port: @HTTP_PORT@\n  token: s3cret\n')
+    d = Daemon(env, BASE.replace('  port: @HTTP_PORT@\n', '  port: @HTTP_PORT@\n  token: s3cret\n'
+                                 '  host-names: [echo-cart.example]\n')
                + 'streams:\n' + rtp_stream('cart', port) + phantom_stream('local'),
                token='s3cret')
     try:
@@ -72,11 +73,27 @@ def test_endpoints(env):
         # open endpoints
         assert d.json('/healthz', token=False) == {'status': 'ok'}
         ready = wait_until(lambda: d.get('/readyz', token=False)[0] == 200, 10, what='readyz')
-        body = d.json('/readyz', token=False)
+        # the reasons name streams and errors: with the token only
+        assert d.json('/readyz', token=False) == {'ready': True}
+        body = d.json('/readyz')
         assert body == {'ready': True, 'reasons': []}, body
+        # DNS rebinding: a Host that is a name, unless localhost or one of http.host-names
+        for host, want in (('evil.example', 421), ('evil.example:%d' % d.port, 421),
+                           ('localhost:%d' % d.port, 200), ('ECHO-CART.example:8088', 200),
+                           ('[::1]:%d' % d.port, 200), ('10.1.2.3', 200)):
+            status, _, body = d.get('/healthz', headers={'Host': host})
+            assert status == want, (host, status, body)
+            if want == 421:
+                assert json.loads(body) == {
+                    'error': "the Host header names none of this server's names (a numeric "
+                             "address, localhost, or http.host-names)", 'status': 421}, body
+        assert metric(d, 'echoviewd_http_misdirected_requests_total') == 2
         status, headers, page = d.get('/', token=False)
         assert status == 200 and headers['content-type'].startswith('text/html'), headers
         assert b'/api/v1/events' in page
+        # per stream: probability bars of every class and a timeline of the stable view
+        assert b'drawProbabilities(data.stream, data.probabilities' in page
+        assert b'<canvas class="timeline"' in page
         for external in (b'src="http', b"src='http", b'href="http', b'@import', b'url(http'):
             assert external not in page, external
         assert "default-src 'none'" in headers['content-security-policy']
@@ -162,6 +179,10 @@ def test_endpoints(env):
         start = btime + ticks / os.sysconf('SC_CLK_TCK')
         assert abs(metric(d, 'process_start_time_seconds') - start) < 3, start
         assert 0 < metric(d, 'process_cpu_seconds_total') < 3600
+        # the 401s above are logged once, with their count, when their 10 s window ends
+        wait_until(lambda: re.search(r'http: 15 requests without a valid bearer token in the '
+                                     r'last 1\d s \(the latest from 127\.0\.0\.1\)',
+                                     d.log_text()), 15, what='the 401 log line')
         promtool = shutil.which('promtool')
         if promtool:
             r = subprocess.run([promtool, 'check', 'metrics'], input=metrics, capture_output=True,
@@ -205,7 +226,7 @@ def read_events(sock, until, timeout):
 
 def open_events(d):
     s = socket.create_connection(('127.0.0.1', d.port), timeout=5)
-    s.sendall(b'GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n')
+    s.sendall(b'GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
     return s
 
 
@@ -231,7 +252,12 @@ def test_events(env):
         assert view['previous'] == 'A4CH-LV', view
         assert set(view) >= {'stream', 'view', 'view_id', 'previous', 'confidence', 'time',
                              'pts_ns'}, view
-        assert any(e == 'stats' and data['stream'] == 'cart' for e, data in events)
+        stats = [data for e, data in events if e == 'stats' and data['stream'] == 'cart']
+        assert stats, events
+        # every class's probability, for the page's bars
+        probabilities = stats[-1]['probabilities']
+        assert len(probabilities) == 14 and abs(sum(probabilities.values()) - 1) < 1e-3, stats[-1]
+        assert stats[-1]['withheld'] is None and stats[-1]['label'] in probabilities
         assert d.stream('cart')['view_changes'] >= 2
         # a stopped sender shows up as a state event
         sender.paused = True
@@ -662,7 +688,7 @@ BAD_CONFIGS = [
     # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
     ('http: {colour: red}\n', "F:1:8: unknown key 'colour' in http (expected one of: address, "
      "port, token, token-file, connection-limit, connection-timeout, request-size-limit, "
-     "event-clients, connections-per-address, header-timeout)"),
+     "event-clients, connections-per-address, header-timeout, host-names)"),
     ('http: {port: 1}\n---\nhttp: {port: 2}\n',
      'F:2:1: a second YAML document starts here; give one document per file'),
     ('http: {address: "caf\udcff"}\n',
@@ -740,11 +766,11 @@ def test_bad_requests(env):
     """Oversized headers, bodies, slow clients get their documented answers."""
     d = Daemon(env, BASE + 'streams:\n' + phantom_stream('local'))
     try:
-        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'a' * 20000 + b'\r\n\r\n')
+        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ' + b'a' * 20000 + b'\r\n\r\n')
         assert out.startswith(b'HTTP/1.1 431'), out[:100]
-        out = raw(d, b'GET /' + b'a' * 20000 + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+        out = raw(d, b'GET /' + b'a' * 20000 + b' HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
         assert out[:12] in (b'HTTP/1.1 414', b'HTTP/1.1 431'), out[:100]
-        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n'
+        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n'
                   b'Connection: close\r\n\r\nhello')
         assert out.startswith(b'HTTP/1.1 413'), out[:100]
         out = raw(d, b'garbage\r\n\r\n')    # not HTTP: closed without an answer
@@ -785,9 +811,9 @@ def test_http_clients(env):
         assert sockets[0] is sockets[1] is sockets[2]
         conn.close()
         # pipelining: three requests in one write, three answers in order
-        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
-                  b'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n'
-                  b'GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        out = raw(d, b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+                  b'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+                  b'GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')
         statuses = [int(m) for m in re.findall(rb'(?:^|\n)HTTP/1\.1 (\d{3}) ', out)]
         assert statuses == [200, 200, 404], (statuses, out[:500])
         # a second daemon on the same port is refused, naming the port
@@ -809,7 +835,7 @@ def test_http_clients(env):
             try:
                 sock.connect(('127.0.0.1', d.port))
                 if source == '127.0.0.2':
-                    sock.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n')
+                    sock.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n')
             except OSError:
                 pass
             hostile.append((source, sock))
@@ -860,6 +886,20 @@ def test_http_clients(env):
         evicted = metric(d, 'echoviewd_http_evicted_connections_total')
         print('%d of 160 idle connections evicted near connection-limit 64' % evicted)
         assert evicted >= 160 - 62, evicted
+        for _, sock in hostile:
+            sock.close()
+        hostile = []
+    finally:
+        for _, sock in hostile:
+            sock.close()
+        d.stop()
+    # beyond loopback without a token: a warning at start
+    d = Daemon(env, config.replace('  port: @HTTP_PORT@\n', '  address: 0.0.0.0\n'
+                                   '  port: @HTTP_PORT@\n') + 'streams:\n' + phantom_stream('local'))
+    try:
+        assert ('http: listening on 0.0.0.0 without a token: anyone who reaches this address '
+                'reads the streams and their views (set http.token or http.token-file)'
+                in d.log_text()), d.log_text()[-2000:]
     finally:
         for _, sock in hostile:
             sock.close()

@@ -40,6 +40,15 @@ static void check_parse_errors(void)
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
          "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[2,6]}}",
          8, 0, "overlap"},
+        /* every pair, not only neighbours: the empty B between A and C hid C inside A */
+        {"{\"A\":{\"dtype\":\"U8\",\"shape\":[100],\"data_offsets\":[0,100]},"
+         "\"B\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[10,10]},"
+         "\"C\":{\"dtype\":\"U8\",\"shape\":[10],\"data_offsets\":[50,60]}}",
+         100, 0, "tensors 'A' [0, 100] and 'B' [10, 10] overlap in the data section"},
+        {"{\"A\":{\"dtype\":\"U8\",\"shape\":[100],\"data_offsets\":[0,100]},"
+         "\"C\":{\"dtype\":\"U8\",\"shape\":[10],\"data_offsets\":[50,60]},"
+         "\"D\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[100,100]}}",
+         100, 0, "tensors 'A' [0, 100] and 'C' [50, 60] overlap in the data section"},
         {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0,
          "tensor 'a': unknown dtype 'Q4'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, 0,
@@ -60,7 +69,7 @@ static void check_parse_errors(void)
          4, 0, "header is not valid JSON: duplicate object key"},
     };
     unsigned char buf[1024];
-    float data[16] = {1, 2, 3, 4};
+    float data[32] = {1, 2, 3, 4}; /* 128 bytes: the largest data section below */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = make_st(buf, cases[i].header, data, cases[i].data_len, cases[i].fake_len);
         ev_safetensors st;
@@ -79,6 +88,20 @@ static void check_parse_errors(void)
     ev_safetensors st;
     ev_error err = {0};
     CHECK_ERR(ev_safetensors_parse(buf, 5, &st, &err), err, "truncated: 5 bytes", "5-byte file");
+    /* empty tensors at the ends of a span (and at the end of the data) share no bytes */
+    static const char *edges = "{\"e0\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
+                               "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                               "\"e8\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]},"
+                               "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+                               "\"e16\":{\"dtype\":\"F32\",\"shape\":[0,3],"
+                               "\"data_offsets\":[16,16]}}";
+    size_t n = make_st(buf, edges, data, 16, 0);
+    int rc = ev_safetensors_parse(buf, n, &st, &err);
+    CHECK(rc == 0 && st.count == 5 && ev_safetensors_find(&st, "e8")->begin == 8 &&
+              ((float *)(st.data + ev_safetensors_find(&st, "b")->begin))[1] == 4.0f,
+          "empty tensors at span boundaries parse");
+    if (rc == 0)
+        ev_safetensors_free(&st);
 }
 
 /* copies the fixture bundle into a fresh folder and returns its path */

@@ -48,7 +48,7 @@ static inline guint8 pattern_value(int x, int y, int w, int h, int variant)
 {
     int v;
     guint32 hash =
-        (guint32)(x * 73856093) ^ (guint32)(y * 19349663) ^ (guint32)(variant * 83492791);
+        ((guint32)x * 73856093u) ^ ((guint32)y * 19349663u) ^ ((guint32)variant * 83492791u);
     hash ^= hash >> 13;
     hash *= 0x5bd1e995u;
     hash ^= hash >> 15;

@@ -1,11 +1,13 @@
 /* test_kernels.c: every fast training kernel (generic and, where the CPU has it, AVX2) against
  * the engine's reference conv ops: forward within 1e-5 relative, backward within 1e-4. */
+#include "ev_isa.h"
 #include "ev_search.h"
 #include "ops_ref.h"
 #include "test_util.h"
 #include "train_kernels.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void fill(float *x, size_t n, uint64_t seed)
 {
@@ -101,5 +103,21 @@ int main(void)
         check(k, "stem 3x3 3->12", 3, 12, 19, 16, 3, 1, 1, 1, 1);
         check(k, "dense 1x1 stride 2 (factorized reduce)", 8, 4, 16, 16, 1, 2, 0, 1, 1);
     }
+    /* the engine's selector decides for training too: EV_CPU_ISA caps it, and AVX-512 (no
+     * training kernels of its own) trains on the AVX2 set */
+    const char *want = sets[1] ? "avx2" : "generic";
+    setenv("EV_CPU_ISA", "avx512", 1);
+    CHECK(!strcmp(search_kernels_get()->name, want), "EV_CPU_ISA=avx512: %s kernels (want %s)",
+          search_kernels_get()->name, want);
+    CHECK(ev_cpu_isa_best() != EV_CPU_ISA_AVX512 || !strcmp(search_kernels_get()->name, "avx2"),
+          "an AVX-512 choice trains on the avx2 kernels");
+    setenv("EV_CPU_ISA", "avx2", 1);
+    CHECK(!strcmp(search_kernels_get()->name, want), "EV_CPU_ISA=avx2: %s kernels",
+          search_kernels_get()->name);
+    CHECK(ev_cpu_isa_best() <= EV_CPU_ISA_AVX2, "EV_CPU_ISA=avx2 caps the engine's choice");
+    setenv("EV_CPU_ISA", "generic", 1);
+    CHECK(ev_cpu_isa_best() == EV_CPU_ISA_GENERIC && !strcmp(search_kernels_get()->name, "generic"),
+          "EV_CPU_ISA=generic: generic kernels for training and the engine");
+    unsetenv("EV_CPU_ISA");
     return test_finish();
 }
