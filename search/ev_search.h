@@ -198,12 +198,15 @@ typedef struct search_metrics {
     double accuracy, macro_precision, macro_recall, macro_f1, weighted_f1;
     double precision[EV_MAX_CLASSES], recall[EV_MAX_CLASSES], f1[EV_MAX_CLASSES];
     int64_t support[EV_MAX_CLASSES];
-    int classes_present; /* classes with support > 0 (macro averages run over these) */
+    int classes_present; /* classes with support > 0 */
+    int classes_scored;  /* classes with support > 0 or predicted (macro averages run over these) */
 } search_metrics;
 
 /* confusion: k x k counts, row = true class, column = predicted. Macro averages are over the
- * classes that occur in the ground truth (support > 0); a class never predicted has precision
- * 0 (sklearn's zero_division=0). */
+ * classes that occur in the ground truth or in the predictions (sklearn's labels = union of
+ * y_true and y_pred), with 0 for a ratio whose denominator is 0 (zero_division=0): a class
+ * predicted but absent has precision 0 and counts, so wrong predictions of it lower macro
+ * precision instead of vanishing from it. */
 void search_metrics_compute(const int64_t *confusion, int k, search_metrics *out);
 
 /* ---- training ---------------------------------------------------------------------------------- */
@@ -274,6 +277,8 @@ typedef struct search_eval_result {
     int64_t *confusion; /* k x k */
     int32_t *predicted; /* per dataset frame (-1 when not evaluated) */
     float *confidence;
+    float *probabilities; /* per dataset frame x k (softmax), rows of unevaluated frames 0 */
+    int64_t clips, clips_correct; /* clip accuracy: mean probabilities over a clip's frames */
     int k;
 } search_eval_result;
 
@@ -282,7 +287,16 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
                     search_eval_result *out, ev_error *err);
 void search_eval_result_free(search_eval_result *r);
 
-/* Writes report.json, report.md, confusion.png and misclassified.png into dir. */
+/* Clips (dataset clip x label) among the evaluated frames, and those whose mean probability's
+ * argmax is their label (search/predictions.c). */
+int search_clip_accuracy(const search_dataset *ds, const search_eval_result *r, int64_t *clips,
+                         int64_t *correct, ev_error *err);
+/* One CSV row per evaluated frame: file, frame, patient, clip, split, truth, prediction,
+ * confidence, p_CLASS... */
+int search_write_predictions(const char *path, const ev_model *model, const search_dataset *ds,
+                             const search_eval_result *r, ev_error *err);
+/* Writes report.json, report.md, predictions.csv, confusion.png and misclassified.png into
+ * dir. */
 int search_write_report(const char *dir, const ev_model *model, const search_dataset *ds,
                         const search_eval_result *r, int split, ev_error *err);
 /* The report as JSON (jansson json_t *, caller decrefs): accuracy, macro_precision,

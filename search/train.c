@@ -270,7 +270,7 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
 static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, const int *idx,
                     int count, float scale, const float *mean, const float *std, float *input,
                     int threads, double *loss_out, double *acc_out, int32_t *pred, float *conf,
-                    ev_error *err)
+                    float *probs, ev_error *err)
 {
     const int B = net->batch, k = net->cfg.num_classes;
     const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
@@ -299,10 +299,13 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
             correct += best == label;
             if (pred)
                 pred[idx[b0 + i]] = best;
-            if (conf) {
+            if (conf || probs) {
                 float p[EV_MAX_CLASSES];
                 ev_softmax(row, p, k);
-                conf[idx[b0 + i]] = p[best];
+                if (conf)
+                    conf[idx[b0 + i]] = p[best];
+                if (probs)
+                    memcpy(probs + (size_t)idx[b0 + i] * k, p, (size_t)k * sizeof *p);
             }
         }
     }
@@ -381,14 +384,16 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
     out->confusion = calloc((size_t)k * k, sizeof *out->confusion);
     out->predicted = malloc((size_t)ds->count * sizeof *out->predicted);
     out->confidence = calloc((size_t)ds->count, sizeof *out->confidence);
+    out->probabilities = calloc((size_t)ds->count * k, sizeof *out->probabilities);
     input = malloc((size_t)B * ds->width * ds->height * ds->channels * sizeof(float));
-    if (!rc && (!out->confusion || !out->predicted || !out->confidence || !input))
+    if (!rc &&
+        (!out->confusion || !out->predicted || !out->confidence || !out->probabilities || !input))
         rc = ev_fail(err, EV_ERR_NOMEM, "evaluate: out of memory");
     if (!rc) {
         for (int i = 0; i < ds->count; i++)
             out->predicted[i] = -1;
         rc = run_eval(ex, net, ds, idx, count, pre.scale, pre.mean, pre.std, input, threads, NULL,
-                      NULL, out->predicted, out->confidence, err);
+                      NULL, out->predicted, out->confidence, out->probabilities, err);
     }
     if (!rc) {
         for (int j = 0; j < count; j++) {
@@ -397,6 +402,7 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
                 out->confusion[(size_t)ds->labels[i] * k + out->predicted[i]]++;
         }
         search_metrics_compute(out->confusion, k, &out->metrics);
+        rc = search_clip_accuracy(ds, out, &out->clips, &out->clips_correct, err);
     }
     free(input);
     free(idx);
@@ -412,6 +418,7 @@ void search_eval_result_free(search_eval_result *r)
     free(r->confusion);
     free(r->predicted);
     free(r->confidence);
+    free(r->probabilities);
     memset(r, 0, sizeof *r);
 }
 
@@ -643,7 +650,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         train_frames += seen;
         double val_loss = 0, val_acc = 0;
         if ((rc = run_eval(ex, net, ds, val_idx, nval, scale, mean, stdv, input, threads, &val_loss,
-                           &val_acc, NULL, NULL, err)))
+                           &val_acc, NULL, NULL, NULL, err)))
             goto out;
         bool improved = val_loss < st.best_val_loss;
         st.epoch = epoch + 1;

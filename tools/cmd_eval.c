@@ -20,7 +20,10 @@ static const char *usage =
     "  data with splits is refused when a val/test patient trained the model. Bundles without\n"
     "  a record split by patient with --seed like training does. Prints a summary and\n"
     "  the per-view table, or with --json one object: accuracy, macro_precision, macro_recall,\n"
-    "  macro_f1, weighted_f1, per_class, confusion. --out writes report.json, report.md,\n"
+    "  macro_f1, weighted_f1 (macro averages over the classes that are true or predicted),\n"
+    "  clips and clip_accuracy (mean probabilities over each clip's frames), per_class,\n"
+    "  confusion. --out writes report.json, report.md, predictions.csv (one row per frame:\n"
+    "  file, frame, patient, clip, split, truth, prediction, confidence, p_CLASS...),\n"
     "  confusion.png and misclassified.png.\n";
 
 int cmd_eval(int argc, char **argv)
@@ -109,13 +112,17 @@ int cmd_eval(int argc, char **argv)
                ev_model_name(m), data, split_name, (long long)mt->total, 100 * mt->accuracy,
                100 * mt->macro_precision, 100 * mt->macro_recall, 100 * mt->macro_f1,
                100 * mt->weighted_f1);
+        printf("clip accuracy %.2f%% of %lld clips (mean probabilities over a clip's frames)\n",
+               r.clips ? 100.0 * r.clips_correct / r.clips : 0.0, (long long)r.clips);
         printf("%-14s %9s %7s %6s %7s\n", "view", "precision", "recall", "F1", "frames");
         for (int c = 0; c < r.k; c++)
             printf("%-14s %9.1f %7.1f %6.1f %7lld\n", ev_model_class_name(m, c),
                    100 * mt->precision[c], 100 * mt->recall[c], 100 * mt->f1[c],
                    (long long)mt->support[c]);
         if (out)
-            printf("report: %s/report.json, report.md, confusion.png, misclassified.png\n", out);
+            printf("report: %s/report.json, report.md, predictions.csv, confusion.png, "
+                   "misclassified.png\n",
+                   out);
     }
     rc = TOOL_OK;
 done:

@@ -58,6 +58,43 @@ with tempfile.TemporaryDirectory() as tmp:
         check(ok and total == 4 * test_loops,
               "eval scores every frame of the %d test loops (%d frames; %s)"
               % (test_loops, total, r.stderr.strip()[-200:]))
+        # per-frame predictions and clip accuracy
+        rep = os.path.join(tmp, "rep")
+        r = run("eval", "--model", m, "--data", loops, "--json", "--threads", "2", "--out", rep)
+        ok = r.returncode == 0
+        j = json.loads(r.stdout) if ok else {}
+        pred = list(csv.reader(open(os.path.join(rep, "predictions.csv")))) if ok else [[]]
+        head = pred[0]
+        classes = j.get("classes", [])
+        check(head == ["file", "frame", "patient", "clip", "split", "truth", "prediction",
+                       "confidence"] + ["p_" + c for c in classes],
+              "predictions.csv header: file, frame, patient, clip, split, truth, prediction, "
+              "confidence, p_CLASS (%s)" % head[:9])
+        body = pred[1:]
+        probs_ok = all(abs(sum(map(float, row[8:])) - 1) < 1e-4 and
+                       abs(max(map(float, row[8:])) - float(row[7])) < 1e-6 and
+                       classes[max(range(len(classes)), key=lambda c: float(row[8 + c]))] == row[6]
+                       for row in body)
+        check(len(body) == 4 * test_loops and probs_ok
+              and {row[1] for row in body} == {"0", "1", "2", "3"}
+              and all(row[3].startswith("1.2.") and row[4] == "test" for row in body),
+              "one row per test frame (%d), frames 0..3, clip = SOP Instance UID, probabilities "
+              "sum to 1 and their argmax is the prediction" % len(body))
+        clips = {}
+        for row in body:
+            acc = clips.setdefault(row[3], [row[5], [0.0] * len(classes)])
+            acc[1] = [a + float(x) for a, x in zip(acc[1], row[8:])]
+        right = sum(1 for truth, s in clips.values()
+                    if classes[max(range(len(classes)), key=lambda c: s[c])] == truth)
+        check(j.get("clips") == test_loops and
+              abs(j.get("clip_accuracy", -1) - right / test_loops) < 1e-6,
+              "clip accuracy = share of clips whose mean probability picks their label "
+              "(%s of %s; recomputed %d)" % (j.get("clip_accuracy"), j.get("clips"), right))
+        blocked = os.path.join(tmp, "rep-blocked")
+        os.makedirs(os.path.join(blocked, "predictions.csv"))
+        r = run("eval", "--model", m, "--data", loops, "--out", blocked)
+        check(r.returncode == 1 and "rep-blocked/predictions.csv: Is a directory" in r.stderr,
+              "an unwritable predictions.csv: exit 1 naming it (%s)" % r.stderr.strip())
         # the bare class folders: patients from the tags, so no warning
         bare = os.path.join(tmp, "bare")
         shutil.copytree(loops, bare)
