@@ -239,7 +239,10 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
             rc = ev_fail(err, EV_ERR_FORMAT, "%s:%d: line too long", path, lineno);
             break;
         }
-        char *t = trim(line);
+        char *t = line;
+        if (lineno == 1 && !memcmp(t, "\xef\xbb\xbf", 3)) /* a UTF-8 byte-order mark (Excel's) */
+            t += 3;
+        t = trim(t);
         if (!*t || *t == '#')
             continue;
         int nf = csv_split(t, fields, 64);

@@ -146,8 +146,58 @@ static char *config_fingerprint(const search_train_options *o, const ev_net *net
     return out;
 }
 
+/* The options that decide what the remaining epochs do, by their command-line names: a resume
+ * with another value would silently continue a different run (the checkpoint's run is exact
+ * only with its own). --epochs belongs to the cosine schedule only; without it, it is a limit. */
+static char *schedule_fingerprint(const search_train_options *o)
+{
+    char *out = malloc(1024);
+    if (!out)
+        return NULL;
+    int n = snprintf(out, 1024,
+                     "--lr=%.7g;--seed=%llu;--weight-decay=%.7g;--momentum=%.7g;--grad-clip=%.7g;"
+                     "--drop-path=%.7g;--cosine=%s;--steps-per-epoch=%d;--train-fraction=%.7g;"
+                     "--no-augment=%s;",
+                     (double)o->lr, (unsigned long long)o->seed, (double)o->weight_decay,
+                     (double)o->momentum, (double)o->grad_clip, (double)o->drop_path,
+                     o->cosine ? "on" : "off", o->max_steps, o->train_fraction,
+                     o->augment ? "off" : "on");
+    if (o->cosine)
+        snprintf(out + n, 1024 - (size_t)n, "--epochs=%d;", o->epochs);
+    return out;
+}
+
+/* The first option whose value differs between two schedule fingerprints, as an error. */
+static int compare_schedules(const char *path, const char *saved, const char *now, ev_error *err)
+{
+    for (const char *p = now; *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ';');
+        if (!eq || !end || eq > end)
+            break;
+        char name[64], value[128];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
+        snprintf(value, sizeof value, "%.*s", (int)(end - eq - 1), eq + 1);
+        char key[80];
+        snprintf(key, sizeof key, "%s=", name);
+        const char *at = strstr(saved, key);
+        if (at && (at == saved || at[-1] == ';')) {
+            const char *v = at + strlen(key), *ve = strchr(v, ';');
+            int len = ve ? (int)(ve - v) : (int)strlen(v);
+            if ((int)strlen(value) != len || strncmp(value, v, (size_t)len))
+                return ev_fail(err, EV_ERR_INVALID,
+                               "%s: %s is %s, but the checkpoint's run used %.*s; resume with "
+                               "its %s (a resumed run continues the checkpoint's run exactly), "
+                               "or train into another folder",
+                               path, name, value, len, v, name);
+        }
+        p = end + 1;
+    }
+    return EV_OK;
+}
+
 static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *opt,
-                           const train_state *st, const char *fingerprint, ev_error *err)
+                           const train_state *st, const char *fingerprint, const char *schedule,
+                           ev_error *err)
 {
     int n = net->num_params, count = 0;
     ev_st_entry *entries = calloc((size_t)3 * n, sizeof *entries);
@@ -188,14 +238,14 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
     snprintf(acc, sizeof acc, "%a", st->best_val_acc);
     snprintf(best_epoch, sizeof best_epoch, "%d", st->best_epoch);
     snprintf(bad, sizeof bad, "%d", st->bad_epochs);
-    const char *meta[] = {"epoch",         epoch,      "optimizer_step",    step,
-                          "best_val_loss", best,       "best_val_accuracy", acc,
-                          "best_epoch",    best_epoch, "bad_epochs",        bad,
-                          "config",        fingerprint};
+    const char *meta[] = {"epoch",         epoch,       "optimizer_step",    step,
+                          "best_val_loss", best,        "best_val_accuracy", acc,
+                          "best_epoch",    best_epoch,  "bad_epochs",        bad,
+                          "config",        fingerprint, "schedule",          schedule};
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = ev_safetensors_write(tmp, entries, count, meta, 7, err);
+    int rc = ev_safetensors_write(tmp, entries, count, meta, 8, err);
     if (!rc && rename(tmp, path) != 0)
         rc = ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
     free(entries);
@@ -211,7 +261,7 @@ static const char *meta_str(json_t *meta, const char *key)
 }
 
 static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_state *st,
-                           const char *fingerprint, ev_error *err)
+                           const char *fingerprint, const char *schedule, ev_error *err)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
@@ -225,6 +275,12 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
                      "with the same --genotype/--layout/--init-channels/--size/--batch/"
                      "--optimizer/--auxiliary",
                      path, meta_str(meta, "config"));
+        json_decref(meta);
+        return rc;
+    }
+    /* checkpoints from before the schedule was recorded have none to compare */
+    if (*meta_str(meta, "schedule") &&
+        (rc = compare_schedules(path, meta_str(meta, "schedule"), schedule, err))) {
         json_decref(meta);
         return rc;
     }
@@ -446,7 +502,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     int *train_idx = NULL, *val_idx = NULL, *batch_idx = NULL;
     int32_t *labels = NULL;
     float *input = NULL;
-    char *fingerprint = NULL;
+    char *fingerprint = NULL, *schedule = NULL;
     FILE *log = NULL;
     search_split_record split_record = {0};
     int rc = EV_OK;
@@ -549,13 +605,14 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     labels = malloc((size_t)o->batch * sizeof *labels);
     input = ev_aligned_alloc((size_t)o->batch * fsz * sizeof(float));
     fingerprint = config_fingerprint(o, net);
-    if (!opt.m || !opt.v || !batch_idx || !labels || !input || !fingerprint) {
+    schedule = schedule_fingerprint(o);
+    if (!opt.m || !opt.v || !batch_idx || !labels || !input || !fingerprint || !schedule) {
         rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
         goto out;
     }
     train_state st = {.best_val_loss = INFINITY, .best_epoch = -1};
     if (o->resume) {
-        if ((rc = load_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
+        if ((rc = load_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
             goto out;
         if (!o->quiet)
             fprintf(stderr, "resuming %s after epoch %d (best val loss %.4f at epoch %d)\n",
@@ -671,7 +728,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         } else {
             st.bad_epochs++;
         }
-        if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
+        if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
             goto out;
         const double secs = search_now_s() - t0;
         json_t *line =
@@ -715,6 +772,7 @@ out:
     if (log)
         fclose(log);
     free(fingerprint);
+    free(schedule);
     ev_aligned_free(input);
     free(labels);
     free(batch_idx);

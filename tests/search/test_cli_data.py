@@ -205,5 +205,49 @@ with tempfile.TemporaryDirectory() as tmp:
           "'train' on line 2" in r.stderr, "train refuses a patient in two splits (%s)"
           % r.stderr.strip())
 
+    # a manifest saved by Excel starts with a UTF-8 byte-order mark
+    bom = os.path.join(tmp, "bom.csv")
+    with open(bom, "w", encoding="utf-8-sig") as f:
+        f.write("path,label,patient\nph/A2CH/p0000_f00.png,A2CH,new-2\n"
+                "ph/A3CH/p0000_f00.png,A3CH,new-2\n")
+    r = run("eval", "--model", m, "--data", bom, "--json")
+    check(r.returncode == 0 and sum(map(sum, json.loads(r.stdout)["confusion"])) == 2,
+          "a CSV with a UTF-8 byte-order mark is read (%s)" % r.stderr.strip())
+    # train does not overwrite a model without --force
+    r = run("train", "--data", ph, "--out", m, *TRAIN)
+    check(r.returncode == 1 and ("%s already holds a model (model.yaml): give --force to "
+                                 "overwrite it, or --resume to continue its run" % m) in r.stderr,
+          "train into a model folder: refused without --force (%s)" % r.stderr.strip())
+    r = run("train", "--data", ph, "--out", m, *TRAIN, "--force", "--patient-regex",
+            "/(p[0-9]+)_")
+    check(r.returncode == 0, "with --force it trains (%s)" % r.stderr.strip()[-200:])
+    # --resume refuses another learning rate, seed or schedule, naming the option
+    res = os.path.join(tmp, "m-resume")
+    args = TRAIN[:TRAIN.index("--epochs")] + ["--epochs", "2", "--batch", "28", "--threads", "2",
+                                             "--patient-regex", "/(p[0-9]+)_"]
+    r = run("train", "--data", ph, "--out", res, *args, "--steps-per-epoch", "1",
+            "--stop-after", "1")
+    check(r.returncode == 0, "an interrupted run (%s)" % r.stderr.strip()[-200:])
+    for extra, want in ((["--lr", "0.01"], "--lr is 0.01, but the checkpoint's run used 0.0001"),
+                        (["--seed", "4"], "--seed is 4, but the checkpoint's run used 1"),
+                        (["--cosine"], "--cosine is on, but the checkpoint's run used off"),
+                        (["--steps-per-epoch", "2"],
+                         "--steps-per-epoch is 2, but the checkpoint's run used 1")):
+        steps = [] if "--steps-per-epoch" in extra else ["--steps-per-epoch", "1"]
+        r = run("train", "--data", ph, "--out", res, *args, *steps, "--resume", *extra)
+        check(r.returncode == 1 and want in r.stderr,
+              "--resume with %s: refused naming it (%s)" % (" ".join(extra), r.stderr.strip()))
+    cos = os.path.join(tmp, "m-cosine")
+    r = run("train", "--data", ph, "--out", cos, *args, "--steps-per-epoch", "1", "--cosine",
+            "--stop-after", "1")
+    r = run("train", "--data", ph, "--out", cos, *TRAIN[:TRAIN.index("--epochs")], "--epochs", "3", "--batch", "28",
+            "--threads", "2", "--patient-regex", "/(p[0-9]+)_", "--steps-per-epoch", "1",
+            "--cosine", "--resume")
+    check(r.returncode == 1 and "--epochs is 3, but the checkpoint's run used 2" in r.stderr,
+          "--resume of a cosine run with other --epochs: refused naming it (%s)" % r.stderr.strip())
+    r = run("train", "--data", ph, "--out", res, *args, "--steps-per-epoch", "1", "--resume")
+    check(r.returncode == 0 and json.loads(r.stdout)["epochs"] == 2,
+          "--resume with the run's own options continues it (%s)" % r.stderr.strip()[-200:])
+
 print("%d failed" % failures)
 sys.exit(1 if failures else 0)
