@@ -11,6 +11,7 @@
  */
 #include "cpu/cpu_internal.h"
 #include "ev_bundle.h"
+#include "ev_stats.h"
 #ifdef EV_HAVE_ONNX_EXPORT
 #include "ev_onnx.h"
 #endif
@@ -26,12 +27,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static int make(int argc, char **argv)
@@ -138,11 +133,11 @@ static int run(int argc, char **argv)
         times[i] = now_ms() - a;
         sum += times[i];
     }
-    qsort(times, (size_t)iters, sizeof *times, cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    const double mean = sum / iters, p50 = times[iters / 2];
-    const double p99 = times[(int)((iters - 1) * 0.99 + 0.5)];
+    /* nearest rank (ev_stats.h), as echoview bench, the element and the daemon; sorts times */
+    const double mean = sum / iters, p50 = ev_stats_percentile(times, (size_t)iters, 50);
+    const double p99 = ev_stats_percentile(times, (size_t)iters, 99);
     const int64_t macs = ev_model_num_macs(model);
     printf("{\"model\": \"%s\", \"params\": %lld, \"macs\": %lld, \"backend\": \"%s\", "
            "\"kernels\": \"%s\", \"threads\": %d, \"batch\": %d, \"input\": %d, "

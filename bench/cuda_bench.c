@@ -14,6 +14,7 @@
 #include "ev_bundle.h"
 #include "ev_cuda.h"
 #include "ev_private.h" /* ev_cuda_device_count */
+#include "ev_stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +41,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static ev_model *make_model(const char *genotype, int size, ev_error *err)
@@ -95,10 +90,9 @@ static int latency(ev_plan *plan, const float *in, float *out, int runs, double 
         ev_plan_run(plan, in, out, &err);
         t[i] = now_ms() - t0;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    *median = t[runs / 2];
-    *p99 = t[(size_t)((double)runs * 0.99) < (size_t)runs ? (size_t)((double)runs * 0.99)
-                                                          : (size_t)runs - 1];
+    /* nearest rank (ev_stats.h), as echoview bench, the element and the daemon */
+    *median = ev_stats_percentile(t, (size_t)runs, 50);
+    *p99 = ev_stats_percentile(t, (size_t)runs, 99);
     free(t);
     return 0;
 }
@@ -201,13 +195,15 @@ int main(int argc, char **argv)
                 }
                 printf("%-9s %4d %4s %8lld %9.1f | %6.3f / %6.3f %6.3f / %6.3f | %9.0f %9.0f "
                        "%9.0f\n",
-                       genotypes[g][0], sizes[s], fp16 ? "fp16" : "fp32", (long long)m->params,
-                       (double)m->macs / 1e6, g50, g99, n50, n99, fps64, fps256, own256);
+                       genotypes[g][0], sizes[s], fp16 ? "fp16" : "fp32",
+                       (long long)ev_model_num_params(m), (double)ev_model_num_macs(m) / 1e6, g50,
+                       g99, n50, n99, fps64, fps256, own256);
                 fflush(stdout);
                 if (csv)
                     fprintf(csv, "%s,%d,%s,%lld,%lld,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f,%.1f\n",
-                            genotypes[g][0], sizes[s], fp16 ? "fp16" : "fp32", (long long)m->params,
-                            (long long)m->macs, g50, g99, n50, n99, fps64, fps256, own256);
+                            genotypes[g][0], sizes[s], fp16 ? "fp16" : "fp32",
+                            (long long)ev_model_num_params(m), (long long)ev_model_num_macs(m), g50,
+                            g99, n50, n99, fps64, fps256, own256);
                 free(in);
                 free(out);
                 ev_model_free(m);

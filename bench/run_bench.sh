@@ -7,8 +7,8 @@
 # logits (ORT and PyTorch vs echoview, 1e-4 relative).
 #
 #   cd bench && npm install --ignore-scripts onnxruntime-node   # once
-#   bench/run_bench.sh [ITERATIONS]       # from the repository root
-# Needs gcc, libyaml, jansson, protobuf-c (protoc-c), node, /usr/bin/python3 with torch (Debian
+#   bench/run_bench.sh [ITERATIONS]       # from the repository root; BUILD=DIR (default build)
+# Needs a meson build with protobuf-c (protoc-c) found, node, /usr/bin/python3 with torch (Debian
 # python3-torch). Writes bench/out/ (ignored by git): the bundles, ONNX files, results.jsonl,
 # and prints a Markdown table.
 set -euo pipefail
@@ -18,13 +18,15 @@ OUT=bench/out
 mkdir -p "$OUT/models"
 PY=/usr/bin/python3
 
-# the engine-side driver, built the way the library is (no -march: run-time dispatch)
-protoc-c --proto_path=engine/onnx --c_out="$OUT" onnx.proto
-ENGINE="engine/common.c engine/genotype.c engine/model.c engine/network.c engine/ops_ref.c
-        engine/plan.c engine/safetensors.c engine/yaml_util.c engine/backend_none.c
-        engine/preprocess.c engine/cpu/*.c engine/onnx_export.c $OUT/onnx.pb-c.c"
-gcc -std=c11 -O2 -D_GNU_SOURCE -DEV_HAVE_CPU_BACKEND -DEV_HAVE_ONNX_EXPORT -Iengine -I"$OUT" \
-    $ENGINE bench/bench_engine.c -o "$OUT/bench_engine" -lyaml -ljansson -lprotobuf-c -lm -lpthread
+# the engine-side driver is meson's (bench/meson.build), built with the library it times; the
+# ONNX exporter is in the library when protobuf-c (protoc-c) was found at setup
+BUILD=${BUILD:-build}
+if [ ! -f "$BUILD/build.ninja" ]; then
+  echo "run_bench.sh: no meson build in $BUILD (meson setup $BUILD first, or set BUILD=DIR)" >&2
+  exit 1
+fi
+ninja -C "$BUILD" bench/bench_engine >&2
+BENCH=$BUILD/bench/bench_engine
 
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
@@ -34,14 +36,14 @@ for geno in DARTS_V2 PAPER128; do
     for size in 32 64 96 128; do
       name=${geno,,}_c${c}_s${size}
       dir=$OUT/models/$name
-      "$OUT/bench_engine" make "$dir" "models/genotypes/$geno.yaml" "$c" "$size" 1 >&2
-      "$OUT/bench_engine" onnx "$dir" "$OUT/$name.onnx" >&2
+      "$BENCH" make "$dir" "models/genotypes/$geno.yaml" "$c" "$size" 1 >&2
+      "$BENCH" onnx "$dir" "$OUT/$name.onnx" >&2
       $PY bench/write_input.py "$OUT/input_$size.f32" $((size * size))
-      "$OUT/bench_engine" run "$dir" cpu 1 1 1 "$OUT/input_$size.f32" "$OUT/$name.logits" >/dev/null
+      "$BENCH" run "$dir" cpu 1 1 1 "$OUT/input_$size.f32" "$OUT/$name.logits" >/dev/null
       node bench/onnx_check.mjs "$OUT/$name.onnx" "$OUT/input_$size.f32" "$OUT/$name.logits" \
           1 1 "$size" "$size" >&2
       for threads in 1 2; do
-        ours=$("$OUT/bench_engine" run "$dir" cpu "$threads" 1 "$ITERS")
+        ours=$("$BENCH" run "$dir" cpu "$threads" 1 "$ITERS")
         ort=$(node bench/ort_bench.mjs "$OUT/$name.onnx" "$threads" "$ITERS" 1 "$size" "$size" 2>/dev/null)
         torch=$($PY bench/torch_bench.py "$dir" "$geno" "$threads" 50 \
                 "$OUT/input_$size.f32" "$OUT/$name.logits")

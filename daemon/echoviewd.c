@@ -129,7 +129,9 @@ static gboolean on_sighup(gpointer data)
         config->http_connection_limit != d->config_view->http_connection_limit ||
         config->http_connection_timeout != d->config_view->http_connection_timeout ||
         config->http_request_size_limit != d->config_view->http_request_size_limit ||
-        config->http_connections_per_address != d->config_view->http_connections_per_address)
+        config->http_connections_per_address != d->config_view->http_connections_per_address ||
+        g_strcmp0(config->http_tls_certificate, d->config_view->http_tls_certificate) != 0 ||
+        g_strcmp0(config->http_tls_key, d->config_view->http_tls_key) != 0)
         g_warning("http listening settings changed: they take effect at the next restart");
     evd_http_reconfigure(d->http, config);
     d->config_view = config;
@@ -254,7 +256,7 @@ int main(int argc, char **argv)
         g_clear_error(&err);
         goto out;
     }
-    g_message("listening on http://%s:%u/%s",
+    g_message("listening on %s://%s:%u/%s", d.config_view->http_tls_certificate ? "https" : "http",
               listen_fd >= 0 ? "(socket activation)" : d.config_view->http_address,
               evd_http_port(d.http),
               d.config_view->http_token ? " (bearer token required for the API)" : "");

@@ -258,6 +258,36 @@ typedef struct {
     GPtrArray *classifier_defaults;
 } ConfigCtx;
 
+/* A PEM file (certificate or key) for HTTPS, read whole: a regular file of at most 64 KiB. */
+static gboolean read_pem_file(Parser *p, const ev_yaml_node *value, const gchar *key, gchar **out)
+{
+    gchar *file = NULL, *resolved;
+    char *contents = NULL;
+    size_t len = 0;
+    ev_yaml_error io = {0};
+    gboolean ok = FALSE;
+
+    if (!get_nonempty_string(p, value, key, &file))
+        return FALSE;
+    resolved = resolve_path(p, file);
+    g_free(file);
+    if (ev_yaml_read_file(resolved, EVD_TOKEN_FILE_MAX_BYTES, &contents, &len, &io) != EV_YAML_OK) {
+        fail_at(p, value, "cannot read %s: %s", key, io.message);
+        goto out;
+    }
+    if (memchr(contents, '\0', len) || !strstr(contents, "-----BEGIN ")) {
+        fail_at(p, value, "%s %s is not a PEM file", key, resolved);
+        goto out;
+    }
+    g_free(*out);
+    *out = g_strdup(contents);
+    ok = TRUE;
+out:
+    free(contents);
+    g_free(resolved);
+    return ok;
+}
+
 static gboolean read_token_file(Parser *p, const ev_yaml_node *value, EvdConfig *c)
 {
     gchar *file = NULL, *resolved;
@@ -308,6 +338,8 @@ static const gchar *const http_keys[] = {"address",
                                          "connections-per-address",
                                          "header-timeout",
                                          "host-names",
+                                         "tls-certificate",
+                                         "tls-key",
                                          NULL};
 
 static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key_node,
@@ -343,6 +375,10 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
         return get_uint(p, value, key, 1, 4096, &c->http_connections_per_address);
     if (strcmp(key, "header-timeout") == 0)
         return get_uint(p, value, key, 1, 3600, &c->http_header_timeout);
+    if (strcmp(key, "tls-certificate") == 0)
+        return read_pem_file(p, value, key, &c->http_tls_certificate);
+    if (strcmp(key, "tls-key") == 0)
+        return read_pem_file(p, value, key, &c->http_tls_key);
     if (strcmp(key, "host-names") == 0) {
         GPtrArray *names = g_ptr_array_new();
         if (ev_yaml_node_kind(value) != EV_YAML_SEQUENCE) {
@@ -742,7 +778,7 @@ static gboolean handle_sender(Parser *p, const gchar *key, const ev_yaml_node *k
         return TRUE;
     }
     if (strcmp(key, "host") == 0)
-        return get_nonempty_string(p, value, key, &s->host);
+        return get_address(p, value, key, FALSE, &s->host);
     if (strcmp(key, "port") == 0)
         return get_uint(p, value, key, 1, 65535, &s->port);
     if (strcmp(key, "payload") == 0)
@@ -856,6 +892,10 @@ void evd_config_free(EvdConfig *c)
     g_free(c->http_address);
     g_free(c->http_token);
     g_strfreev(c->http_host_names);
+    g_free(c->http_tls_certificate);
+    if (c->http_tls_key) /* a private key: not left in freed memory */
+        memset(c->http_tls_key, 0, strlen(c->http_tls_key));
+    g_free(c->http_tls_key);
     g_ptr_array_unref(c->streams);
     g_ptr_array_unref(c->senders);
     g_free(c);
@@ -908,6 +948,11 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
     }
     if (!walk(&p, ev_yaml_root(p.doc), "the top level", top_keys, handle_top, &cc)) {
         set_yaml_error(err, ev_yaml_doc_error(p.doc));
+        goto out;
+    }
+    if (!cc.config->http_tls_certificate != !cc.config->http_tls_key) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                    "%s: http.tls-certificate and http.tls-key go together", path);
         goto out;
     }
     if (cc.config->restart_delay_max < cc.config->restart_delay) {

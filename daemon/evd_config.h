@@ -96,6 +96,8 @@ typedef struct {
     guint http_event_clients;      /* most concurrent /api/v1/events clients */
     guint http_connections_per_address; /* most concurrent connections from one address */
     gchar **http_host_names; /* names the API may be reached by (Host header), NULL-terminated */
+    gchar *http_tls_certificate; /* PEM text (HTTPS when set, with the key), or NULL */
+    gchar *http_tls_key;
     guint http_header_timeout; /* seconds for a request's line and headers, from the end of the
                                   previous response (or the connection's start) */
     gdouble restart_delay;         /* first restart delay, seconds */

@@ -14,6 +14,7 @@
 
 #include "echoview.h"
 #include "evd_metrics.h"
+#include "evd_thumbnail.h"
 
 #define EVD_EVENT_BUFFER_MAX (1024 * 1024) /* a client further behind than this is dropped */
 #define EVD_EVENT_BLOCK 16384
@@ -59,6 +60,8 @@ struct _EvdHttp {
     gint64 unauthorized_since;  /* monotonic: the window's start */
     gchar unauthorized_from[64];
     guint64 misdirected_total;  /* 421s */
+    gint64 snapshot_second;     /* the second of the snapshot rate limit */
+    guint snapshots_in_second;
     guint sweep_id;
 };
 
@@ -88,6 +91,7 @@ static enum MHD_Result queue(EvdHttp *http, struct MHD_Connection *connection, g
             response, "Content-Security-Policy",
             "default-src 'none'; "
             "script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+            "img-src blob:; "
             "frame-ancestors 'none'");
     ret = MHD_queue_response(connection, status, response);
     MHD_destroy_response(response);
@@ -290,6 +294,58 @@ static enum MHD_Result handle_readyz(EvdHttp *http, struct MHD_Connection *conne
     }
     return queue_json(http, connection, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                       json_pack("{s:b, s:o}", "ready", ready, "reasons", reasons));
+}
+
+/* The latest frame of a stream as a small grey PNG: encoded here (the HTTP thread), from a
+ * copy the streaming thread takes once a second; at most EVD_SNAPSHOTS_PER_SECOND in all. */
+#define EVD_SNAPSHOTS_PER_SECOND 20
+
+static enum MHD_Result handle_snapshot(EvdHttp *http, struct MHD_Connection *connection,
+                                       const gchar *url)
+{
+    gsize prefix = strlen("/api/v1/streams/"), suffix = strlen("/snapshot.png");
+    gchar *id = g_strndup(url + prefix, strlen(url) - prefix - suffix);
+    EvdThumbnail *thumb = g_new(EvdThumbnail, 1);
+    gint64 second = g_get_monotonic_time() / G_USEC_PER_SEC;
+    gboolean limited, found;
+    guint8 *png;
+    gsize len;
+    struct MHD_Response *response;
+    enum MHD_Result ret;
+
+    g_mutex_lock(&http->lock);
+    if (http->snapshot_second != second) {
+        http->snapshot_second = second;
+        http->snapshots_in_second = 0;
+    }
+    limited = ++http->snapshots_in_second > EVD_SNAPSHOTS_PER_SECOND;
+    g_mutex_unlock(&http->lock);
+    if (limited) {
+        g_free(id);
+        g_free(thumb);
+        return queue_error(http, connection, MHD_HTTP_TOO_MANY_REQUESTS,
+                           "too many snapshot requests (at most 20 a second)");
+    }
+    found = evd_supervisor_thumbnail(http->sup, id, thumb);
+    g_free(id);
+    if (!found || !thumb->width) {
+        g_free(thumb);
+        return queue_error(http, connection, MHD_HTTP_NOT_FOUND,
+                           found ? "no frame yet" : "no such stream");
+    }
+    png = evd_thumbnail_png(thumb, &len);
+    g_free(thumb);
+    /* g_malloc memory is malloc's (GLib >= 2.46): MHD frees it with free() */
+    response = MHD_create_response_from_buffer(len, png, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "image/png");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+    ret = MHD_queue_response(connection, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    g_mutex_lock(&http->lock);
+    http->responses_by_class[2]++;
+    g_mutex_unlock(&http->lock);
+    return ret;
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -588,6 +644,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         return queue_json(http, connection, MHD_HTTP_OK, status_json(http));
     if (strcmp(url, "/api/v1/streams") == 0 || strcmp(url, "/api/v1/streams/") == 0)
         return queue_json(http, connection, MHD_HTTP_OK, streams_json(http));
+    if (g_str_has_prefix(url, "/api/v1/streams/") && g_str_has_suffix(url, "/snapshot.png"))
+        return handle_snapshot(http, connection, url);
     if (g_str_has_prefix(url, "/api/v1/streams/")) {
         EvdStreamSnapshot *snap =
             evd_supervisor_snapshot_one(http->sup, url + strlen("/api/v1/streams/"));
@@ -808,8 +866,19 @@ EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd
         if (listen_fd < 0)
             goto fail;
     }
+    /* HTTPS (GnuTLS, in libmicrohttpd): the PEM texts read with the configuration */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, config->http_tls_certificate},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, config->http_tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (config->http_tls_certificate)
+        flags |= MHD_USE_TLS;
+    else
+        tls[0].option = MHD_OPTION_END;
     http->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, http, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, http, MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config->http_connection_limit,
@@ -820,7 +889,10 @@ EvdHttp *evd_http_new(const EvdConfig *config, EvdSupervisor *sup, int listen_fd
     if (!http->daemon) {
         g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_IO, "cannot serve on %s port %u: %s",
                     own_socket ? config->http_address : "the inherited socket", config->http_port,
-                    g_strerror(errno));
+                    config->http_tls_certificate
+                        ? "the TLS certificate or key was refused (do they match? the log has "
+                          "libmicrohttpd's reason)"
+                        : g_strerror(errno));
         if (own_socket)
             close(listen_fd);
         goto fail;

@@ -219,6 +219,23 @@ static void on_queue_overrun(GstElement *queue, gpointer data)
     g_mutex_unlock(st->host.lock);
 }
 
+/* sdp sources: sdpdemux builds its rtpbin (and so the jitter buffer) itself once the SDP is
+ * read; the first rtpjitterbuffer added anywhere in the pipeline is the one whose counters
+ * the stream reports (`packets` used to be null for sdp sources, the bridge's path). */
+static void on_deep_element_added(GstBin *bin, GstBin *sub_bin, GstElement *element,
+                                  gpointer data)
+{
+    EvdStream *st = data;
+    GstElementFactory *factory = gst_element_get_factory(element);
+
+    if (!factory || strcmp(GST_OBJECT_NAME(factory), "rtpjitterbuffer") != 0)
+        return;
+    g_mutex_lock(st->host.lock);
+    if (!st->sdp_jitter)
+        st->sdp_jitter = gst_object_ref(element);
+    g_mutex_unlock(st->host.lock);
+}
+
 /* Packets out of udpsrc: when frames stop, what arrived tells why (stall_reason). */
 /* Ingress: a packet from an address outside source.allowed-senders, or of another SSRC than
  * source.ssrc, is dropped here and counted (a second sender on the port would otherwise mix its
@@ -307,8 +324,6 @@ static void frozen_check(EvdStream *st, GstPad *pad, GstBuffer *buf, gint64 now)
 {
     GstCaps *caps;
 
-    if (st->frozen_timeout <= 0)
-        return;
     caps = gst_pad_get_current_caps(pad);
     if (!caps)
         return;
@@ -319,8 +334,14 @@ static void frozen_check(EvdStream *st, GstPad *pad, GstBuffer *buf, gint64 now)
         evd_frozen_check_reset(&st->frozen);
     }
     gst_caps_unref(caps);
-    if (GST_VIDEO_INFO_FORMAT(&st->frozen_info) != GST_VIDEO_FORMAT_UNKNOWN)
+    if (GST_VIDEO_INFO_FORMAT(&st->frozen_info) == GST_VIDEO_FORMAT_UNKNOWN)
+        return;
+    if (st->frozen_timeout > 0)
         evd_frozen_check_frame(&st->frozen, &st->frozen_info, buf, st->frozen_difference, now);
+    g_mutex_lock(st->host.lock);
+    if (now - st->thumb.taken >= G_USEC_PER_SEC || !st->thumb.width)
+        evd_thumbnail_take(&st->thumb, &st->frozen_info, buf, now);
+    g_mutex_unlock(st->host.lock);
 }
 
 static GstPadProbeReturn on_classified_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
@@ -534,6 +555,12 @@ static void stream_poll(EvdStream *st)
     if (st->classify)
         g_object_get(st->classify, "frames", &frames, "inferred", &inferred, "skipped", &skipped,
                      NULL);
+    if (!st->jitter) {
+        g_mutex_lock(st->host.lock);
+        if (st->sdp_jitter)
+            st->jitter = gst_object_ref(st->sdp_jitter);
+        g_mutex_unlock(st->host.lock);
+    }
     if (st->jitter)
         read_jitter_stats(st->jitter, &pushed, &lost, &late, &dup);
     g_mutex_lock(st->host.lock);
@@ -571,7 +598,11 @@ static void stream_teardown(EvdStream *st)
     g_clear_object(&st->classify);
     g_clear_object(&st->jitter);
     gst_bus_remove_watch(GST_ELEMENT_BUS(pipeline));
+    g_signal_handlers_disconnect_by_func(pipeline, on_deep_element_added, st);
     gst_element_set_state(pipeline, GST_STATE_NULL);
+    g_mutex_lock(st->host.lock);
+    g_clear_object(&st->sdp_jitter); /* the streaming threads are gone */
+    g_mutex_unlock(st->host.lock);
     gst_object_unref(pipeline);
     /* A pipeline's buffers, pools and thread-local allocations are freed into whichever glibc
    * arena its streaming threads used, and glibc keeps the free pages resident (a running
@@ -631,6 +662,9 @@ static void stream_start(EvdStream *st)
 
         st->classify = gst_bin_get_by_name(GST_BIN(pipeline), "classify");
         st->jitter = gst_bin_get_by_name(GST_BIN(pipeline), "jitter");
+        if (!st->jitter && st->has_jitter)
+            g_signal_connect(pipeline, "deep-element-added", G_CALLBACK(on_deep_element_added),
+                             st);
         if (st->jitter) {
             GstElement *udp = gst_bin_get_by_name(GST_BIN(pipeline), "src");
             if (udp) {
@@ -695,7 +729,7 @@ static gchar *stall_reason(EvdStream *st, const gchar *what, gint64 now)
     guint other;
     guint64 packets;
 
-    if (!st->has_jitter)
+    if (!st->has_udp)
         return g_strdup(what);
     g_mutex_lock(st->host.lock);
     if (st->rejected_last && now - st->rejected_last <= window) {
@@ -974,7 +1008,10 @@ void evd_stream_configure(EvdStream *st, const EvdStreamConfig *sc)
     }
     st->has_ssrc = sc->source.has_ssrc;
     st->ssrc = sc->source.ssrc;
-    st->has_jitter = sc->source.type == EVD_SOURCE_RTP_RAW ||
+    st->has_udp = sc->source.type == EVD_SOURCE_RTP_RAW ||
+                  sc->source.type == EVD_SOURCE_RTP_H264 || sc->source.type == EVD_SOURCE_RTP_JPEG;
+    st->has_jitter = sc->source.type == EVD_SOURCE_SDP ||
+                     sc->source.type == EVD_SOURCE_RTP_RAW ||
                      sc->source.type == EVD_SOURCE_RTP_H264 ||
                      sc->source.type == EVD_SOURCE_RTP_JPEG;
     g_mutex_unlock(st->host.lock);

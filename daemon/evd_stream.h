@@ -15,6 +15,7 @@
 #include "evd_models.h"
 #include "evd_snapshot.h"
 #include "evd_supervisor.h"
+#include "evd_thumbnail.h"
 
 G_BEGIN_DECLS
 
@@ -37,7 +38,8 @@ typedef struct {
     gchar *model_file;
     gchar *backend;
     gboolean enabled;
-    gboolean has_jitter;
+    gboolean has_jitter; /* rtp-* and sdp: jitter-buffer statistics */
+    gboolean has_udp;    /* rtp-*: our own udpsrc (ingress checks, stall reasons) */
     gdouble stall_timeout;
     gdouble restart_delay, restart_delay_max; /* the backoff, from the configuration */
     /* the frame checks (evd_checks.h), from the configuration */
@@ -70,8 +72,8 @@ typedef struct {
 
     /* the classifier's streaming thread only */
     EvdFrozenCheck frozen;
-    GstCaps *frozen_caps;
-    GstVideoInfo frozen_info;
+    GstCaps *frozen_caps;      /* the caps of frozen_info */
+    GstVideoInfo frozen_info;  /* the classifier's input (frozen check, thumbnail) */
 
     /* under lock */
     EvdStreamState state;
@@ -92,6 +94,8 @@ typedef struct {
     EvdLatency latency;
     gchar *last_error;
     gint64 last_error_time;
+    GstElement *sdp_jitter; /* sdp: the jitter buffer sdpdemux made (a ref), for the counters */
+    EvdThumbnail thumb;     /* the latest frame, small (once a second) */
     EvdSizeCheck size;        /* fed by the depayloader's sink pad probe */
     gint64 frozen_since;      /* copied from `frozen` */
     gint64 unknown_since;     /* monotonic: the stable view became unknown, 0: it is known */

@@ -296,3 +296,15 @@ void evd_supervisor_status_clear(EvdSupervisorStatus *status)
     g_free(status->model_file);
     g_free(status->backend);
 }
+
+gboolean evd_supervisor_thumbnail(EvdSupervisor *sup, const gchar *id, EvdThumbnail *out)
+{
+    EvdStream *st;
+
+    g_mutex_lock(&sup->lock);
+    st = find_stream(sup->streams, id);
+    if (st)
+        *out = st->thumb;
+    g_mutex_unlock(&sup->lock);
+    return st != NULL;
+}

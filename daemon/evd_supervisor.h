@@ -10,6 +10,7 @@
 
 #include "evd_config.h"
 #include "evd_snapshot.h"
+#include "evd_thumbnail.h"
 
 G_BEGIN_DECLS
 
@@ -41,6 +42,9 @@ typedef struct {
 } EvdSupervisorStatus;
 
 void evd_supervisor_status(EvdSupervisor *sup, EvdSupervisorStatus *status);
+
+/* A copy of a stream's latest thumbnail: FALSE for no such stream; width 0 for no frame yet. */
+gboolean evd_supervisor_thumbnail(EvdSupervisor *sup, const gchar *id, EvdThumbnail *out);
 void evd_supervisor_status_clear(EvdSupervisorStatus *status);
 
 G_END_DECLS

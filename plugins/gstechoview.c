@@ -24,7 +24,8 @@ static gboolean plugin_init(GstPlugin *plugin)
 }
 
 #define PACKAGE "echoview"
+/* "MIT/X11" is GStreamer's name for the MIT licence (plain "MIT" warns at every load) */
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, echoview,
                   "Echocardiography view classification (DARTS CNN) and a synthetic echo scanner",
-                  plugin_init, EV_VERSION, "MIT", "echoview",
+                  plugin_init, EV_VERSION, "MIT/X11", "echoview",
                   "https://github.com/echoview/echoview")

@@ -82,6 +82,7 @@ static void stream_reset_on(GstEchoViewClassify *self, GstEchoViewResetOn reason
     const gchar *reason_name;
     GFlagsValue *value;
     GstEchoViewUpdates updates;
+    guint unique_id;
     GstStructure *s;
     gint previous = self->stable.stable;
     guint64 frames = self->frame_index;
@@ -91,6 +92,7 @@ static void stream_reset_on(GstEchoViewClassify *self, GstEchoViewResetOn reason
         return;
     GST_OBJECT_LOCK(self);
     updates = self->updates;
+    unique_id = self->unique_id;
     GST_OBJECT_UNLOCK(self);
     stream_reset(self);
     if (updates == GST_ECHO_VIEW_UPDATES_NONE)
@@ -104,7 +106,8 @@ static void stream_reset_on(GstEchoViewClassify *self, GstEchoViewResetOn reason
                           "previous-label", G_TYPE_STRING, label_name(self, previous),
                           "previous-label-id", G_TYPE_INT, previous, "stable-label",
                           G_TYPE_STRING, label_name(self, -1), "stable-label-id", G_TYPE_INT, -1,
-                          "model", G_TYPE_STRING, self->model_name, NULL);
+                          "model", G_TYPE_STRING, self->model_name, "unique-id", G_TYPE_UINT,
+                          unique_id, NULL);
     gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
@@ -196,6 +199,7 @@ static void post_model_error(GstEchoViewClassify *self, const gchar *path,
 }
 
 static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans);
+static const gchar *result_meta_name(guint unique_id);
 
 /* For YUV caps: the tables of their colorimetry and an RGB image of the frame's size (what
  * the engine reads instead of the YUV frame). */
@@ -277,6 +281,8 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     self->n_classes = n_classes;
     self->model_channels = c;
     self->model_name = g_intern_string(ev_model_name(self->model));
+    self->backend_used = ev_backend_name(ev_plan_backend(self->plan));
+    self->result_meta_name = result_meta_name(self->unique_id);
     for (gint i = 0; i < self->n_classes; i++)
         self->class_names[i] = g_intern_string(ev_model_class_name(self->model, i));
     GST_OBJECT_UNLOCK(self);
@@ -337,6 +343,7 @@ static gboolean gst_echo_view_classify_stop(GstBaseTransform *trans)
     g_clear_pointer(&self->plan, ev_plan_free);
     GST_OBJECT_LOCK(self);
     self->model_name = NULL;
+    self->backend_used = NULL;
     self->n_classes = 0;
     GST_OBJECT_UNLOCK(self);
     gst_echo_view_models_release(self->model_ref);
@@ -490,20 +497,11 @@ static void update_roi(GstEchoViewClassify *self, const ev_frame *frame, guint r
     GST_OBJECT_UNLOCK(self);
 }
 
-static GstMessage *build_message(GstEchoViewClassify *self, GstBuffer *buf,
-                                 const GstEchoViewMeta *meta, gint previous_stable)
+/* The result fields shared by the element message and the custom meta (docs/GSTREAMER.md). */
+static void set_result_fields(GstStructure *s, const GstEchoViewMeta *meta)
 {
-    GstBaseTransform *trans = GST_BASE_TRANSFORM(self);
-    GstSegment *segment = &trans->segment;
-    GstClockTime ts = GST_BUFFER_PTS(buf), stream_time = GST_CLOCK_TIME_NONE,
-                 running_time = GST_CLOCK_TIME_NONE;
     GValue array = G_VALUE_INIT, v = G_VALUE_INIT;
-    GstStructure *s;
 
-    if (GST_CLOCK_TIME_IS_VALID(ts) && segment->format == GST_FORMAT_TIME) {
-        stream_time = gst_segment_to_stream_time(segment, GST_FORMAT_TIME, ts);
-        running_time = gst_segment_to_running_time(segment, GST_FORMAT_TIME, ts);
-    }
     g_value_init(&array, GST_TYPE_ARRAY);
     g_value_init(&v, G_TYPE_DOUBLE);
     for (guint i = 0; i < meta->n_probabilities; i++) {
@@ -511,26 +509,97 @@ static GstMessage *build_message(GstEchoViewClassify *self, GstBuffer *buf,
         gst_value_array_append_value(&array, &v);
     }
     g_value_unset(&v);
-    s = gst_structure_new(
-        "echoviewclassify", "timestamp", G_TYPE_UINT64, ts, "stream-time", G_TYPE_UINT64,
-        stream_time, "running-time", G_TYPE_UINT64, running_time, "duration", G_TYPE_UINT64,
-        GST_BUFFER_DURATION(buf), "label", G_TYPE_STRING, meta->label, "label-id", G_TYPE_INT,
-        meta->label_id, "confidence", G_TYPE_DOUBLE, (gdouble)meta->confidence, "stable-label",
-        G_TYPE_STRING, meta->stable_label, "stable-label-id", G_TYPE_INT, meta->stable_label_id,
-        "previous-label", G_TYPE_STRING, label_name(self, previous_stable), "inferred",
-        G_TYPE_BOOLEAN, meta->inferred, "age", G_TYPE_UINT64, meta->age, "latency", G_TYPE_UINT64,
-        meta->latency, "model", G_TYPE_STRING, meta->model_name, NULL);
+    gst_structure_set(s, "label", G_TYPE_STRING, meta->label, "label-id", G_TYPE_INT,
+                      meta->label_id, "confidence", G_TYPE_DOUBLE, (gdouble)meta->confidence,
+                      "stable-label", G_TYPE_STRING, meta->stable_label, "stable-label-id",
+                      G_TYPE_INT, meta->stable_label_id, "inferred", G_TYPE_BOOLEAN,
+                      meta->inferred, "age", G_TYPE_UINT64, meta->age, "latency", G_TYPE_UINT64,
+                      meta->latency, "model", G_TYPE_STRING, meta->model_name, "unique-id",
+                      G_TYPE_UINT, meta->unique_id, NULL);
     gst_structure_take_value(s, "probabilities", &array);
     if (meta->ground_truth_id >= 0)
         gst_structure_set(s, "ground-truth", G_TYPE_STRING, meta->ground_truth, NULL);
+}
+
+static GstMessage *build_message(GstEchoViewClassify *self, GstBuffer *buf,
+                                 const GstEchoViewMeta *meta, gint previous_stable)
+{
+    GstBaseTransform *trans = GST_BASE_TRANSFORM(self);
+    GstSegment *segment = &trans->segment;
+    GstClockTime ts = GST_BUFFER_PTS(buf), stream_time = GST_CLOCK_TIME_NONE,
+                 running_time = GST_CLOCK_TIME_NONE;
+    GstStructure *s;
+
+    if (GST_CLOCK_TIME_IS_VALID(ts) && segment->format == GST_FORMAT_TIME) {
+        stream_time = gst_segment_to_stream_time(segment, GST_FORMAT_TIME, ts);
+        running_time = gst_segment_to_running_time(segment, GST_FORMAT_TIME, ts);
+    }
+    s = gst_structure_new("echoviewclassify", "timestamp", G_TYPE_UINT64, ts, "stream-time",
+                          G_TYPE_UINT64, stream_time, "running-time", G_TYPE_UINT64, running_time,
+                          "duration", G_TYPE_UINT64, GST_BUFFER_DURATION(buf), "previous-label",
+                          G_TYPE_STRING, label_name(self, previous_stable), NULL);
+    set_result_fields(s, meta);
     return gst_message_new_element(GST_OBJECT(self), s);
+}
+
+/* ---- the custom meta: the result as a GstStructure, for languages without our C header ---- */
+
+/* Copies and scales keep it, as they keep EchoViewMeta (same picture, same result). */
+static gboolean result_meta_transform(GstBuffer *dest, GstCustomMeta *meta, GstBuffer *buffer,
+                                      GQuark type, gpointer data, gpointer user_data)
+{
+    const GstStructure *from = gst_custom_meta_get_structure(meta);
+    GstCustomMeta *copy;
+    GstStructure *to;
+
+    if (!GST_META_TRANSFORM_IS_COPY(type) && !GST_VIDEO_META_TRANSFORM_IS_SCALE(type))
+        return FALSE;
+    copy = gst_buffer_get_custom_meta(dest, user_data);
+    if (!copy)
+        copy = gst_buffer_add_custom_meta(dest, user_data);
+    if (!copy)
+        return FALSE;
+    to = gst_custom_meta_get_structure(copy);
+    for (gint i = 0; i < gst_structure_n_fields(from); i++) {
+        const gchar *field = gst_structure_nth_field_name(from, i);
+        gst_structure_set_value(to, field, gst_structure_get_value(from, field));
+    }
+    return TRUE;
+}
+
+/* The custom meta's name for a unique-id, "echoview-result-ID", registered on first use. */
+static const gchar *result_meta_name(guint unique_id)
+{
+    static GMutex lock;
+    static const gchar *tags[] = {GST_META_TAG_VIDEO_STR, NULL};
+    gchar *name = g_strdup_printf("echoview-result-%u", unique_id);
+    const gchar *interned = g_intern_string(name);
+
+    g_free(name);
+    g_mutex_lock(&lock);
+    if (!gst_meta_get_info(interned))
+        gst_meta_register_custom(interned, tags, result_meta_transform, (gpointer)interned, NULL);
+    g_mutex_unlock(&lock);
+    return interned;
+}
+
+/* The buffer's "echoview-result-ID" meta holds what meta holds. */
+static void attach_result_structure(GstEchoViewClassify *self, GstBuffer *buf,
+                                    const GstEchoViewMeta *meta)
+{
+    GstCustomMeta *custom = gst_buffer_get_custom_meta(buf, self->result_meta_name);
+
+    if (!custom)
+        custom = gst_buffer_add_custom_meta(buf, self->result_meta_name);
+    if (custom)
+        set_result_fields(gst_custom_meta_get_structure(custom), meta);
 }
 
 static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans, GstBuffer *buf)
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(trans);
     gint64 t_start = now_us(), t_engine = -1;
-    guint interval, roi_interval, smoothing, hysteresis;
+    guint interval, roi_interval, smoothing, hysteresis, unique_id;
     gdouble threshold;
     GstEchoViewUpdates updates;
     GstVideoFrame vframe;
@@ -550,6 +619,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     hysteresis = self->hysteresis;
     threshold = self->threshold;
     updates = self->updates;
+    unique_id = self->unique_id;
     GST_OBJECT_UNLOCK(self);
 
     /* Without the discont flag a gap leaves smoothing, hysteresis and the ROI as they were: the
@@ -641,7 +711,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         stable_changed = stable_label_update(&self->stable, self->result.probabilities, smoothing,
                                              hysteresis, threshold);
 
-    meta = gst_buffer_ensure_echo_view_meta(buf);
+    meta = gst_buffer_ensure_echo_view_meta_for_id(buf, unique_id);
     meta->model_name = self->model_name;
     meta->stable_label_id = self->stable.stable;
     meta->stable_label = label_name(self, self->stable.stable);
@@ -660,10 +730,12 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         meta->label = label_name(self, -1);
         meta->confidence = 0.0f;
         gst_echo_view_meta_set_probabilities(meta, NULL, 0);
-        meta->age = 0;
+        meta->age = GST_ECHO_VIEW_AGE_NONE;
         meta->inferred = FALSE;
         meta->latency = GST_CLOCK_TIME_NONE;
     }
+
+    attach_result_structure(self, buf, meta);
 
     if (updates == GST_ECHO_VIEW_UPDATES_EVERY_FRAME ||
         (updates == GST_ECHO_VIEW_UPDATES_ON_CHANGE && stable_changed))
@@ -721,6 +793,11 @@ static void gst_echo_view_classify_init(GstEchoViewClassify *self)
     self->hysteresis = DEFAULT_HYSTERESIS;
     self->updates = DEFAULT_UPDATES;
     self->reset_on = DEFAULT_RESET_ON;
+    {
+        /* each element its own meta by default: 1, 2, 3, ... in creation order */
+        static gint created = 0;
+        self->unique_id = (guint)g_atomic_int_add(&created, 1) + 1;
+    }
     stable_label_reset(&self->stable); /* unknown until started and fed */
     g_mutex_init(&self->worker_lock);
     g_cond_init(&self->worker_cond);

@@ -64,6 +64,7 @@ struct _GstEchoViewClassify {
     guint hysteresis;
     GstEchoViewUpdates updates;
     GstEchoViewResetOn reset_on;
+    guint unique_id; /* which EchoViewMeta on a buffer is this element's */
 
     /* statistics, under the object lock */
     guint64 n_frames, n_inferred, n_skipped;
@@ -78,6 +79,8 @@ struct _GstEchoViewClassify {
     const ev_model *model;
     ev_plan *plan;
     const gchar *model_name;                  /* interned; set and cleared under the object lock */
+    const gchar *backend_used;                /* static; set and cleared under the object lock */
+    const gchar *result_meta_name;            /* interned: "echoview-result-<unique-id>" */
     const gchar *class_names[EV_MAX_CLASSES]; /* interned */
     gint n_classes;                           /* set and cleared under the object lock */
     gint model_channels;                      /* 1 or 3; valid while n_classes > 0 */

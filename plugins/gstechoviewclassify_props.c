@@ -22,6 +22,8 @@ enum {
     PROP_HYSTERESIS,
     PROP_UPDATES,
     PROP_RESET_ON,
+    PROP_UNIQUE_ID,
+    PROP_BACKEND_USED,
     PROP_ACTIVE_ROI,
     PROP_MODEL_USERS,
     PROP_MODEL_NAME,
@@ -161,6 +163,9 @@ static void gst_echo_view_classify_set_property(GObject *object, guint prop_id, 
     case PROP_RESET_ON:
         self->reset_on = g_value_get_flags(value);
         break;
+    case PROP_UNIQUE_ID:
+        self->unique_id = g_value_get_uint(value);
+        break;
     default:
         G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
         break;
@@ -234,6 +239,12 @@ static void gst_echo_view_classify_get_property(GObject *object, guint prop_id, 
         break;
     case PROP_RESET_ON:
         g_value_set_flags(value, self->reset_on);
+        break;
+    case PROP_UNIQUE_ID:
+        g_value_set_uint(value, self->unique_id);
+        break;
+    case PROP_BACKEND_USED:
+        g_value_set_string(value, self->backend_used);
         break;
     case PROP_ACTIVE_ROI:
         g_value_set_string(value, self->active_roi_text[0] ? self->active_roi_text : NULL);
@@ -378,6 +389,20 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
             "posts an \"echoviewclassify-reset\" message; without discont a lost packet keeps "
             "the history (default: flush+stream-start+caps)",
             GST_TYPE_ECHO_VIEW_RESET_ON, DEFAULT_RESET_ON, rw_playing));
+    g_object_class_install_property(
+        gobject_class, PROP_UNIQUE_ID,
+        g_param_spec_uint(
+            "unique-id", "Unique id",
+            "Which EchoViewMeta on a buffer is this element's (its unique_id field, and the "
+            "messages' unique-id): several classifiers on one stream each add their own (default: "
+            "1, 2, 3, ... in the order the elements were created)",
+            1, G_MAXUINT, 1, rw_ready));
+    g_object_class_install_property(
+        gobject_class, PROP_BACKEND_USED,
+        g_param_spec_string("backend-used", "Backend used",
+                            "The backend the model runs on (\"reference\", \"cpu\", \"cuda\": "
+                            "what backend=auto chose; read-only, NULL when not started)",
+                            NULL, ro));
     g_object_class_install_property(
         gobject_class, PROP_ACTIVE_ROI,
         g_param_spec_string(

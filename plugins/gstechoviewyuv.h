@@ -13,10 +13,10 @@
 G_BEGIN_DECLS
 
 typedef struct {
-    gfloat luma[256];             /* Y on the full 0..255 scale */
-    gfloat cr_red[256];           /* what Cr adds to red */
+    gfloat luma[256];   /* Y on the full 0..255 scale */
+    gfloat cr_red[256]; /* what Cr adds to red */
     gfloat cb_green[256], cr_green[256];
-    gfloat cb_blue[256];          /* what Cb adds to blue */
+    gfloat cb_blue[256]; /* what Cb adds to blue */
 } GstEchoViewYuvTables;
 
 /* Tables for the colorimetry of info (a YUV format). A matrix the caps leave unknown is BT.601,

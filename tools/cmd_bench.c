@@ -1,5 +1,6 @@
 /* cmd_bench.c: `echoview bench`: inference latency the paper's way (mean over a loop of frames
  * after warm-up) plus p50/p99, frames per second and peak memory, as JSON. */
+#include "ev_stats.h"
 #include "tools.h"
 
 #include <stdio.h>
@@ -21,20 +22,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double percentile(const double *sorted, int n, double p)
-{
-    double pos = p * (n - 1);
-    int lo = (int)pos;
-    int hi = lo + 1 < n ? lo + 1 : lo;
-    return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -92,7 +79,9 @@ int cmd_bench(int argc, char **argv)
         sum += times[i];
     }
     double mean = sum / iterations;
-    qsort(times, (size_t)iterations, sizeof *times, compare_double);
+    /* nearest rank, as the element and the daemon report them (ev_stats.h); sorts times */
+    const double p50 = ev_stats_percentile(times, (size_t)iterations, 50);
+    const double p99 = ev_stats_percentile(times, (size_t)iterations, 99);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     json_t *out = json_pack(
@@ -101,9 +90,8 @@ int cmd_bench(int argc, char **argv)
         "model", ev_model_name(m), "params", (json_int_t)ev_model_num_params(m), "macs",
         (json_int_t)ev_model_num_macs(m), "backend", ev_backend_name(ev_plan_backend(plan)),
         "threads", opt.threads, "batch", opt.batch, "input", "width", w, "height", h, "channels", c,
-        "iterations", (int)iterations, "latency_ms", "mean", mean, "p50",
-        percentile(times, (int)iterations, 0.5), "p99", percentile(times, (int)iterations, 0.99),
-        "min", times[0], "fps", opt.batch * 1000.0 / mean, "gmacs_per_s",
+        "iterations", (int)iterations, "latency_ms", "mean", mean, "p50", p50, "p99", p99, "min",
+        times[0], "fps", opt.batch * 1000.0 / mean, "gmacs_per_s",
         (double)ev_model_num_macs(m) * opt.batch / (mean * 1e6), "peak_rss_kb",
         (json_int_t)ru.ru_maxrss);
     tool_print_json(out, true);

@@ -28,11 +28,12 @@ static void echo_view_meta_clear(GstEchoViewMeta *m)
     m->stable_label = m->label;
     m->stable_label_id = -1;
     m->inferred = FALSE;
-    m->age = 0;
+    m->age = GST_ECHO_VIEW_AGE_NONE;
     m->model_name = NULL;
     m->latency = GST_CLOCK_TIME_NONE;
     m->ground_truth_id = -1;
     m->ground_truth = NULL;
+    m->unique_id = 0;
 }
 
 static gboolean echo_view_meta_init(GstMeta *meta, gpointer params, GstBuffer *buffer)
@@ -59,7 +60,10 @@ static gboolean echo_view_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuff
     if (!GST_META_TRANSFORM_IS_COPY(type) && !GST_VIDEO_META_TRANSFORM_IS_SCALE(type))
         return FALSE;
 
-    dst = gst_buffer_ensure_echo_view_meta(dest);
+    /* one meta per classifier: the copy of each goes into its own */
+    dst = gst_buffer_get_echo_view_meta_by_id(dest, src->unique_id);
+    if (!dst)
+        dst = gst_buffer_add_echo_view_meta(dest);
     if (!dst)
         return FALSE;
     gst_echo_view_meta_set_probabilities(dst, src->probabilities, src->n_probabilities);
@@ -74,6 +78,7 @@ static gboolean echo_view_meta_transform(GstBuffer *dest, GstMeta *meta, GstBuff
     dst->latency = src->latency;
     dst->ground_truth_id = src->ground_truth_id;
     dst->ground_truth = src->ground_truth;
+    dst->unique_id = src->unique_id;
     return TRUE;
 }
 
@@ -106,6 +111,41 @@ GstEchoViewMeta *gst_buffer_ensure_echo_view_meta(GstBuffer *buffer)
 {
     GstEchoViewMeta *m = gst_buffer_get_echo_view_meta(buffer);
     return m ? m : gst_buffer_add_echo_view_meta(buffer);
+}
+
+GstEchoViewMeta *gst_buffer_get_echo_view_meta_by_id(GstBuffer *buffer, guint unique_id)
+{
+    gpointer state = NULL;
+    GstMeta *meta;
+
+    g_return_val_if_fail(GST_IS_BUFFER(buffer), NULL);
+    while ((meta = gst_buffer_iterate_meta_filtered(buffer, &state, GST_ECHO_VIEW_META_API_TYPE)))
+        if (((GstEchoViewMeta *)meta)->unique_id == unique_id)
+            return (GstEchoViewMeta *)meta;
+    return NULL;
+}
+
+GstEchoViewMeta *gst_buffer_ensure_echo_view_meta_for_id(GstBuffer *buffer, guint unique_id)
+{
+    GstEchoViewMeta *m, *first;
+
+    g_return_val_if_fail(GST_IS_BUFFER(buffer), NULL);
+    g_return_val_if_fail(unique_id > 0, NULL);
+    if ((m = gst_buffer_get_echo_view_meta_by_id(buffer, unique_id)))
+        return m;
+    if ((m = gst_buffer_get_echo_view_meta_by_id(buffer, 0))) {
+        m->unique_id = unique_id;
+        return m;
+    }
+    first = gst_buffer_get_echo_view_meta(buffer);
+    m = gst_buffer_add_echo_view_meta(buffer);
+    if (m && first) {
+        m->ground_truth_id = first->ground_truth_id;
+        m->ground_truth = first->ground_truth;
+    }
+    if (m)
+        m->unique_id = unique_id;
+    return m;
 }
 
 void gst_echo_view_meta_set_probabilities(GstEchoViewMeta *meta, const gfloat *values, guint n)

@@ -25,6 +25,10 @@ G_BEGIN_DECLS
 /* Label used when no result exists yet or the confidence is below the threshold. */
 #define GST_ECHO_VIEW_LABEL_UNKNOWN "unknown"
 
+/* The age of a frame that has no result yet (the first frames in async mode, after a reset):
+ * distinct from 0, which means the result was computed from this very frame. */
+#define GST_ECHO_VIEW_AGE_NONE G_MAXUINT64
+
 typedef struct _GstEchoViewMeta GstEchoViewMeta;
 
 /**
@@ -39,11 +43,14 @@ typedef struct _GstEchoViewMeta GstEchoViewMeta;
  * @stable_label: the smoothed, hysteresis-filtered label (see docs/GSTREAMER.md)
  * @stable_label_id: its class index, -1 for "unknown"
  * @inferred: TRUE when the result was computed from this very frame's pixels
- * @age: frames between the frame the result was computed from and this one (0 when @inferred)
+ * @age: frames between the frame the result was computed from and this one (0 when @inferred,
+ *     %GST_ECHO_VIEW_AGE_NONE when there is no result yet)
  * @model_name: the model's name from model.yaml
  * @latency: time from the frame entering the element to its result, in nanoseconds
  * @ground_truth_id: the true view id when known (echophantomsrc), else -1
  * @ground_truth: the true view's name, or NULL when unknown
+ * @unique_id: the `unique-id` of the echoviewclassify that wrote the result; 0 for a meta a source
+ *     added (ground truth only). A buffer carries one meta per classifier it went through.
  */
 struct _GstEchoViewMeta {
     GstMeta meta;
@@ -61,6 +68,7 @@ struct _GstEchoViewMeta {
     GstClockTime latency;
     gint ground_truth_id;
     const gchar *ground_truth;
+    guint unique_id;
 };
 
 GType gst_echo_view_meta_api_get_type(void);
@@ -68,8 +76,14 @@ const GstMetaInfo *gst_echo_view_meta_get_info(void);
 
 /* Adds a meta with no result: label "unknown", ids -1, no probabilities. */
 GstEchoViewMeta *gst_buffer_add_echo_view_meta(GstBuffer *buffer);
-/* The buffer's meta, or NULL. */
+/* The buffer's first meta (the first classifier's result, or a source's), or NULL. */
 GstEchoViewMeta *gst_buffer_get_echo_view_meta(GstBuffer *buffer);
+/* The meta of the classifier with this unique-id (0: a source's), or NULL. */
+GstEchoViewMeta *gst_buffer_get_echo_view_meta_by_id(GstBuffer *buffer, guint unique_id);
+/* The meta a classifier with unique_id (>= 1) writes: its own; else the one a source added
+ * (unique_id 0), which it takes over; else a new one carrying the ground truth of the first meta
+ * (buffer must be writable). */
+GstEchoViewMeta *gst_buffer_ensure_echo_view_meta_for_id(GstBuffer *buffer, guint unique_id);
 /* The buffer's meta, adding an empty one when there is none (buffer must be writable). */
 GstEchoViewMeta *gst_buffer_ensure_echo_view_meta(GstBuffer *buffer);
 

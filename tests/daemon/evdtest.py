@@ -68,7 +68,7 @@ class Daemon:
     running = set()
     logs = []
 
-    def __init__(self, env, config_text, token=None, socket_activation=False):
+    def __init__(self, env, config_text, token=None, socket_activation=False, tls_ca=None):
         self.env = env
         self.dir = tempfile.TemporaryDirectory(prefix='echoviewd-test-')
         self.config = os.path.join(self.dir.name, 'echoviewd.yaml')
@@ -76,6 +76,10 @@ class Daemon:
         # the port the config names: the served one, unless the socket comes from systemd
         self.config_port = free_port() if socket_activation else self.port
         self.token = token
+        self.ssl = None
+        if tls_ca:   # HTTPS, trusting this certificate
+            import ssl
+            self.ssl = ssl.create_default_context(cafile=tls_ca)
         self.write_config(config_text)
         self.log = open(os.path.join(self.dir.name, 'log'), 'w+')
         argv = [env.echoviewd, '--config', self.config]
@@ -104,7 +108,11 @@ class Daemon:
         self.proc.send_signal(signal.SIGHUP)
 
     def request(self, method, path, headers=None, token=True, timeout=10):
-        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
+        if self.ssl:
+            conn = http.client.HTTPSConnection('127.0.0.1', self.port, timeout=timeout,
+                                               context=self.ssl)
+        else:
+            conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
         h = dict(headers or {})
         if token and self.token:
             h['Authorization'] = 'Bearer ' + self.token

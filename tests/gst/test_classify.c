@@ -223,8 +223,11 @@ static void test_async(void)
     engine_probabilities(model, plan, &info, f0, NULL, FALSE, ref);
     out = push_pull(h, f0);
     m = gst_buffer_get_echo_view_meta(out);
-    CHECK(m && m->n_probabilities == 0 && m->label_id == -1 && !m->inferred,
-          "async: the first frame goes on before its result exists");
+    CHECK(m && m->n_probabilities == 0 && m->label_id == -1 && !m->inferred &&
+              m->age == GST_ECHO_VIEW_AGE_NONE,
+          "async: the first frame goes on before its result exists (age %" G_GUINT64_FORMAT
+          " = GST_ECHO_VIEW_AGE_NONE)",
+          m ? m->age : 0);
     gst_buffer_unref(out);
     wait_inferred(h->element, 1);
     /* frame 1 is handed to the worker and goes on with the newest result: frame 0's */
@@ -844,13 +847,18 @@ static void test_sharing(void)
 /* What echoviewd labels probabilities with: the element's own reading of model.yaml. */
 static void test_model_properties(void)
 {
-    GstElement *e = make_element("echoviewclassify", "model-file", model_dir, NULL);
-    gchar *name = NULL, **classes = NULL;
+    GstElement *e =
+        make_element("echoviewclassify", "model-file", model_dir, "backend", "cpu", NULL);
+    gchar *name = NULL, **classes = NULL, *backend = NULL;
     gboolean same = TRUE;
 
-    g_object_get(e, "model-name", &name, "classes", &classes, NULL);
-    CHECK(!name && !classes, "model-name and classes are NULL before start");
+    g_object_get(e, "model-name", &name, "classes", &classes, "backend-used", &backend, NULL);
+    CHECK(!name && !classes && !backend,
+          "model-name, classes and backend-used are NULL before start");
     gst_element_set_state(e, GST_STATE_PAUSED);
+    g_object_get(e, "backend-used", &backend, NULL);
+    CHECK(!g_strcmp0(backend, "cpu"), "backend=cpu: backend-used %s", backend);
+    g_free(backend);
     g_object_get(e, "model-name", &name, "classes", &classes, NULL);
     for (int i = 0; classes && i < n_classes; i++)
         same &= classes[i] && !strcmp(classes[i], ev_model_class_name(model, i));
@@ -861,9 +869,112 @@ static void test_model_properties(void)
     g_free(name);
     g_strfreev(classes);
     gst_element_set_state(e, GST_STATE_NULL);
-    g_object_get(e, "model-name", &name, "classes", &classes, NULL);
-    CHECK(!name && !classes, "model-name and classes are NULL again after stop");
+    g_object_get(e, "model-name", &name, "classes", &classes, "backend-used", &backend, NULL);
+    CHECK(!name && !classes && !backend,
+          "model-name, classes and backend-used are NULL again after stop");
     gst_object_unref(e);
+}
+
+/* Two classifiers on one stream: each writes its own meta, selected by unique-id; a source's
+ * meta (ground truth) is taken over by the first and its ground truth copied to the second. */
+static void test_unique_ids(void)
+{
+    gchar *second = g_build_filename(model_dir, "..", "darts_v1_nrnr_g1", NULL);
+    gchar *launch = g_strdup_printf("echoviewclassify name=a model-file=%s unique-id=7 roi=full "
+                                    "updates=every-frame ! echoviewclassify name=b model-file=%s "
+                                    "unique-id=3 roi=full updates=every-frame",
+                                    model_dir, second);
+    GstHarness *h = gst_harness_new_parse(launch);
+    GstElement *e1 = make_element("echoviewclassify", NULL),
+               *e2 = make_element("echoviewclassify", NULL);
+    guint id1 = 0, id2 = 0, n_metas = 0;
+    GstVideoInfo info;
+    GstBuffer *in, *out, *copy;
+    GstEchoViewMeta *source, *ma, *mb, *m;
+    float ref[EV_MAX_CLASSES];
+    gpointer state = NULL;
+    ev_model *model_b = NULL;
+    ev_error err = {0};
+
+    g_object_get(e1, "unique-id", &id1, NULL);
+    g_object_get(e2, "unique-id", &id2, NULL);
+    CHECK(id1 >= 1 && id2 == id1 + 1, "default unique-id: its own per element (%u, %u)", id1, id2);
+    gst_object_unref(e1);
+    gst_object_unref(e2);
+    CHECK(ev_model_load(second, &model_b, &err) == EV_OK &&
+              strcmp(ev_model_name(model_b), ev_model_name(model)) != 0,
+          "second model %s loads, another name", second);
+
+    info_from_caps(&info, CAPS_SMALL);
+    gst_harness_set_src_caps_str(h, CAPS_SMALL);
+    in = make_frame(&info, 5);
+    engine_probabilities(model, plan, &info, in, NULL, FALSE, ref);
+    source = gst_buffer_add_echo_view_meta(in);
+    source->ground_truth_id = 2;
+    source->ground_truth = g_intern_static_string("A4CH-LV");
+    out = push_pull(h, in);
+    while (out && gst_buffer_iterate_meta_filtered(out, &state, GST_ECHO_VIEW_META_API_TYPE))
+        n_metas++;
+    ma = out ? gst_buffer_get_echo_view_meta_by_id(out, 7) : NULL;
+    mb = out ? gst_buffer_get_echo_view_meta_by_id(out, 3) : NULL;
+    CHECK(n_metas == 2 && ma && mb && !gst_buffer_get_echo_view_meta_by_id(out, 0) &&
+              gst_buffer_get_echo_view_meta(out) == ma,
+          "two metas (ids 7 and 3; the source's taken over by the first, which stays first): %u",
+          n_metas);
+    CHECK(ma && mb && !strcmp(ma->model_name, ev_model_name(model)) && model_b &&
+              !strcmp(mb->model_name, ev_model_name(model_b)) &&
+              max_abs_diff(ma->probabilities, ref, n_classes) <= 1e-6,
+          "each meta holds its own model's result (%s, %s)", ma ? ma->model_name : "-",
+          mb ? mb->model_name : "-");
+    CHECK(ma && mb && ma->ground_truth_id == 2 && mb->ground_truth_id == 2 &&
+              !g_strcmp0(mb->ground_truth, "A4CH-LV"),
+          "both keep the source's ground truth");
+    if (out) {
+        copy = gst_buffer_copy(out);
+        m = gst_buffer_get_echo_view_meta_by_id(copy, 3);
+        CHECK(m && m != mb && gst_buffer_get_echo_view_meta_by_id(copy, 7) &&
+                  !strcmp(m->model_name, mb->model_name) &&
+                  max_abs_diff(m->probabilities, mb->probabilities, m->n_probabilities) == 0,
+              "a copy keeps both metas apart");
+        {
+            GstCustomMeta *c3 = gst_buffer_get_custom_meta(copy, "echoview-result-3");
+            GstCustomMeta *c7 = gst_buffer_get_custom_meta(copy, "echoview-result-7");
+            guint u = 0;
+            const GstStructure *s3 = c3 ? gst_custom_meta_get_structure(c3) : NULL;
+            if (s3)
+                gst_structure_get_uint(s3, "unique-id", &u);
+            CHECK(s3 && c7 && u == 3 &&
+                      !g_strcmp0(gst_structure_get_string(s3, "model"), mb->model_name) &&
+                      !g_strcmp0(gst_structure_get_string(s3, "label"), mb->label),
+                  "a copy keeps both custom metas (echoview-result-3: %s)",
+                  s3 ? gst_structure_get_string(s3, "model") : "-");
+        }
+        gst_buffer_unref(copy);
+        gst_buffer_unref(out);
+    }
+    {
+        GstElement *a = gst_bin_get_by_name(GST_BIN(h->element), "a");
+        GstBus *bus = gst_bus_new();
+        GList *msgs;
+        guint u1 = 0, u2 = 0;
+        /* the harness element of a parsed bin has no bus of ours: read the messages off a */
+        gst_element_set_bus(GST_ELEMENT(h->element), bus);
+        gst_buffer_unref(push_pull(h, make_frame(&info, 6)));
+        msgs = pop_classify_messages(bus);
+        if (g_list_length(msgs) == 2) {
+            gst_structure_get_uint(gst_message_get_structure(msgs->data), "unique-id", &u1);
+            gst_structure_get_uint(gst_message_get_structure(msgs->next->data), "unique-id", &u2);
+        }
+        CHECK(g_list_length(msgs) == 2 && u1 == 7 && u2 == 3,
+              "messages carry unique-id (%u, %u of %u messages)", u1, u2, g_list_length(msgs));
+        g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
+        gst_object_unref(bus);
+        gst_object_unref(a);
+    }
+    ev_model_free(model_b);
+    gst_harness_teardown(h);
+    g_free(launch);
+    g_free(second);
 }
 
 static void test_latency(void)
@@ -893,7 +1004,7 @@ static void test_latency(void)
 static void test_meta_survives(void)
 {
     gchar *launch =
-        g_strdup_printf("echoviewclassify model-file=%s roi=full ! videoscale ! "
+        g_strdup_printf("echoviewclassify model-file=%s roi=full unique-id=9 ! videoscale ! "
                         "capsfilter caps=\"video/x-raw,width=32,height=24\" ! videoconvert ! "
                         "capsfilter caps=\"video/x-raw,format=RGB\"",
                         model_dir);
@@ -914,6 +1025,15 @@ static void test_meta_survives(void)
               max_abs_diff(m->probabilities, ref, n_classes) <= 1e-5 && m->label_id >= 0 &&
               m->model_name && !strcmp(m->model_name, ev_model_name(model)),
           "meta survives videoscale (64x48 -> 32x24) and videoconvert (GRAY8 -> RGB)");
+    {
+        GstCustomMeta *c = o ? gst_buffer_get_custom_meta(o, "echoview-result-9") : NULL;
+        const GstStructure *st = c ? gst_custom_meta_get_structure(c) : NULL;
+        gint id = -2;
+        if (st)
+            gst_structure_get_int(st, "label-id", &id);
+        CHECK(st && m && id == m->label_id, "so does the custom meta echoview-result-9 (label %d)",
+              id);
+    }
     if (o) {
         copy = gst_buffer_copy(o);
         mc = gst_buffer_get_echo_view_meta(copy);
@@ -956,6 +1076,7 @@ int main(int argc, char **argv)
     test_packet_loss();
     test_sharing();
     test_model_properties();
+    test_unique_ids();
     test_latency();
     test_meta_survives();
 

@@ -225,12 +225,13 @@ static void test_same_picture(const char *model_dir, const char *what)
         {CAPS("I420", ",colorimetry=1:4:0:0"), TRUE}, /* full range, BT.601 */
     };
     float gray[EV_MAX_CLASSES], p[EV_MAX_CLASSES];
-    int n = element_probabilities(model_dir, CAPS("GRAY8", ""), gray_frame(CAPS("GRAY8", "")), gray);
+    int n =
+        element_probabilities(model_dir, CAPS("GRAY8", ""), gray_frame(CAPS("GRAY8", "")), gray);
 
     CHECK(n > 0, "GRAY8: %d probabilities", n);
     for (guint i = 0; i < G_N_ELEMENTS(formats); i++) {
-        GstBuffer *b = formats[i].yuv ? make_yuv(formats[i].caps, 128, 128)
-                                      : gray_frame(formats[i].caps);
+        GstBuffer *b =
+            formats[i].yuv ? make_yuv(formats[i].caps, 128, 128) : gray_frame(formats[i].caps);
         int m = element_probabilities(model_dir, formats[i].caps, b, p);
         double d = m == n ? max_abs_diff(p, gray, n) : 1.0;
         CHECK(d <= 1e-3, "%s: %s gives GRAY8's probabilities (max diff %.2g)", what,
@@ -273,7 +274,8 @@ static double limited_range_as_full(const char *model_dir)
 static void test_matrix(const char *model_dir, const char *what, double tolerance,
                         gboolean must_differ)
 {
-    static const char *caps[] = {CAPS("I420", ",colorimetry=bt601"), CAPS("I420", ",colorimetry=bt709"),
+    static const char *caps[] = {CAPS("I420", ",colorimetry=bt601"),
+                                 CAPS("I420", ",colorimetry=bt709"),
                                  CAPS("NV12", ",colorimetry=bt709")};
     float ref[3][EV_MAX_CLASSES], p[EV_MAX_CLASSES];
     int n = 0;
@@ -334,7 +336,7 @@ int main(int argc, char **argv)
     test_matrix(argv[1], "gray fixture", 1e-3, FALSE);
     test_matrix(argv[2], "colour fixture", 1e-3, FALSE);
     if (argc > 3 && g_file_test(argv[3], G_FILE_TEST_IS_DIR)) {
-        static const char *views[] = {"A2CH", "A4CH-LV", "A5CH",     "PLAX-full",
+        static const char *views[] = {"A2CH",    "A4CH-LV", "A5CH",      "PLAX-full",
                                       "PSAX-AV", "PSAX-LV", "Subcostal", "Suprasternal"};
         double worst = 0;
         for (guint i = 0; i < G_N_ELEMENTS(views); i++) {

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """test_inspect.py: gst-inspect-1.0 shows every property of the plugin's elements with a blurb
 that states a default or says read-only (units where a number has one), and the documented
-property set is complete. usage: test_inspect.py (GST_PLUGIN_PATH set by meson)."""
+property set is complete, and the licence is one GStreamer recognises. usage: test_inspect.py (GST_PLUGIN_PATH set by meson)."""
+import os
 import re
 import subprocess
 import sys
+import tempfile
 
 EXPECTED = {
     "echoviewclassify": {
         "model-file", "model-instance-id", "backend", "gpu-id", "threads", "roi", "roi-interval",
         "inference-interval", "async", "confidence-threshold", "smoothing", "hysteresis",
-        "updates", "reset-on", "active-roi", "model-users", "model-name", "classes", "frames", "inferred", "skipped", "latency-mean",
+        "updates", "reset-on", "unique-id", "backend-used", "active-roi", "model-users", "model-name", "classes", "frames", "inferred", "skipped", "latency-mean",
         "latency-p99", "process-mean", "process-p99", "engine-mean"},
     "echophantomsrc": {"view", "schedule", "seed", "quality", "overlays", "is-live",
                        "num-buffers"},
@@ -56,6 +58,15 @@ for element, expected in EXPECTED.items():
         unit = UNITS.get(name)
         if unit:
             check(unit in blurb, f"{element} {name}: blurb states the unit ({unit})")
+
+# the plugin's licence is one GStreamer knows: no "unknown license" warning when it loads
+env = dict(os.environ, GST_DEBUG="GST_PLUGIN_LOADING:2", GST_DEBUG_NO_COLOR="1",
+           GST_REGISTRY=os.path.join(tempfile.mkdtemp(), "registry.bin"))
+out = subprocess.run(["gst-inspect-1.0", "echoview"], capture_output=True, text=True, env=env)
+check(re.search(r"^  License\s+MIT/X11$", out.stdout, re.M) is not None,
+      "plugin licence: MIT/X11")
+check("license" not in out.stderr.lower(),
+      f"no licence warning at load: {[l for l in out.stderr.splitlines() if 'icense' in l]}")
 
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)
