@@ -287,6 +287,9 @@ int validate(media_dicom *d, ev_error *err)
     copy_string(ds, DCM_SOPClassUID, in.sop_class_uid, sizeof in.sop_class_uid);
     copy_string(ds, DCM_PhotometricInterpretation, in.photometric, sizeof in.photometric);
     copy_string(ds, DCM_SeriesDescription, in.series_description, sizeof in.series_description);
+    copy_string(ds, DCM_PatientID, in.patient_id, sizeof in.patient_id);
+    copy_string(ds, DCM_StudyInstanceUID, in.study_instance_uid, sizeof in.study_instance_uid);
+    copy_string(ds, DCM_SOPInstanceUID, in.sop_instance_uid, sizeof in.sop_instance_uid);
 
     DcmElement *pixels = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, pixels).bad() || !pixels)
