@@ -1,6 +1,7 @@
 /* cmd_eval.c: `echoview eval`: a model on a dataset (folder or CSV manifest, the same formats as
  * training): accuracy, macro precision/recall/F1, weighted F1, per-view table, confusion matrix
  * (text and PNG heat map) and a sheet of misclassified frames. */
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "tools.h"
 
@@ -17,12 +18,18 @@ static const char *usage =
     "  without splits is split by patient with --seed like training does). Prints a summary and\n"
     "  the per-view table, or with --json one object: accuracy, macro_precision, macro_recall,\n"
     "  macro_f1, weighted_f1, per_class, confusion. --out writes report.json, report.md,\n"
-    "  confusion.png and misclassified.png.\n";
+    "  confusion.png, misclassified.png and reliability.png (calibration: confidence vs accuracy;\n"
+    "  the summary gives the expected calibration error, ECE, over 15 bins).\n"
+    "  --calibrate [--reject F]  fits temperature scaling on the split (it must be val: never\n"
+    "  the frames one reports on) and the confidence threshold below which F (0.05) of the right\n"
+    "  answers fall, and writes both to the model's model.yaml (`calibration:`): classify, the\n"
+    "  element and the daemon then answer 'unknown' below it.\n";
 
 int cmd_eval(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL, *out = NULL, *split_name = "test";
-    bool json = false, auto_roi = false;
+    bool json = false, auto_roi = false, calibrate = false;
+    float reject = 0.05f;
     long threads = 0, v;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -34,6 +41,11 @@ int cmd_eval(int argc, char **argv)
             json = true;
         } else if (!strcmp(a, "--auto-roi")) {
             auto_roi = true;
+        } else if (!strcmp(a, "--calibrate")) {
+            calibrate = true;
+        } else if (val && !strcmp(a, "--reject")) {
+            if (!tool_parse_float("eval", a, argv[++i], 0, 0.5, &reject))
+                return TOOL_USAGE;
         } else if (val && !strcmp(a, "--model")) {
             model_path = argv[++i];
         } else if (val && !strcmp(a, "--data")) {
@@ -62,6 +74,12 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "echoview eval: --split test, val, train or all, got '%s'\n", split_name);
         return TOOL_USAGE;
     }
+    if (calibrate && split != SEARCH_SPLIT_VAL) {
+        fprintf(stderr, "echoview eval: --calibrate fits on the validation split (--split val), "
+                        "not on '%s'\n",
+                split_name);
+        return TOOL_USAGE;
+    }
     ev_model *m = tool_load_model("eval", model_path);
     if (!m)
         return TOOL_FAILED;
@@ -86,6 +104,25 @@ int cmd_eval(int argc, char **argv)
                                 .threads = (int)threads,
                                 .only_split = split,
                                 .quiet = json};
+    if (calibrate) {
+        search_calibration cal;
+        if (search_dataset_load(data, &o, &ds, &err) ||
+            search_calibrate(m, ds, split, (int)threads, reject, &cal, &err) ||
+            ev_model_write_calibration(model_path, cal.temperature, cal.confidence_threshold,
+                                       &err)) {
+            fprintf(stderr, "echoview eval: %s\n", err.message);
+            goto done;
+        }
+        printf("{\"model\":\"%s\",\"split\":\"%s\",\"frames\":%d,\"temperature\":%.6g,"
+               "\"confidence_threshold\":%.6g,\"reject_fraction\":%g,\"nll_before\":%.6f,"
+               "\"nll_after\":%.6f,\"ece_before\":%.6f,\"ece_after\":%.6f,"
+               "\"unknown_fraction\":%.6f}\n",
+               model_path, split_name, cal.frames, (double)cal.temperature,
+               (double)cal.confidence_threshold, (double)reject, cal.nll_before, cal.nll_after,
+               cal.ece_before, cal.ece_after, cal.unknown_fraction);
+        rc = TOOL_OK;
+        goto done;
+    }
     if (search_dataset_load(data, &o, &ds, &err) ||
         search_evaluate(m, ds, split, (int)threads, &r, &err) ||
         (out && search_write_report(out, m, ds, &r, split, &err))) {
@@ -103,6 +140,11 @@ int cmd_eval(int argc, char **argv)
                ev_model_name(m), data, split_name, (long long)mt->total, 100 * mt->accuracy,
                100 * mt->macro_precision, 100 * mt->macro_recall, 100 * mt->macro_f1,
                100 * mt->weighted_f1);
+        printf("calibration: ECE %.2f%% (temperature %g); below the confidence threshold %.3f: "
+               "%.1f%% of frames 'unknown', accuracy over the rest %.2f%%\n",
+               100 * r.ece, (double)ev_model_temperature(m),
+               (double)ev_model_confidence_threshold(m), 100 * r.unknown_fraction,
+               100 * r.accepted_accuracy);
         printf("%-14s %9s %7s %6s %7s\n", "view", "precision", "recall", "F1", "frames");
         for (int c = 0; c < r.k; c++)
             printf("%-14s %9.1f %7.1f %6.1f %7lld\n", ev_model_class_name(m, c),

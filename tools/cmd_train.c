@@ -19,6 +19,10 @@ static const char *usage =
     "             sgd 3e-4)  --momentum X (0.9)  --cosine  --grad-clip X (0 = off; sgd 5)\n"
     "             --auxiliary W (0 = no head)  --drop-path P (0)\n"
     "  data:      --no-augment  --auto-roi  --max-bad-fraction F (0.05)  --train-fraction F (1)\n"
+    "             --augment basic|transfer (basic; transfer: the recipe for real scanners,\n"
+    "             docs/SEARCH.md)  --normalize none|sector (none; sector: histogram-equalise the\n"
+    "             sector, written to model.yaml so every caller does it)  --other (a 15th class\n"
+    "             'other' for non-2D screens; the data then labels them 'other')\n"
     "  run:       --threads T (all cores)  --seed S (1)  --resume  --log FILE "
     "(MODEL_DIR/train.jsonl)\n"
     "             --init-from MODEL (start from a bundle's weights, e.g. trained at a smaller "
@@ -116,6 +120,22 @@ static int parse_other_option(void *ctx, const char *a, const char *val)
             fprintf(stderr, "echoview train: --optimizer adam or sgd, got '%s'\n", val);
             return -1;
         }
+    } else if (!strcmp(a, "--augment")) {
+        search_augment probe;
+        if (search_augment_parse(val, &probe)) {
+            fprintf(stderr, "echoview train: --augment basic or transfer, got '%s'\n", val);
+            return -1;
+        }
+        o->augment_recipe = val;
+    } else if (!strcmp(a, "--normalize")) {
+        if (!strcmp(val, "none"))
+            o->normalize = EV_NORMALIZE_NONE;
+        else if (!strcmp(val, "sector"))
+            o->normalize = EV_NORMALIZE_SECTOR;
+        else {
+            fprintf(stderr, "echoview train: --normalize none or sector, got '%s'\n", val);
+            return -1;
+        }
     } else if (!strcmp(a, "--seed")) {
         o->seed = strtoull(val, NULL, 10);
     } else if (!strcmp(a, "--max-bad-fraction")) {
@@ -145,6 +165,7 @@ int cmd_train(int argc, char **argv)
         TOOL_FLAG("--resume", &o.resume),
         TOOL_FLAG_OFF("--no-augment", &o.augment),
         TOOL_FLAG("--auto-roi", &o.auto_roi),
+        TOOL_FLAG("--other", &o.other_class),
         TOOL_FLAG("--quiet", &o.quiet),
         TOOL_STRING("--data", &o.data),
         TOOL_STRING("--out", &o.out_dir),
