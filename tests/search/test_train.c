@@ -236,6 +236,45 @@ int main(void)
     rc = search_calibrate(NULL, ds, SEARCH_SPLIT_VAL, 2, 0.7, &cal, &err);
     CHECK_ERR(rc, err, "reject fraction 0.7 outside 0..0.5", "calibrate: a bad reject fraction");
 
+    /* an `other` class: the Suprasternal frames relabelled other stand in for non-2D screens */
+    char other_csv[600], e[512], line2[512];
+    snprintf(other_csv, sizeof other_csv, "%s/data/other.csv", root);
+    snprintf(pa, sizeof pa, "%s/data/manifest.csv", root);
+    FILE *in = fopen(pa, "r"), *out = fopen(other_csv, "w");
+    int others = 0;
+    while (in && out && fgets(line2, sizeof line2, in)) {
+        char *lab = strstr(line2, ",Suprasternal,");
+        if (lab) {
+            fprintf(out, "%.*s,other,%s", (int)(lab - line2), line2, lab + strlen(",Suprasternal,"));
+            others++;
+        } else {
+            fputs(line2, out);
+        }
+    }
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    snprintf(e, sizeof e, "%s/e", root);
+    o = base(NULL, e);
+    o.data = other_csv;
+    o.other_class = true;
+    o.epochs = 1;
+    rc = search_train(&o, &r, &err);
+    m = NULL;
+    if (!rc)
+        rc = ev_model_load(e, &m, &err);
+    CHECK(rc == 0 && others == 20 && ev_model_num_classes(m) == 15 &&
+              !strcmp(ev_model_class_name(m, 14), "other"),
+          "--other: 15 classes, the last 'other', trained from %d frames labelled other (%s)",
+          others, rc ? err.message : "ok");
+    ev_model_free(m);
+    o = base(ds, e);
+    o.other_class = true;
+    o.num_classes = 3;
+    rc = search_train(&o, &r, &err);
+    CHECK_ERR(rc, err, "an 'other' class goes after the 14 views", "--other with a class list");
+
     search_dataset_free(ds);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
