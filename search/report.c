@@ -348,8 +348,8 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
             bx[nb] = r->bin_confidence[b];
             by[nb++] = r->bin_accuracy[b];
         }
-    const search_plot_series series[2] = {{"accuracy per confidence bin", nb, bx, by},
-                                          {"perfect calibration", 2, diag, diag}};
+    const search_plot_series series[2] = {{"per bin", nb, bx, by},
+                                          {"ideal", 2, diag, diag}};
     snprintf(path, sizeof path, "%s/reliability.png", dir);
     return search_plot_lines(path, "reliability", "confidence", "accuracy", series, 2, err);
 }
