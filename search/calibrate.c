@@ -129,7 +129,10 @@ int search_calibrate(const ev_model *model, const search_dataset *ds, int split,
     float threshold = 0.0f;
     if (nright > 0 && reject_fraction > 0.0) {
         qsort(right_conf, (size_t)nright, sizeof *right_conf, compare_float);
-        threshold = right_conf[(int)(reject_fraction * (nright - 1))];
+        /* halfway between the right answers on either side of the quantile, so that no
+         * validation frame sits on the threshold (a last-bit difference would flip it) */
+        const int q = (int)(reject_fraction * (nright - 1));
+        threshold = q > 0 ? 0.5f * (right_conf[q - 1] + right_conf[q]) : 0.5f * right_conf[0];
         if (threshold > 0.99f)
             threshold = 0.99f;
     }

@@ -281,7 +281,8 @@ typedef struct search_calibration {
 } search_calibration;
 /* Fits the factor s > 0 minimising the mean negative log-likelihood of softmax(logits / s) over
  * the frames of split (golden-section search on log s in [1/20, 20]), then the threshold below
- * which reject_fraction (0..0.5) of the correctly classified frames' calibrated confidences lie. */
+ * which reject_fraction (0..0.5) of the correctly classified frames' calibrated confidences lie
+ * (halfway between the two right answers around that quantile). */
 int search_calibrate(const ev_model *model, const search_dataset *ds, int split, int threads,
                      double reject_fraction, search_calibration *out, ev_error *err);
 
