@@ -68,6 +68,8 @@ def classify(echoview, model, folder, rows, backend, extra):
     for r, f in zip(rows, files):
         o = preds.get(f, {"error": "no output"})
         r["pred"] = o.get("label", "error")
+        # below a calibrated model's threshold the label is "unknown"; best_guess is the top class
+        r["top1"] = o.get("best_guess", r["pred"])
         r["confidence"] = o.get("confidence", 0.0)
         r["probabilities"] = o.get("probabilities")
         if "error" in o:
@@ -162,6 +164,17 @@ def main():
               f"({pct(k, len(non2d))} %)")
     print(f"- clips right (mean probabilities over the clip): {cok}/{nclips} "
           f"({pct(cok, nclips)} %); right window: {cokw}/{nclips} ({pct(cokw, nclips)} %)")
+    unknown = [r for r in rows if r["pred"] == "unknown"]
+    if unknown:
+        k = sum(r["truth"] == r["top1"] for r in two_d)
+        kw = sum(window_right(r["truth"], r["top1"]) for r in two_d)
+        print(f"- answered unknown (below the model's calibrated threshold): {len(unknown)}/{n}; "
+              f"2D frames whose top class is right: {k}/{len(two_d)} ({pct(k, len(two_d))} %), "
+              f"right window {kw}/{len(two_d)} ({pct(kw, len(two_d))} %)")
+        k = sum(r["truth"] == r["pred"] for r in two_d)
+        answered = [r for r in two_d if r["pred"] != "unknown"]
+        print(f"- 2D frames answered with a view: {len(answered)}; right among them: {k} "
+              f"({pct(k, len(answered))} %)")
     wrong = [r for r in rows if not right(r["truth"], r["pred"])]
     if wrong:
         hi = sum(r["confidence"] >= 0.9 for r in wrong)
@@ -171,6 +184,7 @@ def main():
               f"{errors[0]['error']})")
     print()
     report = {"model": a.model, "frames": n, "right": ok, "right_window": okw,
+              "unknown": len(unknown),
               "clips": nclips, "clips_right": cok, "clips_right_window": cokw}
     for title, key in (("Per true view", lambda r: r["truth"]),
                        ("Per source dataset", lambda r: r["source"])):
@@ -185,7 +199,7 @@ def main():
         print(f"- {t} -> {p}: {c}")
     print()
     if a.json:
-        report["frames_detail"] = [{k: r[k] for k in ("file", "truth", "pred", "confidence",
+        report["frames_detail"] = [{k: r[k] for k in ("file", "truth", "pred", "top1", "confidence",
                                                        "source", "clip")} for r in rows]
         with open(a.json, "w") as f:
             json.dump(report, f, indent=1)

@@ -95,3 +95,24 @@ for n in DARTS_V2:DARTS_V2 random1:"$work/random1.yaml" searched96:"$work/search
         --val-frames 700 --seed 3 --init-from "$work/cmp-$n"
     "$ev" eval --model "$work/cmp96-$n" --data "$d" --auto-roi --split test --out "$work/cmp96-$n"
 done
+
+# the transfer recipe (docs/SEARCH.md; docs/ACCURACY.md "Real frames"; not shipped: on the real
+# frames it finds the acoustic window far more often but the view less often than echo-2cell-32):
+# sector normalisation written into the bundle and the transfer augmentation, the checkpoint
+# chosen by the phantom validation loss, then temperature scaling and the unknown threshold
+# fitted on the validation split (never on test or real frames)
+"$ev" train --data "$big" --auto-roi --init-channels 16 --threads "$threads" --quiet \
+    --genotype DARTS_V2 --out "$work/transfer-32" --name echo-2cell-32 --size 32 --layout $L2 \
+    --epochs 24 --lr 1e-3 --cosine --patience 8 --steps-per-epoch 60 --seed 1 \
+    --augment transfer --normalize sector
+"$ev" eval --model "$work/transfer-32" --data "$d" --auto-roi --split val --calibrate
+"$ev" eval --model "$work/transfer-32" --data "$d" --auto-roi --split test --out "$work/transfer-32"
+# its ablation at equal budgets on ff200 alone (docs/ACCURACY.md)
+for cfg in transfer:sector basic:sector transfer:none basic:none; do
+    a=${cfg%%:*}; n=${cfg#*:}
+    "$ev" train --data "$d" --auto-roi --init-channels 16 --threads 1 --quiet --genotype DARTS_V2 \
+        --out "$work/abl-$a-$n" --name "abl-$a-$n" --size 32 --layout $L2 --epochs 6 --lr 1e-3 \
+        --cosine --patience 0 --steps-per-epoch 40 --seed 1 --augment "$a" --normalize "$n"
+done
+# scoring on real frames (the folder is an argument; the frames never enter the repository):
+#   python3 bench/real_frames_eval.py --model "$work/transfer-32" FOLDER

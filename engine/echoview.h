@@ -52,6 +52,14 @@ void ev_model_input_shape(const ev_model *model, int *width, int *height, int *c
 int64_t ev_model_num_params(const ev_model *model); /* trainable, auxiliary head excluded */
 int64_t ev_model_num_macs(const ev_model *model);   /* multiply-adds for one frame */
 
+/* Calibration (model.yaml `calibration:`, fitted on a validation split by `echoview eval
+ * --calibrate`). Every plan divides its logits by the temperature (1 when the bundle has none),
+ * so softmax of ev_plan_run's logits is the calibrated confidence on every backend. Below the
+ * confidence threshold (0 when none) a frame's answer is EV_UNKNOWN_LABEL. */
+#define EV_UNKNOWN_LABEL "unknown"
+float ev_model_temperature(const ev_model *model);
+float ev_model_confidence_threshold(const ev_model *model);
+
 /* ---- inference plans --------------------------------------------------------------------- */
 
 typedef enum ev_backend_kind {
@@ -127,16 +135,31 @@ int ev_pixel_format_bytes(ev_pixel_format format);
 int ev_preprocess_frame(const ev_model *model, const ev_frame *frame, const ev_rect *roi,
                         float *out, ev_error *err);
 
+/* Intensity normalisation inside the scan sector (model.yaml `preprocess: normalize:`), applied
+ * after the resize and before scale/mean/std. NONE keeps the pixel values as they are. */
+typedef enum ev_normalize {
+    EV_NORMALIZE_NONE = 0,
+    EV_NORMALIZE_SECTOR = 1, /* histogram equalisation of the sector's pixels (ev_normalize_sector) */
+} ev_normalize;
+
 /* Same, with explicit geometry and normalisation, for callers without a model (datasets). */
 typedef struct ev_preprocess_params {
     int width, height, channels;
     float scale;
     float mean[3];
     float std[3];
+    ev_normalize normalize; /* zero: none */
 } ev_preprocess_params;
 void ev_model_preprocess_params(const ev_model *model, ev_preprocess_params *out);
 int ev_preprocess(const ev_preprocess_params *params, const ev_frame *frame, const ev_rect *roi,
                   float *out, ev_error *err);
+
+/* Sector normalisation of one plane of pixel values on the 8-bit scale (0..255), in place:
+ * the sector is the pixels above 8% of the plane's 99th percentile (so the same pixels for any
+ * gain); each becomes 255 x its mid-rank among them (histogram equalisation, 1024 levels), the
+ * rest 0. Any increasing grey map of the sector therefore gives the same output. A plane with
+ * no sector stays all 0. No allocation. */
+void ev_normalize_sector(float *plane, int width, int height);
 
 /* Find the ultrasound region: the bounding box of the sector (the bright, textured fan) in a
  * scanner frame, ignoring thin overlays. Returns EV_OK and the box, or EV_ERR_INVALID when no

@@ -24,6 +24,9 @@ struct ev_model {
     char **class_names;
     int input_width, input_height, input_channels;
     float scale, mean[3], std[3];
+    ev_normalize normalize;
+    float temperature;          /* logits are divided by it (1: none) */
+    float confidence_threshold; /* below it the answer is EV_UNKNOWN_LABEL (0: none) */
     ev_net_config cfg;
     ev_net *net; /* batch 1, weights loaded; backends read parameters from here */
     int64_t params, macs;

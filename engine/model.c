@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,8 +209,9 @@ static int parse_input(ev_yaml_doc *doc, const ev_yaml_node *root, ev_model *m, 
 
 static int parse_preprocess(ev_yaml_doc *doc, const ev_yaml_node *n, ev_model *m, ev_error *err)
 {
-    static const char *const keys[] = {"scale", "mean", "std", NULL};
+    static const char *const keys[] = {"scale", "mean", "std", "normalize", NULL};
     m->scale = 1.0f / 255.0f;
+    m->normalize = EV_NORMALIZE_NONE;
     for (int c = 0; c < 3; c++) {
         m->mean[c] = 0.0f;
         m->std[c] = 1.0f;
@@ -232,6 +234,18 @@ static int parse_preprocess(ev_yaml_doc *doc, const ev_yaml_node *n, ev_model *m
         return rc;
     if (std && (rc = parse_float_list(doc, std, "preprocess: std", m->input_channels, m->std, err)))
         return rc;
+    const ev_yaml_node *norm = ev_yaml_lookup(doc, n, "normalize");
+    if (norm) {
+        const char *v = ev_yaml_get_nonempty_string(doc, norm, "preprocess: normalize");
+        if (!v)
+            return ev_fail_yaml_doc(err, doc);
+        if (!strcmp(v, "sector")) {
+            m->normalize = EV_NORMALIZE_SECTOR;
+        } else if (strcmp(v, "none")) {
+            ev_yaml_fail(doc, norm, "preprocess: normalize must be none or sector, not '%s'", v);
+            return ev_fail_yaml_doc(err, doc);
+        }
+    }
     for (int c = 0; c < m->input_channels; c++)
         if (!(m->std[c] > 0.0f)) {
             ev_yaml_fail(doc, std, "preprocess: std must be positive");
@@ -240,12 +254,37 @@ static int parse_preprocess(ev_yaml_doc *doc, const ev_yaml_node *n, ev_model *m
     return EV_OK;
 }
 
+static int parse_calibration(ev_yaml_doc *doc, const ev_yaml_node *n, ev_model *m, ev_error *err)
+{
+    static const char *const keys[] = {"temperature", "confidence_threshold", NULL};
+    m->temperature = 1.0f;
+    m->confidence_threshold = 0.0f;
+    if (!n)
+        return EV_OK;
+    if (!ev_yaml_walk_mapping(doc, n, "calibration", keys, NULL, NULL))
+        return ev_fail_yaml_doc(err, doc);
+    const ev_yaml_node *t = ev_yaml_lookup(doc, n, "temperature"),
+                       *c = ev_yaml_lookup(doc, n, "confidence_threshold");
+    double d;
+    if (t) {
+        if (!ev_yaml_get_double(doc, t, "calibration: temperature", 1e-3, 1e3, &d))
+            return ev_fail_yaml_doc(err, doc);
+        m->temperature = (float)d;
+    }
+    if (c) {
+        if (!ev_yaml_get_double(doc, c, "calibration: confidence_threshold", 0.0, 0.999999, &d))
+            return ev_fail_yaml_doc(err, doc);
+        m->confidence_threshold = (float)d;
+    }
+    return EV_OK;
+}
+
 static int parse_model_doc(ev_yaml_doc *doc, const char *dir, ev_model *m, char *weights_file,
                            size_t weights_size, ev_error *err)
 {
-    static const char *const top_keys[] = {"name",    "classes", "input",       "preprocess",
-                                           "network", "weights", "description", "training",
-                                           "metrics", NULL};
+    static const char *const top_keys[] = {"name",        "classes",  "input",   "preprocess",
+                                           "network",     "weights",  "calibration",
+                                           "description", "training", "metrics", NULL};
     static const char *const free_form[] = {"description", "training", "metrics"};
     const ev_yaml_node *root = ev_yaml_root(doc), *n;
     int rc;
@@ -261,7 +300,8 @@ static int parse_model_doc(ev_yaml_doc *doc, const char *dir, ev_model *m, char 
     snprintf(m->name, sizeof m->name, "%s", name);
     if ((rc = parse_classes(doc, ev_yaml_lookup(doc, root, "classes"), m, err)) ||
         (rc = parse_input(doc, root, m, err)) ||
-        (rc = parse_preprocess(doc, ev_yaml_lookup(doc, root, "preprocess"), m, err)))
+        (rc = parse_preprocess(doc, ev_yaml_lookup(doc, root, "preprocess"), m, err)) ||
+        (rc = parse_calibration(doc, ev_yaml_lookup(doc, root, "calibration"), m, err)))
         return rc;
 
     if (!(n = ev_yaml_lookup(doc, root, "network"))) {
@@ -382,6 +422,8 @@ void ev_model_input_shape(const ev_model *model, int *width, int *height, int *c
 
 int64_t ev_model_num_params(const ev_model *model) { return model->params; }
 int64_t ev_model_num_macs(const ev_model *model) { return model->macs; }
+float ev_model_temperature(const ev_model *model) { return model->temperature; }
+float ev_model_confidence_threshold(const ev_model *model) { return model->confidence_threshold; }
 const ev_net *ev_model_network(const ev_model *model) { return model->net; }
 
 int ev_model_from_net(ev_net *net, const ev_model_info *info, ev_model **out, ev_error *err)
@@ -418,6 +460,9 @@ int ev_model_from_net(ev_net *net, const ev_model_info *info, ev_model **out, ev
     m->input_height = net->cfg.input_height;
     m->input_channels = net->cfg.in_channels;
     m->scale = info->scale != 0.0f ? info->scale : 1.0f / 255.0f;
+    m->normalize = info->normalize;
+    m->temperature = info->temperature > 0.0f ? info->temperature : 1.0f;
+    m->confidence_threshold = info->confidence_threshold;
     for (int c = 0; c < 3; c++) {
         m->mean[c] = info->mean[c];
         m->std[c] = info->std[c] != 0.0f ? info->std[c] : 1.0f;
@@ -444,6 +489,32 @@ int ev_model_save_bundle(const char *dir, const char *name, const ev_net *net,
                          char *const *class_names, float scale, const float *mean, const float *std,
                          ev_error *err)
 {
+    ev_model_info info = {.name = name, .class_names = class_names, .scale = scale};
+    for (int c = 0; c < 3; c++) {
+        info.mean[c] = mean ? mean[c] : 0.0f;
+        info.std[c] = std ? std[c] : 1.0f;
+    }
+    return ev_model_write_bundle(dir, net, &info, err);
+}
+
+int ev_model_write_bundle(const char *dir, const ev_net *net, const ev_model_info *info,
+                          ev_error *err)
+{
+    const ev_model_info none = {0};
+    if (!info)
+        info = &none;
+    const char *name = info->name;
+    if (!name) {
+        name = strrchr(dir, '/');
+        name = name && name[1] ? name + 1 : dir;
+    }
+    char *const *class_names = info->class_names;
+    const float scale = info->scale != 0.0f ? info->scale : 1.0f / 255.0f;
+    float mean[3], std[3];
+    for (int c = 0; c < 3; c++) {
+        mean[c] = info->mean[c];
+        std[c] = info->std[c] != 0.0f ? info->std[c] : 1.0f;
+    }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return ev_fail(err, EV_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     char path[PATH_MAX], tmp[PATH_MAX + 8];
@@ -477,17 +548,69 @@ int ev_model_save_bundle(const char *dir, const char *name, const ev_net *net,
     fprintf(f, "], std: [");
     for (int c = 0; c < cfg->in_channels; c++)
         fprintf(f, "%s%.9g", c ? ", " : "", (double)std[c]);
-    fprintf(f, "]}\nnetwork:\n  init_channels: %d\n  layout: [", cfg->init_channels);
+    fprintf(f, "]%s}\nnetwork:\n  init_channels: %d\n  layout: [",
+            info->normalize == EV_NORMALIZE_SECTOR ? ", normalize: sector" : "",
+            cfg->init_channels);
     for (int i = 0; i < cfg->num_cells; i++)
         fprintf(f, "%s%s", i ? ", " : "", cfg->reduction[i] ? "reduce" : "normal");
     fprintf(f, "]\n  genotype: \"%s\"\n", genotype);
     if (cfg->auxiliary)
         fprintf(f, "  auxiliary: true\n");
     fprintf(f, "weights: weights.safetensors\n");
+    if (info->temperature > 0.0f)
+        fprintf(f, "calibration: {temperature: %.9g, confidence_threshold: %.9g}\n",
+                (double)info->temperature, (double)info->confidence_threshold);
     free(genotype);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         remove(tmp);
         return ev_fail(err, EV_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return EV_OK;
+}
+
+int ev_model_write_calibration(const char *bundle, float temperature, float confidence_threshold,
+                               ev_error *err)
+{
+    if (!bundle || !(temperature > 0.0f) || !isfinite(temperature) ||
+        !(confidence_threshold >= 0.0f && confidence_threshold < 1.0f))
+        return ev_fail(err, EV_ERR_INVALID,
+                       "calibration: temperature %g must be > 0 and the threshold %g in [0, 1)",
+                       (double)temperature, (double)confidence_threshold);
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    struct stat sb;
+    if (stat(bundle, &sb) != 0)
+        return ev_fail(err, EV_ERR_IO, "%s: %s", bundle, strerror(errno));
+    snprintf(path, sizeof path, S_ISDIR(sb.st_mode) ? "%s/model.yaml" : "%s", bundle);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return ev_fail(err, EV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    /* copy every line but an old top-level calibration entry and its indented continuation */
+    char line[4096];
+    bool skipping = false, ok = true;
+    while (fgets(line, sizeof line, in)) {
+        if (!strchr(line, '\n') && !feof(in)) {
+            ok = false; /* a line this long is not a model.yaml we wrote */
+            break;
+        }
+        if (skipping && (line[0] == ' ' || line[0] == '\t'))
+            continue;
+        skipping = !strncmp(line, "calibration:", 12);
+        if (!skipping)
+            fputs(line, out);
+    }
+    fprintf(out, "calibration: {temperature: %.9g, confidence_threshold: %.9g}\n",
+            (double)temperature, (double)confidence_threshold);
+    fclose(in);
+    if (fclose(out) != 0 || !ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return ev_fail(err, ok ? EV_ERR_IO : EV_ERR_FORMAT, "%s: %s", path,
+                       ok ? "write failed" : "a line is longer than 4095 bytes");
     }
     return EV_OK;
 }

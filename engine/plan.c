@@ -98,7 +98,15 @@ int ev_plan_run(ev_plan *plan, const float *input, float *logits, ev_error *err)
 {
     if (!plan || !input || !logits)
         return ev_fail(err, EV_ERR_INVALID, "plan: NULL argument");
-    return plan->vt->run(plan, input, logits, err);
+    int rc = plan->vt->run(plan, input, logits, err);
+    /* calibration: one division after every backend, so they all report the same confidence */
+    const float t = plan->model->temperature;
+    if (rc == EV_OK && t != 1.0f) {
+        const size_t n = (size_t)plan->options.batch * (size_t)plan->model->num_classes;
+        for (size_t i = 0; i < n; i++)
+            logits[i] /= t;
+    }
+    return rc;
 }
 
 void ev_plan_free(ev_plan *plan)

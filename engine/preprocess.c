@@ -13,6 +13,11 @@
  *   computed as (299 R + 587 G + 114 B) / 1000 so that gray colours (R = G = B) give exactly
  *   their gray value. 3-channel models get R, G, B planes in that order; gray, I420 and NV12
  *   sources replicate their luma into all three.
+ *
+ * A bundle may ask for sector normalisation (`preprocess: {normalize: sector}`): after the resize
+ * each plane is histogram-equalised over its sector's pixels (ev_normalize_sector), so a model
+ * sees the same input whatever gain, contrast or grey map the scanner used. Training calls the
+ * same function after its augmentation. Bundles without the key get exactly the old values.
  */
 #include "ev_private.h"
 
@@ -158,6 +163,10 @@ int ev_preprocess(const ev_preprocess_params *params, const ev_frame *frame, con
                        dw, dh, PREPROCESS_MAX_SIDE);
     if (channels != 1 && channels != 3)
         return ev_fail(err, EV_ERR_INVALID, "%s: %d channels (models take 1 or 3)", who, channels);
+    if (params->normalize != EV_NORMALIZE_NONE && params->normalize != EV_NORMALIZE_SECTOR)
+        return ev_fail(err, EV_ERR_INVALID, "%s: unknown normalisation %d", who,
+                       (int)params->normalize);
+    const bool sector = params->normalize == EV_NORMALIZE_SECTOR;
     size_t plane, total;
     if (!ev_mul_size((size_t)dw, (size_t)dh, &plane) ||
         !ev_mul_size(plane, (size_t)channels, &total) || total > SIZE_MAX / sizeof(float))
@@ -220,11 +229,77 @@ int ev_preprocess(const ev_preprocess_params *params, const ev_frame *frame, con
             for (int c = 0; c < channels; c++) {
                 /* when the crop equals the output, sum / total_weight is the pixel, exactly */
                 const double pixel = sum[c] / total_weight;
-                out[(size_t)c * plane + at] = (float)(pixel * scale[c] - offset[c]);
+                out[(size_t)c * plane + at] =
+                    sector ? (float)pixel : (float)(pixel * scale[c] - offset[c]);
             }
         }
     }
+    if (sector)
+        for (int c = 0; c < channels; c++) {
+            float *p = out + (size_t)c * plane;
+            ev_normalize_sector(p, dw, dh);
+            for (size_t i = 0; i < plane; i++)
+                p[i] = (float)(p[i] * scale[c] - offset[c]);
+        }
     return EV_OK;
+}
+
+/* ---- sector normalisation ---------------------------------------------------------------------
+ *
+ * Histogram equalisation restricted to the sector: the network then sees ranks, not grey levels,
+ * and a phantom's grey map and a scanner's (gain, compression curve, dynamic range) look alike.
+ * The sector is what lies above a floor relative to the 99th percentile, so it is the same set of
+ * pixels when the gain changes; black outside the fan (and overlays' black) stays 0. */
+
+#define SECTOR_LEVELS 1024
+#define SECTOR_FLOOR_FRACTION 0.08
+#define SECTOR_TOP_QUANTILE 0.99
+
+static inline int sector_level(float v)
+{
+    if (!(v > 0.0f))
+        return 0;
+    int b = (int)(v * (SECTOR_LEVELS / 256.0f));
+    return b < SECTOR_LEVELS ? b : SECTOR_LEVELS - 1;
+}
+
+void ev_normalize_sector(float *plane, int width, int height)
+{
+    if (!plane || width < 1 || height < 1)
+        return;
+    const size_t n = (size_t)width * (size_t)height;
+    uint32_t hist[SECTOR_LEVELS] = {0};
+    float map[SECTOR_LEVELS];
+    for (size_t i = 0; i < n; i++)
+        hist[sector_level(plane[i])]++;
+    /* the 99th percentile's level, then the floor below which a pixel is background */
+    const double top_count = SECTOR_TOP_QUANTILE * (double)n;
+    int top = 0;
+    for (double cum = 0.0; top < SECTOR_LEVELS - 1; top++) {
+        cum += hist[top];
+        if (cum >= top_count)
+            break;
+    }
+    const int floor_level = (int)(SECTOR_FLOOR_FRACTION * top);
+    uint64_t inside = 0;
+    for (int b = floor_level + 1; b < SECTOR_LEVELS; b++)
+        inside += hist[b];
+    if (inside == 0) {
+        for (size_t i = 0; i < n; i++)
+            plane[i] = 0.0f;
+        return;
+    }
+    uint64_t below = 0;
+    for (int b = 0; b < SECTOR_LEVELS; b++) {
+        if (b <= floor_level) {
+            map[b] = 0.0f;
+            continue;
+        }
+        map[b] = (float)(255.0 * ((double)below + 0.5 * hist[b]) / (double)inside);
+        below += hist[b];
+    }
+    for (size_t i = 0; i < n; i++)
+        plane[i] = map[sector_level(plane[i])];
 }
 
 void ev_model_preprocess_params(const ev_model *model, ev_preprocess_params *out)
@@ -238,6 +313,7 @@ void ev_model_preprocess_params(const ev_model *model, ev_preprocess_params *out
     out->height = model->input_height;
     out->channels = model->input_channels;
     out->scale = model->scale;
+    out->normalize = model->normalize;
     for (int c = 0; c < 3; c++) {
         out->mean[c] = model->mean[c];
         out->std[c] = model->std[c];

@@ -479,7 +479,8 @@ static void fill_batch(const search_dataset *ds, const int *idx, int n, const se
     for (int i = 0; i < n; i++) {
         uint64_t rng = search_seed_mix(seed, (uint64_t)i);
         search_frame_to_input(ds->pixels + (size_t)idx[i] * fsz, ds->width, ds->height,
-                              ds->channels, aug, &rng, 1.0f / 255.0f, mean, stdv, x + i * fsz);
+                              ds->channels, aug, &rng, EV_NORMALIZE_NONE, 1.0f / 255.0f, mean, stdv,
+                              x + i * fsz);
         y[i] = ds->labels[idx[i]];
     }
 }

@@ -128,14 +128,34 @@ typedef struct search_augment {
     float gain;       /* brightness gain uniform in 1 +- gain (0.15) */
     float contrast;   /* gamma uniform in 1 +- contrast (0.15) */
     float speckle;    /* multiplicative noise: x * (1 + speckle * N(0,1)) (0.08) */
+    /* the transfer recipe (search_augment_transfer; all 0 in the defaults): what differs
+     * between the phantom and real scanners, drawn per frame */
+    float stretch;     /* aspect change uniform in 1 +- stretch */
+    float fan_prob;    /* chance of a new sector outline: apex, opening angle and depth drawn */
+    float depth_gain;  /* time-gain/attenuation slope: gain exp(a (y/h - 1/2)), a in +-depth_gain */
+    float shadow_prob; /* chance of 1-2 dark radial stripes (rib shadows, dropout) */
+    float blur_prob;   /* chance of a [w, 1-2w, w] blur (w up to 0.3), once or twice */
+    float grain_max;   /* speckle grain in pixels drawn in 1..grain_max (coarser noise) */
+    float haze;        /* additive clutter near the apex, up to haze levels (0..255) */
+    float text_prob;   /* chance of 1-3 bright overlay boxes (text, markers) */
+    float gain_field;  /* smooth local gain: exp of a 4 x 4 grid of N(0, gain_field), bilinear */
 } search_augment;
 
+/* The baseline recipe: small probe motion, gain, gamma and speckle. */
 void search_augment_defaults(search_augment *a);
+/* The transfer recipe (docs/SEARCH.md): the baseline widened (rotation 10 degrees, zoom
+ * 0.78..1.22, shift 10%, gain 0.5..1.5, gamma 0.6..1.4, speckle 0.2) plus sector outline, depth
+ * gain, a smooth local gain field, shadows, blur, speckle grain, haze and overlay boxes. */
+void search_augment_transfer(search_augment *a);
+/* Recipe by name: "basic" (search_augment_defaults), "transfer"; -1 for an unknown name. */
+int search_augment_parse(const char *name, search_augment *a);
 /* Frame (uint8, c x h x w) -> network input floats: optional augmentation drawn from rng, then
- * x = (pixel * scale - mean) / std. */
+ * the sector normalisation normalize asks for (ev_normalize_sector, the engine's), then
+ * x = (pixel * scale - mean) / std. Deterministic for a given rng state; never mirrors (views
+ * are not mirror-symmetric), so the label stays right. */
 void search_frame_to_input(const uint8_t *src, int w, int h, int c, const search_augment *aug,
-                           uint64_t *rng, float scale, const float *mean, const float *std,
-                           float *out);
+                           uint64_t *rng, ev_normalize normalize, float scale, const float *mean,
+                           const float *std, float *out);
 
 /* ---- balanced online batch selection ------------------------------------------------------------ */
 
@@ -238,6 +258,9 @@ typedef struct search_train_options {
     bool resume;
     const char *log_path; /* JSONL per epoch; NULL: OUT/train.jsonl */
     bool augment;
+    const char *augment_recipe; /* search_augment_parse name; NULL: "basic" */
+    ev_normalize normalize;     /* written to the bundle; training applies it after augmenting */
+    bool other_class;           /* a 15th class "other" after the 14 views (non-2D screens) */
     bool auto_roi;
     double max_bad_fraction;
     double train_fraction; /* use this share of the training patients (1: all) */
@@ -273,20 +296,49 @@ int search_train_benchmark(const search_train_options *o, int warmup, int steps,
 
 /* ---- evaluation ------------------------------------------------------------------------------ */
 
+#define SEARCH_ECE_BINS 15
+
 typedef struct search_eval_result {
     search_metrics metrics;
     int64_t *confusion; /* k x k */
     int32_t *predicted; /* per dataset frame (-1 when not evaluated) */
-    float *confidence;
+    float *confidence;    /* softmax of the logits below */
     float *probabilities; /* per dataset frame x k (softmax), rows of unevaluated frames 0 */
+    float *logits;        /* per dataset frame, k each, divided by the model's temperature */
     int64_t clips, clips_correct; /* clip accuracy: mean probabilities over a clip's frames */
     int k;
+    /* calibration over the evaluated frames (search_calibration_stats) */
+    double ece; /* expected calibration error: SEARCH_ECE_BINS equal-width confidence bins */
+    double bin_confidence[SEARCH_ECE_BINS], bin_accuracy[SEARCH_ECE_BINS];
+    int64_t bin_count[SEARCH_ECE_BINS];
+    double unknown_fraction;  /* frames whose confidence is below the model's threshold */
+    double accepted_accuracy; /* accuracy over the other frames */
 } search_eval_result;
 
 /* Evaluates model on the frames of split (-1: all) of ds. */
 int search_evaluate(const ev_model *model, const search_dataset *ds, int split, int threads,
                     search_eval_result *out, ev_error *err);
 void search_eval_result_free(search_eval_result *r);
+/* Fills r's ece, bins, unknown_fraction and accepted_accuracy from its predictions and
+ * confidences over the frames of split (-1: all); threshold: the model's (0: none). */
+void search_calibration_stats(search_eval_result *r, const search_dataset *ds, int split,
+                              float threshold);
+
+/* Temperature scaling (Guo et al. 2017) fitted on a validation split, and the `unknown`
+ * threshold from the same frames. */
+typedef struct search_calibration {
+    float temperature;          /* the model's own times the fitted factor */
+    float confidence_threshold; /* the reject_fraction quantile of the right answers' confidence */
+    double nll_before, nll_after, ece_before, ece_after;
+    double unknown_fraction; /* share of the split's frames the threshold turns into unknown */
+    int frames;
+} search_calibration;
+/* Fits the factor s > 0 minimising the mean negative log-likelihood of softmax(logits / s) over
+ * the frames of split (golden-section search on log s in [1/20, 20]), then the threshold below
+ * which reject_fraction (0..0.5) of the correctly classified frames' calibrated confidences lie
+ * (halfway between the two right answers around that quantile). */
+int search_calibrate(const ev_model *model, const search_dataset *ds, int split, int threads,
+                     double reject_fraction, search_calibration *out, ev_error *err);
 
 /* Clips (dataset clip x label) among the evaluated frames, and those whose mean probability's
  * argmax is their label (search/predictions.c). */

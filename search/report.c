@@ -68,11 +68,23 @@ void *search_eval_json(const ev_model *model, const search_eval_result *r)
             json_array_append_new(row, json_integer(r->confusion[(size_t)c * k + p]));
         json_array_append_new(conf, row);
     }
-    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o}", "model",
+    json_t *bins = json_array();
+    for (int b = 0; b < SEARCH_ECE_BINS; b++)
+        json_array_append_new(bins, json_pack("{s:f, s:f, s:f, s:I}", "upper",
+                                              (b + 1.0) / SEARCH_ECE_BINS, "confidence",
+                                              r->bin_confidence[b], "accuracy", r->bin_accuracy[b],
+                                              "frames", (json_int_t)r->bin_count[b]));
+    json_t *cal = json_pack("{s:f, s:f, s:f, s:f, s:f, s:o}", "temperature",
+                            (double)ev_model_temperature(model), "confidence_threshold",
+                            (double)ev_model_confidence_threshold(model), "ece", r->ece,
+                            "unknown_fraction", r->unknown_fraction, "accepted_accuracy",
+                            r->accepted_accuracy, "reliability", bins);
+    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o, s:o}", "model",
                           ev_model_name(model), "frames", (json_int_t)m->total, "accuracy",
-                          m->accuracy, "macro_precision", m->macro_precision, "macro_recall",
-                          m->macro_recall, "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1,
-                          "classes", names, "per_class", per, "confusion", conf);
+                          m->accuracy,
+                          "macro_precision", m->macro_precision, "macro_recall", m->macro_recall,
+                          "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1, "classes", names,
+                          "per_class", per, "confusion", conf, "calibration", cal);
     json_object_set_new(j, "clips", json_integer(r->clips));
     json_object_set_new(j, "clip_accuracy",
                         json_real(r->clips ? (double)r->clips_correct / r->clips : 0.0));
@@ -308,6 +320,12 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
             100 * m->weighted_f1);
     fprintf(f, "Clip accuracy (mean probabilities over a clip's frames): %.2f%% of %lld clips.\n\n",
             r->clips ? 100.0 * r->clips_correct / r->clips : 0.0, (long long)r->clips);
+    fprintf(f,
+            "Calibration: ECE %.2f%% over %d bins (temperature %g); confidence threshold %.3f: "
+            "%.1f%% of frames `unknown`, accuracy over the rest %.2f%% (reliability.png).\n\n",
+            100 * r->ece, SEARCH_ECE_BINS, (double)ev_model_temperature(model),
+            (double)ev_model_confidence_threshold(model), 100 * r->unknown_fraction,
+            100 * r->accepted_accuracy);
     fprintf(f, "| view | precision | recall | F1 | frames |\n|---|---|---|---|---|\n");
     for (int c = 0; c < r->k; c++)
         fprintf(f, "| %s | %.1f | %.1f | %.1f | %lld |\n", ev_model_class_name(model, c),
@@ -331,7 +349,21 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
     if (rc)
         return rc;
     snprintf(path, sizeof path, "%s/misclassified.png", dir);
-    return write_misclassified_png(path, model, ds, r, split, err);
+    if ((rc = write_misclassified_png(path, model, ds, r, split, err)))
+        return rc;
+    /* reliability diagram: accuracy against mean confidence per non-empty bin, and the diagonal */
+    double bx[SEARCH_ECE_BINS], by[SEARCH_ECE_BINS];
+    const double diag[2] = {0.0, 1.0};
+    int nb = 0;
+    for (int b = 0; b < SEARCH_ECE_BINS; b++)
+        if (r->bin_count[b]) {
+            bx[nb] = r->bin_confidence[b];
+            by[nb++] = r->bin_accuracy[b];
+        }
+    const search_plot_series series[2] = {{"per bin", nb, bx, by},
+                                          {"ideal", 2, diag, diag}};
+    snprintf(path, sizeof path, "%s/reliability.png", dir);
+    return search_plot_lines(path, "reliability", "confidence", "accuracy", series, 2, err);
 }
 
 /* ---- line plots ------------------------------------------------------------------------------ */

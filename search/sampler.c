@@ -154,19 +154,249 @@ void search_augment_defaults(search_augment *a)
                           .speckle = 0.08f};
 }
 
+void search_augment_transfer(search_augment *a)
+{
+    *a = (search_augment){.enabled = true,
+                          .rotate_deg = 10.0f,
+                          .scale = 0.22f,
+                          .translate = 0.10f,
+                          .gain = 0.5f,
+                          .contrast = 0.4f,
+                          .speckle = 0.2f,
+                          .stretch = 0.12f,
+                          .fan_prob = 0.5f,
+                          .depth_gain = 0.8f,
+                          .shadow_prob = 0.3f,
+                          .blur_prob = 0.5f,
+                          .grain_max = 3.0f,
+                          .haze = 30.0f,
+                          .text_prob = 0.3f,
+                          .gain_field = 0.6f};
+}
+
+int search_augment_parse(const char *name, search_augment *a)
+{
+    if (name && !strcmp(name, "basic"))
+        search_augment_defaults(a);
+    else if (name && !strcmp(name, "transfer"))
+        search_augment_transfer(a);
+    else
+        return -1;
+    return 0;
+}
+
 static float uniform_pm(uint64_t *rng, float r) { return (2.0f * ev_rng_uniform(rng) - 1.0f) * r; }
+static float uniform_in(uint64_t *rng, float lo, float hi)
+{
+    return lo + (hi - lo) * ev_rng_uniform(rng);
+}
+
+static void normalise_planes(float *out, int w, int h, int c, ev_normalize normalize, float scale,
+                             const float *mean, const float *std)
+{
+    const size_t plane = (size_t)w * h;
+    for (int ch = 0; ch < c; ch++) {
+        float *p = out + ch * plane;
+        if (normalize == EV_NORMALIZE_SECTOR)
+            ev_normalize_sector(p, w, h);
+        const float a = scale / std[ch], b = mean[ch] / std[ch];
+        for (size_t i = 0; i < plane; i++)
+            p[i] = p[i] * a - b;
+    }
+}
+
+/* In-place 3-tap [wt, 1 - 2 wt, wt] filter along rows and columns, edges replicated. */
+static void blur_plane(float *p, int w, int h, float wt)
+{
+    for (int y = 0; y < h; y++) {
+        float *r = p + (size_t)y * w, prev = r[0];
+        for (int x = 0; x < w; x++) {
+            const float cur = r[x], next = x + 1 < w ? r[x + 1] : cur;
+            r[x] = wt * prev + (1.0f - 2.0f * wt) * cur + wt * next;
+            prev = cur;
+        }
+    }
+    for (int x = 0; x < w; x++) {
+        float prev = p[x];
+        for (int y = 0; y < h; y++) {
+            float *q = p + (size_t)y * w + x;
+            const float cur = *q, next = y + 1 < h ? q[w] : cur;
+            *q = wt * prev + (1.0f - 2.0f * wt) * cur + wt * next;
+            prev = cur;
+        }
+    }
+}
+
+#define GRAIN_GRID 64 /* coarse noise grid side; finer grains use per-pixel noise */
+
+/* The transfer recipe on one frame: every random draw happens once per frame, in a fixed order,
+ * so the result is a function of the rng state only. */
+static void augment_transfer(const uint8_t *src, int w, int h, int c, const search_augment *aug,
+                             uint64_t *rng, float *out)
+{
+    const size_t plane = (size_t)w * h;
+    /* probe motion and a different sector crop: rotation, zoom, aspect, shift */
+    const float ang = uniform_pm(rng, aug->rotate_deg) * (float)M_PI / 180.0f;
+    const float zoom = 1.0f + uniform_pm(rng, aug->scale);
+    const float aspect = 1.0f + uniform_pm(rng, aug->stretch);
+    const float tx = uniform_pm(rng, aug->translate) * w, ty = uniform_pm(rng, aug->translate) * h;
+    const float zx = zoom * aspect, zy = zoom / aspect;
+    const float cs = cosf(ang), sn = sinf(ang);
+    const float cx = 0.5f * (w - 1), cy = 0.5f * (h - 1);
+    /* sector outline: apex near the top centre, half-opening and depth */
+    const bool fan = ev_rng_uniform(rng) < aug->fan_prob;
+    const float fan_x = cx + uniform_pm(rng, 0.1f) * w, fan_y = uniform_in(rng, -0.15f, 0.05f) * h;
+    const float fan_half = uniform_in(rng, 30.0f, 50.0f) * (float)M_PI / 180.0f;
+    const float fan_depth = uniform_in(rng, 0.85f, 1.3f) * h;
+    /* machine settings: gain, grey map, depth gain, haze */
+    const float gain = 1.0f + uniform_pm(rng, aug->gain);
+    const float gamma = 1.0f + uniform_pm(rng, aug->contrast);
+    const float depth = uniform_pm(rng, aug->depth_gain);
+    const float haze = uniform_in(rng, 0.0f, aug->haze);
+    const float haze_depth = uniform_in(rng, 0.1f, 0.4f) * h;
+    /* shadows: 1-2 radial stripes from the apex */
+    int shadows = ev_rng_uniform(rng) < aug->shadow_prob ? 1 + (ev_rng_uniform(rng) < 0.5f) : 0;
+    float shadow_ang[2], shadow_half[2], shadow_keep[2];
+    for (int k = 0; k < 2; k++) {
+        shadow_ang[k] = uniform_pm(rng, 35.0f) * (float)M_PI / 180.0f;
+        shadow_half[k] = uniform_in(rng, 1.5f, 5.0f) * (float)M_PI / 180.0f;
+        shadow_keep[k] = uniform_in(rng, 0.1f, 0.5f);
+    }
+    /* blur, speckle grain and strength */
+    const int blurs = ev_rng_uniform(rng) < aug->blur_prob ? 1 + (ev_rng_uniform(rng) < 0.5f) : 0;
+    const float blur_w = uniform_in(rng, 0.1f, 0.3f);
+    float grain = aug->grain_max > 1.0f ? uniform_in(rng, 1.0f, aug->grain_max) : 1.0f;
+    const float speckle = uniform_in(rng, 0.0f, aug->speckle);
+    /* overlay boxes */
+    int boxes = ev_rng_uniform(rng) < aug->text_prob ? 1 + (int)(ev_rng_uniform(rng) * 3.0f) : 0;
+    if (boxes > 3)
+        boxes = 3;
+    int box[3][4];
+    float box_v[3];
+    for (int k = 0; k < 3; k++) {
+        int bw = 1 + (int)(uniform_in(rng, 0.04f, 0.2f) * w), bh = 1 + (int)(uniform_in(rng, 0.02f, 0.06f) * h);
+        box[k][0] = (int)(ev_rng_uniform(rng) * (w - bw + 1));
+        box[k][1] = (int)(ev_rng_uniform(rng) * (h - bh + 1));
+        box[k][2] = bw;
+        box[k][3] = bh;
+        box_v[k] = uniform_in(rng, 150.0f, 255.0f);
+    }
+    /* a smooth gain field: tissue brighter here, darker there (what equalisation cannot undo) */
+    float field[5 * 5];
+    for (int i = 0; i < 25; i++)
+        field[i] = aug->gain_field > 0.0f ? aug->gain_field * ev_rng_normal(rng) : 0.0f;
+    /* a coarse noise grid when the grain is more than a pixel and the grid fits */
+    float grid[GRAIN_GRID * GRAIN_GRID];
+    int gw = (int)ceilf(w / grain) + 2, gh = (int)ceilf(h / grain) + 2;
+    const bool coarse = grain > 1.25f && gw <= GRAIN_GRID && gh <= GRAIN_GRID;
+    if (coarse)
+        for (int i = 0; i < gw * gh; i++)
+            grid[i] = ev_rng_normal(rng);
+
+    for (int ch = 0; ch < c; ch++) {
+        const uint8_t *s = src + ch * plane;
+        float *o = out + ch * plane;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                const float dx = x - cx - tx, dy = y - cy - ty;
+                const float sx = (cs * dx + sn * dy) / zx + cx, sy = (-sn * dx + cs * dy) / zy + cy;
+                float v = 0.0f;
+                const int x0 = (int)floorf(sx), y0 = (int)floorf(sy);
+                if (x0 >= -1 && y0 >= -1 && x0 < w && y0 < h) {
+                    const float fx = sx - x0, fy = sy - y0;
+                    float p00 = 0, p01 = 0, p10 = 0, p11 = 0;
+                    if (y0 >= 0 && x0 >= 0)
+                        p00 = s[(size_t)y0 * w + x0];
+                    if (y0 >= 0 && x0 + 1 < w)
+                        p01 = s[(size_t)y0 * w + x0 + 1];
+                    if (y0 + 1 < h && x0 >= 0)
+                        p10 = s[(size_t)(y0 + 1) * w + x0];
+                    if (y0 + 1 < h && x0 + 1 < w)
+                        p11 = s[(size_t)(y0 + 1) * w + x0 + 1];
+                    v = (p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy;
+                }
+                const float ry = y - fan_y, rx = x - fan_x;
+                const float r = sqrtf(rx * rx + ry * ry), th = atan2f(rx, ry > 1e-3f ? ry : 1e-3f);
+                if (fan && (ry <= 0.0f || fabsf(th) > fan_half || r > fan_depth))
+                    v = 0.0f;
+                for (int k = 0; k < shadows; k++)
+                    if (fabsf(th - shadow_ang[k]) < shadow_half[k])
+                        v *= shadow_keep[k];
+                if (v > 0.0f) {
+                    v += haze * expf(-(r > 0 ? r : 0) / haze_depth);
+                    const float gx = 4.0f * x / (float)w, gy = 4.0f * y / (float)h;
+                    const int ix = (int)gx, iy = (int)gy;
+                    const float fx = gx - ix, fy = gy - iy;
+                    const float *f0 = field + iy * 5 + ix, *f1 = f0 + 5;
+                    const float local = (f0[0] * (1 - fx) + f0[1] * fx) * (1 - fy) +
+                                        (f1[0] * (1 - fx) + f1[1] * fx) * fy;
+                    v *= expf(depth * (y / (float)h - 0.5f) + local);
+                }
+                o[(size_t)y * w + x] = v;
+            }
+        for (int b = 0; b < blurs; b++)
+            blur_plane(o, w, h, blur_w);
+    }
+    /* speckle, grey map, gain and the boxes, after the blur (the scanner's noise is not blurred
+     * by our resize) */
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float n;
+            if (coarse) {
+                const float gx = x / grain, gy = y / grain;
+                const int ix = (int)gx, iy = (int)gy;
+                const float fx = gx - ix, fy = gy - iy;
+                const float *g0 = grid + (size_t)iy * gw + ix, *g1 = g0 + gw;
+                n = (g0[0] * (1 - fx) + g0[1] * fx) * (1 - fy) + (g1[0] * (1 - fx) + g1[1] * fx) * fy;
+            } else {
+                n = ev_rng_normal(rng);
+            }
+            float noise = 1.0f + speckle * n;
+            noise = noise > 0.0f ? noise : 0.0f;
+            bool in_box = false;
+            float bv = 0.0f;
+            for (int k = 0; k < boxes; k++)
+                if (x >= box[k][0] && x < box[k][0] + box[k][2] && y >= box[k][1] &&
+                    y < box[k][1] + box[k][3]) {
+                    in_box = true;
+                    bv = box_v[k];
+                }
+            for (int ch = 0; ch < c; ch++) {
+                float *o = out + ch * plane + (size_t)y * w + x;
+                float g = *o / 255.0f;
+                g = g > 0.0f ? powf(g < 1.0f ? g : 1.0f, gamma) : 0.0f;
+                float v = 255.0f * g * gain * noise;
+                if (in_box)
+                    v = bv;
+                *o = v > 255.0f ? 255.0f : v;
+            }
+        }
+}
 
 void search_frame_to_input(const uint8_t *src, int w, int h, int c, const search_augment *aug,
-                           uint64_t *rng, float scale, const float *mean, const float *std,
-                           float *out)
+                           uint64_t *rng, ev_normalize normalize, float scale, const float *mean,
+                           const float *std, float *out)
 {
     const size_t plane = (size_t)w * h;
     if (!aug || !aug->enabled) {
-        for (int ch = 0; ch < c; ch++) {
-            const float a = scale / std[ch], b = mean[ch] / std[ch];
-            for (size_t i = 0; i < plane; i++)
-                out[ch * plane + i] = src[ch * plane + i] * a - b;
+        if (normalize == EV_NORMALIZE_NONE) { /* the exact old arithmetic */
+            for (int ch = 0; ch < c; ch++) {
+                const float a = scale / std[ch], b = mean[ch] / std[ch];
+                for (size_t i = 0; i < plane; i++)
+                    out[ch * plane + i] = src[ch * plane + i] * a - b;
+            }
+            return;
         }
+        for (size_t i = 0; i < plane * c; i++)
+            out[i] = src[i];
+        normalise_planes(out, w, h, c, normalize, scale, mean, std);
+        return;
+    }
+    if (aug->fan_prob > 0.0f || aug->shadow_prob > 0.0f || aug->blur_prob > 0.0f ||
+        aug->text_prob > 0.0f || aug->haze > 0.0f || aug->depth_gain > 0.0f ||
+        aug->stretch > 0.0f || aug->grain_max > 1.0f || aug->gain_field > 0.0f) {
+        augment_transfer(src, w, h, c, aug, rng, out);
+        normalise_planes(out, w, h, c, normalize, scale, mean, std);
         return;
     }
     /* Probe motion: small in-plane rotation about the centre, zoom and shift; bilinear
@@ -208,7 +438,9 @@ void search_frame_to_input(const uint8_t *src, int w, int h, int c, const search
                 v = 255.0f * g * gain * (noise > 0.0f ? noise : 0.0f);
                 if (v > 255.0f)
                     v = 255.0f;
-                out[ch * plane + (size_t)y * w + x] = v * a - b;
+                out[ch * plane + (size_t)y * w + x] = normalize == EV_NORMALIZE_NONE ? v * a - b : v;
             }
     }
+    if (normalize != EV_NORMALIZE_NONE)
+        normalise_planes(out, w, h, c, normalize, scale, mean, std);
 }

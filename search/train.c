@@ -139,6 +139,9 @@ static char *config_fingerprint(const search_train_options *o, const ev_net *net
         int n = snprintf(out, 8192, "%s|C%d|S%d|B%d|K%d|opt%d|aux%g|", g ? g : "",
                          net->cfg.init_channels, o->size, o->batch, net->cfg.num_classes,
                          (int)o->optimizer, (double)o->auxiliary_weight);
+        if (o->normalize != EV_NORMALIZE_NONE || o->augment_recipe) /* old fingerprints stay */
+            n += snprintf(out + n, 8192 - n, "norm%d|aug%s|", (int)o->normalize,
+                          o->augment_recipe ? o->augment_recipe : "basic");
         for (int i = 0; i < net->cfg.num_cells && n < 8000; i++)
             n += snprintf(out + n, 8192 - n, "%c", net->cfg.reduction[i] ? 'R' : 'N');
     }
@@ -323,10 +326,12 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
 
 /* ---- evaluation over a frame list (eval mode) ---------------------------------------------------- */
 
+/* temperature divides the logits (a calibrated model's); loss and confidence use the result */
 static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, const int *idx,
-                    int count, float scale, const float *mean, const float *std, float *input,
-                    int threads, double *loss_out, double *acc_out, int32_t *pred, float *conf,
-                    float *probs, ev_error *err)
+                    int count, ev_normalize normalize, float temperature, float scale,
+                    const float *mean, const float *std, float *input, int threads,
+                    double *loss_out, double *acc_out, int32_t *pred, float *conf, float *probs,
+                    float *logits_out, ev_error *err)
 {
     const int B = net->batch, k = net->cfg.num_classes;
     const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
@@ -337,7 +342,8 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
         for (int i = 0; i < B; i++) {
             int f = idx[b0 + (i < nb ? i : nb - 1)];
             search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height, ds->channels,
-                                  NULL, NULL, scale, mean, std, input + (size_t)i * fsz);
+                                  NULL, NULL, normalize, scale, mean, std,
+                                  input + (size_t)i * fsz);
         }
         int rc = search_exec_forward(ex, input, false, err);
         if (rc)
@@ -345,7 +351,13 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
         const float *logits = search_exec_logits(ex);
         for (int i = 0; i < nb; i++) {
             int32_t label = ds->labels[idx[b0 + i]];
+            float scaled[EV_MAX_CLASSES];
             const float *row = logits + (size_t)i * k;
+            if (temperature != 1.0f) {
+                for (int j = 0; j < k; j++)
+                    scaled[j] = row[j] / temperature;
+                row = scaled;
+            }
             if (label >= 0 && label < k)
                 loss += ev_ref_cross_entropy_forward(row, 1, k, &label);
             int best = 0;
@@ -355,6 +367,8 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
             correct += best == label;
             if (pred)
                 pred[idx[b0 + i]] = best;
+            if (logits_out)
+                memcpy(logits_out + (size_t)idx[b0 + i] * k, row, (size_t)k * sizeof *row);
             if (conf || probs) {
                 float p[EV_MAX_CLASSES];
                 ev_softmax(row, p, k);
@@ -441,15 +455,17 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
     out->predicted = malloc((size_t)ds->count * sizeof *out->predicted);
     out->confidence = calloc((size_t)ds->count, sizeof *out->confidence);
     out->probabilities = calloc((size_t)ds->count * k, sizeof *out->probabilities);
+    out->logits = calloc((size_t)ds->count * k, sizeof *out->logits);
     input = malloc((size_t)B * ds->width * ds->height * ds->channels * sizeof(float));
-    if (!rc &&
-        (!out->confusion || !out->predicted || !out->confidence || !out->probabilities || !input))
+    if (!rc && (!out->confusion || !out->predicted || !out->confidence || !out->probabilities ||
+                !out->logits || !input))
         rc = ev_fail(err, EV_ERR_NOMEM, "evaluate: out of memory");
     if (!rc) {
         for (int i = 0; i < ds->count; i++)
             out->predicted[i] = -1;
-        rc = run_eval(ex, net, ds, idx, count, pre.scale, pre.mean, pre.std, input, threads, NULL,
-                      NULL, out->predicted, out->confidence, out->probabilities, err);
+        rc = run_eval(ex, net, ds, idx, count, pre.normalize, ev_model_temperature(model),
+                      pre.scale, pre.mean, pre.std, input, threads, NULL, NULL, out->predicted,
+                      out->confidence, out->probabilities, out->logits, err);
     }
     if (!rc) {
         for (int j = 0; j < count; j++) {
@@ -458,6 +474,7 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
                 out->confusion[(size_t)ds->labels[i] * k + out->predicted[i]]++;
         }
         search_metrics_compute(out->confusion, k, &out->metrics);
+        search_calibration_stats(out, ds, split, ev_model_confidence_threshold(model));
         rc = search_clip_accuracy(ds, out, &out->clips, &out->clips_correct, err);
     }
     free(input);
@@ -475,6 +492,7 @@ void search_eval_result_free(search_eval_result *r)
     free(r->predicted);
     free(r->confidence);
     free(r->probabilities);
+    free(r->logits);
     memset(r, 0, sizeof *r);
 }
 
@@ -492,8 +510,22 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     if (!o->out_dir)
         return ev_fail(err, EV_ERR_INVALID, "train: no output folder");
     const int threads = default_threads(o->threads);
-    const int k = o->num_classes > 0 ? o->num_classes : 14;
-    char *const *classes = o->class_names ? o->class_names : (char *const *)ev_echo_views;
+    search_augment aug;
+    if (search_augment_parse(o->augment_recipe ? o->augment_recipe : "basic", &aug))
+        return ev_fail(err, EV_ERR_INVALID, "train: augmentation '%s' is not basic or transfer",
+                       o->augment_recipe);
+    aug.enabled = o->augment;
+    if (o->other_class && (o->num_classes > 0 || o->class_names))
+        return ev_fail(err, EV_ERR_INVALID, "train: an 'other' class goes after the 14 views, "
+                                            "not after a class list of one's own");
+    char *views_and_other[15];
+    for (int i = 0; i < 14; i++)
+        views_and_other[i] = (char *)ev_echo_views[i];
+    views_and_other[14] = (char *)"other";
+    const int k = o->other_class ? 15 : o->num_classes > 0 ? o->num_classes : 14;
+    char *const *classes = o->other_class   ? views_and_other
+                           : o->class_names ? o->class_names
+                                            : (char *const *)ev_echo_views;
     search_dataset *ds = o->dataset;
     ev_net *net = NULL;
     search_exec *ex = NULL;
@@ -634,9 +666,12 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     const bool tty = !o->quiet && isatty(2);
     const int steps = o->max_steps > 0 ? o->max_steps : (ntrain + o->batch - 1) / o->batch;
     const float scale = 1.0f / 255.0f, mean[3] = {0, 0, 0}, stdv[3] = {1, 1, 1};
-    search_augment aug;
-    search_augment_defaults(&aug);
-    aug.enabled = o->augment;
+    const ev_model_info bundle = {.name = name,
+                                  .class_names = classes,
+                                  .scale = scale,
+                                  .mean = {0, 0, 0},
+                                  .std = {1, 1, 1},
+                                  .normalize = o->normalize};
     const bool use_aux = o->auxiliary_weight > 0.0f;
     if (!o->quiet)
         fprintf(stderr,
@@ -666,7 +701,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                                                (uint64_t)step * 65536u + i);
                 int f = batch_idx[i];
                 search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height,
-                                      ds->channels, &aug, &rng, scale, mean, stdv,
+                                      ds->channels, &aug, &rng, o->normalize, scale, mean, stdv,
                                       input + (size_t)i * fsz);
             }
             for (int i = 0; i < o->batch; i++)
@@ -706,8 +741,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         train_time += t_train;
         train_frames += seen;
         double val_loss = 0, val_acc = 0;
-        if ((rc = run_eval(ex, net, ds, val_idx, nval, scale, mean, stdv, input, threads, &val_loss,
-                           &val_acc, NULL, NULL, NULL, err)))
+        if ((rc = run_eval(ex, net, ds, val_idx, nval, o->normalize, 1.0f, scale, mean, stdv, input,
+                           threads, &val_loss, &val_acc, NULL, NULL, NULL, NULL, err)))
             goto out;
         bool improved = val_loss < st.best_val_loss;
         st.epoch = epoch + 1;
@@ -716,7 +751,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             st.best_val_acc = val_acc;
             st.best_epoch = epoch;
             st.bad_epochs = 0;
-            if ((rc = ev_model_save_bundle(o->out_dir, name, net, classes, scale, mean, stdv, err)))
+            if ((rc = ev_model_write_bundle(o->out_dir, net, &bundle, err)))
                 goto out;
             /* the split goes with the weights, so that eval can keep to it */
             char yaml_path[PATH_MAX];

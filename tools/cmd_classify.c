@@ -14,6 +14,8 @@ static const char *usage =
     "  model's input size is used as is; others are area-resized (after the optional crop to the\n"
     "  ultrasound region). Prints one JSON object per file:\n"
     "    {\"file\", \"label\", \"label_id\", \"confidence\", \"probabilities\"}\n"
+    "  Probabilities are calibrated when the model is (model.yaml `calibration:`); below its\n"
+    "  confidence threshold the label is \"unknown\" (label_id -1, \"best_guess\" the top class).\n"
     "  A file that cannot be read gives {\"file\", \"error\"}; the others are still classified\n"
     "  and the exit status is 1.\n";
 
@@ -60,9 +62,13 @@ static json_t *classify_file(const ev_model *m, ev_plan *plan, const char *file,
     json_t *probs = json_object();
     for (int i = 0; i < k; i++)
         json_object_set_new(probs, ev_model_class_name(m, i), json_real(prob[i]));
-    out =
-        json_pack("{s:s, s:s, s:i, s:f, s:o}", "file", file, "label", ev_model_class_name(m, best),
-                  "label_id", best, "confidence", (double)prob[best], "probabilities", probs);
+    /* below the calibrated threshold the answer is unknown; the best guess is still told */
+    const bool unknown = prob[best] < ev_model_confidence_threshold(m);
+    out = json_pack("{s:s, s:s, s:i, s:f, s:o}", "file", file, "label",
+                    unknown ? EV_UNKNOWN_LABEL : ev_model_class_name(m, best), "label_id",
+                    unknown ? -1 : best, "confidence", (double)prob[best], "probabilities", probs);
+    if (out && unknown)
+        json_object_set_new(out, "best_guess", json_string(ev_model_class_name(m, best)));
 out:
     media_image_free(&gray);
     media_image_free(&img);

@@ -1,6 +1,7 @@
 /* cmd_eval.c: `echoview eval`: a model on a dataset (folder or CSV manifest, the same formats as
  * training): accuracy, macro precision/recall/F1, weighted F1, per-view table, confusion matrix
  * (text and PNG heat map) and a sheet of misclassified frames. */
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "tools.h"
 
@@ -24,18 +25,26 @@ static const char *usage =
     "  clips and clip_accuracy (mean probabilities over each clip's frames), per_class,\n"
     "  confusion. --out writes report.json, report.md, predictions.csv (one row per frame:\n"
     "  file, frame, patient, clip, split, truth, prediction, confidence, p_CLASS...),\n"
-    "  confusion.png and misclassified.png.\n";
+    "  confusion.png, misclassified.png and reliability.png (calibration: confidence vs accuracy;\n"
+    "  the summary gives the expected calibration error, ECE, over 15 bins).\n"
+    "  --calibrate [--reject F]  fits temperature scaling on the split (it must be val: never\n"
+    "  the frames one reports on) and the confidence threshold below which F (0.05) of the right\n"
+    "  answers fall, and writes both to the model's model.yaml (`calibration:`): classify, the\n"
+    "  element and the daemon then answer 'unknown' below it.\n";
 
 int cmd_eval(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL, *out = NULL, *split_name = "test";
-    bool json = false, auto_roi = false;
+    bool json = false, auto_roi = false, calibrate = false;
+    float reject = 0.05f;
     int threads = 0, frames_per_clip = 0, clip_frame_step = 0;
     const char *patient_regex = NULL;
     uint64_t seed = 1;
     const tool_option options[] = {
         TOOL_FLAG("--json", &json),
         TOOL_FLAG("--auto-roi", &auto_roi),
+        TOOL_FLAG("--calibrate", &calibrate),
+        TOOL_FLOAT("--reject", &reject, 0, 0.5, NULL),
         TOOL_STRING("--model", &model_path),
         TOOL_STRING("--data", &data),
         TOOL_STRING("--out", &out),
@@ -60,6 +69,12 @@ int cmd_eval(int argc, char **argv)
         return TOOL_USAGE;
     }
     int split = strcmp(split_name, "all") ? search_split_parse(split_name) : -1;
+    if (calibrate && split != SEARCH_SPLIT_VAL) {
+        fprintf(stderr, "echoview eval: --calibrate fits on the validation split (--split val), "
+                        "not on '%s'\n",
+                split_name);
+        return TOOL_USAGE;
+    }
     ev_model *m = tool_load_model("eval", model_path);
     if (!m)
         return TOOL_FAILED;
@@ -95,6 +110,25 @@ int cmd_eval(int argc, char **argv)
                                 .frames_per_clip = frames_per_clip,
                                 .clip_frame_step = clip_frame_step,
                                 .model_split = has_record ? &record : NULL};
+    if (calibrate) {
+        search_calibration cal;
+        if (search_dataset_load(data, &o, &ds, &err) ||
+            search_calibrate(m, ds, split, threads, reject, &cal, &err) ||
+            ev_model_write_calibration(model_path, cal.temperature, cal.confidence_threshold,
+                                       &err)) {
+            fprintf(stderr, "echoview eval: %s\n", err.message);
+            goto done;
+        }
+        printf("{\"model\":\"%s\",\"split\":\"%s\",\"frames\":%d,\"temperature\":%.6g,"
+               "\"confidence_threshold\":%.6g,\"reject_fraction\":%g,\"nll_before\":%.6f,"
+               "\"nll_after\":%.6f,\"ece_before\":%.6f,\"ece_after\":%.6f,"
+               "\"unknown_fraction\":%.6f}\n",
+               model_path, split_name, cal.frames, (double)cal.temperature,
+               (double)cal.confidence_threshold, (double)reject, cal.nll_before, cal.nll_after,
+               cal.ece_before, cal.ece_after, cal.unknown_fraction);
+        rc = TOOL_OK;
+        goto done;
+    }
     if (search_dataset_load(data, &o, &ds, &err) ||
         search_evaluate(m, ds, split, threads, &r, &err) ||
         (out && search_write_report(out, m, ds, &r, split, &err))) {
@@ -114,6 +148,11 @@ int cmd_eval(int argc, char **argv)
                100 * mt->weighted_f1);
         printf("clip accuracy %.2f%% of %lld clips (mean probabilities over a clip's frames)\n",
                r.clips ? 100.0 * r.clips_correct / r.clips : 0.0, (long long)r.clips);
+        printf("calibration: ECE %.2f%% (temperature %g); below the confidence threshold %.3f: "
+               "%.1f%% of frames 'unknown', accuracy over the rest %.2f%%\n",
+               100 * r.ece, (double)ev_model_temperature(m),
+               (double)ev_model_confidence_threshold(m), 100 * r.unknown_fraction,
+               100 * r.accepted_accuracy);
         printf("%-14s %9s %7s %6s %7s\n", "view", "precision", "recall", "F1", "frames");
         for (int c = 0; c < r.k; c++)
             printf("%-14s %9.1f %7.1f %6.1f %7lld\n", ev_model_class_name(m, c),

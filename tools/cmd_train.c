@@ -21,6 +21,10 @@ static const char *usage =
     "  data:      --no-augment  --auto-roi  --max-bad-fraction F (0.05)  --train-fraction F (1)\n"
     "             --patient-regex RE (patient ID from each file's path: its first group)\n"
     "             --frames-per-clip N | --clip-frame-step K (of DICOM loops; default all)\n"
+    "             --augment basic|transfer (basic; transfer: the recipe for real scanners,\n"
+    "             docs/SEARCH.md)  --normalize none|sector (none; sector: histogram-equalise the\n"
+    "             sector, written to model.yaml so every caller does it)  --other (a 15th class\n"
+    "             'other' for non-2D screens; the data then labels them 'other')\n"
     "  run:       --threads T (all cores)  --seed S (1)  --resume  --force (overwrite a model)\n"
     "             --log FILE "
     "(MODEL_DIR/train.jsonl)\n"
@@ -52,7 +56,7 @@ int cmd_train(int argc, char **argv)
     search_train_defaults(&o);
     const char *genotype = NULL; /* default chosen by input size below */
     bool lr_set = false, wd_set = false, clip_set = false, force = false;
-    const char *optimizer = "adam";
+    const char *optimizer = "adam", *normalize = "none";
     int bench_steps = 0;
     tool_layout layout = {&o.num_cells, o.reduction};
     const tool_option options[] = {
@@ -61,6 +65,7 @@ int cmd_train(int argc, char **argv)
         TOOL_FLAG("--force", &force),
         TOOL_FLAG_OFF("--no-augment", &o.augment),
         TOOL_FLAG("--auto-roi", &o.auto_roi),
+        TOOL_FLAG("--other", &o.other_class),
         TOOL_FLAG("--quiet", &o.quiet),
         TOOL_STRING("--data", &o.data),
         TOOL_STRING("--out", &o.out_dir),
@@ -90,6 +95,8 @@ int cmd_train(int argc, char **argv)
         TOOL_CUSTOM("--layout", tool_parse_layout_row, &layout),
         TOOL_CUSTOM("--layers", tool_parse_layout_row, &layout),
         TOOL_CHOICE("--optimizer", &optimizer, "adam", "sgd"),
+        TOOL_CHOICE("--augment", &o.augment_recipe, "basic", "transfer"),
+        TOOL_CHOICE("--normalize", &normalize, "none", "sector"),
         TOOL_SEED("--seed", &o.seed),
         {.name = "--max-bad-fraction",
          .kind = TOOL_OPT_CUSTOM,
@@ -111,6 +118,8 @@ int cmd_train(int argc, char **argv)
         return rc;
     if (!strcmp(optimizer, "sgd"))
         o.optimizer = SEARCH_OPT_SGD;
+    if (!strcmp(normalize, "sector"))
+        o.normalize = EV_NORMALIZE_SECTOR;
     /* Our 96 px search's cell beat DARTS_V2 and a random cell at 96 px on equal budgets
      * (docs/ACCURACY.md); DARTS_V2's 2-cell receptive field is 33 px, a third of a 96 px frame. */
     if (!genotype)

@@ -3,6 +3,7 @@
 #include "ev_bundle.h"
 #include "ev_safetensors.h"
 #include "test_util.h"
+#include <math.h>
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -316,6 +317,65 @@ static void check_bundles(void)
     dir = copy_bundle("std_zero");
     edit_file(dir, "model.yaml", "'s/std: \\[1.0\\]/std: [0.0]/'");
     expect_load_error(dir, "preprocess: std must be positive", "zero std");
+    dir = copy_bundle("normalize_bad");
+    edit_file(dir, "model.yaml", "'s/std: \\[1.0\\]/std: [1.0], normalize: histogram/'");
+    expect_load_error(dir, "preprocess: normalize must be none or sector, not 'histogram'",
+                      "unknown normalisation");
+    dir = copy_bundle("calibration_bad");
+    edit_file(dir, "model.yaml", "'$a calibration: {temperature: 0, confidence_threshold: 0.5}'");
+    expect_load_error(dir, "'calibration: temperature' must be", "temperature 0");
+    dir = copy_bundle("calibration_key");
+    edit_file(dir, "model.yaml", "'$a calibration: {temperature: 2, bins: 15}'");
+    expect_load_error(dir, "unknown key 'bins'", "unknown calibration key");
+}
+
+/* normalize: sector and calibration: the loader reads them, every plan divides its logits by the
+ * temperature, ev_model_write_calibration replaces the entry and keeps the rest */
+static void check_calibration(void)
+{
+    ev_error err = {0};
+    ev_model *plain = NULL, *cal = NULL;
+    const char *dir = copy_bundle("calibrated");
+    char path[1100];
+    snprintf(path, sizeof path, "%s", dir);
+    edit_file(path, "model.yaml", "'s/std: \\[1.0\\]/std: [1.0], normalize: sector/'");
+    int rc = ev_model_write_calibration(path, 2.5f, 0.25f, &err);
+    rc |= ev_model_write_calibration(path, 4.0f, 0.625f, &err); /* replaces the first */
+    rc |= ev_model_load(path, &cal, &err);
+    rc |= ev_model_load(fixture, &plain, &err);
+    ev_preprocess_params pre = {0};
+    if (!rc)
+        ev_model_preprocess_params(cal, &pre);
+    CHECK(rc == 0 && ev_model_temperature(cal) == 4.0f &&
+              ev_model_confidence_threshold(cal) == 0.625f && pre.normalize == EV_NORMALIZE_SECTOR &&
+              ev_model_temperature(plain) == 1.0f && ev_model_confidence_threshold(plain) == 0.0f,
+          "calibration and normalize: sector load; rewriting replaces the entry (%s)",
+          rc ? err.message : "ok");
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "test $(grep -c '^calibration:' '%s/model.yaml') = 1", path);
+    CHECK(system(cmd) == 0, "model.yaml holds one calibration entry after two writes");
+    float in[16 * 16], a[14], b[14];
+    for (int i = 0; i < 256; i++)
+        in[i] = (float)(i % 13) / 13.0f;
+    const ev_backend_kind kinds[2] = {EV_BACKEND_REFERENCE, EV_BACKEND_CPU};
+    for (int k = 0; !rc && k < 2; k++) {
+        ev_plan *p1 = NULL, *p2 = NULL;
+        ev_plan_options opt = {.backend = kinds[k]};
+        rc |= ev_plan_create(plain, &opt, &p1, &err) || ev_plan_create(cal, &opt, &p2, &err);
+        rc |= ev_plan_run(p1, in, a, &err) || ev_plan_run(p2, in, b, &err);
+        float worst = 0.0f;
+        for (int c = 0; c < 14; c++)
+            worst = fmaxf(worst, fabsf(b[c] - a[c] / 4.0f));
+        CHECK(rc == 0 && worst <= 1e-6f * (1.0f + fabsf(a[0])),
+              "%s plan: calibrated logits are the plain ones / 4 (max diff %g)",
+              ev_backend_name(kinds[k]), (double)worst);
+        ev_plan_free(p1);
+        ev_plan_free(p2);
+    }
+    ev_model_free(plain);
+    ev_model_free(cal);
+    rc = ev_model_write_calibration(path, -1.0f, 0.5f, &err);
+    CHECK_ERR(rc, err, "temperature -1 must be > 0", "a negative temperature is refused");
 }
 
 int main(int argc, char **argv)
@@ -327,6 +387,7 @@ int main(int argc, char **argv)
     }
     check_parse_errors();
     check_bundles();
+    check_calibration();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -1,8 +1,9 @@
 /* test_preprocess.c: the frame-to-tensor path (engine/preprocess.c) against hand-computed and
  * double-precision references: identity is an exact copy, area resize with whole and fractional
  * pixel coverage, every pixel format gives the same tensor, RGB order, normalisation, roi crop,
- * model parameters, ultrasound sector detection on a synthetic scanner frame with overlays, and
- * bad inputs with their messages. Prints one line per check; exits 0 when all pass. */
+ * model parameters, ultrasound sector detection on a synthetic scanner frame with overlays,
+ * sector normalisation (hand-computed ranks, gain invariance, the sector's mean, the bundle key)
+ * and bad inputs with their messages. Prints one line per check; exits 0 when all pass. */
 #include "ev_bundle.h"
 
 #include <math.h>
@@ -28,7 +29,7 @@ static void check(bool ok, const char *fmt, ...)
 
 static ev_preprocess_params plain(int w, int h, int c)
 {
-    ev_preprocess_params p = {w, h, c, 1.0f, {0, 0, 0}, {1, 1, 1}};
+    ev_preprocess_params p = {w, h, c, 1.0f, {0, 0, 0}, {1, 1, 1}, EV_NORMALIZE_NONE};
     return p;
 }
 
@@ -291,7 +292,8 @@ static void test_normalise_roi_model(void)
     ev_error err = {0};
     static const uint8_t px[2 * 3] = {0, 51, 102, 153, 204, 255}; /* 2 RGB pixels */
     ev_frame frame = {px, 2, 1, 6, EV_PIXEL_RGB};
-    ev_preprocess_params p = {2, 1, 3, 1.0f / 255.0f, {0.5f, 0.4f, 0.3f}, {0.25f, 0.2f, 0.1f}};
+    ev_preprocess_params p = {2, 1, 3, 1.0f / 255.0f, {0.5f, 0.4f, 0.3f}, {0.25f, 0.2f, 0.1f},
+                              EV_NORMALIZE_NONE};
     float o[6];
     int rc = ev_preprocess(&p, &frame, NULL, o, &err);
     double expect[6];
@@ -370,6 +372,81 @@ static void test_normalise_roi_model(void)
               strstr(err.message, "not inside the 20x10 frame"),
           "ev_preprocess_frame error names the model: \"%s\"", err.message);
     ev_model_free(model);
+}
+
+static void test_sector_normalise(void)
+{
+    /* hand-computed: n = 8, the 99th percentile is 255 (level 1023), the floor level is
+     * int(0.08 * 1023) = 81 (value 20.25), so 30, 40 and 255 are the sector and get
+     * 255 x mid-rank / 3; the rest, 20 included, become 0 */
+    float v[8] = {0, 0, 10, 20, 20, 30, 40, 255};
+    const float want[8] = {0, 0, 0, 0, 0, 42.5f, 127.5f, 212.5f};
+    ev_normalize_sector(v, 4, 2);
+    bool same = true;
+    for (int i = 0; i < 8; i++)
+        same = same && fabsf(v[i] - want[i]) < 1e-4f;
+    check(same, "sector normalisation of {0,0,10,20,20,30,40,255}: {0 x5, 42.5, 127.5, 212.5}");
+
+    /* an increasing grey map (gain 0.5 then a square root) leaves the output unchanged */
+    enum { N = 40 * 30 };
+    float a[N], b[N];
+    uint64_t rng = 11;
+    for (int i = 0; i < N; i++) {
+        const bool sector = (i % 40) > 5 && (i % 40) < 34 && i / 40 > 3;
+        const float x = sector ? 40.0f + 4.0f * (float)(ev_rng_next(&rng) % 40) : 0.0f;
+        a[i] = x;
+        b[i] = x > 0.0f ? 255.0f * sqrtf(0.5f * x / 255.0f) : 0.0f;
+    }
+    ev_normalize_sector(a, 40, 30);
+    ev_normalize_sector(b, 40, 30);
+    double sum = 0.0;
+    int inside = 0;
+    for (int i = 0; i < N; i++)
+        if (a[i] > 0.0f) {
+            sum += a[i];
+            inside++;
+        }
+    check(memcmp(a, b, sizeof a) == 0, "sector normalisation: gain 0.5 and gamma 0.5 give the "
+                                       "same output");
+    check(inside == 28 * 26 && fabs(sum / inside - 127.5) < 1e-3,
+          "the normalised sector (%d px) has mean 127.5 (%.4f)", inside, inside ? sum / inside : 0);
+
+    float z[6] = {0, 0, 0, 0, 0, 0};
+    ev_normalize_sector(z, 3, 2);
+    check(z[0] == 0.0f && z[5] == 0.0f, "a black plane stays black");
+
+    /* through ev_preprocess: resize, then normalise, then scale/mean/std */
+    enum { W = 64, H = 48 };
+    uint8_t img[W * H];
+    for (int i = 0; i < W * H; i++) {
+        const int x = i % W, y = i / W;
+        img[i] = (x > 8 && x < 56 && y > 4) ? (uint8_t)(60 + (ev_rng_next(&rng) % 150)) : 0;
+    }
+    ev_frame frame = {img, W, H, W, EV_PIXEL_GRAY8};
+    ev_rect roi = {4, 2, 56, 44};
+    ev_preprocess_params raw = plain(16, 12, 1), norm = plain(16, 12, 1);
+    norm.normalize = EV_NORMALIZE_SECTOR;
+    norm.scale = 1.0f / 255.0f;
+    norm.mean[0] = 0.5f;
+    norm.std[0] = 0.25f;
+    float r[16 * 12], n[16 * 12];
+    ev_error err = {0};
+    int rc = ev_preprocess(&raw, &frame, &roi, r, &err);
+    int rc2 = ev_preprocess(&norm, &frame, &roi, n, &err);
+    ev_normalize_sector(r, 16, 12);
+    double worst = 0.0;
+    for (int i = 0; i < 16 * 12; i++) {
+        const double e = fabs(n[i] - (r[i] / 255.0 - 0.5) / 0.25);
+        worst = e > worst ? e : worst;
+    }
+    check(rc == EV_OK && rc2 == EV_OK && worst < 1e-5,
+          "ev_preprocess normalize=sector: resize, ev_normalize_sector, then scale/mean/std "
+          "(max diff %.2g)",
+          worst);
+    norm.normalize = (ev_normalize)7;
+    rc = ev_preprocess(&norm, &frame, &roi, n, &err);
+    check(rc == EV_ERR_INVALID && strstr(err.message, "unknown normalisation 7"),
+          "an unknown normalisation is refused: \"%s\"", err.message);
 }
 
 static void expect_fail(int rc, const ev_error *err, int code, const char *what, const char *frag)
@@ -635,6 +712,7 @@ int main(void)
     test_normalise_roi_model();
     test_bad_inputs();
     test_detect_roi();
+    test_sector_normalise();
     printf("%d/%d checks passed\n", checks - failures, checks);
     return failures ? 1 : 0;
 }

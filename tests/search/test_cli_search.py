@@ -95,6 +95,38 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0 and json.loads(r.stdout)["label"] in json.load(
         open(os.path.join(src, "tests", "search", "views.json"))), "classify reads the trained bundle")
 
+    # calibration: refused on any split but val; on val it writes model.yaml, after which
+    # eval reports the temperature and classify answers unknown below the threshold
+    r = run("eval", "--model", model, "--data", data, "--split", "test", "--calibrate")
+    check(r.returncode == 2 and "--calibrate fits on the validation split" in r.stderr,
+          "eval --calibrate on the test split is a usage error (%s)" % r.stderr.strip())
+    r = run("eval", "--model", model, "--data", data, "--split", "val", "--calibrate",
+            "--reject", "0.5")
+    cal = json.loads(r.stdout) if r.returncode == 0 else {}
+    yaml_text = open(os.path.join(model, "model.yaml")).read()
+    check(r.returncode == 0 and cal.get("temperature", 0) > 0 and
+          "calibration: {temperature: " in yaml_text and
+          cal.get("ece_after", 1) <= cal.get("ece_before", 0) + 0.05,
+          "eval --calibrate writes calibration into model.yaml (%s)" % (r.stdout.strip() or
+                                                                      r.stderr.strip()))
+    r = run("eval", "--model", model, "--data", data, "--split", "val", "--json")
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    c = j.get("calibration", {})
+    check(abs(c.get("temperature", 0) - cal.get("temperature", -1)) < 1e-4 * cal.get(
+        "temperature", 1) and abs(c.get("unknown_fraction", -1) - cal.get("unknown_fraction", 0))
+          < 1e-5 and len(c.get("reliability", [])) == 15,
+          "eval --json reports the fitted temperature, the same unknown share and 15 bins "
+          "(%s / %s)" % ({k: c.get(k) for k in ("temperature", "unknown_fraction")},
+                         {k: cal.get(k) for k in ("temperature", "unknown_fraction")}))
+    outs = [json.loads(l) for l in run("classify", "--model", model,
+                                       *[os.path.join(data, x["path"]) for x in rows[:20]]
+                                       ).stdout.splitlines()]
+    unk = [o for o in outs if o["label"] == "unknown"]
+    check(all(o["label_id"] == -1 and o["confidence"] < cal["confidence_threshold"] and
+              o["best_guess"] in o["probabilities"] for o in unk) and
+          all(o["confidence"] >= cal["confidence_threshold"] for o in outs if o not in unk),
+          "classify: unknown exactly below the threshold (%d of %d)" % (len(unk), len(outs)))
+
     bad = os.path.join(tmp, "bad.csv")
     with open(bad, "w") as f:
         f.write("path,label,split\n%s,A9CH,test\n" % first)

@@ -1,9 +1,12 @@
 /* test_sampler_metrics.c: balanced batches have exact per-view counts; metrics match confusion
- * matrices computed by hand. */
+ * matrices computed by hand; the transfer augmentation is deterministic and keeps left left;
+ * expected calibration error on hand-made predictions. */
 #include "ev_search.h"
 #include "test_util.h"
 
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void sampler_tests(void)
 {
@@ -108,9 +111,95 @@ static void metrics_tests(void)
           m.macro_precision, m.macro_recall, m.macro_f1, m.classes_scored);
 }
 
+static void augment_tests(void)
+{
+    enum { S = 32 };
+    uint8_t src[S * S];
+    float a[S * S], b[S * S], c[S * S];
+    const float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
+    /* a sector-like frame: speckle everywhere, a bright blob in the left third */
+    uint64_t r0 = 9;
+    for (int i = 0; i < S * S; i++) {
+        const int x = i % S, y = i / S;
+        const bool blob = (x - 7) * (x - 7) + (y - 16) * (y - 16) < 25;
+        src[i] = blob ? 250 : (uint8_t)(40 + ev_rng_next(&r0) % 40);
+    }
+    search_augment aug;
+    CHECK(search_augment_parse("transfer", &aug) == 0 && aug.fan_prob > 0 &&
+              search_augment_parse("basic", &aug) == 0 && aug.fan_prob == 0 &&
+              search_augment_parse("mixup", &aug) == -1,
+          "augmentation recipes: transfer, basic; an unknown name is refused");
+    search_augment_transfer(&aug);
+    uint64_t r1 = 1234, r2 = 1234, r3 = 1235;
+    search_frame_to_input(src, S, S, 1, &aug, &r1, EV_NORMALIZE_SECTOR, 1.0f / 255, mean, sd, a);
+    search_frame_to_input(src, S, S, 1, &aug, &r2, EV_NORMALIZE_SECTOR, 1.0f / 255, mean, sd, b);
+    search_frame_to_input(src, S, S, 1, &aug, &r3, EV_NORMALIZE_SECTOR, 1.0f / 255, mean, sd, c);
+    CHECK(memcmp(a, b, sizeof a) == 0 && r1 == r2 && memcmp(a, c, sizeof a) != 0,
+          "transfer augmentation: the same rng state gives the same frame, another a different one");
+    /* label preservation: views are not mirror images, so the blob never crosses to the right
+     * (the intensity changes and overlay boxes off: they move nothing, and a box may sit anywhere;
+     * the geometry, outline, shadows and blur stay on) */
+    aug.text_prob = 0.0f;
+    aug.speckle = 0.0f;
+    aug.gain_field = 0.0f;
+    aug.haze = 0.0f;
+    aug.gain = 0.0f;
+    int left = 0, bright_frames = 0;
+    for (int t = 0; t < 200; t++) {
+        uint64_t r = 5000 + (uint64_t)t;
+        search_frame_to_input(src, S, S, 1, &aug, &r, EV_NORMALIZE_NONE, 1.0f, mean, sd, a);
+        double sx = 0, sw = 0;
+        for (int i = 0; i < S * S; i++) /* the top 3% of the frame: the blob, where visible */
+            if (a[i] > 220.0f) {
+                sx += i % S;
+                sw += 1;
+            }
+        if (sw > 0) {
+            bright_frames++;
+            left += sx / sw < S / 2.0;
+        }
+    }
+    CHECK(bright_frames > 100 && left == bright_frames,
+          "200 transfer draws: the left blob stays left in all %d frames where it shows (%d)",
+          bright_frames, left);
+    /* no augmentation + sector normalisation: exactly the engine's ev_normalize_sector */
+    for (int i = 0; i < S * S; i++)
+        b[i] = src[i];
+    ev_normalize_sector(b, S, S);
+    search_frame_to_input(src, S, S, 1, NULL, NULL, EV_NORMALIZE_SECTOR, 1.0f / 255, mean, sd, a);
+    double worst = 0;
+    for (int i = 0; i < S * S; i++)
+        worst = fmax(worst, fabs(a[i] - b[i] / 255.0));
+    CHECK(worst < 1e-6, "evaluation input with sector normalisation is the engine's (diff %.2g)",
+          worst);
+}
+
+static void calibration_tests(void)
+{
+    /* 4 frames: confidences 0.93 (right), 0.91 (wrong), 0.55 (right), 0.5 (wrong). Bins of 1/15:
+     * 0.93 and 0.91 share bin 13 (conf 0.92, acc 0.5), 0.55 is bin 8, 0.5 bin 7.
+     * ECE = (2 |0.5 - 0.92| + |1 - 0.55| + |0 - 0.5|) / 4 = 0.4475 */
+    search_dataset ds = {0};
+    int32_t labels[4] = {0, 1, 2, 0}, pred[4] = {0, 0, 2, 1};
+    int8_t split[4] = {SEARCH_SPLIT_VAL, SEARCH_SPLIT_VAL, SEARCH_SPLIT_VAL, SEARCH_SPLIT_VAL};
+    float conf[4] = {0.93f, 0.91f, 0.55f, 0.5f};
+    ds.count = 4;
+    ds.labels = labels;
+    ds.split = split;
+    search_eval_result r = {.predicted = pred, .confidence = conf, .k = 3};
+    search_calibration_stats(&r, &ds, SEARCH_SPLIT_VAL, 0.6f);
+    CHECK(fabs(r.ece - 0.4475) < 1e-6 && r.bin_count[13] == 2 && fabs(r.bin_accuracy[13] - 0.5) < 1e-9,
+          "ECE of the hand-made predictions: %.6f (0.4475)", r.ece);
+    CHECK(fabs(r.unknown_fraction - 0.5) < 1e-9 && fabs(r.accepted_accuracy - 0.5) < 1e-9,
+          "threshold 0.6: half the frames unknown, accuracy over the rest 0.5 (%.3f, %.3f)",
+          r.unknown_fraction, r.accepted_accuracy);
+}
+
 int main(void)
 {
     sampler_tests();
     metrics_tests();
+    augment_tests();
+    calibration_tests();
     return test_finish();
 }

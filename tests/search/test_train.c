@@ -2,10 +2,12 @@
  * weight bytes, and an interrupted run resumed from its checkpoint ends with exactly the bytes
  * of an uninterrupted one (on a different thread count, too). */
 #include "echophantom.h"
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "media.h"
 #include "test_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -180,6 +182,98 @@ int main(void)
     o.init_channels = 6;
     rc = search_train(&o, &r, &err);
     CHECK_ERR(rc, err, "the checkpoint was made with another network", "resume with other options");
+
+    /* the transfer recipe: sector normalisation in the bundle, deterministic across threads,
+     * and temperature scaling fitted on the validation split */
+    char d1[512], d2[512];
+    snprintf(d1, sizeof d1, "%s/d1", root);
+    snprintf(d2, sizeof d2, "%s/d2", root);
+    o = base(ds, d1);
+    o.augment_recipe = "transfer";
+    o.normalize = EV_NORMALIZE_SECTOR;
+    rc = search_train(&o, &r, &err);
+    o = base(ds, d2);
+    o.augment_recipe = "transfer";
+    o.normalize = EV_NORMALIZE_SECTOR;
+    o.threads = 1;
+    rc |= search_train(&o, &r, &err);
+    snprintf(pa, sizeof pa, "%s/weights.safetensors", d1);
+    snprintf(pb, sizeof pb, "%s/weights.safetensors", d2);
+    CHECK(rc == 0 && same_file(pa, pb),
+          "transfer augmentation + sector normalisation: identical weights on 2 and 1 threads");
+    ev_model *m = NULL;
+    rc = ev_model_load(d1, &m, &err);
+    ev_preprocess_params pre = {0};
+    if (!rc)
+        ev_model_preprocess_params(m, &pre);
+    CHECK(rc == 0 && pre.normalize == EV_NORMALIZE_SECTOR, "the bundle says normalize: sector (%s)",
+          rc ? err.message : "ok");
+    search_calibration cal;
+    if (!rc)
+        rc = search_calibrate(m, ds, SEARCH_SPLIT_VAL, 2, 0.05, &cal, &err);
+    CHECK(rc == 0 && cal.frames > 0 && cal.temperature >= 0.05f && cal.temperature <= 20.0f &&
+              cal.nll_after <= cal.nll_before + 1e-9 && cal.confidence_threshold >= 0.0f &&
+              cal.confidence_threshold < 1.0f,
+          "calibration on val: temperature %.3f, NLL %.4f -> %.4f, ECE %.4f -> %.4f, threshold "
+          "%.3f (%s)",
+          cal.temperature, cal.nll_before, cal.nll_after, cal.ece_before, cal.ece_after,
+          cal.confidence_threshold, rc ? err.message : "ok");
+    ev_model_free(m);
+    m = NULL;
+    if (!rc)
+        rc = ev_model_write_calibration(d1, cal.temperature, cal.confidence_threshold, &err);
+    if (!rc)
+        rc = ev_model_load(d1, &m, &err);
+    search_eval_result er = {0};
+    if (!rc)
+        rc = search_evaluate(m, ds, SEARCH_SPLIT_VAL, 2, &er, &err);
+    CHECK(rc == 0 && fabs(er.ece - cal.ece_after) < 1e-5 &&
+              fabs(er.unknown_fraction - cal.unknown_fraction) < 1e-9,
+          "the calibrated bundle evaluates to the fitted ECE %.4f and unknown share %.3f (%s)",
+          er.ece, er.unknown_fraction, rc ? err.message : "ok");
+    search_eval_result_free(&er);
+    ev_model_free(m);
+    rc = search_calibrate(NULL, ds, SEARCH_SPLIT_VAL, 2, 0.7, &cal, &err);
+    CHECK_ERR(rc, err, "reject fraction 0.7 outside 0..0.5", "calibrate: a bad reject fraction");
+
+    /* an `other` class: the Suprasternal frames relabelled other stand in for non-2D screens */
+    char other_csv[600], e[512], line2[512];
+    snprintf(other_csv, sizeof other_csv, "%s/data/other.csv", root);
+    snprintf(pa, sizeof pa, "%s/data/manifest.csv", root);
+    FILE *in = fopen(pa, "r"), *out = fopen(other_csv, "w");
+    int others = 0;
+    while (in && out && fgets(line2, sizeof line2, in)) {
+        char *lab = strstr(line2, ",Suprasternal,");
+        if (lab) {
+            fprintf(out, "%.*s,other,%s", (int)(lab - line2), line2, lab + strlen(",Suprasternal,"));
+            others++;
+        } else {
+            fputs(line2, out);
+        }
+    }
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    snprintf(e, sizeof e, "%s/e", root);
+    o = base(NULL, e);
+    o.data = other_csv;
+    o.other_class = true;
+    o.epochs = 1;
+    rc = search_train(&o, &r, &err);
+    m = NULL;
+    if (!rc)
+        rc = ev_model_load(e, &m, &err);
+    CHECK(rc == 0 && others == 20 && ev_model_num_classes(m) == 15 &&
+              !strcmp(ev_model_class_name(m, 14), "other"),
+          "--other: 15 classes, the last 'other', trained from %d frames labelled other (%s)",
+          others, rc ? err.message : "ok");
+    ev_model_free(m);
+    o = base(ds, e);
+    o.other_class = true;
+    o.num_classes = 3;
+    rc = search_train(&o, &r, &err);
+    CHECK_ERR(rc, err, "an 'other' class goes after the 14 views", "--other with a class list");
 
     search_dataset_free(ds);
     char cmd[600];
