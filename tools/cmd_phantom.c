@@ -146,13 +146,13 @@ static void *worker(void *arg)
         int screen = EP_SCREEN_BMODE;
         if (c->version == 2) {
             uint64_t h = mix64(c->seed ^ 0x07E5, (uint64_t)j);
-            int other = view == VIEW_OTHER ||
-                        floor((j + 1) * c->other_share) > floor(j * c->other_share);
+            int other =
+                view == VIEW_OTHER || floor((j + 1) * c->other_share) > floor(j * c->other_share);
             if (other) {
                 screen = EP_SCREEN_MMODE + (int)(h % 4u);
                 if (view == VIEW_OTHER) { /* the anatomy these screens are taken from */
-                    static const int from[4] = {EP_VIEW_PLAX_FULL, EP_VIEW_A4CH_LV,
-                                                EP_VIEW_A5CH, EP_VIEW_A4CH_LV};
+                    static const int from[4] = {EP_VIEW_PLAX_FULL, EP_VIEW_A4CH_LV, EP_VIEW_A5CH,
+                                                EP_VIEW_A4CH_LV};
                     view = from[screen - EP_SCREEN_MMODE];
                 }
             } else if ((double)(h >> 11) * 0x1.0p-53 < c->color_share) {
@@ -206,10 +206,9 @@ static void *worker(void *arg)
             } else {
                 /* a loop plays at 30 frames/s (as ep_render_time), else random phases */
                 double phase =
-                    c->sequence
-                        ? (phase0 + f / 30.0) * (double)pat.heart_rate_bpm / 60.0
-                        : (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
-                              0x1.0p-53;
+                    c->sequence ? (phase0 + f / 30.0) * (double)pat.heart_rate_bpm / 60.0
+                                : (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
+                                      0x1.0p-53;
                 phase -= floor(phase);
                 rc = colour ? ep_render_rgb(r, &pat, &scan, phase, pix, img.stride)
                             : ep_render(r, &pat, &scan, phase, pix, (size_t)c->width);
@@ -237,9 +236,9 @@ static void *worker(void *arg)
             const char *split = c->split_of[p] == 0   ? "train"
                                 : c->split_of[p] == 1 ? "val"
                                                       : "test";
-            used += (size_t)snprintf(rows + used, cap - used, "%s,%s,%s,p%04d,%d", rel,
-                                     is_other ? "other" : ep_view_name(view), split, p,
-                                     scan.quality);
+            used +=
+                (size_t)snprintf(rows + used, cap - used, "%s,%s,%s,p%04d,%d", rel,
+                                 is_other ? "other" : ep_view_name(view), split, p, scan.quality);
             if (c->full)
                 used += (size_t)snprintf(rows + used, cap - used, ",%d,%d,%d,%d", roi.x, roi.y,
                                          roi.width, roi.height);
@@ -280,12 +279,8 @@ static int parse_views(const char *s, int *views)
 
 int cmd_phantom(int argc, char **argv)
 {
-    job_ctx c = {.size = 128,
-                 .patients = 50,
-                 .frames = 4,
-                 .seed = 1,
-                 .nviews = EP_VIEW_COUNT,
-                 .version = 1};
+    job_ctx c = {
+        .size = 128, .patients = 50, .frames = 4, .seed = 1, .nviews = EP_VIEW_COUNT, .version = 1};
     bool shares_given = false;
     const char *format = "png";
     long v, threads = sysconf(_SC_NPROCESSORS_ONLN);

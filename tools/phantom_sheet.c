@@ -93,7 +93,8 @@ static int sheet_v2(const char *out, const char *example)
         int row = i / C2, col = i % C2;
         for (int y = 0; y < TILE; y++)
             memcpy(sheet + ((size_t)(GAP + row * (TILE + GAP) + y) * (size_t)sw +
-                            (size_t)(GAP + col * (TILE + GAP))) * 3,
+                            (size_t)(GAP + col * (TILE + GAP))) *
+                               3,
                    tile + (size_t)y * TILE * 3, TILE * 3);
     }
     {
