@@ -13,7 +13,7 @@ EXPECTED = {
         "updates", "active-roi", "model-users", "model-name", "classes", "frames", "inferred", "skipped", "latency-mean",
         "latency-p99", "process-mean", "process-p99", "engine-mean"},
     "echophantomsrc": {"view", "schedule", "seed", "quality", "overlays", "is-live",
-                       "num-buffers"},
+                       "num-buffers", "phantom-version"},
 }
 # properties from GStreamer base classes: their blurbs are GStreamer's
 INHERITED = {"name", "parent", "qos", "blocksize", "num-buffers", "typefind", "do-timestamp",
