@@ -48,7 +48,8 @@ static const char *usage =
     "  --color-share F       (version 2) share 0..1 of 2D loops with a colour-Doppler box\n"
     "                        (colour PNGs; pgm and dicom get the luma); label stays the view\n"
     "  --other-share F       (version 2) share 0..1 of loops that are M-mode, PW, CW or TDI\n"
-    "                        screens, label `other` (DIR/other/pNNNN_vVV_fFF.png); `other` in\n"
+    "                        screens, label `other` (DIR/other/pNNNN_vVV_fFF.png, VV the view\n"
+    "                        slot, 14 for `other` in --views); `other` in\n"
     "                        --views asks for such screens explicitly\n";
 
 /* The pseudo-view id of `other` screens in --views. */
@@ -141,6 +142,7 @@ static void *worker(void *arg)
         if (j >= jobs || atomic_load(&c->failed))
             break;
         int p = j / c->nviews, view = c->views[j % c->nviews];
+        const int slot = view; /* the --views entry (VIEW_OTHER for `other`): file names */
         /* version 2: this loop is an `other` screen (exact share, spread over the jobs) or a
          * 2D view, with or without a colour box */
         int screen = EP_SCREEN_BMODE;
@@ -215,11 +217,11 @@ static void *worker(void *arg)
             }
             char rel[PATH_MAX], path[PATH_MAX + 8];
             if (c->dicom && is_other)
-                snprintf(rel, sizeof rel, "%s/p%04d_v%02d.dcm", label, p, view);
+                snprintf(rel, sizeof rel, "%s/p%04d_v%02d.dcm", label, p, slot);
             else if (c->dicom)
                 snprintf(rel, sizeof rel, "%s/p%04d.dcm", label, p);
             else if (is_other)
-                snprintf(rel, sizeof rel, "%s/p%04d_v%02d_f%02d.%s", label, p, view, f,
+                snprintf(rel, sizeof rel, "%s/p%04d_v%02d_f%02d.%s", label, p, slot, f,
                          c->pgm ? "pgm" : "png");
             else
                 snprintf(rel, sizeof rel, "%s/p%04d_f%02d.%s", label, p, f, c->pgm ? "pgm" : "png");
