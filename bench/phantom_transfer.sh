@@ -4,20 +4,21 @@
 # phantom frames, then scored on a folder of real frames with bench/real_frames_eval.py. The
 # real frames are only read for scoring: nothing is fitted on them.
 #
-#   bench/phantom_transfer.sh REAL_FRAMES_DIR [BUILD_DIR] [WORK_DIR] [EPOCHS] [STEPS]
+#   bench/phantom_transfer.sh REAL_FRAMES_DIR [BUILD_DIR] [WORK_DIR] [EPOCHS] [STEPS] [SEED]
 #
 # Data: 100 patients x 14 views x 2 frames of 640x480 scanner frames per version (seed 11), split
 # by patient 60/20/20; training crops with --auto-roi (the roi_* columns are dropped). Network:
 # DARTS_V2, 2 cells (normal, reduce, normal, reduce), C = 16, 32 px, Adam 1e-3 with cosine
 # decay, EPOCHS x STEPS batches of 64 (default 8 x 20: what a shared 2-core machine finishes in
 # under half an hour), validation on 280 frames. The two trainings run side by side on one
-# thread each, so they see the same machine.
+# thread each, so they see the same machine. SEED is the training seed (the data stay seed 11).
 set -eu
 real=$1
 build=${2:-build}
 work=${3:-/tmp/echoview-transfer}
 epochs=${4:-8}
 steps=${5:-20}
+seed=${6:-1}
 ev="$build/tools/echoview"
 mkdir -p "$work"
 for v in 1 2; do
@@ -30,7 +31,7 @@ for v in 1 2; do
     "$ev" train --data "$work/v$v/manifest-auto.csv" --auto-roi --init-channels 16 --threads 1 \
         --quiet --genotype DARTS_V2 --out "$work/model-v$v" --name "xfer-v$v" --size 32 \
         --layout normal,reduce,normal,reduce --epochs "$epochs" --lr 1e-3 --cosine --patience 0 \
-        --steps-per-epoch "$steps" --val-frames 280 --seed 1 &
+        --steps-per-epoch "$steps" --val-frames 280 --seed "$seed" &
 done
 wait
 for v in 1 2; do
