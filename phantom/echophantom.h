@@ -158,16 +158,16 @@ typedef struct ep_scan {
     uint64_t seed;          /* acquisition details: shadows, clutter, TGC ripple */
     uint64_t noise_seed;    /* electronic noise of this frame; change it per frame */
     /* version 2 only (ep_scan_default and ep_scan_init set version 1 and neutral values) */
-    int version;            /* EP_VERSION_1 or EP_VERSION_2 */
-    int screen;             /* EP_SCREEN_* */
-    int vendor;             /* screen layout 0..EP_VENDOR_COUNT-1 */
-    float gamma;            /* grey-map exponent, 1..3.5 */
-    float smoothing;        /* speckle reduction, 0 (none) .. 1 (strong) */
-    float harmonic;         /* 0 fundamental .. 1 harmonic imaging (finer beam, less clutter) */
-    float steer_deg;        /* fan rotation about its apex on screen, -25..25 */
-    float zoom;             /* display magnification in scanner framing, 1..2 */
-    float apex_x;           /* apex position in scanner framing, fraction of the width, 0.25..0.75 */
-    float color_box[4];     /* colour box: angle from, to (-1..1 of the half sector), depth from,
+    int version;        /* EP_VERSION_1 or EP_VERSION_2 */
+    int screen;         /* EP_SCREEN_* */
+    int vendor;         /* screen layout 0..EP_VENDOR_COUNT-1 */
+    float gamma;        /* grey-map exponent, 1..3.5 */
+    float smoothing;    /* speckle reduction, 0 (none) .. 1 (strong) */
+    float harmonic;     /* 0 fundamental .. 1 harmonic imaging (finer beam, less clutter) */
+    float steer_deg;    /* fan rotation about its apex on screen, -25..25 */
+    float zoom;         /* display magnification in scanner framing, 1..2 */
+    float apex_x;       /* apex position in scanner framing, fraction of the width, 0.25..0.75 */
+    float color_box[4]; /* colour box: angle from, to (-1..1 of the half sector), depth from,
                                to (0..1 of the depth) */
 } ep_scan;
 
@@ -230,8 +230,8 @@ int ep_render(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phas
 /* Same as ep_render into 8-bit RGB (3 bytes per pixel, rows stride bytes apart, stride >=
  * 3 * width): the colour-Doppler box in colour, everything else grey (R = G = B). ep_render of a
  * colour screen gives the luma (ITU-R 601) of this image. */
-int ep_render_rgb(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
-                  uint8_t *out, size_t stride);
+int ep_render_rgb(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, uint8_t *out,
+                  size_t stride);
 
 /* Same at time t seconds into a loop, with the patient's heart rate:
  * phase = frac(t * heart_rate_bpm / 60). */

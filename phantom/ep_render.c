@@ -141,9 +141,9 @@ ep_renderer *ep_renderer_create(int width, int height)
     r->lut_index = alloc_array(npix, sizeof(int32_t));
     r->lut_frac = alloc_array(npix * 2, sizeof(float));
     r->frame = alloc_array(npix, 1);
-    if (!r->frame || !r->echo || !r->label || !r->re || !r->im || !r->tre || !r->tim || !r->grey || !r->sin_b ||
-        !r->cos_b || !r->row_att || !r->row_tgc || !r->row_lat || !r->kernel_lat || !r->lut_index ||
-        !r->lut_frac) {
+    if (!r->frame || !r->echo || !r->label || !r->re || !r->im || !r->tre || !r->tim || !r->grey ||
+        !r->sin_b || !r->cos_b || !r->row_att || !r->row_tgc || !r->row_lat || !r->kernel_lat ||
+        !r->lut_index || !r->lut_frac) {
         free_members(r);
         free(r);
         return NULL;
@@ -478,8 +478,7 @@ static void build_echo_map(ep_renderer *r, const ep_patient *p, const ep_scan *s
     }
 }
 
-static const float v2_gain[EP_TISSUE_COUNT] = {1.0f, 0.30f, 0.20f, 1.00f,
-                                              1.0f, 1.0f,  0.85f, 0.75f};
+static const float v2_gain[EP_TISSUE_COUNT] = {1.0f, 0.30f, 0.20f, 1.00f, 1.0f, 1.0f, 0.85f, 0.75f};
 
 float ep_v2_tissue_gain(int tissue)
 {
@@ -833,9 +832,9 @@ static const struct {
     {'L', {4, 4, 4, 4, 7}}, {'M', {5, 7, 7, 5, 5}}, {'N', {5, 7, 7, 7, 5}}, {'O', {7, 5, 5, 5, 7}},
     {'P', {6, 5, 6, 4, 4}}, {'R', {6, 5, 6, 5, 5}}, {'S', {7, 4, 7, 1, 7}}, {'T', {7, 2, 2, 2, 2}},
     {'U', {5, 5, 5, 5, 7}}, {'V', {5, 5, 5, 5, 2}}, {'Z', {7, 1, 2, 4, 7}}, {'.', {0, 0, 0, 0, 2}},
-    {'/', {1, 1, 2, 4, 4}}, {':', {0, 2, 0, 2, 0}}, {'-', {0, 0, 7, 0, 0}},
-    {'W', {5, 5, 7, 7, 5}}, {'X', {5, 5, 2, 5, 5}}, {'Y', {5, 5, 2, 2, 2}}, {'J', {1, 1, 1, 5, 7}},
-    {'Q', {7, 5, 5, 7, 1}}, {'%', {5, 1, 2, 4, 5}}, {'+', {0, 2, 7, 2, 0}},
+    {'/', {1, 1, 2, 4, 4}}, {':', {0, 2, 0, 2, 0}}, {'-', {0, 0, 7, 0, 0}}, {'W', {5, 5, 7, 7, 5}},
+    {'X', {5, 5, 2, 5, 5}}, {'Y', {5, 5, 2, 2, 2}}, {'J', {1, 1, 1, 5, 7}}, {'Q', {7, 5, 5, 7, 1}},
+    {'%', {5, 1, 2, 4, 5}}, {'+', {0, 2, 7, 2, 0}},
 };
 
 static void put_text(uint8_t *out, size_t stride, int w, int h, int x, int y, int scale,
@@ -1069,10 +1068,18 @@ static void draw_overlays_v2(const ep_renderer *r, const ep_patient *p, const ep
         static const char *const probe[EP_VENDOR_COUNT] = {"M5S", "S5-1", "4V1C", "PST-30BT"};
         int fr = 30 + (int)((uint32_t)(s->seed >> 20) % 50u);
         switch (vendor) {
-        case 0: tx = 4, ty = (int)(0.012f * (float)h) + 1; break;
-        case 1: tx = 4, ty = (int)(0.13f * (float)h); break;
-        case 2: tx = 4, ty = (int)(0.70f * (float)h); break;
-        default: tx = (int)(0.78f * (float)w), ty = (int)(0.15f * (float)h); break;
+        case 0:
+            tx = 4, ty = (int)(0.012f * (float)h) + 1;
+            break;
+        case 1:
+            tx = 4, ty = (int)(0.13f * (float)h);
+            break;
+        case 2:
+            tx = 4, ty = (int)(0.70f * (float)h);
+            break;
+        default:
+            tx = (int)(0.78f * (float)w), ty = (int)(0.15f * (float)h);
+            break;
         }
         put_text(out, stride, w, h, tx, ty, scale, probe[vendor], 210);
         text_line(line, sizeof line, "FR ", fr, "HZ");
@@ -1301,8 +1308,8 @@ int ep_render(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phas
     return render_frame(r, p, s, phase, out, stride, NULL, 0);
 }
 
-int ep_render_rgb(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase,
-                  uint8_t *out, size_t stride)
+int ep_render_rgb(ep_renderer *r, const ep_patient *p, const ep_scan *s, double phase, uint8_t *out,
+                  size_t stride)
 {
     if (!r || !out || stride / 3 < (size_t)r->width)
         return EP_ERR_INVALID;

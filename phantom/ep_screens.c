@@ -109,8 +109,8 @@ static float envelope(int screen, float phase, const float *k)
 }
 
 /* The small 2D image with the cursor, at (cx, top) with radius rad. */
-static void draw_thumbnail(const ep_polar_view *pv, const ep_scan *s, int w, int h, int cx,
-                           int top, int rad, uint8_t *out, size_t stride)
+static void draw_thumbnail(const ep_polar_view *pv, const ep_scan *s, int w, int h, int cx, int top,
+                           int rad, uint8_t *out, size_t stride)
 {
     float ha = pv->half_angle;
     float sh = sinf(ha);
@@ -205,14 +205,20 @@ void ep_draw_screen(const ep_polar_view *pv, const ep_patient *p, const ep_scan 
         uint32_t hv = mix32(pseed, 0x5EC7u);
         float u0 = (float)(hv & 0xFF) / 255.0f, u1 = (float)((hv >> 8) & 0xFF) / 255.0f;
         float u2 = (float)((hv >> 16) & 0xFF) / 255.0f, u3 = (float)(hv >> 24) / 255.0f;
-        float k[6] = {0.55f + 0.45f * u0, 0.35f + 0.4f * u1, 1.0f + 3.5f * u2,
+        float k[6] = {0.55f + 0.45f * u0, 0.35f + 0.4f * u1,  1.0f + 3.5f * u2,
                       0.06f + 0.05f * u3, 0.07f + 0.08f * u0, 0.06f + 0.05f * u1};
         float vmax, base;
         int step_cm;
         switch (s->screen) {
-        case EP_SCREEN_PW: vmax = 1.2f, base = 0.70f, step_cm = 20; break;
-        case EP_SCREEN_CW: vmax = k[2] > 3.0f ? 6.0f : 4.0f, base = 0.22f, step_cm = 100; break;
-        default: vmax = 0.2f, base = 0.5f, step_cm = 5; break;
+        case EP_SCREEN_PW:
+            vmax = 1.2f, base = 0.70f, step_cm = 20;
+            break;
+        case EP_SCREEN_CW:
+            vmax = k[2] > 3.0f ? 6.0f : 4.0f, base = 0.22f, step_cm = 100;
+            break;
+        default:
+            vmax = 0.2f, base = 0.5f, step_cm = 5;
+            break;
         }
         float vscale = vmax / ((float)(sy1 - sy0) * fmaxf(base, 1.0f - base));
         int yb = sy0 + (int)(base * (float)(sy1 - sy0));

@@ -32,6 +32,7 @@ GST_DEBUG_CATEGORY_STATIC(gst_echo_phantom_src_debug);
 #define DEFAULT_SEED 1
 #define DEFAULT_QUALITY 0
 #define DEFAULT_OVERLAYS TRUE
+#define DEFAULT_PHANTOM_VERSION 1
 #define DEFAULT_IS_LIVE TRUE
 #define MAX_SEGMENTS 256
 
@@ -43,6 +44,7 @@ enum {
     PROP_QUALITY,
     PROP_OVERLAYS,
     PROP_IS_LIVE,
+    PROP_PHANTOM_VERSION,
 };
 
 typedef struct {
@@ -59,6 +61,7 @@ struct _GstEchoPhantomSrc {
     guint64 seed;
     gint quality;
     gboolean overlays;
+    gint phantom_version;
 
     /* from start() to stop() */
     Segment segments[MAX_SEGMENTS];
@@ -67,6 +70,7 @@ struct _GstEchoPhantomSrc {
     guint64 run_seed;
     gint run_quality;
     gboolean run_overlays;
+    gint run_version;
     ep_patient patient;
 
     /* from set_caps() */
@@ -154,6 +158,7 @@ static gboolean gst_echo_phantom_src_start(GstBaseSrc *base)
     self->run_seed = self->seed;
     self->run_quality = self->quality;
     self->run_overlays = self->overlays;
+    self->run_version = self->phantom_version;
     GST_OBJECT_UNLOCK(self);
 
     ok = text && parse_schedule(text, self->segments, &self->n_segments, &error);
@@ -261,6 +266,10 @@ static const ep_scan *scan_at(GstEchoPhantomSrc *self, GstClockTime t, gdouble *
         self->scan.overlays = self->run_overlays ? EP_OVERLAY_ALL : 0;
         if (self->run_quality > 0)
             self->scan.quality = self->run_quality;
+        /* version 2: one scanner (its style) per stream, the geometry per acquisition */
+        if (self->run_version == 2)
+            ep_scan_style(&self->scan, self->run_seed ^ 0x5CA7u,
+                          self->run_seed * 1000003u + (guint64)key * 7919u + 18u);
         self->scan_key = key;
         GST_DEBUG_OBJECT(self, "now showing %s", ep_view_name(self->scan.view));
     }
@@ -353,6 +362,9 @@ static void gst_echo_phantom_src_set_property(GObject *object, guint prop_id, co
     case PROP_OVERLAYS:
         self->overlays = g_value_get_boolean(value);
         break;
+    case PROP_PHANTOM_VERSION:
+        self->phantom_version = g_value_get_int(value);
+        break;
     case PROP_IS_LIVE:
         GST_OBJECT_UNLOCK(self);
         gst_base_src_set_live(GST_BASE_SRC(self), g_value_get_boolean(value));
@@ -386,6 +398,9 @@ static void gst_echo_phantom_src_get_property(GObject *object, guint prop_id, GV
     case PROP_OVERLAYS:
         g_value_set_boolean(value, self->overlays);
         break;
+    case PROP_PHANTOM_VERSION:
+        g_value_set_int(value, self->phantom_version);
+        break;
     case PROP_IS_LIVE:
         GST_OBJECT_UNLOCK(self);
         g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self)));
@@ -412,6 +427,7 @@ static void gst_echo_phantom_src_init(GstEchoPhantomSrc *self)
     self->seed = DEFAULT_SEED;
     self->quality = DEFAULT_QUALITY;
     self->overlays = DEFAULT_OVERLAYS;
+    self->phantom_version = DEFAULT_PHANTOM_VERSION;
     self->scan_key = -1;
     gst_base_src_set_live(GST_BASE_SRC(self), DEFAULT_IS_LIVE);
     gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
@@ -467,6 +483,13 @@ static void gst_echo_phantom_src_class_init(GstEchoPhantomSrcClass *klass)
             "Draw the scanner overlays (depth ruler, ECG trace, acquisition text) beside the "
             "sector (default: true)",
             DEFAULT_OVERLAYS, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_PHANTOM_VERSION,
+        g_param_spec_int(
+            "phantom-version", "Phantom version",
+            "Renderer generation: 1 the original look, 2 real-scanner look with vendor-like "
+            "screens and steered/zoomed fans, one scanner style per stream (default: 1)",
+            1, 2, DEFAULT_PHANTOM_VERSION, rw));
 
     g_object_class_install_property(
         gobject_class, PROP_IS_LIVE,

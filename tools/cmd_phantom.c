@@ -48,7 +48,8 @@ static const char *usage =
     "  --color-share F       (version 2) share 0..1 of 2D loops with a colour-Doppler box\n"
     "                        (colour PNGs; pgm and dicom get the luma); label stays the view\n"
     "  --other-share F       (version 2) share 0..1 of loops that are M-mode, PW, CW or TDI\n"
-    "                        screens, label `other` (DIR/other/pNNNN_vVV_fFF.png); `other` in\n"
+    "                        screens, label `other` (DIR/other/pNNNN_vVV_fFF.png, VV the view\n"
+    "                        slot, 14 for `other` in --views); `other` in\n"
     "                        --views asks for such screens explicitly\n";
 
 /* The pseudo-view id of `other` screens in --views. */
@@ -141,18 +142,19 @@ static void *worker(void *arg)
         if (j >= jobs || atomic_load(&c->failed))
             break;
         int p = j / c->nviews, view = c->views[j % c->nviews];
+        const int slot = view; /* the --views entry (VIEW_OTHER for `other`): file names */
         /* version 2: this loop is an `other` screen (exact share, spread over the jobs) or a
          * 2D view, with or without a colour box */
         int screen = EP_SCREEN_BMODE;
         if (c->version == 2) {
             uint64_t h = mix64(c->seed ^ 0x07E5, (uint64_t)j);
-            int other = view == VIEW_OTHER ||
-                        floor((j + 1) * c->other_share) > floor(j * c->other_share);
+            int other =
+                view == VIEW_OTHER || floor((j + 1) * c->other_share) > floor(j * c->other_share);
             if (other) {
                 screen = EP_SCREEN_MMODE + (int)(h % 4u);
                 if (view == VIEW_OTHER) { /* the anatomy these screens are taken from */
-                    static const int from[4] = {EP_VIEW_PLAX_FULL, EP_VIEW_A4CH_LV,
-                                                EP_VIEW_A5CH, EP_VIEW_A4CH_LV};
+                    static const int from[4] = {EP_VIEW_PLAX_FULL, EP_VIEW_A4CH_LV, EP_VIEW_A5CH,
+                                                EP_VIEW_A4CH_LV};
                     view = from[screen - EP_SCREEN_MMODE];
                 }
             } else if ((double)(h >> 11) * 0x1.0p-53 < c->color_share) {
@@ -206,21 +208,20 @@ static void *worker(void *arg)
             } else {
                 /* a loop plays at 30 frames/s (as ep_render_time), else random phases */
                 double phase =
-                    c->sequence
-                        ? (phase0 + f / 30.0) * (double)pat.heart_rate_bpm / 60.0
-                        : (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
-                              0x1.0p-53;
+                    c->sequence ? (phase0 + f / 30.0) * (double)pat.heart_rate_bpm / 60.0
+                                : (double)(mix64(c->seed ^ 0xabc, (uint64_t)j * 4096 + f) >> 11) *
+                                      0x1.0p-53;
                 phase -= floor(phase);
                 rc = colour ? ep_render_rgb(r, &pat, &scan, phase, pix, img.stride)
                             : ep_render(r, &pat, &scan, phase, pix, (size_t)c->width);
             }
             char rel[PATH_MAX], path[PATH_MAX + 8];
             if (c->dicom && is_other)
-                snprintf(rel, sizeof rel, "%s/p%04d_v%02d.dcm", label, p, view);
+                snprintf(rel, sizeof rel, "%s/p%04d_v%02d.dcm", label, p, slot);
             else if (c->dicom)
                 snprintf(rel, sizeof rel, "%s/p%04d.dcm", label, p);
             else if (is_other)
-                snprintf(rel, sizeof rel, "%s/p%04d_v%02d_f%02d.%s", label, p, view, f,
+                snprintf(rel, sizeof rel, "%s/p%04d_v%02d_f%02d.%s", label, p, slot, f,
                          c->pgm ? "pgm" : "png");
             else
                 snprintf(rel, sizeof rel, "%s/p%04d_f%02d.%s", label, p, f, c->pgm ? "pgm" : "png");
@@ -237,9 +238,9 @@ static void *worker(void *arg)
             const char *split = c->split_of[p] == 0   ? "train"
                                 : c->split_of[p] == 1 ? "val"
                                                       : "test";
-            used += (size_t)snprintf(rows + used, cap - used, "%s,%s,%s,p%04d,%d", rel,
-                                     is_other ? "other" : ep_view_name(view), split, p,
-                                     scan.quality);
+            used +=
+                (size_t)snprintf(rows + used, cap - used, "%s,%s,%s,p%04d,%d", rel,
+                                 is_other ? "other" : ep_view_name(view), split, p, scan.quality);
             if (c->full)
                 used += (size_t)snprintf(rows + used, cap - used, ",%d,%d,%d,%d", roi.x, roi.y,
                                          roi.width, roi.height);

@@ -7,7 +7,7 @@
  * 7 columns x 4 rows: rows 1-2 hold views 0..6 and 7..13 at quality 5, rows 3-4 the same views
  * at quality 2 (one patient, end-diastole, nominal probe pose). The optional second file gets one
  * 800x600 scanner-framed A4CH-LV frame with overlays.
- * Version 2: an RGB PNG grid of 128x128 frames, 8 columns x 4 rows: rows 1-2 the 14 views at
+ * Version 2: an RGB PNG grid of 112x112 frames, 8 columns x 4 rows: rows 1-2 the 14 views at
  * quality 5 in one scanner style, then a colour-Doppler A4CH-LV and an M-mode screen; rows 3-4
  * the 14 views at quality 2 in another style, then a PW and a CW Doppler screen. The optional
  * second file gets one 800x600 scanner-framed version-2 frame with overlays and a colour box.
@@ -51,13 +51,13 @@ static double now_s(void)
 /* Version 2's sheet (RGB) and example frame. */
 static int sheet_v2(const char *out, const char *example)
 {
-    enum { C2 = 8, R2 = 4 };
-    int sw = C2 * TILE + (C2 + 1) * GAP, sh = R2 * TILE + (R2 + 1) * GAP;
+    enum { C2 = 8, R2 = 4, T2 = 112 }; /* 112 px: the size of EchoNet-style crops */
+    int sw = C2 * T2 + (C2 + 1) * GAP, sh = R2 * T2 + (R2 + 1) * GAP;
     int rc = 1;
     uint8_t *sheet = malloc((size_t)sw * (size_t)sh * 3);
-    uint8_t *tile = malloc((size_t)TILE * TILE * 3);
+    uint8_t *tile = malloc((size_t)T2 * T2 * 3);
     uint8_t *big = malloc(800 * 600 * 3);
-    ep_renderer *r = ep_renderer_create(TILE, TILE);
+    ep_renderer *r = ep_renderer_create(T2, T2);
     ep_renderer *rb = ep_renderer_create(800, 600);
     if (!sheet || !tile || !big || !r || !rb) {
         fprintf(stderr, "out of memory\n");
@@ -86,15 +86,16 @@ static int sheet_v2(const char *out, const char *example)
         if (scan.screen == EP_SCREEN_MMODE)
             scan.view = EP_VIEW_PLAX_FULL;
         double phase = scan.screen == EP_SCREEN_COLOR ? 0.5 : 0.0;
-        if (ep_render_rgb(r, &pat, &scan, phase, tile, TILE * 3) != EP_OK) {
+        if (ep_render_rgb(r, &pat, &scan, phase, tile, T2 * 3) != EP_OK) {
             fprintf(stderr, "render failed for tile %d\n", i);
             goto out;
         }
         int row = i / C2, col = i % C2;
-        for (int y = 0; y < TILE; y++)
-            memcpy(sheet + ((size_t)(GAP + row * (TILE + GAP) + y) * (size_t)sw +
-                            (size_t)(GAP + col * (TILE + GAP))) * 3,
-                   tile + (size_t)y * TILE * 3, TILE * 3);
+        for (int y = 0; y < T2; y++)
+            memcpy(sheet + ((size_t)(GAP + row * (T2 + GAP) + y) * (size_t)sw +
+                            (size_t)(GAP + col * (T2 + GAP))) *
+                               3,
+                   tile + (size_t)y * T2 * 3, T2 * 3);
     }
     {
         media_image img = {sw, sh, 3, 8, (size_t)sw * 3, sheet};

@@ -15,7 +15,7 @@ EXPECTED = {
         "updates", "reset-on", "unique-id", "backend-used", "active-roi", "model-users", "model-name", "classes", "frames", "inferred", "skipped", "latency-mean",
         "latency-p99", "process-mean", "process-p99", "engine-mean"},
     "echophantomsrc": {"view", "schedule", "seed", "quality", "overlays", "is-live",
-                       "num-buffers"},
+                       "num-buffers", "phantom-version"},
     "dicomsrc": {"location", "loop", "frames", "frame-time", "roi"},
 }
 # numbers tunable while playing: a GstControlSource may drive them

@@ -1,6 +1,7 @@
 /* test_phantomsrc.c: echophantomsrc: default and negotiated caps, timestamps from the frame
  * rate, ground truth following the schedule, determinism per seed, RGB = grey replicated,
- * the sector inside the frame like a scanner, num-buffers. */
+ * the sector inside the frame like a scanner, num-buffers, phantom-version 2 (deterministic,
+ * another look than version 1, the same ground truth). */
 #include "gst_test_util.h"
 
 static GstHarness *source_harness(const char *sink_caps, ...)
@@ -161,11 +162,44 @@ static void test_num_buffers_and_live(void)
     gst_object_unref(pipe);
 }
 
+static GstBuffer *versioned_frame(const char *version)
+{
+    GstHarness *h =
+        source_harness("video/x-raw,format=GRAY8,width=320,height=240,framerate=15/1", "view",
+                       "A4CH-LV", "seed", "4", "phantom-version", version, NULL);
+    GstBuffer *b = gst_harness_pull(h);
+    gst_harness_teardown(h);
+    return b;
+}
+
+static void test_phantom_version(void)
+{
+    GstBuffer *v1 = versioned_frame("1"), *a = versioned_frame("2"), *b = versioned_frame("2");
+    GstMapInfo m1, ma, mb;
+    GstEchoViewMeta *meta = gst_buffer_get_echo_view_meta(a);
+    gst_buffer_map(v1, &m1, GST_MAP_READ);
+    gst_buffer_map(a, &ma, GST_MAP_READ);
+    gst_buffer_map(b, &mb, GST_MAP_READ);
+    CHECK(ma.size == mb.size && !memcmp(ma.data, mb.data, ma.size),
+          "phantom-version 2: same seed, same frame");
+    CHECK(m1.size == ma.size && memcmp(m1.data, ma.data, ma.size) != 0,
+          "phantom-version 2 renders another look than version 1");
+    CHECK(meta && meta->ground_truth_id == 2 && !g_strcmp0(meta->ground_truth, "A4CH-LV"),
+          "phantom-version 2 keeps the ground truth");
+    gst_buffer_unmap(v1, &m1);
+    gst_buffer_unmap(a, &ma);
+    gst_buffer_unmap(b, &mb);
+    gst_buffer_unref(v1);
+    gst_buffer_unref(a);
+    gst_buffer_unref(b);
+}
+
 int main(int argc, char **argv)
 {
     gst_init(&argc, &argv);
     test_defaults_and_schedule();
     test_determinism_and_rgb();
     test_num_buffers_and_live();
+    test_phantom_version();
     return test_finish();
 }

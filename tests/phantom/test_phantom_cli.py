@@ -92,6 +92,13 @@ with tempfile.TemporaryDirectory() as tmp:
           f"--views other,A4CH-LV: 6 other + 6 A4CH-LV rows ({len(other)} of {len(rows)}) {err}")
     check(all((r["roi_x"], r["roi_y"], r["roi_w"], r["roi_h"]) == ("0", "0", "200", "150")
               for r in other), "an `other` screen's region is the whole frame")
+    # an `other` loop of a 2D slot and one of the `other` slot never share a file name
+    rc, _, _ = run("--out", f"{tmp}/o2", "--patients", "2", "--frames-per-patient", "2",
+                   "--views", "A4CH-LV,other", "--phantom-version", "2", "--other-share", "1")
+    rows = manifest(f"{tmp}/o2")
+    paths = {r["path"] for r in rows}
+    check(rc == 0 and len(rows) == 8 and len(paths) == 8 and all(r["label"] == "other" for r in rows),
+          f"other-share 1 with `other` in --views: 8 rows, 8 distinct files ({len(paths)})")
     # bad options
     bad = [
         (["--phantom-version", "3"], "--phantom-version 1 or 2"),

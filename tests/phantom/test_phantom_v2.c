@@ -70,8 +70,7 @@ static void test_determinism(void)
     for (int screen = 0; screen < EP_SCREEN_COUNT; screen++) {
         ep_scan s;
         scan_v2(&s, EP_VIEW_A4CH_LV, 40 + (uint64_t)screen, screen, EP_FRAMING_SCANNER);
-        CHECK(ep_render_rgb(r1, &p, &s, 0.45, a, W * 3) == EP_OK, "rgb %s",
-              ep_screen_name(screen));
+        CHECK(ep_render_rgb(r1, &p, &s, 0.45, a, W * 3) == EP_OK, "rgb %s", ep_screen_name(screen));
         /* another renderer, after it rendered something else */
         ep_scan other;
         scan_v2(&other, EP_VIEW_PSAX_LV, 3, EP_SCREEN_BMODE, EP_FRAMING_SECTOR);
@@ -149,7 +148,8 @@ static void test_threads(void)
         if (!started[t])
             continue;
         pthread_join(tid[t], NULL);
-        CHECK(parallel[t].rc == EP_OK && memcmp(serial.out, parallel[t].out, sizeof serial.out) == 0,
+        CHECK(parallel[t].rc == EP_OK &&
+                  memcmp(serial.out, parallel[t].out, sizeof serial.out) == 0,
               "thread %d must render the same bytes as one thread", t);
     }
 }
@@ -182,8 +182,8 @@ static void test_ground_truth(void)
                 if (t == EP_TISSUE_NONE)
                     continue;
                 labelled++;
-                outside += x < roi.x || y < roi.y || x >= roi.x + roi.width ||
-                           y >= roi.y + roi.height;
+                outside +=
+                    x < roi.x || y < roi.y || x >= roi.x + roi.width || y >= roi.y + roi.height;
                 sum[t] += grey[y * W + x];
                 n[t]++;
             }
@@ -208,8 +208,10 @@ static void test_ground_truth(void)
                 colour_off_blood += lab[k] == EP_TISSUE_NONE;
             }
         }
-        CHECK(luma_bad == 0, "ep_render of a colour screen must be the luma of ep_render_rgb "
-                             "(%d pixels differ)", luma_bad);
+        CHECK(luma_bad == 0,
+              "ep_render of a colour screen must be the luma of ep_render_rgb "
+              "(%d pixels differ)",
+              luma_bad);
     }
     double m[EP_TISSUE_COUNT];
     for (int t = 0; t < EP_TISSUE_COUNT; t++)
@@ -220,8 +222,8 @@ static void test_ground_truth(void)
           "myocardium %.1f must be mid-grey above blood %.1f and soft tissue %.1f",
           m[EP_TISSUE_MYOCARDIUM], m[EP_TISSUE_BLOOD], m[EP_TISSUE_SOFT]);
     CHECK(m[EP_TISSUE_PERICARDIUM] > m[EP_TISSUE_MYOCARDIUM] + 20.0,
-          "the pericardium %.1f must be the brightest (myocardium %.1f)",
-          m[EP_TISSUE_PERICARDIUM], m[EP_TISSUE_MYOCARDIUM]);
+          "the pericardium %.1f must be the brightest (myocardium %.1f)", m[EP_TISSUE_PERICARDIUM],
+          m[EP_TISSUE_MYOCARDIUM]);
     CHECK(coloured > 1000, "colour boxes must colour blood (%d pixels)", coloured);
     /* the colour scale bar sits outside the fan; nothing else may be coloured there */
     CHECK(colour_off_blood < coloured / 4, "%d of %d coloured pixels outside the fan",
@@ -316,8 +318,8 @@ static void test_other_screens(void)
            cw_down = band_mean(img[2], OW, cw_base + 2, sy1);
     CHECK(pw_up > 2.0 * pw_down, "PW inflow above the baseline: %.1f above, %.1f below", pw_up,
           pw_down);
-    CHECK(cw_down > 2.0 * cw_up, "CW outflow below the baseline: %.1f below, %.1f above",
-          cw_down, cw_up);
+    CHECK(cw_down > 2.0 * cw_up, "CW outflow below the baseline: %.1f below, %.1f above", cw_down,
+          cw_up);
     ep_renderer_free(r);
 }
 
