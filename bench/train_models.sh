@@ -97,7 +97,7 @@ for n in DARTS_V2:DARTS_V2 random1:"$work/random1.yaml" searched96:"$work/search
 done
 
 # the transfer recipe (docs/SEARCH.md; docs/ACCURACY.md "Real frames"; not shipped: on the real
-# frames it finds the acoustic window far more often but the view less often than echo-2cell-32):
+# frames it finds the acoustic window more often but the view less often than echo-2cell-32):
 # sector normalisation written into the bundle and the transfer augmentation, the checkpoint
 # chosen by the phantom validation loss, then temperature scaling and the unknown threshold
 # fitted on the validation split (never on test or real frames)
