@@ -193,30 +193,76 @@ static void stream_stall(EvdStream *st, const gchar *reason)
 
 /* ---- probes (streaming threads) ---------------------------------------------------------- */
 
+/* Called with the host lock: a frame enters the leaky queue. */
+static void queue_track_in(EvdStream *st, const GstBuffer *buf)
+{
+    if (st->queued_count == EVD_QUEUE_TRACK) {
+        /* never with a 2-frame queue; if frames stopped leaving, the oldest was dropped */
+        st->queued_head = (st->queued_head + 1) % EVD_QUEUE_TRACK;
+        st->queued_count--;
+        st->dropped++;
+    }
+    st->queued[(st->queued_head + st->queued_count) % EVD_QUEUE_TRACK] = buf;
+    st->queued_count++;
+}
+
+static gboolean count_queued_in(GstBuffer **buf, guint idx, gpointer data)
+{
+    queue_track_in(data, *buf);
+    return TRUE;
+}
+
 static GstPadProbeReturn on_queue_buffer(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
     EvdStream *st = data;
-    guint n = 1;
 
-    if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
-        n = gst_buffer_list_length(GST_PAD_PROBE_INFO_BUFFER_LIST(info));
     g_mutex_lock(st->host.lock);
-    st->received += n;
+    if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+        GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+        st->received += gst_buffer_list_length(list);
+        gst_buffer_list_foreach(list, count_queued_in, st);
+    } else {
+        st->received++;
+        queue_track_in(st, GST_PAD_PROBE_INFO_BUFFER(info));
+    }
     g_mutex_unlock(st->host.lock);
     return GST_PAD_PROBE_OK;
 }
 
-/* The leaky queue is full: it drops its oldest frame now (max-size-buffers=2 and only frames
- * count towards it, so each overrun drops exactly one, unless the classifier took a frame in
- * the instant between the signal and the drop). Counting here, not received minus classified,
- * keeps frames still in flight out of the count, so it never goes down. */
-static void on_queue_overrun(GstElement *queue, gpointer data)
+/* A frame leaves the leaky queue: the frames queued before it that never left were dropped by
+ * the queue (leaky=downstream drops the oldest). Counted when a later frame leaves, so frames
+ * still in flight never count and the counter never goes down; the queue's overrun signal is
+ * not used, since it also fires when the classifier takes a frame before the drop happens. */
+static void queue_track_out(EvdStream *st, const GstBuffer *buf)
+{
+    for (guint k = 0; k < st->queued_count; k++) {
+        if (st->queued[(st->queued_head + k) % EVD_QUEUE_TRACK] != buf)
+            continue;
+        st->dropped += k;
+        st->queued_head = (st->queued_head + k + 1) % EVD_QUEUE_TRACK;
+        st->queued_count -= k + 1;
+        return;
+    }
+    /* not tracked (queued before the probe was attached): nothing to count */
+}
+
+static gboolean count_queued_out(GstBuffer **buf, guint idx, gpointer data)
+{
+    queue_track_out(data, *buf);
+    return TRUE;
+}
+
+static GstPadProbeReturn on_queue_out(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
     EvdStream *st = data;
 
     g_mutex_lock(st->host.lock);
-    st->dropped++;
+    if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST)
+        gst_buffer_list_foreach(GST_PAD_PROBE_INFO_BUFFER_LIST(info), count_queued_out, st);
+    else
+        queue_track_out(st, GST_PAD_PROBE_INFO_BUFFER(info));
     g_mutex_unlock(st->host.lock);
+    return GST_PAD_PROBE_OK;
 }
 
 /* sdp sources: sdpdemux builds its rtpbin (and so the jitter buffer) itself once the SDP is
@@ -640,6 +686,7 @@ static void stream_start(EvdStream *st)
     st->udp_window_packets = 0;
     st->unknown_since = 0;
     st->loss_recent = 0;
+    st->queued_head = st->queued_count = 0; /* frames flushed with the old pipeline: not drops */
     g_mutex_unlock(st->host.lock);
     st->loss_samples = 0;
     pipeline = gst_parse_launch_full(st->description, NULL, GST_PARSE_FLAG_FATAL_ERRORS, &err);
@@ -696,7 +743,10 @@ static void stream_start(EvdStream *st)
             gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
                               on_queue_buffer, st, NULL);
             gst_object_unref(pad);
-            g_signal_connect(queue, "overrun", G_CALLBACK(on_queue_overrun), st);
+            pad = gst_element_get_static_pad(queue, "src");
+            gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+                              on_queue_out, st, NULL);
+            gst_object_unref(pad);
             gst_object_unref(queue);
         }
     }

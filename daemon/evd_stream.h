@@ -19,6 +19,9 @@
 
 G_BEGIN_DECLS
 
+/* frames tracked through the leaky queue (it holds 2; the rest is slack) */
+#define EVD_QUEUE_TRACK 16
+
 GST_DEBUG_CATEGORY_EXTERN(evd_debug);
 
 /* What a stream needs from its supervisor. */
@@ -81,7 +84,11 @@ typedef struct {
     gint64 last_frame;    /* monotonic, 0: none in this pipeline */
     guint64 probe_frames; /* frames out of the classifier, cumulative */
     guint64 received;     /* frames into the queue, cumulative */
-    guint64 dropped;      /* frames the leaky queue dropped (its overrun signals), cumulative */
+    guint64 dropped;      /* frames the leaky queue dropped, cumulative */
+    /* the frames now in the leaky queue, oldest first, by identity only (no reference held):
+     * when a frame leaves, the ones queued before it that never left were dropped */
+    const GstBuffer *queued[EVD_QUEUE_TRACK];
+    guint queued_head, queued_count;
     guint64 frames_base, inferred_base, skipped_base;
     guint64 frames_cur, inferred_cur, skipped_cur;
     guint64 pushed_base, lost_base, late_base, dup_base;

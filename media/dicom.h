@@ -49,6 +49,11 @@ typedef struct media_dicom_info {
     char transfer_syntax_uid[MEDIA_DICOM_UID_SIZE];
     char photometric[17];
     char series_description[65];
+    /* Who and what the loop is (empty when absent): datasets take the patient and the clip
+     * from these tags. PatientID is LO (64 characters), the UIDs 64. */
+    char patient_id[65];
+    char study_instance_uid[MEDIA_DICOM_UID_SIZE];
+    char sop_instance_uid[MEDIA_DICOM_UID_SIZE];
 } media_dicom_info;
 
 typedef struct media_dicom media_dicom;

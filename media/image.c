@@ -1,5 +1,5 @@
-/* image.c: PNG (libpng) and PGM/PPM (P2/P3/P5/P6) reading and writing, and the bridge from a
- * decoded image to an engine frame.
+/* image.c: PNG (libpng) and PGM/PPM (P2/P3/P5/P6) reading and writing, JPEG reading (libjpeg,
+ * when built with it: MEDIA_HAVE_JPEG), and the bridge from a decoded image to an engine frame.
  *
  * Every byte read here comes from outside, so decoding works on the whole file in memory and
  * checks sizes before allocating: a header that promises more pixels than the file can hold is
@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef MEDIA_HAVE_JPEG
+#include <jpeglib.h>
+#endif
 
 #define MEMORY_NAME "<memory>"
 /* deflate cannot expand data by more than this factor; used to reject truncated PNGs early */
@@ -418,6 +421,104 @@ static int pnm_decode(const char *name, const uint8_t *bytes, size_t size, media
     return EV_OK;
 }
 
+/* ---- JPEG reading ----------------------------------------------------------------------------- */
+
+bool media_jpeg_supported(void)
+{
+#ifdef MEDIA_HAVE_JPEG
+    return true;
+#else
+    return false;
+#endif
+}
+
+#ifdef MEDIA_HAVE_JPEG
+/* libjpeg reports errors through error_exit, which must not return: it longjmps back here with
+ * the library's message. Warnings (corrupt data it recovered from) are counted: a truncated
+ * file decodes to grey rows with "premature end of data", which is an error for a dataset. */
+typedef struct jpeg_reader {
+    struct jpeg_error_mgr manager;
+    jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+} jpeg_reader;
+
+static void jpeg_on_error(j_common_ptr info)
+{
+    jpeg_reader *reader = (jpeg_reader *)info->err;
+    (*info->err->format_message)(info, reader->message);
+    longjmp(reader->jump, 1);
+}
+
+static void jpeg_on_message(j_common_ptr info, int level)
+{
+    jpeg_reader *reader = (jpeg_reader *)info->err;
+    if (level < 0 && !reader->message[0]) /* a warning: keep the first */
+        (*info->err->format_message)(info, reader->message);
+    if (level < 0)
+        info->err->num_warnings++;
+}
+
+static int jpeg_decode(const char *name, const uint8_t *bytes, size_t size, media_image *out,
+                       ev_error *err)
+{
+    struct jpeg_decompress_struct info;
+    jpeg_reader reader = {0};
+    media_image img = {0};
+    info.err = jpeg_std_error(&reader.manager);
+    reader.manager.error_exit = jpeg_on_error;
+    reader.manager.emit_message = jpeg_on_message;
+    if (setjmp(reader.jump)) {
+        jpeg_destroy_decompress(&info);
+        media_image_free(&img);
+        return ev_fail(err, EV_ERR_FORMAT, "%s: bad JPEG: %s", name, reader.message);
+    }
+    jpeg_create_decompress(&info);
+    if (size > (unsigned long)-1) /* jpeg_mem_src takes an unsigned long */
+        size = (unsigned long)-1;
+    jpeg_mem_src(&info, bytes, (unsigned long)size);
+    jpeg_read_header(&info, TRUE);
+    int rc = check_dimensions(name, "JPEG", info.image_width, info.image_height, err);
+    if (rc) {
+        jpeg_destroy_decompress(&info);
+        return rc;
+    }
+    /* gray stays gray; YCbCr, RGB, CMYK and YCCK all become RGB */
+    const int channels = info.jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
+    info.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    if (info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK) {
+        jpeg_destroy_decompress(&info);
+        return ev_fail(err, EV_ERR_UNSUPPORTED, "%s: CMYK JPEG is not supported; save it as RGB",
+                       name);
+    }
+    /* a JPEG cannot be smaller than about one bit per 8x8 block: refuse a header promising a
+     * huge image from a few bytes before allocating it */
+    if ((size_t)info.image_width * info.image_height / 64 / 8 > size + 1024) {
+        jpeg_destroy_decompress(&info);
+        return ev_fail(err, EV_ERR_FORMAT, "%s: bad JPEG: %ux%u pixels in %zu bytes (truncated)",
+                       name, info.image_width, info.image_height, size);
+    }
+    if ((rc = media_image_alloc(&img, (int)info.image_width, (int)info.image_height, channels, 8,
+                                err))) {
+        jpeg_destroy_decompress(&info);
+        ev_fail_prefix(err, "%s: ", name);
+        return rc;
+    }
+    jpeg_start_decompress(&info);
+    while (info.output_scanline < info.output_height) {
+        JSAMPROW row = img.data + (size_t)info.output_scanline * img.stride;
+        jpeg_read_scanlines(&info, &row, 1);
+    }
+    jpeg_finish_decompress(&info);
+    jpeg_destroy_decompress(&info);
+    if (reader.manager.num_warnings) {
+        media_image_free(&img);
+        return ev_fail(err, EV_ERR_FORMAT, "%s: bad JPEG: %s", name, reader.message);
+    }
+    *out = img;
+    return EV_OK;
+}
+#endif
+
 /* ---- reading: format detection -------------------------------------------------------------- */
 
 static int decode_any(const char *name, const uint8_t *bytes, size_t size, media_image *out,
@@ -433,6 +534,21 @@ static int decode_any(const char *name, const uint8_t *bytes, size_t size, media
         png_reader reader = {.name = name, .bytes = bytes, .size = size};
         return png_decode(&reader, out, err);
     }
+    if (size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff) {
+#ifdef MEDIA_HAVE_JPEG
+        return jpeg_decode(name, bytes, size, out, err);
+#else
+        return ev_fail(err, EV_ERR_UNSUPPORTED,
+                       "%s: JPEG, but this build has no JPEG support (install libjpeg62-turbo-dev "
+                       "and rebuild)",
+                       name);
+#endif
+    }
+    if (size >= 132 && !memcmp(bytes + 128, "DICM", 4))
+        return ev_fail(err, EV_ERR_UNSUPPORTED,
+                       "%s: a DICOM file, not an image: read it with media/dicom.h (datasets and "
+                       "dicomsrc do)",
+                       name);
     if (size >= 2 && bytes[0] == 'P') {
         switch (bytes[1]) {
         case '2':
@@ -451,7 +567,7 @@ static int decode_any(const char *name, const uint8_t *bytes, size_t size, media
             break;
         }
     }
-    return ev_fail(err, EV_ERR_FORMAT, "%s: bad magic: not a PNG, PGM or PPM file", name);
+    return ev_fail(err, EV_ERR_FORMAT, "%s: bad magic: not a PNG, JPEG, PGM or PPM file", name);
 }
 
 int media_image_read_memory(const uint8_t *bytes, size_t size, media_image *out, ev_error *err)

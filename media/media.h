@@ -1,10 +1,11 @@
 /* media.h: frames from files. PNG (libpng) and PGM/PPM (P5/P6, 8- and 16-bit) read and write;
- * later DICOM. Images are kept in memory as interleaved rows; 16-bit samples in host order. */
+ * JPEG (libjpeg-turbo, 8-bit gray or RGB) read when built with it; DICOM in dicom.h. Images are kept in memory as interleaved rows; 16-bit samples in host order. */
 #ifndef ECHOVIEW_MEDIA_H
 #define ECHOVIEW_MEDIA_H
 
 #include "echoview.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,10 +20,12 @@ typedef struct media_image {
     uint8_t *data;
 } media_image;
 
-/* Reads PNG, PGM or PPM (format detected from the content, not the name). Palette and
+/* Reads PNG, JPEG, PGM or PPM (format detected from the content, not the name). Palette and
  * low-bit-depth PNGs are expanded to 8 bits; errors name the file and the problem. */
 int media_image_read(const char *path, media_image *out, ev_error *err);
 int media_image_read_memory(const uint8_t *bytes, size_t size, media_image *out, ev_error *err);
+/* Whether media_image_read decodes JPEG in this build (libjpeg found at build time). */
+bool media_jpeg_supported(void);
 /* Allocates a zeroed image. */
 int media_image_alloc(media_image *img, int width, int height, int channels, int bit_depth,
                       ev_error *err);

@@ -9,8 +9,8 @@ packages=(
   build-essential meson ninja-build pkg-config
   # engine
   libyaml-dev libjansson-dev
-  # media
-  libpng-dev
+  # media (libjpeg-turbo: JPEG frames in datasets)
+  libpng-dev libjpeg62-turbo-dev
   # ONNX export
   protobuf-c-compiler libprotobuf-c-dev
   # fuzz targets (libFuzzer ships with clang)

@@ -1,7 +1,14 @@
 /* dataset.c: training and evaluation datasets. Reads CSV manifests and image folders, assigns
- * patient-level splits when the data has none, decodes every frame (PNG, PGM/PPM; 8/16-bit; gray
- * or colour) with media and runs it through ev_preprocess (crop, area resize to the model input,
- * luma) once, keeping the result in memory as uint8 so that epochs never touch the disk.
+ * patient-level splits when the data has none, decodes every frame (PNG, JPEG, PGM/PPM; 8/16-bit;
+ * gray or colour) with media and runs it through ev_preprocess (crop, area resize to the model
+ * input, luma) once, keeping the result in memory as uint8 so that epochs never touch the disk.
+ *
+ * Clips: a DICOM file (single- or multi-frame, media/dicom.h) is a clip; its frames are drawn
+ * from it (all, every k-th, or N evenly spaced), each keeping the clip's ID (SOP Instance UID,
+ * else the path) and its frame index. Its patient is the manifest's patient column, else the
+ * --patient-regex match, else the PatientID tag, else the Study Instance UID; a DICOM without
+ * an explicit ROI is cropped to its ultrasound region. Still images are clips of one frame
+ * unless a manifest's clip (or sequence) column groups them.
  *
  * Bad input: an unknown label or a malformed manifest line is an error naming the file and line
  * (a label typo would silently train a wrong model). An unreadable or corrupt image is skipped
@@ -14,10 +21,15 @@
 #include "ev_search.h"
 #include "media.h"
 
+#ifdef ECHOVIEW_HAVE_DICOM
+#include "dicom.h"
+#endif
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,9 +83,15 @@ int search_class_lookup(char *const *names, int count, const char *label)
 typedef struct entry {
     char *path;
     int label, split, quality;
-    char *patient;
+    char *patient; /* the path itself when nothing names one (patient_named false) */
+    bool patient_named;
     bool has_roi;
     ev_rect roi;
+    char *clip;  /* NULL: the path (a DICOM's SOP Instance UID once probed) */
+    int frame;   /* index in a multi-frame file; -1 for a still image */
+    int line;    /* manifest line (0 for folders), for messages */
+    bool dicom;  /* decoded through media/dicom.h */
+    char *error; /* set when the file could not even be listed (a bad DICOM): a bad frame */
 } entry;
 
 typedef struct entry_list {
@@ -95,12 +113,18 @@ static int list_add(entry_list *l, entry *e)
     return 0;
 }
 
+static void entry_free(entry *e)
+{
+    free(e->path);
+    free(e->patient);
+    free(e->clip);
+    free(e->error);
+}
+
 static void list_free(entry_list *l)
 {
-    for (int i = 0; i < l->count; i++) {
-        free(l->items[i].path);
-        free(l->items[i].patient);
-    }
+    for (int i = 0; i < l->count; i++)
+        entry_free(&l->items[i]);
     free(l->items);
 }
 
@@ -189,10 +213,11 @@ enum {
     COL_RY,
     COL_RW,
     COL_RH,
+    COL_CLIP,
     NUM_COLS
 };
 static const char *const col_names[NUM_COLS] = {"path",  "label", "split", "patient", "quality",
-                                                "roi_x", "roi_y", "roi_w", "roi_h"};
+                                                "roi_x", "roi_y", "roi_w", "roi_h",   "clip"};
 
 /* Reads manifest lines from f; path names it in messages, and listed paths are relative to dir.
  * (Separate from the file handling so that tests/fuzz/fuzz_manifest.c can feed it memory.) */
@@ -214,7 +239,10 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
             rc = ev_fail(err, EV_ERR_FORMAT, "%s:%d: line too long", path, lineno);
             break;
         }
-        char *t = trim(line);
+        char *t = line;
+        if (lineno == 1 && !memcmp(t, "\xef\xbb\xbf", 3)) /* a UTF-8 byte-order mark (Excel's) */
+            t += 3;
+        t = trim(t);
         if (!*t || *t == '#')
             continue;
         int nf = csv_split(t, fields, 64);
@@ -228,11 +256,13 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
                 for (int c = 0; c < NUM_COLS; c++)
                     if (!strcasecmp(name, col_names[c]))
                         col[c] = i;
+                if (!strcasecmp(name, "sequence") && col[COL_CLIP] < 0) /* phantom --sequence */
+                    col[COL_CLIP] = i;
             }
             if (col[COL_PATH] < 0 || col[COL_LABEL] < 0) {
                 rc = ev_fail(err, EV_ERR_FORMAT,
                              "%s:%d: the header needs columns path and label (optional: split, "
-                             "patient, quality, roi_x, roi_y, roi_w, roi_h)",
+                             "patient, quality, roi_x, roi_y, roi_w, roi_h, clip)",
                              path, lineno);
                 break;
             }
@@ -285,11 +315,16 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
         }
         const char *pat =
             col[COL_PATIENT] >= 0 && col[COL_PATIENT] < nf ? trim(fields[col[COL_PATIENT]]) : "";
+        const char *clip =
+            col[COL_CLIP] >= 0 && col[COL_CLIP] < nf ? trim(fields[col[COL_CLIP]]) : "";
+        e.frame = -1;
+        e.line = lineno;
         e.path = join_path(dir, trim(fields[col[COL_PATH]]));
         e.patient = strdup(*pat ? pat : e.path ? e.path : "");
-        if (!e.path || !e.patient || list_add(list, &e)) {
-            free(e.path);
-            free(e.patient);
+        e.patient_named = *pat != 0;
+        e.clip = *clip ? strdup(clip) : NULL;
+        if (!e.path || !e.patient || (*clip && !e.clip) || list_add(list, &e)) {
+            entry_free(&e);
             rc = ev_fail(err, EV_ERR_NOMEM, "%s: out of memory", path);
             break;
         }
@@ -324,11 +359,19 @@ static bool is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static bool is_image_name(const char *name)
+/* Frames by name: images, DICOM files (.dcm, .dicom) and, as DICOM exports often have no
+ * extension, files without one (they are sniffed for the DICM magic when probed). */
+static bool is_frame_file_name(const char *name)
 {
     const char *dot = strrchr(name, '.');
-    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".pgm") ||
-                   !strcasecmp(dot, ".ppm") || !strcasecmp(dot, ".pnm"));
+    if (!dot)
+        return true;
+    static const char *const known[] = {".png", ".pgm",  ".ppm", ".pnm",
+                                        ".jpg", ".jpeg", ".dcm", ".dicom"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcasecmp(dot, known[i]))
+            return true;
+    return false;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -405,20 +448,24 @@ static int read_class_folders(const char *dir, int split, char *const *classes, 
         rc = list_dir(cdir, &files, &nfiles, err);
         int added = 0;
         for (int j = 0; j < nfiles && !rc; j++) {
-            if (!is_image_name(files[j]))
+            if (!is_frame_file_name(files[j]))
                 continue;
-            entry e = {.label = label, .split = split};
+            entry e = {.label = label, .split = split, .frame = -1};
             e.path = join_path(cdir, files[j]);
+            if (e.path && is_dir(e.path)) {
+                free(e.path);
+                continue;
+            }
             e.patient = e.path ? strdup(e.path) : NULL;
             if (!e.path || !e.patient || list_add(list, &e)) {
-                free(e.path);
-                free(e.patient);
+                entry_free(&e);
                 rc = ev_fail(err, EV_ERR_NOMEM, "out of memory");
             }
             added++;
         }
         if (!rc && !added && !quiet)
-            fprintf(stderr, "warning: %s: class folder has no PNG/PGM images\n", cdir);
+            fprintf(stderr, "warning: %s: class folder has no PNG, JPEG, PGM or DICOM files\n",
+                    cdir);
         free_names(files, nfiles);
         free(cdir);
     }
@@ -505,8 +552,200 @@ static int assign_patients(entry_list *l, uint64_t seed, int32_t *patient_ids, i
     return 0;
 }
 
-/* Decodes one file into out (channels x h x w uint8 at the model size). */
-static int load_frame(const entry *e, const search_dataset_options *o, float *tmp, uint8_t *out,
+/* Runs job over chunks on the engine's pool with `threads` threads, or on this thread when
+ * there is one thread or no pool could start (thread ids stay below `threads` either way). */
+static void run_chunks(int threads, ev_pool_job job, void *arg, int chunks)
+{
+    ev_pool *pool = NULL;
+    if (threads > 1 && ev_pool_create(threads, EV_POOL_SLEEP, &pool))
+        pool = NULL; /* no workers: run here */
+    if (pool)
+        ev_pool_run(pool, job, arg, chunks);
+    else
+        for (int c = 0; c < chunks; c++)
+            job(arg, c, chunks, 0);
+    ev_pool_free(pool);
+}
+
+/* ---- clips: DICOM files probed for their frames and tags ------------------------------------ */
+
+static bool has_dicom_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && (!strcasecmp(dot, ".dcm") || !strcasecmp(dot, ".dicom"));
+}
+
+/* Part 10 files carry "DICM" after a 128-byte preamble. */
+static bool has_dicom_magic(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    uint8_t head[132];
+    bool yes = fread(head, 1, sizeof head, f) == sizeof head && !memcmp(head + 128, "DICM", 4);
+    fclose(f);
+    return yes;
+}
+
+typedef struct clip_probe {
+    bool dicom;
+    unsigned frames;
+    bool has_region;
+    ev_rect region;
+    char patient[65], study[65], instance[65];
+    char error[EV_ERROR_MESSAGE_SIZE]; /* empty when the file opened */
+} clip_probe;
+
+static void probe_file(const char *path, clip_probe *p)
+{
+    p->dicom = has_dicom_name(path) || has_dicom_magic(path);
+    if (!p->dicom)
+        return;
+#ifdef ECHOVIEW_HAVE_DICOM
+    media_dicom *d = NULL;
+    ev_error e = {0};
+    if (media_dicom_open(path, &d, &e)) {
+        snprintf(p->error, sizeof p->error, "%s", e.message);
+        return;
+    }
+    const media_dicom_info *in = media_dicom_get_info(d);
+    p->frames = in->frames;
+    p->has_region = in->has_region && in->region_width > 0 && in->region_height > 0;
+    p->region = (ev_rect){in->region_x, in->region_y, in->region_width, in->region_height};
+    snprintf(p->patient, sizeof p->patient, "%s", in->patient_id);
+    snprintf(p->study, sizeof p->study, "%s", in->study_instance_uid);
+    snprintf(p->instance, sizeof p->instance, "%s", in->sop_instance_uid);
+    media_dicom_close(d);
+#else
+    snprintf(p->error, sizeof p->error,
+             "%s: a DICOM file, but this build has no DICOM support (install DCMTK and rebuild)",
+             path);
+#endif
+}
+
+/* How many frames of a clip of `frames` are used, and which: every frame by default, every
+ * k-th (clip_frame_step), or N evenly spaced ones (frames_per_clip: the centre of each of N
+ * equal stretches, so a 60-frame loop at N = 3 gives frames 10, 30 and 50). */
+static unsigned clip_frames_used(unsigned frames, const search_dataset_options *o)
+{
+    if (o->frames_per_clip > 0)
+        return (unsigned)o->frames_per_clip < frames ? (unsigned)o->frames_per_clip : frames;
+    unsigned step = o->clip_frame_step > 1 ? (unsigned)o->clip_frame_step : 1;
+    return (frames + step - 1) / step;
+}
+
+static unsigned clip_frame_index(unsigned frames, unsigned i, const search_dataset_options *o)
+{
+    if (o->frames_per_clip > 0 && (unsigned)o->frames_per_clip < frames)
+        return (unsigned)(((uint64_t)2 * i + 1) * frames / (2 * (uint64_t)o->frames_per_clip));
+    if (o->frames_per_clip > 0)
+        return i;
+    return i * (o->clip_frame_step > 1 ? (unsigned)o->clip_frame_step : 1);
+}
+
+typedef struct probe_job {
+    const entry_list *list;
+    clip_probe *probes;
+} probe_job;
+
+static void probe_chunk(void *arg, int chunk, int chunks, int thread)
+{
+    const probe_job *j = arg;
+    (void)thread;
+    int lo = (int)((int64_t)chunk * j->list->count / chunks);
+    int hi = (int)((int64_t)(chunk + 1) * j->list->count / chunks);
+    for (int i = lo; i < hi; i++)
+        probe_file(j->list->items[i].path, &j->probes[i]);
+}
+
+/* Replaces each DICOM entry of l by one entry per frame used, with the patient and clip from
+ * its tags where nothing else named them and its ultrasound region as ROI. A file that cannot
+ * be opened stays one entry carrying its error (a bad frame, like an unreadable PNG). */
+static int expand_clips(entry_list *l, const search_dataset_options *o, int threads, ev_error *err)
+{
+    clip_probe *probes = calloc((size_t)l->count, sizeof *probes);
+    if (!probes)
+        return ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+    probe_job job = {l, probes};
+    int chunks = (l->count + 3) / 4;
+    run_chunks(threads, probe_chunk, &job, chunks > 65536 ? 65536 : chunks);
+    entry_list out = {0};
+    int rc = EV_OK;
+    for (int i = 0; i < l->count && !rc; i++) {
+        entry *e = &l->items[i];
+        clip_probe *p = &probes[i];
+        if (!p->dicom || p->error[0]) {
+            e->dicom = p->dicom;
+            if (p->error[0] && !(e->error = strdup(p->error)))
+                rc = EV_ERR_NOMEM;
+            if (!rc && (rc = list_add(&out, e)) == 0)
+                memset(e, 0, sizeof *e);
+            continue;
+        }
+        const char *tag_patient = p->patient[0] ? p->patient : p->study;
+        const char *clip = e->clip ? e->clip : p->instance[0] ? p->instance : e->path;
+        unsigned used = clip_frames_used(p->frames, o);
+        for (unsigned j = 0; j < used && !rc; j++) {
+            entry f = *e;
+            f.dicom = true;
+            f.frame = (int)clip_frame_index(p->frames, j, o);
+            f.path = strdup(e->path);
+            if (!e->patient_named && tag_patient[0]) {
+                f.patient = strdup(tag_patient);
+                f.patient_named = true;
+            } else {
+                f.patient = strdup(e->patient);
+            }
+            f.clip = strdup(clip);
+            if (!e->has_roi && p->has_region) {
+                f.has_roi = true;
+                f.roi = p->region;
+            }
+            f.error = NULL;
+            if (!f.path || !f.patient || !f.clip || list_add(&out, &f)) {
+                entry_free(&f);
+                rc = EV_ERR_NOMEM;
+            }
+        }
+        entry_free(e);
+        memset(e, 0, sizeof *e);
+    }
+    free(probes);
+    list_free(l);
+    *l = out;
+    return rc ? ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory") : EV_OK;
+}
+
+/* Decodes one frame into out (channels x h x w uint8 at the model size); roi_hint is the
+ * entry's ROI (explicit, or a DICOM's ultrasound region). */
+static int preprocess_frame(const ev_frame *frame, const entry *e, const search_dataset_options *o,
+                            float *tmp, uint8_t *out, ev_error *err)
+{
+    ev_rect roi, *use = NULL;
+    if (e->has_roi) {
+        roi = e->roi;
+        use = &roi;
+    } else if (o->auto_roi && ev_detect_roi(frame, &roi) == EV_OK) {
+        use = &roi;
+    }
+    ev_preprocess_params pp = {.width = o->width,
+                               .height = o->height,
+                               .channels = o->channels,
+                               .scale = 1.0f,
+                               .mean = {0, 0, 0},
+                               .std = {1, 1, 1}};
+    int rc = ev_preprocess(&pp, frame, use, tmp, err);
+    if (!rc) {
+        size_t n = (size_t)o->width * o->height * o->channels;
+        for (size_t i = 0; i < n; i++) {
+            float v = tmp[i] + 0.5f;
+            out[i] = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+        }
+    }
+    return rc;
+}
+
+static int load_image(const entry *e, const search_dataset_options *o, float *tmp, uint8_t *out,
                       ev_error *err)
 {
     media_image img = {0}, gray = {0};
@@ -521,32 +760,218 @@ static int load_frame(const entry *e, const search_dataset_options *o, float *tm
     } else {
         rc = media_image_as_frame(&img, &frame, err);
     }
-    ev_rect roi, *use = NULL;
-    if (!rc) {
-        if (e->has_roi) {
-            roi = e->roi;
-            use = &roi;
-        } else if (o->auto_roi && ev_detect_roi(&frame, &roi) == EV_OK) {
-            use = &roi;
-        }
-        ev_preprocess_params pp = {.width = o->width,
-                                   .height = o->height,
-                                   .channels = o->channels,
-                                   .scale = 1.0f,
-                                   .mean = {0, 0, 0},
-                                   .std = {1, 1, 1}};
-        rc = ev_preprocess(&pp, &frame, use, tmp, err);
-    }
-    if (!rc) {
-        size_t n = (size_t)o->width * o->height * o->channels;
-        for (size_t i = 0; i < n; i++) {
-            float v = tmp[i] + 0.5f;
-            out[i] = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
-        }
-    }
+    if (!rc)
+        rc = preprocess_frame(&frame, e, o, tmp, out, err);
     media_image_free(&gray);
     media_image_free(&img);
     return rc;
+}
+
+/* Decodes the frames items[first..first+count) of one DICOM file, opening it once; bad[] and
+ * msgs[] get each frame's failure. */
+static void load_dicom_frames(const entry *items, int count, const search_dataset_options *o,
+                              float *tmp, uint8_t *pixels, size_t frame_bytes, bool *bad,
+                              char (*msgs)[EV_ERROR_MESSAGE_SIZE])
+{
+    ev_error e = {0};
+    int rc = EV_OK;
+    if (items[0].error) {
+        rc = ev_fail(&e, EV_ERR_FORMAT, "%s", items[0].error);
+    } else {
+#ifdef ECHOVIEW_HAVE_DICOM
+        media_dicom *d = NULL;
+        uint8_t *buffer = NULL;
+        if (!(rc = media_dicom_open(items[0].path, &d, &e))) {
+            const media_dicom_info *in = media_dicom_get_info(d);
+            size_t stride = (size_t)in->width * (size_t)in->channels;
+            if (!(buffer = malloc(stride * (size_t)in->height)))
+                rc = ev_fail(&e, EV_ERR_NOMEM, "%s: out of memory", items[0].path);
+            for (int i = 0; i < count && !rc; i++) {
+                ev_error fe = {0};
+                ev_frame frame = {.data = buffer,
+                                  .width = in->width,
+                                  .height = in->height,
+                                  .stride = (int)stride,
+                                  .format = in->channels == 3 ? EV_PIXEL_RGB : EV_PIXEL_GRAY8};
+                if (media_dicom_read_frame(d, (unsigned)items[i].frame, buffer, stride, &fe) ||
+                    preprocess_frame(&frame, &items[i], o, tmp, pixels + (size_t)i * frame_bytes,
+                                     &fe)) {
+                    bad[i] = true;
+                    snprintf(msgs[i], EV_ERROR_MESSAGE_SIZE, "frame %d: %.400s", items[i].frame,
+                             fe.message);
+                }
+            }
+        }
+        free(buffer);
+        media_dicom_close(d);
+#else
+        rc = ev_fail(&e, EV_ERR_UNSUPPORTED, "%s: no DICOM support in this build", items[0].path);
+#endif
+    }
+    if (rc)
+        for (int i = 0; i < count; i++) {
+            bad[i] = true;
+            snprintf(msgs[i], EV_ERROR_MESSAGE_SIZE, "%s", e.message);
+        }
+}
+
+/* Path of a file relative to the data root, for --patient-regex. */
+static const char *relative_path(const char *path, const char *root)
+{
+    size_t n = strlen(root);
+    if (n && !strncmp(path, root, n) && path[n] == '/')
+        return path + n + 1;
+    return path;
+}
+
+/* Patients from --patient-regex for entries nothing else named: the first capture group, or
+ * the whole match when the pattern has none. A file it does not match is an error: silently
+ * falling back to one patient per frame is the leak the option exists to prevent. */
+static int apply_patient_regex(entry_list *l, const char *pattern, const char *root, ev_error *err)
+{
+    regex_t re;
+    int code = regcomp(&re, pattern, REG_EXTENDED);
+    if (code) {
+        char why[128];
+        regerror(code, &re, why, sizeof why);
+        return ev_fail(err, EV_ERR_INVALID, "--patient-regex '%s': %s", pattern, why);
+    }
+    int rc = EV_OK;
+    for (int i = 0; i < l->count && !rc; i++) {
+        entry *e = &l->items[i];
+        if (e->patient_named)
+            continue;
+        const char *rel = relative_path(e->path, root);
+        regmatch_t m[2];
+        if (regexec(&re, rel, 2, m, 0) != 0) {
+            rc = ev_fail(err, EV_ERR_FORMAT, "%s: --patient-regex '%s' does not match '%s'",
+                         e->path, pattern, rel);
+            break;
+        }
+        int g = re.re_nsub >= 1 && m[1].rm_so >= 0 ? 1 : 0;
+        int len = (int)(m[g].rm_eo - m[g].rm_so);
+        if (len == 0) {
+            rc = ev_fail(err, EV_ERR_FORMAT,
+                         "%s: --patient-regex '%s' matches '%s' with an empty patient ID", e->path,
+                         pattern, rel);
+            break;
+        }
+        char *p = malloc((size_t)len + 1);
+        if (!p) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+            break;
+        }
+        memcpy(p, rel + m[g].rm_so, (size_t)len);
+        p[len] = 0;
+        free(e->patient);
+        e->patient = p;
+        e->patient_named = true;
+    }
+    regfree(&re);
+    return rc;
+}
+
+/* A patient in two splits leaks its near-duplicate frames from training into evaluation. */
+static int check_patient_splits(const entry_list *l, const char *source, ev_error *err)
+{
+    patient_ref *refs = malloc((size_t)(l->count ? l->count : 1) * sizeof *refs);
+    if (!refs)
+        return ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+    int n = 0;
+    for (int i = 0; i < l->count; i++)
+        if (l->items[i].split >= 0)
+            refs[n++] = (patient_ref){l->items[i].patient, 0, i};
+    qsort(refs, (size_t)n, sizeof *refs, cmp_patient_name);
+    int rc = EV_OK;
+    for (int i = 1; i < n && !rc; i++) {
+        if (strcmp(refs[i].name, refs[i - 1].name))
+            continue;
+        /* within one patient the order is not stable: find any frame of another split */
+        int j = i - 1;
+        while (j > 0 && !strcmp(refs[j - 1].name, refs[i].name))
+            j--;
+        const entry *a = &l->items[refs[j].index], *b = &l->items[refs[i].index];
+        if (a->split == b->split)
+            continue;
+        if (a->line > b->line || (a->line == b->line && strcmp(a->path, b->path) > 0)) {
+            const entry *t = a;
+            a = b;
+            b = t;
+        }
+        if (a->line)
+            rc = ev_fail(err, EV_ERR_FORMAT,
+                         "%s:%d: patient '%s' is in split '%s' here and in split '%s' on line %d; "
+                         "a patient's frames must all be in one split",
+                         source, b->line, b->patient, search_split_name(b->split),
+                         search_split_name(a->split), a->line);
+        else
+            rc = ev_fail(err, EV_ERR_FORMAT,
+                         "%s: patient '%s' is in split '%s' (%s) and in split '%s' (%s); a "
+                         "patient's frames must all be in one split",
+                         source, b->patient, search_split_name(b->split), b->path,
+                         search_split_name(a->split), a->path);
+    }
+    free(refs);
+    return rc;
+}
+
+static int apply_model_split(entry_list *l, const search_dataset_options *o, const char *path,
+                             uint64_t data_hash, ev_error *err)
+{
+    const char **patients = malloc((size_t)(l->count ? l->count : 1) * sizeof *patients);
+    int *splits = malloc((size_t)(l->count ? l->count : 1) * sizeof *splits);
+    bool given = false;
+    int rc = EV_OK;
+    if (!patients || !splits) {
+        rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+    } else {
+        for (int i = 0; i < l->count; i++) {
+            patients[i] = l->items[i].patient;
+            splits[i] = l->items[i].split;
+            given |= splits[i] >= 0;
+        }
+        rc = search_split_record_apply(o->model_split, patients, splits, l->count, given, data_hash,
+                                       o->only_split, path, o->quiet, err);
+        for (int i = 0; !rc && i < l->count; i++)
+            l->items[i].split = splits[i];
+    }
+    free(patients);
+    free(splits);
+    return rc;
+}
+
+/* Dense ids of keys[0..n) in name order, and the names (owned by the caller). */
+static int dense_ids(const char *const *keys, int n, int32_t *ids, char ***names, int *count)
+{
+    patient_ref *refs = malloc((size_t)(n ? n : 1) * sizeof *refs);
+    if (!refs)
+        return -1;
+    for (int i = 0; i < n; i++)
+        refs[i] = (patient_ref){keys[i], 0, i};
+    qsort(refs, (size_t)n, sizeof *refs, cmp_patient_name);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || strcmp(refs[i].name, refs[i - 1].name))
+            k++;
+        ids[refs[i].index] = k - 1;
+    }
+    *names = calloc((size_t)(k ? k : 1), sizeof **names);
+    int rc = *names ? 0 : -1;
+    for (int i = 0, w = 0; i < n && !rc; i++)
+        if (i == 0 || strcmp(refs[i].name, refs[i - 1].name))
+            if (!((*names)[w++] = strdup(refs[i].name)))
+                rc = -1;
+    *count = k;
+    free(refs);
+    return rc;
+}
+
+static void free_name_array(char **names, int count)
+{
+    if (names)
+        for (int i = 0; i < count; i++)
+            free(names[i]);
+    free(names);
 }
 
 void search_dataset_free(search_dataset *ds)
@@ -558,24 +983,27 @@ void search_dataset_free(search_dataset *ds)
     free(ds->split);
     free(ds->patient);
     free(ds->quality);
+    free(ds->clip);
+    free(ds->frame);
     if (ds->paths)
         for (int i = 0; i < ds->count; i++)
             free(ds->paths[i]);
     free(ds->paths);
-    if (ds->class_names)
-        for (int i = 0; i < ds->num_classes; i++)
-            free(ds->class_names[i]);
-    free(ds->class_names);
+    free_name_array(ds->class_names, ds->num_classes);
+    free_name_array(ds->patient_names, ds->num_patients);
+    free_name_array(ds->clip_names, ds->num_clips);
     free(ds);
 }
 
-/* Frames [chunk * keep / chunks, (chunk + 1) * keep / chunks) of the list into their slots. */
+/* Groups [chunk * ngroups / chunks, ...) of frames into their slots: a group is one still
+ * image, or the frames of one DICOM file (opened once). */
 typedef struct decode_job {
     const entry_list *list;
     const search_dataset_options *o;
     uint8_t *pixels;
     size_t fsz;
-    int keep;
+    const int *group; /* ngroups + 1 starts */
+    int ngroups;
     bool *bad;
     char (*msgs)[EV_ERROR_MESSAGE_SIZE];
     float *tmp; /* fsz floats per thread */
@@ -585,13 +1013,20 @@ static void decode_chunk(void *arg, int chunk, int chunks, int thread)
 {
     const decode_job *j = arg;
     float *tmp = j->tmp + (size_t)thread * j->fsz;
-    int lo = (int)((int64_t)chunk * j->keep / chunks);
-    int hi = (int)((int64_t)(chunk + 1) * j->keep / chunks);
-    for (int i = lo; i < hi; i++) {
-        ev_error e = {0};
-        if (load_frame(&j->list->items[i], j->o, tmp, j->pixels + (size_t)i * j->fsz, &e)) {
-            j->bad[i] = true;
-            snprintf(j->msgs[i], EV_ERROR_MESSAGE_SIZE, "%s", e.message);
+    int lo = (int)((int64_t)chunk * j->ngroups / chunks);
+    int hi = (int)((int64_t)(chunk + 1) * j->ngroups / chunks);
+    for (int g = lo; g < hi; g++) {
+        int first = j->group[g], count = j->group[g + 1] - first;
+        const entry *e = &j->list->items[first];
+        if (e->dicom) {
+            load_dicom_frames(e, count, j->o, tmp, j->pixels + (size_t)first * j->fsz, j->fsz,
+                              j->bad + first, j->msgs + first);
+        } else {
+            ev_error fe = {0};
+            if (load_image(e, j->o, tmp, j->pixels + (size_t)first * j->fsz, &fe)) {
+                j->bad[first] = true;
+                snprintf(j->msgs[first], EV_ERROR_MESSAGE_SIZE, "%s", fe.message);
+            }
         }
     }
 }
@@ -604,10 +1039,20 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         o->channels > 3)
         return ev_fail(err, EV_ERR_INVALID, "dataset: bad input geometry %dx%dx%d", o->width,
                        o->height, o->channels);
+    if (o->frames_per_clip < 0 || o->clip_frame_step < 0 ||
+        (o->frames_per_clip > 0 && o->clip_frame_step > 1))
+        return ev_fail(err, EV_ERR_INVALID,
+                       "dataset: frames per clip %d and clip frame step %d: give one of them",
+                       o->frames_per_clip, o->clip_frame_step);
     int k = o->num_classes > 0 ? o->num_classes : 14;
     const char *const *cn = o->class_names ? o->class_names : (const char *const *)ev_echo_views;
     search_dataset *ds = calloc(1, sizeof *ds);
     entry_list list = {0};
+    int32_t *pids = NULL, *cids = NULL;
+    const char **keys = NULL;
+    bool *bad = NULL;
+    char(*msgs)[EV_ERROR_MESSAGE_SIZE] = NULL;
+    char root[PATH_MAX];
     int rc = EV_OK;
     if (!ds)
         return ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
@@ -627,11 +1072,15 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         rc = ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
         goto fail;
     }
+    const char *source = path; /* what split-conflict messages name */
+    char *manifest = NULL;
+    snprintf(root, sizeof root, "%s", path);
     if (S_ISDIR(st.st_mode)) {
-        char *manifest = join_path(path, "manifest.csv");
+        manifest = join_path(path, "manifest.csv");
         struct stat ms;
         if (manifest && stat(manifest, &ms) == 0) {
             rc = read_manifest(manifest, ds->class_names, k, &list, err);
+            source = manifest;
         } else {
             bool split_level = false;
             for (int s = 0; s < SEARCH_SPLIT_COUNT; s++) {
@@ -646,19 +1095,67 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
             if (!split_level)
                 rc = read_class_folders(path, -1, ds->class_names, k, &list, o->quiet, err);
         }
-        free(manifest);
     } else {
         rc = read_manifest(path, ds->class_names, k, &list, err);
+        char *slash = strrchr(root, '/');
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(root, sizeof root, ".");
     }
-    if (rc)
-        goto fail;
-    if (list.count == 0) {
+    if (!rc && list.count == 0)
         rc = ev_fail(err, EV_ERR_FORMAT, "%s: no frames listed", path);
+    /* what the split record's manifest_hash identifies: the listed files, relative to the
+     * data root (so a moved copy hashes the same), with what the data says about each */
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; !rc && i < list.count; i++) {
+        const entry *e = &list.items[i];
+        char extra[64];
+        snprintf(extra, sizeof extra, "|%d|%d|", e->label, e->split);
+        h = hash_str(relative_path(e->path, root), h);
+        h = hash_str(extra, h);
+        h = hash_str(e->patient_named ? e->patient : "", h);
+        h = hash_str("\n", h);
+    }
+    ds->data_hash = h;
+    int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads <= 0)
+        threads = 1;
+    if (!rc && o->patient_regex)
+        rc = apply_patient_regex(&list, o->patient_regex, root, err);
+    if (!rc)
+        rc = expand_clips(&list, o, threads, err);
+    if (!rc)
+        rc = check_patient_splits(&list, source, err);
+    bool given_split = false;
+    for (int i = 0; !rc && i < list.count; i++)
+        given_split |= list.items[i].split >= 0;
+    if (!rc && o->model_split)
+        rc = apply_model_split(&list, o, path, ds->data_hash, err);
+    if (rc) {
+        free(manifest);
         goto fail;
     }
-    int32_t *pids = malloc((size_t)list.count * sizeof *pids);
-    if (!pids || assign_patients(&list, o->seed, pids, &ds->num_patients)) {
-        free(pids);
+    for (int i = 0; i < list.count; i++)
+        ds->num_unidentified += !list.items[i].patient_named;
+    ds->split_given = given_split;
+    if (!given_split && ds->num_unidentified > 0 && !o->quiet && !o->model_split)
+        fprintf(stderr,
+                "warning: %s: %d of %d frames have no patient ID (no patient column, DICOM "
+                "PatientID or --patient-regex), so they are split one by one: frames of one loop "
+                "can land in both training and test; give --patient-regex\n",
+                path, ds->num_unidentified, list.count);
+    free(manifest);
+    pids = malloc((size_t)list.count * sizeof *pids);
+    cids = malloc((size_t)list.count * sizeof *cids);
+    keys = malloc((size_t)list.count * sizeof *keys);
+    if (!pids || !cids || !keys || assign_patients(&list, o->seed, pids, &ds->num_patients)) {
+        rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < list.count; i++)
+        keys[i] = list.items[i].patient;
+    if (dense_ids(keys, list.count, pids, &ds->patient_names, &ds->num_patients)) {
         rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
         goto fail;
     }
@@ -666,8 +1163,7 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     int keep = 0;
     for (int i = 0; i < list.count; i++) {
         if (o->only_split >= 0 && list.items[i].split != o->only_split) {
-            free(list.items[i].path);
-            free(list.items[i].patient);
+            entry_free(&list.items[i]);
             continue;
         }
         pids[keep] = pids[i];
@@ -675,7 +1171,6 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     }
     list.count = keep;
     if (keep == 0) {
-        free(pids);
         rc = ev_fail(err, EV_ERR_FORMAT, "%s: no frames in split '%s'", path,
                      search_split_name(o->only_split));
         goto fail;
@@ -686,55 +1181,53 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         !(ds->labels = malloc((size_t)keep * sizeof *ds->labels)) ||
         !(ds->split = malloc((size_t)keep)) || !(ds->quality = malloc((size_t)keep)) ||
         !(ds->patient = malloc((size_t)keep * sizeof *ds->patient)) ||
+        !(ds->clip = malloc((size_t)keep * sizeof *ds->clip)) ||
+        !(ds->frame = malloc((size_t)keep * sizeof *ds->frame)) ||
         !(ds->paths = calloc((size_t)keep, sizeof *ds->paths))) {
-        free(pids);
         rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory for %d frames", keep);
         goto fail;
     }
-    bool *bad = calloc((size_t)keep, 1);
-    char(*msgs)[EV_ERROR_MESSAGE_SIZE] = calloc((size_t)keep, EV_ERROR_MESSAGE_SIZE);
-    if (!bad || !msgs) {
-        free(bad);
-        free(msgs);
-        free(pids);
+    bad = calloc((size_t)keep, 1);
+    msgs = calloc((size_t)keep, EV_ERROR_MESSAGE_SIZE);
+    int *group = malloc((size_t)(keep + 1) * sizeof *group); /* runs of one DICOM file */
+    if (!bad || !msgs || !group) {
+        free(group);
         rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
         goto fail;
     }
-    int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (threads <= 0)
-        threads = 1;
-    /* frames are decoded in chunks of about 16 on the engine's pool, one decode buffer per
+    int ngroups = 0;
+    for (int i = 0; i < keep; i++)
+        if (i == 0 || !list.items[i].dicom || !list.items[i - 1].dicom ||
+            strcmp(list.items[i].path, list.items[i - 1].path))
+            group[ngroups++] = i;
+    group[ngroups] = keep;
+    /* groups are decoded in chunks of about 4 on the engine's pool, one decode buffer per
      * thread; each frame lands in its own slot, so the thread count never changes the bytes */
     decode_job job = {.list = &list,
                       .o = o,
                       .pixels = ds->pixels,
                       .fsz = fsz,
-                      .keep = keep,
+                      .group = group,
+                      .ngroups = ngroups,
                       .bad = bad,
                       .msgs = msgs};
-    int chunks = (keep + 15) / 16;
+    int chunks = (ngroups + 3) / 4;
     if (chunks > 65536)
         chunks = 65536;
-    ev_pool *pool = NULL;
-    if (threads > 1 && ev_pool_create(threads, EV_POOL_SLEEP, &pool))
-        pool = NULL; /* no workers: decode on this thread */
-    int tmp_threads = pool ? threads : 1;
-    job.tmp = malloc((size_t)tmp_threads * fsz * sizeof(float));
-    if (!job.tmp) {
-        ev_pool_free(pool);
-        free(bad);
-        free(msgs);
-        free(pids);
+    if (!(job.tmp = malloc((size_t)threads * fsz * sizeof(float)))) {
+        free(group);
         rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
         goto fail;
     }
-    if (pool)
-        ev_pool_run(pool, decode_chunk, &job, chunks);
-    else
-        for (int c = 0; c < chunks; c++)
-            decode_chunk(&job, c, chunks, 0);
-    ev_pool_free(pool);
+    run_chunks(threads, decode_chunk, &job, chunks);
     free(job.tmp);
+    free(group);
+    for (int i = 0; i < keep; i++)
+        keys[i] = list.items[i].clip ? list.items[i].clip : list.items[i].path;
+    if (dense_ids(keys, keep, cids, &ds->clip_names, &ds->num_clips)) {
+        rc = ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
+        goto fail;
+    }
     int n = 0;
     ds->num_listed = keep;
     for (int i = 0; i < keep; i++) {
@@ -750,6 +1243,8 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         ds->split[n] = (int8_t)list.items[i].split;
         ds->quality[n] = (int8_t)list.items[i].quality;
         ds->patient[n] = pids[i];
+        ds->clip[n] = cids[i];
+        ds->frame[n] = list.items[i].frame;
         ds->paths[n] = list.items[i].path;
         list.items[i].path = NULL;
         n++;
@@ -758,9 +1253,6 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     ds->width = o->width;
     ds->height = o->height;
     ds->channels = o->channels;
-    free(bad);
-    free(msgs);
-    free(pids);
     double limit = o->max_bad_fraction >= 0 ? o->max_bad_fraction : SEARCH_DEFAULT_MAX_BAD_FRACTION;
     if (ds->num_bad > 0 && !o->quiet)
         fprintf(stderr, "warning: %d of %d frames could not be read and were skipped\n",
@@ -780,10 +1272,20 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
             if (!per[c])
                 fprintf(stderr, "warning: %s: class '%s' has no frames\n", path, cn[c]);
     }
+    free(bad);
+    free(msgs);
+    free(pids);
+    free(cids);
+    free(keys);
     list_free(&list);
     *out = ds;
     return EV_OK;
 fail:
+    free(bad);
+    free(msgs);
+    free(pids);
+    free(cids);
+    free(keys);
     list_free(&list);
     search_dataset_free(ds);
     return rc;
@@ -810,6 +1312,8 @@ int search_dataset_select_classes(const search_dataset *ds, const int *classes, 
     *d = *ds;
     d->pixels = NULL, d->labels = NULL, d->split = NULL, d->patient = NULL, d->quality = NULL;
     d->paths = NULL, d->class_names = NULL, d->count = 0, d->num_classes = count;
+    d->clip = NULL, d->frame = NULL, d->patient_names = NULL, d->clip_names = NULL;
+    d->num_patients = 0, d->num_clips = 0;
     const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
     int n = 0;
     for (int i = 0; i < ds->count; i++)
@@ -821,11 +1325,22 @@ int search_dataset_select_classes(const search_dataset *ds, const int *classes, 
     d->split = malloc((size_t)(n ? n : 1));
     d->quality = malloc((size_t)(n ? n : 1));
     d->patient = malloc((size_t)(n ? n : 1) * sizeof *d->patient);
+    d->clip = malloc((size_t)(n ? n : 1) * sizeof *d->clip);
+    d->frame = malloc((size_t)(n ? n : 1) * sizeof *d->frame);
+    /* ids keep their meaning: the name tables are copied whole */
+    d->patient_names = calloc((size_t)(ds->num_patients ? ds->num_patients : 1), sizeof(char *));
+    d->clip_names = calloc((size_t)(ds->num_clips ? ds->num_clips : 1), sizeof(char *));
+    bool names_ok = d->patient_names && d->clip_names;
+    for (int i = 0; names_ok && i < ds->num_patients && ds->patient_names; i++, d->num_patients++)
+        names_ok = (d->patient_names[i] = strdup(ds->patient_names[i])) != NULL;
+    for (int i = 0; names_ok && i < ds->num_clips && ds->clip_names; i++, d->num_clips++)
+        names_ok = (d->clip_names[i] = strdup(ds->clip_names[i])) != NULL;
     if (!d->class_names || !d->paths || !d->pixels || !d->labels || !d->split || !d->quality ||
-        !d->patient) {
+        !d->patient || !d->clip || !d->frame || !names_ok) {
         search_dataset_free(d);
         return ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
     }
+    d->num_patients = ds->num_patients, d->num_clips = ds->num_clips;
     d->num_classes = 0;
     for (int i = 0; i < count; i++, d->num_classes++)
         if (!(d->class_names[i] = strdup(ds->class_names[classes[i]]))) {
@@ -841,6 +1356,8 @@ int search_dataset_select_classes(const search_dataset *ds, const int *classes, 
         d->split[d->count] = ds->split[i];
         d->quality[d->count] = ds->quality[i];
         d->patient[d->count] = ds->patient[i];
+        d->clip[d->count] = ds->clip ? ds->clip[i] : 0;
+        d->frame[d->count] = ds->frame ? ds->frame[i] : -1;
         d->paths[d->count] = strdup(ds->paths[i] ? ds->paths[i] : "");
         d->count++;
     }

@@ -29,6 +29,8 @@ int search_split_parse(const char *name); /* train|val|validation|test -> id, -1
  * large export are skipped with a warning, a broken export stops training before it starts. */
 #define SEARCH_DEFAULT_MAX_BAD_FRACTION 0.05
 
+typedef struct search_split_record search_split_record;
+
 typedef struct search_dataset_options {
     int width, height, channels;    /* model input: frames are stored at this size as uint8 */
     int num_classes;                /* 0: the 14 echo views */
@@ -39,6 +41,15 @@ typedef struct search_dataset_options {
     int threads;                    /* decoding threads, 0: all cores */
     int only_split;                 /* -1: keep all; else drop frames of other splits */
     bool quiet;                     /* no warnings on stderr (they are still counted) */
+    /* Patient of a frame nothing else names (no patient column, no DICOM PatientID): the first
+     * capture group (else the whole match) of this POSIX extended regex on the file's path
+     * relative to the data root; a file it does not match is an error. NULL: none. */
+    const char *patient_regex;
+    int frames_per_clip; /* > 0: N evenly spaced frames of each multi-frame clip; 0: see step */
+    int clip_frame_step; /* > 1: every k-th frame of a clip (from frame 0); 0 or 1: every frame */
+    /* The split the model was trained on (eval): applied as search_split_record_apply says,
+     * before only_split; NULL: none (data without splits is split with seed). */
+    const search_split_record *model_split;
 } search_dataset_options;
 
 typedef struct search_dataset {
@@ -53,14 +64,24 @@ typedef struct search_dataset {
     int num_patients;
     int num_classes;
     char **class_names;
-    int num_bad;    /* frames skipped because they could not be read */
-    int num_listed; /* frames listed before skipping */
+    int num_bad;          /* frames skipped because they could not be read */
+    int num_listed;       /* frames listed before skipping */
+    char **patient_names; /* num_patients, indexed by patient id */
+    int32_t *clip;        /* clip id (dense, 0..num_clips-1): a DICOM file, a manifest clip */
+    int32_t *frame;       /* frame index in its multi-frame file, -1 for a still image */
+    char **clip_names;    /* num_clips: SOP Instance UID, the manifest's clip, or the path */
+    int num_clips;
+    int num_unidentified; /* frames without a patient ID (their patient is their path) */
+    bool split_given;     /* the data names splits (else they were drawn by patient) */
+    uint64_t data_hash;   /* FNV-1a 64 of the listed files (relative path, label, split, patient) */
 } search_dataset;
 
-/* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h]; paths
- * relative to the manifest), a folder containing manifest.csv, or an image folder
- * (DIR/CLASS/IMAGE or DIR/{train,val,test}/CLASS/IMAGE). Frames go through ev_preprocess
- * (crop, area resize, luma) to the model input and are kept as uint8. */
+/* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h][,clip];
+ * paths relative to the manifest), a folder containing manifest.csv, or an image folder
+ * (DIR/CLASS/FILE or DIR/{train,val,test}/CLASS/FILE). Files are PNG, JPEG, PGM/PPM or DICOM
+ * (single- or multi-frame: a clip whose frames are drawn as the options say, with the patient
+ * and clip from its tags). A patient in two splits is an error naming it. Frames go through
+ * ev_preprocess (crop, area resize, luma) to the model input and are kept as uint8. */
 int search_dataset_load(const char *path, const search_dataset_options *options,
                         search_dataset **out, ev_error *err);
 void search_dataset_free(search_dataset *ds);
@@ -68,6 +89,31 @@ void search_dataset_free(search_dataset *ds);
  * 0..count-1 in the order given (the accuracy-vs-number-of-views study). */
 int search_dataset_select_classes(const search_dataset *ds, const int *classes, int count,
                                   search_dataset **out, ev_error *err);
+/* The split of a trained model (search/dataset_split.c): how it was made, the seed, the data's
+ * hash and the patients of each split (sorted), as model.yaml's `training: split` holds it. */
+struct search_split_record {
+    bool drawn; /* drawn by patient from seed (the data had no split), else given by the data */
+    uint64_t seed, data_hash;
+    int count[SEARCH_SPLIT_COUNT];
+    char **patients[SEARCH_SPLIT_COUNT];
+};
+int search_split_record_from_dataset(const search_dataset *ds, uint64_t seed,
+                                     search_split_record *out, ev_error *err);
+/* Appends `training: split: ...` to a bundle's model.yaml. */
+int search_split_record_append_yaml(const char *model_yaml, const search_split_record *r,
+                                    ev_error *err);
+/* Reads it from a bundle (folder or model.yaml); *found false for a bundle without one. */
+int search_split_record_load(const char *model_path, search_split_record *out, bool *found,
+                             ev_error *err);
+/* The recorded split of a patient, -1 when the record does not have it. */
+int search_split_record_lookup(const search_split_record *r, const char *patient);
+/* Checks or sets the splits of count frames (patients[i], splits[i]) of `data` against the
+ * record; see search/dataset_split.c for the rules. Errors name a patient. */
+int search_split_record_apply(const search_split_record *r, const char *const *patients,
+                              int *splits, int count, bool split_given, uint64_t data_hash,
+                              int only_split, const char *data, bool quiet, ev_error *err);
+void search_split_record_free(search_split_record *r);
+
 /* Class id for a label: exact, else ASCII case-insensitive with '/', '-', '_' and ' ' equal
  * (so a folder "Apical-LA_MV" names "Apical-LA/MV"). -1 when unknown. */
 int search_class_lookup(char *const *names, int count, const char *label);
@@ -108,12 +154,13 @@ void search_sampler_free(search_sampler *s);
 
 /* ---- fast training executor ------------------------------------------------------------------- */
 
-/* Runs an ev_net's graph forward and backward with the fast kernels (train_kernels.c) and
- * threads splitting the batch. Uses the net's parameters and node output buffers; keeps its own
- * gradient buffers. For a network with gradients it lays out the node outputs itself on the first
- * forward, sharing the buffers of outputs backward does not read: after a step only the logits
- * and those outputs hold their values, and the reference ev_net_backward must not run on it. Results do not depend on the thread count (fixed work chunks, reductions in
- * a fixed order). */
+/* Runs an ev_net's graph forward and backward with the fast kernels (train_kernels.h) and the
+ * engine's thread pool splitting the batch. Uses the net's parameters and node output buffers;
+ * keeps its own gradient buffers. For a network with gradients it lays out the node outputs
+ * itself on the first forward, sharing the buffers of outputs backward does not read: after a
+ * step only the logits and those outputs hold their values, and the reference ev_net_backward
+ * must not run on it. Results do not depend on the thread count (fixed work chunks, reductions
+ * in a fixed order). */
 typedef struct search_exec search_exec;
 int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *err);
 void search_exec_free(search_exec *e);
@@ -152,12 +199,15 @@ typedef struct search_metrics {
     double accuracy, macro_precision, macro_recall, macro_f1, weighted_f1;
     double precision[EV_MAX_CLASSES], recall[EV_MAX_CLASSES], f1[EV_MAX_CLASSES];
     int64_t support[EV_MAX_CLASSES];
-    int classes_present; /* classes with support > 0 (macro averages run over these) */
+    int classes_present; /* classes with support > 0 */
+    int classes_scored;  /* classes with support > 0 or predicted (macro averages run over these) */
 } search_metrics;
 
 /* confusion: k x k counts, row = true class, column = predicted. Macro averages are over the
- * classes that occur in the ground truth (support > 0); a class never predicted has precision
- * 0 (sklearn's zero_division=0). */
+ * classes that occur in the ground truth or in the predictions (sklearn's labels = union of
+ * y_true and y_pred), with 0 for a ratio whose denominator is 0 (zero_division=0): a class
+ * predicted but absent has precision 0 and counts, so wrong predictions of it lower macro
+ * precision instead of vanishing from it. */
 void search_metrics_compute(const int64_t *confusion, int k, search_metrics *out);
 
 /* ---- training ---------------------------------------------------------------------------------- */
@@ -197,8 +247,10 @@ typedef struct search_train_options {
     int max_steps;         /* cap steps per epoch (0: ceil(train frames / batch)) */
     int max_val_frames;    /* validate on an evenly spaced subset of this many frames (0: all) */
     bool quiet;
-    search_dataset *dataset; /* optional preloaded dataset (not freed); data ignored then */
-    const char *init_from;   /* start from this bundle's weights (same network, any input size) */
+    search_dataset *dataset;   /* optional preloaded dataset (not freed); data ignored then */
+    const char *init_from;     /* start from this bundle's weights (same network, any input size) */
+    const char *patient_regex; /* search_dataset_options */
+    int frames_per_clip, clip_frame_step;
 } search_train_options;
 
 void search_train_defaults(search_train_options *o);
@@ -226,6 +278,8 @@ typedef struct search_eval_result {
     int64_t *confusion; /* k x k */
     int32_t *predicted; /* per dataset frame (-1 when not evaluated) */
     float *confidence;
+    float *probabilities; /* per dataset frame x k (softmax), rows of unevaluated frames 0 */
+    int64_t clips, clips_correct; /* clip accuracy: mean probabilities over a clip's frames */
     int k;
 } search_eval_result;
 
@@ -234,7 +288,16 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
                     search_eval_result *out, ev_error *err);
 void search_eval_result_free(search_eval_result *r);
 
-/* Writes report.json, report.md, confusion.png and misclassified.png into dir. */
+/* Clips (dataset clip x label) among the evaluated frames, and those whose mean probability's
+ * argmax is their label (search/predictions.c). */
+int search_clip_accuracy(const search_dataset *ds, const search_eval_result *r, int64_t *clips,
+                         int64_t *correct, ev_error *err);
+/* One CSV row per evaluated frame: file, frame, patient, clip, split, truth, prediction,
+ * confidence, p_CLASS... */
+int search_write_predictions(const char *path, const ev_model *model, const search_dataset *ds,
+                             const search_eval_result *r, ev_error *err);
+/* Writes report.json, report.md, predictions.csv, confusion.png and misclassified.png into
+ * dir. */
 int search_write_report(const char *dir, const ev_model *model, const search_dataset *ds,
                         const search_eval_result *r, int split, ev_error *err);
 /* The report as JSON (jansson json_t *, caller decrefs): accuracy, macro_precision,

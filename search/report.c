@@ -33,8 +33,9 @@ void search_metrics_compute(const int64_t *cm, int k, search_metrics *m)
         m->recall[c] = m->support[c] ? (double)tp / m->support[c] : 0.0;
         const double s = m->precision[c] + m->recall[c];
         m->f1[c] = s > 0 ? 2.0 * m->precision[c] * m->recall[c] / s : 0.0;
-        if (m->support[c] > 0) {
-            m->classes_present++;
+        m->classes_present += m->support[c] > 0;
+        if (m->support[c] > 0 || col[c] > 0) {
+            m->classes_scored++;
             m->macro_precision += m->precision[c];
             m->macro_recall += m->recall[c];
             m->macro_f1 += m->f1[c];
@@ -42,10 +43,10 @@ void search_metrics_compute(const int64_t *cm, int k, search_metrics *m)
         }
     }
     m->accuracy = m->total ? (double)m->correct / m->total : 0.0;
-    if (m->classes_present) {
-        m->macro_precision /= m->classes_present;
-        m->macro_recall /= m->classes_present;
-        m->macro_f1 /= m->classes_present;
+    if (m->classes_scored) {
+        m->macro_precision /= m->classes_scored;
+        m->macro_recall /= m->classes_scored;
+        m->macro_f1 /= m->classes_scored;
     }
     m->weighted_f1 = m->total ? m->weighted_f1 / m->total : 0.0;
 }
@@ -67,11 +68,15 @@ void *search_eval_json(const ev_model *model, const search_eval_result *r)
             json_array_append_new(row, json_integer(r->confusion[(size_t)c * k + p]));
         json_array_append_new(conf, row);
     }
-    return json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o}", "model",
-                     ev_model_name(model), "frames", (json_int_t)m->total, "accuracy", m->accuracy,
-                     "macro_precision", m->macro_precision, "macro_recall", m->macro_recall,
-                     "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1, "classes", names,
-                     "per_class", per, "confusion", conf);
+    json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o}", "model",
+                          ev_model_name(model), "frames", (json_int_t)m->total, "accuracy",
+                          m->accuracy, "macro_precision", m->macro_precision, "macro_recall",
+                          m->macro_recall, "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1,
+                          "classes", names, "per_class", per, "confusion", conf);
+    json_object_set_new(j, "clips", json_integer(r->clips));
+    json_object_set_new(j, "clip_accuracy",
+                        json_real(r->clips ? (double)r->clips_correct / r->clips : 0.0));
+    return j;
 }
 
 /* ---- raster canvas ------------------------------------------------------------------------ */
@@ -301,6 +306,8 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
             "|---|---|---|---|---|\n| %.2f | %.2f | %.2f | %.2f | %.2f |\n\n",
             100 * m->accuracy, 100 * m->macro_precision, 100 * m->macro_recall, 100 * m->macro_f1,
             100 * m->weighted_f1);
+    fprintf(f, "Clip accuracy (mean probabilities over a clip's frames): %.2f%% of %lld clips.\n\n",
+            r->clips ? 100.0 * r->clips_correct / r->clips : 0.0, (long long)r->clips);
     fprintf(f, "| view | precision | recall | F1 | frames |\n|---|---|---|---|---|\n");
     for (int c = 0; c < r->k; c++)
         fprintf(f, "| %s | %.1f | %.1f | %.1f | %lld |\n", ev_model_class_name(model, c),
@@ -315,8 +322,12 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
     }
     fprintf(f, "```\n");
     fclose(f);
+    snprintf(path, sizeof path, "%s/predictions.csv", dir);
+    int rc = search_write_predictions(path, model, ds, r, err);
+    if (rc)
+        return rc;
     snprintf(path, sizeof path, "%s/confusion.png", dir);
-    int rc = write_confusion_png(path, model, r, err);
+    rc = write_confusion_png(path, model, r, err);
     if (rc)
         return rc;
     snprintf(path, sizeof path, "%s/misclassified.png", dir);

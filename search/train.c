@@ -146,8 +146,58 @@ static char *config_fingerprint(const search_train_options *o, const ev_net *net
     return out;
 }
 
+/* The options that decide what the remaining epochs do, by their command-line names: a resume
+ * with another value would silently continue a different run (the checkpoint's run is exact
+ * only with its own). --epochs belongs to the cosine schedule only; without it, it is a limit. */
+static char *schedule_fingerprint(const search_train_options *o)
+{
+    char *out = malloc(1024);
+    if (!out)
+        return NULL;
+    int n = snprintf(out, 1024,
+                     "--lr=%.7g;--seed=%llu;--weight-decay=%.7g;--momentum=%.7g;--grad-clip=%.7g;"
+                     "--drop-path=%.7g;--cosine=%s;--steps-per-epoch=%d;--train-fraction=%.7g;"
+                     "--no-augment=%s;",
+                     (double)o->lr, (unsigned long long)o->seed, (double)o->weight_decay,
+                     (double)o->momentum, (double)o->grad_clip, (double)o->drop_path,
+                     o->cosine ? "on" : "off", o->max_steps, o->train_fraction,
+                     o->augment ? "off" : "on");
+    if (o->cosine)
+        snprintf(out + n, 1024 - (size_t)n, "--epochs=%d;", o->epochs);
+    return out;
+}
+
+/* The first option whose value differs between two schedule fingerprints, as an error. */
+static int compare_schedules(const char *path, const char *saved, const char *now, ev_error *err)
+{
+    for (const char *p = now; *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ';');
+        if (!eq || !end || eq > end)
+            break;
+        char name[64], value[128];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - p), p);
+        snprintf(value, sizeof value, "%.*s", (int)(end - eq - 1), eq + 1);
+        char key[80];
+        snprintf(key, sizeof key, "%s=", name);
+        const char *at = strstr(saved, key);
+        if (at && (at == saved || at[-1] == ';')) {
+            const char *v = at + strlen(key), *ve = strchr(v, ';');
+            int len = ve ? (int)(ve - v) : (int)strlen(v);
+            if ((int)strlen(value) != len || strncmp(value, v, (size_t)len))
+                return ev_fail(err, EV_ERR_INVALID,
+                               "%s: %s is %s, but the checkpoint's run used %.*s; resume with "
+                               "its %s (a resumed run continues the checkpoint's run exactly), "
+                               "or train into another folder",
+                               path, name, value, len, v, name);
+        }
+        p = end + 1;
+    }
+    return EV_OK;
+}
+
 static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *opt,
-                           const train_state *st, const char *fingerprint, ev_error *err)
+                           const train_state *st, const char *fingerprint, const char *schedule,
+                           ev_error *err)
 {
     int n = net->num_params, count = 0;
     ev_st_entry *entries = calloc((size_t)3 * n, sizeof *entries);
@@ -188,14 +238,14 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
     snprintf(acc, sizeof acc, "%a", st->best_val_acc);
     snprintf(best_epoch, sizeof best_epoch, "%d", st->best_epoch);
     snprintf(bad, sizeof bad, "%d", st->bad_epochs);
-    const char *meta[] = {"epoch",         epoch,      "optimizer_step",    step,
-                          "best_val_loss", best,       "best_val_accuracy", acc,
-                          "best_epoch",    best_epoch, "bad_epochs",        bad,
-                          "config",        fingerprint};
+    const char *meta[] = {"epoch",         epoch,       "optimizer_step",    step,
+                          "best_val_loss", best,        "best_val_accuracy", acc,
+                          "best_epoch",    best_epoch,  "bad_epochs",        bad,
+                          "config",        fingerprint, "schedule",          schedule};
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = ev_safetensors_write(tmp, entries, count, meta, 7, err);
+    int rc = ev_safetensors_write(tmp, entries, count, meta, 8, err);
     if (!rc && rename(tmp, path) != 0)
         rc = ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
     free(entries);
@@ -211,7 +261,7 @@ static const char *meta_str(json_t *meta, const char *key)
 }
 
 static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_state *st,
-                           const char *fingerprint, ev_error *err)
+                           const char *fingerprint, const char *schedule, ev_error *err)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
@@ -225,6 +275,12 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
                      "with the same --genotype/--layout/--init-channels/--size/--batch/"
                      "--optimizer/--auxiliary",
                      path, meta_str(meta, "config"));
+        json_decref(meta);
+        return rc;
+    }
+    /* checkpoints from before the schedule was recorded have none to compare */
+    if (*meta_str(meta, "schedule") &&
+        (rc = compare_schedules(path, meta_str(meta, "schedule"), schedule, err))) {
         json_decref(meta);
         return rc;
     }
@@ -270,7 +326,7 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
 static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, const int *idx,
                     int count, float scale, const float *mean, const float *std, float *input,
                     int threads, double *loss_out, double *acc_out, int32_t *pred, float *conf,
-                    ev_error *err)
+                    float *probs, ev_error *err)
 {
     const int B = net->batch, k = net->cfg.num_classes;
     const size_t fsz = (size_t)ds->width * ds->height * ds->channels;
@@ -299,10 +355,13 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
             correct += best == label;
             if (pred)
                 pred[idx[b0 + i]] = best;
-            if (conf) {
+            if (conf || probs) {
                 float p[EV_MAX_CLASSES];
                 ev_softmax(row, p, k);
-                conf[idx[b0 + i]] = p[best];
+                if (conf)
+                    conf[idx[b0 + i]] = p[best];
+                if (probs)
+                    memcpy(probs + (size_t)idx[b0 + i] * k, p, (size_t)k * sizeof *p);
             }
         }
     }
@@ -381,14 +440,16 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
     out->confusion = calloc((size_t)k * k, sizeof *out->confusion);
     out->predicted = malloc((size_t)ds->count * sizeof *out->predicted);
     out->confidence = calloc((size_t)ds->count, sizeof *out->confidence);
+    out->probabilities = calloc((size_t)ds->count * k, sizeof *out->probabilities);
     input = malloc((size_t)B * ds->width * ds->height * ds->channels * sizeof(float));
-    if (!rc && (!out->confusion || !out->predicted || !out->confidence || !input))
+    if (!rc &&
+        (!out->confusion || !out->predicted || !out->confidence || !out->probabilities || !input))
         rc = ev_fail(err, EV_ERR_NOMEM, "evaluate: out of memory");
     if (!rc) {
         for (int i = 0; i < ds->count; i++)
             out->predicted[i] = -1;
         rc = run_eval(ex, net, ds, idx, count, pre.scale, pre.mean, pre.std, input, threads, NULL,
-                      NULL, out->predicted, out->confidence, err);
+                      NULL, out->predicted, out->confidence, out->probabilities, err);
     }
     if (!rc) {
         for (int j = 0; j < count; j++) {
@@ -397,6 +458,7 @@ int search_evaluate(const ev_model *model, const search_dataset *ds, int split, 
                 out->confusion[(size_t)ds->labels[i] * k + out->predicted[i]]++;
         }
         search_metrics_compute(out->confusion, k, &out->metrics);
+        rc = search_clip_accuracy(ds, out, &out->clips, &out->clips_correct, err);
     }
     free(input);
     free(idx);
@@ -412,6 +474,7 @@ void search_eval_result_free(search_eval_result *r)
     free(r->confusion);
     free(r->predicted);
     free(r->confidence);
+    free(r->probabilities);
     memset(r, 0, sizeof *r);
 }
 
@@ -439,8 +502,9 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     int *train_idx = NULL, *val_idx = NULL, *batch_idx = NULL;
     int32_t *labels = NULL;
     float *input = NULL;
-    char *fingerprint = NULL;
+    char *fingerprint = NULL, *schedule = NULL;
     FILE *log = NULL;
+    search_split_record split_record = {0};
     int rc = EV_OK;
 
     if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST)
@@ -456,7 +520,10 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                                       .auto_roi = o->auto_roi,
                                       .threads = threads,
                                       .only_split = -1,
-                                      .quiet = o->quiet};
+                                      .quiet = o->quiet,
+                                      .patient_regex = o->patient_regex,
+                                      .frames_per_clip = o->frames_per_clip,
+                                      .clip_frame_step = o->clip_frame_step};
         if ((rc = search_dataset_load(o->data, &dso, &ds, err)))
             return rc;
     } else if (ds->width != o->size || ds->height != o->size) {
@@ -538,13 +605,14 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     labels = malloc((size_t)o->batch * sizeof *labels);
     input = ev_aligned_alloc((size_t)o->batch * fsz * sizeof(float));
     fingerprint = config_fingerprint(o, net);
-    if (!opt.m || !opt.v || !batch_idx || !labels || !input || !fingerprint) {
+    schedule = schedule_fingerprint(o);
+    if (!opt.m || !opt.v || !batch_idx || !labels || !input || !fingerprint || !schedule) {
         rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
         goto out;
     }
     train_state st = {.best_val_loss = INFINITY, .best_epoch = -1};
     if (o->resume) {
-        if ((rc = load_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
+        if ((rc = load_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
             goto out;
         if (!o->quiet)
             fprintf(stderr, "resuming %s after epoch %d (best val loss %.4f at epoch %d)\n",
@@ -639,7 +707,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         train_frames += seen;
         double val_loss = 0, val_acc = 0;
         if ((rc = run_eval(ex, net, ds, val_idx, nval, scale, mean, stdv, input, threads, &val_loss,
-                           &val_acc, NULL, NULL, err)))
+                           &val_acc, NULL, NULL, NULL, err)))
             goto out;
         bool improved = val_loss < st.best_val_loss;
         st.epoch = epoch + 1;
@@ -650,10 +718,17 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             st.bad_epochs = 0;
             if ((rc = ev_model_save_bundle(o->out_dir, name, net, classes, scale, mean, stdv, err)))
                 goto out;
+            /* the split goes with the weights, so that eval can keep to it */
+            char yaml_path[PATH_MAX];
+            snprintf(yaml_path, sizeof yaml_path, "%s/model.yaml", o->out_dir);
+            if ((rc = search_split_record_from_dataset(ds, o->seed, &split_record, err)) ||
+                (rc = search_split_record_append_yaml(yaml_path, &split_record, err)))
+                goto out;
+            search_split_record_free(&split_record);
         } else {
             st.bad_epochs++;
         }
-        if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, err)))
+        if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
             goto out;
         const double secs = search_now_s() - t0;
         json_t *line =
@@ -693,9 +768,11 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     res->best_val_accuracy = st.best_val_acc;
     res->frames_per_second = train_time > 0 ? train_frames / train_time : 0;
 out:
+    search_split_record_free(&split_record);
     if (log)
         fclose(log);
     free(fingerprint);
+    free(schedule);
     ev_aligned_free(input);
     free(labels);
     free(batch_idx);

@@ -13,17 +13,25 @@ static const char *usage =
     "usage: echoview eval --model DIR|model.yaml --data DIR|manifest.csv [--split "
     "test|val|train|all]\n"
     "                     [--json] [--out REPORT_DIR] [--threads N] [--auto-roi] [--seed S]\n"
-    "  Evaluates the model on the frames of a split (default test; 'all' for every frame; data\n"
-    "  without splits is split by patient with --seed like training does). Prints a summary and\n"
+    "                     [--patient-regex RE] [--frames-per-clip N | --clip-frame-step K]\n"
+    "  Evaluates the model on the frames of a split (default test; 'all' for every frame). Data\n"
+    "  without splits takes the split recorded in the model's model.yaml when all its patients\n"
+    "  are in it, is all test data when none trained the model, and is refused otherwise;\n"
+    "  data with splits is refused when a val/test patient trained the model. Bundles without\n"
+    "  a record split by patient with --seed like training does. Prints a summary and\n"
     "  the per-view table, or with --json one object: accuracy, macro_precision, macro_recall,\n"
-    "  macro_f1, weighted_f1, per_class, confusion. --out writes report.json, report.md,\n"
+    "  macro_f1, weighted_f1 (macro averages over the classes that are true or predicted),\n"
+    "  clips and clip_accuracy (mean probabilities over each clip's frames), per_class,\n"
+    "  confusion. --out writes report.json, report.md, predictions.csv (one row per frame:\n"
+    "  file, frame, patient, clip, split, truth, prediction, confidence, p_CLASS...),\n"
     "  confusion.png and misclassified.png.\n";
 
 int cmd_eval(int argc, char **argv)
 {
     const char *model_path = NULL, *data = NULL, *out = NULL, *split_name = "test";
     bool json = false, auto_roi = false;
-    int threads = 0;
+    int threads = 0, frames_per_clip = 0, clip_frame_step = 0;
+    const char *patient_regex = NULL;
     uint64_t seed = 1;
     const tool_option options[] = {
         TOOL_FLAG("--json", &json),
@@ -31,6 +39,9 @@ int cmd_eval(int argc, char **argv)
         TOOL_STRING("--model", &model_path),
         TOOL_STRING("--data", &data),
         TOOL_STRING("--out", &out),
+        TOOL_STRING("--patient-regex", &patient_regex),
+        TOOL_INT("--frames-per-clip", &frames_per_clip, 1, 100000),
+        TOOL_INT("--clip-frame-step", &clip_frame_step, 1, 100000),
         TOOL_CHOICE("--split", &split_name, "test", "val", "train", "all"),
         TOOL_SEED("--seed", &seed),
         TOOL_INT("--threads", &threads, 1, 256),
@@ -42,6 +53,10 @@ int cmd_eval(int argc, char **argv)
         return status;
     if (!model_path || !data) {
         fprintf(stderr, "echoview eval: --model and --data are required\n%s", usage);
+        return TOOL_USAGE;
+    }
+    if (frames_per_clip && clip_frame_step) {
+        fprintf(stderr, "echoview eval: give --frames-per-clip or --clip-frame-step, not both\n");
         return TOOL_USAGE;
     }
     int split = strcmp(split_name, "all") ? search_split_parse(split_name) : -1;
@@ -56,6 +71,13 @@ int cmd_eval(int argc, char **argv)
     const int num_classes = ev_model_num_classes(m);
     for (int i = 0; i < num_classes; i++)
         class_names[i] = ev_model_class_name(m, i);
+    search_split_record record = {0};
+    bool has_record = false;
+    if (search_split_record_load(model_path, &record, &has_record, &err)) {
+        fprintf(stderr, "echoview eval: %s\n", err.message);
+        ev_model_free(m);
+        return TOOL_FAILED;
+    }
     ev_preprocess_params pre;
     ev_model_preprocess_params(m, &pre);
     search_dataset_options o = {.width = pre.width,
@@ -68,7 +90,11 @@ int cmd_eval(int argc, char **argv)
                                 .auto_roi = auto_roi,
                                 .threads = threads,
                                 .only_split = split,
-                                .quiet = json};
+                                .quiet = json,
+                                .patient_regex = patient_regex,
+                                .frames_per_clip = frames_per_clip,
+                                .clip_frame_step = clip_frame_step,
+                                .model_split = has_record ? &record : NULL};
     if (search_dataset_load(data, &o, &ds, &err) ||
         search_evaluate(m, ds, split, threads, &r, &err) ||
         (out && search_write_report(out, m, ds, &r, split, &err))) {
@@ -86,16 +112,21 @@ int cmd_eval(int argc, char **argv)
                ev_model_name(m), data, split_name, (long long)mt->total, 100 * mt->accuracy,
                100 * mt->macro_precision, 100 * mt->macro_recall, 100 * mt->macro_f1,
                100 * mt->weighted_f1);
+        printf("clip accuracy %.2f%% of %lld clips (mean probabilities over a clip's frames)\n",
+               r.clips ? 100.0 * r.clips_correct / r.clips : 0.0, (long long)r.clips);
         printf("%-14s %9s %7s %6s %7s\n", "view", "precision", "recall", "F1", "frames");
         for (int c = 0; c < r.k; c++)
             printf("%-14s %9.1f %7.1f %6.1f %7lld\n", ev_model_class_name(m, c),
                    100 * mt->precision[c], 100 * mt->recall[c], 100 * mt->f1[c],
                    (long long)mt->support[c]);
         if (out)
-            printf("report: %s/report.json, report.md, confusion.png, misclassified.png\n", out);
+            printf("report: %s/report.json, report.md, predictions.csv, confusion.png, "
+                   "misclassified.png\n",
+                   out);
     }
     rc = TOOL_OK;
 done:
+    search_split_record_free(&record);
     search_eval_result_free(&r);
     search_dataset_free(ds);
     ev_model_free(m);

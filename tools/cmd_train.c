@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *usage =
     "usage: echoview train --data DIR|manifest.csv --out MODEL_DIR [options]\n"
@@ -18,7 +19,10 @@ static const char *usage =
     "             sgd 3e-4)  --momentum X (0.9)  --cosine  --grad-clip X (0 = off; sgd 5)\n"
     "             --auxiliary W (0 = no head)  --drop-path P (0)\n"
     "  data:      --no-augment  --auto-roi  --max-bad-fraction F (0.05)  --train-fraction F (1)\n"
-    "  run:       --threads T (all cores)  --seed S (1)  --resume  --log FILE "
+    "             --patient-regex RE (patient ID from each file's path: its first group)\n"
+    "             --frames-per-clip N | --clip-frame-step K (of DICOM loops; default all)\n"
+    "  run:       --threads T (all cores)  --seed S (1)  --resume  --force (overwrite a model)\n"
+    "             --log FILE "
     "(MODEL_DIR/train.jsonl)\n"
     "             --init-from MODEL (start from a bundle's weights, e.g. trained at a smaller "
     "size)\n"
@@ -47,13 +51,14 @@ int cmd_train(int argc, char **argv)
     search_train_options o;
     search_train_defaults(&o);
     const char *genotype = NULL; /* default chosen by input size below */
-    bool lr_set = false, wd_set = false, clip_set = false;
+    bool lr_set = false, wd_set = false, clip_set = false, force = false;
     const char *optimizer = "adam";
     int bench_steps = 0;
     tool_layout layout = {&o.num_cells, o.reduction};
     const tool_option options[] = {
         TOOL_FLAG("--cosine", &o.cosine),
         TOOL_FLAG("--resume", &o.resume),
+        TOOL_FLAG("--force", &force),
         TOOL_FLAG_OFF("--no-augment", &o.augment),
         TOOL_FLAG("--auto-roi", &o.auto_roi),
         TOOL_FLAG("--quiet", &o.quiet),
@@ -63,6 +68,9 @@ int cmd_train(int argc, char **argv)
         TOOL_STRING("--init-from", &o.init_from),
         TOOL_STRING("--genotype", &genotype),
         TOOL_STRING("--log", &o.log_path),
+        TOOL_STRING("--patient-regex", &o.patient_regex),
+        TOOL_INT("--frames-per-clip", &o.frames_per_clip, 1, 100000),
+        TOOL_INT("--clip-frame-step", &o.clip_frame_step, 1, 100000),
         TOOL_INT("--init-channels", &o.init_channels, 2, 1024),
         TOOL_INT("--size", &o.size, 8, 1024),
         TOOL_INT("--epochs", &o.epochs, 1, 800),
@@ -124,6 +132,10 @@ int cmd_train(int argc, char **argv)
                bench_steps, sps, fps);
         return TOOL_OK;
     }
+    if (o.frames_per_clip && o.clip_frame_step) {
+        fprintf(stderr, "echoview train: give --frames-per-clip or --clip-frame-step, not both\n");
+        return TOOL_USAGE;
+    }
     if (!o.data || !o.out_dir) {
         fprintf(stderr, "echoview train: --data and --out are required\n%s", usage);
         return TOOL_USAGE;
@@ -138,6 +150,22 @@ int cmd_train(int argc, char **argv)
     }
     if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name, sizeof o.genotype_name))
         return TOOL_USAGE;
+    /* a finished or half-finished run is hours of work: overwrite it only when asked */
+    if (!o.resume && !force) {
+        static const char *const kept[] = {"model.yaml", "weights.safetensors",
+                                           "checkpoint.safetensors"};
+        for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", o.out_dir, kept[i]);
+            if (access(path, F_OK) == 0) {
+                fprintf(stderr,
+                        "echoview train: %s already holds a model (%s): give --force to overwrite "
+                        "it, or --resume to continue its run\n",
+                        o.out_dir, kept[i]);
+                return TOOL_FAILED;
+            }
+        }
+    }
     ev_error err = {0};
     search_train_result r;
     if (search_train(&o, &r, &err)) {

@@ -206,6 +206,111 @@ static void manifests(void)
     CHECK_ERR(rc, err, "1 of 1 frames could not be read", "only a corrupt file");
 }
 
+/* Patients from --patient-regex, a patient in two splits, clips named by a manifest column. */
+static void patients_and_clips(void)
+{
+    mk("r");
+    mk("r/A2CH");
+    mk("r/A3CH");
+    write_gray("r/A2CH/p01_f0.png", 8, 8, 10, 8, 1, false);
+    write_gray("r/A2CH/p01_f1.png", 8, 8, 20, 8, 1, false);
+    write_gray("r/A3CH/p01_f2.png", 8, 8, 30, 8, 1, false);
+    write_gray("r/A3CH/p02_f0.png", 8, 8, 40, 8, 1, false);
+    write_gray("r/A2CH/p03_f0.png", 8, 8, 50, 8, 1, false);
+    char path[512];
+    snprintf(path, sizeof path, "%s/r", root);
+    search_dataset *ds = NULL;
+    ev_error err = {0};
+    search_dataset_options o = opts();
+    int rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK(rc == 0 && ds->num_patients == 5 && ds->num_unidentified == 5 && !ds->split_given,
+          "image folder without --patient-regex: one patient per frame, 5 unidentified (%s)",
+          rc ? err.message : "ok");
+    search_dataset_free(ds);
+    o.patient_regex = "/(p[0-9]+)_";
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK(rc == 0 && ds->num_patients == 3 && ds->num_unidentified == 0,
+          "--patient-regex '/(p[0-9]+)_': 3 patients, none unidentified (%s)",
+          rc ? err.message : "ok");
+    if (!rc) {
+        int same = 1, p01 = -1;
+        for (int i = 0; i < ds->count; i++)
+            if (strstr(ds->paths[i], "/p01_")) {
+                if (p01 < 0)
+                    p01 = ds->patient[i];
+                same &= ds->patient[i] == p01 && !strcmp(ds->patient_names[ds->patient[i]], "p01");
+            }
+        int split01 = -1, together = 1;
+        for (int i = 0; i < ds->count; i++)
+            if (ds->patient[i] == p01) {
+                if (split01 < 0)
+                    split01 = ds->split[i];
+                together &= ds->split[i] == split01;
+            }
+        CHECK(same && together, "the three p01 frames (two classes) are one patient 'p01' in one "
+                                "split");
+        search_dataset_free(ds);
+    }
+    o.patient_regex = "^p[0-9]+";
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK_ERR(rc, err,
+              "r/A2CH/p01_f0.png: --patient-regex '^p[0-9]+' does not match 'A2CH/p01_f0.png'",
+              "a regex that misses a file");
+    o.patient_regex = "p([0-9]+";
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK_ERR(rc, err, "--patient-regex 'p([0-9]+': ", "a bad regex");
+    o.patient_regex = "x*";
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK_ERR(rc, err, "--patient-regex 'x*' matches 'A2CH/p01_f0.png' with an empty patient ID",
+              "a regex matching the empty string");
+    o.patient_regex = NULL;
+
+    /* a patient in two splits of a manifest */
+    write_text("r/leak.csv", "path,label,split,patient\n"
+                             "A2CH/p01_f0.png,A2CH,train,p01\n"
+                             "A3CH/p02_f0.png,A3CH,val,p02\n"
+                             "A2CH/p01_f1.png,A2CH,test,p01\n");
+    snprintf(path, sizeof path, "%s/r/leak.csv", root);
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK_ERR(rc, err,
+              "leak.csv:4: patient 'p01' is in split 'test' here and in split 'train' on line 2; "
+              "a patient's frames must all be in one split",
+              "a patient in train and test");
+    /* same for split folders with --patient-regex */
+    mk("s");
+    mk("s/train");
+    mk("s/test");
+    mk("s/train/A2CH");
+    mk("s/test/A2CH");
+    write_gray("s/train/A2CH/p07_a.png", 8, 8, 10, 8, 1, false);
+    write_gray("s/test/A2CH/p07_b.png", 8, 8, 10, 8, 1, false);
+    snprintf(path, sizeof path, "%s/s", root);
+    o.patient_regex = "(p[0-9]+)_";
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK_ERR(rc, err, "s: patient 'p07' is in split 'train' (", "split folders sharing a patient");
+    o.patient_regex = NULL;
+
+    /* clips from a manifest column (phantom --sequence writes it as 'sequence') */
+    write_text("r/clips.csv", "path,label,patient,sequence\n"
+                              "A2CH/p01_f0.png,A2CH,p01,loopA\n"
+                              "A2CH/p01_f1.png,A2CH,p01,loopA\n"
+                              "A3CH/p01_f2.png,A3CH,p01,loopB\n"
+                              "A2CH/p03_f0.png,A2CH,p03,\n");
+    snprintf(path, sizeof path, "%s/r/clips.csv", root);
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK(rc == 0 && ds->num_clips == 3 && ds->clip[0] == ds->clip[1] &&
+              ds->clip[1] != ds->clip[2] && !strcmp(ds->clip_names[ds->clip[0]], "loopA") &&
+              ds->frame[0] == -1,
+          "manifest clip column: 3 clips (loopA twice, loopB, the unnamed row its path; %s)",
+          rc ? err.message : "ok");
+    search_dataset_free(ds);
+    o.frames_per_clip = 2;
+    o.clip_frame_step = 3;
+    rc = search_dataset_load(path, &o, &ds, &err);
+    CHECK_ERR(rc, err, "frames per clip 2 and clip frame step 3: give one of them",
+              "both clip frame selections");
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/echoview-test-dataset-XXXXXX");
@@ -215,6 +320,7 @@ int main(void)
     }
     folders();
     manifests();
+    patients_and_clips();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)

@@ -94,6 +94,18 @@ static void metrics_tests(void)
               fabs(m.macro_recall - (1.0 + 0.0) / 2) < 1e-12,
           "absent class excluded (present %d), never-predicted precision 0, macro recall %.3f",
           m.classes_present, m.macro_recall);
+    /* a class predicted but absent from the ground truth counts in the macro averages with
+     * precision 0 (sklearn's union of y_true and y_pred): 18 of 20 right, the 2 wrong ones
+     * predicted as class 2, which no frame has; counting only the true classes reported 100%
+     * macro precision here */
+    int64_t cm3[9] = {8, 0, 2, 0, 10, 0, 0, 0, 0};
+    search_metrics_compute(cm3, 3, &m);
+    CHECK(m.classes_present == 2 && m.classes_scored == 3 && fabs(m.accuracy - 0.9) < 1e-12 &&
+              fabs(m.macro_precision - 2.0 / 3) < 1e-12 && fabs(m.macro_recall - 1.8 / 3) < 1e-12 &&
+              fabs(m.macro_f1 - (2 * 0.8 / 1.8 + 1.0) / 3) < 1e-12,
+          "predicted-but-absent class scored: macro precision %.4f (2/3), recall %.4f (0.6), F1 "
+          "%.4f over %d classes",
+          m.macro_precision, m.macro_recall, m.macro_f1, m.classes_scored);
 }
 
 int main(void)
