@@ -3,6 +3,7 @@
  * would stream nothing are this schema's own errors; all name file:line:column. */
 #include "bridge_config.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,9 @@ static gboolean get_uint(ev_yaml_doc *doc, const ev_yaml_node *node, const gchar
     return TRUE;
 }
 
-static const gchar *const listen_keys[] = {"port", "ae-title", "acse-timeout", "dimse-timeout",
-                                           NULL};
+static const gchar *const listen_keys[] = {"port",          "ae-title",         "acse-timeout",
+                                           "dimse-timeout", "bind-address",     "max-associations",
+                                           "idle-timeout",  NULL};
 
 static bool handle_listen(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
                           const ev_yaml_node *v, void *data)
@@ -50,6 +52,20 @@ static bool handle_listen(ev_yaml_doc *doc, const char *key, const ev_yaml_node 
     }
     if (!strcmp(key, "acse-timeout"))
         return get_uint(doc, v, key, 1, 3600, &c->acse_timeout);
+    if (!strcmp(key, "bind-address")) {
+        struct in_addr a;
+        if (!get_string(doc, v, key, &c->bind_address))
+            return FALSE;
+        if (inet_pton(AF_INET, c->bind_address, &a) != 1)
+            return ev_yaml_fail(doc, v, "'bind-address' must be a numeric IPv4 address "
+                                "(127.0.0.1, 0.0.0.0 for every interface), got '%s'",
+                                c->bind_address);
+        return TRUE;
+    }
+    if (!strcmp(key, "max-associations"))
+        return get_uint(doc, v, key, 1, 64, &c->max_associations);
+    if (!strcmp(key, "idle-timeout"))
+        return get_uint(doc, v, key, 1, 3600, &c->idle_timeout);
     return get_uint(doc, v, key, 1, 3600, &c->dimse_timeout); /* dimse-timeout */
 }
 
@@ -142,7 +158,7 @@ static gboolean parse_destinations(ev_yaml_doc *doc, BridgeConfig *c, const ev_y
     return TRUE;
 }
 
-static const gchar *const top_keys[] = {"listen", "spool", "destinations", NULL};
+static const gchar *const top_keys[] = {"listen", "spool", "spool-max-mb", "destinations", NULL};
 
 static bool handle_top(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
                        const ev_yaml_node *v, void *data)
@@ -153,6 +169,8 @@ static bool handle_top(ev_yaml_doc *doc, const char *key, const ev_yaml_node *ke
         return ev_yaml_walk_mapping(doc, v, "'listen'", listen_keys, handle_listen, c);
     if (!strcmp(key, "spool"))
         return get_string(doc, v, key, &c->spool);
+    if (!strcmp(key, "spool-max-mb"))
+        return get_uint(doc, v, key, 0, 1048576, &c->spool_max_mb);
     return parse_destinations(doc, c, v); /* destinations */
 }
 
@@ -169,6 +187,10 @@ BridgeConfig *bridge_config_parse(const gchar *path, const gchar *text, gsize le
     c->spool = g_strdup("/var/spool/echoview-bridge");
     c->acse_timeout = 30;
     c->dimse_timeout = 30;
+    c->bind_address = g_strdup("127.0.0.1");
+    c->max_associations = 4;
+    c->idle_timeout = 10;
+    c->spool_max_mb = 2048;
     c->destinations = g_ptr_array_new_with_free_func(destination_free);
     if (ev_yaml_load_text(text, length, path, &doc, &yaml_err) != EV_YAML_OK) {
         g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, yaml_err.message);
@@ -215,6 +237,7 @@ void bridge_config_free(BridgeConfig *c)
     if (!c)
         return;
     g_free(c->ae_title);
+    g_free(c->bind_address);
     g_free(c->spool);
     g_ptr_array_unref(c->destinations);
     g_free(c);

@@ -27,6 +27,10 @@ typedef struct {
     gchar *ae_title; /* called AE title we answer to */
     gchar *spool;    /* where received files wait until played */
     guint acse_timeout, dimse_timeout;
+    gchar *bind_address;     /* numeric IPv4 address to listen on (127.0.0.1) */
+    guint max_associations;  /* served at once */
+    guint idle_timeout;      /* seconds a connection may stay silent before its request */
+    guint spool_max_mb;      /* refuse C-STOREs (0xA700) while the spool holds more; 0: no cap */
     GPtrArray *destinations; /* BridgeDestination* */
 } BridgeConfig;
 

@@ -109,12 +109,24 @@ static int accept_calling_ae(void *user, const char *calling_ae)
     return bridge_config_route(b->config, calling_ae) != NULL;
 }
 
+static void on_file_locked(Bridge *b, const BridgeDestination *d, const char *path,
+                           const char *calling_ae, const media_dicom_info *info);
+
 static void on_file(void *user, const char *path, const char *calling_ae,
                     const media_dicom_info *info)
 {
+    static GMutex lock; /* associations run on their own threads */
     Bridge *b = user;
     const BridgeDestination *d = bridge_config_route(b->config, calling_ae);
 
+    g_mutex_lock(&lock);
+    on_file_locked(b, d, path, calling_ae, info);
+    g_mutex_unlock(&lock);
+}
+
+static void on_file_locked(Bridge *b, const BridgeDestination *d, const char *path,
+                           const char *calling_ae, const media_dicom_info *info)
+{
     if (!d) { /* refused at association; a config reload could get here */
         g_printerr("echoview-dicom-bridge: error: no destination for %s, dropping %s\n", calling_ae,
                    path);
@@ -232,8 +244,14 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    media_dicom_scp_counters counters = {0};
     media_dicom_scp_config scp = {
+        .bind_address = b.config->bind_address,
         .port = (int)b.config->port,
+        .max_associations = (int)b.config->max_associations,
+        .idle_timeout_s = (int)b.config->idle_timeout,
+        .spool_max_bytes = (unsigned long long)b.config->spool_max_mb << 20,
+        .counters = &counters,
         .ae_title = b.config->ae_title,
         .spool_dir = b.config->spool,
         .acse_timeout_s = (int)b.config->acse_timeout,
@@ -249,7 +267,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "echoview-dicom-bridge: %s\n", err.message);
         goto out;
     }
-    g_printerr("echoview-dicom-bridge: stopped\n");
+    g_printerr("echoview-dicom-bridge: stopped: %lu association(s), %lu C-STORE(s) stored, "
+               "%lu idle connection(s) closed, %lu association(s) rejected (busy), "
+               "%lu C-STORE(s) refused (spool full)\n",
+               counters.associations, counters.stored, counters.idle_aborted,
+               counters.busy_refused, counters.spool_refused);
     rc = 0;
 out:
     for (guint i = 0; b.senders && i < b.config->destinations->len; i++)

@@ -95,11 +95,27 @@ int media_dicom_write_cine(const char *path, const media_dicom_cine *cine, ev_er
  * titles accept_calling_ae refuses. Each received file is written under spool_dir, opened
  * with media_dicom_open (a bad file is answered with a failure status, logged and deleted)
  * and handed to on_file, which owns the file from then on. log receives one line per event. */
+/* What the receiver counted (updated as it runs; read it after media_dicom_scp_run returns,
+ * or from the log callback's thread). */
+typedef struct media_dicom_scp_counters {
+    unsigned long associations;     /* handed to a worker */
+    unsigned long idle_aborted;     /* connections closed for sending nothing for idle_timeout_s */
+    unsigned long busy_refused;     /* associations rejected: max_associations were running */
+    unsigned long spool_refused;    /* C-STOREs answered 0xA700: the spool held spool_max_bytes */
+    unsigned long stored;           /* C-STOREs answered success */
+} media_dicom_scp_counters;
+
 typedef struct media_dicom_scp_config {
+    const char *bind_address; /* numeric IPv4 address to listen on; NULL: 127.0.0.1 */
     int port;
     const char *ae_title; /* called AE title we answer to */
     const char *spool_dir;
     int acse_timeout_s, dimse_timeout_s;
+    int max_associations; /* served at once (> 0; more are rejected, transient) */
+    int idle_timeout_s;   /* a connection that sends nothing this long is closed (> 0) */
+    unsigned long long spool_max_bytes; /* refuse C-STOREs (0xA700) while spool_dir holds
+                                           more; 0: no cap */
+    media_dicom_scp_counters *counters; /* optional */
     void (*on_file)(void *user, const char *path, const char *calling_ae,
                     const media_dicom_info *info);
     void (*log)(void *user, int is_error, const char *line);
@@ -109,7 +125,12 @@ typedef struct media_dicom_scp_config {
     void *user;
 } media_dicom_scp_config;
 
-/* Serves associations one at a time until should_stop returns non-zero. */
+/* Listens on bind_address:port and serves up to max_associations associations at once, each
+ * on its own thread (on_file, log and accept_calling_ae are then called from those threads),
+ * until should_stop returns non-zero; it then waits for the running associations to end. A
+ * connection counts as idle until its A-ASSOCIATE-RQ has arrived whole, so a silent or
+ * trickling client holds no worker; inside an association silence is bounded by
+ * dimse_timeout_s (the association is aborted). */
 int media_dicom_scp_run(const media_dicom_scp_config *config, ev_error *err);
 
 /* A short human name for a transfer syntax UID ("RLE Lossless"), or the UID itself. */

@@ -15,11 +15,20 @@
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmnet/diutil.h"
 #include "dcmtk/dcmnet/scp.h"
+#include "dcmtk/dcmnet/scpthrd.h"
 #include "dcmtk/oflog/oflog.h"
 
 #include "dicom.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +37,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <thread>
 #include <mutex>
 #include <new>
 #include <string>
@@ -703,9 +715,9 @@ bool listed(const char *uid, const char *const *list, size_t n)
     return false;
 }
 
-class StoreProvider : public DcmSCP {
+class StoreProvider : public DcmThreadSCP {
   public:
-    explicit StoreProvider(const media_dicom_scp_config &c) : config(c) {}
+    StoreProvider(const media_dicom_scp_config &c, std::mutex &m) : config(c), count_lock(m) {}
 
     void log(bool is_error, const char *fmt, ...) __attribute__((format(printf, 3, 4)))
     {
@@ -726,7 +738,28 @@ class StoreProvider : public DcmSCP {
             return DcmSCP::handleIncomingCommand(msg, pres);
         T_DIMSE_C_StoreRQ &req = msg->msg.CStoreRQ;
         std::string peer = getPeerAETitle().c_str();
+        unsigned long long held = 0;
+        if (config.spool_max_bytes &&
+            (held = tree_bytes(config.spool_dir)) > config.spool_max_bytes) {
+            /* Read the data set (the protocol needs it consumed) into memory, not the full
+             * spool, drop it and say why: nothing already acknowledged is touched. */
+            DcmDataset *ds = nullptr;
+            OFCondition cond = receiveSTORERequest(req, pres.presentationContextID, ds);
+            delete ds;
+            if (cond.bad()) {
+                log(true, "C-STORE from %s: receiving %s failed: %s", peer.c_str(),
+                    req.AffectedSOPInstanceUID, cond.text());
+                return cond;
+            }
+            unsigned long n = count(&media_dicom_scp_counters::spool_refused);
+            log(true, "C-STORE from %s: refused %s with 0xA700 (out of resources): the spool "
+                "holds %llu bytes, more than spool-max-mb (%llu bytes); %lu refused so far",
+                peer.c_str(), req.AffectedSOPInstanceUID, held, config.spool_max_bytes, n);
+            return sendSTOREResponse(pres.presentationContextID, req,
+                                     STATUS_STORE_Refused_OutOfResources);
+        }
         char path[4096];
+        static std::atomic<unsigned> counter{0};
         snprintf(path, sizeof path, "%s/store-%ld-%u.dcm", config.spool_dir, (long)getpid(),
                  ++counter);
         OFCondition cond = receiveSTORERequest(req, pres.presentationContextID, OFString(path));
@@ -754,6 +787,7 @@ class StoreProvider : public DcmSCP {
             media_dicom_transfer_syntax_name(d->info.transfer_syntax_uid));
         media_dicom_info info = d->info;
         media_dicom_close(d);
+        count(&media_dicom_scp_counters::stored);
         if (config.on_file)
             config.on_file(config.user, path, peer.c_str(), &info);
         else
@@ -836,22 +870,114 @@ class StoreProvider : public DcmSCP {
     }
     void notifyDIMSEError(const OFCondition &cond) override
     {
+        if (cond == DIMSE_NODATAAVAILABLE) {
+            unsigned long n = count(&media_dicom_scp_counters::idle_aborted);
+            log(true, "aborting the association with %s: nothing received for %d s; %lu idle "
+                "connection(s) closed so far", getPeerAETitle().c_str(),
+                config.dimse_timeout_s > 0 ? config.dimse_timeout_s : 30, n);
+            return;
+        }
         log(true, "DIMSE error from %s: %s", getPeerAETitle().c_str(), cond.text());
     }
-    OFBool stopAfterConnectionTimeout() override
+
+  public:
+    unsigned long count(unsigned long media_dicom_scp_counters::*field)
     {
-        return config.should_stop && config.should_stop(config.user);
+        std::lock_guard<std::mutex> hold(count_lock);
+        return config.counters ? ++(config.counters->*field) : 0;
     }
-    OFBool stopAfterCurrentAssociation() override
+    /* Bytes in the regular files under dir (the spool and its queue folders). */
+    static unsigned long long tree_bytes(const char *dir, int depth = 0)
     {
-        return config.should_stop && config.should_stop(config.user);
+        unsigned long long total = 0;
+        DIR *d = depth < 8 ? opendir(dir) : nullptr;
+        if (!d)
+            return 0;
+        while (struct dirent *e = readdir(d)) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            struct stat st;
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                continue;
+            if (S_ISREG(st.st_mode))
+                total += (unsigned long long)st.st_size;
+            else if (S_ISDIR(st.st_mode))
+                total += tree_bytes((std::string(dir) + "/" + e->d_name).c_str(), depth + 1);
+        }
+        closedir(d);
+        return total;
     }
 
   private:
     const media_dicom_scp_config &config;
-    unsigned counter = 0;
+    std::mutex &count_lock;
     std::string refused_xfers; /* of the current association, for the log */
 };
+
+} // namespace
+
+namespace {
+
+double now_s()
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+OFCondition setup(StoreProvider &scp, const media_dicom_scp_config *config)
+{
+    scp.setAETitle(config->ae_title && *config->ae_title ? config->ae_title : "ECHOVIEW");
+    scp.setACSETimeout(config->acse_timeout_s > 0 ? config->acse_timeout_s : 30);
+    scp.setDIMSETimeout(config->dimse_timeout_s > 0 ? config->dimse_timeout_s : 30);
+    scp.setDIMSEBlockingMode(DIMSE_NONBLOCKING); /* else the DIMSE timeout is not applied */
+    scp.setHostLookupEnabled(OFFalse);
+    OFList<OFString> xfers;
+    for (const char *uid : scp_transfer_syntaxes)
+        xfers.push_back(uid);
+    OFCondition cond = EC_Normal;
+    for (const char *sop : scp_classes)
+        if (cond.good())
+            cond = scp.addPresentationContext(sop, xfers);
+    OFList<OFString> native;
+    native.push_back(UID_LittleEndianExplicitTransferSyntax);
+    native.push_back(UID_LittleEndianImplicitTransferSyntax);
+    if (cond.good())
+        cond = scp.addPresentationContext(UID_VerificationSOPClass, native);
+    return cond;
+}
+
+struct Worker {
+    std::thread thread;
+    std::atomic<bool> done{false};
+};
+
+/* A connection whose A-ASSOCIATE-RQ has not arrived whole yet. */
+struct Pending {
+    int fd;
+    double deadline;
+    std::string peer;
+    bool partial; /* some bytes are there: look again shortly instead of polling for more */
+};
+
+/* Whole A-ASSOCIATE-RQ PDU (or something else DCMTK should answer) waiting on fd: 1; not yet: 0;
+ * closed: -1. */
+int request_ready(int fd)
+{
+    unsigned char head[6];
+    ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        return -1;
+    if (n < (ssize_t)sizeof head)
+        return 0;
+    size_t need = 6 + ((size_t)head[2] << 24 | (size_t)head[3] << 16 | (size_t)head[4] << 8 |
+                       head[5]);
+    if (head[0] != 0x01 || need > 65536)
+        return 1; /* not a request, or too large to wait for: DCMTK refuses or reads it */
+    std::vector<unsigned char> buf(need);
+    n = recv(fd, buf.data(), need, MSG_PEEK | MSG_DONTWAIT);
+    return n >= (ssize_t)need ? 1 : 0;
+}
 
 } // namespace
 
@@ -859,40 +985,157 @@ extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_erro
 {
     if (!config || !config->spool_dir || config->port < 1 || config->port > 65535)
         return fail(err, EV_ERR_INVALID, "media_dicom_scp_run: bad configuration");
+    const char *address = config->bind_address && *config->bind_address ? config->bind_address
+                                                                         : "127.0.0.1";
+    struct sockaddr_in sin = {};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)config->port);
+    if (inet_pton(AF_INET, address, &sin.sin_addr) != 1)
+        return fail(err, EV_ERR_INVALID, "DICOM listener: bind address '%s' is not a numeric "
+                    "IPv4 address", address);
+    const int max_assoc = config->max_associations > 0 ? config->max_associations : 4;
+    const int idle_s = config->idle_timeout_s > 0 ? config->idle_timeout_s : 10;
     dicom_global_init();
-    try {
-        StoreProvider scp(*config);
-        scp.setPort((Uint16)config->port);
-        scp.setAETitle(config->ae_title && *config->ae_title ? config->ae_title : "ECHOVIEW");
-        scp.setACSETimeout(config->acse_timeout_s > 0 ? config->acse_timeout_s : 30);
-        scp.setDIMSETimeout(config->dimse_timeout_s > 0 ? config->dimse_timeout_s : 30);
-        scp.setConnectionBlockingMode(DUL_NOBLOCK);
-        scp.setConnectionTimeout(1);
-        scp.setHostLookupEnabled(OFFalse);
-        OFList<OFString> xfers;
-        for (const char *uid : scp_transfer_syntaxes)
-            xfers.push_back(uid);
-        OFCondition cond = EC_Normal;
-        for (const char *sop : scp_classes)
-            if (cond.good())
-                cond = scp.addPresentationContext(sop, xfers);
-        OFList<OFString> native;
-        native.push_back(UID_LittleEndianExplicitTransferSyntax);
-        native.push_back(UID_LittleEndianImplicitTransferSyntax);
-        if (cond.good())
-            cond = scp.addPresentationContext(UID_VerificationSOPClass, native);
-        /* Open the port first, so "listening" is only said once connections are accepted. */
-        if (cond.good())
-            cond = scp.openListenPort();
-        if (cond.good()) {
-            scp.log(false, "listening on port %d as %s", config->port,
-                    scp.getConfig().getAETitle().c_str());
-            cond = scp.acceptAssociations();
-        }
-        if (cond.bad())
-            return fail(err, EV_ERR_IO, "DICOM listener on port %d: %s", config->port, cond.text());
-        return EV_OK;
-    } catch (const std::exception &e) {
-        return fail(err, EV_ERR_NOMEM, "DICOM listener: %s", e.what());
+
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(lfd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(lfd, 64) != 0) {
+        int e = errno;
+        if (lfd >= 0)
+            close(lfd);
+        return fail(err, EV_ERR_IO, "DICOM listener on %s:%d: %s", address, config->port,
+                    strerror(e));
     }
+    std::mutex count_lock;
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::vector<Pending> pending;
+    T_ASC_Network *net = nullptr;
+    int rc = EV_OK;
+    try {
+        StoreProvider logger(*config, count_lock); /* for lines not tied to an association */
+        /* An external socket handle keeps DCMTK from opening its own listener (on every
+         * interface); each association is then read from the connection we accepted. */
+        dcmDisableGethostbyaddr.set(OFTrue); /* process-wide: peers are logged by address */
+        dcmExternalSocketHandle.set(lfd);
+        OFCondition cond = ASC_initializeNetwork(NET_ACCEPTOR, 0, 30, &net);
+        dcmExternalSocketHandle.set(-1);
+        if (cond.bad()) {
+            close(lfd);
+            return fail(err, EV_ERR_IO, "DICOM listener: %s", cond.text());
+        }
+        logger.log(false, "listening on %s:%d as %s (at most %d association(s) at once, idle "
+                   "timeout %d s%s)", address, config->port,
+                   config->ae_title && *config->ae_title ? config->ae_title : "ECHOVIEW",
+                   max_assoc, idle_s, config->spool_max_bytes ? ", spool capped" : "");
+        while (!(config->should_stop && config->should_stop(config->user))) {
+            std::vector<struct pollfd> fds;
+            fds.push_back({lfd, POLLIN, 0});
+            bool any_partial = false;
+            for (const Pending &p : pending) {
+                fds.push_back({p.fd, (short)(p.partial ? 0 : POLLIN), 0});
+                any_partial = any_partial || p.partial;
+            }
+            int n = poll(fds.data(), fds.size(), any_partial ? 50 : 200);
+            double now = now_s();
+            if (n > 0 && (fds[0].revents & POLLIN))
+                for (;;) {
+                    struct sockaddr_in from = {};
+                    socklen_t len = sizeof from;
+                    int fd = accept4(lfd, (struct sockaddr *)&from, &len, SOCK_CLOEXEC);
+                    if (fd < 0)
+                        break;
+                    char ip[INET_ADDRSTRLEN] = "?";
+                    inet_ntop(AF_INET, &from.sin_addr, ip, sizeof ip);
+                    pending.push_back({fd, now + idle_s,
+                                       std::string(ip) + ":" + std::to_string(ntohs(from.sin_port)),
+                                       false});
+                }
+            std::vector<Pending> waiting;
+            for (size_t i = 0; i < pending.size(); i++) {
+                Pending p = pending[i];
+                int ready = request_ready(p.fd);
+                if (ready < 0) {
+                    close(p.fd);
+                    continue;
+                }
+                if (ready == 0) {
+                    if (now >= p.deadline) {
+                        unsigned long c = logger.count(&media_dicom_scp_counters::idle_aborted);
+                        logger.log(true, "closing the connection from %s: no association request "
+                                   "within %d s; %lu idle connection(s) closed so far",
+                                   p.peer.c_str(), idle_s, c);
+                        close(p.fd);
+                        continue;
+                    }
+                    unsigned char b;
+                    p.partial = recv(p.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+                    waiting.push_back(p);
+                    continue;
+                }
+                T_ASC_Association *assoc = nullptr;
+                dcmExternalSocketHandle.set(p.fd);
+                cond = ASC_receiveAssociation(net, &assoc, ASC_DEFAULTMAXPDU, NULL, NULL, OFFalse,
+                                              DUL_NOBLOCK, 1);
+                dcmExternalSocketHandle.set(-1);
+                if (cond.bad()) {
+                    logger.log(true, "connection from %s: %s", p.peer.c_str(), cond.text());
+                    if (assoc) {
+                        ASC_dropAssociation(assoc);
+                        ASC_destroyAssociation(&assoc);
+                    } else {
+                        close(p.fd);
+                    }
+                    continue;
+                }
+                workers.erase(std::remove_if(workers.begin(), workers.end(),
+                                             [](std::unique_ptr<Worker> &w) {
+                                                 if (!w->done)
+                                                     return false;
+                                                 w->thread.join();
+                                                 return true;
+                                             }),
+                              workers.end());
+                if ((int)workers.size() >= max_assoc) {
+                    unsigned long c = logger.count(&media_dicom_scp_counters::busy_refused);
+                    logger.log(true, "association from %s (%s) rejected (transient, local limit "
+                               "exceeded): %d association(s) running; %lu rejected so far",
+                               assoc->params->DULparams.callingAPTitle, p.peer.c_str(),
+                               max_assoc, c);
+                    T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDTRANSIENT,
+                                                  ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+                                                  ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
+                    ASC_rejectAssociation(assoc, &rej);
+                    ASC_dropAssociation(assoc);
+                    ASC_destroyAssociation(&assoc);
+                    continue;
+                }
+                logger.count(&media_dicom_scp_counters::associations);
+                workers.push_back(std::unique_ptr<Worker>(new Worker));
+                Worker *w = workers.back().get();
+                w->thread = std::thread([config, assoc, w, &count_lock] {
+                    try {
+                        StoreProvider scp(*config, count_lock);
+                        if (setup(scp, config).good())
+                            scp.run(assoc);
+                    } catch (const std::exception &e) {
+                        if (config->log)
+                            config->log(config->user, 1, e.what());
+                    }
+                    w->done = true;
+                });
+            }
+            pending.swap(waiting);
+        }
+    } catch (const std::exception &e) {
+        rc = fail(err, EV_ERR_NOMEM, "DICOM listener: %s", e.what());
+    }
+    for (const Pending &p : pending)
+        close(p.fd);
+    for (auto &w : workers)
+        w->thread.join();
+    if (net)
+        ASC_dropNetwork(&net);
+    close(lfd);
+    return rc;
 }

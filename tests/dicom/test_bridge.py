@@ -72,18 +72,21 @@ def phantom_loop(tmp, view, frames=6, size='160x120', seed=3):
 
 
 class Bridge:
-    def __init__(self, tmp, destinations, port=None, log_name='bridge.log'):
+    def __init__(self, tmp, destinations, port=None, log_name='bridge.log', listen='',
+                 top=''):
         self.port = port or free_port()
         self.spool = os.path.join(tmp, 'spool')
         self.config = os.path.join(tmp, 'bridge.yaml')
         with open(self.config, 'w') as f:
-            f.write('listen: {port: %d, ae-title: ECHOVIEW, acse-timeout: 5, dimse-timeout: 5}\n'
-                    'spool: %s\ndestinations:\n%s' % (self.port, self.spool, destinations))
+            f.write('listen: {port: %d, ae-title: ECHOVIEW, acse-timeout: 5, dimse-timeout: 5%s}\n'
+                    'spool: %s\n%sdestinations:\n%s'
+                    % (self.port, listen, self.spool, top, destinations))
         self.log_path = os.path.join(tmp, log_name)
         self.log = open(self.log_path, 'w+')
         self.proc = subprocess.Popen([bridge_bin, '--config', self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        wait_until(lambda: 'listening on port %d' % self.port in self.text(), 20, 'the bridge')
+        wait_until(lambda: 'listening on 127.0.0.1:%d' % self.port in self.text(), 20,
+                   'the bridge')
 
     def text(self):
         self.log.flush()
@@ -150,7 +153,16 @@ def config_case(tmp):
             "bad.yaml:3:5: calling-ae 'A' has two destinations"),
            ('listen: {port: 104, colour: red}\ndestinations: []\n',
             "bad.yaml:1:21: unknown key 'colour' in 'listen' (expected one of: port, ae-title, "
-            "acse-timeout, dimse-timeout)"),
+            "acse-timeout, dimse-timeout, bind-address, max-associations, idle-timeout)"),
+           ('listen: {bind-address: scanner-vlan.local}\n',
+            "bad.yaml:1:24: 'bind-address' must be a numeric IPv4 address (127.0.0.1, 0.0.0.0 "
+            "for every interface), got 'scanner-vlan.local'"),
+           ('listen: {max-associations: 0}\n',
+            "bad.yaml:1:28: 'max-associations' must be between 1 and 64, not 0"),
+           ('listen: {idle-timeout: 0}\n',
+            "bad.yaml:1:24: 'idle-timeout' must be between 1 and 3600, not 0"),
+           ('spool-max-mb: -1\n',
+            "bad.yaml:1:15: 'spool-max-mb' must be between 0 and 1048576, not -1"),
            ('listen: {ae-title: THIS-TITLE-IS-TOO-LONG}\n',
             "bad.yaml:1:20: 'ae-title' must be at most 16 characters, without '\\'"),
            ('spool: /tmp\n', 'bad.yaml: no destinations: nothing would be streamed'),
@@ -251,6 +263,81 @@ def bridge_case(tmp):
     assert rc == 0, rc
     assert 'echoview-dicom-bridge: stopped' in b.text()
     assert b.spool_files() == [], b.spool_files()
+
+
+def listening_address(port):
+    """The address the TCP listener on port is bound to, from /proc/net/tcp."""
+    for line in open('/proc/net/tcp').read().split('\n')[1:]:
+        f = line.split()
+        if len(f) > 3 and f[3] == '0A' and int(f[1].split(':')[1], 16) == port:
+            return socket.inet_ntoa(bytes.fromhex(f[1].split(':')[0])[::-1])
+    return None
+
+
+def limits_case(tmp):
+    """bind-address (loopback by default), concurrent associations with an idle timeout, a
+    bounded number of them, and the spool cap (0xA700): exact statuses, log lines and counts."""
+    tool('storescu')
+    loop, _, _ = phantom_loop(tmp, 'A4CH-LV')
+    rtp_port = free_port(socket.SOCK_DGRAM)
+    b = Bridge(tmp, '  - {calling-ae: SCANNER1, port: %d, width: 160, height: 120}\n' % rtp_port,
+               listen=', idle-timeout: 2, max-associations: 2', top='spool-max-mb: 1\n')
+    try:
+        assert listening_address(b.port) == '127.0.0.1', listening_address(b.port)
+        # A connection that sends nothing holds no worker: a scanner is served meanwhile.
+        idle = socket.create_connection(('127.0.0.1', b.port))
+        r = storescu(b.port, loop)
+        assert r.returncode == 0, r.stderr
+        b.expect('SCANNER1: queued 6 frame(s) for 127.0.0.1:%d' % rtp_port)
+        b.expect('closing the connection from 127.0.0.1:%d: no association request within 2 s; '
+                 '1 idle connection(s) closed so far' % idle.getsockname()[1])
+        idle.settimeout(10)
+        assert idle.recv(1) == b'', 'the idle connection is still open'
+        idle.close()
+        # Silent inside an association: aborted after dimse-timeout (5 s), counted.
+        a = dul.Association(b.port)
+        b.expect('aborting the association with SCANNER1: nothing received for 5 s; '
+                 '2 idle connection(s) closed so far', timeout=20)
+        a.sock.close()
+        # max-associations 2: a third while two run is rejected (transient, local limit).
+        held = [dul.Association(b.port), dul.Association(b.port)]
+        r = storescu(b.port, loop)
+        assert r.returncode != 0 and 'Local Limit Exceeded' in r.stderr, r.stderr
+        b.expect('association from SCANNER1 (127.0.0.1:')
+        b.expect('rejected (transient, local limit exceeded): 2 association(s) running; '
+                 '1 rejected so far')
+        for a in held:
+            a.release()
+        # once they have ended, scanners are served again
+        wait_until(lambda: storescu(b.port, loop).returncode == 0, 20, 'a store after release')
+        wait_until(lambda: b.text().count('SCANNER1: queued 6 frame(s)') == 2, 10, 'second loop')
+        # Spool over spool-max-mb: a new C-STORE is answered 0xA700; what is there stays.
+        filler = os.path.join(b.spool, 'held.bin')
+        with open(filler, 'wb') as f:
+            f.write(b'\0' * (1 << 20))
+        before = b.spool_files()
+        a = dul.Association(b.port)
+        a.store_begin('1.2.826.0.1.3680043.9.7.9')
+        a.send_data(dul.dataset_of(loop), last=True)
+        status = a.response_status()
+        a.release()
+        assert status == 0xA700, hex(status)
+        b.expect('C-STORE from SCANNER1: refused 1.2.826.0.1.3680043.9.7.9 with 0xA700 (out of '
+                 'resources): the spool holds ')
+        b.expect('more than spool-max-mb (1048576 bytes); 1 refused so far')
+        assert b.spool_files() == before, (b.spool_files(), before)
+        os.unlink(filler)
+        r = storescu(b.port, loop)
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: b.text().count('SCANNER1: queued 6 frame(s)') == 3, 10, 'third loop')
+    finally:
+        rc = b.stop()
+        print(b.text(), end='')
+    assert rc == 0, rc
+    # storescu x3 stored; the silent association, the two held ones and the refused store ran
+    # too; the busy one was rejected before it ran.
+    b.expect('stopped: 7 association(s), 3 C-STORE(s) stored, 2 idle connection(s) closed, '
+             '1 association(s) rejected (busy), 1 C-STORE(s) refused (spool full)')
 
 
 def restart_case(tmp):
@@ -374,6 +461,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix='echoview-bridge-')
     try:
         {'config': config_case, 'bridge': bridge_case, 'restart': restart_case,
+         'limits': limits_case,
          'e2e': e2e_case}[case](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
