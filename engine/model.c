@@ -490,9 +490,11 @@ int ev_model_save_bundle(const char *dir, const char *name, const ev_net *net,
                          ev_error *err)
 {
     ev_model_info info = {.name = name, .class_names = class_names, .scale = scale};
+    /* mean and std hold one value per input channel (1 or 3), not always 3 */
+    const int channels = net->cfg.in_channels < 3 ? net->cfg.in_channels : 3;
     for (int c = 0; c < 3; c++) {
-        info.mean[c] = mean ? mean[c] : 0.0f;
-        info.std[c] = std ? std[c] : 1.0f;
+        info.mean[c] = mean && c < channels ? mean[c] : 0.0f;
+        info.std[c] = std && c < channels ? std[c] : 1.0f;
     }
     return ev_model_write_bundle(dir, net, &info, err);
 }
