@@ -35,9 +35,6 @@ int ev_builder_pool(ev_builder *b, ev_op op, int x, int k, int stride, int pad, 
                     const char *tag);
 /* ADD (equal shapes) or CONCAT (equal sizes, channels summed) of count inputs. */
 int ev_builder_sum(ev_builder *b, ev_op op, const int *in, int count, int cell, const char *tag);
-/* ReLUConvBN with a 1x1 conv: <prefix>.op.1 conv, <prefix>.op.2 BN. */
-int ev_builder_relu_conv_bn(ev_builder *b, int x, int cout, bool affine, int cell,
-                            const char *prefix);
 /* FactorizedReduce on r (ReLU already applied): conv_1 on r, conv_2 on r shifted by one pixel,
  * concat, bn. */
 int ev_builder_factorized_reduce(ev_builder *b, int r, int cout, bool affine, int cell,

@@ -46,7 +46,6 @@ struct ev_plan {
     void *impl; /* backend state */
 };
 
-extern const ev_backend_vtable ev_backend_reference;
 /* Provided by the cpu backend (cpu/cpu_plan.c) and the cuda backend (cuda/backend_cuda.c) when
  * built, else by backend_none.c; a NULL vtable means "not built". */
 const ev_backend_vtable *ev_backend_cpu_vtable(void);

@@ -19,7 +19,7 @@ const char *ev_primitive_name(ev_primitive p)
     return (unsigned)p < EV_NUM_PRIMITIVES ? primitive_names[p] : "?";
 }
 
-int ev_primitive_parse(const char *name)
+static int ev_primitive_parse(const char *name)
 {
     for (int i = 0; i < EV_NUM_PRIMITIVES; i++)
         if (strcmp(name, primitive_names[i]) == 0)

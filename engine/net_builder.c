@@ -176,8 +176,7 @@ int ev_builder_sum(ev_builder *b, ev_op op, const int *in, int count, int cell, 
     return ev_builder_node(b, op, s, count, in, cell, tag);
 }
 
-int ev_builder_relu_conv_bn(ev_builder *b, int x, int cout, bool affine, int cell,
-                            const char *prefix)
+static int relu_conv_bn(ev_builder *b, int x, int cout, bool affine, int cell, const char *prefix)
 {
     char name[2 * EV_PARAM_NAME_MAX];
     int r = ev_builder_unary(b, EV_OP_RELU, x, cell, prefix);
@@ -244,10 +243,10 @@ void ev_builder_preprocess(ev_builder *b, int cell, int s0, int s1, int c, bool 
         int r = ev_builder_unary(b, EV_OP_RELU, s0, cell, prefix);
         *p0 = ev_builder_factorized_reduce(b, r, c, affine, cell, prefix);
     } else {
-        *p0 = ev_builder_relu_conv_bn(b, s0, c, affine, cell, prefix);
+        *p0 = relu_conv_bn(b, s0, c, affine, cell, prefix);
     }
     snprintf(prefix, sizeof prefix, "cells.%d.preprocess1", cell);
-    *p1 = ev_builder_relu_conv_bn(b, s1, c, affine, cell, prefix);
+    *p1 = relu_conv_bn(b, s1, c, affine, cell, prefix);
 }
 
 int ev_builder_classifier(ev_builder *b, int x, int num_classes, int batch)

@@ -23,7 +23,7 @@ void ev_layout_from_layers(int layers, bool *reduction)
 
 static int aux_cell_index(const ev_net_config *cfg) { return 2 * cfg->num_cells / 3; }
 
-int ev_net_config_check(const ev_net_config *cfg, ev_error *err)
+static int ev_net_config_check(const ev_net_config *cfg, ev_error *err)
 {
     int rc = ev_genotype_validate(&cfg->genotype, err);
     if (rc)

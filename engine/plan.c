@@ -22,6 +22,8 @@ int ev_backend_parse(const char *name, ev_backend_kind *out)
     return -1;
 }
 
+static const ev_backend_vtable ev_backend_reference; /* defined below */
+
 static const ev_backend_vtable *backend_vtable(ev_backend_kind kind)
 {
     switch (kind) {
@@ -136,7 +138,7 @@ static int reference_run(ev_plan *plan, const float *input, float *logits, ev_er
 
 static void reference_destroy(ev_plan *plan) { ev_net_free(plan->impl); }
 
-const ev_backend_vtable ev_backend_reference = {
+static const ev_backend_vtable ev_backend_reference = {
     .name = "reference",
     .create = reference_create,
     .run = reference_run,

@@ -1,7 +1,9 @@
 /* dicom_shim.cpp: the one C++ file: DICOM reading, cine writing and the C-STORE SCP on DCMTK,
  * behind the C interface of dicom.h. Rendering goes through DicomImage with dcm2pnm's defaults
  * so a frame here is byte for byte what `dcm2pnm +Fa` writes. No exception or DCMTK status
- * escapes: every failure becomes an ev_error with the file's name in it. */
+ * escapes: every failure becomes an ev_error with the file's name in it. About 900 lines: it is
+ * the only place DCMTK's C++ is seen, so reading, writing and the receiver stay in this one shim
+ * rather than spreading C++ over the tree. */
 #include "dcmtk/config/osconfig.h"
 
 #include "dcmtk/dcmdata/dccodec.h"

@@ -7,6 +7,21 @@
  * "x,y,width,height" form echoviewclassify's `roi` takes, and a GstVideoRegionOfInterestMeta of
  * type "ultrasound-region" on every buffer.
  */
+/**
+ * SECTION:element-dicomsrc
+ * @title: dicomsrc
+ *
+ * Plays the frames of one DICOM file (single- or multi-frame; native, RLE or JPEG) as raw GRAY8
+ * or RGB video with the file's timing, optionally looping; the ultrasound region of the file is
+ * the read-only roi property and a GstVideoRegionOfInterestMeta "ultrasound-region" on every
+ * buffer.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 dicomsrc location=cine.dcm loop=true ! \
+ *     echoviewclassify model-file=models/echo-2cell-96 ! fakesink
+ * ]|
+ */
 #include "gstdicomsrc.h"
 
 #include <gst/video/video.h>

@@ -4,6 +4,19 @@
  * (fan at the top centre, margins, overlays); every buffer carries an EchoViewMeta whose
  * ground-truth fields name the view on screen, so a classifier downstream can be scored.
  */
+/**
+ * SECTION:element-echophantomsrc
+ * @title: echophantomsrc
+ *
+ * A live source of synthetic echocardiography cine loops: a schedule of standard views, each
+ * held for some seconds, rendered like a scanner's B-mode frames (GRAY8 or RGB). Every buffer
+ * carries an EchoViewMeta whose ground-truth fields name the view on screen.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 echophantomsrc view=PLAX-full ! videoconvert ! autovideosink
+ * ]|
+ */
 #include "gstechophantomsrc.h"
 
 #include <gst/video/video.h>

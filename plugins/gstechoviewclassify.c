@@ -16,6 +16,23 @@
  * (gstechoviewroi.c), the timing statistics (base/ev_stats.h) and the shared
  * model registry (gstechoviewmodels.c).
  */
+/**
+ * SECTION:element-echoviewclassify
+ * @title: echoviewclassify
+ *
+ * Labels every echocardiography frame with its standard view (one of the model's classes: A4CH,
+ * PLAX, PSAX-AV, ...) using a DARTS CNN run by libechoview. Every buffer gets an EchoViewMeta and
+ * an "echoview-result-<unique-id>" GstCustomMeta; "echoviewclassify" element messages report
+ * the result (every frame, when the stable label changes, or never) and
+ * "echoviewclassify-reset" messages the resets of the per-stream state. Pixels pass through
+ * untouched. docs/GSTREAMER.md describes every property, field and rule.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 -m echophantomsrc schedule="A4CH-LV:5,PLAX-full:5" ! \
+ *     echoviewclassify model-file=models/echo-2cell-96 ! fakesink
+ * ]|
+ */
 #include "gstechoviewclassify_private.h"
 
 #include <string.h>
@@ -595,6 +612,18 @@ static void attach_result_structure(GstEchoViewClassify *self, GstBuffer *buf,
         set_result_fields(gst_custom_meta_get_structure(custom), meta);
 }
 
+/* Controllable properties follow their control sources at the buffer's stream time. */
+static void gst_echo_view_classify_before_transform(GstBaseTransform *trans, GstBuffer *buf)
+{
+    GstClockTime stream_time;
+
+    if (trans->segment.format != GST_FORMAT_TIME)
+        return;
+    stream_time = gst_segment_to_stream_time(&trans->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buf));
+    if (GST_CLOCK_TIME_IS_VALID(stream_time))
+        gst_object_sync_values(GST_OBJECT(trans), stream_time);
+}
+
 static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans, GstBuffer *buf)
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(trans);
@@ -833,6 +862,7 @@ static void gst_echo_view_classify_class_init(GstEchoViewClassifyClass *klass)
     trans_class->transform_caps = GST_DEBUG_FUNCPTR(gst_echo_view_classify_transform_caps);
     trans_class->query = GST_DEBUG_FUNCPTR(gst_echo_view_classify_query);
     trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_echo_view_classify_transform_ip);
+    trans_class->before_transform = GST_DEBUG_FUNCPTR(gst_echo_view_classify_before_transform);
     trans_class->passthrough_on_same_caps = FALSE;
     trans_class->transform_ip_on_passthrough = FALSE;
 }

@@ -290,6 +290,9 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
     const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
     const GParamFlags rw_ready = rw | GST_PARAM_MUTABLE_READY;
     const GParamFlags rw_playing = rw | GST_PARAM_MUTABLE_PLAYING;
+    /* numbers tunable while playing can follow a GstControlSource (synced per buffer by
+     * GstBaseTransform at the buffer's stream time) */
+    const GParamFlags rw_controllable = rw_playing | GST_PARAM_CONTROLLABLE;
     const GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
 
     gobject_class->set_property = gst_echo_view_classify_set_property;
@@ -340,14 +343,14 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
             "roi-interval", "ROI interval",
             "With roi=auto, detect the sector again every this many frames; 0: only after a "
             "reset (frames, default: 30)",
-            0, G_MAXUINT, DEFAULT_ROI_INTERVAL, rw_playing));
+            0, G_MAXUINT, DEFAULT_ROI_INTERVAL, rw_controllable));
     g_object_class_install_property(
         gobject_class, PROP_INFERENCE_INTERVAL,
         g_param_spec_uint(
             "inference-interval", "Inference interval",
             "Infer every this many frames; frames in between carry the last result and its age "
             "(frames, 1 = every frame, default: 1)",
-            1, 100000, DEFAULT_INFERENCE_INTERVAL, rw_playing));
+            1, 100000, DEFAULT_INFERENCE_INTERVAL, rw_controllable));
     g_object_class_install_property(
         gobject_class, PROP_ASYNC,
         g_param_spec_boolean(
@@ -361,21 +364,21 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
             "confidence-threshold", "Confidence threshold",
             "Below this top-class probability the label is \"unknown\" (probability 0..1, "
             "default: 0)",
-            0.0, 1.0, DEFAULT_THRESHOLD, rw_playing));
+            0.0, 1.0, DEFAULT_THRESHOLD, rw_controllable));
     g_object_class_install_property(
         gobject_class, PROP_SMOOTHING,
         g_param_spec_uint(
             "smoothing", "Smoothing",
             "The stable label uses the mean probabilities of this many latest inferences "
             "(inferences, 1 = no smoothing, default: 5)",
-            1, STABLE_LABEL_MAX_SMOOTHING, DEFAULT_SMOOTHING, rw_playing));
+            1, STABLE_LABEL_MAX_SMOOTHING, DEFAULT_SMOOTHING, rw_controllable));
     g_object_class_install_property(
         gobject_class, PROP_HYSTERESIS,
         g_param_spec_uint(
             "hysteresis", "Hysteresis",
             "The stable label switches only when a new smoothed label leads for this many "
             "consecutive inferences (inferences, 1 = at once, default: 3)",
-            1, 100000, DEFAULT_HYSTERESIS, rw_playing));
+            1, 100000, DEFAULT_HYSTERESIS, rw_controllable));
     g_object_class_install_property(
         gobject_class, PROP_UPDATES,
         g_param_spec_enum("updates", "Updates",

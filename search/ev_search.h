@@ -155,12 +155,13 @@ void search_sampler_free(search_sampler *s);
 
 /* ---- fast training executor ------------------------------------------------------------------- */
 
-/* Runs an ev_net's graph forward and backward with the fast kernels (train_kernels.c) and
- * threads splitting the batch. Uses the net's parameters and node output buffers; keeps its own
- * gradient buffers. For a network with gradients it lays out the node outputs itself on the first
- * forward, sharing the buffers of outputs backward does not read: after a step only the logits
- * and those outputs hold their values, and the reference ev_net_backward must not run on it. Results do not depend on the thread count (fixed work chunks, reductions in
- * a fixed order). */
+/* Runs an ev_net's graph forward and backward with the fast kernels (train_kernels.h) and the
+ * engine's thread pool splitting the batch. Uses the net's parameters and node output buffers;
+ * keeps its own gradient buffers. For a network with gradients it lays out the node outputs
+ * itself on the first forward, sharing the buffers of outputs backward does not read: after a
+ * step only the logits and those outputs hold their values, and the reference ev_net_backward
+ * must not run on it. Results do not depend on the thread count (fixed work chunks, reductions
+ * in a fixed order). */
 typedef struct search_exec search_exec;
 int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *err);
 void search_exec_free(search_exec *e);

@@ -3,8 +3,8 @@
  * optimiser (first order and unrolled second order), genotype derivation, and the search loop
  * behind `echoview search`.
  *
- * Facts matched (shared/reference/darts-facts.md, quark0/darts cnn/model_search.py and
- * architect.py): search-time BN without affine parameters, pooling followed by BN, steps 4,
+ * Facts matched (the DARTS paper, Liu et al. ICLR 2019, and quark0/darts cnn/model_search.py
+ * and architect.py): search-time BN without affine parameters, pooling followed by BN, steps 4,
  * multiplier 4, stem multiplier 3, alphas 1e-3 * N(0,1), arch Adam 3e-4 (0.5, 0.999) wd 1e-3,
  * weights SGD 0.025 momentum 0.9 wd 3e-4 cosine to 0.001, clip 5, finite-difference Hessian-vector
  * product with r = 0.01 / ||dw'||. Beyond the paper: PC-DARTS edge normalisation (beta), a cap on

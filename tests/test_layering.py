@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""test_layering.py: which engine headers each module may include (docs/ARCHITECTURE.md).
+"""test_layering.py: which headers each module may include (docs/ARCHITECTURE.md).
 
 Reads every C/C++/CUDA source and header of the checked modules and fails, naming file, line and
-header, when a module includes an engine header outside its allowance, or when the engine
-includes a header of a module built on top of it (imports run one way: engine <- media <- search
-<- tools). The engine-private headers (ev_private.h, cpu/, cuda/, ops_ref_impl.h, yaml_util.h,
+header, when a module includes an engine header outside its allowance, when it includes a header
+of a module it may not build on (MODULES; base/ includes nothing of ours), or when the engine
+includes a header of a module built on top of it (imports run one way: base <- engine <- media
+<- search <- tools). The engine-private headers (ev_private.h, cpu/, cuda/, ops_ref_impl.h, yaml_util.h,
 ev_onnx.h) are in no module's allowance; tests/ and bench/ look inside the engine on purpose and
 are not checked.
 
@@ -27,6 +28,20 @@ ALLOWED = {
     "plugins": {"echoview.h"},
     "daemon": {"echoview.h"},
     "bridge": {"echoview.h"},
+}
+
+# The modules whose headers each module may include (the engine's by the table above). base/ is
+# below everything and includes nothing of ours.
+MODULES = {
+    "base": set(),
+    "engine": {"base"},
+    "media": {"base", "engine"},
+    "phantom": {"base", "engine"},
+    "search": {"base", "engine", "media"},
+    "tools": {"base", "engine", "media", "phantom", "search", "bridge"},
+    "plugins": {"base", "engine", "media", "phantom"},
+    "daemon": {"base", "engine", "plugins"},
+    "bridge": {"base", "engine", "media"},
 }
 
 SOURCE = re.compile(r"\.(c|h|cpp|cu)$")
@@ -107,6 +122,26 @@ def main():
                     f"{os.path.relpath(path, root)}:{line}: the engine includes {name} "
                     f"({above[os.path.basename(name)]}), a module built on top of it"
                 )
+    # module to module: every include that names a header of another module
+    owner = {}
+    for module in MODULES:
+        for path in sources(os.path.join(root, module)):
+            if path.endswith(".h"):
+                owner.setdefault(os.path.basename(path), set()).add(module)
+    for module, allowed in sorted(MODULES.items()):
+        for path in sources(os.path.join(root, module)):
+            if module == "base":
+                checked += 1
+            for line, name in includes(path):
+                homes = owner.get(os.path.basename(name), set())
+                if not homes or module in homes:
+                    continue  # a system or generated header, or the module's own
+                if not homes & allowed:
+                    problems.append(
+                        f"{os.path.relpath(path, root)}:{line}: includes {name} of "
+                        f"{'/, '.join(sorted(homes))}/, which {module}/ may not build on "
+                        f"(allowed: {', '.join(sorted(allowed)) or 'nothing of ours'})"
+                    )
     for p in problems:
         print(p)
     print(f"{checked} files checked, {len(problems)} layering problems")

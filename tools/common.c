@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-bool tool_parse_int(const char *cmd, const char *option, const char *value, long min, long max,
-                    long *out)
+static bool parse_int(const char *cmd, const char *option, const char *value, long min, long max,
+                      long *out)
 {
     char *end;
     errno = 0;
@@ -72,7 +72,7 @@ static bool parse_value(const char *cmd, const tool_option *o, const char *value
     long v;
     switch (o->kind) {
     case TOOL_OPT_INT:
-        if (!tool_parse_int(cmd, o->name, value, (long)o->min, (long)o->max, &v))
+        if (!parse_int(cmd, o->name, value, (long)o->min, (long)o->max, &v))
             return false;
         *(int *)o->target = (int)v;
         return true;
@@ -158,13 +158,40 @@ int tool_parse_backend(const char *cmd, const tool_option *row, const char *valu
     return 0;
 }
 
+static int parse_layout(const char *cmd, const char *s, int *num_cells, bool *reduction)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    int n = 0;
+    for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
+        if (n >= EV_MAX_CELLS) {
+            fprintf(stderr, "echoview %s: more than %d cells\n", cmd, EV_MAX_CELLS);
+            return -1;
+        }
+        if (!strcmp(tok, "normal") || !strcmp(tok, "N") || !strcmp(tok, "n"))
+            reduction[n++] = false;
+        else if (!strcmp(tok, "reduce") || !strcmp(tok, "R") || !strcmp(tok, "r"))
+            reduction[n++] = true;
+        else {
+            fprintf(stderr, "echoview %s: layout entry '%s' is not normal or reduce\n", cmd, tok);
+            return -1;
+        }
+    }
+    if (!n) {
+        fprintf(stderr, "echoview %s: empty layout\n", cmd);
+        return -1;
+    }
+    *num_cells = n;
+    return 0;
+}
+
 int tool_parse_layout_row(const char *cmd, const tool_option *row, const char *value)
 {
     const tool_layout *l = row->target;
     long v;
     if (!strcmp(row->name, "--layout"))
-        return tool_parse_layout(cmd, value, l->num_cells, l->reduction);
-    if (!tool_parse_int(cmd, row->name, value, 1, EV_MAX_CELLS, &v))
+        return parse_layout(cmd, value, l->num_cells, l->reduction);
+    if (!parse_int(cmd, row->name, value, 1, EV_MAX_CELLS, &v))
         return -1;
     *l->num_cells = (int)v;
     memset(l->reduction, 0, EV_MAX_CELLS * sizeof *l->reduction);
@@ -206,33 +233,6 @@ int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char
     fprintf(stderr, "echoview %s: genotype '%s' is neither a file nor a published name in %s\n",
             cmd, spec, EV_MODELS_DIR "/genotypes");
     return -1;
-}
-
-int tool_parse_layout(const char *cmd, const char *s, int *num_cells, bool *reduction)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    int n = 0;
-    for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
-        if (n >= EV_MAX_CELLS) {
-            fprintf(stderr, "echoview %s: more than %d cells\n", cmd, EV_MAX_CELLS);
-            return -1;
-        }
-        if (!strcmp(tok, "normal") || !strcmp(tok, "N") || !strcmp(tok, "n"))
-            reduction[n++] = false;
-        else if (!strcmp(tok, "reduce") || !strcmp(tok, "R") || !strcmp(tok, "r"))
-            reduction[n++] = true;
-        else {
-            fprintf(stderr, "echoview %s: layout entry '%s' is not normal or reduce\n", cmd, tok);
-            return -1;
-        }
-    }
-    if (!n) {
-        fprintf(stderr, "echoview %s: empty layout\n", cmd);
-        return -1;
-    }
-    *num_cells = n;
-    return 0;
 }
 
 ev_model *tool_load_model(const char *cmd, const char *path)

@@ -14,9 +14,6 @@
  * an exit code, the option parser's "go on". */
 enum { TOOL_OK = 0, TOOL_FAILED = 1, TOOL_USAGE = 2, TOOL_CONTINUE = -1 };
 
-/* Parses an integer option value in min..max; prints the error and returns false when invalid. */
-bool tool_parse_int(const char *cmd, const char *option, const char *value, long min, long max,
-                    long *out);
 /* Parses a number option value in lo..hi; prints the error and returns false when invalid. */
 bool tool_parse_float(const char *cmd, const char *option, const char *value, double lo, double hi,
                       float *out);
@@ -116,18 +113,18 @@ int tool_parse_args(const tool_parser *p, int argc, char **argv);
 /* Custom rows shared by several commands. */
 /* --backend auto|cpu|reference|cuda into *(ev_backend_kind *)row->target. */
 int tool_parse_backend(const char *cmd, const tool_option *row, const char *value);
-/* --layout normal,reduce,... or --layers N (the reference rule) into a tool_layout. */
+/* --layout normal,reduce,... (also N/R, n/r) or --layers N (the reference rule) into a
+ * tool_layout. */
 typedef struct tool_layout {
     int *num_cells;
     bool *reduction; /* EV_MAX_CELLS entries */
 } tool_layout;
 int tool_parse_layout_row(const char *cmd, const tool_option *row, const char *value);
 
-/* Genotype from a file, a published name (models/genotypes/NAME.yaml) or the one-line form;
- * layouts like "normal,reduce,normal,reduce". Print the error and return -1 on failure. */
+/* Genotype from a file, a published name (models/genotypes/NAME.yaml) or the one-line form.
+ * Prints the error and returns -1 on failure. */
 int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char *name,
                        size_t name_size);
-int tool_parse_layout(const char *cmd, const char *s, int *num_cells, bool *reduction);
 /* Loads a model or prints "echoview CMD: <message>" and returns NULL. */
 ev_model *tool_load_model(const char *cmd, const char *path);
 /* Prints a JSON value on one line (or indented) followed by a newline, and releases it. */

@@ -75,25 +75,34 @@ size_t ev_cpu_pw_size(int cin, int cout, int vl)
     return (size_t)panels(cout, vl) * (size_t)vl * ((size_t)cin + 1);
 }
 
+/* Weights (cout, taps) row-major, times the folded BN scale, into panels of vl output channels
+ * (taps x vl floats each), then cout biases: the layout the pointwise and stem kernels read.
+ * Returns the bias. */
+static float *pack_panels(const float *w, size_t taps, int cout, const double *scale,
+                          const double *shift, int vl, float *out)
+{
+    const int np = panels(cout, vl);
+    memset(out, 0, (size_t)np * (size_t)vl * (taps + 1) * sizeof(float));
+    float *bias = out + (size_t)np * taps * (size_t)vl;
+    for (int co = 0; co < cout; co++) {
+        const double s = scale ? scale[co] : 1.0;
+        float *panel = out + (size_t)(co / vl) * taps * (size_t)vl;
+        for (size_t t = 0; t < taps; t++)
+            panel[t * (size_t)vl + (size_t)(co % vl)] =
+                (float)((double)w[(size_t)co * taps + t] * s);
+        bias[co] = shift ? (float)shift[co] : 0.0f;
+    }
+    return bias;
+}
+
 void ev_cpu_pw_pack(ev_cpu_pw *pw, const float *w, int cin, int cout, const double *scale,
                     const double *shift, int vl, float *out)
 {
-    const int np = panels(cout, vl);
-    memset(out, 0, ev_cpu_pw_size(cin, cout, vl) * sizeof(float));
-    float *bias = out + (size_t)np * (size_t)cin * (size_t)vl;
-    for (int co = 0; co < cout; co++) {
-        const double s = scale ? scale[co] : 1.0;
-        float *panel = out + (size_t)(co / vl) * (size_t)cin * (size_t)vl;
-        for (int ci = 0; ci < cin; ci++)
-            panel[(size_t)ci * (size_t)vl + (size_t)(co % vl)] =
-                (float)((double)w[(size_t)co * (size_t)cin + (size_t)ci] * s);
-        bias[co] = shift ? (float)shift[co] : 0.0f;
-    }
+    pw->bias = pack_panels(w, (size_t)cin, cout, scale, shift, vl, out);
     pw->cin = cin;
     pw->cout = cout;
-    pw->npanels = np;
+    pw->npanels = panels(cout, vl);
     pw->w = out;
-    pw->bias = bias;
 }
 
 size_t ev_cpu_dw_size(int c, int k, int vl)
@@ -127,24 +136,12 @@ size_t ev_cpu_stem_size(int cin, int cout, int k, int vl)
 void ev_cpu_stem_pack(ev_cpu_stem *st, const float *w, int cin, int cout, int k, int stride,
                       int pad, const double *scale, const double *shift, int vl, float *out)
 {
-    const int np = panels(cout, vl);
-    const size_t taps = (size_t)cin * (size_t)(k * k);
-    memset(out, 0, ev_cpu_stem_size(cin, cout, k, vl) * sizeof(float));
-    float *bias = out + (size_t)np * taps * (size_t)vl;
-    for (int co = 0; co < cout; co++) {
-        const double s = scale ? scale[co] : 1.0;
-        float *panel = out + (size_t)(co / vl) * taps * (size_t)vl;
-        for (size_t t = 0; t < taps; t++)
-            panel[t * (size_t)vl + (size_t)(co % vl)] =
-                (float)((double)w[(size_t)co * taps + t] * s);
-        bias[co] = shift ? (float)shift[co] : 0.0f;
-    }
+    st->bias = pack_panels(w, (size_t)cin * (size_t)(k * k), cout, scale, shift, vl, out);
     st->cin = cin;
     st->cout = cout;
-    st->npanels = np;
+    st->npanels = panels(cout, vl);
     st->k = k;
     st->stride = stride;
     st->pad = pad;
     st->w = out;
-    st->bias = bias;
 }

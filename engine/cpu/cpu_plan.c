@@ -16,6 +16,10 @@
  *  - Buffers get arena offsets from their live ranges (first writer .. last reader), largest
  *    first, so buffers whose lives do not overlap share memory. One allocation holds every
  *    activation, the per-thread tiles and the pooled features of the head.
+ *
+ * About 950 lines for one job, like the cuda backend's compiler: the fusion passes, the arena
+ * plan and the step runner read the same step list; the kernels are in kernels_*.c and
+ * cpu_kernels_impl.h, the packing in cpu_dispatch.c, the threads in cpu_pool.c.
  */
 #include "cpu_internal.h"
 

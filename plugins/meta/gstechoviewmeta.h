@@ -7,7 +7,8 @@
  * Reading it, in C:
  *     GstEchoViewMeta *m = gst_buffer_get_echo_view_meta (buffer);
  *     if (m && m->label_id >= 0) g_print ("%s %.3f\n", m->label, m->confidence);
- * Link with `pkg-config`-less meson: dependency echoviewmeta_dep, or -lechoviewmeta.
+ * Build with `pkg-config --cflags --libs echoviewmeta` (inside this meson project:
+ * echoviewmeta_dep).
  *
  * Strings (label, stable_label, model_name, ground_truth) are interned with g_intern_string():
  * they live as long as the process, are never freed, and compare equal by pointer.

@@ -9,7 +9,9 @@
  *   statistics, cross-entropy).
  * - The float ops against the double ops on random inputs (1e-5 relative).
  *
- * Prints one line per check; exits 0 when all pass, 1 otherwise.
+ * Prints one line per check; exits 0 when all pass, 1 otherwise. About 1,100 lines: one
+ * finite-difference harness and every op's cases beside it, so that a new op is one more case
+ * here, not one more test program.
  */
 #include "ops_ref.h"
 
