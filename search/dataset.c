@@ -7,7 +7,9 @@
  * from it (all, every k-th, or N evenly spaced), each keeping the clip's ID (SOP Instance UID,
  * else the path) and its frame index. Its patient is the manifest's patient column, else the
  * --patient-regex match, else the PatientID tag, else the Study Instance UID; a DICOM without
- * an explicit ROI is cropped to its ultrasound region. Still images are clips of one frame
+ * an explicit ROI is cropped to its ultrasound region. A video file (MP4, AVI, MKV, ... through
+ * GStreamer, media/video.h) is a clip too, sampled at video_fps before that selection; its
+ * patient comes from the manifest or --patient-regex. Still images are clips of one frame
  * unless a manifest's clip (or sequence) column groups them.
  *
  * Bad input: an unknown label or a malformed manifest line is an error naming the file and line
@@ -23,6 +25,9 @@
 
 #ifdef ECHOVIEW_HAVE_DICOM
 #include "dicom.h"
+#endif
+#ifdef ECHOVIEW_HAVE_VIDEO
+#include "video.h"
 #endif
 
 #include <ctype.h>
@@ -91,6 +96,7 @@ typedef struct entry {
     int frame;   /* index in a multi-frame file; -1 for a still image */
     int line;    /* manifest line (0 for folders), for messages */
     bool dicom;  /* decoded through media/dicom.h */
+    bool video;  /* decoded through media/video.h */
     char *error; /* set when the file could not even be listed (a bad DICOM): a bad frame */
 } entry;
 
@@ -366,8 +372,8 @@ static bool is_frame_file_name(const char *name)
     const char *dot = strrchr(name, '.');
     if (!dot)
         return true;
-    static const char *const known[] = {".png", ".pgm",  ".ppm", ".pnm",
-                                        ".jpg", ".jpeg", ".dcm", ".dicom"};
+    static const char *const known[] = {".png",   ".pgm", ".ppm", ".pnm", ".jpg", ".jpeg", ".dcm",
+                                        ".dicom", ".mp4", ".m4v", ".mov", ".avi", ".mkv",  ".webm"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (!strcasecmp(dot, known[i]))
             return true;
@@ -587,8 +593,28 @@ static bool has_dicom_magic(const char *path)
     return yes;
 }
 
+static bool has_video_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    static const char *const known[] = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
+    for (size_t i = 0; dot && i < sizeof known / sizeof *known; i++)
+        if (!strcasecmp(dot, known[i]))
+            return true;
+    return false;
+}
+
+#ifdef ECHOVIEW_HAVE_VIDEO
+static bool count_frame(void *user, int index, const uint8_t *pixels, int width, int height,
+                        int stride, int channels)
+{
+    (void)user, (void)index, (void)pixels, (void)width, (void)height, (void)stride;
+    (void)channels;
+    return true;
+}
+#endif
+
 typedef struct clip_probe {
-    bool dicom;
+    bool dicom, video;
     unsigned frames;
     bool has_region;
     ev_rect region;
@@ -596,8 +622,26 @@ typedef struct clip_probe {
     char error[EV_ERROR_MESSAGE_SIZE]; /* empty when the file opened */
 } clip_probe;
 
-static void probe_file(const char *path, clip_probe *p)
+static void probe_file(const char *path, const search_dataset_options *o, clip_probe *p)
 {
+    if (has_video_name(path)) {
+        p->video = true;
+#ifdef ECHOVIEW_HAVE_VIDEO
+        ev_error e = {0};
+        int n = 0;
+        if (media_video_read(path, o->video_fps, o->channels == 3 ? 3 : 1, count_frame, NULL, &n,
+                             &e))
+            snprintf(p->error, sizeof p->error, "%s", e.message);
+        p->frames = (unsigned)n;
+#else
+        (void)o;
+        snprintf(p->error, sizeof p->error,
+                 "%s: a video file, but this build has no GStreamer (install "
+                 "libgstreamer-plugins-base1.0-dev and rebuild)",
+                 path);
+#endif
+        return;
+    }
     p->dicom = has_dicom_name(path) || has_dicom_magic(path);
     if (!p->dicom)
         return;
@@ -646,6 +690,7 @@ static unsigned clip_frame_index(unsigned frames, unsigned i, const search_datas
 typedef struct probe_job {
     const entry_list *list;
     clip_probe *probes;
+    const search_dataset_options *o;
 } probe_job;
 
 static void probe_chunk(void *arg, int chunk, int chunks, int thread)
@@ -655,7 +700,7 @@ static void probe_chunk(void *arg, int chunk, int chunks, int thread)
     int lo = (int)((int64_t)chunk * j->list->count / chunks);
     int hi = (int)((int64_t)(chunk + 1) * j->list->count / chunks);
     for (int i = lo; i < hi; i++)
-        probe_file(j->list->items[i].path, &j->probes[i]);
+        probe_file(j->list->items[i].path, j->o, &j->probes[i]);
 }
 
 /* Replaces each DICOM entry of l by one entry per frame used, with the patient and clip from
@@ -666,7 +711,7 @@ static int expand_clips(entry_list *l, const search_dataset_options *o, int thre
     clip_probe *probes = calloc((size_t)l->count, sizeof *probes);
     if (!probes)
         return ev_fail(err, EV_ERR_NOMEM, "dataset: out of memory");
-    probe_job job = {l, probes};
+    probe_job job = {l, probes, o};
     int chunks = (l->count + 3) / 4;
     run_chunks(threads, probe_chunk, &job, chunks > 65536 ? 65536 : chunks);
     entry_list out = {0};
@@ -674,8 +719,9 @@ static int expand_clips(entry_list *l, const search_dataset_options *o, int thre
     for (int i = 0; i < l->count && !rc; i++) {
         entry *e = &l->items[i];
         clip_probe *p = &probes[i];
-        if (!p->dicom || p->error[0]) {
+        if ((!p->dicom && !p->video) || p->error[0]) {
             e->dicom = p->dicom;
+            e->video = p->video;
             if (p->error[0] && !(e->error = strdup(p->error)))
                 rc = EV_ERR_NOMEM;
             if (!rc && (rc = list_add(&out, e)) == 0)
@@ -687,7 +733,8 @@ static int expand_clips(entry_list *l, const search_dataset_options *o, int thre
         unsigned used = clip_frames_used(p->frames, o);
         for (unsigned j = 0; j < used && !rc; j++) {
             entry f = *e;
-            f.dicom = true;
+            f.dicom = p->dicom;
+            f.video = p->video;
             f.frame = (int)clip_frame_index(p->frames, j, o);
             f.path = strdup(e->path);
             if (!e->patient_named && tag_patient[0]) {
@@ -810,6 +857,70 @@ static void load_dicom_frames(const entry *items, int count, const search_datase
     }
     if (rc)
         for (int i = 0; i < count; i++) {
+            bad[i] = true;
+            snprintf(msgs[i], EV_ERROR_MESSAGE_SIZE, "%s", e.message);
+        }
+}
+
+/* Decodes the frames items[0..count) of one video (their indices ascending), reading it once. */
+typedef struct video_slots {
+    const entry *items;
+    int count, next;
+    const search_dataset_options *o;
+    float *tmp;
+    uint8_t *pixels;
+    size_t frame_bytes;
+    bool *bad;
+    char (*msgs)[EV_ERROR_MESSAGE_SIZE];
+} video_slots;
+
+#ifdef ECHOVIEW_HAVE_VIDEO
+static bool video_frame(void *user, int index, const uint8_t *pixels, int width, int height,
+                        int stride, int channels)
+{
+    video_slots *v = user;
+    while (v->next < v->count && v->items[v->next].frame < index)
+        v->next++; /* cannot happen for ascending indices; kept safe */
+    if (v->next < v->count && v->items[v->next].frame == index) {
+        ev_frame frame = {.data = pixels,
+                          .width = width,
+                          .height = height,
+                          .stride = stride,
+                          .format = channels == 3 ? EV_PIXEL_RGB : EV_PIXEL_GRAY8};
+        ev_error e = {0};
+        if (preprocess_frame(&frame, &v->items[v->next], v->o, v->tmp,
+                             v->pixels + (size_t)v->next * v->frame_bytes, &e)) {
+            v->bad[v->next] = true;
+            snprintf(v->msgs[v->next], EV_ERROR_MESSAGE_SIZE, "frame %d: %.400s", index, e.message);
+        }
+        v->next++;
+    }
+    return v->next < v->count;
+}
+#endif
+
+static void load_video_frames(const entry *items, int count, const search_dataset_options *o,
+                              float *tmp, uint8_t *pixels, size_t frame_bytes, bool *bad,
+                              char (*msgs)[EV_ERROR_MESSAGE_SIZE])
+{
+    ev_error e = {0};
+    int rc = EV_OK;
+    video_slots v = {items, count, 0, o, tmp, pixels, frame_bytes, bad, msgs};
+    if (items[0].error) {
+        rc = ev_fail(&e, EV_ERR_FORMAT, "%s", items[0].error);
+    } else {
+#ifdef ECHOVIEW_HAVE_VIDEO
+        rc = media_video_read(items[0].path, o->video_fps, o->channels == 3 ? 3 : 1, video_frame,
+                              &v, NULL, &e);
+        if (!rc && v.next < count)
+            rc = ev_fail(&e, EV_ERR_FORMAT, "%s: %d frames fewer on the second reading",
+                         items[0].path, count - v.next);
+#else
+        rc = ev_fail(&e, EV_ERR_UNSUPPORTED, "%s: no video support in this build", items[0].path);
+#endif
+    }
+    if (rc)
+        for (int i = v.next; i < count; i++) {
             bad[i] = true;
             snprintf(msgs[i], EV_ERROR_MESSAGE_SIZE, "%s", e.message);
         }
@@ -1018,7 +1129,10 @@ static void decode_chunk(void *arg, int chunk, int chunks, int thread)
     for (int g = lo; g < hi; g++) {
         int first = j->group[g], count = j->group[g + 1] - first;
         const entry *e = &j->list->items[first];
-        if (e->dicom) {
+        if (e->video) {
+            load_video_frames(e, count, j->o, tmp, j->pixels + (size_t)first * j->fsz, j->fsz,
+                              j->bad + first, j->msgs + first);
+        } else if (e->dicom) {
             load_dicom_frames(e, count, j->o, tmp, j->pixels + (size_t)first * j->fsz, j->fsz,
                               j->bad + first, j->msgs + first);
         } else {
@@ -1197,7 +1311,9 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     }
     int ngroups = 0;
     for (int i = 0; i < keep; i++)
-        if (i == 0 || !list.items[i].dicom || !list.items[i - 1].dicom ||
+        if (i == 0 || !(list.items[i].dicom || list.items[i].video) ||
+            list.items[i].dicom != list.items[i - 1].dicom ||
+            list.items[i].video != list.items[i - 1].video ||
             strcmp(list.items[i].path, list.items[i - 1].path))
             group[ngroups++] = i;
     group[ngroups] = keep;

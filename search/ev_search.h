@@ -47,6 +47,7 @@ typedef struct search_dataset_options {
     const char *patient_regex;
     int frames_per_clip; /* > 0: N evenly spaced frames of each multi-frame clip; 0: see step */
     int clip_frame_step; /* > 1: every k-th frame of a clip (from frame 0); 0 or 1: every frame */
+    float video_fps;     /* > 0: video files sampled at this many frames per second; 0: all */
     /* The split the model was trained on (eval): applied as search_split_record_apply says,
      * before only_split; NULL: none (data without splits is split with seed). */
     const search_split_record *model_split;
@@ -274,6 +275,7 @@ typedef struct search_train_options {
     const char *init_from;     /* start from this bundle's weights (same network, any input size) */
     const char *patient_regex; /* search_dataset_options */
     int frames_per_clip, clip_frame_step;
+    float video_fps;
 } search_train_options;
 
 void search_train_defaults(search_train_options *o);

@@ -555,7 +555,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                                       .quiet = o->quiet,
                                       .patient_regex = o->patient_regex,
                                       .frames_per_clip = o->frames_per_clip,
-                                      .clip_frame_step = o->clip_frame_step};
+                                      .clip_frame_step = o->clip_frame_step,
+                                      .video_fps = o->video_fps};
         if ((rc = search_dataset_load(o->data, &dso, &ds, err)))
             return rc;
     } else if (ds->width != o->size || ds->height != o->size) {

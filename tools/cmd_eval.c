@@ -15,6 +15,7 @@ static const char *usage =
     "test|val|train|all]\n"
     "                     [--json] [--out REPORT_DIR] [--threads N] [--auto-roi] [--seed S]\n"
     "                     [--patient-regex RE] [--frames-per-clip N | --clip-frame-step K]\n"
+    "                     [--video-fps R]\n"
     "  Evaluates the model on the frames of a split (default test; 'all' for every frame). Data\n"
     "  without splits takes the split recorded in the model's model.yaml when all its patients\n"
     "  are in it, is all test data when none trained the model, and is refused otherwise;\n"
@@ -39,6 +40,7 @@ int cmd_eval(int argc, char **argv)
     float reject = 0.05f;
     int threads = 0, frames_per_clip = 0, clip_frame_step = 0;
     const char *patient_regex = NULL;
+    float video_fps = 0;
     uint64_t seed = 1;
     const tool_option options[] = {
         TOOL_FLAG("--json", &json),
@@ -51,6 +53,7 @@ int cmd_eval(int argc, char **argv)
         TOOL_STRING("--patient-regex", &patient_regex),
         TOOL_INT("--frames-per-clip", &frames_per_clip, 1, 100000),
         TOOL_INT("--clip-frame-step", &clip_frame_step, 1, 100000),
+        TOOL_FLOAT("--video-fps", &video_fps, 0.01, 1000, NULL),
         TOOL_CHOICE("--split", &split_name, "test", "val", "train", "all"),
         TOOL_SEED("--seed", &seed),
         TOOL_INT("--threads", &threads, 1, 256),
@@ -109,6 +112,7 @@ int cmd_eval(int argc, char **argv)
                                 .patient_regex = patient_regex,
                                 .frames_per_clip = frames_per_clip,
                                 .clip_frame_step = clip_frame_step,
+                                .video_fps = video_fps,
                                 .model_split = has_record ? &record : NULL};
     if (calibrate) {
         search_calibration cal;

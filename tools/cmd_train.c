@@ -25,6 +25,7 @@ static const char *usage =
     "             docs/SEARCH.md)  --normalize none|sector (none; sector: histogram-equalise the\n"
     "             sector, written to model.yaml so every caller does it)  --other (a 15th class\n"
     "             'other' for non-2D screens; the data then labels them 'other')\n"
+    "             --video-fps R (sample video files at R frames/s; default every frame)\n"
     "  run:       --threads T (all cores)  --seed S (1)  --resume  --force (overwrite a model)\n"
     "             --log FILE "
     "(MODEL_DIR/train.jsonl)\n"
@@ -76,6 +77,7 @@ int cmd_train(int argc, char **argv)
         TOOL_STRING("--patient-regex", &o.patient_regex),
         TOOL_INT("--frames-per-clip", &o.frames_per_clip, 1, 100000),
         TOOL_INT("--clip-frame-step", &o.clip_frame_step, 1, 100000),
+        TOOL_FLOAT("--video-fps", &o.video_fps, 0.01, 1000, NULL),
         TOOL_INT("--init-channels", &o.init_channels, 2, 1024),
         TOOL_INT("--size", &o.size, 8, 1024),
         TOOL_INT("--epochs", &o.epochs, 1, 800),

@@ -2,8 +2,10 @@
 """Bringing one's own data to `echoview train` and `echoview eval`: the DICOM cine loops that
 `echoview phantom --format dicom` writes train as they are (folder with its manifest, and the
 bare class folders with patients from the PatientID tags); image folders without patient IDs
-warn that frames are split one by one, and --patient-regex silences it; bad options and data
-give exit status 1 or 2 and the message naming the problem.
+warn that frames are split one by one, and --patient-regex silences it; the split recorded in
+the bundle and eval keeping to it; predictions.csv and clip accuracy; --resume, --force and a
+CSV byte-order mark; AVI/MKV video clips sampled with --video-fps; bad options and data give
+exit status 1 or 2 and the message naming the problem.
 
 usage: test_cli_data.py ECHOVIEW_BINARY
 """
@@ -248,6 +250,55 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run("train", "--data", ph, "--out", res, *args, "--steps-per-epoch", "1", "--resume")
     check(r.returncode == 0 and json.loads(r.stdout)["epochs"] == 2,
           "--resume with the run's own options continues it (%s)" % r.stderr.strip()[-200:])
+
+    # video files: MJPEG in AVI and MKV, 30 frames at 30 frames/s, written by GStreamer
+    gst = shutil.which("gst-launch-1.0")
+    made = []
+    for name, mux in (("clip.avi", "avimux"), ("clip.mkv", "matroskamux")):
+        out = os.path.join(tmp, name)
+        if gst and subprocess.run([gst, "-q", "videotestsrc", "num-buffers=30", "!",
+                                   "video/x-raw,width=64,height=48,framerate=30/1", "!",
+                                   "jpegenc", "!", mux, "!", "filesink", "location=" + out],
+                                  capture_output=True, timeout=60).returncode == 0:
+            made.append(name)
+    if len(made) < 2:
+        print("skip video: no gst-launch-1.0 with jpegenc, avimux and matroskamux")
+    else:
+        with open(os.path.join(tmp, "bad.mp4"), "wb") as f:
+            f.write(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+        vids = os.path.join(tmp, "videos.csv")
+        with open(vids, "w") as f:
+            f.write("path,label,patient\nclip.avi,A2CH,v-1\nclip.mkv,A3CH,v-2\n")
+        r = run("eval", "--model", m, "--data", vids, "--json", "--out", os.path.join(tmp, "rv"))
+        if "no GStreamer" in r.stderr:
+            print("skip video: this build has no GStreamer")
+        else:
+            ok = r.returncode == 0
+            j = json.loads(r.stdout) if ok else {}
+            rows = list(csv.DictReader(open(os.path.join(tmp, "rv", "predictions.csv")))) \
+                if ok else []
+            check(ok and j["frames"] == 60 and j["clips"] == 2 and
+                  sorted({int(x["frame"]) for x in rows}) == list(range(30)),
+                  "an AVI and an MKV clip: every frame of each (60 frames, 2 clips; %s)"
+                  % r.stderr.strip()[-200:])
+            r = run("eval", "--model", m, "--data", vids, "--json", "--video-fps", "10",
+                    "--out", os.path.join(tmp, "rv"))
+            ok = r.returncode == 0
+            rows = list(csv.DictReader(open(os.path.join(tmp, "rv", "predictions.csv")))) \
+                if ok else []
+            check(ok and json.loads(r.stdout)["frames"] == 20 and
+                  sorted({int(x["frame"]) for x in rows}) == list(range(10)) and
+                  {x["clip"] for x in rows} == {os.path.join(tmp, "clip.avi"),
+                                                 os.path.join(tmp, "clip.mkv")},
+                  "--video-fps 10: 10 frames of each 1 s clip, clip IDs their paths (%s)"
+                  % r.stderr.strip()[-200:])
+            with open(vids, "a") as f:
+                f.write("bad.mp4,A2CH,v-3\n")
+            r = run("eval", "--model", m, "--data", vids)
+            check(r.returncode == 0 and "skipping %s: %s: cannot decode: " % (
+                      os.path.join(tmp, "bad.mp4"), os.path.join(tmp, "bad.mp4"))
+                  in r.stderr and "1 of 61 frames could not be read" in r.stderr,
+                  "a corrupt MP4 is a bad frame named in a warning (%s)" % r.stderr.strip())
 
 print("%d failed" % failures)
 sys.exit(1 if failures else 0)
