@@ -231,6 +231,26 @@ static void blur_plane(float *p, int w, int h, float wt)
 
 /* The transfer recipe on one frame: every random draw happens once per frame, in a fixed order,
  * so the result is a function of the rng state only. */
+/* The plane s (w x h) at (sx, sy), bilinear, with zeros outside it: both geometric
+ * augmentations resample through this. */
+static inline float sample_bilinear(const uint8_t *s, int w, int h, float sx, float sy)
+{
+    const int x0 = (int)floorf(sx), y0 = (int)floorf(sy);
+    if (x0 < -1 || y0 < -1 || x0 >= w || y0 >= h)
+        return 0.0f;
+    const float fx = sx - x0, fy = sy - y0;
+    float p00 = 0, p01 = 0, p10 = 0, p11 = 0;
+    if (y0 >= 0 && x0 >= 0)
+        p00 = s[(size_t)y0 * w + x0];
+    if (y0 >= 0 && x0 + 1 < w)
+        p01 = s[(size_t)y0 * w + x0 + 1];
+    if (y0 + 1 < h && x0 >= 0)
+        p10 = s[(size_t)(y0 + 1) * w + x0];
+    if (y0 + 1 < h && x0 + 1 < w)
+        p11 = s[(size_t)(y0 + 1) * w + x0 + 1];
+    return (p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy;
+}
+
 static void augment_transfer(const uint8_t *src, int w, int h, int c, const search_augment *aug,
                              uint64_t *rng, float *out)
 {
@@ -300,21 +320,7 @@ static void augment_transfer(const uint8_t *src, int w, int h, int c, const sear
             for (int x = 0; x < w; x++) {
                 const float dx = x - cx - tx, dy = y - cy - ty;
                 const float sx = (cs * dx + sn * dy) / zx + cx, sy = (-sn * dx + cs * dy) / zy + cy;
-                float v = 0.0f;
-                const int x0 = (int)floorf(sx), y0 = (int)floorf(sy);
-                if (x0 >= -1 && y0 >= -1 && x0 < w && y0 < h) {
-                    const float fx = sx - x0, fy = sy - y0;
-                    float p00 = 0, p01 = 0, p10 = 0, p11 = 0;
-                    if (y0 >= 0 && x0 >= 0)
-                        p00 = s[(size_t)y0 * w + x0];
-                    if (y0 >= 0 && x0 + 1 < w)
-                        p01 = s[(size_t)y0 * w + x0 + 1];
-                    if (y0 + 1 < h && x0 >= 0)
-                        p10 = s[(size_t)(y0 + 1) * w + x0];
-                    if (y0 + 1 < h && x0 + 1 < w)
-                        p11 = s[(size_t)(y0 + 1) * w + x0 + 1];
-                    v = (p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy;
-                }
+                float v = sample_bilinear(s, w, h, sx, sy);
                 const float ry = y - fan_y, rx = x - fan_x;
                 const float r = sqrtf(rx * rx + ry * ry), th = atan2f(rx, ry > 1e-3f ? ry : 1e-3f);
                 if (fan && (ry <= 0.0f || fabsf(th) > fan_half || r > fan_depth))
@@ -416,21 +422,7 @@ void search_frame_to_input(const uint8_t *src, int w, int h, int c, const search
             for (int x = 0; x < w; x++) {
                 const float dx = x - cx - tx, dy = y - cy - ty;
                 const float sx = ca * dx + sa * dy + cx, sy = -sa * dx + ca * dy + cy;
-                float v = 0.0f;
-                const int x0 = (int)floorf(sx), y0 = (int)floorf(sy);
-                if (x0 >= -1 && y0 >= -1 && x0 < w && y0 < h) {
-                    const float fx = sx - x0, fy = sy - y0;
-                    float p00 = 0, p01 = 0, p10 = 0, p11 = 0;
-                    if (y0 >= 0 && x0 >= 0)
-                        p00 = s[(size_t)y0 * w + x0];
-                    if (y0 >= 0 && x0 + 1 < w)
-                        p01 = s[(size_t)y0 * w + x0 + 1];
-                    if (y0 + 1 < h && x0 >= 0)
-                        p10 = s[(size_t)(y0 + 1) * w + x0];
-                    if (y0 + 1 < h && x0 + 1 < w)
-                        p11 = s[(size_t)(y0 + 1) * w + x0 + 1];
-                    v = (p00 * (1 - fx) + p01 * fx) * (1 - fy) + (p10 * (1 - fx) + p11 * fx) * fy;
-                }
+                float v = sample_bilinear(s, w, h, sx, sy);
                 /* speckle-like multiplicative noise keeps black black and scales with the echo */
                 const float noise = 1.0f + aug->speckle * ev_rng_normal(rng);
                 float g = v / 255.0f;
