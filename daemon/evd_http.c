@@ -310,8 +310,6 @@ static enum MHD_Result handle_snapshot(EvdHttp *http, struct MHD_Connection *con
     gboolean limited, found;
     guint8 *png;
     gsize len;
-    struct MHD_Response *response;
-    enum MHD_Result ret;
 
     g_mutex_lock(&http->lock);
     if (http->snapshot_second != second) {
@@ -336,16 +334,7 @@ static enum MHD_Result handle_snapshot(EvdHttp *http, struct MHD_Connection *con
     png = evd_thumbnail_png(thumb, &len);
     g_free(thumb);
     /* g_malloc memory is malloc's (GLib >= 2.46): MHD frees it with free() */
-    response = MHD_create_response_from_buffer(len, png, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "image/png");
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
-    ret = MHD_queue_response(connection, MHD_HTTP_OK, response);
-    MHD_destroy_response(response);
-    g_mutex_lock(&http->lock);
-    http->responses_by_class[2]++;
-    g_mutex_unlock(&http->lock);
-    return ret;
+    return queue(http, connection, MHD_HTTP_OK, "image/png", (gchar *)png, len);
 }
 
 /* ---- events ------------------------------------------------------------------------------ */
