@@ -6,6 +6,8 @@
 #include "echophantom.h"
 
 #include <stddef.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define EP_PI 3.14159265358979323846f
@@ -65,6 +67,30 @@ typedef struct ep_prim {
     float cs, sn;                 /* ellipse rotation: cos, sin */
     float x0, z0, x1, z1, radius; /* capsule: segment and radius */
 } ep_prim;
+
+/* The signed distance (mm, negative inside) from (x, z) to p's edge, approximate for ellipses
+ * (the implicit function over its gradient); false when the point is so far outside an ellipse
+ * that its edge cannot reach it (the painter skips it). */
+static inline bool ep_prim_distance(const ep_prim *p, float x, float z, float *d)
+{
+    if (p->type == EP_PRIM_ELLIPSE) {
+        float dx = x - p->cx, dz = z - p->cz;
+        float u = (dx * p->cs + dz * p->sn) / p->a, v = (-dx * p->sn + dz * p->cs) / p->b;
+        float f = u * u + v * v;
+        if (f > 4.0f && fminf(p->a, p->b) > p->soft)
+            return false;
+        float g = sqrtf(u * u / (p->a * p->a) + v * v / (p->b * p->b)) + 1e-6f;
+        *d = (f - 1.0f) / (2.0f * g);
+    } else {
+        float ux = p->x1 - p->x0, uz = p->z1 - p->z0;
+        float len2 = ux * ux + uz * uz;
+        float t = len2 > 0.0f ? ((x - p->x0) * ux + (z - p->z0) * uz) / len2 : 0.0f;
+        t = ep_clampf(t, 0.0f, 1.0f);
+        float qx = x - p->x0 - t * ux, qz = z - p->z0 - t * uz;
+        *d = sqrtf(qx * qx + qz * qz) - p->radius;
+    }
+    return true;
+}
 
 #define EP_MAX_PRIMS 160
 

@@ -379,22 +379,8 @@ static void paint_prim(ep_renderer *r, const ep_prim *p, float dr, float half_an
         for (int b = b0; b <= b1; b++) {
             float x = rj * r->sin_b[b], z = rj * r->cos_b[b];
             float d;
-            if (p->type == EP_PRIM_ELLIPSE) {
-                float dx = x - p->cx, dz = z - p->cz;
-                float u = (dx * p->cs + dz * p->sn) / p->a, v = (-dx * p->sn + dz * p->cs) / p->b;
-                float f = u * u + v * v;
-                if (f > 4.0f && fminf(p->a, p->b) > p->soft)
-                    continue; /* well outside: distance exceeds the edge width */
-                float g = sqrtf(u * u / (p->a * p->a) + v * v / (p->b * p->b)) + 1e-6f;
-                d = (f - 1.0f) / (2.0f * g);
-            } else {
-                float ux = p->x1 - p->x0, uz = p->z1 - p->z0;
-                float len2 = ux * ux + uz * uz;
-                float t = len2 > 0.0f ? ((x - p->x0) * ux + (z - p->z0) * uz) / len2 : 0.0f;
-                t = ep_clampf(t, 0.0f, 1.0f);
-                float qx = x - p->x0 - t * ux, qz = z - p->z0 - t * uz;
-                d = sqrtf(qx * qx + qz * qz) - p->radius;
-            }
+            if (!ep_prim_distance(p, x, z, &d))
+                continue; /* well outside: distance exceeds the edge width */
             float alpha = 0.5f - d * inv_soft;
             if (alpha <= 0.0f)
                 continue;

@@ -37,22 +37,8 @@ static float scene_echo_at(const ep_scene *sc, const ep_patient *p, float x, flo
     for (int i = 0; i < sc->count; i++) {
         const ep_prim *q = &sc->prims[i];
         float d;
-        if (q->type == EP_PRIM_ELLIPSE) {
-            float dx = x - q->cx, dz = z - q->cz;
-            float u = (dx * q->cs + dz * q->sn) / q->a, v = (-dx * q->sn + dz * q->cs) / q->b;
-            float f = u * u + v * v;
-            if (f > 4.0f && fminf(q->a, q->b) > q->soft)
-                continue;
-            float g = sqrtf(u * u / (q->a * q->a) + v * v / (q->b * q->b)) + 1e-6f;
-            d = (f - 1.0f) / (2.0f * g);
-        } else {
-            float ux = q->x1 - q->x0, uz = q->z1 - q->z0;
-            float len2 = ux * ux + uz * uz;
-            float t = len2 > 0.0f ? ((x - q->x0) * ux + (z - q->z0) * uz) / len2 : 0.0f;
-            t = ep_clampf(t, 0.0f, 1.0f);
-            float qx = x - q->x0 - t * ux, qz = z - q->z0 - t * uz;
-            d = sqrtf(qx * qx + qz * qz) - q->radius;
-        }
+        if (!ep_prim_distance(q, x, z, &d))
+            continue;
         float alpha = 0.5f - d / q->soft;
         if (alpha <= 0.0f)
             continue;
