@@ -9,7 +9,6 @@
 #include <gst/gst.h>
 #include <pthread.h>
 #include <string.h>
-#include <strings.h>
 
 /* A decoder that produces nothing for this long is stalled: decodebin sometimes keeps a
  * demuxer's error to itself while it is still plugging elements (seen with a damaged MP4: the
@@ -20,16 +19,6 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static bool init_ok;
 
 static void init_gstreamer(void) { init_ok = gst_init_check(NULL, NULL, NULL); }
-
-bool media_video_is_name(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    static const char *const known[] = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
-    for (size_t i = 0; dot && i < sizeof known / sizeof *known; i++)
-        if (!strcasecmp(dot, known[i]))
-            return true;
-    return false;
-}
 
 static void on_pad_added(GstElement *decodebin, GstPad *pad, gpointer convert)
 {

@@ -25,7 +25,7 @@ int media_video_read(const char *path, double fps, int channels, media_video_fra
                      void *user, int *sampled, ev_error *err);
 
 /* Whether a name has a video extension this reader is meant for (.mp4 .m4v .mov .avi .mkv
- * .webm). */
+ * .webm). Always built (video_name.c, in the media library), with or without GStreamer. */
 bool media_video_is_name(const char *name);
 
 #endif

@@ -26,9 +26,7 @@
 #ifdef ECHOVIEW_HAVE_DICOM
 #include "dicom.h"
 #endif
-#ifdef ECHOVIEW_HAVE_VIDEO
-#include "video.h"
-#endif
+#include "video.h" /* media_video_read only with ECHOVIEW_HAVE_VIDEO */
 
 #include <ctype.h>
 #include <dirent.h>
@@ -593,16 +591,6 @@ static bool has_dicom_magic(const char *path)
     return yes;
 }
 
-static bool has_video_name(const char *path)
-{
-    const char *dot = strrchr(path, '.');
-    static const char *const known[] = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
-    for (size_t i = 0; dot && i < sizeof known / sizeof *known; i++)
-        if (!strcasecmp(dot, known[i]))
-            return true;
-    return false;
-}
-
 #ifdef ECHOVIEW_HAVE_VIDEO
 static bool count_frame(void *user, int index, const uint8_t *pixels, int width, int height,
                         int stride, int channels)
@@ -624,7 +612,7 @@ typedef struct clip_probe {
 
 static void probe_file(const char *path, const search_dataset_options *o, clip_probe *p)
 {
-    if (has_video_name(path)) {
+    if (media_video_is_name(path)) {
         p->video = true;
 #ifdef ECHOVIEW_HAVE_VIDEO
         ev_error e = {0};

@@ -31,7 +31,7 @@ for t in "${targets[@]}"; do
   case $t in
     image) srcs+=("$src/media/image.c"); libs+=(-lpng) ;;
     # fuzz_manifest.c compiles search/dataset.c in (its parser is static)
-    manifest) srcs+=("$src/media/image.c" "$src/search/dataset_split.c"); extra+=(-I"$src/search"); libs+=(-lpng) ;;
+    manifest) srcs+=("$src/media/image.c" "$src/media/video_name.c" "$src/search/dataset_split.c"); extra+=(-I"$src/search"); libs+=(-lpng) ;;
   esac
   if [ "$t" = daemon_config ]; then
     # the daemon's parser and pipeline descriptions: GLib, the YAML reader and (for the
