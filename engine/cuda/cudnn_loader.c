@@ -65,34 +65,27 @@ static bool try_open(const char *file) { return open_library(file) == OPENED; }
 /* the folders where the NVIDIA Python wheels (PyTorch's cuDNN among them) put the library */
 static bool try_wheels(void)
 {
-    const char *prefixes[] = {getenv("VIRTUAL_ENV"), getenv("CONDA_PREFIX"), "/usr/local",
-                              "/usr", "/opt/conda"};
     const char *home = getenv("HOME");
-    char pattern[1024];
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0] + 1; i++) {
-        const char *prefix = i < sizeof prefixes / sizeof prefixes[0] ? prefixes[i] : NULL;
-        if (i == sizeof prefixes / sizeof prefixes[0]) {
-            if (!home)
-                continue;
-            snprintf(pattern, sizeof pattern, "%s/.local", home);
-            prefix = pattern;
-        }
-        if (!prefix || !*prefix)
+    char user[512] = "";
+    if (home && *home)
+        snprintf(user, sizeof user, "%s/.local", home);
+    const char *prefixes[] = {getenv("VIRTUAL_ENV"), getenv("CONDA_PREFIX"), "/usr/local", "/usr",
+                              "/opt/conda", user};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        if (!prefixes[i] || !*prefixes[i])
             continue;
-        char glob_pattern[1200];
-        snprintf(glob_pattern, sizeof glob_pattern,
-                 "%s/lib/python3*/*-packages/nvidia/{cudnn,cu%d}/lib/" CUDNN_SONAME, prefix,
+        char pattern[1200];
+        snprintf(pattern, sizeof pattern,
+                 "%s/lib/python3*/*-packages/nvidia/{cudnn,cu%d}/lib/" CUDNN_SONAME, prefixes[i],
                  CUDART_VERSION / 1000);
         glob_t found;
-        if (glob(glob_pattern, GLOB_BRACE, NULL, &found) == 0) {
-            for (size_t k = 0; k < found.gl_pathc; k++) {
-                if (try_open(found.gl_pathv[k])) {
-                    globfree(&found);
-                    return true;
-                }
-            }
-        }
+        bool loaded_one = false;
+        if (glob(pattern, GLOB_BRACE, NULL, &found) == 0)
+            for (size_t k = 0; k < found.gl_pathc && !loaded_one; k++)
+                loaded_one = try_open(found.gl_pathv[k]);
         globfree(&found);
+        if (loaded_one)
+            return true;
     }
     return false;
 }
