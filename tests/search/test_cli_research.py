@@ -162,6 +162,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 1 and "--freeze is stem, but the checkpoint's run used stem,cells:0"
           in r.stderr, "--resume with other frozen layers: refused naming --freeze (%s)"
           % r.stderr.strip()[-300:])
+    r = run("train", *tune[:8], *SMALL, "--epochs", "2", "--resume")
+    check(r.returncode == 1 and "the checkpoint's run used --freeze stem,cells:0; resume with it"
+          in r.stderr, "--resume without the run's --freeze: refused naming it (%s)"
+          % r.stderr.strip()[-300:])
     r = run("train", *tune, "--epochs", "2", "--resume")
     check(r.returncode == 0 and "resuming " + m2 + " after epoch 1" in r.stderr,
           "--resume with the same --init-from and --freeze continues (%s)"
