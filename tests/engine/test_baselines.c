@@ -2,11 +2,15 @@
  * parameter counts, state_dict names, eval logits (<= 1e-4) and one training step's loss, logits
  * and weight gradients (<= 1e-3) on the fixtures of tests/fixtures/gen_golden_baselines.py, whose
  * weights both sides make from the same generator (below, as in the script); the model.yaml
- * `arch` key (bundle round trip, DARTS keys refused) and the configuration errors. */
+ * `arch` key (bundle round trip, DARTS keys refused), the ONNX export (it runs; ONNX Runtime's
+ * logits are compared by hand, docs/ENGINE.md) and the configuration errors. */
 #include "ev_bundle.h"
 #include "ev_graph.h"
 #include "ev_safetensors.h"
 #include "test_util.h"
+#ifdef EV_HAVE_ONNX_EXPORT
+#include "ev_onnx.h"
+#endif
 
 #include <jansson.h>
 #include <math.h>
@@ -303,6 +307,22 @@ static void check_fixture(const char *root, ev_arch arch)
               ev_model_num_params(loaded) == ev_model_num_params(model),
           "%s: bundle round trip (arch in model.yaml, same logits) (%s)", name,
           rc ? err.message : "ok");
+#ifdef EV_HAVE_ONNX_EXPORT
+    if (!rc) {
+        /* DenseNet's BN of a concatenation is exported as Mul and Add */
+        snprintf(path, sizeof path, "%s/%s.onnx", tmpdir, name);
+        rc = ev_model_export_onnx(loaded, path, &err);
+        FILE *f = rc ? NULL : fopen(path, "rb");
+        long size = 0;
+        if (f && fseek(f, 0, SEEK_END) == 0)
+            size = ftell(f);
+        if (f)
+            fclose(f);
+        /* float32 weights with BN folded into the convolutions: nearly 4 bytes a parameter */
+        CHECK(rc == 0 && size > 3 * ev_model_num_params(loaded), "%s: ONNX export, %ld bytes (%s)",
+              name, size, rc ? err.message : "ok");
+    }
+#endif
     if (!rc) {
         opt.backend = EV_BACKEND_CPU;
         ev_plan *cpu = NULL;
