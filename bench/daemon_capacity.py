@@ -18,19 +18,14 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'common'))
+from testlib import free_port  # noqa: E402
+
 build, model = sys.argv[1], os.path.abspath(sys.argv[2])
 counts = [int(a) for a in sys.argv[3:]] or [1, 2, 3, 4, 6]
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(root, build, 'plugins'))
 TICK = os.sysconf('SC_CLK_TCK')
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def cpu_seconds(pid):
@@ -48,7 +43,7 @@ def get(port, path):
 
 def run(n):
     http = free_port()
-    ports = [free_port() for _ in range(n)]
+    ports = [free_port(socket.SOCK_DGRAM) for _ in range(n)]
     cfg = ['http: {port: %d}' % http,
            'supervision: {stall-timeout: 3}',
            'classifier: {model-file: %s, backend: cpu, threads: 1}' % model, 'streams:']
