@@ -42,6 +42,10 @@ for want in 'Environment=GST_REGISTRY=/var/cache/echoviewd/%i/registry.bin' 'Cac
     'ExecStartPre=/usr/sbin/echoviewd --check-config /etc/echoviewd/echoviewd@%i.yaml'; do
   grep -qxF "$want" "$units/echoviewd@.service" || { echo "echoviewd@.service lacks $want"; exit 1; }
 done
+# The flags the template passes are the daemon's.
+for flag in --instance --shard --check-config --config; do
+  "$exe" --help 2>&1 | grep -q -- "$flag" || { echo "echoviewd --help lists no $flag"; exit 1; }
+done
 echo "installed units: $sbindir/echoviewd, $docdir; template shares the hardening"
 command -v systemd-analyze >/dev/null 2>&1 || { echo "systemd-analyze not found: skipped"; exit 77; }
 tmp=$(mktemp -d)

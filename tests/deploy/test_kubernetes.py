@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_kubernetes.py SOURCE_ROOT [ECHOVIEWD PLUGIN_DIR]: deploy/kubernetes/ is consistent.
+"""test_kubernetes.py SOURCE_ROOT [ECHOVIEWD PLUGIN_DIR ECHOVIEW]: deploy/kubernetes/ is consistent.
 
 Every manifest parses (python3-yaml) and is listed in kustomization.yaml; the StatefulSet's, the
 headless Service's and the PodMonitor's selectors match the pod labels; the HTTP port and every
@@ -7,13 +7,16 @@ stream's RTP port of the ConfigMap's daemon configuration are the container port
 Service ports (names, numbers, protocols); the probes and the scrape path are endpoints the
 daemon answers (daemon/evd_http.c); the ECHOVIEW_* variables are ones the daemon reads (grep
 of daemon/ once it reads any, else the documented list); ECHOVIEW_SHARDS is the replica count;
-the CPU request covers the per-stream cost measured in docs/PERFORMANCE.md; with ECHOVIEWD the
-configuration passes `echoviewd --check-config` (model path pointed at the source tree). Then
+the CPU request covers the per-stream cost measured in docs/PERFORMANCE.md times the streams
+of the largest shard (`echoview fleet map` with ECHOVIEW, else the streams over the replicas);
+with ECHOVIEWD the configuration passes `echoviewd --check-config` (model path pointed at the
+source tree). Then
 the checker is shown to catch broken copies (a port off by one, a wrong selector, an unknown
 probe path). kubectl is not used (not installed here): the checks are on the parsed objects.
 """
 import copy
 import glob
+import json
 import math
 import os
 import re
@@ -81,7 +84,7 @@ def cpu(q):
     return int(q[:-1]) / 1000 if q.endswith('m') else float(q)
 
 
-def check(docs, root, kustomization):
+def check(docs, root, kustomization, largest_shard=None):
     cm = one(docs, 'ConfigMap')
     svc = one(docs, 'Service')
     sts = one(docs, 'StatefulSet')
@@ -153,7 +156,7 @@ def check(docs, root, kustomization):
 
     core = per_stream_core(root)
     streams = len(config['streams'])
-    per_pod = math.ceil(streams / replicas)
+    per_pod = largest_shard(config, replicas) if largest_shard else math.ceil(streams / replicas)
     req = cpu(container['resources']['requests']['cpu'])
     need(req >= core * per_pod, f'cpu request {req} below {per_pod} streams x {core} core')
     need(cpu(container['resources']['limits']['cpu']) >= req, 'cpu limit below the request')
@@ -166,8 +169,27 @@ def main():
     folder = os.path.join(root, 'deploy', 'kubernetes')
     docs = load(folder)
     kust = docs.pop('Kustomization')[0][1]
-    config, per_pod, core = check(docs, root, kust)
-    print(f'consistent: {len(config["streams"])} streams, ~{per_pod} per pod at {core} core each')
+    echoview = sys.argv[4] if len(sys.argv) > 4 else None
+
+    def largest_shard(config, shards):
+        with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as f:
+            yaml.safe_dump(dict(config, classifier=dict(config['classifier'], **{
+                'model-file': os.path.join(root, 'models', 'echo-2cell-96')})), f)
+        try:
+            r = subprocess.run([echoview, 'fleet', 'map', '--config', f.name, '--shards',
+                                str(shards), '--format', 'json'], capture_output=True, text=True)
+        finally:
+            os.unlink(f.name)
+        if r.returncode != 0:
+            raise Inconsistent(f'echoview fleet map failed: {r.stderr.strip()}')
+        counts = {}
+        for s in json.loads(r.stdout)['streams']:
+            counts[s['shard']] = counts.get(s['shard'], 0) + 1
+        return max(counts.values())
+
+    config, per_pod, core = check(docs, root, kust, largest_shard if echoview else None)
+    print(f'consistent: {len(config["streams"])} streams, the largest shard has {per_pod}'
+          f'{" (echoview fleet map)" if echoview else " (streams / replicas)"}, {core} core each')
 
     if exe:
         config['classifier']['model-file'] = os.path.join(root, 'models', 'echo-2cell-96')
@@ -188,7 +210,7 @@ def main():
         d = copy.deepcopy(docs)
         edit(d)
         try:
-            check(d, root, kust)
+            check(d, root, kust, largest_shard if echoview else None)
         except Inconsistent as e:
             if expect not in str(e):
                 raise SystemExit(f'broken copy refused for another reason: {e}')
@@ -212,12 +234,17 @@ def main():
         c = d['StatefulSet'][0][1]['spec']['template']['spec']['containers'][0]
         c['env'].append({'name': 'ECHOVIEW_SHARD_COUNT', 'value': '3'})
 
+    def request(d):
+        c = d['StatefulSet'][0][1]['spec']['template']['spec']['containers'][0]
+        c['resources']['requests']['cpu'] = '600m'
+
     broken(port_off, 'Service ports')
+    broken(request, 'cpu request 0.6 below')
     broken(selector, 'Service selector')
     broken(probe, 'readinessProbe asks /ready')
     broken(shards, 'ECHOVIEW_SHARDS is not the replica count 4')
     broken(env, 'ECHOVIEW_SHARD_COUNT is not read by the daemon')
-    print('broken copies refused: port, selector, probe path, shard count, unknown variable')
+    print('broken copies refused: port, selector, probe path, shard count, unknown variable, cpu request')
     return 0
 
 
