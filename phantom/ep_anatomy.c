@@ -32,7 +32,7 @@
 #define ECHO_VWALL 0.55f
 #define ECHO_LIVER 0.24f
 #define ECHO_FAT 0.10f  /* version 2: epicardial fat inside the pericardial sac */
-#define ECHO_LUNG 0.01f /* version 2: aerated lung beside the heart in the apical window */
+#define ECHO_LUNG 0.02f /* version 2: aerated lung beside the heart in the apical window */
 
 /* ---- cardiac timing ---------------------------------------------------------------------- */
 

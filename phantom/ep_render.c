@@ -605,10 +605,10 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
     float tgc_err = ep_rng_range(&g, -0.06f, 0.06f) * (1.0f + bad);
     float rip_a = ep_rng_range(&g, 0.5f, 1.5f + bad), rip_f = ep_rng_range(&g, 1.0f, 3.0f);
     float rip_p = ep_rng_range(&g, 0.0f, 6.28f);
-    /* version 2: the receiver's thermal noise lies 80-90 dB under the strongest echoes on
-     * current scanners; at -72 dB the TGC (up to ~60 dB at 20 cm) lifted it to a bright grainy
-     * far field over the whole lower sector, which real frames show only at poor windows */
-    float noise_db = s->version == EP_VERSION_2 ? -84.0f + 16.0f * bad : -72.0f + 18.0f * bad;
+    /* version 2: current receivers' thermal noise lies further under the strongest echoes;
+     * at -72 dB the TGC (up to ~60 dB at 20 cm) lifted it to a bright grainy far field over
+     * the whole lower sector, which real frames show only at poor windows */
+    float noise_db = s->version == EP_VERSION_2 ? -78.0f + 18.0f * bad : -72.0f + 18.0f * bad;
     float noise_amp = powf(10.0f, noise_db / 20.0f);
     for (int j = 0; j < ns; j++) {
         float rcm = ((float)j + 0.5f) * dr * 0.1f;
@@ -724,10 +724,10 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
     float top = 1.0f - s->gain_db;
     float lo = top - s->dynamic_range_db;
     float to_index = (float)(GREY_TABLE - 1) / s->dynamic_range_db;
-    /* version 2: a reject level, the toe of real scanners' grey maps: the bottom 8-14 % of the
+    /* version 2: a reject level, the toe of real scanners' grey maps: the bottom 4-8 % of the
      * displayed range (per vendor) is black, so weak scatter near the noise floor (blood, lung
      * beside the heart) reads black as on scanners instead of as dim speckle */
-    static const float reject[EP_VENDOR_COUNT] = {0.10f, 0.14f, 0.12f, 0.08f};
+    static const float reject[EP_VENDOR_COUNT] = {0.05f, 0.08f, 0.06f, 0.04f};
     float toe = s->version == EP_VERSION_2 ? reject[s->vendor] : 0.0f;
     for (int i = 0; i < GREY_TABLE; i++) {
         float x = (float)i / (float)(GREY_TABLE - 1);
