@@ -296,6 +296,7 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     }
     GST_OBJECT_LOCK(self); /* the model-name and classes properties read them */
     self->n_classes = n_classes;
+    self->model_threshold = ev_model_confidence_threshold(self->model);
     self->model_channels = c;
     self->model_name = g_intern_string(ev_model_name(self->model));
     self->backend_used = ev_backend_name(ev_plan_backend(self->plan));
@@ -646,7 +647,8 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     roi_interval = self->roi_interval;
     smoothing = self->smoothing;
     hysteresis = self->hysteresis;
-    threshold = self->threshold;
+    /* negative: the calibrated threshold the model brings (model.yaml `calibration:`) */
+    threshold = self->threshold < 0.0 ? self->model_threshold : self->threshold;
     updates = self->updates;
     unique_id = self->unique_id;
     GST_OBJECT_UNLOCK(self);

@@ -26,7 +26,7 @@ GST_DEBUG_CATEGORY_EXTERN(gst_echo_view_classify_debug);
 #define DEFAULT_ROI_INTERVAL 30
 #define DEFAULT_INFERENCE_INTERVAL 1
 #define DEFAULT_ASYNC FALSE
-#define DEFAULT_THRESHOLD 0.0
+#define DEFAULT_THRESHOLD -1.0 /* the model's calibrated threshold (0 without one) */
 #define DEFAULT_SMOOTHING 5
 #define DEFAULT_HYSTERESIS 3
 #define DEFAULT_UPDATES GST_ECHO_VIEW_UPDATES_ON_CHANGE
@@ -59,7 +59,8 @@ struct _GstEchoViewClassify {
     guint roi_interval;
     guint inference_interval;
     gboolean async;
-    gdouble threshold;
+    gdouble threshold;       /* the property; < 0: model_threshold */
+    gdouble model_threshold; /* the model's calibrated threshold (set in start) */
     guint smoothing;
     guint hysteresis;
     GstEchoViewUpdates updates;

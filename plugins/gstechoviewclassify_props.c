@@ -362,9 +362,10 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
         gobject_class, PROP_CONFIDENCE_THRESHOLD,
         g_param_spec_double(
             "confidence-threshold", "Confidence threshold",
-            "Below this top-class probability the label is \"unknown\" (probability 0..1, "
-            "default: 0)",
-            0.0, 1.0, DEFAULT_THRESHOLD, rw_controllable));
+            "Below this top-class probability the label is \"unknown\" (probability 0..1; "
+            "-1: the model's calibrated threshold from `echoview eval --calibrate`, 0 for a "
+            "model without one; default: -1)",
+            -1.0, 1.0, DEFAULT_THRESHOLD, rw_controllable));
     g_object_class_install_property(
         gobject_class, PROP_SMOOTHING,
         g_param_spec_uint(

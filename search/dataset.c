@@ -83,6 +83,107 @@ int search_class_lookup(char *const *names, int count, const char *label)
 
 /* ---- entry list ------------------------------------------------------------------------------ */
 
+/* A class name is written into model.yaml, the predictions CSV header (p_NAME), JSON and
+ * element messages: valid UTF-8 without control characters, commas (the --classes separator)
+ * or double quotes, at most SEARCH_CLASS_NAME_MAX bytes. Spaces and non-ASCII letters are
+ * names like any other. */
+static const char *class_name_problem(const char *s)
+{
+    size_t n = strlen(s);
+    if (!n)
+        return "is empty";
+    if (n > SEARCH_CLASS_NAME_MAX)
+        return "is longer than 64 bytes";
+    if (s[0] == ' ' || s[n - 1] == ' ')
+        return "begins or ends with a space";
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        if (*p < 0x20 || *p == 0x7f)
+            return "has a control character";
+        if (*p == ',' || *p == '"')
+            return "has a comma or a double quote";
+        int extra = *p < 0x80             ? 0
+                    : (*p & 0xe0) == 0xc0 ? 1
+                    : (*p & 0xf0) == 0xe0 ? 2
+                    : (*p & 0xf8) == 0xf0 ? 3
+                                          : -1;
+        if (extra < 0 || (extra == 1 && *p < 0xc2))
+            return "is not valid UTF-8";
+        p++;
+        for (int i = 0; i < extra; i++, p++)
+            if ((*p & 0xc0) != 0x80)
+                return "is not valid UTF-8";
+    }
+    return NULL;
+}
+
+int search_class_names_parse(const char *list, char ***names, int *count, ev_error *err)
+{
+    *names = NULL;
+    *count = 0;
+    if (!list)
+        return ev_fail(err, EV_ERR_INVALID, "--classes: no list");
+    char **out = calloc(EV_MAX_CLASSES + 1, sizeof *out);
+    if (!out)
+        return ev_fail(err, EV_ERR_NOMEM, "--classes: out of memory");
+    int k = 0, rc = EV_OK;
+    for (const char *p = list;; k++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && *p == ' ') /* "A, B" is A and B */
+            p++, len--;
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (k == EV_MAX_CLASSES) {
+            rc = ev_fail(err, EV_ERR_INVALID, "--classes: more than %d classes", EV_MAX_CLASSES);
+            break;
+        }
+        if (!(out[k] = strndup(p, len))) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "--classes: out of memory");
+            break;
+        }
+        const char *why = class_name_problem(out[k]);
+        if (why) {
+            rc = ev_fail(err, EV_ERR_INVALID, "--classes: class %d '%s' %s", k + 1, out[k], why);
+            k++;
+            break;
+        }
+        /* folder and manifest labels match names loosely (search_class_lookup): two names
+         * equal that way could not be told apart in the data */
+        int same = search_class_lookup(out, k, out[k]);
+        if (same >= 0) {
+            rc = ev_fail(err, EV_ERR_INVALID,
+                         "--classes: '%s' and '%s' name the same class (labels match ignoring "
+                         "case, and '/', '-', '_' and ' ' are equal)",
+                         out[same], out[k]);
+            k++;
+            break;
+        }
+        if (!end) {
+            k++;
+            break;
+        }
+        p = end + 1;
+    }
+    if (!rc && k < 2)
+        rc = ev_fail(err, EV_ERR_INVALID, "--classes: %d class; a classifier needs 2 or more", k);
+    if (rc) {
+        for (int i = 0; i < k; i++)
+            free(out[i]);
+        free(out);
+        return rc;
+    }
+    *names = out;
+    *count = k;
+    return EV_OK;
+}
+
+void search_class_names_free(char **names, int count)
+{
+    for (int i = 0; names && i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
 typedef struct entry {
     char *path;
     int label, split, quality;
@@ -474,6 +575,40 @@ static int read_class_folders(const char *dir, int split, char *const *classes, 
         free(cdir);
     }
     free_names(sub, nsub);
+    return rc;
+}
+
+/* Every frame file under dir, at any depth (a hospital export's patient/study/series tree),
+ * label 0: frames for label-free work (echoview adapt). */
+static int read_unlabelled_tree(const char *dir, int depth, entry_list *list, ev_error *err)
+{
+    if (depth > 16)
+        return ev_fail(err, EV_ERR_FORMAT, "%s: folders nested deeper than 16 levels", dir);
+    char **names;
+    int n, rc = list_dir(dir, &names, &n, err);
+    for (int i = 0; i < n && !rc; i++) {
+        char *p = join_path(dir, names[i]);
+        if (!p) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (is_dir(p)) {
+            rc = read_unlabelled_tree(p, depth + 1, list, err);
+            free(p);
+            continue;
+        }
+        if (!is_frame_file_name(names[i]) || !strcmp(names[i], "manifest.csv")) {
+            free(p);
+            continue;
+        }
+        entry e = {.label = 0, .split = -1, .frame = -1, .path = p};
+        e.patient = strdup(p);
+        if (!e.patient || list_add(list, &e)) {
+            entry_free(&e);
+            rc = ev_fail(err, EV_ERR_NOMEM, "out of memory");
+        }
+    }
+    free_names(names, n);
     return rc;
 }
 
@@ -1177,7 +1312,13 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     const char *source = path; /* what split-conflict messages name */
     char *manifest = NULL;
     snprintf(root, sizeof root, "%s", path);
-    if (S_ISDIR(st.st_mode)) {
+    if (o->unlabelled) {
+        if (!S_ISDIR(st.st_mode))
+            rc = ev_fail(err, EV_ERR_INVALID,
+                         "%s: unlabelled frames come from a folder (its files at any depth)", path);
+        else
+            rc = read_unlabelled_tree(path, 0, &list, err);
+    } else if (S_ISDIR(st.st_mode)) {
         manifest = join_path(path, "manifest.csv");
         struct stat ms;
         if (manifest && stat(manifest, &ms) == 0) {
@@ -1241,7 +1382,8 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
     for (int i = 0; i < list.count; i++)
         ds->num_unidentified += !list.items[i].patient_named;
     ds->split_given = given_split;
-    if (!given_split && ds->num_unidentified > 0 && !o->quiet && !o->model_split)
+    /* (unlabelled frames are not split into training and test: no leak to warn of) */
+    if (!given_split && ds->num_unidentified > 0 && !o->quiet && !o->model_split && !o->unlabelled)
         fprintf(stderr,
                 "warning: %s: %d of %d frames have no patient ID (no patient column, DICOM "
                 "PatientID or --patient-regex), so they are split one by one: frames of one loop "
@@ -1368,7 +1510,7 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
                      path, ds->num_bad, keep, 100.0 * limit);
         goto fail;
     }
-    if (!o->quiet) {
+    if (!o->quiet && !o->unlabelled) {
         int64_t per[EV_MAX_CLASSES] = {0};
         for (int i = 0; i < n; i++)
             per[ds->labels[i]]++;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int cmp_name(const void *a, const void *b)
 {
@@ -91,11 +92,46 @@ static void write_quoted(FILE *f, const char *s)
 int search_split_record_append_yaml(const char *model_yaml, const search_split_record *r,
                                     ev_error *err)
 {
+    return search_training_record_append_yaml(model_yaml, NULL, r, err);
+}
+
+int search_training_record_append_yaml(const char *model_yaml, const search_provenance *p,
+                                       const search_split_record *r, ev_error *err)
+{
     FILE *f = fopen(model_yaml, "a");
     if (!f)
         return ev_fail(err, EV_ERR_IO, "%s: %s", model_yaml, strerror(errno));
+    fputs("training:\n", f);
+    if (p) {
+        char date[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+        fputs("  command: ", f);
+        write_quoted(f, p->command ? p->command : "");
+        fputs("\n  data: ", f);
+        write_quoted(f, p->data ? p->data : "");
+        fputs("\n  source_commit: ", f);
+        write_quoted(f, p->source_commit ? p->source_commit : "unknown");
+        fprintf(f, "\n  date: \"%s\"\n  best_epoch: %d\n", date, p->best_epoch);
+        fprintf(f, "  frames: {train: %d, val: %d, test: %d}\n", p->frames[0], p->frames[1],
+                p->frames[2]);
+        if (p->init_from) {
+            fputs("  init_from:\n    model: ", f);
+            write_quoted(f, p->init_from);
+            fprintf(f, "\n    weights_hash: \"fnv1a64:%016" PRIx64 "\"\n", p->init_from_hash);
+            fputs("    reinitialised: ", f);
+            write_quoted(f, p->reinitialised && *p->reinitialised ? p->reinitialised : "none");
+            fputs("\n", f);
+        }
+        if (p->freeze) {
+            fputs("  freeze: ", f);
+            write_quoted(f, p->freeze);
+            fputs("\n", f);
+        }
+    }
     fprintf(f,
-            "training:\n  split:\n    source: %s\n    seed: \"%" PRIu64 "\"\n"
+            "  split:\n    source: %s\n    seed: \"%" PRIu64 "\"\n"
             "    manifest_hash: \"fnv1a64:%016" PRIx64 "\"\n    patients:\n",
             r->drawn ? "drawn" : "given", r->seed, r->data_hash);
     for (int s = 0; s < SEARCH_SPLIT_COUNT; s++) {

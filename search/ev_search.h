@@ -51,6 +51,9 @@ typedef struct search_dataset_options {
     /* The split the model was trained on (eval): applied as search_split_record_apply says,
      * before only_split; NULL: none (data without splits is split with seed). */
     const search_split_record *model_split;
+    /* Frames without labels (echoview adapt): path is a folder whose frame files at any depth
+     * are read (manifest.csv ignored), every one labelled 0 and split by seed as usual. */
+    bool unlabelled;
 } search_dataset_options;
 
 typedef struct search_dataset {
@@ -103,6 +106,22 @@ int search_split_record_from_dataset(const search_dataset *ds, uint64_t seed,
 /* Appends `training: split: ...` to a bundle's model.yaml. */
 int search_split_record_append_yaml(const char *model_yaml, const search_split_record *r,
                                     ev_error *err);
+/* What else a bundle's `training:` section records about how it was made (provenance): */
+typedef struct search_provenance {
+    const char *command;       /* the command line */
+    const char *data;          /* dataset path as given */
+    const char *source_commit; /* git commit of the build */
+    const char *init_from;     /* bundle fine-tuned from, NULL: none */
+    uint64_t init_from_hash;   /* FNV-1a 64 of its weights.safetensors */
+    const char *reinitialised; /* tensors of init_from not taken ("classifier.weight, ...") */
+    const char *freeze;        /* the --freeze spec */
+    int frames[SEARCH_SPLIT_COUNT];
+    int best_epoch;
+    uint64_t seed;
+} search_provenance;
+/* Appends `training:` with the provenance (NULL: none) and the split, one section. */
+int search_training_record_append_yaml(const char *model_yaml, const search_provenance *p,
+                                       const search_split_record *r, ev_error *err);
 /* Reads it from a bundle (folder or model.yaml); *found false for a bundle without one. */
 int search_split_record_load(const char *model_path, search_split_record *out, bool *found,
                              ev_error *err);
@@ -118,6 +137,13 @@ void search_split_record_free(search_split_record *r);
 /* Class id for a label: exact, else ASCII case-insensitive with '/', '-', '_' and ' ' equal
  * (so a folder "Apical-LA_MV" names "Apical-LA/MV"). -1 when unknown. */
 int search_class_lookup(char *const *names, int count, const char *label);
+/* A class list of one's own ("A4C,PLAX,Other view"): comma-separated, spaces around names
+ * dropped; 2..EV_MAX_CLASSES names of valid UTF-8 up to SEARCH_CLASS_NAME_MAX bytes, without
+ * control characters, commas or double quotes, no two equal as search_class_lookup compares.
+ * Errors name the class and what is wrong. Free with search_class_names_free. */
+#define SEARCH_CLASS_NAME_MAX 64
+int search_class_names_parse(const char *list, char ***names, int *count, ev_error *err);
+void search_class_names_free(char **names, int count);
 
 /* ---- augmentation -------------------------------------------------------------------------- */
 
@@ -187,6 +213,10 @@ int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *er
 void search_exec_free(search_exec *e);
 int search_exec_forward(search_exec *e, const float *input, bool training, ev_error *err);
 const float *search_exec_logits(const search_exec *e);
+/* The weight a training forward gives the batch's statistics in each BN's running mean and
+ * variance (default 0.1, PyTorch's); 1/b for the b-th batch makes them the average over
+ * batches (search_adapt_bn). */
+void search_exec_set_bn_momentum(search_exec *e, double momentum);
 /* Fills parameter gradients (zeroed first, unlike ev_net_backward which accumulates). */
 int search_exec_backward(search_exec *e, const int32_t *labels, float aux_weight, float *loss,
                          ev_error *err);
@@ -271,8 +301,17 @@ typedef struct search_train_options {
     int max_steps;         /* cap steps per epoch (0: ceil(train frames / batch)) */
     int max_val_frames;    /* validate on an evenly spaced subset of this many frames (0: all) */
     bool quiet;
-    search_dataset *dataset;   /* optional preloaded dataset (not freed); data ignored then */
-    const char *init_from;     /* start from this bundle's weights (same network, any input size) */
+    search_dataset *dataset; /* optional preloaded dataset (not freed); data ignored then */
+    /* Start from this bundle's weights (same network, any input size), copied by tensor name;
+     * when its class list differs from this run's, the head (classifier.*, and the auxiliary
+     * head's classifier) keeps its fresh initialisation, and the run says so. */
+    const char *init_from;
+    /* Parameters that get no updates (search_freeze_parse's form: "stem,cells:0-1,head");
+     * NULL: none. Needs init_from. BN running statistics of frozen layers still follow the
+     * batches, as in PyTorch (requires_grad False leaves buffers alone only in eval mode). */
+    const char *freeze;
+    const char *command_line;  /* recorded in model.yaml's training section; NULL: none */
+    const char *source_commit; /* git commit of the build, recorded likewise; NULL: unknown */
     const char *patient_regex; /* search_dataset_options */
     int frames_per_clip, clip_frame_step;
     float video_fps;
@@ -290,6 +329,34 @@ typedef struct search_train_result {
 
 int search_train(const search_train_options *o, search_train_result *result, ev_error *err);
 
+/* Marks in frozen[num_params] the parameters of net a --freeze spec names: a comma list of
+ * `stem`, `cells:K`, `cells:A-B` (cells counted from 0) and `head` (the classifier and the
+ * auxiliary head). Errors name the item (unknown word, a cell the network does not have). */
+int search_freeze_parse(const char *spec, const ev_net *net, bool *frozen, ev_error *err);
+
+/* FNV-1a 64 of a file's bytes (a bundle's weights, recorded as init_from and adapt sources). */
+int search_file_hash(const char *path, uint64_t *hash, ev_error *err);
+
+/* ---- label-free adaptation (search/adapt.c) ---------------------------------------------------- */
+
+typedef struct search_adapt_result {
+    int frames;  /* frames whose statistics were used */
+    int batches; /* of `batch` frames each (the last partial batch is left out when there are
+                  * others: a short batch's statistics are noisier) */
+    int bn_layers;
+} search_adapt_result;
+
+/* AdaBN (Li et al. 2016): the model's BatchNorm running statistics replaced by those of ds's
+ * frames (labels ignored): every batch runs through the network in training mode (each BN
+ * normalises by its batch's statistics) and the running mean and unbiased variance become the
+ * average over batches of the batch statistics (PyTorch's momentum=None). Every other tensor
+ * is copied unchanged. Writes the bundle to out_dir: model.yaml (the source's training section
+ * kept, with `adapted:` added; calibration dropped, it was fitted to the old statistics) and
+ * weights.safetensors. */
+int search_adapt_bn(const char *model_path, const search_dataset *ds, int batch, int threads,
+                    const char *data_label, const char *out_dir, search_adapt_result *result,
+                    ev_error *err);
+
 /* Training throughput of o's network on random frames: `steps` timed steps (forward, backward,
  * Adam update) after `warmup` untimed ones, batch o->batch, o->threads threads. Writes the mean
  * seconds per step and frames per second. */
@@ -302,8 +369,8 @@ int search_train_benchmark(const search_train_options *o, int warmup, int steps,
 
 typedef struct search_eval_result {
     search_metrics metrics;
-    int64_t *confusion; /* k x k */
-    int32_t *predicted; /* per dataset frame (-1 when not evaluated) */
+    int64_t *confusion;   /* k x k */
+    int32_t *predicted;   /* per dataset frame (-1 when not evaluated) */
     float *confidence;    /* softmax of the logits below */
     float *probabilities; /* per dataset frame x k (softmax), rows of unevaluated frames 0 */
     float *logits;        /* per dataset frame, k each, divided by the model's temperature */

@@ -42,6 +42,7 @@ struct search_exec {
     const search_kernels *k;
     int threads;
     int nchunks;
+    double bn_momentum; /* BN running-statistics update weight in training forwards */
     int chunk_lo[MAX_CHUNKS + 1];
     bool planned;       /* the node outputs were laid out by plan_activations */
     float **grad;       /* per node: points into grad_block (shared by liveness) */
@@ -339,6 +340,7 @@ int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *er
     search_exec *e = calloc(1, sizeof *e);
     if (!e)
         return ev_fail(err, EV_ERR_NOMEM, "executor: out of memory");
+    e->bn_momentum = BN_MOMENTUM;
     e->net = net;
     e->k = search_kernels_get();
     e->threads = threads < 1 ? 1 : threads;
@@ -891,9 +893,11 @@ static void bn_forward(search_exec *e, ev_node *n, const ev_node *x, bool traini
             double var = sq / (double)count;
             invstd[c] = (float)(1.0 / sqrt(var + BN_EPS));
             mean[c] = (float)m;
-            running_mean[c] = (float)((1.0 - BN_MOMENTUM) * running_mean[c] + BN_MOMENTUM * m);
+            running_mean[c] =
+                (float)((1.0 - e->bn_momentum) * running_mean[c] + e->bn_momentum * m);
             double unbiased = count > 1 ? sq / (double)(count - 1) : var;
-            running_var[c] = (float)((1.0 - BN_MOMENTUM) * running_var[c] + BN_MOMENTUM * unbiased);
+            running_var[c] =
+                (float)((1.0 - e->bn_momentum) * running_var[c] + e->bn_momentum * unbiased);
         }
     } else {
         for (int c = 0; c < C; c++) {
@@ -1006,6 +1010,8 @@ static void forward_chunk(void *ctx, int ch, int chunks, int thread)
     node_forward_chunk(e, t->n, e->chunk_lo[ch], e->chunk_lo[ch + 1], t->input,
                        e->scratch ? e->scratch + (size_t)ch * e->scratch_size : NULL);
 }
+
+void search_exec_set_bn_momentum(search_exec *e, double momentum) { e->bn_momentum = momentum; }
 
 int search_exec_forward(search_exec *e, const float *input, bool training, ev_error *err)
 {

@@ -50,6 +50,7 @@ void search_train_defaults(search_train_options *o)
 
 typedef struct optimiser {
     search_optimizer kind;
+    const bool *frozen; /* per parameter (--freeze), NULL: none */
     float *m, *v; /* per trainable parameter element (adam: first/second moment; sgd: m only) */
     size_t total;
     int64_t step; /* adam's t */
@@ -69,12 +70,12 @@ static size_t trainable_total(const ev_net *net)
     return t;
 }
 
-static void clip_gradients(ev_net *net, float max_norm, bool aux)
+static void clip_gradients(ev_net *net, const bool *frozen, float max_norm, bool aux)
 {
     double sq = 0.0;
     for (int i = 0; i < net->num_params; i++) {
         const ev_param *p = &net->params[i];
-        if (!updatable(p, aux))
+        if (!updatable(p, aux) || (frozen && frozen[i]))
             continue;
         for (size_t j = 0; j < p->numel; j++)
             sq += (double)p->grad[j] * p->grad[j];
@@ -84,7 +85,7 @@ static void clip_gradients(ev_net *net, float max_norm, bool aux)
         float f = (float)(max_norm / (norm + 1e-6));
         for (int i = 0; i < net->num_params; i++) {
             ev_param *p = &net->params[i];
-            if (updatable(p, aux))
+            if (updatable(p, aux) && !(frozen && frozen[i]))
                 for (size_t j = 0; j < p->numel; j++)
                     p->grad[j] *= f;
         }
@@ -104,7 +105,7 @@ static void optimiser_step(optimiser *opt, ev_net *net, float lr, float wd, floa
         ev_param *p = &net->params[i];
         if (!ev_param_trainable(p))
             continue;
-        if (updatable(p, aux)) {
+        if (updatable(p, aux) && !(opt->frozen && opt->frozen[i])) {
             float *m = opt->m + off, *v = opt->v + off;
             for (size_t j = 0; j < p->numel; j++) {
                 float g = p->grad[j] + wd * p->data[j];
@@ -152,7 +153,7 @@ static char *config_fingerprint(const search_train_options *o, const ev_net *net
 /* The options that decide what the remaining epochs do, by their command-line names: a resume
  * with another value would silently continue a different run (the checkpoint's run is exact
  * only with its own). --epochs belongs to the cosine schedule only; without it, it is a limit. */
-static char *schedule_fingerprint(const search_train_options *o)
+static char *schedule_fingerprint(const search_train_options *o, uint64_t init_hash)
 {
     char *out = malloc(1024);
     if (!out)
@@ -166,7 +167,13 @@ static char *schedule_fingerprint(const search_train_options *o)
                      o->cosine ? "on" : "off", o->max_steps, o->train_fraction,
                      o->augment ? "off" : "on");
     if (o->cosine)
-        snprintf(out + n, 1024 - (size_t)n, "--epochs=%d;", o->epochs);
+        n += snprintf(out + n, 1024 - (size_t)n, "--epochs=%d;", o->epochs);
+    /* fine-tuning: another starting bundle or other frozen layers is another run */
+    if (o->init_from)
+        n += snprintf(out + n, 1024 - (size_t)n, "--init-from=fnv1a64:%016llx;",
+                      (unsigned long long)init_hash);
+    if (o->freeze && n < 900)
+        snprintf(out + n, 1024 - (size_t)n, "--freeze=%.100s;", o->freeze);
     return out;
 }
 
@@ -342,8 +349,7 @@ static int run_eval(search_exec *ex, ev_net *net, const search_dataset *ds, cons
         for (int i = 0; i < B; i++) {
             int f = idx[b0 + (i < nb ? i : nb - 1)];
             search_frame_to_input(ds->pixels + (size_t)f * fsz, ds->width, ds->height, ds->channels,
-                                  NULL, NULL, normalize, scale, mean, std,
-                                  input + (size_t)i * fsz);
+                                  NULL, NULL, normalize, scale, mean, std, input + (size_t)i * fsz);
         }
         int rc = search_exec_forward(ex, input, false, err);
         if (rc)
@@ -496,6 +502,147 @@ void search_eval_result_free(search_eval_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* ---- fine-tuning --------------------------------------------------------------------------- */
+
+int search_file_hash(const char *path, uint64_t *hash, ev_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
+    uint64_t h = 1469598103934665603ull;
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ buf[i]) * 1099511628211ull;
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return ev_fail(err, EV_ERR_IO, "%s: read error", path);
+    *hash = h;
+    return EV_OK;
+}
+
+static bool is_head_param(const char *name)
+{
+    return !strncmp(name, "classifier.", 11) || !strncmp(name, "auxiliary_head.", 15);
+}
+
+int search_freeze_parse(const char *spec, const ev_net *net, bool *frozen, ev_error *err)
+{
+    memset(frozen, 0, (size_t)net->num_params * sizeof *frozen);
+    for (const char *p = spec;;) {
+        const char *end = strchr(p, ',');
+        char item[64];
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= sizeof item)
+            return ev_fail(err, EV_ERR_INVALID, "--freeze: item '%.*s...' is too long", 20, p);
+        memcpy(item, p, len);
+        item[len] = 0;
+        int first = -1, last = -1;
+        char rest;
+        const char *prefix = NULL;
+        if (!strcmp(item, "stem"))
+            prefix = "stem.";
+        else if (!strcmp(item, "head"))
+            prefix = "";
+        else if (sscanf(item, "cells:%d-%d%c", &first, &last, &rest) == 2 ||
+                 (sscanf(item, "cells:%d%c", &first, &rest) == 1 && (last = first) >= 0)) {
+            if (first < 0 || last < first || last >= net->cfg.num_cells)
+                return ev_fail(err, EV_ERR_INVALID, "--freeze: '%s': the network has cells 0..%d",
+                               item, net->cfg.num_cells - 1);
+        } else {
+            return ev_fail(err, EV_ERR_INVALID,
+                           "--freeze: '%s' is not stem, head, cells:K or cells:A-B", item);
+        }
+        for (int i = 0; i < net->num_params; i++) {
+            const char *name = net->params[i].name;
+            int cell;
+            if (prefix && *prefix)
+                frozen[i] |= !strncmp(name, prefix, strlen(prefix));
+            else if (prefix)
+                frozen[i] |= is_head_param(name);
+            else if (sscanf(name, "cells.%d.", &cell) == 1 && cell >= first && cell <= last)
+                frozen[i] = true;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    bool any_left = false;
+    for (int i = 0; i < net->num_params; i++)
+        any_left |= ev_param_trainable(&net->params[i]) && !net->params[i].auxiliary && !frozen[i];
+    if (!any_left)
+        return ev_fail(err, EV_ERR_INVALID, "--freeze %s: leaves nothing to train", spec);
+    return EV_OK;
+}
+
+static bool same_classes(const ev_model *m, char *const *classes, int k)
+{
+    if (ev_model_num_classes(m) != k)
+        return false;
+    for (int i = 0; i < k; i++)
+        if (strcmp(ev_model_class_name(m, i), classes[i]))
+            return false;
+    return true;
+}
+
+static void format_shape(const ev_param *p, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "[");
+    for (int d = 0; d < p->ndim && n < (int)size; d++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%d", d ? ", " : "", p->shape[d]);
+    if (n < (int)size)
+        snprintf(buf + n, size - (size_t)n, "]");
+}
+
+/* Copies init's tensors into net by name; a head whose classes differ stays as initialised
+ * and is listed in reinit (", "-separated). A tensor missing from the bundle (the auxiliary
+ * head of a bundle trained without one) is listed too; one of another shape is an error that
+ * names both shapes. */
+static int copy_init_params(ev_net *net, const ev_model *init, char *const *classes, int k,
+                            char *reinit, size_t reinit_size, ev_error *err)
+{
+    const ev_net *src = ev_model_network(init);
+    const ev_net_config *a = &src->cfg, *b = &net->cfg;
+    if (a->num_cells != b->num_cells || a->init_channels != b->init_channels ||
+        a->in_channels != b->in_channels ||
+        memcmp(a->reduction, b->reduction, sizeof a->reduction) ||
+        memcmp(&a->genotype, &b->genotype, sizeof a->genotype))
+        return ev_fail(err, EV_ERR_INVALID,
+                       "its network (%d cells, %d initial channels, %d input channels) is not "
+                       "this run's (%d, %d, %d, or another genotype/layout): leave --genotype, "
+                       "--layout and --init-channels out to take the bundle's",
+                       a->num_cells, a->init_channels, a->in_channels, b->num_cells,
+                       b->init_channels, b->in_channels);
+    const bool new_head = !same_classes(init, classes, k);
+    reinit[0] = 0;
+    size_t used = 0;
+    for (int i = 0; i < net->num_params; i++) {
+        ev_param *d = &net->params[i];
+        const ev_param *s = NULL;
+        for (int j = 0; j < src->num_params && !s; j++)
+            if (!strcmp(src->params[j].name, d->name))
+                s = &src->params[j];
+        if (!s || (new_head && is_head_param(d->name))) {
+            int w = snprintf(reinit + used, reinit_size - used, "%s%s", used ? ", " : "", d->name);
+            if (w > 0 && used + (size_t)w < reinit_size)
+                used += (size_t)w;
+            continue;
+        }
+        if (s->numel != d->numel || s->ndim != d->ndim ||
+            memcmp(s->shape, d->shape, sizeof s->shape)) {
+            char sa[64], sb[64];
+            format_shape(s, sa, sizeof sa);
+            format_shape(d, sb, sizeof sb);
+            return ev_fail(err, EV_ERR_INVALID, "tensor %s is %s in the bundle, %s here", d->name,
+                           sa, sb);
+        }
+        memcpy(d->data, s->data, d->numel * sizeof(float));
+    }
+    return EV_OK;
+}
+
 /* ---- the training loop ---------------------------------------------------------------------- */
 
 int search_train(const search_train_options *o, search_train_result *result, ev_error *err)
@@ -516,8 +663,9 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                        o->augment_recipe);
     aug.enabled = o->augment;
     if (o->other_class && (o->num_classes > 0 || o->class_names))
-        return ev_fail(err, EV_ERR_INVALID, "train: an 'other' class goes after the 14 views, "
-                                            "not after a class list of one's own");
+        return ev_fail(err, EV_ERR_INVALID,
+                       "train: an 'other' class goes after the 14 views, "
+                       "not after a class list of one's own");
     char *views_and_other[15];
     for (int i = 0; i < 14; i++)
         views_and_other[i] = (char *)ev_echo_views[i];
@@ -537,6 +685,9 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     char *fingerprint = NULL, *schedule = NULL;
     FILE *log = NULL;
     search_split_record split_record = {0};
+    bool *frozen = NULL;
+    uint64_t init_hash = 0;
+    char reinit[1024] = "";
     int rc = EV_OK;
 
     if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST)
@@ -618,16 +769,49 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     if ((rc = ev_net_create(&cfg, o->batch, true, &net, err)))
         goto out;
     ev_net_init_weights(net, o->seed);
+    if (o->freeze && !o->init_from) {
+        rc = ev_fail(err, EV_ERR_INVALID,
+                     "--freeze needs --init-from: frozen random weights would stay random");
+        goto out;
+    }
     if (o->init_from) { /* e.g. a model trained at a smaller input size: the same tensors */
         ev_model *init = NULL;
-        if ((rc = ev_model_load(o->init_from, &init, err)))
+        char weights[PATH_MAX];
+        struct stat ist = {0};
+        snprintf(weights, sizeof weights,
+                 stat(o->init_from, &ist) == 0 && S_ISDIR(ist.st_mode) ? "%s/weights.safetensors"
+                                                                       : "%s",
+                 o->init_from);
+        if (!S_ISDIR(ist.st_mode)) { /* a model.yaml: its folder's weights */
+            char *slash = strrchr(weights, '/');
+            snprintf(slash ? slash + 1 : weights,
+                     sizeof weights - (size_t)(slash ? slash + 1 - weights : 0),
+                     "weights.safetensors");
+        }
+        if ((rc = ev_model_load(o->init_from, &init, err)) ||
+            (rc = search_file_hash(weights, &init_hash, err))) {
+            ev_model_free(init);
+            ev_fail_prefix(err, "--init-from %s: ", o->init_from);
             goto out;
-        rc = ev_net_copy_params(net, ev_model_network(init), err);
+        }
+        rc = copy_init_params(net, init, classes, k, reinit, sizeof reinit, err);
         ev_model_free(init);
         if (rc) {
             ev_fail_prefix(err, "--init-from %s: ", o->init_from);
             goto out;
         }
+        if (!o->quiet && !o->resume)
+            fprintf(stderr, "init from %s: re-initialised: %s\n", o->init_from,
+                    reinit[0] ? reinit : "none (same classes, every tensor taken)");
+    }
+    if (o->freeze) {
+        if (!(frozen = calloc((size_t)net->num_params, sizeof *frozen))) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
+            goto out;
+        }
+        if ((rc = search_freeze_parse(o->freeze, net, frozen, err)))
+            goto out;
+        opt.frozen = frozen;
     }
     if ((rc = search_exec_create(net, threads, &ex, err)))
         goto out;
@@ -638,7 +822,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     labels = malloc((size_t)o->batch * sizeof *labels);
     input = ev_aligned_alloc((size_t)o->batch * fsz * sizeof(float));
     fingerprint = config_fingerprint(o, net);
-    schedule = schedule_fingerprint(o);
+    schedule = schedule_fingerprint(o, init_hash);
     if (!opt.m || !opt.v || !batch_idx || !labels || !input || !fingerprint || !schedule) {
         rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
         goto out;
@@ -718,7 +902,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 goto out;
             }
             if (o->grad_clip > 0.0f)
-                clip_gradients(net, o->grad_clip, use_aux);
+                clip_gradients(net, frozen, o->grad_clip, use_aux);
             optimiser_step(&opt, net, lr, o->weight_decay, o->momentum, use_aux);
             const float *logits = search_exec_logits(ex);
             for (int i = 0; i < o->batch; i++) {
@@ -757,8 +941,20 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             /* the split goes with the weights, so that eval can keep to it */
             char yaml_path[PATH_MAX];
             snprintf(yaml_path, sizeof yaml_path, "%s/model.yaml", o->out_dir);
+            search_provenance prov = {.command = o->command_line,
+                                      .data = o->data ? o->data : "(a dataset in memory)",
+                                      .source_commit = o->source_commit,
+                                      .init_from = o->init_from,
+                                      .init_from_hash = init_hash,
+                                      .reinitialised = reinit,
+                                      .freeze = o->freeze,
+                                      .best_epoch = epoch + 1,
+                                      .seed = o->seed};
+            for (int i = 0; i < ds->count; i++)
+                if (ds->split[i] >= 0 && ds->split[i] < SEARCH_SPLIT_COUNT)
+                    prov.frames[ds->split[i]]++;
             if ((rc = search_split_record_from_dataset(ds, o->seed, &split_record, err)) ||
-                (rc = search_split_record_append_yaml(yaml_path, &split_record, err)))
+                (rc = search_training_record_append_yaml(yaml_path, &prov, &split_record, err)))
                 goto out;
             search_split_record_free(&split_record);
         } else {
@@ -805,6 +1001,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     res->frames_per_second = train_time > 0 ? train_frames / train_time : 0;
 out:
     search_split_record_free(&split_record);
+    free(frozen);
     if (log)
         fclose(log);
     free(fingerprint);

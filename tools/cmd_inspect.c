@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *usage =
     "usage: echoview inspect --model DIR|model.yaml [--json]\n"
@@ -14,7 +15,59 @@ static const char *usage =
     "  output position sees) of every cell, the trainable parameter count (auxiliary head\n"
     "  excluded, as the reference counts) and the multiply-adds for one frame at the model's\n"
     "  input size. A last cell whose receptive field is much smaller than the input only sees\n"
-    "  local texture before the global average pool.\n";
+    "  local texture before the global average pool. Then the bundle's `training:` record as\n"
+    "  model.yaml holds it (command line, data, source commit, date, frames per split, the\n"
+    "  bundle fine-tuned from, adaptation), its patient lists as counts; --json gives it as\n"
+    "  the text \"training\".\n";
+
+/* The top-level `training:` block of the bundle's model.yaml as text, each split's patient
+ * list shortened to its count (a real split lists hundreds); NULL when it has none. */
+static char *training_record(const char *model_path)
+{
+    char path[4096];
+    struct stat st;
+    if (stat(model_path, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(path, sizeof path, "%s/model.yaml", model_path);
+    else
+        snprintf(path, sizeof path, "%s", model_path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (!out) {
+        fclose(f);
+        return NULL;
+    }
+    char line[8192];
+    bool in = false, found = false;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] != ' ' && line[0] != '\t') {
+            in = !strncmp(line, "training:", 9);
+            found |= in;
+            continue;
+        }
+        if (!in)
+            continue;
+        char *list = strstr(line, ": [");
+        if (!strncmp(line, "      ", 6) && list && line[6] != ' ') {
+            int count = 0; /* patients: names are quoted, count the opening quotes / 2 */
+            for (char *c = list + 3; *c; c++)
+                count += *c == '"' && (c[-1] != '\\');
+            fprintf(out, "%.*s: %d patients\n", (int)(list - line), line, count / 2);
+        } else {
+            fputs(line, out);
+        }
+    }
+    fclose(f);
+    fclose(out);
+    if (!found) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
 
 int cmd_inspect(int argc, char **argv)
 {
@@ -68,6 +121,9 @@ int cmd_inspect(int argc, char **argv)
                             "genotype", genotype ? genotype : "", "init_channels",
                             cfg->init_channels, "stem_channels", 3 * cfg->init_channels, "cells",
                             cells, "params", (json_int_t)params, "macs", (json_int_t)macs);
+    char *training = training_record(model_path);
+    if (training)
+        json_object_set_new(out, "training", json_string(training));
     if (as_json) {
         tool_print_json(out, true);
     } else {
@@ -90,8 +146,11 @@ int cmd_inspect(int argc, char **argv)
         printf("head         global average pool -> linear %d\n", num_classes);
         printf("params       %lld\n", params);
         printf("macs         %lld\n", macs);
+        if (training)
+            printf("training\n%s", training);
         json_decref(out);
     }
+    free(training);
     free(genotype);
     ev_model_free(m);
     return TOOL_OK;

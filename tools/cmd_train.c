@@ -1,5 +1,7 @@
 /* cmd_train.c: `echoview train`: retrains a DARTS network from scratch on a dataset and writes
  * the best-validation model bundle (search_train does the work). */
+#include "build_commit.h"
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "tools.h"
 
@@ -25,12 +27,16 @@ static const char *usage =
     "             docs/SEARCH.md)  --normalize none|sector (none; sector: histogram-equalise the\n"
     "             sector, written to model.yaml so every caller does it)  --other (a 15th class\n"
     "             'other' for non-2D screens; the data then labels them 'other')\n"
+    "             --classes A,B,C (a class list of one's own instead of the 14 views; names\n"
+    "             of UTF-8 with spaces allowed, no commas or quotes; labels match loosely;\n"
+    "             `views`: the 14 views, the default unless --init-from's bundle has others)\n"
     "             --video-fps R (sample video files at R frames/s; default every frame)\n"
     "  run:       --threads T (all cores)  --seed S (1)  --resume  --force (overwrite a model)\n"
     "             --log FILE "
     "(MODEL_DIR/train.jsonl)\n"
-    "             --init-from MODEL (start from a bundle's weights, e.g. trained at a smaller "
-    "size)\n"
+    "             --init-from MODEL (fine-tune: the bundle's network, input size, normalisation\n"
+    "             and classes unless given; a new head when --classes differ)\n"
+    "             --freeze stem,cells:0-1,head (with --init-from: these get no updates)\n"
     "             --quiet  --stop-after N (stop after N epochs of this run, as if interrupted)\n"
     "             --steps-per-epoch N (cap; default: training frames / batch)\n"
     "             --val-frames N (validate on N evenly spaced validation frames; default all)\n"
@@ -51,13 +57,75 @@ static int parse_fraction(const char *cmd, const tool_option *row, const char *v
     return 0;
 }
 
+/* Fine-tuning takes the network from the bundle: genotype, layout, initial channels, and
+ * unless given the input size, normalisation and classes. An option that names a different
+ * network is refused by name (the weights would not fit it). */
+static int take_bundle_network(const ev_model *m, search_train_options *o, const char *genotype,
+                               bool layout_seen, bool channels_seen, bool size_seen,
+                               bool normalize_seen)
+{
+    const ev_net_config *cfg = &ev_model_network(m)->cfg;
+    const char *path = o->init_from;
+    if (genotype) {
+        ev_genotype g;
+        char name[64];
+        if (tool_load_genotype("train", genotype, &g, name, sizeof name))
+            return TOOL_USAGE;
+        if (memcmp(&g, &cfg->genotype, sizeof g)) {
+            fprintf(stderr,
+                    "echoview train: --genotype %s is not the genotype of --init-from %s; leave "
+                    "--genotype out to take the bundle's\n",
+                    genotype, path);
+            return TOOL_USAGE;
+        }
+    }
+    if (layout_seen && (o->num_cells != cfg->num_cells ||
+                        memcmp(o->reduction, cfg->reduction, sizeof o->reduction))) {
+        fprintf(stderr,
+                "echoview train: --layout/--layers gives %d cells, --init-from %s has a layout "
+                "of %d; leave it out to take the bundle's\n",
+                o->num_cells, path, cfg->num_cells);
+        return TOOL_USAGE;
+    }
+    if (channels_seen && o->init_channels != cfg->init_channels) {
+        fprintf(stderr,
+                "echoview train: --init-channels %d, but --init-from %s has %d; leave it out to "
+                "take the bundle's\n",
+                o->init_channels, path, cfg->init_channels);
+        return TOOL_USAGE;
+    }
+    o->genotype = cfg->genotype;
+    snprintf(o->genotype_name, sizeof o->genotype_name, "%s", ev_model_name(m));
+    o->num_cells = cfg->num_cells;
+    memcpy(o->reduction, cfg->reduction, sizeof o->reduction);
+    o->init_channels = cfg->init_channels;
+    if (!size_seen)
+        o->size = cfg->input_width;
+    ev_preprocess_params pre;
+    ev_model_preprocess_params(m, &pre);
+    if (!normalize_seen)
+        o->normalize = pre.normalize;
+    if (!o->class_names && !o->other_class) { /* fine-tuning on the same classes */
+        static char *names[EV_MAX_CLASSES];
+        o->num_classes = ev_model_num_classes(m);
+        for (int i = 0; i < o->num_classes; i++)
+            names[i] = (char *)ev_model_class_name(m, i);
+        o->class_names = names;
+    }
+    return TOOL_CONTINUE;
+}
+
 int cmd_train(int argc, char **argv)
 {
     search_train_options o;
     search_train_defaults(&o);
+    /* 0: not given (the defaults, or the --init-from bundle's, are filled in after parsing) */
+    o.size = o.init_channels = o.num_cells = 0;
+    memset(o.reduction, 0, sizeof o.reduction);
     const char *genotype = NULL; /* default chosen by input size below */
     bool lr_set = false, wd_set = false, clip_set = false, force = false;
-    const char *optimizer = "adam", *normalize = "none";
+    const char *optimizer = "adam", *normalize = NULL, *classes = NULL;
+    bool layout_seen = false, channels_seen = false, size_seen = false;
     int bench_steps = 0;
     tool_layout layout = {&o.num_cells, o.reduction};
     const tool_option options[] = {
@@ -78,8 +146,20 @@ int cmd_train(int argc, char **argv)
         TOOL_INT("--frames-per-clip", &o.frames_per_clip, 1, 100000),
         TOOL_INT("--clip-frame-step", &o.clip_frame_step, 1, 100000),
         TOOL_FLOAT("--video-fps", &o.video_fps, 0.01, 1000, NULL),
-        TOOL_INT("--init-channels", &o.init_channels, 2, 1024),
-        TOOL_INT("--size", &o.size, 8, 1024),
+        TOOL_STRING("--freeze", &o.freeze),
+        TOOL_STRING("--classes", &classes),
+        {.name = "--init-channels",
+         .kind = TOOL_OPT_INT,
+         .target = &o.init_channels,
+         .min = 2,
+         .max = 1024,
+         .seen = &channels_seen},
+        {.name = "--size",
+         .kind = TOOL_OPT_INT,
+         .target = &o.size,
+         .min = 8,
+         .max = 1024,
+         .seen = &size_seen},
         TOOL_INT("--epochs", &o.epochs, 1, 800),
         TOOL_INT("--batch", &o.batch, 2, 4096),
         TOOL_INT("--patience", &o.patience, 0, 800),
@@ -94,8 +174,16 @@ int cmd_train(int argc, char **argv)
         TOOL_FLOAT("--grad-clip", &o.grad_clip, 0, 1e6, &clip_set),
         TOOL_FLOAT("--auxiliary", &o.auxiliary_weight, 0, 10, NULL),
         TOOL_FLOAT("--drop-path", &o.drop_path, 0, 0.9, NULL),
-        TOOL_CUSTOM("--layout", tool_parse_layout_row, &layout),
-        TOOL_CUSTOM("--layers", tool_parse_layout_row, &layout),
+        {.name = "--layout",
+         .kind = TOOL_OPT_CUSTOM,
+         .target = &layout,
+         .parse = tool_parse_layout_row,
+         .seen = &layout_seen},
+        {.name = "--layers",
+         .kind = TOOL_OPT_CUSTOM,
+         .target = &layout,
+         .parse = tool_parse_layout_row,
+         .seen = &layout_seen},
         TOOL_CHOICE("--optimizer", &optimizer, "adam", "sgd"),
         TOOL_CHOICE("--augment", &o.augment_recipe, "basic", "transfer"),
         TOOL_CHOICE("--normalize", &normalize, "none", "sector"),
@@ -120,11 +208,58 @@ int cmd_train(int argc, char **argv)
         return rc;
     if (!strcmp(optimizer, "sgd"))
         o.optimizer = SEARCH_OPT_SGD;
-    if (!strcmp(normalize, "sector"))
+    if (normalize && !strcmp(normalize, "sector"))
         o.normalize = EV_NORMALIZE_SECTOR;
+    char **class_list = NULL;
+    int class_count = 0;
+    ev_model *init = NULL;
+    if (classes && !strcmp(classes, "views")) { /* the 14 views, e.g. fine-tuning back to them */
+        o.class_names = (char **)ev_echo_views;
+        o.num_classes = 14;
+    } else if (classes) {
+        ev_error cerr = {0};
+        if (search_class_names_parse(classes, &class_list, &class_count, &cerr)) {
+            fprintf(stderr, "echoview train: %s\n", cerr.message);
+            return TOOL_USAGE;
+        }
+        o.class_names = class_list;
+        o.num_classes = class_count;
+    }
+    if (classes && o.other_class) {
+        fprintf(stderr, "echoview train: give --classes or --other, not both (put 'other' in "
+                        "your list)\n");
+        search_class_names_free(class_list, class_count);
+        return TOOL_USAGE;
+    }
+    if (o.init_from) { /* fine-tuning: the network is the bundle's */
+        if (!(init = tool_load_model("train", o.init_from)))
+            rc = TOOL_FAILED;
+        else
+            rc = take_bundle_network(init, &o, genotype, layout_seen, channels_seen, size_seen,
+                                     normalize != NULL);
+        if (rc != TOOL_CONTINUE) {
+            ev_model_free(init);
+            search_class_names_free(class_list, class_count);
+            return rc;
+        }
+        genotype = NULL; /* the bundle's class names stay in o.class_names: init lives on */
+    } else if (o.freeze) {
+        fprintf(stderr, "echoview train: --freeze needs --init-from (frozen random weights would "
+                        "stay random)\n");
+        search_class_names_free(class_list, class_count);
+        return TOOL_USAGE;
+    }
     /* Our 96 px search's cell beat DARTS_V2 and a random cell at 96 px on equal budgets
      * (docs/ACCURACY.md); DARTS_V2's 2-cell receptive field is 33 px, a third of a 96 px frame. */
-    if (!genotype)
+    if (!o.size)
+        o.size = 96;
+    if (!o.init_channels)
+        o.init_channels = 16;
+    if (!o.num_cells) {
+        o.num_cells = 4;
+        o.reduction[1] = o.reduction[3] = true;
+    }
+    if (!genotype && !init)
         genotype = o.size >= 64 ? "SEARCH96" : "DARTS_V2";
     if (bench_steps) { /* training throughput on random frames, no data needed */
         if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name,
@@ -159,7 +294,8 @@ int cmd_train(int argc, char **argv)
         if (!clip_set)
             o.grad_clip = 5.0f;
     }
-    if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name, sizeof o.genotype_name))
+    if (genotype &&
+        tool_load_genotype("train", genotype, &o.genotype, o.genotype_name, sizeof o.genotype_name))
         return TOOL_USAGE;
     /* a finished or half-finished run is hours of work: overwrite it only when asked */
     if (!o.resume && !force) {
@@ -177,9 +313,16 @@ int cmd_train(int argc, char **argv)
             }
         }
     }
+    char *command = tool_command_line("echoview", argc, argv);
+    o.command_line = command;
+    o.source_commit = ECHOVIEW_SOURCE_COMMIT;
     ev_error err = {0};
     search_train_result r;
-    if (search_train(&o, &r, &err)) {
+    rc = search_train(&o, &r, &err);
+    free(command);
+    search_class_names_free(class_list, class_count);
+    ev_model_free(init);
+    if (rc) {
         fprintf(stderr, "echoview train: %s\n", err.message);
         return TOOL_FAILED;
     }

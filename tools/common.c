@@ -2,6 +2,7 @@
  * arguments, model loading and JSON printing (common.h). */
 #include "common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,4 +261,35 @@ void tool_print_json(json_t *value, bool pretty)
     }
     json_decref(value);
     fflush(stdout);
+}
+
+char *tool_command_line(const char *program, int argc, char **argv)
+{
+    size_t size = strlen(program) + 1;
+    for (int i = 0; i < argc; i++)
+        size += 4 * strlen(argv[i]) + 3; /* each ' becomes '\'' */
+    char *out = malloc(size), *p = out;
+    if (!out)
+        return NULL;
+    p += sprintf(p, "%s", program);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool plain = *a != 0;
+        for (const char *c = a; *c && plain; c++)
+            plain = isalnum((unsigned char)*c) || strchr("_-./:=,+@%", *c);
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+            continue;
+        }
+        *p++ = '\'';
+        for (const char *c = a; *c; c++)
+            if (*c == '\'')
+                p += sprintf(p, "'\\''");
+            else
+                *p++ = *c;
+        *p++ = '\'';
+        *p = 0;
+    }
+    return out;
 }

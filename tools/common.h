@@ -127,6 +127,9 @@ int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char
                        size_t name_size);
 /* Loads a model or prints "echoview CMD: <message>" and returns NULL. */
 ev_model *tool_load_model(const char *cmd, const char *path);
+/* "PROGRAM ARGV[0] ARGV[1] ...", each argument that is not plain (letters, digits, _-./:=,+@%)
+ * in single quotes as a POSIX shell reads them back: what model.yaml records. Caller frees. */
+char *tool_command_line(const char *program, int argc, char **argv);
 /* Prints a JSON value on one line (or indented) followed by a newline, and releases it. */
 void tool_print_json(json_t *value, bool pretty);
 

@@ -18,6 +18,8 @@ static const tool_command commands[] = {
     {"search", "DARTS architecture search: the supernet's cells for a dataset and input size",
      cmd_search},
     {"eval", "evaluate a model on a dataset: metrics, per-view table, confusion matrix", cmd_eval},
+    {"adapt", "re-estimate a model's BatchNorm statistics on unlabelled frames (AdaBN)", cmd_adapt},
+    {"export", "export a model to ONNX", cmd_export},
     {"experiment", "the paper's studies: accuracy vs input size, data fraction, views, quality",
      cmd_experiment},
 #ifdef ECHOVIEW_HAVE_BRIDGE

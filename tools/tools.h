@@ -20,6 +20,8 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_adapt(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_dicom2rtp(int argc, char **argv); /* with ECHOVIEW_HAVE_BRIDGE */
 
 #endif

@@ -6,6 +6,7 @@
  * usage: test_classify MODEL_DIR (a 14-class gray fixture bundle) */
 #include "gst_test_util.h"
 
+#include <glib/gstdio.h>
 #include <math.h>
 
 static const char *model_dir;
@@ -430,6 +431,71 @@ static void test_hysteresis(void)
     }
     gst_harness_teardown(h);
     gst_object_unref(bus);
+}
+
+/* The default confidence-threshold (-1) is the model's calibrated one: a copy of the fixture
+ * with `calibration: {temperature: 1, confidence_threshold: 0.99}` answers unknown at the default
+ * and its top class with confidence-threshold 0 set explicitly. */
+static void test_model_threshold(void)
+{
+    GstVideoInfo info;
+    GError *gerr = NULL;
+    gchar *dir = g_dir_make_tmp("echoview-calibrated-XXXXXX", &gerr);
+    gchar *yaml_in = g_build_filename(model_dir, "model.yaml", NULL);
+    gchar *weights_in = g_build_filename(model_dir, "weights.safetensors", NULL);
+    gchar *yaml_out = g_build_filename(dir, "model.yaml", NULL);
+    gchar *weights_out = g_build_filename(dir, "weights.safetensors", NULL);
+    gchar *text = NULL, *weights = NULL;
+    gsize text_len = 0, weights_len = 0;
+
+    CHECK(dir && g_file_get_contents(yaml_in, &text, &text_len, NULL) &&
+              g_file_get_contents(weights_in, &weights, &weights_len, NULL),
+          "copy of the fixture bundle");
+    gchar *calibrated = g_strconcat(text, "calibration: {temperature: 1, confidence_threshold: 0.99}\n",
+                                    NULL);
+    CHECK(g_file_set_contents(yaml_out, calibrated, -1, NULL) &&
+              g_file_set_contents(weights_out, weights, (gssize)weights_len, NULL),
+          "calibrated bundle written");
+    info_from_caps(&info, CAPS_SMALL);
+    for (int explicit_zero = 0; explicit_zero < 2; explicit_zero++) {
+        GstBus *bus;
+        GstElement *e = make_element("echoviewclassify", "model-file", dir, "backend", "cpu",
+                                     "roi", "full", NULL);
+        gdouble property = 0;
+        if (explicit_zero)
+            g_object_set(e, "confidence-threshold", 0.0, NULL);
+        g_object_get(e, "confidence-threshold", &property, NULL);
+        CHECK(property == (explicit_zero ? 0.0 : -1.0), "confidence-threshold reads %g", property);
+        GstHarness *h = harness_for(e, &bus);
+        gst_harness_set_src_caps_str(h, CAPS_SMALL);
+        GstBuffer *in = make_frame(&info, 0);
+        GST_BUFFER_PTS(in) = 0;
+        GstBuffer *o = push_pull(h, in);
+        GstEchoViewMeta *m = o ? gst_buffer_get_echo_view_meta(o) : NULL;
+        CHECK(m && m->confidence > 0 && m->confidence < 0.99, "fixture confidence below 0.99");
+        if (m && explicit_zero)
+            CHECK(m->label_id >= 0 && strcmp(m->label, "unknown"),
+                  "confidence-threshold 0 overrides the model's: label %s", m->label);
+        else if (m)
+            CHECK(m->label_id == -1 && !strcmp(m->label, "unknown"),
+                  "default threshold = the model's 0.99: label %s (confidence %.3f)", m->label,
+                  m->confidence);
+        if (o)
+            gst_buffer_unref(o);
+        gst_harness_teardown(h);
+        gst_object_unref(bus);
+    }
+    g_unlink(yaml_out);
+    g_unlink(weights_out);
+    g_rmdir(dir);
+    g_free(calibrated);
+    g_free(text);
+    g_free(weights);
+    g_free(yaml_in);
+    g_free(weights_in);
+    g_free(yaml_out);
+    g_free(weights_out);
+    g_free(dir);
 }
 
 static void test_threshold_and_updates(void)
@@ -1072,6 +1138,7 @@ int main(int argc, char **argv)
     find_two_labels();
     test_hysteresis();
     test_threshold_and_updates();
+    test_model_threshold();
     test_resets();
     test_packet_loss();
     test_sharing();

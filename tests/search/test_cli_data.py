@@ -133,8 +133,9 @@ with tempfile.TemporaryDirectory() as tmp:
     # the split goes into the bundle and eval keeps to it
     m = os.path.join(tmp, "m-png2")
     text = open(os.path.join(m, "model.yaml")).read()
-    check("training:\n  split:\n    source: drawn\n    seed: \"1\"\n    manifest_hash: \"fnv1a64:"
-          in text, "model.yaml records the split: drawn, seed, manifest hash")
+    check(text.count("\ntraining:\n") == 1 and "\n  split:\n    source: drawn\n    seed: \"1\"\n"
+          "    manifest_hash: \"fnv1a64:" in text.split("\ntraining:\n")[1],
+          "model.yaml records the split in its training section: drawn, seed, manifest hash")
     recorded = {}
     for s in ("train", "val", "test"):
         line = [l for l in text.splitlines() if l.strip().startswith(s + ":")][-1]

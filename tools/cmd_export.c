@@ -1,0 +1,52 @@
+/* cmd_export.c: `echoview export`: a model bundle in another runtime's format (ONNX through the
+ * engine's exporter, ev_onnx.h). */
+#include "tools.h"
+#ifdef EV_HAVE_ONNX_EXPORT
+#include "ev_onnx.h"
+#endif
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: echoview export --model MODEL --format onnx --out FILE\n"
+    "  onnx: opset 13, standard ops, BN folded into the convolutions; input \"input\"\n"
+    "  (N x C x H x W, N symbolic), output \"logits\" (N x classes, no softmax). The class\n"
+    "  names and the preprocessing stay in the bundle's model.yaml. Built only when protobuf-c\n"
+    "  is installed.\n";
+
+int cmd_export(int argc, char **argv)
+{
+    const char *model = NULL, *format = NULL, *out = NULL;
+    const tool_option options[] = {
+        TOOL_STRING("--model", &model),
+        TOOL_CHOICE("--format", &format, "onnx"),
+        TOOL_STRING("--out", &out),
+    };
+    const tool_parser parser = {
+        .cmd = "export", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    int rc = tool_parse_args(&parser, argc, argv);
+    if (rc != TOOL_CONTINUE)
+        return rc;
+    if (!model || !format || !out) {
+        fprintf(stderr, "echoview export: --model, --format and --out are required\n%s", usage);
+        return TOOL_USAGE;
+    }
+#ifdef EV_HAVE_ONNX_EXPORT
+    ev_model *m = tool_load_model("export", model);
+    if (!m)
+        return TOOL_FAILED;
+    ev_error err = {0};
+    rc = ev_model_export_onnx(m, out, &err);
+    ev_model_free(m);
+    if (rc) {
+        fprintf(stderr, "echoview export: %s\n", err.message);
+        return TOOL_FAILED;
+    }
+    printf("{\"model\":\"%s\",\"format\":\"%s\",\"out\":\"%s\"}\n", model, format, out);
+    return TOOL_OK;
+#else
+    fprintf(stderr, "echoview export: this build has no ONNX export (protobuf-c was not found)\n");
+    return TOOL_FAILED;
+#endif
+}
