@@ -269,8 +269,7 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
      * pericardium and AV-groove fibrous skeleton are a thicker band as bright as the
      * pericardium: fibrous tissue against lung is the strongest reflector of the apical view */
     capsule(sc, f, EP_TISSUE_PERICARDIUM, h->v2 ? ECHO_PERI : 0.8f, ra_u - ra_a * 0.6f,
-            ra_v + ra_b + 4.0f, la_u + la_a * 0.8f, la_v + la_b + 5.0f, h->v2 ? 3.5f : 2.0f,
-            1.5f);
+            ra_v + ra_b + 4.0f, la_u + la_a * 0.8f, la_v + la_b + 5.0f, h->v2 ? 3.5f : 2.0f, 1.5f);
     {
         float da[4] = {la_u + la_a * 0.9f, la_v + la_b + 10.0f, la_u + la_a * 1.1f,
                        la_v + la_b + 14.0f};
