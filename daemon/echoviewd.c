@@ -16,6 +16,7 @@
 #include "echoview.h"
 #include "evd_config.h"
 #include "evd_http.h"
+#include "evd_metrics.h"
 #include "evd_pipeline.h"
 #include "evd_supervisor.h"
 
@@ -32,7 +33,18 @@ typedef struct {
     gchar *last_status;
     guint64 watchdog_usec;
     gint64 last_keepalive;
+    EvdFleet fleet;
 } Daemon;
+
+/* Loads path and keeps this instance's shard of its streams. */
+static EvdConfig *load_config(Daemon *d, const gchar *path, GError **err)
+{
+    EvdConfig *config = evd_config_load(path, err);
+
+    if (config && d->fleet.shard_count > 1)
+        evd_config_select_shard(config, d->fleet.shard_index, d->fleet.shard_count);
+    return config;
+}
 
 static void on_event(const gchar *event, json_t *data, gpointer user_data)
 {
@@ -112,7 +124,7 @@ static gboolean on_sighup(gpointer data)
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT "\nSTATUS=reloading %s",
                g_get_monotonic_time(), d->config_path);
     g_message("reloading %s", d->config_path);
-    config = evd_config_load(d->config_path, &err);
+    config = load_config(d, d->config_path, &err);
     if (config && !evd_pipeline_validate(config, &err)) {
         evd_config_free(config);
         config = NULL;
@@ -173,7 +185,7 @@ static int check_config(const gchar *path)
 
 int main(int argc, char **argv)
 {
-    gchar *config_path = NULL, *check_path = NULL;
+    gchar *config_path = NULL, *check_path = NULL, *instance = NULL, *shard = NULL;
     gboolean version = FALSE;
     GOptionEntry entries[] = {
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -181,6 +193,13 @@ int main(int argc, char **argv)
         {"check-config", 0, 0, G_OPTION_ARG_FILENAME, &check_path,
          "Check FILE (syntax, schema, elements, properties, models) and exit: 0 when valid",
          "FILE"},
+        {"instance", 0, 0, G_OPTION_ARG_STRING, &instance,
+         "This instance's name in metrics and MQTT topics (default: $ECHOVIEW_INSTANCE, else the "
+         "host name)", "NAME"},
+        {"shard", 0, 0, G_OPTION_ARG_STRING, &shard,
+         "Run only the streams rendezvous hashing gives to shard I of N (default: "
+         "$ECHOVIEW_SHARD, else $ECHOVIEW_SHARDS=N with I from $HOSTNAME's -<digits>, else all)",
+         "I/N"},
         {"version", 'V', 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
         {NULL}};
     GOptionContext *ctx = g_option_context_new("- echocardiography view classification daemon");
@@ -218,8 +237,21 @@ int main(int argc, char **argv)
         return status;
     }
 
+    if (!evd_fleet_resolve(instance, shard, &d.fleet, &err)) {
+        fprintf(stderr, "echoviewd: %s\n", err->message);
+        sd_notifyf(0, "STATUS=bad configuration: %s", err->message);
+        g_clear_error(&err);
+        g_free(instance);
+        g_free(shard);
+        g_free(config_path);
+        gst_deinit();
+        return 2;
+    }
+    g_free(instance);
+    g_free(shard);
+    evd_metrics_set_instance(d.fleet.instance);
     d.config_path = config_path ? config_path : g_strdup(EVD_DEFAULT_CONFIG);
-    d.config_view = evd_config_load(d.config_path, &err);
+    d.config_view = load_config(&d, d.config_path, &err);
     if (d.config_view && !evd_pipeline_validate(d.config_view, &err))
         g_clear_pointer(&d.config_view, evd_config_free);
     if (!d.config_view) {
@@ -256,6 +288,9 @@ int main(int argc, char **argv)
         g_clear_error(&err);
         goto out;
     }
+    if (d.fleet.shard_count > 1)
+        g_message("instance %s, shard %u/%u: %u streams", d.fleet.instance, d.fleet.shard_index,
+                  d.fleet.shard_count, d.config_view->streams->len);
     g_message("listening on %s://%s:%u/%s", d.config_view->http_tls_certificate ? "https" : "http",
               listen_fd >= 0 ? "(socket activation)" : d.config_view->http_address,
               evd_http_port(d.http),
@@ -292,6 +327,7 @@ out:
         g_main_loop_unref(d.loop);
     g_free(d.config_path);
     g_free(d.last_status);
+    evd_fleet_clear(&d.fleet);
     gst_deinit();
     return status;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ev_shard.h"
 #include "ev_yaml.h"
 
 #define EVD_CONFIG_MAX_STREAMS 256
@@ -1021,4 +1022,83 @@ out:
         return NULL;
     }
     return cc.config;
+}
+
+gboolean evd_fleet_resolve(const gchar *instance_flag, const gchar *shard_flag, EvdFleet *fleet,
+                           GError **err)
+{
+    const gchar *env_instance = g_getenv("ECHOVIEW_INSTANCE");
+    const gchar *env_shard = g_getenv("ECHOVIEW_SHARD"), *env_shards = g_getenv("ECHOVIEW_SHARDS");
+    gchar reason[256];
+    guint index = 0, count = 1;
+
+    memset(fleet, 0, sizeof *fleet);
+    if (shard_flag) {
+        if (ev_shard_parse(shard_flag, &index, &count, reason, sizeof reason) != 0) {
+            g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "--shard: %s", reason);
+            return FALSE;
+        }
+    } else if (env_shard && *env_shard) {
+        if (ev_shard_parse(env_shard, &index, &count, reason, sizeof reason) != 0) {
+            g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA, "ECHOVIEW_SHARD: %s",
+                        reason);
+            return FALSE;
+        }
+    } else if (env_shards && *env_shards) {
+        const gchar *host = g_getenv("HOSTNAME");
+        gchar *spec;
+        guint ordinal;
+        gboolean ok;
+
+        if (!host || !*host)
+            host = g_get_host_name();
+        if (ev_shard_ordinal(host, &ordinal, reason, sizeof reason) != 0) {
+            g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                        "ECHOVIEW_SHARDS is set but %s (the shard index comes from a "
+                        "StatefulSet pod name such as echoviewd-3)", reason);
+            return FALSE;
+        }
+        spec = g_strdup_printf("%u/%s", ordinal, env_shards);
+        ok = ev_shard_parse(spec, &index, &count, reason, sizeof reason) == 0;
+        g_free(spec);
+        if (!ok) {
+            g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                        "ECHOVIEW_SHARDS=%s with the ordinal %u of host name '%s': %s",
+                        env_shards, ordinal, host, reason);
+            return FALSE;
+        }
+    }
+    if (!instance_flag)
+        instance_flag = env_instance && *env_instance ? env_instance : g_get_host_name();
+    if (!*instance_flag || strlen(instance_flag) > 128 ||
+        strspn(instance_flag, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+            strlen(instance_flag)) {
+        g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
+                    "instance name '%s' must be 1-128 letters, digits, '-', '_' or '.' (it is an "
+                    "MQTT topic level and a metric label)", instance_flag);
+        return FALSE;
+    }
+    fleet->instance = g_strdup(instance_flag);
+    fleet->shard_index = index;
+    fleet->shard_count = count;
+    return TRUE;
+}
+
+void evd_fleet_clear(EvdFleet *fleet)
+{
+    g_clear_pointer(&fleet->instance, g_free);
+}
+
+void evd_config_select_shard(EvdConfig *config, guint index, guint count)
+{
+    for (guint i = config->streams->len; i-- > 0;) {
+        const EvdStreamConfig *s = g_ptr_array_index(config->streams, i);
+        if (ev_shard_owner(s->id, count) != index)
+            g_ptr_array_remove_index(config->streams, i);
+    }
+    for (guint i = config->senders->len; i-- > 0;) {
+        const EvdSenderConfig *s = g_ptr_array_index(config->senders, i);
+        if (ev_shard_owner(s->id, count) != index)
+            g_ptr_array_remove_index(config->senders, i);
+    }
 }

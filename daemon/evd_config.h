@@ -120,6 +120,24 @@ void evd_config_free(EvdConfig *config);
 
 const gchar *evd_source_type_name(EvdSourceType type);
 
+/* The fleet (docs/DAEMON.md, "Fleet"): this instance's name and its shard of the stream list. */
+typedef struct {
+    gchar *instance;   /* --instance, ECHOVIEW_INSTANCE, or the host name */
+    guint shard_index; /* 0 <= shard_index < shard_count */
+    guint shard_count; /* 1: every stream */
+} EvdFleet;
+
+/* Resolves the instance name and the shard from the flags (NULL: absent) and, when a flag is
+ * absent, from the environment: ECHOVIEW_INSTANCE; ECHOVIEW_SHARD ("I/N"), or ECHOVIEW_SHARDS=N
+ * with I the trailing -<digits> of $HOSTNAME (a StatefulSet pod's ordinal). No shard anywhere:
+ * 0/1. On error returns FALSE with a message naming the source (flag or variable). */
+gboolean evd_fleet_resolve(const gchar *instance_flag, const gchar *shard_flag, EvdFleet *fleet,
+                           GError **err);
+void evd_fleet_clear(EvdFleet *fleet);
+/* Keeps the streams and simulated senders whose id rendezvous hashing (base/ev_shard.h) gives
+ * to shard index of count; drops the others. */
+void evd_config_select_shard(EvdConfig *config, guint index, guint count);
+
 const EvdProperty *evd_properties_find(const GPtrArray *properties, const gchar *name);
 
 G_END_DECLS

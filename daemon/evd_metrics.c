@@ -156,6 +156,55 @@ static void append_process(GString *out, gdouble uptime_s)
     g_string_append_c(out, '\n');
 }
 
+static gchar *metrics_instance;
+
+void evd_metrics_set_instance(const gchar *instance)
+{
+    g_free(metrics_instance);
+    metrics_instance = g_strdup(instance);
+}
+
+/* Every sample line of text with instance="NAME" as its first label: one place, so that no
+ * metric can miss it (the fleet's alert rules join on it). */
+static GString *with_instance_label(GString *text)
+{
+    GString *out, *label;
+    const gchar *line = text->str;
+
+    if (!metrics_instance)
+        return text;
+    label = g_string_new("instance=\"");
+    append_label_value(label, metrics_instance);
+    g_string_append_c(label, '"');
+    out = g_string_sized_new(text->len + text->len / 4);
+    while (*line) {
+        const gchar *end = strchr(line, '\n');
+        gsize n = end ? (gsize)(end - line + 1) : strlen(line);
+        if (line[0] != '#' && line[0] != '\n') {
+            gsize name = strcspn(line, "{ ");
+            g_string_append_len(out, line, name);
+            if (line[name] == '{') {
+                g_string_append_c(out, '{');
+                g_string_append_len(out, label->str, label->len);
+                if (line[name + 1] != '}')
+                    g_string_append_c(out, ',');
+                g_string_append_len(out, line + name + 1, n - name - 1);
+            } else {
+                g_string_append_c(out, '{');
+                g_string_append_len(out, label->str, label->len);
+                g_string_append_c(out, '}');
+                g_string_append_len(out, line + name, n - name);
+            }
+        } else {
+            g_string_append_len(out, line, n);
+        }
+        line += n;
+    }
+    g_string_free(label, TRUE);
+    g_string_free(text, TRUE);
+    return out;
+}
+
 gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble uptime_s,
                         gsize *len)
 {
@@ -357,6 +406,7 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
     }
     evd_supervisor_status_clear(&st);
     g_ptr_array_unref(snaps);
+    out = with_instance_label(out);
     *len = out->len;
     return g_string_free(out, FALSE);
 }

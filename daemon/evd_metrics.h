@@ -19,6 +19,10 @@ typedef struct {
     guint event_clients;           /* open /api/v1/events streams now */
 } EvdHttpCounters;
 
+/* The instance label every sample carries (echoviewd --instance); set once at start-up, before
+ * the first evd_metrics_text(). NULL: no instance label. */
+void evd_metrics_set_instance(const gchar *instance);
+
 /* The whole exposition; g_free() it. */
 gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble uptime_s,
                         gsize *len);

@@ -341,8 +341,29 @@ static int export_graph(exporter *x, double *scale, double *shift)
                 Onnx__AttributeProto *attrs[] = {attr_int(x, "axis", 1), NULL};
                 add_node(x, "Concat", parts, s->num_inputs, x->names[i], attrs);
             } else {
-                rc = ev_fail(x->err, EV_ERR_UNSUPPORTED,
-                             "onnx: node %d (%s): batch norm not after a conv", i, n->tag);
+                /* a batch norm of a shared tensor (DenseNet's norm1 of a dense block's
+                 * concatenation): the folded per-channel affine as Mul and Add */
+                const int c = n->shape.c;
+                float *fs = xalloc(x, 2 * (size_t)c * sizeof *fs);
+                if (!fs) {
+                    rc = ev_fail(x->err, EV_ERR_NOMEM, "onnx: out of memory");
+                    break;
+                }
+                for (int j = 0; j < c; j++) {
+                    fs[j] = (float)scale[j];
+                    fs[c + j] = (float)shift[j];
+                }
+                char sname[32], bname[32], mname[32];
+                snprintf(sname, sizeof sname, "bn_scale%d", i);
+                snprintf(bname, sizeof bname, "bn_shift%d", i);
+                snprintf(mname, sizeof mname, "bn_mul%d", i);
+                const int64_t dims[4] = {1, c, 1, 1};
+                add_float_init(x, sname, dims, 4, fs, (size_t)c);
+                add_float_init(x, bname, dims, 4, fs + c, (size_t)c);
+                const char *mul_in[2] = {in0, sname};
+                add_node(x, "Mul", mul_in, 2, mname, NULL);
+                const char *add_in[2] = {mname, bname};
+                add_node(x, "Add", add_in, 2, x->names[i], NULL);
             }
             break;
         }
@@ -497,6 +518,72 @@ static Onnx__ValueInfoProto *value_info(exporter *x, const char *name, int c, in
     return v;
 }
 
+/* A JSON string of s (quotes, backslashes and control characters escaped) appended at *p. */
+static void json_string_append(char **p, const char *s)
+{
+    *(*p)++ = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            *p += sprintf(*p, "\\%c", *c);
+        else if (*c < 0x20)
+            *p += sprintf(*p, "\\u%04x", *c);
+        else
+            *(*p)++ = (char)*c;
+    }
+    *(*p)++ = '"';
+    **p = 0;
+}
+
+/* What a runtime needs beyond the graph, as metadata_props (JSON values): the class names of
+ * the logits, the input size and the preprocessing (x = (pixel * scale - mean) / std after the
+ * crop, area resize and luma, and the sector normalisation when "normalize" says so), and the
+ * calibration temperature the logits are to be divided by. */
+static Onnx__StringStringEntryProto **model_metadata(exporter *x, const ev_model *m, size_t *n)
+{
+    size_t need = 8;
+    for (int i = 0; i < m->num_classes; i++)
+        need += 6 * strlen(m->class_names[i]) + 4;
+    char *classes = xalloc(x, need), *p = classes;
+    char input[96], pre[512], temperature[48];
+    Onnx__StringStringEntryProto **props = xalloc(x, 4 * sizeof *props);
+    if (!classes || !props)
+        return NULL;
+    *p++ = '[';
+    for (int i = 0; i < m->num_classes; i++) {
+        if (i)
+            *p++ = ',';
+        json_string_append(&p, m->class_names[i]);
+    }
+    *p++ = ']';
+    *p = 0;
+    ev_preprocess_params pp;
+    ev_model_preprocess_params(m, &pp);
+    snprintf(input, sizeof input, "{\"width\":%d,\"height\":%d,\"channels\":%d}", pp.width,
+             pp.height, pp.channels);
+    int w = snprintf(pre, sizeof pre, "{\"scale\":%.9g,\"mean\":[", (double)pp.scale);
+    for (int c = 0; c < pp.channels; c++)
+        w += snprintf(pre + w, sizeof pre - (size_t)w, "%s%.9g", c ? "," : "", (double)pp.mean[c]);
+    w += snprintf(pre + w, sizeof pre - (size_t)w, "],\"std\":[");
+    for (int c = 0; c < pp.channels; c++)
+        w += snprintf(pre + w, sizeof pre - (size_t)w, "%s%.9g", c ? "," : "", (double)pp.std[c]);
+    snprintf(pre + w, sizeof pre - (size_t)w, "],\"normalize\":\"%s\"}",
+             pp.normalize == EV_NORMALIZE_SECTOR ? "sector" : "none");
+    snprintf(temperature, sizeof temperature, "%.9g", (double)ev_model_temperature(m));
+    const char *keys[4] = {"classes", "input", "preprocess", "temperature"};
+    const char *values[4] = {classes, input, pre, temperature};
+    for (int i = 0; i < 4; i++) {
+        Onnx__StringStringEntryProto *e = xalloc(x, sizeof *e);
+        if (!e)
+            return NULL;
+        onnx__string_string_entry_proto__init(e);
+        e->key = xstrdup(x, keys[i]);
+        e->value = xstrdup(x, values[i]);
+        props[i] = e;
+    }
+    *n = 4;
+    return props;
+}
+
 int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
 {
     if (!m || !path)
@@ -547,7 +634,8 @@ int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
     model.graph = &graph;
     model.opset_import = opsets;
     model.n_opset_import = 1;
-    if (x.failed || !inputs[0] || !outputs[0]) {
+    model.metadata_props = model_metadata(&x, m, &model.n_metadata_props);
+    if (x.failed || !inputs[0] || !outputs[0] || !model.metadata_props) {
         rc = ev_fail(err, EV_ERR_NOMEM, "onnx: out of memory");
         goto out;
     }

@@ -202,6 +202,19 @@ static int compare_schedules(const char *path, const char *saved, const char *no
         }
         p = end + 1;
     }
+    /* a fine-tuning run resumed without its --init-from or --freeze would record another run */
+    static const char *const fine_tuning[] = {"--init-from=", "--freeze="};
+    for (int i = 0; i < 2; i++) {
+        const char *at = strstr(saved, fine_tuning[i]);
+        if (at && (at == saved || at[-1] == ';') && !strstr(now, fine_tuning[i])) {
+            const char *v = at + strlen(fine_tuning[i]), *ve = strchr(v, ';');
+            return ev_fail(err, EV_ERR_INVALID,
+                           "%s: the checkpoint's run used %.*s %.*s; resume with it, or train "
+                           "into another folder",
+                           path, (int)strlen(fine_tuning[i]) - 1, fine_tuning[i],
+                           ve ? (int)(ve - v) : (int)strlen(v), v);
+        }
+    }
     return EV_OK;
 }
 

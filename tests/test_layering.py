@@ -38,7 +38,7 @@ MODULES = {
     "media": {"base", "engine"},
     "phantom": {"base", "engine"},
     "search": {"base", "engine", "media"},
-    "tools": {"base", "engine", "media", "phantom", "search", "bridge"},
+    "tools": {"base", "engine", "media", "phantom", "search", "bridge", "daemon"},
     "plugins": {"base", "engine", "media", "phantom"},
     "daemon": {"base", "engine", "plugins"},
     "bridge": {"base", "engine", "media"},

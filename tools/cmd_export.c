@@ -11,9 +11,9 @@
 static const char *usage =
     "usage: echoview export --model MODEL --format onnx --out FILE\n"
     "  onnx: opset 13, standard ops, BN folded into the convolutions; input \"input\"\n"
-    "  (N x C x H x W, N symbolic), output \"logits\" (N x classes, no softmax). The class\n"
-    "  names and the preprocessing stay in the bundle's model.yaml. Built only when protobuf-c\n"
-    "  is installed.\n";
+    "  (N x C x H x W, N symbolic), output \"logits\" (N x classes, no softmax); metadata\n"
+    "  (JSON values): classes, input {width, height, channels}, preprocess {scale, mean, std,\n"
+    "  normalize} and temperature. Built only when protobuf-c is installed.\n";
 
 int cmd_export(int argc, char **argv)
 {

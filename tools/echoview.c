@@ -22,6 +22,9 @@ static const tool_command commands[] = {
     {"export", "export a model to ONNX", cmd_export},
     {"experiment", "the paper's studies: accuracy vs input size, data fraction, views, quality",
      cmd_experiment},
+#ifdef ECHOVIEW_HAVE_FLEET
+    {"fleet", "map the streams of a shared echoviewd config to the shards of a fleet", cmd_fleet},
+#endif
 #ifdef ECHOVIEW_HAVE_BRIDGE
     {"dicom2rtp", "play DICOM cine loops in real time as RTP (raw/h264/jpeg) and write the SDP",
      cmd_dicom2rtp},

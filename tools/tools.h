@@ -23,5 +23,6 @@ int cmd_search(int argc, char **argv);
 int cmd_adapt(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_dicom2rtp(int argc, char **argv); /* with ECHOVIEW_HAVE_BRIDGE */
+int cmd_fleet(int argc, char **argv);     /* with ECHOVIEW_HAVE_FLEET */
 
 #endif

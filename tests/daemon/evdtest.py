@@ -54,6 +54,15 @@ def free_port(kind=socket.SOCK_STREAM):
     raise AssertionError('no free port below %d' % low)
 
 
+def drop_instance(text, instance=None):
+    """A /metrics body without its instance labels (every sample line must carry one)."""
+    instance = instance or Daemon.INSTANCE
+    label = 'instance="%s"' % instance
+    for line in text.split('\n'):
+        assert not line or line.startswith('#') or label in line, (label, line)
+    return text.replace('{%s}' % label, '').replace(label + ',', '')
+
+
 def wait_until(predicate, timeout, interval=0.1, what='condition'):
     deadline = time.monotonic() + timeout
     last = None
@@ -89,11 +98,14 @@ class Daemon:
     running = set()
     logs = []
 
-    def __init__(self, env, config_text, token=None, socket_activation=False, tls_ca=None):
+    INSTANCE = 'evdtest'
+
+    def __init__(self, env, config_text, token=None, socket_activation=False, tls_ca=None,
+                 args=(), instance=INSTANCE, extra_env=None, port=None):
         self.env = env
         self.dir = tempfile.TemporaryDirectory(prefix='echoviewd-test-')
         self.config = os.path.join(self.dir.name, 'echoviewd.yaml')
-        self.port = free_port()
+        self.port = port or free_port()
         # the port the config names: the served one, unless the socket comes from systemd
         self.config_port = free_port() if socket_activation else self.port
         self.token = token
@@ -103,14 +115,17 @@ class Daemon:
             self.ssl = ssl.create_default_context(cafile=tls_ca)
         self.write_config(config_text)
         self.log = open(os.path.join(self.dir.name, 'log'), 'w+')
-        argv = [env.echoviewd, '--config', self.config]
+        self.instance = instance
+        argv = [env.echoviewd, '--config', self.config] + (['--instance', instance] if instance
+                                                            else []) + list(args)
         if socket_activation:
             # systemd-socket-activate passes on only the variables named with -E
             names = [k for k in env.env if k.startswith(('GST_', 'G_', 'ASAN_', 'UBSAN_', 'LSAN_',
                                                           'LD_', 'ORC_'))]
             argv = ([SOCKET_ACTIVATE, '--listen=127.0.0.1:%d' % self.port]
                     + ['--setenv=' + k for k in sorted(names)] + argv)
-        self.proc = subprocess.Popen(argv, env=env.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, env=dict(env.env, **(extra_env or {})), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         Daemon.running.add(self)
         try:
             wait_until(lambda: self.get('/healthz')[0] == 200, 20, what='/healthz')

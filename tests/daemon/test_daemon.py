@@ -13,11 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, free_port, run_main,  # noqa: E402
-                     wait_until)
+from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, drop_instance,  # noqa: E402
+                     free_port, run_main, wait_until)
 
 BASE = """\
 http:
@@ -158,7 +159,7 @@ def test_endpoints(env):
         # metrics
         status, headers, metrics = d.get('/metrics')
         assert status == 200 and headers['content-type'].startswith('text/plain; version=0.0.4')
-        text = metrics.decode()
+        text = drop_instance(metrics.decode())
         for needle in ('echoviewd_stream_frames_total{stream="cart"}',
                        'echoviewd_stream_inference_latency_seconds_bucket{stream="cart",le="+Inf"}',
                        'echoviewd_stream_inference_latency_seconds_count{stream="local"}',
@@ -349,7 +350,7 @@ def metric(d, line_prefix):
     """The value of the one /metrics sample whose line starts with line_prefix."""
     status, _, body = d.get('/metrics')
     assert status == 200
-    return metric_in(body.decode(), line_prefix)
+    return metric_in(drop_instance(body.decode()), line_prefix)
 
 
 def test_frame_checks(env):
@@ -441,7 +442,7 @@ def test_dropped_counter(env):
         d.wait_state('fast', 'running', 20)
         samples = []
         for _ in range(40):
-            body = d.get('/metrics')[2].decode()   # one snapshot: the three at one instant
+            body = drop_instance(d.get('/metrics')[2].decode())   # one snapshot: the three at one instant
             dropped, received, frames = (metric_in(body, name + '{stream="fast"}') for name in (
                 'echoviewd_stream_dropped_frames_total', 'echoviewd_stream_received_frames_total',
                 'echoviewd_stream_frames_total'))
@@ -1131,6 +1132,46 @@ def test_socket_activation(env):
                                                                                  out)
 
 
+def test_own_classes(env):
+    """A model of one's own classes (`echoview train --classes`, accents and spaces, `other`):
+    the stream's view has probabilities over exactly those classes and a label among them."""
+    echoview = os.environ.get('ECHOVIEW')
+    if not echoview or not os.access(echoview, os.X_OK):
+        print('skip: no echoview binary (ECHOVIEW)')
+        return SKIP
+    own = ['Vue 4 cavités', 'PLAX', 'other']
+    with tempfile.TemporaryDirectory() as tmp:
+        ph = os.path.join(tmp, 'ph')
+        subprocess.run([echoview, 'phantom', '--out', ph, '--size', '16', '--patients', '5',
+                        '--frames-per-patient', '1', '--seed', '4', '--threads', '2'],
+                       capture_output=True, check=True)
+        lines = open(os.path.join(ph, 'manifest.csv')).read().splitlines()
+        with open(os.path.join(ph, 'own.csv'), 'w', encoding='utf-8') as f:
+            f.write(lines[0] + '\n')
+            for line in lines[1:]:
+                cols = line.split(',')
+                cols[1] = own[0] if cols[1].startswith('A4CH') else \
+                    own[1] if cols[1].startswith('PLAX') else own[2]
+                f.write(','.join(cols) + '\n')
+        model = os.path.join(tmp, 'm')
+        r = subprocess.run([echoview, 'train', '--data', os.path.join(ph, 'own.csv'), '--out',
+                            model, '--size', '16', '--init-channels', '4', '--layout',
+                            'normal,reduce', '--epochs', '1', '--batch', '6', '--threads', '2',
+                            '--steps-per-epoch', '2', '--classes', ','.join(own), '--quiet'],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        d = Daemon(env, BASE.replace('@MODEL@', model) + 'streams:\n' + phantom_stream('local'))
+        try:
+            d.wait_state('local', 'running', 20)
+            view = wait_until(lambda: d.stream('local')['view'].get('probabilities') and
+                              d.stream('local')['view'], 20, what='a classified frame')
+            assert sorted(view['probabilities']) == sorted(own), view
+            assert view['label'] in own and abs(sum(view['probabilities'].values()) - 1) < 1e-3, \
+                view
+        finally:
+            d.stop()
+
+
 TESTS = {
     'config': test_config,
     'endpoints': test_endpoints,
@@ -1149,6 +1190,7 @@ TESTS = {
     'http-clients': test_http_clients,
     'reload': test_reload,
     'socket-activation': test_socket_activation,
+    'own-classes': test_own_classes,
 }
 
 if __name__ == '__main__':

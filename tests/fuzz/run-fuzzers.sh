@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
       continue
     fi
     srcs+=("$src/daemon/evd_config.c" "$src/daemon/evd_pipeline.c" "$src/daemon/evd_models.c"
-           "$src/base/ev_yaml.c")
+           "$src/base/ev_yaml.c" "$src/base/ev_shard.c")
     extra+=(-I"$src/daemon" $(pkg-config --cflags glib-2.0 yaml-0.1 gstreamer-1.0))
     libs=($(pkg-config --libs glib-2.0 yaml-0.1 gstreamer-1.0) -lm -lpthread)
   else

@@ -162,6 +162,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 1 and "--freeze is stem, but the checkpoint's run used stem,cells:0"
           in r.stderr, "--resume with other frozen layers: refused naming --freeze (%s)"
           % r.stderr.strip()[-300:])
+    r = run("train", *tune[:8], *SMALL, "--epochs", "2", "--resume")
+    check(r.returncode == 1 and "the checkpoint's run used --freeze stem,cells:0; resume with it"
+          in r.stderr, "--resume without the run's --freeze: refused naming it (%s)"
+          % r.stderr.strip()[-300:])
     r = run("train", *tune, "--epochs", "2", "--resume")
     check(r.returncode == 0 and "resuming " + m2 + " after epoch 1" in r.stderr,
           "--resume with the same --init-from and --freeze continues (%s)"
@@ -207,9 +211,20 @@ with tempfile.TemporaryDirectory() as tmp:
     if r.returncode == 1 and "no ONNX export" in r.stderr:
         print("skip ONNX: this build has no protobuf-c")
     else:
-        check(r.returncode == 0 and os.path.getsize(onnx) > 1000 and
-              open(onnx, "rb").read().find(b"logits") >= 0,
-              "export --format onnx writes the network (%s)" % r.stderr.strip())
+        blob = open(onnx, "rb").read() if r.returncode == 0 else b""
+        views = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            "views.json")))
+        check(r.returncode == 0 and b"logits" in blob and
+              json.dumps(views, separators=(",", ":")).encode() in blob and
+              b'{"width":16,"height":16,"channels":1}' in blob and
+              b'"normalize":"none"}' in blob,
+              "export --format onnx writes the network with the class names, input size and "
+              "preprocessing as metadata (%s)" % r.stderr.strip())
+        m1onnx = os.path.join(tmp, "own.onnx")
+        r = run("export", "--model", m1, "--format", "onnx", "--out", m1onnx)
+        check(r.returncode == 0 and json.dumps(OWN, ensure_ascii=False, separators=(",", ":"))
+              .encode() in open(m1onnx, "rb").read(),
+              "the own class names, accents and spaces kept, in the ONNX metadata")
     r = run("export", "--model", m3, "--format", "tflite", "--out", onnx)
     check(r.returncode == 2 and "--format onnx, got 'tflite'" in r.stderr,
           "export of an unknown format: usage error (%s)" % r.stderr.strip())

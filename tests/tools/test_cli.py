@@ -144,20 +144,22 @@ check(rc == 2 and "non-negative integer seed" in err, "genotype --random: a bad 
 # the usage on stderr
 rc, out, err = run("--help")
 commands = ["inspect", "classify", "bench", "genotype", "phantom", "train", "eval", "experiment",
-            "search"] + (["dicom2rtp"] if "dicom2rtp" in out else [])
+            "search"] + (["dicom2rtp"] if "dicom2rtp" in out else []) + (
+            ["fleet map"] if "\n  fleet " in out else [])
 value_option = {"inspect": "--model", "classify": "--model", "bench": "--iterations",
                 "genotype": "--string", "phantom": "--out", "train": "--data", "eval": "--split",
-                "experiment": "--data", "search": "--seed", "dicom2rtp": "--port"}
+                "experiment": "--data", "search": "--seed", "dicom2rtp": "--port",
+                "fleet map": "--config"}
 for cmd in commands:
-    rc, out, err = run(cmd, "--help")
+    rc, out, err = run(*cmd.split(), "--help")
     check(rc == 0 and out.startswith(f"usage: echoview {cmd} ") and not err,
           f"{cmd} --help: usage on stdout, exit 0")
-    rc, out, err = run(cmd, "--frobnicate")
+    rc, out, err = run(*cmd.split(), "--frobnicate")
     check(rc == 2 and err.startswith(f"echoview {cmd}: unknown option '--frobnicate'\n")
           and f"usage: echoview {cmd} " in err and not out,
           f"{cmd}: an unknown option is a usage error with the usage ({err.splitlines()[0] if err else ''})")
     opt = value_option[cmd]
-    rc, out, err = run(cmd, opt)
+    rc, out, err = run(*cmd.split(), opt)
     check(rc == 2 and err.startswith(f"echoview {cmd}: {opt} needs a value\n")
           and f"usage: echoview {cmd} " in err,
           f"{cmd}: {opt} without its value is a usage error ({err.splitlines()[0] if err else ''})")
