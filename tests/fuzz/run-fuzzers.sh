@@ -19,7 +19,7 @@ if ! clang -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>/dev/null; then
   exit 77
 fi
 
-engine=(common genotype model net_builder network ops_ref plan preprocess safetensors yaml_util backend_none
+engine=(common baselines genotype model net_builder network ops_ref plan preprocess safetensors yaml_util backend_none
         cpu/cpu_pool)  # the pool: search/dataset.c (fuzz_manifest) decodes on it
 flags=(-g -O1 -std=c11 -D_GNU_SOURCE -DEV_ENGINE_PRIVATE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$src/base" -I"$src/engine" -I"$src/media")
