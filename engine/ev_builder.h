@@ -49,8 +49,17 @@ int ev_builder_stem(ev_builder *b, ev_shape input, int init_channels);
  * preprocess1 of s1, both to c channels. */
 void ev_builder_preprocess(ev_builder *b, int cell, int s0, int s1, int c, bool reduction_prev,
                            bool affine, int *p0, int *p1);
+/* Linear layer on x (flattened) with <name>.weight (out, in) and <name>.bias. */
+int ev_builder_linear(ev_builder *b, int x, int out, int cell, const char *name);
 /* Global average pool of x and the linear classifier; sets graph.logits; returns rc. */
 int ev_builder_classifier(ev_builder *b, int x, int num_classes, int batch);
+/* The same head with the linear layer's name (torchvision's ResNet calls it "fc"). */
+int ev_builder_classifier_named(ev_builder *b, int x, int num_classes, const char *name);
+/* Baseline networks (baselines.c): the input node, the whole torchvision network with its
+ * state_dict names, graph.input and graph.logits set; returns rc. */
+int ev_build_baseline(ev_builder *b, int batch);
+/* Checks a baseline configuration (channels, classes, a size every layer can take). */
+int ev_baseline_config_check(const ev_net_config *cfg, ev_error *err);
 /* One storage block for every parameter (16-float aligned per tensor; BN weight and running
  * variance 1, the rest 0) and, with_grads, one for the trainable gradients; links the nodes'
  * params[] to the parameters. */

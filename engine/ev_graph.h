@@ -21,6 +21,21 @@
 
 #define EV_MAX_CELLS 64
 
+/* Which network the configuration builds: the DARTS evaluation network (genotype, cells) or one
+ * of the paper's baselines at torchvision's definition (baselines.c), which use only the input,
+ * class and size fields. EV_ARCH_DARTS is 0, so a zeroed configuration is a DARTS one. */
+typedef enum ev_arch {
+    EV_ARCH_DARTS = 0,
+    EV_ARCH_RESNET18,
+    EV_ARCH_DENSENET201,
+    EV_NUM_ARCHS
+} ev_arch;
+
+/* "darts", "resnet18", "densenet201" (the model.yaml `network: {arch: ...}` names). */
+const char *ev_arch_name(ev_arch arch);
+/* The arch of that name; false when there is none. */
+bool ev_arch_from_name(const char *name, ev_arch *out);
+
 typedef struct ev_net_config {
     ev_genotype genotype;
     int init_channels; /* C */
@@ -31,6 +46,7 @@ typedef struct ev_net_config {
     int input_height, input_width;
     bool auxiliary;       /* training-only head after cell 2L/3 (reference rule) */
     float drop_path_prob; /* training-only; 0 disables */
+    ev_arch arch;         /* EV_ARCH_DARTS unless a baseline */
 } ev_net_config;
 
 /* The reference layout rule for `layers: L`: reduction cells at L/3 and 2L/3. */

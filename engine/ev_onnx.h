@@ -1,8 +1,9 @@
 /* ev_onnx.h: export a model to ONNX (opset 13), so other runtimes (ONNX Runtime, TensorRT)
- * can run the same network: standard ops only, BN folded into the convolutions, input "input"
- * (N x C x H x W, N symbolic), output "logits" (N x classes); metadata_props "classes" (JSON
- * array of the class names), "input", "preprocess" and "temperature" (JSON values), what a
- * runtime needs to feed and read the graph. Built only when protobuf-c is. */
+ * can run the same network: standard ops only, BN folded into the convolutions (a BN of a
+ * shared tensor, DenseNet's, as Mul and Add), input "input" (N x C x H x W, N symbolic), output
+ * "logits" (N x classes); metadata_props "classes" (JSON array of the class names), "input",
+ * "preprocess" and "temperature" (JSON values), what a runtime needs to feed and read the graph.
+ * Built only when protobuf-c is. */
 #ifndef EV_ONNX_H
 #define EV_ONNX_H
 

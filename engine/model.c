@@ -53,14 +53,35 @@ static void free_classes(ev_model *m)
 static int parse_network(ev_yaml_doc *doc, const ev_yaml_node *net, const char *dir, ev_model *m,
                          ev_error *err)
 {
-    static const char *const keys[] = {"init_channels", "layout",        "layers",    "genotype",
-                                       "genotype_file", "genotype_name", "auxiliary", NULL};
+    static const char *const keys[] = {"arch",          "init_channels", "layout",
+                                       "layers",        "genotype",      "genotype_file",
+                                       "genotype_name", "auxiliary",     NULL};
     if (!ev_yaml_walk_mapping(doc, net, "network", keys, NULL, NULL))
         return ev_fail_yaml_doc(err, doc);
     int rc;
     ev_net_config *cfg = &m->cfg;
     long v;
-    const ev_yaml_node *n = ev_yaml_lookup(doc, net, "init_channels");
+    /* arch: darts (the default) or a baseline, which takes none of the DARTS keys */
+    const ev_yaml_node *n = ev_yaml_lookup(doc, net, "arch");
+    if (n) {
+        const char *arch = ev_yaml_get_nonempty_string(doc, n, "arch");
+        if (!arch)
+            return ev_fail_yaml_doc(err, doc);
+        if (!ev_arch_from_name(arch, &cfg->arch)) {
+            ev_yaml_fail(doc, n, "network: arch '%s' is not darts, resnet18 or densenet201", arch);
+            return ev_fail_yaml_doc(err, doc);
+        }
+    }
+    if (cfg->arch != EV_ARCH_DARTS) {
+        for (int i = 1; keys[i]; i++)
+            if ((n = ev_yaml_lookup(doc, net, keys[i]))) {
+                ev_yaml_fail(doc, n, "network: %s is a DARTS setting; arch %s takes none", keys[i],
+                             ev_arch_name(cfg->arch));
+                return ev_fail_yaml_doc(err, doc);
+            }
+        return EV_OK;
+    }
+    n = ev_yaml_lookup(doc, net, "init_channels");
     if (!n) {
         ev_yaml_fail(doc, net, "network: init_channels is missing");
         return ev_fail_yaml_doc(err, doc);
@@ -525,8 +546,8 @@ int ev_model_write_bundle(const char *dir, const ev_net *net, const ev_model_inf
     if (rc)
         return rc;
     const ev_net_config *cfg = &net->cfg;
-    char *genotype = ev_genotype_to_string(&cfg->genotype);
-    if (!genotype)
+    char *genotype = cfg->arch == EV_ARCH_DARTS ? ev_genotype_to_string(&cfg->genotype) : NULL;
+    if (cfg->arch == EV_ARCH_DARTS && !genotype)
         return ev_fail(err, EV_ERR_NOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/model.yaml", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -550,14 +571,18 @@ int ev_model_write_bundle(const char *dir, const ev_net *net, const ev_model_inf
     fprintf(f, "], std: [");
     for (int c = 0; c < cfg->in_channels; c++)
         fprintf(f, "%s%.9g", c ? ", " : "", (double)std[c]);
-    fprintf(f, "]%s}\nnetwork:\n  init_channels: %d\n  layout: [",
-            info->normalize == EV_NORMALIZE_SECTOR ? ", normalize: sector" : "",
-            cfg->init_channels);
-    for (int i = 0; i < cfg->num_cells; i++)
-        fprintf(f, "%s%s", i ? ", " : "", cfg->reduction[i] ? "reduce" : "normal");
-    fprintf(f, "]\n  genotype: \"%s\"\n", genotype);
-    if (cfg->auxiliary)
-        fprintf(f, "  auxiliary: true\n");
+    fprintf(f, "]%s}\nnetwork:\n",
+            info->normalize == EV_NORMALIZE_SECTOR ? ", normalize: sector" : "");
+    if (cfg->arch != EV_ARCH_DARTS) {
+        fprintf(f, "  arch: %s\n", ev_arch_name(cfg->arch));
+    } else {
+        fprintf(f, "  init_channels: %d\n  layout: [", cfg->init_channels);
+        for (int i = 0; i < cfg->num_cells; i++)
+            fprintf(f, "%s%s", i ? ", " : "", cfg->reduction[i] ? "reduce" : "normal");
+        fprintf(f, "]\n  genotype: \"%s\"\n", genotype);
+        if (cfg->auxiliary)
+            fprintf(f, "  auxiliary: true\n");
+    }
     fprintf(f, "weights: weights.safetensors\n");
     if (info->temperature > 0.0f)
         fprintf(f, "calibration: {temperature: %.9g, confidence_threshold: %.9g}\n",

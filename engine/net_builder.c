@@ -249,23 +249,38 @@ void ev_builder_preprocess(ev_builder *b, int cell, int s0, int s1, int c, bool 
     *p1 = relu_conv_bn(b, s1, c, affine, cell, prefix);
 }
 
-int ev_builder_classifier(ev_builder *b, int x, int num_classes, int batch)
+int ev_builder_linear(ev_builder *b, int x, int out, int cell, const char *name)
+{
+    if (b->rc)
+        return -1;
+    ev_shape xs = ev_builder_shape(b, x);
+    ev_shape ls = {xs.n, out, 1, 1};
+    int node = ev_builder_node(b, EV_OP_LINEAR, ls, 1, &x, cell, name);
+    int wshape[2] = {out, xs.c * xs.h * xs.w};
+    int pw = ev_builder_param(b, EV_PARAM_WEIGHT, 2, wshape, "%s.weight", name);
+    int pb = ev_builder_param(b, EV_PARAM_BIAS, 1, wshape, "%s.bias", name);
+    if (node < 0 || pw < 0 || pb < 0)
+        return -1;
+    b->net->graph.nodes[node].param_index[0] = pw;
+    b->net->graph.nodes[node].param_index[1] = pb;
+    return node;
+}
+
+int ev_builder_classifier_named(ev_builder *b, int x, int num_classes, const char *name)
 {
     ev_graph *g = &b->net->graph;
     int gap = ev_builder_unary(b, EV_OP_GAP, x, -1, "global_pooling");
     if (gap < 0)
         return b->rc;
     g->nodes[gap].shape.h = g->nodes[gap].shape.w = 1;
-    ev_shape ls = {batch, num_classes, 1, 1};
-    g->logits = ev_builder_node(b, EV_OP_LINEAR, ls, 1, &gap, -1, "classifier");
-    int wshape[2] = {num_classes, ev_builder_shape(b, gap).c};
-    int pw = ev_builder_param(b, EV_PARAM_WEIGHT, 2, wshape, "classifier.weight");
-    int pb = ev_builder_param(b, EV_PARAM_BIAS, 1, wshape, "classifier.bias");
-    if (g->logits >= 0) {
-        g->nodes[g->logits].param_index[0] = pw;
-        g->nodes[g->logits].param_index[1] = pb;
-    }
+    g->logits = ev_builder_linear(b, gap, num_classes, -1, name);
     return b->rc;
+}
+
+int ev_builder_classifier(ev_builder *b, int x, int num_classes, int batch)
+{
+    (void)batch; /* the classifier has the batch of its input */
+    return ev_builder_classifier_named(b, x, num_classes, "classifier");
 }
 
 int ev_net_alloc_params(ev_net *net, bool with_grads, const char *who, ev_error *err)

@@ -25,6 +25,8 @@ static int aux_cell_index(const ev_net_config *cfg) { return 2 * cfg->num_cells 
 
 static int ev_net_config_check(const ev_net_config *cfg, ev_error *err)
 {
+    if (cfg->arch != EV_ARCH_DARTS)
+        return ev_baseline_config_check(cfg, err);
     int rc = ev_genotype_validate(&cfg->genotype, err);
     if (rc)
         return rc;
@@ -258,7 +260,7 @@ int ev_net_create(const ev_net_config *cfg, int batch, bool with_grads, ev_net *
     net->cfg = *cfg;
     net->batch = batch;
     ev_builder b = {.net = net, .err = err, .who = "network"};
-    rc = build_network(&b, batch);
+    rc = cfg->arch == EV_ARCH_DARTS ? build_network(&b, batch) : ev_build_baseline(&b, batch);
     if (!rc)
         rc = ev_net_alloc_params(net, with_grads, "network", err);
     if (rc)

@@ -341,8 +341,29 @@ static int export_graph(exporter *x, double *scale, double *shift)
                 Onnx__AttributeProto *attrs[] = {attr_int(x, "axis", 1), NULL};
                 add_node(x, "Concat", parts, s->num_inputs, x->names[i], attrs);
             } else {
-                rc = ev_fail(x->err, EV_ERR_UNSUPPORTED,
-                             "onnx: node %d (%s): batch norm not after a conv", i, n->tag);
+                /* a batch norm of a shared tensor (DenseNet's norm1 of a dense block's
+                 * concatenation): the folded per-channel affine as Mul and Add */
+                const int c = n->shape.c;
+                float *fs = xalloc(x, 2 * (size_t)c * sizeof *fs);
+                if (!fs) {
+                    rc = ev_fail(x->err, EV_ERR_NOMEM, "onnx: out of memory");
+                    break;
+                }
+                for (int j = 0; j < c; j++) {
+                    fs[j] = (float)scale[j];
+                    fs[c + j] = (float)shift[j];
+                }
+                char sname[32], bname[32], mname[32];
+                snprintf(sname, sizeof sname, "bn_scale%d", i);
+                snprintf(bname, sizeof bname, "bn_shift%d", i);
+                snprintf(mname, sizeof mname, "bn_mul%d", i);
+                const int64_t dims[4] = {1, c, 1, 1};
+                add_float_init(x, sname, dims, 4, fs, (size_t)c);
+                add_float_init(x, bname, dims, 4, fs + c, (size_t)c);
+                const char *mul_in[2] = {in0, sname};
+                add_node(x, "Mul", mul_in, 2, mname, NULL);
+                const char *add_in[2] = {mname, bname};
+                add_node(x, "Add", add_in, 2, x->names[i], NULL);
             }
             break;
         }

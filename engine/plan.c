@@ -64,7 +64,9 @@ int ev_plan_create(const ev_model *model, const ev_plan_options *options, ev_pla
     if (kind == EV_BACKEND_AUTO) {
         static const ev_backend_kind order[] = {EV_BACKEND_CUDA, EV_BACKEND_CPU,
                                                 EV_BACKEND_REFERENCE};
-        for (int i = 0; i < 3 && !vt; i++)
+        /* the cpu and cuda backends compile DARTS networks only: a baseline (ResNet18,
+         * DenseNet201) runs on the reference backend */
+        for (int i = model->cfg.arch == EV_ARCH_DARTS ? 0 : 2; i < 3 && !vt; i++)
             if ((vt = backend_vtable(order[i])))
                 kind = order[i];
     } else if (!(vt = backend_vtable(kind))) {

@@ -3,6 +3,13 @@
  * each held for some seconds, loops forever (or until num-buffers). Frames are scanner-like
  * (fan at the top centre, margins, overlays); every buffer carries an EchoViewMeta whose
  * ground-truth fields name the view on screen, so a classifier downstream can be scored.
+ *
+ * Cine loops: within an acquisition the heart beats with a whole number of frames per beat
+ * (the patient's heart rate rounded to it), and the electronic noise repeats with the beat, so
+ * frame k of an acquisition equals frame k + beat. The element renders each frame of the beat
+ * once into a cache (cache-size MiB; beat frames x width x height bytes) and replays it: one
+ * render per frame of a beat per acquisition instead of one per frame. cache-size=0 renders
+ * every frame and gives the same bytes.
  */
 /**
  * SECTION:element-echophantomsrc
@@ -34,6 +41,8 @@ GST_DEBUG_CATEGORY_STATIC(gst_echo_phantom_src_debug);
 #define DEFAULT_OVERLAYS TRUE
 #define DEFAULT_PHANTOM_VERSION 1
 #define DEFAULT_IS_LIVE TRUE
+#define DEFAULT_CACHE_SIZE 64 /* MiB: a 36-frame beat at 800x600 is 17 MiB */
+#define MAX_CACHE_SIZE 4096
 #define MAX_SEGMENTS 256
 
 enum {
@@ -45,6 +54,7 @@ enum {
     PROP_OVERLAYS,
     PROP_IS_LIVE,
     PROP_PHANTOM_VERSION,
+    PROP_CACHE_SIZE,
 };
 
 typedef struct {
@@ -62,6 +72,7 @@ struct _GstEchoPhantomSrc {
     gint quality;
     gboolean overlays;
     gint phantom_version;
+    guint cache_size; /* MiB */
 
     /* from start() to stop() */
     Segment segments[MAX_SEGMENTS];
@@ -71,16 +82,26 @@ struct _GstEchoPhantomSrc {
     gint run_quality;
     gboolean run_overlays;
     gint run_version;
+    guint run_cache_size;
     ep_patient patient;
+    gfloat heart_rate_bpm; /* the patient's, before rounding to whole frames per beat */
 
     /* from set_caps() */
     GstVideoInfo info;
     ep_renderer *renderer;
     guint8 *gray; /* scratch frame for RGB output */
     guint64 n_frames;
+    guint beat_frames; /* frames per heart beat at the negotiated rate */
+
+    /* the cine-loop cache: frame j of the beat of acquisition cache_key in slot j */
+    guint8 *cache;
+    guint cache_slots; /* how many frames fit in run_cache_size (at most beat_frames) */
+    guint8 *cached;    /* per slot: rendered for cache_key */
+    gint64 cache_key;
 
     /* the acquisition on screen */
     gint64 scan_key; /* loop * n_segments + segment, -1 before the first frame */
+    GstClockTime scan_start; /* stream time of its start */
     ep_scan scan;
 };
 
@@ -159,6 +180,7 @@ static gboolean gst_echo_phantom_src_start(GstBaseSrc *base)
     self->run_quality = self->quality;
     self->run_overlays = self->overlays;
     self->run_version = self->phantom_version;
+    self->run_cache_size = self->cache_size;
     GST_OBJECT_UNLOCK(self);
 
     ok = text && parse_schedule(text, self->segments, &self->n_segments, &error);
@@ -175,8 +197,10 @@ static gboolean gst_echo_phantom_src_start(GstBaseSrc *base)
     for (guint i = 0; i < self->n_segments; i++)
         self->loop_duration += self->segments[i].duration;
     ep_patient_init(&self->patient, self->run_seed);
+    self->heart_rate_bpm = self->patient.heart_rate_bpm;
     self->n_frames = 0;
     self->scan_key = -1;
+    self->cache_key = -1;
     return TRUE;
 }
 
@@ -186,6 +210,9 @@ static gboolean gst_echo_phantom_src_stop(GstBaseSrc *base)
 
     g_clear_pointer(&self->renderer, ep_renderer_free);
     g_clear_pointer(&self->gray, g_free);
+    g_clear_pointer(&self->cache, g_free);
+    g_clear_pointer(&self->cached, g_free);
+    self->cache_slots = 0;
     return TRUE;
 }
 
@@ -215,6 +242,10 @@ static gboolean gst_echo_phantom_src_set_caps(GstBaseSrc *base, GstCaps *caps)
     }
     g_clear_pointer(&self->renderer, ep_renderer_free);
     g_clear_pointer(&self->gray, g_free);
+    g_clear_pointer(&self->cache, g_free);
+    g_clear_pointer(&self->cached, g_free);
+    self->cache_slots = 0;
+    self->cache_key = -1;
     self->renderer = ep_renderer_create(GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info));
     if (!self->renderer) {
         GST_ELEMENT_ERROR(self, RESOURCE, NO_SPACE_LEFT, ("Could not allocate the renderer."),
@@ -223,6 +254,31 @@ static gboolean gst_echo_phantom_src_set_caps(GstBaseSrc *base, GstCaps *caps)
     }
     if (GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_FORMAT_GRAY8)
         self->gray = g_malloc((gsize)GST_VIDEO_INFO_WIDTH(&info) * GST_VIDEO_INFO_HEIGHT(&info));
+    {
+        /* A whole number of frames per beat (at least 2): the heart rate shown and animated is
+         * rate * 60 / beat_frames, within half a frame per beat of the patient's. */
+        const gdouble rate = (gdouble)GST_VIDEO_INFO_FPS_N(&info) / GST_VIDEO_INFO_FPS_D(&info);
+        const gsize frame_bytes = (gsize)GST_VIDEO_INFO_WIDTH(&info) * GST_VIDEO_INFO_HEIGHT(&info);
+        const guint64 budget = (guint64)self->run_cache_size << 20;
+        gdouble beat = rate * 60.0 / self->heart_rate_bpm + 0.5;
+
+        self->beat_frames = beat < 2.0 ? 2u : beat > 1e6 ? 1000000u : (guint)beat;
+        self->patient.heart_rate_bpm = (gfloat)(rate * 60.0 / self->beat_frames);
+        self->cache_slots = (guint)MIN((guint64)self->beat_frames, budget / frame_bytes);
+        if (self->cache_slots) {
+            self->cache = g_try_malloc((gsize)self->cache_slots * frame_bytes);
+            self->cached = g_try_malloc0(self->cache_slots);
+            if (!self->cache || !self->cached) {
+                GST_WARNING_OBJECT(self, "no memory for a %u-frame cache: rendering every frame",
+                                   self->cache_slots);
+                g_clear_pointer(&self->cache, g_free);
+                g_clear_pointer(&self->cached, g_free);
+                self->cache_slots = 0;
+            }
+        }
+        GST_DEBUG_OBJECT(self, "%u frames per beat (%.1f bpm), %u cached", self->beat_frames,
+                         self->patient.heart_rate_bpm, self->cache_slots);
+    }
     self->info = info;
     /* basesrc allocates blocksize bytes per buffer */
     gst_base_src_set_blocksize(base, (guint)GST_VIDEO_INFO_SIZE(&info));
@@ -247,15 +303,17 @@ static void gst_echo_phantom_src_get_times(GstBaseSrc *base, GstBuffer *buffer, 
 
 /* The acquisition at time t: the schedule loops; every (loop, segment) pair is a fresh
  * acquisition with its own probe pose and settings, so a loop never repeats frames exactly. */
-static const ep_scan *scan_at(GstEchoPhantomSrc *self, GstClockTime t, gdouble *t_in_segment)
+static const ep_scan *scan_at(GstEchoPhantomSrc *self, GstClockTime t)
 {
     guint64 loop = t / self->loop_duration;
     GstClockTime r = t - loop * self->loop_duration;
+    GstClockTime start = loop * self->loop_duration;
     guint i = 0;
     gint64 key;
 
     while (i + 1 < self->n_segments && r >= self->segments[i].duration) {
         r -= self->segments[i].duration;
+        start += self->segments[i].duration;
         i++;
     }
     key = (gint64)(loop * self->n_segments + i);
@@ -271,10 +329,22 @@ static const ep_scan *scan_at(GstEchoPhantomSrc *self, GstClockTime t, gdouble *
             ep_scan_style(&self->scan, self->run_seed ^ 0x5CA7u,
                           self->run_seed * 1000003u + (guint64)key * 7919u + 18u);
         self->scan_key = key;
+        self->scan_start = start;
         GST_DEBUG_OBJECT(self, "now showing %s", ep_view_name(self->scan.view));
     }
-    *t_in_segment = (gdouble)r / GST_SECOND;
     return &self->scan;
+}
+
+/* Renders frame j of the beat of the acquisition on screen into out. */
+static int render_beat_frame(GstEchoPhantomSrc *self, const ep_scan *scan, guint j, guint8 *out,
+                             gsize stride)
+{
+    ep_scan noisy = *scan;
+
+    noisy.noise_seed =
+        self->run_seed ^ (((guint64)self->scan_key << 20 | j) * 0x9E3779B97F4A7C15ull);
+    return ep_render(self->renderer, &self->patient, &noisy, (gdouble)j / self->beat_frames, out,
+                     stride);
 }
 
 static GstFlowReturn gst_echo_phantom_src_fill(GstPushSrc *src, GstBuffer *buffer)
@@ -286,38 +356,56 @@ static GstFlowReturn gst_echo_phantom_src_fill(GstPushSrc *src, GstBuffer *buffe
     GstClockTime pts = gst_util_uint64_scale(self->n_frames, (guint64)fps_d * GST_SECOND, fps_n);
     GstClockTime next =
         gst_util_uint64_scale(self->n_frames + 1, (guint64)fps_d * GST_SECOND, fps_n);
-    gdouble t_segment;
     const ep_scan *scan;
-    ep_scan noisy;
+    const guint8 *gray = NULL;
+    guint64 first;
+    guint j;
     GstVideoFrame frame;
     GstEchoViewMeta *meta;
-    int rc;
+    guint8 *rows;
+    gint stride;
+    int rc = EP_OK;
 
     if (!self->renderer) {
         GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("No caps negotiated."), (NULL));
         return GST_FLOW_NOT_NEGOTIATED;
     }
-    scan = scan_at(self, pts, &t_segment);
-    noisy = *scan;
-    noisy.noise_seed = self->run_seed ^ (self->n_frames * 0x9E3779B97F4A7C15ull);
+    scan = scan_at(self, pts);
+    /* the acquisition's first frame is the first with pts >= its start */
+    first = gst_util_uint64_scale_ceil(self->scan_start, fps_n, (guint64)fps_d * GST_SECOND);
+    j = (guint)((self->n_frames - MIN(first, self->n_frames)) % self->beat_frames);
     if (!gst_video_frame_map(&frame, &self->info, buffer, GST_MAP_WRITE)) {
         GST_ELEMENT_ERROR(self, RESOURCE, WRITE, ("Could not map the output buffer."), (NULL));
         return GST_FLOW_ERROR;
     }
-    if (self->gray) {
-        guint8 *rows = GST_VIDEO_FRAME_PLANE_DATA(&frame, 0);
-        const gint stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
-        rc = ep_render_time(self->renderer, &self->patient, &noisy, t_segment, self->gray, width);
-        for (gint y = 0; rc == EP_OK && y < height; y++) {
-            const guint8 *in = self->gray + (gsize)y * width;
-            guint8 *out = rows + (gsize)y * stride;
-            for (gint x = 0; x < width; x++)
-                out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x];
+    rows = GST_VIDEO_FRAME_PLANE_DATA(&frame, 0);
+    stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
+    if (j < self->cache_slots) {
+        guint8 *slot = self->cache + (gsize)j * width * height;
+        if (self->cache_key != self->scan_key) {
+            memset(self->cached, 0, self->cache_slots);
+            self->cache_key = self->scan_key;
         }
+        if (!self->cached[j]) {
+            rc = render_beat_frame(self, scan, j, slot, (gsize)width);
+            self->cached[j] = rc == EP_OK;
+        }
+        gray = slot;
+    } else if (self->gray) {
+        rc = render_beat_frame(self, scan, j, self->gray, (gsize)width);
+        gray = self->gray;
     } else {
-        rc = ep_render_time(self->renderer, &self->patient, &noisy, t_segment,
-                            GST_VIDEO_FRAME_PLANE_DATA(&frame, 0),
-                            GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0));
+        rc = render_beat_frame(self, scan, j, rows, (gsize)stride);
+    }
+    for (gint y = 0; rc == EP_OK && gray && y < height; y++) {
+        const guint8 *in = gray + (gsize)y * width;
+        guint8 *out = rows + (gsize)y * stride;
+        if (!self->gray) {
+            memcpy(out, in, (gsize)width);
+            continue;
+        }
+        for (gint x = 0; x < width; x++)
+            out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x];
     }
     gst_video_frame_unmap(&frame);
     if (rc != EP_OK) {
@@ -365,6 +453,9 @@ static void gst_echo_phantom_src_set_property(GObject *object, guint prop_id, co
     case PROP_PHANTOM_VERSION:
         self->phantom_version = g_value_get_int(value);
         break;
+    case PROP_CACHE_SIZE:
+        self->cache_size = g_value_get_uint(value);
+        break;
     case PROP_IS_LIVE:
         GST_OBJECT_UNLOCK(self);
         gst_base_src_set_live(GST_BASE_SRC(self), g_value_get_boolean(value));
@@ -401,6 +492,9 @@ static void gst_echo_phantom_src_get_property(GObject *object, guint prop_id, GV
     case PROP_PHANTOM_VERSION:
         g_value_set_int(value, self->phantom_version);
         break;
+    case PROP_CACHE_SIZE:
+        g_value_set_uint(value, self->cache_size);
+        break;
     case PROP_IS_LIVE:
         GST_OBJECT_UNLOCK(self);
         g_value_set_boolean(value, gst_base_src_is_live(GST_BASE_SRC(self)));
@@ -428,7 +522,9 @@ static void gst_echo_phantom_src_init(GstEchoPhantomSrc *self)
     self->quality = DEFAULT_QUALITY;
     self->overlays = DEFAULT_OVERLAYS;
     self->phantom_version = DEFAULT_PHANTOM_VERSION;
+    self->cache_size = DEFAULT_CACHE_SIZE;
     self->scan_key = -1;
+    self->cache_key = -1;
     gst_base_src_set_live(GST_BASE_SRC(self), DEFAULT_IS_LIVE);
     gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
 }
@@ -490,6 +586,14 @@ static void gst_echo_phantom_src_class_init(GstEchoPhantomSrcClass *klass)
             "Renderer generation: 1 the original look, 2 real-scanner look with vendor-like "
             "screens and steered/zoomed fans, one scanner style per stream (default: 1)",
             1, 2, DEFAULT_PHANTOM_VERSION, rw));
+    g_object_class_install_property(
+        gobject_class, PROP_CACHE_SIZE,
+        g_param_spec_uint(
+            "cache-size", "Cache size",
+            "MiB for the cine-loop cache: each frame of a heart beat (beat frames x width x "
+            "height bytes) is rendered once per acquisition and replayed; 0 renders every frame "
+            "(the same bytes) (default: 64)",
+            0, MAX_CACHE_SIZE, DEFAULT_CACHE_SIZE, rw));
 
     g_object_class_install_property(
         gobject_class, PROP_IS_LIVE,

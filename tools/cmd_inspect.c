@@ -92,7 +92,8 @@ int cmd_inspect(int argc, char **argv)
     const long long params = ev_model_num_params(m), macs = ev_model_num_macs(m);
     int width, height, channels;
     ev_model_input_shape(m, &width, &height, &channels);
-    char *genotype = ev_genotype_to_string(&cfg->genotype);
+    const bool darts = cfg->arch == EV_ARCH_DARTS;
+    char *genotype = darts ? ev_genotype_to_string(&cfg->genotype) : NULL;
     json_t *cells = json_array();
     for (int i = 0; i < g->num_nodes; i++) {
         const ev_node *n = &g->nodes[i];
@@ -121,6 +122,7 @@ int cmd_inspect(int argc, char **argv)
                             "genotype", genotype ? genotype : "", "init_channels",
                             cfg->init_channels, "stem_channels", 3 * cfg->init_channels, "cells",
                             cells, "params", (json_int_t)params, "macs", (json_int_t)macs);
+    json_object_set_new(out, "arch", json_string(ev_arch_name(cfg->arch)));
     char *training = training_record(model_path);
     if (training)
         json_object_set_new(out, "training", json_string(training));
@@ -131,9 +133,13 @@ int cmd_inspect(int argc, char **argv)
         printf("input        %dx%d, %d channel%s\n", width, height, channels,
                channels > 1 ? "s" : "");
         printf("classes      %d\n", num_classes);
-        printf("genotype     %s\n", genotype ? genotype : "?");
-        printf("stem         conv3x3 -> %d channels, %dx%d\n", 3 * cfg->init_channels, width,
-               height);
+        if (!darts) {
+            printf("arch         %s (torchvision definition)\n", ev_arch_name(cfg->arch));
+        } else {
+            printf("genotype     %s\n", genotype ? genotype : "?");
+            printf("stem         conv3x3 -> %d channels, %dx%d\n", 3 * cfg->init_channels, width,
+                   height);
+        }
         json_array_foreach(cells, idx, c) printf(
             "cell %-7d %-6s C=%-4lld out %lld channels, %lldx%lld, receptive field %lld px\n",
             (int)json_integer_value(json_object_get(c, "index")),

@@ -15,7 +15,7 @@ EXPECTED = {
         "updates", "reset-on", "unique-id", "backend-used", "active-roi", "model-users", "model-name", "classes", "frames", "inferred", "skipped", "latency-mean",
         "latency-p99", "process-mean", "process-p99", "engine-mean"},
     "echophantomsrc": {"view", "schedule", "seed", "quality", "overlays", "is-live",
-                       "num-buffers", "phantom-version"},
+                       "num-buffers", "phantom-version", "cache-size"},
     "dicomsrc": {"location", "loop", "frames", "frame-time", "roi"},
 }
 # numbers tunable while playing: a GstControlSource may drive them
@@ -31,7 +31,7 @@ UNITS = {"gpu-id": None, "threads": None, "roi-interval": "frames",
          "latency-mean": "microseconds", "latency-p99": "microseconds",
          "process-mean": "microseconds", "process-p99": "microseconds",
          "engine-mean": "microseconds", "confidence-threshold": "probability",
-         "schedule": "seconds", "frame-time": "milliseconds"}
+         "schedule": "seconds", "frame-time": "milliseconds", "cache-size": "MiB"}
 
 failures = 0
 

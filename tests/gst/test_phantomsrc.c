@@ -1,7 +1,8 @@
 /* test_phantomsrc.c: echophantomsrc: default and negotiated caps, timestamps from the frame
  * rate, ground truth following the schedule, determinism per seed, RGB = grey replicated,
  * the sector inside the frame like a scanner, num-buffers, phantom-version 2 (deterministic,
- * another look than version 1, the same ground truth). */
+ * another look than version 1, the same ground truth), the cine-loop cache (the same bytes as
+ * rendering every frame, frames repeating with the beat, a cache that holds part of a beat). */
 #include "gst_test_util.h"
 
 static GstHarness *source_harness(const char *sink_caps, ...)
@@ -194,6 +195,107 @@ static void test_phantom_version(void)
     gst_buffer_unref(b);
 }
 
+/* Pulls n frames (GRAY8 320x240 at 30 fps, two acquisitions of 1.5 s) into one block. */
+static guint8 *pull_frames(const char *cache_size, int n, const char *format)
+{
+    char caps[128];
+    GstHarness *h;
+    guint8 *all = NULL;
+    gsize size = 0;
+
+    g_snprintf(caps, sizeof caps, "video/x-raw,format=%s,width=320,height=240,framerate=30/1",
+               format);
+    h = source_harness(caps, "schedule", "A2CH:1.5,PSAX-AV:1.5", "seed", "7", "cache-size",
+                       cache_size, NULL);
+    for (int i = 0; i < n; i++) {
+        GstBuffer *b = gst_harness_pull(h);
+        GstMapInfo m;
+        gst_buffer_map(b, &m, GST_MAP_READ);
+        if (!all) {
+            size = m.size;
+            all = g_malloc0(size * n + sizeof(gsize));
+            memcpy(all, &size, sizeof size);
+        }
+        if (m.size == size)
+            memcpy(all + sizeof size + (gsize)i * size, m.data, size);
+        gst_buffer_unmap(b, &m);
+        gst_buffer_unref(b);
+    }
+    gst_harness_teardown(h);
+    return all;
+}
+
+static void test_cache(void)
+{
+    enum { N = 100 }; /* past the second acquisition's start (frame 45) and into the next loop */
+    guint8 *fresh = pull_frames("0", N, "GRAY8"), *cached = pull_frames("64", N, "GRAY8"),
+           *rgb_fresh = pull_frames("0", N, "RGB"), *rgb_cached = pull_frames("64", N, "RGB");
+    gsize size, rgb_size;
+    int differ = 0, rgb_differ = 0, beat = 0;
+
+    memcpy(&size, fresh, sizeof size);
+    memcpy(&rgb_size, rgb_fresh, sizeof rgb_size);
+    for (int i = 0; i < N; i++) {
+        differ += memcmp(fresh + sizeof size + i * size, cached + sizeof size + i * size, size) != 0;
+        rgb_differ += memcmp(rgb_fresh + sizeof size + i * rgb_size,
+                             rgb_cached + sizeof size + i * rgb_size, rgb_size) != 0;
+    }
+    CHECK(differ == 0, "GRAY8: cached frames equal frames rendered fresh (%d of %d differ)", differ,
+          N);
+    CHECK(rgb_differ == 0, "RGB: cached frames equal frames rendered fresh (%d of %d differ)",
+          rgb_differ, N);
+    /* the beat: the first k > 0 with frame k == frame 0; frames within a beat all differ */
+    for (int k = 1; k < 45 && !beat; k++)
+        if (!memcmp(fresh + sizeof size, fresh + sizeof size + k * size, size))
+            beat = k;
+    CHECK(beat >= 2 && beat <= 40, "frames repeat with the beat (%d frames at 30 fps)", beat);
+    if (beat) {
+        int repeats = 0, distinct = 0;
+        for (int i = 0; i + beat < 45; i++)
+            repeats += !memcmp(fresh + sizeof size + i * size, fresh + sizeof size + (i + beat) * size,
+                               size);
+        for (int i = 1; i < beat; i++)
+            distinct += memcmp(fresh + sizeof size, fresh + sizeof size + i * size, size) != 0;
+        CHECK(repeats == 45 - beat, "every frame of the first acquisition repeats a beat later "
+                                    "(%d of %d)", repeats, 45 - beat);
+        CHECK(distinct == beat - 1, "frames within a beat differ (%d of %d)", distinct, beat - 1);
+    }
+    CHECK(memcmp(fresh + sizeof size, fresh + sizeof size + 45 * size, size) != 0,
+          "the next acquisition shows another picture");
+    g_free(fresh);
+    g_free(cached);
+    g_free(rgb_fresh);
+    g_free(rgb_cached);
+}
+
+static void test_partial_cache(void)
+{
+    /* 1 MiB holds 3 frames of 640x480: the rest of the beat is rendered every time */
+    const char *caps = "video/x-raw,format=GRAY8,width=640,height=480,framerate=30/1";
+    GstHarness *a = source_harness(caps, "view", "A4CH-RV", "cache-size", "0", NULL),
+               *b = source_harness(caps, "view", "A4CH-RV", "cache-size", "1", NULL);
+    int differ = 0;
+    guint value = 0;
+
+    for (int i = 0; i < 40; i++) {
+        GstBuffer *x = gst_harness_pull(a), *y = gst_harness_pull(b);
+        GstMapInfo mx, my;
+        gst_buffer_map(x, &mx, GST_MAP_READ);
+        gst_buffer_map(y, &my, GST_MAP_READ);
+        differ += mx.size != my.size || memcmp(mx.data, my.data, mx.size) != 0;
+        gst_buffer_unmap(x, &mx);
+        gst_buffer_unmap(y, &my);
+        gst_buffer_unref(x);
+        gst_buffer_unref(y);
+    }
+    CHECK(differ == 0, "a cache smaller than a beat gives the same frames (%d of 40 differ)",
+          differ);
+    g_object_get(b->element, "cache-size", &value, NULL);
+    CHECK(value == 1, "cache-size reads back (%u)", value);
+    gst_harness_teardown(a);
+    gst_harness_teardown(b);
+}
+
 int main(int argc, char **argv)
 {
     gst_init(&argc, &argv);
@@ -201,5 +303,7 @@ int main(int argc, char **argv)
     test_determinism_and_rgb();
     test_num_buffers_and_live();
     test_phantom_version();
+    test_cache();
+    test_partial_cache();
     return test_finish();
 }
