@@ -678,3 +678,17 @@ bool ev_yaml_get_bool(ev_yaml_doc *doc, const ev_yaml_node *node, const char *na
         return ev_yaml_fail(doc, node, "'%s' must be true or false, not '%s'", name, s);
     return true;
 }
+
+void ev_yaml_write_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}

@@ -1,6 +1,7 @@
 /* ev_yaml.h: the one YAML reader of the tree. Every YAML file echoview reads goes through it:
  * model.yaml and genotype files (engine/), echoviewd's configuration (daemon/) and the DICOM
- * bridge's (bridge/). Plain C on libyaml's document API; no GLib, nothing of ours below it.
+ * bridge's (bridge/); and the one quoted-scalar writer (ev_yaml_write_quoted). Plain C on
+ * libyaml's document API; no GLib, nothing of ours below it.
  *
  * What it owns, so that no reader has rules of its own:
  * - limits: at most EV_YAML_MAX_BYTES of text, EV_YAML_MAX_NODES nodes, EV_YAML_MAX_DEPTH
@@ -23,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -137,6 +139,14 @@ bool ev_yaml_get_double(ev_yaml_doc *doc, const ev_yaml_node *node, const char *
                         double max, double *out);
 /* Unquoted true or false. */
 bool ev_yaml_get_bool(ev_yaml_doc *doc, const ev_yaml_node *node, const char *name, bool *out);
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+/* Writes s as a YAML double-quoted scalar: '"' and '\\' escaped with a backslash, control
+ * characters as \xHH, every other byte (UTF-8 included) as it is; a YAML reader reads s back (this one
+ * refuses control characters in strings). For the few values echoview writes into YAML files
+ * (model.yaml's training and split records). */
+void ev_yaml_write_quoted(FILE *f, const char *s);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'common'))
+from testlib import free_port  # noqa: E402
+
 args = sys.argv[1:]
 source, sender = 'rtp-raw', 'videotestsrc'
 while args and args[0].startswith('--'):
@@ -44,14 +47,6 @@ env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(root, build, 'plugins'))
 TICK = os.sysconf('SC_CLK_TCK')
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def cpu_seconds(pid):
     try:
         f = open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()
@@ -67,7 +62,7 @@ def get(port, path):
 
 def run(n):
     http = free_port()
-    ports = [free_port() for _ in range(n)]
+    ports = [free_port(socket.SOCK_DGRAM) for _ in range(n)]
     cfg = ['http: {port: %d}' % http,
            'supervision: {stall-timeout: 3}',
            'classifier: {model-file: %s, backend: cpu, threads: 1}' % model, 'streams:']

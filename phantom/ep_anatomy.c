@@ -31,6 +31,8 @@
 #define ECHO_PERI 1.0f
 #define ECHO_VWALL 0.55f
 #define ECHO_LIVER 0.24f
+#define ECHO_FAT 0.10f  /* version 2: epicardial fat inside the pericardial sac */
+#define ECHO_LUNG 0.02f /* version 2: aerated lung beside the heart in the apical window */
 
 /* ---- cardiac timing ---------------------------------------------------------------------- */
 
@@ -178,6 +180,7 @@ typedef struct heart {
     float L, W, wall, wall_t, c, fs, mv, av;
     float rv, la, ra, ao;
     const float *shape;
+    int v2; /* phantom version 2: the few anatomy details below that only it draws */
 } heart;
 
 static heart heart_make(const ep_patient *p, float phase)
@@ -195,6 +198,7 @@ static heart heart_make(const ep_patient *p, float phase)
     h.la = p->la_scale;
     h.ra = p->ra_scale;
     h.ao = p->aorta_mm;
+    h.v2 = 0;
     h.shape = p->shape;
     return h;
 }
@@ -246,12 +250,26 @@ static void heart_four(ep_scene *sc, const frame *f, const heart *h, int variant
         float cu = 0.5f * (left + right), au = 0.5f * (right - left) + 3.5f;
         float top = -h->L - h->wall, cv = 0.5f * (top + vb + 10.0f),
               av = 0.5f * (vb + 10.0f - top) + 3.0f;
+        /* version 2: the epicardial fat inside the sac keeps its own echogenicity; the tissue
+         * outside it in the apical window is aerated lung (v2 background), far darker */
+        float fat = h->v2 ? ECHO_FAT : sc->background_echo * 1.15f;
         ellipse(sc, f, EP_TISSUE_PERICARDIUM, ECHO_PERI, cu, cv, au + 2.2f, av + 2.2f, 0.0f, 1.2f);
-        ellipse(sc, f, EP_TISSUE_SOFT, sc->background_echo * 1.15f, cu, cv, au, av, 0.0f, 1.2f);
+        ellipse(sc, f, EP_TISSUE_SOFT, fat, cu, cv, au, av, 0.0f, 1.2f);
     }
-    /* bright fibrous tissue and descending aorta behind the atria */
-    capsule(sc, f, EP_TISSUE_PERICARDIUM, 0.8f, ra_u - ra_a * 0.6f, ra_v + ra_b + 4.0f,
-            la_u + la_a * 0.8f, la_v + la_b + 5.0f, 2.0f, 1.5f);
+    if (h->v2) {
+        /* version 2: the atria lie outside the ventricles' sac but not in air: the AV-groove
+         * fat, the oblique and transverse sinuses and the mediastinum around them echo like
+         * fat, a grey mantle of several mm that real frames show around both atria */
+        ellipse(sc, f, EP_TISSUE_SOFT, ECHO_FAT, la_u, la_v + 2.0f, la_a + 8.0f, la_b + 8.0f, 0,
+                2.0f);
+        ellipse(sc, f, EP_TISSUE_SOFT, ECHO_FAT, ra_u, ra_v + 2.0f, ra_a + 7.0f, ra_b + 7.0f, 0,
+                2.0f);
+    }
+    /* bright fibrous tissue and descending aorta behind the atria; in version 2 the posterior
+     * pericardium and AV-groove fibrous skeleton are a thicker band as bright as the
+     * pericardium: fibrous tissue against lung is the strongest reflector of the apical view */
+    capsule(sc, f, EP_TISSUE_PERICARDIUM, h->v2 ? ECHO_PERI : 0.8f, ra_u - ra_a * 0.6f,
+            ra_v + ra_b + 4.0f, la_u + la_a * 0.8f, la_v + la_b + 5.0f, h->v2 ? 3.5f : 2.0f, 1.5f);
     {
         float da[4] = {la_u + la_a * 0.9f, la_v + la_b + 10.0f, la_u + la_a * 1.1f,
                        la_v + la_b + 14.0f};
@@ -690,6 +708,8 @@ static void apply_pose(ep_scene *sc, const ep_scan *s)
 void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float phase)
 {
     heart h = heart_make(p, phase);
+    int v2 = s->version == EP_VERSION_2;
+    h.v2 = v2;
     float cw = p->chest_wall_mm;
     float tilt = p->heart_tilt_deg * EP_DEG;
     float shift = p->heart_shift_mm;
@@ -725,6 +745,12 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         return;
     }
 
+    /* version 2: in the apical window the heart is flanked by the lungs (the lingula lateral to
+     * the LV, the right lung beyond the RA); aerated lung sends nothing back beyond the pleura,
+     * so what no primitive covers is dark there rather than soft tissue */
+    if (v2 && s->view <= EP_VIEW_APICAL_LA_MV)
+        sc->background_echo = ECHO_LUNG;
+
     switch (s->view) {
     case EP_VIEW_A4CH_LV:
     case EP_VIEW_A5CH: {
@@ -759,7 +785,17 @@ void ep_scene_build(ep_scene *sc, const ep_patient *p, const ep_scan *s, float p
         float ang = -6.0f * EP_DEG + tilt;
         float la_u = 1.6f + 0.5f * 0.85f * h.W * h.la * 1.12f;
         /* probe aimed at the LA: LA centred, the ventricles crowd the near field */
-        f = frame_make(shift - la_u * cosf(ang), cw + 0.62f * h.L + 8.0f, ang);
+        float mv_z = cw + 0.62f * h.L + 8.0f;
+        if (v2) {
+            /* version 2: the plane aimed through the LA and mitral valve cuts the LV obliquely,
+             * short of its apex (foreshortened to about a third of its length), its tip just under
+             * the chest wall instead of inside it, with the shallower, narrower sector that
+             * ep_scan_style draws for this view: the mitral annulus in the upper half, the LA
+             * filling the centre of the sector */
+            h.L *= 0.35f;
+            mv_z = cw + 6.0f + h.L + h.wall;
+        }
+        f = frame_make(shift - la_u * cosf(ang), mv_z, ang);
         heart_four(sc, &f, &h, FOUR_ATRIA, 0.0f);
         break;
     }

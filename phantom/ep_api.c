@@ -168,10 +168,28 @@ int ep_scan_style(ep_scan *s, uint64_t scanner_seed, uint64_t acquisition_seed)
 
     ep_rng a = ep_rng_make(acquisition_seed, 0xA5C2);
     /* real sectors: 60-90 degrees, 10-24 cm deep, often steered or zoomed */
-    s->sector_deg = ep_rng_range(&a, 60.0f, 90.0f);
-    s->depth_mm = ep_clampf(s->depth_mm * ep_rng_range(&a, 0.75f, 1.35f), 100.0f, 240.0f);
+    float u_sector = ep_rng_uniform(&a), u_depth = ep_rng_uniform(&a), base = s->depth_mm;
+    s->sector_deg = 60.0f + 30.0f * u_sector;
+    s->depth_mm = ep_clampf(base * (0.75f + 0.6f * u_depth), 100.0f, 240.0f);
     s->steer_deg = ep_rng_uniform(&a) < 0.35f ? ep_rng_range(&a, -12.0f, 12.0f) : 0.0f;
     s->zoom = ep_rng_uniform(&a) < 0.25f ? ep_rng_range(&a, 1.1f, 1.6f) : 1.0f;
+    if (s->view <= EP_VIEW_A5CH) {
+        /* apical views of the ventricles (ASE 2015/2019): the sonographer sets the depth so the
+         * whole heart, atria included, is in the sector, the crux at about 55-65 % of the depth
+         * (the LV tip at 2-3 cm, the crux at 10-14 cm): 1.05-1.3 times the nominal 16 cm. The
+         * display zoom stays mild (at most 1.12: the 1.1-1.6 of other views pushes the atria,
+         * these views' defining anatomy, out of the bottom of the frame) and so does steering.
+         * The same draws as above, remapped, so the other views keep their geometry. */
+        s->depth_mm = ep_clampf(base * (1.05f + 0.25f * u_depth), 100.0f, 240.0f);
+        s->steer_deg *= 0.6f;
+        s->zoom = 1.0f + (s->zoom - 1.0f) * 0.2f;
+    } else if (s->view == EP_VIEW_APICAL_LA_MV) {
+        /* the LA/MV view: the probe aimed and the depth reduced onto the LA and mitral valve,
+         * a narrower sector (50-70 degrees) about 12-17 cm deep, the LA filling its centre */
+        s->sector_deg = 50.0f + 20.0f * u_sector;
+        s->depth_mm = ep_clampf(base * (0.88f + 0.14f * u_depth), 100.0f, 240.0f);
+        s->zoom = 1.0f + (s->zoom - 1.0f) * 0.3f;
+    }
     s->apex_x = ep_rng_range(&a, 0.40f, 0.60f);
     s->dynamic_range_db = ep_clampf(dr_base + ep_rng_range(&a, -4.0f, 4.0f), 40.0f, 70.0f);
     s->gain_db = ep_rng_range(&a, -1.0f - 3.0f * bad, 6.0f + 3.0f * bad);

@@ -490,16 +490,22 @@ static void tissue_look_v2(ep_renderer *r, const ep_patient *p, const ep_scan *s
         for (int b = 0; b < nb; b++)
             e[b] *= gain[lab[b]] * near;
     }
-    /* drop-out: the share of the local contrast that is lateral (wall parallel to the beam) */
+    /* drop-out: the share of the local contrast that is lateral (wall parallel to the beam).
+     * Only specular interfaces lose their echo when the beam runs along them; the myocardium
+     * is a diffuse (Rayleigh) scatterer that echoes at any angle, so a thick wall along the beam
+     * (the septum of the apical views, apex to crux) keeps most of its grey: it loses a fifth of
+     * the drop-out of thin specular structures (valves, pericardium, vessel walls) */
     float k = 0.35f + 0.3f * bad;
     for (int j = 1; j + 1 < ns; j++) {
         float *e = r->echo + (size_t)j * nb;
         const float *up = e - nb, *dn = e + nb;
+        const uint8_t *lab = r->label + (size_t)j * nb;
         float *t = r->tre + (size_t)j * nb;
         for (int b = 1; b + 1 < nb; b++) {
             float ax = dn[b] - up[b], lat = e[b + 1] - e[b - 1];
             float l2 = lat * lat, a2 = ax * ax, c = e[b] * e[b] * 0.02f + 1e-8f;
-            t[b] = 1.0f - k * l2 / (l2 + a2 + c);
+            float kb = lab[b] == EP_TISSUE_MYOCARDIUM ? 0.2f * k : k;
+            t[b] = 1.0f - kb * l2 / (l2 + a2 + c);
         }
     }
     for (int j = 1; j + 1 < ns; j++) {
@@ -513,6 +519,13 @@ static void tissue_look_v2(ep_renderer *r, const ep_patient *p, const ep_scan *s
     float edge = ep_rng_range(&g, 0.15f, 0.45f);
     int side = ep_rng_uniform(&g) < 0.5f ? -1 : 1;
     float lung = ep_rng_uniform(&g) < 0.3f + 0.4f * bad ? ep_rng_range(&g, 0.08f, 0.25f) : 0.0f;
+    if (s->view <= EP_VIEW_APICAL_LA_MV && lung == 0.0f) {
+        /* apical window: the lingula lies lateral to the LV apex and free wall (screen right),
+         * so a lung shadow on the lateral edge of the fan is the rule rather than the
+         * exception; drawn from the same generator after the draws above */
+        side = 1;
+        lung = ep_rng_uniform(&g) < 0.6f ? ep_rng_range(&g, 0.10f, 0.30f) : 0.0f;
+    }
     for (int b = 0; b < nb; b++) {
         float th = (-half_angle + ((float)b + 0.5f) * dth) / half_angle; /* -1..1 */
         float f = 1.0f - edge * th * th * th * th;
@@ -592,7 +605,10 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
     float tgc_err = ep_rng_range(&g, -0.06f, 0.06f) * (1.0f + bad);
     float rip_a = ep_rng_range(&g, 0.5f, 1.5f + bad), rip_f = ep_rng_range(&g, 1.0f, 3.0f);
     float rip_p = ep_rng_range(&g, 0.0f, 6.28f);
-    float noise_db = -72.0f + 18.0f * bad;
+    /* version 2: current receivers' thermal noise lies further under the strongest echoes;
+     * at -72 dB the TGC (up to ~60 dB at 20 cm) lifted it to a bright grainy far field over
+     * the whole lower sector, which real frames show only at poor windows */
+    float noise_db = s->version == EP_VERSION_2 ? -78.0f + 18.0f * bad : -72.0f + 18.0f * bad;
     float noise_amp = powf(10.0f, noise_db / 20.0f);
     for (int j = 0; j < ns; j++) {
         float rcm = ((float)j + 0.5f) * dr * 0.1f;
@@ -636,7 +652,11 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
     }
 
     /* axial PSF (unit energy) along each beam: re/im -> tre/tim */
-    float sig_ax = (s->version == EP_VERSION_2 ? 0.40f : 0.30f) * (1.0f + 0.5f * bad) / dr;
+    /* version 2: harmonic imaging receives at twice the transmit frequency from a longer,
+     * narrower-band pulse, so its speckle is longer axially (and narrower laterally, below):
+     * the near-isotropic grain of modern scanners instead of long lateral streaks */
+    float sig_ax = (s->version == EP_VERSION_2 ? 0.40f + 0.25f * s->harmonic : 0.30f) *
+                   (1.0f + 0.5f * bad) / dr;
     if (sig_ax < 0.55f)
         sig_ax = 0.55f;
     int ka = (int)ceilf(2.5f * sig_ax);
@@ -673,8 +693,9 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
 
     /* lateral PSF: beam width grows away from the focus; in beams it grows near the apex */
     float sig_lat0 = 0.9f * (1.0f + 0.8f * bad);
-    if (s->version == EP_VERSION_2) /* real beams are wider; harmonics narrow them */
-        sig_lat0 *= 1.5f - 0.4f * s->harmonic;
+    if (s->version == EP_VERSION_2) /* real beams are wider; harmonics narrow them (the
+                                     * harmonic beam is about the square of the fundamental's) */
+        sig_lat0 *= 1.5f - 0.6f * s->harmonic;
     float focus = 0.55f * depth, zr = 0.25f * depth + 10.0f;
     int kw = 2 * MAX_TAPS + 1;
     for (int j = 0; j < ns; j++) {
@@ -703,8 +724,15 @@ static void form_image(ep_renderer *r, const ep_patient *p, const ep_scan *s, fl
     float top = 1.0f - s->gain_db;
     float lo = top - s->dynamic_range_db;
     float to_index = (float)(GREY_TABLE - 1) / s->dynamic_range_db;
+    /* version 2: a reject level, the toe of real scanners' grey maps: the bottom 4-8 % of the
+     * displayed range (per vendor) is black, so weak scatter near the noise floor (blood, lung
+     * beside the heart) reads black as on scanners instead of as dim speckle */
+    static const float reject[EP_VENDOR_COUNT] = {0.05f, 0.08f, 0.06f, 0.04f};
+    float toe = s->version == EP_VERSION_2 ? reject[s->vendor] : 0.0f;
     for (int i = 0; i < GREY_TABLE; i++) {
         float x = (float)i / (float)(GREY_TABLE - 1);
+        if (toe > 0.0f)
+            x = x > toe ? (x - toe) / (1.0f - toe) : 0.0f;
         float y = powf(x, s->version == EP_VERSION_2 ? s->gamma : 1.8f);
         r->grey_map[i] = 255.0f * y;
     }
@@ -1264,7 +1292,9 @@ static int render_frame(ep_renderer *r, const ep_patient *p, const ep_scan *s, d
     if (!(s->flags & EP_FLAG_UNIFORM_PHANTOM)) {
         if (v2)
             tissue_look_v2(r, p, s, dr, ha, dth);
-        apply_artefacts(r, p, s, dr, ha, dth, v2 ? 1.0f - 0.6f * s->harmonic : 1.0f);
+        /* harmonics suppress near-field clutter and reverberation: those echoes are too weak to
+         * generate the second harmonic (the main reason harmonic imaging is used); v2 */
+        apply_artefacts(r, p, s, dr, ha, dth, v2 ? 1.0f - 0.8f * s->harmonic : 1.0f);
     }
     form_image(r, p, s, dr, dth);
     if (v2 && !is_2d(s)) {

@@ -5,6 +5,7 @@
 #include "ev_bundle.h"
 #include "ev_safetensors.h"
 #include "ev_search.h"
+#include "ev_yaml.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,20 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static void yaml_quoted(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
 
 static void bundle_file(const char *model_path, const char *file, char *out, size_t size)
 {
@@ -78,9 +65,9 @@ static int write_training_section(const char *from, const char *to, const char *
     struct tm tm;
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
     fputs("  adapted:\n    method: adabn\n    source_model: ", out);
-    yaml_quoted(out, model_path);
+    ev_yaml_write_quoted(out, model_path);
     fprintf(out, "\n    source_weights_hash: \"fnv1a64:%016" PRIx64 "\"\n    data: ", weights_hash);
-    yaml_quoted(out, data);
+    ev_yaml_write_quoted(out, data);
     fprintf(out, "\n    frames: %d\n    batches: %d\n    bn_layers: %d\n    date: \"%s\"\n",
             r->frames, r->batches, r->bn_layers, date);
     const bool bad = ferror(in);

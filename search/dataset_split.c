@@ -74,21 +74,6 @@ int search_split_record_from_dataset(const search_dataset *ds, uint64_t seed,
     return rc;
 }
 
-/* A YAML double-quoted scalar: patient IDs are anyone's text. */
-static void write_quoted(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 int search_split_record_append_yaml(const char *model_yaml, const search_split_record *r,
                                     ev_error *err)
 {
@@ -108,25 +93,25 @@ int search_training_record_append_yaml(const char *model_yaml, const search_prov
         struct tm tm;
         strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
         fputs("  command: ", f);
-        write_quoted(f, p->command ? p->command : "");
+        ev_yaml_write_quoted(f, p->command ? p->command : "");
         fputs("\n  data: ", f);
-        write_quoted(f, p->data ? p->data : "");
+        ev_yaml_write_quoted(f, p->data ? p->data : "");
         fputs("\n  source_commit: ", f);
-        write_quoted(f, p->source_commit ? p->source_commit : "unknown");
+        ev_yaml_write_quoted(f, p->source_commit ? p->source_commit : "unknown");
         fprintf(f, "\n  date: \"%s\"\n  best_epoch: %d\n", date, p->best_epoch);
         fprintf(f, "  frames: {train: %d, val: %d, test: %d}\n", p->frames[0], p->frames[1],
                 p->frames[2]);
         if (p->init_from) {
             fputs("  init_from:\n    model: ", f);
-            write_quoted(f, p->init_from);
+            ev_yaml_write_quoted(f, p->init_from);
             fprintf(f, "\n    weights_hash: \"fnv1a64:%016" PRIx64 "\"\n", p->init_from_hash);
             fputs("    reinitialised: ", f);
-            write_quoted(f, p->reinitialised && *p->reinitialised ? p->reinitialised : "none");
+            ev_yaml_write_quoted(f, p->reinitialised && *p->reinitialised ? p->reinitialised : "none");
             fputs("\n", f);
         }
         if (p->freeze) {
             fputs("  freeze: ", f);
-            write_quoted(f, p->freeze);
+            ev_yaml_write_quoted(f, p->freeze);
             fputs("\n", f);
         }
     }
@@ -138,7 +123,7 @@ int search_training_record_append_yaml(const char *model_yaml, const search_prov
         fprintf(f, "      %s: [", search_split_name(s));
         for (int i = 0; i < r->count[s]; i++) {
             fputs(i ? ", " : "", f);
-            write_quoted(f, r->patients[s][i]);
+            ev_yaml_write_quoted(f, r->patients[s][i]);
         }
         fputs("]\n", f);
     }

@@ -1,7 +1,7 @@
 /* test_yaml.c: the YAML reader's rules (base/ev_yaml.h), each with the exact message a user
  * sees: syntax, UTF-8, one document, the node, depth and size limits, aliases (in values, items,
  * keys, free-form sections, cycles), duplicate and unknown keys, typed scalars, the file
- * reader on devices and FIFOs. */
+ * reader on devices and FIFOs; the quoted-scalar writer read back. */
 #include "ev_yaml.h"
 #include "test_util.h"
 
@@ -344,11 +344,45 @@ static void check_files(void)
         printf("  cleanup failed\n");
 }
 
+/* The writer's quoting: each string comes back from the reader as it went in; a control
+ * character is written as \xHH (and, as the reader refuses those in strings, not read). */
+static void check_write_quoted(void)
+{
+    static const char *const strings[] = {"plain", "", "a \"quoted\" back\\slash", "key: value # not",
+                                          "- [x, {y}] & *z !t", "caf\xc3\xa9 \xe5\xbf\x83"};
+    char *buf = NULL;
+    size_t len = 0;
+
+    for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
+        FILE *f = open_memstream(&buf, &len);
+        fputs("k: ", f);
+        ev_yaml_write_quoted(f, strings[i]);
+        fclose(f);
+        ev_yaml_doc *doc = NULL;
+        ev_yaml_error err = {0};
+        const char *got = NULL;
+        if (ev_yaml_load_text(buf, len, "t", &doc, &err) == EV_YAML_OK &&
+            ev_yaml_walk_mapping(doc, ev_yaml_root(doc), "t", NULL, NULL, NULL))
+            got = ev_yaml_get_string(doc, ev_yaml_lookup(doc, ev_yaml_root(doc), "k"), "k");
+        CHECK(got && !strcmp(got, strings[i]), "quoted '%s' as %s reads back (%s)", strings[i], buf,
+              got ? got : err.message);
+        ev_yaml_free(doc);
+        free(buf);
+        buf = NULL;
+    }
+    FILE *f = open_memstream(&buf, &len);
+    ev_yaml_write_quoted(f, "a\tb\x7f\n");
+    fclose(f);
+    CHECK_MSG(buf, "\"a\\x09b\\x7f\\x0a\"", "control characters");
+    free(buf);
+}
+
 int main(void)
 {
     check_load();
     check_limits();
     check_walk();
     check_files();
+    check_write_quoted();
     return test_finish();
 }

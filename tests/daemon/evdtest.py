@@ -21,37 +21,11 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import free_port  # noqa: E402,F401 (re-exported to the daemon tests)
+
 SKIP = 77
 SOCKET_ACTIVATE = '/usr/bin/systemd-socket-activate'
-
-
-def _ephemeral_low():
-    try:
-        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-_ports = random.Random(os.getpid())
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    """A port free on every address, below the kernel's ephemeral range: a port the kernel
-    handed out (bind to 0) can be given again to an outgoing connection (the tests open
-    hundreds) before the daemon binds it, and then its bind fails."""
-    low = _ephemeral_low()
-    for _ in range(200):
-        port = _ports.randrange(20000, low) if low > 20100 else 0
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind(('0.0.0.0', port))
-            return s.getsockname()[1]
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise AssertionError('no free port below %d' % low)
 
 
 def drop_instance(text, instance=None):

@@ -19,7 +19,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
 import dul  # noqa: E402
+from dicomtest import finish, receiver, tool  # noqa: E402
+from testlib import free_port  # noqa: E402
 
 SKIP = 77
 PYDICOM = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
@@ -28,28 +31,12 @@ test_bin, echoview, bridge_bin, root, case = \
 extra = sys.argv[6:]
 
 
-def tool(name):
-    path = shutil.which(name)
-    if not path:
-        print('skip: %s not installed (apt-get install dcmtk)' % name)
-        sys.exit(SKIP)
-    return path
-
-
 def run(*args, check=True):
     r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120)
     if check and r.returncode != 0:
         raise AssertionError('%s failed (%d): %s%s' % (' '.join(map(str, args)), r.returncode,
                                                        r.stdout, r.stderr))
     return r
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_until(predicate, timeout, what):
@@ -119,27 +106,6 @@ def storescu(port, path, calling='SCANNER1', called='ECHOVIEW'):
     # -R: propose only the file's SOP class, as a scanner sending one loop does.
     return run(tool('storescu'), '-R', '-aet', calling, '-aec', called, '127.0.0.1', port, path,
                check=False)
-
-
-def receiver(sdp, reference, frames, tolerance):
-    rx = subprocess.Popen([test_bin, 'receive', sdp, reference, str(frames), str(tolerance)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = rx.stdout.readline().strip()
-    if line != 'ready':
-        rx.kill()
-        raise AssertionError('receiver: %s %s' % (line, rx.communicate()[0]))
-    return rx
-
-
-def finish(rx):
-    try:
-        out = rx.communicate(timeout=90)[0]
-    finally:
-        if rx.poll() is None:
-            rx.kill()
-            rx.wait()
-    print(out, end='')
-    assert rx.returncode == 0, out
 
 
 def config_case(tmp):
@@ -251,11 +217,11 @@ def bridge_case(tmp):
         assert b.spool_files() == [], b.spool_files()
         assert b.proc.poll() is None, 'the bridge died'
         # Still serving: a good loop arrives over RTP, pixel for pixel.
-        rx = receiver(sdp, loop, 12, 0)
+        rx = receiver(test_bin, sdp, loop, 12, 0)
         r = storescu(b.port, loop)
         assert r.returncode == 0, r.stderr
         b.expect('SCANNER1: queued 6 frame(s) for 127.0.0.1:%d' % rtp_port)
-        finish(rx)
+        finish(rx, 90)
         assert len(b.spool_files()) == 1, b.spool_files()  # the loop being repeated
     finally:
         rc = b.stop()

@@ -10,23 +10,20 @@ Usage: test_dicom.py TEST_DICOMSRC ECHOVIEW SOURCE_ROOT CASE. Skips (77) without
 pydicom's data."""
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dicomtest import SKIP, finish, receiver, tool  # noqa: E402
+from testlib import free_port  # noqa: E402
+
 PYDICOM = '/usr/lib/python3/dist-packages/pydicom/data/test_files'
 
 test_bin, echoview, root, case = sys.argv[1:5]
-
-
-def tool(name):
-    path = shutil.which(name)
-    if not path:
-        print('skip: %s not installed (apt-get install dcmtk)' % name)
-        sys.exit(SKIP)
-    return path
 
 
 def run(*args, **kw):
@@ -279,15 +276,6 @@ def errors_case(tmp):
         check('error', os.path.join(tmp, name), want)
 
 
-def free_udp_port():
-    import socket
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 # Mean absolute difference allowed per frame after the trip: raw RGB is exact; the lossy
 # encodings are bounded by what their encoders at the bridge's settings keep.
 RTP_TOLERANCE = {'raw': 0.0, 'jpeg': 3.0, 'h264': 6.0}
@@ -295,7 +283,7 @@ RTP_TOLERANCE = {'raw': 0.0, 'jpeg': 3.0, 'h264': 6.0}
 
 def rtp_case(tmp, encoding):
     loop = phantom_loop(tmp)
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     sdp = os.path.join(tmp, 'stream.sdp')
     args = [echoview, 'dicom2rtp', loop, loop, loop, '--port', str(port), '--encoding', encoding,
             '--sdp', sdp]
@@ -305,19 +293,15 @@ def rtp_case(tmp, encoding):
                    'depth=8; colorimetry=BT601-5\r\n',
             'h264': 'a=rtpmap:96 H264/90000\r\n', 'jpeg': 'a=rtpmap:96 JPEG/90000\r\n'}[encoding]
     assert 'm=video %d RTP/AVP 96\r\n' % port in text and want in text, text
-    rx = subprocess.Popen([test_bin, 'receive', sdp, loop, '12', str(RTP_TOLERANCE[encoding])],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rx = receiver(test_bin, sdp, loop, 12, RTP_TOLERANCE[encoding])
     try:
-        assert rx.stdout.readline().strip() == 'ready'
         out = run(*args)
         assert 'dicom2rtp: sent 18 frame(s) from 3 file(s), 0 skipped' in out, out
-        rest = rx.communicate(timeout=60)[0]
-    finally:
-        if rx.poll() is None:
-            rx.kill()
-            rx.wait()
-    print(rest, end='')
-    assert rx.returncode == 0, rest
+    except BaseException:
+        rx.kill()
+        rx.wait()
+        raise
+    finish(rx, 60)
     if encoding != 'raw':
         return
     # A folder plays its .dcm files in name order; unreadable ones are skipped, exit status 1.

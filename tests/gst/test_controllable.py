@@ -4,16 +4,13 @@ each buffer's stream time (GstBaseTransform syncs them before the frame is class
 confidence-threshold 0 for the first 5 frames, then 1; every frame from the 6th on reports
 label "unknown", the frames before it the top class.
 usage: test_controllable.py MODEL_DIR (GST_PLUGIN_PATH set by meson)"""
+import os
 import sys
 
-try:
-    import gi
-    gi.require_version("Gst", "1.0")
-    gi.require_version("GstController", "1.0")
-    from gi.repository import Gst, GstController
-except (ImportError, ValueError) as e:
-    print(f"skip: no PyGObject with Gst and GstController 1.0 ({e})")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import gi_modules  # noqa: E402
+
+Gst, GstController = gi_modules("Gst", "GstController")
 
 Gst.init(None)
 FPS, FRAMES = 30, 10

@@ -5,24 +5,15 @@ models on phantom frames; every buffer carries both results, each equal to the e
 of the same frame and unique-id (updates=every-frame), with the element's model and classes.
 usage: test_custom_meta.py GRAY_MODEL_DIR SECOND_GRAY_MODEL_DIR (GST_PLUGIN_PATH set by meson)"""
 import math
+import os
 import sys
 
-try:
-    import gi
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-except (ImportError, ValueError) as e:
-    print(f"skip: no PyGObject with Gst 1.0 ({e}); install python3-gi gir1.2-gstreamer-1.0")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish, gi_modules  # noqa: E402
+
+Gst, = gi_modules("Gst")
 
 FRAMES = 12
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    failures += 0 if ok else 1
 
 
 def probabilities(s):
@@ -92,5 +83,4 @@ for uid, name in ((1, "a"), (2, "b")):
 differ = sum(1 for pts in results[1] if pts in results[2]
              and probabilities(results[1][pts]) != probabilities(results[2][pts]))
 check(differ == len(results[1]), f"the two metas are not one overwriting the other ({differ})")
-print(f"{failures} failed")
-sys.exit(1 if failures else 0)
+finish()

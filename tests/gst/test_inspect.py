@@ -8,6 +8,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish  # noqa: E402
+
 EXPECTED = {
     "echoviewclassify": {
         "model-file", "model-instance-id", "backend", "gpu-id", "threads", "roi", "roi-interval",
@@ -32,14 +35,6 @@ UNITS = {"gpu-id": None, "threads": None, "roi-interval": "frames",
          "process-mean": "microseconds", "process-p99": "microseconds",
          "engine-mean": "microseconds", "confidence-threshold": "probability",
          "schedule": "seconds", "frame-time": "milliseconds", "cache-size": "MiB"}
-
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    failures += 0 if ok else 1
 
 
 def properties(element):
@@ -84,5 +79,4 @@ check(re.search(r"^  License\s+MIT/X11$", out.stdout, re.M) is not None,
 check("license" not in out.stderr.lower(),
       f"no licence warning at load: {[l for l in out.stderr.splitlines() if 'icense' in l]}")
 
-print(f"{failures} failed")
-sys.exit(1 if failures else 0)
+finish()

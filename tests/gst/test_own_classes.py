@@ -10,23 +10,13 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import gi
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-except (ImportError, ValueError) as e:
-    print(f"skip: no PyGObject with Gst 1.0 ({e}); install python3-gi gir1.2-gstreamer-1.0")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish, gi_modules  # noqa: E402
+
+Gst, = gi_modules("Gst")
 
 OWN = ["Vue 4 cavités", "PLAX", "other"]
 FRAMES = 6
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what)
-    failures += 0 if ok else 1
 
 
 exe = sys.argv[1]
@@ -83,5 +73,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check(len(labels) == FRAMES and bad == 0,
           f"every message labels the frame with one of the 3 classes, the argmax of 3 "
           f"probabilities ({len(labels)} messages, {bad} not; labels {sorted(set(labels))})")
-print(f"{failures} failed")
-sys.exit(1 if failures else 0)
+finish()

@@ -12,13 +12,10 @@ import socket
 import time
 import sys
 
-try:
-    import gi
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-except (ImportError, ValueError) as e:
-    print(f"skip: no PyGObject with Gst 1.0 ({e})")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import free_port, gi_modules  # noqa: E402
+
+Gst, = gi_modules("Gst")
 
 model, view = sys.argv[1], sys.argv[2]
 seconds = int(sys.argv[3]) if len(sys.argv) > 3 else 10
@@ -31,9 +28,7 @@ for factory in ("netsim", "rtpvrawpay", "rtpvrawdepay", "rtpjitterbuffer"):
     if Gst.ElementFactory.find(factory) is None:
         print(f"skip: no {factory}")
         sys.exit(77)
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
+port = free_port(socket.SOCK_DGRAM)
 
 W, H, FPS = 800, 600, 30
 recv = Gst.parse_launch(

@@ -11,16 +11,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish  # noqa: E402
+
 ECHOVIEW = sys.argv[1]
-checks = failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    if not cond:
-        failures += 1
-    print(("ok   " if cond else "FAIL ") + what)
 
 
 def run(*args):
@@ -115,5 +109,4 @@ with tempfile.TemporaryDirectory() as tmp:
         check(rc == 2 and msg in err, f"{' '.join(args)}: exit 2 with '{msg}' (got {rc}: "
                                       f"{err.strip().splitlines()[0] if err.strip() else ''})")
 
-print(f"{checks - failures}/{checks} checks passed")
-sys.exit(1 if failures else 0)
+finish()

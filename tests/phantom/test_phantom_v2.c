@@ -7,7 +7,8 @@
  * darkest, pericardium brightest), every labelled pixel inside ep_sector_roi for steered and
  * zoomed fans, non-2D screens label-free with the whole frame as region; colour only inside the
  * box and on blood, ep_render giving the luma of ep_render_rgb; the spectra on the right side
- * of their baseline; in-sector statistics within the ranges docs/ACCURACY.md documents; and
+ * of their baseline; in-sector statistics within the ranges docs/ACCURACY.md documents; the
+ * apical framing (atria inside the A4CH-LV sector, a shallower and narrower LA/MV fan); and
  * rejection of bad version-2 fields. Exit 0 pass, 1 fail.
  */
 #include "echophantom.h"
@@ -415,6 +416,48 @@ static void test_bad_fields(void)
     ep_renderer_free(r);
 }
 
+/* The apical framing and look of version 2 (docs/ACCURACY.md): A4CH-LV keeps the atria in the
+ * sector (blood reaching the bottom rows of the sector in at most 30 % of the scans; 58 % before
+ * the apical revision), and
+ * Apical-LA/MV a shallower, narrower fan than A4CH-LV. */
+static void test_apical_framing(void)
+{
+    static uint8_t lab[W * H];
+    ep_renderer *r = ep_renderer_create(W, H);
+    enum { N = 40 };
+    int cut = 0;
+    double depth[2] = {0}, sector[2] = {0};
+    for (int i = 0; i < N; i++) {
+        ep_patient p;
+        ep_patient_init(&p, 900 + (uint64_t)i);
+        for (int k = 0; k < 2; k++) {
+            int view = k ? EP_VIEW_APICAL_LA_MV : EP_VIEW_A4CH_LV;
+            ep_scan s;
+            scan_v2(&s, view, 3000 + (uint64_t)i, EP_SCREEN_BMODE, EP_FRAMING_SCANNER);
+            s.overlays = 0;
+            depth[k] += s.depth_mm / N;
+            sector[k] += s.sector_deg / N;
+            if (k)
+                continue;
+            ep_rect roi;
+            CHECK(ep_sector_roi(&s, W, H, &roi) == EP_OK, "roi %d", i);
+            CHECK(ep_render_labels(r, &p, &s, 0.3, lab, W) == EP_OK, "labels %d", i);
+            int bottom = 0;
+            for (int y = roi.y + roi.height * 96 / 100; y < roi.y + roi.height; y++)
+                for (int x = roi.x; x < roi.x + roi.width; x++)
+                    bottom += lab[y * W + x] == EP_TISSUE_BLOOD;
+            cut += bottom > 2;
+        }
+    }
+    CHECK(cut <= N * 3 / 10, "A4CH-LV: blood at the bottom of the sector in %d of %d scans", cut,
+          N);
+    CHECK(depth[1] < depth[0] - 30.0 && sector[1] < sector[0] - 10.0,
+          "Apical-LA/MV %.0f mm / %.0f deg must be shallower and narrower than A4CH-LV %.0f mm / "
+          "%.0f deg",
+          depth[1], sector[1], depth[0], sector[0]);
+    ep_renderer_free(r);
+}
+
 int main(void)
 {
     test_v1_ignores_v2_fields();
@@ -424,6 +467,7 @@ int main(void)
     test_colour_box();
     test_other_screens();
     test_statistics();
+    test_apical_framing();
     test_bad_fields();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);

@@ -14,14 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failures += 1
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish  # noqa: E402
 
 
 def run(*args, expect=0):
@@ -126,5 +120,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print("%d failed" % failures)
-sys.exit(1 if failures else 0)
+finish()

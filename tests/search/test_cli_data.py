@@ -17,15 +17,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish  # noqa: E402
+
 exe = sys.argv[1]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures += 1
 
 
 def run(*args):
@@ -301,5 +296,4 @@ with tempfile.TemporaryDirectory() as tmp:
                   in r.stderr and "1 of 61 frames could not be read" in r.stderr,
                   "a corrupt MP4 is a bad frame named in a warning (%s)" % r.stderr.strip())
 
-print("%d failed" % failures)
-sys.exit(1 if failures else 0)
+finish()

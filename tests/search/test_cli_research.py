@@ -16,15 +16,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish  # noqa: E402
+
 exe = sys.argv[1]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures += 1
 
 
 def run(*args):
@@ -229,5 +224,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 2 and "--format onnx, got 'tflite'" in r.stderr,
           "export of an unknown format: usage error (%s)" % r.stderr.strip())
 
-print("%d failures" % failures)
-sys.exit(1 if failures else 0)
+finish()

@@ -14,15 +14,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish  # noqa: E402
+
 exe, src = sys.argv[1], sys.argv[2]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures += 1
 
 
 def run(*args):
@@ -138,5 +133,4 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run("phantom", "--out", tmp, "--views", "A6CH")
     check(r.returncode == 2 and "unknown view 'A6CH'" in r.stderr, "unknown view is a usage error")
 
-print("%d failed" % failures)
-sys.exit(1 if failures else 0)
+finish()

@@ -11,17 +11,11 @@ import sys
 import tempfile
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'common'))
+from testlib import check, finish  # noqa: E402
+
 ECHOVIEW, ROOT = sys.argv[1], sys.argv[2]
 FIXTURE = os.path.join(ROOT, "tests/fixtures/golden/darts_v2_nrnr_g1")
-checks = failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    if not cond:
-        failures += 1
-    print(("ok   " if cond else "FAIL ") + what)
 
 
 def run(*args):
@@ -178,5 +172,4 @@ check(rc == 2 and "unknown command" in err, "unknown subcommand: exit 2")
 rc, out, err = run("--help")
 check(rc == 0 and "classify" in out and "inspect" in out and "bench" in out, "--help lists the subcommands")
 
-print(f"{checks} checks, {failures} failed")
-sys.exit(1 if failures else 0)
+finish()
