@@ -43,16 +43,6 @@ int ev_baseline_config_check(const ev_net_config *cfg, ev_error *err)
     const char *arch = ev_arch_name(cfg->arch);
     if (cfg->arch <= EV_ARCH_DARTS || cfg->arch >= EV_NUM_ARCHS)
         return ev_fail(err, EV_ERR_INVALID, "network: arch %d is not a baseline", (int)cfg->arch);
-    if (cfg->in_channels < 1 || cfg->in_channels > 4)
-        return ev_fail(err, EV_ERR_INVALID, "network: %d input channels; need 1..4",
-                       cfg->in_channels);
-    if (cfg->num_classes < 1 || cfg->num_classes > EV_MAX_CLASSES)
-        return ev_fail(err, EV_ERR_INVALID, "network: %d classes; need 1..%d", cfg->num_classes,
-                       EV_MAX_CLASSES);
-    if (cfg->input_height < 1 || cfg->input_width < 1 || cfg->input_height > 4096 ||
-        cfg->input_width > 4096)
-        return ev_fail(err, EV_ERR_INVALID, "network: input %dx%d out of range 1..4096",
-                       cfg->input_width, cfg->input_height);
     if (cfg->auxiliary || cfg->drop_path_prob != 0.0f)
         return ev_fail(err, EV_ERR_INVALID,
                        "network: %s has no auxiliary head and no drop-path (DARTS only)", arch);

@@ -58,7 +58,8 @@ int ev_builder_classifier_named(ev_builder *b, int x, int num_classes, const cha
 /* Baseline networks (baselines.c): the input node, the whole torchvision network with its
  * state_dict names, graph.input and graph.logits set; returns rc. */
 int ev_build_baseline(ev_builder *b, int batch);
-/* Checks a baseline configuration (channels, classes, a size every layer can take). */
+/* Checks what is baseline-specific in a configuration (a size every layer can take, no DARTS
+ * options); network.c checks the input channels, classes and size of every architecture first. */
 int ev_baseline_config_check(const ev_net_config *cfg, ev_error *err);
 /* One storage block for every parameter (16-float aligned per tensor; BN weight and running
  * variance 1, the rest 0) and, with_grads, one for the trainable gradients; links the nodes'

@@ -23,8 +23,27 @@ void ev_layout_from_layers(int layers, bool *reduction)
 
 static int aux_cell_index(const ev_net_config *cfg) { return 2 * cfg->num_cells / 3; }
 
+/* Input channels, classes and input size: the same limits for every architecture. */
+static int net_io_check(const ev_net_config *cfg, ev_error *err)
+{
+    if (cfg->in_channels < 1 || cfg->in_channels > 4)
+        return ev_fail(err, EV_ERR_INVALID, "network: %d input channels; need 1..4",
+                       cfg->in_channels);
+    if (cfg->num_classes < 1 || cfg->num_classes > EV_MAX_CLASSES)
+        return ev_fail(err, EV_ERR_INVALID, "network: %d classes; need 1..%d", cfg->num_classes,
+                       EV_MAX_CLASSES);
+    if (cfg->input_height < 1 || cfg->input_width < 1 || cfg->input_height > 4096 ||
+        cfg->input_width > 4096)
+        return ev_fail(err, EV_ERR_INVALID, "network: input %dx%d out of range 1..4096",
+                       cfg->input_width, cfg->input_height);
+    return EV_OK;
+}
+
 static int ev_net_config_check(const ev_net_config *cfg, ev_error *err)
 {
+    int io = net_io_check(cfg, err);
+    if (io)
+        return io;
     if (cfg->arch != EV_ARCH_DARTS)
         return ev_baseline_config_check(cfg, err);
     int rc = ev_genotype_validate(&cfg->genotype, err);
@@ -36,16 +55,6 @@ static int ev_net_config_check(const ev_net_config *cfg, ev_error *err)
     if (cfg->num_cells < 1 || cfg->num_cells > EV_MAX_CELLS)
         return ev_fail(err, EV_ERR_INVALID, "network: %d cells; need 1..%d", cfg->num_cells,
                        EV_MAX_CELLS);
-    if (cfg->in_channels < 1 || cfg->in_channels > 4)
-        return ev_fail(err, EV_ERR_INVALID, "network: %d input channels; need 1..4",
-                       cfg->in_channels);
-    if (cfg->num_classes < 1 || cfg->num_classes > EV_MAX_CLASSES)
-        return ev_fail(err, EV_ERR_INVALID, "network: %d classes; need 1..%d", cfg->num_classes,
-                       EV_MAX_CLASSES);
-    if (cfg->input_height < 1 || cfg->input_width < 1 || cfg->input_height > 4096 ||
-        cfg->input_width > 4096)
-        return ev_fail(err, EV_ERR_INVALID, "network: input %dx%d out of range 1..4096",
-                       cfg->input_width, cfg->input_height);
     if (cfg->drop_path_prob < 0.0f || cfg->drop_path_prob >= 1.0f)
         return ev_fail(err, EV_ERR_INVALID, "network: drop_path_prob %g out of range [0, 1)",
                        (double)cfg->drop_path_prob);
