@@ -73,8 +73,11 @@ for t in "${targets[@]}"; do
   fi
   mkdir -p "$work/corpus_$t"
   [ -d "$src/tests/fuzz/corpus_$t" ] && cp -r "$src/tests/fuzz/corpus_$t/." "$work/corpus_$t/"
+  # -timeout: an input that takes over 10 s is a finding (written as a timeout-* artifact),
+  # reported at once instead of hanging until meson's limit. -seed: the same mutation sequence
+  # on every run, so a CI result can be reproduced (EV_FUZZ_SEED=0: a random seed per run).
   if (cd "$work" && "./fuzz_$t" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 \
-        -print_final_stats=1 "corpus_$t" > "run_$t.log" 2>&1); then
+        -timeout=10 -seed="${EV_FUZZ_SEED:-1}" -print_final_stats=1 "corpus_$t" > "run_$t.log" 2>&1); then
     echo "fuzz_$t: no crash in ${seconds}s ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/run_$t.log" | grep -o '[0-9]*$') runs)"
   else
     tail -40 "$work/run_$t.log"
