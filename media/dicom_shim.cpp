@@ -1113,7 +1113,8 @@ extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_erro
                 logger.count(&media_dicom_scp_counters::associations);
                 workers.push_back(std::unique_ptr<Worker>(new Worker));
                 Worker *w = workers.back().get();
-                w->thread = std::thread([config, assoc, w, &count_lock] {
+                std::string calling = assoc->params->DULparams.callingAPTitle;
+                w->thread = std::thread([config, assoc, w, &count_lock, calling] {
                     try {
                         StoreProvider scp(*config, count_lock);
                         if (setup(scp, config).good())
@@ -1122,7 +1123,13 @@ extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_erro
                         if (config->log)
                             config->log(config->user, 1, e.what());
                     }
+                    /* The slot is free from here on (max-associations counts finished workers
+                     * out); the line says so, after the fact, for operators and tests. */
                     w->done = true;
+                    if (config->log) {
+                        std::string line = "association with " + calling + " ended";
+                        config->log(config->user, 0, line.c_str());
+                    }
                 });
             }
             pending.swap(waiting);

@@ -265,6 +265,9 @@ def limits_case(tmp):
         b.expect('aborting the association with SCANNER1: nothing received for 5 s; '
                  '2 idle connection(s) closed so far', timeout=20)
         a.sock.close()
+        # the aborted association's worker has let go of its slot (it logs after the abort)
+        wait_until(lambda: b.text().count('association with SCANNER1 ended') == 2, 10,
+                   'the aborted association to end')
         # max-associations 2: a third while two run is rejected (transient, local limit).
         held = [dul.Association(b.port), dul.Association(b.port)]
         r = storescu(b.port, loop)
