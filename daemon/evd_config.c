@@ -413,7 +413,8 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
 
 static const gchar *const supervision_keys[] = {
     "stall-timeout",     "restart-delay", "restart-delay-max", "frozen-timeout",
-    "frozen-difference", "max-loss",      "unknown-timeout",   NULL};
+    "frozen-difference", "max-loss",      "unknown-timeout",   "min-fps-ratio",
+    "low-fps-timeout",   NULL};
 
 static gboolean handle_supervision(Parser *p, const gchar *key, const ev_yaml_node *key_node,
                                    const ev_yaml_node *value, gpointer data)
@@ -432,6 +433,10 @@ static gboolean handle_supervision(Parser *p, const gchar *key, const ev_yaml_no
         return get_double(p, value, key, 0, 1, &c->max_loss);
     if (strcmp(key, "unknown-timeout") == 0)
         return get_double(p, value, key, 0, 86400, &c->unknown_timeout);
+    if (strcmp(key, "min-fps-ratio") == 0)
+        return get_double(p, value, key, 0, 1, &c->min_fps_ratio);
+    if (strcmp(key, "low-fps-timeout") == 0)
+        return get_double(p, value, key, 0, 3600, &c->low_fps_timeout);
     return get_double(p, value, key, 0.05, 86400, &c->restart_delay_max); /* restart-delay-max */
 }
 
@@ -482,7 +487,9 @@ static gboolean source_key_allowed(EvdSourceType type, const gchar *key)
         return type == EVD_SOURCE_RTP_RAW;
     if (strcmp(key, "width") == 0 || strcmp(key, "height") == 0)
         return type == EVD_SOURCE_RTP_RAW || type == EVD_SOURCE_PHANTOM;
-    if (strcmp(key, "framerate") == 0 || strcmp(key, "properties") == 0)
+    if (strcmp(key, "framerate") == 0)
+        return TRUE; /* phantom: its rate; every other source: the sender's, for the fps check */
+    if (strcmp(key, "properties") == 0)
         return type == EVD_SOURCE_PHANTOM;
     if (strcmp(key, "location") == 0)
         return type == EVD_SOURCE_SDP;
@@ -880,6 +887,8 @@ static EvdConfig *config_new(void)
     c->frozen_difference = 1;
     c->max_loss = 0.05;
     c->unknown_timeout = 60;
+    c->min_fps_ratio = 0.5;
+    c->low_fps_timeout = 10;
     c->streams = g_ptr_array_new_with_free_func(stream_free);
     c->senders = g_ptr_array_new_with_free_func(sender_free);
     return c;
@@ -1002,6 +1011,8 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
         s->frozen_difference = cc.config->frozen_difference;
         s->max_loss = cc.config->max_loss;
         s->unknown_timeout = cc.config->unknown_timeout;
+        s->min_fps_ratio = cc.config->min_fps_ratio;
+        s->low_fps_timeout = cc.config->low_fps_timeout;
         if (!evd_properties_find(s->classifier, "model-file")) {
             g_set_error(err, EVD_CONFIG_ERROR, EVD_CONFIG_ERROR_SCHEMA,
                         "%s:%d:%d: stream '%s' has no classifier model-file (set "

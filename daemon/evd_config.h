@@ -52,7 +52,9 @@ typedef struct {
     guint width, height;     /* rtp-raw: frame size; phantom: output size (0 = default) */
     gchar *sampling;         /* rtp-raw: RFC 4175 sampling (YCbCr-4:2:0, RGB, ...) */
     guint depth;             /* rtp-raw: bits per sample */
-    guint framerate;         /* phantom: frames per second (0 = element default) */
+    guint framerate;         /* phantom: frames per second (0 = element default); every other
+                                source: the rate the sender sends at, for the fps check (0:
+                                not declared, no check) */
     guint jitter_latency_ms; /* rtp-*: jitter buffer latency */
     gchar *location;         /* sdp: the SDP file (absolute) */
     gchar *uri;              /* uri */
@@ -68,6 +70,8 @@ typedef struct {
     gdouble frozen_difference; /* "unchanged": mean absolute difference at most this (of 255) */
     gdouble max_loss;          /* recent RTP loss ratio above which the stream is `degraded` */
     gdouble unknown_timeout;   /* seconds of an unknown stable view before `degraded`; 0: off */
+    gdouble min_fps_ratio;     /* classified fps below this share of source.framerate ... */
+    gdouble low_fps_timeout;   /* ... for this many seconds: `degraded`; either 0: off */
     EvdSourceConfig source;
     GPtrArray *classifier; /* EvdProperty of echoviewclassify, defaults merged in */
     gint line, column;     /* where the stream is defined */
@@ -107,6 +111,8 @@ typedef struct {
     gdouble frozen_difference;
     gdouble max_loss;
     gdouble unknown_timeout;
+    gdouble min_fps_ratio;
+    gdouble low_fps_timeout;
     GPtrArray *streams;            /* EvdStreamConfig */
     GPtrArray *senders;            /* EvdSenderConfig */
 } EvdConfig;

@@ -150,9 +150,10 @@ gchar *evd_pipeline_fingerprint_stream(const EvdStreamConfig *stream)
          i++)
         g_string_append_printf(senders, "%s,",
                                (const gchar *)g_ptr_array_index(stream->source.allowed_senders, i));
-    fp = g_strdup_printf("%d|checks %g %g %g %g|senders %s|ssrc %d %u|%s", stream->enabled,
-                         stream->frozen_timeout, stream->frozen_difference, stream->max_loss,
-                         stream->unknown_timeout, senders->str, stream->source.has_ssrc,
+    fp = g_strdup_printf("%d|checks %g %g %g %g %g %g %u|senders %s|ssrc %d %u|%s",
+                         stream->enabled, stream->frozen_timeout, stream->frozen_difference,
+                         stream->max_loss, stream->unknown_timeout, stream->min_fps_ratio,
+                         stream->low_fps_timeout, stream->source.framerate, senders->str, stream->source.has_ssrc,
                          stream->source.ssrc, pipeline);
     g_string_free(senders, TRUE);
 

@@ -764,8 +764,10 @@ static void stream_start(EvdStream *st)
     }
     gst_object_unref(bus);
     st->fps_time = g_get_monotonic_time();
+    st->low_fps_since = 0;
     g_mutex_lock(st->host.lock);
     st->fps_frames = st->probe_frames;
+    st->fps_received = st->received;
     g_mutex_unlock(st->host.lock);
 }
 
@@ -836,9 +838,15 @@ static void loss_sample(EvdStream *st)
     g_mutex_unlock(st->host.lock);
 }
 
+/* The fps check applies to a stream whose source declares its rate (source.framerate). */
+static gboolean fps_check_on(const EvdStream *st)
+{
+    return st->framerate > 0 && st->min_fps_ratio > 0 && st->low_fps_timeout > 0;
+}
+
 /* What the frame checks make of a stream that receives frames: running, error (their size is
- * not the configured one) or frozen; the reason is set (and recorded as the last error) for the
- * latter two. */
+ * not the configured one), frozen or degraded (loss, fps below the source's, unknown view); the
+ * reason is set (and recorded as the last error) for all but running. */
 static EvdStreamState checks_verdict(EvdStream *st, gint64 now, gchar **reason)
 {
     gboolean mismatch;
@@ -874,6 +882,24 @@ static EvdStreamState checks_verdict(EvdStream *st, gint64 now, gchar **reason)
         *reason = g_strdup_printf("%.1f %% of the RTP packets lost over the last %d s "
                                   "(max-loss %.1f %%)",
                                   loss * 100, EVD_LOSS_WINDOW_S, st->max_loss * 100);
+    } else if (st->low_fps_since &&
+               now - st->low_fps_since >= st->low_fps_timeout * G_USEC_PER_SEC) {
+        /* the view lags the heart: too few frames are classified for the smoothing and
+         * hysteresis to follow it (a sender that slowed down, or a classifier falling behind) */
+        gdouble fps, fps_in;
+        g_mutex_lock(st->host.lock);
+        fps = st->fps;
+        fps_in = st->fps_in;
+        g_mutex_unlock(st->host.lock);
+        verdict = EVD_STATE_DEGRADED;
+        *reason = g_strdup_printf(
+            "%.1f fps classified for %.1f s, below %.0f %% of the source's %u fps "
+            "(source.framerate, min-fps-ratio %.2f): %s%.1f fps arrive%s",
+            fps, (now - st->low_fps_since) / 1e6, st->min_fps_ratio * 100, st->framerate,
+            st->min_fps_ratio, fps_in < st->min_fps_ratio * st->framerate ? "only " : "", fps_in,
+            fps_in < st->min_fps_ratio * st->framerate
+                ? " from the source"
+                : ", the classifier falls behind (frames dropped at the queue)");
     } else if (st->unknown_timeout > 0 && unknown_since &&
                now - unknown_since >= st->unknown_timeout * G_USEC_PER_SEC) {
         verdict = EVD_STATE_DEGRADED;
@@ -892,7 +918,7 @@ static EvdStreamState checks_verdict(EvdStream *st, gint64 now, gchar **reason)
 void evd_stream_tick(EvdStream *st, gint64 now)
 {
     gint64 last_frame, since;
-    guint64 frames;
+    guint64 frames, received;
     EvdStreamState state;
 
     warnings_flush(st, now, FALSE);
@@ -923,15 +949,26 @@ void evd_stream_tick(EvdStream *st, gint64 now)
     since = st->state_since_mono;
     state = st->state;
     frames = st->probe_frames;
+    received = st->received;
     g_mutex_unlock(st->host.lock);
 
     if (now - st->fps_time >= G_USEC_PER_SEC) {
         gdouble fps = (gdouble)(frames - st->fps_frames) * G_USEC_PER_SEC / (now - st->fps_time);
+        gdouble fps_in =
+            (gdouble)(received - st->fps_received) * G_USEC_PER_SEC / (now - st->fps_time);
         g_mutex_lock(st->host.lock);
         st->fps = fps;
+        st->fps_in = fps_in;
         g_mutex_unlock(st->host.lock);
+        /* counted only while frames arrive: a stall is its own state */
+        if (!fps_check_on(st) || fps >= st->min_fps_ratio * st->framerate ||
+            state == EVD_STATE_STARTING || state == EVD_STATE_STALLED)
+            st->low_fps_since = 0;
+        else if (!st->low_fps_since)
+            st->low_fps_since = st->fps_time; /* low since the start of this second */
         st->fps_time = now;
         st->fps_frames = frames;
+        st->fps_received = received;
         if (st->has_jitter)
             loss_sample(st);
     }
@@ -1039,6 +1076,9 @@ void evd_stream_configure(EvdStream *st, const EvdStreamConfig *sc)
     st->frozen_difference = sc->frozen_difference;
     st->max_loss = sc->max_loss;
     st->unknown_timeout = sc->unknown_timeout;
+    st->framerate = sc->source.framerate;
+    st->min_fps_ratio = sc->min_fps_ratio;
+    st->low_fps_timeout = sc->low_fps_timeout;
     g_free(st->sampling);
     st->sampling = g_strdup(sc->source.sampling);
     st->depth = sc->source.depth;
@@ -1148,7 +1188,11 @@ EvdStreamSnapshot *evd_stream_snapshot(const EvdStream *st, const EvdModelInfo *
     snap->view_changes = st->view_changes;
     snap->warnings = st->warnings_total;
     snap->restarts = st->restarts;
-    snap->fps = st->state == EVD_STATE_RUNNING ? st->fps : 0;
+    /* while frames arrive (a degraded stream's low fps is what an operator must see) */
+    snap->fps = st->state == EVD_STATE_RUNNING || st->state == EVD_STATE_DEGRADED ||
+                        st->state == EVD_STATE_FROZEN || st->state == EVD_STATE_ERROR
+                    ? st->fps
+                    : 0;
     evd_snapshot_set_latency_histogram(snap, &st->latency);
     snap->has_packets = st->has_jitter;
     snap->packets_pushed = st->pushed_base + st->pushed_cur;

@@ -52,6 +52,9 @@ typedef struct {
     gdouble frozen_difference;
     gdouble max_loss;        /* recent loss ratio above which the stream is `degraded` */
     gdouble unknown_timeout; /* seconds of an unknown stable view before `degraded`; 0: off */
+    guint framerate;         /* source.framerate: the sender's rate, 0: not declared */
+    gdouble min_fps_ratio;   /* classified fps below this share of framerate ... */
+    gdouble low_fps_timeout; /* ... for this long: `degraded`; 0: off */
     GPtrArray *allowed; /* rtp-*: GInetAddressMask that may send (NULL: any) */
     gboolean has_ssrc;
     guint32 ssrc;
@@ -67,6 +70,9 @@ typedef struct {
     gint64 running_since; /* monotonic */
     gint64 fps_time;
     guint64 fps_frames;
+    guint64 fps_received; /* `received` at fps_time */
+    gdouble fps_in;       /* frames out of the source in the last second */
+    gint64 low_fps_since; /* monotonic: fps fell below min-fps-ratio x framerate, 0: it is not */
     gboolean withheld_sent; /* a `view` event said the view is withheld */
     /* cumulative jitter-buffer counts, one sample a second, for the recent loss */
     guint64 loss_pushed[EVD_LOSS_WINDOW_S + 1], loss_lost[EVD_LOSS_WINDOW_S + 1];

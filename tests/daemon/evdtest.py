@@ -198,6 +198,8 @@ class RtpRawSender:
         self.sock.bind((source, 0))
         self.seq = 0
         self.frames = 0
+        self.ts_base = self.ts_frame = 0   # the RTP clock goes on where a rate change left it
+        self.new_fps = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -208,7 +210,7 @@ class RtpRawSender:
         if self.frames % 2 and not self.frozen:
             colour = [c - self.FLICKER if c >= 128 else c + self.FLICKER for c in colour]
         line = bytes(colour) * w
-        ts = (self.frames * 90000 // self.fps) & 0xffffffff
+        ts = (self.ts_base + (self.frames - self.ts_frame) * 90000 // self.fps) & 0xffffffff
         for y in range(h):
             marker = 0x80 if y == h - 1 else 0
             hdr = struct.pack('!BBHII', 0x80, marker | self.payload, self.seq & 0xffff, ts,
@@ -217,9 +219,18 @@ class RtpRawSender:
             self.seq += 1
             yield hdr + ext + struct.pack('!HHH', len(line), y & 0x7fff, 0) + line
 
+    def set_fps(self, fps):
+        """Sends at another rate from the next frame on (no burst to catch up)."""
+        self.new_fps = fps
+
     def run(self):
         t0 = time.monotonic()
         while not self.stopping.is_set():
+            if self.new_fps:
+                self.ts_base += (self.frames - self.ts_frame) * 90000 // self.fps
+                self.ts_frame = self.frames
+                self.fps, self.new_fps = self.new_fps, None
+                t0 = time.monotonic() - self.frames / self.fps
             if not self.paused:
                 for p in self.packets():
                     if self.loss and self.rng.random() < self.loss:

@@ -540,6 +540,47 @@ def test_degraded(env):
         d.stop()
 
 
+def test_low_fps(env):
+    """A sender slower than its declared source.framerate makes the stream `degraded` once its
+    fps stays below min-fps-ratio of it for low-fps-timeout (view withheld, the reason with both
+    rates, the state metric and event, fps still reported); back to `running` when the sender
+    keeps its rate."""
+    port = free_port(socket.SOCK_DGRAM)
+    sender = RtpRawSender(port, fps=4)
+    config = BASE.replace('  restart-delay-max: 1\n', '  restart-delay-max: 1\n'
+                          '  low-fps-timeout: 2\n')
+    stream = rtp_stream('cart', port).replace('jitter-latency: 20}',
+                                              'jitter-latency: 20, framerate: 20}')
+    d = Daemon(env, config + 'streams:\n' + stream + phantom_stream('ref'))
+    s = None
+    try:
+        s = open_events(d)
+        st = d.wait_state('cart', 'degraded', 20)
+        assert re.fullmatch(r'\d+\.\d fps classified for \d+\.\d s, below 50 % of the '
+                            r"source's 20 fps \(source\.framerate, min-fps-ratio 0\.50\): only "
+                            r'\d+\.\d fps arrive from the source', st['last_error']), \
+            st['last_error']
+        assert 1 <= st['fps'] < 10, st
+        assert st['view']['withheld'] == 'stream is degraded' and st['restarts'] == 0, st
+        assert metric(d, 'echoviewd_stream_state{stream="cart",state="degraded"}') == 1
+        assert 1 <= metric(d, 'echoviewd_stream_frames_per_second{stream="cart"}') < 10
+        events = read_events(s, lambda ev: any(e == 'state' and data['stream'] == 'cart'
+                                               and data['state'] == 'degraded'
+                                               for e, data in ev), 10)
+        ev = [data for e, data in events if e == 'state' and data['state'] == 'degraded'][0]
+        assert 'below 50 %' in ev['reason'], ev
+        sender.set_fps(20)
+        st = d.wait_state('cart', 'running', 20)
+        assert st['view']['withheld'] is None and st['fps'] >= 10, st
+        # the phantom beside it keeps its declared 10 fps
+        assert d.stream('ref')['state'] == 'running'
+    finally:
+        if s:
+            s.close()
+        sender.stop()
+        d.stop()
+
+
 def test_ingress(env):
     """source.allowed-senders and source.ssrc: packets of other senders on the port are dropped
     and counted, so their frames never mix into the stream (its view stays the allowed one's)."""
@@ -827,6 +868,11 @@ BAD_CONFIGS = [
      '  - {id: a, source: {type: phantom, ssrc: 5}}\n',
      "F:3:37: key 'ssrc' does not apply to a source of type phantom"),
     ('supervision: {max-loss: 1.5}\n', "F:1:25: 'max-loss' must be between 0 and 1, not 1.5"),
+    ('supervision: {min-fps-ratio: 2}\n',
+     "F:1:30: 'min-fps-ratio' must be between 0 and 1, not 2"),
+    ('classifier: {model-file: @MODEL@}\nstreams:\n'
+     '  - {id: a, source: {type: rtp-raw, port: 5, width: 64, height: 48, framerate: 0}}\n',
+     "F:3:80: 'framerate' must be between 1 and 1000, not 0"),
     ('supervision: {frozen-difference: 256}\n',
      "F:1:34: 'frozen-difference' must be between 0 and 255, not 256"),
     # the YAML reader's rules (base/ev_yaml.h), as in the bridge and model.yaml
@@ -1182,6 +1228,7 @@ TESTS = {
     'dropped': test_dropped_counter,
     'diagnostics': test_diagnostics,
     'degraded': test_degraded,
+    'low-fps': test_low_fps,
     'ingress': test_ingress,
     'sdp-packets': test_sdp_packets,
     'snapshot': test_snapshot,
