@@ -822,7 +822,9 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         meta->confidence = confidence;
         gst_echo_view_meta_set_probabilities(meta, self->result.probabilities, self->n_classes);
         meta->age = self->frame_index - self->result.frame;
-        meta->inferred = meta->age == 0;
+        /* the first buffer to carry this result: sync mode the frame it was computed from (age
+         * 0), async mode the first frame after the worker answered (age > 0) */
+        meta->inferred = have_new;
         meta->latency = self->result.latency;
     } else {
         meta->label_id = -1;
