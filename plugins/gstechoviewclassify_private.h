@@ -104,6 +104,8 @@ struct _GstEchoViewClassify {
     /* per-stream state, streaming thread only (roi.mode and roi.fixed: set at start()) */
     guint64 frame_index; /* frames since the last reset */
     GstEchoViewRoi roi;
+    gboolean roi_error_posted; /* a bad roi is posted once per start, however often caps come */
+    guint roi_warned;          /* GstEchoViewRoiMetaResult bits already warned about since start */
     Result result;
     StableLabel stable; /* smoothing, threshold and hysteresis of the stable label */
     guint64 last_result_seq;

@@ -2,10 +2,10 @@
  * evaluation report (JSON, markdown, a confusion-matrix heat map and a sheet of misclassified
  * frames as PNG) and small line plots, drawn with a tiny raster canvas and a 3x5 pixel font into
  * PNGs written by media (no plotting dependency). */
+#include "ev_glyph.h"
 #include "ev_search.h"
 #include "media.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -136,55 +136,13 @@ static void line(canvas *c, int x0, int y0, int x1, int y1, uint32_t rgb, int th
     }
 }
 
-/* 3x5 glyphs, rows top to bottom, 3 bits each (MSB left). */
-static unsigned glyph(int ch)
-{
-    static const unsigned digits[10] = {075557, 026227, 071747, 071717, 055711,
-                                        074717, 074757, 071111, 075757, 075717};
-    static const unsigned letters[26] = {025755, 065656, 034443, 065556, 074647, 074644, 034553,
-                                         055755, 072227, 011152, 055655, 044447, 057755, 065555,
-                                         025552, 065644, 025563, 065655, 034216, 072222, 055557,
-                                         055552, 055775, 055255, 055222, 071247};
-    ch = toupper(ch);
-    if (ch >= '0' && ch <= '9')
-        return digits[ch - '0'];
-    if (ch >= 'A' && ch <= 'Z')
-        return letters[ch - 'A'];
-    switch (ch) {
-    case '-':
-        return 000700;
-    case '.':
-        return 000002;
-    case '/':
-        return 011244;
-    case '%':
-        return 051245;
-    case ':':
-        return 002020;
-    case '(':
-        return 024442;
-    case ')':
-        return 021112;
-    case '>':
-        return 042124;
-    case '=':
-        return 007070;
-    case '+':
-        return 002720;
-    case ',':
-        return 000024;
-    default:
-        return 0;
-    }
-}
-
 static int text(canvas *c, int x, int y, const char *s, uint32_t rgb, int scale)
 {
     for (; *s; s++, x += 4 * scale) {
-        unsigned g = glyph((unsigned char)*s);
-        for (int r = 0; r < 5; r++)
-            for (int b = 0; b < 3; b++)
-                if (g >> ((4 - r) * 3 + (2 - b)) & 1)
+        unsigned g = ev_glyph_3x5((unsigned char)*s);
+        for (int r = 0; r < EV_GLYPH_HEIGHT; r++)
+            for (int b = 0; b < EV_GLYPH_WIDTH; b++)
+                if (ev_glyph_pixel(g, b, r))
                     fill_rect(c, x + b * scale, y + r * scale, scale, scale, rgb);
     }
     return x;

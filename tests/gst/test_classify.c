@@ -218,6 +218,7 @@ static void test_async(void)
     float ref[EV_MAX_CLASSES];
     GstBuffer *f0;
     guint64 skipped;
+    float last[EV_MAX_CLASSES];
 
     info_from_caps(&info, CAPS_SMALL);
     f0 = make_frame(&info, 0);
@@ -234,8 +235,10 @@ static void test_async(void)
     /* frame 1 is handed to the worker and goes on with the newest result: frame 0's */
     out = push_pull(h, make_frame(&info, 1));
     m = gst_buffer_get_echo_view_meta(out);
-    CHECK(m && m->n_probabilities == (guint)n_classes && m->age == 1 && !m->inferred,
-          "async: frame 1 carries frame 0's result with age %" G_GUINT64_FORMAT, m ? m->age : 99);
+    CHECK(m && m->n_probabilities == (guint)n_classes && m->age == 1 && m->inferred,
+          "async: frame 1 carries frame 0's result with age %" G_GUINT64_FORMAT
+          ", inferred: the first buffer to bring it",
+          m ? m->age : 99);
     CHECK(m && max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6,
           "async: the carried result is frame 0's inference");
     CHECK(m && GST_CLOCK_TIME_IS_VALID(m->latency) && m->latency > 0,
@@ -244,14 +247,58 @@ static void test_async(void)
     wait_inferred(h->element, 2);
     out = push_pull(h, make_frame(&info, 2));
     m = gst_buffer_get_echo_view_meta(out);
-    CHECK(m && m->age == 1, "async: frame 2 carries frame 1's result (age %" G_GUINT64_FORMAT ")",
+    CHECK(m && m->age == 1 && m->inferred,
+          "async: frame 2 carries frame 1's result (age %" G_GUINT64_FORMAT "), a new one",
           m ? m->age : 99);
+    memcpy(last, m && m->n_probabilities ? m->probabilities : ref, sizeof(float) * n_classes);
     gst_buffer_unref(out);
+    {
+        /* a burst faster than the worker: buffers with a new result are at most the inferences
+         * run, and each brings other probabilities than the one before (a result is new once) */
+        guint64 before, after;
+        int brought = 0, new_without_change = 0;
+        g_object_get(h->element, "inferred", &before, NULL);
+        for (int i = 0; i < 20; i++) {
+            out = push_pull(h, make_frame(&info, 8 + i));
+            m = gst_buffer_get_echo_view_meta(out);
+            if (m && m->inferred) {
+                brought++;
+                new_without_change += max_abs_diff(m->probabilities, last, n_classes) == 0;
+                memcpy(last, m->probabilities, sizeof(float) * n_classes);
+            } else if (m) {
+                new_without_change += max_abs_diff(m->probabilities, last, n_classes) != 0;
+            }
+            gst_buffer_unref(out);
+        }
+        g_object_get(h->element, "inferred", &after, NULL);
+        CHECK((guint64)brought <= after - before + 1 && new_without_change == 0,
+              "async: %d of 20 buffers bring a new result (%" G_GUINT64_FORMAT
+              " inferences ran), every other one repeats the last",
+              brought, after - before);
+    }
     /* a burst faster than the worker: newest wins, nothing blocks */
     for (int i = 0; i < 50; i++)
         gst_buffer_unref(push_pull(h, make_frame(&info, i)));
     g_object_get(h->element, "skipped", &skipped, NULL);
     printf("     async burst of 50: %" G_GUINT64_FORMAT " inferences skipped\n", skipped);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+
+    /* async with inference-interval 3: frame 0 alone goes to the worker; once it answered,
+     * frame 1 brings the result (inferred, age 1) and frame 2 repeats it (the worker has
+     * nothing else: not inferred, age 2) */
+    h = classify_harness(&bus, CAPS_SMALL, "async", "true", "inference-interval", "3", "roi",
+                         "full", NULL);
+    gst_buffer_unref(push_pull(h, make_frame(&info, 0)));
+    wait_inferred(h->element, 1);
+    for (int i = 1; i <= 2; i++) {
+        out = push_pull(h, make_frame(&info, i));
+        m = gst_buffer_get_echo_view_meta(out);
+        CHECK(m && m->age == (guint64)i && m->inferred == (i == 1),
+              "async, interval 3, frame %d: age %" G_GUINT64_FORMAT ", inferred %d (want %d)", i,
+              m ? m->age : 99, m ? m->inferred : -1, i == 1);
+        gst_buffer_unref(out);
+    }
     gst_harness_teardown(h);
     gst_object_unref(bus);
 }
@@ -451,16 +498,16 @@ static void test_model_threshold(void)
     CHECK(dir && g_file_get_contents(yaml_in, &text, &text_len, NULL) &&
               g_file_get_contents(weights_in, &weights, &weights_len, NULL),
           "copy of the fixture bundle");
-    gchar *calibrated = g_strconcat(text, "calibration: {temperature: 1, confidence_threshold: 0.99}\n",
-                                    NULL);
+    gchar *calibrated =
+        g_strconcat(text, "calibration: {temperature: 1, confidence_threshold: 0.99}\n", NULL);
     CHECK(g_file_set_contents(yaml_out, calibrated, -1, NULL) &&
               g_file_set_contents(weights_out, weights, (gssize)weights_len, NULL),
           "calibrated bundle written");
     info_from_caps(&info, CAPS_SMALL);
     for (int explicit_zero = 0; explicit_zero < 2; explicit_zero++) {
         GstBus *bus;
-        GstElement *e = make_element("echoviewclassify", "model-file", dir, "backend", "cpu",
-                                     "roi", "full", NULL);
+        GstElement *e = make_element("echoviewclassify", "model-file", dir, "backend", "cpu", "roi",
+                                     "full", NULL);
         gdouble property = 0;
         if (explicit_zero)
             g_object_set(e, "confidence-threshold", 0.0, NULL);
@@ -607,8 +654,8 @@ static void expect_reset_message(GstBus *bus, const char *reason, guint64 frames
 
     if (s)
         gst_structure_get(s, "frames", G_TYPE_UINT64, &got_frames, "timestamp", G_TYPE_UINT64,
-                          &got_ts, "previous-label-id", G_TYPE_INT, &previous_id,
-                          "stable-label-id", G_TYPE_INT, &stable_id, NULL);
+                          &got_ts, "previous-label-id", G_TYPE_INT, &previous_id, "stable-label-id",
+                          G_TYPE_INT, &stable_id, NULL);
     CHECK(g_list_length(msgs) == 1 && !g_strcmp0(gst_structure_get_string(s, "reason"), reason) &&
               got_frames == frames && got_ts == ts &&
               !g_strcmp0(gst_structure_get_string(s, "previous-label"), previous) &&
@@ -651,8 +698,7 @@ static void test_resets(void)
                          "hysteresis", "2", "roi", "full", NULL);
     g_object_get(h->element, "reset-on", &reset_on, NULL);
     /* the flag values: flush 1, discont 2, stream-start 4, caps 8 */
-    CHECK(reset_on == (1 | 4 | 8),
-          "reset-on defaults to flush+stream-start+caps (0x%x)", reset_on);
+    CHECK(reset_on == (1 | 4 | 8), "reset-on defaults to flush+stream-start+caps (0x%x)", reset_on);
 #define WARM(n)                                                         \
     do {                                                                \
         for (int i = 0; i < (n); i++)                                   \
@@ -708,12 +754,12 @@ static void test_resets(void)
     WARM(2);
     msgs = pop_classify_messages(bus);
     CHECK(g_list_length(msgs) == 1 &&
-              !g_strcmp0(gst_structure_get_string(gst_message_get_structure(msgs->data),
-                                                  "previous-label"),
-                         "unknown") &&
-              !g_strcmp0(gst_structure_get_string(gst_message_get_structure(msgs->data),
-                                                  "stable-label"),
-                         la),
+              !g_strcmp0(
+                  gst_structure_get_string(gst_message_get_structure(msgs->data), "previous-label"),
+                  "unknown") &&
+              !g_strcmp0(
+                  gst_structure_get_string(gst_message_get_structure(msgs->data), "stable-label"),
+                  la),
           "after a reset: the change message says previous-label unknown -> %s (%u messages)", la,
           g_list_length(msgs));
     g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
@@ -853,8 +899,7 @@ static void test_packet_loss(void)
 
     if (frame_b < 0)
         return;
-    share = packet_loss_run("flush+stream-start+caps", &changes, &resets, &disconts,
-                            &previous_ok);
+    share = packet_loss_run("flush+stream-start+caps", &changes, &resets, &disconts, &previous_ok);
     printf("     0.05 %% packet loss, default reset-on: %u of 900 frames DISCONT, stable label = "
            "sent view on %.2f %% of frames after the first second\n",
            disconts, 100 * share);
