@@ -51,6 +51,7 @@ void search_train_defaults(search_train_options *o)
 typedef struct optimiser {
     search_optimizer kind;
     const bool *frozen; /* per parameter (--freeze), NULL: none */
+    const float *lr_scale; /* per parameter (--lr-backbone / --lr), NULL: 1 for all */
     float *m, *v; /* per trainable parameter element (adam: first/second moment; sgd: m only) */
     size_t total;
     int64_t step; /* adam's t */
@@ -107,16 +108,17 @@ static void optimiser_step(optimiser *opt, ev_net *net, float lr, float wd, floa
             continue;
         if (updatable(p, aux) && !(opt->frozen && opt->frozen[i])) {
             float *m = opt->m + off, *v = opt->v + off;
+            const float lr_p = opt->lr_scale ? lr * opt->lr_scale[i] : lr;
             for (size_t j = 0; j < p->numel; j++) {
                 float g = p->grad[j] + wd * p->data[j];
                 if (opt->kind == SEARCH_OPT_ADAM) {
                     m[j] = (float)(b1 * m[j] + (1.0 - b1) * g);
                     v[j] = (float)(b2 * v[j] + (1.0 - b2) * (double)g * g);
                     double denom = sqrt(v[j] / bc2) + 1e-8;
-                    p->data[j] -= (float)(lr * (m[j] / bc1) / denom);
+                    p->data[j] -= (float)(lr_p * (m[j] / bc1) / denom);
                 } else {
                     m[j] = opt->step == 1 ? g : momentum * m[j] + g;
-                    p->data[j] -= lr * m[j];
+                    p->data[j] -= lr_p * m[j];
                 }
             }
         }
@@ -172,8 +174,12 @@ static char *schedule_fingerprint(const search_train_options *o, uint64_t init_h
     if (o->init_from)
         n += snprintf(out + n, 1024 - (size_t)n, "--init-from=fnv1a64:%016llx;",
                       (unsigned long long)init_hash);
-    if (o->freeze && n < 900)
-        snprintf(out + n, 1024 - (size_t)n, "--freeze=%.100s;", o->freeze);
+    if (o->freeze && n < 850)
+        n += snprintf(out + n, 1024 - (size_t)n, "--freeze=%.100s;", o->freeze);
+    if (o->freeze_epochs > 0 && n < 950)
+        n += snprintf(out + n, 1024 - (size_t)n, "--freeze-epochs=%d;", o->freeze_epochs);
+    if (o->lr_backbone > 0 && n < 950)
+        snprintf(out + n, 1024 - (size_t)n, "--lr-backbone=%.7g;", (double)o->lr_backbone);
     return out;
 }
 
@@ -203,8 +209,9 @@ static int compare_schedules(const char *path, const char *saved, const char *no
         p = end + 1;
     }
     /* a fine-tuning run resumed without its --init-from or --freeze would record another run */
-    static const char *const fine_tuning[] = {"--init-from=", "--freeze="};
-    for (int i = 0; i < 2; i++) {
+    static const char *const fine_tuning[] = {"--init-from=", "--freeze=", "--freeze-epochs=",
+                                              "--lr-backbone="};
+    for (int i = 0; i < 4; i++) {
         const char *at = strstr(saved, fine_tuning[i]);
         if (at && (at == saved || at[-1] == ';') && !strstr(now, fine_tuning[i])) {
             const char *v = at + strlen(fine_tuning[i]), *ve = strchr(v, ';');
@@ -612,9 +619,9 @@ static void format_shape(const ev_param *p, char *buf, size_t size)
 /* Copies init's tensors into net by name; a head whose classes differ stays as initialised
  * and is listed in reinit (", "-separated). A tensor missing from the bundle (the auxiliary
  * head of a bundle trained without one) is listed too; one of another shape is an error that
- * names both shapes. */
+ * names both shapes. taken[i]: net's tensor i came from the bundle. */
 static int copy_init_params(ev_net *net, const ev_model *init, char *const *classes, int k,
-                            char *reinit, size_t reinit_size, ev_error *err)
+                            char *reinit, size_t reinit_size, bool *taken, ev_error *err)
 {
     const ev_net *src = ev_model_network(init);
     const ev_net_config *a = &src->cfg, *b = &net->cfg;
@@ -652,6 +659,7 @@ static int copy_init_params(ev_net *net, const ev_model *init, char *const *clas
                            sa, sb);
         }
         memcpy(d->data, s->data, d->numel * sizeof(float));
+        taken[i] = true;
     }
     return EV_OK;
 }
@@ -698,7 +706,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     char *fingerprint = NULL, *schedule = NULL;
     FILE *log = NULL;
     search_split_record split_record = {0};
-    bool *frozen = NULL;
+    bool *frozen = NULL, *taken = NULL;
+    float *lr_scale = NULL;
     uint64_t init_hash = 0;
     char reinit[1024] = "";
     int rc = EV_OK;
@@ -807,7 +816,12 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             ev_fail_prefix(err, "--init-from %s: ", o->init_from);
             goto out;
         }
-        rc = copy_init_params(net, init, classes, k, reinit, sizeof reinit, err);
+        if (!(taken = calloc((size_t)net->num_params, sizeof *taken))) {
+            ev_model_free(init);
+            rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
+            goto out;
+        }
+        rc = copy_init_params(net, init, classes, k, reinit, sizeof reinit, taken, err);
         ev_model_free(init);
         if (rc) {
             ev_fail_prefix(err, "--init-from %s: ", o->init_from);
@@ -825,6 +839,25 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         if ((rc = search_freeze_parse(o->freeze, net, frozen, err)))
             goto out;
         opt.frozen = frozen;
+    }
+    if (o->freeze_epochs > 0 && !o->freeze) {
+        rc = ev_fail(err, EV_ERR_INVALID, "--freeze-epochs needs --freeze (the layers to thaw)");
+        goto out;
+    }
+    if (o->lr_backbone > 0) { /* discriminative fine-tuning: the bundle's tensors learn slower */
+        if (!o->init_from) {
+            rc = ev_fail(err, EV_ERR_INVALID,
+                         "--lr-backbone needs --init-from (it is the rate of the tensors taken "
+                         "from the bundle)");
+            goto out;
+        }
+        if (!(lr_scale = malloc((size_t)net->num_params * sizeof *lr_scale))) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
+            goto out;
+        }
+        for (int i = 0; i < net->num_params; i++)
+            lr_scale[i] = taken[i] ? o->lr_backbone / o->lr : 1.0f;
+        opt.lr_scale = lr_scale;
     }
     if ((rc = search_exec_create(net, threads, &ex, err)))
         goto out;
@@ -887,6 +920,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         float lr = o->lr;
         if (o->cosine)
             lr = (float)(0.5 * o->lr * (1.0 + cos(M_PI * epoch / o->epochs)));
+        /* --freeze-epochs: the frozen layers thaw after that many epochs */
+        opt.frozen = frozen && (o->freeze_epochs <= 0 || epoch < o->freeze_epochs) ? frozen : NULL;
         net->graph.drop_path_prob = o->drop_path * epoch / o->epochs;
         net->graph.rng_state = search_seed_mix(o->seed, 0xd20900000ull + (uint64_t)epoch);
         search_sampler_reset(sampler, search_seed_mix(o->seed, 0x5a3900000ull + (uint64_t)epoch));
@@ -915,7 +950,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 goto out;
             }
             if (o->grad_clip > 0.0f)
-                clip_gradients(net, frozen, o->grad_clip, use_aux);
+                clip_gradients(net, opt.frozen, o->grad_clip, use_aux);
             optimiser_step(&opt, net, lr, o->weight_decay, o->momentum, use_aux);
             const float *logits = search_exec_logits(ex);
             for (int i = 0; i < o->batch; i++) {
@@ -961,6 +996,9 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                                       .init_from_hash = init_hash,
                                       .reinitialised = reinit,
                                       .freeze = o->freeze,
+                                      .freeze_epochs = o->freeze_epochs,
+                                      .lr = o->lr,
+                                      .lr_backbone = o->lr_backbone,
                                       .best_epoch = epoch + 1,
                                       .seed = o->seed};
             for (int i = 0; i < ds->count; i++)
@@ -1015,6 +1053,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
 out:
     search_split_record_free(&split_record);
     free(frozen);
+    free(taken);
+    free(lr_scale);
     if (log)
         fclose(log);
     free(fingerprint);

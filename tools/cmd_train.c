@@ -37,6 +37,9 @@ static const char *usage =
     "             --init-from MODEL (fine-tune: the bundle's network, input size, normalisation\n"
     "             and classes unless given; a new head when --classes differ)\n"
     "             --freeze stem,cells:0-1,head (with --init-from: these get no updates)\n"
+    "             --freeze-epochs N (--freeze only for the first N epochs, then thawed)\n"
+    "             --lr-backbone X (with --init-from: the rate of the bundle's tensors, all but\n"
+    "             a new head; e.g. a tenth of --lr; the cosine schedule scales it too)\n"
     "             --quiet  --stop-after N (stop after N epochs of this run, as if interrupted)\n"
     "             --steps-per-epoch N (cap; default: training frames / batch)\n"
     "             --val-frames N (validate on N evenly spaced validation frames; default all)\n"
@@ -169,6 +172,8 @@ int cmd_train(int argc, char **argv)
         TOOL_INT("--val-frames", &o.max_val_frames, 1, 100000000),
         TOOL_INT("--steps-per-epoch", &o.max_steps, 1, 1000000),
         TOOL_FLOAT("--lr", &o.lr, 1e-8, 10, &lr_set),
+        TOOL_FLOAT("--lr-backbone", &o.lr_backbone, 1e-8, 10, NULL),
+        TOOL_INT("--freeze-epochs", &o.freeze_epochs, 1, 800),
         TOOL_FLOAT("--weight-decay", &o.weight_decay, 0, 1, &wd_set),
         TOOL_FLOAT("--momentum", &o.momentum, 0, 0.9999, NULL),
         TOOL_FLOAT("--grad-clip", &o.grad_clip, 0, 1e6, &clip_set),
@@ -243,9 +248,16 @@ int cmd_train(int argc, char **argv)
             return rc;
         }
         genotype = NULL; /* the bundle's class names stay in o.class_names: init lives on */
-    } else if (o.freeze) {
-        fprintf(stderr, "echoview train: --freeze needs --init-from (frozen random weights would "
-                        "stay random)\n");
+    } else if (o.freeze || o.lr_backbone > 0) {
+        fprintf(stderr, o.freeze ? "echoview train: --freeze needs --init-from (frozen random "
+                                   "weights would stay random)\n"
+                                 : "echoview train: --lr-backbone needs --init-from (it is the "
+                                   "rate of the tensors taken from the bundle)\n");
+        search_class_names_free(class_list, class_count);
+        return TOOL_USAGE;
+    }
+    if (o.freeze_epochs && !o.freeze) {
+        fprintf(stderr, "echoview train: --freeze-epochs needs --freeze (the layers to thaw)\n");
         search_class_names_free(class_list, class_count);
         return TOOL_USAGE;
     }
