@@ -11,6 +11,7 @@
 #include "ev_graph.h"
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 
 /* ---- datasets ------------------------------------------------------------------------------ */
@@ -325,6 +326,10 @@ typedef struct search_train_options {
     const char *patient_regex; /* search_dataset_options */
     int frames_per_clip, clip_frame_step;
     float video_fps;
+    /* Set (by a signal handler) to stop: the step under way finishes, the checkpoint then
+     * holds the run up to it (mid-epoch: the steps done, their sums and the drop-path state)
+     * and --resume continues it exactly. NULL: never. */
+    const volatile sig_atomic_t *interrupt;
 } search_train_options;
 
 void search_train_defaults(search_train_options *o);
@@ -335,6 +340,9 @@ typedef struct search_train_result {
     double best_val_loss, best_val_accuracy;
     double frames_per_second; /* training throughput (forward + backward + update) */
     bool early_stopped;
+    bool interrupted;             /* stopped by options.interrupt */
+    int stopped_epoch, stopped_step; /* interrupted in epoch (1-based) after this many steps */
+    int steps_per_epoch;
 } search_train_result;
 
 int search_train(const search_train_options *o, search_train_result *result, ev_error *err);

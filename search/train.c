@@ -132,6 +132,12 @@ typedef struct train_state {
     int epoch; /* epochs completed */
     double best_val_loss, best_val_acc;
     int best_epoch, bad_epochs;
+    /* an interrupted epoch (SIGINT): steps of epoch `epoch` done, their sums, and the
+     * drop-path generator's state after them; step 0: the epoch starts afresh */
+    int step;
+    double loss_sum;
+    int64_t correct, seen;
+    uint64_t rng_state;
 } train_state;
 
 static char *config_fingerprint(const search_train_options *o, const ev_net *net)
@@ -262,6 +268,12 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
             off += p->numel;
     }
     char epoch[32], step[32], best[64], acc[64], best_epoch[32], bad[32];
+    char estep[32], esum[64], ecorrect[32], eseen[32], erng[32];
+    snprintf(estep, sizeof estep, "%d", st->step);
+    snprintf(esum, sizeof esum, "%a", st->loss_sum);
+    snprintf(ecorrect, sizeof ecorrect, "%lld", (long long)st->correct);
+    snprintf(eseen, sizeof eseen, "%lld", (long long)st->seen);
+    snprintf(erng, sizeof erng, "%llu", (unsigned long long)st->rng_state);
     snprintf(epoch, sizeof epoch, "%d", st->epoch);
     snprintf(step, sizeof step, "%lld", (long long)opt->step);
     snprintf(best, sizeof best, "%a", st->best_val_loss);
@@ -271,11 +283,14 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
     const char *meta[] = {"epoch",         epoch,       "optimizer_step",    step,
                           "best_val_loss", best,        "best_val_accuracy", acc,
                           "best_epoch",    best_epoch,  "bad_epochs",        bad,
-                          "config",        fingerprint, "schedule",          schedule};
+                          "config",        fingerprint, "schedule",          schedule,
+                          "epoch_step",    estep,       "epoch_loss_sum",    esum,
+                          "epoch_correct", ecorrect,    "epoch_seen",        eseen,
+                          "epoch_rng",     erng};
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = ev_safetensors_write(tmp, entries, count, meta, 8, err);
+    int rc = ev_safetensors_write(tmp, entries, count, meta, 13, err);
     if (!rc && rename(tmp, path) != 0)
         rc = ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
     free(entries);
@@ -320,6 +335,12 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
     st->best_val_acc = strtod(meta_str(meta, "best_val_accuracy"), NULL);
     st->best_epoch = atoi(meta_str(meta, "best_epoch"));
     st->bad_epochs = atoi(meta_str(meta, "bad_epochs"));
+    /* absent in checkpoints from before interrupted epochs were saved: 0, a whole epoch */
+    st->step = atoi(meta_str(meta, "epoch_step"));
+    st->loss_sum = strtod(meta_str(meta, "epoch_loss_sum"), NULL);
+    st->correct = atoll(meta_str(meta, "epoch_correct"));
+    st->seen = atoll(meta_str(meta, "epoch_seen"));
+    st->rng_state = strtoull(meta_str(meta, "epoch_rng"), NULL, 10);
     json_decref(meta);
     ev_safetensors sf = {0};
     if ((rc = ev_safetensors_read(path, &sf, err)))
@@ -912,7 +933,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 threads, search_kernels_name());
     if (!o->quiet)
         print_memory(ex, net, ds, &opt, o->batch, fsz);
-    double train_time = 0.0;
+    double train_time = 0.0, run_seconds = 0.0;
     int64_t train_frames = 0;
     int epochs_this_run = 0;
     for (int epoch = st.epoch; epoch < o->epochs; epoch++) {
@@ -927,7 +948,21 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         search_sampler_reset(sampler, search_seed_mix(o->seed, 0x5a3900000ull + (uint64_t)epoch));
         double loss_sum = 0.0;
         int64_t correct = 0, seen = 0;
-        for (int step = 0; step < steps; step++) {
+        int first_step = 0;
+        if (epoch == st.epoch && st.step > 0 && st.step < steps) { /* an interrupted epoch */
+            for (int i = 0; i < st.step; i++)
+                search_sampler_next(sampler, batch_idx);
+            first_step = st.step;
+            loss_sum = st.loss_sum;
+            correct = st.correct;
+            seen = st.seen;
+            net->graph.rng_state = st.rng_state;
+            if (!o->quiet)
+                fprintf(stderr, "continuing epoch %d at step %d of %d\n", epoch + 1,
+                        first_step + 1, steps);
+        }
+        st.step = 0, st.loss_sum = 0, st.correct = st.seen = 0, st.rng_state = 0;
+        for (int step = first_step; step < steps; step++) {
             search_sampler_next(sampler, batch_idx);
             for (int i = 0; i < o->batch; i++) {
                 uint64_t rng = search_seed_mix(search_seed_mix(o->seed, (uint64_t)epoch),
@@ -963,16 +998,33 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             }
             seen += o->batch;
             loss_sum += loss;
-            double el = search_now_s() - t0;
+            double el = search_now_s() - t0, per_step = el / (step + 1 - first_step);
             if (tty)
                 search_progress("", epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
-                                (double)correct / seen, seen / el, 0, "frames/s",
-                                el / (step + 1) * (steps - step - 1) +
-                                    el / (step + 1) * steps * (o->epochs - epoch - 1));
+                                (double)correct / seen, o->batch / per_step, 0, "frames/s",
+                                per_step * (steps - step - 1) +
+                                    per_step * steps * (o->epochs - epoch - 1));
+            if (o->interrupt && *o->interrupt && step + 1 < steps) {
+                /* stop between steps: the checkpoint holds the epoch so far */
+                st.step = step + 1;
+                st.loss_sum = loss_sum;
+                st.correct = correct;
+                st.seen = seen;
+                st.rng_state = net->graph.rng_state;
+                if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
+                    goto out;
+                if (tty)
+                    fprintf(stderr, "\r\033[K");
+                res->interrupted = true;
+                res->stopped_epoch = epoch + 1;
+                res->stopped_step = step + 1;
+                goto stopped;
+            }
         }
         const double t_train = search_now_s() - t0;
         train_time += t_train;
-        train_frames += seen;
+        const int64_t seen_now = seen - (int64_t)first_step * o->batch; /* frames of this run */
+        train_frames += seen_now;
         double val_loss = 0, val_acc = 0;
         if ((rc = run_eval(ex, net, ds, val_idx, nval, o->normalize, 1.0f, scale, mean, stdv, input,
                            threads, &val_loss, &val_acc, NULL, NULL, NULL, NULL, err)))
@@ -1014,11 +1066,12 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
             goto out;
         const double secs = search_now_s() - t0;
+        run_seconds += secs;
         json_t *line =
             json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f}", "epoch", epoch + 1, "lr",
                       (double)lr, "train_loss", loss_sum / steps, "train_accuracy",
                       (double)correct / seen, "val_loss", val_loss, "val_accuracy", val_acc, "best",
-                      improved, "seconds", secs, "train_frames_per_second", seen / t_train);
+                      improved, "seconds", secs, "train_frames_per_second", seen_now / t_train);
         char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
         if (s) {
             fprintf(log, "%s\n", s);
@@ -1028,13 +1081,22 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         json_decref(line);
         if (tty)
             fprintf(stderr, "\r\033[K");
-        if (!o->quiet)
+        epochs_this_run++;
+        if (!o->quiet) {
+            /* the whole run's ETA: this run's mean epoch time for the epochs left (an upper
+             * bound when early stopping ends it sooner) */
+            char eta[48] = "";
+            if (epoch + 1 < o->epochs) {
+                int e = (int)(run_seconds / epochs_this_run * (o->epochs - epoch - 1) + 0.5);
+                snprintf(eta, sizeof eta, ", ETA %d:%02d:%02d for %d more", e / 3600,
+                         e / 60 % 60, e % 60, o->epochs - epoch - 1);
+            }
             fprintf(stderr,
                     "epoch %d/%d: train loss %.4f acc %.1f%%, val loss %.4f acc %.1f%%%s, "
-                    "%.0f frames/s, %.1f s\n",
+                    "%.0f frames/s, %.1f s%s\n",
                     epoch + 1, o->epochs, loss_sum / steps, 100.0 * correct / seen, val_loss,
-                    100.0 * val_acc, improved ? " (best)" : "", seen / t_train, secs);
-        epochs_this_run++;
+                    100.0 * val_acc, improved ? " (best)" : "", seen_now / t_train, secs, eta);
+        }
         if (o->patience > 0 && st.bad_epochs >= o->patience) {
             res->early_stopped = true;
             if (!o->quiet)
@@ -1044,7 +1106,15 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         }
         if (o->stop_after > 0 && epochs_this_run >= o->stop_after)
             break;
+        if (o->interrupt && *o->interrupt && epoch + 1 < o->epochs) {
+            res->interrupted = true; /* the epoch's checkpoint is written: stop here */
+            res->stopped_epoch = epoch + 1;
+            res->stopped_step = steps;
+            break;
+        }
     }
+stopped:
+    res->steps_per_epoch = steps;
     res->epochs_run = st.epoch;
     res->best_epoch = st.best_epoch + 1;
     res->best_val_loss = st.best_val_loss;

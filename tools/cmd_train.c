@@ -5,6 +5,7 @@
 #include "ev_search.h"
 #include "tools.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,33 @@ static const char *usage =
     "             --benchmark N: time N training steps on random frames (no --data needed)\n"
     "  Balanced online batches (equal frames per view, small views oversampled); early stopping\n"
     "  on the validation loss; a checkpoint every epoch (MODEL_DIR/checkpoint.safetensors) that\n"
-    "  --resume continues exactly. Writes MODEL_DIR/model.yaml + weights.safetensors (the best\n"
-    "  validation epoch), ready for `echoview classify` and `echoview eval`.\n";
+    "  --resume continues exactly; Ctrl-C (SIGINT or SIGTERM) finishes the step under way, writes\n"
+    "  the checkpoint (mid-epoch too), says how to continue and exits 130. Writes\n"
+    "  MODEL_DIR/model.yaml + weights.safetensors (the best validation epoch), ready for\n"
+    "  `echoview classify` and `echoview eval`. Each epoch's line ends with the run's ETA.\n";
+
+/* SIGINT or SIGTERM: the training loop finishes its step, writes the checkpoint and returns; a
+ * second one stops at once (the default action is back). */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    static const char msg[] = "\ninterrupt: finishing the current step and writing a checkpoint "
+                              "(interrupt again to stop at once)\n";
+    interrupted = 1;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigaction(sig, &sa, NULL);
+}
+
+static void catch_interrupts(bool on)
+{
+    struct sigaction sa = {.sa_handler = on ? on_interrupt : SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 /* The fractions are doubles in the training options, read at float precision as they always
  * were (a fraction's rounding decides which frames are used). */
@@ -330,7 +356,24 @@ int cmd_train(int argc, char **argv)
     o.source_commit = ECHOVIEW_SOURCE_COMMIT;
     ev_error err = {0};
     search_train_result r;
+    o.interrupt = &interrupted;
+    catch_interrupts(true);
     rc = search_train(&o, &r, &err);
+    catch_interrupts(false);
+    if (!rc && r.interrupted) {
+        fprintf(stderr,
+                "echoview train: interrupted after step %d of %d in epoch %d of %d; the "
+                "checkpoint %s/checkpoint.safetensors holds the run up to there\n",
+                r.stopped_step, r.steps_per_epoch, r.stopped_epoch, o.epochs, o.out_dir);
+        if (r.best_epoch > 0)
+            fprintf(stderr, "  best model so far: %s (epoch %d, val loss %.4f)\n", o.out_dir,
+                    r.best_epoch, r.best_val_loss);
+        fprintf(stderr, "  continue with: %s%s\n", command, o.resume ? "" : " --resume");
+        free(command);
+        search_class_names_free(class_list, class_count);
+        ev_model_free(init);
+        return 130; /* 128 + SIGINT, as a shell reports an interrupted command */
+    }
     free(command);
     search_class_names_free(class_list, class_count);
     ev_model_free(init);

@@ -11,6 +11,8 @@ usage: test_cli_research.py ECHOVIEW_BINARY
 import csv
 import json
 import os
+import re
+import signal
 import struct
 import subprocess
 import sys
@@ -236,6 +238,43 @@ with tempfile.TemporaryDirectory() as tmp:
           training_section(thaw),
           "--freeze stem --freeze-epochs 1: the stem is byte-identical after epoch 1 and trains "
           "in epoch 2 (%s)" % (r.stderr + r2.stderr).strip()[-200:])
+
+    # SIGINT: the step under way finishes, the checkpoint holds the run so far (mid-epoch) and
+    # --resume continues it to the same bytes as a run that was never interrupted
+    sig = ["--data", own, "--classes", ", ".join(OWN), "--size", "16", "--init-channels", "4",
+           "--layout", "normal,reduce", "--batch", "10", "--threads", "2", "--epochs", "2",
+           "--steps-per-epoch", "60", "--drop-path", "0.3"]
+    whole, cut = os.path.join(tmp, "m-whole"), os.path.join(tmp, "m-cut")
+    r = run("train", *sig, "--out", whole)
+    check(r.returncode == 0 and "ETA 0:" in r.stderr and " for 1 more\n" in r.stderr,
+          "each epoch's line gives the run's ETA (%s)" % r.stderr.strip()[-200:])
+    p = subprocess.Popen([exe, "train", *sig, "--out", cut], stderr=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    head = ""
+    while not head.startswith("training "):  # the loop is about to run: interrupt it
+        head = p.stderr.readline()
+        if not head:
+            break
+    p.send_signal(signal.SIGINT)
+    out, rest = p.communicate(timeout=600)
+    stopped = re.search(r"interrupted after step (\d+) of 60 in epoch (\d) of 2; the checkpoint "
+                        r"(\S+) holds the run up to there", rest)
+    check(p.returncode == 130 and stopped and stopped.group(3) == cut + "/checkpoint.safetensors"
+          and "interrupt: finishing the current step" in rest and out == "" and
+          "  continue with: echoview train --data " + own in rest and rest.rstrip()
+          .endswith("--out " + cut + " --resume"),
+          "SIGINT: exit 130 after finishing a step (%s), naming the checkpoint and the command "
+          "that continues (%s)" % (stopped and stopped.group(0), rest.strip()[-300:]))
+    r = run("train", *sig, "--out", cut, "--resume")
+    mid = stopped and int(stopped.group(1)) < 60
+    check(r.returncode == 0 and (not mid or "continuing epoch %s at step %d of 60"
+                                 % (stopped.group(2), int(stopped.group(1)) + 1) in r.stderr),
+          "--resume continues the interrupted epoch at the next step (%s)"
+          % r.stderr.strip()[-300:])
+    for name in ["weights.safetensors", "checkpoint.safetensors"]:
+        check(open(os.path.join(whole, name), "rb").read() ==
+              open(os.path.join(cut, name), "rb").read(),
+              "interrupted and resumed: %s byte-identical to the uninterrupted run's" % name)
 
     # AdaBN on the site's unlabelled loops (the folder tree as it is; labels ignored)
     m3 = os.path.join(tmp, "m-adapted")
