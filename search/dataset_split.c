@@ -113,7 +113,13 @@ int search_training_record_append_yaml(const char *model_yaml, const search_prov
             fputs("  freeze: ", f);
             ev_yaml_write_quoted(f, p->freeze);
             fputs("\n", f);
+            if (p->freeze_epochs > 0)
+                fprintf(f, "  freeze_epochs: %d\n", p->freeze_epochs);
         }
+        if (p->lr > 0)
+            fprintf(f, "  lr: %.7g\n", (double)p->lr);
+        if (p->lr_backbone > 0)
+            fprintf(f, "  lr_backbone: %.7g\n", (double)p->lr_backbone);
     }
     fprintf(f,
             "  split:\n    source: %s\n    seed: \"%" PRIu64 "\"\n"

@@ -85,6 +85,19 @@ void *search_eval_json(const ev_model *model, const search_eval_result *r)
                           "macro_precision", m->macro_precision, "macro_recall", m->macro_recall,
                           "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1, "classes", names,
                           "per_class", per, "confusion", conf, "calibration", cal);
+    const search_bootstrap *bs = &r->bootstrap;
+    if (bs->resamples > 0)
+        json_object_set_new(
+            j, "bootstrap",
+            json_pack("{s:s, s:i, s:i, s:I, s:[f,f], s:[f,f]}", "method", "patients",
+                      "resamples", bs->resamples, "patients", bs->patients, "seed",
+                      (json_int_t)bs->seed, "accuracy_95", bs->accuracy[0], bs->accuracy[1],
+                      "macro_f1_95", bs->macro_f1[0], bs->macro_f1[1]));
+    else if (bs->patients > 0)
+        json_object_set_new(j, "bootstrap",
+                            json_pack("{s:s, s:i, s:i, s:s}", "method", "patients", "resamples", 0,
+                                      "patients", bs->patients, "note",
+                                      "no interval: fewer than 2 patients evaluated"));
     json_object_set_new(j, "clips", json_integer(r->clips));
     json_object_set_new(j, "clip_accuracy",
                         json_real(r->clips ? (double)r->clips_correct / r->clips : 0.0));
@@ -276,6 +289,14 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
             "|---|---|---|---|---|\n| %.2f | %.2f | %.2f | %.2f | %.2f |\n\n",
             100 * m->accuracy, 100 * m->macro_precision, 100 * m->macro_recall, 100 * m->macro_f1,
             100 * m->weighted_f1);
+    if (r->bootstrap.resamples > 0)
+        fprintf(f,
+                "95%% intervals (bootstrap over %d patients, %d resamples, seed %llu): accuracy "
+                "%.2f-%.2f, macro F1 %.2f-%.2f.\n\n",
+                r->bootstrap.patients, r->bootstrap.resamples,
+                (unsigned long long)r->bootstrap.seed, 100 * r->bootstrap.accuracy[0],
+                100 * r->bootstrap.accuracy[1], 100 * r->bootstrap.macro_f1[0],
+                100 * r->bootstrap.macro_f1[1]);
     fprintf(f, "Clip accuracy (mean probabilities over a clip's frames): %.2f%% of %lld clips.\n\n",
             r->clips ? 100.0 * r->clips_correct / r->clips : 0.0, (long long)r->clips);
     fprintf(f,

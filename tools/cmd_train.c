@@ -5,6 +5,7 @@
 #include "ev_search.h"
 #include "tools.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,14 +38,42 @@ static const char *usage =
     "             --init-from MODEL (fine-tune: the bundle's network, input size, normalisation\n"
     "             and classes unless given; a new head when --classes differ)\n"
     "             --freeze stem,cells:0-1,head (with --init-from: these get no updates)\n"
+    "             --freeze-epochs N (--freeze only for the first N epochs, then thawed)\n"
+    "             --lr-backbone X (with --init-from: the rate of the bundle's tensors, all but\n"
+    "             a new head; e.g. a tenth of --lr; the cosine schedule scales it too)\n"
     "             --quiet  --stop-after N (stop after N epochs of this run, as if interrupted)\n"
     "             --steps-per-epoch N (cap; default: training frames / batch)\n"
     "             --val-frames N (validate on N evenly spaced validation frames; default all)\n"
     "             --benchmark N: time N training steps on random frames (no --data needed)\n"
     "  Balanced online batches (equal frames per view, small views oversampled); early stopping\n"
     "  on the validation loss; a checkpoint every epoch (MODEL_DIR/checkpoint.safetensors) that\n"
-    "  --resume continues exactly. Writes MODEL_DIR/model.yaml + weights.safetensors (the best\n"
-    "  validation epoch), ready for `echoview classify` and `echoview eval`.\n";
+    "  --resume continues exactly; Ctrl-C (SIGINT or SIGTERM) finishes the step under way, writes\n"
+    "  the checkpoint (mid-epoch too), says how to continue and exits 130. Writes\n"
+    "  MODEL_DIR/model.yaml + weights.safetensors (the best validation epoch), ready for\n"
+    "  `echoview classify` and `echoview eval`. Each epoch's line ends with the run's ETA.\n";
+
+/* SIGINT or SIGTERM: the training loop finishes its step, writes the checkpoint and returns; a
+ * second one stops at once (the default action is back). */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    static const char msg[] = "\ninterrupt: finishing the current step and writing a checkpoint "
+                              "(interrupt again to stop at once)\n";
+    interrupted = 1;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigaction(sig, &sa, NULL);
+}
+
+static void catch_interrupts(bool on)
+{
+    struct sigaction sa = {.sa_handler = on ? on_interrupt : SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 /* The fractions are doubles in the training options, read at float precision as they always
  * were (a fraction's rounding decides which frames are used). */
@@ -169,6 +198,8 @@ int cmd_train(int argc, char **argv)
         TOOL_INT("--val-frames", &o.max_val_frames, 1, 100000000),
         TOOL_INT("--steps-per-epoch", &o.max_steps, 1, 1000000),
         TOOL_FLOAT("--lr", &o.lr, 1e-8, 10, &lr_set),
+        TOOL_FLOAT("--lr-backbone", &o.lr_backbone, 1e-8, 10, NULL),
+        TOOL_INT("--freeze-epochs", &o.freeze_epochs, 1, 800),
         TOOL_FLOAT("--weight-decay", &o.weight_decay, 0, 1, &wd_set),
         TOOL_FLOAT("--momentum", &o.momentum, 0, 0.9999, NULL),
         TOOL_FLOAT("--grad-clip", &o.grad_clip, 0, 1e6, &clip_set),
@@ -243,9 +274,16 @@ int cmd_train(int argc, char **argv)
             return rc;
         }
         genotype = NULL; /* the bundle's class names stay in o.class_names: init lives on */
-    } else if (o.freeze) {
-        fprintf(stderr, "echoview train: --freeze needs --init-from (frozen random weights would "
-                        "stay random)\n");
+    } else if (o.freeze || o.lr_backbone > 0) {
+        fprintf(stderr, o.freeze ? "echoview train: --freeze needs --init-from (frozen random "
+                                   "weights would stay random)\n"
+                                 : "echoview train: --lr-backbone needs --init-from (it is the "
+                                   "rate of the tensors taken from the bundle)\n");
+        search_class_names_free(class_list, class_count);
+        return TOOL_USAGE;
+    }
+    if (o.freeze_epochs && !o.freeze) {
+        fprintf(stderr, "echoview train: --freeze-epochs needs --freeze (the layers to thaw)\n");
         search_class_names_free(class_list, class_count);
         return TOOL_USAGE;
     }
@@ -318,7 +356,24 @@ int cmd_train(int argc, char **argv)
     o.source_commit = ECHOVIEW_SOURCE_COMMIT;
     ev_error err = {0};
     search_train_result r;
+    o.interrupt = &interrupted;
+    catch_interrupts(true);
     rc = search_train(&o, &r, &err);
+    catch_interrupts(false);
+    if (!rc && r.interrupted) {
+        fprintf(stderr,
+                "echoview train: interrupted after step %d of %d in epoch %d of %d; the "
+                "checkpoint %s/checkpoint.safetensors holds the run up to there\n",
+                r.stopped_step, r.steps_per_epoch, r.stopped_epoch, o.epochs, o.out_dir);
+        if (r.best_epoch > 0)
+            fprintf(stderr, "  best model so far: %s (epoch %d, val loss %.4f)\n", o.out_dir,
+                    r.best_epoch, r.best_val_loss);
+        fprintf(stderr, "  continue with: %s%s\n", command, o.resume ? "" : " --resume");
+        free(command);
+        search_class_names_free(class_list, class_count);
+        ev_model_free(init);
+        return 130; /* 128 + SIGINT, as a shell reports an interrupted command */
+    }
     free(command);
     search_class_names_free(class_list, class_count);
     ev_model_free(init);

@@ -11,6 +11,8 @@ usage: test_cli_research.py ECHOVIEW_BINARY
 import csv
 import json
 import os
+import re
+import signal
 import struct
 import subprocess
 import sys
@@ -106,6 +108,22 @@ with tempfile.TemporaryDirectory() as tmp:
     check(j.get("classes") == OWN and sum(map(sum, j.get("confusion", [[0]]))) == frames[2],
           "eval reports the 5 classes and scores the %d recorded test frames (%s)"
           % (frames[2], r.stderr.strip()[-200:]))
+    r = run("eval", "--model", m1, "--data", own, "--split", "all", "--json", "--threads", "2",
+            "--seed", "5")
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    b = j.get("bootstrap", {})
+    lo, hi = b.get("accuracy_95", [2, -1])
+    flo, fhi = b.get("macro_f1_95", [2, -1])
+    check(b.get("method") == "patients" and b.get("patients") == 5 and b.get("resamples") == 1000
+          and b.get("seed") == 5 and lo <= j["accuracy"] <= hi and flo <= fhi,
+          "eval: 95%% intervals by bootstrapping the 5 patients: accuracy %.3f in [%.3f, %.3f], "
+          "macro F1 [%.3f, %.3f] (%s)" % (j.get("accuracy", -1), lo, hi, flo, fhi,
+                                          r.stderr.strip()[-200:]))
+    r = run("eval", "--model", m1, "--data", own, "--split", "all", "--threads", "2",
+            "--seed", "5")
+    check(r.returncode == 0 and "95%% intervals (bootstrap over 5 patients, 1000 resamples, seed "
+          "5): accuracy %.2f-%.2f%%" % (100 * lo, 100 * hi) in r.stdout,
+          "eval prints the intervals (%s)" % r.stdout.strip()[:300])
     png = os.path.join(tmp, "frame.png")
     ph = os.path.join(tmp, "ph")
     run("phantom", "--out", ph, "--size", "16", "--patients", "1", "--frames-per-patient", "1",
@@ -165,6 +183,98 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0 and "resuming " + m2 + " after epoch 1" in r.stderr,
           "--resume with the same --init-from and --freeze continues (%s)"
           % r.stderr.strip()[-200:])
+
+    # a lower rate for the bundle's tensors: --lr-backbone (the head learns at --lr)
+    def floats(b):
+        return struct.unpack("<%df" % (len(b) // 4), b)
+
+    def max_change(a, b, names):
+        return max(max(abs(x - y) for x, y in zip(floats(a[k]), floats(b[k]))) for k in names)
+
+    start = tensors(os.path.join(m1, "weights.safetensors"))
+    taken = [k for k in start if not k.startswith("classifier.") and "running_" not in k
+             and "num_batches" not in k]
+    slow, still = os.path.join(tmp, "m-slow"), os.path.join(tmp, "m-still")
+    base = ["--data", site, "--init-from", m1, "--classes", "views"] + SMALL
+    r = run("train", *base, "--out", slow, "--lr", "1e-2", "--lr-backbone", "1e-8")
+    r2 = run("train", *base, "--out", still, "--lr", "1e-8", "--lr-backbone", "1e-8")
+    check(r.returncode == 0 and r2.returncode == 0, "fine-tune with --lr-backbone (%s %s)"
+          % (r.stderr.strip()[-200:], r2.stderr.strip()[-200:]))
+    a, b = tensors(os.path.join(slow, "weights.safetensors")), \
+        tensors(os.path.join(still, "weights.safetensors"))
+    moved = max_change(before, after, thawed)
+    kept = max_change(start, a, taken)
+    head = max_change(a, b, ["classifier.weight"])
+    check(kept < 1e-6 and moved > 1e-5 and head > 1e-4,
+          "--lr 1e-2 --lr-backbone 1e-8: the bundle's %d tensors move at most %.2g (at --lr "
+          "1e-4 without it: %.2g), the new head moves %.2g more than at --lr 1e-8"
+          % (len(taken), kept, moved, head))
+    t4 = training_section(slow)
+    check("  lr: 0.01\n" in t4 and "  lr_backbone: 1e-08\n" in t4,
+          "model.yaml records lr and lr_backbone")
+    r = run("train", *base, "--out", slow, "--lr", "1e-2", "--epochs", "2", "--resume")
+    check(r.returncode == 1 and "the checkpoint's run used --lr-backbone 1e-08" in r.stderr,
+          "--resume without the run's --lr-backbone: refused naming it (%s)"
+          % r.stderr.strip()[-200:])
+    r = run("train", "--data", site, "--out", slow, "--lr-backbone", "1e-5", "--force", *TRAIN)
+    check(r.returncode == 2 and "--lr-backbone needs --init-from" in r.stderr,
+          "--lr-backbone without --init-from: refused (%s)" % r.stderr.strip())
+    r = run("train", *base, "--out", slow, "--freeze-epochs", "1", "--force")
+    check(r.returncode == 2 and "--freeze-epochs needs --freeze" in r.stderr,
+          "--freeze-epochs without --freeze: refused (%s)" % r.stderr.strip())
+    # frozen for one epoch, then thawed
+    thaw = os.path.join(tmp, "m-thaw")
+    stem = [k for k in start if k.startswith("stem.") and "running_" not in k]
+    tw = base + ["--out", thaw, "--freeze", "stem", "--freeze-epochs", "1", "--epochs", "2",
+                 "--lr-backbone", "1e-5"]
+    r = run("train", *tw, "--stop-after", "1")
+    c1 = {k[6:]: v for k, v in tensors(os.path.join(thaw, "checkpoint.safetensors")).items()
+          if k.startswith("param.")}
+    r2 = run("train", *tw, "--resume")
+    c2 = {k[6:]: v for k, v in tensors(os.path.join(thaw, "checkpoint.safetensors")).items()
+          if k.startswith("param.")}
+    check(r.returncode == 0 and r2.returncode == 0 and all(c1[k] == start[k] for k in stem)
+          and any(c2[k] != start[k] for k in stem) and "  freeze_epochs: 1\n" in
+          training_section(thaw),
+          "--freeze stem --freeze-epochs 1: the stem is byte-identical after epoch 1 and trains "
+          "in epoch 2 (%s)" % (r.stderr + r2.stderr).strip()[-200:])
+
+    # SIGINT: the step under way finishes, the checkpoint holds the run so far (mid-epoch) and
+    # --resume continues it to the same bytes as a run that was never interrupted
+    sig = ["--data", own, "--classes", ", ".join(OWN), "--size", "16", "--init-channels", "4",
+           "--layout", "normal,reduce", "--batch", "10", "--threads", "2", "--epochs", "2",
+           "--steps-per-epoch", "60", "--drop-path", "0.3"]
+    whole, cut = os.path.join(tmp, "m-whole"), os.path.join(tmp, "m-cut")
+    r = run("train", *sig, "--out", whole)
+    check(r.returncode == 0 and "ETA 0:" in r.stderr and " for 1 more\n" in r.stderr,
+          "each epoch's line gives the run's ETA (%s)" % r.stderr.strip()[-200:])
+    p = subprocess.Popen([exe, "train", *sig, "--out", cut], stderr=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    head = ""
+    while not head.startswith("training "):  # the loop is about to run: interrupt it
+        head = p.stderr.readline()
+        if not head:
+            break
+    p.send_signal(signal.SIGINT)
+    out, rest = p.communicate(timeout=600)
+    stopped = re.search(r"interrupted after step (\d+) of 60 in epoch (\d) of 2; the checkpoint "
+                        r"(\S+) holds the run up to there", rest)
+    check(p.returncode == 130 and stopped and stopped.group(3) == cut + "/checkpoint.safetensors"
+          and "interrupt: finishing the current step" in rest and out == "" and
+          "  continue with: echoview train --data " + own in rest and rest.rstrip()
+          .endswith("--out " + cut + " --resume"),
+          "SIGINT: exit 130 after finishing a step (%s), naming the checkpoint and the command "
+          "that continues (%s)" % (stopped and stopped.group(0), rest.strip()[-300:]))
+    r = run("train", *sig, "--out", cut, "--resume")
+    mid = stopped and int(stopped.group(1)) < 60
+    check(r.returncode == 0 and (not mid or "continuing epoch %s at step %d of 60"
+                                 % (stopped.group(2), int(stopped.group(1)) + 1) in r.stderr),
+          "--resume continues the interrupted epoch at the next step (%s)"
+          % r.stderr.strip()[-300:])
+    for name in ["weights.safetensors", "checkpoint.safetensors"]:
+        check(open(os.path.join(whole, name), "rb").read() ==
+              open(os.path.join(cut, name), "rb").read(),
+              "interrupted and resumed: %s byte-identical to the uninterrupted run's" % name)
 
     # AdaBN on the site's unlabelled loops (the folder tree as it is; labels ignored)
     m3 = os.path.join(tmp, "m-adapted")
