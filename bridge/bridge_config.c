@@ -34,7 +34,35 @@ static gboolean get_uint(ev_yaml_doc *doc, const ev_yaml_node *node, const gchar
 
 static const gchar *const listen_keys[] = {"port",          "ae-title",         "acse-timeout",
                                            "dimse-timeout", "bind-address",     "max-associations",
-                                           "idle-timeout",  NULL};
+                                           "idle-timeout",  "tls",              NULL};
+
+static const gchar *const tls_keys[] = {"certificate", "key", "ca", "require-client-cert", NULL};
+
+static bool handle_tls(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
+                       const ev_yaml_node *v, void *data)
+{
+    BridgeConfig *c = data;
+    gchar **out = !strcmp(key, "certificate") ? &c->tls_certificate
+                  : !strcmp(key, "key")       ? &c->tls_key
+                  : !strcmp(key, "ca")        ? &c->tls_ca
+                                              : NULL;
+
+    if (!out) { /* require-client-cert */
+        bool on;
+        if (!ev_yaml_get_bool(doc, v, key, &on))
+            return FALSE;
+        c->tls_require_client_cert = on;
+        return TRUE;
+    }
+    if (!get_string(doc, v, key, out))
+        return FALSE;
+    if (!g_path_is_absolute(*out)) {
+        gchar *abs = g_build_filename(c->dir, *out, NULL);
+        g_free(*out);
+        *out = abs;
+    }
+    return TRUE;
+}
 
 static bool handle_listen(ev_yaml_doc *doc, const char *key, const ev_yaml_node *key_node,
                           const ev_yaml_node *v, void *data)
@@ -66,6 +94,15 @@ static bool handle_listen(ev_yaml_doc *doc, const char *key, const ev_yaml_node 
         return get_uint(doc, v, key, 1, 64, &c->max_associations);
     if (!strcmp(key, "idle-timeout"))
         return get_uint(doc, v, key, 1, 3600, &c->idle_timeout);
+    if (!strcmp(key, "tls")) {
+        bool ok = ev_yaml_walk_mapping(doc, v, "'tls'", tls_keys, handle_tls, c);
+        if (ok && (!c->tls_certificate || !c->tls_key))
+            return ev_yaml_fail(doc, v, "'tls' needs 'certificate' and 'key' (PEM files)");
+        if (ok && c->tls_require_client_cert && !c->tls_ca)
+            return ev_yaml_fail(doc, v, "'require-client-cert' needs 'ca' (the PEM file of the "
+                                "CAs that sign the scanners' certificates)");
+        return ok;
+    }
     return get_uint(doc, v, key, 1, 3600, &c->dimse_timeout); /* dimse-timeout */
 }
 
@@ -191,6 +228,11 @@ BridgeConfig *bridge_config_parse(const gchar *path, const gchar *text, gsize le
     c->max_associations = 4;
     c->idle_timeout = 10;
     c->spool_max_mb = 2048;
+    {
+        gchar *abs = g_canonicalize_filename(path, NULL);
+        c->dir = g_path_get_dirname(abs);
+        g_free(abs);
+    }
     c->destinations = g_ptr_array_new_with_free_func(destination_free);
     if (ev_yaml_load_text(text, length, path, &doc, &yaml_err) != EV_YAML_OK) {
         g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, yaml_err.message);
@@ -239,6 +281,10 @@ void bridge_config_free(BridgeConfig *c)
     g_free(c->ae_title);
     g_free(c->bind_address);
     g_free(c->spool);
+    g_free(c->tls_certificate);
+    g_free(c->tls_key);
+    g_free(c->tls_ca);
+    g_free(c->dir);
     g_ptr_array_unref(c->destinations);
     g_free(c);
 }

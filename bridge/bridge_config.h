@@ -31,6 +31,10 @@ typedef struct {
     guint max_associations;  /* served at once */
     guint idle_timeout;      /* seconds a connection may stay silent before its request */
     guint spool_max_mb;      /* refuse C-STOREs (0xA700) while the spool holds more; 0: no cap */
+    /* listen.tls: DICOM TLS (PEM files, absolute); tls_certificate NULL: plaintext */
+    gchar *tls_certificate, *tls_key, *tls_ca;
+    gboolean tls_require_client_cert;
+    gchar *dir; /* the configuration file's folder (absolute): relative paths start there */
     GPtrArray *destinations; /* BridgeDestination* */
 } BridgeConfig;
 

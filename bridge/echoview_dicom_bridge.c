@@ -194,8 +194,22 @@ int main(int argc, char **argv)
         g_error_free(error);
         return 1;
     }
+    /* the TLS files are read now, by the check and before a start plays queued loops */
+    media_dicom_scp_config tls = {
+        .tls_certificate = b.config->tls_certificate,
+        .tls_key = b.config->tls_key,
+        .tls_ca = b.config->tls_ca,
+        .tls_require_client_cert = b.config->tls_require_client_cert,
+    };
+    ev_error tls_err = {0};
+    if (media_dicom_tls_check(&tls, &tls_err) != EV_OK) {
+        fprintf(stderr, "echoview-dicom-bridge: %s: %s\n", config_path, tls_err.message);
+        bridge_config_free(b.config);
+        return 1;
+    }
     if (check_only) {
-        printf("%s: ok (%u destination(s))\n", config_path, b.config->destinations->len);
+        printf("%s: ok (%u destination(s)%s)\n", config_path, b.config->destinations->len,
+               b.config->tls_certificate ? ", DICOM TLS" : "");
         bridge_config_free(b.config);
         return 0;
     }
@@ -256,6 +270,10 @@ int main(int argc, char **argv)
         .spool_dir = b.config->spool,
         .acse_timeout_s = (int)b.config->acse_timeout,
         .dimse_timeout_s = (int)b.config->dimse_timeout,
+        .tls_certificate = b.config->tls_certificate,
+        .tls_key = b.config->tls_key,
+        .tls_ca = b.config->tls_ca,
+        .tls_require_client_cert = b.config->tls_require_client_cert,
         .on_file = on_file,
         .log = log_line,
         .should_stop = should_stop,
@@ -269,9 +287,9 @@ int main(int argc, char **argv)
     }
     g_printerr("echoview-dicom-bridge: stopped: %lu association(s), %lu C-STORE(s) stored, "
                "%lu idle connection(s) closed, %lu association(s) rejected (busy), "
-               "%lu C-STORE(s) refused (spool full)\n",
+               "%lu C-STORE(s) refused (spool full), %lu TLS connection(s) refused\n",
                counters.associations, counters.stored, counters.idle_aborted,
-               counters.busy_refused, counters.spool_refused);
+               counters.busy_refused, counters.spool_refused, counters.tls_refused);
     rc = 0;
 out:
     for (guint i = 0; b.senders && i < b.config->destinations->len; i++)

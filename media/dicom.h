@@ -103,6 +103,7 @@ typedef struct media_dicom_scp_counters {
     unsigned long busy_refused;     /* associations rejected: max_associations were running */
     unsigned long spool_refused;    /* C-STOREs answered 0xA700: the spool held spool_max_bytes */
     unsigned long stored;           /* C-STOREs answered success */
+    unsigned long tls_refused;      /* TLS listener: plaintext requests and failed handshakes */
 } media_dicom_scp_counters;
 
 typedef struct media_dicom_scp_config {
@@ -115,6 +116,11 @@ typedef struct media_dicom_scp_config {
     int idle_timeout_s;   /* a connection that sends nothing this long is closed (> 0) */
     unsigned long long spool_max_bytes; /* refuse C-STOREs (0xA700) while spool_dir holds
                                            more; 0: no cap */
+    /* DICOM TLS (DCMTK's TLS layer, the non-downgrading BCP 195 profile): PEM files. With
+     * tls_certificate NULL the listener is plaintext; else every connection must be TLS. */
+    const char *tls_certificate, *tls_key;
+    const char *tls_ca;          /* trusted CAs for client certificates; NULL: none */
+    int tls_require_client_cert; /* refuse a client without a certificate tls_ca signed */
     media_dicom_scp_counters *counters; /* optional */
     void (*on_file)(void *user, const char *path, const char *calling_ae,
                     const media_dicom_info *info);
@@ -132,6 +138,11 @@ typedef struct media_dicom_scp_config {
  * trickling client holds no worker; inside an association silence is bounded by
  * dimse_timeout_s (the association is aborted). */
 int media_dicom_scp_run(const media_dicom_scp_config *config, ev_error *err);
+
+/* Loads the TLS files of config as media_dicom_scp_run would (certificate, key, their match,
+ * CA) and says what is wrong with them; EV_OK when TLS is off or the files are good. A build
+ * without DCMTK's TLS layer refuses a TLS configuration. */
+int media_dicom_tls_check(const media_dicom_scp_config *config, ev_error *err);
 
 /* A short human name for a transfer syntax UID ("RLE Lossless"), or the UID itself. */
 const char *media_dicom_transfer_syntax_name(const char *uid);

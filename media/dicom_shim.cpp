@@ -1,9 +1,9 @@
 /* dicom_shim.cpp: the one C++ file: DICOM reading, cine writing and the C-STORE SCP on DCMTK,
  * behind the C interface of dicom.h. Rendering goes through DicomImage with dcm2pnm's defaults
  * so a frame here is byte for byte what `dcm2pnm +Fa` writes. No exception or DCMTK status
- * escapes: every failure becomes an ev_error with the file's name in it. About 900 lines: it is
- * the only place DCMTK's C++ is seen, so reading, writing and the receiver stay in this one shim
- * rather than spreading C++ over the tree. */
+ * escapes: every failure becomes an ev_error with the file's name in it. About 1,300 lines: it is
+ * the only place DCMTK's C++ is seen, so reading, writing and the receiver (with its TLS layer)
+ * stay in this one shim rather than spreading C++ over the tree. */
 #include "dcmtk/config/osconfig.h"
 
 #include "dcmtk/dcmdata/dccodec.h"
@@ -17,6 +17,9 @@
 #include "dcmtk/dcmnet/scp.h"
 #include "dcmtk/dcmnet/scpthrd.h"
 #include "dcmtk/oflog/oflog.h"
+#ifdef EV_DICOM_TLS
+#include "dcmtk/dcmtls/tlslayer.h"
+#endif
 
 #include "dicom.h"
 
@@ -952,6 +955,87 @@ struct Worker {
     std::atomic<bool> done{false};
 };
 
+#ifdef EV_DICOM_TLS
+/* The listener's TLS layer from the configured PEM files, or NULL with err set. Each file is
+ * opened first so that a missing or unreadable one is named with its reason (DCMTK's own
+ * conditions say only that loading failed). */
+std::unique_ptr<DcmTLSTransportLayer> tls_layer(const media_dicom_scp_config *c, ev_error *err)
+{
+    const struct {
+        const char *what, *path;
+    } files[] = {{"certificate", c->tls_certificate}, {"key", c->tls_key}, {"ca", c->tls_ca}};
+    for (const auto &f : files) {
+        if (!f.path)
+            continue;
+        struct stat st;
+        int fd = open(f.path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            int e = fd < 0 ? errno : 0;
+            if (fd >= 0)
+                close(fd);
+            fail(err, EV_ERR_IO, "DICOM TLS: %s %s: %s", f.what, f.path,
+                 e ? strerror(e) : "not a regular file");
+            return nullptr;
+        }
+        close(fd);
+    }
+    std::unique_ptr<DcmTLSTransportLayer> layer(
+        new DcmTLSTransportLayer(NET_ACCEPTOR, NULL, OFTrue));
+    if (!*layer) {
+        fail(err, EV_ERR_IO, "DICOM TLS: the TLS layer could not be set up (OpenSSL)");
+        return nullptr;
+    }
+    OFCondition cond = layer->setTLSProfile(TSP_Profile_BCP195_ND);
+    if (cond.good())
+        cond = layer->activateCipherSuites();
+    if (cond.bad()) {
+        fail(err, EV_ERR_IO, "DICOM TLS: cipher suites: %s", cond.text());
+        return nullptr;
+    }
+    if (layer->setPrivateKeyFile(c->tls_key, DCF_Filetype_PEM).bad()) {
+        fail(err, EV_ERR_INVALID, "DICOM TLS: key %s is not a PEM private key (or is "
+             "encrypted: give it without a passphrase)", c->tls_key);
+        return nullptr;
+    }
+    if (layer->setCertificateFile(c->tls_certificate, DCF_Filetype_PEM).bad()) {
+        fail(err, EV_ERR_INVALID, "DICOM TLS: certificate %s is not a PEM certificate",
+             c->tls_certificate);
+        return nullptr;
+    }
+    if (!layer->checkPrivateKeyMatchesCertificate()) {
+        fail(err, EV_ERR_INVALID, "DICOM TLS: key %s does not match certificate %s", c->tls_key,
+             c->tls_certificate);
+        return nullptr;
+    }
+    if (c->tls_ca && layer->addTrustedCertificateFile(c->tls_ca, DCF_Filetype_PEM).bad()) {
+        fail(err, EV_ERR_INVALID, "DICOM TLS: ca %s holds no PEM certificate", c->tls_ca);
+        return nullptr;
+    }
+    /* with a CA, a certificate a client presents is verified; required only when asked */
+    layer->setCertificateVerification(c->tls_require_client_cert ? DCV_requireCertificate
+                                      : c->tls_ca                ? DCV_checkCertificate
+                                                                 : DCV_ignoreCertificate);
+    return layer;
+}
+#endif
+
+int tls_config_ok(const media_dicom_scp_config *c, ev_error *err)
+{
+    if (!c->tls_certificate && !c->tls_key && !c->tls_ca && !c->tls_require_client_cert)
+        return EV_OK;
+    if (!c->tls_certificate || !c->tls_key)
+        return fail(err, EV_ERR_INVALID, "DICOM TLS needs both a certificate and a key");
+    if (c->tls_require_client_cert && !c->tls_ca)
+        return fail(err, EV_ERR_INVALID, "DICOM TLS: requiring client certificates needs a ca "
+                    "to verify them with");
+#ifndef EV_DICOM_TLS
+    return fail(err, EV_ERR_UNSUPPORTED, "DICOM TLS: this build has no DCMTK TLS layer "
+                "(libdcmtls and OpenSSL were not found at configure time)");
+#else
+    return EV_OK;
+#endif
+}
+
 /* A connection whose A-ASSOCIATE-RQ has not arrived whole yet. */
 struct Pending {
     int fd;
@@ -961,8 +1045,9 @@ struct Pending {
 };
 
 /* Whole A-ASSOCIATE-RQ PDU (or something else DCMTK should answer) waiting on fd: 1; not yet: 0;
- * closed: -1. */
-int request_ready(int fd)
+ * closed: -1; on a TLS listener, a plaintext A-ASSOCIATE-RQ: 2. A TLS client's first record
+ * (its ClientHello) is waited for whole the same way. */
+int request_ready(int fd, bool tls)
 {
     unsigned char head[6];
     ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
@@ -972,7 +1057,11 @@ int request_ready(int fd)
         return 0;
     size_t need = 6 + ((size_t)head[2] << 24 | (size_t)head[3] << 16 | (size_t)head[4] << 8 |
                        head[5]);
-    if (head[0] != 0x01 || need > 65536)
+    if (tls && head[0] == 0x01)
+        return 2;
+    if (tls && head[0] == 0x16) /* a TLS handshake record: 5 bytes of header, then its length */
+        need = 5 + ((size_t)head[3] << 8 | head[4]);
+    else if (head[0] != 0x01 || need > 65536)
         return 1; /* not a request, or too large to wait for: DCMTK refuses or reads it */
     std::vector<unsigned char> buf(need);
     n = recv(fd, buf.data(), need, MSG_PEEK | MSG_DONTWAIT);
@@ -980,6 +1069,20 @@ int request_ready(int fd)
 }
 
 } // namespace
+
+extern "C" int media_dicom_tls_check(const media_dicom_scp_config *config, ev_error *err)
+{
+    if (!config)
+        return fail(err, EV_ERR_INVALID, "media_dicom_tls_check: no configuration");
+    int checked = tls_config_ok(config, err);
+    if (checked != EV_OK)
+        return checked;
+#ifdef EV_DICOM_TLS
+    if (config->tls_certificate && !tls_layer(config, err))
+        return err ? err->code : EV_ERR_INVALID;
+#endif
+    return EV_OK;
+}
 
 extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_error *err)
 {
@@ -995,7 +1098,16 @@ extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_erro
                     "IPv4 address", address);
     const int max_assoc = config->max_associations > 0 ? config->max_associations : 4;
     const int idle_s = config->idle_timeout_s > 0 ? config->idle_timeout_s : 10;
+    int checked = tls_config_ok(config, err);
+    if (checked != EV_OK)
+        return checked;
+    const bool tls = config->tls_certificate != NULL;
     dicom_global_init();
+#ifdef EV_DICOM_TLS
+    std::unique_ptr<DcmTLSTransportLayer> layer; /* outlives the network (dropped below) */
+    if (tls && !(layer = tls_layer(config, err)))
+        return err ? err->code : EV_ERR_INVALID;
+#endif
 
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
@@ -1024,10 +1136,20 @@ extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_erro
             close(lfd);
             return fail(err, EV_ERR_IO, "DICOM listener: %s", cond.text());
         }
+#ifdef EV_DICOM_TLS
+        if (tls && (cond = ASC_setTransportLayer(net, layer.get(), 0)).bad()) {
+            ASC_dropNetwork(&net);
+            close(lfd);
+            return fail(err, EV_ERR_IO, "DICOM TLS: %s", cond.text());
+        }
+#endif
         logger.log(false, "listening on %s:%d as %s (at most %d association(s) at once, idle "
-                   "timeout %d s%s)", address, config->port,
+                   "timeout %d s%s%s)", address, config->port,
                    config->ae_title && *config->ae_title ? config->ae_title : "ECHOVIEW",
-                   max_assoc, idle_s, config->spool_max_bytes ? ", spool capped" : "");
+                   max_assoc, idle_s, config->spool_max_bytes ? ", spool capped" : "",
+                   !tls ? ""
+                   : config->tls_require_client_cert ? ", TLS, client certificates required"
+                                                     : ", TLS");
         while (!(config->should_stop && config->should_stop(config->user))) {
             std::vector<struct pollfd> fds;
             fds.push_back({lfd, POLLIN, 0});
@@ -1054,8 +1176,16 @@ extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_erro
             std::vector<Pending> waiting;
             for (size_t i = 0; i < pending.size(); i++) {
                 Pending p = pending[i];
-                int ready = request_ready(p.fd);
+                int ready = request_ready(p.fd, tls);
                 if (ready < 0) {
+                    close(p.fd);
+                    continue;
+                }
+                if (ready == 2) {
+                    unsigned long c = logger.count(&media_dicom_scp_counters::tls_refused);
+                    logger.log(true, "connection from %s refused: a plaintext association "
+                               "request, this listener takes DICOM TLS only (listen.tls); %lu "
+                               "TLS connection(s) refused so far", p.peer.c_str(), c);
                     close(p.fd);
                     continue;
                 }
@@ -1074,10 +1204,29 @@ extern "C" int media_dicom_scp_run(const media_dicom_scp_config *config, ev_erro
                     continue;
                 }
                 T_ASC_Association *assoc = nullptr;
+                if (tls) {
+                    /* the handshake reads on from here, blocking: a client that stops
+                     * half-way holds the listener for idle-timeout at most */
+                    struct timeval tv = {idle_s, 0};
+                    setsockopt(p.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+                    setsockopt(p.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+                }
                 dcmExternalSocketHandle.set(p.fd);
-                cond = ASC_receiveAssociation(net, &assoc, ASC_DEFAULTMAXPDU, NULL, NULL, OFFalse,
-                                              DUL_NOBLOCK, 1);
+                cond = ASC_receiveAssociation(net, &assoc, ASC_DEFAULTMAXPDU, NULL, NULL,
+                                              tls ? OFTrue : OFFalse, DUL_NOBLOCK, 1);
                 dcmExternalSocketHandle.set(-1);
+                if (cond.bad() && tls) {
+                    unsigned long c = logger.count(&media_dicom_scp_counters::tls_refused);
+                    logger.log(true, "connection from %s refused: TLS: %s; %lu TLS "
+                               "connection(s) refused so far", p.peer.c_str(), cond.text(), c);
+                    if (assoc) {
+                        ASC_dropAssociation(assoc);
+                        ASC_destroyAssociation(&assoc);
+                    } else {
+                        close(p.fd);
+                    }
+                    continue;
+                }
                 if (cond.bad()) {
                     logger.log(true, "connection from %s: %s", p.peer.c_str(), cond.text());
                     if (assoc) {

@@ -5,6 +5,9 @@
            lying lengths, a truncated data set, an A-ABORT and a dropped connection mid-transfer:
            each answered and logged, no file left in the spool; then a good loop still arrives
            over RTP pixel for pixel; SIGTERM stops it with status 0
+  tls      listen.tls with a CA, server and client certificates made by openssl: a TLS store
+           streams; a plaintext, an anonymous-TLS and a foreign-CA client are refused and
+           logged; bad TLS files are refused by --check-config and at start
   e2e      phantom DICOM -> storescu -> bridge -> RTP on loopback -> echoviewd (sdp source) ->
            /api/v1/streams/{id} reports the loop's ground-truth view
 Usage: test_bridge.py TEST_DICOMSRC ECHOVIEW BRIDGE SOURCE_ROOT CASE [ECHOVIEWD PLUGIN_DIR]."""
@@ -119,7 +122,15 @@ def config_case(tmp):
             "bad.yaml:3:5: calling-ae 'A' has two destinations"),
            ('listen: {port: 104, colour: red}\ndestinations: []\n',
             "bad.yaml:1:21: unknown key 'colour' in 'listen' (expected one of: port, ae-title, "
-            "acse-timeout, dimse-timeout, bind-address, max-associations, idle-timeout)"),
+            "acse-timeout, dimse-timeout, bind-address, max-associations, idle-timeout, tls)"),
+           ('listen: {tls: {certificate: a.pem}}\n',
+            "bad.yaml:1:15: 'tls' needs 'certificate' and 'key' (PEM files)"),
+           ('listen: {tls: {certificate: a.pem, key: a.key, require-client-cert: true}}\n',
+            "bad.yaml:1:15: 'require-client-cert' needs 'ca' (the PEM file of the CAs that "
+            "sign the scanners' certificates)"),
+           ('listen: {tls: {certificate: a.pem, key: a.key, colour: red}}\n',
+            "bad.yaml:1:48: unknown key 'colour' in 'tls' (expected one of: certificate, key, "
+            "ca, require-client-cert)"),
            ('listen: {bind-address: scanner-vlan.local}\n',
             "bad.yaml:1:24: 'bind-address' must be a numeric IPv4 address (127.0.0.1, 0.0.0.0 "
             "for every interface), got 'scanner-vlan.local'"),
@@ -346,6 +357,107 @@ def restart_case(tmp):
     assert rc == 0 and b.spool_files() == [], (rc, b.spool_files())
 
 
+def make_certificates(tmp):
+    """A throwaway CA, a server and a client certificate it signs, and a self-signed client
+    of another CA (PEM, in tmp); skips without openssl."""
+    openssl = shutil.which('openssl')
+    if not openssl:
+        print('skip: openssl not installed')
+        sys.exit(SKIP)
+
+    def ssl(*args):
+        run(openssl, *args)
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', os.path.join(tmp, 'ca.key'),
+        '-out', os.path.join(tmp, 'ca.pem'), '-days', '2', '-subj', '/CN=echoview test CA')
+    for name in ('server', 'client'):
+        ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', os.path.join(tmp, name + '.key'),
+            '-out', os.path.join(tmp, name + '.csr'), '-subj', '/CN=' + name)
+        ssl('x509', '-req', '-in', os.path.join(tmp, name + '.csr'), '-CA',
+            os.path.join(tmp, 'ca.pem'), '-CAkey', os.path.join(tmp, 'ca.key'),
+            '-CAcreateserial', '-out', os.path.join(tmp, name + '.pem'), '-days', '2')
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', os.path.join(tmp, 'other.key'),
+        '-out', os.path.join(tmp, 'other.pem'), '-days', '2', '-subj', '/CN=another CA')
+
+
+def tls_case(tmp):
+    """DICOM TLS (listen.tls): only TLS clients with a certificate of the configured CA store;
+    every other client is refused with a log line; bad files are refused before listening."""
+    tool('storescu')
+    make_certificates(tmp)
+    loop, _, _ = phantom_loop(tmp, 'A4CH-LV')
+    rtp_port = free_port(socket.SOCK_DGRAM)
+    sdp = os.path.join(tmp, 'scanner1.sdp')
+    dest = '  - {calling-ae: SCANNER1, port: %d, width: 160, height: 120, sdp: %s}\n' % (
+        rtp_port, sdp)
+    # relative paths: from the configuration file's folder
+    tls = ', tls: {certificate: server.pem, key: server.key, ca: ca.pem, ' \
+          'require-client-cert: true}'
+
+    def store(*tls_args):
+        return run(tool('storescu'), '-R', *tls_args, '-aet', 'SCANNER1', '-aec', 'ECHOVIEW',
+                   '127.0.0.1', b.port, loop, check=False)
+    ca = ['+cf', os.path.join(tmp, 'ca.pem')]
+    b = Bridge(tmp, dest, listen=tls)
+    try:
+        b.expect('spool capped, TLS, client certificates required)')
+        rx = receiver(test_bin, sdp, loop, 12, 0)
+        r = store('+tls', os.path.join(tmp, 'client.key'), os.path.join(tmp, 'client.pem'), *ca)
+        assert r.returncode == 0, r.stderr
+        b.expect('SCANNER1: queued 6 frame(s) for 127.0.0.1:%d' % rtp_port)
+        finish(rx, 90)     # the loop streams, pixel for pixel
+        r = store()        # plaintext
+        assert r.returncode != 0 and 'Association Request Failed' in r.stderr, r.stderr
+        b.expect('refused: a plaintext association request, this listener takes DICOM TLS '
+                 'only (listen.tls); 1 TLS connection(s) refused so far')
+        r = store('+tla', *ca)      # TLS without a client certificate
+        assert r.returncode != 0 and 'Association Request Failed' in r.stderr, r.stderr
+        b.expect('refused: TLS: TLS error: peer did not return a certificate; 2 TLS '
+                 'connection(s) refused so far')
+        r = store('+tls', os.path.join(tmp, 'other.key'), os.path.join(tmp, 'other.pem'), *ca)
+        assert r.returncode != 0 and 'Association Request Failed' in r.stderr, r.stderr
+        b.expect('refused: TLS: TLS error: certificate verify failed; 3 TLS connection(s) '
+                 'refused so far')
+        r = store('+tls', os.path.join(tmp, 'client.key'), os.path.join(tmp, 'client.pem'), *ca)
+        assert r.returncode == 0, r.stderr      # still serving
+    finally:
+        rc = b.stop()
+        print(b.text(), end='')
+    assert rc == 0, rc
+    b.expect('stopped: 2 association(s), 2 C-STORE(s) stored, 0 idle connection(s) closed, '
+             '0 association(s) rejected (busy), 0 C-STORE(s) refused (spool full), 3 TLS '
+             'connection(s) refused')
+    # bad TLS settings: --check-config and a start refuse them with the file named
+    with open(os.path.join(tmp, 'junk.pem'), 'w') as f:
+        f.write('not PEM\n')
+    bad = [('certificate: nope.pem, key: server.key',
+            'DICOM TLS: certificate %s/nope.pem: No such file or directory' % tmp),
+           ('certificate: server.pem, key: other.key',
+            'DICOM TLS: key %s/other.key does not match certificate %s/server.pem' % (tmp, tmp)),
+           ('certificate: junk.pem, key: server.key',
+            'DICOM TLS: certificate %s/junk.pem is not a PEM certificate' % tmp),
+           ('certificate: server.pem, key: junk.pem',
+            'DICOM TLS: key %s/junk.pem is not a PEM private key (or is encrypted: give it '
+            'without a passphrase)' % tmp),
+           ('certificate: server.pem, key: server.key, ca: junk.pem',
+            'DICOM TLS: ca %s/junk.pem holds no PEM certificate' % tmp),
+           ('certificate: server.pem, key: %s' % tmp,
+            'DICOM TLS: key %s: not a regular file' % tmp)]
+    path = os.path.join(tmp, 'bad.yaml')
+    for tls_keys, want in bad:
+        with open(path, 'w') as f:
+            f.write('listen: {port: 104, tls: {%s}}\ndestinations:\n%s' % (tls_keys, dest))
+        for mode in ('--check-config', '--config'):
+            r = run(bridge_bin, mode, path, check=False)
+            last = r.stderr.strip().split('\n')[-1]
+            assert r.returncode == 1 and last == 'echoview-dicom-bridge: %s: %s' % (path, want), \
+                (mode, r.stderr, want)
+        print('refused: %s' % want)
+    with open(path, 'w') as f:
+        f.write('listen: {port: 104%s}\ndestinations:\n%s' % (tls, dest))
+    r = run(bridge_bin, '--check-config', path)
+    assert r.stdout.strip() == '%s: ok (1 destination(s), DICOM TLS)' % path, r.stdout
+
+
 def e2e_case(tmp):
     tool('storescu')
     if len(extra) < 2:
@@ -430,7 +542,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix='echoview-bridge-')
     try:
         {'config': config_case, 'bridge': bridge_case, 'restart': restart_case,
-         'limits': limits_case,
+         'limits': limits_case, 'tls': tls_case,
          'e2e': e2e_case}[case](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,7 +3,7 @@
 # build's BINDIR; the unit has resource ceilings; `systemd-analyze verify` is clean on
 # echoview-dicom-bridge.service and its offline security exposure is at most 1.5; it admits
 # loopback only (IPAddressDeny=any, IPAddressAllow=localhost) and the LAN drop-in example adds
-# an IPAddressAllow=. Skips (77) without systemd-analyze.
+# an IPAddressAllow=; the TLS drop-in example (LoadCredential=) verifies clean. Skips (77) without systemd-analyze.
 set -eu
 units=$1
 exe=$2
@@ -29,6 +29,15 @@ grep -qx 'IPAddressDeny=any' "$units/$u" && grep -qx 'IPAddressAllow=localhost' 
   { echo "$u must have IPAddressDeny=any and IPAddressAllow=localhost"; exit 1; }
 grep -q '^IPAddressAllow=' "$units/echoview-dicom-bridge.service.d/lan.conf.example" ||
   { echo "lan.conf.example has no IPAddressAllow="; exit 1; }
+# the TLS drop-in example: its LoadCredential= lines verify clean on the unit
+grep -q '^LoadCredential=dicom-tls.key:' "$units/echoview-dicom-bridge.service.d/tls.conf.example" ||
+  { echo "tls.conf.example has no LoadCredential= for the key"; exit 1; }
+mkdir "$tmp/tls"
+cat "$tmp/$u" "$units/echoview-dicom-bridge.service.d/tls.conf.example" > "$tmp/tls/$u"
+out=$(cd "$tmp/tls" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no "./$u" 2>&1) ||
+  { echo "$out"; exit 1; }
+if echo "$out" | grep -q "echoview-dicom-bridge"; then echo "with tls.conf: $out"; exit 1; fi
+echo "verify with tls.conf.example: clean"
 score=$(systemd-analyze security --offline=true "$tmp/$u" 2>&1 |
   sed -n 's/.*Overall exposure level for echoview-dicom-bridge.service: \([0-9.]*\).*/\1/p')
 [ -n "$score" ] || { echo "no exposure score"; exit 1; }
