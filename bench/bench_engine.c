@@ -1,8 +1,8 @@
 /* bench_engine.c: a small driver for bench/run_bench.sh until `echoview bench` exists.
  *
- *   bench_engine make DIR GENOTYPE_FILE INIT_CHANNELS SIZE IN_CHANNELS [SEED]
+ *   bench_engine make DIR GENOTYPE_FILE|ARCH INIT_CHANNELS SIZE IN_CHANNELS [SEED]
  *       writes a random-weight bundle (layout [normal, reduce, normal, reduce], random BN
- *       statistics) to DIR
+ *       statistics) to DIR; ARCH (resnet18, densenet201) builds that baseline instead
  *   bench_engine run DIR BACKEND THREADS BATCH ITERATIONS [INPUT.f32 LOGITS.f32]
  *       times ev_plan_run and prints JSON: params, macs, backend, kernels, threads, batch,
  *       latency_ms {mean, p50, p99, min}, fps, gflops, arena_bytes, peak_rss_kb; with INPUT.f32
@@ -35,16 +35,22 @@ static int make(int argc, char **argv)
         return 2;
     ev_error err = {0};
     ev_net_config cfg = {0};
-    if (ev_genotype_load_file(argv[3], &cfg.genotype, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
+    /* a baseline by name (resnet18, densenet201, ...): INIT_CHANNELS is ignored */
+    if (!ev_arch_from_name(argv[3], &cfg.arch) || cfg.arch == EV_ARCH_DARTS) {
+        cfg.arch = EV_ARCH_DARTS;
+        if (ev_genotype_load_file(argv[3], &cfg.genotype, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
     }
-    cfg.init_channels = atoi(argv[4]);
     cfg.input_height = cfg.input_width = atoi(argv[5]);
     cfg.in_channels = atoi(argv[6]);
     cfg.num_classes = 14;
-    cfg.num_cells = 4;
-    cfg.reduction[1] = cfg.reduction[3] = true;
+    if (cfg.arch == EV_ARCH_DARTS) {
+        cfg.init_channels = atoi(argv[4]);
+        cfg.num_cells = 4;
+        cfg.reduction[1] = cfg.reduction[3] = true;
+    }
     uint64_t seed = argc > 7 ? strtoull(argv[7], NULL, 10) : 1;
     ev_net *net = NULL;
     if (ev_net_create(&cfg, 1, false, &net, &err)) {

@@ -3,7 +3,8 @@
  * and weight gradients (<= 1e-3) on the fixtures of tests/fixtures/gen_golden_baselines.py, whose
  * weights both sides make from the same generator (below, as in the script); the model.yaml
  * `arch` key (bundle round trip, DARTS keys refused), the ONNX export (it runs; ONNX Runtime's
- * logits are compared by hand, docs/ENGINE.md) and the configuration errors. */
+ * logits are compared by hand, docs/ENGINE.md), the cpu backend's logits (dense convolutions,
+ * standalone BN, rectified pools, sums and head) and the configuration errors. */
 #include "ev_bundle.h"
 #include "ev_graph.h"
 #include "ev_safetensors.h"
@@ -274,21 +275,36 @@ static void check_fixture(const char *root, ev_arch arch)
     check_names(name, path, net);
     check_step(name, path, &io, net);
 
-    /* eval logits through a model and a plan (AUTO: the reference backend for a baseline) */
+    /* eval logits through a model and a plan: the reference backend, then the cpu backend
+     * (AUTO picks it for a baseline) at 1 and 2 threads */
     rc = ev_model_from_net(net, NULL, &model, &err);
     net = NULL;
-    ev_plan_options opt = {.backend = EV_BACKEND_AUTO, .batch = BATCH};
+    ev_plan_options opt = {.backend = EV_BACKEND_REFERENCE, .batch = BATCH};
     if (!rc)
         rc = ev_plan_create(model, &opt, &plan, &err);
     float got[BATCH * CLASSES], again[BATCH * CLASSES];
     const float *input = io_tensor(&io, "input", NULL);
+    const float *want = io_tensor(&io, "logits", NULL);
     if (!rc)
         rc = ev_plan_run(plan, input, got, &err);
-    double e = rc ? INFINITY : rel_error(got, io_tensor(&io, "logits", NULL), BATCH * CLASSES);
-    CHECK(rc == 0 && e <= 1e-4 && ev_plan_backend(plan) == EV_BACKEND_REFERENCE,
-          "%s: eval logits rel error %.2e <= 1e-4 (%s)", name, e, rc ? err.message : "ok");
+    double e = rc ? INFINITY : rel_error(got, want, BATCH * CLASSES);
+    CHECK(rc == 0 && e <= 1e-4, "%s: reference eval logits rel error %.2e <= 1e-4 (%s)", name, e,
+          rc ? err.message : "ok");
     if (rc)
         goto out;
+    for (int threads = 1; threads <= 2; threads++) {
+        ev_plan_options co = {.backend = EV_BACKEND_AUTO, .batch = BATCH, .threads = threads};
+        ev_plan *cpu = NULL;
+        float cg[BATCH * CLASSES];
+        int crc = ev_plan_create(model, &co, &cpu, &err);
+        if (!crc)
+            crc = ev_plan_run(cpu, input, cg, &err);
+        double ce = crc ? INFINITY : rel_error(cg, want, BATCH * CLASSES);
+        CHECK(crc == 0 && ce <= 1e-4 && ev_plan_backend(cpu) == EV_BACKEND_CPU,
+              "%s: cpu backend (AUTO), %d thread(s), eval logits rel error %.2e <= 1e-4 (%s)", name,
+              threads, ce, crc ? err.message : "ok");
+        ev_plan_free(cpu);
+    }
 
     /* bundle round trip: model.yaml says `arch:`, the weights go by torchvision's names */
     char dir[256];
@@ -323,15 +339,6 @@ static void check_fixture(const char *root, ev_arch arch)
               name, size, rc ? err.message : "ok");
     }
 #endif
-    if (!rc) {
-        opt.backend = EV_BACKEND_CPU;
-        ev_plan *cpu = NULL;
-        rc = ev_plan_create(loaded, &opt, &cpu, &err);
-        /* the cpu backend compiles DARTS networks only (for now): a clear refusal */
-        CHECK(rc == EV_ERR_UNSUPPORTED && strstr(err.message, "cpu backend"),
-              "%s: the cpu backend refuses it clearly (%s)", name, rc ? err.message : "ok");
-        ev_plan_free(cpu);
-    }
 out:
     ev_plan_free(plan);
     ev_plan_free(plan2);
