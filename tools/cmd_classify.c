@@ -97,7 +97,8 @@ int cmd_classify(int argc, char **argv)
                                 .usage = usage,
                                 .options = options,
                                 .count = TOOL_COUNT(options),
-                                .first_operand = &first_file};
+                                .first_operand = &first_file,
+                                .required = TOOL_REQUIRED("--model")};
     int status = tool_parse_args(&parser, argc, argv);
     if (status != TOOL_CONTINUE)
         return status;
@@ -111,7 +112,7 @@ int cmd_classify(int argc, char **argv)
     }
     ev_model *m = tool_load_model("classify", model_path);
     if (!m)
-        return model_path ? TOOL_FAILED : TOOL_USAGE;
+        return TOOL_FAILED;
     ev_error err = {0};
     ev_plan *plan = NULL;
     if (ev_plan_create(m, &opt, &plan, &err)) {

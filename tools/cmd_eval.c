@@ -61,15 +61,14 @@ int cmd_eval(int argc, char **argv)
         TOOL_INT("--threads", &threads, 1, 256),
         TOOL_INT("--bootstrap", &bootstrap, 0, 100000),
     };
-    const tool_parser parser = {
-        .cmd = "eval", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    const tool_parser parser = {.cmd = "eval",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .required = TOOL_REQUIRED("--model", "--data")};
     int status = tool_parse_args(&parser, argc, argv);
     if (status != TOOL_CONTINUE)
         return status;
-    if (!model_path || !data) {
-        fprintf(stderr, "echoview eval: --model and --data are required\n%s", usage);
-        return TOOL_USAGE;
-    }
     if (frames_per_clip && clip_frame_step) {
         fprintf(stderr, "echoview eval: give --frames-per-clip or --clip-frame-step, not both\n");
         return TOOL_USAGE;

@@ -23,15 +23,14 @@ int cmd_export(int argc, char **argv)
         TOOL_CHOICE("--format", &format, "onnx"),
         TOOL_STRING("--out", &out),
     };
-    const tool_parser parser = {
-        .cmd = "export", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    const tool_parser parser = {.cmd = "export",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .required = TOOL_REQUIRED("--model", "--format", "--out")};
     int rc = tool_parse_args(&parser, argc, argv);
     if (rc != TOOL_CONTINUE)
         return rc;
-    if (!model || !format || !out) {
-        fprintf(stderr, "echoview export: --model, --format and --out are required\n%s", usage);
-        return TOOL_USAGE;
-    }
 #ifdef EV_HAVE_ONNX_EXPORT
     ev_model *m = tool_load_model("export", model);
     if (!m)

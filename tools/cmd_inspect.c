@@ -77,14 +77,17 @@ int cmd_inspect(int argc, char **argv)
         TOOL_STRING("--model", &model_path),
         TOOL_FLAG("--json", &as_json),
     };
-    const tool_parser parser = {
-        .cmd = "inspect", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    const tool_parser parser = {.cmd = "inspect",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .required = TOOL_REQUIRED("--model")};
     int status = tool_parse_args(&parser, argc, argv);
     if (status != TOOL_CONTINUE)
         return status;
     ev_model *m = tool_load_model("inspect", model_path);
     if (!m)
-        return model_path ? TOOL_FAILED : TOOL_USAGE;
+        return TOOL_FAILED;
     const ev_net *net = ev_model_network(m);
     const ev_net_config *cfg = &net->cfg;
     const ev_graph *g = &net->graph;

@@ -484,10 +484,17 @@ def test_diagnostics(env):
         for _ in range(20):
             sender.garbage(300)
             time.sleep(0.05)
-        time.sleep(0.5)
-        warnings = d.stream('cart')['warnings']
-        assert warnings == metric(d, 'echoviewd_stream_warnings_total{stream="cart"}')
-        assert warnings > 100, warnings
+
+        # the daemon counts the garbage as it parses it: wait until the count stands still
+        # across a /metrics read (the counter only grows, so that read saw the same number)
+        def settled():
+            before = d.stream('cart')['warnings']
+            in_metrics = metric(d, 'echoviewd_stream_warnings_total{stream="cart"}')
+            after = d.stream('cart')['warnings']
+            assert before == after and before > 100, (before, in_metrics, after)
+            return before, in_metrics
+        warnings, in_metrics = wait_until(settled, 10, what='the warning count to settle')
+        assert warnings == in_metrics, (warnings, in_metrics)
         d.proc.send_signal(signal.SIGTERM)   # the log is read after the shutdown lines
         d.proc.wait(15)
     finally:

@@ -9,6 +9,7 @@
 #include "ev_graph.h"
 #include "ev_safetensors.h"
 #include "test_util.h"
+#include "golden_util.h"
 #ifdef EV_HAVE_ONNX_EXPORT
 #include "ev_onnx.h"
 #endif
@@ -28,33 +29,14 @@
 
 static char tmpdir[] = "/tmp/ev_baselines_XXXXXX";
 
-/* ---- the fixture script's weight generator --------------------------------------------------- */
-
-static uint64_t fnv1a64(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static double gen_uniform(uint64_t key, size_t i)
-{
-    uint64_t z = key + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (double)(z >> 40) * (1.0 / 16777216.0);
-}
+/* ---- the fixture script's weights (golden_util.h has its generator) -------------------------- */
 
 static void fill_param(ev_param *p)
 {
-    const uint64_t key = fnv1a64(p->name);
+    const uint64_t key = golden_fnv1a64(p->name);
     const size_t fan_in = p->ndim >= 2 ? p->numel / (size_t)p->shape[0] : 1;
     for (size_t i = 0; i < p->numel; i++) {
-        const double u = gen_uniform(key, i);
+        const double u = golden_uniform(key, i);
         double v;
         switch (p->kind) {
         case EV_PARAM_WEIGHT:
@@ -84,16 +66,6 @@ static ev_net_config config(ev_arch arch, int channels, int classes, int size)
     cfg.num_classes = classes;
     cfg.input_width = cfg.input_height = size;
     return cfg;
-}
-
-static const float *io_tensor(const ev_safetensors *st, const char *name, size_t *numel)
-{
-    const ev_st_tensor *t = ev_safetensors_find(st, name);
-    if (!t || t->dtype != EV_DTYPE_F32)
-        return NULL;
-    if (numel)
-        *numel = (t->end - t->begin) / 4;
-    return (const float *)(st->data + t->begin);
 }
 
 /* ---- parameter counts and configuration errors ---------------------------------------------- */
@@ -186,8 +158,8 @@ static void check_step(const char *arch, const char *io_path, const ev_safetenso
     int rc = ev_net_create(&src->cfg, TRAIN_BATCH, true, &net, &err);
     if (!rc)
         rc = ev_net_copy_params(net, src, &err);
-    const float *x = io_tensor(io, "train_input", NULL);
-    const float *lf = io_tensor(io, "train_labels", NULL);
+    const float *x = golden_tensor(io, "train_input", NULL);
+    const float *lf = golden_tensor(io, "train_labels", NULL);
     int32_t labels[TRAIN_BATCH] = {0};
     for (int i = 0; i < TRAIN_BATCH && lf; i++)
         labels[i] = (int32_t)lf[i];
@@ -203,51 +175,15 @@ static void check_step(const char *arch, const char *io_path, const ev_safetenso
         ev_net_free(net);
         return;
     }
-    double e =
-        rel_error(ev_net_logits(net), io_tensor(io, "train_logits", NULL), TRAIN_BATCH * CLASSES);
-    const float *want_loss = io_tensor(io, "train_loss", NULL);
+    double e = rel_error(ev_net_logits(net), golden_tensor(io, "train_logits", NULL),
+                         TRAIN_BATCH * CLASSES);
+    const float *want_loss = golden_tensor(io, "train_loss", NULL);
     CHECK(e <= 1e-4 && fabs(loss - want_loss[0]) <= 1e-4 * fabs(want_loss[0]),
           "%s: step logits rel error %.2e <= 1e-4, loss %.7f vs %.7f", arch, e, loss, want_loss[0]);
-    int full = 0, projected = 0, bad = 0;
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < net->num_params; i++) {
-        ev_param *p = &net->params[i];
-        if (!p->grad)
-            continue;
-        char name[160];
-        size_t n = 0;
-        snprintf(name, sizeof name, "grad.%s", p->name);
-        const float *g = io_tensor(io, name, &n);
-        double ge;
-        if (g && n == p->numel) {
-            ge = rel_error(p->grad, g, n);
-            full++;
-        } else {
-            snprintf(name, sizeof name, "gradproj.%s", p->name);
-            g = io_tensor(io, name, &n);
-            if (!g || n != 2) {
-                printf("  no gradient reference for %s\n", p->name);
-                bad++;
-                continue;
-            }
-            snprintf(name, sizeof name, "proj:%s", p->name);
-            const uint64_t key = fnv1a64(name);
-            double dot = 0;
-            for (size_t j = 0; j < p->numel; j++)
-                dot += (double)p->grad[j] * (2 * gen_uniform(key, j) - 1);
-            ge = fabs(dot - g[0]) / (g[1] > 0 ? g[1] : 1);
-            projected++;
-        }
-        if (ge > worst || ge != ge) {
-            worst = ge;
-            worst_name = p->name;
-        }
-        bad += !(ge <= 1e-3);
-    }
-    CHECK(bad == 0 && full > 0 && projected > 0,
-          "%s: %d gradients in full, %d projected, worst rel error %.2e (%s) <= 1e-3", arch, full,
-          projected, worst, worst_name);
+    golden_grads gr = golden_compare_grads(io, net, true);
+    CHECK(gr.bad == 0 && gr.full > 0 && gr.projected > 0,
+          "%s: %d gradients in full, %d projected, worst rel error %.2e (%s) <= 1e-3", arch,
+          gr.full, gr.projected, gr.worst, gr.worst_name);
     ev_net_free(net);
 }
 
@@ -283,13 +219,13 @@ static void check_fixture(const char *root, ev_arch arch)
     if (!rc)
         rc = ev_plan_create(model, &opt, &plan, &err);
     float got[BATCH * CLASSES], again[BATCH * CLASSES];
-    const float *input = io_tensor(&io, "input", NULL);
-    const float *want = io_tensor(&io, "logits", NULL);
+    const float *input = golden_tensor(&io, "input", NULL);
+    const float *want = golden_tensor(&io, "logits", NULL);
     if (!rc)
         rc = ev_plan_run(plan, input, got, &err);
     double e = rc ? INFINITY : rel_error(got, want, BATCH * CLASSES);
-    CHECK(rc == 0 && e <= 1e-4, "%s: reference eval logits rel error %.2e <= 1e-4 (%s)", name, e,
-          rc ? err.message : "ok");
+    CHECK(rc == 0 && e <= 1e-4 && ev_plan_backend(plan) == EV_BACKEND_REFERENCE,
+          "%s: reference eval logits rel error %.2e <= 1e-4 (%s)", name, e, rc ? err.message : "ok");
     if (rc)
         goto out;
     for (int threads = 1; threads <= 2; threads++) {

@@ -163,6 +163,17 @@ check(rc == 2 and "echoview eval: --split test, val, train or all, got 'holdout'
 rc, out, err = run("train", "--seed", "x7")
 check(rc == 2 and "--seed wants a non-negative integer seed, not 'x7'" in err,
       "train --seed: a bad seed is a usage error")
+# required options: all of them named, whichever is missing, then the usage (exit 2)
+for args, want in ((("inspect",), "echoview inspect: --model is required\n"),
+                   (("classify", "a.png"), "echoview classify: --model is required\n"),
+                   (("eval", "--model", FIXTURE), "echoview eval: --model and --data are required\n"),
+                   (("adapt", "--data", tmp, "--out", tmp),
+                    "echoview adapt: --model, --data and --out are required\n"),
+                   (("export", "--model", FIXTURE, "--format", "onnx"),
+                    "echoview export: --model, --format and --out are required\n")):
+    rc, out, err = run(*args)
+    check(rc == 2 and err.startswith(want) and f"usage: echoview {args[0]} " in err,
+          f"{args[0]} without a required option: {want.strip()}")
 rc, out, err = run("genotype", os.path.join(ROOT, "models/genotypes/DARTS_V2.yaml"), "extra.yaml")
 check(rc == 2 and "unexpected argument 'extra.yaml'" in err, "genotype: one FILE only")
 
