@@ -26,21 +26,29 @@ MOSQUITTO_SUB = shutil.which('mosquitto_sub')
 MOSQUITTO_PASSWD = shutil.which('mosquitto_passwd')
 
 
-def require_mosquitto():
+def have_mosquitto():
     if not os.access(MOSQUITTO, os.X_OK) or not MOSQUITTO_SUB:
         print('skip: no mosquitto broker or mosquitto_sub (Debian packages mosquitto and '
               'mosquitto-clients)')
+        return False
+    return True
+
+
+def require_mosquitto():
+    if not have_mosquitto():
         sys.exit(SKIP)
 
 
 class Broker:
-    def __init__(self, users=None, persistence=False):
+    def __init__(self, users=None, persistence=False, tls=None):
         self.dir = tempfile.TemporaryDirectory(prefix='evd-mqtt-broker-')
         self.port = free_port()
         self.conf = os.path.join(self.dir.name, 'mosquitto.conf')
         # run as root, mosquitto would switch to the user mosquitto, who cannot write here
         lines = ['listener %d 127.0.0.1' % self.port, 'log_dest stdout', 'log_type all',
                  'user ' + getpass.getuser()]
+        if tls:   # (certificate, key): a TLS listener
+            lines += ['certfile ' + tls[0], 'keyfile ' + tls[1]]
         if users:
             pw = os.path.join(self.dir.name, 'passwords')
             open(pw, 'w').close()
@@ -93,7 +101,8 @@ class Subscriber:
     With client_id, a persistent QoS 1 session (the broker keeps messages for it while it is
     away); it reconnects by itself when the broker comes back."""
 
-    def __init__(self, broker, topic='echoview/#', client_id=None, count=None, user=None):
+    def __init__(self, broker, topic='echoview/#', client_id=None, count=None, user=None,
+                 cafile=None):
         argv = [MOSQUITTO_SUB, '-h', '127.0.0.1', '-p', str(broker.port), '-t', topic, '-q', '1',
                 '-F', '%r %t %p']
         if client_id:
@@ -102,6 +111,8 @@ class Subscriber:
             argv += ['-C', str(count)]
         if user:
             argv += ['-u', user[0], '-P', user[1]]
+        if cafile:
+            argv += ['--cafile', cafile]
         self.messages = []
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
