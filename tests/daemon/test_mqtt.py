@@ -10,7 +10,6 @@ change; the retained state and status topics; the last will on kill -9; a broker
 hostile brokers (refused port, wrong password, one that drops the connection before and after
 CONNACK) and bad `mqtt:` sections; the stream keeps running throughout.
 """
-import json
 import os
 import shutil
 import signal
@@ -23,60 +22,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evdtest import SKIP, Daemon, RtpRawSender, free_port, run_main, wait_until  # noqa: E402
-from mqtttest import (Broker, DropServer, Subscriber, metric_value, mqtt_section,  # noqa: E402
-                      require_mosquitto)
+from mqtttest import (Broker, DropServer, Events, Subscriber, metric_value,  # noqa: E402
+                      mqtt_section, require_mosquitto)
 from test_daemon import BASE, check_config, rtp_stream  # noqa: E402
 
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 VIEWS = {WHITE: 'A4CH-LV', BLACK: 'PLAX-TV'}
 PREFIX = 'echoview/%s' % Daemon.INSTANCE
-
-
-class Events:
-    """/api/v1/events on a thread: [(event, data)] for the stream events (not `stats`)."""
-
-    def __init__(self, d):
-        self.sock = socket.create_connection(('127.0.0.1', d.port), timeout=5)
-        self.sock.sendall(b'GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-        self.events = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        buf = b''
-        self.sock.settimeout(0.5)
-        while not self.stopping:
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while b'\n\n' in buf:
-                block, buf = buf.split(b'\n\n', 1)
-                ev, data = None, None
-                for line in block.decode(errors='replace').split('\n'):
-                    if line.startswith('event: '):
-                        ev = line[7:]
-                    elif line.startswith('data: '):
-                        data = json.loads(line[6:])
-                if ev and ev not in ('stats', 'hello') and data:
-                    with self.lock:
-                        self.events.append((ev, data))
-
-    def copy(self):
-        with self.lock:
-            return list(self.events)
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 class Toggler:

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -28,7 +29,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'daemon'))
 from evdtest import (SKIP, Daemon, RtpRawSender, drop_instance, free_port, run_main,  # noqa: E402
                      wait_until)
-from mqtttest import Broker, Subscriber, have_mosquitto  # noqa: E402
+from mqtttest import Broker, Events, Subscriber, have_mosquitto, metric_value  # noqa: E402
 
 ECHOVIEW = None
 SHARDS = 3
@@ -342,12 +343,14 @@ def test_prometheus(env):
 def test_mqtt(env):
     """The fleet on one mosquitto broker: a subscriber sees every view change of all six streams
     under the owner's instance topic with the right labels; a killed instance's last will;
-    restarted, it is online again with its streams running."""
+    restarted, it is online again with its streams running; the broker stopped for 10 s: no
+    event lost (they fit the queue), none dropped."""
     if not have_mosquitto():
         return SKIP
-    broker = Broker()
-    sub = Subscriber(broker)
+    broker = Broker(persistence=True)
+    sub = Subscriber(broker, client_id='fleet-subscriber')   # its session survives a restart
     fleet = None
+    events = []
     try:
         fleet = Fleet(env, 'mqtt: {broker: "mqtt://127.0.0.1:%d", reconnect-delay: 0.2, '
                       'reconnect-delay-max: 1}\n' % broker.port)
@@ -402,7 +405,50 @@ def test_mqtt(env):
             sub.wait(lambda m: any(t == 'echoview/%s/%s/state' % (name, sid) and
                                    v['state'] == 'running' for _, t, v in m[seen:]), 20,
                      '%s running again on MQTT' % sid)
+        # the broker stopped for 10 s while every stream changes view every 1.5 s: once it is
+        # back, every event each instance sent (its /api/v1/events) is on MQTT, none dropped
+        events = [Events(d) for d in fleet.daemons]
+        time.sleep(0.5)
+        toggling = threading.Event()
+
+        def toggle():
+            while not toggling.wait(1.5):
+                for sender in fleet.senders:
+                    sender.colour = (0, 0, 0) if sender.colour == (255, 255, 255) else \
+                        (255, 255, 255)
+        toggler = threading.Thread(target=toggle, daemon=True)
+        toggler.start()
+        broker.stop()
+        for d in fleet.daemons:
+            wait_until(lambda: metric_value(d, 'echoviewd_mqtt_connected') == 0, 10,
+                       what='%s disconnected' % d.instance)
+        before = sum(len(e.copy()) for e in events)
+        time.sleep(10)
+        toggling.set()
+        toggler.join(5)
+        during = sum(len(e.copy()) for e in events) - before
+        assert during >= 6, during
+        broker.start()
+        for d in fleet.daemons:
+            wait_until(lambda: metric_value(d, 'echoviewd_mqtt_connected') == 1, 30,
+                       what='%s reconnected' % d.instance)
+            wait_until(lambda: metric_value(d, 'echoviewd_mqtt_queue_messages') == 0, 30,
+                       what='%s queue drained' % d.instance)
+            assert metric_value(d, 'echoviewd_mqtt_queue_dropped_total') == 0, d.instance
+
+        def missing(_):
+            got = set()
+            for _, t, v in sub.copy():
+                parts = t.split('/')
+                if len(parts) == 5 and parts[3] == 'events':
+                    got.add((parts[1], parts[4], json.dumps(v, sort_keys=True)))
+            want = {(d.instance, ev, json.dumps(data, sort_keys=True))
+                    for d, e in zip(fleet.daemons, events) for ev, data in e.copy()}
+            return not (want - got)
+        sub.wait(missing, 30, 'every event of the outage on MQTT')
     finally:
+        for e in events:
+            e.stop()
         if fleet:
             fleet.stop()
         sub.stop()
