@@ -315,8 +315,8 @@ static void link_down(EvdMqtt *m, const gchar *what)
     m->link = LINK_DOWN;
     m->retry_at = now + (gint64)(m->delay * G_USEC_PER_SEC);
     m->delay = MIN(m->delay * 2, m->reconnect_delay_max);
-    /* the socket is closed now, not at the next attempt: a broker that half-closed it must not
-     * wait for us */
+    /* a DISCONNECT for a broker still there (refused, or no CONNACK in time); libmosquitto
+     * closes the socket at the next attempt */
     mosquitto_disconnect(m->mosq);
     forget_qos0(m);
 }

@@ -5,6 +5,7 @@ Broker: a mosquitto broker on a free loopback port with a generated config (opti
 password file and persistence, so that a persistent subscriber keeps its queued messages over
 a broker restart); stop() and start() again on the same port.
 Subscriber: mosquitto_sub on a thread collecting (retained, topic, payload) lines.
+Events: /api/v1/events of a daemon on a thread, the stream events it sent.
 DropServer: a TCP server that accepts MQTT clients and drops them, before or after CONNACK.
 Every wait is bounded in time; without the mosquitto binaries the tests skip (77).
 """
@@ -26,21 +27,29 @@ MOSQUITTO_SUB = shutil.which('mosquitto_sub')
 MOSQUITTO_PASSWD = shutil.which('mosquitto_passwd')
 
 
-def require_mosquitto():
+def have_mosquitto():
     if not os.access(MOSQUITTO, os.X_OK) or not MOSQUITTO_SUB:
         print('skip: no mosquitto broker or mosquitto_sub (Debian packages mosquitto and '
               'mosquitto-clients)')
+        return False
+    return True
+
+
+def require_mosquitto():
+    if not have_mosquitto():
         sys.exit(SKIP)
 
 
 class Broker:
-    def __init__(self, users=None, persistence=False):
+    def __init__(self, users=None, persistence=False, tls=None):
         self.dir = tempfile.TemporaryDirectory(prefix='evd-mqtt-broker-')
         self.port = free_port()
         self.conf = os.path.join(self.dir.name, 'mosquitto.conf')
         # run as root, mosquitto would switch to the user mosquitto, who cannot write here
         lines = ['listener %d 127.0.0.1' % self.port, 'log_dest stdout', 'log_type all',
                  'user ' + getpass.getuser()]
+        if tls:   # (certificate, key): a TLS listener
+            lines += ['certfile ' + tls[0], 'keyfile ' + tls[1]]
         if users:
             pw = os.path.join(self.dir.name, 'passwords')
             open(pw, 'w').close()
@@ -93,7 +102,8 @@ class Subscriber:
     With client_id, a persistent QoS 1 session (the broker keeps messages for it while it is
     away); it reconnects by itself when the broker comes back."""
 
-    def __init__(self, broker, topic='echoview/#', client_id=None, count=None, user=None):
+    def __init__(self, broker, topic='echoview/#', client_id=None, count=None, user=None,
+                 cafile=None):
         argv = [MOSQUITTO_SUB, '-h', '127.0.0.1', '-p', str(broker.port), '-t', topic, '-q', '1',
                 '-F', '%r %t %p']
         if client_id:
@@ -102,6 +112,8 @@ class Subscriber:
             argv += ['-C', str(count)]
         if user:
             argv += ['-u', user[0], '-P', user[1]]
+        if cafile:
+            argv += ['--cafile', cafile]
         self.messages = []
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -137,6 +149,53 @@ class Subscriber:
             self.proc.terminate()
             self.proc.wait(10)
         self.thread.join(5)
+
+
+class Events:
+    """/api/v1/events on a thread: [(event, data)] for the stream events (not `stats`)."""
+
+    def __init__(self, d):
+        self.sock = socket.create_connection(('127.0.0.1', d.port), timeout=5)
+        self.sock.sendall(b'GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+        self.events = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        buf = b''
+        self.sock.settimeout(0.5)
+        while not self.stopping:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b'\n\n' in buf:
+                block, buf = buf.split(b'\n\n', 1)
+                ev, data = None, None
+                for line in block.decode(errors='replace').split('\n'):
+                    if line.startswith('event: '):
+                        ev = line[7:]
+                    elif line.startswith('data: '):
+                        data = json.loads(line[6:])
+                if ev and ev not in ('stats', 'hello') and data:
+                    with self.lock:
+                        self.events.append((ev, data))
+
+    def copy(self):
+        with self.lock:
+            return list(self.events)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
 
 
 class DropServer:

@@ -10,70 +10,25 @@ change; the retained state and status topics; the last will on kill -9; a broker
 hostile brokers (refused port, wrong password, one that drops the connection before and after
 CONNACK) and bad `mqtt:` sections; the stream keeps running throughout.
 """
-import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evdtest import Daemon, RtpRawSender, free_port, run_main, wait_until  # noqa: E402
-from mqtttest import (Broker, DropServer, Subscriber, metric_value, mqtt_section,  # noqa: E402
-                      require_mosquitto)
+from evdtest import SKIP, Daemon, RtpRawSender, free_port, run_main, wait_until  # noqa: E402
+from mqtttest import (Broker, DropServer, Events, Subscriber, metric_value,  # noqa: E402
+                      mqtt_section, require_mosquitto)
 from test_daemon import BASE, check_config, rtp_stream  # noqa: E402
 
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 VIEWS = {WHITE: 'A4CH-LV', BLACK: 'PLAX-TV'}
 PREFIX = 'echoview/%s' % Daemon.INSTANCE
-
-
-class Events:
-    """/api/v1/events on a thread: [(event, data)] for the stream events (not `stats`)."""
-
-    def __init__(self, d):
-        self.sock = socket.create_connection(('127.0.0.1', d.port), timeout=5)
-        self.sock.sendall(b'GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-        self.events = []
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        buf = b''
-        self.sock.settimeout(0.5)
-        while not self.stopping:
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while b'\n\n' in buf:
-                block, buf = buf.split(b'\n\n', 1)
-                ev, data = None, None
-                for line in block.decode(errors='replace').split('\n'):
-                    if line.startswith('event: '):
-                        ev = line[7:]
-                    elif line.startswith('data: '):
-                        data = json.loads(line[6:])
-                if ev and ev not in ('stats', 'hello') and data:
-                    with self.lock:
-                        self.events.append((ev, data))
-
-    def copy(self):
-        with self.lock:
-            return list(self.events)
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 class Toggler:
@@ -363,6 +318,55 @@ def test_hostile(env):
             d.stop(check=False)
 
 
+def test_tls(env):
+    """mqtts:// to a broker with a self-signed certificate: connected with it as ca-file; with
+    another certificate as ca-file, a `TLS failure` line and the stream runs on."""
+    openssl = shutil.which('openssl')
+    if not openssl:
+        print('openssl not found: skipped')
+        return SKIP
+    with tempfile.TemporaryDirectory() as tmp:
+        pem = {}
+        for name in ('a', 'b'):
+            pem[name] = (os.path.join(tmp, name + '-cert.pem'),
+                         os.path.join(tmp, name + '-key.pem'))
+            subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days',
+                            '2', '-subj', '/CN=127.0.0.1', '-addext',
+                            'subjectAltName=IP:127.0.0.1', '-keyout', pem[name][1], '-out',
+                            pem[name][0]], check=True, capture_output=True, timeout=60)
+        os.chmod(pem['a'][1], 0o644)   # the broker may run as another user
+        broker = Broker(tls=pem['a'])
+        port = free_port(socket.SOCK_DGRAM)
+        sender = RtpRawSender(port, colour=WHITE)
+        d = None
+        try:
+            sub = Subscriber(broker, topic=PREFIX + '/status', cafile=pem['a'][0])
+            url = 'mqtts://127.0.0.1:%d' % broker.port
+            text = config(broker.port, port, '  tls: {ca-file: %s}\n' % pem['a'][0]).replace(
+                'mqtt://', 'mqtts://')
+            d = Daemon(env, text)
+            sub.wait(lambda _: sub.topic(PREFIX + '/status') == ['online'], 20, 'online over TLS')
+            assert 'mqtt: connected to %s as echoviewd-%s' % (url, Daemon.INSTANCE) in \
+                d.log_text()
+            d.stop()
+            sub.stop()
+            d = Daemon(env, text.replace(pem['a'][0], pem['b'][0]))
+            line = 'mqtt: cannot connect to %s: TLS failure: ' % url
+            wait_until(lambda: line in d.log_text(), 20, what='TLS failure line')
+            assert 'certificate verify failed' in d.log_text(), d.log_text()
+            assert metric_value(d, 'echoviewd_mqtt_connected') == 0
+            d.wait_state('cart', 'running', 20)
+            frames = assert_running(d)
+            time.sleep(1)
+            assert_running(d, frames)
+            d.stop()
+        finally:
+            sender.stop()
+            if d and d.alive():
+                d.stop(check=False)
+            broker.close()
+
+
 class DaemonWithFile(Daemon):
     """A daemon whose config folder also holds a file (a password file)."""
 
@@ -427,7 +431,6 @@ def test_config(env):
     path = os.path.join(d_dir, 'echoviewd.yaml')
     with open(path, 'w') as f:
         f.write((MQTT_BASE + BAD_MQTT[1][0]).replace('@MODEL@', env.model))
-    import subprocess
     r = subprocess.run([env.echoviewd, '--config', path], env=env.env, capture_output=True,
                        text=True, timeout=60)
     os.unlink(path)
@@ -437,7 +440,7 @@ def test_config(env):
 
 TESTS = {'publish': test_publish, 'last-will': test_last_will,
          'broker-restart': test_broker_restart, 'queue-drops': test_queue_drops,
-         'hostile': test_hostile, 'config': test_config}
+         'hostile': test_hostile, 'tls': test_tls, 'config': test_config}
 
 if __name__ == '__main__':
     require_mosquitto()
