@@ -550,7 +550,8 @@ static void update_roi(GstEchoViewClassify *self, const ev_frame *frame, guint r
  * warned about once per start. */
 static void roi_from_meta(GstEchoViewClassify *self, GstBuffer *buf)
 {
-    const gint width = GST_VIDEO_INFO_WIDTH(&self->info), height = GST_VIDEO_INFO_HEIGHT(&self->info);
+    const gint width = GST_VIDEO_INFO_WIDTH(&self->info),
+               height = GST_VIDEO_INFO_HEIGHT(&self->info);
     GstVideoRegionOfInterestMeta *meta = gst_echo_view_roi_find_meta(&self->roi, buf);
     const ev_rect before = self->roi.active;
     const gboolean was_valid = self->roi.valid;

@@ -63,9 +63,10 @@ struct _GstEchoViewOverlay {
 
     /* streaming thread */
     GstVideoInfo info;
-    gboolean check_downstream; /* ask downstream about the composition meta on the next buffer */
-    gboolean attach;           /* attach the composition instead of blending it */
-    gchar *drawn;              /* what the cached composition shows */
+    gint check_downstream; /* atomic: ask downstream about the composition meta on the next buffer
+                            * (new caps, a RECONFIGURE from downstream) */
+    gboolean attach;       /* attach the composition instead of blending it */
+    gchar *drawn;          /* what the cached composition shows */
     GstVideoOverlayComposition *composition;
 };
 
@@ -273,7 +274,7 @@ static gboolean gst_echo_view_overlay_set_caps(GstBaseTransform *trans, GstCaps 
         return FALSE;
     }
     /* downstream learns the caps after this returns: ask it on the first buffer */
-    self->check_downstream = TRUE;
+    g_atomic_int_set(&self->check_downstream, TRUE);
     self->attach = FALSE;
     g_clear_pointer(&self->drawn, g_free);
     g_clear_pointer(&self->composition, gst_video_overlay_composition_unref);
@@ -326,8 +327,7 @@ static GstFlowReturn gst_echo_view_overlay_transform_ip(GstBaseTransform *trans,
     guint unique_id, font_scale;
     gint scale;
 
-    if (self->check_downstream || gst_pad_check_reconfigure(GST_BASE_TRANSFORM_SRC_PAD(trans))) {
-        self->check_downstream = FALSE;
+    if (g_atomic_int_compare_and_exchange(&self->check_downstream, TRUE, FALSE)) {
         self->attach = downstream_takes_composition(self);
         GST_INFO_OBJECT(self, "%s the panel", self->attach ? "attaching" : "blending");
     }
@@ -369,6 +369,18 @@ static GstFlowReturn gst_echo_view_overlay_transform_ip(GstBaseTransform *trans,
         gst_video_frame_unmap(&frame);
     }
     return GST_FLOW_OK;
+}
+
+/* A downstream change (a sink that now blends compositions, or no longer does) shows as a
+ * RECONFIGURE event: ask again on the next buffer. The pad's reconfigure flag stays the base
+ * class's, which renegotiates the caps. */
+static gboolean gst_echo_view_overlay_src_event(GstBaseTransform *trans, GstEvent *event)
+{
+    GstEchoViewOverlay *self = GST_ECHO_VIEW_OVERLAY(trans);
+
+    if (GST_EVENT_TYPE(event) == GST_EVENT_RECONFIGURE)
+        g_atomic_int_set(&self->check_downstream, TRUE);
+    return GST_BASE_TRANSFORM_CLASS(gst_echo_view_overlay_parent_class)->src_event(trans, event);
 }
 
 static gboolean gst_echo_view_overlay_stop(GstBaseTransform *trans)
@@ -481,6 +493,7 @@ static void gst_echo_view_overlay_class_init(GstEchoViewOverlayClass *klass)
     trans_class->set_caps = GST_DEBUG_FUNCPTR(gst_echo_view_overlay_set_caps);
     trans_class->transform_ip = GST_DEBUG_FUNCPTR(gst_echo_view_overlay_transform_ip);
     trans_class->stop = GST_DEBUG_FUNCPTR(gst_echo_view_overlay_stop);
+    trans_class->src_event = GST_DEBUG_FUNCPTR(gst_echo_view_overlay_src_event);
     trans_class->passthrough_on_same_caps = FALSE;
     trans_class->transform_ip_on_passthrough = FALSE;
 }

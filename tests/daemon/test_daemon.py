@@ -1225,6 +1225,22 @@ def test_own_classes(env):
             d.stop()
 
 
+def test_async_latency(env):
+    """With the classifier in async mode the stream's latency_ms still has samples: one per
+    buffer that brings a new result (the meta's `inferred`, which marked none in async mode)."""
+    config = BASE.replace('  roi: full\n', '  roi: full\n  async: true\n')
+    d = Daemon(env, config + 'streams:\n' + phantom_stream('local'))
+    try:
+        d.wait_state('local', 'running', 20)
+        st = wait_until(lambda: (s := d.stream('local'))['latency_ms']['window'] >= 3 and s, 30,
+                        what='latency samples in async mode')
+        print('async: %d frames, %d inferred, latency_ms %s' % (st['frames'], st['inferred'],
+                                                                st['latency_ms']))
+        assert 0 < st['latency_ms']['p50'] <= st['latency_ms']['p99'], st['latency_ms']
+    finally:
+        d.stop()
+
+
 TESTS = {
     'config': test_config,
     'endpoints': test_endpoints,
@@ -1245,6 +1261,7 @@ TESTS = {
     'reload': test_reload,
     'socket-activation': test_socket_activation,
     'own-classes': test_own_classes,
+    'async-latency': test_async_latency,
 }
 
 if __name__ == '__main__':

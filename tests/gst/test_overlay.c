@@ -324,6 +324,16 @@ static void test_attach(void)
               changed(&info, blended, from_caps_only).x1 < 0,
           "the feature in the caps but not the meta in the allocation answer: blended");
     gst_clear_buffer(&from_caps_only);
+    /* downstream starts blending compositions itself (same caps): a RECONFIGURE makes the
+     * element ask again, and the next buffer gets the meta */
+    gst_harness_add_propose_allocation_meta(caps_only, GST_VIDEO_OVERLAY_COMPOSITION_META_API_TYPE,
+                                            NULL);
+    gst_harness_push_upstream_event(caps_only, gst_event_new_reconfigure());
+    from_caps_only = through(caps_only, in);
+    CHECK(from_caps_only && gst_buffer_get_video_overlay_composition_meta(from_caps_only) &&
+              changed(&info, in, from_caps_only).x1 < 0,
+          "after a RECONFIGURE from a downstream that now takes the meta: attached, untouched");
+    gst_clear_buffer(&from_caps_only);
     if (cm) {
         gst_video_overlay_rectangle_get_render_rectangle(
             gst_video_overlay_composition_get_rectangle(cm->overlay, 0), &x, &y, &w, &hh);

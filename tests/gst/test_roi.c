@@ -26,6 +26,14 @@ static GstHarness *roi_harness(GstBus **bus, const char *caps, const char *roi)
     return h;
 }
 
+/* Drops the messages still on bus (they hold the element) and tears the harness down. */
+static void teardown(GstHarness *h, GstBus *bus)
+{
+    gst_bus_set_flushing(bus, TRUE);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+}
+
 static GstBuffer *with_region(GstBuffer *frame, const char *type, guint x, guint y, guint w,
                               guint h)
 {
@@ -118,15 +126,13 @@ static void test_meta(void)
     CHECK(n == 1 && strstr(warnings, "nothing of it is inside"), "one warning for it: %s",
           warnings);
     g_free(warnings);
-    gst_harness_teardown(h);
-    gst_object_unref(bus);
+    teardown(h, bus);
 
     h = roi_harness(&bus, CAPS, "meta");
     CHECK(classify(h, with_region(frame, "tumour", 17, 9, 61, 47), got, &active) &&
               max_abs_diff(got, crop, n_classes) <= 1e-6,
           "roi=meta: without an ultrasound-region, the first meta of any type");
-    gst_harness_teardown(h);
-    gst_object_unref(bus);
+    teardown(h, bus);
 
     h = roi_harness(&bus, CAPS, "meta");
     for (int i = 0; i < 3; i++)
@@ -138,8 +144,7 @@ static void test_meta(void)
           "%s)",
           n, warnings);
     g_free(warnings);
-    gst_harness_teardown(h);
-    gst_object_unref(bus);
+    teardown(h, bus);
 
     h = roi_harness(&bus, CAPS, "auto");
     CHECK(classify(h, with_region(frame, "ultrasound-region", 17, 9, 61, 47), got, &active) &&
@@ -154,8 +159,7 @@ static void test_meta(void)
     warnings = pop_warnings(bus, &n);
     CHECK(n == 0, "roi=auto: no warning (%s)", warnings);
     g_free(warnings);
-    gst_harness_teardown(h);
-    gst_object_unref(bus);
+    teardown(h, bus);
     g_free(active);
     gst_buffer_unref(frame);
 }
@@ -224,8 +228,7 @@ static void test_resolution_change(void)
     CHECK(n == 1 && strstr(error, "does not fit"),
           "24x16, nothing of the roi inside: one error for 3 buffers (%d: %s)", n, error);
     g_clear_pointer(&error, g_free);
-    gst_harness_teardown(h);
-    gst_object_unref(bus);
+    teardown(h, bus);
     g_free(active);
 }
 
