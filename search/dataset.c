@@ -1331,6 +1331,22 @@ static void decode_chunk(void *arg, int chunk, int chunks, int thread)
     }
 }
 
+int search_dataset_labels_check(const char *path, char *const *names, int count, ev_error *err)
+{
+    for (int i = 0; i < count; i++) {
+        const char *why = class_name_problem(names[i]);
+        if (why)
+            return ev_fail(err, EV_ERR_FORMAT, "%s: the label '%s' cannot be a class name: it %s",
+                           path, names[i], why);
+    }
+    if (count < 2)
+        return ev_fail(err, EV_ERR_FORMAT,
+                       "%s: %d class label%s (%s); a classifier needs 2 or more (or give "
+                       "--classes)",
+                       path, count, count == 1 ? "" : "s", count ? names[0] : "none");
+    return EV_OK;
+}
+
 int search_dataset_labels(const char *path, char ***names, int *count, char **empty_folder,
                           ev_error *err)
 {
@@ -1344,7 +1360,6 @@ int search_dataset_labels(const char *path, char ***names, int *count, char **em
     label_set set = {0};
     entry_list list = {0};
     int rc = EV_OK;
-    const char *what = "labels";
     char *manifest = S_ISDIR(st.st_mode) ? join_path(path, "manifest.csv") : NULL;
     struct stat ms;
     if (!S_ISDIR(st.st_mode)) {
@@ -1352,7 +1367,6 @@ int search_dataset_labels(const char *path, char ***names, int *count, char **em
     } else if (manifest && stat(manifest, &ms) == 0) {
         rc = read_manifest(manifest, NULL, 0, &set, &list, err);
     } else {
-        what = "class folders";
         bool split_level = false;
         for (int s = 0; s < SEARCH_SPLIT_COUNT && !rc; s++) {
             char *sd = join_path(path, split_names[s]);
@@ -1367,16 +1381,6 @@ int search_dataset_labels(const char *path, char ***names, int *count, char **em
     }
     free(manifest);
     list_free(&list);
-    for (int i = 0; i < set.count && !rc; i++) {
-        const char *why = class_name_problem(set.names[i]);
-        if (why)
-            rc = ev_fail(err, EV_ERR_FORMAT, "%s: the label '%s' cannot be a class name: it %s",
-                         path, set.names[i], why);
-    }
-    if (!rc && set.count < 2)
-        rc = ev_fail(err, EV_ERR_FORMAT,
-                     "%s: %d %s (%s); a classifier needs 2 or more (or give --classes)", path,
-                     set.count, what, set.count ? set.names[0] : "none");
     if (rc) {
         free_name_array(set.names, set.count);
         free(set.empty);

@@ -307,6 +307,11 @@ int cmd_train(int argc, char **argv)
             within = search_class_lookup(base, nbase, found[i]) >= 0;
         if (within) {
             search_class_names_free(found, nfound);
+        } else if (!empty && search_dataset_labels_check(o.data, found, nfound, &cerr)) {
+            fprintf(stderr, "echoview train: %s\n", cerr.message);
+            search_class_names_free(found, nfound);
+            ev_model_free(init);
+            return TOOL_FAILED;
         } else if (empty) {
             fprintf(stderr,
                     "echoview train: %s: class folder without PNG, JPEG, PGM, DICOM or video "

@@ -415,6 +415,20 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 1 and "%s/stray.jpg: a frame file outside any class folder" % bad
           in r.stderr, "a frame outside any class folder: refused, named (%s)" % r.stderr.strip())
 
+    one = os.path.join(tmp, "one-label.csv")
+    with open(one, "w", encoding="utf-8") as f:
+        f.write("path,label\n%s,Vue apicale\n%s,vue-apicale\n" % (stills[0][0], stills[1][0]))
+    r = run("train", "--data", one, "--out", mj + "2", *TRAIN)
+    check(r.returncode == 1 and "%s: 1 class label (Vue apicale); a classifier needs 2 or more"
+          % one in r.stderr, "a manifest of one label (two spellings): refused (%s)"
+          % r.stderr.strip())
+    with open(one, "a", encoding="utf-8") as f:
+        f.write('%s,"PLAX ""long"""\n' % stills[2][0])
+    r = run("train", "--data", one, "--out", mj + "2", *TRAIN)
+    check(r.returncode == 1 and "the label 'PLAX \"long\"' cannot be a class name: it has a comma "
+          "or a double quote" in r.stderr, "a label that cannot be a class name: refused (%s)"
+          % r.stderr.strip())
+
     # one manifest mixing the three: DICOM patients from the tags, the others from a column
     mixed = os.path.join(tmp, "mixed.csv")
     with open(mixed, "w", newline="", encoding="utf-8") as f:
