@@ -460,6 +460,24 @@ with tempfile.TemporaryDirectory() as tmp:
           "patients (%s)" % (sorted(kinds), j.get("clips"), j.get("bootstrap", {})
                              .get("patients"), r.stderr.strip()[-200:]))
 
+    import xml.etree.ElementTree as ET
+    svgs = {}
+    for name in ("confusion", "reliability"):
+        try:
+            svgs[name] = ET.parse(os.path.join(rep, name + ".svg")).getroot()
+        except (OSError, ET.ParseError) as e:
+            svgs[name] = None
+            print("%s.svg: %s" % (name, e))
+    texts = lambda root: ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    conf = texts(svgs["confusion"]) if svgs["confusion"] is not None else []
+    rel = texts(svgs["reliability"]) if svgs["reliability"] is not None else []
+    check(all(conf.count(c) == 2 for c in OWN) and "predicted" in conf and "true" in conf and
+          os.path.exists(os.path.join(rep, "confusion.png")),
+          "confusion.svg beside confusion.png: well-formed, every class name (accents and spaces "
+          "kept) on both axes, axes named")
+    check("confidence" in rel and "accuracy" in rel and "per bin" in rel,
+          "reliability.svg beside reliability.png: axes and legend named (%s)" % rel[:4])
+
     # fine-tune the shipped 96 px model onto the 5 classes at 32 px, a tenth of the rate for
     # its own tensors; classify a JPEG, run it in the element on an MP4 clip, adapt, export
     if shipped and os.path.isdir(shipped):
