@@ -537,9 +537,13 @@ with tempfile.TemporaryDirectory() as tmp:
                 "--threads", "2")
         check(r.returncode == 0 and json.loads(r.stdout).get("frames") == len(stills),
               "adapt the fine-tuned model on the unlabelled JPEG tree (%s)" % r.stderr.strip())
-        r = run("export", "--model", ma, "--format", "onnx", "--out", os.path.join(tmp, "h.onnx"))
-        check(r.returncode == 0 or "no ONNX export" in r.stderr,
-              "export the adapted hospital model (%s)" % r.stderr.strip())
+        h = os.path.join(tmp, "h.onnx")
+        r = run("export", "--model", ma, "--format", "onnx", "--softmax", "--out", h)
+        check((r.returncode == 0 and b"probabilities" in open(h, "rb").read() and
+               json.dumps(by_byte, ensure_ascii=False, separators=(",", ":")).encode()
+               in open(h, "rb").read()) or "no ONNX export" in r.stderr,
+              "export the adapted hospital model with its 5 classes and a probabilities output "
+              "(%s)" % r.stderr.strip())
     else:
         print("skip fine-tuning the shipped model: no echo-2cell-96 bundle given")
 
