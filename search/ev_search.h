@@ -130,6 +130,8 @@ typedef struct search_provenance {
     int freeze_epochs;         /* --freeze holds for these first epochs; 0: the whole run */
     float lr;                  /* --lr */
     float lr_backbone;         /* --lr-backbone: the tensors taken from init_from; 0: --lr */
+    bool auto_roi;             /* --auto-roi: the sector detected per frame (else the data's) */
+    int epochs;                /* --epochs: the run's limit (early stopping may end it sooner) */
     int frames[SEARCH_SPLIT_COUNT];
     int best_epoch;
     uint64_t seed;

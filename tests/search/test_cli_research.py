@@ -114,9 +114,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check("  command: \"echoview train --data " + own in t and "--classes 'Apical 2 chambre, "
           in t and "  data: \"%s\"" % own in t and "  source_commit: \"" in t
           and "  date: \"20" in t and sum(frames) == 3 * len(rows) and min(frames) > 0
+          and "  epochs: 1\n  roi: data\n" in t
           and "    source: drawn\n" in t,
-          "training records command line, data, commit, date, frames per split %s (of %d) and "
-          "the drawn split" % (frames, 3 * len(rows)))
+          "training records command line, data, commit, date, epochs, ROI mode, frames per split "
+          "%s (of %d) and the drawn split" % (frames, 3 * len(rows)))
 
     r = run("eval", "--model", m1, "--data", own, "--json", "--threads", "2")
     j = json.loads(r.stdout) if r.returncode == 0 else {}
