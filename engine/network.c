@@ -421,15 +421,34 @@ void ev_net_init_weights(ev_net *net, uint64_t seed)
     }
 }
 
+static void shape_text(const ev_param *p, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "[");
+    for (int d = 0; d < p->ndim && n > 0 && (size_t)n < size; d++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%d", d ? ", " : "", p->shape[d]);
+    if (n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "]");
+}
+
 int ev_net_copy_params(ev_net *dst, const ev_net *src, ev_error *err)
 {
     if (dst->num_params != src->num_params)
-        return ev_fail(err, EV_ERR_INVALID, "network: parameter lists differ");
+        return ev_fail(err, EV_ERR_INVALID,
+                       "network: %d parameter tensors in the source, %d in the destination",
+                       src->num_params, dst->num_params);
     for (int i = 0; i < src->num_params; i++) {
-        if (dst->params[i].numel != src->params[i].numel ||
-            strcmp(dst->params[i].name, src->params[i].name))
-            return ev_fail(err, EV_ERR_INVALID, "network: parameter %s differs",
-                           src->params[i].name);
+        if (strcmp(dst->params[i].name, src->params[i].name))
+            return ev_fail(err, EV_ERR_INVALID,
+                           "network: parameter %d is %s in the source, %s in the destination", i,
+                           src->params[i].name, dst->params[i].name);
+        if (dst->params[i].numel != src->params[i].numel) {
+            char a[64], b[64];
+            shape_text(&src->params[i], a, sizeof a);
+            shape_text(&dst->params[i], b, sizeof b);
+            return ev_fail(err, EV_ERR_INVALID,
+                           "network: parameter %s is %s in the source, %s in the destination",
+                           src->params[i].name, a, b);
+        }
         memcpy(dst->params[i].data, src->params[i].data, src->params[i].numel * sizeof(float));
     }
     return EV_OK;

@@ -586,6 +586,13 @@ static Onnx__StringStringEntryProto **model_metadata(exporter *x, const ev_model
 
 int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
 {
+    return ev_model_export_onnx_with(m, path, NULL, err);
+}
+
+int ev_model_export_onnx_with(const ev_model *m, const char *path, const ev_onnx_options *o,
+                              ev_error *err)
+{
+    const bool probabilities = o && o->probabilities;
     if (!m || !path)
         return ev_fail(err, EV_ERR_INVALID, "onnx: NULL argument");
     const ev_graph *g = &m->net->graph;
@@ -609,6 +616,15 @@ int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
     }
     if ((rc = export_graph(&x, scale, shift)))
         goto out;
+    if (probabilities) { /* softmax(logits / temperature) over the classes */
+        const float t = ev_model_temperature(m);
+        const int64_t one[1] = {1};
+        add_float_init(&x, "temperature", one, 1, &t, 1);
+        const char *div_in[2] = {"logits", "temperature"}, *sm_in[1] = {"scaled_logits"};
+        add_node(&x, "Div", div_in, 2, "scaled_logits", NULL);
+        Onnx__AttributeProto *attrs[] = {attr_int(&x, "axis", 1), NULL};
+        add_node(&x, "Softmax", sm_in, 1, "probabilities", attrs);
+    }
 
     Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
     graph.name = "echoview";
@@ -618,11 +634,13 @@ int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
     graph.n_initializer = x.num_inits;
     const ev_shape in = g->nodes[g->input].shape;
     Onnx__ValueInfoProto *inputs[1] = {value_info(&x, "input", in.c, in.h, in.w, 4)};
-    Onnx__ValueInfoProto *outputs[1] = {value_info(&x, "logits", m->num_classes, 0, 0, 2)};
+    Onnx__ValueInfoProto *outputs[2] = {
+        value_info(&x, "logits", m->num_classes, 0, 0, 2),
+        probabilities ? value_info(&x, "probabilities", m->num_classes, 0, 0, 2) : NULL};
     graph.input = inputs;
     graph.n_input = 1;
     graph.output = outputs;
-    graph.n_output = 1;
+    graph.n_output = probabilities ? 2 : 1;
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
     opset.domain = "";
     opset.version = ONNX_OPSET;
@@ -635,7 +653,8 @@ int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
     model.opset_import = opsets;
     model.n_opset_import = 1;
     model.metadata_props = model_metadata(&x, m, &model.n_metadata_props);
-    if (x.failed || !inputs[0] || !outputs[0] || !model.metadata_props) {
+    if (x.failed || !inputs[0] || !outputs[0] || (probabilities && !outputs[1]) ||
+        !model.metadata_props) {
         rc = ev_fail(err, EV_ERR_NOMEM, "onnx: out of memory");
         goto out;
     }

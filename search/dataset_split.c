@@ -99,6 +99,11 @@ int search_training_record_append_yaml(const char *model_yaml, const search_prov
         fputs("\n  source_commit: ", f);
         ev_yaml_write_quoted(f, p->source_commit ? p->source_commit : "unknown");
         fprintf(f, "\n  date: \"%s\"\n  best_epoch: %d\n", date, p->best_epoch);
+        if (p->epochs > 0)
+            fprintf(f, "  epochs: %d\n", p->epochs);
+        /* auto: the sector found in each frame; data: the manifest's ROI columns, a DICOM's
+         * ultrasound region, else the whole frame */
+        fprintf(f, "  roi: %s\n", p->auto_roi ? "auto" : "data");
         fprintf(f, "  frames: {train: %d, val: %d, test: %d}\n", p->frames[0], p->frames[1],
                 p->frames[2]);
         if (p->init_from) {

@@ -81,6 +81,17 @@ typedef struct search_dataset {
     uint64_t data_hash;   /* FNV-1a 64 of the listed files (relative path, label, split, patient) */
 } search_dataset;
 
+/* The class list a dataset names when none is given: the class folders' names (DIR/<class>/,
+ * or DIR/<split>/<class>/) or a manifest's labels, one per class by the loose label match (the
+ * first spelling met), sorted in byte order of their UTF-8 (as `LC_ALL=C ls` lists them). Errors
+ * name the path: a frame file outside any class folder, a manifest error. *empty_folder (when
+ * not NULL; free it): the first class folder without frame files, NULL when none: the caller
+ * refuses it, and checks the names (search_dataset_labels_check), when the list becomes the
+ * classes. */
+int search_dataset_labels(const char *path, char ***names, int *count, char **empty_folder,
+                          ev_error *err);
+/* Labels as a class list: each a valid class name (see --classes), 2 or more. */
+int search_dataset_labels_check(const char *path, char *const *names, int count, ev_error *err);
 /* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h][,clip];
  * paths relative to the manifest), a folder containing manifest.csv, or an image folder
  * (DIR/CLASS/FILE or DIR/{train,val,test}/CLASS/FILE). Files are PNG, JPEG, PGM/PPM or DICOM
@@ -119,6 +130,8 @@ typedef struct search_provenance {
     int freeze_epochs;         /* --freeze holds for these first epochs; 0: the whole run */
     float lr;                  /* --lr */
     float lr_backbone;         /* --lr-backbone: the tensors taken from init_from; 0: --lr */
+    bool auto_roi;             /* --auto-roi: the sector detected per frame (else the data's) */
+    int epochs;                /* --epochs: the run's limit (early stopping may end it sooner) */
     int frames[SEARCH_SPLIT_COUNT];
     int best_epoch;
     uint64_t seed;

@@ -1051,6 +1051,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                                       .freeze_epochs = o->freeze_epochs,
                                       .lr = o->lr,
                                       .lr_backbone = o->lr_backbone,
+                                      .auto_roi = o->auto_roi,
+                                      .epochs = o->epochs,
                                       .best_epoch = epoch + 1,
                                       .seed = o->seed};
             for (int i = 0; i < ds->count; i++)

@@ -30,7 +30,9 @@ static const char *usage =
     "             'other' for non-2D screens; the data then labels them 'other')\n"
     "             --classes A,B,C (a class list of one's own instead of the 14 views; names\n"
     "             of UTF-8 with spaces allowed, no commas or quotes; labels match loosely;\n"
-    "             `views`: the 14 views, the default unless --init-from's bundle has others)\n"
+    "             `views`: the 14 views). Without it: the class folder names or manifest\n"
+    "             labels in byte order, unless all are views (then the 14 views) or all are\n"
+    "             classes of --init-from's bundle (then its list)\n"
     "             --video-fps R (sample video files at R frames/s; default every frame)\n"
     "  run:       --threads T (all cores)  --seed S (1)  --resume  --force (overwrite a model)\n"
     "             --log FILE "
@@ -286,6 +288,54 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "echoview train: --freeze-epochs needs --freeze (the layers to thaw)\n");
         search_class_names_free(class_list, class_count);
         return TOOL_USAGE;
+    }
+    /* No --classes: the data's class folder names or manifest labels are the class list, unless
+     * they are all among the 14 views (or the --init-from bundle's classes), which then stay */
+    if (!classes && !o.other_class && o.data && !bench_steps) {
+        char **found = NULL, *empty = NULL;
+        int nfound = 0;
+        ev_error cerr = {0};
+        if (search_dataset_labels(o.data, &found, &nfound, &empty, &cerr)) {
+            fprintf(stderr, "echoview train: %s\n", cerr.message);
+            ev_model_free(init);
+            return TOOL_FAILED;
+        }
+        char *const *base = o.class_names ? o.class_names : (char *const *)ev_echo_views;
+        const int nbase = o.class_names ? o.num_classes : 14;
+        bool within = true;
+        for (int i = 0; i < nfound && within; i++)
+            within = search_class_lookup(base, nbase, found[i]) >= 0;
+        if (within) {
+            search_class_names_free(found, nfound);
+        } else if (!empty && search_dataset_labels_check(o.data, found, nfound, &cerr)) {
+            fprintf(stderr, "echoview train: %s\n", cerr.message);
+            search_class_names_free(found, nfound);
+            ev_model_free(init);
+            return TOOL_FAILED;
+        } else if (empty) {
+            fprintf(stderr,
+                    "echoview train: %s: class folder without PNG, JPEG, PGM, DICOM or video "
+                    "files; its class would have no frames (add frames, remove it, or give "
+                    "--classes)\n",
+                    empty);
+            search_class_names_free(found, nfound);
+            free(empty);
+            ev_model_free(init);
+            return TOOL_FAILED;
+        } else {
+            class_list = found;
+            class_count = nfound;
+            o.class_names = found;
+            o.num_classes = nfound;
+            if (!o.quiet) {
+                fprintf(stderr, "classes from %s, in byte order (--classes for another): ",
+                        o.data);
+                for (int i = 0; i < nfound; i++)
+                    fprintf(stderr, "%s%s", i ? ", " : "", found[i]);
+                fputc('\n', stderr);
+            }
+        }
+        free(empty);
     }
     /* Our 96 px search's cell beat DARTS_V2 and a random cell at 96 px on equal budgets
      * (docs/ACCURACY.md); DARTS_V2's 2-cell receptive field is 33 px, a third of a 96 px frame. */

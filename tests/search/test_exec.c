@@ -8,6 +8,7 @@
 #include "golden_util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void check_fixture(const char *root, const char *name, int threads)
 {
@@ -83,6 +84,20 @@ static void check_vs_reference(void)
     ev_net_init_weights(ref, 5);
     ev_net_copy_params(a, ref, &err);
     ev_net_copy_params(b, ref, &err);
+    { /* another width: the error names the tensor and both shapes */
+        ev_net_config wide = cfg;
+        wide.init_channels = 6;
+        ev_net *w = NULL;
+        ev_error e2 = {0};
+        if (ev_net_create(&wide, batch, true, &w, &e2) == 0) {
+            int crc = ev_net_copy_params(w, ref, &e2);
+            CHECK(crc == EV_ERR_INVALID && strstr(e2.message, "is [") &&
+                      strstr(e2.message, "in the source, [") && strstr(e2.message, "destination"),
+                  "copying into a wider network names the tensor and both shapes: %s",
+                  e2.message);
+            ev_net_free(w);
+        }
+    }
     search_exec_create(a, 1, &ea, &err);
     search_exec_create(b, 3, &eb, &err);
     float *x = malloc(sizeof(float) * batch * 40 * 40);
