@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *usage =
     "usage: echoview inspect --model DIR|model.yaml [--json]\n"
@@ -25,12 +24,8 @@ static const char *usage =
 static char *training_record(const char *model_path)
 {
     char path[4096];
-    struct stat st;
-    if (stat(model_path, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(path, sizeof path, "%s/model.yaml", model_path);
-    else
-        snprintf(path, sizeof path, "%s", model_path);
-    FILE *f = fopen(path, "r");
+    ev_error err = {0};
+    FILE *f = ev_bundle_path(model_path, NULL, path, sizeof path, &err) ? NULL : fopen(path, "r");
     if (!f)
         return NULL;
     char *text = NULL;
