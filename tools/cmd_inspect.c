@@ -77,12 +77,10 @@ int cmd_inspect(int argc, char **argv)
                                 .options = options,
                                 .count = TOOL_COUNT(options),
                                 .required = TOOL_REQUIRED("--model")};
-    int status = tool_parse_args(&parser, argc, argv);
-    if (status != TOOL_CONTINUE)
-        return status;
-    ev_model *m = tool_load_model("inspect", model_path);
+    int status;
+    ev_model *m = tool_parse_model_args(&parser, argc, argv, &status);
     if (!m)
-        return TOOL_FAILED;
+        return status;
     const ev_net *net = ev_model_network(m);
     const ev_net_config *cfg = &net->cfg;
     const ev_graph *g = &net->graph;
