@@ -25,8 +25,9 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'daemon'))
-from evdtest import (SKIP, Daemon, RtpRawSender, base_config, drop_instance,  # noqa: E402
-                     free_port, run_main, wait_until)
+from evdtest import base_config  # noqa: E402
+from evdtest import (SKIP, Daemon, RtpRawSender, drop_instance, free_port, run_main,  # noqa: E402
+                     wait_until)
 
 ECHOVIEW = None
 SHARDS = 3
