@@ -11,6 +11,7 @@
  *   files of the training data, named with other patient IDs); anything in between is
  *   refused, naming a training patient: it cannot be split without scoring training frames.
  */
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "ev_yaml.h"
 
@@ -155,16 +156,13 @@ int search_split_record_load(const char *model_path, search_split_record *out, b
     memset(out, 0, sizeof *out);
     *found = false;
     char path[4096];
-    size_t n = strlen(model_path);
-    if (n >= 5 && !strcmp(model_path + n - 5, ".yaml"))
-        snprintf(path, sizeof path, "%s", model_path);
-    else
-        snprintf(path, sizeof path, "%s/model.yaml", model_path);
+    int rc = ev_bundle_path(model_path, NULL, path, sizeof path, err);
+    if (rc)
+        return rc;
     ev_yaml_doc *doc = NULL;
     ev_yaml_error ye = {0};
     if (ev_yaml_load_file(path, &doc, &ye) != EV_YAML_OK)
         return ev_fail(err, EV_ERR_FORMAT, "%s", ye.message);
-    int rc = EV_OK;
     const ev_yaml_node *root = ev_yaml_root(doc), *training, *split, *n2;
     if (!ev_yaml_walk_mapping(doc, root, "model.yaml", NULL, NULL, NULL)) {
         rc = yaml_error(doc, err);

@@ -42,12 +42,10 @@ int cmd_bench(int argc, char **argv)
                                 .options = options,
                                 .count = TOOL_COUNT(options),
                                 .required = TOOL_REQUIRED("--model")};
-    int status = tool_parse_args(&parser, argc, argv);
-    if (status != TOOL_CONTINUE)
-        return status;
-    ev_model *m = tool_load_model("bench", model_path);
+    int status;
+    ev_model *m = tool_parse_model_args(&parser, argc, argv, &status);
     if (!m)
-        return TOOL_FAILED;
+        return status;
     ev_error err = {0};
     ev_plan *plan = NULL;
     int rc = TOOL_FAILED;

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *usage =
     "usage: echoview inspect --model DIR|model.yaml [--json]\n"
@@ -25,12 +24,8 @@ static const char *usage =
 static char *training_record(const char *model_path)
 {
     char path[4096];
-    struct stat st;
-    if (stat(model_path, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(path, sizeof path, "%s/model.yaml", model_path);
-    else
-        snprintf(path, sizeof path, "%s", model_path);
-    FILE *f = fopen(path, "r");
+    ev_error err = {0};
+    FILE *f = ev_bundle_path(model_path, NULL, path, sizeof path, &err) ? NULL : fopen(path, "r");
     if (!f)
         return NULL;
     char *text = NULL;
@@ -82,12 +77,10 @@ int cmd_inspect(int argc, char **argv)
                                 .options = options,
                                 .count = TOOL_COUNT(options),
                                 .required = TOOL_REQUIRED("--model")};
-    int status = tool_parse_args(&parser, argc, argv);
-    if (status != TOOL_CONTINUE)
-        return status;
-    ev_model *m = tool_load_model("inspect", model_path);
+    int status;
+    ev_model *m = tool_parse_model_args(&parser, argc, argv, &status);
     if (!m)
-        return TOOL_FAILED;
+        return status;
     const ev_net *net = ev_model_network(m);
     const ev_net_config *cfg = &net->cfg;
     const ev_graph *g = &net->graph;

@@ -273,6 +273,20 @@ ev_model *tool_load_model(const char *cmd, const char *path)
     return m;
 }
 
+ev_model *tool_parse_model_args(const tool_parser *p, int argc, char **argv, int *status)
+{
+    *status = tool_parse_args(p, argc, argv);
+    if (*status != TOOL_CONTINUE)
+        return NULL;
+    const char *path = NULL;
+    for (int k = 0; k < p->count; k++)
+        if (!strcmp(p->options[k].name, "--model") && p->options[k].kind == TOOL_OPT_STRING)
+            path = *(const char **)p->options[k].target;
+    ev_model *m = tool_load_model(p->cmd, path); /* NULL path: "no model path given" */
+    *status = m ? TOOL_CONTINUE : TOOL_FAILED;
+    return m;
+}
+
 void tool_print_json(json_t *value, bool pretty)
 {
     char *s = json_dumps(value, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER |

@@ -139,6 +139,10 @@ int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char
 /* Loads the model at path (a bundle folder or its model.yaml; a command makes --model required
  * in its parser) or prints "echoview CMD: <message>" and returns NULL. */
 ev_model *tool_load_model(const char *cmd, const char *path);
+/* A command whose work starts from its model: tool_parse_args, then the model the parser's
+ * --model row (a required string option) names, loaded. Returns the model, or NULL with
+ * *status the exit status (TOOL_OK after --help, TOOL_USAGE, TOOL_FAILED: it did not load). */
+ev_model *tool_parse_model_args(const tool_parser *p, int argc, char **argv, int *status);
 /* "PROGRAM ARGV[0] ARGV[1] ...", each argument that is not plain (letters, digits, _-./:=,+@%)
  * in single quotes as a POSIX shell reads them back: what model.yaml records. Caller frees. */
 char *tool_command_line(const char *program, int argc, char **argv);

@@ -17,25 +17,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, drop_instance,  # noqa: E402
-                     free_port, run_main, wait_until)
+from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, base_config,  # noqa: E402
+                     drop_instance, free_port, run_main, wait_until)
 
-BASE = """\
-http:
-  port: @HTTP_PORT@
-  connection-timeout: 2
-  request-size-limit: 8192
-supervision:
-  stall-timeout: 1
-  restart-delay: 0.2
-  restart-delay-max: 1
-classifier:
-  model-file: @MODEL@
-  backend: cpu
-  roi: full
-  smoothing: 1
-  hysteresis: 2
-"""
+BASE = base_config(http='  connection-timeout: 2\n  request-size-limit: 8192\n')
 
 
 def rtp_stream(sid, port, width=64, height=48):

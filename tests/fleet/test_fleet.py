@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'daemon'))
+from evdtest import base_config  # noqa: E402
 from evdtest import (SKIP, Daemon, RtpRawSender, drop_instance, free_port, run_main,  # noqa: E402
                      wait_until)
 from mqtttest import Broker, Events, Subscriber, have_mosquitto, metric_value  # noqa: E402
@@ -36,21 +37,7 @@ SHARDS = 3
 FPS = 10
 STREAMS = ['cart-%d' % i for i in range(1, 7)]
 
-BASE = """\
-http:
-  address: 127.0.0.1
-  port: @HTTP_PORT@
-supervision:
-  stall-timeout: 2
-  restart-delay: 0.2
-  restart-delay-max: 1
-classifier:
-  model-file: @MODEL@
-  backend: cpu
-  roi: full
-  smoothing: 1
-  hysteresis: 2
-"""
+BASE = base_config(http='  address: 127.0.0.1\n', stall_timeout=2)
 
 
 def stream_ports():
