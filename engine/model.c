@@ -68,7 +68,10 @@ static int parse_network(ev_yaml_doc *doc, const ev_yaml_node *net, const char *
         if (!arch)
             return ev_fail_yaml_doc(err, doc);
         if (!ev_arch_from_name(arch, &cfg->arch)) {
-            ev_yaml_fail(doc, n, "network: arch '%s' is not darts, resnet18 or densenet201", arch);
+            ev_yaml_fail(doc, n,
+                         "network: arch '%s' is not darts, resnet18, densenet201, vgg16 or "
+                         "vgg16_bn",
+                         arch);
             return ev_fail_yaml_doc(err, doc);
         }
     }

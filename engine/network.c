@@ -457,8 +457,8 @@ int ev_net_copy_params(ev_net *dst, const ev_net *src, ev_error *err)
 /* ---- reference execution -------------------------------------------------------------------- */
 
 static const char *const op_names[EV_NUM_OPS] = {
-    "input", "conv2d", "batchnorm", "relu", "maxpool", "avgpool",   "zero",
-    "add",   "concat", "crop",      "gap",  "linear",  "drop_path",
+    "input",  "conv2d", "batchnorm", "relu",   "maxpool",   "avgpool",          "zero",    "add",
+    "concat", "crop",   "gap",       "linear", "drop_path", "adaptive_avgpool", "dropout",
 };
 
 const char *ev_op_name(ev_op op) { return (unsigned)op < EV_NUM_OPS ? op_names[op] : "?"; }
@@ -480,6 +480,8 @@ int ev_net_alloc_activations(ev_net *net, ev_error *err)
             extra = 2 * (size_t)n->shape.c;
         else if (n->op == EV_OP_DROP_PATH)
             extra = (size_t)n->shape.n;
+        else if (n->op == EV_OP_DROPOUT)
+            extra = numel;
         size_t need = ((numel + 15) & ~(size_t)15) * 4 + ((extra + 15) & ~(size_t)15) * 4 + 128;
         if (!ev_add_size(act, need, &act))
             return ev_fail(err, EV_ERR_NOMEM, "network: activations overflow");
@@ -494,6 +496,8 @@ int ev_net_alloc_activations(ev_net *net, ev_error *err)
             n->saved = ev_arena_alloc(&net->activations, 2 * (size_t)n->shape.c * sizeof(float));
         else if (n->op == EV_OP_DROP_PATH)
             n->saved = ev_arena_alloc(&net->activations, (size_t)n->shape.n * sizeof(float));
+        else if (n->op == EV_OP_DROPOUT)
+            n->saved = ev_arena_alloc(&net->activations, ev_shape_numel(n->shape) * sizeof(float));
     }
     return EV_OK;
 }
@@ -519,6 +523,8 @@ int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err
             ev_conv_desc d = conv_desc(n);
             ev_ref_conv2d_forward(x->out, x->shape, n->params[0]->data, n->shape.c, &d, n->out,
                                   n->shape);
+            if (n->params[1])
+                ev_ref_bias_forward(n->out, n->shape, n->params[1]->data);
             break;
         }
         case EV_OP_BATCHNORM:
@@ -579,6 +585,20 @@ int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err
                               : ev_rng_uniform(&g->rng_state) < 1.0f - prob ? 1.0f / (1.0f - prob)
                                                                             : 0.0f;
             ev_ref_drop_path_forward(x->out, n->shape, n->saved, n->out);
+            break;
+        }
+        case EV_OP_ADAPTIVE_AVGPOOL:
+            ev_ref_adaptive_avgpool_forward(x->out, x->shape, n->out, n->shape);
+            break;
+        case EV_OP_DROPOUT: {
+            /* the mask is kept whole (1 in eval), so backward reads it either way */
+            float prob = training ? n->drop_prob : 0.0f;
+            for (size_t j = 0; j < numel; j++) {
+                n->saved[j] = prob <= 0.0f                                  ? 1.0f
+                              : ev_rng_uniform(&g->rng_state) < 1.0f - prob ? 1.0f / (1.0f - prob)
+                                                                            : 0.0f;
+                n->out[j] = x->out[j] * n->saved[j];
+            }
             break;
         }
         default:
@@ -656,6 +676,8 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
             ev_conv_desc d = conv_desc(n);
             ev_ref_conv2d_backward(x->out, x->shape, n->params[0]->data, n->shape.c, &d, n->grad,
                                    n->shape, dx, n->params[0]->grad);
+            if (n->params[1])
+                ev_ref_bias_backward(n->grad, n->shape, n->params[1]->grad);
             break;
         }
         case EV_OP_BATCHNORM:
@@ -714,6 +736,15 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
         case EV_OP_DROP_PATH:
             if (dx)
                 ev_ref_drop_path_backward(n->shape, n->saved, n->grad, dx);
+            break;
+        case EV_OP_ADAPTIVE_AVGPOOL:
+            if (dx)
+                ev_ref_adaptive_avgpool_backward(x->shape, n->grad, n->shape, dx);
+            break;
+        case EV_OP_DROPOUT:
+            if (dx)
+                for (size_t j = 0; j < numel; j++)
+                    dx[j] += n->grad[j] * n->saved[j];
             break;
         default:
             return ev_fail(err, EV_ERR_INVALID, "network: node %d (%s): no backward", i, n->tag);

@@ -286,6 +286,7 @@ typedef struct search_train_options {
     const char *data;    /* dataset path (search_dataset_load) */
     const char *out_dir; /* model bundle + checkpoint */
     const char *name;    /* bundle name (default: basename of out_dir) */
+    ev_arch arch; /* EV_ARCH_DARTS (0), or a baseline: then genotype, layout and channels unused */
     ev_genotype genotype;
     char genotype_name[64];
     int num_cells;

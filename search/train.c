@@ -140,6 +140,19 @@ typedef struct train_state {
     uint64_t rng_state;
 } train_state;
 
+/* The network part of a run's configuration: the DARTS genotype, layout and initial channels,
+ * or a baseline architecture (ResNet18, DenseNet201) that has none of them. */
+static void train_net_config(const search_train_options *o, ev_net_config *cfg)
+{
+    cfg->arch = o->arch;
+    if (o->arch != EV_ARCH_DARTS)
+        return;
+    cfg->genotype = o->genotype;
+    cfg->init_channels = o->init_channels;
+    cfg->num_cells = o->num_cells;
+    memcpy(cfg->reduction, o->reduction, sizeof cfg->reduction);
+}
+
 static char *config_fingerprint(const search_train_options *o, const ev_net *net)
 {
     char *g = ev_genotype_to_string(&net->cfg.genotype);
@@ -151,6 +164,8 @@ static char *config_fingerprint(const search_train_options *o, const ev_net *net
         if (o->normalize != EV_NORMALIZE_NONE || o->augment_recipe) /* old fingerprints stay */
             n += snprintf(out + n, 8192 - n, "norm%d|aug%s|", (int)o->normalize,
                           o->augment_recipe ? o->augment_recipe : "basic");
+        if (net->cfg.arch != EV_ARCH_DARTS)
+            n += snprintf(out + n, 8192 - n, "arch%s|", ev_arch_name(net->cfg.arch));
         for (int i = 0; i < net->cfg.num_cells && n < 8000; i++)
             n += snprintf(out + n, 8192 - n, "%c", net->cfg.reduction[i] ? 'R' : 'N');
     }
@@ -646,6 +661,9 @@ static int copy_init_params(ev_net *net, const ev_model *init, char *const *clas
 {
     const ev_net *src = ev_model_network(init);
     const ev_net_config *a = &src->cfg, *b = &net->cfg;
+    if (a->arch != b->arch)
+        return ev_fail(err, EV_ERR_INVALID, "its network is %s, this run's is %s",
+                       ev_arch_name(a->arch), ev_arch_name(b->arch));
     if (a->num_cells != b->num_cells || a->init_channels != b->init_channels ||
         a->in_channels != b->in_channels ||
         memcmp(a->reduction, b->reduction, sizeof a->reduction) ||
@@ -800,10 +818,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 search_sampler_classes_present(sampler), k);
 
     ev_net_config cfg = {0};
-    cfg.genotype = o->genotype;
-    cfg.init_channels = o->init_channels;
-    cfg.num_cells = o->num_cells;
-    memcpy(cfg.reduction, o->reduction, sizeof cfg.reduction);
+    train_net_config(o, &cfg);
     cfg.in_channels = ds->channels;
     cfg.num_classes = k;
     cfg.input_height = cfg.input_width = o->size;
@@ -1150,10 +1165,7 @@ int search_train_benchmark(const search_train_options *o, int warmup, int steps,
                            double *seconds_per_step, double *frames_per_second, ev_error *err)
 {
     ev_net_config cfg = {0};
-    cfg.genotype = o->genotype;
-    cfg.init_channels = o->init_channels;
-    cfg.num_cells = o->num_cells;
-    memcpy(cfg.reduction, o->reduction, sizeof cfg.reduction);
+    train_net_config(o, &cfg);
     cfg.in_channels = 1;
     cfg.num_classes = o->num_classes > 0 ? o->num_classes : 14;
     cfg.input_height = cfg.input_width = o->size;

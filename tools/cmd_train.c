@@ -16,6 +16,8 @@ static const char *usage =
     "  network:   --genotype NAME|FILE (SEARCH96 at 64 px and up, DARTS_V2 below)\n"
     "             --layout normal,reduce,normal,reduce | --layers N\n"
     "             --init-channels C (16)  --size PX (96)\n"
+    "             --arch resnet18|densenet201 (a baseline at torchvision's definition instead\n"
+    "             of a DARTS network; no genotype, layout or initial channels)\n"
     "  schedule:  --epochs N (800, at most 800)  --batch N (64)  --patience N (20; 0 = off)\n"
     "             --optimizer adam|sgd (adam)  --lr X (adam 1e-4, sgd 0.025)  --weight-decay X "
     "(0;\n"
@@ -154,6 +156,7 @@ int cmd_train(int argc, char **argv)
     o.size = o.init_channels = o.num_cells = 0;
     memset(o.reduction, 0, sizeof o.reduction);
     const char *genotype = NULL; /* default chosen by input size below */
+    const char *arch = NULL;
     bool lr_set = false, wd_set = false, clip_set = false, force = false;
     const char *optimizer = "adam", *normalize = NULL, *classes = NULL;
     bool layout_seen = false, channels_seen = false, size_seen = false;
@@ -172,6 +175,7 @@ int cmd_train(int argc, char **argv)
         TOOL_STRING("--name", &o.name),
         TOOL_STRING("--init-from", &o.init_from),
         TOOL_STRING("--genotype", &genotype),
+        TOOL_STRING("--arch", &arch),
         TOOL_STRING("--log", &o.log_path),
         TOOL_STRING("--patient-regex", &o.patient_regex),
         TOOL_INT("--frames-per-clip", &o.frames_per_clip, 1, 100000),
@@ -239,6 +243,35 @@ int cmd_train(int argc, char **argv)
     int rc = tool_parse_args(&parser, argc, argv);
     if (rc != TOOL_CONTINUE)
         return rc;
+    if (arch && (!ev_arch_from_name(arch, &o.arch))) {
+        fprintf(stderr,
+                "echoview train: --arch '%s' is not darts, resnet18, densenet201, vgg16 or "
+                "vgg16_bn\n",
+                arch);
+        return TOOL_USAGE;
+    }
+    if (o.arch == EV_ARCH_VGG16 || o.arch == EV_ARCH_VGG16_BN) {
+        fprintf(stderr,
+                "echoview train: --arch %s cannot be trained yet: the training executor has no "
+                "kernels for VGG's convolution biases, adaptive pool and dropout\n",
+                arch);
+        return TOOL_USAGE;
+    }
+    if (o.arch != EV_ARCH_DARTS) {
+        const char *darts_only = genotype        ? "--genotype"
+                                 : layout_seen   ? "--layout/--layers"
+                                 : channels_seen ? "--init-channels"
+                                 : o.init_from   ? "--init-from"
+                                                 : NULL;
+        if (darts_only) {
+            fprintf(stderr,
+                    "echoview train: %s is not for --arch %s (a baseline has no genotype, "
+                    "cells or initial channels; fine-tuning one is not supported yet)\n",
+                    darts_only, arch);
+            return TOOL_USAGE;
+        }
+        snprintf(o.genotype_name, sizeof o.genotype_name, "%s", arch);
+    }
     if (!strcmp(optimizer, "sgd"))
         o.optimizer = SEARCH_OPT_SGD;
     if (normalize && !strcmp(normalize, "sector"))
@@ -347,11 +380,11 @@ int cmd_train(int argc, char **argv)
         o.num_cells = 4;
         o.reduction[1] = o.reduction[3] = true;
     }
-    if (!genotype && !init)
+    if (!genotype && !init && o.arch == EV_ARCH_DARTS)
         genotype = o.size >= 64 ? "SEARCH96" : "DARTS_V2";
     if (bench_steps) { /* training throughput on random frames, no data needed */
-        if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name,
-                               sizeof o.genotype_name))
+        if (genotype && tool_load_genotype("train", genotype, &o.genotype, o.genotype_name,
+                                           sizeof o.genotype_name))
             return TOOL_USAGE;
         ev_error err = {0};
         double sps, fps;

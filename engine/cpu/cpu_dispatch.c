@@ -172,8 +172,8 @@ void ev_cpu_conv_pack(ev_cpu_conv *cv, const float *w, int cin, int cout, int k,
             for (int r = 0; r < kc; r++) {
                 /* row t of K is tap (ky, kx), input channel ci: t = (ky * k + kx) * cin + ci */
                 const int t = t0 + r, tap = t / cin, ci = t % cin;
-                const float v = w[((size_t)co * (size_t)cin + (size_t)ci) * (size_t)(k * k) +
-                                  (size_t)tap];
+                const float v =
+                    w[((size_t)co * (size_t)cin + (size_t)ci) * (size_t)(k * k) + (size_t)tap];
                 panel[(size_t)r * (size_t)vl + (size_t)(co % vl)] = (float)((double)v * s);
             }
             if (j == 0)

@@ -534,7 +534,8 @@ KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, 
                 for (int b = 0; b < DW_NB; b++)
                     r[b] = AVG ? V_ZERO() : V_MIN_INF();
                 for (int ky = ky0; ky < ky1; ky++)
-                    KFN(pool_block_row)(px + (ptrdiff_t)ky * x->w * ld + c, ld, r, AVG, KC, S, RELU);
+                    KFN(pool_block_row)
+                    (px + (ptrdiff_t)ky * x->w * ld + c, ld, r, AVG, KC, S, RELU);
                 const int left = x->c - c;
 #pragma GCC unroll 8
                 for (int b = 0; b < DW_NB; b++)
@@ -575,24 +576,24 @@ KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, 
     } while (0)
 
 /* RELU: the input is rectified as it is loaded (a pool of a ReLU's output) */
-#define POOL_KS(RELU)                                                                        \
-    do {                                                                                     \
-        if (k == 3 && stride == 1) {                                                         \
-            if (avg)                                                                         \
-                POOL_ONE(1, 3, 1, RELU);                                                     \
-            else                                                                             \
-                POOL_ONE(0, 3, 1, RELU);                                                     \
-        } else if (k == 3 && stride == 2) {                                                  \
-            if (avg)                                                                         \
-                POOL_ONE(1, 3, 2, RELU);                                                     \
-            else                                                                             \
-                POOL_ONE(0, 3, 2, RELU);                                                     \
-        } else {                                                                             \
-            if (avg)                                                                         \
+#define POOL_KS(RELU)                                                                           \
+    do {                                                                                        \
+        if (k == 3 && stride == 1) {                                                            \
+            if (avg)                                                                            \
+                POOL_ONE(1, 3, 1, RELU);                                                        \
+            else                                                                                \
+                POOL_ONE(0, 3, 1, RELU);                                                        \
+        } else if (k == 3 && stride == 2) {                                                     \
+            if (avg)                                                                            \
+                POOL_ONE(1, 3, 2, RELU);                                                        \
+            else                                                                                \
+                POOL_ONE(0, 3, 2, RELU);                                                        \
+        } else {                                                                                \
+            if (avg)                                                                            \
                 KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 1, 0, 0, 0, RELU); \
-            else                                                                             \
+            else                                                                                \
                 KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 0, 0, 0, 0, RELU); \
-        }                                                                                    \
+        }                                                                                       \
     } while (0)
 
 static KTARGET void KFN(pool_row)(const ev_cpu_image *x, int avg, int relu, int k, int stride,
@@ -771,8 +772,8 @@ static KTARGET void KFN(affine)(const float *x, ptrdiff_t xs, int npix, int c, c
         const float *xp = x + (ptrdiff_t)p * xs;
         float *yp = y + (ptrdiff_t)p * ys;
         for (int j = 0; j < c; j += VL)
-            KFN(store_part)(yp + j, V_FMA(V_LOAD(xp + j), V_LOAD(scale + j), V_LOAD(shift + j)),
-                            c - j);
+            KFN(store_part)
+            (yp + j, V_FMA(V_LOAD(xp + j), V_LOAD(scale + j), V_LOAD(shift + j)), c - j);
     }
 }
 

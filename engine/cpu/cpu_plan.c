@@ -64,9 +64,9 @@ typedef struct step {
     ev_cpu_dw dw;
     ev_cpu_stem stem;
     ev_cpu_conv conv;
-    int conv_tile;                   /* output pixels per im2col tile */
+    int conv_tile;                  /* output pixels per im2col tile */
     const float *scale_f, *shift_f; /* affine, in packed */
-    float *packed;                   /* owned weights */
+    float *packed;                  /* owned weights */
     const float *lin_w, *lin_b;
     int classes;
     float *in_base, *out_base; /* resolved at setup */
@@ -524,14 +524,14 @@ static int compile_graph(compiler *cc)
                 /* computed by what follows it (a BN, the pointwise half of a separable block,
                  * FactorizedReduce's concat), else on its own */
                 const ev_node *cn = &g->nodes[cc->consumer[i]];
-                const int fused =
-                    cc->uses[i] == 1 && reads_plain(g, cn, i) &&
-                    (cn->op == EV_OP_BATCHNORM ||
-                     (cn->op == EV_OP_CONV2D && n->groups > 1 && cn->kernel == 1) ||
-                     (cn->op == EV_OP_CONCAT && is_conv_only_concat(g, cn)));
-                r = fused                                                   ? ROLE_PENDING
-                    : cc->uses[i] == 1 && cn->op == EV_OP_ADD && reads_plain(g, cn, i) ? ROLE_INTO
-                                                                            : ROLE_STORED;
+                const int fused = cc->uses[i] == 1 && reads_plain(g, cn, i) &&
+                                  (cn->op == EV_OP_BATCHNORM ||
+                                   (cn->op == EV_OP_CONV2D && n->groups > 1 && cn->kernel == 1) ||
+                                   (cn->op == EV_OP_CONCAT && is_conv_only_concat(g, cn)));
+                r = fused ? ROLE_PENDING
+                    : cc->uses[i] == 1 && cn->op == EV_OP_ADD && reads_plain(g, cn, i)
+                        ? ROLE_INTO
+                        : ROLE_STORED;
                 break;
             }
             case EV_OP_CONCAT:
@@ -911,7 +911,7 @@ static void step_job(void *arg, int chunk, int chunks, int thread)
 #include <stdio.h>
 #include <time.h>
 static double profile_ms[STEP_AFFINE + 1], profile_flops[STEP_AFFINE + 1];
-static const char *const profile_names[] = {"stem", "pointwise", "separable", "pool", "copy",
+static const char *const profile_names[] = {"stem", "pointwise", "separable", "pool",  "copy",
                                             "zero", "head",      "conv",      "affine"};
 static void profile_print(void)
 {

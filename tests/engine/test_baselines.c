@@ -84,6 +84,10 @@ static void check_counts(void)
         {EV_ARCH_RESNET18, 3, 14, 11183694},
         {EV_ARCH_DENSENET201, 1, 14, 18113550},
         {EV_ARCH_DENSENET201, 3, 14, 18119822},
+        /* the paper's 134,316 k; BN adds 2 x 4,224 channels */
+        {EV_ARCH_VGG16, 1, 14, 134316750},
+        {EV_ARCH_VGG16, 3, 14, 134317902},
+        {EV_ARCH_VGG16_BN, 1, 14, 134325198},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         ev_net_config cfg = config(want[i].arch, want[i].channels, want[i].classes, 64);
@@ -104,6 +108,9 @@ static void check_config_errors(void)
     ev_net_config cfg = config(EV_ARCH_DENSENET201, 1, 14, 16);
     CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "use at least 32x32",
               "densenet201 at 16 px is refused");
+    cfg = config(EV_ARCH_VGG16_BN, 1, 14, 31);
+    CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "need at least 32x32",
+              "vgg16_bn at 31 px is refused");
     cfg = config(EV_ARCH_RESNET18, 0, 14, 32);
     CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "0 input channels",
               "resnet18 with 0 input channels is refused");
@@ -158,6 +165,11 @@ static void check_step(const char *arch, const char *io_path, const ev_safetenso
     int rc = ev_net_create(&src->cfg, TRAIN_BATCH, true, &net, &err);
     if (!rc)
         rc = ev_net_copy_params(net, src, &err);
+    /* VGG's dropout off, as in the fixture's step (a random mask cannot be matched); it is
+     * checked on its own in check_dropout */
+    for (int i = 0; !rc && i < net->graph.num_nodes; i++)
+        if (net->graph.nodes[i].op == EV_OP_DROPOUT)
+            net->graph.nodes[i].drop_prob = 0.0f;
     const float *x = golden_tensor(io, "train_input", NULL);
     const float *lf = golden_tensor(io, "train_labels", NULL);
     int32_t labels[TRAIN_BATCH] = {0};
@@ -210,6 +222,11 @@ static void check_fixture(const char *root, ev_arch arch)
         fill_param(&net->params[i]);
     check_names(name, path, net);
     check_step(name, path, &io, net);
+    /* VGG (134 M parameters): no bundle round trip (a 537 MB file; the arch key round-trips
+     * with the others), and AUTO runs it on the reference backend (the cpu backend does not
+     * compile its adaptive pool and classifier) */
+    const bool vgg = arch == EV_ARCH_VGG16 || arch == EV_ARCH_VGG16_BN;
+    const ev_backend_kind auto_kind = vgg ? EV_BACKEND_REFERENCE : EV_BACKEND_CPU;
 
     /* eval logits through a model and a plan: the reference backend, then the cpu backend
      * (AUTO picks it for a baseline) at 1 and 2 threads */
@@ -236,10 +253,28 @@ static void check_fixture(const char *root, ev_arch arch)
         if (!crc)
             crc = ev_plan_run(cpu, input, cg, &err);
         double ce = crc ? INFINITY : rel_error(cg, want, BATCH * CLASSES);
-        CHECK(crc == 0 && ce <= 1e-4 && ev_plan_backend(cpu) == EV_BACKEND_CPU,
-              "%s: cpu backend (AUTO), %d thread(s), eval logits rel error %.2e <= 1e-4 (%s)", name,
-              threads, ce, crc ? err.message : "ok");
+        CHECK(crc == 0 && ce <= 1e-4 && ev_plan_backend(cpu) == auto_kind,
+              "%s: %s backend (AUTO), %d thread(s), eval logits rel error %.2e <= 1e-4 (%s)", name,
+              ev_backend_name(auto_kind), threads, ce, crc ? err.message : "ok");
         ev_plan_free(cpu);
+        if (vgg)
+            break;
+    }
+    if (vgg) {
+#ifdef EV_HAVE_ONNX_EXPORT
+        snprintf(path, sizeof path, "%s/%s.onnx", tmpdir, name);
+        rc = ev_model_export_onnx(model, path, &err);
+        FILE *f = rc ? NULL : fopen(path, "rb");
+        long size = 0;
+        if (f && fseek(f, 0, SEEK_END) == 0)
+            size = ftell(f);
+        if (f)
+            fclose(f);
+        CHECK(rc == 0 && size > 3 * ev_model_num_params(model), "%s: ONNX export, %ld bytes (%s)",
+              name, size, rc ? err.message : "ok");
+        unlink(path);
+#endif
+        goto out;
     }
 
     /* bundle round trip: model.yaml says `arch:`, the weights go by torchvision's names */
@@ -282,6 +317,68 @@ out:
     ev_model_free(loaded);
     ev_net_free(net);
     ev_safetensors_free(&io);
+}
+
+/* Dropout (VGG's classifier, training only): in training about half the features are zeroed and
+ * the rest doubled, the gradient follows the same mask; in eval it is the identity. */
+static void check_dropout(void)
+{
+    ev_net_config cfg = config(EV_ARCH_VGG16, 1, CLASSES, 32);
+    ev_net *net = NULL;
+    ev_error err = {0};
+    int rc = ev_net_create(&cfg, 2, true, &net, &err);
+    CHECK(rc == 0, "vgg16 for the dropout check (%s)", rc ? err.message : "ok");
+    if (rc)
+        return;
+    ev_net_init_weights(net, 7);
+    float input[2 * 32 * 32];
+    uint64_t rng = 3;
+    for (size_t i = 0; i < sizeof input / sizeof input[0]; i++)
+        input[i] = 2 * ev_rng_uniform(&rng) - 1;
+    int drops = 0, zeroed = 0, doubled = 0, other = 0, grads_follow = 1, eval_identity = 1;
+    size_t total = 0;
+    rc = ev_net_forward(net, input, true, &err);
+    int32_t labels[2] = {1, 5};
+    float loss;
+    if (!rc) {
+        ev_net_zero_grad(net);
+        rc = ev_net_backward(net, labels, 0.0f, &loss, &err);
+    }
+    for (int i = 0; !rc && i < net->graph.num_nodes; i++) {
+        const ev_node *n = &net->graph.nodes[i];
+        if (n->op != EV_OP_DROPOUT)
+            continue;
+        const ev_node *x = &net->graph.nodes[n->inputs[0]];
+        drops++;
+        for (size_t j = 0; j < ev_shape_numel(n->shape); j++, total++) {
+            if (x->out[j] == 0.0f)
+                continue; /* ReLU's zeros say nothing */
+            if (n->out[j] == 0.0f)
+                zeroed++;
+            else if (n->out[j] == 2.0f * x->out[j])
+                doubled++;
+            else
+                other++;
+            if (x->grad[j] != n->grad[j] * n->saved[j])
+                grads_follow = 0;
+        }
+    }
+    const int seen = zeroed + doubled;
+    CHECK(rc == 0 && drops == 2 && other == 0 && seen > 1000 && zeroed > seen * 4 / 10 &&
+              zeroed < seen * 6 / 10 && grads_follow,
+          "vgg16 dropout in training: %d nodes, %d zeroed, %d doubled, %d other of %zu; the "
+          "gradient follows the mask (%s)",
+          drops, zeroed, doubled, other, total, rc ? err.message : "ok");
+    if (!rc)
+        rc = ev_net_forward(net, input, false, &err);
+    for (int i = 0; !rc && i < net->graph.num_nodes; i++) {
+        const ev_node *n = &net->graph.nodes[i];
+        if (n->op == EV_OP_DROPOUT &&
+            memcmp(n->out, net->graph.nodes[n->inputs[0]].out, ev_shape_numel(n->shape) * 4))
+            eval_identity = 0;
+    }
+    CHECK(rc == 0 && eval_identity, "vgg16 dropout is the identity in eval");
+    ev_net_free(net);
 }
 
 /* ---- model.yaml ------------------------------------------------------------------------------ */
@@ -329,6 +426,9 @@ int main(int argc, char **argv)
     check_yaml_errors();
     check_fixture(root, EV_ARCH_RESNET18);
     check_fixture(root, EV_ARCH_DENSENET201);
+    check_fixture(root, EV_ARCH_VGG16);
+    check_fixture(root, EV_ARCH_VGG16_BN);
+    check_dropout();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -160,6 +160,17 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run("train", "--data", site, "--out", m2, "--freeze", "stem", *TRAIN)
     check(r.returncode == 2 and "--freeze needs --init-from" in r.stderr,
           "--freeze without --init-from: refused (%s)" % r.stderr.strip())
+    # --arch: a baseline takes no DARTS options; unknown names and VGG (no training kernels yet)
+    # are refused by name
+    for extra, want in ((["--arch", "vgg19"], "--arch 'vgg19' is not darts, resnet18"),
+                        (["--arch", "vgg16"], "--arch vgg16 cannot be trained yet"),
+                        (["--arch", "resnet18", "--genotype", "DARTS_V2"],
+                         "--genotype is not for --arch resnet18"),
+                        (["--arch", "densenet201", "--init-from", m1],
+                         "is not for --arch densenet201")):
+        r = run("train", "--data", site, "--out", m2, *extra, *TRAIN)
+        check(r.returncode == 2 and want in r.stderr,
+              "train %s: refused (%s)" % (" ".join(extra), r.stderr.strip()))
     r = run("train", *tune[:8], "--freeze", "cells:7", *SMALL)
     check(r.returncode == 1 and "'cells:7': the network has cells 0..1" in r.stderr,
           "--freeze of a cell the network lacks: named (%s)" % r.stderr.strip())

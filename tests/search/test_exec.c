@@ -174,11 +174,34 @@ out:
     ev_net_free(b);
 }
 
+/* A network with ops the executor has no kernels for (VGG16: convolution biases, the adaptive
+ * pool, dropout) is refused by name, never trained as something else. */
+static void check_refused(void)
+{
+    ev_net_config cfg = {.arch = EV_ARCH_VGG16,
+                         .in_channels = 1,
+                         .num_classes = 14,
+                         .input_height = 32,
+                         .input_width = 32};
+    ev_net *net = NULL;
+    search_exec *ex = NULL;
+    ev_error err = {0};
+    int rc = ev_net_create(&cfg, 2, false, &net, &err);
+    CHECK(rc == 0, "vgg16 network (%s)", rc ? err.message : "ok");
+    if (rc)
+        return;
+    CHECK_ERR(search_exec_create(net, 1, &ex, &err), err, "not supported by the training executor",
+              "vgg16 is refused by the training executor");
+    search_exec_free(ex);
+    ev_net_free(net);
+}
+
 int main(int argc, char **argv)
 {
     const char *root = argc > 1 ? argv[1] : "tests/fixtures";
     for (size_t i = 0; i < GOLDEN_FIXTURE_COUNT; i++)
         check_fixture(root, golden_fixture_names[i], i % 2 ? 2 : 1);
     check_vs_reference();
+    check_refused();
     return test_finish();
 }
