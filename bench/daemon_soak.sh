@@ -28,8 +28,8 @@ classifier: {model-file: $model, backend: cpu}
 simulate:
   - {id: s1, port: $rtp, width: 320, height: 240, framerate: 15, properties: {schedule: "A4CH-LV:2,PLAX-full:2"}}
 streams:
-  - {id: rtp, source: {type: rtp-raw, port: $rtp, width: 320, height: 240}}
-  - {id: flaky, source: {type: rtp-raw, port: $flaky, width: 64, height: 48}}
+  - {id: rtp, source: {type: rtp-raw, port: $rtp, width: 320, height: 240, framerate: 15}}
+  - {id: flaky, source: {type: rtp-raw, port: $flaky, width: 64, height: 48, framerate: 15}}
   - {id: local, source: {type: phantom, width: 160, height: 120, framerate: 10}}
 YAML
 env ${daemon_env[@]+"${daemon_env[@]}"} "$root/$build/daemon/echoviewd" --config "$tmp/c.yaml" > "$tmp/log" 2>&1 & pid=$!

@@ -126,6 +126,8 @@ def test_endpoints(env):
                                         'loss_ratio_recent', 'rejected_address',
                                         'rejected_ssrc'}, cart['packets']
         assert 'udpsrc' in cart['pipeline'] and 'echoviewclassify' in cart['pipeline']
+        # one meta type for every restart (a new unique-id per element registered a GType each)
+        assert ' unique-id=1 ' in cart['pipeline'], cart['pipeline']
         local = d.stream('local')
         assert local['packets'] is None and local['source'] == 'phantom'
         # a white frame: the fixture model answers A4CH-LV (see tests/gst for the element)
