@@ -76,7 +76,11 @@ gboolean gst_echo_view_roi_fits(const GstEchoViewRoi *roi, gint width, gint heig
            (roi->fixed.x <= width - roi->fixed.width && roi->fixed.y <= height - roi->fixed.height);
 }
 
-void gst_echo_view_roi_invalidate(GstEchoViewRoi *roi) { roi->valid = FALSE; }
+void gst_echo_view_roi_invalidate(GstEchoViewRoi *roi)
+{
+    roi->valid = FALSE;
+    roi->screen = EV_SCREEN_UNDECIDED;
+}
 
 gboolean gst_echo_view_roi_due(const GstEchoViewRoi *roi, guint64 frame_index, guint interval)
 {
@@ -89,21 +93,26 @@ gboolean gst_echo_view_roi_due(const GstEchoViewRoi *roi, guint64 frame_index, g
 gboolean gst_echo_view_roi_update(GstEchoViewRoi *roi, const ev_frame *frame, guint64 frame_index,
                                   guint interval, gboolean *whole_frame)
 {
-    ev_rect found;
+    ev_screen_info screen;
 
     *whole_frame = FALSE;
     switch (roi->mode) {
     case GST_ECHO_VIEW_ROI_FULL:
+        roi->screen = EV_SCREEN_UNDECIDED;
         roi->active = (ev_rect){0, 0, frame->width, frame->height};
         break;
     case GST_ECHO_VIEW_ROI_FIXED:
+        roi->screen = EV_SCREEN_UNDECIDED;
         roi->active = roi->fixed;
         break;
     case GST_ECHO_VIEW_ROI_AUTO:
         if (!gst_echo_view_roi_due(roi, frame_index, interval))
             return FALSE;
-        if (ev_detect_roi(frame, &found) == EV_OK) {
-            roi->active = found;
+        if (ev_detect_screen(frame, &screen) != EV_OK)
+            screen = (ev_screen_info){.type = EV_SCREEN_UNDECIDED}; /* out of memory: as before */
+        roi->screen = screen.type;
+        if (screen.region_found) {
+            roi->active = screen.roi;
         } else if (!roi->valid) {
             /* no sector stands out: the whole frame, until a later detection finds one */
             *whole_frame = TRUE;
