@@ -304,8 +304,12 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     self->model_name = g_intern_string(ev_model_name(self->model));
     self->backend_used = ev_backend_name(ev_plan_backend(self->plan));
     self->result_meta_name = result_meta_name(self->unique_id);
-    for (gint i = 0; i < self->n_classes; i++)
+    self->other_class = -1;
+    for (gint i = 0; i < self->n_classes; i++) {
         self->class_names[i] = g_intern_string(ev_model_class_name(self->model, i));
+        if (!strcmp(self->class_names[i], EV_OTHER_LABEL))
+            self->other_class = i;
+    }
     GST_OBJECT_UNLOCK(self);
     self->input_floats = (gsize)w * h * c;
     self->stage_input = g_new0(gfloat, self->input_floats);
@@ -582,6 +586,24 @@ static void roi_from_meta(GstEchoViewClassify *self, GstBuffer *buf)
         publish_active_roi(self);
 }
 
+/* roi=auto found no 2D fan (an M-mode or spectral Doppler screen): the result is the bundle's
+ * `other` class at probability 1, or, for a bundle without one, unknown (all probabilities 0),
+ * whatever the network said (docs/GSTREAMER.md, "Screen check"). */
+static void apply_screen_check(GstEchoViewClassify *self, Result *r)
+{
+    r->not_2d = FALSE;
+    if (self->roi.mode != GST_ECHO_VIEW_ROI_AUTO || self->roi.screen != EV_SCREEN_NOT_2D)
+        return;
+    memset(r->probabilities, 0, sizeof r->probabilities);
+    if (self->other_class >= 0) {
+        r->probabilities[self->other_class] = 1.0f;
+        r->top = self->other_class;
+    } else {
+        r->top = 0;
+        r->not_2d = TRUE;
+    }
+}
+
 /* The result fields shared by the element message and the custom meta (docs/GSTREAMER.md). */
 static void set_result_fields(GstStructure *s, const GstEchoViewMeta *meta)
 {
@@ -807,9 +829,12 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     }
 
     previous_stable = self->stable.stable;
-    if (have_new)
+    if (have_new) {
+        apply_screen_check(self, &self->result);
+        /* no fan and no `other` class: nothing can pass, so the stable label turns unknown */
         stable_changed = stable_label_update(&self->stable, self->result.probabilities, smoothing,
-                                             hysteresis, threshold);
+                                             hysteresis, self->result.not_2d ? 2.0 : threshold);
+    }
 
     meta = gst_buffer_ensure_echo_view_meta_for_id(buf, unique_id);
     meta->model_name = self->model_name;
@@ -818,7 +843,7 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     if (self->result.valid) {
         const gint top = self->result.top;
         const gfloat confidence = self->result.probabilities[top];
-        meta->label_id = confidence >= threshold ? top : -1;
+        meta->label_id = confidence >= threshold && !self->result.not_2d ? top : -1;
         meta->label = label_name(self, meta->label_id);
         meta->confidence = confidence;
         gst_echo_view_meta_set_probabilities(meta, self->result.probabilities, self->n_classes);

@@ -44,6 +44,9 @@ typedef struct {
     GstClockTime latency;
     gint top;
     gfloat probabilities[EV_MAX_CLASSES];
+    /* the screen check said "no 2D fan" and the bundle has no `other` class: the answer is
+     * unknown whatever the probabilities (all 0 then) */
+    gboolean not_2d;
 } Result;
 
 struct _GstEchoViewClassify {
@@ -85,6 +88,7 @@ struct _GstEchoViewClassify {
     const gchar *class_names[EV_MAX_CLASSES]; /* interned */
     gint n_classes;                           /* set and cleared under the object lock */
     gint model_channels;                      /* 1 or 3; valid while n_classes > 0 */
+    gint other_class;                         /* the bundle's `other` class, -1: none */
     gsize input_floats;
     gfloat *stage_input;    /* streaming thread preprocesses here */
     gboolean running_async; /* async as it was at start() */

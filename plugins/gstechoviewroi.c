@@ -136,6 +136,7 @@ GstEchoViewRoiMetaResult gst_echo_view_roi_set_from_meta(GstEchoViewRoi *roi,
         roi->active = cut;
         roi->valid = TRUE;
         roi->from_meta = TRUE;
+        roi->screen = EV_SCREEN_UNDECIDED; /* the source says where the image is */
         return result;
     }
     result = meta ? GST_ECHO_VIEW_ROI_META_OUTSIDE : GST_ECHO_VIEW_ROI_META_ABSENT;
@@ -153,6 +154,7 @@ void gst_echo_view_roi_invalidate(GstEchoViewRoi *roi)
 {
     roi->valid = FALSE;
     roi->from_meta = FALSE;
+    roi->screen = EV_SCREEN_UNDECIDED;
 }
 
 gboolean gst_echo_view_roi_due(const GstEchoViewRoi *roi, guint64 frame_index, guint interval)
@@ -166,17 +168,20 @@ gboolean gst_echo_view_roi_due(const GstEchoViewRoi *roi, guint64 frame_index, g
 gboolean gst_echo_view_roi_update(GstEchoViewRoi *roi, const ev_frame *frame, guint64 frame_index,
                                   guint interval, gboolean *whole_frame)
 {
-    ev_rect found;
+    ev_screen_info screen;
 
     *whole_frame = FALSE;
     switch (roi->mode) {
     case GST_ECHO_VIEW_ROI_FULL:
+        roi->screen = EV_SCREEN_UNDECIDED;
         roi->active = (ev_rect){0, 0, frame->width, frame->height};
         break;
     case GST_ECHO_VIEW_ROI_FIXED:
+        roi->screen = EV_SCREEN_UNDECIDED;
         roi->active = roi->fixed_cut;
         break;
     case GST_ECHO_VIEW_ROI_META:
+        roi->screen = EV_SCREEN_UNDECIDED;
         if (roi->valid)
             return FALSE; /* set_from_meta chose */
         roi->active = (ev_rect){0, 0, frame->width, frame->height};
@@ -184,8 +189,11 @@ gboolean gst_echo_view_roi_update(GstEchoViewRoi *roi, const ev_frame *frame, gu
     case GST_ECHO_VIEW_ROI_AUTO:
         if (!gst_echo_view_roi_due(roi, frame_index, interval))
             return FALSE;
-        if (ev_detect_roi(frame, &found) == EV_OK) {
-            roi->active = found;
+        if (ev_detect_screen(frame, &screen) != EV_OK)
+            screen = (ev_screen_info){.type = EV_SCREEN_UNDECIDED}; /* out of memory: as before */
+        roi->screen = screen.type;
+        if (screen.region_found) {
+            roi->active = screen.roi;
         } else if (!roi->valid) {
             /* no sector stands out: the whole frame, until a later detection finds one */
             *whole_frame = TRUE;

@@ -30,6 +30,9 @@ typedef struct {
     gboolean from_meta;  /* modes AUTO, META: active came from the latest buffer's meta */
     ev_rect active;      /* the region in use */
     guint64 detected_at; /* mode AUTO: the frame index of the last detection */
+    /* mode AUTO: the screen type the last detection found (ev_detect_screen); the other modes
+     * and a fresh state say EV_SCREEN_UNDECIDED */
+    ev_screen_type screen;
 } GstEchoViewRoi;
 
 /* What gst_echo_view_roi_set_from_meta did with a buffer's meta. */
@@ -63,14 +66,15 @@ GstVideoRegionOfInterestMeta *gst_echo_view_roi_find_meta(const GstEchoViewRoi *
 GstEchoViewRoiMetaResult gst_echo_view_roi_set_from_meta(GstEchoViewRoi *roi,
                                                          const GstVideoRegionOfInterestMeta *meta,
                                                          gint width, gint height);
-/* Forgets the region (a reset, new caps): the next update chooses again. */
+/* Forgets the region and the screen type (a reset, new caps): the next update chooses again. */
 void gst_echo_view_roi_invalidate(GstEchoViewRoi *roi);
 /* Whether gst_echo_view_roi_update would choose a region for this frame (else the active one
  * stays). */
 gboolean gst_echo_view_roi_due(const GstEchoViewRoi *roi, guint64 frame_index, guint interval);
 /* Chooses the region for frame number frame_index (since the reset). Returns TRUE when it chose
  * (then active is the region and *whole_frame tells a failed detection that fell back to the
- * whole frame), FALSE when the current region stays. */
+ * whole frame), FALSE when the current region stays. In mode AUTO the detection also decides
+ * the screen type (roi->screen): a frame without a 2D fan is EV_SCREEN_NOT_2D. */
 gboolean gst_echo_view_roi_update(GstEchoViewRoi *roi, const ev_frame *frame, guint64 frame_index,
                                   guint interval, gboolean *whole_frame);
 

@@ -2,9 +2,12 @@
  * the engine's own answer for the same frame, pixels untouched, interval and async carrying,
  * smoothing and hysteresis, threshold, update modes, resets and their messages, 0.05 % packet
  * loss on raw RTP (deterministic), model sharing, the model-name and
- * classes properties, latency, meta surviving videoscale/videoconvert.
+ * classes properties, latency, meta surviving videoscale/videoconvert, and the screen check of
+ * roi=auto (a phantom M-mode or PW screen answered unknown by a bundle without `other`).
  * usage: test_classify MODEL_DIR (a 14-class gray fixture bundle) */
 #include "gst_test_util.h"
+
+#include "echophantom.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -155,6 +158,88 @@ static void test_roi(void)
     gst_harness_teardown(h);
     gst_object_unref(bus);
     gst_buffer_unref(in);
+}
+
+/* A phantom version-2 scanner frame (640x480 gray) of a view and screen kind. */
+static GstBuffer *phantom_frame(const GstVideoInfo *info, int view, int screen, uint64_t seed)
+{
+    const int w = GST_VIDEO_INFO_WIDTH(info), hgt = GST_VIDEO_INFO_HEIGHT(info);
+    GstBuffer *buf = gst_buffer_new_and_alloc(GST_VIDEO_INFO_SIZE(info));
+    ep_renderer *r = ep_renderer_create(w, hgt);
+    ep_patient p;
+    ep_scan s;
+    GstMapInfo map;
+
+    ep_patient_init(&p, seed);
+    ep_scan_init(&s, view, seed + 1);
+    s.framing = EP_FRAMING_SCANNER;
+    s.overlays = EP_OVERLAY_ALL;
+    ep_scan_style(&s, seed + 2, seed + 3);
+    s.screen = screen;
+    gst_buffer_map(buf, &map, GST_MAP_WRITE);
+    CHECK(r && ep_render(r, &p, &s, 0.4, map.data, (size_t)GST_VIDEO_INFO_PLANE_STRIDE(info, 0)) ==
+                   EP_OK,
+          "phantom render %s", ep_screen_name(screen));
+    gst_buffer_unmap(buf, &map);
+    ep_renderer_free(r);
+    return buf;
+}
+
+static void test_screen_check(void)
+{
+    const char *caps = "video/x-raw,format=GRAY8,width=640,height=480,framerate=30/1";
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h;
+    float ref[EV_MAX_CLASSES];
+    GstBuffer *two_d, *screens[2];
+
+    info_from_caps(&info, caps);
+    two_d = phantom_frame(&info, EP_VIEW_A4CH_LV, EP_SCREEN_BMODE, 41);
+    screens[0] = phantom_frame(&info, EP_VIEW_PLAX_FULL, EP_SCREEN_MMODE, 43);
+    screens[1] = phantom_frame(&info, EP_VIEW_A4CH_LV, EP_SCREEN_PW, 47);
+    /* a detection on every frame, the stable label following each result */
+    h = classify_harness(&bus, caps, "roi", "auto", "roi-interval", "1", "smoothing", "1",
+                         "hysteresis", "1", NULL);
+    for (int round = 0; round < 2; round++) {
+        GstBuffer *out = push_pull(h, gst_buffer_ref(two_d));
+        GstEchoViewMeta *m = out ? gst_buffer_get_echo_view_meta(out) : NULL;
+        engine_probabilities(model, plan, &info, two_d, NULL, TRUE, ref);
+        CHECK(m && max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6 && m->label_id >= 0 &&
+                  m->stable_label_id == m->label_id,
+              "a 2D frame keeps the network's answer (round %d)", round);
+        if (out)
+            gst_buffer_unref(out);
+        out = push_pull(h, gst_buffer_ref(screens[round]));
+        m = out ? gst_buffer_get_echo_view_meta(out) : NULL;
+        float sum = 0.0f;
+        for (int i = 0; m && i < n_classes; i++)
+            sum += m->probabilities[i];
+        CHECK(m && m->label_id == -1 && !strcmp(m->label, "unknown") && m->confidence == 0.0f &&
+                  sum == 0.0f && m->stable_label_id == -1 && !strcmp(m->stable_label, "unknown"),
+              "a %s screen is unknown for a bundle without `other` (label %s, stable %s)",
+              round ? "PW" : "M-mode", m ? m->label : "-", m ? m->stable_label : "-");
+        if (out)
+            gst_buffer_unref(out);
+    }
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+    /* roi=full skips the check: the screen gets the network's answer */
+    h = classify_harness(&bus, caps, "roi", "full", NULL);
+    {
+        GstBuffer *out = push_pull(h, gst_buffer_ref(screens[0]));
+        GstEchoViewMeta *m = out ? gst_buffer_get_echo_view_meta(out) : NULL;
+        engine_probabilities(model, plan, &info, screens[0], NULL, FALSE, ref);
+        CHECK(m && max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6,
+              "roi=full: no screen check");
+        if (out)
+            gst_buffer_unref(out);
+    }
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+    gst_buffer_unref(two_d);
+    gst_buffer_unref(screens[0]);
+    gst_buffer_unref(screens[1]);
 }
 
 /* ---- interval, async, smoothing, hysteresis, threshold, updates, resets ------------------- */
@@ -1178,6 +1263,7 @@ int main(int argc, char **argv)
 
     test_formats();
     test_roi();
+    test_screen_check();
     test_interval();
     test_async();
     find_two_labels();
