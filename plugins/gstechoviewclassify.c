@@ -894,9 +894,37 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
 
 /* ---- properties ---------------------------------------------------------------------------- */
 
+/* The default unique-ids of the living elements. */
+static GMutex auto_ids_lock;
+static GHashTable *auto_ids;
+
+static guint auto_id_take(void)
+{
+    guint id = 1;
+
+    g_mutex_lock(&auto_ids_lock);
+    if (!auto_ids)
+        auto_ids = g_hash_table_new(g_direct_hash, g_direct_equal);
+    while (g_hash_table_contains(auto_ids, GUINT_TO_POINTER(id)))
+        id++;
+    g_hash_table_add(auto_ids, GUINT_TO_POINTER(id));
+    g_mutex_unlock(&auto_ids_lock);
+    return id;
+}
+
+static void auto_id_give_back(guint id)
+{
+    g_mutex_lock(&auto_ids_lock);
+    if (auto_ids)
+        g_hash_table_remove(auto_ids, GUINT_TO_POINTER(id));
+    g_mutex_unlock(&auto_ids_lock);
+}
+
 static void gst_echo_view_classify_finalize(GObject *object)
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(object);
+
+    auto_id_give_back(self->default_id);
 
     g_free(self->model_file);
     g_free(self->model_instance_id);
@@ -920,11 +948,11 @@ static void gst_echo_view_classify_init(GstEchoViewClassify *self)
     self->hysteresis = DEFAULT_HYSTERESIS;
     self->updates = DEFAULT_UPDATES;
     self->reset_on = DEFAULT_RESET_ON;
-    {
-        /* each element its own meta by default: 1, 2, 3, ... in creation order */
-        static gint created = 0;
-        self->unique_id = (guint)g_atomic_int_add(&created, 1) + 1;
-    }
+    /* each living element its own meta by default: the smallest id no other living element
+     * took, so chained classifiers get 1, 2, 3, ... and an application that creates pipelines
+     * again and again reuses those ids instead of registering a new meta type each time (meta
+     * types are never freed) */
+    self->default_id = self->unique_id = auto_id_take();
     stable_label_reset(&self->stable); /* unknown until started and fed */
     g_mutex_init(&self->worker_lock);
     g_cond_init(&self->worker_cond);

@@ -69,6 +69,7 @@ struct _GstEchoViewClassify {
     GstEchoViewUpdates updates;
     GstEchoViewResetOn reset_on;
     guint unique_id; /* which EchoViewMeta on a buffer is this element's */
+    guint default_id; /* the id taken at creation (auto_id_take), given back at finalize */
 
     /* statistics, under the object lock */
     guint64 n_frames, n_inferred, n_skipped;

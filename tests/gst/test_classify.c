@@ -1097,6 +1097,15 @@ static void test_unique_ids(void)
     CHECK(id1 >= 1 && id2 == id1 + 1, "default unique-id: its own per element (%u, %u)", id1, id2);
     gst_object_unref(e1);
     gst_object_unref(e2);
+    {
+        /* ids of finalized elements are taken again: a pipeline built anew reuses them, and the
+         * meta types registered stay bounded */
+        GstElement *again = gst_element_factory_make("echoviewclassify", NULL);
+        guint id3 = 0;
+        g_object_get(again, "unique-id", &id3, NULL);
+        CHECK(id3 == id1, "default unique-id: the freed %u taken again (%u)", id1, id3);
+        gst_object_unref(again);
+    }
     CHECK(ev_model_load(second, &model_b, &err) == EV_OK &&
               strcmp(ev_model_name(model_b), ev_model_name(model)) != 0,
           "second model %s loads, another name", second);
