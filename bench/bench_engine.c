@@ -1,12 +1,20 @@
 /* bench_engine.c: a small driver for bench/run_bench.sh until `echoview bench` exists.
  *
- *   bench_engine make DIR GENOTYPE_FILE INIT_CHANNELS SIZE IN_CHANNELS [SEED]
+ *   bench_engine make DIR GENOTYPE_FILE|ARCH INIT_CHANNELS SIZE IN_CHANNELS [SEED]
  *       writes a random-weight bundle (layout [normal, reduce, normal, reduce], random BN
- *       statistics) to DIR
+ *       statistics) to DIR; ARCH (resnet18, densenet201) builds that baseline instead
  *   bench_engine run DIR BACKEND THREADS BATCH ITERATIONS [INPUT.f32 LOGITS.f32]
  *       times ev_plan_run and prints JSON: params, macs, backend, kernels, threads, batch,
  *       latency_ms {mean, p50, p99, min}, fps, gflops, arena_bytes, peak_rss_kb; with INPUT.f32
  *       (raw float32 NCHW) it also writes the logits of that input to LOGITS.f32
+ *   bench_engine streams DIR STREAMS FRAMES REPEATS
+ *       what batching frames of several streams into one plan run would gain on the cpu
+ *       backend (1 thread): STREAMS batch-1 plans of one model run round-robin, one frame of
+ *       each stream in turn (what STREAMS echoviewclassify elements sharing a
+ *       model-instance-id do today), against one plan of batch STREAMS run on all of them at
+ *       once; FRAMES frames per stream, the two alternated REPEATS times. Prints JSON lines of
+ *       frames per CPU-second (thread CPU time of the timed runs only: no load, no plan
+ *       creation, and a loaded machine's waiting not counted)
  *   bench_engine onnx DIR OUT.onnx     (when built with the ONNX exporter)
  */
 #include "cpu/cpu_internal.h"
@@ -35,16 +43,22 @@ static int make(int argc, char **argv)
         return 2;
     ev_error err = {0};
     ev_net_config cfg = {0};
-    if (ev_genotype_load_file(argv[3], &cfg.genotype, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
+    /* a baseline by name (resnet18, densenet201, ...): INIT_CHANNELS is ignored */
+    if (!ev_arch_from_name(argv[3], &cfg.arch) || cfg.arch == EV_ARCH_DARTS) {
+        cfg.arch = EV_ARCH_DARTS;
+        if (ev_genotype_load_file(argv[3], &cfg.genotype, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
     }
-    cfg.init_channels = atoi(argv[4]);
     cfg.input_height = cfg.input_width = atoi(argv[5]);
     cfg.in_channels = atoi(argv[6]);
     cfg.num_classes = 14;
-    cfg.num_cells = 4;
-    cfg.reduction[1] = cfg.reduction[3] = true;
+    if (cfg.arch == EV_ARCH_DARTS) {
+        cfg.init_channels = atoi(argv[4]);
+        cfg.num_cells = 4;
+        cfg.reduction[1] = cfg.reduction[3] = true;
+    }
     uint64_t seed = argc > 7 ? strtoull(argv[7], NULL, 10) : 1;
     ev_net *net = NULL;
     if (ev_net_create(&cfg, 1, false, &net, &err)) {
@@ -158,6 +172,84 @@ static int run(int argc, char **argv)
     return 0;
 }
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int streams(int argc, char **argv)
+{
+    if (argc < 6)
+        return 2;
+    const int n = atoi(argv[3]), frames = atoi(argv[4]), repeats = atoi(argv[5]);
+    if (n < 1 || n > 256 || frames < 1 || repeats < 1)
+        return 2;
+    ev_error err = {0};
+    ev_model *model = NULL;
+    if (ev_model_load(argv[2], &model, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    int w, h, c, rc = 1;
+    ev_model_input_shape(model, &w, &h, &c);
+    const size_t per_frame = (size_t)w * h * c;
+    const int k = ev_model_num_classes(model);
+    ev_plan **single = calloc((size_t)n, sizeof *single), *batched = NULL;
+    float *input = malloc((size_t)n * per_frame * sizeof *input);
+    float *logits = malloc((size_t)n * k * sizeof *logits);
+    uint64_t rng = 7;
+    ev_plan_options one = {.backend = EV_BACKEND_CPU, .threads = 1, .batch = 1};
+    ev_plan_options all = {.backend = EV_BACKEND_CPU, .threads = 1, .batch = n};
+
+    if (!single || !input || !logits)
+        goto out;
+    for (size_t i = 0; i < (size_t)n * per_frame; i++)
+        input[i] = ev_rng_uniform(&rng); /* every stream its own frame */
+    for (int s = 0; s < n; s++)
+        if (ev_plan_create(model, &one, &single[s], &err))
+            goto fail;
+    if (ev_plan_create(model, &all, &batched, &err))
+        goto fail;
+    for (int s = 0; s < n; s++) /* warm-up: every plan's arena touched once */
+        ev_plan_run(single[s], input + (size_t)s * per_frame, logits, &err);
+    ev_plan_run(batched, input, logits, &err);
+    for (int r = 0; r < repeats; r++) {
+        double t0 = thread_cpu_s();
+        for (int f = 0; f < frames; f++)
+            for (int s = 0; s < n; s++)
+                if (ev_plan_run(single[s], input + (size_t)s * per_frame, logits + (size_t)s * k,
+                                &err))
+                    goto fail;
+        const double unbatched = thread_cpu_s() - t0;
+        t0 = thread_cpu_s();
+        for (int f = 0; f < frames; f++)
+            if (ev_plan_run(batched, input, logits, &err))
+                goto fail;
+        const double batched_s = thread_cpu_s() - t0;
+        printf("{\"model\": \"%s\", \"streams\": %d, \"repeat\": %d, \"frames\": %d, "
+               "\"unbatched_frames_per_cpu_s\": %.1f, \"batched_frames_per_cpu_s\": %.1f, "
+               "\"arena_bytes_unbatched_each\": %zu, \"arena_bytes_batched\": %zu}\n",
+               argv[2], n, r, frames * n, frames * n / unbatched, frames * n / batched_s,
+               ev_cpu_plan_arena_bytes(single[0]), ev_cpu_plan_arena_bytes(batched));
+        fflush(stdout);
+    }
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "%s\n", err.message);
+out:
+    for (int s = 0; single && s < n; s++)
+        ev_plan_free(single[s]);
+    free(single);
+    ev_plan_free(batched);
+    free(input);
+    free(logits);
+    ev_model_free(model);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int rc = 2;
@@ -165,6 +257,8 @@ int main(int argc, char **argv)
         rc = make(argc, argv);
     else if (argc > 1 && strcmp(argv[1], "run") == 0)
         rc = run(argc, argv);
+    else if (argc > 1 && strcmp(argv[1], "streams") == 0)
+        rc = streams(argc, argv);
 #ifdef EV_HAVE_ONNX_EXPORT
     else if (argc > 3 && strcmp(argv[1], "onnx") == 0) {
         ev_error err = {0};

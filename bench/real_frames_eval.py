@@ -12,6 +12,10 @@ markdown report (overall, per view, per acoustic window, per source, per clip, c
 stdout, and with --json FILE the per-frame predictions and the tables as JSON.
 
     python3 bench/real_frames_eval.py --model models/echo-2cell-96 FOLDER [--json out.json]
+
+classify runs with --auto-roi (unless --no-auto-roi), which checks the screen type first: a frame
+without a 2D fan is answered `other` (ev_detect_screen); --no-screen-check scores the network's
+own answers on the same crops.
 """
 import argparse
 import collections
@@ -72,6 +76,7 @@ def classify(echoview, model, folder, rows, backend, extra):
         r["top1"] = o.get("best_guess", r["pred"])
         r["confidence"] = o.get("confidence", 0.0)
         r["probabilities"] = o.get("probabilities")
+        r["screen"] = (o.get("screen") or {}).get("type", "")
         if "error" in o:
             r["error"] = o["error"]
 
@@ -137,11 +142,15 @@ def main():
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--no-auto-roi", action="store_true",
                     help="classify the whole frame (default: --auto-roi)")
+    ap.add_argument("--no-screen-check", action="store_true",
+                    help="leave out the screen-type check that runs with --auto-roi")
     ap.add_argument("--json", help="write per-frame predictions and tables here")
     a = ap.parse_args()
 
     rows = read_labels(a.folder)
     extra = [] if a.no_auto_roi else ["--auto-roi"]
+    if a.no_screen_check and not a.no_auto_roi:
+        extra.append("--no-screen-check")
     classify(a.echoview, a.model, a.folder, rows, a.backend, extra)
     n = len(rows)
     ok = sum(right(r["truth"], r["pred"]) for r in rows)
@@ -175,6 +184,10 @@ def main():
         answered = [r for r in two_d if r["pred"] != "unknown"]
         print(f"- 2D frames answered with a view: {len(answered)}; right among them: {k} "
               f"({pct(k, len(answered))} %)")
+    rejected = [r for r in two_d if r["screen"] == "not-2d"]
+    if any(r["screen"] for r in rows):
+        print(f"- 2D frames the screen check calls not 2D (answered other): {len(rejected)}/"
+              f"{len(two_d)}")
     wrong = [r for r in rows if not right(r["truth"], r["pred"])]
     if wrong:
         hi = sum(r["confidence"] >= 0.9 for r in wrong)
@@ -184,7 +197,7 @@ def main():
               f"{errors[0]['error']})")
     print()
     report = {"model": a.model, "frames": n, "right": ok, "right_window": okw,
-              "unknown": len(unknown),
+              "unknown": len(unknown), "screen_not_2d": len(rejected),
               "clips": nclips, "clips_right": cok, "clips_right_window": cokw}
     for title, key in (("Per true view", lambda r: r["truth"]),
                        ("Per source dataset", lambda r: r["source"])):

@@ -17,6 +17,7 @@
 #include "evd_config.h"
 #include "evd_http.h"
 #include "evd_metrics.h"
+#include "evd_mqtt.h"
 #include "evd_pipeline.h"
 #include "evd_supervisor.h"
 
@@ -30,6 +31,7 @@ typedef struct {
     EvdConfig *config_view; /* the applied config (owned by the supervisor) */
     EvdSupervisor *sup;
     EvdHttp *http;
+    EvdMqtt *mqtt; /* NULL: no mqtt section */
     gchar *last_status;
     guint64 watchdog_usec;
     gint64 last_keepalive;
@@ -50,6 +52,8 @@ static void on_event(const gchar *event, json_t *data, gpointer user_data)
 {
     Daemon *d = user_data;
 
+    if (d->mqtt)
+        evd_mqtt_publish_event(d->mqtt, event, data);
     if (d->http)
         evd_http_publish(d->http, event, data);
     else
@@ -146,6 +150,12 @@ static gboolean on_sighup(gpointer data)
         g_strcmp0(config->http_tls_key, d->config_view->http_tls_key) != 0)
         g_warning("http listening settings changed: they take effect at the next restart");
     evd_http_reconfigure(d->http, config);
+    if (!evd_mqtt_config_equal(config->mqtt, d->config_view->mqtt)) {
+        g_message("mqtt settings changed: reconnecting");
+        g_clear_pointer(&d->mqtt, evd_mqtt_free);
+        if (config->mqtt)
+            d->mqtt = evd_mqtt_new(config->mqtt, d->fleet.instance, d->sup);
+    }
     d->config_view = config;
     evd_supervisor_apply(d->sup, config);
     g_clear_pointer(&d->last_status, g_free);
@@ -171,9 +181,10 @@ static int check_config(const gchar *path)
     EvdConfig *config = evd_config_load(path, &err);
 
     if (config && evd_pipeline_validate(config, &err)) {
-        printf("%s: ok (%u streams, %u simulated senders, http %s:%u%s)\n", path,
+        printf("%s: ok (%u streams, %u simulated senders, http %s:%u%s%s%s)\n", path,
                config->streams->len, config->senders->len, config->http_address, config->http_port,
-               config->http_token ? ", token required" : "");
+               config->http_token ? ", token required" : "", config->mqtt ? ", mqtt " : "",
+               config->mqtt ? config->mqtt->broker : "");
         evd_config_free(config);
         return 0;
     }
@@ -278,6 +289,9 @@ int main(int argc, char **argv)
 
     d.loop = g_main_loop_new(NULL, FALSE);
     d.sup = evd_supervisor_new(on_event, &d);
+    /* before the streams start, so that their first state events are published */
+    if (d.config_view->mqtt)
+        d.mqtt = evd_mqtt_new(d.config_view->mqtt, d.fleet.instance, d.sup);
     /* Streams first (setting a pipeline to PLAYING does not wait), then the server: with socket
    * activation connections are already queued on the inherited socket, and the first of them
    * must see the configured streams, not an empty supervisor. */
@@ -316,9 +330,10 @@ int main(int argc, char **argv)
     status = 0;
 
 out:
-    /* HTTP first (it reads the supervisor), then the pipelines. */
+    /* HTTP and MQTT first (they read the supervisor), then the pipelines. */
     evd_http_free(d.http);
     d.http = NULL;
+    g_clear_pointer(&d.mqtt, evd_mqtt_free);
     if (d.sup)
         evd_supervisor_free(d.sup);
     else

@@ -259,8 +259,10 @@ typedef struct {
     GPtrArray *classifier_defaults;
 } ConfigCtx;
 
-/* A PEM file (certificate or key) for HTTPS, read whole: a regular file of at most 64 KiB. */
-static gboolean read_pem_file(Parser *p, const ev_yaml_node *value, const gchar *key, gchar **out)
+/* A PEM file (certificate or key) for HTTPS or MQTT over TLS, read whole: a regular file of at
+ * most 64 KiB. out (may be NULL) takes the text, path (may be NULL) the resolved file name. */
+static gboolean read_pem_file(Parser *p, const ev_yaml_node *value, const gchar *key, gchar **out,
+                              gchar **path)
 {
     gchar *file = NULL, *resolved;
     char *contents = NULL;
@@ -280,8 +282,14 @@ static gboolean read_pem_file(Parser *p, const ev_yaml_node *value, const gchar 
         fail_at(p, value, "%s %s is not a PEM file", key, resolved);
         goto out;
     }
-    g_free(*out);
-    *out = g_strdup(contents);
+    if (out) {
+        g_free(*out);
+        *out = g_strdup(contents);
+    }
+    if (path) {
+        g_free(*path);
+        *path = g_strdup(resolved);
+    }
     ok = TRUE;
 out:
     free(contents);
@@ -289,7 +297,10 @@ out:
     return ok;
 }
 
-static gboolean read_token_file(Parser *p, const ev_yaml_node *value, EvdConfig *c)
+/* A secret (the API token, the broker password) read from a file, so that the configuration
+ * itself can stay readable: one word of printable ASCII, surrounding white space stripped. */
+static gboolean read_secret_file(Parser *p, const ev_yaml_node *value, const gchar *key,
+                                 const gchar *noun, gchar **out)
 {
     gchar *file = NULL, *resolved;
     char *contents = NULL;
@@ -297,32 +308,34 @@ static gboolean read_token_file(Parser *p, const ev_yaml_node *value, EvdConfig 
     ev_yaml_error io = {0};
     gboolean ok = FALSE;
 
-    if (!get_nonempty_string(p, value, "token-file", &file))
+    if (!get_nonempty_string(p, value, key, &file))
         return FALSE;
     resolved = resolve_path(p, file);
     g_free(file);
     if (ev_yaml_read_file(resolved, EVD_TOKEN_FILE_MAX_BYTES, &contents, &len, &io) != EV_YAML_OK) {
-        fail_at(p, value, "cannot read token-file: %s", io.message);
+        fail_at(p, value, "cannot read %s: %s", key, io.message);
         goto out;
     }
     if (memchr(contents, '\0', len)) {
-        fail_at(p, value, "token-file must hold printable ASCII without spaces");
+        fail_at(p, value, "%s must hold printable ASCII without spaces", key);
         goto out;
     }
     g_strstrip(contents);
     if (contents[0] == '\0' || strlen(contents) > 4096) {
-        fail_at(p, value, "token-file must hold one token of 1 to 4096 bytes");
+        fail_at(p, value, "%s must hold one %s of 1 to 4096 bytes", key, noun);
         goto out;
     }
     for (const gchar *s = contents; *s; s++)
         if (!g_ascii_isgraph(*s)) {
-            fail_at(p, value, "token-file must hold printable ASCII without spaces");
+            fail_at(p, value, "%s must hold printable ASCII without spaces", key);
             goto out;
         }
-    g_free(c->http_token);
-    c->http_token = g_strdup(contents);
+    g_free(*out);
+    *out = g_strdup(contents);
     ok = TRUE;
 out:
+    if (contents) /* a secret: not left in freed memory */
+        memset(contents, 0, len);
     g_free(resolved);
     free(contents);
     return ok;
@@ -365,7 +378,7 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
         return TRUE;
     }
     if (strcmp(key, "token-file") == 0)
-        return read_token_file(p, value, c);
+        return read_secret_file(p, value, key, "token", &c->http_token);
     if (strcmp(key, "connection-limit") == 0)
         return get_uint(p, value, key, 1, 4096, &c->http_connection_limit);
     if (strcmp(key, "connection-timeout") == 0)
@@ -377,9 +390,9 @@ static gboolean handle_http(Parser *p, const gchar *key, const ev_yaml_node *key
     if (strcmp(key, "header-timeout") == 0)
         return get_uint(p, value, key, 1, 3600, &c->http_header_timeout);
     if (strcmp(key, "tls-certificate") == 0)
-        return read_pem_file(p, value, key, &c->http_tls_certificate);
+        return read_pem_file(p, value, key, &c->http_tls_certificate, NULL);
     if (strcmp(key, "tls-key") == 0)
-        return read_pem_file(p, value, key, &c->http_tls_key);
+        return read_pem_file(p, value, key, &c->http_tls_key, NULL);
     if (strcmp(key, "host-names") == 0) {
         GPtrArray *names = g_ptr_array_new();
         if (ev_yaml_node_kind(value) != EV_YAML_SEQUENCE) {
@@ -847,8 +860,216 @@ static gboolean parse_senders(Parser *p, const ev_yaml_node *node, EvdConfig *c)
     return TRUE;
 }
 
+/* ---- mqtt ------------------------------------------------------------------------------- */
+
+static const gchar *const mqtt_keys[] = {
+    "broker",   "client-id",     "topic-prefix", "keepalive",  "username",
+    "password", "password-file", "tls",          "qos",        "state-interval",
+    "queue-size", "reconnect-delay", "reconnect-delay-max", NULL};
+static const gchar *const mqtt_tls_keys[] = {"ca-file", "certificate", "key", NULL};
+static const gchar *const mqtt_qos_keys[] = {"state", "events", NULL};
+
+/* mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (GUri parses; the rest is what a broker address
+ * may be): no credentials in the URL (they would sit in logs), no path, query or fragment. */
+static gboolean parse_broker(Parser *p, const ev_yaml_node *value, EvdMqttConfig *m)
+{
+    GError *uri_err = NULL;
+    GUri *uri;
+    const gchar *scheme, *host, *path;
+    gboolean ok = FALSE;
+
+    if (!get_nonempty_string(p, value, "broker", &m->broker))
+        return FALSE;
+    uri = g_uri_parse(m->broker, G_URI_FLAGS_NON_DNS, &uri_err);
+    if (!uri) {
+        ok = fail_at(p, value, "broker '%s' is not a URL (%s); expected mqtt://HOST[:PORT] or "
+                               "mqtts://HOST[:PORT]",
+                     m->broker, uri_err->message);
+        g_error_free(uri_err);
+        return ok;
+    }
+    scheme = g_uri_get_scheme(uri);
+    host = g_uri_get_host(uri);
+    path = g_uri_get_path(uri);
+    if (g_ascii_strcasecmp(scheme, "mqtt") != 0 && g_ascii_strcasecmp(scheme, "mqtts") != 0)
+        fail_at(p, value, "broker '%s': the scheme must be mqtt:// or mqtts://, not %s://",
+                m->broker, scheme);
+    else if (g_uri_get_userinfo(uri))
+        fail_at(p, value, "broker '%s': no user name or password in the URL (use mqtt.username "
+                          "and mqtt.password-file)", m->broker);
+    else if (!host || !*host)
+        fail_at(p, value, "broker '%s' has no host (mqtt://HOST[:PORT])", m->broker);
+    else if ((path && *path && strcmp(path, "/") != 0) || g_uri_get_query(uri) ||
+             g_uri_get_fragment(uri))
+        fail_at(p, value, "broker '%s': a broker URL has no path, query or fragment",
+                m->broker);
+    else if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") !=
+             strlen(host))
+        fail_at(p, value, "broker '%s': '%s' is not a host name or address", m->broker, host);
+    else if (g_uri_get_port(uri) == 0)
+        fail_at(p, value, "broker '%s': port 0 is not a broker port (1-65535)", m->broker);
+    else {
+        m->tls = g_ascii_strcasecmp(scheme, "mqtts") == 0;
+        g_free(m->host);
+        m->host = g_strdup(host);
+        m->port = g_uri_get_port(uri) > 0 ? (guint)g_uri_get_port(uri) : m->tls ? 8883 : 1883;
+        ok = TRUE;
+    }
+    g_uri_unref(uri);
+    return ok;
+}
+
+/* A topic level or prefix: no wildcard, no NUL, no empty level, at most 256 bytes. */
+static gboolean topic_ok(const gchar *topic)
+{
+    gsize n = strlen(topic);
+
+    if (n == 0 || n > 256 || topic[0] == '/' || topic[n - 1] == '/' || strstr(topic, "//") ||
+        strpbrk(topic, "+#") || topic[0] == '$')
+        return FALSE;
+    for (const gchar *c = topic; *c; c++)
+        if ((guchar)*c < 0x20 || *c == 0x7f)
+            return FALSE;
+    return g_utf8_validate(topic, -1, NULL);
+}
+
+static gboolean handle_mqtt_tls(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                                const ev_yaml_node *value, gpointer data)
+{
+    EvdMqttConfig *m = data;
+
+    if (strcmp(key, "ca-file") == 0)
+        return read_pem_file(p, value, key, NULL, &m->tls_ca_file);
+    if (strcmp(key, "certificate") == 0)
+        return read_pem_file(p, value, key, NULL, &m->tls_certificate);
+    return read_pem_file(p, value, key, NULL, &m->tls_key); /* key */
+}
+
+static gboolean handle_mqtt_qos(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                                const ev_yaml_node *value, gpointer data)
+{
+    EvdMqttConfig *m = data;
+
+    return get_uint(p, value, key, 0, 1, strcmp(key, "state") == 0 ? &m->qos_state
+                                                                   : &m->qos_events);
+}
+
+static gboolean handle_mqtt(Parser *p, const gchar *key, const ev_yaml_node *key_node,
+                            const ev_yaml_node *value, gpointer data)
+{
+    EvdMqttConfig *m = data;
+
+    if (strcmp(key, "broker") == 0)
+        return parse_broker(p, value, m);
+    if (strcmp(key, "client-id") == 0) {
+        if (!get_nonempty_string(p, value, key, &m->client_id))
+            return FALSE;
+        if (strlen(m->client_id) > 128 ||
+            strspn(m->client_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+                strlen(m->client_id))
+            return fail_at(p, value, "client-id '%s' must be 1-128 letters, digits, '-', '_' or "
+                                     "'.'", m->client_id);
+        return TRUE;
+    }
+    if (strcmp(key, "topic-prefix") == 0) {
+        if (!get_nonempty_string(p, value, key, &m->topic_prefix))
+            return FALSE;
+        if (!topic_ok(m->topic_prefix))
+            return fail_at(p, value, "topic-prefix '%s' must be 1-256 bytes of topic levels "
+                                     "separated by '/': no '+', '#', leading '$', empty level "
+                                     "or control character", m->topic_prefix);
+        return TRUE;
+    }
+    if (strcmp(key, "keepalive") == 0)
+        return get_uint(p, value, key, 5, 3600, &m->keepalive);
+    if (strcmp(key, "username") == 0)
+        return get_nonempty_string(p, value, key, &m->username);
+    if (strcmp(key, "password") == 0)
+        return get_nonempty_string(p, value, key, &m->password);
+    if (strcmp(key, "password-file") == 0)
+        return read_secret_file(p, value, key, "password", &m->password);
+    if (strcmp(key, "tls") == 0)
+        return ev_yaml_is_null(value) ||
+               walk(p, value, "mqtt.tls", mqtt_tls_keys, handle_mqtt_tls, m);
+    if (strcmp(key, "qos") == 0)
+        return ev_yaml_is_null(value) ||
+               walk(p, value, "mqtt.qos", mqtt_qos_keys, handle_mqtt_qos, m);
+    if (strcmp(key, "state-interval") == 0)
+        return get_double(p, value, key, 0.1, 3600, &m->state_interval);
+    if (strcmp(key, "queue-size") == 0)
+        return get_uint(p, value, key, 1, 1000000, &m->queue_size);
+    if (strcmp(key, "reconnect-delay") == 0)
+        return get_double(p, value, key, 0.05, 3600, &m->reconnect_delay);
+    return get_double(p, value, key, 0.05, 86400, &m->reconnect_delay_max); /* reconnect-delay-max */
+}
+
+static void mqtt_config_free(EvdMqttConfig *m)
+{
+    if (!m)
+        return;
+    g_free(m->broker);
+    g_free(m->host);
+    g_free(m->client_id);
+    g_free(m->topic_prefix);
+    g_free(m->username);
+    if (m->password) /* a secret: not left in freed memory */
+        memset(m->password, 0, strlen(m->password));
+    g_free(m->password);
+    g_free(m->tls_ca_file);
+    g_free(m->tls_certificate);
+    g_free(m->tls_key);
+    g_free(m);
+}
+
+/* The section's cross-field rules, after every key is read; node is the section. */
+static gboolean parse_mqtt(Parser *p, const ev_yaml_node *node, EvdConfig *c)
+{
+    EvdMqttConfig *m = g_new0(EvdMqttConfig, 1);
+
+    mqtt_config_free(c->mqtt);
+    c->mqtt = m;
+    m->topic_prefix = g_strdup("echoview");
+    m->keepalive = 30;
+    m->qos_state = 1;
+    m->qos_events = 1;
+    m->state_interval = 1;
+    m->queue_size = 1000;
+    m->reconnect_delay = 1;
+    m->reconnect_delay_max = 30;
+    if (!walk(p, node, "mqtt", mqtt_keys, handle_mqtt, m))
+        return FALSE;
+    if (!m->broker)
+        return fail_at(p, node, "mqtt needs a 'broker' (mqtt://HOST[:PORT] or "
+                                "mqtts://HOST[:PORT])");
+    if (m->password && !m->username)
+        return fail_at(p, node, "mqtt.password needs mqtt.username");
+    if (!m->tls_certificate != !m->tls_key)
+        return fail_at(p, node, "mqtt.tls.certificate and mqtt.tls.key go together");
+    if ((m->tls_ca_file || m->tls_certificate) && !m->tls)
+        return fail_at(p, node, "mqtt.tls is set but the broker URL '%s' is mqtt://, not "
+                                "mqtts://", m->broker);
+    if (m->reconnect_delay_max < m->reconnect_delay)
+        return fail_at(p, node, "mqtt.reconnect-delay-max is below reconnect-delay");
+    return TRUE;
+}
+
+gboolean evd_mqtt_config_equal(const EvdMqttConfig *a, const EvdMqttConfig *b)
+{
+    if (!a || !b)
+        return a == b;
+    return g_strcmp0(a->broker, b->broker) == 0 && g_strcmp0(a->client_id, b->client_id) == 0 &&
+           g_strcmp0(a->topic_prefix, b->topic_prefix) == 0 && a->keepalive == b->keepalive &&
+           g_strcmp0(a->username, b->username) == 0 && g_strcmp0(a->password, b->password) == 0 &&
+           g_strcmp0(a->tls_ca_file, b->tls_ca_file) == 0 &&
+           g_strcmp0(a->tls_certificate, b->tls_certificate) == 0 &&
+           g_strcmp0(a->tls_key, b->tls_key) == 0 && a->qos_state == b->qos_state &&
+           a->qos_events == b->qos_events && a->state_interval == b->state_interval &&
+           a->queue_size == b->queue_size && a->reconnect_delay == b->reconnect_delay &&
+           a->reconnect_delay_max == b->reconnect_delay_max;
+}
+
 static const gchar *const top_keys[] = {"http",    "supervision", "classifier",
-                                        "streams", "simulate",    NULL};
+                                        "streams", "simulate",    "mqtt", NULL};
 
 static gboolean handle_top(Parser *p, const gchar *key, const ev_yaml_node *key_node,
                            const ev_yaml_node *value, gpointer data)
@@ -865,6 +1086,8 @@ static gboolean handle_top(Parser *p, const gchar *key, const ev_yaml_node *key_
                                 cc->classifier_defaults);
     if (strcmp(key, "streams") == 0)
         return parse_streams(p, value, cc);
+    if (strcmp(key, "mqtt") == 0)
+        return ev_yaml_is_null(value) || parse_mqtt(p, value, cc->config);
     return parse_senders(p, value, cc->config); /* simulate */
 }
 
@@ -908,6 +1131,7 @@ void evd_config_free(EvdConfig *c)
     g_free(c->http_tls_key);
     g_ptr_array_unref(c->streams);
     g_ptr_array_unref(c->senders);
+    mqtt_config_free(c->mqtt);
     g_free(c);
 }
 

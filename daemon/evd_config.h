@@ -89,6 +89,25 @@ typedef struct {
     gint line, column;
 } EvdSenderConfig;
 
+/* The MQTT output (docs/MQTT.md): present when the configuration has an `mqtt:` section. */
+typedef struct {
+    gchar *broker;       /* the URL as configured: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] */
+    gboolean tls;        /* mqtts */
+    gchar *host;         /* a name or a numeric address (IPv6 without brackets) */
+    guint port;          /* 1883 (mqtt) or 8883 (mqtts) unless given */
+    gchar *client_id;    /* NULL: echoviewd-<instance> */
+    gchar *topic_prefix; /* "echoview" */
+    guint keepalive;     /* seconds */
+    gchar *username;     /* NULL: none */
+    gchar *password;     /* from `password` or `password-file`; NULL: none */
+    gchar *tls_ca_file;  /* NULL: the system's CA certificates (/etc/ssl/certs) */
+    gchar *tls_certificate, *tls_key; /* the client's certificate and key (files), or NULL */
+    guint qos_state, qos_events;      /* 0 or 1 */
+    gdouble state_interval;           /* seconds between two state messages of a stream */
+    guint queue_size;                 /* messages waiting for the broker, at most */
+    gdouble reconnect_delay, reconnect_delay_max; /* the backoff, seconds */
+} EvdMqttConfig;
+
 typedef struct {
     gchar *path; /* the file it came from (absolute) */
     gchar *http_address;
@@ -115,6 +134,7 @@ typedef struct {
     gdouble low_fps_timeout;
     GPtrArray *streams;            /* EvdStreamConfig */
     GPtrArray *senders;            /* EvdSenderConfig */
+    EvdMqttConfig *mqtt;           /* NULL: no MQTT output */
 } EvdConfig;
 
 /* Parses path. On error returns NULL with "FILE:LINE:COLUMN: message" in err. */
@@ -125,6 +145,9 @@ EvdConfig *evd_config_parse(const gchar *text, gsize len, const gchar *path, GEr
 void evd_config_free(EvdConfig *config);
 
 const gchar *evd_source_type_name(EvdSourceType type);
+
+/* Whether two MQTT sections are the same (a reload keeps the connection when they are). */
+gboolean evd_mqtt_config_equal(const EvdMqttConfig *a, const EvdMqttConfig *b);
 
 /* The fleet (docs/DAEMON.md, "Fleet"): this instance's name and its shard of the stream list. */
 typedef struct {

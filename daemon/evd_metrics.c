@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "echoview.h"
+#include "evd_mqtt.h"
 
 /* ---- the exposition -------------------------------------------------------------------------- */
 
@@ -205,6 +206,40 @@ static GString *with_instance_label(GString *text)
     return out;
 }
 
+/* The MQTT output's gauges and counters: only when an mqtt section was ever configured. */
+static void append_mqtt(GString *out)
+{
+    EvdMqttCounters c;
+
+    if (!evd_mqtt_counters(&c))
+        return;
+    metric_header(out, "echoviewd_mqtt_connected", "gauge", "1 while connected to the broker.");
+    g_string_append_printf(out, "echoviewd_mqtt_connected %d\n", c.connected ? 1 : 0);
+    metric_header(out, "echoviewd_mqtt_published_total", "counter",
+                  "MQTT messages the broker took (QoS 1: acknowledged; QoS 0: written).");
+    g_string_append_printf(out, "echoviewd_mqtt_published_total %" G_GUINT64_FORMAT "\n",
+                           c.published);
+    metric_header(out, "echoviewd_mqtt_queue_dropped_total", "counter",
+                  "MQTT messages dropped: the queue was full (the oldest goes), or a QoS 0 "
+                  "message was lost with its connection.");
+    g_string_append_printf(out, "echoviewd_mqtt_queue_dropped_total %" G_GUINT64_FORMAT "\n",
+                           c.dropped);
+    metric_header(out, "echoviewd_mqtt_queue_messages", "gauge",
+                  "MQTT messages waiting for the broker or in flight.");
+    g_string_append_printf(out, "echoviewd_mqtt_queue_messages %u\n", c.queue_depth);
+    metric_header(out, "echoviewd_mqtt_queue_size_messages", "gauge",
+                  "The MQTT queue's capacity (mqtt.queue-size).");
+    g_string_append_printf(out, "echoviewd_mqtt_queue_size_messages %u\n", c.queue_size);
+    metric_header(out, "echoviewd_mqtt_reconnects_total", "counter",
+                  "Connections to the broker made after the first.");
+    g_string_append_printf(out, "echoviewd_mqtt_reconnects_total %" G_GUINT64_FORMAT "\n",
+                           c.reconnects);
+    metric_header(out, "echoviewd_mqtt_connect_failures_total", "counter",
+                  "Connection attempts that failed (unreachable, refused, TLS, no CONNACK).");
+    g_string_append_printf(out, "echoviewd_mqtt_connect_failures_total %" G_GUINT64_FORMAT "\n",
+                           c.connect_failures);
+}
+
 gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble uptime_s,
                         gsize *len)
 {
@@ -292,6 +327,8 @@ gchar *evd_metrics_text(EvdSupervisor *sup, const EvdHttpCounters *http, gdouble
     g_string_append_printf(out, "echoviewd_http_connections %u\n", http->connections);
     metric_header(out, "echoviewd_http_event_clients", "gauge", "Open /api/v1/events streams.");
     g_string_append_printf(out, "echoviewd_http_event_clients %u\n", http->event_clients);
+
+    append_mqtt(out);
 
     metric_header(out, "echoviewd_stream_up", "gauge", "1 when the stream is running.");
     for (guint i = 0; i < snaps->len; i++) {

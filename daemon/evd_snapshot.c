@@ -94,3 +94,83 @@ void evd_snapshot_set_latency_window(EvdStreamSnapshot *snap, const ev_stats_win
     snap->latency_p50_ms = summary.p50;
     snap->latency_p99_ms = summary.p99;
 }
+
+/* ---- JSON -------------------------------------------------------------------------------- */
+
+json_t *evd_json_time(gint64 wall_us)
+{
+    GDateTime *dt = g_date_time_new_from_unix_utc(wall_us / G_USEC_PER_SEC);
+    gchar *s;
+    json_t *j;
+
+    if (!dt || wall_us == 0) {
+        if (dt)
+            g_date_time_unref(dt);
+        return json_null();
+    }
+    s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+    j = json_sprintf("%s.%03dZ", s, (int)((wall_us / 1000) % 1000));
+    g_free(s);
+    g_date_time_unref(dt);
+    return j;
+}
+
+json_t *evd_snapshot_json(const EvdStreamSnapshot *s, gboolean detail)
+{
+    json_t *probabilities = json_object(), *o;
+    gdouble loss = 0;
+
+    for (guint i = 0; i < s->n_probabilities; i++) {
+        gchar fallback[16];
+        const gchar *name = s->classes ? s->classes[i] : NULL;
+        if (!name) {
+            g_snprintf(fallback, sizeof fallback, "%u", i);
+            name = fallback;
+        }
+        json_object_set_new(probabilities, name, json_real(s->probabilities[i]));
+    }
+    if (s->packets_pushed + s->packets_lost > 0)
+        loss = (gdouble)s->packets_lost / (gdouble)(s->packets_pushed + s->packets_lost);
+    o = json_pack("{s:s, s:s, s:b, s:s, s:o, s:{s:s?, s:i, s:f, s:s?, s:i, s:o}, s:s?, s:s?, "
+                  "s:I, s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f, s:i}, s:I, s:I, s:s?, s:o}",
+                  "id", s->id, "source", s->source_type, "enabled", s->enabled, "state",
+                  evd_stream_state_name(s->state), "state_since", evd_json_time(s->state_since), "view",
+                  "label", s->label, "label_id", s->label_id, "confidence", s->confidence,
+                  "stable_label", s->stable_label, "stable_label_id", s->stable_label_id,
+                  "probabilities", probabilities, "model", s->model_name, "backend", s->backend,
+                  "frames", (json_int_t)s->frames, "inferred", (json_int_t)s->inferred, "skipped",
+                  (json_int_t)s->skipped, "received", (json_int_t)s->received, "dropped",
+                  (json_int_t)s->dropped, "fps", s->fps, "latency_ms", "mean", s->latency_mean_ms,
+                  "p50", s->latency_p50_ms, "p99", s->latency_p99_ms, "window",
+                  (int)s->latency_window, "view_changes", (json_int_t)s->view_changes, "restarts",
+                  (json_int_t)s->restarts, "last_error", s->last_error, "last_error_time",
+                  evd_json_time(s->last_error_time));
+    if (s->has_packets)
+        json_object_set_new(
+            o, "packets",
+            json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I}", "received",
+                      (json_int_t)s->packets_pushed, "lost", (json_int_t)s->packets_lost, "late",
+                      (json_int_t)s->packets_late, "duplicates",
+                      (json_int_t)s->packets_duplicates, "loss_ratio", loss, "loss_ratio_recent",
+                      s->loss_recent, "rejected_address", (json_int_t)s->rejected_address,
+                      "rejected_ssrc", (json_int_t)s->rejected_ssrc));
+    else
+        json_object_set_new(o, "packets", json_null());
+    json_object_set_new(json_object_get(o, "view"), "withheld",
+                        s->withheld ? json_string(s->withheld) : json_null());
+    json_object_set_new(o, "frame_size",
+                        s->has_frame_size && s->frame_width
+                            ? json_pack("{s:i, s:i}", "width", (int)s->frame_width, "height",
+                                        (int)s->frame_height)
+                            : json_null());
+    json_object_set_new(o, "frame_difference",
+                        s->frame_difference >= 0 ? json_real(s->frame_difference) : json_null());
+    json_object_set_new(o, "frozen_seconds", json_real(s->frozen_seconds));
+    json_object_set_new(o, "warnings", json_integer((json_int_t)s->warnings));
+    if (detail) {
+        json_object_set_new(o, "pipeline", json_string(s->pipeline));
+        json_object_set_new(o, "model_file",
+                            s->model_file ? json_string(s->model_file) : json_null());
+    }
+    return o;
+}

@@ -8,6 +8,7 @@
 
 #include <glib.h>
 #include <gst/gst.h>
+#include <jansson.h>
 
 #include "ev_stats.h"
 #include "gstechoviewmeta.h"
@@ -118,6 +119,12 @@ void evd_snapshot_set_view(EvdStreamSnapshot *snap, const EvdView *view);
 void evd_snapshot_set_latency_histogram(EvdStreamSnapshot *snap, const EvdLatency *latency);
 /* Mean, p50, p99 and size of a copy of the window: it sorts, so call it without that lock. */
 void evd_snapshot_set_latency_window(EvdStreamSnapshot *snap, const ev_stats_window *window);
+
+/* A stream as the API shows it (GET /api/v1/streams/ID; detail adds the pipeline and the model
+ * file) and as the MQTT state topic carries it (docs/MQTT.md): one JSON shape for both. */
+json_t *evd_snapshot_json(const EvdStreamSnapshot *s, gboolean detail);
+/* An ISO 8601 UTC time with milliseconds ("2026-01-02T03:04:05.678Z"); null for 0. */
+json_t *evd_json_time(gint64 wall_us);
 
 G_END_DECLS
 

@@ -130,13 +130,22 @@ void evd_stream_set_state(EvdStream *st, EvdStreamState state, const gchar *reas
     g_free(when);
 }
 
+/* The stream's last error, and an `error` event with it. */
 static void stream_set_error(EvdStream *st, const gchar *error)
 {
+    gint64 wall = g_get_real_time();
+    gchar *when;
+
     g_mutex_lock(st->host.lock);
     g_free(st->last_error);
     st->last_error = g_strdup(error);
-    st->last_error_time = g_get_real_time();
+    st->last_error_time = wall;
     g_mutex_unlock(st->host.lock);
+    when = iso_time(wall);
+    emit(st, "error",
+         json_pack("{s:s, s:b, s:s, s:s, s:s}", "stream", st->id, "sender", st->is_sender, "error",
+                   error, "state", evd_stream_state_name(st->state), "time", when));
+    g_free(when);
 }
 
 static gboolean on_restart_timer(gpointer data)
@@ -429,6 +438,7 @@ static void on_view_message(EvdStream *st, const GstStructure *s)
     gdouble confidence = 0;
     guint64 pts = GST_CLOCK_TIME_NONE, stream_time = GST_CLOCK_TIME_NONE;
     gint label_id = -1;
+    gboolean running;
     gchar *when;
     json_t *ev;
 
@@ -438,7 +448,13 @@ static void on_view_message(EvdStream *st, const GstStructure *s)
     gst_structure_get_uint64(s, "stream-time", &stream_time);
     g_mutex_lock(st->host.lock);
     st->view_changes++;
+    running = st->state == EVD_STATE_RUNNING;
     g_mutex_unlock(st->host.lock);
+    if (!running) {
+        /* no view is reported before the stream runs: emit_withheld posts it then */
+        st->withheld_sent = TRUE;
+        return;
+    }
     when = iso_time(g_get_real_time());
     ev = json_pack("{s:s, s:s?, s:i, s:s?, s:f, s:s}", "stream", st->id, "view", label, "view_id",
                    label_id, "previous", previous, "confidence", confidence, "time", when);
@@ -448,6 +464,22 @@ static void on_view_message(EvdStream *st, const GstStructure *s)
         json_object_set_new(ev, "stream_time_ns", json_integer((json_int_t)stream_time));
     g_free(when);
     emit(st, "view", ev);
+}
+
+/* The classifier forgot the stream's history (a new stream, caps or a flush: its reset-on
+ * property): a `reset` event. */
+static void on_reset_message(EvdStream *st, const GstStructure *s)
+{
+    const gchar *reason = gst_structure_get_string(s, "reason");
+    const gchar *previous = gst_structure_get_string(s, "previous-label");
+    guint64 frames = 0;
+    gchar *when = iso_time(g_get_real_time());
+
+    gst_structure_get_uint64(s, "frames", &frames);
+    emit(st, "reset",
+         json_pack("{s:s, s:s?, s:s?, s:I, s:s}", "stream", st->id, "reason", reason, "previous",
+                   previous, "frames", (json_int_t)frames, "time", when));
+    g_free(when);
 }
 
 /* "element: message (detail)" with the last line of GStreamer's debug text (the first lines
@@ -555,6 +587,8 @@ static gboolean on_bus_message(GstBus *bus, GstMessage *msg, gpointer data)
             break;
         if (gst_structure_has_name(s, "echoviewclassify"))
             on_view_message(st, s);
+        else if (gst_structure_has_name(s, "echoviewclassify-reset"))
+            on_reset_message(st, s);
         else if (gst_structure_has_name(s, "GstUDPSrcTimeout") &&
                  (st->state == EVD_STATE_RUNNING || st->state == EVD_STATE_ERROR ||
                   st->state == EVD_STATE_FROZEN || st->state == EVD_STATE_DEGRADED))

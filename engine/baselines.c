@@ -1,9 +1,11 @@
 /* baselines.c: the paper's comparison networks at torchvision's definition (torchvision.models
- * resnet18 and densenet201), with any input channels and classes, built on the engine's graph
+ * resnet18, densenet201, vgg16 and vgg16_bn), with any input channels and classes, built on the
+ * engine's graph
  * from the shared steps (net_builder.c) and named exactly like torchvision's state_dict, so
  * torchvision weights load as DARTS ones do. Only existing graph ops are used: convolutions of
  * any size and stride, batch norm, ReLU, max and average pools, sums, channel concatenation,
- * global average pooling and the linear classifier. A dense block concatenates its features one
+ * global average pooling and the linear classifier; VGG adds its convolutions' biases, the
+ * adaptive average pool to 7x7 and dropout (training only). A dense block concatenates its features one
  * layer at a time (concat of the previous concatenation and the new layer's output), which is
  * torchvision's torch.cat of every earlier feature in the same channel order. */
 #include "ev_builder.h"
@@ -12,7 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const arch_names[EV_NUM_ARCHS] = {"darts", "resnet18", "densenet201"};
+static const char *const arch_names[EV_NUM_ARCHS] = {"darts", "resnet18", "densenet201", "vgg16",
+                                                     "vgg16_bn"};
 
 const char *ev_arch_name(ev_arch arch)
 {
@@ -46,6 +49,14 @@ int ev_baseline_config_check(const ev_net_config *cfg, ev_error *err)
     if (cfg->auxiliary || cfg->drop_path_prob != 0.0f)
         return ev_fail(err, EV_ERR_INVALID,
                        "network: %s has no auxiliary head and no drop-path (DARTS only)", arch);
+    if (cfg->arch == EV_ARCH_VGG16 || cfg->arch == EV_ARCH_VGG16_BN) {
+        /* five 2x2 stride-2 max pools: each needs at least 2x2 (PyTorch refuses less) */
+        if (cfg->input_height < 32 || cfg->input_width < 32)
+            return ev_fail(err, EV_ERR_INVALID,
+                           "network: %s input %dx%d is too small: its five 2x2 max pools need at "
+                           "least 32x32",
+                           arch, cfg->input_width, cfg->input_height);
+    }
     if (cfg->arch == EV_ARCH_DENSENET201) {
         /* Three transitions average-pool 2x2 with stride 2; PyTorch refuses a map smaller than
          * the window, so each needs at least 2x2: 32x32 is the smallest input. */
@@ -154,6 +165,68 @@ static int build_densenet201(ev_builder *b, int x)
     return ev_builder_classifier_named(b, x, b->net->cfg.num_classes, "classifier");
 }
 
+/* ---- VGG16 / VGG16_bn: torchvision.models.vgg16 and vgg16_bn ----------------------------- */
+
+#define VGG_POOL 0
+#define VGG_POOLED 7     /* AdaptiveAvgPool2d((7, 7)) */
+#define VGG_HIDDEN 4096  /* the classifier's two hidden layers */
+#define VGG_DROPOUT 0.5f /* torchvision's default */
+
+/* Conv2d(3x3, padding 1) with its bias: <name>.weight, <name>.bias */
+static int conv3x3_bias(ev_builder *b, int x, int cout, const char *name)
+{
+    int c = ev_builder_conv(b, x, cout, 3, 1, 1, 1, 1, -1, name);
+    int pb = ev_builder_param(b, EV_PARAM_BIAS, 1, &cout, "%s.bias", name);
+    if (c < 0 || pb < 0)
+        return -1;
+    b->net->graph.nodes[c].param_index[1] = pb;
+    return c;
+}
+
+static int dropout(ev_builder *b, int x, const char *tag)
+{
+    int d = ev_builder_unary(b, EV_OP_DROPOUT, x, -1, tag);
+    if (d >= 0)
+        b->net->graph.nodes[d].drop_prob = VGG_DROPOUT;
+    return d;
+}
+
+/* features.<i> counts torchvision's modules: conv, [BN,] ReLU per layer, MaxPool per 'M' */
+static int build_vgg16(ev_builder *b, int x, bool bn)
+{
+    static const int cfg_d[] = {64,  64,       VGG_POOL, 128,      128, VGG_POOL,
+                                256, 256,      256,      VGG_POOL, 512, 512,
+                                512, VGG_POOL, 512,      512,      512, VGG_POOL};
+    char name[EV_PARAM_NAME_MAX];
+    int index = 0;
+    for (size_t i = 0; i < sizeof cfg_d / sizeof cfg_d[0]; i++) {
+        if (cfg_d[i] == VGG_POOL) {
+            snprintf(name, sizeof name, "features.%d", index++);
+            x = ev_builder_pool(b, EV_OP_MAXPOOL, x, 2, 2, 0, -1, name);
+            continue;
+        }
+        snprintf(name, sizeof name, "features.%d", index++);
+        x = conv3x3_bias(b, x, cfg_d[i], name);
+        if (bn) {
+            snprintf(name, sizeof name, "features.%d", index++);
+            x = ev_builder_batchnorm(b, x, true, -1, name);
+        }
+        snprintf(name, sizeof name, "features.%d", index++);
+        x = ev_builder_unary(b, EV_OP_RELU, x, -1, name);
+    }
+    ev_shape s = ev_builder_shape(b, x);
+    s.h = s.w = VGG_POOLED;
+    x = ev_builder_node(b, EV_OP_ADAPTIVE_AVGPOOL, s, 1, &x, -1, "avgpool");
+    x = ev_builder_linear(b, x, VGG_HIDDEN, -1, "classifier.0");
+    x = ev_builder_unary(b, EV_OP_RELU, x, -1, "classifier.1");
+    x = dropout(b, x, "classifier.2");
+    x = ev_builder_linear(b, x, VGG_HIDDEN, -1, "classifier.3");
+    x = ev_builder_unary(b, EV_OP_RELU, x, -1, "classifier.4");
+    x = dropout(b, x, "classifier.5");
+    b->net->graph.logits = ev_builder_linear(b, x, b->net->cfg.num_classes, -1, "classifier.6");
+    return b->rc;
+}
+
 int ev_build_baseline(ev_builder *b, int batch)
 {
     const ev_net_config *cfg = &b->net->cfg;
@@ -166,6 +239,9 @@ int ev_build_baseline(ev_builder *b, int batch)
         return build_resnet18(b, g->input);
     case EV_ARCH_DENSENET201:
         return build_densenet201(b, g->input);
+    case EV_ARCH_VGG16:
+    case EV_ARCH_VGG16_BN:
+        return build_vgg16(b, g->input, cfg->arch == EV_ARCH_VGG16_BN);
     default:
         ev_builder_fail(b, EV_ERR_INVALID, "not a baseline arch");
         return b->rc;

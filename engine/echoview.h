@@ -166,6 +166,34 @@ void ev_normalize_sector(float *plane, int width, int height);
  * region stands out (the caller then uses the whole frame). */
 int ev_detect_roi(const ev_frame *frame, ev_rect *out);
 
+/* Screen type of a scanner frame: a 2D image (a fan) or a screen without one (M-mode, PW, CW
+ * or tissue Doppler spectra: a time-axis strip). Callers that detect the region (classify
+ * --auto-roi, echoviewclassify roi=auto, hence the daemon) run this instead of ev_detect_roi and
+ * answer EV_OTHER_LABEL for EV_SCREEN_NOT_2D without running the network. */
+#define EV_OTHER_LABEL "other"
+typedef enum ev_screen_type {
+    EV_SCREEN_UNDECIDED = 0, /* too small to tell: nothing is claimed */
+    EV_SCREEN_2D,
+    EV_SCREEN_NOT_2D,
+} ev_screen_type;
+/* The rule and its thresholds (set on phantom frames only; docs/ACCURACY.md) are in
+ * engine/preprocess.c: no region, too small an image, a filled rectangle or a wide top mean
+ * no fan (break_rows is evidence only). */
+typedef struct ev_screen_info {
+    ev_screen_type type;
+    const char *reason; /* a static sentence */
+    int region_found;   /* non-zero: roi is ev_detect_roi's region */
+    ev_rect roi;
+    float area;       /* the region's box / the frame */
+    float fill;       /* foreground share of the box */
+    float apex_width; /* mean row width over the top tenth of the box's rows / box width */
+    float break_rows; /* longest run of rows under a tenth of the box width between rows at
+                       * least a fifth as wide, / box height */
+} ev_screen_info;
+/* EV_OK with *out filled (type UNDECIDED for a frame under 64 pixels a side), EV_ERR_INVALID
+ * for a bad frame or out, EV_ERR_NOMEM. */
+int ev_detect_screen(const ev_frame *frame, ev_screen_info *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,12 @@ typedef struct ev_model_info {
     float confidence_threshold; /* 0: none */
 } ev_model_info;
 
+/* A file of the bundle given as its folder or as its model.yaml, into out (size bytes): file
+ * NULL, the model.yaml (FOLDER/model.yaml, or bundle itself when it is a file); else that file
+ * in the bundle's folder (FOLDER/file, or file beside the given model.yaml). EV_ERR_IO when
+ * bundle does not exist; EV_ERR_INVALID when it is empty or the path does not fit. */
+int ev_bundle_path(const char *bundle, const char *file, char *out, size_t size, ev_error *err);
+
 /* Writes a bundle: model.yaml + weights.safetensors into dir (created if missing), named,
  * normalised and calibrated as info says (info->name NULL: the folder's name). */
 int ev_model_write_bundle(const char *dir, const ev_net *net, const ev_model_info *info,

@@ -28,10 +28,13 @@ typedef enum ev_arch {
     EV_ARCH_DARTS = 0,
     EV_ARCH_RESNET18,
     EV_ARCH_DENSENET201,
+    EV_ARCH_VGG16,
+    EV_ARCH_VGG16_BN,
     EV_NUM_ARCHS
 } ev_arch;
 
-/* "darts", "resnet18", "densenet201" (the model.yaml `network: {arch: ...}` names). */
+/* "darts", "resnet18", "densenet201", "vgg16", "vgg16_bn" (the model.yaml
+ * `network: {arch: ...}` names). */
 const char *ev_arch_name(ev_arch arch);
 /* The arch of that name; false when there is none. */
 bool ev_arch_from_name(const char *name, ev_arch *out);
@@ -85,18 +88,20 @@ static inline bool ev_param_trainable(const ev_param *p)
 
 typedef enum ev_op {
     EV_OP_INPUT = 0,
-    EV_OP_CONV2D,    /* params[0] weight (Cout, Cin/groups, kh, kw); no bias */
+    EV_OP_CONV2D,    /* params[0] weight (Cout, Cin/groups, kh, kw); params[1] bias or NULL */
     EV_OP_BATCHNORM, /* params: weight, bias (NULL if affine off), running_mean, running_var */
     EV_OP_RELU,
-    EV_OP_MAXPOOL,   /* k, stride, pad; padding never wins */
-    EV_OP_AVGPOOL,   /* k, stride, pad; padded cells not counted in the divisor */
-    EV_OP_ZERO,      /* zeros of the strided shape (the `none` primitive) */
-    EV_OP_ADD,       /* sum of inputs[0..n) */
-    EV_OP_CONCAT,    /* along channels */
-    EV_OP_CROP,      /* x[:, :, crop:, crop:] */
-    EV_OP_GAP,       /* global average pool: (N,C,H,W) -> (N,C,1,1) */
-    EV_OP_LINEAR,    /* params: weight (out,in), bias (out); input flattened */
-    EV_OP_DROP_PATH, /* training only: per-sample keep mask / keep_prob */
+    EV_OP_MAXPOOL,          /* k, stride, pad; padding never wins */
+    EV_OP_AVGPOOL,          /* k, stride, pad; padded cells not counted in the divisor */
+    EV_OP_ZERO,             /* zeros of the strided shape (the `none` primitive) */
+    EV_OP_ADD,              /* sum of inputs[0..n) */
+    EV_OP_CONCAT,           /* along channels */
+    EV_OP_CROP,             /* x[:, :, crop:, crop:] */
+    EV_OP_GAP,              /* global average pool: (N,C,H,W) -> (N,C,1,1) */
+    EV_OP_LINEAR,           /* params: weight (out,in), bias (out); input flattened */
+    EV_OP_DROP_PATH,        /* training only: per-sample keep mask / keep_prob */
+    EV_OP_ADAPTIVE_AVGPOOL, /* PyTorch's AdaptiveAvgPool2d to the node's height and width */
+    EV_OP_DROPOUT,          /* training only: per-element keep mask / (1 - drop_prob) */
     EV_NUM_OPS
 } ev_op;
 

@@ -68,7 +68,10 @@ static int parse_network(ev_yaml_doc *doc, const ev_yaml_node *net, const char *
         if (!arch)
             return ev_fail_yaml_doc(err, doc);
         if (!ev_arch_from_name(arch, &cfg->arch)) {
-            ev_yaml_fail(doc, n, "network: arch '%s' is not darts, resnet18 or densenet201", arch);
+            ev_yaml_fail(doc, n,
+                         "network: arch '%s' is not darts, resnet18, densenet201, vgg16 or "
+                         "vgg16_bn",
+                         arch);
             return ev_fail_yaml_doc(err, doc);
         }
     }
@@ -351,6 +354,28 @@ static int parse_model_doc(ev_yaml_doc *doc, const char *dir, ev_model *m, char 
     return EV_OK;
 }
 
+int ev_bundle_path(const char *bundle, const char *file, char *out, size_t size, ev_error *err)
+{
+    if (!bundle || !*bundle)
+        return ev_fail(err, EV_ERR_INVALID, "no model path given");
+    struct stat sb;
+    if (stat(bundle, &sb) != 0)
+        return ev_fail(err, EV_ERR_IO, "%s: %s", bundle, strerror(errno));
+    int n;
+    if (S_ISDIR(sb.st_mode)) {
+        n = snprintf(out, size, "%s/%s", bundle, file ? file : "model.yaml");
+    } else if (!file) {
+        n = snprintf(out, size, "%s", bundle);
+    } else {
+        const char *slash = strrchr(bundle, '/');
+        n = slash ? snprintf(out, size, "%.*s/%s", (int)(slash - bundle), bundle, file)
+                  : snprintf(out, size, "%s", file);
+    }
+    if (n < 0 || (size_t)n >= size)
+        return ev_fail(err, EV_ERR_INVALID, "%s: path too long", bundle);
+    return EV_OK;
+}
+
 /* Parses model.yaml (path) into the model's fields (no weights). */
 static int parse_model_yaml(const char *path, ev_model *m, char *weights_file, size_t weights_size,
                             ev_error *err)
@@ -375,22 +400,16 @@ static int parse_model_yaml(const char *path, ev_model *m, char *weights_file, s
 int ev_model_load(const char *path, ev_model **out, ev_error *err)
 {
     *out = NULL;
-    if (!path || !*path)
-        return ev_fail(err, EV_ERR_INVALID, "no model path given");
     char yaml_path[PATH_MAX];
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        snprintf(yaml_path, sizeof yaml_path, "%s/model.yaml", path);
-    else
-        snprintf(yaml_path, sizeof yaml_path, "%s", path);
+    int rc = ev_bundle_path(path, NULL, yaml_path, sizeof yaml_path, err);
+    if (rc)
+        return rc;
     ev_model *m = calloc(1, sizeof *m);
     if (!m)
         return ev_fail(err, EV_ERR_NOMEM, "out of memory");
     char weights[PATH_MAX];
     ev_safetensors st = {0};
-    int rc = parse_model_yaml(yaml_path, m, weights, sizeof weights, err);
+    rc = parse_model_yaml(yaml_path, m, weights, sizeof weights, err);
     if (rc)
         goto fail;
     if ((rc = ev_net_create(&m->cfg, 1, false, &m->net, err))) {
@@ -604,10 +623,9 @@ int ev_model_write_calibration(const char *bundle, float temperature, float conf
                        "calibration: temperature %g must be > 0 and the threshold %g in [0, 1)",
                        (double)temperature, (double)confidence_threshold);
     char path[PATH_MAX], tmp[PATH_MAX + 8];
-    struct stat sb;
-    if (stat(bundle, &sb) != 0)
-        return ev_fail(err, EV_ERR_IO, "%s: %s", bundle, strerror(errno));
-    snprintf(path, sizeof path, S_ISDIR(sb.st_mode) ? "%s/model.yaml" : "%s", bundle);
+    int rc = ev_bundle_path(bundle, NULL, path, sizeof path, err);
+    if (rc)
+        return rc;
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *in = fopen(path, "r");
     if (!in)

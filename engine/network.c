@@ -421,15 +421,34 @@ void ev_net_init_weights(ev_net *net, uint64_t seed)
     }
 }
 
+static void shape_text(const ev_param *p, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "[");
+    for (int d = 0; d < p->ndim && n > 0 && (size_t)n < size; d++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%d", d ? ", " : "", p->shape[d]);
+    if (n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "]");
+}
+
 int ev_net_copy_params(ev_net *dst, const ev_net *src, ev_error *err)
 {
     if (dst->num_params != src->num_params)
-        return ev_fail(err, EV_ERR_INVALID, "network: parameter lists differ");
+        return ev_fail(err, EV_ERR_INVALID,
+                       "network: %d parameter tensors in the source, %d in the destination",
+                       src->num_params, dst->num_params);
     for (int i = 0; i < src->num_params; i++) {
-        if (dst->params[i].numel != src->params[i].numel ||
-            strcmp(dst->params[i].name, src->params[i].name))
-            return ev_fail(err, EV_ERR_INVALID, "network: parameter %s differs",
-                           src->params[i].name);
+        if (strcmp(dst->params[i].name, src->params[i].name))
+            return ev_fail(err, EV_ERR_INVALID,
+                           "network: parameter %d is %s in the source, %s in the destination", i,
+                           src->params[i].name, dst->params[i].name);
+        if (dst->params[i].numel != src->params[i].numel) {
+            char a[64], b[64];
+            shape_text(&src->params[i], a, sizeof a);
+            shape_text(&dst->params[i], b, sizeof b);
+            return ev_fail(err, EV_ERR_INVALID,
+                           "network: parameter %s is %s in the source, %s in the destination",
+                           src->params[i].name, a, b);
+        }
         memcpy(dst->params[i].data, src->params[i].data, src->params[i].numel * sizeof(float));
     }
     return EV_OK;
@@ -438,8 +457,8 @@ int ev_net_copy_params(ev_net *dst, const ev_net *src, ev_error *err)
 /* ---- reference execution -------------------------------------------------------------------- */
 
 static const char *const op_names[EV_NUM_OPS] = {
-    "input", "conv2d", "batchnorm", "relu", "maxpool", "avgpool",   "zero",
-    "add",   "concat", "crop",      "gap",  "linear",  "drop_path",
+    "input",  "conv2d", "batchnorm", "relu",   "maxpool",   "avgpool",          "zero",    "add",
+    "concat", "crop",   "gap",       "linear", "drop_path", "adaptive_avgpool", "dropout",
 };
 
 const char *ev_op_name(ev_op op) { return (unsigned)op < EV_NUM_OPS ? op_names[op] : "?"; }
@@ -461,6 +480,8 @@ int ev_net_alloc_activations(ev_net *net, ev_error *err)
             extra = 2 * (size_t)n->shape.c;
         else if (n->op == EV_OP_DROP_PATH)
             extra = (size_t)n->shape.n;
+        else if (n->op == EV_OP_DROPOUT)
+            extra = numel;
         size_t need = ((numel + 15) & ~(size_t)15) * 4 + ((extra + 15) & ~(size_t)15) * 4 + 128;
         if (!ev_add_size(act, need, &act))
             return ev_fail(err, EV_ERR_NOMEM, "network: activations overflow");
@@ -475,6 +496,8 @@ int ev_net_alloc_activations(ev_net *net, ev_error *err)
             n->saved = ev_arena_alloc(&net->activations, 2 * (size_t)n->shape.c * sizeof(float));
         else if (n->op == EV_OP_DROP_PATH)
             n->saved = ev_arena_alloc(&net->activations, (size_t)n->shape.n * sizeof(float));
+        else if (n->op == EV_OP_DROPOUT)
+            n->saved = ev_arena_alloc(&net->activations, ev_shape_numel(n->shape) * sizeof(float));
     }
     return EV_OK;
 }
@@ -500,6 +523,8 @@ int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err
             ev_conv_desc d = conv_desc(n);
             ev_ref_conv2d_forward(x->out, x->shape, n->params[0]->data, n->shape.c, &d, n->out,
                                   n->shape);
+            if (n->params[1])
+                ev_ref_bias_forward(n->out, n->shape, n->params[1]->data);
             break;
         }
         case EV_OP_BATCHNORM:
@@ -560,6 +585,20 @@ int ev_net_forward(ev_net *net, const float *input, bool training, ev_error *err
                               : ev_rng_uniform(&g->rng_state) < 1.0f - prob ? 1.0f / (1.0f - prob)
                                                                             : 0.0f;
             ev_ref_drop_path_forward(x->out, n->shape, n->saved, n->out);
+            break;
+        }
+        case EV_OP_ADAPTIVE_AVGPOOL:
+            ev_ref_adaptive_avgpool_forward(x->out, x->shape, n->out, n->shape);
+            break;
+        case EV_OP_DROPOUT: {
+            /* the mask is kept whole (1 in eval), so backward reads it either way */
+            float prob = training ? n->drop_prob : 0.0f;
+            for (size_t j = 0; j < numel; j++) {
+                n->saved[j] = prob <= 0.0f                                  ? 1.0f
+                              : ev_rng_uniform(&g->rng_state) < 1.0f - prob ? 1.0f / (1.0f - prob)
+                                                                            : 0.0f;
+                n->out[j] = x->out[j] * n->saved[j];
+            }
             break;
         }
         default:
@@ -637,6 +676,8 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
             ev_conv_desc d = conv_desc(n);
             ev_ref_conv2d_backward(x->out, x->shape, n->params[0]->data, n->shape.c, &d, n->grad,
                                    n->shape, dx, n->params[0]->grad);
+            if (n->params[1])
+                ev_ref_bias_backward(n->grad, n->shape, n->params[1]->grad);
             break;
         }
         case EV_OP_BATCHNORM:
@@ -695,6 +736,15 @@ int ev_net_backward(ev_net *net, const int32_t *labels, float aux_weight, float 
         case EV_OP_DROP_PATH:
             if (dx)
                 ev_ref_drop_path_backward(n->shape, n->saved, n->grad, dx);
+            break;
+        case EV_OP_ADAPTIVE_AVGPOOL:
+            if (dx)
+                ev_ref_adaptive_avgpool_backward(x->shape, n->grad, n->shape, dx);
+            break;
+        case EV_OP_DROPOUT:
+            if (dx)
+                for (size_t j = 0; j < numel; j++)
+                    dx[j] += n->grad[j] * n->saved[j];
             break;
         default:
             return ev_fail(err, EV_ERR_INVALID, "network: node %d (%s): no backward", i, n->tag);

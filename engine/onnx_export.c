@@ -189,7 +189,7 @@ static void add_int64_init(exporter *x, const char *name, const int64_t *data, i
 
 static int resolve(const ev_graph *g, int i)
 {
-    while (g->nodes[i].op == EV_OP_DROP_PATH)
+    while (g->nodes[i].op == EV_OP_DROP_PATH || g->nodes[i].op == EV_OP_DROPOUT)
         i = g->nodes[i].inputs[0];
     return i;
 }
@@ -207,18 +207,20 @@ static void emit_conv(exporter *x, int ci, const char *out, const double *scale,
                       const double *shift)
 {
     const ev_node *c = &x->g->nodes[ci];
-    const ev_param *w = c->params[0];
+    const ev_param *w = c->params[0], *cb = c->params[1];
     float *wf = xalloc(x, w->numel * sizeof *wf);
-    float *bias = scale ? xalloc(x, (size_t)c->shape.c * sizeof *bias) : NULL;
-    if (!wf || (scale && !bias))
+    float *bias = scale || cb ? xalloc(x, (size_t)c->shape.c * sizeof *bias) : NULL;
+    if (!wf || ((scale || cb) && !bias))
         return;
     const size_t per = w->numel / (size_t)c->shape.c;
     for (int o = 0; o < c->shape.c; o++) {
         for (size_t j = 0; j < per; j++)
             wf[(size_t)o * per + j] =
                 (float)((double)w->data[(size_t)o * per + j] * (scale ? scale[o] : 1.0));
+        /* the conv's own bias b (VGG): BN(conv + b) = scale * conv + scale * b + shift */
         if (bias)
-            bias[o] = (float)shift[o];
+            bias[o] = (float)((cb ? (double)cb->data[o] * (scale ? scale[o] : 1.0) : 0.0) +
+                              (shift ? shift[o] : 0.0));
     }
     char wname[48], bname[48];
     snprintf(wname, sizeof wname, "w%d", ci);
@@ -286,7 +288,7 @@ static int export_graph(exporter *x, double *scale, double *shift)
     if (!needed)
         return ev_fail(x->err, EV_ERR_NOMEM, "onnx: out of memory");
     for (int i = 0; i < nn; i++)
-        if (needed[i] && g->nodes[i].op != EV_OP_DROP_PATH)
+        if (needed[i] && g->nodes[i].op != EV_OP_DROP_PATH && g->nodes[i].op != EV_OP_DROPOUT)
             for (int j = 0; j < g->nodes[i].num_inputs; j++) {
                 int b = resolve(g, g->nodes[i].inputs[j]);
                 x->uses[b]++;
@@ -306,8 +308,51 @@ static int export_graph(exporter *x, double *scale, double *shift)
             snprintf(x->names[i], sizeof x->names[i], "input");
             break;
         case EV_OP_DROP_PATH:
+        case EV_OP_DROPOUT: /* training only */
             snprintf(x->names[i], sizeof x->names[i], "%s", in0);
             break;
+        case EV_OP_ADAPTIVE_AVGPOOL: {
+            /* PyTorch's windows as one constant matrix P (H*W x oh*ow): Reshape (N, C, H*W),
+             * MatMul P, Reshape (N, C, oh, ow); exact for any sizes, overlapping windows too */
+            const ev_shape xs = g->nodes[resolve(g, n->inputs[0])].shape, ys = n->shape;
+            const size_t hw = (size_t)xs.h * (size_t)xs.w, ohw = (size_t)ys.h * (size_t)ys.w;
+            float *pm = xalloc(x, hw * ohw * sizeof *pm);
+            if (!pm) {
+                rc = ev_fail(x->err, EV_ERR_NOMEM, "onnx: out of memory");
+                break;
+            }
+            for (int oy = 0; oy < ys.h; oy++)
+                for (int ox = 0; ox < ys.w; ox++) {
+                    const int y0 = (int)((long long)oy * xs.h / ys.h);
+                    const int y1 = (int)(((long long)(oy + 1) * xs.h + ys.h - 1) / ys.h);
+                    const int x0 = (int)((long long)ox * xs.w / ys.w);
+                    const int x1 = (int)(((long long)(ox + 1) * xs.w + ys.w - 1) / ys.w);
+                    const float v = 1.0f / (float)((y1 - y0) * (x1 - x0));
+                    for (int iy = y0; iy < y1; iy++)
+                        for (int ix = x0; ix < x1; ix++)
+                            pm[((size_t)iy * (size_t)xs.w + (size_t)ix) * ohw +
+                               (size_t)oy * (size_t)ys.w + (size_t)ox] = v;
+                }
+            char pname[32], s1[32], s2[32], flat[32], mm[32];
+            snprintf(pname, sizeof pname, "apool%d", i);
+            snprintf(s1, sizeof s1, "apool_in%d", i);
+            snprintf(s2, sizeof s2, "apool_out%d", i);
+            snprintf(flat, sizeof flat, "apool_flat%d", i);
+            snprintf(mm, sizeof mm, "apool_mm%d", i);
+            const int64_t pd[2] = {(int64_t)hw, (int64_t)ohw};
+            add_float_init(x, pname, pd, 2, pm, hw * ohw);
+            const int64_t shape_in[3] = {0, xs.c, (int64_t)hw},
+                          shape_out[4] = {0, ys.c, ys.h, ys.w};
+            add_int64_init(x, s1, shape_in, 3);
+            add_int64_init(x, s2, shape_out, 4);
+            const char *rin[2] = {in0, s1};
+            add_node(x, "Reshape", rin, 2, flat, NULL);
+            const char *min[2] = {flat, pname};
+            add_node(x, "MatMul", min, 2, mm, NULL);
+            const char *oin[2] = {mm, s2};
+            add_node(x, "Reshape", oin, 2, x->names[i], NULL);
+            break;
+        }
         case EV_OP_CONV2D: {
             /* convs before a BN, directly or through FactorizedReduce's concat, are emitted by
              * the BN with the BN folded in */
@@ -461,11 +506,24 @@ static int export_graph(exporter *x, double *scale, double *shift)
         case EV_OP_LINEAR: {
             const ev_param *w = n->params[0], *b = n->params[1];
             const int64_t wd[2] = {w->shape[0], w->shape[1]}, bd[1] = {w->shape[0]};
-            add_float_init(x, "classifier.weight", wd, 2, w->data, w->numel);
+            /* the logits layer keeps the names it always had; VGG's hidden layers are lw/lb<i> */
+            char wname[48], bname[48];
+            snprintf(wname, sizeof wname, i == g->logits ? "classifier.weight" : "lw%d", i);
+            snprintf(bname, sizeof bname, i == g->logits ? "classifier.bias" : "lb%d", i);
+            add_float_init(x, wname, wd, 2, w->data, w->numel);
             const float *bias = b ? b->data : NULL;
             float *zeros = bias ? NULL : xalloc(x, (size_t)w->shape[0] * sizeof(float));
-            add_float_init(x, "classifier.bias", bd, 1, bias ? bias : zeros, (size_t)w->shape[0]);
-            const char *in[3] = {in0, "classifier.weight", "classifier.bias"};
+            add_float_init(x, bname, bd, 1, bias ? bias : zeros, (size_t)w->shape[0]);
+            char flat[48];
+            if (g->nodes[resolve(g, n->inputs[0])].op == EV_OP_ADAPTIVE_AVGPOOL) {
+                /* Gemm takes (N, C*H*W): flattened in PyTorch's order */
+                snprintf(flat, sizeof flat, "flat%d", i);
+                const char *fin[1] = {in0};
+                Onnx__AttributeProto *fattrs[] = {attr_int(x, "axis", 1), NULL};
+                add_node(x, "Flatten", fin, 1, flat, fattrs);
+                in0 = flat;
+            }
+            const char *in[3] = {in0, wname, bname};
             Onnx__AttributeProto *attrs[] = {attr_int(x, "transB", 1), NULL};
             add_node(x, "Gemm", in, 3, i == g->logits ? "logits" : x->names[i], attrs);
             break;
@@ -586,6 +644,13 @@ static Onnx__StringStringEntryProto **model_metadata(exporter *x, const ev_model
 
 int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
 {
+    return ev_model_export_onnx_with(m, path, NULL, err);
+}
+
+int ev_model_export_onnx_with(const ev_model *m, const char *path, const ev_onnx_options *o,
+                              ev_error *err)
+{
+    const bool probabilities = o && o->probabilities;
     if (!m || !path)
         return ev_fail(err, EV_ERR_INVALID, "onnx: NULL argument");
     const ev_graph *g = &m->net->graph;
@@ -609,6 +674,15 @@ int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
     }
     if ((rc = export_graph(&x, scale, shift)))
         goto out;
+    if (probabilities) { /* softmax(logits / temperature) over the classes */
+        const float t = ev_model_temperature(m);
+        const int64_t one[1] = {1};
+        add_float_init(&x, "temperature", one, 1, &t, 1);
+        const char *div_in[2] = {"logits", "temperature"}, *sm_in[1] = {"scaled_logits"};
+        add_node(&x, "Div", div_in, 2, "scaled_logits", NULL);
+        Onnx__AttributeProto *attrs[] = {attr_int(&x, "axis", 1), NULL};
+        add_node(&x, "Softmax", sm_in, 1, "probabilities", attrs);
+    }
 
     Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
     graph.name = "echoview";
@@ -618,11 +692,13 @@ int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
     graph.n_initializer = x.num_inits;
     const ev_shape in = g->nodes[g->input].shape;
     Onnx__ValueInfoProto *inputs[1] = {value_info(&x, "input", in.c, in.h, in.w, 4)};
-    Onnx__ValueInfoProto *outputs[1] = {value_info(&x, "logits", m->num_classes, 0, 0, 2)};
+    Onnx__ValueInfoProto *outputs[2] = {
+        value_info(&x, "logits", m->num_classes, 0, 0, 2),
+        probabilities ? value_info(&x, "probabilities", m->num_classes, 0, 0, 2) : NULL};
     graph.input = inputs;
     graph.n_input = 1;
     graph.output = outputs;
-    graph.n_output = 1;
+    graph.n_output = probabilities ? 2 : 1;
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
     opset.domain = "";
     opset.version = ONNX_OPSET;
@@ -635,7 +711,8 @@ int ev_model_export_onnx(const ev_model *m, const char *path, ev_error *err)
     model.opset_import = opsets;
     model.n_opset_import = 1;
     model.metadata_props = model_metadata(&x, m, &model.n_metadata_props);
-    if (x.failed || !inputs[0] || !outputs[0] || !model.metadata_props) {
+    if (x.failed || !inputs[0] || !outputs[0] || (probabilities && !outputs[1]) ||
+        !model.metadata_props) {
         rc = ev_fail(err, EV_ERR_NOMEM, "onnx: out of memory");
         goto out;
     }

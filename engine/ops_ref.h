@@ -63,6 +63,13 @@ void ev_ref_crop_backward(ev_shape xs, int crop, const float *dy, float *dx);
 void ev_ref_gap_forward(const float *x, ev_shape xs, float *y);
 void ev_ref_gap_backward(ev_shape xs, const float *dy, float *dx);
 
+/* PyTorch's AdaptiveAvgPool2d from xs to ys's height and width (windows may overlap) */
+void ev_ref_adaptive_avgpool_forward(const float *x, ev_shape xs, float *y, ev_shape ys);
+void ev_ref_adaptive_avgpool_backward(ev_shape xs, const float *dy, ev_shape ys, float *dx);
+/* y[n, c, :, :] += b[c]; db[c] += sum of dy[:, c, :, :] */
+void ev_ref_bias_forward(float *y, ev_shape s, const float *b);
+void ev_ref_bias_backward(const float *dy, ev_shape s, float *db);
+
 /* y[n, out] = x[n, in] . w[out, in] + b[out] */
 void ev_ref_linear_forward(const float *x, int n, int in, const float *w, const float *b, int out,
                            float *y);
@@ -117,6 +124,11 @@ void ev_ref64_crop_backward(ev_shape xs, int crop, const double *dy, double *dx)
 
 void ev_ref64_gap_forward(const double *x, ev_shape xs, double *y);
 void ev_ref64_gap_backward(ev_shape xs, const double *dy, double *dx);
+
+void ev_ref64_adaptive_avgpool_forward(const double *x, ev_shape xs, double *y, ev_shape ys);
+void ev_ref64_adaptive_avgpool_backward(ev_shape xs, const double *dy, ev_shape ys, double *dx);
+void ev_ref64_bias_forward(double *y, ev_shape s, const double *b);
+void ev_ref64_bias_backward(const double *dy, ev_shape s, double *db);
 
 void ev_ref64_linear_forward(const double *x, int n, int in, const double *w, const double *b,
                              int out, double *y);

@@ -528,6 +528,84 @@ void EV_REF_FN(gap_backward)(ev_shape xs, const EV_REAL *dy, EV_REAL *dx)
     }
 }
 
+/* PyTorch's AdaptiveAvgPool2d window of output o of `out` over `in`: [floor(o*in/out),
+ * ceil((o+1)*in/out)) */
+static inline void EV_REF_FN(adaptive_window)(int o, int in, int out, int *start, int *end)
+{
+    *start = (int)((long long)o * in / out);
+    *end = (int)(((long long)(o + 1) * in + out - 1) / out);
+}
+
+void EV_REF_FN(adaptive_avgpool_forward)(const EV_REAL *x, ev_shape xs, EV_REAL *y, ev_shape ys)
+{
+    for (size_t nc = 0; nc < (size_t)xs.n * (size_t)xs.c; nc++) {
+        const EV_REAL *xp = x + nc * (size_t)xs.h * (size_t)xs.w;
+        EV_REAL *yp = y + nc * (size_t)ys.h * (size_t)ys.w;
+        for (int oy = 0; oy < ys.h; oy++) {
+            int y0, y1;
+            EV_REF_FN(adaptive_window)(oy, xs.h, ys.h, &y0, &y1);
+            for (int ox = 0; ox < ys.w; ox++) {
+                int x0, x1;
+                EV_REF_FN(adaptive_window)(ox, xs.w, ys.w, &x0, &x1);
+                double sum = 0.0;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        sum += xp[(size_t)iy * (size_t)xs.w + (size_t)ix];
+                yp[(size_t)oy * (size_t)ys.w + (size_t)ox] =
+                    (EV_REAL)(sum / (double)((y1 - y0) * (x1 - x0)));
+            }
+        }
+    }
+}
+
+void EV_REF_FN(adaptive_avgpool_backward)(ev_shape xs, const EV_REAL *dy, ev_shape ys, EV_REAL *dx)
+{
+    for (size_t nc = 0; nc < (size_t)xs.n * (size_t)xs.c; nc++) {
+        EV_REAL *dxp = dx + nc * (size_t)xs.h * (size_t)xs.w;
+        const EV_REAL *dyp = dy + nc * (size_t)ys.h * (size_t)ys.w;
+        for (int oy = 0; oy < ys.h; oy++) {
+            int y0, y1;
+            EV_REF_FN(adaptive_window)(oy, xs.h, ys.h, &y0, &y1);
+            for (int ox = 0; ox < ys.w; ox++) {
+                int x0, x1;
+                EV_REF_FN(adaptive_window)(ox, xs.w, ys.w, &x0, &x1);
+                const EV_REAL g = (EV_REAL)((double)dyp[(size_t)oy * (size_t)ys.w + (size_t)ox] /
+                                            (double)((y1 - y0) * (x1 - x0)));
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        dxp[(size_t)iy * (size_t)xs.w + (size_t)ix] += g;
+            }
+        }
+    }
+}
+
+/* ---- per-channel bias (a convolution's) -------------------------------------------------------- */
+
+void EV_REF_FN(bias_forward)(EV_REAL *y, ev_shape s, const EV_REAL *b)
+{
+    const size_t plane = (size_t)s.h * (size_t)s.w;
+    for (int n = 0; n < s.n; n++)
+        for (int c = 0; c < s.c; c++) {
+            EV_REAL *yp = y + ((size_t)n * (size_t)s.c + (size_t)c) * plane;
+            for (size_t i = 0; i < plane; i++)
+                yp[i] += b[c];
+        }
+}
+
+void EV_REF_FN(bias_backward)(const EV_REAL *dy, ev_shape s, EV_REAL *db)
+{
+    const size_t plane = (size_t)s.h * (size_t)s.w;
+    for (int c = 0; c < s.c; c++) {
+        double sum = 0.0;
+        for (int n = 0; n < s.n; n++) {
+            const EV_REAL *dp = dy + ((size_t)n * (size_t)s.c + (size_t)c) * plane;
+            for (size_t i = 0; i < plane; i++)
+                sum += dp[i];
+        }
+        db[c] += (EV_REAL)sum;
+    }
+}
+
 /* ---- linear ----------------------------------------------------------------------------------- */
 
 void EV_REF_FN(linear_forward)(const EV_REAL *x, int n, int in, const EV_REAL *w, const EV_REAL *b,

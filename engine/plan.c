@@ -64,9 +64,9 @@ int ev_plan_create(const ev_model *model, const ev_plan_options *options, ev_pla
     if (kind == EV_BACKEND_AUTO) {
         static const ev_backend_kind order[] = {EV_BACKEND_CUDA, EV_BACKEND_CPU,
                                                 EV_BACKEND_REFERENCE};
-        /* the cpu and cuda backends compile DARTS networks only: a baseline (ResNet18,
-         * DenseNet201) runs on the reference backend */
-        for (int i = model->cfg.arch == EV_ARCH_DARTS ? 0 : 2; i < 3 && !vt; i++)
+        /* the cuda backend compiles DARTS networks only: a baseline (ResNet18, DenseNet201)
+         * runs on the cpu backend, else the reference one */
+        for (int i = model->cfg.arch == EV_ARCH_DARTS ? 0 : 1; i < 3 && !vt; i++)
             if ((vt = backend_vtable(order[i])))
                 kind = order[i];
     } else if (!(vt = backend_vtable(kind))) {
@@ -85,6 +85,12 @@ int ev_plan_create(const ev_model *model, const ev_plan_options *options, ev_pla
     plan->backend = kind;
     plan->vt = vt;
     int rc = vt->create(plan, err);
+    if (rc == EV_ERR_UNSUPPORTED && opt.backend == EV_BACKEND_AUTO && kind == EV_BACKEND_CPU) {
+        /* AUTO: a network the cpu backend does not compile runs on the reference backend */
+        plan->backend = kind = EV_BACKEND_REFERENCE;
+        plan->vt = vt = backend_vtable(kind);
+        rc = vt->create(plan, err);
+    }
     if (rc) {
         free(plan);
         return rc;

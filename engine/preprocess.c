@@ -579,10 +579,12 @@ out:
     return ok;
 }
 
-int ev_detect_roi(const ev_frame *frame, ev_rect *out)
+/* The detection of ev_detect_roi. On EV_OK, *box is the region in pixels (inclusive) and, when
+ * luma_out is given, *luma_out the frame's 8-bit luma (the caller frees it) and *threshold_out
+ * the foreground threshold. */
+static int detect_region(const ev_frame *frame, roi_box *box_out, uint8_t **luma_out,
+                         int *threshold_out)
 {
-    if (check_frame(frame, "ev_detect_roi", NULL) != EV_OK || !out)
-        return EV_ERR_INVALID;
     const int w = frame->width, h = frame->height;
     int block = (w < h ? w : h) / 64;
     block = block < 8 ? 8 : block > 32 ? 32 : block;
@@ -600,7 +602,6 @@ int ev_detect_roi(const ev_frame *frame, ev_rect *out)
     int rc = EV_ERR_NOMEM;
     if (!luma || !cover || !textured || !label || !queue || !active)
         goto out;
-
     const pixel_layout layout = layout_of(frame->format);
     size_t histogram[256] = {0};
     for (int y = 0; y < h; y++) {
@@ -655,10 +656,13 @@ int ev_detect_roi(const ev_frame *frame, ev_rect *out)
     roi_box refined = pixels_box;
     if (!refine_box(luma, w, h, threshold, block, &refined))
         refined = pixels_box;
-    out->x = refined.x0;
-    out->y = refined.y0;
-    out->width = refined.x1 - refined.x0 + 1;
-    out->height = refined.y1 - refined.y0 + 1;
+    *box_out = refined;
+    if (threshold_out)
+        *threshold_out = threshold;
+    if (luma_out) {
+        *luma_out = luma;
+        luma = NULL;
+    }
     rc = EV_OK;
 out:
     free(luma);
@@ -668,4 +672,143 @@ out:
     free(queue);
     free(active);
     return rc;
+}
+
+int ev_detect_roi(const ev_frame *frame, ev_rect *out)
+{
+    if (check_frame(frame, "ev_detect_roi", NULL) != EV_OK || !out)
+        return EV_ERR_INVALID;
+    roi_box box;
+    int rc = detect_region(frame, &box, NULL, NULL);
+    if (rc == EV_OK)
+        *out = (ev_rect){box.x0, box.y0, box.x1 - box.x0 + 1, box.y1 - box.y0 + 1};
+    return rc;
+}
+
+/* ---- screen type: a 2D fan or not -----------------------------------------------------------
+ *
+ * M-mode and spectral (PW, CW, tissue) Doppler screens show a time axis: a wide rectangular
+ * strip (M-mode: textured over its whole area; spectra: a bright envelope over a black strip),
+ * usually under a small 2D reference image. A 2D frame is a fan: narrow at the apex, widening
+ * downward without a break. The evidence is measured on the region ev_detect_roi finds, on its
+ * opened foreground mask (the same speckle-tolerant opening as the edge refinement), row by row:
+ * the width of each row (leftmost to rightmost foreground pixel) over the region's width.
+ *   apex_width: mean row width over the top tenth of the region's rows;
+ *   break_rows: the longest run of rows narrower than a tenth of the region between rows at
+ *               least a fifth as wide (a 2D image stacked over a strip leaves such a run),
+ *               over the region's height;
+ *   fill:       the foreground share of the region's box; area: the box's share of the frame.
+ * The decision (the thresholds were set on phantom frames only, docs/ACCURACY.md):
+ *   a frame under SCREEN_MIN_SIDE pixels a side -> undecided (nothing claimed);
+ *   no region stands out, area < EV_SCREEN_AREA_MIN (only a small reference image), fill >
+ *   EV_SCREEN_FILL_MAX (a filled rectangle) or apex_width > EV_SCREEN_APEX_MAX (a wide top)
+ *   -> not 2D; otherwise -> 2D.
+ * break_rows is reported, not used: on phantom 2D frames a banner merged above the apex made
+ * it fire, and every phantom non-2D screen is caught without it.
+ */
+#define SCREEN_APEX_ROWS 0.10
+#define SCREEN_NARROW 0.10
+#define SCREEN_WIDE 0.20
+#define SCREEN_MIN_SIDE 64 /* smaller frames are not judged */
+#define EV_SCREEN_AREA_MIN 0.12f  /* a fan's box covers at least this share of the frame */
+#define EV_SCREEN_FILL_MAX 0.80f  /* a fan fills at most this share of its box */
+#define EV_SCREEN_APEX_MAX 0.60f  /* a fan's top tenth is narrower than this share of its box */
+
+static void measure_screen(const uint8_t *luma, int w, int threshold, const roi_box *box,
+                           ev_screen_info *info, bool *ok)
+{
+    const int bw = box->x1 - box->x0 + 1, bh = box->y1 - box->y0 + 1;
+    const size_t n = (size_t)bw * (size_t)bh;
+    uint8_t *mask = malloc(n), *tmp = malloc(n);
+    *ok = false;
+    if (!mask || !tmp)
+        goto out;
+    for (int y = 0; y < bh; y++)
+        for (int x = 0; x < bw; x++)
+            mask[(size_t)y * bw + x] = luma[(size_t)(box->y0 + y) * w + (box->x0 + x)] > threshold;
+    rank_filter(mask, tmp, bw, bh, ROI_OPEN_RADIUS, ROI_CORE_COUNT);
+    rank_filter(mask, tmp, bw, bh, ROI_GROW_RADIUS, 1);
+    const int apex_rows = (int)ceil(SCREEN_APEX_ROWS * bh);
+    double apex = 0.0;
+    size_t foreground = 0;
+    /* a break: a run of narrow rows between wide ones (an image stacked over a strip) */
+    int run = 0, longest = 0;
+    bool seen_wide = false;
+    for (int y = 0; y < bh; y++) {
+        const uint8_t *row = mask + (size_t)y * bw;
+        int first = -1, last = -1;
+        for (int x = 0; x < bw; x++)
+            if (row[x]) {
+                if (first < 0)
+                    first = x;
+                last = x;
+                foreground++;
+            }
+        double width = first < 0 ? 0.0 : (double)(last - first + 1) / bw;
+        if (y < apex_rows)
+            apex += width;
+        if (width >= SCREEN_WIDE) {
+            if (seen_wide && run > longest)
+                longest = run;
+            seen_wide = true;
+            run = 0;
+        } else if (width < SCREEN_NARROW && seen_wide) {
+            run++;
+        }
+    }
+    info->apex_width = (float)(apex / apex_rows);
+    info->break_rows = (float)longest / (float)bh;
+    info->fill = (float)((double)foreground / (double)n);
+    *ok = true;
+out:
+    free(mask);
+    free(tmp);
+}
+
+int ev_detect_screen(const ev_frame *frame, ev_screen_info *out)
+{
+    if (!out)
+        return EV_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    out->type = EV_SCREEN_UNDECIDED;
+    out->reason = "no ultrasound region stands out";
+    if (check_frame(frame, "ev_detect_screen", NULL) != EV_OK)
+        return EV_ERR_INVALID;
+    roi_box box;
+    uint8_t *luma = NULL;
+    int threshold = 0;
+    const int side = frame->width < frame->height ? frame->width : frame->height;
+    if (side < SCREEN_MIN_SIDE)
+        return EV_OK; /* undecided: too small to tell (e.g. a frame at the network's size) */
+    int rc = detect_region(frame, &box, &luma, &threshold);
+    if (rc == EV_ERR_INVALID) {
+        out->type = EV_SCREEN_NOT_2D;
+        out->reason = "no fan: no bright textured region stands out";
+        return EV_OK;
+    }
+    if (rc != EV_OK)
+        return rc;
+    bool ok;
+    out->region_found = 1;
+    out->roi = (ev_rect){box.x0, box.y0, box.x1 - box.x0 + 1, box.y1 - box.y0 + 1};
+    out->area = (float)((double)out->roi.width * out->roi.height /
+                        ((double)frame->width * frame->height));
+    measure_screen(luma, frame->width, threshold, &box, out, &ok);
+    free(luma);
+    if (!ok)
+        return EV_ERR_NOMEM;
+    if (out->area < EV_SCREEN_AREA_MIN) {
+        out->type = EV_SCREEN_NOT_2D;
+        out->reason = "no fan: the only image is small (a reference image beside a strip)";
+    } else if (out->fill > EV_SCREEN_FILL_MAX) {
+        out->type = EV_SCREEN_NOT_2D;
+        out->reason = "no fan: the region is a filled rectangle (a time-axis strip)";
+    } else if (out->apex_width > EV_SCREEN_APEX_MAX) {
+        out->type = EV_SCREEN_NOT_2D;
+        out->reason = "no fan: the region is as wide at its top as below (a time-axis strip)";
+    } else {
+        out->type = EV_SCREEN_2D;
+        out->reason = "a fan: narrow apex widening downward";
+    }
+    return EV_OK;
 }

@@ -290,6 +290,44 @@ int check_rle(DcmPixelSequence *seq, unsigned frames, unsigned segments, const c
     return EV_OK;
 }
 
+/* DCMTK 3.6.7's JPEG decoder first walks a frame's markers for the bit depth
+ * (DJCodecDecoder::scanJpegDataForBitDepth) and never steps past a TEM marker (FF01): a
+ * fragment whose walk reaches one hangs the reader for good (found by fuzz_dicom). Walk each
+ * fragment the same way, up to the frame header it looks for, and refuse such a file. */
+int check_jpeg(DcmPixelSequence *seq, const char *name, ev_error *err)
+{
+    for (unsigned long f = 1; f < seq->card(); f++) { /* item 0 is the Basic Offset Table */
+        DcmPixelItem *item = nullptr;
+        Uint8 *bytes = nullptr;
+        if (seq->getItem(item, f).bad() || !item)
+            return fail(err, EV_ERR_FORMAT, "%s: JPEG fragment %lu is missing", name, f);
+        Uint32 length = item->getLength();
+        if (length == 0 || item->getUint8Array(bytes).bad() || !bytes)
+            continue; /* DCMTK's walk finds nothing in an empty fragment */
+        for (unsigned long long at = 0; at + 4 < length;) {
+            unsigned marker = (unsigned)bytes[at] << 8 | bytes[at + 1];
+            unsigned low = marker & 0xFF;
+            if (marker == 0xFF01)
+                return fail(err, EV_ERR_FORMAT, "%s: JPEG fragment %lu: a TEM marker (FF01) at "
+                            "byte %u, which this DICOM decoder cannot read past", name, f,
+                            (unsigned)at);
+            if (marker >> 8 != 0xFF)
+                break; /* not a marker: DCMTK stops there */
+            if (low >= 0xC0 && low <= 0xCF && low != 0xC4 && low != 0xC8 && low != 0xCC)
+                break; /* a frame header (SOFn): the walk ends */
+            if (low == 0xFF)
+                at += 1; /* a fill byte */
+            else if ((low >= 0xD0 && low <= 0xD9) || (low > 0x02 && low <= 0xBF))
+                at += 2; /* RSTn, SOI, EOI and reserved markers carry no length */
+            else if (low == 0xC4 || low == 0xCC || low >= 0xDA)
+                at += 2 + ((unsigned)bytes[at + 2] << 8 | bytes[at + 3]);
+            else
+                break; /* JPG (C8), 00 and 02: DCMTK stops on them */
+        }
+    }
+    return EV_OK;
+}
+
 int validate(media_dicom *d, ev_error *err)
 {
     const char *name = d->name.c_str();
@@ -362,11 +400,13 @@ int validate(media_dicom *d, ev_error *err)
         if (!pd || pd->getEncapsulatedRepresentation(d->xfer, param, seq).bad() || !seq ||
             seq->card() < 2)
             return fail(err, EV_ERR_FORMAT, "%s: compressed Pixel Data has no fragments", name);
-        if (d->xfer == EXS_RLELossless) {
-            int rc = check_rle(seq, (unsigned)frames, spp * ((bits_allocated + 7) / 8), name, err);
-            if (rc != EV_OK)
-                return rc;
-        }
+        int rc = EV_OK;
+        if (d->xfer == EXS_RLELossless)
+            rc = check_rle(seq, (unsigned)frames, spp * ((bits_allocated + 7) / 8), name, err);
+        else if (d->xfer >= EXS_JPEGProcess1 && d->xfer <= EXS_JPEGProcess14SV1)
+            rc = check_jpeg(seq, name, err);
+        if (rc != EV_OK)
+            return rc;
     }
     read_timing(d, ds);
     read_region(d, ds);

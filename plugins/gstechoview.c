@@ -1,10 +1,12 @@
-/* gstechoview.c: the `echoview` plugin: echoviewclassify, echophantomsrc and (with DCMTK) dicomsrc. */
+/* gstechoview.c: the `echoview` plugin: echoviewclassify, echoviewoverlay, echophantomsrc and
+ * (with DCMTK) dicomsrc. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
 
 #include "gstechophantomsrc.h"
 #include "gstechoviewclassify.h"
+#include "gstechoviewoverlay.h"
 #ifdef ECHOVIEW_HAVE_DICOM
 #include "gstdicomsrc.h"
 #endif
@@ -16,6 +18,7 @@ static gboolean plugin_init(GstPlugin *plugin)
     gboolean ok = FALSE;
 
     ok |= GST_ELEMENT_REGISTER(echoviewclassify, plugin);
+    ok |= GST_ELEMENT_REGISTER(echoviewoverlay, plugin);
     ok |= GST_ELEMENT_REGISTER(echophantomsrc, plugin);
 #ifdef ECHOVIEW_HAVE_DICOM
     ok |= GST_ELEMENT_REGISTER(dicomsrc, plugin);

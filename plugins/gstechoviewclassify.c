@@ -258,10 +258,13 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     self->running_async = self->async;
     self->latency_posted = FALSE;
     GST_OBJECT_UNLOCK(self);
+    self->roi_error_posted = FALSE;
+    self->roi_warned = 0;
 
     if (!gst_echo_view_roi_parse(&self->roi, roi)) {
         GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("Invalid roi '%s'.", roi),
-                          ("roi must be \"auto\", \"full\" or \"x,y,width,height\" in pixels"));
+                          ("roi must be \"auto\", \"full\", \"meta\" or \"x,y,width,height\" in "
+                           "pixels"));
         goto out;
     }
     if (!model_file || !*model_file) {
@@ -301,8 +304,12 @@ static gboolean gst_echo_view_classify_start(GstBaseTransform *trans)
     self->model_name = g_intern_string(ev_model_name(self->model));
     self->backend_used = ev_backend_name(ev_plan_backend(self->plan));
     self->result_meta_name = result_meta_name(self->unique_id);
-    for (gint i = 0; i < self->n_classes; i++)
+    self->other_class = -1;
+    for (gint i = 0; i < self->n_classes; i++) {
         self->class_names[i] = g_intern_string(ev_model_class_name(self->model, i));
+        if (!strcmp(self->class_names[i], EV_OTHER_LABEL))
+            self->other_class = i;
+    }
     GST_OBJECT_UNLOCK(self);
     self->input_floats = (gsize)w * h * c;
     self->stage_input = g_new0(gfloat, self->input_floats);
@@ -392,12 +399,32 @@ static gboolean gst_echo_view_classify_set_caps(GstBaseTransform *trans, GstCaps
     }
     if (!gst_echo_view_roi_fits(&self->roi, GST_VIDEO_INFO_WIDTH(&info),
                                 GST_VIDEO_INFO_HEIGHT(&info))) {
-        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("The roi does not fit the video frame."),
-                          ("roi %dx%d at (%d,%d) is not inside the %dx%d frame",
-                           self->roi.fixed.width, self->roi.fixed.height, self->roi.fixed.x,
-                           self->roi.fixed.y, GST_VIDEO_INFO_WIDTH(&info),
-                           GST_VIDEO_INFO_HEIGHT(&info)));
-        return FALSE;
+        /* The first caps: the roi was set for another stream, an error. After a resolution
+         * change: the part still inside the frame, with a warning; none left: an error. */
+        const ev_rect *f = &self->roi.fixed;
+        if (self->negotiated &&
+            gst_echo_view_roi_cut(&self->roi, GST_VIDEO_INFO_WIDTH(&info),
+                                  GST_VIDEO_INFO_HEIGHT(&info))) {
+            const ev_rect *cut = &self->roi.fixed_cut;
+            GST_ELEMENT_WARNING(self, STREAM, FORMAT, ("The roi was cut to the new video frame."),
+                                ("roi %dx%d at (%d,%d) does not fit the %dx%d frame: using "
+                                 "%d,%d,%d,%d",
+                                 f->width, f->height, f->x, f->y, GST_VIDEO_INFO_WIDTH(&info),
+                                 GST_VIDEO_INFO_HEIGHT(&info), cut->x, cut->y, cut->width,
+                                 cut->height));
+        } else {
+            /* set_caps comes again for every retry of the negotiation: one error is enough */
+            if (!self->roi_error_posted)
+                GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("The roi does not fit the video frame."),
+                                  ("roi %dx%d at (%d,%d) is not inside the %dx%d frame", f->width,
+                                   f->height, f->x, f->y, GST_VIDEO_INFO_WIDTH(&info),
+                                   GST_VIDEO_INFO_HEIGHT(&info)));
+            self->roi_error_posted = TRUE;
+            return FALSE;
+        }
+    } else {
+        gst_echo_view_roi_cut(&self->roi, GST_VIDEO_INFO_WIDTH(&info),
+                              GST_VIDEO_INFO_HEIGHT(&info));
     }
     if (!prepare_yuv(self, &info)) {
         GST_ELEMENT_ERROR(self, RESOURCE, FAILED, ("Out of memory."),
@@ -499,20 +526,82 @@ static gboolean gst_echo_view_classify_query(GstBaseTransform *trans, GstPadDire
 
 /* ---- the frame path ------------------------------------------------------------------------ */
 
-static void update_roi(GstEchoViewClassify *self, const ev_frame *frame, guint roi_interval)
+/* The active-roi property follows the region in use. */
+static void publish_active_roi(GstEchoViewClassify *self)
 {
-    gboolean whole_frame;
     gchar text[64];
 
-    if (!gst_echo_view_roi_update(&self->roi, frame, self->frame_index, roi_interval, &whole_frame))
-        return;
-    if (whole_frame)
-        GST_DEBUG_OBJECT(self, "no ultrasound region found, using the whole frame");
     g_snprintf(text, sizeof text, "%d,%d,%d,%d", self->roi.active.x, self->roi.active.y,
                self->roi.active.width, self->roi.active.height);
     GST_OBJECT_LOCK(self);
     g_strlcpy(self->active_roi_text, text, sizeof self->active_roi_text);
     GST_OBJECT_UNLOCK(self);
+}
+
+static void update_roi(GstEchoViewClassify *self, const ev_frame *frame, guint roi_interval)
+{
+    gboolean whole_frame;
+
+    if (!gst_echo_view_roi_update(&self->roi, frame, self->frame_index, roi_interval, &whole_frame))
+        return;
+    if (whole_frame)
+        GST_DEBUG_OBJECT(self, "no ultrasound region found, using the whole frame");
+    publish_active_roi(self);
+}
+
+/* roi=meta and roi=auto: the region an upstream GstVideoRegionOfInterestMeta gives (dicomsrc's
+ * "ultrasound-region"). A meta outside the frame, and roi=meta on a stream without metas, are
+ * warned about once per start. */
+static void roi_from_meta(GstEchoViewClassify *self, GstBuffer *buf)
+{
+    const gint width = GST_VIDEO_INFO_WIDTH(&self->info),
+               height = GST_VIDEO_INFO_HEIGHT(&self->info);
+    GstVideoRegionOfInterestMeta *meta = gst_echo_view_roi_find_meta(&self->roi, buf);
+    const ev_rect before = self->roi.active;
+    const gboolean was_valid = self->roi.valid;
+    GstEchoViewRoiMetaResult result =
+        gst_echo_view_roi_set_from_meta(&self->roi, meta, width, height);
+    const guint bit = 1u << result;
+
+    if (result == GST_ECHO_VIEW_ROI_META_ABSENT && self->roi.mode == GST_ECHO_VIEW_ROI_AUTO)
+        return; /* auto without a meta: the sector detection, as always */
+    if (result != GST_ECHO_VIEW_ROI_META_USED && !(self->roi_warned & bit)) {
+        self->roi_warned |= bit;
+        if (result == GST_ECHO_VIEW_ROI_META_ABSENT)
+            GST_ELEMENT_WARNING(self, STREAM, FORMAT,
+                                ("roi=meta, but the buffers carry no region of interest meta."),
+                                ("classifying the whole %dx%d frame (or the last region a meta "
+                                 "gave) until one comes",
+                                 width, height));
+        else
+            GST_ELEMENT_WARNING(
+                self, STREAM, FORMAT, ("The upstream region of interest does not fit the frame."),
+                ("%s region %ux%u at (%u,%u) and the %dx%d frame: %s",
+                 g_quark_to_string(meta->roi_type), meta->w, meta->h, meta->x, meta->y, width,
+                 height,
+                 result == GST_ECHO_VIEW_ROI_META_CUT ? "using the part inside the frame"
+                                                      : "nothing of it is inside, ignored"));
+    }
+    if (self->roi.valid && (!was_valid || memcmp(&before, &self->roi.active, sizeof before)))
+        publish_active_roi(self);
+}
+
+/* roi=auto found no 2D fan (an M-mode or spectral Doppler screen): the result is the bundle's
+ * `other` class at probability 1, or, for a bundle without one, unknown (all probabilities 0),
+ * whatever the network said (docs/GSTREAMER.md, "Screen check"). */
+static void apply_screen_check(GstEchoViewClassify *self, Result *r)
+{
+    r->not_2d = FALSE;
+    if (self->roi.mode != GST_ECHO_VIEW_ROI_AUTO || self->roi.screen != EV_SCREEN_NOT_2D)
+        return;
+    memset(r->probabilities, 0, sizeof r->probabilities);
+    if (self->other_class >= 0) {
+        r->probabilities[self->other_class] = 1.0f;
+        r->top = self->other_class;
+    } else {
+        r->top = 0;
+        r->not_2d = TRUE;
+    }
 }
 
 /* The result fields shared by the element message and the custom meta (docs/GSTREAMER.md). */
@@ -659,6 +748,8 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
         resets_on(self, GST_ECHO_VIEW_RESET_ON_DISCONT))
         stream_reset_on(self, GST_ECHO_VIEW_RESET_ON_DISCONT, buf);
 
+    if (self->roi.mode == GST_ECHO_VIEW_ROI_META || self->roi.mode == GST_ECHO_VIEW_ROI_AUTO)
+        roi_from_meta(self, buf);
     infer = self->frame_index % interval == 0;
     if (infer || (self->roi.mode == GST_ECHO_VIEW_ROI_AUTO && !self->roi.valid)) {
         if (!gst_video_frame_map(&vframe, &self->info, buf, GST_MAP_READ)) {
@@ -738,9 +829,12 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     }
 
     previous_stable = self->stable.stable;
-    if (have_new)
+    if (have_new) {
+        apply_screen_check(self, &self->result);
+        /* no fan and no `other` class: nothing can pass, so the stable label turns unknown */
         stable_changed = stable_label_update(&self->stable, self->result.probabilities, smoothing,
-                                             hysteresis, threshold);
+                                             hysteresis, self->result.not_2d ? 2.0 : threshold);
+    }
 
     meta = gst_buffer_ensure_echo_view_meta_for_id(buf, unique_id);
     meta->model_name = self->model_name;
@@ -749,12 +843,14 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
     if (self->result.valid) {
         const gint top = self->result.top;
         const gfloat confidence = self->result.probabilities[top];
-        meta->label_id = confidence >= threshold ? top : -1;
+        meta->label_id = confidence >= threshold && !self->result.not_2d ? top : -1;
         meta->label = label_name(self, meta->label_id);
         meta->confidence = confidence;
         gst_echo_view_meta_set_probabilities(meta, self->result.probabilities, self->n_classes);
         meta->age = self->frame_index - self->result.frame;
-        meta->inferred = meta->age == 0;
+        /* the first buffer to carry this result: sync mode the frame it was computed from (age
+         * 0), async mode the first frame after the worker answered (age > 0) */
+        meta->inferred = have_new;
         meta->latency = self->result.latency;
     } else {
         meta->label_id = -1;
@@ -798,9 +894,37 @@ static GstFlowReturn gst_echo_view_classify_transform_ip(GstBaseTransform *trans
 
 /* ---- properties ---------------------------------------------------------------------------- */
 
+/* The default unique-ids of the living elements. */
+static GMutex auto_ids_lock;
+static GHashTable *auto_ids;
+
+static guint auto_id_take(void)
+{
+    guint id = 1;
+
+    g_mutex_lock(&auto_ids_lock);
+    if (!auto_ids)
+        auto_ids = g_hash_table_new(g_direct_hash, g_direct_equal);
+    while (g_hash_table_contains(auto_ids, GUINT_TO_POINTER(id)))
+        id++;
+    g_hash_table_add(auto_ids, GUINT_TO_POINTER(id));
+    g_mutex_unlock(&auto_ids_lock);
+    return id;
+}
+
+static void auto_id_give_back(guint id)
+{
+    g_mutex_lock(&auto_ids_lock);
+    if (auto_ids)
+        g_hash_table_remove(auto_ids, GUINT_TO_POINTER(id));
+    g_mutex_unlock(&auto_ids_lock);
+}
+
 static void gst_echo_view_classify_finalize(GObject *object)
 {
     GstEchoViewClassify *self = GST_ECHO_VIEW_CLASSIFY(object);
+
+    auto_id_give_back(self->default_id);
 
     g_free(self->model_file);
     g_free(self->model_instance_id);
@@ -824,11 +948,11 @@ static void gst_echo_view_classify_init(GstEchoViewClassify *self)
     self->hysteresis = DEFAULT_HYSTERESIS;
     self->updates = DEFAULT_UPDATES;
     self->reset_on = DEFAULT_RESET_ON;
-    {
-        /* each element its own meta by default: 1, 2, 3, ... in creation order */
-        static gint created = 0;
-        self->unique_id = (guint)g_atomic_int_add(&created, 1) + 1;
-    }
+    /* each living element its own meta by default: the smallest id no other living element
+     * took, so chained classifiers get 1, 2, 3, ... and an application that creates pipelines
+     * again and again reuses those ids instead of registering a new meta type each time (meta
+     * types are never freed) */
+    self->default_id = self->unique_id = auto_id_take();
     stable_label_reset(&self->stable); /* unknown until started and fed */
     g_mutex_init(&self->worker_lock);
     g_cond_init(&self->worker_cond);

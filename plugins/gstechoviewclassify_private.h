@@ -44,6 +44,9 @@ typedef struct {
     GstClockTime latency;
     gint top;
     gfloat probabilities[EV_MAX_CLASSES];
+    /* the screen check said "no 2D fan" and the bundle has no `other` class: the answer is
+     * unknown whatever the probabilities (all 0 then) */
+    gboolean not_2d;
 } Result;
 
 struct _GstEchoViewClassify {
@@ -66,6 +69,7 @@ struct _GstEchoViewClassify {
     GstEchoViewUpdates updates;
     GstEchoViewResetOn reset_on;
     guint unique_id; /* which EchoViewMeta on a buffer is this element's */
+    guint default_id; /* the id taken at creation (auto_id_take), given back at finalize */
 
     /* statistics, under the object lock */
     guint64 n_frames, n_inferred, n_skipped;
@@ -85,6 +89,7 @@ struct _GstEchoViewClassify {
     const gchar *class_names[EV_MAX_CLASSES]; /* interned */
     gint n_classes;                           /* set and cleared under the object lock */
     gint model_channels;                      /* 1 or 3; valid while n_classes > 0 */
+    gint other_class;                         /* the bundle's `other` class, -1: none */
     gsize input_floats;
     gfloat *stage_input;    /* streaming thread preprocesses here */
     gboolean running_async; /* async as it was at start() */
@@ -104,6 +109,8 @@ struct _GstEchoViewClassify {
     /* per-stream state, streaming thread only (roi.mode and roi.fixed: set at start()) */
     guint64 frame_index; /* frames since the last reset */
     GstEchoViewRoi roi;
+    gboolean roi_error_posted; /* a bad roi is posted once per start, however often caps come */
+    guint roi_warned;          /* GstEchoViewRoiMetaResult bits already warned about since start */
     Result result;
     StableLabel stable; /* smoothing, threshold and hysteresis of the stable label */
     guint64 last_result_seq;

@@ -334,8 +334,10 @@ void gst_echo_view_classify_install_properties(GObjectClass *gobject_class)
         g_param_spec_string(
             "roi", "Region of interest",
             "Ultrasound region to classify: \"x,y,width,height\" in pixels, \"full\" (the whole "
-            "frame) or \"auto\" (detect the sector after every reset and every roi-interval "
-            "frames) (default: auto)",
+            "frame), \"meta\" (the region of an upstream GstVideoRegionOfInterestMeta: "
+            "\"ultrasound-region\", as dicomsrc attaches, else the first) or \"auto\" (an "
+            "\"ultrasound-region\" meta when the buffer has one, else detect the sector after "
+            "every reset and every roi-interval frames) (default: auto)",
             DEFAULT_ROI, rw_ready));
     g_object_class_install_property(
         gobject_class, PROP_ROI_INTERVAL,

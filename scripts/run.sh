@@ -15,7 +15,7 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" -Dcuda=auto
 fi
 ninja -C "$build"
-[ -x "$build/daemon/echoviewd" ] || { echo "run.sh: echoviewd was not built (GStreamer, libmicrohttpd or libsystemd missing?)" >&2; exit 1; }
+[ -x "$build/daemon/echoviewd" ] || { echo "run.sh: echoviewd was not built (GStreamer, libmicrohttpd, libsystemd or libmosquitto missing?)" >&2; exit 1; }
 
 export GST_PLUGIN_PATH="$root/$build/plugins${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 "$build/daemon/echoviewd" --check-config "$config"

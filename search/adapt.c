@@ -13,22 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-
-static void bundle_file(const char *model_path, const char *file, char *out, size_t size)
-{
-    struct stat st;
-    if (stat(model_path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(out, size, "%s/%s", model_path, file);
-        return;
-    }
-    const char *slash = strrchr(model_path, '/');
-    if (slash)
-        snprintf(out, size, "%.*s/%s", (int)(slash - model_path), model_path, file);
-    else
-        snprintf(out, size, "%s", file);
-}
 
 /* Appends the source's `training:` section to `to` (without an old `adapted:` entry) and the
  * new `adapted:` entry: one training section, whatever was adapted before. */
@@ -110,9 +95,10 @@ int search_adapt_bn(const char *model_path, const search_dataset *ds, int batch,
         goto out;
     }
     const int batches = ds->count / B;
-    bundle_file(model_path, "model.yaml", src_yaml, sizeof src_yaml);
-    bundle_file(model_path, "weights.safetensors", src_weights, sizeof src_weights);
-    if ((rc = search_file_hash(src_weights, &weights_hash, err)))
+    if ((rc = ev_bundle_path(model_path, NULL, src_yaml, sizeof src_yaml, err)) ||
+        (rc = ev_bundle_path(model_path, "weights.safetensors", src_weights, sizeof src_weights,
+                             err)) ||
+        (rc = search_file_hash(src_weights, &weights_hash, err)))
         goto out;
     if ((rc = ev_net_create(&mnet->cfg, B, false, &net, err)) ||
         (rc = ev_net_copy_params(net, mnet, err)) ||

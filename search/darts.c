@@ -654,7 +654,7 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
                 "order %d, %d threads, %s kernels\n",
                 (long long)ev_net_count_params(search_supernet_net(s)), d.ntrain, d.nval,
                 ds->num_classes, steps, B, o->arch.order, threads, search_kernels_name());
-    double search_time = 0.0;
+    double search_time = 0.0, epoch_time = 0.0; /* steps only; whole epochs */
     int64_t images = 0;
     int this_run = 0;
     ev_genotype g;
@@ -752,6 +752,7 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
         res->epochs_run = epoch + 1;
         res->genotype = g;
         this_run++;
+        epoch_time += search_now_s() - t0; /* validation, checkpoint and plots too */
         if (o->stop_after > 0 && this_run >= o->stop_after)
             break;
     }
@@ -762,7 +763,7 @@ int search_darts_run(const search_darts_options *o, search_darts_result *result,
         rc = write_genotype(o->out_dir, &g, "searched", true, o->quiet, err);
     }
     res->images_per_second = search_time > 0 ? images / search_time : 0.0;
-    res->seconds_per_epoch = this_run ? search_time / this_run : 0.0;
+    res->seconds_per_epoch = this_run ? epoch_time / this_run : 0.0;
 out_eval:
     free(val_eval);
 out:

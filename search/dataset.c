@@ -233,6 +233,30 @@ static void list_free(entry_list *l)
     free(l->items);
 }
 
+/* The labels a dataset names when no class list is given (search_dataset_labels): each new
+ * one (by the loose label match) is added. */
+typedef struct label_set {
+    char **names;
+    int count;
+    char *empty; /* the first class folder without frame files, NULL: none */
+} label_set;
+
+static int label_set_index(label_set *s, const char *label)
+{
+    int i = search_class_lookup(s->names, s->count, label);
+    if (i >= 0)
+        return i;
+    if (s->count >= EV_MAX_CLASSES)
+        return -2;
+    char **p = realloc(s->names, (size_t)(s->count + 1) * sizeof *p);
+    if (!p)
+        return -1;
+    s->names = p;
+    if (!(p[s->count] = strdup(label)))
+        return -1;
+    return s->count++;
+}
+
 /* Splits one CSV line in place (RFC 4180 quotes). Returns the field count or -1. */
 static int csv_split(char *line, char **fields, int max)
 {
@@ -327,7 +351,7 @@ static const char *const col_names[NUM_COLS] = {"path",  "label", "split", "pati
 /* Reads manifest lines from f; path names it in messages, and listed paths are relative to dir.
  * (Separate from the file handling so that tests/fuzz/fuzz_manifest.c can feed it memory.) */
 static int read_manifest_stream(FILE *f, const char *path, const char *dir, char *const *classes,
-                                int k, entry_list *list, ev_error *err)
+                                int k, label_set *collect, entry_list *list, ev_error *err)
 {
     int col[NUM_COLS];
     for (int i = 0; i < NUM_COLS; i++)
@@ -381,7 +405,16 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
         }
         entry e = {0};
         const char *label = trim(fields[col[COL_LABEL]]);
-        e.label = search_class_lookup(classes, k, label);
+        e.label = collect ? label_set_index(collect, label) : search_class_lookup(classes, k, label);
+        if (e.label == -1 && collect) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        if (e.label == -2) {
+            rc = ev_fail(err, EV_ERR_FORMAT, "%s:%d: label '%s': more than %d labels", path,
+                         lineno, label, EV_MAX_CLASSES);
+            break;
+        }
         if (e.label < 0) {
             rc = ev_fail(err, EV_ERR_FORMAT,
                          "%s:%d: unknown label '%s' (the model's classes: %s, %s, ...)", path,
@@ -440,8 +473,8 @@ static int read_manifest_stream(FILE *f, const char *path, const char *dir, char
     return rc;
 }
 
-static int read_manifest(const char *path, char *const *classes, int k, entry_list *list,
-                         ev_error *err)
+static int read_manifest(const char *path, char *const *classes, int k, label_set *collect,
+                         entry_list *list, ev_error *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -453,7 +486,7 @@ static int read_manifest(const char *path, char *const *classes, int k, entry_li
         *slash = 0;
     else
         snprintf(dir, sizeof dir, ".");
-    int rc = read_manifest_stream(f, path, dir, classes, k, list, err);
+    int rc = read_manifest_stream(f, path, dir, classes, k, collect, list, err);
     fclose(f);
     return rc;
 }
@@ -521,9 +554,21 @@ static void free_names(char **names, int count)
     free(names);
 }
 
-/* DIR/<class>/<image>; split given or -1. */
+static bool has_dicom_magic(const char *path);
+
+/* A file that is a frame, by its extension (or, without one, by the DICOM magic): one outside
+ * any class folder is an error, not silently left out. */
+static bool is_frame_file(const char *path, const char *name)
+{
+    if (!is_frame_file_name(name))
+        return false;
+    return strrchr(name, '.') || has_dicom_magic(path);
+}
+
+/* DIR/<class>/<image>; split given or -1. collect: take the folder names as labels (into it)
+ * instead of looking them up in classes. */
 static int read_class_folders(const char *dir, int split, char *const *classes, int k,
-                              entry_list *list, bool quiet, ev_error *err)
+                              label_set *collect, entry_list *list, bool quiet, ev_error *err)
 {
     char **sub;
     int nsub, rc = list_dir(dir, &sub, &nsub, err);
@@ -536,10 +581,26 @@ static int read_class_folders(const char *dir, int split, char *const *classes, 
             break;
         }
         if (!is_dir(cdir)) {
+            if (is_frame_file(cdir, sub[i]))
+                rc = ev_fail(err, EV_ERR_FORMAT,
+                             "%s: a frame file outside any class folder (this folder holds one "
+                             "folder per class: move it into %s/<class>/, or out)",
+                             cdir, dir);
             free(cdir);
             continue;
         }
-        int label = search_class_lookup(classes, k, sub[i]);
+        int label = collect ? label_set_index(collect, sub[i]) : search_class_lookup(classes, k, sub[i]);
+        if (label == -1 && collect) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "out of memory");
+            free(cdir);
+            break;
+        }
+        if (label == -2) {
+            rc = ev_fail(err, EV_ERR_FORMAT, "%s: more than %d class folders", dir,
+                         EV_MAX_CLASSES);
+            free(cdir);
+            break;
+        }
         if (label < 0) {
             rc = ev_fail(err, EV_ERR_FORMAT,
                          "%s: folder name '%s' is not a class (the model's classes: %s, %s, ...; "
@@ -568,7 +629,9 @@ static int read_class_folders(const char *dir, int split, char *const *classes, 
             }
             added++;
         }
-        if (!rc && !added && !quiet)
+        if (!rc && !added && collect && !collect->empty)
+            collect->empty = strdup(cdir);
+        else if (!rc && !added && !quiet && !collect)
             fprintf(stderr, "warning: %s: class folder has no PNG, JPEG, PGM or DICOM files\n",
                     cdir);
         free_names(files, nfiles);
@@ -1268,6 +1331,71 @@ static void decode_chunk(void *arg, int chunk, int chunks, int thread)
     }
 }
 
+int search_dataset_labels_check(const char *path, char *const *names, int count, ev_error *err)
+{
+    for (int i = 0; i < count; i++) {
+        const char *why = class_name_problem(names[i]);
+        if (why)
+            return ev_fail(err, EV_ERR_FORMAT, "%s: the label '%s' cannot be a class name: it %s",
+                           path, names[i], why);
+    }
+    if (count < 2)
+        return ev_fail(err, EV_ERR_FORMAT,
+                       "%s: %d class label%s (%s); a classifier needs 2 or more (or give "
+                       "--classes)",
+                       path, count, count == 1 ? "" : "s", count ? names[0] : "none");
+    return EV_OK;
+}
+
+int search_dataset_labels(const char *path, char ***names, int *count, char **empty_folder,
+                          ev_error *err)
+{
+    *names = NULL;
+    *count = 0;
+    if (empty_folder)
+        *empty_folder = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
+    label_set set = {0};
+    entry_list list = {0};
+    int rc = EV_OK;
+    char *manifest = S_ISDIR(st.st_mode) ? join_path(path, "manifest.csv") : NULL;
+    struct stat ms;
+    if (!S_ISDIR(st.st_mode)) {
+        rc = read_manifest(path, NULL, 0, &set, &list, err);
+    } else if (manifest && stat(manifest, &ms) == 0) {
+        rc = read_manifest(manifest, NULL, 0, &set, &list, err);
+    } else {
+        bool split_level = false;
+        for (int s = 0; s < SEARCH_SPLIT_COUNT && !rc; s++) {
+            char *sd = join_path(path, split_names[s]);
+            if (sd && is_dir(sd)) {
+                split_level = true;
+                rc = read_class_folders(sd, s, NULL, 0, &set, &list, true, err);
+            }
+            free(sd);
+        }
+        if (!split_level && !rc)
+            rc = read_class_folders(path, -1, NULL, 0, &set, &list, true, err);
+    }
+    free(manifest);
+    list_free(&list);
+    if (rc) {
+        free_name_array(set.names, set.count);
+        free(set.empty);
+        return rc;
+    }
+    qsort(set.names, (size_t)set.count, sizeof *set.names, cmp_str);
+    *names = set.names;
+    *count = set.count;
+    if (empty_folder)
+        *empty_folder = set.empty;
+    else
+        free(set.empty);
+    return EV_OK;
+}
+
 int search_dataset_load(const char *path, const search_dataset_options *o, search_dataset **out,
                         ev_error *err)
 {
@@ -1322,7 +1450,7 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
         manifest = join_path(path, "manifest.csv");
         struct stat ms;
         if (manifest && stat(manifest, &ms) == 0) {
-            rc = read_manifest(manifest, ds->class_names, k, &list, err);
+            rc = read_manifest(manifest, ds->class_names, k, NULL, &list, err);
             source = manifest;
         } else {
             bool split_level = false;
@@ -1331,15 +1459,16 @@ int search_dataset_load(const char *path, const search_dataset_options *o, searc
                 if (sd && is_dir(sd)) {
                     split_level = true;
                     if (!rc)
-                        rc = read_class_folders(sd, s, ds->class_names, k, &list, o->quiet, err);
+                        rc = read_class_folders(sd, s, ds->class_names, k, NULL, &list, o->quiet,
+                                                err);
                 }
                 free(sd);
             }
             if (!split_level)
-                rc = read_class_folders(path, -1, ds->class_names, k, &list, o->quiet, err);
+                rc = read_class_folders(path, -1, ds->class_names, k, NULL, &list, o->quiet, err);
         }
     } else {
-        rc = read_manifest(path, ds->class_names, k, &list, err);
+        rc = read_manifest(path, ds->class_names, k, NULL, &list, err);
         char *slash = strrchr(root, '/');
         if (slash)
             *slash = 0;

@@ -11,6 +11,7 @@
  *   files of the training data, named with other patient IDs); anything in between is
  *   refused, naming a training patient: it cannot be split without scoring training frames.
  */
+#include "ev_bundle.h"
 #include "ev_search.h"
 #include "ev_yaml.h"
 
@@ -99,6 +100,11 @@ int search_training_record_append_yaml(const char *model_yaml, const search_prov
         fputs("\n  source_commit: ", f);
         ev_yaml_write_quoted(f, p->source_commit ? p->source_commit : "unknown");
         fprintf(f, "\n  date: \"%s\"\n  best_epoch: %d\n", date, p->best_epoch);
+        if (p->epochs > 0)
+            fprintf(f, "  epochs: %d\n", p->epochs);
+        /* auto: the sector found in each frame; data: the manifest's ROI columns, a DICOM's
+         * ultrasound region, else the whole frame */
+        fprintf(f, "  roi: %s\n", p->auto_roi ? "auto" : "data");
         fprintf(f, "  frames: {train: %d, val: %d, test: %d}\n", p->frames[0], p->frames[1],
                 p->frames[2]);
         if (p->init_from) {
@@ -113,7 +119,13 @@ int search_training_record_append_yaml(const char *model_yaml, const search_prov
             fputs("  freeze: ", f);
             ev_yaml_write_quoted(f, p->freeze);
             fputs("\n", f);
+            if (p->freeze_epochs > 0)
+                fprintf(f, "  freeze_epochs: %d\n", p->freeze_epochs);
         }
+        if (p->lr > 0)
+            fprintf(f, "  lr: %.7g\n", (double)p->lr);
+        if (p->lr_backbone > 0)
+            fprintf(f, "  lr_backbone: %.7g\n", (double)p->lr_backbone);
     }
     fprintf(f,
             "  split:\n    source: %s\n    seed: \"%" PRIu64 "\"\n"
@@ -144,16 +156,13 @@ int search_split_record_load(const char *model_path, search_split_record *out, b
     memset(out, 0, sizeof *out);
     *found = false;
     char path[4096];
-    size_t n = strlen(model_path);
-    if (n >= 5 && !strcmp(model_path + n - 5, ".yaml"))
-        snprintf(path, sizeof path, "%s", model_path);
-    else
-        snprintf(path, sizeof path, "%s/model.yaml", model_path);
+    int rc = ev_bundle_path(model_path, NULL, path, sizeof path, err);
+    if (rc)
+        return rc;
     ev_yaml_doc *doc = NULL;
     ev_yaml_error ye = {0};
     if (ev_yaml_load_file(path, &doc, &ye) != EV_YAML_OK)
         return ev_fail(err, EV_ERR_FORMAT, "%s", ye.message);
-    int rc = EV_OK;
     const ev_yaml_node *root = ev_yaml_root(doc), *training, *split, *n2;
     if (!ev_yaml_walk_mapping(doc, root, "model.yaml", NULL, NULL, NULL)) {
         rc = yaml_error(doc, err);

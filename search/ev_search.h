@@ -11,6 +11,7 @@
 #include "ev_graph.h"
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 
 /* ---- datasets ------------------------------------------------------------------------------ */
@@ -80,6 +81,17 @@ typedef struct search_dataset {
     uint64_t data_hash;   /* FNV-1a 64 of the listed files (relative path, label, split, patient) */
 } search_dataset;
 
+/* The class list a dataset names when none is given: the class folders' names (DIR/<class>/,
+ * or DIR/<split>/<class>/) or a manifest's labels, one per class by the loose label match (the
+ * first spelling met), sorted in byte order of their UTF-8 (as `LC_ALL=C ls` lists them). Errors
+ * name the path: a frame file outside any class folder, a manifest error. *empty_folder (when
+ * not NULL; free it): the first class folder without frame files, NULL when none: the caller
+ * refuses it, and checks the names (search_dataset_labels_check), when the list becomes the
+ * classes. */
+int search_dataset_labels(const char *path, char ***names, int *count, char **empty_folder,
+                          ev_error *err);
+/* Labels as a class list: each a valid class name (see --classes), 2 or more. */
+int search_dataset_labels_check(const char *path, char *const *names, int count, ev_error *err);
 /* path: a CSV manifest (path,label[,split][,patient][,quality][,roi_x,roi_y,roi_w,roi_h][,clip];
  * paths relative to the manifest), a folder containing manifest.csv, or an image folder
  * (DIR/CLASS/FILE or DIR/{train,val,test}/CLASS/FILE). Files are PNG, JPEG, PGM/PPM or DICOM
@@ -115,6 +127,11 @@ typedef struct search_provenance {
     uint64_t init_from_hash;   /* FNV-1a 64 of its weights.safetensors */
     const char *reinitialised; /* tensors of init_from not taken ("classifier.weight, ...") */
     const char *freeze;        /* the --freeze spec */
+    int freeze_epochs;         /* --freeze holds for these first epochs; 0: the whole run */
+    float lr;                  /* --lr */
+    float lr_backbone;         /* --lr-backbone: the tensors taken from init_from; 0: --lr */
+    bool auto_roi;             /* --auto-roi: the sector detected per frame (else the data's) */
+    int epochs;                /* --epochs: the run's limit (early stopping may end it sooner) */
     int frames[SEARCH_SPLIT_COUNT];
     int best_epoch;
     uint64_t seed;
@@ -269,6 +286,7 @@ typedef struct search_train_options {
     const char *data;    /* dataset path (search_dataset_load) */
     const char *out_dir; /* model bundle + checkpoint */
     const char *name;    /* bundle name (default: basename of out_dir) */
+    ev_arch arch; /* EV_ARCH_DARTS (0), or a baseline: then genotype, layout and channels unused */
     ev_genotype genotype;
     char genotype_name[64];
     int num_cells;
@@ -310,11 +328,22 @@ typedef struct search_train_options {
      * NULL: none. Needs init_from. BN running statistics of frozen layers still follow the
      * batches, as in PyTorch (requires_grad False leaves buffers alone only in eval mode). */
     const char *freeze;
+    /* > 0: the --freeze layers are frozen for the first freeze_epochs epochs only, then thawed
+     * (trained at lr_backbone when given). 0: frozen for the whole run. */
+    int freeze_epochs;
+    /* > 0: the learning rate of every tensor taken from init_from (all but a re-initialised
+     * head), usually below lr (discriminative fine-tuning); the cosine schedule scales both.
+     * 0: lr for every tensor. Needs init_from. */
+    float lr_backbone;
     const char *command_line;  /* recorded in model.yaml's training section; NULL: none */
     const char *source_commit; /* git commit of the build, recorded likewise; NULL: unknown */
     const char *patient_regex; /* search_dataset_options */
     int frames_per_clip, clip_frame_step;
     float video_fps;
+    /* Set (by a signal handler) to stop: the step under way finishes, the checkpoint then
+     * holds the run up to it (mid-epoch: the steps done, their sums and the drop-path state)
+     * and --resume continues it exactly. NULL: never. */
+    const volatile sig_atomic_t *interrupt;
 } search_train_options;
 
 void search_train_defaults(search_train_options *o);
@@ -325,6 +354,9 @@ typedef struct search_train_result {
     double best_val_loss, best_val_accuracy;
     double frames_per_second; /* training throughput (forward + backward + update) */
     bool early_stopped;
+    bool interrupted;             /* stopped by options.interrupt */
+    int stopped_epoch, stopped_step; /* interrupted in epoch (1-based) after this many steps */
+    int steps_per_epoch;
 } search_train_result;
 
 int search_train(const search_train_options *o, search_train_result *result, ev_error *err);
@@ -367,8 +399,20 @@ int search_train_benchmark(const search_train_options *o, int warmup, int steps,
 
 #define SEARCH_ECE_BINS 15
 
+/* 95 % intervals by bootstrapping patients (frames of one patient are not independent): each
+ * resample draws as many patients as were evaluated, with replacement, keeps all their
+ * frames, and scores them; the interval is the 2.5th and 97.5th percentile (linear
+ * interpolation) of the resampled accuracies and macro F1s. */
+typedef struct search_bootstrap {
+    int resamples; /* 0: not computed (asked for none, or fewer than 2 patients) */
+    int patients;  /* evaluated patients resampled */
+    uint64_t seed;
+    double accuracy[2], macro_f1[2]; /* [low, high] */
+} search_bootstrap;
+
 typedef struct search_eval_result {
     search_metrics metrics;
+    search_bootstrap bootstrap; /* search_bootstrap_intervals; zero until then */
     int64_t *confusion;   /* k x k */
     int32_t *predicted;   /* per dataset frame (-1 when not evaluated) */
     float *confidence;    /* softmax of the logits below */
@@ -413,6 +457,11 @@ int search_calibrate(const ev_model *model, const search_dataset *ds, int split,
  * argmax is their label (search/predictions.c). */
 int search_clip_accuracy(const search_dataset *ds, const search_eval_result *r, int64_t *clips,
                          int64_t *correct, ev_error *err);
+/* Fills r->bootstrap from r's predictions over the evaluated frames of ds: resamples (1..100000)
+ * patient bootstraps drawn from seed. With fewer than 2 evaluated patients there is no
+ * interval: r->bootstrap.resamples stays 0 and .patients says how many there were. */
+int search_bootstrap_intervals(const search_dataset *ds, search_eval_result *r, int resamples,
+                               uint64_t seed, ev_error *err);
 /* One CSV row per evaluated frame: file, frame, patient, clip, split, truth, prediction,
  * confidence, p_CLASS... */
 int search_write_predictions(const char *path, const ev_model *model, const search_dataset *ds,

@@ -330,6 +330,16 @@ out:
 int search_exec_create(ev_net *net, int threads, search_exec **out, ev_error *err)
 {
     *out = NULL;
+    /* VGG's convolution biases, adaptive pool and dropout have no kernels here: refused, never
+     * run as something else */
+    for (int i = 0; i < net->graph.num_nodes; i++) {
+        const ev_node *n = &net->graph.nodes[i];
+        if (n->op == EV_OP_ADAPTIVE_AVGPOOL || n->op == EV_OP_DROPOUT ||
+            (n->op == EV_OP_CONV2D && n->param_index[1] >= 0))
+            return ev_fail(err, EV_ERR_UNSUPPORTED,
+                           "executor: node %d (%s, %s) is not supported by the training executor",
+                           i, ev_op_name(n->op), n->tag);
+    }
     /* a training network's outputs are laid out by plan_activations on the first forward (once
      * the weighted adds, whose inputs backward reads, are known) */
     if (!net->grad_storage) {

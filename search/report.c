@@ -2,10 +2,10 @@
  * evaluation report (JSON, markdown, a confusion-matrix heat map and a sheet of misclassified
  * frames as PNG) and small line plots, drawn with a tiny raster canvas and a 3x5 pixel font into
  * PNGs written by media (no plotting dependency). */
+#include "ev_glyph.h"
 #include "ev_search.h"
 #include "media.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -85,6 +85,19 @@ void *search_eval_json(const ev_model *model, const search_eval_result *r)
                           "macro_precision", m->macro_precision, "macro_recall", m->macro_recall,
                           "macro_f1", m->macro_f1, "weighted_f1", m->weighted_f1, "classes", names,
                           "per_class", per, "confusion", conf, "calibration", cal);
+    const search_bootstrap *bs = &r->bootstrap;
+    if (bs->resamples > 0)
+        json_object_set_new(
+            j, "bootstrap",
+            json_pack("{s:s, s:i, s:i, s:I, s:[f,f], s:[f,f]}", "method", "patients",
+                      "resamples", bs->resamples, "patients", bs->patients, "seed",
+                      (json_int_t)bs->seed, "accuracy_95", bs->accuracy[0], bs->accuracy[1],
+                      "macro_f1_95", bs->macro_f1[0], bs->macro_f1[1]));
+    else if (bs->patients > 0)
+        json_object_set_new(j, "bootstrap",
+                            json_pack("{s:s, s:i, s:i, s:s}", "method", "patients", "resamples", 0,
+                                      "patients", bs->patients, "note",
+                                      "no interval: fewer than 2 patients evaluated"));
     json_object_set_new(j, "clips", json_integer(r->clips));
     json_object_set_new(j, "clip_accuracy",
                         json_real(r->clips ? (double)r->clips_correct / r->clips : 0.0));
@@ -136,55 +149,13 @@ static void line(canvas *c, int x0, int y0, int x1, int y1, uint32_t rgb, int th
     }
 }
 
-/* 3x5 glyphs, rows top to bottom, 3 bits each (MSB left). */
-static unsigned glyph(int ch)
-{
-    static const unsigned digits[10] = {075557, 026227, 071747, 071717, 055711,
-                                        074717, 074757, 071111, 075757, 075717};
-    static const unsigned letters[26] = {025755, 065656, 034443, 065556, 074647, 074644, 034553,
-                                         055755, 072227, 011152, 055655, 044447, 057755, 065555,
-                                         025552, 065644, 025563, 065655, 034216, 072222, 055557,
-                                         055552, 055775, 055255, 055222, 071247};
-    ch = toupper(ch);
-    if (ch >= '0' && ch <= '9')
-        return digits[ch - '0'];
-    if (ch >= 'A' && ch <= 'Z')
-        return letters[ch - 'A'];
-    switch (ch) {
-    case '-':
-        return 000700;
-    case '.':
-        return 000002;
-    case '/':
-        return 011244;
-    case '%':
-        return 051245;
-    case ':':
-        return 002020;
-    case '(':
-        return 024442;
-    case ')':
-        return 021112;
-    case '>':
-        return 042124;
-    case '=':
-        return 007070;
-    case '+':
-        return 002720;
-    case ',':
-        return 000024;
-    default:
-        return 0;
-    }
-}
-
 static int text(canvas *c, int x, int y, const char *s, uint32_t rgb, int scale)
 {
     for (; *s; s++, x += 4 * scale) {
-        unsigned g = glyph((unsigned char)*s);
-        for (int r = 0; r < 5; r++)
-            for (int b = 0; b < 3; b++)
-                if (g >> ((4 - r) * 3 + (2 - b)) & 1)
+        unsigned g = ev_glyph_3x5((unsigned char)*s);
+        for (int r = 0; r < EV_GLYPH_HEIGHT; r++)
+            for (int b = 0; b < EV_GLYPH_WIDTH; b++)
+                if (ev_glyph_pixel(g, b, r))
                     fill_rect(c, x + b * scale, y + r * scale, scale, scale, rgb);
     }
     return x;
@@ -202,6 +173,107 @@ static uint32_t heat(double v)
     int r = (int)(255 - v * (255 - 8)), g = (int)(255 - v * (255 - 48)),
         b = (int)(255 - v * (255 - 107));
     return (uint32_t)r << 16 | (uint32_t)g << 8 | (uint32_t)b;
+}
+
+/* ---- SVG beside each PNG: vector text, so class names keep their accents and spaces ---- */
+
+static void svg_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+/* path with its .png ending replaced by .svg */
+static void svg_path(const char *png, char *out, size_t size)
+{
+    size_t n = strlen(png);
+    if (n > 4 && !strcmp(png + n - 4, ".png"))
+        n -= 4;
+    snprintf(out, size, "%.*s.svg", (int)n, png);
+}
+
+static int svg_open(const char *png, int w, int h, char *path, size_t size, FILE **out,
+                    ev_error *err)
+{
+    svg_path(png, path, size);
+    FILE *f = *out = fopen(path, "w");
+    if (!f)
+        return ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n",
+            w, h, w, h);
+    return EV_OK;
+}
+
+static int svg_close(FILE *f, const char *path, ev_error *err)
+{
+    fputs("</svg>\n", f);
+    if (fclose(f) != 0)
+        return ev_fail(err, EV_ERR_IO, "%s: write failed", path);
+    return EV_OK;
+}
+
+/* The confusion matrix as SVG: full class names on both axes (columns rotated), counts in the
+ * cells, colour by the row-normalised share. */
+static int write_confusion_svg(const char *png, const ev_model *model, const search_eval_result *r,
+                               ev_error *err)
+{
+    const int k = r->k, cell = 36;
+    size_t longest = 4;
+    for (int c = 0; c < k; c++)
+        if (strlen(ev_model_class_name(model, c)) > longest)
+            longest = strlen(ev_model_class_name(model, c));
+    const int label = 12 + (int)longest * 8, left = label + 40, top = 60 + label;
+    const int w = left + k * cell + 20, h = top + k * cell + 20;
+    char path[PATH_MAX];
+    FILE *f;
+    int rc = svg_open(png, w, h, path, sizeof path, &f, err);
+    if (rc)
+        return rc;
+    fprintf(f, "<text x=\"8\" y=\"22\" font-size=\"16\">Confusion (rows: true class, columns: "
+               "predicted; colour: share of the row)</text>\n");
+    fprintf(f, "<text x=\"%d\" y=\"44\" font-size=\"13\" text-anchor=\"middle\">predicted</text>\n",
+            left + k * cell / 2);
+    fprintf(f, "<text transform=\"translate(16 %d) rotate(-90)\" font-size=\"13\" "
+               "text-anchor=\"middle\">true</text>\n",
+            top + k * cell / 2);
+    for (int c = 0; c < k; c++) {
+        fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">", left - 6,
+                top + c * cell + cell / 2 + 4);
+        svg_text(f, ev_model_class_name(model, c));
+        fprintf(f, "</text>\n<text transform=\"translate(%d %d) rotate(-60)\" font-size=\"12\">",
+                left + c * cell + cell / 2 + 4, top - 6);
+        svg_text(f, ev_model_class_name(model, c));
+        fputs("</text>\n", f);
+    }
+    for (int t = 0; t < k; t++) {
+        int64_t row = r->metrics.support[t];
+        for (int p = 0; p < k; p++) {
+            int64_t n = r->confusion[(size_t)t * k + p];
+            double v = row ? (double)n / row : 0.0;
+            fprintf(f,
+                    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#%06x\" "
+                    "stroke=\"#cccccc\"><title>%lld of %lld (%.1f %%)</title></rect>\n",
+                    left + p * cell, top + t * cell, cell, cell, heat(v), (long long)n,
+                    (long long)row, 100 * v);
+            if (n)
+                fprintf(f,
+                        "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\" "
+                        "fill=\"%s\">%lld</text>\n",
+                        left + p * cell + cell / 2, top + t * cell + cell / 2 + 4,
+                        v > 0.5 ? "#ffffff" : "#202020", (long long)n);
+        }
+    }
+    return svg_close(f, path, err);
 }
 
 static int write_confusion_png(const char *path, const ev_model *model, const search_eval_result *r,
@@ -318,6 +390,14 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
             "|---|---|---|---|---|\n| %.2f | %.2f | %.2f | %.2f | %.2f |\n\n",
             100 * m->accuracy, 100 * m->macro_precision, 100 * m->macro_recall, 100 * m->macro_f1,
             100 * m->weighted_f1);
+    if (r->bootstrap.resamples > 0)
+        fprintf(f,
+                "95%% intervals (bootstrap over %d patients, %d resamples, seed %llu): accuracy "
+                "%.2f-%.2f, macro F1 %.2f-%.2f.\n\n",
+                r->bootstrap.patients, r->bootstrap.resamples,
+                (unsigned long long)r->bootstrap.seed, 100 * r->bootstrap.accuracy[0],
+                100 * r->bootstrap.accuracy[1], 100 * r->bootstrap.macro_f1[0],
+                100 * r->bootstrap.macro_f1[1]);
     fprintf(f, "Clip accuracy (mean probabilities over a clip's frames): %.2f%% of %lld clips.\n\n",
             r->clips ? 100.0 * r->clips_correct / r->clips : 0.0, (long long)r->clips);
     fprintf(f,
@@ -346,6 +426,8 @@ int search_write_report(const char *dir, const ev_model *model, const search_dat
         return rc;
     snprintf(path, sizeof path, "%s/confusion.png", dir);
     rc = write_confusion_png(path, model, r, err);
+    if (!rc)
+        rc = write_confusion_svg(path, model, r, err);
     if (rc)
         return rc;
     snprintf(path, sizeof path, "%s/misclassified.png", dir);
@@ -433,9 +515,55 @@ int search_plot_lines(const char *path, const char *title, const char *x_label, 
         fill_rect(&cv, L + pw + 16, T + 10 + s * 20, 14, 10, col);
         text(&cv, L + pw + 36, T + 10 + s * 20, series[s].name ? series[s].name : "", 0x101010, 2);
     }
-#undef PX
-#undef PY
     rc = media_image_write_png(path, &cv.img, err);
     media_image_free(&cv.img);
-    return rc;
+    /* the same plot as SVG beside it */
+    char svg[PATH_MAX];
+    FILE *f;
+    if (rc || (rc = svg_open(path, W, H, svg, sizeof svg, &f, err)))
+        return rc;
+    fputs("<text x=\"80\" y=\"26\" font-size=\"18\">", f);
+    svg_text(f, title);
+    fputs("</text>\n", f);
+    for (double v = y0; v <= y1 + ys * 0.01; v += ys)
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#dddddd\"/>\n"
+                "<text x=\"%d\" y=\"%d\" font-size=\"13\" text-anchor=\"end\">%g</text>\n",
+                L, PY(v), L + pw, PY(v), L - 8, PY(v) + 4, fabs(v) < ys * 1e-6 ? 0.0 : v);
+    for (double v = ceil(x0 / xs) * xs; v <= x1 + xs * 0.01; v += xs)
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#303030\"/>\n"
+                "<text x=\"%d\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">%g</text>\n",
+                PX(v), T + ph, PX(v), T + ph + 4, PX(v), T + ph + 20, v);
+    fprintf(f,
+            "<polyline points=\"%d,%d %d,%d %d,%d\" fill=\"none\" stroke=\"#303030\"/>\n"
+            "<text x=\"%d\" y=\"%d\" font-size=\"14\" text-anchor=\"middle\">",
+            L, T, L, T + ph, L + pw, T + ph, L + pw / 2, H - 14);
+    svg_text(f, x_label);
+    fprintf(f, "</text>\n<text transform=\"translate(20 %d) rotate(-90)\" font-size=\"14\" "
+               "text-anchor=\"middle\">",
+            T + ph / 2);
+    svg_text(f, y_label);
+    fputs("</text>\n", f);
+    for (int si = 0; si < num_series; si++) {
+        uint32_t col = palette[si % (int)(sizeof palette / sizeof palette[0])];
+        fprintf(f, "<polyline fill=\"none\" stroke=\"#%06x\" stroke-width=\"2.5\" points=\"", col);
+        for (int i = 0; i < series[si].count; i++)
+            fprintf(f, "%s%d,%d", i ? " " : "", PX(series[si].x[i]), PY(series[si].y[i]));
+        fputs("\"/>\n", f);
+        for (int i = 0; i < series[si].count; i++)
+            fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"#%06x\"><title>%g, %g</title>"
+                       "</circle>\n",
+                    PX(series[si].x[i]), PY(series[si].y[i]), col, series[si].x[i],
+                    series[si].y[i]);
+        fprintf(f,
+                "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"10\" fill=\"#%06x\"/>\n"
+                "<text x=\"%d\" y=\"%d\" font-size=\"13\">",
+                L + pw + 16, T + 10 + si * 20, col, L + pw + 36, T + 19 + si * 20);
+        svg_text(f, series[si].name ? series[si].name : "");
+        fputs("</text>\n", f);
+    }
+#undef PX
+#undef PY
+    return svg_close(f, svg, err);
 }

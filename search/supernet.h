@@ -127,7 +127,7 @@ typedef struct search_darts_result {
     int epochs_run;
     ev_genotype genotype;
     double images_per_second; /* search steps: (arch + weight step) per training image */
-    double seconds_per_epoch;
+    double seconds_per_epoch; /* whole epochs of this run: steps, validation, checkpoint, plots */
 } search_darts_result;
 
 int search_darts_run(const search_darts_options *o, search_darts_result *result, ev_error *err);

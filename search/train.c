@@ -51,6 +51,7 @@ void search_train_defaults(search_train_options *o)
 typedef struct optimiser {
     search_optimizer kind;
     const bool *frozen; /* per parameter (--freeze), NULL: none */
+    const float *lr_scale; /* per parameter (--lr-backbone / --lr), NULL: 1 for all */
     float *m, *v; /* per trainable parameter element (adam: first/second moment; sgd: m only) */
     size_t total;
     int64_t step; /* adam's t */
@@ -107,16 +108,17 @@ static void optimiser_step(optimiser *opt, ev_net *net, float lr, float wd, floa
             continue;
         if (updatable(p, aux) && !(opt->frozen && opt->frozen[i])) {
             float *m = opt->m + off, *v = opt->v + off;
+            const float lr_p = opt->lr_scale ? lr * opt->lr_scale[i] : lr;
             for (size_t j = 0; j < p->numel; j++) {
                 float g = p->grad[j] + wd * p->data[j];
                 if (opt->kind == SEARCH_OPT_ADAM) {
                     m[j] = (float)(b1 * m[j] + (1.0 - b1) * g);
                     v[j] = (float)(b2 * v[j] + (1.0 - b2) * (double)g * g);
                     double denom = sqrt(v[j] / bc2) + 1e-8;
-                    p->data[j] -= (float)(lr * (m[j] / bc1) / denom);
+                    p->data[j] -= (float)(lr_p * (m[j] / bc1) / denom);
                 } else {
                     m[j] = opt->step == 1 ? g : momentum * m[j] + g;
-                    p->data[j] -= lr * m[j];
+                    p->data[j] -= lr_p * m[j];
                 }
             }
         }
@@ -130,7 +132,26 @@ typedef struct train_state {
     int epoch; /* epochs completed */
     double best_val_loss, best_val_acc;
     int best_epoch, bad_epochs;
+    /* an interrupted epoch (SIGINT): steps of epoch `epoch` done, their sums, and the
+     * drop-path generator's state after them; step 0: the epoch starts afresh */
+    int step;
+    double loss_sum;
+    int64_t correct, seen;
+    uint64_t rng_state;
 } train_state;
+
+/* The network part of a run's configuration: the DARTS genotype, layout and initial channels,
+ * or a baseline architecture (ResNet18, DenseNet201) that has none of them. */
+static void train_net_config(const search_train_options *o, ev_net_config *cfg)
+{
+    cfg->arch = o->arch;
+    if (o->arch != EV_ARCH_DARTS)
+        return;
+    cfg->genotype = o->genotype;
+    cfg->init_channels = o->init_channels;
+    cfg->num_cells = o->num_cells;
+    memcpy(cfg->reduction, o->reduction, sizeof cfg->reduction);
+}
 
 static char *config_fingerprint(const search_train_options *o, const ev_net *net)
 {
@@ -143,6 +164,8 @@ static char *config_fingerprint(const search_train_options *o, const ev_net *net
         if (o->normalize != EV_NORMALIZE_NONE || o->augment_recipe) /* old fingerprints stay */
             n += snprintf(out + n, 8192 - n, "norm%d|aug%s|", (int)o->normalize,
                           o->augment_recipe ? o->augment_recipe : "basic");
+        if (net->cfg.arch != EV_ARCH_DARTS)
+            n += snprintf(out + n, 8192 - n, "arch%s|", ev_arch_name(net->cfg.arch));
         for (int i = 0; i < net->cfg.num_cells && n < 8000; i++)
             n += snprintf(out + n, 8192 - n, "%c", net->cfg.reduction[i] ? 'R' : 'N');
     }
@@ -172,8 +195,12 @@ static char *schedule_fingerprint(const search_train_options *o, uint64_t init_h
     if (o->init_from)
         n += snprintf(out + n, 1024 - (size_t)n, "--init-from=fnv1a64:%016llx;",
                       (unsigned long long)init_hash);
-    if (o->freeze && n < 900)
-        snprintf(out + n, 1024 - (size_t)n, "--freeze=%.100s;", o->freeze);
+    if (o->freeze && n < 850)
+        n += snprintf(out + n, 1024 - (size_t)n, "--freeze=%.100s;", o->freeze);
+    if (o->freeze_epochs > 0 && n < 950)
+        n += snprintf(out + n, 1024 - (size_t)n, "--freeze-epochs=%d;", o->freeze_epochs);
+    if (o->lr_backbone > 0 && n < 950)
+        snprintf(out + n, 1024 - (size_t)n, "--lr-backbone=%.7g;", (double)o->lr_backbone);
     return out;
 }
 
@@ -203,8 +230,9 @@ static int compare_schedules(const char *path, const char *saved, const char *no
         p = end + 1;
     }
     /* a fine-tuning run resumed without its --init-from or --freeze would record another run */
-    static const char *const fine_tuning[] = {"--init-from=", "--freeze="};
-    for (int i = 0; i < 2; i++) {
+    static const char *const fine_tuning[] = {"--init-from=", "--freeze=", "--freeze-epochs=",
+                                              "--lr-backbone="};
+    for (int i = 0; i < 4; i++) {
         const char *at = strstr(saved, fine_tuning[i]);
         if (at && (at == saved || at[-1] == ';') && !strstr(now, fine_tuning[i])) {
             const char *v = at + strlen(fine_tuning[i]), *ve = strchr(v, ';');
@@ -255,6 +283,12 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
             off += p->numel;
     }
     char epoch[32], step[32], best[64], acc[64], best_epoch[32], bad[32];
+    char estep[32], esum[64], ecorrect[32], eseen[32], erng[32];
+    snprintf(estep, sizeof estep, "%d", st->step);
+    snprintf(esum, sizeof esum, "%a", st->loss_sum);
+    snprintf(ecorrect, sizeof ecorrect, "%lld", (long long)st->correct);
+    snprintf(eseen, sizeof eseen, "%lld", (long long)st->seen);
+    snprintf(erng, sizeof erng, "%llu", (unsigned long long)st->rng_state);
     snprintf(epoch, sizeof epoch, "%d", st->epoch);
     snprintf(step, sizeof step, "%lld", (long long)opt->step);
     snprintf(best, sizeof best, "%a", st->best_val_loss);
@@ -264,11 +298,14 @@ static int save_checkpoint(const char *dir, const ev_net *net, const optimiser *
     const char *meta[] = {"epoch",         epoch,       "optimizer_step",    step,
                           "best_val_loss", best,        "best_val_accuracy", acc,
                           "best_epoch",    best_epoch,  "bad_epochs",        bad,
-                          "config",        fingerprint, "schedule",          schedule};
+                          "config",        fingerprint, "schedule",          schedule,
+                          "epoch_step",    estep,       "epoch_loss_sum",    esum,
+                          "epoch_correct", ecorrect,    "epoch_seen",        eseen,
+                          "epoch_rng",     erng};
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = ev_safetensors_write(tmp, entries, count, meta, 8, err);
+    int rc = ev_safetensors_write(tmp, entries, count, meta, 13, err);
     if (!rc && rename(tmp, path) != 0)
         rc = ev_fail(err, EV_ERR_IO, "%s: %s", path, strerror(errno));
     free(entries);
@@ -313,6 +350,12 @@ static int load_checkpoint(const char *dir, ev_net *net, optimiser *opt, train_s
     st->best_val_acc = strtod(meta_str(meta, "best_val_accuracy"), NULL);
     st->best_epoch = atoi(meta_str(meta, "best_epoch"));
     st->bad_epochs = atoi(meta_str(meta, "bad_epochs"));
+    /* absent in checkpoints from before interrupted epochs were saved: 0, a whole epoch */
+    st->step = atoi(meta_str(meta, "epoch_step"));
+    st->loss_sum = strtod(meta_str(meta, "epoch_loss_sum"), NULL);
+    st->correct = atoll(meta_str(meta, "epoch_correct"));
+    st->seen = atoll(meta_str(meta, "epoch_seen"));
+    st->rng_state = strtoull(meta_str(meta, "epoch_rng"), NULL, 10);
     json_decref(meta);
     ev_safetensors sf = {0};
     if ((rc = ev_safetensors_read(path, &sf, err)))
@@ -612,12 +655,15 @@ static void format_shape(const ev_param *p, char *buf, size_t size)
 /* Copies init's tensors into net by name; a head whose classes differ stays as initialised
  * and is listed in reinit (", "-separated). A tensor missing from the bundle (the auxiliary
  * head of a bundle trained without one) is listed too; one of another shape is an error that
- * names both shapes. */
+ * names both shapes. taken[i]: net's tensor i came from the bundle. */
 static int copy_init_params(ev_net *net, const ev_model *init, char *const *classes, int k,
-                            char *reinit, size_t reinit_size, ev_error *err)
+                            char *reinit, size_t reinit_size, bool *taken, ev_error *err)
 {
     const ev_net *src = ev_model_network(init);
     const ev_net_config *a = &src->cfg, *b = &net->cfg;
+    if (a->arch != b->arch)
+        return ev_fail(err, EV_ERR_INVALID, "its network is %s, this run's is %s",
+                       ev_arch_name(a->arch), ev_arch_name(b->arch));
     if (a->num_cells != b->num_cells || a->init_channels != b->init_channels ||
         a->in_channels != b->in_channels ||
         memcmp(a->reduction, b->reduction, sizeof a->reduction) ||
@@ -652,6 +698,7 @@ static int copy_init_params(ev_net *net, const ev_model *init, char *const *clas
                            sa, sb);
         }
         memcpy(d->data, s->data, d->numel * sizeof(float));
+        taken[i] = true;
     }
     return EV_OK;
 }
@@ -698,7 +745,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
     char *fingerprint = NULL, *schedule = NULL;
     FILE *log = NULL;
     search_split_record split_record = {0};
-    bool *frozen = NULL;
+    bool *frozen = NULL, *taken = NULL;
+    float *lr_scale = NULL;
     uint64_t init_hash = 0;
     char reinit[1024] = "";
     int rc = EV_OK;
@@ -770,10 +818,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 search_sampler_classes_present(sampler), k);
 
     ev_net_config cfg = {0};
-    cfg.genotype = o->genotype;
-    cfg.init_channels = o->init_channels;
-    cfg.num_cells = o->num_cells;
-    memcpy(cfg.reduction, o->reduction, sizeof cfg.reduction);
+    train_net_config(o, &cfg);
     cfg.in_channels = ds->channels;
     cfg.num_classes = k;
     cfg.input_height = cfg.input_width = o->size;
@@ -807,7 +852,12 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             ev_fail_prefix(err, "--init-from %s: ", o->init_from);
             goto out;
         }
-        rc = copy_init_params(net, init, classes, k, reinit, sizeof reinit, err);
+        if (!(taken = calloc((size_t)net->num_params, sizeof *taken))) {
+            ev_model_free(init);
+            rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
+            goto out;
+        }
+        rc = copy_init_params(net, init, classes, k, reinit, sizeof reinit, taken, err);
         ev_model_free(init);
         if (rc) {
             ev_fail_prefix(err, "--init-from %s: ", o->init_from);
@@ -825,6 +875,25 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         if ((rc = search_freeze_parse(o->freeze, net, frozen, err)))
             goto out;
         opt.frozen = frozen;
+    }
+    if (o->freeze_epochs > 0 && !o->freeze) {
+        rc = ev_fail(err, EV_ERR_INVALID, "--freeze-epochs needs --freeze (the layers to thaw)");
+        goto out;
+    }
+    if (o->lr_backbone > 0) { /* discriminative fine-tuning: the bundle's tensors learn slower */
+        if (!o->init_from) {
+            rc = ev_fail(err, EV_ERR_INVALID,
+                         "--lr-backbone needs --init-from (it is the rate of the tensors taken "
+                         "from the bundle)");
+            goto out;
+        }
+        if (!(lr_scale = malloc((size_t)net->num_params * sizeof *lr_scale))) {
+            rc = ev_fail(err, EV_ERR_NOMEM, "train: out of memory");
+            goto out;
+        }
+        for (int i = 0; i < net->num_params; i++)
+            lr_scale[i] = taken[i] ? o->lr_backbone / o->lr : 1.0f;
+        opt.lr_scale = lr_scale;
     }
     if ((rc = search_exec_create(net, threads, &ex, err)))
         goto out;
@@ -879,7 +948,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 threads, search_kernels_name());
     if (!o->quiet)
         print_memory(ex, net, ds, &opt, o->batch, fsz);
-    double train_time = 0.0;
+    double train_time = 0.0, run_seconds = 0.0;
     int64_t train_frames = 0;
     int epochs_this_run = 0;
     for (int epoch = st.epoch; epoch < o->epochs; epoch++) {
@@ -887,12 +956,28 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         float lr = o->lr;
         if (o->cosine)
             lr = (float)(0.5 * o->lr * (1.0 + cos(M_PI * epoch / o->epochs)));
+        /* --freeze-epochs: the frozen layers thaw after that many epochs */
+        opt.frozen = frozen && (o->freeze_epochs <= 0 || epoch < o->freeze_epochs) ? frozen : NULL;
         net->graph.drop_path_prob = o->drop_path * epoch / o->epochs;
         net->graph.rng_state = search_seed_mix(o->seed, 0xd20900000ull + (uint64_t)epoch);
         search_sampler_reset(sampler, search_seed_mix(o->seed, 0x5a3900000ull + (uint64_t)epoch));
         double loss_sum = 0.0;
         int64_t correct = 0, seen = 0;
-        for (int step = 0; step < steps; step++) {
+        int first_step = 0;
+        if (epoch == st.epoch && st.step > 0 && st.step < steps) { /* an interrupted epoch */
+            for (int i = 0; i < st.step; i++)
+                search_sampler_next(sampler, batch_idx);
+            first_step = st.step;
+            loss_sum = st.loss_sum;
+            correct = st.correct;
+            seen = st.seen;
+            net->graph.rng_state = st.rng_state;
+            if (!o->quiet)
+                fprintf(stderr, "continuing epoch %d at step %d of %d\n", epoch + 1,
+                        first_step + 1, steps);
+        }
+        st.step = 0, st.loss_sum = 0, st.correct = st.seen = 0, st.rng_state = 0;
+        for (int step = first_step; step < steps; step++) {
             search_sampler_next(sampler, batch_idx);
             for (int i = 0; i < o->batch; i++) {
                 uint64_t rng = search_seed_mix(search_seed_mix(o->seed, (uint64_t)epoch),
@@ -915,7 +1000,7 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                 goto out;
             }
             if (o->grad_clip > 0.0f)
-                clip_gradients(net, frozen, o->grad_clip, use_aux);
+                clip_gradients(net, opt.frozen, o->grad_clip, use_aux);
             optimiser_step(&opt, net, lr, o->weight_decay, o->momentum, use_aux);
             const float *logits = search_exec_logits(ex);
             for (int i = 0; i < o->batch; i++) {
@@ -928,16 +1013,33 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
             }
             seen += o->batch;
             loss_sum += loss;
-            double el = search_now_s() - t0;
+            double el = search_now_s() - t0, per_step = el / (step + 1 - first_step);
             if (tty)
                 search_progress("", epoch + 1, o->epochs, step + 1, steps, loss_sum / (step + 1),
-                                (double)correct / seen, seen / el, 0, "frames/s",
-                                el / (step + 1) * (steps - step - 1) +
-                                    el / (step + 1) * steps * (o->epochs - epoch - 1));
+                                (double)correct / seen, o->batch / per_step, 0, "frames/s",
+                                per_step * (steps - step - 1) +
+                                    per_step * steps * (o->epochs - epoch - 1));
+            if (o->interrupt && *o->interrupt && step + 1 < steps) {
+                /* stop between steps: the checkpoint holds the epoch so far */
+                st.step = step + 1;
+                st.loss_sum = loss_sum;
+                st.correct = correct;
+                st.seen = seen;
+                st.rng_state = net->graph.rng_state;
+                if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
+                    goto out;
+                if (tty)
+                    fprintf(stderr, "\r\033[K");
+                res->interrupted = true;
+                res->stopped_epoch = epoch + 1;
+                res->stopped_step = step + 1;
+                goto stopped;
+            }
         }
         const double t_train = search_now_s() - t0;
         train_time += t_train;
-        train_frames += seen;
+        const int64_t seen_now = seen - (int64_t)first_step * o->batch; /* frames of this run */
+        train_frames += seen_now;
         double val_loss = 0, val_acc = 0;
         if ((rc = run_eval(ex, net, ds, val_idx, nval, o->normalize, 1.0f, scale, mean, stdv, input,
                            threads, &val_loss, &val_acc, NULL, NULL, NULL, NULL, err)))
@@ -961,6 +1063,11 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
                                       .init_from_hash = init_hash,
                                       .reinitialised = reinit,
                                       .freeze = o->freeze,
+                                      .freeze_epochs = o->freeze_epochs,
+                                      .lr = o->lr,
+                                      .lr_backbone = o->lr_backbone,
+                                      .auto_roi = o->auto_roi,
+                                      .epochs = o->epochs,
                                       .best_epoch = epoch + 1,
                                       .seed = o->seed};
             for (int i = 0; i < ds->count; i++)
@@ -976,11 +1083,12 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         if ((rc = save_checkpoint(o->out_dir, net, &opt, &st, fingerprint, schedule, err)))
             goto out;
         const double secs = search_now_s() - t0;
+        run_seconds += secs;
         json_t *line =
             json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:f, s:f}", "epoch", epoch + 1, "lr",
                       (double)lr, "train_loss", loss_sum / steps, "train_accuracy",
                       (double)correct / seen, "val_loss", val_loss, "val_accuracy", val_acc, "best",
-                      improved, "seconds", secs, "train_frames_per_second", seen / t_train);
+                      improved, "seconds", secs, "train_frames_per_second", seen_now / t_train);
         char *s = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
         if (s) {
             fprintf(log, "%s\n", s);
@@ -990,13 +1098,22 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         json_decref(line);
         if (tty)
             fprintf(stderr, "\r\033[K");
-        if (!o->quiet)
+        epochs_this_run++;
+        if (!o->quiet) {
+            /* the whole run's ETA: this run's mean epoch time for the epochs left (an upper
+             * bound when early stopping ends it sooner) */
+            char eta[48] = "";
+            if (epoch + 1 < o->epochs) {
+                int e = (int)(run_seconds / epochs_this_run * (o->epochs - epoch - 1) + 0.5);
+                snprintf(eta, sizeof eta, ", ETA %d:%02d:%02d for %d more", e / 3600,
+                         e / 60 % 60, e % 60, o->epochs - epoch - 1);
+            }
             fprintf(stderr,
                     "epoch %d/%d: train loss %.4f acc %.1f%%, val loss %.4f acc %.1f%%%s, "
-                    "%.0f frames/s, %.1f s\n",
+                    "%.0f frames/s, %.1f s%s\n",
                     epoch + 1, o->epochs, loss_sum / steps, 100.0 * correct / seen, val_loss,
-                    100.0 * val_acc, improved ? " (best)" : "", seen / t_train, secs);
-        epochs_this_run++;
+                    100.0 * val_acc, improved ? " (best)" : "", seen_now / t_train, secs, eta);
+        }
         if (o->patience > 0 && st.bad_epochs >= o->patience) {
             res->early_stopped = true;
             if (!o->quiet)
@@ -1006,7 +1123,15 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
         }
         if (o->stop_after > 0 && epochs_this_run >= o->stop_after)
             break;
+        if (o->interrupt && *o->interrupt && epoch + 1 < o->epochs) {
+            res->interrupted = true; /* the epoch's checkpoint is written: stop here */
+            res->stopped_epoch = epoch + 1;
+            res->stopped_step = steps;
+            break;
+        }
     }
+stopped:
+    res->steps_per_epoch = steps;
     res->epochs_run = st.epoch;
     res->best_epoch = st.best_epoch + 1;
     res->best_val_loss = st.best_val_loss;
@@ -1015,6 +1140,8 @@ int search_train(const search_train_options *o, search_train_result *result, ev_
 out:
     search_split_record_free(&split_record);
     free(frozen);
+    free(taken);
+    free(lr_scale);
     if (log)
         fclose(log);
     free(fingerprint);
@@ -1038,10 +1165,7 @@ int search_train_benchmark(const search_train_options *o, int warmup, int steps,
                            double *seconds_per_step, double *frames_per_second, ev_error *err)
 {
     ev_net_config cfg = {0};
-    cfg.genotype = o->genotype;
-    cfg.init_channels = o->init_channels;
-    cfg.num_cells = o->num_cells;
-    memcpy(cfg.reduction, o->reduction, sizeof cfg.reduction);
+    train_net_config(o, &cfg);
     cfg.in_channels = 1;
     cfg.num_classes = o->num_classes > 0 ? o->num_classes : 14;
     cfg.input_height = cfg.input_width = o->size;

@@ -38,15 +38,14 @@ int cmd_adapt(int argc, char **argv)
         TOOL_FLAG("--auto-roi", &dso.auto_roi),
         TOOL_FLAG("--force", &force),
     };
-    const tool_parser parser = {
-        .cmd = "adapt", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
+    const tool_parser parser = {.cmd = "adapt",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .required = TOOL_REQUIRED("--model", "--data", "--out")};
     int rc = tool_parse_args(&parser, argc, argv);
     if (rc != TOOL_CONTINUE)
         return rc;
-    if (!model || !data || !out) {
-        fprintf(stderr, "echoview adapt: --model, --data and --out are required\n%s", usage);
-        return TOOL_USAGE;
-    }
     if (dso.frames_per_clip && dso.clip_frame_step) {
         fprintf(stderr, "echoview adapt: give --frames-per-clip or --clip-frame-step, not both\n");
         return TOOL_USAGE;

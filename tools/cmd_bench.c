@@ -37,14 +37,15 @@ int cmd_bench(int argc, char **argv)
         TOOL_INT("--iterations", &iterations, 1, 10000000),
         TOOL_INT("--warmup", &warmup, 0, 1000000),
     };
-    const tool_parser parser = {
-        .cmd = "bench", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
-    int status = tool_parse_args(&parser, argc, argv);
-    if (status != TOOL_CONTINUE)
-        return status;
-    ev_model *m = tool_load_model("bench", model_path);
+    const tool_parser parser = {.cmd = "bench",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .required = TOOL_REQUIRED("--model")};
+    int status;
+    ev_model *m = tool_parse_model_args(&parser, argc, argv, &status);
     if (!m)
-        return model_path ? TOOL_FAILED : TOOL_USAGE;
+        return status;
     ev_error err = {0};
     ev_plan *plan = NULL;
     int rc = TOOL_FAILED;

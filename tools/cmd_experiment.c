@@ -64,6 +64,50 @@ static search_dataset *load(experiment *x, int size, ev_error *err)
     return search_dataset_load(x->data, &o, &ds, err) ? NULL : ds;
 }
 
+/* Epochs a run folder's training ran: its train.jsonl has one line per epoch (a resumed run
+ * appends), so a point trained by an earlier experiment still reports them. */
+static int epochs_logged(const char *dir)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0, c, last = '\n';
+    while ((c = fgetc(f)) != EOF) {
+        n += c == '\n';
+        last = c;
+    }
+    fclose(f);
+    return n + (last != '\n');
+}
+
+/* Why a study cannot run, to stderr and results.md. */
+static void cannot_run(experiment *x, const char *why)
+{
+    fprintf(stderr, "echoview experiment: %s\n", why);
+    fprintf(x->md, "\nNot run: %s.\n", why);
+}
+
+/* The views of a subset (ids, count; NULL: all 14) without frames in ds, ", "-separated. */
+static void views_without_frames(const search_dataset *ds, const int *ids, int count, char *out,
+                                 size_t size)
+{
+    int64_t per[EV_MAX_CLASSES] = {0};
+    for (int i = 0; i < ds->count; i++)
+        per[ds->labels[i]]++;
+    out[0] = 0;
+    size_t used = 0;
+    for (int j = 0; j < count; j++) {
+        int c = ids ? ids[j] : j;
+        if (c < ds->num_classes && per[c] == 0 && used < size) {
+            int w = snprintf(out + used, size - used, "%s%s", used ? ", " : "",
+                             ds->class_names[c]);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+}
+
 /* Trains one network on ds and evaluates it on the test split; returns accuracy or -1. */
 static double run_point(experiment *x, search_dataset *ds, int net, int size, double fraction,
                         const char *tag, search_eval_result *keep)
@@ -111,7 +155,11 @@ static double run_point(experiment *x, search_dataset *ds, int net, int size, do
                               json_pack("{s:s, s:i, s:i, s:f, s:i, s:f, s:f, s:i}", "point", tag,
                                         "cells", net + 1, "size", size, "train_fraction", fraction,
                                         "views", ds->num_classes, "accuracy", acc, "macro_f1",
-                                        r.metrics.macro_f1, "epochs", tr.epochs_run));
+                                        r.metrics.macro_f1, "epochs",
+                                        trained ? epochs_logged(dir) : tr.epochs_run));
+        if (trained)
+            json_object_set_new(json_array_get(x->results, json_array_size(x->results) - 1),
+                                "trained_before", json_true());
         if (keep)
             *keep = r;
         else
@@ -295,6 +343,19 @@ int cmd_experiment(int argc, char **argv)
         double counts[3] = {14, 7, 5};
         const int *subsets[3] = {NULL, views7, views5};
         for (int i = 0; i < 3; i++) {
+            char missing[1024], why[1400];
+            views_without_frames(ds, subsets[i], (int)counts[i], missing, sizeof missing);
+            if (missing[0]) { /* a study of fewer views than it names would mislead */
+                snprintf(why, sizeof why,
+                         "the %d-view point needs frames of each of its views; %s has none of "
+                         "%s",
+                         (int)counts[i], x.data, missing);
+                cannot_run(&x, why);
+                acc[0][i] = acc[1][i] = -1;
+                if (!all)
+                    rc = TOOL_FAILED;
+                continue;
+            }
             search_dataset *sub = ds;
             if (subsets[i] &&
                 search_dataset_select_classes(ds, subsets[i], (int)counts[i], &sub, &err)) {
@@ -316,7 +377,20 @@ int cmd_experiment(int argc, char **argv)
         fprintf(x.md, "\n## Accuracy vs image-quality grade (%d px, test frames per grade)\n",
                 size);
         double grades[5] = {1, 2, 3, 4, 5};
-        for (int net = 0; net < 2; net++) {
+        int64_t graded = 0;
+        for (int i = 0; i < ds->count; i++)
+            graded += ds->split[i] == SEARCH_SPLIT_TEST && ds->quality[i] >= 1;
+        if (!graded) {
+            char why[PATH_MAX + 200];
+            snprintf(why, sizeof why,
+                     "the quality study needs a manifest with a quality column (grades 1..5); %s "
+                     "has no graded test frame",
+                     x.data);
+            cannot_run(&x, why);
+            if (!all)
+                rc = TOOL_FAILED;
+        }
+        for (int net = 0; net < 2 && graded; net++) {
             for (int g = 0; g < 5; g++)
                 acc[net][g] = -1;
             if (!x.nets[net])

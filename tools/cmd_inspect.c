@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *usage =
     "usage: echoview inspect --model DIR|model.yaml [--json]\n"
@@ -25,12 +24,8 @@ static const char *usage =
 static char *training_record(const char *model_path)
 {
     char path[4096];
-    struct stat st;
-    if (stat(model_path, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(path, sizeof path, "%s/model.yaml", model_path);
-    else
-        snprintf(path, sizeof path, "%s", model_path);
-    FILE *f = fopen(path, "r");
+    ev_error err = {0};
+    FILE *f = ev_bundle_path(model_path, NULL, path, sizeof path, &err) ? NULL : fopen(path, "r");
     if (!f)
         return NULL;
     char *text = NULL;
@@ -77,14 +72,15 @@ int cmd_inspect(int argc, char **argv)
         TOOL_STRING("--model", &model_path),
         TOOL_FLAG("--json", &as_json),
     };
-    const tool_parser parser = {
-        .cmd = "inspect", .usage = usage, .options = options, .count = TOOL_COUNT(options)};
-    int status = tool_parse_args(&parser, argc, argv);
-    if (status != TOOL_CONTINUE)
-        return status;
-    ev_model *m = tool_load_model("inspect", model_path);
+    const tool_parser parser = {.cmd = "inspect",
+                                .usage = usage,
+                                .options = options,
+                                .count = TOOL_COUNT(options),
+                                .required = TOOL_REQUIRED("--model")};
+    int status;
+    ev_model *m = tool_parse_model_args(&parser, argc, argv, &status);
     if (!m)
-        return model_path ? TOOL_FAILED : TOOL_USAGE;
+        return status;
     const ev_net *net = ev_model_network(m);
     const ev_net_config *cfg = &net->cfg;
     const ev_graph *g = &net->graph;

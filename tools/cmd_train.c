@@ -5,6 +5,7 @@
 #include "ev_search.h"
 #include "tools.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@ static const char *usage =
     "  network:   --genotype NAME|FILE (SEARCH96 at 64 px and up, DARTS_V2 below)\n"
     "             --layout normal,reduce,normal,reduce | --layers N\n"
     "             --init-channels C (16)  --size PX (96)\n"
+    "             --arch resnet18|densenet201 (a baseline at torchvision's definition instead\n"
+    "             of a DARTS network; no genotype, layout or initial channels)\n"
     "  schedule:  --epochs N (800, at most 800)  --batch N (64)  --patience N (20; 0 = off)\n"
     "             --optimizer adam|sgd (adam)  --lr X (adam 1e-4, sgd 0.025)  --weight-decay X "
     "(0;\n"
@@ -29,7 +32,9 @@ static const char *usage =
     "             'other' for non-2D screens; the data then labels them 'other')\n"
     "             --classes A,B,C (a class list of one's own instead of the 14 views; names\n"
     "             of UTF-8 with spaces allowed, no commas or quotes; labels match loosely;\n"
-    "             `views`: the 14 views, the default unless --init-from's bundle has others)\n"
+    "             `views`: the 14 views). Without it: the class folder names or manifest\n"
+    "             labels in byte order, unless all are views (then the 14 views) or all are\n"
+    "             classes of --init-from's bundle (then its list)\n"
     "             --video-fps R (sample video files at R frames/s; default every frame)\n"
     "  run:       --threads T (all cores)  --seed S (1)  --resume  --force (overwrite a model)\n"
     "             --log FILE "
@@ -37,14 +42,42 @@ static const char *usage =
     "             --init-from MODEL (fine-tune: the bundle's network, input size, normalisation\n"
     "             and classes unless given; a new head when --classes differ)\n"
     "             --freeze stem,cells:0-1,head (with --init-from: these get no updates)\n"
+    "             --freeze-epochs N (--freeze only for the first N epochs, then thawed)\n"
+    "             --lr-backbone X (with --init-from: the rate of the bundle's tensors, all but\n"
+    "             a new head; e.g. a tenth of --lr; the cosine schedule scales it too)\n"
     "             --quiet  --stop-after N (stop after N epochs of this run, as if interrupted)\n"
     "             --steps-per-epoch N (cap; default: training frames / batch)\n"
     "             --val-frames N (validate on N evenly spaced validation frames; default all)\n"
     "             --benchmark N: time N training steps on random frames (no --data needed)\n"
     "  Balanced online batches (equal frames per view, small views oversampled); early stopping\n"
     "  on the validation loss; a checkpoint every epoch (MODEL_DIR/checkpoint.safetensors) that\n"
-    "  --resume continues exactly. Writes MODEL_DIR/model.yaml + weights.safetensors (the best\n"
-    "  validation epoch), ready for `echoview classify` and `echoview eval`.\n";
+    "  --resume continues exactly; Ctrl-C (SIGINT or SIGTERM) finishes the step under way, writes\n"
+    "  the checkpoint (mid-epoch too), says how to continue and exits 130. Writes\n"
+    "  MODEL_DIR/model.yaml + weights.safetensors (the best validation epoch), ready for\n"
+    "  `echoview classify` and `echoview eval`. Each epoch's line ends with the run's ETA.\n";
+
+/* SIGINT or SIGTERM: the training loop finishes its step, writes the checkpoint and returns; a
+ * second one stops at once (the default action is back). */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    static const char msg[] = "\ninterrupt: finishing the current step and writing a checkpoint "
+                              "(interrupt again to stop at once)\n";
+    interrupted = 1;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigaction(sig, &sa, NULL);
+}
+
+static void catch_interrupts(bool on)
+{
+    struct sigaction sa = {.sa_handler = on ? on_interrupt : SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 /* The fractions are doubles in the training options, read at float precision as they always
  * were (a fraction's rounding decides which frames are used). */
@@ -123,6 +156,7 @@ int cmd_train(int argc, char **argv)
     o.size = o.init_channels = o.num_cells = 0;
     memset(o.reduction, 0, sizeof o.reduction);
     const char *genotype = NULL; /* default chosen by input size below */
+    const char *arch = NULL;
     bool lr_set = false, wd_set = false, clip_set = false, force = false;
     const char *optimizer = "adam", *normalize = NULL, *classes = NULL;
     bool layout_seen = false, channels_seen = false, size_seen = false;
@@ -141,6 +175,7 @@ int cmd_train(int argc, char **argv)
         TOOL_STRING("--name", &o.name),
         TOOL_STRING("--init-from", &o.init_from),
         TOOL_STRING("--genotype", &genotype),
+        TOOL_STRING("--arch", &arch),
         TOOL_STRING("--log", &o.log_path),
         TOOL_STRING("--patient-regex", &o.patient_regex),
         TOOL_INT("--frames-per-clip", &o.frames_per_clip, 1, 100000),
@@ -169,6 +204,8 @@ int cmd_train(int argc, char **argv)
         TOOL_INT("--val-frames", &o.max_val_frames, 1, 100000000),
         TOOL_INT("--steps-per-epoch", &o.max_steps, 1, 1000000),
         TOOL_FLOAT("--lr", &o.lr, 1e-8, 10, &lr_set),
+        TOOL_FLOAT("--lr-backbone", &o.lr_backbone, 1e-8, 10, NULL),
+        TOOL_INT("--freeze-epochs", &o.freeze_epochs, 1, 800),
         TOOL_FLOAT("--weight-decay", &o.weight_decay, 0, 1, &wd_set),
         TOOL_FLOAT("--momentum", &o.momentum, 0, 0.9999, NULL),
         TOOL_FLOAT("--grad-clip", &o.grad_clip, 0, 1e6, &clip_set),
@@ -206,6 +243,35 @@ int cmd_train(int argc, char **argv)
     int rc = tool_parse_args(&parser, argc, argv);
     if (rc != TOOL_CONTINUE)
         return rc;
+    if (arch && (!ev_arch_from_name(arch, &o.arch))) {
+        fprintf(stderr,
+                "echoview train: --arch '%s' is not darts, resnet18, densenet201, vgg16 or "
+                "vgg16_bn\n",
+                arch);
+        return TOOL_USAGE;
+    }
+    if (o.arch == EV_ARCH_VGG16 || o.arch == EV_ARCH_VGG16_BN) {
+        fprintf(stderr,
+                "echoview train: --arch %s cannot be trained yet: the training executor has no "
+                "kernels for VGG's convolution biases, adaptive pool and dropout\n",
+                arch);
+        return TOOL_USAGE;
+    }
+    if (o.arch != EV_ARCH_DARTS) {
+        const char *darts_only = genotype        ? "--genotype"
+                                 : layout_seen   ? "--layout/--layers"
+                                 : channels_seen ? "--init-channels"
+                                 : o.init_from   ? "--init-from"
+                                                 : NULL;
+        if (darts_only) {
+            fprintf(stderr,
+                    "echoview train: %s is not for --arch %s (a baseline has no genotype, "
+                    "cells or initial channels; fine-tuning one is not supported yet)\n",
+                    darts_only, arch);
+            return TOOL_USAGE;
+        }
+        snprintf(o.genotype_name, sizeof o.genotype_name, "%s", arch);
+    }
     if (!strcmp(optimizer, "sgd"))
         o.optimizer = SEARCH_OPT_SGD;
     if (normalize && !strcmp(normalize, "sector"))
@@ -243,11 +309,66 @@ int cmd_train(int argc, char **argv)
             return rc;
         }
         genotype = NULL; /* the bundle's class names stay in o.class_names: init lives on */
-    } else if (o.freeze) {
-        fprintf(stderr, "echoview train: --freeze needs --init-from (frozen random weights would "
-                        "stay random)\n");
+    } else if (o.freeze || o.lr_backbone > 0) {
+        fprintf(stderr, o.freeze ? "echoview train: --freeze needs --init-from (frozen random "
+                                   "weights would stay random)\n"
+                                 : "echoview train: --lr-backbone needs --init-from (it is the "
+                                   "rate of the tensors taken from the bundle)\n");
         search_class_names_free(class_list, class_count);
         return TOOL_USAGE;
+    }
+    if (o.freeze_epochs && !o.freeze) {
+        fprintf(stderr, "echoview train: --freeze-epochs needs --freeze (the layers to thaw)\n");
+        search_class_names_free(class_list, class_count);
+        return TOOL_USAGE;
+    }
+    /* No --classes: the data's class folder names or manifest labels are the class list, unless
+     * they are all among the 14 views (or the --init-from bundle's classes), which then stay */
+    if (!classes && !o.other_class && o.data && !bench_steps) {
+        char **found = NULL, *empty = NULL;
+        int nfound = 0;
+        ev_error cerr = {0};
+        if (search_dataset_labels(o.data, &found, &nfound, &empty, &cerr)) {
+            fprintf(stderr, "echoview train: %s\n", cerr.message);
+            ev_model_free(init);
+            return TOOL_FAILED;
+        }
+        char *const *base = o.class_names ? o.class_names : (char *const *)ev_echo_views;
+        const int nbase = o.class_names ? o.num_classes : 14;
+        bool within = true;
+        for (int i = 0; i < nfound && within; i++)
+            within = search_class_lookup(base, nbase, found[i]) >= 0;
+        if (within) {
+            search_class_names_free(found, nfound);
+        } else if (!empty && search_dataset_labels_check(o.data, found, nfound, &cerr)) {
+            fprintf(stderr, "echoview train: %s\n", cerr.message);
+            search_class_names_free(found, nfound);
+            ev_model_free(init);
+            return TOOL_FAILED;
+        } else if (empty) {
+            fprintf(stderr,
+                    "echoview train: %s: class folder without PNG, JPEG, PGM, DICOM or video "
+                    "files; its class would have no frames (add frames, remove it, or give "
+                    "--classes)\n",
+                    empty);
+            search_class_names_free(found, nfound);
+            free(empty);
+            ev_model_free(init);
+            return TOOL_FAILED;
+        } else {
+            class_list = found;
+            class_count = nfound;
+            o.class_names = found;
+            o.num_classes = nfound;
+            if (!o.quiet) {
+                fprintf(stderr, "classes from %s, in byte order (--classes for another): ",
+                        o.data);
+                for (int i = 0; i < nfound; i++)
+                    fprintf(stderr, "%s%s", i ? ", " : "", found[i]);
+                fputc('\n', stderr);
+            }
+        }
+        free(empty);
     }
     /* Our 96 px search's cell beat DARTS_V2 and a random cell at 96 px on equal budgets
      * (docs/ACCURACY.md); DARTS_V2's 2-cell receptive field is 33 px, a third of a 96 px frame. */
@@ -259,11 +380,11 @@ int cmd_train(int argc, char **argv)
         o.num_cells = 4;
         o.reduction[1] = o.reduction[3] = true;
     }
-    if (!genotype && !init)
+    if (!genotype && !init && o.arch == EV_ARCH_DARTS)
         genotype = o.size >= 64 ? "SEARCH96" : "DARTS_V2";
     if (bench_steps) { /* training throughput on random frames, no data needed */
-        if (tool_load_genotype("train", genotype, &o.genotype, o.genotype_name,
-                               sizeof o.genotype_name))
+        if (genotype && tool_load_genotype("train", genotype, &o.genotype, o.genotype_name,
+                                           sizeof o.genotype_name))
             return TOOL_USAGE;
         ev_error err = {0};
         double sps, fps;
@@ -318,7 +439,24 @@ int cmd_train(int argc, char **argv)
     o.source_commit = ECHOVIEW_SOURCE_COMMIT;
     ev_error err = {0};
     search_train_result r;
+    o.interrupt = &interrupted;
+    catch_interrupts(true);
     rc = search_train(&o, &r, &err);
+    catch_interrupts(false);
+    if (!rc && r.interrupted) {
+        fprintf(stderr,
+                "echoview train: interrupted after step %d of %d in epoch %d of %d; the "
+                "checkpoint %s/checkpoint.safetensors holds the run up to there\n",
+                r.stopped_step, r.steps_per_epoch, r.stopped_epoch, o.epochs, o.out_dir);
+        if (r.best_epoch > 0)
+            fprintf(stderr, "  best model so far: %s (epoch %d, val loss %.4f)\n", o.out_dir,
+                    r.best_epoch, r.best_val_loss);
+        fprintf(stderr, "  continue with: %s%s\n", command, o.resume ? "" : " --resume");
+        free(command);
+        search_class_names_free(class_list, class_count);
+        ev_model_free(init);
+        return 130; /* 128 + SIGINT, as a shell reports an interrupted command */
+    }
     free(command);
     search_class_names_free(class_list, class_count);
     ev_model_free(init);

@@ -93,6 +93,32 @@ static bool parse_value(const char *cmd, const tool_option *o, const char *value
     }
 }
 
+/* The parser's required rows: TOOL_CONTINUE when all are given, else the message and
+ * TOOL_USAGE. */
+static int check_required(const tool_parser *p)
+{
+    int n = 0, missing = 0;
+    for (; p->required && p->required[n]; n++) {
+        const tool_option *o = NULL;
+        for (int k = 0; k < p->count && !o; k++)
+            if (!strcmp(p->required[n], p->options[k].name))
+                o = &p->options[k];
+        if (!o || (o->kind != TOOL_OPT_STRING && o->kind != TOOL_OPT_CHOICE)) {
+            fprintf(stderr, "echoview %s: internal error: required option %s is not a string "
+                    "option of this command\n", p->cmd, p->required[n]);
+            return TOOL_FAILED;
+        }
+        missing += *(const char **)o->target == NULL;
+    }
+    if (!missing)
+        return TOOL_CONTINUE;
+    fprintf(stderr, "echoview %s: ", p->cmd); /* "--model, --data and --out are required" */
+    for (int k = 0; k < n; k++)
+        fprintf(stderr, "%s%s", p->required[k], k + 2 < n ? ", " : k + 1 < n ? " and " : "");
+    fprintf(stderr, " %s required\n%s", n > 1 ? "are" : "is", p->usage);
+    return TOOL_USAGE;
+}
+
 int tool_parse_args(const tool_parser *p, int argc, char **argv)
 {
     bool options_done = false;
@@ -105,14 +131,14 @@ int tool_parse_args(const tool_parser *p, int argc, char **argv)
             options_done = true;
             if (p->first_operand) {
                 *p->first_operand = i + 1;
-                return TOOL_CONTINUE;
+                return check_required(p);
             }
             continue;
         }
         if (operand) {
             if (p->first_operand) {
                 *p->first_operand = i;
-                return TOOL_CONTINUE;
+                return check_required(p);
             }
             if (!p->operand) {
                 fprintf(stderr, "echoview %s: unexpected argument '%s'\n%s", p->cmd, a, p->usage);
@@ -146,7 +172,7 @@ int tool_parse_args(const tool_parser *p, int argc, char **argv)
         if (o->seen)
             *o->seen = true;
     }
-    return TOOL_CONTINUE;
+    return check_required(p);
 }
 
 int tool_parse_backend(const char *cmd, const tool_option *row, const char *value)
@@ -238,16 +264,26 @@ int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char
 
 ev_model *tool_load_model(const char *cmd, const char *path)
 {
-    if (!path) {
-        fprintf(stderr, "echoview %s: --model DIR|model.yaml is required\n", cmd);
-        return NULL;
-    }
     ev_model *m = NULL;
     ev_error err = {0};
     if (ev_model_load(path, &m, &err) != EV_OK) {
         fprintf(stderr, "echoview %s: %s\n", cmd, err.message);
         return NULL;
     }
+    return m;
+}
+
+ev_model *tool_parse_model_args(const tool_parser *p, int argc, char **argv, int *status)
+{
+    *status = tool_parse_args(p, argc, argv);
+    if (*status != TOOL_CONTINUE)
+        return NULL;
+    const char *path = NULL;
+    for (int k = 0; k < p->count; k++)
+        if (!strcmp(p->options[k].name, "--model") && p->options[k].kind == TOOL_OPT_STRING)
+            path = *(const char **)p->options[k].target;
+    ev_model *m = tool_load_model(p->cmd, path); /* NULL path: "no model path given" */
+    *status = m ? TOOL_CONTINUE : TOOL_FAILED;
     return m;
 }
 

@@ -102,12 +102,23 @@ typedef struct tool_parser {
     /* When set, options end at the first operand (or after "--"); its index is stored here
      * (argc when there is none) and everything from it on is left to the command. */
     int *first_operand;
+    /* Options the command cannot go without (TOOL_REQUIRED): string or choice rows whose
+     * target is still NULL after parsing. When one is missing, "echoview CMD: --a, --b and --c
+     * are required" (all of them, in this order) and the usage go to stderr: TOOL_USAGE. */
+    const char *const *required;
 } tool_parser;
 
+/* .required = TOOL_REQUIRED("--model", "--data") */
+#define TOOL_REQUIRED(...)   \
+    (const char *const[])    \
+    {                        \
+        __VA_ARGS__, NULL    \
+    }
+
 /* Parses argv[1..]: --help/-h prints the usage and returns TOOL_OK; a table option is consumed
- * with its value; an unknown option ("unknown option 'X'"), a missing value ("X needs a value")
- * or a bad value (the row's message) print the message and the usage on stderr and return
- * TOOL_USAGE. Returns TOOL_CONTINUE when the command should go on. */
+ * with its value; an unknown option ("unknown option 'X'"), a missing value ("X needs a value"),
+ * a bad value (the row's message) or a missing required option print the message and the usage
+ * on stderr and return TOOL_USAGE. Returns TOOL_CONTINUE when the command should go on. */
 int tool_parse_args(const tool_parser *p, int argc, char **argv);
 
 /* Custom rows shared by several commands. */
@@ -125,8 +136,13 @@ int tool_parse_layout_row(const char *cmd, const tool_option *row, const char *v
  * Prints the error and returns -1 on failure. */
 int tool_load_genotype(const char *cmd, const char *spec, ev_genotype *out, char *name,
                        size_t name_size);
-/* Loads a model or prints "echoview CMD: <message>" and returns NULL. */
+/* Loads the model at path (a bundle folder or its model.yaml; a command makes --model required
+ * in its parser) or prints "echoview CMD: <message>" and returns NULL. */
 ev_model *tool_load_model(const char *cmd, const char *path);
+/* A command whose work starts from its model: tool_parse_args, then the model the parser's
+ * --model row (a required string option) names, loaded. Returns the model, or NULL with
+ * *status the exit status (TOOL_OK after --help, TOOL_USAGE, TOOL_FAILED: it did not load). */
+ev_model *tool_parse_model_args(const tool_parser *p, int argc, char **argv, int *status);
 /* "PROGRAM ARGV[0] ARGV[1] ...", each argument that is not plain (letters, digits, _-./:=,+@%)
  * in single quotes as a POSIX shell reads them back: what model.yaml records. Caller frees. */
 char *tool_command_line(const char *program, int argc, char **argv);

@@ -39,6 +39,18 @@ typedef struct ev_cpu_stem {
     const float *bias;
 } ev_cpu_stem;
 
+/* A dense k x k convolution (any stride, padding, dilation; groups 1) as im2col + GEMM: a tile of
+ * output pixels gathers its receptive fields (taps in (ky, kx, ci) order, rectified while
+ * copied) into rows of k*k*cin floats, and the pointwise kernel multiplies them by the weights in
+ * chunks of EV_CPU_CONV_KC rows of K, so a chunk of the tile and of the weights stays in cache.
+ * Chunk j is an ev_cpu_pw of its own (panels then bias; the bias is zero past chunk 0). */
+#define EV_CPU_CONV_KC 256
+typedef struct ev_cpu_conv {
+    int cin, cout, k, stride, pad, dilation;
+    int K, nchunks, npanels, vl;
+    const float *w; /* the chunks, one after another */
+} ev_cpu_conv;
+
 /* A channels-last image: pixel (y, x) channel c at base[(y*w + x)*ld + c]. */
 typedef struct ev_cpu_image {
     const float *base;
@@ -68,14 +80,18 @@ typedef struct ev_cpu_kernels {
                           int n, float *out, ptrdiff_t os);
     /* max (avg = 0) or average (avg = 1) pool, k x k, stride, pad; padding excluded; the row
      * of results goes to each of ndst (1..EV_CPU_MAX_DESTS) destinations */
-    void (*pool_row)(const ev_cpu_image *x, int avg, int k, int stride, int pad, int oy, int ox0,
-                     int n, const ev_cpu_dest *dst, int ndst);
+    void (*pool_row)(const ev_cpu_image *x, int avg, int relu, int k, int stride, int pad, int oy,
+                     int ox0, int n, const ev_cpu_dest *dst, int ndst);
     /* stem on an NCHW image (planes of h*w floats) */
     void (*stem_row)(const float *x, int h, int w, const ev_cpu_stem *st, int oy, int ox0, int n,
                      float *y, ptrdiff_t ys);
-    /* y (+)= x over npix pixels of c channels; zero: y = 0 (x unused) */
-    void (*copy)(const float *x, ptrdiff_t xs, int npix, int c, float *y, ptrdiff_t ys, int acc);
+    /* y (+)= relu?(x) over npix pixels of c channels; zero: y = 0 (x unused) */
+    void (*copy)(const float *x, ptrdiff_t xs, int npix, int c, float *y, ptrdiff_t ys, int acc,
+                 int relu);
     void (*zero)(float *y, ptrdiff_t ys, int npix, int c);
+    /* y = x * scale + shift per channel (scale, shift: c floats rounded up to vl) */
+    void (*affine)(const float *x, ptrdiff_t xs, int npix, int c, const float *scale,
+                   const float *shift, float *y, ptrdiff_t ys);
 } ev_cpu_kernels;
 
 /* The kernels of an instruction set, or NULL when this build or machine lacks it. */
@@ -99,6 +115,21 @@ void ev_cpu_dw_pack(ev_cpu_dw *dw, const float *w, int c, int k, int stride, int
 size_t ev_cpu_stem_size(int cin, int cout, int k, int vl);
 void ev_cpu_stem_pack(ev_cpu_stem *st, const float *w, int cin, int cout, int k, int stride,
                       int pad, const double *scale, const double *shift, int vl, float *out);
+
+size_t ev_cpu_conv_size(int cin, int cout, int k, int vl);
+/* w: PyTorch's (cout, cin, k, k); scale/shift as for ev_cpu_pw_pack. */
+void ev_cpu_conv_pack(ev_cpu_conv *cv, const float *w, int cin, int cout, int k, int stride,
+                      int pad, int dilation, const double *scale, const double *shift, int vl,
+                      float *out);
+/* Chunk j of a packed dense conv as a pointwise GEMM over its rows of K. */
+ev_cpu_pw ev_cpu_conv_chunk(const ev_cpu_conv *cv, int j);
+/* Output pixels per im2col tile of a dense conv (a multiple of 24, the pointwise kernel's pixel
+ * block), so that a tile of K-float rows stays near 256 KiB. */
+int ev_cpu_conv_tile(const ev_cpu_conv *cv);
+/* Output pixels [p0, p0 + n) of one image (row-major, consecutive) of a dense conv of the
+ * channels-last image x (rectified when relu) into y (+= when acc); tile: n * K floats + slack. */
+void ev_cpu_conv_run(const ev_cpu_kernels *k, const ev_cpu_conv *cv, const ev_cpu_image *x,
+                     int relu, int ow, int p0, int n, float *tile, float *y, ptrdiff_t ys, int acc);
 
 /* For tests and benchmarks: a cpu plan's kernel set, arena size and number of fused steps. */
 const char *ev_cpu_plan_kernels(const ev_plan *plan);

@@ -478,12 +478,14 @@ static KTARGET void KFN(depthwise_row)(const ev_cpu_image *x, int relu, const ev
 
 /* One kernel row of a block of DW_NB interior outputs of a k x k pool, one channel vector */
 KINLINE void KFN(pool_block_row)(const float *q, ptrdiff_t ld, vf *r, const int AVG, const int KC,
-                                 const int S)
+                                 const int S, const int RELU)
 {
     const int span = (DW_NB - 1) * S + KC;
 #pragma GCC unroll 32
     for (int j = 0; j < span; j++) {
         vf v = V_LOAD(q + (ptrdiff_t)j * ld);
+        if (RELU)
+            v = V_MAX(v, V_ZERO());
         V_KEEP(v);
 #pragma GCC unroll 8
         for (int i = 0; i < DW_NB; i++) {
@@ -512,7 +514,7 @@ KINLINE void KFN(store_dests)(const ev_cpu_dest *dst, int ndst, int i, int c, in
 
 KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, int oy, int ox0,
                                 int n, const ev_cpu_dest *dst, int ndst, const int AVG,
-                                const int KC, const int S, const int ONE)
+                                const int KC, const int S, const int ONE, const int RELU)
 {
     const int k = KC ? KC : kr, stride = KC ? S : sr;
     const ptrdiff_t ld = x->ld;
@@ -532,7 +534,8 @@ KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, 
                 for (int b = 0; b < DW_NB; b++)
                     r[b] = AVG ? V_ZERO() : V_MIN_INF();
                 for (int ky = ky0; ky < ky1; ky++)
-                    KFN(pool_block_row)(px + (ptrdiff_t)ky * x->w * ld + c, ld, r, AVG, KC, S);
+                    KFN(pool_block_row)
+                    (px + (ptrdiff_t)ky * x->w * ld + c, ld, r, AVG, KC, S, RELU);
                 const int left = x->c - c;
 #pragma GCC unroll 8
                 for (int b = 0; b < DW_NB; b++)
@@ -552,6 +555,8 @@ KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, 
                 const float *row = px + (ptrdiff_t)ky * x->w * ld + c;
                 for (int kx = kx0; kx < kx1; kx++) {
                     vf v = V_LOAD(row + (ptrdiff_t)kx * ld);
+                    if (RELU)
+                        v = V_MAX(v, V_ZERO());
                     r = AVG ? V_ADD(r, v) : V_MAX(r, v);
                 }
             }
@@ -562,34 +567,44 @@ KINLINE void KFN(pool_row_impl)(const ev_cpu_image *x, int kr, int sr, int pad, 
     }
 }
 
-#define POOL_ONE(AVG, KC, S)                                                             \
-    do {                                                                                 \
-        if (ndst == 1)                                                                   \
-            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, 1, AVG, KC, S, 1);    \
-        else                                                                             \
-            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, AVG, KC, S, 0); \
+#define POOL_ONE(AVG, KC, S, RELU)                                                             \
+    do {                                                                                       \
+        if (ndst == 1)                                                                         \
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, 1, AVG, KC, S, 1, RELU);    \
+        else                                                                                   \
+            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, AVG, KC, S, 0, RELU); \
     } while (0)
 
-static KTARGET void KFN(pool_row)(const ev_cpu_image *x, int avg, int k, int stride, int pad,
-                                  int oy, int ox0, int n, const ev_cpu_dest *dst, int ndst)
+/* RELU: the input is rectified as it is loaded (a pool of a ReLU's output) */
+#define POOL_KS(RELU)                                                                           \
+    do {                                                                                        \
+        if (k == 3 && stride == 1) {                                                            \
+            if (avg)                                                                            \
+                POOL_ONE(1, 3, 1, RELU);                                                        \
+            else                                                                                \
+                POOL_ONE(0, 3, 1, RELU);                                                        \
+        } else if (k == 3 && stride == 2) {                                                     \
+            if (avg)                                                                            \
+                POOL_ONE(1, 3, 2, RELU);                                                        \
+            else                                                                                \
+                POOL_ONE(0, 3, 2, RELU);                                                        \
+        } else {                                                                                \
+            if (avg)                                                                            \
+                KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 1, 0, 0, 0, RELU); \
+            else                                                                                \
+                KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 0, 0, 0, 0, RELU); \
+        }                                                                                       \
+    } while (0)
+
+static KTARGET void KFN(pool_row)(const ev_cpu_image *x, int avg, int relu, int k, int stride,
+                                  int pad, int oy, int ox0, int n, const ev_cpu_dest *dst, int ndst)
 {
-    if (k == 3 && stride == 1) {
-        if (avg)
-            POOL_ONE(1, 3, 1);
-        else
-            POOL_ONE(0, 3, 1);
-    } else if (k == 3 && stride == 2) {
-        if (avg)
-            POOL_ONE(1, 3, 2);
-        else
-            POOL_ONE(0, 3, 2);
-    } else {
-        if (avg)
-            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 1, 0, 0, 0);
-        else
-            KFN(pool_row_impl)(x, k, stride, pad, oy, ox0, n, dst, ndst, 0, 0, 0, 0);
-    }
+    if (relu)
+        POOL_KS(1);
+    else
+        POOL_KS(0);
 }
+#undef POOL_KS
 #undef POOL_ONE
 
 /* ---- stem: dense conv from the NCHW input, few input channels ------------------------------ */
@@ -725,13 +740,15 @@ static KTARGET void KFN(stem_row)(const float *x, int h, int w, const ev_cpu_ste
 /* ---- identity edges (copy or accumulate) and zero fill ------------------------------------- */
 
 static KTARGET void KFN(copy)(const float *x, ptrdiff_t xs, int npix, int c, float *y, ptrdiff_t ys,
-                              int acc)
+                              int acc, int relu)
 {
     for (int p = 0; p < npix; p++) {
         const float *xp = x + (ptrdiff_t)p * xs;
         float *yp = y + (ptrdiff_t)p * ys;
         for (int j = 0; j < c; j += VL) {
             vf v = V_LOAD(xp + j);
+            if (relu)
+                v = V_MAX(v, V_ZERO());
             if (acc)
                 v = V_ADD(v, KFN(load_part)(yp + j, c - j));
             KFN(store_part)(yp + j, v, c - j);
@@ -746,6 +763,20 @@ static KTARGET void KFN(zero)(float *y, ptrdiff_t ys, int npix, int c)
             KFN(store_part)(y + (ptrdiff_t)p * ys + j, V_ZERO(), c - j);
 }
 
+/* ---- per-channel affine (a batch norm that no conv absorbs: DenseNet's BN of a concat) ----- */
+
+static KTARGET void KFN(affine)(const float *x, ptrdiff_t xs, int npix, int c, const float *scale,
+                                const float *shift, float *y, ptrdiff_t ys)
+{
+    for (int p = 0; p < npix; p++) {
+        const float *xp = x + (ptrdiff_t)p * xs;
+        float *yp = y + (ptrdiff_t)p * ys;
+        for (int j = 0; j < c; j += VL)
+            KFN(store_part)
+            (yp + j, V_FMA(V_LOAD(xp + j), V_LOAD(scale + j), V_LOAD(shift + j)), c - j);
+    }
+}
+
 static const ev_cpu_kernels KFN(table) = {
     .name = KERNELS_NAME,
     .vl = VL,
@@ -755,6 +786,7 @@ static const ev_cpu_kernels KFN(table) = {
     .stem_row = KFN(stem_row),
     .copy = KFN(copy),
     .zero = KFN(zero),
+    .affine = KFN(affine),
 };
 
 #undef KINLINE

@@ -38,6 +38,8 @@ typedef enum step_kind {
     STEP_COPY,
     STEP_ZERO,
     STEP_HEAD,
+    STEP_CONV,   /* dense k x k conv: im2col tiles through the pointwise GEMM */
+    STEP_AFFINE, /* a batch norm no conv absorbs */
 } step_kind;
 
 typedef struct view {
@@ -61,7 +63,10 @@ typedef struct step {
     ev_cpu_pw pw;
     ev_cpu_dw dw;
     ev_cpu_stem stem;
-    float *packed; /* owned weights */
+    ev_cpu_conv conv;
+    int conv_tile;                  /* output pixels per im2col tile */
+    const float *scale_f, *shift_f; /* affine, in packed */
+    float *packed;                  /* owned weights */
     const float *lin_w, *lin_b;
     int classes;
     float *in_base, *out_base; /* resolved at setup */
@@ -122,6 +127,7 @@ typedef struct compiler {
     unsigned char *written; /* per sum node: some contribution has been written */
     unsigned char *done;    /* per pool node: already summed into its node by an earlier step */
     double *scale, *shift;
+    double *bias_shift; /* a conv's own bias folded with the BN after it */
 } compiler;
 
 static value resolve(const ev_graph *g, int i)
@@ -148,6 +154,17 @@ static int unsupported(compiler *cc, int node, const char *what)
     const ev_node *n = &cc->g->nodes[node];
     return ev_fail(cc->err, EV_ERR_UNSUPPORTED, "cpu backend: node %d (%s, %s): %s", node,
                    ev_op_name(n->op), n->tag, what);
+}
+
+/* Whether node `consumer` reads node `base` as it is (no ReLU or crop between them). */
+static int reads_plain(const ev_graph *g, const ev_node *consumer, int base)
+{
+    for (int i = 0; i < consumer->num_inputs; i++) {
+        value v = resolve(g, consumer->inputs[i]);
+        if (v.base == base && (v.relu || v.crop))
+            return 0;
+    }
+    return 1;
 }
 
 static int is_conv_only_concat(const ev_graph *g, const ev_node *n)
@@ -240,20 +257,29 @@ static void fold_bn(const ev_node *bn, double *scale, double *shift)
     }
 }
 
-/* conv node `ci` (then BN as scale/shift) into dest */
+/* conv node `ci` (then BN as scale/shift, NULL: none) into dest; alone: the conv has storage of
+ * its own (no BN after it), so it may be read more than once */
 static int emit_conv(compiler *cc, int ci, view dest, int acc, const double *scale,
-                     const double *shift)
+                     const double *shift, int alone)
 {
     const ev_graph *g = cc->g;
     const ev_node *c = &g->nodes[ci];
     const int vl = cc->p->k->vl;
-    if (cc->uses[ci] != 1)
+    if (cc->uses[ci] != 1 && !alone)
         return unsupported(cc, ci, "conv output used more than once");
     value x = resolve(g, c->inputs[0]);
     const ev_node *xn = &g->nodes[x.base];
     const int cout = c->shape.c, cin = xn->shape.c;
+    if (c->params[1]) {
+        /* the conv's bias b: BN(conv + b) = scale * conv + (scale * b + shift) */
+        const float *b = c->params[1]->data;
+        for (int co = 0; co < cout; co++)
+            cc->bias_shift[co] =
+                (scale ? scale[co] : 1.0) * (double)b[co] + (shift ? shift[co] : 0.0);
+        shift = cc->bias_shift;
+    }
     if (c->kernel == 1 && c->groups == 1 && c->pad == 0 && c->dilation == 1) {
-        if (xn->op == EV_OP_CONV2D && !x.relu && !x.crop) {
+        if (xn->op == EV_OP_CONV2D && !x.relu && !x.crop && cc->roles[x.base] == ROLE_PENDING) {
             /* depthwise feeding this pointwise conv */
             const ev_node *dn = xn;
             value dx = resolve(g, dn->inputs[0]);
@@ -310,6 +336,23 @@ static int emit_conv(compiler *cc, int ci, view dest, int acc, const double *sca
         s->out = dest;
         return EV_OK;
     }
+    if (c->groups == 1 && cc->roles[x.base] == ROLE_STORED && !x.crop) {
+        /* dense k x k: im2col + GEMM */
+        step *s = new_step(cc, STEP_CONV);
+        if (!s)
+            return EV_ERR_NOMEM;
+        float *mem = alloc_packed(cc, s, ev_cpu_conv_size(cin, cout, c->kernel, vl));
+        if (!mem)
+            return EV_ERR_NOMEM;
+        ev_cpu_conv_pack(&s->conv, c->params[0]->data, cin, cout, c->kernel, c->stride, c->pad,
+                         c->dilation, scale, shift, vl, mem);
+        s->conv_tile = ev_cpu_conv_tile(&s->conv);
+        s->in = input_view(cc, x.base);
+        s->relu = x.relu;
+        s->out = dest;
+        s->acc = acc;
+        return EV_OK;
+    }
     return unsupported(cc, ci, "conv pattern the cpu backend does not fuse");
 }
 
@@ -356,11 +399,31 @@ static int emit_compute(compiler *cc, int ni, view dest, int acc)
     case EV_OP_BATCHNORM: {
         value x = resolve(g, n->inputs[0]);
         const ev_node *xn = &g->nodes[x.base];
+        fold_bn(n, cc->scale, cc->shift);
+        if (!x.relu && !x.crop && cc->roles[x.base] == ROLE_STORED && !acc) {
+            /* a BN of a stored tensor (DenseNet's of a concatenation): per-channel affine */
+            step *s = new_step(cc, STEP_AFFINE);
+            if (!s)
+                return EV_ERR_NOMEM;
+            const size_t cpad = ((size_t)n->shape.c + 15) & ~(size_t)15;
+            float *mem = alloc_packed(cc, s, 2 * cpad + EV_CPU_SLACK_FLOATS);
+            if (!mem)
+                return EV_ERR_NOMEM;
+            memset(mem, 0, (2 * cpad + EV_CPU_SLACK_FLOATS) * sizeof(float));
+            for (int i = 0; i < n->shape.c; i++) {
+                mem[i] = (float)cc->scale[i];
+                mem[cpad + (size_t)i] = (float)cc->shift[i];
+            }
+            s->scale_f = mem;
+            s->shift_f = mem + cpad;
+            s->in = input_view(cc, x.base);
+            s->out = dest;
+            return EV_OK;
+        }
         if (x.relu || x.crop || cc->uses[x.base] != 1)
             return unsupported(cc, ni, "batch norm not after a conv");
-        fold_bn(n, cc->scale, cc->shift);
         if (xn->op == EV_OP_CONV2D)
-            return emit_conv(cc, x.base, dest, acc, cc->scale, cc->shift);
+            return emit_conv(cc, x.base, dest, acc, cc->scale, cc->shift, 0);
         if (xn->op == EV_OP_CONCAT && cc->roles[x.base] == ROLE_PENDING) {
             int off = 0;
             for (int i = 0; i < xn->num_inputs; i++) {
@@ -368,7 +431,7 @@ static int emit_compute(compiler *cc, int ni, view dest, int acc)
                 view part = dest;
                 part.c_off += off;
                 part.c = g->nodes[ci].shape.c;
-                int rc = emit_conv(cc, ci, part, acc, cc->scale + off, cc->shift + off);
+                int rc = emit_conv(cc, ci, part, acc, cc->scale + off, cc->shift + off, 0);
                 if (rc)
                     return rc;
                 off += part.c;
@@ -380,22 +443,25 @@ static int emit_compute(compiler *cc, int ni, view dest, int acc)
     case EV_OP_MAXPOOL:
     case EV_OP_AVGPOOL: {
         value x = resolve(g, n->inputs[0]);
-        if (x.relu || x.crop || cc->roles[x.base] != ROLE_STORED)
+        if (x.crop || cc->roles[x.base] != ROLE_STORED)
             return unsupported(cc, ni, "pool input is not a stored tensor");
         step *s = new_step(cc, STEP_POOL);
         if (!s)
             return EV_ERR_NOMEM;
         s->in = input_view(cc, x.base);
+        s->relu = x.relu;
         s->out = dest;
         s->acc = acc;
         s->avg = n->op == EV_OP_AVGPOOL;
         s->k = n->kernel;
         s->stride = n->stride;
         s->pad = n->pad;
-        if (cc->roles[ni] == ROLE_INTO)
+        if (cc->roles[ni] == ROLE_INTO && !s->relu)
             add_pool_twins(cc, ni, s);
         return EV_OK;
     }
+    case EV_OP_CONV2D: /* no BN after it: the conv alone, its own bias if any */
+        return emit_conv(cc, ni, dest, acc, NULL, NULL, 1);
     case EV_OP_ZERO:
         if (!acc) {
             step *s = new_step(cc, STEP_ZERO);
@@ -409,7 +475,7 @@ static int emit_compute(compiler *cc, int ni, view dest, int acc)
     }
 }
 
-static int emit_copy(compiler *cc, int from, view dest, int acc)
+static int emit_copy(compiler *cc, int from, view dest, int acc, int relu)
 {
     step *s = new_step(cc, STEP_COPY);
     if (!s)
@@ -417,6 +483,7 @@ static int emit_copy(compiler *cc, int from, view dest, int acc)
     s->in = cc->storage[from];
     s->out = dest;
     s->acc = acc;
+    s->relu = relu;
     return EV_OK;
 }
 
@@ -453,9 +520,20 @@ static int compile_graph(compiler *cc)
             case EV_OP_DROP_PATH:
                 r = ROLE_TRANSPARENT;
                 break;
-            case EV_OP_CONV2D:
-                r = ROLE_PENDING;
+            case EV_OP_CONV2D: {
+                /* computed by what follows it (a BN, the pointwise half of a separable block,
+                 * FactorizedReduce's concat), else on its own */
+                const ev_node *cn = &g->nodes[cc->consumer[i]];
+                const int fused = cc->uses[i] == 1 && reads_plain(g, cn, i) &&
+                                  (cn->op == EV_OP_BATCHNORM ||
+                                   (cn->op == EV_OP_CONV2D && n->groups > 1 && cn->kernel == 1) ||
+                                   (cn->op == EV_OP_CONCAT && is_conv_only_concat(g, cn)));
+                r = fused ? ROLE_PENDING
+                    : cc->uses[i] == 1 && cn->op == EV_OP_ADD && reads_plain(g, cn, i)
+                        ? ROLE_INTO
+                        : ROLE_STORED;
                 break;
+            }
             case EV_OP_CONCAT:
                 r = is_conv_only_concat(g, n) ? ROLE_PENDING : ROLE_STORED;
                 break;
@@ -463,8 +541,10 @@ static int compile_graph(compiler *cc)
             case EV_OP_MAXPOOL:
             case EV_OP_AVGPOOL:
             case EV_OP_ZERO:
-                r = cc->uses[i] == 1 && g->nodes[cc->consumer[i]].op == EV_OP_ADD ? ROLE_INTO
-                                                                                  : ROLE_STORED;
+                r = cc->uses[i] == 1 && g->nodes[cc->consumer[i]].op == EV_OP_ADD &&
+                            reads_plain(g, &g->nodes[cc->consumer[i]], i)
+                        ? ROLE_INTO
+                        : ROLE_STORED;
                 break;
             case EV_OP_ADD:
                 r = ROLE_STORED;
@@ -520,15 +600,16 @@ static int compile_graph(compiler *cc)
         if (cc->roles[i] == ROLE_STORED && n->op == EV_OP_ADD) {
             for (int j = 0; j < n->num_inputs && !rc; j++) {
                 value v = resolve(g, n->inputs[j]);
-                if (v.relu || v.crop)
-                    return unsupported(cc, i, "sum of a rectified or cropped tensor");
+                if (v.crop)
+                    return unsupported(cc, i, "sum of a cropped tensor");
                 const ev_node *in = &g->nodes[v.base];
                 if (cc->roles[v.base] == ROLE_INTO) {
                     if (in->op == EV_OP_ZERO || cc->done[v.base])
                         continue;
                     rc = emit_compute(cc, v.base, cc->storage[i], cc->written[i]);
                 } else if (cc->roles[v.base] == ROLE_STORED) {
-                    rc = emit_copy(cc, v.base, cc->storage[i], cc->written[i]);
+                    /* ResNet's identity: the previous block's rectified sum */
+                    rc = emit_copy(cc, v.base, cc->storage[i], cc->written[i], v.relu);
                 } else {
                     return unsupported(cc, i, "sum input is not computable");
                 }
@@ -544,7 +625,7 @@ static int compile_graph(compiler *cc)
                 part.c_off += off;
                 part.c = g->nodes[b].shape.c;
                 if (cc->copy_in[i * EV_NODE_MAX_INPUTS + j])
-                    rc = emit_copy(cc, b, part, 0);
+                    rc = emit_copy(cc, b, part, 0, 0);
                 off += part.c;
             }
         } else if (cc->roles[i] == ROLE_STORED) {
@@ -555,12 +636,13 @@ static int compile_graph(compiler *cc)
             if (gv.relu || gv.crop || gap->op != EV_OP_GAP)
                 return unsupported(cc, i, "classifier not after global pooling");
             value x = resolve(g, gap->inputs[0]);
-            if (x.relu || x.crop || cc->roles[x.base] != ROLE_STORED)
+            if (x.crop || cc->roles[x.base] != ROLE_STORED)
                 return unsupported(cc, i, "global pooling of an unstored tensor");
             step *s = new_step(cc, STEP_HEAD);
             if (!s)
                 return EV_ERR_NOMEM;
             s->in = cc->storage[x.base];
+            s->relu = x.relu;
             s->out = (view){-1, 0, n->shape.c, n->shape.c, 1, 1};
             s->lin_w = n->params[0]->data;
             s->lin_b = n->params[1] ? n->params[1]->data : NULL;
@@ -647,8 +729,13 @@ static int plan_memory(cpu_plan *p, ev_error *err)
     }
     p->tile = 4096 / max_cpad;
     p->tile = p->tile < 8 ? 8 : p->tile > 128 ? 128 : p->tile / 8 * 8;
-    p->scratch_stride =
-        ((size_t)p->tile * (size_t)max_cpad + EV_CPU_SLACK_FLOATS + 15) & ~(size_t)15;
+    size_t tile_floats = (size_t)p->tile * (size_t)max_cpad;
+    for (int i = 0; i < p->num_steps; i++) {
+        const step *s = &p->steps[i];
+        if (s->kind == STEP_CONV && (size_t)s->conv_tile * (size_t)s->conv.K > tile_floats)
+            tile_floats = (size_t)s->conv_tile * (size_t)s->conv.K;
+    }
+    p->scratch_stride = (tile_floats + EV_CPU_SLACK_FLOATS + 15) & ~(size_t)15;
     size_t scratch = p->scratch_stride * (size_t)p->threads;
     size_t pooled = ((size_t)p->batch * (size_t)max_head + 15) & ~(size_t)15;
     size_t floats = total, bytes;
@@ -673,6 +760,8 @@ static int plan_memory(cpu_plan *p, ev_error *err)
             work = px * s->stem.cout * s->stem.cin * s->stem.k * s->stem.k;
         else if (s->kind == STEP_POOL)
             work = px * s->out.c * s->k * s->k;
+        else if (s->kind == STEP_CONV)
+            work = px * s->conv.K * s->conv.cout;
         s->parallel = p->batch * s->out.h > 1 && work >= EV_CPU_PARALLEL_WORK;
         if (s->in.buf >= 0) {
             s->in_base = p->arena + p->bufs[s->in.buf].offset + s->in.c_off;
@@ -743,7 +832,7 @@ static void run_rows(cpu_plan *p, const step *s, int thread, int r0, int r1)
                                            ld, s->extra_acc[e]};
             }
             for (int j = 0; j < rows; j++) {
-                k->pool_row(&img, s->avg, s->k, s->stride, s->pad, oy + j, 0, ow, dst,
+                k->pool_row(&img, s->avg, s->relu, s->k, s->stride, s->pad, oy + j, 0, ow, dst,
                             1 + s->num_extra);
                 for (int d = 0; d <= s->num_extra; d++)
                     dst[d].y += (size_t)ow * (size_t)dst[d].ys;
@@ -759,8 +848,22 @@ static void run_rows(cpu_plan *p, const step *s, int thread, int r0, int r1)
         }
         case STEP_COPY:
             k->copy(xi + (size_t)oy * (size_t)ow * (size_t)ldx, ldx, rows * ow, s->out.c, y, ldy,
-                    s->acc);
+                    s->acc, s->relu);
             break;
+        case STEP_AFFINE:
+            k->affine(xi + (size_t)oy * (size_t)ow * (size_t)ldx, ldx, rows * ow, s->out.c,
+                      s->scale_f, s->shift_f, y, ldy);
+            break;
+        case STEP_CONV: {
+            /* the rows' pixels are consecutive in the image: tiles of conv_tile pixels */
+            float *tile = p->scratch + (size_t)thread * p->scratch_stride;
+            const int total = rows * ow;
+            for (int q = 0; q < total; q += s->conv_tile)
+                ev_cpu_conv_run(k, &s->conv, &img, s->relu, ow, oy * ow + q,
+                                total - q < s->conv_tile ? total - q : s->conv_tile, tile,
+                                y + (size_t)q * (size_t)ldy, ldy, s->acc);
+            break;
+        }
         case STEP_ZERO:
             k->zero(y, ldy, rows * ow, s->out.c);
             break;
@@ -780,7 +883,7 @@ static void run_head(cpu_plan *p, const step *s)
         /* channel sums with the vector kernels: one pixel at a time into the same row */
         p->k->zero(pooled, 0, 1, c);
         for (int q = 0; q < hw; q++)
-            p->k->copy(x + (size_t)q * (size_t)s->in.ld, 0, 1, c, pooled, 0, 1);
+            p->k->copy(x + (size_t)q * (size_t)s->in.ld, 0, 1, c, pooled, 0, 1, s->relu);
         const float inv = 1.0f / (float)hw;
         for (int cls = 0; cls < s->classes; cls++) {
             const float *w = s->lin_w + (size_t)cls * (size_t)c;
@@ -805,13 +908,14 @@ static void step_job(void *arg, int chunk, int chunks, int thread)
 
 #ifdef EV_CPU_PROFILE
 /* build with -DEV_CPU_PROFILE: time per step kind, printed at exit (development aid) */
+#include <stdio.h>
 #include <time.h>
-static double profile_ms[STEP_HEAD + 1], profile_flops[STEP_HEAD + 1];
-static const char *const profile_names[] = {"stem", "pointwise", "separable", "pool",
-                                            "copy", "zero",      "head"};
+static double profile_ms[STEP_AFFINE + 1], profile_flops[STEP_AFFINE + 1];
+static const char *const profile_names[] = {"stem", "pointwise", "separable", "pool",  "copy",
+                                            "zero", "head",      "conv",      "affine"};
 static void profile_print(void)
 {
-    for (int i = 0; i <= STEP_HEAD; i++)
+    for (int i = 0; i <= STEP_AFFINE; i++)
         fprintf(stderr, "%-10s %9.3f ms %7.2f GFLOP/s\n", profile_names[i], profile_ms[i],
                 profile_ms[i] > 0 ? profile_flops[i] / profile_ms[i] / 1e6 : 0.0);
 }
@@ -831,6 +935,8 @@ static double step_flops(const cpu_plan *p, const step *s)
         return 2 * px * s->pw.cin * s->pw.cout;
     case STEP_SEPARABLE:
         return 2 * px * (s->pw.cin * s->pw.cout + s->dw.c * s->dw.k * s->dw.k);
+    case STEP_CONV:
+        return 2 * px * s->conv.K * s->conv.cout;
     default:
         return 0;
     }
@@ -909,9 +1015,10 @@ static int cpu_create(ev_plan *plan, ev_error *err)
     cc.done = calloc(nn, 1);
     cc.scale = calloc((size_t)maxc, sizeof *cc.scale);
     cc.shift = calloc((size_t)maxc, sizeof *cc.shift);
+    cc.bias_shift = calloc((size_t)maxc, sizeof *cc.bias_shift);
     int rc;
     if (!cc.uses || !cc.consumer || !cc.roles || !cc.storage || !cc.copy_in || !cc.written ||
-        !cc.done || !cc.scale || !cc.shift)
+        !cc.done || !cc.scale || !cc.shift || !cc.bias_shift)
         rc = ev_fail(err, EV_ERR_NOMEM, "cpu backend: out of memory");
     else
         rc = compile_graph(&cc);
@@ -924,6 +1031,7 @@ static int cpu_create(ev_plan *plan, ev_error *err)
     free(cc.done);
     free(cc.scale);
     free(cc.shift);
+    free(cc.bias_shift);
     if (!rc)
         rc = plan_memory(p, err);
     if (!rc && ev_pool_create(p->threads, EV_POOL_SPIN, &p->pool))

@@ -43,8 +43,12 @@ typedef struct _GstEchoViewMeta GstEchoViewMeta;
  * @probabilities: softmax probabilities of the latest inference, in the model's class order
  * @stable_label: the smoothed, hysteresis-filtered label (see docs/GSTREAMER.md)
  * @stable_label_id: its class index, -1 for "unknown"
- * @inferred: TRUE when the result was computed from this very frame's pixels
- * @age: frames between the frame the result was computed from and this one (0 when @inferred,
+ * @inferred: TRUE on the first buffer that carries this result, a new inference: in sync mode
+ *     the frame it was computed from (@age 0), in async mode the first frame after the worker
+ *     answered (@age says how many frames back its frame was); FALSE on buffers carrying a result
+ *     an earlier buffer carried already (inference-interval, a busy worker) or none
+ * @age: frames between the frame the result was computed from and this one (0: computed from
+ *     this very frame's pixels,
  *     %GST_ECHO_VIEW_AGE_NONE when there is no result yet)
  * @model_name: the model's name from model.yaml
  * @latency: time from the frame entering the element to its result, in nanoseconds

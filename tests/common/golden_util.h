@@ -1,6 +1,7 @@
-/* golden_util.h: reading the golden PyTorch fixtures (tests/fixtures/gen_golden.py) and
- * checking one training step against them; shared by the engine's reference executor test and
- * the training executor's test. Include after test_util.h, ev_bundle.h and ev_safetensors.h. */
+/* golden_util.h: reading the golden PyTorch fixtures (tests/fixtures/gen_golden.py and
+ * gen_golden_baselines.py) and checking one training step against them; shared by the engine's
+ * reference executor and baseline tests and the training executor's test. Include after
+ * test_util.h, ev_bundle.h and ev_safetensors.h. */
 #ifndef EV_GOLDEN_UTIL_H
 #define EV_GOLDEN_UTIL_H
 
@@ -49,6 +50,84 @@ static inline size_t golden_train_labels(const ev_safetensors *io, int32_t label
     return n;
 }
 
+/* The fixture scripts' generator: FNV-1a of a name as the key, then a SplitMix64 step per index
+ * to a uniform number in [0, 1) on a 2^-24 grid (as gen_golden_baselines.py writes it). */
+static inline uint64_t golden_fnv1a64(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static inline double golden_uniform(uint64_t key, size_t i)
+{
+    uint64_t z = key + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (double)(z >> 40) * (1.0 / 16777216.0);
+}
+
+/* How net's weight gradients compare with a fixture's. */
+typedef struct golden_grads {
+    int full;      /* compared element by element (grad.NAME) */
+    int projected; /* compared through one random projection (gradproj.NAME) */
+    int bad;       /* over 1e-3 relative error, NaN, or with no reference */
+    double worst;
+    const char *worst_name;
+} golden_grads;
+
+/* Each gradient in net against grad.NAME; with projections, a tensor the fixture keeps only as
+ * gradproj.NAME = {<grad, r>, scale} (r uniform in [-1, 1) from the generator keyed by
+ * "proj:NAME": large baseline tensors) is compared as |<grad, r> - ref| / scale. */
+static inline golden_grads golden_compare_grads(const ev_safetensors *io, const ev_net *net,
+                                                bool projections)
+{
+    golden_grads r = {.worst_name = ""};
+    for (int i = 0; i < net->num_params; i++) {
+        const ev_param *p = &net->params[i];
+        if (!p->grad)
+            continue;
+        char name[160];
+        size_t n = 0;
+        snprintf(name, sizeof name, "grad.%s", p->name);
+        const float *g = golden_tensor(io, name, &n);
+        double ge;
+        if (g && n == p->numel) {
+            ge = rel_error(p->grad, g, n);
+            r.full++;
+        } else if (projections) {
+            snprintf(name, sizeof name, "gradproj.%s", p->name);
+            g = golden_tensor(io, name, &n);
+            if (!g || n != 2) {
+                printf("  no gradient reference for %s\n", p->name);
+                r.bad++;
+                continue;
+            }
+            snprintf(name, sizeof name, "proj:%s", p->name);
+            const uint64_t key = golden_fnv1a64(name);
+            double dot = 0;
+            for (size_t j = 0; j < p->numel; j++)
+                dot += (double)p->grad[j] * (2 * golden_uniform(key, j) - 1);
+            ge = fabs(dot - g[0]) / (g[1] > 0 ? g[1] : 1);
+            r.projected++;
+        } else {
+            printf("  missing or mis-sized grad.%s\n", p->name);
+            r.bad++;
+            continue;
+        }
+        if (ge > r.worst || ge != ge) {
+            r.worst = ge;
+            r.worst_name = p->name;
+        }
+        r.bad += !(ge <= 1e-3);
+    }
+    return r;
+}
+
 /* The training step of a fixture: logits and loss (<= 1e-4), every weight gradient (<= 1e-3),
  * the stem BN's running statistics after the step (<= 1e-4). net holds the gradients. */
 static inline void golden_check_step(const char *name, const ev_safetensors *io, ev_net *net,
@@ -59,32 +138,9 @@ static inline void golden_check_step(const char *name, const ev_safetensors *io,
     const float *want_loss = golden_tensor(io, "train_loss", NULL);
     CHECK(fabs(loss - want_loss[0]) <= 1e-4 * fabs(want_loss[0]), "%s: loss %.7f vs %.7f", name,
           loss, want_loss[0]);
-    int grads = 0, bad = 0;
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < net->num_params; i++) {
-        ev_param *p = &net->params[i];
-        if (!p->grad)
-            continue;
-        char gname[160];
-        snprintf(gname, sizeof gname, "grad.%s", p->name);
-        size_t n;
-        const float *g = golden_tensor(io, gname, &n);
-        if (!g || n != p->numel) {
-            bad++;
-            printf("  missing or mis-sized %s\n", gname);
-            continue;
-        }
-        grads++;
-        double ge = rel_error(p->grad, g, n);
-        if (ge > worst) {
-            worst = ge;
-            worst_name = p->name;
-        }
-        bad += ge > 1e-3;
-    }
-    CHECK(bad == 0 && grads > 0, "%s: %d weight gradients, worst rel error %.2e (%s) <= 1e-3", name,
-          grads, worst, worst_name);
+    golden_grads gr = golden_compare_grads(io, net, false);
+    CHECK(gr.bad == 0 && gr.full > 0, "%s: %d weight gradients, worst rel error %.2e (%s) <= 1e-3",
+          name, gr.full, gr.worst, gr.worst_name);
     ev_param *rm = ev_net_find_param(net, "stem.1.running_mean");
     ev_param *rv = ev_net_find_param(net, "stem.1.running_var");
     double em =

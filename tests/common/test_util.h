@@ -1,5 +1,7 @@
 /* test_util.h: tiny assertion helpers shared by the C tests. Each CHECK prints one line; the
- * program's exit status is 0 when every check passed, 1 otherwise (77 = skipped). */
+ * program's exit status is 0 when every check passed, 1 otherwise (77 = skipped). A test that
+ * checks in long loops or on worker threads defines TEST_QUIET before including this: then
+ * only failures print, and the counts are atomic. */
 #ifndef EV_TEST_UTIL_H
 #define EV_TEST_UTIL_H
 
@@ -9,17 +11,25 @@
 
 static int test_failures = 0, test_checks = 0;
 
+#ifdef TEST_QUIET
+#define TEST_COUNT_(n) __atomic_fetch_add(&(n), 1, __ATOMIC_RELAXED)
+#define TEST_PASS_(...) ((void)0)
+#else
+#define TEST_COUNT_(n) ((n)++)
+#define TEST_PASS_(...) (printf("ok   "), printf(__VA_ARGS__), printf("\n"))
+#endif
+
 #define CHECK(cond, ...)                                \
     do {                                                \
-        test_checks++;                                  \
+        TEST_COUNT_(test_checks);                       \
         if (cond) {                                     \
-            printf("ok   ");                            \
+            TEST_PASS_(__VA_ARGS__);                    \
         } else {                                        \
+            TEST_COUNT_(test_failures);                 \
             printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            test_failures++;                            \
+            printf(__VA_ARGS__);                        \
+            printf("\n");                               \
         }                                               \
-        printf(__VA_ARGS__);                            \
-        printf("\n");                                   \
     } while (0)
 
 /* error message must contain needle */

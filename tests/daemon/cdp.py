@@ -27,6 +27,11 @@ def find_chromium():
     return None
 
 
+
+class CdpError(OSError):
+    """A DevTools call answered with an error, or a page script threw (e.g. while a page is
+    still loading or redrawing): an OSError, so tests' wait_until retries it until its timeout."""
+
 class WebSocket:
     """The client end of one WebSocket connection (ws:// on loopback)."""
 
@@ -123,8 +128,13 @@ class Browser:
             target = json.load(r)
         self.ws = WebSocket(target['webSocketDebuggerUrl'], self.timeout)
         deadline = time.monotonic() + self.timeout
-        while self.evaluate('document.readyState') != 'complete' or \
-                self.evaluate('location.href') != url:
+        while True:
+            try:
+                if self.evaluate('document.readyState') == 'complete' and \
+                        self.evaluate('location.href') == url:
+                    break
+            except CdpError:
+                pass  # the tab is still navigating away from about:blank
             if time.monotonic() > deadline:
                 raise OSError('%s did not load within %d s' % (url, self.timeout))
             time.sleep(0.1)
@@ -137,7 +147,7 @@ class Browser:
             message = json.loads(self.ws.receive_text())
             if message.get('id') == mine:
                 if 'error' in message:
-                    raise RuntimeError('%s: %s' % (method, message['error']))
+                    raise CdpError('%s: %s' % (method, message['error']))
                 return message.get('result', {})
 
     def evaluate(self, expression):
@@ -145,7 +155,7 @@ class Browser:
         result = self.call('Runtime.evaluate', expression=expression, returnByValue=True,
                            awaitPromise=True)
         if 'exceptionDetails' in result:
-            raise RuntimeError('page script failed: %s' % result['exceptionDetails'].get('text'))
+            raise CdpError('page script failed: %s' % result['exceptionDetails'].get('text'))
         return result['result'].get('value')
 
     def screenshot(self):

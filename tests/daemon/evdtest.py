@@ -28,6 +28,18 @@ SKIP = 77
 SOCKET_ACTIVATE = '/usr/bin/systemd-socket-activate'
 
 
+def base_config(http='', stall_timeout=1,
+                classifier='  roi: full\n  smoothing: 1\n  hysteresis: 2\n'):
+    """The sections a test config starts with (its streams: follow): http on @HTTP_PORT@ with
+    the extra http lines given, a quick supervisor (stalled after stall_timeout s without
+    frames, restarts 0.2 s to 1 s apart) and @MODEL@ on the CPU with the classifier lines given
+    (by default: the whole frame, no smoothing, hysteresis 2). Daemon fills in the two."""
+    return ('http:\n  port: @HTTP_PORT@\n%s'
+            'supervision:\n  stall-timeout: %s\n  restart-delay: 0.2\n  restart-delay-max: 1\n'
+            'classifier:\n  model-file: @MODEL@\n  backend: cpu\n%s'
+            % (http, stall_timeout, classifier))
+
+
 def drop_instance(text, instance=None):
     """A /metrics body without its instance labels (every sample line must carry one)."""
     instance = instance or Daemon.INSTANCE

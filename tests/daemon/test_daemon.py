@@ -17,25 +17,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, drop_instance,  # noqa: E402
-                     free_port, run_main, wait_until)
+from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, base_config,  # noqa: E402
+                     drop_instance, free_port, run_main, wait_until)
 
-BASE = """\
-http:
-  port: @HTTP_PORT@
-  connection-timeout: 2
-  request-size-limit: 8192
-supervision:
-  stall-timeout: 1
-  restart-delay: 0.2
-  restart-delay-max: 1
-classifier:
-  model-file: @MODEL@
-  backend: cpu
-  roi: full
-  smoothing: 1
-  hysteresis: 2
-"""
+BASE = base_config(http='  connection-timeout: 2\n  request-size-limit: 8192\n')
 
 
 def rtp_stream(sid, port, width=64, height=48):
@@ -486,10 +471,17 @@ def test_diagnostics(env):
         for _ in range(20):
             sender.garbage(300)
             time.sleep(0.05)
-        time.sleep(0.5)
-        warnings = d.stream('cart')['warnings']
-        assert warnings == metric(d, 'echoviewd_stream_warnings_total{stream="cart"}')
-        assert warnings > 100, warnings
+
+        # the daemon counts the garbage as it parses it: wait until the count stands still
+        # across a /metrics read (the counter only grows, so that read saw the same number)
+        def settled():
+            before = d.stream('cart')['warnings']
+            in_metrics = metric(d, 'echoviewd_stream_warnings_total{stream="cart"}')
+            after = d.stream('cart')['warnings']
+            assert before == after and before > 100, (before, in_metrics, after)
+            return before, in_metrics
+        warnings, in_metrics = wait_until(settled, 10, what='the warning count to settle')
+        assert warnings == in_metrics, (warnings, in_metrics)
         d.proc.send_signal(signal.SIGTERM)   # the log is read after the shutdown lines
         d.proc.wait(15)
     finally:
@@ -1220,6 +1212,22 @@ def test_own_classes(env):
             d.stop()
 
 
+def test_async_latency(env):
+    """With the classifier in async mode the stream's latency_ms still has samples: one per
+    buffer that brings a new result (the meta's `inferred`, which marked none in async mode)."""
+    config = BASE.replace('  roi: full\n', '  roi: full\n  async: true\n')
+    d = Daemon(env, config + 'streams:\n' + phantom_stream('local'))
+    try:
+        d.wait_state('local', 'running', 20)
+        st = wait_until(lambda: (s := d.stream('local'))['latency_ms']['window'] >= 3 and s, 30,
+                        what='latency samples in async mode')
+        print('async: %d frames, %d inferred, latency_ms %s' % (st['frames'], st['inferred'],
+                                                                st['latency_ms']))
+        assert 0 < st['latency_ms']['p50'] <= st['latency_ms']['p99'], st['latency_ms']
+    finally:
+        d.stop()
+
+
 TESTS = {
     'config': test_config,
     'endpoints': test_endpoints,
@@ -1240,6 +1248,7 @@ TESTS = {
     'reload': test_reload,
     'socket-activation': test_socket_activation,
     'own-classes': test_own_classes,
+    'async-latency': test_async_latency,
 }
 
 if __name__ == '__main__':

@@ -19,19 +19,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cdp import Browser, find_chromium  # noqa: E402
-from evdtest import SKIP, Daemon, free_port, run_main, wait_until  # noqa: E402
+from evdtest import SKIP, Daemon, base_config, free_port, run_main, wait_until  # noqa: E402
 
-CONFIG = """\
-http:
-  port: @HTTP_PORT@
-@TOKEN@supervision:
-  stall-timeout: 1
-  restart-delay: 0.2
-  restart-delay-max: 1
-classifier:
-  model-file: @MODEL@
-  backend: cpu
-  roi: auto
+CONFIG = base_config(http='@TOKEN@', classifier='  roi: auto\n') + """\
 streams:
   - id: cart-plax
     source: {type: phantom, width: 320, height: 240, framerate: 10, properties: {view: PLAX-full}}

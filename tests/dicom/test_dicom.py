@@ -9,6 +9,7 @@
 Usage: test_dicom.py TEST_DICOMSRC ECHOVIEW SOURCE_ROOT CASE. Skips (77) without DCMTK tools or
 pydicom's data."""
 import os
+import re
 import shutil
 import socket
 import struct
@@ -259,6 +260,19 @@ def errors_case(tmp):
         f.write(rle_data)
     cases.append(('rle_offsets.dcm', 'rle_offsets.dcm: RLE fragment 1: segment 0 offset '
                                      '2147483647 is outside the fragment or out of order'))
+    # A TEM marker (FF01) where a frame's JPEG data should start (DCMTK 3.6.7's bit-depth
+    # scan never steps past one and hangs: fuzz_dicom).
+    jpeg = os.path.join(tmp, 'jpeg.dcm')
+    run(tool('dcmcjpeg'), loop, jpeg)
+    jpeg_data = bytearray(open(jpeg, 'rb').read())
+    starts = [m.start() + 8 for m in re.finditer(re.escape(b'\xfe\xff\x00\xe0') + b'.{4}\xff\xd8',
+                                                 jpeg_data, re.S)]
+    assert len(starts) == 6, starts  # one fragment a frame
+    jpeg_data[starts[1]:starts[1] + 2] = b'\xff\x01'
+    with open(os.path.join(tmp, 'jpeg_tem.dcm'), 'wb') as f:
+        f.write(jpeg_data)
+    cases.append(('jpeg_tem.dcm', 'jpeg_tem.dcm: JPEG fragment 2: a TEM marker (FF01) at byte 0, '
+                                  'which this DICOM decoder cannot read past'))
     with open(os.path.join(tmp, 'text.dcm'), 'w') as f:
         f.write('this is not DICOM\n' * 20)
     cases.append(('text.dcm', 'not a readable DICOM file'))

@@ -7,9 +7,10 @@
  *   loop FILE FRAMES                loop=true: 3*FRAMES buffers with increasing PTS, same pixels
  *   roi FILE X,Y,W,H|auto           the roi property and the per-buffer region meta
  *   error FILE "TEXT"               open fails; the element error's debug text contains TEXT
- *   classify FILE MODEL VIEW        dicomsrc's roi handed to echoviewclassify (the pattern for
- *                                   applications: PAUSED, read roi, READY, set it, PLAYING):
- *                                   the classifier crops exactly there and ends on VIEW
+ *   classify FILE MODEL VIEW        dicomsrc's roi handed to echoviewclassify (PAUSED, read roi,
+ *                                   READY, set it, PLAYING), and the classifier left at roi=auto
+ *                                   and set to roi=meta (it reads the ultrasound-region meta):
+ *                                   each crops exactly there and ends on VIEW
  *   receive SDP FILE MIN TOL        receives the RTP stream an SDP describes (sdpdemux, as
  *                                   echoviewd's sdp source does) until MIN frames within mean
  *                                   absolute difference TOL of some frame of FILE (0: identical)
@@ -406,7 +407,10 @@ out:
     media_dicom_close(d);
 }
 
-static void test_classify(const char *file, const char *model, const char *view)
+/* roi_mode: NULL hands dicomsrc's roi property to the classifier; "auto" or "meta" leave it to
+ * the classifier, which reads the ultrasound-region meta on the buffers (through videoconvert). */
+static void classify_with(const char *file, const char *model, const char *view,
+                          const char *roi_mode)
 {
     gchar *escaped = g_strescape(file, NULL);
     gchar *desc = g_strdup_printf(
@@ -432,7 +436,7 @@ static void test_classify(const char *file, const char *model, const char *view)
     gst_element_get_state(pipeline, NULL, NULL, 30 * GST_SECOND);
     g_object_get(src, "roi", &roi, NULL);
     gst_element_set_state(pipeline, GST_STATE_READY);
-    g_object_set(c, "roi", roi, NULL);
+    g_object_set(c, "roi", roi_mode ? roi_mode : roi, NULL);
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
     bus = gst_element_get_bus(pipeline);
     while ((m = gst_bus_timed_pop_filtered(
@@ -452,13 +456,12 @@ static void test_classify(const char *file, const char *model, const char *view)
     }
     g_object_get(c, "active-roi", &active, NULL);
     CHECK(strcmp(roi, "auto") && !g_strcmp0(active, roi),
-          "%s: classifier cropped %s, the "
-          "file's region is %s",
-          file, active, roi);
+          "%s, classifier roi=%s: it cropped %s, the file's region is %s", file,
+          roi_mode ? roi_mode : roi, active, roi);
     CHECK(!g_strcmp0(stable, view), "%s: stable label %s after %d frames, want %s", file, stable,
           frames, view);
-    printf("%s: roi %s, classifier active-roi %s, stable label %s after %d frames\n", file, roi,
-           active, stable, frames);
+    printf("%s: roi %s, classifier roi=%s active-roi %s, stable label %s after %d frames\n", file,
+           roi, roi_mode ? roi_mode : roi, active, stable, frames);
     gst_element_set_state(pipeline, GST_STATE_NULL);
     gst_object_unref(bus);
     gst_object_unref(src);
@@ -467,6 +470,13 @@ static void test_classify(const char *file, const char *model, const char *view)
     g_free(roi);
     g_free(active);
     g_free(stable);
+}
+
+static void test_classify(const char *file, const char *model, const char *view)
+{
+    classify_with(file, model, view, NULL);
+    classify_with(file, model, view, "auto");
+    classify_with(file, model, view, "meta");
 }
 
 int main(int argc, char **argv)

@@ -3,11 +3,13 @@
  * and weight gradients (<= 1e-3) on the fixtures of tests/fixtures/gen_golden_baselines.py, whose
  * weights both sides make from the same generator (below, as in the script); the model.yaml
  * `arch` key (bundle round trip, DARTS keys refused), the ONNX export (it runs; ONNX Runtime's
- * logits are compared by hand, docs/ENGINE.md) and the configuration errors. */
+ * logits are compared by hand, docs/ENGINE.md), the cpu backend's logits (dense convolutions,
+ * standalone BN, rectified pools, sums and head) and the configuration errors. */
 #include "ev_bundle.h"
 #include "ev_graph.h"
 #include "ev_safetensors.h"
 #include "test_util.h"
+#include "golden_util.h"
 #ifdef EV_HAVE_ONNX_EXPORT
 #include "ev_onnx.h"
 #endif
@@ -27,33 +29,14 @@
 
 static char tmpdir[] = "/tmp/ev_baselines_XXXXXX";
 
-/* ---- the fixture script's weight generator --------------------------------------------------- */
-
-static uint64_t fnv1a64(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static double gen_uniform(uint64_t key, size_t i)
-{
-    uint64_t z = key + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (double)(z >> 40) * (1.0 / 16777216.0);
-}
+/* ---- the fixture script's weights (golden_util.h has its generator) -------------------------- */
 
 static void fill_param(ev_param *p)
 {
-    const uint64_t key = fnv1a64(p->name);
+    const uint64_t key = golden_fnv1a64(p->name);
     const size_t fan_in = p->ndim >= 2 ? p->numel / (size_t)p->shape[0] : 1;
     for (size_t i = 0; i < p->numel; i++) {
-        const double u = gen_uniform(key, i);
+        const double u = golden_uniform(key, i);
         double v;
         switch (p->kind) {
         case EV_PARAM_WEIGHT:
@@ -85,16 +68,6 @@ static ev_net_config config(ev_arch arch, int channels, int classes, int size)
     return cfg;
 }
 
-static const float *io_tensor(const ev_safetensors *st, const char *name, size_t *numel)
-{
-    const ev_st_tensor *t = ev_safetensors_find(st, name);
-    if (!t || t->dtype != EV_DTYPE_F32)
-        return NULL;
-    if (numel)
-        *numel = (t->end - t->begin) / 4;
-    return (const float *)(st->data + t->begin);
-}
-
 /* ---- parameter counts and configuration errors ---------------------------------------------- */
 
 static void check_counts(void)
@@ -111,6 +84,10 @@ static void check_counts(void)
         {EV_ARCH_RESNET18, 3, 14, 11183694},
         {EV_ARCH_DENSENET201, 1, 14, 18113550},
         {EV_ARCH_DENSENET201, 3, 14, 18119822},
+        /* the paper's 134,316 k; BN adds 2 x 4,224 channels */
+        {EV_ARCH_VGG16, 1, 14, 134316750},
+        {EV_ARCH_VGG16, 3, 14, 134317902},
+        {EV_ARCH_VGG16_BN, 1, 14, 134325198},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         ev_net_config cfg = config(want[i].arch, want[i].channels, want[i].classes, 64);
@@ -131,6 +108,9 @@ static void check_config_errors(void)
     ev_net_config cfg = config(EV_ARCH_DENSENET201, 1, 14, 16);
     CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "use at least 32x32",
               "densenet201 at 16 px is refused");
+    cfg = config(EV_ARCH_VGG16_BN, 1, 14, 31);
+    CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "need at least 32x32",
+              "vgg16_bn at 31 px is refused");
     cfg = config(EV_ARCH_RESNET18, 0, 14, 32);
     CHECK_ERR(ev_net_create(&cfg, 1, false, &net, &err), err, "0 input channels",
               "resnet18 with 0 input channels is refused");
@@ -185,8 +165,13 @@ static void check_step(const char *arch, const char *io_path, const ev_safetenso
     int rc = ev_net_create(&src->cfg, TRAIN_BATCH, true, &net, &err);
     if (!rc)
         rc = ev_net_copy_params(net, src, &err);
-    const float *x = io_tensor(io, "train_input", NULL);
-    const float *lf = io_tensor(io, "train_labels", NULL);
+    /* VGG's dropout off, as in the fixture's step (a random mask cannot be matched); it is
+     * checked on its own in check_dropout */
+    for (int i = 0; !rc && i < net->graph.num_nodes; i++)
+        if (net->graph.nodes[i].op == EV_OP_DROPOUT)
+            net->graph.nodes[i].drop_prob = 0.0f;
+    const float *x = golden_tensor(io, "train_input", NULL);
+    const float *lf = golden_tensor(io, "train_labels", NULL);
     int32_t labels[TRAIN_BATCH] = {0};
     for (int i = 0; i < TRAIN_BATCH && lf; i++)
         labels[i] = (int32_t)lf[i];
@@ -202,51 +187,15 @@ static void check_step(const char *arch, const char *io_path, const ev_safetenso
         ev_net_free(net);
         return;
     }
-    double e =
-        rel_error(ev_net_logits(net), io_tensor(io, "train_logits", NULL), TRAIN_BATCH * CLASSES);
-    const float *want_loss = io_tensor(io, "train_loss", NULL);
+    double e = rel_error(ev_net_logits(net), golden_tensor(io, "train_logits", NULL),
+                         TRAIN_BATCH * CLASSES);
+    const float *want_loss = golden_tensor(io, "train_loss", NULL);
     CHECK(e <= 1e-4 && fabs(loss - want_loss[0]) <= 1e-4 * fabs(want_loss[0]),
           "%s: step logits rel error %.2e <= 1e-4, loss %.7f vs %.7f", arch, e, loss, want_loss[0]);
-    int full = 0, projected = 0, bad = 0;
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < net->num_params; i++) {
-        ev_param *p = &net->params[i];
-        if (!p->grad)
-            continue;
-        char name[160];
-        size_t n = 0;
-        snprintf(name, sizeof name, "grad.%s", p->name);
-        const float *g = io_tensor(io, name, &n);
-        double ge;
-        if (g && n == p->numel) {
-            ge = rel_error(p->grad, g, n);
-            full++;
-        } else {
-            snprintf(name, sizeof name, "gradproj.%s", p->name);
-            g = io_tensor(io, name, &n);
-            if (!g || n != 2) {
-                printf("  no gradient reference for %s\n", p->name);
-                bad++;
-                continue;
-            }
-            snprintf(name, sizeof name, "proj:%s", p->name);
-            const uint64_t key = fnv1a64(name);
-            double dot = 0;
-            for (size_t j = 0; j < p->numel; j++)
-                dot += (double)p->grad[j] * (2 * gen_uniform(key, j) - 1);
-            ge = fabs(dot - g[0]) / (g[1] > 0 ? g[1] : 1);
-            projected++;
-        }
-        if (ge > worst || ge != ge) {
-            worst = ge;
-            worst_name = p->name;
-        }
-        bad += !(ge <= 1e-3);
-    }
-    CHECK(bad == 0 && full > 0 && projected > 0,
-          "%s: %d gradients in full, %d projected, worst rel error %.2e (%s) <= 1e-3", arch, full,
-          projected, worst, worst_name);
+    golden_grads gr = golden_compare_grads(io, net, true);
+    CHECK(gr.bad == 0 && gr.full > 0 && gr.projected > 0,
+          "%s: %d gradients in full, %d projected, worst rel error %.2e (%s) <= 1e-3", arch,
+          gr.full, gr.projected, gr.worst, gr.worst_name);
     ev_net_free(net);
 }
 
@@ -273,22 +222,60 @@ static void check_fixture(const char *root, ev_arch arch)
         fill_param(&net->params[i]);
     check_names(name, path, net);
     check_step(name, path, &io, net);
+    /* VGG (134 M parameters): no bundle round trip (a 537 MB file; the arch key round-trips
+     * with the others), and AUTO runs it on the reference backend (the cpu backend does not
+     * compile its adaptive pool and classifier) */
+    const bool vgg = arch == EV_ARCH_VGG16 || arch == EV_ARCH_VGG16_BN;
+    const ev_backend_kind auto_kind = vgg ? EV_BACKEND_REFERENCE : EV_BACKEND_CPU;
 
-    /* eval logits through a model and a plan (AUTO: the reference backend for a baseline) */
+    /* eval logits through a model and a plan: the reference backend, then the cpu backend
+     * (AUTO picks it for a baseline) at 1 and 2 threads */
     rc = ev_model_from_net(net, NULL, &model, &err);
     net = NULL;
-    ev_plan_options opt = {.backend = EV_BACKEND_AUTO, .batch = BATCH};
+    ev_plan_options opt = {.backend = EV_BACKEND_REFERENCE, .batch = BATCH};
     if (!rc)
         rc = ev_plan_create(model, &opt, &plan, &err);
     float got[BATCH * CLASSES], again[BATCH * CLASSES];
-    const float *input = io_tensor(&io, "input", NULL);
+    const float *input = golden_tensor(&io, "input", NULL);
+    const float *want = golden_tensor(&io, "logits", NULL);
     if (!rc)
         rc = ev_plan_run(plan, input, got, &err);
-    double e = rc ? INFINITY : rel_error(got, io_tensor(&io, "logits", NULL), BATCH * CLASSES);
+    double e = rc ? INFINITY : rel_error(got, want, BATCH * CLASSES);
     CHECK(rc == 0 && e <= 1e-4 && ev_plan_backend(plan) == EV_BACKEND_REFERENCE,
-          "%s: eval logits rel error %.2e <= 1e-4 (%s)", name, e, rc ? err.message : "ok");
+          "%s: reference eval logits rel error %.2e <= 1e-4 (%s)", name, e, rc ? err.message : "ok");
     if (rc)
         goto out;
+    for (int threads = 1; threads <= 2; threads++) {
+        ev_plan_options co = {.backend = EV_BACKEND_AUTO, .batch = BATCH, .threads = threads};
+        ev_plan *cpu = NULL;
+        float cg[BATCH * CLASSES];
+        int crc = ev_plan_create(model, &co, &cpu, &err);
+        if (!crc)
+            crc = ev_plan_run(cpu, input, cg, &err);
+        double ce = crc ? INFINITY : rel_error(cg, want, BATCH * CLASSES);
+        CHECK(crc == 0 && ce <= 1e-4 && ev_plan_backend(cpu) == auto_kind,
+              "%s: %s backend (AUTO), %d thread(s), eval logits rel error %.2e <= 1e-4 (%s)", name,
+              ev_backend_name(auto_kind), threads, ce, crc ? err.message : "ok");
+        ev_plan_free(cpu);
+        if (vgg)
+            break;
+    }
+    if (vgg) {
+#ifdef EV_HAVE_ONNX_EXPORT
+        snprintf(path, sizeof path, "%s/%s.onnx", tmpdir, name);
+        rc = ev_model_export_onnx(model, path, &err);
+        FILE *f = rc ? NULL : fopen(path, "rb");
+        long size = 0;
+        if (f && fseek(f, 0, SEEK_END) == 0)
+            size = ftell(f);
+        if (f)
+            fclose(f);
+        CHECK(rc == 0 && size > 3 * ev_model_num_params(model), "%s: ONNX export, %ld bytes (%s)",
+              name, size, rc ? err.message : "ok");
+        unlink(path);
+#endif
+        goto out;
+    }
 
     /* bundle round trip: model.yaml says `arch:`, the weights go by torchvision's names */
     char dir[256];
@@ -323,15 +310,6 @@ static void check_fixture(const char *root, ev_arch arch)
               name, size, rc ? err.message : "ok");
     }
 #endif
-    if (!rc) {
-        opt.backend = EV_BACKEND_CPU;
-        ev_plan *cpu = NULL;
-        rc = ev_plan_create(loaded, &opt, &cpu, &err);
-        /* the cpu backend compiles DARTS networks only (for now): a clear refusal */
-        CHECK(rc == EV_ERR_UNSUPPORTED && strstr(err.message, "cpu backend"),
-              "%s: the cpu backend refuses it clearly (%s)", name, rc ? err.message : "ok");
-        ev_plan_free(cpu);
-    }
 out:
     ev_plan_free(plan);
     ev_plan_free(plan2);
@@ -339,6 +317,68 @@ out:
     ev_model_free(loaded);
     ev_net_free(net);
     ev_safetensors_free(&io);
+}
+
+/* Dropout (VGG's classifier, training only): in training about half the features are zeroed and
+ * the rest doubled, the gradient follows the same mask; in eval it is the identity. */
+static void check_dropout(void)
+{
+    ev_net_config cfg = config(EV_ARCH_VGG16, 1, CLASSES, 32);
+    ev_net *net = NULL;
+    ev_error err = {0};
+    int rc = ev_net_create(&cfg, 2, true, &net, &err);
+    CHECK(rc == 0, "vgg16 for the dropout check (%s)", rc ? err.message : "ok");
+    if (rc)
+        return;
+    ev_net_init_weights(net, 7);
+    float input[2 * 32 * 32];
+    uint64_t rng = 3;
+    for (size_t i = 0; i < sizeof input / sizeof input[0]; i++)
+        input[i] = 2 * ev_rng_uniform(&rng) - 1;
+    int drops = 0, zeroed = 0, doubled = 0, other = 0, grads_follow = 1, eval_identity = 1;
+    size_t total = 0;
+    rc = ev_net_forward(net, input, true, &err);
+    int32_t labels[2] = {1, 5};
+    float loss;
+    if (!rc) {
+        ev_net_zero_grad(net);
+        rc = ev_net_backward(net, labels, 0.0f, &loss, &err);
+    }
+    for (int i = 0; !rc && i < net->graph.num_nodes; i++) {
+        const ev_node *n = &net->graph.nodes[i];
+        if (n->op != EV_OP_DROPOUT)
+            continue;
+        const ev_node *x = &net->graph.nodes[n->inputs[0]];
+        drops++;
+        for (size_t j = 0; j < ev_shape_numel(n->shape); j++, total++) {
+            if (x->out[j] == 0.0f)
+                continue; /* ReLU's zeros say nothing */
+            if (n->out[j] == 0.0f)
+                zeroed++;
+            else if (n->out[j] == 2.0f * x->out[j])
+                doubled++;
+            else
+                other++;
+            if (x->grad[j] != n->grad[j] * n->saved[j])
+                grads_follow = 0;
+        }
+    }
+    const int seen = zeroed + doubled;
+    CHECK(rc == 0 && drops == 2 && other == 0 && seen > 1000 && zeroed > seen * 4 / 10 &&
+              zeroed < seen * 6 / 10 && grads_follow,
+          "vgg16 dropout in training: %d nodes, %d zeroed, %d doubled, %d other of %zu; the "
+          "gradient follows the mask (%s)",
+          drops, zeroed, doubled, other, total, rc ? err.message : "ok");
+    if (!rc)
+        rc = ev_net_forward(net, input, false, &err);
+    for (int i = 0; !rc && i < net->graph.num_nodes; i++) {
+        const ev_node *n = &net->graph.nodes[i];
+        if (n->op == EV_OP_DROPOUT &&
+            memcmp(n->out, net->graph.nodes[n->inputs[0]].out, ev_shape_numel(n->shape) * 4))
+            eval_identity = 0;
+    }
+    CHECK(rc == 0 && eval_identity, "vgg16 dropout is the identity in eval");
+    ev_net_free(net);
 }
 
 /* ---- model.yaml ------------------------------------------------------------------------------ */
@@ -386,6 +426,9 @@ int main(int argc, char **argv)
     check_yaml_errors();
     check_fixture(root, EV_ARCH_RESNET18);
     check_fixture(root, EV_ARCH_DENSENET201);
+    check_fixture(root, EV_ARCH_VGG16);
+    check_fixture(root, EV_ARCH_VGG16_BN);
+    check_dropout();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -378,6 +378,33 @@ static void check_calibration(void)
     CHECK_ERR(rc, err, "temperature -1 must be > 0", "a negative temperature is refused");
 }
 
+/* ev_bundle_path: a bundle named by its folder or by its model.yaml */
+static void check_bundle_path(void)
+{
+    ev_error err = {0};
+    char out[4200], want[4200], yaml[4200];
+    int rc = ev_bundle_path(fixture, NULL, out, sizeof out, &err);
+    snprintf(want, sizeof want, "%s/model.yaml", fixture);
+    CHECK(rc == 0 && !strcmp(out, want), "folder: its model.yaml (%s)", rc ? err.message : out);
+    snprintf(yaml, sizeof yaml, "%s", want);
+    rc = ev_bundle_path(yaml, NULL, out, sizeof out, &err);
+    CHECK(rc == 0 && !strcmp(out, yaml), "model.yaml: itself (%s)", rc ? err.message : out);
+    rc = ev_bundle_path(yaml, "weights.safetensors", out, sizeof out, &err);
+    snprintf(want, sizeof want, "%s/weights.safetensors", fixture);
+    CHECK(rc == 0 && !strcmp(out, want), "model.yaml: a file beside it (%s)",
+          rc ? err.message : out);
+    rc = ev_bundle_path(fixture, "weights.safetensors", out, sizeof out, &err);
+    CHECK(rc == 0 && !strcmp(out, want), "folder: a file in it (%s)", rc ? err.message : out);
+    rc = ev_bundle_path("/nonexistent/bundle", NULL, out, sizeof out, &err);
+    CHECK_ERR(rc, err, "/nonexistent/bundle: No such file or directory",
+              "a missing bundle is named");
+    rc = ev_bundle_path("", NULL, out, sizeof out, &err);
+    CHECK_ERR(rc, err, "no model path given", "an empty path is refused");
+    char small[8];
+    rc = ev_bundle_path(fixture, NULL, small, sizeof small, &err);
+    CHECK_ERR(rc, err, "path too long", "a path that does not fit is refused");
+}
+
 int main(int argc, char **argv)
 {
     fixture = argc > 1 ? argv[1] : "tests/fixtures/golden/darts_v2_nrnr_g1";
@@ -388,6 +415,7 @@ int main(int argc, char **argv)
     check_parse_errors();
     check_bundles();
     check_calibration();
+    check_bundle_path();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -2,8 +2,10 @@
  * machine has (generic, AVX2+FMA, AVX-512), against the double-precision reference ops within
  * 1e-5 relative: pointwise conv (ReLU on load, folded BN, stride 2 with the FactorizedReduce
  * offset, accumulate), depthwise+pointwise (k 3/5, stride 1/2, dilation 1/2), max/avg pool
- * (padding never wins / not counted; 1..3 destinations, each writing or adding), the stem (1..3
- * input channels), copy and zero. Shapes are random with odd sizes (7x9, 13x11, ...) and, for
+ * (padding never wins / not counted; 1..3 destinations, each writing or adding; ReLU on load),
+ * the stem (1..3 input channels), the dense conv (im2col tiles through the pointwise GEMM: k
+ * 1/3/5/7, stride 1/2, padding, dilation 1/2, ReLU on load, folded BN, accumulate, K past one
+ * chunk, tiles that start and end inside rows), the per-channel affine, copy (ReLU) and zero. Shapes are random with odd sizes (7x9, 13x11, ...) and, for
  * the kernels with multi-pixel interior blocks, wide rows (5x41, 3x64, ...) cut into odd row
  * tiles, so blocks, leftovers and borders all run; channel counts are not multiples of the
  * vector width; tensors are channel slices of wider buffers (pixel stride > channels) so stores
@@ -260,13 +262,15 @@ static void test_pool(const ev_cpu_kernels *k, int trial)
 {
     const int *hw = trial >= 24 ? wide_sizes[trial % NUM_WIDE_SIZES] : sizes[trial % NUM_SIZES];
     int h = hw[0], w = hw[1], avg = trial % 2, stride = (trial / 2) % 2 ? 2 : 1;
-    int acc = (trial / 4) % 2, c = irand(1, 70);
+    int acc = (trial / 4) % 2, c = irand(1, 70), relu = (trial / 8) % 2;
     int oh = ev_conv2d_out_size(h, 3, stride, 1, 1), ow = ev_conv2d_out_size(w, 3, stride, 1, 1);
     double *x = drand_array((size_t)c * h * w), *prior = drand_array((size_t)c * oh * ow);
     /* all-negative inputs: a max pool that let the zero padding win would be caught */
     for (size_t i = 0; i < (size_t)c * h * w; i++)
-        x[i] = -fabs(x[i]) - 0.01;
+        x[i] = relu ? x[i] : -fabs(x[i]) - 0.01;
     double *xr = rounded(x, (size_t)c * h * w);
+    if (relu)
+        rectify(xr, (size_t)c * h * w);
     double *want = calloc((size_t)c * oh * ow, sizeof *want);
     if (avg)
         ev_ref64_avgpool_forward(xr, (ev_shape){1, c, h, w}, 3, stride, 1, want,
@@ -294,14 +298,15 @@ static void test_pool(const ev_cpu_kernels *k, int trial)
         ev_cpu_dest dst[3];
         for (int d = 0; d < ndst; d++)
             dst[d] = (ev_cpu_dest){at(&ys[d], oy, 0, 0), ys[d].ld, dacc[d]};
-        k->pool_row(&img, avg, 3, stride, 1, oy, 0, ow, dst, ndst);
+        k->pool_row(&img, avg, relu, 3, stride, 1, oy, 0, ow, dst, ndst);
     }
     for (int d = 0; d < ndst; d++) {
         int clobbered;
         double e = slice_error(&ys[d], dacc[d] ? want_acc : want, &clobbered);
         CHECK(e <= 1e-5 && !clobbered,
-              "%s %s pool 3x3 %dx%d c %d stride %d destination %d of %d acc %d: rel error %.2e",
-              k->name, avg ? "avg" : "max", h, w, c, stride, d + 1, ndst, dacc[d], e);
+              "%s %s pool 3x3 %dx%d c %d stride %d relu %d destination %d of %d acc %d: rel "
+              "error %.2e",
+              k->name, avg ? "avg" : "max", h, w, c, stride, relu, d + 1, ndst, dacc[d], e);
         free(ys[d].mem);
     }
     free(x), free(prior), free(xr), free(want), free(want_acc), free(xs.mem);
@@ -348,25 +353,111 @@ static void test_stem(const ev_cpu_kernels *k, int trial)
 static void test_copy_zero(const ev_cpu_kernels *k, int trial)
 {
     const int *hw = sizes[trial % NUM_SIZES];
-    int h = hw[0], w = hw[1], c = irand(1, 70), acc = trial % 2;
+    int h = hw[0], w = hw[1], c = irand(1, 70), acc = trial % 2, relu = (trial / 2) % 2;
     size_t n = (size_t)c * h * w;
     double *x = drand_array(n), *prior = drand_array(n), *want = malloc(n * sizeof *want);
-    for (size_t i = 0; i < n; i++)
-        want[i] = (double)(float)x[i] + (acc ? (double)(float)prior[i] : 0.0);
+    for (size_t i = 0; i < n; i++) {
+        const double v = (double)(float)x[i];
+        want[i] = (relu && v < 0 ? 0.0 : v) + (acc ? (double)(float)prior[i] : 0.0);
+    }
     slice xs = slice_new(h, w, c), ys = slice_new(h, w, c);
     slice_fill(&xs, x);
     slice_fill(&ys, prior);
     for (int y = 0; y < h; y++)
-        k->copy(at(&xs, y, 0, 0), xs.ld, w, c, at(&ys, y, 0, 0), ys.ld, acc);
+        k->copy(at(&xs, y, 0, 0), xs.ld, w, c, at(&ys, y, 0, 0), ys.ld, acc, relu);
     int clobbered;
     double e = slice_error(&ys, want, &clobbered);
-    CHECK(e <= 1e-6 && !clobbered, "%s copy %dx%d c %d acc %d: rel error %.2e", k->name, h, w, c,
-          acc, e);
+    CHECK(e <= 1e-6 && !clobbered, "%s copy %dx%d c %d acc %d relu %d: rel error %.2e", k->name, h,
+          w, c, acc, relu, e);
     k->zero(at(&ys, 0, 0, 0), ys.ld, h * w, c);
     memset(want, 0, n * sizeof *want);
     e = slice_error(&ys, want, &clobbered);
     CHECK(e == 0 && !clobbered, "%s zero %dx%d c %d", k->name, h, w, c);
     free(x), free(prior), free(want), free(xs.mem), free(ys.mem);
+}
+
+/* y = x * scale + shift per channel: a batch norm no conv absorbs */
+static void test_affine(const ev_cpu_kernels *k, int trial)
+{
+    const int *hw = sizes[trial % NUM_SIZES];
+    int h = hw[0], w = hw[1], c = irand(1, 90);
+    size_t n = (size_t)c * h * w;
+    double *x = drand_array(n), *want = malloc(n * sizeof *want);
+    float *scale = calloc((size_t)c + 64, sizeof *scale), *shift = calloc((size_t)c + 64, 4);
+    for (int i = 0; i < c; i++) {
+        scale[i] = (float)urand();
+        shift[i] = (float)urand();
+    }
+    for (size_t i = 0; i < n; i++)
+        want[i] = (double)(float)x[i] * scale[i / ((size_t)h * w)] + shift[i / ((size_t)h * w)];
+    slice xs = slice_new(h, w, c), ys = slice_new(h, w, c);
+    slice_fill(&xs, x);
+    k->affine(at(&xs, 0, 0, 0), xs.ld, h * w, c, scale, shift, at(&ys, 0, 0, 0), ys.ld);
+    int clobbered;
+    double e = slice_error(&ys, want, &clobbered);
+    CHECK(e <= 1e-6 && !clobbered, "%s affine %dx%d c %d: rel error %.2e", k->name, h, w, c, e);
+    free(x), free(want), free(scale), free(shift), free(xs.mem), free(ys.mem);
+}
+
+/* The dense conv through ev_cpu_conv_run, in tiles of irregular pixel counts (a tile starts and
+ * ends inside rows, as the plan's thread chunks and conv tiles do). */
+static void test_conv(const ev_cpu_kernels *k, int trial)
+{
+    const int *hw = trial >= 24 ? wide_sizes[trial % NUM_WIDE_SIZES] : sizes[trial % NUM_SIZES];
+    static const int ks[4] = {3, 1, 7, 5};
+    const int kk = ks[trial % 4], stride = (trial / 4) % 2 ? 2 : 1;
+    const int dil = kk == 3 && trial % 7 == 3 ? 2 : 1, pad = trial % 5 == 4 ? 0 : dil * (kk / 2);
+    /* one trial in three has K = k*k*cin past one chunk of EV_CPU_CONV_KC rows */
+    const int cin = trial % 3 == 2 ? irand(EV_CPU_CONV_KC / (kk * kk) + 1, 300) : irand(1, 40);
+    const int cout = irand(1, 90), relu = trial % 2, acc = (trial / 2) % 2;
+    const int h = hw[0] + kk, w = hw[1] + kk; /* at least one output pixel */
+    const int oh = ev_conv2d_out_size(h, kk, stride, pad, dil),
+              ow = ev_conv2d_out_size(w, kk, stride, pad, dil);
+    const size_t nx = (size_t)cin * h * w, nw = (size_t)cout * cin * kk * kk,
+                 ny = (size_t)cout * oh * ow;
+    double *x = drand_array(nx), *wt = drand_array(nw), *prior = drand_array(ny);
+    double *scale = drand_array((size_t)cout), *shift = drand_array((size_t)cout);
+    float *wf = to_float(wt, nw);
+    double *xr = rounded(x, nx), *wr = malloc(nw * sizeof *wr);
+    if (relu)
+        rectify(xr, nx);
+    for (size_t i = 0; i < nw; i++)
+        wr[i] = (double)(float)((double)wf[i] * scale[i / ((size_t)cin * kk * kk)]);
+    double *want = calloc(ny, sizeof *want);
+    ev_conv_desc d = {kk, kk, stride, pad, dil, 1};
+    ev_ref64_conv2d_forward(xr, (ev_shape){1, cin, h, w}, wr, cout, &d, want,
+                            (ev_shape){1, cout, oh, ow});
+    double *ones = malloc((size_t)cout * sizeof *ones), *priorf = rounded(prior, ny);
+    for (int i = 0; i < cout; i++)
+        ones[i] = 1.0;
+    double *shift_r = rounded(shift, (size_t)cout);
+    affine(want, cout, oh * ow, ones, shift_r, acc ? priorf : NULL);
+    slice xs = slice_new(h, w, cin), ys = slice_new(oh, ow, cout);
+    slice_fill(&xs, x);
+    if (acc)
+        slice_fill(&ys, prior);
+    float *packed = malloc(ev_cpu_conv_size(cin, cout, kk, k->vl) * sizeof(float));
+    ev_cpu_conv cv;
+    ev_cpu_conv_pack(&cv, wf, cin, cout, kk, stride, pad, dil, scale, shift, k->vl, packed);
+    const int tile = ev_cpu_conv_tile(&cv);
+    float *scratch = malloc(((size_t)tile * cv.K + EV_CPU_SLACK_FLOATS) * sizeof(float));
+    ev_cpu_image img = {at(&xs, 0, 0, 0), h, w, cin, xs.ld};
+    for (int p = 0; p < oh * ow;) {
+        int n = irand(1, tile);
+        n = n < oh * ow - p ? n : oh * ow - p;
+        ev_cpu_conv_run(k, &cv, &img, relu, ow, p, n, scratch, at(&ys, p / ow, p % ow, 0), ys.ld,
+                        acc);
+        p += n;
+    }
+    int clobbered;
+    double e = slice_error(&ys, want, &clobbered);
+    CHECK(e <= 1e-5 && !clobbered,
+          "%s conv %dx%d cin %d cout %d k %d stride %d pad %d dil %d relu %d acc %d (%d chunks): "
+          "rel error %.2e",
+          k->name, h, w, cin, cout, kk, stride, pad, dil, relu, acc, cv.nchunks, e);
+    free(x), free(wt), free(prior), free(scale), free(shift), free(wf), free(xr), free(wr);
+    free(want), free(ones), free(priorf), free(shift_r), free(xs.mem), free(ys.mem);
+    free(packed), free(scratch);
 }
 
 int main(void)
@@ -384,11 +475,14 @@ int main(void)
             test_pool(k, t);
             test_stem(k, t);
             test_copy_zero(k, t);
+            test_affine(k, t);
+            test_conv(k, t);
         }
         for (int t = 24; t < 48; t++) {
             test_separable(k, t);
             test_pool(k, t);
             test_stem(k, t);
+            test_conv(k, t);
         }
     }
     CHECK(ev_cpu_kernels_best() != NULL, "best kernels: %s", ev_cpu_kernels_best()->name);

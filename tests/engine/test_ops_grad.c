@@ -633,7 +633,7 @@ typedef struct shape_case {
     double *x[3];
     int channels[3];
     double *y, *r;
-    int kind; /* 0 crop, 1 concat, 2 gap */
+    int kind; /* 0 crop, 1 concat, 2 gap, 3 adaptive average pool, 4 conv bias */
 } shape_case;
 
 static double shape_loss(void *p)
@@ -643,8 +643,14 @@ static double shape_loss(void *p)
         ev_ref64_crop_forward(c->x[0], c->xs, c->crop, c->y);
     else if (c->kind == 1)
         ev_ref64_concat_forward((const double *const *)c->x, c->channels, 3, c->ys, c->y);
-    else
+    else if (c->kind == 2)
         ev_ref64_gap_forward(c->x[0], c->xs, c->y);
+    else if (c->kind == 3)
+        ev_ref64_adaptive_avgpool_forward(c->x[0], c->xs, c->y, c->ys);
+    else {
+        memset(c->y, 0, ev_shape_numel(c->ys) * sizeof *c->y);
+        ev_ref64_bias_forward(c->y, c->ys, c->x[0]);
+    }
     return dot(c->y, c->r, ev_shape_numel(c->ys));
 }
 
@@ -696,6 +702,48 @@ static void test_crop_concat_gap(void)
     ev_ref64_gap_backward(g.xs, g.r, dx);
     subtract_offset(dx, nx);
     grad_check("global average pool 2x3x7x9 dx", shape_loss, &g, g.x[0], dx, nx, NULL);
+
+    /* adaptive average pool (VGG's to 7x7): shrinking with overlapping windows (9 -> 7 wide),
+     * growing (1 -> 7, 3 -> 7) */
+    static const int sizes[3][2] = {{5, 9}, {1, 1}, {3, 2}};
+    for (int t = 0; t < 3; t++) {
+        shape_case a = {.xs = shape(2, 3, sizes[t][0], sizes[t][1]), .ys = shape(2, 3, 7, 7),
+                        .kind = 3};
+        nx = ev_shape_numel(a.xs);
+        ny = ev_shape_numel(a.ys);
+        a.x[0] = random_normal(nx, 1.0);
+        a.y = dalloc(ny);
+        a.r = random_normal(ny, 1.0);
+        dx = filled(nx, ACC_OFFSET);
+        ev_ref64_adaptive_avgpool_backward(a.xs, a.r, a.ys, dx);
+        subtract_offset(dx, nx);
+        char name[64];
+        snprintf(name, sizeof name, "adaptive avg pool 2x3x%dx%d -> 7x7 dx", sizes[t][0],
+                 sizes[t][1]);
+        grad_check(name, shape_loss, &a, a.x[0], dx, nx, NULL);
+        if (t == 0) {
+            /* output (0, 1): row [0, 1), columns [1, 3) of 9 -> 7; output (1, 0): rows [0, 2)
+             * of 5 -> 7, columns [0, 2) */
+            const double *x0 = a.x[0];
+            check(fabs(a.y[1] - (x0[1] + x0[2]) / 2) < 1e-12 &&
+                      fabs(a.y[7] - (x0[0] + x0[1] + x0[9] + x0[10]) / 4) < 1e-12,
+                  "adaptive avg pool forward: PyTorch's windows");
+        }
+        if (t == 1)
+            check(a.y[0] == a.x[0][0] && a.y[48] == a.x[0][0],
+                  "adaptive avg pool forward: a 1x1 map is replicated");
+    }
+
+    /* a convolution's bias: d loss / d b[c] = sum over n, h, w */
+    shape_case b = {.ys = shape(2, 4, 3, 5), .kind = 4};
+    ny = ev_shape_numel(b.ys);
+    b.x[0] = random_normal(4, 1.0);
+    b.y = dalloc(ny);
+    b.r = random_normal(ny, 1.0);
+    dx = filled(4, ACC_OFFSET);
+    ev_ref64_bias_backward(b.r, b.ys, dx);
+    subtract_offset(dx, 4);
+    grad_check("conv bias 2x4x3x5 db", shape_loss, &b, b.x[0], dx, 4, NULL);
 }
 
 /* ---- linear ---------------------------------------------------------------------------------- */

@@ -5,27 +5,14 @@
  * sector normalisation (hand-computed ranks, gain invariance, the sector's mean, the bundle key)
  * and bad inputs with their messages. Prints one line per check; exits 0 when all pass. */
 #include "ev_bundle.h"
+#include "test_util.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures, checks;
 
-static void check(bool ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    checks++;
-    if (!ok)
-        failures++;
-}
 
 static ev_preprocess_params plain(int w, int h, int c)
 {
@@ -83,7 +70,7 @@ static void test_identity_and_resize(void)
     for (int y = 0; exact && y < H; y++)
         for (int x = 0; x < W; x++)
             exact = exact && out[y * W + x] == (float)gray[y * STRIDE + x];
-    check(exact, "identity GRAY8 13x7 (stride 16): exact copy");
+    CHECK(exact, "identity GRAY8 13x7 (stride 16): exact copy");
 
     uint8_t rgb[W * H * 3];
     for (size_t i = 0; i < sizeof rgb; i++)
@@ -95,7 +82,7 @@ static void test_identity_and_resize(void)
     for (int c = 0; exact && c < 3; c++)
         for (int i = 0; i < W * H; i++)
             exact = exact && out[c * W * H + i] == (float)rgb[i * 3 + c];
-    check(exact, "identity RGB 13x7 to 3 planes: exact copy");
+    CHECK(exact, "identity RGB 13x7 to 3 planes: exact copy");
 
     /* 4x4 -> 2x2: means of 2x2 blocks, by hand */
     static const uint8_t four[16] = {0,  10, 20,  30,  40,  50,  60,  70,
@@ -105,7 +92,7 @@ static void test_identity_and_resize(void)
     rc = ev_preprocess(&p, &frame, NULL, out, &err);
     double expect4[4] = {(0 + 10 + 40 + 50) / 4.0, (20 + 30 + 60 + 70) / 4.0,
                          (80 + 90 + 120 + 130) / 4.0, (100 + 110 + 140 + 255) / 4.0};
-    check(rc == EV_OK && max_abs_diff(out, expect4, 4) < 1e-5,
+    CHECK(rc == EV_OK && max_abs_diff(out, expect4, 4) < 1e-5,
           "4x4 -> 2x2 area: %.4f %.4f %.4f %.4f", out[0], out[1], out[2], out[3]);
 
     /* 3x3 -> 2x2: each output covers 1.5 x 1.5 source pixels; weights 1, 0.5, 0.25 / 2.25 */
@@ -116,7 +103,7 @@ static void test_identity_and_resize(void)
     double expect3[4] = {
         (a + 0.5 * b + 0.5 * d + 0.25 * e) / 2.25, (c + 0.5 * b + 0.5 * f + 0.25 * e) / 2.25,
         (g + 0.5 * h + 0.5 * d + 0.25 * e) / 2.25, (i + 0.5 * h + 0.5 * f + 0.25 * e) / 2.25};
-    check(rc == EV_OK && max_abs_diff(out, expect3, 4) < 1e-5,
+    CHECK(rc == EV_OK && max_abs_diff(out, expect3, 4) < 1e-5,
           "3x3 -> 2x2 fractional area: %.5f %.5f %.5f %.5f (expect %.5f %.5f %.5f %.5f)", out[0],
           out[1], out[2], out[3], expect3[0], expect3[1], expect3[2], expect3[3]);
 
@@ -136,7 +123,7 @@ static void test_identity_and_resize(void)
         p = plain(dw, dh, 1);
         rc = ev_preprocess(&p, &frame, NULL, got, &err);
         double diff = max_abs_diff(got, ref, (size_t)dw * dh);
-        check(rc == EV_OK && diff < 1e-4,
+        CHECK(rc == EV_OK && diff < 1e-4,
               "area %dx%d -> %dx%d vs double reference (max |diff| %.2g)", sw, sh, dw, dh, diff);
         free(src);
         free(srcd);
@@ -211,7 +198,7 @@ static void test_formats(void)
                     ev_pixel_format_bytes((ev_pixel_format)-1) == 0;
     for (int f = 0; f <= EV_PIXEL_NV12; f++)
         sizes_ok = sizes_ok && ev_pixel_format_bytes((ev_pixel_format)f) == bytes[f];
-    check(sizes_ok, "ev_pixel_format_bytes for every format, 0 for unknown");
+    CHECK(sizes_ok, "ev_pixel_format_bytes for every format, 0 for unknown");
 
     /* the same gray picture in every format gives the same tensor, 1 and 3 channels */
     enum { W = 11, H = 9, OW = 5, OH = 4 };
@@ -230,14 +217,14 @@ static void test_formats(void)
         ev_frame frame = {data, W, H, stride, (ev_pixel_format)f};
         int rc = ev_preprocess(&p1, &frame, NULL, f == 0 ? gold1 : got, &err);
         if (f > 0)
-            check(rc == EV_OK && memcmp(got, gold1, sizeof gold1) == 0,
+            CHECK(rc == EV_OK && memcmp(got, gold1, sizeof gold1) == 0,
                   "%s gray picture -> same 1-channel tensor as GRAY8", names[f]);
         rc = ev_preprocess(&p3, &frame, NULL, f == 0 ? gold3 : got, &err);
         if (f > 0)
-            check(rc == EV_OK && memcmp(got, gold3, sizeof gold3) == 0,
+            CHECK(rc == EV_OK && memcmp(got, gold3, sizeof gold3) == 0,
                   "%s gray picture -> same 3-channel tensor as GRAY8", names[f]);
         else
-            check(rc == EV_OK && memcmp(gold3, gold1, sizeof gold1) == 0 &&
+            CHECK(rc == EV_OK && memcmp(gold3, gold1, sizeof gold1) == 0 &&
                       memcmp(gold3 + OW * OH, gold1, sizeof gold1) == 0 &&
                       memcmp(gold3 + 2 * OW * OH, gold1, sizeof gold1) == 0,
                   "GRAY8 to 3 channels replicates luma");
@@ -250,7 +237,7 @@ static void test_formats(void)
     ev_preprocess_params p = plain(3, 1, 1);
     float o16[3];
     int rc = ev_preprocess(&p, &frame, NULL, o16, &err);
-    check(rc == EV_OK && o16[0] == 255.0f && o16[1] == 1.0f &&
+    CHECK(rc == EV_OK && o16[0] == 255.0f && o16[1] == 1.0f &&
               fabs(o16[2] - 32768.0 / 257.0) < 1e-4,
           "GRAY16 divided by 257: %g %g %g", o16[0], o16[1], o16[2]);
 
@@ -269,11 +256,11 @@ static void test_formats(void)
         for (int k = 0; k < 4; k++)
             for (int c = 0; c < 3; c++)
                 ok = ok && o[c * 4 + k] == colours[k][c];
-        check(ok, "%s to 3 channels keeps R, G, B plane order", names[f]);
+        CHECK(ok, "%s to 3 channels keeps R, G, B plane order", names[f]);
         p = plain(4, 1, 1);
         rc = ev_preprocess(&p, &frame, NULL, o, &err);
         double luma[4] = {76.245, 149.685, 29.07, 0.299 * 10 + 0.587 * 200 + 0.114 * 30};
-        check(rc == EV_OK && max_abs_diff(o, luma, 4) < 1e-4,
+        CHECK(rc == EV_OK && max_abs_diff(o, luma, 4) < 1e-4,
               "%s to 1 channel is BT.601 luma (%.3f %.3f %.3f %.3f)", names[f], o[0], o[1], o[2],
               o[3]);
     }
@@ -300,7 +287,7 @@ static void test_normalise_roi_model(void)
     for (int c = 0; c < 3; c++)
         for (int x = 0; x < 2; x++)
             expect[c * 2 + x] = (px[x * 3 + c] / 255.0 - p.mean[c]) / p.std[c];
-    check(rc == EV_OK && max_abs_diff(o, expect, 6) < 1e-5,
+    CHECK(rc == EV_OK && max_abs_diff(o, expect, 6) < 1e-5,
           "normalise (p/255 - mean[c]) / std[c] per channel: %.4f .. %.4f", o[0], o[5]);
 
     /* roi: the crop of a 20x10 frame equals the same pixels as their own frame */
@@ -318,18 +305,18 @@ static void test_normalise_roi_model(void)
     for (int y = 0; exact && y < 5; y++)
         for (int x = 0; x < 8; x++)
             exact = exact && crop[y * 8 + x] == big[(y + 2) * W + x + 3];
-    check(exact, "roi 8x5 at (3,2) to 8x5: exact copy of the crop");
+    CHECK(exact, "roi 8x5 at (3,2) to 8x5: exact copy of the crop");
     ev_frame inner = {big + 2 * W + 3, 8, 5, W, EV_PIXEL_GRAY8};
     p = plain(3, 2, 1);
     rc = ev_preprocess(&p, &frame, &roi, small, &err);
     int rc2 = ev_preprocess(&p, &inner, NULL, sub, &err);
-    check(rc == EV_OK && rc2 == EV_OK && memcmp(small, sub, sizeof small) == 0,
+    CHECK(rc == EV_OK && rc2 == EV_OK && memcmp(small, sub, sizeof small) == 0,
           "roi resize equals resizing the cropped frame");
     ev_rect whole = {0, 0, W, H};
     float a[6], b[6];
     rc = ev_preprocess(&p, &frame, &whole, a, &err);
     rc2 = ev_preprocess(&p, &frame, NULL, b, &err);
-    check(rc == EV_OK && rc2 == EV_OK && memcmp(a, b, sizeof a) == 0,
+    CHECK(rc == EV_OK && rc2 == EV_OK && memcmp(a, b, sizeof a) == 0,
           "roi of the whole frame equals no roi");
 
     /* model parameters: a one-cell network at the model's 3x2 RGB input */
@@ -353,22 +340,22 @@ static void test_normalise_roi_model(void)
         rc = ev_net_create(&cfg, 1, false, &net, &err);
     if (!rc)
         rc = ev_model_from_net(net, &info, &model, &err);
-    check(rc == EV_OK, "a 3x2 model from a network in memory (%s)", rc ? err.message : "ok");
+    CHECK(rc == EV_OK, "a 3x2 model from a network in memory (%s)", rc ? err.message : "ok");
     if (rc)
         return;
     ev_preprocess_params mp;
     ev_model_preprocess_params(model, &mp);
-    check(mp.width == 3 && mp.height == 2 && mp.channels == 3 && mp.scale == info.scale &&
+    CHECK(mp.width == 3 && mp.height == 2 && mp.channels == 3 && mp.scale == info.scale &&
               mp.mean[2] == info.mean[2] && mp.std[1] == info.std[1],
           "ev_model_preprocess_params copies geometry and normalisation");
     float via_model[18], via_params[18];
     rc = ev_preprocess_frame(model, &frame, &roi, via_model, &err);
     rc2 = ev_preprocess(&mp, &frame, &roi, via_params, &err);
-    check(rc == EV_OK && rc2 == EV_OK && memcmp(via_model, via_params, sizeof via_model) == 0,
+    CHECK(rc == EV_OK && rc2 == EV_OK && memcmp(via_model, via_params, sizeof via_model) == 0,
           "ev_preprocess_frame equals ev_preprocess with the model's params");
     ev_rect outside = {15, 2, 8, 5};
     rc = ev_preprocess_frame(model, &frame, &outside, via_model, &err);
-    check(rc == EV_ERR_INVALID && strstr(err.message, "model tiny: ") &&
+    CHECK(rc == EV_ERR_INVALID && strstr(err.message, "model tiny: ") &&
               strstr(err.message, "not inside the 20x10 frame"),
           "ev_preprocess_frame error names the model: \"%s\"", err.message);
     ev_model_free(model);
@@ -385,7 +372,7 @@ static void test_sector_normalise(void)
     bool same = true;
     for (int i = 0; i < 8; i++)
         same = same && fabsf(v[i] - want[i]) < 1e-4f;
-    check(same, "sector normalisation of {0,0,10,20,20,30,40,255}: {0 x5, 42.5, 127.5, 212.5}");
+    CHECK(same, "sector normalisation of {0,0,10,20,20,30,40,255}: {0 x5, 42.5, 127.5, 212.5}");
 
     /* an increasing grey map (gain 0.5 then a square root) leaves the output unchanged */
     enum { N = 40 * 30 };
@@ -406,14 +393,14 @@ static void test_sector_normalise(void)
             sum += a[i];
             inside++;
         }
-    check(memcmp(a, b, sizeof a) == 0, "sector normalisation: gain 0.5 and gamma 0.5 give the "
+    CHECK(memcmp(a, b, sizeof a) == 0, "sector normalisation: gain 0.5 and gamma 0.5 give the "
                                        "same output");
-    check(inside == 28 * 26 && fabs(sum / inside - 127.5) < 1e-3,
+    CHECK(inside == 28 * 26 && fabs(sum / inside - 127.5) < 1e-3,
           "the normalised sector (%d px) has mean 127.5 (%.4f)", inside, inside ? sum / inside : 0);
 
     float z[6] = {0, 0, 0, 0, 0, 0};
     ev_normalize_sector(z, 3, 2);
-    check(z[0] == 0.0f && z[5] == 0.0f, "a black plane stays black");
+    CHECK(z[0] == 0.0f && z[5] == 0.0f, "a black plane stays black");
 
     /* through ev_preprocess: resize, then normalise, then scale/mean/std */
     enum { W = 64, H = 48 };
@@ -439,19 +426,19 @@ static void test_sector_normalise(void)
         const double e = fabs(n[i] - (r[i] / 255.0 - 0.5) / 0.25);
         worst = e > worst ? e : worst;
     }
-    check(rc == EV_OK && rc2 == EV_OK && worst < 1e-5,
+    CHECK(rc == EV_OK && rc2 == EV_OK && worst < 1e-5,
           "ev_preprocess normalize=sector: resize, ev_normalize_sector, then scale/mean/std "
           "(max diff %.2g)",
           worst);
     norm.normalize = (ev_normalize)7;
     rc = ev_preprocess(&norm, &frame, &roi, n, &err);
-    check(rc == EV_ERR_INVALID && strstr(err.message, "unknown normalisation 7"),
+    CHECK(rc == EV_ERR_INVALID && strstr(err.message, "unknown normalisation 7"),
           "an unknown normalisation is refused: \"%s\"", err.message);
 }
 
 static void expect_fail(int rc, const ev_error *err, int code, const char *what, const char *frag)
 {
-    check(rc == code && strstr(err->message, frag) != NULL, "%s -> %d \"%s\"", what, rc,
+    CHECK(rc == code && strstr(err->message, frag) != NULL, "%s -> %d \"%s\"", what, rc,
           err->message);
 }
 
@@ -519,7 +506,7 @@ static void test_bad_inputs(void)
     expect_fail(ev_preprocess_frame(NULL, &frame, NULL, out, &err), &err, EV_ERR_INVALID,
                 "NULL model", "model is NULL");
     ev_rect r;
-    check(ev_detect_roi(NULL, &r) == EV_ERR_INVALID &&
+    CHECK(ev_detect_roi(NULL, &r) == EV_ERR_INVALID &&
               ev_detect_roi(&frame, NULL) == EV_ERR_INVALID &&
               ev_detect_roi(&bad, &r) == EV_ERR_INVALID,
           "ev_detect_roi rejects NULL frame, NULL output and a bad frame");
@@ -637,7 +624,7 @@ static void test_detect_roi(void)
     ev_frame frame = {img, FW, FH, FW, EV_PIXEL_GRAY8};
     ev_rect r = {0};
     int rc = ev_detect_roi(&frame, &r);
-    check(rc == EV_OK && box_close(&r, &f, TOLERANCE),
+    CHECK(rc == EV_OK && box_close(&r, &f, TOLERANCE),
           "sector in a GRAY8 800x600 scanner frame with overlays: got %dx%d at (%d,%d), true "
           "%dx%d at (%d,%d)",
           r.width, r.height, r.x, r.y, f.x1 - f.x0 + 1, f.y1 - f.y0 + 1, f.x0, f.y0);
@@ -655,17 +642,17 @@ static void test_detect_roi(void)
         }
     frame = (ev_frame){bgrx, FW, FH, stride, EV_PIXEL_BGRX};
     rc = ev_detect_roi(&frame, &r);
-    check(rc == EV_OK && memcmp(&r, &gray_box, sizeof r) == 0, "BGRx frame: same box as GRAY8");
+    CHECK(rc == EV_OK && memcmp(&r, &gray_box, sizeof r) == 0, "BGRx frame: same box as GRAY8");
     frame = (ev_frame){(const uint8_t *)g16, FW, FH, FW * 2, EV_PIXEL_GRAY16};
     rc = ev_detect_roi(&frame, &r);
-    check(rc == EV_OK && memcmp(&r, &gray_box, sizeof r) == 0, "GRAY16 frame: same box as GRAY8");
+    CHECK(rc == EV_OK && memcmp(&r, &gray_box, sizeof r) == 0, "GRAY16 frame: same box as GRAY8");
 
     /* the box feeds ev_preprocess */
     ev_preprocess_params p = plain(64, 64, 1);
     float *out = malloc(sizeof *out * 64 * 64);
     frame = (ev_frame){img, FW, FH, FW, EV_PIXEL_GRAY8};
     ev_error err = {0};
-    check(ev_preprocess(&p, &frame, &gray_box, out, &err) == EV_OK,
+    CHECK(ev_preprocess(&p, &frame, &gray_box, out, &err) == EV_OK,
           "detected box is a valid roi for ev_preprocess");
 
     /* a smaller, off-centre, smooth (untextured) fan: found by the second pass */
@@ -673,7 +660,7 @@ static void test_detect_roi(void)
     draw_scanner_frame(img, &g, false);
     frame = (ev_frame){img, FW, FH, FW, EV_PIXEL_GRAY8};
     rc = ev_detect_roi(&frame, &r);
-    check(rc == EV_OK && box_close(&r, &g, TOLERANCE),
+    CHECK(rc == EV_OK && box_close(&r, &g, TOLERANCE),
           "smooth off-centre sector: got %dx%d at (%d,%d), true %dx%d at (%d,%d)", r.width,
           r.height, r.x, r.y, g.x1 - g.x0 + 1, g.y1 - g.y0 + 1, g.x0, g.y0);
 
@@ -682,22 +669,22 @@ static void test_detect_roi(void)
     for (int i = 0; i < FW * FH; i++)
         img[i] = (uint8_t)(40 + ev_rng_uniform(&rng) * 200);
     rc = ev_detect_roi(&frame, &r);
-    check(rc == EV_OK && r.x == 0 && r.y == 0 && r.width == FW && r.height == FH,
+    CHECK(rc == EV_OK && r.x == 0 && r.y == 0 && r.width == FW && r.height == FH,
           "all-speckle frame: the whole frame (%dx%d at (%d,%d))", r.width, r.height, r.x, r.y);
 
     /* nothing stands out: black, or only overlays */
     memset(img, 0, FW * FH);
-    check(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "black frame: EV_ERR_INVALID");
+    CHECK(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "black frame: EV_ERR_INVALID");
     for (int x = 0; x < FW; x++)
         for (int w = 0; w < 3; w++)
             img[(300 + w) * FW + x] = 255;
     for (int y = 0; y < FH; y += 20)
         for (int x = 0; x < FW; x += 20)
             img[y * FW + x] = 200;
-    check(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "only a 3 px line and dots: EV_ERR_INVALID");
+    CHECK(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "only a 3 px line and dots: EV_ERR_INVALID");
     frame.width = 16;
     frame.height = 16;
-    check(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "16x16 frame is too small: EV_ERR_INVALID");
+    CHECK(ev_detect_roi(&frame, &r) == EV_ERR_INVALID, "16x16 frame is too small: EV_ERR_INVALID");
 
     free(out);
     free(g16);
@@ -713,6 +700,5 @@ int main(void)
     test_bad_inputs();
     test_detect_roi();
     test_sector_normalise();
-    printf("%d/%d checks passed\n", checks - failures, checks);
-    return failures ? 1 : 0;
+    return test_finish();
 }

@@ -7,7 +7,8 @@ instance, the one `echoview fleet map` names; that every /metrics sample carries
 label; bad shard specs are refused with exit status 2; the environment fallbacks
 (ECHOVIEW_SHARD, ECHOVIEW_SHARDS with the pod ordinal of HOSTNAME); and Prometheus scraping the
 three with deploy/prometheus/rules.yml: six streams near the source rate, the instance-down
-alert firing for a killed instance, its streams back after a restart.
+alert firing for a killed instance, its streams back after a restart. With a mosquitto broker:
+every view change of the six on MQTT under its owner's topics, a killed instance's last will.
 
     test_fleet.py ECHOVIEWD PLUGIN_DIR SOURCE_ROOT ECHOVIEW [TEST...]
 Every wait is bounded and polled; skips exit 77.
@@ -20,34 +21,23 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'daemon'))
+from evdtest import base_config  # noqa: E402
 from evdtest import (SKIP, Daemon, RtpRawSender, drop_instance, free_port, run_main,  # noqa: E402
                      wait_until)
+from mqtttest import Broker, Events, Subscriber, have_mosquitto, metric_value  # noqa: E402
 
 ECHOVIEW = None
 SHARDS = 3
 FPS = 10
 STREAMS = ['cart-%d' % i for i in range(1, 7)]
 
-BASE = """\
-http:
-  address: 127.0.0.1
-  port: @HTTP_PORT@
-supervision:
-  stall-timeout: 2
-  restart-delay: 0.2
-  restart-delay-max: 1
-classifier:
-  model-file: @MODEL@
-  backend: cpu
-  roi: full
-  smoothing: 1
-  hysteresis: 2
-"""
+BASE = base_config(http='  address: 127.0.0.1\n', stall_timeout=2)
 
 
 def stream_ports():
@@ -86,10 +76,10 @@ def stream_ids(d):
 class Fleet:
     """The three instances and the six senders."""
 
-    def __init__(self, env):
+    def __init__(self, env, extra=''):
         self.env = env
         self.ports = stream_ports()
-        self.config = fleet_config(self.ports)
+        self.config = fleet_config(self.ports).replace('streams:\n', extra + 'streams:\n', 1)
         self.daemons = [None] * SHARDS
         self.senders = [RtpRawSender(self.ports[sid], fps=FPS) for sid in STREAMS]
         try:
@@ -337,8 +327,124 @@ def test_prometheus(env):
         fleet.stop()
 
 
+def test_mqtt(env):
+    """The fleet on one mosquitto broker: a subscriber sees every view change of all six streams
+    under the owner's instance topic with the right labels; a killed instance's last will;
+    restarted, it is online again with its streams running; the broker stopped for 10 s: no
+    event lost (they fit the queue), none dropped."""
+    if not have_mosquitto():
+        return SKIP
+    broker = Broker(persistence=True)
+    sub = Subscriber(broker, client_id='fleet-subscriber')   # its session survives a restart
+    fleet = None
+    events = []
+    try:
+        fleet = Fleet(env, 'mqtt: {broker: "mqtt://127.0.0.1:%d", reconnect-delay: 0.2, '
+                      'reconnect-delay-max: 1}\n' % broker.port)
+        for i in range(SHARDS):
+            fleet.wait_running(i)
+        owner = {sid: 'fleet-%d' % fleet.map[sid]['shard'] for sid in STREAMS}
+        for i in range(SHARDS):
+            sub.wait(lambda _: sub.topic('echoview/fleet-%d/status' % i) == ['online'], 20,
+                     'fleet-%d online' % i)
+
+        def views(sid):
+            return [v['view'] for _, t, v in sub.copy()
+                    if t == 'echoview/%s/%s/events/view' % (owner[sid], sid)]
+        for sid in STREAMS:
+            d = fleet.daemons[int(owner[sid].split('-')[1])]
+            wait_until(lambda: d.stream(sid)['view']['stable_label'] == 'A4CH-LV', 20,
+                       what='%s white' % sid)
+        start = {sid: len(views(sid)) for sid in STREAMS}
+        for colour, label in (((0, 0, 0), 'PLAX-TV'), ((255, 255, 255), 'A4CH-LV')):
+            for sender in fleet.senders:
+                sender.colour = colour
+            for sid in STREAMS:
+                d = fleet.daemons[int(owner[sid].split('-')[1])]
+                wait_until(lambda: d.stream(sid)['view']['stable_label'] == label, 20,
+                           what='%s %s' % (sid, label))
+        for sid in STREAMS:
+            sub.wait(lambda _: views(sid)[start[sid]:] == ['PLAX-TV', 'A4CH-LV'], 15,
+                     'both view changes of %s under %s' % (sid, owner[sid]))
+        # nothing of a stream under another instance's topics
+        for _, t, v in sub.copy():
+            parts = t.split('/')
+            if len(parts) >= 4 and parts[2] in STREAMS:
+                assert parts[1] == owner[parts[2]], t
+                if isinstance(v, dict):
+                    assert v.get('stream', v.get('id')) == parts[2], (t, v)
+        # kill -9 one instance: its last will; restarted: online, its streams running
+        victim = next(i for i in range(SHARDS) if fleet.owned(i))
+        name = 'fleet-%d' % victim
+        fleet.daemons[victim].proc.kill()
+        fleet.daemons[victim].stop(check=False)
+        fleet.daemons[victim] = None
+        sub.wait(lambda _: sub.topic('echoview/%s/status' % name) == ['online', 'offline'], 20,
+                 '%s last will' % name)
+        assert all(sub.topic('echoview/fleet-%d/status' % i) == ['online']
+                   for i in range(SHARDS) if i != victim)
+        seen = len(sub.copy())
+        fleet.start(victim)
+        fleet.wait_running(victim)
+        sub.wait(lambda _: sub.topic('echoview/%s/status' % name)[-1:] == ['online'], 20,
+                 '%s online again' % name)
+        for sid in fleet.owned(victim):
+            sub.wait(lambda m: any(t == 'echoview/%s/%s/state' % (name, sid) and
+                                   v['state'] == 'running' for _, t, v in m[seen:]), 20,
+                     '%s running again on MQTT' % sid)
+        # the broker stopped for 10 s while every stream changes view every 1.5 s: once it is
+        # back, every event each instance sent (its /api/v1/events) is on MQTT, none dropped
+        events = [Events(d) for d in fleet.daemons]
+        time.sleep(0.5)
+        toggling = threading.Event()
+
+        def toggle():
+            while not toggling.wait(1.5):
+                for sender in fleet.senders:
+                    sender.colour = (0, 0, 0) if sender.colour == (255, 255, 255) else \
+                        (255, 255, 255)
+        toggler = threading.Thread(target=toggle, daemon=True)
+        toggler.start()
+        broker.stop()
+        for d in fleet.daemons:
+            wait_until(lambda: metric_value(d, 'echoviewd_mqtt_connected') == 0, 10,
+                       what='%s disconnected' % d.instance)
+        before = sum(len(e.copy()) for e in events)
+        time.sleep(10)
+        toggling.set()
+        toggler.join(5)
+        during = sum(len(e.copy()) for e in events) - before
+        assert during >= 6, during
+        broker.start()
+        for d in fleet.daemons:
+            wait_until(lambda: metric_value(d, 'echoviewd_mqtt_connected') == 1, 30,
+                       what='%s reconnected' % d.instance)
+            wait_until(lambda: metric_value(d, 'echoviewd_mqtt_queue_messages') == 0, 30,
+                       what='%s queue drained' % d.instance)
+            assert metric_value(d, 'echoviewd_mqtt_queue_dropped_total') == 0, d.instance
+
+        def missing(_):
+            got = set()
+            for _, t, v in sub.copy():
+                parts = t.split('/')
+                if len(parts) == 5 and parts[3] == 'events':
+                    got.add((parts[1], parts[4], json.dumps(v, sort_keys=True)))
+            want = {(d.instance, ev, json.dumps(data, sort_keys=True))
+                    for d, e in zip(fleet.daemons, events) for ev, data in e.copy()}
+            return not (want - got)
+        sub.wait(missing, 30, 'every event of the outage on MQTT')
+    finally:
+        for e in events:
+            e.stop()
+        if fleet:
+            fleet.stop()
+        sub.stop()
+        broker.close()
+
+
 TESTS = {
     'shards': test_shards,
+    'mqtt': test_mqtt,
     'bad-shards': test_bad_shards,
     'prometheus': test_prometheus,
 }

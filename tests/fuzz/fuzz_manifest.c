@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     entry_list list = {0};
     ev_error err = {0};
     int rc =
-        read_manifest_stream(f, "fuzz.csv", "/data", (char *const *)ev_echo_views, 14, &list, &err);
+        read_manifest_stream(f, "fuzz.csv", "/data", (char *const *)ev_echo_views, 14, NULL, &list,
+                             &err);
     fclose(f);
     if (rc && !err.message[0])
         abort();

@@ -157,7 +157,8 @@ static inline ev_pixel_format pixel_format_of(GstVideoFormat f)
 }
 
 /* The engine's probabilities for a buffer, computed here exactly as `echoview classify` does:
- * ev_preprocess_frame + ev_plan_run + ev_softmax. roi NULL = whole frame; auto_roi: detect. */
+ * ev_preprocess_frame + ev_plan_run + ev_softmax. roi NULL = whole frame; auto_roi: the screen
+ * check and its region (ev_detect_screen), as echoviewclassify roi=auto does. */
 static inline int engine_probabilities(const ev_model *m, ev_plan *plan, const GstVideoInfo *info,
                                        GstBuffer *buf, const ev_rect *roi, gboolean auto_roi,
                                        float *prob)
@@ -178,8 +179,13 @@ static inline int engine_probabilities(const ev_model *m, ev_plan *plan, const G
     frame.width = GST_VIDEO_INFO_WIDTH(info);
     frame.height = GST_VIDEO_INFO_HEIGHT(info);
     frame.format = pixel_format_of(GST_VIDEO_INFO_FORMAT(info));
-    if (auto_roi)
-        roi = ev_detect_roi(&frame, &found) == EV_OK ? &found : NULL;
+    ev_screen_info screen = {0};
+    if (auto_roi) {
+        /* roi=auto: the screen check's region; no fan gives `other` at 1, or all 0 without it */
+        ev_detect_screen(&frame, &screen);
+        roi = screen.region_found ? &screen.roi : NULL;
+        (void)found;
+    }
     rc = ev_preprocess_frame(m, &frame, roi, input, &err);
     if (!rc)
         rc = ev_plan_run(plan, input, logits, &err);
@@ -190,6 +196,9 @@ static inline int engine_probabilities(const ev_model *m, ev_plan *plan, const G
         return rc;
     }
     ev_softmax(logits, prob, ev_model_num_classes(m));
+    if (screen.type == EV_SCREEN_NOT_2D)
+        for (int i = 0; i < ev_model_num_classes(m); i++)
+            prob[i] = !strcmp(ev_model_class_name(m, i), EV_OTHER_LABEL) ? 1.0f : 0.0f;
     return 0;
 }
 

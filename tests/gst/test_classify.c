@@ -2,9 +2,12 @@
  * the engine's own answer for the same frame, pixels untouched, interval and async carrying,
  * smoothing and hysteresis, threshold, update modes, resets and their messages, 0.05 % packet
  * loss on raw RTP (deterministic), model sharing, the model-name and
- * classes properties, latency, meta surviving videoscale/videoconvert.
+ * classes properties, latency, meta surviving videoscale/videoconvert, and the screen check of
+ * roi=auto (a phantom M-mode or PW screen answered unknown by a bundle without `other`).
  * usage: test_classify MODEL_DIR (a 14-class gray fixture bundle) */
 #include "gst_test_util.h"
+
+#include "echophantom.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -157,6 +160,88 @@ static void test_roi(void)
     gst_buffer_unref(in);
 }
 
+/* A phantom version-2 scanner frame (640x480 gray) of a view and screen kind. */
+static GstBuffer *phantom_frame(const GstVideoInfo *info, int view, int screen, uint64_t seed)
+{
+    const int w = GST_VIDEO_INFO_WIDTH(info), hgt = GST_VIDEO_INFO_HEIGHT(info);
+    GstBuffer *buf = gst_buffer_new_and_alloc(GST_VIDEO_INFO_SIZE(info));
+    ep_renderer *r = ep_renderer_create(w, hgt);
+    ep_patient p;
+    ep_scan s;
+    GstMapInfo map;
+
+    ep_patient_init(&p, seed);
+    ep_scan_init(&s, view, seed + 1);
+    s.framing = EP_FRAMING_SCANNER;
+    s.overlays = EP_OVERLAY_ALL;
+    ep_scan_style(&s, seed + 2, seed + 3);
+    s.screen = screen;
+    gst_buffer_map(buf, &map, GST_MAP_WRITE);
+    CHECK(r && ep_render(r, &p, &s, 0.4, map.data, (size_t)GST_VIDEO_INFO_PLANE_STRIDE(info, 0)) ==
+                   EP_OK,
+          "phantom render %s", ep_screen_name(screen));
+    gst_buffer_unmap(buf, &map);
+    ep_renderer_free(r);
+    return buf;
+}
+
+static void test_screen_check(void)
+{
+    const char *caps = "video/x-raw,format=GRAY8,width=640,height=480,framerate=30/1";
+    GstVideoInfo info;
+    GstBus *bus;
+    GstHarness *h;
+    float ref[EV_MAX_CLASSES];
+    GstBuffer *two_d, *screens[2];
+
+    info_from_caps(&info, caps);
+    two_d = phantom_frame(&info, EP_VIEW_A4CH_LV, EP_SCREEN_BMODE, 41);
+    screens[0] = phantom_frame(&info, EP_VIEW_PLAX_FULL, EP_SCREEN_MMODE, 43);
+    screens[1] = phantom_frame(&info, EP_VIEW_A4CH_LV, EP_SCREEN_PW, 47);
+    /* a detection on every frame, the stable label following each result */
+    h = classify_harness(&bus, caps, "roi", "auto", "roi-interval", "1", "smoothing", "1",
+                         "hysteresis", "1", NULL);
+    for (int round = 0; round < 2; round++) {
+        GstBuffer *out = push_pull(h, gst_buffer_ref(two_d));
+        GstEchoViewMeta *m = out ? gst_buffer_get_echo_view_meta(out) : NULL;
+        engine_probabilities(model, plan, &info, two_d, NULL, TRUE, ref);
+        CHECK(m && max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6 && m->label_id >= 0 &&
+                  m->stable_label_id == m->label_id,
+              "a 2D frame keeps the network's answer (round %d)", round);
+        if (out)
+            gst_buffer_unref(out);
+        out = push_pull(h, gst_buffer_ref(screens[round]));
+        m = out ? gst_buffer_get_echo_view_meta(out) : NULL;
+        float sum = 0.0f;
+        for (int i = 0; m && i < n_classes; i++)
+            sum += m->probabilities[i];
+        CHECK(m && m->label_id == -1 && !strcmp(m->label, "unknown") && m->confidence == 0.0f &&
+                  sum == 0.0f && m->stable_label_id == -1 && !strcmp(m->stable_label, "unknown"),
+              "a %s screen is unknown for a bundle without `other` (label %s, stable %s)",
+              round ? "PW" : "M-mode", m ? m->label : "-", m ? m->stable_label : "-");
+        if (out)
+            gst_buffer_unref(out);
+    }
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+    /* roi=full skips the check: the screen gets the network's answer */
+    h = classify_harness(&bus, caps, "roi", "full", NULL);
+    {
+        GstBuffer *out = push_pull(h, gst_buffer_ref(screens[0]));
+        GstEchoViewMeta *m = out ? gst_buffer_get_echo_view_meta(out) : NULL;
+        engine_probabilities(model, plan, &info, screens[0], NULL, FALSE, ref);
+        CHECK(m && max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6,
+              "roi=full: no screen check");
+        if (out)
+            gst_buffer_unref(out);
+    }
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+    gst_buffer_unref(two_d);
+    gst_buffer_unref(screens[0]);
+    gst_buffer_unref(screens[1]);
+}
+
 /* ---- interval, async, smoothing, hysteresis, threshold, updates, resets ------------------- */
 
 #define CAPS_SMALL "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1"
@@ -218,6 +303,7 @@ static void test_async(void)
     float ref[EV_MAX_CLASSES];
     GstBuffer *f0;
     guint64 skipped;
+    float last[EV_MAX_CLASSES];
 
     info_from_caps(&info, CAPS_SMALL);
     f0 = make_frame(&info, 0);
@@ -234,8 +320,10 @@ static void test_async(void)
     /* frame 1 is handed to the worker and goes on with the newest result: frame 0's */
     out = push_pull(h, make_frame(&info, 1));
     m = gst_buffer_get_echo_view_meta(out);
-    CHECK(m && m->n_probabilities == (guint)n_classes && m->age == 1 && !m->inferred,
-          "async: frame 1 carries frame 0's result with age %" G_GUINT64_FORMAT, m ? m->age : 99);
+    CHECK(m && m->n_probabilities == (guint)n_classes && m->age == 1 && m->inferred,
+          "async: frame 1 carries frame 0's result with age %" G_GUINT64_FORMAT
+          ", inferred: the first buffer to bring it",
+          m ? m->age : 99);
     CHECK(m && max_abs_diff(m->probabilities, ref, n_classes) <= 1e-6,
           "async: the carried result is frame 0's inference");
     CHECK(m && GST_CLOCK_TIME_IS_VALID(m->latency) && m->latency > 0,
@@ -244,14 +332,58 @@ static void test_async(void)
     wait_inferred(h->element, 2);
     out = push_pull(h, make_frame(&info, 2));
     m = gst_buffer_get_echo_view_meta(out);
-    CHECK(m && m->age == 1, "async: frame 2 carries frame 1's result (age %" G_GUINT64_FORMAT ")",
+    CHECK(m && m->age == 1 && m->inferred,
+          "async: frame 2 carries frame 1's result (age %" G_GUINT64_FORMAT "), a new one",
           m ? m->age : 99);
+    memcpy(last, m && m->n_probabilities ? m->probabilities : ref, sizeof(float) * n_classes);
     gst_buffer_unref(out);
+    {
+        /* a burst faster than the worker: buffers with a new result are at most the inferences
+         * run, and each brings other probabilities than the one before (a result is new once) */
+        guint64 before, after;
+        int brought = 0, new_without_change = 0;
+        g_object_get(h->element, "inferred", &before, NULL);
+        for (int i = 0; i < 20; i++) {
+            out = push_pull(h, make_frame(&info, 8 + i));
+            m = gst_buffer_get_echo_view_meta(out);
+            if (m && m->inferred) {
+                brought++;
+                new_without_change += max_abs_diff(m->probabilities, last, n_classes) == 0;
+                memcpy(last, m->probabilities, sizeof(float) * n_classes);
+            } else if (m) {
+                new_without_change += max_abs_diff(m->probabilities, last, n_classes) != 0;
+            }
+            gst_buffer_unref(out);
+        }
+        g_object_get(h->element, "inferred", &after, NULL);
+        CHECK((guint64)brought <= after - before + 1 && new_without_change == 0,
+              "async: %d of 20 buffers bring a new result (%" G_GUINT64_FORMAT
+              " inferences ran), every other one repeats the last",
+              brought, after - before);
+    }
     /* a burst faster than the worker: newest wins, nothing blocks */
     for (int i = 0; i < 50; i++)
         gst_buffer_unref(push_pull(h, make_frame(&info, i)));
     g_object_get(h->element, "skipped", &skipped, NULL);
     printf("     async burst of 50: %" G_GUINT64_FORMAT " inferences skipped\n", skipped);
+    gst_harness_teardown(h);
+    gst_object_unref(bus);
+
+    /* async with inference-interval 3: frame 0 alone goes to the worker; once it answered,
+     * frame 1 brings the result (inferred, age 1) and frame 2 repeats it (the worker has
+     * nothing else: not inferred, age 2) */
+    h = classify_harness(&bus, CAPS_SMALL, "async", "true", "inference-interval", "3", "roi",
+                         "full", NULL);
+    gst_buffer_unref(push_pull(h, make_frame(&info, 0)));
+    wait_inferred(h->element, 1);
+    for (int i = 1; i <= 2; i++) {
+        out = push_pull(h, make_frame(&info, i));
+        m = gst_buffer_get_echo_view_meta(out);
+        CHECK(m && m->age == (guint64)i && m->inferred == (i == 1),
+              "async, interval 3, frame %d: age %" G_GUINT64_FORMAT ", inferred %d (want %d)", i,
+              m ? m->age : 99, m ? m->inferred : -1, i == 1);
+        gst_buffer_unref(out);
+    }
     gst_harness_teardown(h);
     gst_object_unref(bus);
 }
@@ -451,16 +583,16 @@ static void test_model_threshold(void)
     CHECK(dir && g_file_get_contents(yaml_in, &text, &text_len, NULL) &&
               g_file_get_contents(weights_in, &weights, &weights_len, NULL),
           "copy of the fixture bundle");
-    gchar *calibrated = g_strconcat(text, "calibration: {temperature: 1, confidence_threshold: 0.99}\n",
-                                    NULL);
+    gchar *calibrated =
+        g_strconcat(text, "calibration: {temperature: 1, confidence_threshold: 0.99}\n", NULL);
     CHECK(g_file_set_contents(yaml_out, calibrated, -1, NULL) &&
               g_file_set_contents(weights_out, weights, (gssize)weights_len, NULL),
           "calibrated bundle written");
     info_from_caps(&info, CAPS_SMALL);
     for (int explicit_zero = 0; explicit_zero < 2; explicit_zero++) {
         GstBus *bus;
-        GstElement *e = make_element("echoviewclassify", "model-file", dir, "backend", "cpu",
-                                     "roi", "full", NULL);
+        GstElement *e = make_element("echoviewclassify", "model-file", dir, "backend", "cpu", "roi",
+                                     "full", NULL);
         gdouble property = 0;
         if (explicit_zero)
             g_object_set(e, "confidence-threshold", 0.0, NULL);
@@ -607,8 +739,8 @@ static void expect_reset_message(GstBus *bus, const char *reason, guint64 frames
 
     if (s)
         gst_structure_get(s, "frames", G_TYPE_UINT64, &got_frames, "timestamp", G_TYPE_UINT64,
-                          &got_ts, "previous-label-id", G_TYPE_INT, &previous_id,
-                          "stable-label-id", G_TYPE_INT, &stable_id, NULL);
+                          &got_ts, "previous-label-id", G_TYPE_INT, &previous_id, "stable-label-id",
+                          G_TYPE_INT, &stable_id, NULL);
     CHECK(g_list_length(msgs) == 1 && !g_strcmp0(gst_structure_get_string(s, "reason"), reason) &&
               got_frames == frames && got_ts == ts &&
               !g_strcmp0(gst_structure_get_string(s, "previous-label"), previous) &&
@@ -651,8 +783,7 @@ static void test_resets(void)
                          "hysteresis", "2", "roi", "full", NULL);
     g_object_get(h->element, "reset-on", &reset_on, NULL);
     /* the flag values: flush 1, discont 2, stream-start 4, caps 8 */
-    CHECK(reset_on == (1 | 4 | 8),
-          "reset-on defaults to flush+stream-start+caps (0x%x)", reset_on);
+    CHECK(reset_on == (1 | 4 | 8), "reset-on defaults to flush+stream-start+caps (0x%x)", reset_on);
 #define WARM(n)                                                         \
     do {                                                                \
         for (int i = 0; i < (n); i++)                                   \
@@ -708,12 +839,12 @@ static void test_resets(void)
     WARM(2);
     msgs = pop_classify_messages(bus);
     CHECK(g_list_length(msgs) == 1 &&
-              !g_strcmp0(gst_structure_get_string(gst_message_get_structure(msgs->data),
-                                                  "previous-label"),
-                         "unknown") &&
-              !g_strcmp0(gst_structure_get_string(gst_message_get_structure(msgs->data),
-                                                  "stable-label"),
-                         la),
+              !g_strcmp0(
+                  gst_structure_get_string(gst_message_get_structure(msgs->data), "previous-label"),
+                  "unknown") &&
+              !g_strcmp0(
+                  gst_structure_get_string(gst_message_get_structure(msgs->data), "stable-label"),
+                  la),
           "after a reset: the change message says previous-label unknown -> %s (%u messages)", la,
           g_list_length(msgs));
     g_list_free_full(msgs, (GDestroyNotify)gst_message_unref);
@@ -853,8 +984,7 @@ static void test_packet_loss(void)
 
     if (frame_b < 0)
         return;
-    share = packet_loss_run("flush+stream-start+caps", &changes, &resets, &disconts,
-                            &previous_ok);
+    share = packet_loss_run("flush+stream-start+caps", &changes, &resets, &disconts, &previous_ok);
     printf("     0.05 %% packet loss, default reset-on: %u of 900 frames DISCONT, stable label = "
            "sent view on %.2f %% of frames after the first second\n",
            disconts, 100 * share);
@@ -967,6 +1097,15 @@ static void test_unique_ids(void)
     CHECK(id1 >= 1 && id2 == id1 + 1, "default unique-id: its own per element (%u, %u)", id1, id2);
     gst_object_unref(e1);
     gst_object_unref(e2);
+    {
+        /* ids of finalized elements are taken again: a pipeline built anew reuses them, and the
+         * meta types registered stay bounded */
+        GstElement *again = gst_element_factory_make("echoviewclassify", NULL);
+        guint id3 = 0;
+        g_object_get(again, "unique-id", &id3, NULL);
+        CHECK(id3 == id1, "default unique-id: the freed %u taken again (%u)", id1, id3);
+        gst_object_unref(again);
+    }
     CHECK(ev_model_load(second, &model_b, &err) == EV_OK &&
               strcmp(ev_model_name(model_b), ev_model_name(model)) != 0,
           "second model %s loads, another name", second);
@@ -1133,6 +1272,7 @@ int main(int argc, char **argv)
 
     test_formats();
     test_roi();
+    test_screen_check();
     test_interval();
     test_async();
     find_two_labels();

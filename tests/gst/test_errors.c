@@ -77,6 +77,39 @@ static void expect(const char *what, const char *element_args, GQuark domain, gi
     g_free(launch);
 }
 
+/* A roi outside the first caps is one error, though the negotiation asks again and again (it
+ * was posted 7 times in a plain videotestsrc pipeline). */
+static void test_error_posted_once(void)
+{
+    gchar *launch = g_strdup_printf(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=GRAY8,width=64,height=48 ! "
+        "echoviewclassify name=under model-file=%s roi=50,40,30,30 ! fakesink",
+        model_dir);
+    GstElement *pipe = gst_parse_launch(launch, NULL);
+    GstBus *bus = gst_element_get_bus(pipe);
+    GstMessage *msg;
+    int from_element = 0;
+
+    gst_element_set_state(pipe, GST_STATE_PLAYING);
+    /* every error the pipeline will post comes within a second of the first (no wait otherwise) */
+    while ((msg = gst_bus_timed_pop_filtered(bus, 2 * GST_SECOND,
+                                             GST_MESSAGE_ERROR | GST_MESSAGE_EOS))) {
+        gboolean eos = GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS;
+        gchar *src = gst_object_get_name(GST_MESSAGE_SRC(msg));
+        from_element += !eos && !g_strcmp0(src, "under");
+        g_free(src);
+        gst_message_unref(msg);
+        if (eos)
+            break;
+    }
+    CHECK(from_element == 1, "roi outside the frame: posted once (%d errors from the element)",
+          from_element);
+    gst_element_set_state(pipe, GST_STATE_NULL);
+    gst_object_unref(bus);
+    gst_object_unref(pipe);
+    g_free(launch);
+}
+
 static gchar *make_bundle(const char *tmp, const char *name, const char *yaml_from,
                           const char *yaml_to, gssize weights_bytes)
 {
@@ -161,6 +194,7 @@ static void test_model_errors(const char *tmp)
     args = g_strdup_printf("model-file=%s roi=50,40,30,30", model_dir);
     expect("roi outside the 64x48 frame", args, GST_STREAM_ERROR, GST_STREAM_ERROR_FORMAT, FALSE);
     g_free(args);
+    test_error_posted_once();
 }
 
 static void test_instance_conflict(const char *tmp)

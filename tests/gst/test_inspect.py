@@ -20,6 +20,7 @@ EXPECTED = {
     "echophantomsrc": {"view", "schedule", "seed", "quality", "overlays", "is-live",
                        "num-buffers", "phantom-version", "cache-size"},
     "dicomsrc": {"location", "loop", "frames", "frame-time", "roi"},
+    "echoviewoverlay": {"unique-id", "font-scale"},
 }
 # numbers tunable while playing: a GstControlSource may drive them
 CONTROLLABLE = {"echoviewclassify": {"roi-interval", "inference-interval", "confidence-threshold",
@@ -34,7 +35,8 @@ UNITS = {"gpu-id": None, "threads": None, "roi-interval": "frames",
          "latency-mean": "microseconds", "latency-p99": "microseconds",
          "process-mean": "microseconds", "process-p99": "microseconds",
          "engine-mean": "microseconds", "confidence-threshold": "probability",
-         "schedule": "seconds", "frame-time": "milliseconds", "cache-size": "MiB"}
+         "schedule": "seconds", "frame-time": "milliseconds", "cache-size": "MiB",
+         "font-scale": "video pixels"}
 
 
 def properties(element):

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""test_rtp_loss.py (suite slow): raw RTP (RFC 4175) with 0.05 % packet loss, for real: phantom
-frames of one view -> rtpvrawpay -> netsim drop-probability=0.0005 -> udpsink, and udpsrc ->
-rtpjitterbuffer -> rtpvrawdepay -> echoviewclassify with the trained model. The stable label is
-the sent view on >= 99 % of the frames after the first second, and the only change message is
-the first one (unknown -> the view), and nothing resets. Prints how many frames arrived DISCONT
-(1 - 0.9995^519 = 23 % of the 800x600 I420 frames lose a packet).
-usage: test_rtp_loss.py MODEL_DIR VIEW [SECONDS [RESET_ON]] (GST_PLUGIN_PATH set by meson;
-RESET_ON, e.g. flush+discont+stream-start+caps, shows what resetting on DISCONT does)"""
+"""test_rtp_loss.py (suite slow): RTP with 0.05 % packet loss, for real: phantom frames of one
+view -> a payloader -> netsim drop-probability=0.0005 -> udpsink, and udpsrc -> rtpjitterbuffer
+-> depayloader -> echoviewclassify with the trained model. The stable label is the sent view on
+>= 99 % of the frames after the first second, the only change message is the first one
+(unknown -> the view), and nothing resets. Prints how many frames arrived DISCONT.
+--encoding raw (the default): rtpvrawpay, RFC 4175 I420 (1 - 0.9995^519 = 23 % of the 800x600
+frames lose a packet). --encoding h264: the bridge's H.264 (openh264enc gop-size=30
+bitrate=4000000 complexity=low ! rtph264pay, docs/BRIDGE.md) decoded by avdec_h264: a lost
+packet damages the frames up to the next key frame (one a second) instead of one.
+usage: test_rtp_loss.py [--encoding raw|h264] MODEL_DIR VIEW [SECONDS [RESET_ON]]
+(GST_PLUGIN_PATH set by meson; RESET_ON, e.g. flush+discont+stream-start+caps, shows what
+resetting on DISCONT does)"""
 import os
 import socket
 import time
@@ -17,31 +21,49 @@ from testlib import free_port, gi_modules  # noqa: E402
 
 Gst, = gi_modules("Gst")
 
-model, view = sys.argv[1], sys.argv[2]
-seconds = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-reset_on = f"reset-on={sys.argv[4]}" if len(sys.argv) > 4 else ""
+args = sys.argv[1:]
+encoding = "raw"
+if len(args) >= 2 and args[0] == "--encoding":
+    encoding, args = args[1], args[2:]
+if encoding not in ("raw", "h264") or len(args) < 2:
+    print(__doc__.split("usage: ", 1)[1])
+    sys.exit(2)
+model, view = args[0], args[1]
+seconds = int(args[2]) if len(args) > 2 else 10
+reset_on = f"reset-on={args[3]}" if len(args) > 3 else ""
 if not os.path.isdir(model):
     print(f"skip: no model {model}")
     sys.exit(77)
 Gst.init(None)
-for factory in ("netsim", "rtpvrawpay", "rtpvrawdepay", "rtpjitterbuffer"):
+needed = {"raw": ("rtpvrawpay", "rtpvrawdepay"),
+          "h264": ("openh264enc", "rtph264pay", "rtph264depay", "h264parse", "avdec_h264")}
+for factory in ("netsim", "rtpjitterbuffer") + needed[encoding]:
     if Gst.ElementFactory.find(factory) is None:
         print(f"skip: no {factory}")
         sys.exit(77)
 port = free_port(socket.SOCK_DGRAM)
 
 W, H, FPS = 800, 600, 30
+if encoding == "raw":
+    rtp_caps = ("encoding-name=RAW,sampling=YCbCr-4:2:0,depth=(string)8,"
+                f"width=(string){W},height=(string){H}")
+    depay = "rtpvrawdepay"
+    pay = "rtpvrawpay mtu=1400"
+else:
+    rtp_caps = "encoding-name=H264"
+    depay = "rtph264depay ! h264parse ! avdec_h264 ! videoconvert"
+    pay = ("openh264enc gop-size=30 bitrate=4000000 complexity=low "
+           "! rtph264pay mtu=1400 config-interval=-1")
 recv = Gst.parse_launch(
     f"udpsrc address=127.0.0.1 port={port} buffer-size=33554432 caps=\"application/x-rtp,"
-    "media=video,clock-rate=90000,encoding-name=RAW,sampling=YCbCr-4:2:0,depth=(string)8,"
-    f"width=(string){W},height=(string){H}\" ! rtpjitterbuffer latency=200 ! rtpvrawdepay "
+    f"media=video,clock-rate=90000,{rtp_caps}\" ! rtpjitterbuffer latency=200 ! {depay} "
     f"! identity name=gap ! echoviewclassify name=c model-file={model} {reset_on} "
     "! fakesink name=sink sync=false")
 send = Gst.parse_launch(
     f"echophantomsrc view={view} is-live=true num-buffers={seconds * FPS} "
     f"! video/x-raw,format=GRAY8,width={W},height={H},framerate={FPS}/1 ! videoconvert "
-    "! video/x-raw,format=I420 ! rtpvrawpay name=pay mtu=1400 ! netsim drop-probability=0.0005 "
-    f"! udpsink host=127.0.0.1 port={port} sync=false")
+    f"! video/x-raw,format=I420 ! identity name=pay ! {pay} "
+    f"! netsim drop-probability=0.0005 ! udpsink host=127.0.0.1 port={port} sync=false")
 frames = {"sent": 0, "total": 0, "after": 0, "match": 0, "discont": 0, "first": None}
 
 
@@ -76,8 +98,13 @@ send.set_state(Gst.State.PLAYING)
 # a loaded machine renders the phantom slower than real time: wait for all of it
 send.get_bus().timed_pop_filtered(30 * seconds * Gst.SECOND,
                                   Gst.MessageType.EOS | Gst.MessageType.ERROR)
-time.sleep(2)  # let the tail arrive (a bus pop would discard the messages counted below)
 send.set_state(Gst.State.NULL)
+# the tail: until no frame came out for 3 s (a loaded receiver decodes and classifies behind the
+# sender; a bus pop would discard the messages counted below)
+seen = -1
+while frames["total"] != seen:
+    seen = frames["total"]
+    time.sleep(3)
 changes, resets = [], 0
 bus = recv.get_bus()
 while (msg := bus.pop_filtered(Gst.MessageType.ELEMENT)) is not None:
@@ -89,7 +116,7 @@ while (msg := bus.pop_filtered(Gst.MessageType.ELEMENT)) is not None:
 recv.set_state(Gst.State.NULL)
 
 share = frames["match"] / frames["after"] if frames["after"] else 0
-print(f"{frames['sent']} frames sent in {time.monotonic() - t0:.1f} s, "
+print(f"{encoding}: {frames['sent']} frames sent in {time.monotonic() - t0:.1f} s, "
       f"{frames['total']} arrived, {frames['discont']} DISCONT; stable "
       f"label {view} on {100 * share:.2f} % after the first second; changes {changes}, "
       f"resets {resets}")

@@ -4,30 +4,17 @@
  * with its error text. Prints one line per check; exits 0 when all pass, 1 otherwise. */
 #include "ev_base.h"
 #include "media.h"
+#include "test_util.h"
 
 #include <png.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int failures, checks;
 static char tmpdir[256];
 
-static void check(bool ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    checks++;
-    if (!ok)
-        failures++;
-}
 
 static const char *tmp_path(const char *name)
 {
@@ -211,7 +198,7 @@ static void test_round_trips(void)
             const char *png = tmp_path("round.png");
             rc = rc ? rc : media_image_write_png(png, &img, &err);
             rc = rc ? rc : media_image_read(png, &back, &err);
-            check(rc == EV_OK && images_equal(&img, &back), "PNG round trip %d-bit %d-channel %s",
+            CHECK(rc == EV_OK && images_equal(&img, &back), "PNG round trip %d-bit %d-channel %s",
                   depth, channels, rc ? err.message : "");
             if (rc == EV_OK)
                 media_image_free(&back);
@@ -220,7 +207,7 @@ static void test_round_trips(void)
                 const char *pgm = tmp_path("round.pnm");
                 rc = media_image_write_pgm(pgm, &img, &err);
                 rc = rc ? rc : media_image_read(pgm, &back, &err);
-                check(rc == EV_OK && images_equal(&img, &back),
+                CHECK(rc == EV_OK && images_equal(&img, &back),
                       "PGM/PPM round trip %d-bit %d-channel %s", depth, channels,
                       rc ? err.message : "");
                 if (rc == EV_OK)
@@ -241,7 +228,7 @@ static void test_round_trips(void)
     size_t size = 0;
     uint8_t *bytes = slurp(path, &size);
     static const char expect[] = "P5\n2 1\n65535\n\x12\x34\xfe\xdc";
-    check(bytes && size == sizeof expect - 1 && memcmp(bytes, expect, size) == 0,
+    CHECK(bytes && size == sizeof expect - 1 && memcmp(bytes, expect, size) == 0,
           "16-bit PGM on disk: header and big-endian samples");
     free(bytes);
     media_image_free(&img);
@@ -259,7 +246,7 @@ static void test_round_trips(void)
     path = tmp_path("padded.png");
     int rc = media_image_write_png(path, &padded, &err);
     rc = rc ? rc : media_image_read(path, &back, &err);
-    check(rc == EV_OK && images_equal(&tight, &back) && back.stride == 15,
+    CHECK(rc == EV_OK && images_equal(&tight, &back) && back.stride == 15,
           "PNG writer honours a padded stride; reader returns packed rows");
     if (rc == EV_OK)
         media_image_free(&back);
@@ -280,17 +267,17 @@ static void test_png_colour_types(void)
     const char *path = tmp_path("ga.png");
     write_raw_png(path, &r);
     int rc = media_image_read(path, &img, &err);
-    check(rc == EV_OK && img.channels == 2 && img.bit_depth == 8 && img.width == 3 &&
+    CHECK(rc == EV_OK && img.channels == 2 && img.bit_depth == 8 && img.width == 3 &&
               img.height == 2 && memcmp(img.data, ga, 12) == 0,
           "gray+alpha PNG read as 2 channels with alpha kept");
     if (rc == EV_OK) {
         ev_frame frame;
         rc = media_image_as_frame(&img, &frame, &err);
-        check(rc == EV_ERR_UNSUPPORTED && strstr(err.message, "media_image_to_gray8"),
+        CHECK(rc == EV_ERR_UNSUPPORTED && strstr(err.message, "media_image_to_gray8"),
               "gray+alpha has no frame format: \"%s\"", err.message);
         media_image gray;
         rc = media_image_to_gray8(&img, &gray, &err);
-        check(rc == EV_OK && gray.data[0] == 3 && gray.data[1] == 43 && gray.data[5] == 203,
+        CHECK(rc == EV_OK && gray.data[0] == 3 && gray.data[1] == 43 && gray.data[5] == 203,
               "gray+alpha to gray8 drops alpha");
         if (rc == EV_OK)
             media_image_free(&gray);
@@ -305,7 +292,7 @@ static void test_png_colour_types(void)
     write_raw_png(path, &r);
     rc = media_image_read(path, &img, &err);
     static const uint8_t rgb[12] = {10, 20, 30, 200, 100, 50, 255, 255, 255, 10, 20, 30};
-    check(rc == EV_OK && img.channels == 3 && img.bit_depth == 8 && img.width == 4 &&
+    CHECK(rc == EV_OK && img.channels == 3 && img.bit_depth == 8 && img.width == 4 &&
               memcmp(img.data, rgb, 12) == 0,
           "4-bit palette PNG expanded to RGB %s", rc ? err.message : "");
     if (rc == EV_OK)
@@ -320,7 +307,7 @@ static void test_png_colour_types(void)
     rc = media_image_read(path, &img, &err);
     static const uint8_t rgba[16] = {10,  20,  30,  0,   200, 100, 50, 128,
                                      255, 255, 255, 255, 10,  20,  30, 0};
-    check(rc == EV_OK && img.channels == 4 && memcmp(img.data, rgba, 16) == 0,
+    CHECK(rc == EV_OK && img.channels == 4 && memcmp(img.data, rgba, 16) == 0,
           "palette PNG with tRNS expanded to RGBA");
     if (rc == EV_OK)
         media_image_free(&img);
@@ -331,7 +318,7 @@ static void test_png_colour_types(void)
     path = tmp_path("bits.png");
     write_raw_png(path, &r);
     rc = media_image_read(path, &img, &err);
-    check(rc == EV_OK && img.channels == 1 && img.bit_depth == 8 && img.data[0] == 255 &&
+    CHECK(rc == EV_OK && img.channels == 1 && img.bit_depth == 8 && img.data[0] == 255 &&
               img.data[1] == 0 && img.data[2] == 255,
           "1-bit gray PNG expanded to 8-bit 0/255");
     if (rc == EV_OK)
@@ -350,11 +337,11 @@ static void test_png_colour_types(void)
     bool same = rc == EV_OK && img.bit_depth == 16 && img.channels == 1;
     for (int i = 0; same && i < 63; i++)
         same = sample16(&img, i % 9, i / 9, 0) == (uint16_t)((i * 4) << 8 | (255 - i));
-    check(same, "interlaced 16-bit PNG read in host order");
+    CHECK(same, "interlaced 16-bit PNG read in host order");
     if (rc == EV_OK) {
         ev_frame frame;
         rc = media_image_as_frame(&img, &frame, &err);
-        check(rc == EV_OK && frame.format == EV_PIXEL_GRAY16 && frame.stride == 18 &&
+        CHECK(rc == EV_OK && frame.format == EV_PIXEL_GRAY16 && frame.stride == 18 &&
                   frame.width == 9 && frame.height == 7,
               "16-bit gray image is a GRAY16 frame");
         media_image_free(&img);
@@ -370,13 +357,13 @@ static void test_pnm_read(void)
                              "\x01\x02\x03\xfa\xfb\xfc";
     int rc = media_image_read_memory((const uint8_t *)p6, sizeof p6 - 1, &img, &err);
     static const uint8_t p6_pixels[6] = {1, 2, 3, 250, 251, 252};
-    check(rc == EV_OK && img.channels == 3 && img.bit_depth == 8 && img.width == 2 &&
+    CHECK(rc == EV_OK && img.channels == 3 && img.bit_depth == 8 && img.width == 2 &&
               img.height == 1 && memcmp(img.data, p6_pixels, 6) == 0,
           "PPM (P6) with comments read %s", rc ? err.message : "");
     if (rc == EV_OK) {
         ev_frame frame;
         rc = media_image_as_frame(&img, &frame, &err);
-        check(rc == EV_OK && frame.format == EV_PIXEL_RGB && frame.data == img.data,
+        CHECK(rc == EV_OK && frame.format == EV_PIXEL_RGB && frame.data == img.data,
               "RGB image is an RGB frame without a copy");
         media_image_free(&img);
     }
@@ -384,14 +371,14 @@ static void test_pnm_read(void)
     static const char p3[] = "P3 2 2 255\n255 0 0  0 255 0\n0 0 255  7 8 9\n";
     rc = media_image_read_memory((const uint8_t *)p3, sizeof p3 - 1, &img, &err);
     static const uint8_t p3_pixels[12] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 7, 8, 9};
-    check(rc == EV_OK && img.channels == 3 && memcmp(img.data, p3_pixels, 12) == 0,
+    CHECK(rc == EV_OK && img.channels == 3 && memcmp(img.data, p3_pixels, 12) == 0,
           "ASCII PPM (P3) read");
     if (rc == EV_OK)
         media_image_free(&img);
 
     static const char p2[] = "P2\n3 1\n4095\n0 2048 4095";
     rc = media_image_read_memory((const uint8_t *)p2, sizeof p2 - 1, &img, &err);
-    check(rc == EV_OK && img.bit_depth == 16 && sample16(&img, 0, 0, 0) == 0 &&
+    CHECK(rc == EV_OK && img.bit_depth == 16 && sample16(&img, 0, 0, 0) == 0 &&
               sample16(&img, 1, 0, 0) == 2048 && sample16(&img, 2, 0, 0) == 4095,
           "ASCII PGM (P2) maxval 4095: 16-bit, raw values kept");
     if (rc == EV_OK)
@@ -399,7 +386,7 @@ static void test_pnm_read(void)
 
     static const char p5[] = "P5 3 1 100\n\x00\x32\x64";
     rc = media_image_read_memory((const uint8_t *)p5, sizeof p5 - 1, &img, &err);
-    check(rc == EV_OK && img.bit_depth == 8 && sample8(&img, 1, 0, 0) == 50 &&
+    CHECK(rc == EV_OK && img.bit_depth == 8 && sample8(&img, 1, 0, 0) == 50 &&
               sample8(&img, 2, 0, 0) == 100,
           "PGM maxval 100: 8-bit, raw values kept (not rescaled)");
     if (rc == EV_OK)
@@ -418,7 +405,7 @@ static void test_gray8(void)
     media_image_alloc(&img, 8, 1, 3, 8, &err);
     memcpy(img.data, colours, sizeof colours);
     int rc = media_image_to_gray8(&img, &gray, &err);
-    check(rc == EV_OK && gray.channels == 1 && gray.bit_depth == 8 &&
+    CHECK(rc == EV_OK && gray.channels == 1 && gray.bit_depth == 8 &&
               memcmp(gray.data, expect, 8) == 0,
           "RGB to gray8: BT.601 rounded (76 150 29 255 0 128 124 1)");
     if (rc == EV_OK)
@@ -429,7 +416,7 @@ static void test_gray8(void)
     static const uint8_t rgba[8] = {255, 0, 0, 0, 0, 0, 255, 255};
     memcpy(img.data, rgba, 8);
     rc = media_image_to_gray8(&img, &gray, &err);
-    check(rc == EV_OK && gray.data[0] == 76 && gray.data[1] == 29, "RGBA to gray8 ignores alpha");
+    CHECK(rc == EV_OK && gray.data[0] == 76 && gray.data[1] == 29, "RGBA to gray8 ignores alpha");
     if (rc == EV_OK)
         media_image_free(&gray);
     media_image_free(&img);
@@ -438,7 +425,7 @@ static void test_gray8(void)
     uint16_t v[3] = {0x12ff, 0xffff, 0x00ff};
     memcpy(img.data, v, 6);
     rc = media_image_to_gray8(&img, &gray, &err);
-    check(rc == EV_OK && gray.data[0] == 0x12 && gray.data[1] == 0xff && gray.data[2] == 0,
+    CHECK(rc == EV_OK && gray.data[0] == 0x12 && gray.data[1] == 0xff && gray.data[2] == 0,
           "16-bit gray to gray8 keeps the high byte");
     if (rc == EV_OK)
         media_image_free(&gray);
@@ -448,12 +435,12 @@ static void test_gray8(void)
     uint16_t white[3] = {65535, 65535, 65535};
     memcpy(img.data, white, 6);
     rc = media_image_to_gray8(&img, &gray, &err);
-    check(rc == EV_OK && gray.data[0] == 255, "16-bit RGB white to gray8 is 255");
+    CHECK(rc == EV_OK && gray.data[0] == 255, "16-bit RGB white to gray8 is 255");
     if (rc == EV_OK)
         media_image_free(&gray);
     ev_frame frame;
     rc = media_image_as_frame(&img, &frame, &err);
-    check(rc == EV_ERR_UNSUPPORTED, "16-bit RGB has no frame format: \"%s\"", err.message);
+    CHECK(rc == EV_ERR_UNSUPPORTED, "16-bit RGB has no frame format: \"%s\"", err.message);
     media_image_free(&img);
 }
 
@@ -463,7 +450,7 @@ static void expect_error(int rc, const ev_error *err, int code, const char *what
 {
     bool ok = rc == code && err->code == code && (!frag1 || strstr(err->message, frag1)) &&
               (!frag2 || strstr(err->message, frag2));
-    check(ok, "%s -> %d \"%s\"", what, rc, err->message);
+    CHECK(ok, "%s -> %d \"%s\"", what, rc, err->message);
 }
 
 static void expect_read_error(const char *bytes, size_t size, int code, const char *what,
@@ -473,7 +460,7 @@ static void expect_read_error(const char *bytes, size_t size, int code, const ch
     ev_error err = {0};
     int rc = media_image_read_memory((const uint8_t *)bytes, size, &img, &err);
     expect_error(rc, &err, code, what, frag1, frag2);
-    check(img.data == NULL, "%s leaves the output empty", what);
+    CHECK(img.data == NULL, "%s leaves the output empty", what);
     if (rc == EV_OK)
         media_image_free(&img);
 }
@@ -598,7 +585,7 @@ static void test_bad_inputs(void)
     rc = media_image_write_pgm(path, &ga, &err);
     expect_error(rc, &err, EV_ERR_INVALID, "PGM writer refuses 2 channels", "1 or 3 channels",
                  NULL);
-    check(access(path, F_OK) != 0, "no file left behind by a refused write");
+    CHECK(access(path, F_OK) != 0, "no file left behind by a refused write");
     rc = media_image_write_png(tmp_path("no/such/dir.png"), &ga, &err);
     expect_error(rc, &err, EV_ERR_IO, "PNG writer into a missing folder", "cannot create", NULL);
     ga.bit_depth = 12;
@@ -638,6 +625,5 @@ int main(void)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         remove(tmp_path(names[i]));
     rmdir(tmpdir);
-    printf("%d/%d checks passed\n", checks - failures, checks);
-    return failures ? 1 : 0;
+    return test_finish();
 }

@@ -4,8 +4,8 @@
  * pixels than the file holds, a CMYK file, garbage after the SOI marker. Skips (77) in a build
  * without libjpeg, after checking the message that build gives. */
 #include "media.h"
+#include "test_util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +13,7 @@
 #include <jpeglib.h>
 #endif
 
-static int failures;
 
-static void check(bool ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    failures += !ok;
-}
 
 static void expect_error(const uint8_t *bytes, size_t size, int code, const char *what,
                          const char *text)
@@ -32,9 +21,9 @@ static void expect_error(const uint8_t *bytes, size_t size, int code, const char
     media_image img = {0};
     ev_error err = {0};
     int rc = media_image_read_memory(bytes, size, &img, &err);
-    check(rc == code && strstr(err.message, text) != NULL, "%s: code %d, '%s' (want '%s')", what,
+    CHECK(rc == code && strstr(err.message, text) != NULL, "%s: code %d, '%s' (want '%s')", what,
           rc, err.message, text);
-    check(img.data == NULL, "%s: no image left behind", what);
+    CHECK(img.data == NULL, "%s: no image left behind", what);
 }
 
 #ifdef MEDIA_HAVE_JPEG
@@ -87,10 +76,10 @@ static void round_trips(void)
         int d = abs((int)img.data[(i / W) * img.stride + i % W] - gray[i]);
         worst = d > worst ? d : worst;
     }
-    check(!rc && img.width == W && img.height == H && img.channels == 1 && img.bit_depth == 8,
+    CHECK(!rc && img.width == W && img.height == H && img.channels == 1 && img.bit_depth == 8,
           "gray JPEG: %dx%d, %d channel(s), %d bits (%s)", img.width, img.height, img.channels,
           img.bit_depth, err.message);
-    check(!rc && worst <= 3, "gray JPEG within 3 of the source (worst %d)", worst);
+    CHECK(!rc && worst <= 3, "gray JPEG within 3 of the source (worst %d)", worst);
     media_image_free(&img);
 
     /* truncated in the headers, and in the scan (libjpeg pads it with grey and warns) */
@@ -116,7 +105,7 @@ static void round_trips(void)
         int d = abs((int)img.data[(i / (W * 3)) * img.stride + i % (W * 3)] - rgb[i]);
         worst = d > worst ? d : worst;
     }
-    check(!rc && img.channels == 3 && img.width == W && worst <= 8,
+    CHECK(!rc && img.channels == 3 && img.width == W && worst <= 8,
           "colour JPEG: RGB, within 8 of the source (worst %d; %s)", worst, err.message);
     media_image_free(&img);
     free(file);
@@ -131,19 +120,18 @@ int main(void)
 {
     static const uint8_t garbage[] = {0xff, 0xd8, 0xff, 0x00, 0x01, 0x02, 0x03, 0x04};
 #ifdef MEDIA_HAVE_JPEG
-    check(media_jpeg_supported(), "built with JPEG support");
+    CHECK(media_jpeg_supported(), "built with JPEG support");
     expect_error(garbage, sizeof garbage, EV_ERR_FORMAT, "garbage after SOI", "bad JPEG: ");
     round_trips();
 #else
-    check(!media_jpeg_supported(), "built without JPEG support");
+    CHECK(!media_jpeg_supported(), "built without JPEG support");
     expect_error(garbage, sizeof garbage, EV_ERR_UNSUPPORTED, "JPEG without libjpeg",
                  "install libjpeg62-turbo-dev and rebuild");
-    return failures ? 1 : 77;
+    return test_failures ? 1 : 77;
 #endif
     uint8_t dicm[132] = {0};
     memcpy(dicm + 128, "DICM", 4);
     expect_error(dicm, sizeof dicm, EV_ERR_UNSUPPORTED, "DICOM given to the image reader",
                  "a DICOM file, not an image");
-    printf("%s\n", failures ? "FAILED" : "all passed");
-    return failures ? 1 : 0;
+    return test_finish();
 }

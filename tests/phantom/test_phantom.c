@@ -7,24 +7,14 @@
  * from renderers on two threads, and rejection of bad arguments. Exit 0 pass, 1 fail.
  */
 #include "echophantom.h"
+#define TEST_QUIET /* checks in loops and on render threads: only failures print */
+#include "test_util.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            failures++;                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fprintf(stderr, "\n");                                          \
-        }                                                                   \
-    } while (0)
 
 static const char *const expected_names[14] = {
     "A2CH",         "A3CH",          "A4CH-LV",   "A4CH-RV",      "A5CH",
@@ -506,10 +496,5 @@ int main(void)
     test_views_differ();
     test_threads();
     test_bad_arguments();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("phantom: all tests passed\n");
-    return 0;
+    return test_finish();
 }

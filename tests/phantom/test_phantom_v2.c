@@ -12,24 +12,14 @@
  * rejection of bad version-2 fields. Exit 0 pass, 1 fail.
  */
 #include "echophantom.h"
+#define TEST_QUIET /* checks in loops and on render threads: only failures print */
+#include "test_util.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            failures++;                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fprintf(stderr, "\n");                                          \
-        }                                                                   \
-    } while (0)
 
 enum { W = 160, H = 120, S = 128 };
 
@@ -469,10 +459,5 @@ int main(void)
     test_statistics();
     test_apical_framing();
     test_bad_fields();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("phantom v2: all tests passed\n");
-    return 0;
+    return test_finish();
 }

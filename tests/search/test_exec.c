@@ -8,6 +8,7 @@
 #include "golden_util.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void check_fixture(const char *root, const char *name, int threads)
 {
@@ -83,6 +84,20 @@ static void check_vs_reference(void)
     ev_net_init_weights(ref, 5);
     ev_net_copy_params(a, ref, &err);
     ev_net_copy_params(b, ref, &err);
+    { /* another width: the error names the tensor and both shapes */
+        ev_net_config wide = cfg;
+        wide.init_channels = 6;
+        ev_net *w = NULL;
+        ev_error e2 = {0};
+        if (ev_net_create(&wide, batch, true, &w, &e2) == 0) {
+            int crc = ev_net_copy_params(w, ref, &e2);
+            CHECK(crc == EV_ERR_INVALID && strstr(e2.message, "is [") &&
+                      strstr(e2.message, "in the source, [") && strstr(e2.message, "destination"),
+                  "copying into a wider network names the tensor and both shapes: %s",
+                  e2.message);
+            ev_net_free(w);
+        }
+    }
     search_exec_create(a, 1, &ea, &err);
     search_exec_create(b, 3, &eb, &err);
     float *x = malloc(sizeof(float) * batch * 40 * 40);
@@ -159,11 +174,34 @@ out:
     ev_net_free(b);
 }
 
+/* A network with ops the executor has no kernels for (VGG16: convolution biases, the adaptive
+ * pool, dropout) is refused by name, never trained as something else. */
+static void check_refused(void)
+{
+    ev_net_config cfg = {.arch = EV_ARCH_VGG16,
+                         .in_channels = 1,
+                         .num_classes = 14,
+                         .input_height = 32,
+                         .input_width = 32};
+    ev_net *net = NULL;
+    search_exec *ex = NULL;
+    ev_error err = {0};
+    int rc = ev_net_create(&cfg, 2, false, &net, &err);
+    CHECK(rc == 0, "vgg16 network (%s)", rc ? err.message : "ok");
+    if (rc)
+        return;
+    CHECK_ERR(search_exec_create(net, 1, &ex, &err), err, "not supported by the training executor",
+              "vgg16 is refused by the training executor");
+    search_exec_free(ex);
+    ev_net_free(net);
+}
+
 int main(int argc, char **argv)
 {
     const char *root = argc > 1 ? argv[1] : "tests/fixtures";
     for (size_t i = 0; i < GOLDEN_FIXTURE_COUNT; i++)
         check_fixture(root, golden_fixture_names[i], i % 2 ? 2 : 1);
     check_vs_reference();
+    check_refused();
     return test_finish();
 }

@@ -1,6 +1,6 @@
 /* test_sampler_metrics.c: balanced batches have exact per-view counts; metrics match confusion
  * matrices computed by hand; the transfer augmentation is deterministic and keeps left left;
- * expected calibration error on hand-made predictions. */
+ * expected calibration error on hand-made predictions; bootstrap intervals resample patients. */
 #include "ev_search.h"
 #include "test_util.h"
 
@@ -195,8 +195,85 @@ static void calibration_tests(void)
           r.unknown_fraction, r.accepted_accuracy);
 }
 
+/* n patients of f frames each; patient p's frames are all right when right[p], all wrong
+ * otherwise (predicted class 1 for truth 0). */
+static void bootstrap_case(int n, int f, const bool *right, int resamples, uint64_t seed,
+                           search_bootstrap *out)
+{
+    search_dataset ds = {0};
+    int32_t labels[400], pred[400], patient[400];
+    for (int p = 0; p < n; p++)
+        for (int j = 0; j < f; j++) {
+            labels[p * f + j] = 0;
+            pred[p * f + j] = right[p] ? 0 : 1;
+            patient[p * f + j] = p;
+        }
+    ds.count = n * f;
+    ds.labels = labels;
+    ds.patient = patient;
+    ds.num_patients = n;
+    search_eval_result r = {.predicted = pred, .k = 2};
+    ev_error err = {0};
+    CHECK(search_bootstrap_intervals(&ds, &r, resamples, seed, &err) == EV_OK, "bootstrap: %s",
+          err.message);
+    *out = r.bootstrap;
+}
+
+static void bootstrap_tests(void)
+{
+    search_bootstrap b, b2;
+    /* two patients of 10 frames, one all right, one all wrong: each resample draws 2 patients,
+     * so its accuracy is 0, 0.5 or 1 (p 1/4, 1/2, 1/4) and the 95 % interval is [0, 1]; a
+     * bootstrap over the 20 frames one by one would give about [0.3, 0.7] */
+    bool two[2] = {true, false};
+    bootstrap_case(2, 10, two, 1000, 1, &b);
+    CHECK(b.resamples == 1000 && b.patients == 2 && b.accuracy[0] == 0.0 &&
+              b.accuracy[1] == 1.0,
+          "2 patients, one right and one wrong: accuracy interval [%.3f, %.3f] = [0, 1] "
+          "(patients resampled, not frames)",
+          b.accuracy[0], b.accuracy[1]);
+    /* every frame right: no spread */
+    bool all[8] = {true, true, true, true, true, true, true, true};
+    bootstrap_case(8, 5, all, 500, 7, &b);
+    CHECK(b.accuracy[0] == 1.0 && b.accuracy[1] == 1.0 && b.macro_f1[0] == 1.0 &&
+              b.macro_f1[1] == 1.0,
+          "all right: intervals [1, 1] (%.3f-%.3f, F1 %.3f-%.3f)", b.accuracy[0], b.accuracy[1],
+          b.macro_f1[0], b.macro_f1[1]);
+    /* 40 patients, 20 right: accuracy 0.5 with a binomial standard error of
+     * sqrt(0.25 / 40) = 0.079, so a 95 % interval near 0.5 -/+ 0.155 = [0.345, 0.655] */
+    bool half[40];
+    for (int p = 0; p < 40; p++)
+        half[p] = p % 2 == 0;
+    bootstrap_case(40, 3, half, 4000, 3, &b);
+    CHECK(fabs(b.accuracy[0] - 0.345) < 0.04 && fabs(b.accuracy[1] - 0.655) < 0.04 &&
+              b.macro_f1[0] < b.macro_f1[1],
+          "40 patients, half right: accuracy interval [%.3f, %.3f] near the normal "
+          "approximation's [0.345, 0.655]; macro F1 [%.3f, %.3f]",
+          b.accuracy[0], b.accuracy[1], b.macro_f1[0], b.macro_f1[1]);
+    bootstrap_case(40, 3, half, 4000, 3, &b2);
+    CHECK(!memcmp(&b, &b2, sizeof b), "the same seed gives the same intervals");
+    /* few resamples, so that the percentiles interpolate between draws that differ by seed */
+    bootstrap_case(40, 3, half, 37, 3, &b);
+    bootstrap_case(40, 3, half, 37, 4, &b2);
+    CHECK(b.accuracy[0] != b2.accuracy[0] || b.accuracy[1] != b2.accuracy[1] ||
+              b.macro_f1[0] != b2.macro_f1[0] || b.macro_f1[1] != b2.macro_f1[1],
+          "another seed draws other resamples ([%.4f, %.4f] against [%.4f, %.4f])",
+          b.accuracy[0], b.accuracy[1], b2.accuracy[0], b2.accuracy[1]);
+    /* one patient: nothing to resample */
+    bootstrap_case(1, 10, two, 1000, 1, &b);
+    CHECK(b.resamples == 0 && b.patients == 1, "one patient: no interval (%d resamples)",
+          b.resamples);
+    search_dataset ds = {0};
+    search_eval_result r = {.k = 2};
+    ev_error err = {0};
+    CHECK(search_bootstrap_intervals(&ds, &r, 0, 1, &err) == EV_ERR_INVALID &&
+              strstr(err.message, "0 resamples outside 1..100000"),
+          "0 resamples refused: %s", err.message);
+}
+
 int main(void)
 {
+    bootstrap_tests();
     sampler_tests();
     metrics_tests();
     augment_tests();

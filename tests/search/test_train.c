@@ -276,6 +276,46 @@ int main(void)
     CHECK_ERR(rc, err, "an 'other' class goes after the 14 views", "--other with a class list");
 
     search_dataset_free(ds);
+
+    /* a baseline (ResNet18 at 32 px) through the same trainer: a few steps decrease the loss */
+    dso.width = dso.height = 32;
+    rc = search_dataset_load(data, &dso, &ds, &err);
+    char rdir[512];
+    snprintf(rdir, sizeof rdir, "%s/resnet18", root);
+    o = base(ds, rdir);
+    o.arch = EV_ARCH_RESNET18;
+    o.size = 32;
+    o.batch = 4;
+    o.epochs = 3;
+    o.max_steps = 4;
+    o.lr = 1e-3f;
+    if (!rc)
+        rc = search_train(&o, &r, &err);
+    snprintf(pa, sizeof pa, "%s/train.jsonl", rdir);
+    f = fopen(pa, "r");
+    first = last = 0;
+    lines = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *t = strstr(line, "\"train_loss\":");
+        if (t) {
+            last = atof(t + 13);
+            if (!lines++)
+                first = last;
+        }
+    }
+    if (f)
+        fclose(f);
+    snprintf(pa, sizeof pa, "%s/model.yaml", rdir);
+    m = NULL;
+    if (!rc)
+        rc = ev_model_load(pa, &m, &err);
+    CHECK(rc == 0 && lines == 3 && last < first && m &&
+              ev_model_network(m)->cfg.arch == EV_ARCH_RESNET18,
+          "resnet18 at 32 px trains: loss %.3f -> %.3f over %d epochs, bundle says arch resnet18 "
+          "(%s)",
+          first, last, lines, rc ? err.message : "ok");
+    ev_model_free(m);
+    search_dataset_free(ds);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)

@@ -97,6 +97,41 @@ check(rc == 2 and "unknown backend 'warp'" in err, "classify: unknown backend is
 rc, out, err = run("classify", "--model", FIXTURE)
 check(rc == 2 and "no input files" in err, "classify without files: usage error")
 
+# classify --auto-roi checks the screen type first: phantom v2 M-mode/PW/CW/TDI screens have no
+# fan and are answered unknown by this 14-class bundle (no `other` class), 2D frames keep the
+# network's answer; --no-screen-check leaves the check out
+ph = os.path.join(tmp, "ph")
+rc, out, err = run("phantom", "--out", ph, "--patients", "2", "--frames-per-patient", "1",
+                   "--seed", "31", "--full-frame", "640x480", "--phantom-version", "2",
+                   "--views", "A4CH-LV,PLAX-full,other", "--threads", "1")
+check(rc == 0, f"phantom v2 screens for the screen check ({err.strip()[:200]})")
+frames = []
+if rc == 0:
+    with open(os.path.join(ph, "manifest.csv")) as f:
+        rows = [line.strip().split(",") for line in f.readlines()[1:]]
+    frames = [(os.path.join(ph, r[0]), r[1]) for r in rows]
+rc, out, err = run("classify", "--model", FIXTURE, "--auto-roi", *[f for f, _ in frames])
+res = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+rc2, out2, err2 = run("classify", "--model", FIXTURE, "--auto-roi", "--no-screen-check",
+                      *[f for f, _ in frames])
+res2 = [json.loads(line) for line in out2.splitlines() if line.startswith("{")]
+check(rc == 0 and rc2 == 0 and len(res) == len(frames) == 6 and len(res2) == 6,
+      f"classify --auto-roi on the phantom screens (rc {rc}, {len(res)} results)")
+for (f, label), o, o2 in zip(frames, res, res2):
+    s = o.get("screen", {})
+    if label == "other":
+        check(s.get("type") == "not-2d" and o["label"] == "unknown" and o["label_id"] == -1
+              and o["confidence"] == 0 and sum(o["probabilities"].values()) == 0
+              and o.get("best_guess") == o2["label"] and s.get("reason"),
+              f"classify: a non-2D screen is unknown with the screen's reason ({f}: {o})")
+    else:
+        check(s.get("type") == "2d" and o["label"] == o2["label"]
+              and o["probabilities"] == o2["probabilities"],
+              f"classify: a 2D frame keeps the network's answer ({f}: {s})")
+    check("screen" not in o2, "classify --no-screen-check reports no screen")
+rc, out, err = run("classify", "--model", FIXTURE, "--no-screen-check", g8)
+check(rc == 2 and "--auto-roi" in err, "classify --no-screen-check without --auto-roi: usage error")
+
 # bench
 rc, out, err = run("bench", "--model", FIXTURE, "--backend", "reference", "--iterations", "20", "--warmup", "2")
 b = json.loads(out) if rc == 0 else {}
@@ -163,6 +198,17 @@ check(rc == 2 and "echoview eval: --split test, val, train or all, got 'holdout'
 rc, out, err = run("train", "--seed", "x7")
 check(rc == 2 and "--seed wants a non-negative integer seed, not 'x7'" in err,
       "train --seed: a bad seed is a usage error")
+# required options: all of them named, whichever is missing, then the usage (exit 2)
+for args, want in ((("inspect",), "echoview inspect: --model is required\n"),
+                   (("classify", "a.png"), "echoview classify: --model is required\n"),
+                   (("eval", "--model", FIXTURE), "echoview eval: --model and --data are required\n"),
+                   (("adapt", "--data", tmp, "--out", tmp),
+                    "echoview adapt: --model, --data and --out are required\n"),
+                   (("export", "--model", FIXTURE, "--format", "onnx"),
+                    "echoview export: --model, --format and --out are required\n")):
+    rc, out, err = run(*args)
+    check(rc == 2 and err.startswith(want) and f"usage: echoview {args[0]} " in err,
+          f"{args[0]} without a required option: {want.strip()}")
 rc, out, err = run("genotype", os.path.join(ROOT, "models/genotypes/DARTS_V2.yaml"), "extra.yaml")
 check(rc == 2 and "unexpected argument 'extra.yaml'" in err, "genotype: one FILE only")
 
