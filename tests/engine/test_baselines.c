@@ -199,6 +199,30 @@ static void check_step(const char *arch, const char *io_path, const ev_safetenso
     ev_net_free(net);
 }
 
+/* The ONNX exporter writes the model (float32 weights with BN folded into the convolutions:
+ * nearly 4 bytes a parameter); the file is removed again (VGG's is half a gigabyte). */
+static void check_onnx_export(const char *name, const ev_model *model)
+{
+#ifdef EV_HAVE_ONNX_EXPORT
+    char path[512];
+    ev_error err = {0};
+    snprintf(path, sizeof path, "%s/%s.onnx", tmpdir, name);
+    int rc = ev_model_export_onnx(model, path, &err);
+    FILE *f = rc ? NULL : fopen(path, "rb");
+    long size = 0;
+    if (f && fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    if (f)
+        fclose(f);
+    CHECK(rc == 0 && size > 3 * ev_model_num_params(model), "%s: ONNX export, %ld bytes (%s)",
+          name, size, rc ? err.message : "ok");
+    unlink(path);
+#else
+    (void)name;
+    (void)model;
+#endif
+}
+
 static void check_fixture(const char *root, ev_arch arch)
 {
     const char *name = ev_arch_name(arch);
@@ -261,19 +285,7 @@ static void check_fixture(const char *root, ev_arch arch)
             break;
     }
     if (vgg) {
-#ifdef EV_HAVE_ONNX_EXPORT
-        snprintf(path, sizeof path, "%s/%s.onnx", tmpdir, name);
-        rc = ev_model_export_onnx(model, path, &err);
-        FILE *f = rc ? NULL : fopen(path, "rb");
-        long size = 0;
-        if (f && fseek(f, 0, SEEK_END) == 0)
-            size = ftell(f);
-        if (f)
-            fclose(f);
-        CHECK(rc == 0 && size > 3 * ev_model_num_params(model), "%s: ONNX export, %ld bytes (%s)",
-              name, size, rc ? err.message : "ok");
-        unlink(path);
-#endif
+        check_onnx_export(name, model);
         goto out;
     }
 
@@ -294,22 +306,8 @@ static void check_fixture(const char *root, ev_arch arch)
               ev_model_num_params(loaded) == ev_model_num_params(model),
           "%s: bundle round trip (arch in model.yaml, same logits) (%s)", name,
           rc ? err.message : "ok");
-#ifdef EV_HAVE_ONNX_EXPORT
-    if (!rc) {
-        /* DenseNet's BN of a concatenation is exported as Mul and Add */
-        snprintf(path, sizeof path, "%s/%s.onnx", tmpdir, name);
-        rc = ev_model_export_onnx(loaded, path, &err);
-        FILE *f = rc ? NULL : fopen(path, "rb");
-        long size = 0;
-        if (f && fseek(f, 0, SEEK_END) == 0)
-            size = ftell(f);
-        if (f)
-            fclose(f);
-        /* float32 weights with BN folded into the convolutions: nearly 4 bytes a parameter */
-        CHECK(rc == 0 && size > 3 * ev_model_num_params(loaded), "%s: ONNX export, %ld bytes (%s)",
-              name, size, rc ? err.message : "ok");
-    }
-#endif
+    if (!rc)
+        check_onnx_export(name, loaded); /* DenseNet's BN of a concatenation: Mul and Add */
 out:
     ev_plan_free(plan);
     ev_plan_free(plan2);
