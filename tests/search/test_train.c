@@ -78,6 +78,27 @@ static bool same_file(const char *a, const char *b)
     return same;
 }
 
+/* The epochs' train_loss values in DIR/train.jsonl: the count, the first and the last. */
+static int train_losses(const char *dir, double *first, double *last)
+{
+    char path[600], line[1024];
+    int lines = 0;
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    *first = *last = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *t = strstr(line, "\"train_loss\":");
+        if (t) {
+            *last = atof(t + 13);
+            if (!lines++)
+                *first = *last;
+        }
+    }
+    if (f)
+        fclose(f);
+    return lines;
+}
+
 static search_train_options base(search_dataset *ds, const char *out)
 {
     search_train_options o;
@@ -133,21 +154,8 @@ int main(void)
     rc = search_train(&o, &r, &err);
     CHECK(rc == 0 && r.epochs_run == 4, "run A: 4 epochs (%s)", rc ? err.message : "ok");
     /* loss curve from the JSONL log */
-    snprintf(pa, sizeof pa, "%s/train.jsonl", a);
-    FILE *f = fopen(pa, "r");
     double first = 0, last = 0;
-    char line[1024];
-    int lines = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        const char *t = strstr(line, "\"train_loss\":");
-        if (t) {
-            last = atof(t + 13);
-            if (!lines++)
-                first = last;
-        }
-    }
-    if (f)
-        fclose(f);
+    int lines = train_losses(a, &first, &last);
     CHECK(lines == 4 && last < 0.8 * first, "training loss decreases: %.3f -> %.3f over %d epochs",
           first, last, lines);
 
@@ -291,20 +299,7 @@ int main(void)
     o.lr = 1e-3f;
     if (!rc)
         rc = search_train(&o, &r, &err);
-    snprintf(pa, sizeof pa, "%s/train.jsonl", rdir);
-    f = fopen(pa, "r");
-    first = last = 0;
-    lines = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        const char *t = strstr(line, "\"train_loss\":");
-        if (t) {
-            last = atof(t + 13);
-            if (!lines++)
-                first = last;
-        }
-    }
-    if (f)
-        fclose(f);
+    lines = train_losses(rdir, &first, &last);
     snprintf(pa, sizeof pa, "%s/model.yaml", rdir);
     m = NULL;
     if (!rc)
