@@ -49,6 +49,20 @@ def drop_instance(text, instance=None):
     return text.replace('{%s}' % label, '').replace(label + ',', '')
 
 
+
+def self_signed(openssl, folder, names=('a', 'b')):
+    """A self-signed certificate for 127.0.0.1 per name (openssl req -x509, 2 days): {name:
+    (cert.pem, key.pem)} in folder."""
+    pem = {}
+    for name in names:
+        pem[name] = (os.path.join(folder, name + '-cert.pem'),
+                     os.path.join(folder, name + '-key.pem'))
+        subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+                        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+                        '-keyout', pem[name][1], '-out', pem[name][0]],
+                       check=True, capture_output=True, timeout=60)
+    return pem
+
 def wait_until(predicate, timeout, interval=0.1, what='condition'):
     deadline = time.monotonic() + timeout
     last = None

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evdtest import (SKIP, SOCKET_ACTIVATE, Daemon, RtpRawSender, base_config,  # noqa: E402
-                     drop_instance, free_port, run_main, wait_until)
+                     drop_instance, free_port, run_main, self_signed, wait_until)
 
 BASE = base_config(http='  connection-timeout: 2\n  request-size-limit: 8192\n')
 
@@ -726,13 +726,7 @@ def test_tls(env):
         print('openssl not found: skipped')
         return SKIP
     with tempfile.TemporaryDirectory() as tmp:
-        pem = {}
-        for name in ('a', 'b'):
-            pem[name] = (os.path.join(tmp, name + '-cert.pem'), os.path.join(tmp, name + '-key.pem'))
-            subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-                            '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-                            '-keyout', pem[name][1], '-out', pem[name][0]],
-                           check=True, capture_output=True, timeout=60)
+        pem = self_signed(openssl, tmp)
         tls = '  tls-certificate: %s\n  tls-key: %s\n' % pem['a']
         config = BASE.replace('  port: @HTTP_PORT@\n', '  port: @HTTP_PORT@\n' + tls)
         d = Daemon(env, config + 'streams:\n' + phantom_stream('local'), tls_ca=pem['a'][0])

@@ -21,7 +21,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evdtest import SKIP, Daemon, RtpRawSender, free_port, run_main, wait_until  # noqa: E402
+from evdtest import (SKIP, Daemon, RtpRawSender, free_port, run_main, self_signed,  # noqa: E402
+                     wait_until)
 from mqtttest import (Broker, DropServer, Events, Subscriber, metric_value,  # noqa: E402
                       mqtt_section, require_mosquitto)
 from test_daemon import BASE, check_config, rtp_stream  # noqa: E402
@@ -326,14 +327,7 @@ def test_tls(env):
         print('openssl not found: skipped')
         return SKIP
     with tempfile.TemporaryDirectory() as tmp:
-        pem = {}
-        for name in ('a', 'b'):
-            pem[name] = (os.path.join(tmp, name + '-cert.pem'),
-                         os.path.join(tmp, name + '-key.pem'))
-            subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days',
-                            '2', '-subj', '/CN=127.0.0.1', '-addext',
-                            'subjectAltName=IP:127.0.0.1', '-keyout', pem[name][1], '-out',
-                            pem[name][0]], check=True, capture_output=True, timeout=60)
+        pem = self_signed(openssl, tmp)
         os.chmod(pem['a'][1], 0o644)   # the broker may run as another user
         broker = Broker(tls=pem['a'])
         port = free_port(socket.SOCK_DGRAM)
